@@ -1,0 +1,3 @@
+//! Placeholder; the PV image lands with the foundation issue.
+#![no_std]
+#![no_main]
