@@ -1,3 +1,36 @@
-//! Placeholder; the PV image lands with the foundation issue.
+//! xen-vmi-rom: the Xen PV image that carries the VMI ROM.
+//!
+//! Today the image boots on Xen as a 32-bit PAE PV guest and checks the
+//! start-of-day state Xen hands it (the seed of the loader); the ROM and the
+//! loading of a VMI kernel build on it.
 #![no_std]
 #![no_main]
+
+mod cases;
+mod console;
+mod entry;
+mod hv;
+
+use core::panic::PanicInfo;
+
+use crate::console::Console;
+
+/// Called by the entry code with start_info's virtual address.
+extern "C" fn pv_main(start_info: u32) -> ! {
+    let mut con = Console::new();
+    // SAFETY: Xen passes the address of the mapped start_info page in %esi,
+    // and nothing else writes it while the image runs.
+    let si = unsafe { &*(start_info as *const hv::StartInfo) };
+    let verdict = cases::run_all(&mut con, si);
+    con.line(format_args!("Test result: {verdict}"));
+    // A dom0 that asks for reboot makes Xen reset the machine, which with
+    // QEMU's -no-reboot ends the run.
+    hv::shutdown(hv::SHUTDOWN_REBOOT)
+}
+
+#[panic_handler]
+fn panic(info: &PanicInfo) -> ! {
+    let mut con = Console::new();
+    con.line(format_args!("xen-vmi-rom: panic: {info}"));
+    hv::shutdown(hv::SHUTDOWN_CRASH)
+}

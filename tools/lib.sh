@@ -1,0 +1,25 @@
+# Shared by the tools/ scripts: project root, toolchain environments.
+# shellcheck shell=bash
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+# rustup's cargo lives in ~/.cargo/bin; a non-login root shell (CI) may not
+# have it on PATH.
+if [[ -d "${HOME:-/root}/.cargo/bin" && ":$PATH:" != *":${HOME:-/root}/.cargo/bin:"* ]]; then
+    PATH="${HOME:-/root}/.cargo/bin:$PATH"
+fi
+export PATH
+
+# Run a cargo command with the pinned i686 toolchain (Debian's rustc-web: it
+# carries the std sources that -Zbuild-std needs; rustup's toolchains here
+# have none). A separate target dir keeps its artifacts apart from the host's.
+i686_cargo() {
+    local sub="$1"; shift
+    env PATH="/usr/bin:$PATH" RUSTC=/usr/bin/rustc RUSTC_BOOTSTRAP=1 \
+        CARGO_TARGET_DIR="$ROOT/target/i686" \
+        /usr/bin/cargo "$sub" --release --target "$ROOT/i686-rom.json" -Zjson-target-spec \
+        -Zbuild-std=core,compiler_builtins -Zbuild-std-features=compiler-builtins-mem "$@"
+}
+
+# The i686 crates, and where their images land in out/.
+I686_PACKAGES=(xen-vmi-rom)
+I686_OUT="$ROOT/target/i686/i686-rom/release"
