@@ -62,7 +62,9 @@ pub const ACCEPTED_LICENSES: [&[u8]; 2] = [b"GPL", b"GPL v2"];
 
 /// `struct vrom_header` (vmi.h), packed, 144 bytes at the start of the ROM.
 #[repr(C, packed)]
-#[derive(Clone, Copy, Debug, PartialEq, Eq, FromBytes, IntoBytes, KnownLayout, Immutable, Unaligned)]
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, FromBytes, IntoBytes, KnownLayout, Immutable, Unaligned,
+)]
 pub struct VromHeader {
     /// 0x00: option ROM signature, must be [`OPTION_ROM_SIGNATURE`].
     pub rom_signature: u16,
@@ -129,7 +131,9 @@ const _: () = assert!(offset_of!(VromHeader, get_reloc) == GET_RELOCATION_INFO_O
 /// in that order; the PCI specification orders them programming interface,
 /// sub-class, base class. Nothing reads them, so they are one array here.
 #[repr(C, packed)]
-#[derive(Clone, Copy, Debug, PartialEq, Eq, FromBytes, IntoBytes, KnownLayout, Immutable, Unaligned)]
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, FromBytes, IntoBytes, KnownLayout, Immutable, Unaligned,
+)]
 pub struct PciHeader {
     /// 0: [`PCI_DATA_SIGNATURE`] (Linux does not check it).
     pub sig: [u8; 4],
@@ -178,7 +182,9 @@ const _: () = assert!(offset_of!(PciHeader, reserved) == 22);
 /// expansion header Linux reads. Linux's `short res` is the standard's
 /// reserved byte followed by the header checksum byte.
 #[repr(C, packed)]
-#[derive(Clone, Copy, Debug, PartialEq, Eq, FromBytes, IntoBytes, KnownLayout, Immutable, Unaligned)]
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, FromBytes, IntoBytes, KnownLayout, Immutable, Unaligned,
+)]
 pub struct PnpHeader {
     /// 0: [`PNP_SIGNATURE`] (Linux does not check it).
     pub sig: [u8; 4],
@@ -467,17 +473,35 @@ impl fmt::Display for ByteStr<'_> {
 }
 
 /// Reads a fixed-size structure at `offset`, or says which part did not fit.
-fn read_at<T: FromBytes>(bytes: &[u8], offset: usize, part: RomPart) -> Result<T, RomRejection<'_>> {
-    let out_of_bounds = RomRejection::OutOfBounds { part, offset, size: size_of::<T>(), len: bytes.len() };
+fn read_at<T: FromBytes>(
+    bytes: &[u8],
+    offset: usize,
+    part: RomPart,
+) -> Result<T, RomRejection<'_>> {
+    let out_of_bounds = RomRejection::OutOfBounds {
+        part,
+        offset,
+        size: size_of::<T>(),
+        len: bytes.len(),
+    };
     let tail = bytes.get(offset..).ok_or(out_of_bounds)?;
-    T::read_from_prefix(tail).map(|(value, _)| value).map_err(|_| out_of_bounds)
+    T::read_from_prefix(tail)
+        .map(|(value, _)| value)
+        .map_err(|_| out_of_bounds)
 }
 
 /// The NUL-terminated string at `offset`, without its NUL.
 fn c_string_at(bytes: &[u8], offset: usize, part: RomPart) -> Result<&[u8], RomRejection<'_>> {
     let tail = match bytes.get(offset..) {
         Some(tail) if !tail.is_empty() => tail,
-        _ => return Err(RomRejection::OutOfBounds { part, offset, size: 1, len: bytes.len() }),
+        _ => {
+            return Err(RomRejection::OutOfBounds {
+                part,
+                offset,
+                size: 1,
+                len: bytes.len(),
+            })
+        }
     };
     match tail.iter().position(|&b| b == 0) {
         Some(nul) => Ok(&tail[..nul]),
@@ -504,12 +528,19 @@ fn c_string_at(bytes: &[u8], offset: usize, part: RomPart) -> Result<&[u8], RomR
 pub fn check_rom(bytes: &[u8]) -> Result<RomInfo<'_>, RomRejection<'_>> {
     let rom_signature: u16 = read_at(bytes, 0, RomPart::OptionRomSignature)?;
     if rom_signature != OPTION_ROM_SIGNATURE {
-        return Err(RomRejection::NotOptionRom { found: rom_signature });
+        return Err(RomRejection::NotOptionRom {
+            found: rom_signature,
+        });
     }
-    let vrom_signature: u32 =
-        read_at(bytes, offset_of!(VromHeader, vrom_signature), RomPart::VmiSignature)?;
+    let vrom_signature: u32 = read_at(
+        bytes,
+        offset_of!(VromHeader, vrom_signature),
+        RomPart::VmiSignature,
+    )?;
     if vrom_signature != VMI_SIGNATURE {
-        return Err(RomRejection::NotVmi { found: vrom_signature });
+        return Err(RomRejection::NotVmi {
+            found: vrom_signature,
+        });
     }
     let header: VromHeader = read_at(bytes, 0, RomPart::Header)?;
 
@@ -524,35 +555,64 @@ pub fn check_rom(bytes: &[u8]) -> Result<RomInfo<'_>, RomRejection<'_>> {
     if header.pci_header_offs == 0 {
         return Err(RomRejection::NoPciHeader);
     }
-    let pci: PciHeader = read_at(bytes, usize::from(header.pci_header_offs), RomPart::PciHeader)?;
-    let warning = if pci.vendor_id != PCI_VENDOR_ID_VMWARE || pci.device_id != PCI_DEVICE_ID_VMWARE_VMI {
-        Some(RomWarning::UnknownManufacturer { vendor: pci.vendor_id, device: pci.device_id })
-    } else {
-        None
-    };
+    let pci: PciHeader = read_at(
+        bytes,
+        usize::from(header.pci_header_offs),
+        RomPart::PciHeader,
+    )?;
+    let warning =
+        if pci.vendor_id != PCI_VENDOR_ID_VMWARE || pci.device_id != PCI_DEVICE_ID_VMWARE_VMI {
+            Some(RomWarning::UnknownManufacturer {
+                vendor: pci.vendor_id,
+                device: pci.device_id,
+            })
+        } else {
+            None
+        };
 
     let (mut pnp, mut manufacturer, mut product) = (None, None, None);
     if header.pnp_header_offs != 0 {
-        let found: PnpHeader = read_at(bytes, usize::from(header.pnp_header_offs), RomPart::PnpHeader)?;
+        let found: PnpHeader = read_at(
+            bytes,
+            usize::from(header.pnp_header_offs),
+            RomPart::PnpHeader,
+        )?;
         if found.manufacturer_offset != 0 {
-            manufacturer =
-                Some(c_string_at(bytes, usize::from(found.manufacturer_offset), RomPart::Manufacturer)?);
+            manufacturer = Some(c_string_at(
+                bytes,
+                usize::from(found.manufacturer_offset),
+                RomPart::Manufacturer,
+            )?);
         }
         if found.product_offset != 0 {
-            product = Some(c_string_at(bytes, usize::from(found.product_offset), RomPart::Product)?);
+            product = Some(c_string_at(
+                bytes,
+                usize::from(found.product_offset),
+                RomPart::Product,
+            )?);
         }
         pnp = Some(found);
     }
 
     let license = if header.license_offs != 0 {
-        Some(c_string_at(bytes, usize::from(header.license_offs), RomPart::License)?)
+        Some(c_string_at(
+            bytes,
+            usize::from(header.license_offs),
+            RomPart::License,
+        )?)
     } else {
         None
     };
     match license {
-        Some(l) if ACCEPTED_LICENSES.contains(&l) => {
-            Ok(RomInfo { header, pci, pnp, manufacturer, product, license: l, warning })
-        }
+        Some(l) if ACCEPTED_LICENSES.contains(&l) => Ok(RomInfo {
+            header,
+            pci,
+            pnp,
+            manufacturer,
+            product,
+            license: l,
+            warning,
+        }),
         other => Err(RomRejection::NonGplLicense { license: other }),
     }
 }
@@ -575,8 +635,12 @@ pub fn probe_rom_area_reporting<'a>(
     mut on_reject: impl FnMut(u32, &RomRejection<'a>),
 ) -> Option<(u32, RomInfo<'a>)> {
     for addr in probe_addresses() {
-        let Some(start) = addr.checked_sub(area_base) else { continue };
-        let Some(candidate) = area.get(start as usize..).filter(|c| !c.is_empty()) else { continue };
+        let Some(start) = addr.checked_sub(area_base) else {
+            continue;
+        };
+        let Some(candidate) = area.get(start as usize..).filter(|c| !c.is_empty()) else {
+            continue;
+        };
         match check_rom(candidate) {
             Ok(info) => return Some((addr, info)),
             Err(why) => on_reject(addr, &why),
