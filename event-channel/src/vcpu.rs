@@ -1,0 +1,726 @@
+//! One vCPU's event delivery: the fair two-level scan, and the way from a Xen upcall to the
+//! IDT vector the kernel expects.
+//!
+//! # The scan
+//!
+//! `xen/include/public/xen.h` describes the 2-level search: exchange `evtchn_pending_sel`
+//! with 0, and for each selector bit `i` look at `evtchn_pending[i] & ~evtchn_mask[i]`. The
+//! guest clears a port's pending bit before it handles the port, so a raise during handling
+//! sets it again and is not lost. Here, "handling" means requesting the port's vector in the
+//! [`VirtualApic`] (or queueing it for the ROM).
+//!
+//! The scan is round-robin. It starts at a cursor (selector word and bit), walks the 1024
+//! ports in circular order from there, takes at most [`ScanBudget`] ports per round, and
+//! leaves the cursor just after the last port it took. Selector bits of words it did not
+//! finish stay with the vCPU (and `evtchn_upcall_pending` stays set), so the next round
+//! resumes where this one stopped. Within one round a port is taken at most once, even if
+//! it is raised again while the round runs.
+//!
+//! **Fairness bound.** With budget `B`, a port that is pending and unmasked when a round
+//! starts, and stays unmasked, is taken within `N = ceil(1024 / B)` rounds, however busy the
+//! other ports are ([`ScanBudget::fairness_bound`]). Proof: let `d` be the number of ports
+//! from the cursor (inclusive) to the port (exclusive) in circular order, `d <= 1023`. A
+//! round that does not take the port takes `B` ports, all inside that stretch, and leaves the
+//! cursor after them, so `d` drops by at least `B`; a round that starts with `d < B` takes
+//! the port. So the port is taken in round `floor(d / B) + 1 <= ceil(1024 / B)`. The bound is
+//! tight: with every port raised again after each round and the port just behind the cursor,
+//! it takes exactly `N` rounds. With the default budget of 32 ports, `N = 32`; with
+//! [`ScanBudget::UNLIMITED`], `N = 1`.
+//!
+//! Fairness here is between ports. Which requested vector the kernel gets first is the
+//! local APIC's priority order, as on hardware.
+//!
+//! # Delivery
+//!
+//! [`VcpuEvents::upcall`] turns an upcall into at most one vector to inject: the virtual
+//! APIC puts that vector in service, and every other requested vector is of an equal or lower
+//! class (the highest goes first), so none may be taken before the kernel's EOI. The other
+//! vectors wait in the `IRR`, which is the queue; they come out one per interrupt window, in
+//! priority order, as the kernel EOIs and re-enables interrupts.
+//!
+//! Whenever this state holds work the kernel has not seen (a deliverable vector, a scan
+//! round left unfinished, an event for the ROM), `evtchn_upcall_pending` is set. So the
+//! check in [`crate::enable_interrupts`] is complete, and Xen itself will not block the vCPU
+//! in `SCHEDOP_block` while such work waits.
+//!
+//! # Re-entry
+//!
+//! Every `&mut self` method must run with the vCPU's upcall mask set, as Xen's event callback
+//! does and as [`crate::with_events_masked`] arranges; otherwise an upcall could re-enter this
+//! state half-way. Debug builds assert it.
+
+use crate::abi::{EVTCHN_2L_NR_CHANNELS, EVTCHN_WORDS, XEN_LEGACY_MAX_VCPUS};
+use crate::apic::VirtualApic;
+use crate::port::{Error, Port, PortSet, Vector};
+use crate::table::{PortTable, Route};
+use crate::words::EventWords;
+
+/// Where the next scan round starts: a selector word and a bit inside it.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub struct ScanCursor(Port);
+
+impl ScanCursor {
+    /// The cursor at `port`.
+    #[inline]
+    pub const fn at(port: Port) -> ScanCursor {
+        ScanCursor(port)
+    }
+
+    /// The first port the next round looks at.
+    #[inline]
+    pub const fn port(self) -> Port {
+        self.0
+    }
+
+    /// The selector word (index into `evtchn_pending`) the next round starts in.
+    #[inline]
+    pub const fn word(self) -> usize {
+        self.0.word()
+    }
+
+    /// The bit inside that word the next round starts at.
+    #[inline]
+    pub const fn bit(self) -> u32 {
+        self.0.bit()
+    }
+}
+
+/// How many ports one scan round may take: 1..=1024.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub struct ScanBudget(u16);
+
+impl ScanBudget {
+    /// One word's worth of ports per round: fairness bound 32 rounds.
+    pub const DEFAULT: ScanBudget = ScanBudget(32);
+    /// Every pending port in one round: fairness bound 1 round.
+    pub const UNLIMITED: ScanBudget = ScanBudget(EVTCHN_2L_NR_CHANNELS as u16);
+
+    /// A budget of `ports` per round.
+    #[inline]
+    pub const fn new(ports: u32) -> Result<ScanBudget, Error> {
+        if ports >= 1 && ports <= EVTCHN_2L_NR_CHANNELS as u32 {
+            Ok(ScanBudget(ports as u16))
+        } else {
+            Err(Error::BudgetOutOfRange(ports))
+        }
+    }
+
+    /// Ports per round.
+    #[inline]
+    pub const fn get(self) -> u32 {
+        self.0 as u32
+    }
+
+    /// `ceil(1024 / budget)`: the most rounds a pending unmasked port waits before the scan
+    /// takes it (see the module documentation for the proof).
+    #[inline]
+    pub const fn fairness_bound(self) -> u32 {
+        (EVTCHN_2L_NR_CHANNELS as u32).div_ceil(self.0 as u32)
+    }
+}
+
+impl Default for ScanBudget {
+    fn default() -> Self {
+        Self::DEFAULT
+    }
+}
+
+/// What one scan round did.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub struct Harvest {
+    /// Ports taken (pending bit cleared and routed).
+    pub consumed: u32,
+    /// The budget ran out; the next round continues from the cursor.
+    pub budget_exhausted: bool,
+}
+
+/// What the ROM does at the end of an upcall.
+#[must_use = "an Inject vector must be delivered to the kernel"]
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Delivery {
+    /// Enter the kernel's IDT handler for this vector, with an interrupt frame whose saved
+    /// EFLAGS.IF is 1. Events stay masked (the kernel's virtual IF is 0 in the handler, as
+    /// with an interrupt gate; for a trap gate, re-enable with
+    /// [`crate::enable_interrupts`] after building the frame). The vector is now in service
+    /// until the kernel's EOI.
+    Inject(Vector),
+    /// Nothing for the kernel now: return to the interrupted context, re-enabling events
+    /// with [`crate::enable_interrupts`], and run the upcall again if that reports
+    /// [`crate::Wakeup::DeliverNow`].
+    Resume,
+}
+
+/// One vCPU's event-delivery state: scan cursor, unfinished selector bits, virtual APIC and
+/// the events that belong to the ROM itself.
+#[derive(Clone, Debug)]
+pub struct VcpuEvents {
+    vcpu: u8,
+    budget: ScanBudget,
+    cursor: ScanCursor,
+    carried_selector: u32,
+    apic: VirtualApic,
+    rom_events: PortSet,
+    spurious: u32,
+}
+
+impl VcpuEvents {
+    /// The state of `vcpu` (0..32), scanning at most `budget` ports per round.
+    pub const fn new(vcpu: u32, budget: ScanBudget) -> Result<VcpuEvents, Error> {
+        if vcpu >= XEN_LEGACY_MAX_VCPUS {
+            return Err(Error::VcpuOutOfRange(vcpu));
+        }
+        Ok(VcpuEvents {
+            vcpu: vcpu as u8,
+            budget,
+            cursor: ScanCursor(Port::from_word_bit(0, 0)),
+            carried_selector: 0,
+            apic: VirtualApic::new(),
+            rom_events: PortSet::EMPTY,
+            spurious: 0,
+        })
+    }
+
+    /// The vCPU this state belongs to.
+    #[inline]
+    pub fn vcpu(&self) -> u32 {
+        u32::from(self.vcpu)
+    }
+
+    /// Ports per scan round.
+    #[inline]
+    pub fn budget(&self) -> ScanBudget {
+        self.budget
+    }
+
+    /// Where the next scan round starts.
+    #[inline]
+    pub fn cursor(&self) -> ScanCursor {
+        self.cursor
+    }
+
+    /// Selector bits of words a budget-limited round did not finish.
+    #[inline]
+    pub fn carried_selector(&self) -> u32 {
+        self.carried_selector
+    }
+
+    /// The virtual APIC.
+    #[inline]
+    pub fn apic(&self) -> &VirtualApic {
+        &self.apic
+    }
+
+    /// How many pending ports without a binding the scan has cleared (stale bits of closed
+    /// ports; worth a diagnostic).
+    #[inline]
+    pub fn spurious_events(&self) -> u32 {
+        self.spurious
+    }
+
+    /// Whether this state holds work: a deliverable vector, an unfinished scan round, or an
+    /// event for the ROM. `evtchn_upcall_pending` is set whenever this is true.
+    pub fn has_local_work(&self) -> bool {
+        self.carried_selector != 0
+            || self.apic.deliverable().is_some()
+            || !self.rom_events.is_empty()
+    }
+
+    /// Takes the next event routed to [`Route::Rom`] (lowest port first). The ROM drains
+    /// these after each upcall, before it injects anything.
+    pub fn take_rom_event(&mut self) -> Option<Port> {
+        self.rom_events.pop_first()
+    }
+
+    /// One scan round: clears `evtchn_upcall_pending`, takes the selector, and moves up to
+    /// the budget of pending unmasked ports of this vCPU into the virtual APIC (or the ROM's
+    /// queue), clearing each pending bit first.
+    pub fn harvest<W: EventWords + ?Sized>(&mut self, ports: &PortTable, words: &W) -> Harvest {
+        debug_assert!(words.upcall_mask(), "scan with events unmasked");
+        let harvest = self.scan_round(ports, words);
+        self.signal_local_work(words);
+        harvest
+    }
+
+    /// Xen's event callback (or a forced one after [`crate::Wakeup::DeliverNow`]): scan, and
+    /// pick the vector to inject.
+    ///
+    /// Call it with events masked, for an interrupted context whose virtual IF was 1 (Xen
+    /// only calls back when `evtchn_upcall_mask` was 0, and masks it on entry). It scans
+    /// rounds until a vector is deliverable or nothing pending is left, then either
+    /// acknowledges the highest deliverable vector ([`Delivery::Inject`]) or reports
+    /// [`Delivery::Resume`]. Events for the ROM wait in [`Self::take_rom_event`].
+    pub fn upcall<W: EventWords + ?Sized>(&mut self, ports: &PortTable, words: &W) -> Delivery {
+        debug_assert!(words.upcall_mask(), "upcall with events unmasked");
+        let delivery = loop {
+            let harvest = self.scan_round(ports, words);
+            if let Some(vector) = self.apic.acknowledge() {
+                break Delivery::Inject(vector);
+            }
+            if !harvest.budget_exhausted {
+                break Delivery::Resume;
+            }
+        };
+        self.signal_local_work(words);
+        delivery
+    }
+
+    /// Requests `vector` on behalf of the ROM (an emulated device's interrupt, a
+    /// self-IPI). Call with events masked; the [`crate::Wakeup`] of re-enabling reports it.
+    pub fn raise_vector<W: EventWords + ?Sized>(&mut self, words: &W, vector: Vector) {
+        debug_assert!(words.upcall_mask(), "raise with events unmasked");
+        self.apic.request(vector);
+        self.signal_local_work(words);
+    }
+
+    /// The kernel's non-specific EOI (local APIC EOI register); returns the vector it ended.
+    pub fn end_of_interrupt<W: EventWords + ?Sized>(&mut self, words: &W) -> Option<Vector> {
+        debug_assert!(words.upcall_mask(), "EOI with events unmasked");
+        let ended = self.apic.end_of_interrupt();
+        self.signal_local_work(words);
+        ended
+    }
+
+    /// The kernel's specific EOI of `vector` (8259 OCW2 with SL); returns whether it was in
+    /// service.
+    pub fn end_of_interrupt_vector<W: EventWords + ?Sized>(
+        &mut self,
+        words: &W,
+        vector: Vector,
+    ) -> bool {
+        debug_assert!(words.upcall_mask(), "EOI with events unmasked");
+        let ended = self.apic.end_of_interrupt_vector(vector);
+        self.signal_local_work(words);
+        ended
+    }
+
+    /// The kernel's write of the local APIC task priority register.
+    pub fn set_task_priority<W: EventWords + ?Sized>(&mut self, words: &W, task_priority: u8) {
+        debug_assert!(words.upcall_mask(), "TPR write with events unmasked");
+        self.apic.set_task_priority(task_priority);
+        self.signal_local_work(words);
+    }
+
+    /// Keeps `evtchn_upcall_pending` set while this state holds work, so that the plain
+    /// check of the interrupt-flag functions, and Xen's own check before blocking, see it.
+    fn signal_local_work<W: EventWords + ?Sized>(&self, words: &W) {
+        if self.has_local_work() {
+            let _already = words.test_and_set_upcall_pending();
+        }
+    }
+
+    /// Whether the scan of this vCPU may take `port`: it notifies this vCPU, or it has no
+    /// binding at all (a stale bit of a closed port, cleared and counted).
+    fn owns(&self, ports: &PortTable, port: Port) -> bool {
+        ports
+            .get(port)
+            .is_none_or(|info| info.vcpu() == u32::from(self.vcpu))
+    }
+
+    fn dispatch(&mut self, ports: &PortTable, port: Port) {
+        match ports.get(port).map(|info| info.route()) {
+            Some(Route::Vector(vector)) => self.apic.request(vector),
+            Some(Route::Rom(_)) => {
+                self.rom_events.insert(port);
+            }
+            None => self.spurious = self.spurious.wrapping_add(1),
+        }
+    }
+
+    fn scan_round<W: EventWords + ?Sized>(&mut self, ports: &PortTable, words: &W) -> Harvest {
+        // Clear upcall_pending before taking the selector: a port raised after the exchange
+        // finds its selector bit clear and sets both again, so the next round sees it.
+        words.clear_upcall_pending();
+        let selector = self.carried_selector | words.take_selector();
+        self.carried_selector = 0;
+        let budget = self.budget.get();
+        let start = self.cursor;
+        let mut consumed = 0;
+        // Steps 0..=32 visit the words in circular order from the cursor's word. That word
+        // comes twice: at step 0 for the bits from the cursor's bit up, at step 32 for the
+        // bits below it, so the walk is exactly the 1024 ports in circular order.
+        for step in 0..=EVTCHN_WORDS {
+            let word = (start.word() + step) % EVTCHN_WORDS;
+            if selector & (1 << word) == 0 {
+                continue;
+            }
+            let mut window = match step {
+                0 => u32::MAX << start.bit(),
+                EVTCHN_WORDS => !(u32::MAX << start.bit()),
+                _ => u32::MAX,
+            };
+            loop {
+                let active = words.pending_word(word) & !words.mask_word(word) & window;
+                if active == 0 {
+                    break;
+                }
+                let bit = active.trailing_zeros();
+                // Never revisit this bit or a lower one in this round: a port raised again
+                // while the round runs waits for the next one.
+                window &= u32::MAX.checked_shl(bit + 1).unwrap_or(0);
+                let port = Port::from_word_bit(word, bit);
+                if !self.owns(ports, port) || !words.test_and_clear_pending(port) {
+                    continue;
+                }
+                self.dispatch(ports, port);
+                consumed += 1;
+                self.cursor = ScanCursor(port.next());
+                if consumed == budget {
+                    self.carried_selector = selector & unfinished_words(start.word(), step);
+                    return Harvest {
+                        consumed,
+                        budget_exhausted: true,
+                    };
+                }
+            }
+        }
+        Harvest {
+            consumed,
+            budget_exhausted: false,
+        }
+    }
+}
+
+/// The selector bits of the words a round starting in `start_word` still had to visit when
+/// it stopped at `step`: the current word and every later one, up to and including the low
+/// half of the start word.
+fn unfinished_words(start_word: usize, step: usize) -> u32 {
+    (step..EVTCHN_WORDS).fold(1 << start_word, |bits, later| {
+        bits | 1 << ((start_word + later) % EVTCHN_WORDS)
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::flag::{disable_interrupts, enable_interrupts, Wakeup};
+    use crate::mask::{mask_port, raise_as_xen};
+    use crate::table::Binding;
+    use crate::words::{AtomicEventWords, EventBitmaps, VcpuEventFlags};
+
+    fn port(raw: u32) -> Port {
+        Port::new(raw).unwrap()
+    }
+
+    fn vector(raw: u32) -> Vector {
+        Vector::new(raw).unwrap()
+    }
+
+    /// Binds every listed port as an IPI of vCPU 0 routed to the ROM, so the ROM queue shows
+    /// exactly which ports a round took.
+    fn rom_table(ports: &[u32]) -> PortTable {
+        let mut table = PortTable::new();
+        for &raw in ports {
+            table.bind(raw, Binding::Ipi, 0, Route::Rom(0)).unwrap();
+        }
+        table
+    }
+
+    fn drain(vcpu: &mut VcpuEvents) -> Vec<u32> {
+        core::iter::from_fn(|| vcpu.take_rom_event())
+            .map(Port::get)
+            .collect()
+    }
+
+    #[test]
+    fn budget_range_and_bound() {
+        assert_eq!(ScanBudget::new(0), Err(Error::BudgetOutOfRange(0)));
+        assert_eq!(ScanBudget::new(1025), Err(Error::BudgetOutOfRange(1025)));
+        assert_eq!(ScanBudget::new(1).unwrap().fairness_bound(), 1024);
+        assert_eq!(ScanBudget::new(3).unwrap().fairness_bound(), 342);
+        assert_eq!(ScanBudget::DEFAULT.fairness_bound(), 32);
+        assert_eq!(ScanBudget::UNLIMITED.fairness_bound(), 1);
+        assert_eq!(
+            VcpuEvents::new(32, ScanBudget::DEFAULT).unwrap_err(),
+            Error::VcpuOutOfRange(32)
+        );
+    }
+
+    #[test]
+    fn round_resumes_at_cursor_and_wraps_inside_the_cursor_word() {
+        let bitmaps = EventBitmaps::new();
+        let flags = VcpuEventFlags::new();
+        let words = AtomicEventWords::new(&bitmaps, &flags);
+        // Ports 65 and 70 share word 2 with the cursor's start; 1000 is in word 31; 3 in 0.
+        let table = rom_table(&[3, 65, 66, 70, 1000]);
+        let mut vcpu = VcpuEvents::new(0, ScanBudget::new(2).unwrap()).unwrap();
+        for raw in [3, 65, 66, 70, 1000] {
+            let _ = raise_as_xen(&words, port(raw));
+        }
+        assert_eq!(
+            vcpu.harvest(&table, &words),
+            Harvest {
+                consumed: 2,
+                budget_exhausted: true
+            }
+        );
+        assert_eq!(drain(&mut vcpu), [3, 65]);
+        assert_eq!(vcpu.cursor().port(), port(66));
+        assert_eq!((vcpu.cursor().word(), vcpu.cursor().bit()), (2, 2));
+        assert!(
+            words.upcall_pending(),
+            "unfinished work keeps the upcall pending"
+        );
+        // 65 fires again: it lies behind the cursor, so 66 and 70 go first.
+        let _ = raise_as_xen(&words, port(65));
+        assert_eq!(vcpu.harvest(&table, &words).consumed, 2);
+        assert_eq!(drain(&mut vcpu), [66, 70]);
+        // Next: 1000, then wrapping through word 0 back to word 2's low bits.
+        assert_eq!(vcpu.harvest(&table, &words).consumed, 2);
+        assert_eq!(drain(&mut vcpu), [65, 1000]);
+        assert_eq!(vcpu.cursor().port(), port(66), "65 was the last one taken");
+        assert_eq!(
+            vcpu.harvest(&table, &words),
+            Harvest {
+                consumed: 0,
+                budget_exhausted: false
+            }
+        );
+        assert_eq!(vcpu.carried_selector(), 0);
+        assert!(!words.upcall_pending());
+        assert_eq!(bitmaps_pending(&words), 0);
+    }
+
+    fn bitmaps_pending(words: &impl EventWords) -> u32 {
+        (0..EVTCHN_WORDS)
+            .map(|word| words.pending_word(word).count_ones())
+            .sum()
+    }
+
+    #[test]
+    fn masked_ports_stay_pending_and_unbound_ones_are_cleared() {
+        let bitmaps = EventBitmaps::new();
+        let flags = VcpuEventFlags::new();
+        let words = AtomicEventWords::new(&bitmaps, &flags);
+        let mut table = rom_table(&[1, 2]);
+        table.bind(40, Binding::Ipi, 1, Route::Rom(0)).unwrap();
+        let mut vcpu = VcpuEvents::new(0, ScanBudget::DEFAULT).unwrap();
+        mask_port(&words, port(2));
+        for raw in [1, 2, 40, 500] {
+            let _ = raise_as_xen(&words, port(raw));
+        }
+        // Port 40 notifies vCPU 1; force its word into our selector anyway.
+        let _ = words.test_and_set_selector(1);
+        assert_eq!(vcpu.harvest(&table, &words).consumed, 2);
+        assert_eq!(drain(&mut vcpu), [1]);
+        assert_eq!(vcpu.spurious_events(), 1, "port 500 has no binding");
+        assert!(words.is_pending(port(2)), "masked: left for the unmask");
+        assert!(
+            words.is_pending(port(40)),
+            "another vCPU's port is left alone"
+        );
+        assert!(!words.is_pending(port(500)));
+    }
+
+    #[test]
+    fn upcall_injects_highest_and_queues_the_rest() {
+        let bitmaps = EventBitmaps::new();
+        let flags = VcpuEventFlags::new();
+        let words = AtomicEventWords::new(&bitmaps, &flags);
+        let mut table = PortTable::new();
+        table
+            .bind(1, Binding::Virq(0), 0, Route::vector(0x20).unwrap())
+            .unwrap();
+        table.bind(2, Binding::Console, 0, Route::Rom(7)).unwrap();
+        table
+            .bind(3, Binding::Ipi, 0, Route::vector(0xF0).unwrap())
+            .unwrap();
+        let mut vcpu = VcpuEvents::new(0, ScanBudget::DEFAULT).unwrap();
+        assert_eq!(enable_interrupts(&words), Wakeup::Idle);
+        let _ = raise_as_xen(&words, port(1));
+        let _ = raise_as_xen(&words, port(3));
+        // Xen would call back now; it masks events on entry.
+        assert!(words.upcall_pending());
+        disable_interrupts(&words);
+        assert_eq!(vcpu.upcall(&table, &words), Delivery::Inject(vector(0xF0)));
+        assert!(vcpu.apic().is_requested(vector(0x20)));
+        assert!(
+            !words.upcall_pending(),
+            "0x20 is blocked by 0xF0 in service"
+        );
+        assert!(!vcpu.has_local_work());
+        // The console fires while the handler runs; the kernel EOIs and returns with IF=1.
+        let _ = raise_as_xen(&words, port(2));
+        assert_eq!(vcpu.end_of_interrupt(&words), Some(vector(0xF0)));
+        assert!(vcpu.has_local_work(), "0x20 became deliverable");
+        assert_eq!(enable_interrupts(&words), Wakeup::DeliverNow);
+        disable_interrupts(&words);
+        assert_eq!(vcpu.upcall(&table, &words), Delivery::Inject(vector(0x20)));
+        assert!(words.upcall_pending(), "the ROM's event is still queued");
+        assert_eq!(vcpu.take_rom_event(), Some(port(2)));
+        assert_eq!(vcpu.take_rom_event(), None);
+        assert_eq!(vcpu.end_of_interrupt(&words), Some(vector(0x20)));
+        assert_eq!(enable_interrupts(&words), Wakeup::DeliverNow);
+        disable_interrupts(&words);
+        assert_eq!(vcpu.upcall(&table, &words), Delivery::Resume);
+        assert!(!words.upcall_pending());
+        assert_eq!(enable_interrupts(&words), Wakeup::Idle);
+    }
+
+    #[test]
+    fn upcall_keeps_scanning_past_blocked_vectors() {
+        let bitmaps = EventBitmaps::new();
+        let flags = VcpuEventFlags::new();
+        let words = AtomicEventWords::new(&bitmaps, &flags);
+        let mut table = PortTable::new();
+        table
+            .bind(0, Binding::Ipi, 0, Route::vector(0x30).unwrap())
+            .unwrap();
+        table
+            .bind(900, Binding::Ipi, 0, Route::vector(0x80).unwrap())
+            .unwrap();
+        let mut vcpu = VcpuEvents::new(0, ScanBudget::new(1).unwrap()).unwrap();
+        disable_interrupts(&words);
+        vcpu.raise_vector(&words, vector(0x40));
+        assert_eq!(vcpu.upcall(&table, &words), Delivery::Inject(vector(0x40)));
+        // 0x40 in service. Port 0's vector is blocked, so the round limit of 1 must not stop
+        // the upcall before port 900's higher vector.
+        let _ = raise_as_xen(&words, port(0));
+        let _ = raise_as_xen(&words, port(900));
+        assert_eq!(vcpu.upcall(&table, &words), Delivery::Inject(vector(0x80)));
+        assert!(vcpu.apic().is_requested(vector(0x30)));
+        assert!(vcpu.apic().is_in_service(vector(0x40)));
+    }
+
+    /// Shared words with Xen acting on another CPU in the middle of a scan.
+    struct Interfering<'a> {
+        inner: AtomicEventWords<'a>,
+        /// Raised right after the guest exchanges the selector.
+        raise_after_take: core::cell::Cell<Option<Port>>,
+        /// When the guest clears port p's pending bit, port p - 1 fires.
+        raise_lower_on_clear: bool,
+    }
+
+    impl EventWords for Interfering<'_> {
+        fn pending_word(&self, word: usize) -> u32 {
+            self.inner.pending_word(word)
+        }
+        fn mask_word(&self, word: usize) -> u32 {
+            self.inner.mask_word(word)
+        }
+        fn test_and_set_pending(&self, port: Port) -> bool {
+            self.inner.test_and_set_pending(port)
+        }
+        fn test_and_clear_pending(&self, port: Port) -> bool {
+            let was = self.inner.test_and_clear_pending(port);
+            if self.raise_lower_on_clear && port.get() > 0 {
+                let _ = raise_as_xen(&self.inner, Port::new(port.get() - 1).unwrap());
+            }
+            was
+        }
+        fn set_mask(&self, port: Port) {
+            self.inner.set_mask(port)
+        }
+        fn clear_mask(&self, port: Port) {
+            self.inner.clear_mask(port)
+        }
+        fn selector(&self) -> u32 {
+            self.inner.selector()
+        }
+        fn take_selector(&self) -> u32 {
+            let taken = self.inner.take_selector();
+            if let Some(port) = self.raise_after_take.take() {
+                let _ = raise_as_xen(&self.inner, port);
+            }
+            taken
+        }
+        fn test_and_set_selector(&self, word: usize) -> bool {
+            self.inner.test_and_set_selector(word)
+        }
+        fn upcall_pending(&self) -> bool {
+            self.inner.upcall_pending()
+        }
+        fn test_and_set_upcall_pending(&self) -> bool {
+            self.inner.test_and_set_upcall_pending()
+        }
+        fn clear_upcall_pending(&self) {
+            self.inner.clear_upcall_pending()
+        }
+        fn upcall_mask(&self) -> bool {
+            self.inner.upcall_mask()
+        }
+        fn set_upcall_mask(&self, masked: bool) {
+            self.inner.set_upcall_mask(masked)
+        }
+    }
+
+    #[test]
+    fn a_port_raised_behind_the_scan_waits_for_the_next_round() {
+        let bitmaps = EventBitmaps::new();
+        let flags = VcpuEventFlags::new();
+        let all: Vec<u32> = (0..32).collect();
+        let table = rom_table(&all);
+        let words = Interfering {
+            inner: AtomicEventWords::new(&bitmaps, &flags),
+            raise_after_take: core::cell::Cell::new(None),
+            raise_lower_on_clear: true,
+        };
+        let mut vcpu = VcpuEvents::new(0, ScanBudget::UNLIMITED).unwrap();
+        disable_interrupts(&words);
+        let _ = raise_as_xen(&words, port(31));
+        // Taking 31 makes 30 fire; it lies behind the scan, so this round ends.
+        assert_eq!(vcpu.harvest(&table, &words).consumed, 1);
+        assert_eq!(drain(&mut vcpu), [31]);
+        assert!(words.is_pending(port(30)));
+        assert!(words.upcall_pending(), "Xen signalled the new edge");
+        // Each round takes exactly one port of the cascade.
+        assert_eq!(vcpu.harvest(&table, &words).consumed, 1);
+        assert_eq!(drain(&mut vcpu), [30]);
+    }
+
+    #[test]
+    fn an_edge_after_the_selector_exchange_stays_signalled() {
+        let bitmaps = EventBitmaps::new();
+        let flags = VcpuEventFlags::new();
+        // Port 2 is a stale bit with no binding: the round takes it but leaves no local work
+        // that would set upcall_pending by itself.
+        let table = rom_table(&[900]);
+        let words = Interfering {
+            inner: AtomicEventWords::new(&bitmaps, &flags),
+            raise_after_take: core::cell::Cell::new(Some(port(900))),
+            raise_lower_on_clear: false,
+        };
+        let mut vcpu = VcpuEvents::new(0, ScanBudget::DEFAULT).unwrap();
+        disable_interrupts(&words);
+        let _ = raise_as_xen(&words, port(2));
+        assert_eq!(vcpu.harvest(&table, &words).consumed, 1);
+        assert_eq!(vcpu.spurious_events(), 1);
+        assert!(!vcpu.has_local_work());
+        // Port 900 fired after the exchange: its selector bit and upcall_pending must
+        // survive the round (upcall_pending is cleared before the exchange, not after).
+        assert!(words.is_pending(port(900)));
+        assert_eq!(words.selector(), 1 << 28);
+        assert!(words.upcall_pending());
+        assert_eq!(vcpu.harvest(&table, &words).consumed, 1);
+        assert_eq!(drain(&mut vcpu), [900]);
+    }
+
+    #[test]
+    fn fairness_bound_is_tight_for_a_budget_of_one() {
+        let bitmaps = EventBitmaps::new();
+        let flags = VcpuEventFlags::new();
+        let words = AtomicEventWords::new(&bitmaps, &flags);
+        let all: Vec<u32> = (0..1024).collect();
+        let table = rom_table(&all);
+        let mut vcpu = VcpuEvents::new(0, ScanBudget::new(1).unwrap()).unwrap();
+        disable_interrupts(&words);
+        // Move the cursor to port 1, so port 0 is the last in circular order.
+        let _ = raise_as_xen(&words, port(0));
+        assert_eq!(vcpu.harvest(&table, &words).consumed, 1);
+        let _ = drain(&mut vcpu);
+        for &raw in &all {
+            let _ = raise_as_xen(&words, port(raw));
+        }
+        let mut rounds = 0;
+        loop {
+            rounds += 1;
+            assert_eq!(vcpu.harvest(&table, &words).consumed, 1);
+            let taken = drain(&mut vcpu);
+            if taken == [0] {
+                break;
+            }
+            // Busy: everything taken fires again at once.
+            let _ = raise_as_xen(&words, port(taken[0]));
+        }
+        assert_eq!(rounds, ScanBudget::new(1).unwrap().fairness_bound());
+    }
+}
