@@ -3,7 +3,9 @@
 
 use core::fmt::{self, Write};
 
-use crate::hv;
+use xen_abi::hypercall::Hypervisor;
+
+use crate::xen;
 
 /// A line-buffered writer onto CONSOLEIO_write.
 pub struct Console {
@@ -21,7 +23,8 @@ impl Console {
 
     fn flush(&mut self) {
         if self.len > 0 {
-            hv::console_write(&self.buf[..self.len]);
+            // Nothing useful can be done if the console itself fails.
+            let _ = xen::hypervisor().console_write(&self.buf[..self.len]);
             self.len = 0;
         }
     }

@@ -4,40 +4,28 @@
 //! the virtual address of start_info (xen/include/public/xen.h, "start of
 //! day" comment), a one-page boot stack, and events masked.
 
-// The notes Xen's ELF loader reads (xen/include/public/elfnote.h). Numbers
-// are XEN_ELFNOTE_*: 2 HYPERCALL_PAGE, 3 VIRT_BASE, 4 PADDR_OFFSET,
-// 5 XEN_VERSION, 6 GUEST_OS, 8 LOADER, 9 PAE_MODE, 10 FEATURES,
-// 12 HV_START_LOW. VIRT_BASE = PADDR_OFFSET = 0: virtual = pseudo-physical.
+use xen_abi::elfnote::*;
+use xen_abi::xen_elf_note;
+
+// The notes Xen's ELF loader reads (elfnote.h). VIRT_BASE = PADDR_OFFSET = 0:
+// virtual = pseudo-physical; "generic" loader; PAE with extended CR3 ("yes"),
+// which lets Xen place page-table roots above 4 GiB.
+xen_elf_note!(static NOTE_GUEST_OS = string(XEN_ELFNOTE_GUEST_OS, "xen-vmi-rom"));
+xen_elf_note!(static NOTE_LOADER = string(XEN_ELFNOTE_LOADER, "generic"));
+xen_elf_note!(static NOTE_XEN_VERSION = string(XEN_ELFNOTE_XEN_VERSION, "xen-3.0"));
+xen_elf_note!(static NOTE_PAE_MODE = string(XEN_ELFNOTE_PAE_MODE, "yes"));
+xen_elf_note!(static NOTE_FEATURES = string(XEN_ELFNOTE_FEATURES, "pae_pgdir_above_4gb"));
+xen_elf_note!(static NOTE_VIRT_BASE = numeric(XEN_ELFNOTE_VIRT_BASE, 0));
+xen_elf_note!(static NOTE_PADDR_OFFSET = numeric(XEN_ELFNOTE_PADDR_OFFSET, 0));
+xen_elf_note!(static NOTE_HV_START_LOW = numeric(XEN_ELFNOTE_HV_START_LOW, 0xF580_0000));
+xen_elf_note!(static NOTE_HYPERCALL_PAGE = address(XEN_ELFNOTE_HYPERCALL_PAGE, &raw const hypercall_page));
+
+extern "C" {
+    static hypercall_page: u8;
+}
+
 core::arch::global_asm!(
     r#"
-    .macro xen_note_str type, text
-        .balign 4
-        .long 4, 2f - 1f, \type
-        .asciz "Xen"
-        .balign 4
-    1:  .asciz "\text"
-    2:  .balign 4
-    .endm
-    .macro xen_note_long type, value
-        .balign 4
-        .long 4, 4, \type
-        .asciz "Xen"
-        .balign 4
-        .long \value
-    .endm
-
-    .pushsection .note.Xen, "a", @note
-    xen_note_str  6, "xen-vmi-rom"
-    xen_note_str  8, "generic"
-    xen_note_str  5, "xen-3.0"
-    xen_note_str  9, "yes"
-    xen_note_str 10, "pae_pgdir_above_4gb"
-    xen_note_long 2, hypercall_page
-    xen_note_long 3, 0
-    xen_note_long 4, 0
-    xen_note_long 12, 0xF5800000
-    .popsection
-
     .pushsection .text.hypercall_page, "ax"
     .fill 4096, 1, 0xCC
     .popsection

@@ -9,9 +9,13 @@
 mod cases;
 mod console;
 mod entry;
-mod hv;
+mod xen;
 
 use core::panic::PanicInfo;
+
+use xen_abi::hypercall::Hypervisor;
+use xen_abi::sched::{SHUTDOWN_crash, SHUTDOWN_reboot};
+use xen_abi::xen::StartInfo;
 
 use crate::console::Console;
 
@@ -20,17 +24,23 @@ extern "C" fn pv_main(start_info: u32) -> ! {
     let mut con = Console::new();
     // SAFETY: Xen passes the address of the mapped start_info page in %esi,
     // and nothing else writes it while the image runs.
-    let si = unsafe { &*(start_info as *const hv::StartInfo) };
+    let si = unsafe { &*(start_info as *const StartInfo) };
     let verdict = cases::run_all(&mut con, si);
     con.line(format_args!("Test result: {verdict}"));
     // A dom0 that asks for reboot makes Xen reset the machine, which with
     // QEMU's -no-reboot ends the run.
-    hv::shutdown(hv::SHUTDOWN_REBOOT)
+    shutdown(SHUTDOWN_reboot)
+}
+
+fn shutdown(reason: u32) -> ! {
+    loop {
+        let _ = xen::hypervisor().sched_shutdown(reason);
+    }
 }
 
 #[panic_handler]
 fn panic(info: &PanicInfo) -> ! {
     let mut con = Console::new();
     con.line(format_args!("xen-vmi-rom: panic: {info}"));
-    hv::shutdown(hv::SHUTDOWN_CRASH)
+    shutdown(SHUTDOWN_crash)
 }
