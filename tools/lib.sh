@@ -12,10 +12,12 @@ export PATH
 # Run a cargo command with the pinned i686 toolchain (Debian's rustc-web: it
 # carries the std sources that -Zbuild-std needs; rustup's toolchains here
 # have none). A separate target dir keeps its artifacts apart from the host's.
+# I686_TARGET_DIR overrides the target dir (the ROM's core is built with a
+# different panic strategy, so it needs its own).
 i686_cargo() {
     local sub="$1"; shift
     env PATH="/usr/bin:$PATH" RUSTC=/usr/bin/rustc RUSTC_BOOTSTRAP=1 \
-        CARGO_TARGET_DIR="$ROOT/target/i686" \
+        CARGO_TARGET_DIR="${I686_TARGET_DIR:-$ROOT/target/i686}" \
         /usr/bin/cargo "$sub" --release --target "$ROOT/i686-rom.json" -Zjson-target-spec \
         -Zbuild-std=core,compiler_builtins -Zbuild-std-features=compiler-builtins-mem "$@"
 }

@@ -6,9 +6,9 @@
 #![no_std]
 #![no_main]
 
-mod cases;
 mod console;
 mod entry;
+mod selftest;
 mod xen;
 
 use core::panic::PanicInfo;
@@ -25,7 +25,7 @@ extern "C" fn pv_main(start_info: u32) -> ! {
     // SAFETY: Xen passes the address of the mapped start_info page in %esi,
     // and nothing else writes it while the image runs.
     let si = unsafe { &*(start_info as *const StartInfo) };
-    let verdict = cases::run_all(&mut con, si);
+    let verdict = selftest::run_all(&mut con, si);
     con.line(format_args!("Test result: {verdict}"));
     // A dom0 that asks for reboot makes Xen reset the machine, which with
     // QEMU's -no-reboot ends the run.
@@ -44,3 +44,7 @@ fn panic(info: &PanicInfo) -> ! {
     con.line(format_args!("xen-vmi-rom: panic: {info}"));
     shutdown(SHUTDOWN_crash)
 }
+
+/// The VMI ROM this image carries (out/vmi-rom.bin, finalised and checked by
+/// tools/build-images); the loader copies it to kernel-physical 0xC0000.
+pub static VMI_ROM: &[u8] = include_bytes!(env!("VMI_ROM_BIN"));

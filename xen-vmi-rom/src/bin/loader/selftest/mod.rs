@@ -91,6 +91,7 @@ pub fn run_all(con: &mut Console, si: &StartInfo) -> Verdict {
         failed: false,
         passed: 0,
     };
+    rom_image(&mut r);
     let shared = start_of_day::run(&mut r, si, cl);
     hypercalls::run(&mut r, si, shared);
 
@@ -116,5 +117,30 @@ pub fn run_all(con: &mut Console, si: &StartInfo) -> Verdict {
         Verdict::Skip
     } else {
         Verdict::Success
+    }
+}
+
+/// The ROM the image carries is one Linux's probe would accept, with a
+/// valid option-ROM checksum and the private area as virtual_top.
+fn rom_image(r: &mut Run<'_>) {
+    let rom = crate::VMI_ROM;
+    match vmi_abi::check_rom(rom) {
+        Ok(info) => {
+            let checksum_ok = vmi_abi::verify_checksum(rom).is_ok();
+            let top = info.header.virtual_top;
+            r.check(
+                "rom_image_valid",
+                checksum_ok && top == xen_vmi_rom::layout::ROM_AREA_START,
+                format_args!(
+                    "{} bytes, checksum ok {checksum_ok}, virtual_top {top:#x}: {info}",
+                    rom.len()
+                ),
+            );
+        }
+        Err(e) => r.check(
+            "rom_image_valid",
+            false,
+            format_args!("{} bytes, refused: {}", rom.len(), e.describe()),
+        ),
     }
 }

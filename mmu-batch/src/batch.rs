@@ -1,0 +1,782 @@
+//! The queue itself: [`MmuBatch`], its flush API and its counters.
+//!
+//! The crate documentation states the rules (packing, merging, dropping,
+//! flush points, failures); this module implements them and says where.
+
+// Hypercall numbers keep Xen's spellings (`__HYPERVISOR_mmu_update`), also
+// where they are matched on.
+#![allow(non_upper_case_globals)]
+
+use core::fmt;
+
+use xen_abi::xen::{
+    __HYPERVISOR_mmu_update, __HYPERVISOR_mmuext_op, __HYPERVISOR_update_va_mapping, MmuUpdate,
+    MmuextOp, MulticallEntry, DOMID_SELF,
+};
+
+use crate::op::{Op, PteWrite};
+use crate::target::{Cause, Failure, Failures, FlushTarget, Multicall, NOT_RUN};
+
+/// The longest run of same-kind requests that is split into single
+/// multicall entries when more work follows it in the same flush.
+///
+/// A run of two or more requests in one entry can stop half way (Xen stops
+/// `mmu_update`/`mmuext_op` at the first refused request), so such an entry
+/// must be the last of its hypercall. Splitting a short run costs Xen one
+/// multicall entry per request (32 bytes and one dispatch each) and saves a
+/// whole hypercall; past a few requests the extra hypercall is the cheaper
+/// of the two.
+pub const SPLIT_RUN_MAX: usize = 4;
+
+/// A point where the ROM needs everything queued so far to have reached
+/// Xen. Every barrier flushes the whole queue, in lazy mode or not.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Barrier {
+    /// The VMI call about to return reads state the ABI promises coherent
+    /// with the updates made so far (read-your-writes).
+    CoherentRead,
+    /// A TLB flush or INVLPG was just queued: it must reach Xen now, behind
+    /// the updates it is meant to cover.
+    TlbFlush,
+    /// A new base pointer (CR3 load) was just queued, with the pins it needs.
+    BaseSwitch,
+    /// Events are about to be re-enabled: a handler may run and touch the
+    /// mappings.
+    EventsEnable,
+}
+
+/// Why a flush happened (the per-reason counters are indexed by
+/// [`FlushReason::index`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FlushReason {
+    /// [`MmuBatch::end_of_call`] outside lazy mode.
+    EndOfCall,
+    /// [`MmuBatch::leave_lazy`].
+    LeaveLazy,
+    /// The queue was full when an op was pushed.
+    Capacity,
+    /// [`MmuBatch::flush`].
+    Explicit,
+    /// [`MmuBatch::barrier`].
+    Barrier(Barrier),
+}
+
+impl FlushReason {
+    /// Number of distinct reasons.
+    pub const COUNT: usize = 8;
+
+    /// Dense index in `0..COUNT`.
+    pub const fn index(self) -> usize {
+        match self {
+            FlushReason::EndOfCall => 0,
+            FlushReason::LeaveLazy => 1,
+            FlushReason::Capacity => 2,
+            FlushReason::Explicit => 3,
+            FlushReason::Barrier(Barrier::CoherentRead) => 4,
+            FlushReason::Barrier(Barrier::TlbFlush) => 5,
+            FlushReason::Barrier(Barrier::BaseSwitch) => 6,
+            FlushReason::Barrier(Barrier::EventsEnable) => 7,
+        }
+    }
+}
+
+/// Counters for benchmarks (never reset by the queue itself).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Counters {
+    /// Hypercalls issued: direct calls plus multicalls.
+    pub hypercalls: u64,
+    /// Of those, `HYPERVISOR_multicall`s.
+    pub multicalls: u64,
+    /// Entries in all multicalls.
+    pub multicall_entries: u64,
+    /// Requests submitted to Xen (`mmu_update` requests, `mmuext_op`s,
+    /// `update_va_mapping`s), re-issued ones counted again.
+    pub requests: u64,
+    /// Ops pushed.
+    pub pushes: u64,
+    /// Page-table writes replaced by a later write of the same entry and
+    /// never submitted (unless revived, see `revived`).
+    pub merges: u64,
+    /// TLB maintenance dropped because a later full flush covered it.
+    pub dropped_flushes: u64,
+    /// Ops that failed (each reported once).
+    pub failures: u64,
+    /// Requests skipped by Xen behind a failed one and submitted again.
+    pub reissued: u64,
+    /// Merged-away writes submitted after all, because the write that
+    /// replaced them failed.
+    pub revived: u64,
+    /// Flushes of a non-empty queue.
+    pub flushes: u64,
+    /// Flushes of a non-empty queue per [`FlushReason::index`].
+    pub flushes_by_reason: [u64; FlushReason::COUNT],
+}
+
+impl Counters {
+    /// All zero.
+    pub const ZERO: Self = Self {
+        hypercalls: 0,
+        multicalls: 0,
+        multicall_entries: 0,
+        requests: 0,
+        pushes: 0,
+        merges: 0,
+        dropped_flushes: 0,
+        failures: 0,
+        reissued: 0,
+        revived: 0,
+        flushes: 0,
+        flushes_by_reason: [0; FlushReason::COUNT],
+    };
+
+    /// Flushes for `reason`.
+    pub const fn flushes_for(&self, reason: FlushReason) -> u64 {
+        self.flushes_by_reason[reason.index()]
+    }
+}
+
+/// Where a queued op stands.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum State {
+    /// To be submitted.
+    Live,
+    /// Replaced by the write in the next slot; submitted only if that one
+    /// fails.
+    Superseded,
+    /// Covered by a later full TLB flush in the queue; never submitted.
+    Dropped,
+    /// Applied or failed (or superseded by an applied write) during this
+    /// flush; removed at the next compaction.
+    Resolved,
+}
+
+#[derive(Clone, Copy, Debug)]
+struct Slot<Tag> {
+    op: Op,
+    tag: Tag,
+    state: State,
+}
+
+/// The requests of entry `j` of the hypercall being issued: positions
+/// `first..first + count` of the argument arrays.
+#[derive(Clone, Copy, Debug)]
+struct Span {
+    first: usize,
+    count: usize,
+}
+
+/// What Xen did with one entry.
+#[derive(Clone, Copy, Debug)]
+enum Outcome {
+    /// Every request applied.
+    Done,
+    /// `applied` requests applied, the next one failed, the rest not run.
+    Stopped {
+        applied: usize,
+        errno: i32,
+        cause: Cause,
+    },
+}
+
+impl Outcome {
+    /// From a call's result and `pdone` (`xen.h`: mmu_update/mmuext_op stop
+    /// at the first failure; `pdone` counts the requests before it).
+    fn from_result(result: i32, done: u32, count: usize) -> Self {
+        if result >= 0 {
+            Outcome::Done
+        } else {
+            Outcome::Stopped {
+                // A count past the failing request cannot be (Xen adds only
+                // the requests before it); clamp rather than trust it.
+                applied: (done as usize).min(count - 1),
+                errno: result.checked_neg().unwrap_or(i32::MAX),
+                cause: Cause::Refused,
+            }
+        }
+    }
+}
+
+/// The queue of pending page-table work for one vCPU: `N` ops, each with a
+/// caller `Tag`, and the argument storage Xen reads them from.
+///
+/// See the crate documentation for the rules. The queue holds no pointers
+/// between calls: it can live in a `static` (it is built by the `const`
+/// [`new`](Self::new)) and be moved freely while it is not being flushed.
+pub struct MmuBatch<Tag, const N: usize> {
+    slots: [Option<Slot<Tag>>; N],
+    len: usize,
+    lazy: bool,
+    counters: Counters,
+    // Argument storage of the hypercall being issued. Multicall entries
+    // point into `reqs`, `exts` and `done` (pvops Linux's extend-the-last-
+    // entry idea: a run of requests is one entry with a count).
+    calls: [MulticallEntry; N],
+    reqs: [MmuUpdate; N],
+    exts: [MmuextOp; N],
+    done: [u32; N],
+    spans: [Span; N],
+    /// Argument position -> queue slot it came from.
+    arg_slot: [usize; N],
+}
+
+impl<Tag, const N: usize> fmt::Debug for MmuBatch<Tag, N> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("MmuBatch")
+            .field("capacity", &N)
+            .field("len", &self.len)
+            .field("lazy", &self.lazy)
+            .field("counters", &self.counters)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<Tag: Copy, const N: usize> Default for MmuBatch<Tag, N> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl<Tag: Copy, const N: usize> MmuBatch<Tag, N> {
+    /// The number of ops the queue holds.
+    pub const CAPACITY: usize = N;
+
+    /// An empty queue, not in lazy mode.
+    pub const fn new() -> Self {
+        const {
+            assert!(N > 0, "an MmuBatch needs room for at least one op");
+            assert!(N <= u32::MAX as usize, "counts are 32-bit in the ABI");
+        }
+        Self {
+            slots: [None; N],
+            len: 0,
+            lazy: false,
+            counters: Counters::ZERO,
+            calls: [MulticallEntry {
+                op: 0,
+                result: 0,
+                args: [0; 6],
+            }; N],
+            reqs: [MmuUpdate::normal_pt_update(0, 0); N],
+            exts: [MmuextOp {
+                cmd: 0,
+                arg1: 0,
+                arg2: 0,
+            }; N],
+            done: [0; N],
+            spans: [Span { first: 0, count: 0 }; N],
+            arg_slot: [0; N],
+        }
+    }
+
+    /// Whether lazy mode is on.
+    pub fn is_lazy(&self) -> bool {
+        self.lazy
+    }
+
+    /// Queue slots in use (merged-away writes and dropped flushes keep
+    /// their slot until the next flush).
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Whether nothing is queued.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// The counters.
+    pub fn counters(&self) -> &Counters {
+        &self.counters
+    }
+
+    /// Zeroes the counters.
+    pub fn reset_counters(&mut self) {
+        self.counters = Counters::ZERO;
+    }
+
+    /// The ops that will be submitted, in order, with their tags (merged-
+    /// away writes and dropped flushes left out).
+    pub fn pending(&self) -> impl Iterator<Item = (Op, Tag)> + '_ {
+        self.slots[..self.len]
+            .iter()
+            .flatten()
+            .filter(|slot| slot.state == State::Live)
+            .map(|slot| (slot.op, slot.tag))
+    }
+
+    /// Queues `op`. If the queue is full it is flushed first (whatever the
+    /// mode); otherwise nothing is issued here. Returns the failures of that
+    /// flush, if any; `op` is queued either way.
+    ///
+    /// A `MMU_NORMAL_PT_UPDATE` of the entry the previous push wrote
+    /// replaces it; a full TLB flush drops the queued TLB maintenance it
+    /// covers (crate documentation, "Merging" and "Dropping").
+    pub fn push<T: FlushTarget<Tag>>(
+        &mut self,
+        op: Op,
+        tag: Tag,
+        target: &mut T,
+    ) -> Result<(), Failures<Tag>> {
+        let flushed = if self.len == N {
+            self.flush_for(FlushReason::Capacity, target)
+        } else {
+            Ok(())
+        };
+        debug_assert!(self.len < N, "a flush empties the queue");
+        self.counters.pushes += 1;
+
+        // Merging: only with the op pushed just before, so that nothing
+        // between the two can have observed the value being replaced.
+        if let Some(last) = self.len.checked_sub(1) {
+            let prev = self.slot_mut(last);
+            if prev.state == State::Live && op.replaces(&prev.op) {
+                prev.state = State::Superseded;
+                self.counters.merges += 1;
+            }
+        }
+        // Dropping: TLB maintenance queued earlier in this same flush, which
+        // this full flush redoes before the guest can run again.
+        if op.is_full_flush() {
+            let mut dropped = 0;
+            for slot in self.slots[..self.len].iter_mut().flatten() {
+                if slot.state == State::Live && slot.op.covered_by(&op) {
+                    slot.state = State::Dropped;
+                    dropped += 1;
+                }
+            }
+            self.counters.dropped_flushes += dropped;
+        }
+
+        self.slots[self.len] = Some(Slot {
+            op,
+            tag,
+            state: State::Live,
+        });
+        self.len += 1;
+        flushed
+    }
+
+    /// Queues a shadow page-table write: `val` into the entry at machine
+    /// address `entry_maddr`. See [`push`](Self::push).
+    pub fn push_pte_write<T: FlushTarget<Tag>>(
+        &mut self,
+        entry_maddr: u64,
+        val: u64,
+        mode: PteWrite,
+        tag: Tag,
+        target: &mut T,
+    ) -> Result<(), Failures<Tag>> {
+        self.push(Op::pte_write(entry_maddr, val, mode), tag, target)
+    }
+
+    /// Queues an `mmuext_op` (build it with `MmuextOp::pin_l1_table`,
+    /// `new_baseptr`, `invlpg_local`, `tlb_flush_all`, `set_ldt`, ...). See
+    /// [`push`](Self::push).
+    pub fn push_mmuext<T: FlushTarget<Tag>>(
+        &mut self,
+        op: MmuextOp,
+        tag: Tag,
+        target: &mut T,
+    ) -> Result<(), Failures<Tag>> {
+        self.push(Op::Mmuext(op), tag, target)
+    }
+
+    /// Queues an `update_va_mapping(va, pte, flags)`. See
+    /// [`push`](Self::push).
+    pub fn push_update_va_mapping<T: FlushTarget<Tag>>(
+        &mut self,
+        va: u32,
+        pte: u64,
+        flags: u32,
+        tag: Tag,
+        target: &mut T,
+    ) -> Result<(), Failures<Tag>> {
+        self.push(Op::UpdateVaMapping { va, pte, flags }, tag, target)
+    }
+
+    /// Enters lazy mode (VMI SetLazyMode with a mode other than NONE): ops
+    /// stay queued until [`leave_lazy`](Self::leave_lazy), a
+    /// [`barrier`](Self::barrier), or a full queue. Entering twice is the
+    /// same as entering once.
+    pub fn enter_lazy(&mut self) {
+        self.lazy = true;
+    }
+
+    /// Leaves lazy mode and flushes the queue.
+    pub fn leave_lazy<T: FlushTarget<Tag>>(&mut self, target: &mut T) -> Result<(), Failures<Tag>> {
+        self.lazy = false;
+        self.flush_for(FlushReason::LeaveLazy, target)
+    }
+
+    /// Flushes the queue because of `reason`, in lazy mode or not; lazy mode
+    /// stays as it was.
+    pub fn barrier<T: FlushTarget<Tag>>(
+        &mut self,
+        reason: Barrier,
+        target: &mut T,
+    ) -> Result<(), Failures<Tag>> {
+        self.flush_for(FlushReason::Barrier(reason), target)
+    }
+
+    /// The end of a VMI call: outside lazy mode the queue is flushed (so
+    /// every op pushed during the call is issued before the call returns,
+    /// in as few hypercalls as the rules allow); in lazy mode nothing
+    /// happens.
+    pub fn end_of_call<T: FlushTarget<Tag>>(
+        &mut self,
+        target: &mut T,
+    ) -> Result<(), Failures<Tag>> {
+        if self.lazy {
+            Ok(())
+        } else {
+            self.flush_for(FlushReason::EndOfCall, target)
+        }
+    }
+
+    /// Flushes the queue now (teardown, or before a crash report that
+    /// wants Xen's tables current).
+    pub fn flush<T: FlushTarget<Tag>>(&mut self, target: &mut T) -> Result<(), Failures<Tag>> {
+        self.flush_for(FlushReason::Explicit, target)
+    }
+
+    /// Empties the queue without issuing anything, handing every op that
+    /// would have been submitted to `each`, in order (the crash path: no op
+    /// disappears unseen). Returns how many there were.
+    pub fn abandon(&mut self, mut each: impl FnMut(&Op, &Tag)) -> usize {
+        let mut count = 0;
+        for slot in self.slots[..self.len].iter_mut() {
+            if let Some(s) = slot.take() {
+                if s.state == State::Live {
+                    each(&s.op, &s.tag);
+                    count += 1;
+                }
+            }
+        }
+        self.len = 0;
+        count
+    }
+
+    // -----------------------------------------------------------------
+    // Flushing
+
+    /// Issues hypercalls until every queued op has taken effect or failed.
+    fn flush_for<T: FlushTarget<Tag>>(
+        &mut self,
+        reason: FlushReason,
+        target: &mut T,
+    ) -> Result<(), Failures<Tag>> {
+        if self.len == 0 {
+            return Ok(());
+        }
+        self.counters.flushes += 1;
+        self.counters.flushes_by_reason[reason.index()] += 1;
+        let mut failures = None;
+        loop {
+            self.compact();
+            if self.next_live(0).is_none() {
+                break;
+            }
+            // Each round resolves at least one op (a hypercall's first
+            // request is applied or failed), so this ends.
+            let entries = self.pack();
+            self.issue(entries, target, &mut failures);
+        }
+        debug_assert_eq!(self.len, 0);
+        match failures {
+            None => Ok(()),
+            Some(failures) => Err(failures),
+        }
+    }
+
+    /// Lays out the next hypercall from the front of the queue into
+    /// `calls`/`spans` and the argument arrays; returns its entry count.
+    ///
+    /// Runs of consecutive same-kind requests become one entry with a count
+    /// (`update_va_mapping` is always alone). An entry that can stop half
+    /// way (two or more requests) or whose failure revives a merged-away
+    /// write ends the hypercall, so that whatever Xen skips goes out before
+    /// anything queued behind it. A short run with more work behind it is
+    /// split into single entries instead (see [`SPLIT_RUN_MAX`]).
+    fn pack(&mut self) -> usize {
+        let mut entries = 0;
+        let mut pos = 0;
+        let mut next = self.next_live(0);
+        while let Some(start) = next {
+            let (run_len, after) = self.run_at(start);
+            if run_len > 1 && (run_len > SPLIT_RUN_MAX || after.is_none()) {
+                self.emit(entries, &mut pos, start, run_len);
+                return entries + 1;
+            }
+            let mut idx = start;
+            for k in 0..run_len {
+                if k > 0 {
+                    idx = self
+                        .next_live(idx + 1)
+                        .expect("the run has run_len live slots");
+                }
+                self.emit(entries, &mut pos, idx, 1);
+                entries += 1;
+                if self.has_superseded_predecessor(idx) {
+                    return entries;
+                }
+            }
+            next = after;
+        }
+        entries
+    }
+
+    /// The run starting at live slot `start`: its number of requests and the
+    /// first live slot after it.
+    fn run_at(&self, start: usize) -> (usize, Option<usize>) {
+        let kind = self.slot(start).op.hypercall();
+        let mut len = 1;
+        let mut next = self.next_live(start + 1);
+        if kind == __HYPERVISOR_update_va_mapping {
+            return (len, next);
+        }
+        while let Some(idx) = next {
+            if self.slot(idx).op.hypercall() != kind {
+                break;
+            }
+            len += 1;
+            next = self.next_live(idx + 1);
+        }
+        (len, next)
+    }
+
+    /// Writes entry `entry` for `count` requests starting at live slot
+    /// `start`, their arguments at `*pos..`.
+    ///
+    /// Layout (x86_32 `struct multicall_entry`): `mmu_update` and
+    /// `mmuext_op` get `args = [requests, count, pdone, DOMID_SELF]`, where
+    /// `pdone` is 0 for a single request (its result says everything);
+    /// `update_va_mapping` gets `[va, pte_lo, pte_hi, flags]`. The pointer
+    /// arguments hold array indices until [`Multicall::new`] turns them into
+    /// addresses.
+    fn emit(&mut self, entry: usize, pos: &mut usize, start: usize, count: usize) {
+        let first = *pos;
+        let head = self.slot(start).op;
+        let mut call = MulticallEntry {
+            op: head.hypercall(),
+            result: 0,
+            args: [0; 6],
+        };
+        if let Op::UpdateVaMapping { va, pte, flags } = head {
+            call.args[..4].copy_from_slice(&[va, pte as u32, (pte >> 32) as u32, flags]);
+            self.arg_slot[first] = start;
+            *pos += 1;
+        } else {
+            let mut idx = start;
+            for k in 0..count {
+                if k > 0 {
+                    idx = self
+                        .next_live(idx + 1)
+                        .expect("the run has count live slots");
+                }
+                match self.slot(idx).op {
+                    Op::MmuUpdate(req) => self.reqs[*pos] = req,
+                    Op::Mmuext(op) => self.exts[*pos] = op,
+                    Op::UpdateVaMapping { .. } => unreachable!("runs are of one kind"),
+                }
+                self.arg_slot[*pos] = idx;
+                *pos += 1;
+            }
+            call.args[..4].copy_from_slice(&[
+                first as u32,
+                count as u32,
+                u32::from(count > 1),
+                u32::from(DOMID_SELF),
+            ]);
+        }
+        self.calls[entry] = call;
+        self.spans[entry] = Span { first, count };
+    }
+
+    /// Issues the `entries` laid out by [`pack`](Self::pack): one entry as a
+    /// direct hypercall, several as one multicall; then settles each entry
+    /// Xen ran.
+    fn issue<T: FlushTarget<Tag>>(
+        &mut self,
+        entries: usize,
+        target: &mut T,
+        failures: &mut Option<Failures<Tag>>,
+    ) {
+        self.counters.hypercalls += 1;
+        let requests: usize = self.spans[..entries].iter().map(|span| span.count).sum();
+        self.counters.requests += requests as u64;
+
+        if entries == 1 {
+            let Span { first, count } = self.spans[0];
+            let mut done = 0;
+            let result = match self.calls[0].op {
+                __HYPERVISOR_mmu_update => {
+                    target.mmu_update(&self.reqs[first..first + count], &mut done)
+                }
+                __HYPERVISOR_mmuext_op => {
+                    target.mmuext_op(&self.exts[first..first + count], &mut done)
+                }
+                _ => {
+                    let Op::UpdateVaMapping { va, pte, flags } = self.slot(self.arg_slot[first]).op
+                    else {
+                        unreachable!("the third kind of entry");
+                    };
+                    target.update_va_mapping(va, pte, flags)
+                }
+            };
+            self.settle(
+                0,
+                Outcome::from_result(result, done, count),
+                target,
+                failures,
+            );
+            return;
+        }
+
+        self.counters.multicalls += 1;
+        self.counters.multicall_entries += entries as u64;
+        let list_result = {
+            let mut calls = Multicall::new(
+                &mut self.calls[..entries],
+                &self.reqs,
+                &self.exts,
+                &mut self.done[..entries],
+            );
+            target.multicall(&mut calls)
+        };
+        // multicall.c: every entry runs in order and gets its own result,
+        // whatever the others returned; only a fault on the list itself
+        // stops early, and then the hypercall's own result is that fault.
+        for j in 0..entries {
+            let result = self.calls[j].result as i32;
+            if result == NOT_RUN {
+                if list_result < 0 {
+                    let errno = list_result.checked_neg().unwrap_or(i32::MAX);
+                    let outcome = Outcome::Stopped {
+                        applied: 0,
+                        errno,
+                        cause: Cause::BatchRejected,
+                    };
+                    self.settle(j, outcome, target, failures);
+                } else if j == 0 {
+                    let outcome = Outcome::Stopped {
+                        applied: 0,
+                        errno: 0,
+                        cause: Cause::NotRun,
+                    };
+                    self.settle(j, outcome, target, failures);
+                }
+                // Entries not run stay queued, in order, for the next round.
+                break;
+            }
+            let outcome = Outcome::from_result(result, self.done[j], self.spans[j].count);
+            self.settle(j, outcome, target, failures);
+        }
+    }
+
+    /// Records what Xen did with entry `entry`: applied requests are
+    /// resolved, a failed one is resolved and reported (reviving the write it
+    /// replaced, if any), and the requests behind it stay live, to be issued
+    /// again at the front of the queue.
+    fn settle<T: FlushTarget<Tag>>(
+        &mut self,
+        entry: usize,
+        outcome: Outcome,
+        target: &mut T,
+        failures: &mut Option<Failures<Tag>>,
+    ) {
+        let Span { first, count } = self.spans[entry];
+        let applied = match outcome {
+            Outcome::Done => count,
+            Outcome::Stopped { applied, .. } => applied,
+        };
+        for pos in first..first + applied {
+            self.slot_mut(self.arg_slot[pos]).state = State::Resolved;
+        }
+        let Outcome::Stopped { errno, cause, .. } = outcome else {
+            return;
+        };
+        let idx = self.arg_slot[first + applied];
+        let slot = self.slot_mut(idx);
+        slot.state = State::Resolved;
+        let failure = Failure {
+            tag: slot.tag,
+            op: slot.op,
+            errno,
+            cause,
+        };
+        self.counters.failures += 1;
+        self.counters.reissued += (count - applied - 1) as u64;
+        target.failed(&failure);
+        match failures {
+            None => {
+                *failures = Some(Failures {
+                    first: failure,
+                    count: 1,
+                })
+            }
+            Some(failures) => failures.count += 1,
+        }
+        // The failed write had replaced the one before it: that one now
+        // decides the entry's value, so it goes out after all.
+        if self.has_superseded_predecessor(idx) {
+            self.slot_mut(idx - 1).state = State::Live;
+            self.counters.revived += 1;
+        }
+    }
+
+    /// Removes resolved and dropped slots, and superseded ones whose
+    /// replacement is gone, keeping the order of the rest.
+    fn compact(&mut self) {
+        // A superseded slot always sits right before the write that replaced
+        // it (merging only looks at the previous push, and compaction keeps
+        // them together), so walk backwards.
+        let mut keep_next = false;
+        for slot in self.slots[..self.len].iter_mut().rev().flatten() {
+            let keep = match slot.state {
+                State::Live => true,
+                State::Superseded => keep_next,
+                State::Dropped | State::Resolved => false,
+            };
+            if !keep {
+                slot.state = State::Resolved;
+            }
+            keep_next = keep;
+        }
+        let mut kept = 0;
+        for read in 0..self.len {
+            if self.slot(read).state != State::Resolved {
+                self.slots[kept] = self.slots[read];
+                kept += 1;
+            }
+        }
+        for slot in &mut self.slots[kept..self.len] {
+            *slot = None;
+        }
+        self.len = kept;
+    }
+
+    // -----------------------------------------------------------------
+    // Slot helpers
+
+    fn slot(&self, idx: usize) -> &Slot<Tag> {
+        self.slots[idx]
+            .as_ref()
+            .expect("slots below len are filled")
+    }
+
+    fn slot_mut(&mut self, idx: usize) -> &mut Slot<Tag> {
+        self.slots[idx]
+            .as_mut()
+            .expect("slots below len are filled")
+    }
+
+    /// The first live slot at or after `from`.
+    fn next_live(&self, from: usize) -> Option<usize> {
+        (from..self.len).find(|&idx| self.slot(idx).state == State::Live)
+    }
+
+    /// Whether the slot before `idx` holds a write that `idx` replaced.
+    fn has_superseded_predecessor(&self, idx: usize) -> bool {
+        idx > 0 && self.slot(idx - 1).state == State::Superseded
+    }
+}

@@ -1,0 +1,533 @@
+//! The exact hypercalls the queue makes for chosen sequences: packing,
+//! multicall entry layout, merging, dropping, flush points and failure
+//! handling. Every case also runs the harness's general checks (state equals
+//! the sequential result, nothing lost, counters).
+
+mod common;
+
+use common::*;
+use mmu_batch::{Barrier, Cause, FlushReason, MmuBatch, Op, PteWrite, SPLIT_RUN_MAX};
+use xen_abi::xen::{
+    __HYPERVISOR_mmu_update, __HYPERVISOR_mmuext_op, __HYPERVISOR_update_va_mapping, MmuextOp,
+    MMUEXT_INVLPG_LOCAL, MMUEXT_NEW_BASEPTR, MMUEXT_PIN_L1_TABLE, MMUEXT_PIN_L3_TABLE,
+    MMUEXT_TLB_FLUSH_ALL, MMUEXT_TLB_FLUSH_LOCAL, UVMF_ALL, UVMF_INVLPG, UVMF_TLB_FLUSH,
+};
+use xen_abi::XenError;
+
+const DOMID_SELF: u32 = 0x7FF0;
+
+/// A normal write of `ADDRS[k]` carrying the next id.
+fn w<const N: usize>(h: &Harness<N>, k: usize) -> Op {
+    write(ADDRS[k], h.next_id(), 0x067, PteWrite::Normal, false)
+}
+
+fn w_poison<const N: usize>(h: &Harness<N>, k: usize) -> Op {
+    write(ADDRS[k], h.next_id(), 0x067, PteWrite::Normal, true)
+}
+
+fn x<const N: usize>(h: &Harness<N>, cmd: u32, arg1: u32) -> Op {
+    Op::Mmuext(ext(cmd, arg1, h.next_id(), false))
+}
+
+fn ids(reqs: &Recorded) -> Vec<u32> {
+    match reqs {
+        Recorded::MmuUpdate(r) => r.iter().map(|r| id_of_pte(r.val.get())).collect(),
+        Recorded::Mmuext(o) => o.iter().map(id_of_ext).collect(),
+        Recorded::UpdateVaMapping { pte, .. } => vec![id_of_pte(*pte)],
+        Recorded::Multicall { .. } => panic!("not a direct call"),
+    }
+}
+
+#[test]
+fn lazy_writes_are_one_mmu_update() {
+    let mut h = Harness::<64>::new();
+    h.enter_lazy();
+    for i in 0..40 {
+        let op = w(&h, i % ADDRS.len());
+        h.push(op).unwrap();
+    }
+    assert!(h.xen.calls.is_empty(), "nothing reaches Xen in lazy mode");
+    h.leave_lazy().unwrap();
+    assert_eq!(h.xen.calls.len(), 1);
+    assert!(matches!(&h.xen.calls[0], Recorded::MmuUpdate(r) if r.len() == 40));
+    let c = h.batch.counters();
+    assert_eq!(
+        (c.hypercalls, c.multicalls, c.requests, c.merges),
+        (1, 0, 40, 0)
+    );
+    assert_eq!(c.flushes_for(FlushReason::LeaveLazy), 1);
+}
+
+#[test]
+fn lazy_writes_cost_one_call_per_queue_full() {
+    let mut h = Harness::<32>::new();
+    h.enter_lazy();
+    for i in 0..100 {
+        let op = w(&h, i % ADDRS.len());
+        h.push(op).unwrap();
+    }
+    h.leave_lazy().unwrap();
+    let sizes: Vec<usize> = h
+        .xen
+        .calls
+        .iter()
+        .map(|c| match c {
+            Recorded::MmuUpdate(r) => r.len(),
+            other => panic!("{other:?}"),
+        })
+        .collect();
+    assert_eq!(sizes, [32, 32, 32, 4], "ceil(100 / 32) hypercalls");
+    assert_eq!(h.batch.counters().flushes_for(FlushReason::Capacity), 3);
+}
+
+#[test]
+fn outside_lazy_mode_a_call_flushes_at_its_end() {
+    let mut h = Harness::<64>::new();
+    let op = w(&h, 0);
+    h.push(op).unwrap();
+    assert!(h.xen.calls.is_empty(), "nothing before the end of the call");
+    h.end_of_call().unwrap();
+    assert!(h.batch.is_empty());
+    assert_eq!(ids(&h.xen.calls[0]), [0]);
+    assert!(
+        matches!(h.xen.calls[0], Recorded::MmuUpdate(_)),
+        "one request: a direct call"
+    );
+
+    // A call that produced two writes and a pin: the short run is split so
+    // that the pin shares the multicall.
+    let a = w(&h, 1);
+    h.push(a).unwrap();
+    let b = w(&h, 2);
+    h.push(b).unwrap();
+    let pin = x(&h, MMUEXT_PIN_L1_TABLE, 7);
+    h.push(pin).unwrap();
+    h.end_of_call().unwrap();
+    assert_eq!(h.xen.calls.len(), 2);
+    let Recorded::Multicall {
+        entries,
+        calls,
+        pdone,
+    } = &h.xen.calls[1]
+    else {
+        panic!("{:?}", h.xen.calls[1]);
+    };
+    assert_eq!(entries.iter().map(|e| e.op).collect::<Vec<_>>(), [1, 1, 26]);
+    assert_eq!(
+        calls.iter().map(ids).collect::<Vec<_>>(),
+        [vec![1], vec![2], vec![3]]
+    );
+    assert_eq!(pdone, &[false, false, false]);
+    assert_eq!(h.batch.counters().flushes_for(FlushReason::EndOfCall), 2);
+}
+
+#[test]
+fn write_and_invlpg_are_one_multicall_with_the_exact_entries() {
+    let mut h = Harness::<64>::new();
+    h.enter_lazy();
+    let op = write(ADDRS[0], 0, 0x067, PteWrite::PreserveAd, false);
+    h.push(op).unwrap();
+    let inv = x(&h, MMUEXT_INVLPG_LOCAL, 0x0040_3000);
+    h.push(inv).unwrap();
+    h.barrier(Barrier::TlbFlush).unwrap();
+    assert!(h.batch.is_lazy(), "a barrier does not leave lazy mode");
+    assert_eq!(h.xen.calls.len(), 1);
+    let Recorded::Multicall {
+        entries,
+        calls,
+        pdone,
+    } = &h.xen.calls[0]
+    else {
+        panic!()
+    };
+    assert_eq!(entries.len(), 2);
+
+    let e = &entries[0];
+    assert_eq!(e.op, __HYPERVISOR_mmu_update);
+    assert_ne!(e.args[0], 0, "args[0]: address of the requests");
+    assert_eq!(e.args[1], 1, "args[1]: count");
+    assert_eq!(e.args[2], 0, "args[2]: no pdone for a single request");
+    assert_eq!(e.args[3], DOMID_SELF, "args[3]: DOMID_SELF");
+    assert_eq!(e.args[4..], [0, 0]);
+    let Recorded::MmuUpdate(reqs) = &calls[0] else {
+        panic!()
+    };
+    assert_eq!(reqs[0].machine_addr(), ADDRS[0]);
+    assert_eq!(
+        reqs[0].command(),
+        2,
+        "MMU_PT_UPDATE_PRESERVE_AD in ptr[1:0]"
+    );
+    assert_eq!(reqs[0].ptr.get(), ADDRS[0] | 2);
+    assert_eq!(reqs[0].val.get(), pte_value(0, 0x067, false));
+
+    let e = &entries[1];
+    assert_eq!(e.op, __HYPERVISOR_mmuext_op);
+    assert_eq!(e.args[1..4], [1, 0, DOMID_SELF]);
+    assert_eq!(
+        calls[1],
+        Recorded::Mmuext(vec![MmuextOp {
+            cmd: MMUEXT_INVLPG_LOCAL,
+            arg1: 0x0040_3000,
+            arg2: 1
+        }])
+    );
+    assert_eq!(pdone, &[false, false]);
+    let c = h.batch.counters();
+    assert_eq!(
+        (c.hypercalls, c.multicalls, c.multicall_entries, c.requests),
+        (1, 1, 2, 2)
+    );
+    assert_eq!(c.flushes_for(FlushReason::Barrier(Barrier::TlbFlush)), 1);
+}
+
+#[test]
+fn a_run_ends_its_multicall_and_carries_a_pdone_pointer() {
+    let mut h = Harness::<64>::new();
+    h.enter_lazy();
+    let uvm = Op::UpdateVaMapping {
+        va: va_of(3),
+        pte: pte_value(0, 0x063, false) | 0x8000_0000_0000_0000,
+        flags: UVMF_INVLPG | UVMF_ALL,
+    };
+    h.push(uvm).unwrap();
+    let a = w(&h, 0);
+    h.push(a).unwrap();
+    let b = w(&h, 1);
+    h.push(b).unwrap();
+    h.leave_lazy().unwrap();
+    let Recorded::Multicall {
+        entries,
+        calls,
+        pdone,
+    } = &h.xen.calls[0]
+    else {
+        panic!()
+    };
+    assert_eq!(entries.len(), 2);
+    let e = &entries[0];
+    assert_eq!(e.op, __HYPERVISOR_update_va_mapping);
+    assert_eq!(
+        e.args[..4],
+        [
+            va_of(3),
+            pte_value(0, 0x063, false) as u32,
+            0x8000_0000,
+            UVMF_INVLPG | UVMF_ALL
+        ],
+        "va, pte_lo, pte_hi, flags"
+    );
+    let e = &entries[1];
+    assert_eq!(e.op, __HYPERVISOR_mmu_update);
+    assert_eq!(e.args[1], 2);
+    assert_ne!(e.args[2], 0, "a run of two gets a pdone pointer");
+    assert_eq!(e.args[3], DOMID_SELF);
+    assert_eq!(pdone, &[false, true]);
+    assert_eq!(ids(&calls[1]), [1, 2]);
+}
+
+#[test]
+fn a_long_run_and_the_flush_behind_it_are_two_direct_calls() {
+    let mut h = Harness::<64>::new();
+    h.enter_lazy();
+    for k in 0..=SPLIT_RUN_MAX {
+        let op = w(&h, k);
+        h.push(op).unwrap();
+    }
+    let flush = x(&h, MMUEXT_TLB_FLUSH_LOCAL, 0);
+    h.push(flush).unwrap();
+    h.barrier(Barrier::TlbFlush).unwrap();
+    assert_eq!(h.xen.calls.len(), 2);
+    assert_eq!(
+        ids(&h.xen.calls[0]),
+        (0..=SPLIT_RUN_MAX as u32).collect::<Vec<_>>()
+    );
+    assert_eq!(ids(&h.xen.calls[1]), [SPLIT_RUN_MAX as u32 + 1]);
+
+    // The same with a run of SPLIT_RUN_MAX: one multicall of single entries.
+    let mut h = Harness::<64>::new();
+    h.enter_lazy();
+    for k in 0..SPLIT_RUN_MAX {
+        let op = w(&h, k);
+        h.push(op).unwrap();
+    }
+    let flush = x(&h, MMUEXT_TLB_FLUSH_LOCAL, 0);
+    h.push(flush).unwrap();
+    h.barrier(Barrier::TlbFlush).unwrap();
+    assert_eq!(h.xen.calls.len(), 1);
+    let Recorded::Multicall { calls, .. } = &h.xen.calls[0] else {
+        panic!()
+    };
+    assert_eq!(calls.len(), SPLIT_RUN_MAX + 1);
+}
+
+#[test]
+fn a_normal_write_replaces_the_write_just_before_it() {
+    let mut h = Harness::<64>::new();
+    h.enter_lazy();
+    let a = write(ADDRS[0], 0, 0x061, PteWrite::PreserveAd, false);
+    h.push(a).unwrap();
+    let b = w(&h, 0);
+    h.push(b).unwrap();
+    let c = w(&h, 0);
+    h.push(c).unwrap();
+    h.leave_lazy().unwrap();
+    assert_eq!(h.batch.counters().merges, 2);
+    assert_eq!(h.xen.calls.len(), 1);
+    assert_eq!(ids(&h.xen.calls[0]), [2], "the last value wins");
+    assert_eq!(h.xen.state.mem[&ADDRS[0]], pte_value(2, 0x067, false));
+}
+
+#[test]
+fn what_could_observe_a_write_prevents_merging() {
+    let mut h = Harness::<64>::new();
+    h.enter_lazy();
+    // A preserve-A/D successor depends on the value before it.
+    let a = w(&h, 0);
+    h.push(a).unwrap();
+    let b = write(ADDRS[0], h.next_id(), 0x001, PteWrite::PreserveAd, false);
+    h.push(b).unwrap();
+    // Another entry's write in between may observe it through Xen's checks.
+    let c = w(&h, 1);
+    h.push(c).unwrap();
+    let d = w(&h, 0);
+    h.push(d).unwrap();
+    // So may a flush or an update_va_mapping (which may write this entry).
+    let inv = x(&h, MMUEXT_INVLPG_LOCAL, 0x1000);
+    h.push(inv).unwrap();
+    let e = w(&h, 0);
+    h.push(e).unwrap();
+    let uvm = Op::UpdateVaMapping {
+        va: va_of(0),
+        pte: pte_value(h.next_id(), 1, false),
+        flags: 0,
+    };
+    h.push(uvm).unwrap();
+    let f = w(&h, 0);
+    h.push(f).unwrap();
+    h.leave_lazy().unwrap();
+    assert_eq!(h.batch.counters().merges, 0);
+    // A flush of the queue in between: the first write is already gone.
+    let g = w(&h, 2);
+    h.push(g).unwrap();
+    h.barrier(Barrier::CoherentRead).unwrap();
+    h.enter_lazy();
+    let i = w(&h, 2);
+    h.push(i).unwrap();
+    h.leave_lazy().unwrap();
+    assert_eq!(h.batch.counters().merges, 0);
+}
+
+#[test]
+fn a_failed_replacing_write_revives_the_write_it_replaced() {
+    let mut h = Harness::<64>::new();
+    h.enter_lazy();
+    let a = w(&h, 0);
+    h.push(a).unwrap();
+    let b = w_poison(&h, 0);
+    h.push(b).unwrap();
+    let err = h.leave_lazy().unwrap_err();
+    assert_eq!(err.count, 1);
+    assert_eq!(err.first.tag, 1);
+    assert_eq!(err.first.errno, EPERM);
+    assert_eq!(err.first.error(), XenError::EPERM);
+    assert_eq!(err.first.cause, Cause::Refused);
+    assert_eq!(
+        h.xen.calls.iter().map(ids).collect::<Vec<_>>(),
+        [vec![1], vec![0]]
+    );
+    assert_eq!(
+        h.xen.state.mem[&ADDRS[0]],
+        pte_value(0, 0x067, false),
+        "the value before the failed one"
+    );
+    let c = h.batch.counters();
+    assert_eq!((c.merges, c.revived, c.failures), (1, 1, 1));
+}
+
+#[test]
+fn a_failed_request_in_a_run_reports_it_and_reissues_the_tail() {
+    let mut h = Harness::<64>::new();
+    h.enter_lazy();
+    for k in 0..6 {
+        let op = if k == 1 { w_poison(&h, k) } else { w(&h, k) };
+        h.push(op).unwrap();
+    }
+    let flush = x(&h, MMUEXT_TLB_FLUSH_ALL, 0);
+    h.push(flush).unwrap();
+    let err = h.barrier(Barrier::TlbFlush).unwrap_err();
+    assert_eq!((err.first.tag, err.count), (1, 1));
+    assert_eq!(h.xen.calls.len(), 2);
+    assert_eq!(ids(&h.xen.calls[0]), [0, 1, 2, 3, 4, 5]);
+    // Xen stopped at request 1 (pdone = 1): the four behind it go again,
+    // before the flush, now as a short run sharing a multicall with it.
+    let Recorded::Multicall { calls, .. } = &h.xen.calls[1] else {
+        panic!("{:?}", h.xen.calls[1])
+    };
+    assert_eq!(
+        calls.iter().map(ids).collect::<Vec<_>>(),
+        [vec![2], vec![3], vec![4], vec![5], vec![6]]
+    );
+    let c = h.batch.counters();
+    assert_eq!((c.reissued, c.requests, c.hypercalls), (4, 11, 2));
+}
+
+#[test]
+fn a_failed_multicall_entry_does_not_stop_the_entries_behind_it() {
+    let mut h = Harness::<64>::new();
+    h.enter_lazy();
+    let a = w_poison(&h, 0);
+    h.push(a).unwrap();
+    let pin = x(&h, MMUEXT_PIN_L3_TABLE, 4);
+    h.push(pin).unwrap();
+    let b = w(&h, 1);
+    h.push(b).unwrap();
+    let base = x(&h, MMUEXT_NEW_BASEPTR, 4);
+    h.push(base).unwrap();
+    let err = h.barrier(Barrier::BaseSwitch).unwrap_err();
+    assert_eq!((err.first.tag, err.count), (0, 1));
+    assert_eq!(
+        h.xen.calls.len(),
+        1,
+        "one multicall; Xen ran all four entries"
+    );
+    assert_eq!(
+        h.xen.attempts.iter().map(|a| a.id).collect::<Vec<_>>(),
+        [0, 1, 2, 3]
+    );
+    assert_eq!(h.xen.state.base, Some(4));
+}
+
+#[test]
+fn covered_tlb_maintenance_is_dropped() {
+    let mut h = Harness::<64>::new();
+    h.enter_lazy();
+    let inv = x(&h, MMUEXT_INVLPG_LOCAL, 0x2000);
+    h.push(inv).unwrap();
+    let a = w(&h, 0);
+    h.push(a).unwrap();
+    let local = x(&h, MMUEXT_TLB_FLUSH_LOCAL, 0);
+    h.push(local).unwrap();
+    let all = x(&h, MMUEXT_TLB_FLUSH_ALL, 0);
+    h.push(all).unwrap();
+    let local2 = x(&h, MMUEXT_TLB_FLUSH_LOCAL, 0);
+    h.push(local2).unwrap();
+    h.barrier(Barrier::TlbFlush).unwrap();
+    assert_eq!(
+        h.batch.counters().dropped_flushes,
+        2,
+        "the INVLPG and the first local flush"
+    );
+    let Recorded::Multicall { calls, .. } = &h.xen.calls[0] else {
+        panic!("{:?}", h.xen.calls)
+    };
+    assert_eq!(
+        calls.iter().map(ids).collect::<Vec<_>>(),
+        [vec![1], vec![3, 4]],
+        "ALL then LOCAL both stay"
+    );
+}
+
+#[test]
+fn a_faulted_multicall_fails_the_first_entry_it_did_not_run() {
+    let mut h = Harness::<64>::new();
+    h.enter_lazy();
+    let a = w(&h, 0);
+    h.push(a).unwrap();
+    let pin = x(&h, MMUEXT_PIN_L1_TABLE, 2);
+    h.push(pin).unwrap();
+    let b = w(&h, 1);
+    h.push(b).unwrap();
+    h.xen.fault_next_multicall = Some(1);
+    let err = h.leave_lazy().unwrap_err();
+    assert_eq!(err.first.tag, 1);
+    assert_eq!(err.first.cause, Cause::BatchRejected);
+    assert_eq!(err.first.errno, EFAULT);
+    assert_eq!(
+        h.xen.calls.len(),
+        2,
+        "the write behind the rejected pin goes out next"
+    );
+    assert_eq!(ids(&h.xen.calls[1]), [2]);
+}
+
+#[test]
+fn every_failure_is_reported_and_the_first_returned() {
+    let mut h = Harness::<8>::new();
+    h.enter_lazy();
+    for k in 0..5 {
+        let op = if k % 2 == 0 {
+            w_poison(&h, k)
+        } else {
+            w(&h, k)
+        };
+        h.push(op).unwrap();
+    }
+    let err = h.leave_lazy().unwrap_err();
+    assert_eq!((err.first.tag, err.count), (0, 3));
+    assert_eq!(
+        h.xen.reported.iter().map(|f| f.tag).collect::<Vec<_>>(),
+        [0, 2, 4]
+    );
+}
+
+#[test]
+fn a_push_into_a_full_queue_flushes_first_and_returns_its_failures() {
+    let mut h = Harness::<4>::new();
+    h.enter_lazy();
+    for k in 0..4 {
+        let op = if k == 3 { w_poison(&h, k) } else { w(&h, k) };
+        h.push(op).unwrap();
+    }
+    let op = w(&h, 4);
+    let err = h.push(op).unwrap_err();
+    assert_eq!(err.first.tag, 3);
+    assert_eq!(h.batch.len(), 1, "the new op is queued after the flush");
+    h.leave_lazy().unwrap();
+}
+
+#[test]
+fn abandon_hands_back_every_op_that_would_have_gone_out() {
+    let mut batch = MmuBatch::<u32, 8>::new();
+    let mut xen = ModelXen::new();
+    batch.enter_lazy();
+    let ops = [
+        write(ADDRS[0], 0, 1, PteWrite::Normal, false),
+        write(ADDRS[0], 1, 1, PteWrite::Normal, false),
+        Op::Mmuext(ext(MMUEXT_INVLPG_LOCAL, 0x1000, 2, false)),
+        Op::Mmuext(ext(MMUEXT_TLB_FLUSH_LOCAL, 0, 3, false)),
+        Op::UpdateVaMapping {
+            va: va_of(1),
+            pte: pte_value(4, 0, false),
+            flags: UVMF_TLB_FLUSH,
+        },
+    ];
+    for (id, op) in ops.iter().enumerate() {
+        batch.push(*op, id as u32, &mut xen).unwrap();
+    }
+    let mut seen = Vec::new();
+    assert_eq!(batch.abandon(|op, tag| seen.push((*op, *tag))), 3);
+    assert_eq!(seen, [(ops[1], 1), (ops[3], 3), (ops[4], 4)]);
+    assert!(batch.is_empty());
+    assert!(xen.calls.is_empty());
+}
+
+#[test]
+fn queue_is_usable_as_a_static() {
+    static QUEUE: std::sync::Mutex<MmuBatch<u32, 32>> = std::sync::Mutex::new(MmuBatch::new());
+    let mut q = QUEUE.lock().unwrap();
+    let mut xen = ModelXen::new();
+    let op = write(ADDRS[0], 0, 1, PteWrite::Normal, false);
+    xen.script.push(op);
+    xen.links.push(false);
+    q.push(op, 0, &mut xen).unwrap();
+    q.end_of_call(&mut xen).unwrap();
+    assert_eq!(
+        xen.calls,
+        [Recorded::MmuUpdate(vec![match op {
+            Op::MmuUpdate(r) => r,
+            _ => unreachable!(),
+        }])]
+    );
+    assert_eq!(MmuBatch::<u32, 32>::CAPACITY, 32);
+}

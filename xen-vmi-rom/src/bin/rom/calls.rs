@@ -1,0 +1,58 @@
+//! VMI_Init, GetRelocationInfo and the call handlers.
+//!
+//! Calling convention (vmi.h, vmi_32.c): the kernel is built with
+//! `-mregparm=3`, so arguments come in EAX, EDX, ECX, then on the stack;
+//! results in EAX (EDX:EAX for 64 bits); EAX, EDX, ECX and flags may be
+//! clobbered. Rust has no regparm, so each entry is a small assembly thunk
+//! around an `extern "C"` function.
+
+use vmi_abi::{VmiCall, VmiRelocationInfo, VmiRelocationType};
+
+/// VMI_Init (ROM+0x80): `u32 (*)(void)` with regparm; 0 means the kernel
+/// may use the ROM. The ROM is set up by the loader before the kernel runs,
+/// so there is nothing left to do but say yes.
+pub extern "C" fn vmi_init() -> u32 {
+    0
+}
+
+// GetRelocationInfo (ROM+0x88): `u64 (*)(int) regparm(2)`: the call number
+// in EAX, the 8-byte vmi_relocation_info back in EDX:EAX.
+core::arch::global_asm!(
+    r#"
+    .pushsection .text.vmi_get_reloc, "ax"
+    .globl vmi_get_relocation_info_entry
+vmi_get_relocation_info_entry:
+    push eax
+    call {imp}
+    add esp, 4
+    ret
+    .popsection
+    "#,
+    imp = sym get_relocation_info,
+);
+
+extern "C" {
+    /// The regparm entry above.
+    pub fn vmi_get_relocation_info_entry();
+}
+
+/// Re-exported for the header's jump point.
+pub use vmi_get_relocation_info_entry as get_relocation_info_entry;
+
+/// What the ROM answers for `call`: where to call it (an address in the
+/// mapping the kernel called GetRelocationInfo through) and how.
+///
+/// Calls the ROM does not implement yet answer NONE: the kernel then keeps
+/// the native instruction, which traps in ring 1 and is emulated.
+extern "C" fn get_relocation_info(call: u32) -> u64 {
+    // No call is routed into the ROM yet; unknown numbers get NONE too, as
+    // VMware's ROM did for calls it did not know.
+    let _known = VmiCall::from_u32(call).is_some();
+    VmiRelocationInfo::new(0, VmiRelocationType::None).to_u64()
+}
+
+/// The loader's entry (ROM+0x90): not part of the VMI ABI. Filled in with
+/// the boot path.
+pub extern "C" fn loader_entry() -> u32 {
+    0
+}

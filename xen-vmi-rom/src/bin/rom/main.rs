@@ -1,0 +1,21 @@
+//! The VMI ROM for Xen (API 3.0).
+//!
+//! A position-independent blob: the kernel finds it at 0xC0000 in its own
+//! physical memory, calls VMI_Init at +0x80 and GetRelocationInfo at +0x88,
+//! then calls the answers directly. Its state lives at a fixed address in
+//! the private area (layout.rs), never in the image.
+#![no_std]
+#![no_main]
+
+mod calls;
+mod header;
+
+#[panic_handler]
+fn panic(_info: &core::panic::PanicInfo) -> ! {
+    // Built with panic=immediate-abort: a panic is a ud2, which Xen turns
+    // into a #UD the ROM's own trap handler reports; nothing can be printed
+    // here without formatting machinery the ROM does not carry.
+    loop {
+        core::hint::spin_loop();
+    }
+}

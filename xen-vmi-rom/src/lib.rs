@@ -1,0 +1,9 @@
+//! xen-vmi-rom: the VMI ROM for Xen and the PV loader that carries it.
+//!
+//! This library is the host-testable part shared by the two i686 images
+//! (`src/bin/rom`, the position-independent ROM; `src/bin/loader`, the Xen
+//! PV image): the memory layout both agree on, and the pure logic behind
+//! them. Design notes: docs/boot-contract.md, docs/page-tables.md.
+#![cfg_attr(not(test), no_std)]
+
+pub mod layout;
