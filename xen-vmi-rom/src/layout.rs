@@ -23,6 +23,9 @@ pub const ROM_CODE_VA: u32 = ROM_AREA_START;
 /// Largest ROM image (the option-ROM area the kernel probes is 128 KiB, and
 /// the code alias has this much room).
 pub const ROM_CODE_MAX: u32 = 0x1_0000;
+/// Offset in the ROM of the loader's entry (after the VMI jump points at
+/// 0x80 and 0x88; not part of the VMI ABI).
+pub const ROM_LOADER_ENTRY: u32 = 0x90;
 /// Alias of the hypercall page Xen filled (XEN_ELFNOTE_HYPERCALL_PAGE).
 pub const HYPERCALL_PAGE_VA: u32 = ROM_AREA_START + 0x1_0000;
 /// shared_info (start_info.shared_info is its machine address).

@@ -6,4 +6,7 @@
 //! them. Design notes: docs/boot-contract.md, docs/page-tables.md.
 #![cfg_attr(not(test), no_std)]
 
+pub mod boot_plan;
+pub mod kernel_image;
 pub mod layout;
+pub mod rom_state;

@@ -28,7 +28,9 @@ options:
   --quiet              print only the summary (and the console tail on failure)
   --xen FILE           hypervisor binary (default .cache/xen/xen-pv32)
   --pv-image FILE      PV image (default out/xen-vmi-rom.elf)
-  --kernel FILE        VMI guest kernel (default out/vmi-guest.elf)
+  --kernel FILE        VMI guest kernel (default out/vmi-guest.elf; with --dom0
+                       it is loaded through the ROM, without it the PV image
+                       runs its own Xen self-test)
   --option-rom FILE    native VMI ROM (default out/native-vmi.rom)
   --cmdline TEXT       guest command line
   --memory MB          guest memory in MiB (default 64)
@@ -119,7 +121,10 @@ fn run_cmd(args: &[String]) -> i32 {
                 }
                 "--xen" => cfg.xen = value("--xen")?.into(),
                 "--pv-image" => cfg.pv_image = value("--pv-image")?.into(),
-                "--kernel" => cfg.kernel = value("--kernel")?.into(),
+                "--kernel" => {
+                    cfg.kernel = value("--kernel")?.into();
+                    cfg.kernel_given = true;
+                }
                 "--option-rom" => cfg.option_rom = value("--option-rom")?.into(),
                 "--cmdline" => cfg.cmdline = value("--cmdline")?,
                 other => return Err(usage_error(&format!("unknown argument {other:?}"))),

@@ -29,6 +29,9 @@ pub struct RunConfig {
     pub xen: PathBuf,
     pub pv_image: PathBuf,
     pub kernel: PathBuf,
+    /// `--kernel` was given: on Xen, the kernel goes in as the second
+    /// multiboot module (the PV image loads it through the ROM).
+    pub kernel_given: bool,
     pub option_rom: PathBuf,
     pub cmdline: String,
 }
@@ -45,6 +48,7 @@ impl Default for RunConfig {
             xen: ".cache/xen/xen-pv32".into(),
             pv_image: "out/xen-vmi-rom.elf".into(),
             kernel: "out/vmi-guest.elf".into(),
+            kernel_given: false,
             option_rom: "out/native-vmi.rom".into(),
             cmdline: String::new(),
         }
@@ -148,7 +152,17 @@ pub fn command(cfg: &RunConfig) -> Result<Command, String> {
                 module.push(' ');
                 module.push_str(&cfg.cmdline);
             }
-            cmd.arg("-initrd").arg(module.replace(',', ",,"));
+            let mut modules = module.replace(',', ",,");
+            if cfg.kernel_given {
+                require_file(
+                    "VMI kernel",
+                    &cfg.kernel,
+                    "give an existing file to --kernel",
+                )?;
+                modules.push(',');
+                modules.push_str(&cfg.kernel.display().to_string().replace(',', ",,"));
+            }
+            cmd.arg("-initrd").arg(modules);
         }
         Mode::Native => {
             require_file(

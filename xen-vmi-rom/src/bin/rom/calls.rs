@@ -50,9 +50,3 @@ extern "C" fn get_relocation_info(call: u32) -> u64 {
     let _known = VmiCall::from_u32(call).is_some();
     VmiRelocationInfo::new(0, VmiRelocationType::None).to_u64()
 }
-
-/// The loader's entry (ROM+0x90): not part of the VMI ABI. Filled in with
-/// the boot path.
-pub extern "C" fn loader_entry() -> u32 {
-    0
-}

@@ -45,5 +45,5 @@ core::arch::global_asm!(
     "#,
     init = sym crate::calls::vmi_init,
     reloc = sym crate::calls::get_relocation_info_entry,
-    boot = sym crate::calls::loader_entry,
+    boot = sym crate::boot::vmi_loader_entry,
 );

@@ -7,8 +7,12 @@
 #![no_std]
 #![no_main]
 
+mod boot;
 mod calls;
+mod console;
 mod header;
+mod traps;
+mod xen;
 
 #[panic_handler]
 fn panic(_info: &core::panic::PanicInfo) -> ! {

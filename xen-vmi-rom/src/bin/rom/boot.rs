@@ -1,0 +1,121 @@
+//! The loader's handover (ROM+0x90): install the trap table and callbacks,
+//! switch to the kernel's first address space, and enter the kernel.
+
+use xen_abi::arch_x86_32::{TrapInfo, XenCallback, FLAT_RING1_CS};
+use xen_abi::hypercall::Hypervisor;
+use xen_abi::p2m::Mfn;
+use xen_abi::xen::{MmuextOp, DOMID_SELF};
+use xen_vmi_rom::layout::ROM_STATE_VA;
+use xen_vmi_rom::rom_state::{RomState, ROM_BOOT_STACK_TOP, ROM_STATE_MAGIC};
+
+use crate::console::Line;
+use crate::traps;
+use crate::xen::{crash, hypervisor};
+
+// Entered from the loader's stack, which vanishes with its address space:
+// move to the ROM's boot stack (in the private area) first.
+core::arch::global_asm!(
+    r#"
+    .pushsection .text.vmi_loader_entry, "ax"
+    .globl vmi_loader_entry
+vmi_loader_entry:
+    mov eax, [esp + 4]
+    mov esp, {stack_top}
+    push eax
+    call {boot}
+    ud2
+    .popsection
+    "#,
+    stack_top = const ROM_STATE_VA + ROM_BOOT_STACK_TOP,
+    boot = sym rom_boot,
+);
+
+extern "C" {
+    /// The entry above, for the header's jump point.
+    pub fn vmi_loader_entry();
+}
+
+// Enters the kernel: registers per the boot contract, flags with IF set
+// (the virtual IF is the upcall mask, which stays set until the kernel
+// enables interrupts).
+core::arch::global_asm!(
+    r#"
+    .pushsection .text.vmi_enter_kernel, "ax"
+    .globl vmi_enter_kernel
+vmi_enter_kernel:
+    mov ecx, [esp + 4]
+    mov eax, [esp + 8]
+    mov ebx, [esp + 12]
+    mov esp, [esp + 16]
+    xor edx, edx
+    xor esi, esi
+    xor edi, edi
+    xor ebp, ebp
+    jmp ecx
+    .popsection
+    "#
+);
+
+extern "C" {
+    fn vmi_enter_kernel(entry: u32, eax: u32, ebx: u32, esp: u32) -> !;
+}
+
+extern "C" fn rom_boot(state: *mut RomState) -> ! {
+    // SAFETY: the loader passes ROM_STATE_VA, mapped and filled.
+    let st = unsafe { &*state };
+    if st.magic != ROM_STATE_MAGIC {
+        Line::new()
+            .text(b"xen-vmi-rom: ROM state at ")
+            .hex(state as u32)
+            .text(b" was not filled by the loader")
+            .print();
+        crash();
+    }
+    let mut xen = hypervisor();
+    let mut table = [TrapInfo::default(); 33];
+    for (vector, entry) in table.iter_mut().take(32).enumerate() {
+        // int3 and into may be raised from user mode; the rest only by the
+        // processor (DPL 0 keeps `int n` from ring 3 out).
+        let dpl = if vector == 3 || vector == 4 { 3 } else { 0 };
+        *entry = TrapInfo {
+            vector: vector as u8,
+            flags: dpl,
+            cs: FLAT_RING1_CS,
+            address: traps::stub_alias(vector as u32),
+        };
+    }
+    let callback = |addr| XenCallback {
+        cs: u32::from(FLAT_RING1_CS),
+        eip: addr,
+    };
+    // SAFETY: the handlers live in the ROM's alias, mapped in every address
+    // space; the table ends with a zero entry.
+    let traps_ok = unsafe { xen.set_trap_table(&table) };
+    // SAFETY: as above, for the event and failsafe callbacks.
+    let callbacks_ok = unsafe {
+        xen.set_callbacks(
+            callback(traps::event_alias()),
+            callback(traps::failsafe_alias()),
+        )
+    };
+    // SAFETY: the boot root maps the ROM area (this code, its stack and
+    // state) exactly as the loader's tables do.
+    let base_ok = unsafe {
+        xen.mmuext_op(
+            &[MmuextOp::new_baseptr(Mfn(st.boot_l3_mfn))],
+            u32::from(DOMID_SELF),
+        )
+    };
+    if traps_ok.is_err() || callbacks_ok.is_err() || base_ok.is_err() {
+        Line::new()
+            .text(b"xen-vmi-rom: Xen refused the ROM's trap table, callbacks or the kernel's address space")
+            .print();
+        crash();
+    }
+    Line::new()
+        .text(b"xen-vmi-rom: ROM ready, entering the kernel at ")
+        .hex(st.entry)
+        .print();
+    // SAFETY: the kernel's image and first address space are in place.
+    unsafe { vmi_enter_kernel(st.entry, st.entry_eax, st.entry_ebx, st.entry_esp) }
+}

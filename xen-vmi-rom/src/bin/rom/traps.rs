@@ -1,0 +1,168 @@
+//! Exceptions and events from Xen: the ROM's entry stubs.
+//!
+//! Xen bounces an exception to the handler in the trap table with, on the
+//! ring-1 stack: [error code], EIP, CS (saved upcall mask in bits 16-23),
+//! EFLAGS, and ESP/SS when it came from ring 3 (xen.h, compat bounce
+//! frame). Each vector has a 16-byte stub that makes the frame uniform
+//! (a 0 error code where the processor pushes none) and records the vector.
+
+use crate::console::Line;
+use crate::xen::crash;
+
+/// Vectors for which the processor pushes an error code (#DF, #TS, #NP,
+/// #SS, #GP, #PF, #AC, #CP, #VC, #SX).
+const fn has_error_code(v: u32) -> bool {
+    matches!(v, 8 | 10 | 11 | 12 | 13 | 14 | 17 | 21 | 29 | 30)
+}
+
+const STUB_SIZE: u32 = 16;
+
+core::arch::global_asm!(
+    r#"
+    .pushsection .text.vmi_trap_stubs, "ax"
+    .balign 16
+    .globl vmi_trap_stubs
+vmi_trap_stubs:
+    .set vec, 0
+    .rept 32
+    .balign 16, 0xCC
+    .if (vec == 8) || (vec == 10) || (vec == 11) || (vec == 12) || (vec == 13) || (vec == 14) || (vec == 17) || (vec == 21) || (vec == 29) || (vec == 30)
+    .else
+    push 0
+    .endif
+    push vec
+    jmp vmi_trap_common
+    .set vec, vec + 1
+    .endr
+
+    .balign 16
+vmi_trap_common:
+    pushad
+    mov eax, esp
+    push eax
+    call {trap}
+    add esp, 4
+    popad
+    add esp, 8
+    iretd
+
+    .balign 16
+    .globl vmi_event_entry
+vmi_event_entry:
+    push 0
+    push 256
+    jmp vmi_trap_common
+
+    .balign 16
+    .globl vmi_failsafe_entry
+vmi_failsafe_entry:
+    push 0
+    push 257
+    jmp vmi_trap_common
+
+    .popsection
+    "#,
+    trap = sym rom_trap,
+);
+
+// Run-time addresses of ROM symbols, computed from EIP: a symbol's address
+// held anywhere (a GOT slot, a static) would be absolute and wrong once the
+// kernel maps the ROM elsewhere. (AT&T syntax: LLVM's Intel parser takes no
+// symbol difference in a memory operand.)
+core::arch::global_asm!(
+    r#"
+    .pushsection .text.vmi_runtime_addresses, "ax"
+    .macro runtime_address name, target
+    .globl \name
+\name:
+    call 1f
+1:  popl %eax
+    leal (\target - 1b)(%eax), %eax
+    ret
+    .endm
+    runtime_address vmi_addr_rom_base, vmi_rom_header
+    runtime_address vmi_addr_trap_stubs, vmi_trap_stubs
+    runtime_address vmi_addr_event_entry, vmi_event_entry
+    runtime_address vmi_addr_failsafe_entry, vmi_failsafe_entry
+    .popsection
+    "#,
+    options(att_syntax)
+);
+
+extern "C" {
+    fn vmi_addr_rom_base() -> u32;
+    fn vmi_addr_trap_stubs() -> u32;
+    fn vmi_addr_event_entry() -> u32;
+    fn vmi_addr_failsafe_entry() -> u32;
+}
+
+/// The address `addr` (in the mapping the ROM runs through now) has in the ROM's alias (valid in every address space),
+/// whatever mapping the ROM is running through now.
+pub fn alias(addr: u32) -> u32 {
+    // SAFETY: the helpers only compute an address from EIP.
+    let base = unsafe { vmi_addr_rom_base() };
+    xen_vmi_rom::layout::ROM_CODE_VA + (addr - base)
+}
+
+/// The trap table entry for `vector`.
+pub fn stub_alias(vector: u32) -> u32 {
+    const _: () = assert!(!has_error_code(0) && has_error_code(13));
+    // SAFETY: computes an address from EIP.
+    alias(unsafe { vmi_addr_trap_stubs() } + vector * STUB_SIZE)
+}
+
+pub fn event_alias() -> u32 {
+    // SAFETY: computes an address from EIP.
+    alias(unsafe { vmi_addr_event_entry() })
+}
+
+pub fn failsafe_alias() -> u32 {
+    // SAFETY: computes an address from EIP.
+    alias(unsafe { vmi_addr_failsafe_entry() })
+}
+
+/// What the stubs leave on the stack (pushad order reversed, then the
+/// stub's words, then Xen's frame).
+#[repr(C)]
+pub struct TrapFrame {
+    pub edi: u32,
+    pub esi: u32,
+    pub ebp: u32,
+    pub esp_at_pushad: u32,
+    pub ebx: u32,
+    pub edx: u32,
+    pub ecx: u32,
+    pub eax: u32,
+    pub vector: u32,
+    pub error_code: u32,
+    pub eip: u32,
+    pub cs: u32,
+    pub eflags: u32,
+}
+
+const EXCEPTION_NAMES: &[u8] =
+    b"DE DB NMIBP OF BR UD NM DF CSOTS NP SS GP PF 15 MF AC MC XM VE CP ";
+
+extern "C" fn rom_trap(frame: &mut TrapFrame) {
+    let v = frame.vector;
+    let line = Line::new().text(b"xen-vmi-rom: ");
+    let line = if v < 22 {
+        let i = (v * 3) as usize;
+        line.text(b"unhandled #")
+            .text(EXCEPTION_NAMES[i..i + 3].trim_ascii_end())
+    } else if v == 256 {
+        line.text(b"event upcall before the kernel can take interrupts")
+    } else if v == 257 {
+        line.text(b"Xen's failsafe callback (a bad segment on return)")
+    } else {
+        line.text(b"unhandled exception ").dec(v)
+    };
+    line.text(b" at eip ")
+        .hex(frame.eip)
+        .text(b" cs ")
+        .hex(frame.cs & 0xFFFF)
+        .text(b" error code ")
+        .hex(frame.error_code)
+        .print();
+    crash();
+}
