@@ -54,15 +54,21 @@ pub struct RomState {
     pub pool_free: u32,
     /// Size of the ROM image at kernel-physical 0xC0000.
     pub rom_size: u32,
+    /// The builder's root (start_info.pt_base), unpinned by the ROM once it
+    /// has left it: its tables map every bootstrap frame writable, and as
+    /// long as they are page tables no pool frame could become one.
+    pub bootstrap_l3_mfn: u32,
 }
 
-/// The table of pool machine frames follows the state struct.
-pub const POOL_MFNS_OFFSET: u32 = 0x1000;
+/// The ROM's run-time state (virtual CPU, devices) starts here.
+pub const ROM_RUNTIME_OFFSET: u32 = 0x100;
+/// The table of pool machine frames follows the run-time state.
+pub const POOL_MFNS_OFFSET: u32 = 0x4000;
 /// Most pool frames the table holds (up to the boot stack).
 pub const POOL_MFNS_MAX: u32 = (ROM_BOOT_STACK_TOP - ROM_BOOT_STACK_SIZE - POOL_MFNS_OFFSET) / 4;
 
 const _: () = {
-    assert!(core::mem::size_of::<RomState>() == 84);
+    assert!(core::mem::size_of::<RomState>() == 88);
     assert!(core::mem::size_of::<RomState>() as u32 <= POOL_MFNS_OFFSET);
     assert!(ROM_BOOT_STACK_TOP <= crate::layout::ROM_STATE_MAX);
 };

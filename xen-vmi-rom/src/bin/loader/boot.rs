@@ -350,6 +350,7 @@ pub fn boot(
         pool_next: 0,
         pool_free: pool_mfns_len,
         rom_size: rom.len() as u32,
+        bootstrap_l3_mfn: frames.mfn(si.pt_base >> 12),
     };
     // SAFETY: the state struct fits the first state page (asserted in
     // rom_state.rs).

@@ -106,9 +106,17 @@ extern "C" fn rom_boot(state: *mut RomState) -> ! {
             u32::from(DOMID_SELF),
         )
     };
-    if traps_ok.is_err() || callbacks_ok.is_err() || base_ok.is_err() {
+    // SAFETY: the builder's root is no longer in use (base_ok); unpinning
+    // it frees its frames' types, nothing more.
+    let unpin_ok = unsafe {
+        xen.mmuext_op(
+            &[MmuextOp::unpin_table(Mfn(st.bootstrap_l3_mfn))],
+            u32::from(DOMID_SELF),
+        )
+    };
+    if traps_ok.is_err() || callbacks_ok.is_err() || base_ok.is_err() || unpin_ok.is_err() {
         Line::new()
-            .text(b"xen-vmi-rom: Xen refused the ROM's trap table, callbacks or the kernel's address space")
+            .text(b"xen-vmi-rom: Xen refused the ROM's trap table, callbacks, the kernel's address space or unpinning the builder's")
             .print();
         crash();
     }
