@@ -10,3 +10,9 @@ pub mod boot_plan;
 pub mod kernel_image;
 pub mod layout;
 pub mod rom_state;
+
+pub mod decode;
+pub mod pic;
+pub mod pit;
+pub mod ports;
+pub mod uart;
