@@ -71,6 +71,7 @@ extern "C" fn rom_boot(state: *mut RomState) -> ! {
             .print();
         crash();
     }
+    crate::runtime::init();
     let mut xen = hypervisor();
     let mut table = [TrapInfo::default(); 33];
     for (vector, entry) in table.iter_mut().take(32).enumerate() {

@@ -45,6 +45,12 @@ impl Line {
         self.text(&digits)
     }
 
+    /// One byte as two hex digits.
+    pub fn hex2(self, v: u8) -> Self {
+        let digit = |n: u8| if n < 10 { b'0' + n } else { b'a' + n - 10 };
+        self.text(&[digit(v >> 4), digit(v & 0xF)])
+    }
+
     pub fn dec(self, mut v: u32) -> Self {
         let mut digits = [0u8; 10];
         let mut n = 0;

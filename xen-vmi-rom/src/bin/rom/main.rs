@@ -10,7 +10,9 @@
 mod boot;
 mod calls;
 mod console;
+mod emulate;
 mod header;
+mod runtime;
 mod traps;
 mod xen;
 

@@ -143,8 +143,14 @@ pub struct TrapFrame {
 const EXCEPTION_NAMES: &[u8] =
     b"DE DB NMIBP OF BR UD NM DF CSOTS NP SS GP PF 15 MF AC MC XM VE CP ";
 
+/// Vector of #GP.
+const GENERAL_PROTECTION: u32 = 13;
+
 extern "C" fn rom_trap(frame: &mut TrapFrame) {
     let v = frame.vector;
+    if v == GENERAL_PROTECTION && crate::emulate::general_protection(frame) {
+        return;
+    }
     let line = Line::new().text(b"xen-vmi-rom: ");
     let line = if v < 22 {
         let i = (v * 3) as usize;
@@ -157,8 +163,17 @@ extern "C" fn rom_trap(frame: &mut TrapFrame) {
     } else {
         line.text(b"unhandled exception ").dec(v)
     };
-    line.text(b" at eip ")
-        .hex(frame.eip)
+    let line = line.text(b" at eip ").hex(frame.eip);
+    // The bytes at EIP, for an instruction the ROM does not emulate.
+    let mut bytes = [0u8; 8];
+    let n = (4096 - (frame.eip & 0xFFF)).min(8) as usize;
+    // SAFETY: the kernel was executing at EIP, so that page is mapped.
+    unsafe { core::ptr::copy_nonoverlapping(frame.eip as *const u8, bytes.as_mut_ptr(), n) };
+    let mut line = line.text(b" (bytes");
+    for b in &bytes[..n] {
+        line = line.text(b" ").hex2(*b);
+    }
+    line.text(b")")
         .text(b" cs ")
         .hex(frame.cs & 0xFFFF)
         .text(b" error code ")

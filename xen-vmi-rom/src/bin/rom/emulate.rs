@@ -1,0 +1,177 @@
+//! The #GP path: privileged instructions a kernel executes natively in
+//! ring 1 (docs/traps-and-privilege.md), decoded by `decode` and carried
+//! out against Xen and the device models.
+
+use core::sync::atomic::{AtomicU8, Ordering};
+
+use xen_abi::hypercall::Hypervisor;
+use xen_vmi_rom::decode::{decode, DecodeError, Op, Reg32, Regs, Width};
+
+use crate::runtime::{runtime, shared_info};
+use crate::traps::TrapFrame;
+use crate::xen::hypervisor;
+
+/// EFLAGS.DF: string instructions step downwards.
+const EFLAGS_DF: u32 = 1 << 10;
+
+/// vcpu 0's upcall mask: the kernel's interrupt flag, inverted.
+fn upcall_mask() -> &'static AtomicU8 {
+    let mask = &raw const shared_info().vcpu_info[0].evtchn_upcall_mask;
+    // SAFETY: a byte of the mapped shared_info page, which Xen reads
+    // concurrently; the guest writes it as a single byte.
+    unsafe { AtomicU8::from_ptr(mask as *mut u8) }
+}
+
+fn read_insn(eip: u32, buf: &mut [u8; 15]) -> usize {
+    // Read to the end of the page first: the next page may not be mapped,
+    // and most instructions end before it.
+    let to_page_end = (4096 - (eip & 0xFFF)) as usize;
+    let n = to_page_end.min(15);
+    // SAFETY: the kernel is executing at `eip`, so its page is mapped.
+    unsafe { core::ptr::copy_nonoverlapping(eip as *const u8, buf.as_mut_ptr(), n) };
+    n
+}
+
+fn regs_of(frame: &TrapFrame) -> Regs {
+    Regs {
+        eax: frame.eax,
+        ecx: frame.ecx,
+        edx: frame.edx,
+        ebx: frame.ebx,
+        // Same-ring exception: the kernel's ESP is just above Xen's frame.
+        esp: (&raw const frame.eflags) as u32 + 4,
+        ebp: frame.ebp,
+        esi: frame.esi,
+        edi: frame.edi,
+    }
+}
+
+fn write_back(frame: &mut TrapFrame, regs: &Regs) {
+    frame.eax = regs.eax;
+    frame.ecx = regs.ecx;
+    frame.edx = regs.edx;
+    frame.ebx = regs.ebx;
+    frame.ebp = regs.ebp;
+    frame.esi = regs.esi;
+    frame.edi = regs.edi;
+}
+
+/// Carries out the instruction at the fault; false when it is not one the
+/// ROM emulates (the kernel's own #GP).
+pub fn general_protection(frame: &mut TrapFrame) -> bool {
+    let mut bytes = [0u8; 15];
+    let mut n = read_insn(frame.eip, &mut bytes);
+    let insn = match decode(&bytes[..n]) {
+        Err(DecodeError::Truncated) if n < 15 => {
+            // SAFETY: the instruction continues on the next page, which the
+            // processor fetched before faulting, so it is mapped.
+            unsafe {
+                core::ptr::copy_nonoverlapping(frame.eip as *const u8, bytes.as_mut_ptr(), 15)
+            };
+            n = 15;
+            decode(&bytes[..n])
+        }
+        other => other,
+    };
+    let Ok(insn) = insn else {
+        return false;
+    };
+    let mut regs = regs_of(frame);
+    let rt = runtime();
+    let handled = match insn.op {
+        Op::In { port, width } => {
+            let (bus, mut host) = rt.split();
+            let value = bus.read(&mut host, port.port(&regs), width);
+            regs.set_sized(Reg32::Eax, width, value);
+            true
+        }
+        Op::Out { port, width } => {
+            let (bus, mut host) = rt.split();
+            bus.write(&mut host, port.port(&regs), width, regs.eax & width.mask());
+            true
+        }
+        Op::Ins { width, rep } => {
+            string_io(frame.eflags, &mut regs, width, rep, true);
+            true
+        }
+        Op::Outs { width, rep, .. } => {
+            string_io(frame.eflags, &mut regs, width, rep, false);
+            true
+        }
+        Op::Cli => {
+            upcall_mask().store(1, Ordering::SeqCst);
+            true
+        }
+        Op::Sti => {
+            upcall_mask().store(0, Ordering::SeqCst);
+            true
+        }
+        Op::Hlt => {
+            // Blocks until an event is pending (Xen unmasks events while
+            // the vCPU is blocked, so a wake-up is never lost).
+            let _ = hypervisor().sched_block();
+            true
+        }
+        _ => false,
+    };
+    if handled {
+        write_back(frame, &regs);
+        frame.eip = frame.eip.wrapping_add(u32::from(insn.len));
+    }
+    handled
+}
+
+/// INS/OUTS, one element per repetition, ES:EDI / DS:ESI taken as flat.
+fn string_io(eflags: u32, regs: &mut Regs, width: Width, rep: bool, input: bool) {
+    let step = if eflags & EFLAGS_DF != 0 {
+        0u32.wrapping_sub(width.bytes())
+    } else {
+        width.bytes()
+    };
+    let port = regs.edx as u16;
+    let count = if rep { regs.ecx } else { 1 };
+    let (bus, mut host) = runtime().split();
+    for _ in 0..count {
+        if input {
+            let v = bus.read(&mut host, port, width);
+            // SAFETY: the kernel asked for a store to ES:EDI in its own
+            // memory; a bad address faults the kernel as it would natively.
+            unsafe { write_sized(regs.edi, width, v) };
+            regs.edi = regs.edi.wrapping_add(step);
+        } else {
+            // SAFETY: as above, a load from DS:ESI.
+            let v = unsafe { read_sized(regs.esi, width) };
+            bus.write(&mut host, port, width, v);
+            regs.esi = regs.esi.wrapping_add(step);
+        }
+        if rep {
+            regs.ecx = regs.ecx.wrapping_sub(1);
+        }
+    }
+}
+
+/// # Safety
+/// `addr` must be writable for `width` bytes.
+unsafe fn write_sized(addr: u32, width: Width, v: u32) {
+    // SAFETY: the caller vouches for the address.
+    unsafe {
+        match width.bytes() {
+            1 => core::ptr::write_unaligned(addr as *mut u8, v as u8),
+            2 => core::ptr::write_unaligned(addr as *mut u16, v as u16),
+            _ => core::ptr::write_unaligned(addr as *mut u32, v),
+        }
+    }
+}
+
+/// # Safety
+/// `addr` must be readable for `width` bytes.
+unsafe fn read_sized(addr: u32, width: Width) -> u32 {
+    // SAFETY: the caller vouches for the address.
+    unsafe {
+        match width.bytes() {
+            1 => u32::from(core::ptr::read_unaligned(addr as *const u8)),
+            2 => u32::from(core::ptr::read_unaligned(addr as *const u16)),
+            _ => core::ptr::read_unaligned(addr as *const u32),
+        }
+    }
+}

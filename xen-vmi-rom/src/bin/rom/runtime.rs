@@ -1,0 +1,133 @@
+//! The ROM's run-time state, at a fixed address in the private area
+//! (ROM_STATE_VA + ROM_RUNTIME_OFFSET): the device models and the virtual
+//! CPU the kernel sees. The image itself is read-only.
+
+use xen_abi::hypercall::Hypervisor;
+use xen_abi::time::{read_consistent, VolatileTimeInfo};
+use xen_abi::xen::SharedInfo;
+use xen_vmi_rom::decode::Width;
+use xen_vmi_rom::layout::{ROM_STATE_VA, SHARED_INFO_VA};
+use xen_vmi_rom::ports::{IoHost, IsaBus};
+use xen_vmi_rom::rom_state::{POOL_MFNS_OFFSET, ROM_RUNTIME_OFFSET};
+use xen_vmi_rom::uart::SerialSink;
+
+use crate::console::Line;
+use crate::xen::hypervisor;
+
+/// Bytes of kernel console output collected before they go to Xen.
+const CONSOLE_LINE: usize = 256;
+
+pub struct Runtime {
+    pub bus: IsaBus,
+    /// The next PIT IRQ0 edge the kernel's programming asks for.
+    pub irq0_deadline: Option<u64>,
+    console: [u8; CONSOLE_LINE],
+    console_len: usize,
+}
+
+const _: () = assert!(
+    ROM_RUNTIME_OFFSET as usize + core::mem::size_of::<Runtime>() <= POOL_MFNS_OFFSET as usize
+);
+
+/// The ROM's state. One vCPU: the kernel's calls and the ROM's handlers
+/// run with events masked around any change, so there is no concurrency.
+pub fn runtime() -> &'static mut Runtime {
+    // SAFETY: the loader maps the state pages read-write at ROM_STATE_VA in
+    // every address space, and `init` has filled this part in.
+    unsafe { &mut *((ROM_STATE_VA + ROM_RUNTIME_OFFSET) as *mut Runtime) }
+}
+
+/// Fills the run-time state in place (the bus holds an 8 KiB bitmap, too
+/// big to build on the ROM's stack).
+pub fn init() {
+    let rt = (ROM_STATE_VA + ROM_RUNTIME_OFFSET) as *mut Runtime;
+    // SAFETY: the area is mapped, writable and not yet in use; every field
+    // is plain data for which all-zero bytes are a valid value, and `reset`
+    // then puts the devices in their power-on state.
+    unsafe {
+        core::ptr::write_bytes(rt.cast::<u8>(), 0, core::mem::size_of::<Runtime>());
+        (*rt).bus.reset();
+    }
+}
+
+pub fn shared_info() -> &'static SharedInfo {
+    // SAFETY: the loader maps shared_info at SHARED_INFO_VA in the ROM area.
+    unsafe { &*(SHARED_INFO_VA as *const SharedInfo) }
+}
+
+fn rdtsc() -> u64 {
+    let (lo, hi): (u32, u32);
+    // SAFETY: rdtsc only reads the time-stamp counter.
+    unsafe { core::arch::asm!("rdtsc", out("eax") lo, out("edx") hi, options(nomem, nostack)) };
+    (u64::from(hi) << 32) | u64::from(lo)
+}
+
+/// Xen system time now (ns since the domain's boot).
+pub fn system_time_ns() -> u64 {
+    // SAFETY: vcpu 0's time info is in the mapped shared_info page.
+    let mut src = unsafe { VolatileTimeInfo::new(&raw const shared_info().vcpu_info[0].time) };
+    read_consistent(&mut src).system_time_at(rdtsc())
+}
+
+/// The devices' view of the outside: the console and the clock.
+pub struct Host<'a> {
+    console: &'a mut [u8; CONSOLE_LINE],
+    console_len: &'a mut usize,
+    irq0_deadline: &'a mut Option<u64>,
+}
+
+impl Runtime {
+    /// The bus and the host it talks to, borrowed apart.
+    pub fn split(&mut self) -> (&mut IsaBus, Host<'_>) {
+        (
+            &mut self.bus,
+            Host {
+                console: &mut self.console,
+                console_len: &mut self.console_len,
+                irq0_deadline: &mut self.irq0_deadline,
+            },
+        )
+    }
+}
+
+impl SerialSink for Host<'_> {
+    fn put_byte(&mut self, byte: u8) {
+        if *self.console_len == CONSOLE_LINE {
+            self.flush();
+        }
+        self.console[*self.console_len] = byte;
+        *self.console_len += 1;
+    }
+
+    fn flush(&mut self) {
+        if *self.console_len > 0 {
+            // The kernel's console goes where Xen's goes (console_io: a dom0
+            // writes straight to Xen's serial line). A domU's goes to its
+            // console ring (the domU issue).
+            let _ = hypervisor().console_write(&self.console[..*self.console_len]);
+            *self.console_len = 0;
+        }
+    }
+}
+
+impl IoHost for Host<'_> {
+    fn now_ns(&mut self) -> u64 {
+        system_time_ns()
+    }
+
+    fn set_irq0_deadline(&mut self, deadline_ns: Option<u64>) {
+        *self.irq0_deadline = deadline_ns;
+    }
+
+    fn report_unclaimed(&mut self, port: u16, width: Width, write: bool) {
+        Line::new()
+            .text(b"xen-vmi-rom: the kernel ")
+            .text(if write { b"wrote" } else { b"read " })
+            .text(b" port ")
+            .hex(u32::from(port))
+            .text(b" (")
+            .dec(width.bytes())
+            .text(b" bytes), which nothing decodes: reads give all-ones, writes are dropped")
+            .print();
+    }
+}
