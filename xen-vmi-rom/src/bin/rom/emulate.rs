@@ -5,7 +5,7 @@
 use core::sync::atomic::{AtomicU8, Ordering};
 
 use xen_abi::hypercall::Hypervisor;
-use xen_vmi_rom::decode::{decode, DecodeError, Op, Reg32, Regs, Width};
+use xen_vmi_rom::decode::{decode, DecodeError, Op, Reg32, Regs, RmOperand, Width};
 
 use crate::runtime::{runtime, shared_info};
 use crate::traps::TrapFrame;
@@ -20,6 +20,38 @@ fn upcall_mask() -> &'static AtomicU8 {
     // SAFETY: a byte of the mapped shared_info page, which Xen reads
     // concurrently; the guest writes it as a single byte.
     unsafe { AtomicU8::from_ptr(mask as *mut u8) }
+}
+
+/// Clears the kernel's virtual IF (as an interrupt gate does).
+pub fn disable_events() {
+    upcall_mask().store(1, Ordering::SeqCst);
+}
+
+/// The 6-byte pseudo-descriptor of LGDT/LIDT at `addr`: (base, limit); a
+/// 16-bit operand size loads only 24 bits of the base.
+fn pseudo_descriptor(addr: u32, width: Width) -> (u32, u16) {
+    // SAFETY: the kernel's operand, in its own memory; a bad address faults
+    // the kernel as the processor's access would.
+    let (limit, base) = unsafe {
+        (
+            core::ptr::read_unaligned(addr as *const u16),
+            core::ptr::read_unaligned((addr + 2) as *const u32),
+        )
+    };
+    let base = if width.bytes() == 2 {
+        base & 0x00FF_FFFF
+    } else {
+        base
+    };
+    (base, limit)
+}
+
+fn selector_of(rm: RmOperand, regs: &Regs) -> u16 {
+    match rm {
+        RmOperand::Reg(r) => regs.get(r) as u16,
+        // SAFETY: the kernel's operand, in its own memory.
+        RmOperand::Mem(m) => unsafe { core::ptr::read_unaligned(m.offset(regs) as *const u16) },
+    }
 }
 
 fn read_insn(eip: u32, buf: &mut [u8; 15]) -> usize {
@@ -106,6 +138,18 @@ pub fn general_protection(frame: &mut TrapFrame) -> bool {
             upcall_mask().store(0, Ordering::SeqCst);
             true
         }
+        Op::Lgdt { mem, width } => {
+            let (base, limit) = pseudo_descriptor(mem.offset(&regs), width);
+            crate::desc::load_gdt(base, limit)
+        }
+        Op::Lidt { mem, width } => {
+            let (base, limit) = pseudo_descriptor(mem.offset(&regs), width);
+            crate::desc::load_idt(base, limit);
+            true
+        }
+        Op::Ltr(rm) => crate::desc::load_tr(selector_of(rm, &regs)),
+        // A null LDT is all a kernel loads before it activates VMI.
+        Op::Lldt(rm) => selector_of(rm, &regs) & !3 == 0,
         Op::Hlt => {
             // Blocks until an event is pending (Xen unmasks events while
             // the vCPU is blocked, so a wake-up is never lost).

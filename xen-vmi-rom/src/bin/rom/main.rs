@@ -10,6 +10,7 @@
 mod boot;
 mod calls;
 mod console;
+mod desc;
 mod emulate;
 mod header;
 mod runtime;

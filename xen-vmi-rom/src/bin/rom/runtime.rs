@@ -8,10 +8,11 @@ use xen_abi::xen::SharedInfo;
 use xen_vmi_rom::decode::Width;
 use xen_vmi_rom::layout::{ROM_STATE_VA, SHARED_INFO_VA};
 use xen_vmi_rom::ports::{IoHost, IsaBus};
-use xen_vmi_rom::rom_state::{POOL_MFNS_OFFSET, ROM_RUNTIME_OFFSET};
+use xen_vmi_rom::rom_state::{RomState, POOL_MFNS_OFFSET, ROM_RUNTIME_OFFSET};
 use xen_vmi_rom::uart::SerialSink;
 
 use crate::console::Line;
+use crate::desc::TableRegs;
 use crate::xen::hypervisor;
 
 /// Bytes of kernel console output collected before they go to Xen.
@@ -19,6 +20,8 @@ const CONSOLE_LINE: usize = 256;
 
 pub struct Runtime {
     pub bus: IsaBus,
+    /// The kernel's descriptor-table registers and the shadow GDT.
+    pub tables: TableRegs,
     /// The next PIT IRQ0 edge the kernel's programming asks for.
     pub irq0_deadline: Option<u64>,
     console: [u8; CONSOLE_LINE],
@@ -130,4 +133,24 @@ impl IoHost for Host<'_> {
             .text(b" bytes), which nothing decodes: reads give all-ones, writes are dropped")
             .print();
     }
+}
+
+/// The loader's hand-over (pool bookkeeping is the ROM's from then on).
+pub fn rom_state() -> &'static mut RomState {
+    // SAFETY: the loader filled the state at ROM_STATE_VA, mapped read-write
+    // in every address space.
+    unsafe { &mut *(ROM_STATE_VA as *mut RomState) }
+}
+
+/// A machine frame from the pool the loader left, or None when it is empty.
+pub fn pool_take() -> Option<u32> {
+    let st = rom_state();
+    if st.pool_next >= st.pool_free {
+        return None;
+    }
+    let table = (ROM_STATE_VA + POOL_MFNS_OFFSET) as *const u32;
+    // SAFETY: the loader wrote `pool_free` entries of the table.
+    let mfn = unsafe { core::ptr::read(table.add(st.pool_next as usize)) };
+    st.pool_next += 1;
+    Some(mfn)
 }

@@ -42,9 +42,21 @@ vmi_trap_common:
     push eax
     call {trap}
     add esp, 4
+    test eax, eax
+    jnz 1f
     popad
     add esp, 8
     iretd
+1:  cmp eax, 2
+    popad
+    je 2f
+    // To the kernel's handler, for a vector without an error code: drop
+    // the stub's vector and its zero.
+    add esp, 8
+    jmp fword ptr [{forward}]
+2:  // With an error code: drop the vector, keep Xen's error code.
+    add esp, 4
+    jmp fword ptr [{forward}]
 
     .balign 16
     .globl vmi_event_entry
@@ -63,6 +75,7 @@ vmi_failsafe_entry:
     .popsection
     "#,
     trap = sym rom_trap,
+    forward = const xen_vmi_rom::layout::ROM_STATE_VA + xen_vmi_rom::rom_state::FORWARD_TARGET_OFFSET,
 );
 
 // Run-time addresses of ROM symbols, computed from EIP: a symbol's address
@@ -146,10 +159,42 @@ const EXCEPTION_NAMES: &[u8] =
 /// Vector of #GP.
 const GENERAL_PROTECTION: u32 = 13;
 
-extern "C" fn rom_trap(frame: &mut TrapFrame) {
+/// What the assembly does after `rom_trap`.
+const RESUME: u32 = 0;
+const FORWARD: u32 = 1;
+const FORWARD_WITH_ERROR_CODE: u32 = 2;
+
+/// Sends the exception to the kernel's IDT gate, as the processor would:
+/// through an interrupt gate the (virtual) IF is cleared.
+fn forward(frame: &TrapFrame) -> Option<u32> {
+    let gate = crate::desc::idt_gate(frame.vector)?;
+    let target = (xen_vmi_rom::layout::ROM_STATE_VA + xen_vmi_rom::rom_state::FORWARD_TARGET_OFFSET)
+        as *mut u32;
+    // SAFETY: the forward slot lies in the ROM's mapped state page; one
+    // vCPU, and the trap path runs with no other ROM code in between.
+    unsafe {
+        core::ptr::write_volatile(target, gate.offset);
+        core::ptr::write_volatile(target.add(1), u32::from(gate.selector));
+    }
+    if gate.kind == 0xE {
+        crate::emulate::disable_events();
+    }
+    Some(if has_error_code(frame.vector) {
+        FORWARD_WITH_ERROR_CODE
+    } else {
+        FORWARD
+    })
+}
+
+extern "C" fn rom_trap(frame: &mut TrapFrame) -> u32 {
     let v = frame.vector;
     if v == GENERAL_PROTECTION && crate::emulate::general_protection(frame) {
-        return;
+        return RESUME;
+    }
+    if v < 32 {
+        if let Some(how) = forward(frame) {
+            return how;
+        }
     }
     let line = Line::new().text(b"xen-vmi-rom: ");
     let line = if v < 22 {

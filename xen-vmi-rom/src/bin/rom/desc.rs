@@ -1,0 +1,186 @@
+//! Descriptor tables: the kernel's GDT, IDT, LDT and TSS as the processor
+//! would see them, made real on Xen (docs/traps-and-privilege.md).
+//!
+//! The kernel's GDT stays its own, writable, with the values it wrote. Xen
+//! loads a shadow: ROM frames holding a copy of the kernel's descriptors,
+//! each checked by Xen (`check_descriptor`, which raises DPL 0 to DPL 1 for
+//! a ring-1 kernel) through `update_descriptor`. As on hardware, a change
+//! the kernel makes to its table natively takes effect when it loads the
+//! table again; after VMI activation WriteGDTEntry keeps both exact.
+
+use xen_abi::hypercall::Hypervisor;
+use xen_abi::p2m::Mfn;
+use xen_abi::xen::{MmuextOp, DOMID_SELF};
+
+use crate::console::Line;
+use crate::runtime::{pool_take, runtime};
+use crate::xen::hypervisor;
+
+/// Shadow GDT frames: 1024 descriptors (Linux's GDT has 32).
+pub const GDT_FRAMES: usize = 2;
+/// Descriptors the shadow holds.
+pub const GDT_MAX_ENTRIES: u32 = (GDT_FRAMES * 512) as u32;
+
+/// The kernel's view of its descriptor-table registers.
+#[derive(Clone, Copy, Default)]
+pub struct TableRegs {
+    pub gdt_base: u32,
+    pub gdt_limit: u16,
+    pub idt_base: u32,
+    pub idt_limit: u16,
+    pub tr: u16,
+    /// Machine frames of the shadow GDT (0 until first needed).
+    pub gdt_mfns: [u32; GDT_FRAMES],
+    /// Entries loaded into Xen from the kernel's table.
+    pub gdt_loaded: u32,
+}
+
+/// Gets (on first use: takes from the pool and clears) the shadow frames.
+fn shadow_frames() -> Option<[u32; GDT_FRAMES]> {
+    let regs = &mut runtime().tables;
+    if regs.gdt_mfns[0] == 0 {
+        for slot in regs.gdt_mfns.iter_mut() {
+            let mfn = pool_take()?;
+            // SAFETY: clearing a pool frame nothing maps.
+            unsafe {
+                hypervisor().mmuext_op(&[MmuextOp::clear_page(Mfn(mfn))], u32::from(DOMID_SELF))
+            }
+            .ok()?;
+            *slot = mfn;
+        }
+    }
+    Some(regs.gdt_mfns)
+}
+
+/// A present system descriptor of type LDT (2) or TSS (1, 3, 9, 11).
+fn is_tss_or_ldt(desc: u64) -> bool {
+    let hi = (desc >> 32) as u32;
+    let system = hi & (1 << 12) == 0;
+    let kind = (hi >> 8) & 0xF;
+    system && matches!(kind, 1 | 2 | 3 | 9 | 11)
+}
+
+fn read_descriptor(addr: u32) -> u64 {
+    // SAFETY: an address inside the table the kernel loaded; a bad one
+    // faults the kernel as the processor's own access would.
+    unsafe { core::ptr::read_unaligned(addr as *const u64) }
+}
+
+/// LGDT: the kernel's table at `base`, `limit` bytes - 1.
+pub fn load_gdt(base: u32, limit: u16) -> bool {
+    let Some(frames) = shadow_frames() else {
+        Line::new()
+            .text(b"xen-vmi-rom: no frames left for the GDT")
+            .print();
+        return false;
+    };
+    let entries = (u32::from(limit) + 1) / 8;
+    let loaded = entries.min(GDT_MAX_ENTRIES);
+    if loaded < entries {
+        Line::new()
+            .text(b"xen-vmi-rom: the kernel's GDT has ")
+            .dec(entries)
+            .text(b" entries; Xen gets the first ")
+            .dec(loaded)
+            .print();
+    }
+    let mut xen = hypervisor();
+    let previous = runtime().tables.gdt_loaded;
+    // SAFETY: the shadow frames hold only descriptors Xen accepted (or
+    // zeroes); none is mapped anywhere.
+    if unsafe { xen.set_gdt(&frames, loaded.max(1)) }.is_err() {
+        return false;
+    }
+    for i in 0..loaded.max(previous) {
+        let mut desc = if i < loaded {
+            read_descriptor(base + i * 8)
+        } else {
+            0
+        };
+        // TSS and LDT descriptors are Xen's business, not the guest's
+        // (check_descriptor takes only code, data and call gates): the ROM
+        // reads them from the kernel's own table on LTR and LLDT.
+        if is_tss_or_ldt(desc) {
+            desc = 0;
+        }
+        let maddr = (u64::from(frames[(i / 512) as usize]) << 12) + u64::from(i % 512) * 8;
+        // SAFETY: writes one entry of the shadow GDT, which Xen validates.
+        if unsafe { xen.update_descriptor(maddr, desc) }.is_err() {
+            Line::new()
+                .text(b"xen-vmi-rom: Xen refused GDT entry ")
+                .dec(i)
+                .text(b" (")
+                .hex((desc >> 32) as u32)
+                .text(b":")
+                .hex(desc as u32)
+                .text(b"): left empty, a load of its selector will fault")
+                .print();
+            // SAFETY: a null descriptor is always accepted.
+            let _ = unsafe { xen.update_descriptor(maddr, 0) };
+        }
+    }
+    let regs = &mut runtime().tables;
+    regs.gdt_base = base;
+    regs.gdt_limit = limit;
+    regs.gdt_loaded = loaded;
+    true
+}
+
+/// LIDT: exceptions the ROM does not handle go to the kernel's gates.
+pub fn load_idt(base: u32, limit: u16) {
+    let regs = &mut runtime().tables;
+    regs.idt_base = base;
+    regs.idt_limit = limit;
+}
+
+/// An IDT gate: (selector, offset, type, present).
+pub struct Gate {
+    pub selector: u16,
+    pub offset: u32,
+    /// 0xE interrupt gate (clears IF), 0xF trap gate.
+    pub kind: u8,
+}
+
+pub fn idt_gate(vector: u32) -> Option<Gate> {
+    let regs = runtime().tables;
+    if regs.idt_limit == 0 || vector * 8 + 7 > u32::from(regs.idt_limit) {
+        return None;
+    }
+    let d = read_descriptor(regs.idt_base + vector * 8);
+    let (lo, hi) = (d as u32, (d >> 32) as u32);
+    let present = hi & (1 << 15) != 0;
+    let kind = ((hi >> 8) & 0xF) as u8;
+    if !present || !(kind == 0xE || kind == 0xF) {
+        return None;
+    }
+    Some(Gate {
+        selector: (lo >> 16) as u16,
+        offset: (hi & 0xFFFF_0000) | (lo & 0xFFFF),
+        kind,
+    })
+}
+
+/// LTR: the TSS named by `selector` in the kernel's GDT; its SS0:ESP0 is
+/// where Xen switches stacks on a trap from ring 3 (stack_switch).
+pub fn load_tr(selector: u16) -> bool {
+    let regs = runtime().tables;
+    let index = u32::from(selector >> 3);
+    if selector & 4 != 0 || index * 8 + 7 > u32::from(regs.gdt_limit) {
+        return false;
+    }
+    let d = read_descriptor(regs.gdt_base + index * 8);
+    let (lo, hi) = (d as u32, (d >> 32) as u32);
+    let base = (hi & 0xFF00_0000) | ((hi & 0xFF) << 16) | (lo >> 16);
+    // SAFETY: the TSS lies in the kernel's memory where its descriptor says.
+    let (esp0, ss0) = unsafe {
+        (
+            core::ptr::read_unaligned((base + 4) as *const u32),
+            core::ptr::read_unaligned((base + 8) as *const u16),
+        )
+    };
+    // SAFETY: tells Xen the kernel's ring-0 stack; Xen raises the
+    // selector's RPL to 1 itself.
+    let ok = unsafe { hypervisor().stack_switch(u32::from(ss0), esp0) }.is_ok();
+    runtime().tables.tr = selector;
+    ok
+}
