@@ -23,5 +23,5 @@ i686_cargo() {
 }
 
 # The i686 crates, and where their images land in out/.
-I686_PACKAGES=(xen-vmi-rom)
+I686_PACKAGES=(xen-vmi-rom vmi-guest native-rom)
 I686_OUT="$ROOT/target/i686/i686-rom/release"

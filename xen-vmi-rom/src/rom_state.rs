@@ -60,6 +60,10 @@ pub struct RomState {
     pub bootstrap_l3_mfn: u32,
 }
 
+/// Where the ROM's trap path finds the state to resume the kernel with when
+/// an emulated instruction changed its stack or code selector: EIP, CS,
+/// EFLAGS, then ESP and SS (in `lss` order) at +12.
+pub const RESUME_AT_OFFSET: u32 = 0xC0;
 /// Where the ROM's trap path finds the far pointer (offset u32, selector
 /// u16) of the kernel handler it forwards an exception to: a fixed address,
 /// so the assembly can `ljmp *` through it without a relocation.
@@ -73,7 +77,8 @@ pub const POOL_MFNS_MAX: u32 = (ROM_BOOT_STACK_TOP - ROM_BOOT_STACK_SIZE - POOL_
 
 const _: () = {
     assert!(core::mem::size_of::<RomState>() == 88);
-    assert!(core::mem::size_of::<RomState>() as u32 <= FORWARD_TARGET_OFFSET);
+    assert!(core::mem::size_of::<RomState>() as u32 <= RESUME_AT_OFFSET);
+    assert!(RESUME_AT_OFFSET + 20 <= FORWARD_TARGET_OFFSET);
     assert!(FORWARD_TARGET_OFFSET + 8 <= ROM_RUNTIME_OFFSET);
     assert!(ROM_BOOT_STACK_TOP <= crate::layout::ROM_STATE_MAX);
 };

@@ -6,8 +6,6 @@
 //! clobbered. Rust has no regparm, so each entry is a small assembly thunk
 //! around an `extern "C"` function.
 
-use vmi_abi::{VmiCall, VmiRelocationInfo, VmiRelocationType};
-
 /// VMI_Init (ROM+0x80): `u32 (*)(void)` with regparm; 0 means the kernel
 /// may use the ROM. The ROM is set up by the loader before the kernel runs,
 /// so there is nothing left to do but say yes.
@@ -41,12 +39,6 @@ pub use vmi_get_relocation_info_entry as get_relocation_info_entry;
 
 /// What the ROM answers for `call`: where to call it (an address in the
 /// mapping the kernel called GetRelocationInfo through) and how.
-///
-/// Calls the ROM does not implement yet answer NONE: the kernel then keeps
-/// the native instruction, which traps in ring 1 and is emulated.
 extern "C" fn get_relocation_info(call: u32) -> u64 {
-    // No call is routed into the ROM yet; unknown numbers get NONE too, as
-    // VMware's ROM did for calls it did not know.
-    let _known = VmiCall::from_u32(call).is_some();
-    VmiRelocationInfo::new(0, VmiRelocationType::None).to_u64()
+    crate::entry::relocation(call).to_u64()
 }

@@ -5,7 +5,9 @@
 use core::sync::atomic::{AtomicU8, Ordering};
 
 use xen_abi::hypercall::Hypervisor;
-use xen_vmi_rom::decode::{decode, DecodeError, Op, Reg32, Regs, RmOperand, Width};
+use xen_vmi_rom::decode::{decode, DecodeError, Op, Reg32, Regs, RmOperand, Segment, Width};
+use xen_vmi_rom::layout::ROM_STATE_VA;
+use xen_vmi_rom::rom_state::RESUME_AT_OFFSET;
 
 use crate::runtime::{runtime, shared_info};
 use crate::traps::TrapFrame;
@@ -88,9 +90,136 @@ fn write_back(frame: &mut TrapFrame, regs: &Regs) {
     frame.edi = regs.edi;
 }
 
-/// Carries out the instruction at the fault; false when it is not one the
-/// ROM emulates (the kernel's own #GP).
-pub fn general_protection(frame: &mut TrapFrame) -> bool {
+/// How the trap path leaves an emulated instruction.
+pub enum Outcome {
+    /// Back to the next instruction, same stack.
+    Resume,
+    /// Through the resume slot: a new SS:ESP or CS (see `resume_at`).
+    ResumeAt,
+    /// Not an instruction the ROM emulates: the kernel's own #GP.
+    NotMine,
+}
+
+/// Fills the resume slot: the kernel continues at CS:EIP with EFLAGS on
+/// SS:ESP (the trap path loads SS:ESP with `lss`, then irets).
+fn resume_at(eip: u32, cs: u32, eflags: u32, esp: u32, ss: u16) -> Outcome {
+    let slot = (ROM_STATE_VA + RESUME_AT_OFFSET) as *mut u32;
+    // SAFETY: the slot lies in the ROM's mapped state page; one vCPU, and
+    // nothing runs between here and the trap path's return.
+    unsafe {
+        core::ptr::write_volatile(slot, eip);
+        core::ptr::write_volatile(slot.add(1), cs & 0xFFFF);
+        core::ptr::write_volatile(slot.add(2), eflags);
+        core::ptr::write_volatile(slot.add(3), esp);
+        core::ptr::write_volatile(slot.add(4), u32::from(ss));
+    }
+    Outcome::ResumeAt
+}
+
+fn current_ss() -> u16 {
+    let ss: u16;
+    // SAFETY: reads a segment register.
+    unsafe {
+        core::arch::asm!("mov {0:x}, ss", out(reg) ss, options(nomem, nostack, preserves_flags))
+    };
+    ss
+}
+
+/// A selector the kernel meant for ring 0: on Xen it runs in ring 1, where
+/// Xen has raised its descriptors' DPL to 1 (ring compression). A selector
+/// that already has RPL >= 1 faulted for a real reason.
+fn compressed(selector: u16) -> Option<u16> {
+    (selector & 3 == 0 && selector & !7 != 0).then_some(selector | 1)
+}
+
+fn read_u32(addr: u32) -> u32 {
+    // SAFETY: the kernel's stack or operand, in its own memory.
+    unsafe { core::ptr::read_unaligned(addr as *const u32) }
+}
+
+fn read_u16(addr: u32) -> u16 {
+    // SAFETY: as above.
+    unsafe { core::ptr::read_unaligned(addr as *const u16) }
+}
+
+/// The instructions that fault only because the kernel is in ring 1
+/// (docs/traps-and-privilege.md, "Rings"), with the selector's RPL raised.
+fn ring_compression(op: Op, frame: &mut TrapFrame, regs: &mut Regs, len: u32) -> Outcome {
+    let next = frame.eip.wrapping_add(len);
+    let kesp = regs.esp;
+    match op {
+        Op::RetFar { width, release } if width.bytes() == 4 => {
+            let Some(cs) = compressed(read_u16(kesp + 4)) else {
+                return Outcome::NotMine;
+            };
+            let eip = read_u32(kesp);
+            resume_at(
+                eip,
+                u32::from(cs),
+                frame.eflags,
+                kesp + 8 + u32::from(release),
+                current_ss(),
+            )
+        }
+        Op::Iret { width } if width.bytes() == 4 => {
+            let Some(cs) = compressed(read_u16(kesp + 4)) else {
+                return Outcome::NotMine;
+            };
+            let eflags = read_u32(kesp + 8);
+            // The frame's IF is the kernel's interrupt flag after the return.
+            upcall_mask().store(u8::from(eflags & 0x200 == 0), Ordering::SeqCst);
+            resume_at(
+                read_u32(kesp),
+                u32::from(cs),
+                eflags,
+                kesp + 12,
+                current_ss(),
+            )
+        }
+        Op::MovToSreg {
+            sreg: Segment::Ss,
+            src,
+        } => {
+            let Some(ss) = compressed(selector_of(src, regs)) else {
+                return Outcome::NotMine;
+            };
+            resume_at(next, frame.cs, frame.eflags, kesp, ss)
+        }
+        Op::PopSreg {
+            sreg: Segment::Ss,
+            width,
+        } => {
+            let Some(ss) = compressed(read_u16(kesp)) else {
+                return Outcome::NotMine;
+            };
+            resume_at(next, frame.cs, frame.eflags, kesp + width.bytes(), ss)
+        }
+        Op::LoadFarPointer {
+            sreg: Segment::Ss,
+            dest,
+            mem,
+            width,
+        } if width.bytes() == 4 => {
+            let addr = mem.offset(regs);
+            let Some(ss) = compressed(read_u16(addr + 4)) else {
+                return Outcome::NotMine;
+            };
+            let offset = read_u32(addr);
+            let esp = if dest == Reg32::Esp {
+                offset
+            } else {
+                regs.set(dest, offset);
+                write_back(frame, regs);
+                kesp
+            };
+            resume_at(next, frame.cs, frame.eflags, esp, ss)
+        }
+        _ => Outcome::NotMine,
+    }
+}
+
+/// Carries out the instruction at the fault, or says it is the kernel's.
+pub fn general_protection(frame: &mut TrapFrame) -> Outcome {
     let mut bytes = [0u8; 15];
     let mut n = read_insn(frame.eip, &mut bytes);
     let insn = match decode(&bytes[..n]) {
@@ -106,7 +235,7 @@ pub fn general_protection(frame: &mut TrapFrame) -> bool {
         other => other,
     };
     let Ok(insn) = insn else {
-        return false;
+        return Outcome::NotMine;
     };
     let mut regs = regs_of(frame);
     let rt = runtime();
@@ -156,13 +285,14 @@ pub fn general_protection(frame: &mut TrapFrame) -> bool {
             let _ = hypervisor().sched_block();
             true
         }
-        _ => false,
+        other => return ring_compression(other, frame, &mut regs, u32::from(insn.len)),
     };
-    if handled {
-        write_back(frame, &regs);
-        frame.eip = frame.eip.wrapping_add(u32::from(insn.len));
+    if !handled {
+        return Outcome::NotMine;
     }
-    handled
+    write_back(frame, &regs);
+    frame.eip = frame.eip.wrapping_add(u32::from(insn.len));
+    Outcome::Resume
 }
 
 /// INS/OUTS, one element per repetition, ES:EDI / DS:ESI taken as flat.

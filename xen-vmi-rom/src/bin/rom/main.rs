@@ -10,8 +10,10 @@
 mod boot;
 mod calls;
 mod console;
+mod cpu_calls;
 mod desc;
 mod emulate;
+mod entry;
 mod header;
 mod runtime;
 mod traps;

@@ -12,6 +12,7 @@ use xen_vmi_rom::rom_state::{RomState, POOL_MFNS_OFFSET, ROM_RUNTIME_OFFSET};
 use xen_vmi_rom::uart::SerialSink;
 
 use crate::console::Line;
+use crate::cpu_calls::{ControlRegs, INITIAL_CR0};
 use crate::desc::TableRegs;
 use crate::xen::hypervisor;
 
@@ -22,6 +23,8 @@ pub struct Runtime {
     pub bus: IsaBus,
     /// The kernel's descriptor-table registers and the shadow GDT.
     pub tables: TableRegs,
+    /// CR0 and CR4 as the kernel sees them.
+    pub cr: ControlRegs,
     /// The next PIT IRQ0 edge the kernel's programming asks for.
     pub irq0_deadline: Option<u64>,
     console: [u8; CONSOLE_LINE],
@@ -50,6 +53,7 @@ pub fn init() {
     unsafe {
         core::ptr::write_bytes(rt.cast::<u8>(), 0, core::mem::size_of::<Runtime>());
         (*rt).bus.reset();
+        (*rt).cr.cr0 = INITIAL_CR0;
     }
 }
 

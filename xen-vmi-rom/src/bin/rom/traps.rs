@@ -47,7 +47,9 @@ vmi_trap_common:
     popad
     add esp, 8
     iretd
-1:  cmp eax, 2
+1:  cmp eax, 3
+    je 4f
+    cmp eax, 2
     popad
     je 2f
     // To the kernel's handler, for a vector without an error code: drop
@@ -57,6 +59,13 @@ vmi_trap_common:
 2:  // With an error code: drop the vector, keep Xen's error code.
     add esp, 4
     jmp fword ptr [{forward}]
+4:  // Resume on another stack or code selector (ring compression).
+    popad
+    lss esp, [{resume} + 12]
+    push dword ptr [{resume} + 8]
+    push dword ptr [{resume} + 4]
+    push dword ptr [{resume}]
+    iretd
 
     .balign 16
     .globl vmi_event_entry
@@ -76,6 +85,7 @@ vmi_failsafe_entry:
     "#,
     trap = sym rom_trap,
     forward = const xen_vmi_rom::layout::ROM_STATE_VA + xen_vmi_rom::rom_state::FORWARD_TARGET_OFFSET,
+    resume = const xen_vmi_rom::layout::ROM_STATE_VA + xen_vmi_rom::rom_state::RESUME_AT_OFFSET,
 );
 
 // Run-time addresses of ROM symbols, computed from EIP: a symbol's address
@@ -163,6 +173,7 @@ const GENERAL_PROTECTION: u32 = 13;
 const RESUME: u32 = 0;
 const FORWARD: u32 = 1;
 const FORWARD_WITH_ERROR_CODE: u32 = 2;
+const RESUME_AT: u32 = 3;
 
 /// Sends the exception to the kernel's IDT gate, as the processor would:
 /// through an interrupt gate the (virtual) IF is cleared.
@@ -188,8 +199,12 @@ fn forward(frame: &TrapFrame) -> Option<u32> {
 
 extern "C" fn rom_trap(frame: &mut TrapFrame) -> u32 {
     let v = frame.vector;
-    if v == GENERAL_PROTECTION && crate::emulate::general_protection(frame) {
-        return RESUME;
+    if v == GENERAL_PROTECTION {
+        match crate::emulate::general_protection(frame) {
+            crate::emulate::Outcome::Resume => return RESUME,
+            crate::emulate::Outcome::ResumeAt => return RESUME_AT,
+            crate::emulate::Outcome::NotMine => {}
+        }
     }
     if v < 32 {
         if let Some(how) = forward(frame) {

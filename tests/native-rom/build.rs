@@ -1,0 +1,10 @@
+//! Links the ROM with its own linker script (only for the i686 image; a
+//! host build of this crate links nothing special).
+fn main() {
+    let dir = std::env::var("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR");
+    let script = std::path::Path::new(&dir).join("rom.ld");
+    println!("cargo:rerun-if-changed={}", script.display());
+    if std::env::var("CARGO_CFG_TARGET_OS").as_deref() == Ok("none") {
+        println!("cargo:rustc-link-arg-bins=-T{}", script.display());
+    }
+}

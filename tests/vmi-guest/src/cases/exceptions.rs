@@ -1,0 +1,145 @@
+//! Exceptions raised in ring 0 and delivered to the kernel's IDT handlers,
+//! with the vector, error code and EIP the processor defines.
+
+use super::{ensure_eq, fail, pass, Outcome};
+use crate::trap::{catch, Fault};
+
+core::arch::global_asm!(
+    r#"
+    .text
+    .globl exc_divide
+exc_divide:
+    xor edx, edx
+    mov eax, 1
+    xor ecx, ecx
+    .globl exc_divide_insn
+exc_divide_insn:
+    div ecx
+    ret
+
+    .globl exc_ud2
+exc_ud2:
+    .globl exc_ud2_insn
+exc_ud2_insn:
+    ud2
+    ret
+
+    // Loads FS with a selector past the GDT limit.
+    .globl exc_bad_selector
+exc_bad_selector:
+    mov eax, 0x3F8
+    .globl exc_bad_selector_insn
+exc_bad_selector_insn:
+    mov fs, ax
+    ret
+
+    .globl exc_int3
+exc_int3:
+    int3
+    .globl exc_int3_after
+exc_int3_after:
+    ret
+
+    .globl exc_into
+exc_into:
+    mov al, 0x7F
+    add al, 1
+    into
+    .globl exc_into_after
+exc_into_after:
+    ret
+
+    // BOUND EAX, [ECX] with EAX above the upper bound.
+    .globl exc_bound
+exc_bound:
+    sub esp, 8
+    mov dword ptr [esp], 0
+    mov dword ptr [esp + 4], 10
+    mov ecx, esp
+    mov eax, 11
+    .globl exc_bound_insn
+exc_bound_insn:
+    .byte 0x62, 0x01
+    add esp, 8
+    ret
+    "#
+);
+
+extern "C" {
+    fn exc_divide();
+    fn exc_divide_insn();
+    fn exc_ud2();
+    fn exc_ud2_insn();
+    fn exc_bad_selector();
+    fn exc_bad_selector_insn();
+    fn exc_int3();
+    fn exc_int3_after();
+    fn exc_into();
+    fn exc_into_after();
+    fn exc_bound();
+    fn exc_bound_insn();
+}
+
+fn raise(f: unsafe extern "C" fn()) -> Result<u32, Fault> {
+    catch(|| {
+        // SAFETY: each snippet raises its exception (caught here) and
+        // otherwise only touches scratch registers and its own stack slots.
+        unsafe { f() };
+        0
+    })
+}
+
+fn expect(
+    what: &str,
+    snippet: unsafe extern "C" fn(),
+    vector: u32,
+    error_code: u32,
+    eip: unsafe extern "C" fn(),
+) -> Outcome {
+    match raise(snippet) {
+        Ok(_) => fail!("{what}: no exception"),
+        Err(f) => {
+            ensure_eq!(f.vector, vector, "vector");
+            ensure_eq!(f.error_code, error_code, "error code");
+            ensure_eq!(f.eip, eip as usize as u32, "EIP pushed");
+            ensure_eq!(f.cs, u32::from(crate::pv::kernel_cs()), "CS pushed");
+            pass!("{what}: {f}")
+        }
+    }
+}
+
+pub fn divide_error() -> Outcome {
+    expect("DIV by zero", exc_divide, 0, 0, exc_divide_insn)
+}
+
+pub fn invalid_opcode() -> Outcome {
+    expect("UD2", exc_ud2, 6, 0, exc_ud2_insn)
+}
+
+pub fn general_protection() -> Outcome {
+    expect(
+        "selector past the GDT limit",
+        exc_bad_selector,
+        13,
+        0x3F8,
+        exc_bad_selector_insn,
+    )
+}
+
+pub fn breakpoint() -> Outcome {
+    expect(
+        "INT3 (a trap: EIP after it)",
+        exc_int3,
+        3,
+        0,
+        exc_int3_after,
+    )
+}
+
+pub fn overflow() -> Outcome {
+    expect("INTO with OF set (a trap)", exc_into, 4, 0, exc_into_after)
+}
+
+pub fn bound_range() -> Outcome {
+    expect("BOUND out of range", exc_bound, 5, 0, exc_bound_insn)
+}

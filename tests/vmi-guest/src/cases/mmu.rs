@@ -1,0 +1,876 @@
+//! Paging through the VMI MMU calls: PAE tables built with AllocatePage and
+//! SetPxELong and enabled with SetCR4/SetCR3/SetCR0; then SetPxE(Long),
+//! UpdatePxE(Long), A/D bits, InvalPage, FlushTLB (local, global),
+//! AllocatePage/ReleasePage (with CLONE), CR3 switches, lazy MMU mode,
+//! SetLinearMapping, MachineToPhysical/PhysicalToMachine, NX and U/S.
+//!
+//! Only guarantees are checked, never stale-TLB behaviour (a hypervisor may
+//! make an update visible earlier than the hardware would).
+
+use vmi_abi::flags::{
+    PageLevel, VMI_FLUSH_GLOBAL, VMI_FLUSH_TLB, VMI_LAZY_MMU, VMI_LAZY_NONE, VMI_PAGE_CLONE,
+    VMI_PAGE_L1_PAE, VMI_PAGE_L2_PAE,
+};
+use vmi_abi::{VmiCall, VmiRelocationInfo, VmiRelocationType};
+
+use native_rom::hw::cpu::{CR0_PG, CR0_WP, CR4_PAE};
+
+use super::{ensure, ensure_eq, ensure_word, fail, pass, skip, Outcome};
+use crate::mm::{
+    self, AddressSpace, KERNEL_RW, PAGE_SIZE, PTE_A, PTE_ADDR, PTE_D, PTE_G, PTE_NX, PTE_P, PTE_RW,
+    PTE_US,
+};
+use crate::pv;
+use crate::sync::Global;
+use crate::trap::{catch, Fault};
+use crate::user::{self, Snippet, UserRegs};
+
+/// The test page.
+const TEST_VA: u32 = mm::TEST_BASE;
+/// Pages for the lazy-mode batch (their own page table).
+const LAZY_VA: u32 = mm::TEST_BASE + (2 << 20);
+/// A region whose page table a case creates and releases.
+const FRESH_VA: u32 = mm::TEST_BASE + (64 << 20);
+/// Pages for the local flush case.
+const FLUSH_VA: u32 = mm::TEST_BASE + (4 << 20);
+/// Page for the linear-mapping case's view of a page table.
+const KMAP_VA: u32 = mm::TEST_BASE + (6 << 20);
+/// A region for the linear-mapping case's page table.
+const KMAP_TARGET_VA: u32 = mm::TEST_BASE + (8 << 20);
+
+/// The word each test frame starts with (frame address ^ marker).
+const MARKER: u32 = 0x5EED_0000;
+
+fn require_paging() -> Option<Outcome> {
+    (!mm::paging_on()).then(|| {
+        Outcome::skip(format_args!(
+            "paging is not enabled (mmu_enable_pae_paging failed)"
+        ))
+    })
+}
+
+macro_rules! need_paging {
+    () => {
+        if let Some(o) = require_paging() {
+            return o;
+        }
+    };
+}
+
+/// A fresh frame whose words are `frame ^ MARKER + index`.
+fn marked_frame() -> u32 {
+    let f = mm::alloc_frame();
+    for i in 0..(PAGE_SIZE / 4) {
+        // SAFETY: a fresh identity-mapped frame.
+        unsafe { ((f + i * 4) as *mut u32).write_volatile((f ^ MARKER).wrapping_add(i)) };
+    }
+    f
+}
+
+fn mark(frame: u32) -> u32 {
+    frame ^ MARKER
+}
+
+fn read32(va: u32) -> Result<u32, Fault> {
+    // SAFETY: a read that may fault, inside catch.
+    catch(|| unsafe { (va as *const u32).read_volatile() })
+}
+
+fn write32(va: u32, value: u32) -> Result<u32, Fault> {
+    catch(|| {
+        // SAFETY: a write that may fault, inside catch; the cases only
+        // write their own test pages.
+        unsafe { (va as *mut u32).write_volatile(value) };
+        0
+    })
+}
+
+pub fn enable_pae_paging() -> Outcome {
+    let edx = pv::cpuid(1, 0)[3];
+    if edx & (1 << 6) == 0 {
+        skip!("no PAE (CPUID.1:EDX.PAE clear)");
+    }
+    let pge = edx & (1 << 13) != 0;
+    let space = mm::enable_paging(pge);
+    let (cr0, cr3, cr4) = (pv::get_cr0(), pv::get_cr3(), pv::get_cr4());
+    ensure!(
+        cr0 & CR0_PG != 0 && cr0 & CR0_WP != 0,
+        "CR0 {cr0:#x} after SetCR0(PG | WP)"
+    );
+    ensure_eq!(cr3, space.pdpt, "GetCR3");
+    ensure!(cr4 & CR4_PAE != 0, "CR4 {cr4:#x} lacks PAE");
+    static PROBE: Global<u32> = Global::new(0x1234_ABCD);
+    // SAFETY: reading a static through its (identity-mapped) address.
+    let v = unsafe { PROBE.as_ptr().read_volatile() };
+    ensure_eq!(v, 0x1234_ABCDu32, "a static read with paging on");
+    pass!(
+        "PAE paging on: {} MiB identity, {} MiB alias at {:#x}, PDPT {:#x}{}",
+        mm::mapped_top() >> 20,
+        mm::alias_size() >> 20,
+        mm::ALIAS_BASE,
+        space.pdpt,
+        if pge { ", global pages" } else { "" }
+    )
+}
+
+pub fn identity_and_alias() -> Outcome {
+    need_paging!();
+    if mm::alias_size() == 0 {
+        skip!(
+            "the ROM's virtual_top leaves no room for the alias at {:#x}",
+            mm::ALIAS_BASE
+        );
+    }
+    static WORD: Global<u32> = Global::new(0);
+    let phys = WORD.as_ptr() as u32;
+    let alias = mm::ALIAS_BASE + phys;
+    // SAFETY: the static is written through its identity address.
+    unsafe { WORD.as_ptr().write_volatile(0xA11A_5001) };
+    let through_alias = read32(alias);
+    let _ = write32(alias, 0xA11A_5002);
+    // SAFETY: as above.
+    let back = unsafe { WORD.as_ptr().read_volatile() };
+    ensure_eq!(
+        through_alias.unwrap_or(0),
+        0xA11A_5001u32,
+        "word read through the alias"
+    );
+    ensure_eq!(
+        back,
+        0xA11A_5002u32,
+        "word written through the alias, read 1:1"
+    );
+    pass!("{phys:#x} and {alias:#x} are the same memory")
+}
+
+pub fn set_pxe_long_maps_page() -> Outcome {
+    need_paging!();
+    let (f, g) = (marked_frame(), marked_frame());
+    mm::map(TEST_VA, f, KERNEL_RW);
+    let first = read32(TEST_VA);
+    let wrote = write32(TEST_VA + 8, 0x0BAD_F00D);
+    // SAFETY: f is an identity-mapped test frame.
+    let in_frame = unsafe { ((f + 8) as *const u32).read_volatile() };
+    let pte = mm::read_entry(mm::pte_ptr(TEST_VA));
+    mm::map(TEST_VA, g, KERNEL_RW);
+    let second = read32(TEST_VA);
+    mm::unmap(TEST_VA);
+    ensure_word!(first, mark(f), "first word through the new mapping");
+    ensure!(wrote.is_ok(), "writing through the mapping faulted");
+    ensure_eq!(
+        in_frame,
+        0x0BAD_F00Du32,
+        "frame word written through the mapping"
+    );
+    ensure_eq!(
+        pte & !(PTE_A | PTE_D),
+        u64::from(f) | KERNEL_RW,
+        "PTE as stored"
+    );
+    ensure_word!(second, mark(g), "first word after remapping");
+    pass!("{TEST_VA:#x} mapped to {f:#x}, then {g:#x}")
+}
+
+/// FAIL unless `result` is a #PF with `error_code` (low 5 bits) and `cr2`.
+fn page_fault_mismatch(
+    result: Result<u32, Fault>,
+    error_code: u32,
+    cr2: u32,
+    what: &str,
+) -> Option<Outcome> {
+    match result {
+        Ok(v) => Some(Outcome::fail(format_args!(
+            "{what}: no page fault (read {v:#x})"
+        ))),
+        Err(f) if f.vector != 14 => Some(Outcome::fail(format_args!("{what}: {f}, expected #PF"))),
+        Err(f) if f.error_code & 0x1F != error_code || f.cr2 != cr2 => {
+            Some(Outcome::fail(format_args!(
+                "{what}: #PF error {:#x} CR2 {:#x}, expected error {error_code:#x} CR2 {cr2:#x}",
+                f.error_code, f.cr2
+            )))
+        }
+        Err(_) => None,
+    }
+}
+
+/// Returns FAIL unless a #PF as described happened.
+macro_rules! ensure_page_fault {
+    ($result:expr, $error_code:expr, $cr2:expr, $what:expr) => {
+        if let Some(o) = page_fault_mismatch($result, $error_code, $cr2, $what) {
+            return o;
+        }
+    };
+}
+
+pub fn pte_clear_not_present() -> Outcome {
+    need_paging!();
+    let f = marked_frame();
+    mm::map(TEST_VA, f, KERNEL_RW);
+    let before = read32(TEST_VA + 0x10);
+    mm::unmap(TEST_VA);
+    let read = read32(TEST_VA + 0x10);
+    let write = write32(TEST_VA + 0x20, 1);
+    let cr2 = pv::get_cr2();
+    ensure!(before.is_ok(), "read before clearing faulted");
+    ensure_page_fault!(read, 0, TEST_VA + 0x10, "read of a cleared PTE");
+    ensure_page_fault!(write, 2, TEST_VA + 0x20, "write of a cleared PTE");
+    ensure_eq!(cr2, TEST_VA + 0x20, "GetCR2 after the fault");
+    pass!("cleared PTE: read #PF(0), write #PF(2), CR2 = the address")
+}
+
+pub fn read_only_write_faults() -> Outcome {
+    need_paging!();
+    let f = marked_frame();
+    mm::map(TEST_VA, f, PTE_P);
+    let read = read32(TEST_VA);
+    let write = write32(TEST_VA + 4, 7);
+    mm::unmap(TEST_VA);
+    ensure_word!(read, mark(f), "read of a read-only page");
+    ensure_page_fault!(
+        write,
+        3,
+        TEST_VA + 4,
+        "ring 0 write to a read-only page with CR0.WP"
+    );
+    pass!("read-only page: read works, write #PF(3)")
+}
+
+pub fn cr0_wp_semantics() -> Outcome {
+    need_paging!();
+    let f = marked_frame();
+    mm::map(TEST_VA, f, PTE_P);
+    let cr0 = pv::get_cr0();
+    pv::set_cr0(cr0 & !CR0_WP);
+    let without_wp = write32(TEST_VA + 4, 0x0000_3150);
+    pv::set_cr0(cr0);
+    let with_wp = write32(TEST_VA + 8, 1);
+    mm::unmap(TEST_VA);
+    // SAFETY: identity-mapped test frame.
+    let stored = unsafe { ((f + 4) as *const u32).read_volatile() };
+    ensure!(
+        without_wp.is_ok(),
+        "ring 0 write to a read-only page with CR0.WP clear faulted"
+    );
+    ensure_eq!(stored, 0x0000_3150u32, "word written with WP clear");
+    ensure_page_fault!(
+        with_wp,
+        3,
+        TEST_VA + 8,
+        "ring 0 write with CR0.WP set again"
+    );
+    pass!("WP clear: ring 0 writes read-only pages; WP set: #PF")
+}
+
+pub fn update_pxe_long() -> Outcome {
+    need_paging!();
+    let (f, g) = (marked_frame(), marked_frame());
+    mm::map(TEST_VA, f, KERNEL_RW);
+    let _ = read32(TEST_VA);
+    let ptep = mm::pte_ptr(TEST_VA);
+    // The kernel writes the entry itself, then tells the ROM.
+    // SAFETY: an entry of the kernel's test page table.
+    unsafe { pv::store_pxe_long(ptep, u64::from(g) | KERNEL_RW) };
+    pv::update_pxe_long(ptep, mm::current_as_flags(PageLevel::Pt, TEST_VA));
+    pv::inval_page(TEST_VA);
+    let now = read32(TEST_VA);
+    mm::unmap(TEST_VA);
+    ensure_word!(
+        now,
+        mark(g),
+        "word after a native PTE write + UpdatePxELong"
+    );
+    pass!("native PTE write announced with UpdatePxELong took effect")
+}
+
+pub fn set_pxe_low_half() -> Outcome {
+    need_paging!();
+    let (f, g) = (marked_frame(), marked_frame());
+    mm::map(TEST_VA, f, KERNEL_RW);
+    let ptep = mm::pte_ptr(TEST_VA);
+    pv::set_pxe(
+        g | KERNEL_RW as u32,
+        ptep as *mut u32,
+        mm::current_as_flags(PageLevel::Pt, TEST_VA),
+    );
+    pv::inval_page(TEST_VA);
+    let now = read32(TEST_VA);
+    let pte = mm::read_entry(ptep);
+    mm::unmap(TEST_VA);
+    ensure_eq!(
+        pte & !(PTE_A | PTE_D),
+        u64::from(g) | KERNEL_RW,
+        "PTE after SetPxE of its low half"
+    );
+    ensure_word!(now, mark(g), "word after SetPxE");
+    pass!("32-bit SetPxE of a PAE entry's low half remapped the page")
+}
+
+pub fn update_pxe_low_half() -> Outcome {
+    need_paging!();
+    let (f, g) = (marked_frame(), marked_frame());
+    mm::map(TEST_VA, f, KERNEL_RW);
+    let ptep = mm::pte_ptr(TEST_VA) as *mut u32;
+    // SAFETY: the low half of an entry of the kernel's test page table.
+    unsafe { ptep.write_volatile(g | KERNEL_RW as u32) };
+    pv::update_pxe(ptep, mm::current_as_flags(PageLevel::Pt, TEST_VA));
+    pv::inval_page(TEST_VA);
+    let now = read32(TEST_VA);
+    mm::unmap(TEST_VA);
+    ensure_word!(
+        now,
+        mark(g),
+        "word after a native low-half write + UpdatePxE"
+    );
+    pass!("native 32-bit PTE write announced with UpdatePxE took effect")
+}
+
+pub fn accessed_dirty_bits() -> Outcome {
+    need_paging!();
+    let f = marked_frame();
+    mm::map(TEST_VA, f, KERNEL_RW);
+    let ptep = mm::pte_ptr(TEST_VA);
+    let fresh = mm::read_entry(ptep);
+    let _ = read32(TEST_VA);
+    let after_read = mm::read_entry(ptep);
+    let _ = write32(TEST_VA, 1);
+    let after_write = mm::read_entry(ptep);
+    mm::unmap(TEST_VA);
+    ensure_eq!(fresh & (PTE_A | PTE_D), 0u64, "A/D of a fresh PTE");
+    ensure_eq!(after_read & (PTE_A | PTE_D), PTE_A, "A/D after a read");
+    ensure_eq!(
+        after_write & (PTE_A | PTE_D),
+        PTE_A | PTE_D,
+        "A/D after a write"
+    );
+    pass!("A set by a read, D by a write, visible in the kernel's PTE")
+}
+
+pub fn inval_page() -> Outcome {
+    need_paging!();
+    let (f, g) = (marked_frame(), marked_frame());
+    mm::map(TEST_VA, f, KERNEL_RW);
+    let first = read32(TEST_VA);
+    pv::set_pxe_long(
+        u64::from(g) | KERNEL_RW,
+        mm::pte_ptr(TEST_VA),
+        mm::current_as_flags(PageLevel::Pt, TEST_VA),
+    );
+    pv::inval_page(TEST_VA);
+    let second = read32(TEST_VA);
+    mm::unmap(TEST_VA);
+    ensure_word!(first, mark(f), "word before remapping");
+    ensure_word!(second, mark(g), "word after remapping + InvalPage");
+    pass!("InvalPage made the new mapping visible")
+}
+
+/// Maps four pages, touches them, remaps them with SetPxELong only, then
+/// FlushTLB(`how`): FAIL unless all four show their new frames.
+fn remap_and_flush(how: u32, flags: u64) -> Option<Outcome> {
+    let pages: [(u32, u32, u32); 4] = core::array::from_fn(|i| {
+        (
+            FLUSH_VA + i as u32 * PAGE_SIZE,
+            marked_frame(),
+            marked_frame(),
+        )
+    });
+    for &(va, old, _) in &pages {
+        mm::map(va, old, flags);
+        let _ = read32(va);
+    }
+    for &(va, _, new) in &pages {
+        pv::set_pxe_long(
+            u64::from(new) | flags,
+            mm::pte_ptr(va),
+            mm::current_as_flags(PageLevel::Pt, va),
+        );
+    }
+    pv::flush_tlb(how);
+    let seen = pages.map(|(va, _, _)| read32(va));
+    for &(va, _, _) in &pages {
+        mm::unmap(va);
+    }
+    pages
+        .iter()
+        .zip(seen)
+        .find_map(|(&(va, _, new), got)| match got {
+            Ok(v) if v == mark(new) => None,
+            other => Some(Outcome::fail(format_args!(
+                "page {va:#x} after FlushTLB({how:#x}): {other:x?}, want {:#x}",
+                mark(new)
+            ))),
+        })
+}
+
+pub fn flush_tlb_local() -> Outcome {
+    need_paging!();
+    if let Some(o) = remap_and_flush(VMI_FLUSH_TLB, KERNEL_RW) {
+        return o;
+    }
+    pass!("4 remapped pages visible after FlushTLB(TLB)")
+}
+
+pub fn flush_tlb_global() -> Outcome {
+    need_paging!();
+    if pv::get_cr4() & native_rom::hw::cpu::CR4_PGE == 0 {
+        skip!("no global pages (CPUID.1:EDX.PGE clear)");
+    }
+    if let Some(o) = remap_and_flush(VMI_FLUSH_TLB | VMI_FLUSH_GLOBAL, KERNEL_RW | PTE_G) {
+        return o;
+    }
+    pass!("4 remapped global pages visible after FlushTLB(TLB | GLOBAL)")
+}
+
+pub fn allocate_release_page_table() -> Outcome {
+    need_paging!();
+    let space = mm::kernel_space().expect("paging is on");
+    let pdep = mm::pde_ptr(&space, FRESH_VA);
+    ensure_eq!(
+        mm::read_entry(pdep),
+        0u64,
+        "directory entry of the fresh region"
+    );
+    let f = marked_frame();
+    let pt = mm::alloc_frame();
+    pv::allocate_page(pt >> 12, VMI_PAGE_L1_PAE, 0, 0, 0);
+    pv::set_pxe_long(
+        u64::from(pt) | PTE_P | PTE_RW | PTE_US,
+        pdep,
+        mm::current_as_flags(PageLevel::Pd, FRESH_VA),
+    );
+    let ptep = mm::entry(pt, (FRESH_VA >> 12) & 511);
+    pv::set_pxe_long(
+        u64::from(f) | KERNEL_RW,
+        ptep,
+        mm::current_as_flags(PageLevel::Pt, FRESH_VA),
+    );
+    let mapped = read32(FRESH_VA);
+    pv::set_pxe_long(0, ptep, mm::current_as_flags(PageLevel::Pt, FRESH_VA));
+    pv::set_pxe_long(0, pdep, mm::current_as_flags(PageLevel::Pd, FRESH_VA));
+    pv::flush_tlb(VMI_FLUSH_TLB);
+    pv::release_page(pt >> 12, VMI_PAGE_L1_PAE);
+    let gone = read32(FRESH_VA);
+    ensure_word!(mapped, mark(f), "word through the new page table");
+    ensure_page_fault!(gone, 0, FRESH_VA, "read after the page table was released");
+    pass!("page table {pt:#x} allocated, used, unlinked and released")
+}
+
+/// A second address space: its own PDPT, page directories 0 and 2 shared
+/// with the kernel, directory 1 fresh (mapping TEST_VA to `frame`), and
+/// directory 3 a clone of the kernel's (AllocatePage with VMI_PAGE_CLONE).
+struct SecondSpace {
+    space: AddressSpace,
+}
+
+impl SecondSpace {
+    fn new(frame: u32) -> Self {
+        let kernel = mm::kernel_space().expect("paging is on");
+        let pdpt = mm::alloc_frame();
+        let pd1 = mm::alloc_frame();
+        pv::allocate_page(pd1 >> 12, VMI_PAGE_L2_PAE, 0, 0, 0);
+        let pt = mm::alloc_frame();
+        pv::allocate_page(pt >> 12, VMI_PAGE_L1_PAE, 0, 0, 0);
+        pv::set_pxe_long(
+            u64::from(frame) | KERNEL_RW,
+            mm::entry(pt, (TEST_VA >> 12) & 511),
+            PageLevel::Pt.bit(),
+        );
+        pv::set_pxe_long(
+            u64::from(pt) | PTE_P | PTE_RW | PTE_US,
+            mm::entry(pd1, (TEST_VA >> 21) & 511),
+            PageLevel::Pd.bit(),
+        );
+        // Clone the kernel part: copy the entries, then tell the ROM
+        // (Linux's pgd_ctor: clone_pgd_range, then alloc_pmd_clone).
+        let pd3 = mm::alloc_frame();
+        // SAFETY: both are identity-mapped page-directory frames.
+        unsafe { core::ptr::copy_nonoverlapping(kernel.pd[3] as *const u64, pd3 as *mut u64, 512) };
+        pv::allocate_page(
+            pd3 >> 12,
+            VMI_PAGE_L2_PAE | VMI_PAGE_CLONE,
+            kernel.pd[3] >> 12,
+            0,
+            512,
+        );
+        let pd = [kernel.pd[0], pd1, kernel.pd[2], pd3];
+        for (k, d) in pd.iter().enumerate() {
+            pv::set_pxe_long(
+                u64::from(*d) | PTE_P,
+                mm::entry(pdpt, k as u32),
+                PageLevel::Pdp.bit(),
+            );
+        }
+        SecondSpace {
+            space: AddressSpace { pdpt, pd },
+        }
+    }
+
+    fn release(self) {
+        let pt =
+            (mm::read_entry(mm::entry(self.space.pd[1], (TEST_VA >> 21) & 511)) & PTE_ADDR) as u32;
+        pv::release_page(pt >> 12, VMI_PAGE_L1_PAE);
+        pv::release_page(self.space.pd[1] >> 12, VMI_PAGE_L2_PAE);
+        pv::release_page(self.space.pd[3] >> 12, VMI_PAGE_L2_PAE);
+    }
+}
+
+pub fn clone_page_directory() -> Outcome {
+    need_paging!();
+    let kernel = mm::kernel_space().expect("paging is on");
+    let g = marked_frame();
+    let second = SecondSpace::new(g);
+    let (pd3, second_root) = (second.space.pd[3], second.space.pdpt);
+    let same = (0..512).all(|i| {
+        mm::read_entry(mm::entry(pd3, i)) & !PTE_A
+            == mm::read_entry(mm::entry(kernel.pd[3], i)) & !PTE_A
+    });
+    static WORD: Global<u32> = Global::new(0x0C10_0E5D);
+    let alias = mm::ALIAS_BASE + WORD.as_ptr() as u32;
+    pv::set_cr3(second.space.pdpt);
+    let cr3 = pv::get_cr3();
+    let through_clone = if mm::alias_size() != 0 {
+        read32(alias)
+    } else {
+        Ok(0x0C10_0E5D)
+    };
+    let test = read32(TEST_VA);
+    pv::set_cr3(kernel.pdpt);
+    second.release();
+    ensure!(same, "the cloned directory differs from the kernel's");
+    ensure_eq!(cr3, second_root, "GetCR3 in the second space");
+    ensure_word!(
+        through_clone,
+        0x0C10_0E5Du32,
+        "alias word through the cloned directory"
+    );
+    ensure_word!(test, mark(g), "test page in the second space");
+    pass!("directory cloned with AllocatePage(CLONE); the new space runs the kernel and sees its own test page")
+}
+
+pub fn cr3_switch_address_spaces() -> Outcome {
+    need_paging!();
+    let kernel = mm::kernel_space().expect("paging is on");
+    let (f, g) = (marked_frame(), marked_frame());
+    mm::map(TEST_VA, f, KERNEL_RW);
+    let second = SecondSpace::new(g);
+    let mut seen = [0u32; 6];
+    for (i, s) in seen.iter_mut().enumerate() {
+        let root = if i % 2 == 0 {
+            second.space.pdpt
+        } else {
+            kernel.pdpt
+        };
+        pv::set_cr3(root);
+        *s = read32(TEST_VA).unwrap_or(0);
+    }
+    pv::set_cr3(kernel.pdpt);
+    let cr3 = pv::get_cr3();
+    second.release();
+    mm::unmap(TEST_VA);
+    ensure_eq!(cr3, kernel.pdpt, "GetCR3 after switching back");
+    for (i, s) in seen.iter().enumerate() {
+        let want = if i % 2 == 0 { mark(g) } else { mark(f) };
+        ensure_eq!(*s, want, "test page after a CR3 switch");
+    }
+    pass!("six SetCR3 switches, each space sees its own page at {TEST_VA:#x}")
+}
+
+pub fn lazy_mode_batch() -> Outcome {
+    need_paging!();
+    const PAGES: u32 = 64;
+    let mut frames = [0u32; PAGES as usize];
+    for f in frames.iter_mut() {
+        *f = marked_frame();
+    }
+    let _ = mm::pte_ptr(LAZY_VA);
+    pv::set_lazy_mode(VMI_LAZY_MMU);
+    for (i, f) in frames.iter().enumerate() {
+        let va = LAZY_VA + i as u32 * PAGE_SIZE;
+        pv::set_pxe_long(
+            u64::from(*f) | KERNEL_RW,
+            mm::pte_ptr(va),
+            mm::deferred_flags(PageLevel::Pt, va),
+        );
+    }
+    // The kernel reads its own page tables while still in lazy mode.
+    let mut pte_mismatch = None;
+    for (i, f) in frames.iter().enumerate() {
+        let pte = mm::read_entry(mm::pte_ptr(LAZY_VA + i as u32 * PAGE_SIZE));
+        if pte & PTE_ADDR != u64::from(*f) && pte_mismatch.is_none() {
+            pte_mismatch = Some((i, pte));
+        }
+    }
+    pv::set_lazy_mode(VMI_LAZY_NONE);
+    pv::flush_tlb(VMI_FLUSH_TLB);
+    let mut bad_read = None;
+    for (i, f) in frames.iter().enumerate() {
+        let got = read32(LAZY_VA + i as u32 * PAGE_SIZE);
+        if got.map_err(|_| 0u32) != Ok(mark(*f)) && bad_read.is_none() {
+            bad_read = Some((i, got));
+        }
+    }
+    pv::set_lazy_mode(VMI_LAZY_MMU);
+    for i in 0..PAGES {
+        let va = LAZY_VA + i * PAGE_SIZE;
+        pv::set_pxe_long(0, mm::pte_ptr(va), mm::deferred_flags(PageLevel::Pt, va));
+    }
+    pv::set_lazy_mode(VMI_LAZY_NONE);
+    pv::flush_tlb(VMI_FLUSH_TLB);
+    let gone = read32(LAZY_VA + 5 * PAGE_SIZE);
+    if let Some((i, pte)) = pte_mismatch {
+        fail!("PTE {i} read in lazy mode is {pte:#x}, the update is not visible");
+    }
+    if let Some((i, got)) = bad_read {
+        fail!("page {i} after leaving lazy mode: {got:?}");
+    }
+    ensure_page_fault!(
+        gone,
+        0,
+        LAZY_VA + 5 * PAGE_SIZE,
+        "page cleared in lazy mode"
+    );
+    pass!("{PAGES} deferred updates: visible in the tables during lazy mode, in effect after it; cleared likewise")
+}
+
+pub fn lazy_mode_flush_before_tlb_flush() -> Outcome {
+    need_paging!();
+    let (f, g) = (marked_frame(), marked_frame());
+    mm::map(TEST_VA, f, KERNEL_RW);
+    let _ = read32(TEST_VA);
+    pv::set_lazy_mode(VMI_LAZY_MMU);
+    pv::set_pxe_long(
+        u64::from(g) | KERNEL_RW,
+        mm::pte_ptr(TEST_VA),
+        mm::deferred_flags(PageLevel::Pt, TEST_VA),
+    );
+    pv::inval_page(TEST_VA);
+    let inside = read32(TEST_VA);
+    pv::set_lazy_mode(VMI_LAZY_NONE);
+    mm::unmap(TEST_VA);
+    ensure_word!(
+        inside,
+        mark(g),
+        "word after a deferred update + InvalPage, still in lazy mode"
+    );
+    pass!("a deferred update is in effect after InvalPage inside lazy mode")
+}
+
+pub fn set_linear_mapping() -> Outcome {
+    need_paging!();
+    // Like a HIGHPTE kernel: a page table reachable only through a
+    // temporary mapping announced in slot 1 (KM_PTE0), its entries written
+    // through that mapping.
+    let f = marked_frame();
+    let pt = mm::alloc_frame();
+    pv::allocate_page(pt >> 12, VMI_PAGE_L1_PAE, 0, 0, 0);
+    mm::map(KMAP_VA, pt, KERNEL_RW);
+    pv::set_linear_mapping(
+        vmi_abi::flags::VMI_LINEAR_MAP_SLOT_KM_PTE0,
+        KMAP_VA,
+        1,
+        pt >> 12,
+    );
+    let index = (KMAP_TARGET_VA >> 12) & 511;
+    let ptep_through_kmap = (KMAP_VA + index * 8) as *mut u64;
+    pv::set_pxe_long(
+        u64::from(f) | KERNEL_RW,
+        ptep_through_kmap,
+        PageLevel::Pt.bit(),
+    );
+    let space = mm::kernel_space().expect("paging is on");
+    let pdep = mm::pde_ptr(&space, KMAP_TARGET_VA);
+    pv::set_pxe_long(
+        u64::from(pt) | PTE_P | PTE_RW,
+        pdep,
+        mm::current_as_flags(PageLevel::Pd, KMAP_TARGET_VA),
+    );
+    let through = read32(KMAP_TARGET_VA);
+    let stored = mm::read_entry(mm::entry(pt, index));
+    pv::set_pxe_long(0, pdep, mm::current_as_flags(PageLevel::Pd, KMAP_TARGET_VA));
+    pv::flush_tlb(VMI_FLUSH_TLB);
+    mm::unmap(KMAP_VA);
+    pv::release_page(pt >> 12, VMI_PAGE_L1_PAE);
+    ensure_eq!(
+        stored & PTE_ADDR,
+        u64::from(f),
+        "PTE written through the slot-1 mapping, read 1:1"
+    );
+    ensure_word!(through, mark(f), "word through that PTE");
+    pass!("page table written through a SetLinearMapping slot-1 view maps its page")
+}
+
+pub fn machine_physical_roundtrip() -> Outcome {
+    need_paging!();
+    let frame = mm::alloc_frame() >> 12;
+    let image = (set_pxe_long_maps_page as *const () as usize as u32) >> 12;
+    let pfns = [0x100u32, image, frame, 0x9F];
+    let mut mfns = [0u32; 4];
+    for (i, pfn) in pfns.iter().enumerate() {
+        mfns[i] = pv::physical_to_machine(*pfn);
+        ensure_eq!(
+            pv::machine_to_physical(mfns[i]),
+            *pfn,
+            "MachineToPhysical(PhysicalToMachine(pfn))"
+        );
+    }
+    for i in 0..4 {
+        for j in i + 1..4 {
+            ensure!(
+                mfns[i] != mfns[j],
+                "frames {:#x} and {:#x} map to the same machine frame",
+                pfns[i],
+                pfns[j]
+            );
+        }
+    }
+    let identity = pfns.iter().zip(mfns.iter()).all(|(p, m)| p == m);
+    pass!(
+        "four frames round-trip{}",
+        if identity {
+            " (identity: no hypervisor)"
+        } else {
+            ""
+        }
+    )
+}
+
+pub fn nx_execute_faults() -> Outcome {
+    need_paging!();
+    const IA32_EFER: u32 = 0xC000_0080;
+    const EFER_NXE: u64 = 1 << 11;
+    let max_ext = pv::cpuid(0x8000_0000, 0)[0];
+    if max_ext < 0x8000_0001 || pv::cpuid(0x8000_0001, 0)[3] & (1 << 20) == 0 {
+        skip!("no NX (CPUID.80000001:EDX.NX clear)");
+    }
+    let efer = pv::rdmsr(IA32_EFER);
+    pv::wrmsr(IA32_EFER, efer | EFER_NXE);
+    let code = mm::alloc_frame();
+    // SAFETY: a fresh frame: MOV EAX, 0x5EED; RET.
+    unsafe {
+        core::ptr::copy_nonoverlapping(
+            [0xB8u8, 0xED, 0x5E, 0, 0, 0xC3].as_ptr(),
+            code as *mut u8,
+            6,
+        )
+    };
+    let call = || {
+        // SAFETY: the page holds MOV EAX, imm32; RET, or faults (caught).
+        let f: extern "C" fn() -> u32 = unsafe { core::mem::transmute(TEST_VA as usize) };
+        f()
+    };
+    mm::map(TEST_VA, code, PTE_P | PTE_NX);
+    let denied = catch(call);
+    mm::map(TEST_VA, code, PTE_P);
+    let allowed = catch(call);
+    mm::unmap(TEST_VA);
+    pv::wrmsr(IA32_EFER, efer);
+    ensure_page_fault!(denied, 0x11, TEST_VA, "call into an NX page");
+    ensure_word!(allowed, 0x5EEDu32, "call into the same page without NX");
+    pass!("instruction fetch from an NX page: #PF(0x11); without NX it runs")
+}
+
+pub fn user_supervisor_page_faults() -> Outcome {
+    need_paging!();
+    static KERNEL_WORD: Global<u32> = Global::new(0x5EC2_E700);
+    let kernel_addr = KERNEL_WORD.as_ptr() as u32;
+    let user_addr = user::USER_WORD.as_ptr() as u32;
+    let flags = 0x202;
+    let denied = user::run_iret(
+        Snippet::Load,
+        UserRegs {
+            ebx: kernel_addr,
+            ..UserRegs::default()
+        },
+        flags,
+    );
+    let stored = user::run_iret(
+        Snippet::Store,
+        UserRegs {
+            ebx: user_addr,
+            ecx: 0x0005_E400,
+            ..UserRegs::default()
+        },
+        flags,
+    );
+    let loaded = user::run_iret(
+        Snippet::Load,
+        UserRegs {
+            ebx: user_addr,
+            ..UserRegs::default()
+        },
+        flags,
+    );
+    let d = &denied.frame;
+    ensure!(
+        d.vector == 14 && d.error_code & 7 == 5,
+        "ring 3 read of a supervisor page: vector {:#x} error {:#x}",
+        d.vector,
+        d.error_code
+    );
+    ensure_eq!(denied.cr2, kernel_addr, "CR2 of the user-mode fault");
+    ensure_eq!(
+        stored.frame.vector,
+        crate::trap::VECTOR_SYSCALL,
+        "ring 3 write of a user page"
+    );
+    ensure_eq!(
+        loaded.frame.eax,
+        0x0005_E400u32,
+        "ring 3 read of a user page"
+    );
+    ensure_eq!(
+        user::USER_WORD.with(|w| *w),
+        0x0005_E400u32,
+        "user word seen by the kernel"
+    );
+    pass!("ring 3: supervisor page #PF(5) with CR2, user page read and written")
+}
+
+pub fn rom_runs_at_alias() -> Outcome {
+    need_paging!();
+    let Some((base, size)) = pv::rom_extent() else {
+        skip!("no VMI ROM: nothing to relocate");
+    };
+    if mm::alias_size() == 0 || base >= mm::alias_size() {
+        skip!("the ROM at {base:#x} has no alias in this address space");
+    }
+    let alias = mm::ALIAS_BASE + base;
+    let get_reloc = alias + vmi_abi::GET_RELOCATION_INFO_OFFSET as u32;
+    let mut checked = 0;
+    for call in [VmiCall::GetCr0, VmiCall::GetCycleCounter, VmiCall::GetCr3] {
+        let original = pv::relocation(call);
+        // SAFETY: GetRelocationInfo through the alias of the ROM: regparm,
+        // EAX = call number.
+        let raw = unsafe { pv::rom_call(get_reloc, call as u32, 0, 0, [0, 0]) };
+        let moved = VmiRelocationInfo::from_u64(raw);
+        ensure_eq!(
+            moved.type_,
+            original.type_,
+            "relocation type through the alias"
+        );
+        if original.relocation_type() != Ok(VmiRelocationType::CallRel) {
+            continue;
+        }
+        let (o, m) = (original.eip, moved.eip);
+        ensure!(
+            o >= base && o < base + size,
+            "{} at {o:#x}, outside the ROM",
+            call.name()
+        );
+        ensure_eq!(m, alias + (o - base), "entry of the call through the alias");
+        // SAFETY: the same ROM function at its alias address; these three
+        // calls only read state (regparm, EAX = argument).
+        let via_alias = unsafe { pv::rom_call(m, 0, 0, 0, [0, 0]) } as u32;
+        let direct = match call {
+            VmiCall::GetCr0 => pv::get_cr0(),
+            VmiCall::GetCr3 => pv::get_cr3(),
+            _ => via_alias,
+        };
+        ensure_eq!(
+            via_alias,
+            direct,
+            "result of the call made through the alias"
+        );
+        checked += 1;
+    }
+    pass!("GetRelocationInfo and {checked} calls work through the ROM's alias at {alias:#x}")
+}

@@ -1,0 +1,394 @@
+//! The conformance cases and their runner.
+//!
+//! Each case is a function returning PASS, FAIL (with what differed) or
+//! SKIP (with why it cannot apply). The names are the same on every
+//! platform; a case that needs something a platform lacks says SKIP and
+//! why. Cases run in table order: first those that need no paging, then
+//! `mmu_enable_pae_paging`, then those that need paging.
+//!
+//! An exception a case did not expect aborts just that case (FAIL with the
+//! exception), and the run goes on.
+
+use core::fmt;
+use core::sync::atomic::{AtomicBool, Ordering};
+
+use crate::boot::BootInfo;
+use crate::console::{kprintln, Text};
+use crate::recovery::{call_with_recovery, resume, Context};
+use crate::sync::Global;
+
+mod cpu;
+mod desc;
+mod exceptions;
+mod fpu_debug;
+mod io;
+mod irq;
+mod mmu;
+mod timer;
+mod usermode;
+
+/// Result of one case.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Status {
+    /// The platform behaved as specified.
+    Pass,
+    /// It did not.
+    Fail,
+    /// The case cannot apply here.
+    Skip,
+}
+
+/// Status and detail.
+pub struct Outcome {
+    /// The status.
+    pub status: Status,
+    /// What was checked, what differed, or why skipped.
+    pub detail: Text,
+}
+
+impl Outcome {
+    /// PASS.
+    pub fn pass(args: fmt::Arguments<'_>) -> Self {
+        Outcome {
+            status: Status::Pass,
+            detail: Text::from_fmt(args),
+        }
+    }
+    /// FAIL.
+    pub fn fail(args: fmt::Arguments<'_>) -> Self {
+        Outcome {
+            status: Status::Fail,
+            detail: Text::from_fmt(args),
+        }
+    }
+    /// SKIP.
+    pub fn skip(args: fmt::Arguments<'_>) -> Self {
+        Outcome {
+            status: Status::Skip,
+            detail: Text::from_fmt(args),
+        }
+    }
+}
+
+/// Returns PASS with a formatted detail.
+macro_rules! pass {
+    ($($arg:tt)*) => { return $crate::cases::Outcome::pass(format_args!($($arg)*)) };
+}
+/// Returns FAIL with a formatted detail.
+macro_rules! fail {
+    ($($arg:tt)*) => { return $crate::cases::Outcome::fail(format_args!($($arg)*)) };
+}
+/// Returns SKIP with a formatted reason.
+macro_rules! skip {
+    ($($arg:tt)*) => { return $crate::cases::Outcome::skip(format_args!($($arg)*)) };
+}
+/// FAIL unless the condition holds.
+macro_rules! ensure {
+    ($cond:expr, $($arg:tt)*) => {
+        if !$cond {
+            return $crate::cases::Outcome::fail(format_args!($($arg)*));
+        }
+    };
+}
+/// FAIL unless `got == want`, naming what was compared.
+macro_rules! ensure_eq {
+    ($got:expr, $want:expr, $what:expr) => {{
+        let (got, want) = ($got, $want);
+        if got != want {
+            return $crate::cases::Outcome::fail(format_args!(
+                "{}: expected {:#x}, got {:#x}",
+                $what, want, got
+            ));
+        }
+    }};
+}
+
+/// FAIL unless `got == want`, for values shown with `{:x?}` (arrays).
+macro_rules! ensure_same {
+    ($got:expr, $want:expr, $what:expr) => {{
+        let (got, want) = ($got, $want);
+        if got != want {
+            return $crate::cases::Outcome::fail(format_args!(
+                "{}: expected {:x?}, got {:x?}",
+                $what, want, got
+            ));
+        }
+    }};
+}
+
+/// FAIL unless a read through a mapping (`Result<u32, Fault>`) gave `want`.
+macro_rules! ensure_word {
+    ($got:expr, $want:expr, $what:expr) => {{
+        let want: u32 = $want;
+        match $got {
+            Ok(v) if v == want => {}
+            Ok(v) => {
+                return $crate::cases::Outcome::fail(format_args!(
+                    "{}: expected {:#x}, got {:#x}",
+                    $what, want, v
+                ))
+            }
+            Err(f) => {
+                return $crate::cases::Outcome::fail(format_args!(
+                    "{}: expected {:#x}, got {}",
+                    $what, want, f
+                ))
+            }
+        }
+    }};
+}
+
+pub(crate) use {ensure, ensure_eq, ensure_same, ensure_word, fail, pass, skip};
+
+/// A case: its protocol name and its function.
+pub struct Case {
+    /// Name on the `case NAME:` line.
+    pub name: &'static str,
+    /// The check.
+    pub run: fn() -> Outcome,
+}
+
+const fn case(name: &'static str, run: fn() -> Outcome) -> Case {
+    Case { name, run }
+}
+
+/// Every case, in run order.
+pub static ALL: &[Case] = &[
+    // Descriptor tables.
+    case("gdt_get_matches_loaded", desc::gdt_get_matches_loaded),
+    case("gdt_set_relocated_table", desc::gdt_set_relocated_table),
+    case(
+        "gdt_write_entry_segment_base",
+        desc::gdt_write_entry_segment_base,
+    ),
+    case(
+        "gdt_not_present_segment_faults",
+        desc::gdt_not_present_segment_faults,
+    ),
+    case("idt_get_matches_loaded", desc::idt_get_matches_loaded),
+    case("idt_set_relocated_table", desc::idt_set_relocated_table),
+    case("idt_write_entry_new_gate", desc::idt_write_entry_new_gate),
+    case("ldt_set_and_get", desc::ldt_set_and_get),
+    case("ldt_write_entry_segment", desc::ldt_write_entry_segment),
+    case("ldt_null_selector_faults", desc::ldt_null_selector_faults),
+    case("tr_get_matches_loaded", desc::tr_get_matches_loaded),
+    case("tr_set_marks_tss_busy", desc::tr_set_marks_tss_busy),
+    // Control registers.
+    case("cr0_protected_mode_bits", cpu::cr0_protected_mode_bits),
+    case("cr0_ts_set_and_clts", cpu::cr0_ts_set_and_clts),
+    case("cr2_write_read", cpu::cr2_write_read),
+    case("cr4_write_read", cpu::cr4_write_read),
+    // Interrupt flag.
+    case("irq_disable_enable_mask", irq::irq_disable_enable_mask),
+    case("irq_set_interrupt_mask", irq::irq_set_interrupt_mask),
+    case("irq_iret_restores_flag", irq::irq_iret_restores_flag),
+    // Exceptions.
+    case("exc_divide_error", exceptions::divide_error),
+    case("exc_invalid_opcode", exceptions::invalid_opcode),
+    case("exc_general_protection", exceptions::general_protection),
+    case("exc_breakpoint", exceptions::breakpoint),
+    case("exc_overflow", exceptions::overflow),
+    case("exc_bound_range", exceptions::bound_range),
+    // FPU and debug registers.
+    case("fpu_lazy_switch_nm", fpu_debug::fpu_lazy_switch_nm),
+    case(
+        "fpu_wait_with_ts_faults",
+        fpu_debug::fpu_wait_with_ts_faults,
+    ),
+    case(
+        "debug_registers_write_read",
+        fpu_debug::debug_registers_write_read,
+    ),
+    case("debug_data_breakpoint", fpu_debug::debug_data_breakpoint),
+    case(
+        "debug_instruction_breakpoint",
+        fpu_debug::debug_instruction_breakpoint,
+    ),
+    // Processor identification and model-specific state.
+    case("cpuid_basic_leaves", cpu::cpuid_basic_leaves),
+    case("cpuid_required_features", cpu::cpuid_required_features),
+    case("msr_write_read", cpu::msr_write_read),
+    case("msr_apic_base", cpu::msr_apic_base),
+    case("rdtsc_monotonic", cpu::rdtsc_monotonic),
+    case("rdpmc_counter", cpu::rdpmc_counter),
+    case("wbinvd_keeps_memory", cpu::wbinvd_keeps_memory),
+    // User mode.
+    case("user_iret_and_int80", usermode::iret_and_int80),
+    case(
+        "user_fault_returns_to_kernel",
+        usermode::fault_returns_to_kernel,
+    ),
+    case(
+        "user_privileged_instructions_fault",
+        usermode::privileged_instructions_fault,
+    ),
+    case("user_breakpoint_gate", usermode::breakpoint_gate),
+    case("user_dpl0_gate_faults", usermode::dpl0_gate_faults),
+    case("user_kernel_stack_switch", usermode::kernel_stack_switch),
+    case("user_sysexit_sysenter", usermode::sysexit_sysenter),
+    case("user_iopl_mask", usermode::iopl_mask),
+    case("user_rdtsc_cr4_tsd", usermode::rdtsc_cr4_tsd),
+    // Port I/O and the UART.
+    case("io_port_calls_byte", io::port_calls_byte),
+    case("io_port_calls_word_dword", io::port_calls_word_dword),
+    case("io_port_calls_string", io::port_calls_string),
+    case("io_delay", io::io_delay),
+    case("uart_scratch_and_status", io::uart_scratch_and_status),
+    case("uart_loopback", io::uart_loopback),
+    // Time.
+    case(
+        "cycle_frequency_matches_pit",
+        timer::cycle_frequency_matches_pit,
+    ),
+    case("cycle_counters_monotonic", timer::cycle_counters_monotonic),
+    case("wallclock_matches_rtc", timer::wallclock_matches_rtc),
+    case("apic_read_write", timer::apic_read_write),
+    case("alarm_irq0_oneshot", timer::alarm_irq0_oneshot),
+    case("alarm_irq0_periodic", timer::alarm_irq0_periodic),
+    case("alarm_irq0_cancel", timer::alarm_irq0_cancel),
+    case("alarm_lvtt_oneshot", timer::alarm_lvtt_oneshot),
+    case("alarm_lvtt_periodic", timer::alarm_lvtt_periodic),
+    case("alarm_lvtt_cancel", timer::alarm_lvtt_cancel),
+    case("alarm_rearm_replaces", timer::alarm_rearm_replaces),
+    case(
+        "alarm_stolen_counter_ignored",
+        timer::alarm_stolen_counter_ignored,
+    ),
+    case(
+        "irq_pending_delivered_on_enable",
+        irq::irq_pending_delivered_on_enable,
+    ),
+    case(
+        "irq_pending_delivered_on_restore",
+        irq::irq_pending_delivered_on_restore,
+    ),
+    case("halt_wakes_on_interrupt", timer::halt_wakes_on_interrupt),
+    case("lazy_cpu_mode", cpu::lazy_cpu_mode),
+    // Paging.
+    case("mmu_enable_pae_paging", mmu::enable_pae_paging),
+    case("mmu_identity_and_alias", mmu::identity_and_alias),
+    case("mmu_set_pxe_long_maps_page", mmu::set_pxe_long_maps_page),
+    case("mmu_pte_clear_not_present", mmu::pte_clear_not_present),
+    case("mmu_read_only_write_faults", mmu::read_only_write_faults),
+    case("mmu_cr0_wp_semantics", mmu::cr0_wp_semantics),
+    case("mmu_update_pxe_long", mmu::update_pxe_long),
+    case("mmu_set_pxe_low_half", mmu::set_pxe_low_half),
+    case("mmu_update_pxe_low_half", mmu::update_pxe_low_half),
+    case("mmu_accessed_dirty_bits", mmu::accessed_dirty_bits),
+    case("mmu_inval_page", mmu::inval_page),
+    case("mmu_flush_tlb_local", mmu::flush_tlb_local),
+    case("mmu_flush_tlb_global", mmu::flush_tlb_global),
+    case(
+        "mmu_allocate_release_page_table",
+        mmu::allocate_release_page_table,
+    ),
+    case("mmu_clone_page_directory", mmu::clone_page_directory),
+    case(
+        "mmu_cr3_switch_address_spaces",
+        mmu::cr3_switch_address_spaces,
+    ),
+    case("mmu_lazy_mode_batch", mmu::lazy_mode_batch),
+    case(
+        "mmu_lazy_mode_flush_before_tlb_flush",
+        mmu::lazy_mode_flush_before_tlb_flush,
+    ),
+    case("mmu_set_linear_mapping", mmu::set_linear_mapping),
+    case(
+        "mmu_machine_physical_roundtrip",
+        mmu::machine_physical_roundtrip,
+    ),
+    case("mmu_nx_execute_faults", mmu::nx_execute_faults),
+    case(
+        "mmu_user_supervisor_page_faults",
+        mmu::user_supervisor_page_faults,
+    ),
+    case("mmu_rom_runs_at_alias", mmu::rom_runs_at_alias),
+];
+
+static CASE_CONTEXT: Global<Context> = Global::new(Context::new());
+static CASE_RUNNING: AtomicBool = AtomicBool::new(false);
+static ABORT: Global<Option<Text>> = Global::new(None);
+static OUTCOME: Global<Option<Outcome>> = Global::new(None);
+const ABORTED: u32 = 0xAB0F_0000;
+
+/// Ends the running case with FAIL `why` (an exception it did not expect, a
+/// panic). Outside a case the kernel cannot go on: ERROR and power-off.
+pub fn abort_current(why: Text) -> ! {
+    if CASE_RUNNING.swap(false, Ordering::SeqCst) {
+        ABORT.with(|a| *a = Some(why));
+        // SAFETY: CASE_CONTEXT is armed by run_one while a case runs; this
+        // code runs on top of that case's frames.
+        unsafe { resume(CASE_CONTEXT.as_ptr(), ABORTED) };
+    }
+    kprintln!("vmi-guest: {why}");
+    kprintln!("Test result: ERROR");
+    crate::kmain::power_off()
+}
+
+fn run_one(case: &Case) -> Outcome {
+    OUTCOME.with(|o| *o = None);
+    ABORT.with(|a| *a = None);
+    CASE_RUNNING.store(true, Ordering::SeqCst);
+    let run = case.run;
+    // SAFETY: CASE_CONTEXT is armed for this call only; abort_current
+    // resumes it with ABORTED.
+    let value = unsafe {
+        call_with_recovery(CASE_CONTEXT.as_ptr(), || {
+            let outcome = run();
+            OUTCOME.with(|o| *o = Some(outcome));
+            0
+        })
+    };
+    CASE_RUNNING.store(false, Ordering::SeqCst);
+    if value == ABORTED {
+        crate::user::reset_after_abort();
+        crate::trap::reset_after_abort();
+        crate::pv::irq_disable();
+        let why = ABORT.with(|a| a.take()).unwrap_or_else(Text::new);
+        return Outcome {
+            status: Status::Fail,
+            detail: why,
+        };
+    }
+    OUTCOME
+        .with(|o| o.take())
+        .unwrap_or_else(|| Outcome::fail(format_args!("case returned no outcome")))
+}
+
+/// Runs the cases (those whose name contains `only=` from the command line,
+/// if given) and returns the verdict word.
+pub fn run_all(boot: &BootInfo) -> &'static str {
+    let only = boot.option("only");
+    let (mut passed, mut failed, mut skipped) = (0u32, 0u32, 0u32);
+    for case in ALL {
+        if only.is_some_and(|o| !case.name.contains(o)) {
+            continue;
+        }
+        crate::pv::irq_disable();
+        let outcome = run_one(case);
+        crate::pv::irq_disable();
+        let word = match outcome.status {
+            Status::Pass => {
+                passed += 1;
+                "PASS"
+            }
+            Status::Fail => {
+                failed += 1;
+                "FAIL"
+            }
+            Status::Skip => {
+                skipped += 1;
+                "SKIP"
+            }
+        };
+        kprintln!("case {}: {} {}", case.name, word, outcome.detail);
+    }
+    kprintln!("cases: {passed} passed, {failed} failed, {skipped} skipped");
+    if failed > 0 {
+        "FAILURE"
+    } else if passed == 0 {
+        "SKIP"
+    } else {
+        "SUCCESS"
+    }
+}

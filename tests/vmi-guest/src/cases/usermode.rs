@@ -1,0 +1,259 @@
+//! Ring 3: entered by the paravirtual IRET and SYSEXIT, left by INT 0x80,
+//! SYSENTER and faults; the kernel stack switch (UpdateKernelStack), the
+//! IOPL mask, privileged instructions, CR4.TSD.
+
+use native_rom::hw::cpu::{CR4_TSD, EFLAGS_IF, EFLAGS_IOPL};
+
+use super::{ensure, ensure_eq, pass, skip, Outcome};
+use crate::boot::Stack;
+use crate::desc::{USER_CS, USER_DS};
+use crate::pv;
+use crate::sync::Global;
+use crate::trap::{TrapFrame, VECTOR_SYSCALL, VECTOR_TEST};
+use crate::user::{self, Snippet, UserExit, UserRegs, VECTOR_SYSENTER};
+
+/// EFLAGS for ring 3: IF set, reserved bit 1 set, IOPL 0.
+const USER_EFLAGS: u32 = EFLAGS_IF | 0x2;
+
+fn run(snippet: Snippet, regs: UserRegs) -> UserExit {
+    user::run_iret(snippet, regs, USER_EFLAGS)
+}
+
+fn describe(exit: &UserExit) -> crate::console::Text {
+    let f = &exit.frame;
+    crate::console::Text::from_fmt(format_args!(
+        "vector {:#x} error {:#x} eip {:#x} cs {:#x}",
+        f.vector, f.error_code, f.eip, f.cs
+    ))
+}
+
+pub fn iret_and_int80() -> Outcome {
+    let regs = UserRegs {
+        eax: 0x1234_5678,
+        ebx: 0x9ABC_DEF0,
+        ecx: 0x1111,
+        edx: 0x2222,
+    };
+    let exit = run(Snippet::Syscall, regs);
+    let f = &exit.frame;
+    ensure_eq!(f.vector, VECTOR_SYSCALL, "vector of the exit");
+    ensure_eq!(f.cs & 0xFFFF, u32::from(USER_CS), "CS pushed by INT 0x80");
+    ensure_eq!(
+        f.user_ss & 0xFFFF,
+        u32::from(USER_DS),
+        "SS pushed by INT 0x80"
+    );
+    ensure_eq!(f.user_esp, user::user_stack_top(), "ESP pushed by INT 0x80");
+    ensure_eq!(
+        f.eip,
+        Snippet::Syscall.address() + 2,
+        "EIP pushed by INT 0x80 (after it)"
+    );
+    ensure_eq!(f.ds & 0xFFFF, u32::from(USER_DS), "DS in ring 3");
+    ensure_eq!(f.eax, regs.eax, "EAX carried into ring 3 and back");
+    ensure_eq!(f.ebx, regs.ebx, "EBX carried into ring 3 and back");
+    ensure!(
+        f.eflags & EFLAGS_IF != 0,
+        "IF clear in ring 3 (EFLAGS {:#x})",
+        f.eflags
+    );
+    pass!(
+        "IRET to {:#x}:{:#x}, INT 0x80 back with registers intact",
+        f.cs,
+        Snippet::Syscall.address()
+    )
+}
+
+pub fn fault_returns_to_kernel() -> Outcome {
+    let exit = run(Snippet::Ud2, UserRegs::default());
+    let f = &exit.frame;
+    ensure_eq!(f.vector, 6u32, "vector (#UD)");
+    ensure_eq!(f.cs & 0xFFFF, u32::from(USER_CS), "CS pushed");
+    ensure_eq!(f.eip, Snippet::Ud2.address(), "EIP pushed (the UD2)");
+    pass!("#UD from ring 3 reached the kernel: {}", describe(&exit))
+}
+
+pub fn privileged_instructions_fault() -> Outcome {
+    for (snippet, name) in [(Snippet::Cli, "CLI"), (Snippet::Hlt, "HLT")] {
+        let exit = run(snippet, UserRegs::default());
+        let f = &exit.frame;
+        ensure!(
+            f.vector == 13 && f.error_code == 0,
+            "{name} in ring 3 (IOPL 0): {}",
+            describe(&exit)
+        );
+        ensure_eq!(f.eip, snippet.address(), "EIP of the #GP");
+    }
+    pass!("CLI and HLT in ring 3 raise #GP(0)")
+}
+
+pub fn breakpoint_gate() -> Outcome {
+    let exit = run(Snippet::Int3, UserRegs::default());
+    let f = &exit.frame;
+    ensure_eq!(f.vector, 3u32, "vector (#BP through a DPL 3 gate)");
+    ensure_eq!(
+        f.eip,
+        Snippet::Int3.address() + 1,
+        "EIP pushed (after INT3)"
+    );
+    pass!("INT3 from ring 3 delivered as #BP")
+}
+
+pub fn dpl0_gate_faults() -> Outcome {
+    let exit = run(Snippet::IntTestGate, UserRegs::default());
+    let f = &exit.frame;
+    ensure_eq!(f.vector, 13u32, "vector (#GP)");
+    ensure_eq!(
+        f.error_code,
+        (VECTOR_TEST << 3) | 2,
+        "#GP error code (IDT index | IDT bit)"
+    );
+    pass!(
+        "INT 0x81 (DPL 0 gate) from ring 3 raised #GP({:#x})",
+        f.error_code
+    )
+}
+
+const SWITCH_STACK_SIZE: usize = crate::boot::STACK_SIZE;
+static STACK_A: Global<Stack> = Global::new(Stack([0; SWITCH_STACK_SIZE]));
+static STACK_B: Global<Stack> = Global::new(Stack([0; SWITCH_STACK_SIZE]));
+
+/// Whether the exit's frame lies at the top of `stack` (within the bytes a
+/// ring-3 entry needs).
+fn frame_on(exit: &UserExit, stack: &Global<Stack>) -> bool {
+    let base = stack.as_ptr() as u32;
+    let top = base + SWITCH_STACK_SIZE as u32;
+    let addr = exit.frame_address;
+    addr >= base && addr < top && top - addr <= 256 + core::mem::size_of::<TrapFrame>() as u32
+}
+
+pub fn kernel_stack_switch() -> Outcome {
+    let ds = pv::kernel_ds();
+    let top = |s: &Global<Stack>| s.as_ptr() as u32 + SWITCH_STACK_SIZE as u32;
+    pv::update_kernel_stack(ds, top(&STACK_A));
+    let on_a = run(Snippet::Syscall, UserRegs::default());
+    pv::update_kernel_stack(ds, top(&STACK_B));
+    let on_b = run(Snippet::Syscall, UserRegs::default());
+    pv::update_kernel_stack(ds, crate::kmain::ring0_stack_top());
+    let back = run(Snippet::Syscall, UserRegs::default());
+    ensure!(
+        frame_on(&on_a, &STACK_A),
+        "entry frame at {:#x}, not at the top of stack A ({:#x})",
+        on_a.frame_address,
+        top(&STACK_A)
+    );
+    ensure!(
+        frame_on(&on_b, &STACK_B),
+        "entry frame at {:#x}, not at the top of stack B ({:#x})",
+        on_b.frame_address,
+        top(&STACK_B)
+    );
+    ensure!(
+        back.frame_address < crate::kmain::ring0_stack_top()
+            && back.frame_address > crate::kmain::ring0_stack_top() - 512,
+        "entry frame at {:#x} after restoring the kernel stack",
+        back.frame_address
+    );
+    pass!("ring 0 entries used stack A, then B, then the kernel stack again")
+}
+
+static SYSENTER_STACK: Global<Stack> = Global::new(Stack([0; SWITCH_STACK_SIZE]));
+const IA32_SYSENTER_CS: u32 = 0x174;
+const IA32_SYSENTER_ESP: u32 = 0x175;
+const IA32_SYSENTER_EIP: u32 = 0x176;
+
+pub fn sysexit_sysenter() -> Outcome {
+    if pv::cpuid(1, 0)[3] & (1 << 11) == 0 {
+        skip!("no SYSENTER/SYSEXIT (CPUID.1:EDX.SEP clear)");
+    }
+    let stack_top = SYSENTER_STACK.as_ptr() as u32 + SWITCH_STACK_SIZE as u32;
+    let saved = [IA32_SYSENTER_CS, IA32_SYSENTER_ESP, IA32_SYSENTER_EIP].map(pv::rdmsr);
+    pv::wrmsr(IA32_SYSENTER_CS, u64::from(pv::kernel_cs() & !3));
+    pv::wrmsr(IA32_SYSENTER_ESP, u64::from(stack_top));
+    pv::wrmsr(
+        IA32_SYSENTER_EIP,
+        u64::from(crate::trap::sysenter_entry_address()),
+    );
+    let exit = user::run_sysexit();
+    for (msr, value) in [IA32_SYSENTER_CS, IA32_SYSENTER_ESP, IA32_SYSENTER_EIP]
+        .into_iter()
+        .zip(saved)
+    {
+        pv::wrmsr(msr, value);
+    }
+    let f = &exit.frame;
+    ensure_eq!(f.vector, VECTOR_SYSENTER, "exit (SYSENTER)");
+    ensure_eq!(
+        f.ebx & 0xFFFF,
+        u32::from(USER_CS),
+        "CS in ring 3 after SYSEXIT"
+    );
+    ensure_eq!(
+        f.esi & 0xFFFF,
+        u32::from(USER_DS),
+        "SS in ring 3 after SYSEXIT"
+    );
+    ensure!(
+        f.eax & EFLAGS_IF != 0,
+        "SYSEXIT left interrupts disabled in ring 3 (EFLAGS {:#x})",
+        f.eax
+    );
+    let addr = exit.frame_address;
+    ensure!(
+        addr < stack_top && addr >= stack_top - 256,
+        "SYSENTER arrived on {addr:#x}, not the SYSENTER stack"
+    );
+    pass!("SYSEXIT to ring 3 with IF set, SYSENTER back on the SYSENTER stack")
+}
+
+pub fn iopl_mask() -> Outcome {
+    let port_regs = UserRegs {
+        edx: 0x61,
+        ..UserRegs::default()
+    };
+    pv::set_iopl_mask(3 << 12);
+    let with_iopl3 = user::run_iret(Snippet::PortIn, port_regs, USER_EFLAGS | EFLAGS_IOPL);
+    let cli_iopl3 = user::run_iret(Snippet::Cli, UserRegs::default(), USER_EFLAGS | EFLAGS_IOPL);
+    pv::set_iopl_mask(0);
+    let with_iopl0 = user::run_iret(Snippet::PortIn, port_regs, USER_EFLAGS);
+    ensure!(
+        with_iopl3.frame.vector == VECTOR_SYSCALL,
+        "IN from ring 3 with IOPL 3: {}",
+        describe(&with_iopl3)
+    );
+    ensure!(
+        cli_iopl3.frame.vector == VECTOR_SYSCALL,
+        "CLI from ring 3 with IOPL 3: {}",
+        describe(&cli_iopl3)
+    );
+    ensure!(
+        with_iopl0.frame.vector == 13 && with_iopl0.frame.eip == Snippet::PortIn.address(),
+        "IN from ring 3 with IOPL 0: {}",
+        describe(&with_iopl0)
+    );
+    pass!("IOPL 3: ring 3 port I/O and CLI allowed; IOPL 0: #GP")
+}
+
+pub fn rdtsc_cr4_tsd() -> Outcome {
+    let cr4 = pv::get_cr4();
+    pv::set_cr4(cr4 | CR4_TSD);
+    let denied = run(Snippet::Rdtsc, UserRegs::default());
+    pv::set_cr4(cr4 & !CR4_TSD);
+    let allowed = run(Snippet::Rdtsc, UserRegs::default());
+    pv::set_cr4(cr4);
+    ensure!(
+        denied.frame.vector == 13,
+        "RDTSC in ring 3 with CR4.TSD: {}",
+        describe(&denied)
+    );
+    ensure!(
+        allowed.frame.vector == VECTOR_SYSCALL,
+        "RDTSC in ring 3 without CR4.TSD: {}",
+        describe(&allowed)
+    );
+    ensure!(
+        allowed.frame.eax != 0 || allowed.frame.edx != 0,
+        "RDTSC in ring 3 returned 0"
+    );
+    pass!("ring 3 RDTSC faults with CR4.TSD, works without")
+}

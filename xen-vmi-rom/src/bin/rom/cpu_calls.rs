@@ -1,0 +1,151 @@
+//! The VMI calls about the processor: control and debug registers, the
+//! descriptor tables, the kernel stack, halt and power (vmi.h call list;
+//! argument registers per vmi_abi::VmiCall::info).
+//!
+//! Each is an `extern "C"` function behind a regparm(3) entry (entry.rs),
+//! so the arguments arrive in order: EAX, EDX, ECX, then the stack.
+
+use xen_abi::hypercall::Hypervisor;
+use xen_abi::sched::{SHUTDOWN_poweroff, SHUTDOWN_reboot};
+
+use crate::desc;
+use crate::runtime::{runtime, shared_info};
+use crate::xen::hypervisor;
+
+/// CR0.TS: the kernel's lazy FPU switching, which Xen keeps per vCPU.
+const CR0_TS: u32 = 1 << 3;
+
+/// The control registers as the kernel sees them. CR0 and CR4 hold what
+/// the kernel wrote (with TS kept in step with Xen's fpu_taskswitch); CR2
+/// is Xen's (vcpu_info.arch.cr2, written on every page fault).
+#[derive(Clone, Copy, Default)]
+pub struct ControlRegs {
+    pub cr0: u32,
+    pub cr4: u32,
+}
+
+/// Power-on values after a multiboot loader: protected mode (PE) with the
+/// math coprocessor's ET bit, paging off; CR4 clear.
+pub const INITIAL_CR0: u32 = 0x11;
+
+pub extern "C" fn get_cr0() -> u32 {
+    runtime().cr.cr0
+}
+
+pub extern "C" fn set_cr0(value: u32) {
+    let cr = &mut runtime().cr;
+    if (cr.cr0 ^ value) & CR0_TS != 0 {
+        let _ = hypervisor().fpu_taskswitch(value & CR0_TS != 0);
+    }
+    cr.cr0 = value;
+}
+
+pub extern "C" fn clts() {
+    set_cr0(runtime().cr.cr0 & !CR0_TS);
+}
+
+pub extern "C" fn get_cr2() -> u32 {
+    let cr2 = &raw const shared_info().vcpu_info[0].arch.cr2;
+    // SAFETY: a field of the mapped shared_info page Xen writes on faults.
+    unsafe { core::ptr::read_volatile(cr2) }
+}
+
+pub extern "C" fn set_cr2(value: u32) {
+    let cr2 = (&raw const shared_info().vcpu_info[0].arch.cr2).cast_mut();
+    // SAFETY: as above; the kernel owns the value between faults.
+    unsafe { core::ptr::write_volatile(cr2, value) };
+}
+
+pub extern "C" fn get_cr4() -> u32 {
+    runtime().cr.cr4
+}
+
+pub extern "C" fn set_cr4(value: u32) {
+    runtime().cr.cr4 = value;
+}
+
+pub extern "C" fn set_dr(reg: u32, value: u32) {
+    let _ = hypervisor().set_debugreg(reg, value);
+}
+
+pub extern "C" fn get_dr(reg: u32) -> u32 {
+    hypervisor().get_debugreg(reg).unwrap_or(0)
+}
+
+/// SetGDT / SetIDT: EAX points at the 6-byte limit/base.
+fn pseudo(ptr: u32) -> (u32, u16) {
+    // SAFETY: the kernel's own memory.
+    unsafe {
+        (
+            core::ptr::read_unaligned((ptr + 2) as *const u32),
+            core::ptr::read_unaligned(ptr as *const u16),
+        )
+    }
+}
+
+fn store_pseudo(ptr: u32, base: u32, limit: u16) {
+    // SAFETY: the kernel's own memory, given for the result.
+    unsafe {
+        core::ptr::write_unaligned(ptr as *mut u16, limit);
+        core::ptr::write_unaligned((ptr + 2) as *mut u32, base);
+    }
+}
+
+pub extern "C" fn set_gdt(ptr: u32) {
+    let (base, limit) = pseudo(ptr);
+    desc::load_gdt(base, limit);
+}
+
+pub extern "C" fn set_idt(ptr: u32) {
+    let (base, limit) = pseudo(ptr);
+    desc::load_idt(base, limit);
+}
+
+pub extern "C" fn get_gdt(ptr: u32) {
+    let t = runtime().tables;
+    store_pseudo(ptr, t.gdt_base, t.gdt_limit);
+}
+
+pub extern "C" fn get_idt(ptr: u32) {
+    let t = runtime().tables;
+    store_pseudo(ptr, t.idt_base, t.idt_limit);
+}
+
+pub extern "C" fn set_tr(selector: u32) {
+    desc::load_tr(selector as u16);
+}
+
+pub extern "C" fn get_tr() -> u32 {
+    u32::from(runtime().tables.tr)
+}
+
+/// UpdateKernelStack(ss, esp0): where Xen switches to on a trap from user
+/// mode (stack_switch; Xen raises the selector's RPL to 1).
+pub extern "C" fn update_kernel_stack(ss: u32, esp0: u32) {
+    // SAFETY: tells Xen the kernel's stack for the next entry from ring 3.
+    let _ = unsafe { hypervisor().stack_switch(ss, esp0) };
+}
+
+pub extern "C" fn wbinvd() {
+    // A PV domain without cache-flush rights cannot flush caches, and it
+    // need not: its memory is coherent for it.
+}
+
+/// Halt: wait for an interrupt with interrupts enabled. SCHEDOP_block
+/// clears the upcall mask itself and returns at once if an event is
+/// already pending, so the sti/hlt race cannot lose a wake-up.
+pub extern "C" fn halt() {
+    let _ = hypervisor().sched_block();
+}
+
+pub extern "C" fn shutdown() -> ! {
+    loop {
+        let _ = hypervisor().sched_shutdown(SHUTDOWN_poweroff);
+    }
+}
+
+pub extern "C" fn reboot(_how: u32) -> ! {
+    loop {
+        let _ = hypervisor().sched_shutdown(SHUTDOWN_reboot);
+    }
+}

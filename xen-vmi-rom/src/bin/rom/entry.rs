@@ -1,0 +1,240 @@
+//! The VMI call entry points and the table GetRelocationInfo answers from.
+//!
+//! The kernel calls ROM code directly with regparm(3) (vmi.h): arguments in
+//! EAX, EDX, ECX; EAX, ECX, EDX and flags may be clobbered. The interrupt
+//! flag calls and CPUID are stricter (flags only; CPUID's own outputs) and
+//! IRET is jumped to with the return frame on the stack: those are written
+//! in assembly here. The rest are `extern "C"` functions (cpu_calls.rs)
+//! behind a three-push thunk.
+//!
+//! The table holds, per call number, the entry's offset from the table and
+//! the relocation type in the top byte: no absolute address anywhere, so
+//! the answers are right through whatever mapping the kernel uses.
+
+use vmi_abi::{VmiCall, VmiRelocationInfo, VmiRelocationType};
+use xen_vmi_rom::layout::{HYPERCALL_PAGE_VA, SHARED_INFO_VA};
+
+use crate::cpu_calls;
+
+/// A regparm(3) entry `$entry` for the `extern "C"` function `$handler`.
+macro_rules! regparm_entry {
+    ($entry:literal => $handler:path) => {
+        core::arch::global_asm!(
+            ".pushsection .text.vmi_calls, \"ax\"",
+            concat!(".globl ", $entry),
+            concat!($entry, ":"),
+            "push ecx",
+            "push edx",
+            "push eax",
+            "call {handler}",
+            "add esp, 12",
+            "ret",
+            ".popsection",
+            handler = sym $handler,
+        );
+    };
+}
+
+regparm_entry!("vmi_entry_get_cr0" => cpu_calls::get_cr0);
+regparm_entry!("vmi_entry_set_cr0" => cpu_calls::set_cr0);
+regparm_entry!("vmi_entry_get_cr2" => cpu_calls::get_cr2);
+regparm_entry!("vmi_entry_set_cr2" => cpu_calls::set_cr2);
+regparm_entry!("vmi_entry_get_cr4" => cpu_calls::get_cr4);
+regparm_entry!("vmi_entry_set_cr4" => cpu_calls::set_cr4);
+regparm_entry!("vmi_entry_clts" => cpu_calls::clts);
+regparm_entry!("vmi_entry_set_dr" => cpu_calls::set_dr);
+regparm_entry!("vmi_entry_get_dr" => cpu_calls::get_dr);
+regparm_entry!("vmi_entry_set_gdt" => cpu_calls::set_gdt);
+regparm_entry!("vmi_entry_set_idt" => cpu_calls::set_idt);
+regparm_entry!("vmi_entry_get_gdt" => cpu_calls::get_gdt);
+regparm_entry!("vmi_entry_get_idt" => cpu_calls::get_idt);
+regparm_entry!("vmi_entry_set_tr" => cpu_calls::set_tr);
+regparm_entry!("vmi_entry_get_tr" => cpu_calls::get_tr);
+regparm_entry!("vmi_entry_update_kernel_stack" => cpu_calls::update_kernel_stack);
+regparm_entry!("vmi_entry_wbinvd" => cpu_calls::wbinvd);
+regparm_entry!("vmi_entry_halt" => cpu_calls::halt);
+regparm_entry!("vmi_entry_shutdown" => cpu_calls::shutdown);
+regparm_entry!("vmi_entry_reboot" => cpu_calls::reboot);
+
+// The interrupt flag is vcpu 0's evtchn_upcall_mask (shared_info + 1,
+// inverted); evtchn_upcall_pending is at + 0. Re-enabling with an event
+// pending makes a hypercall (any return lets Xen deliver the upcall).
+core::arch::global_asm!(
+    r#"
+    .pushsection .text.vmi_calls, "ax"
+    .globl vmi_entry_disable_interrupts
+vmi_entry_disable_interrupts:
+    mov byte ptr [{mask}], 1
+    ret
+
+    .globl vmi_entry_enable_interrupts
+vmi_entry_enable_interrupts:
+    mov byte ptr [{mask}], 0
+    cmp byte ptr [{pending}], 0
+    jne vmi_force_upcall
+    ret
+
+    .globl vmi_entry_get_interrupt_mask
+vmi_entry_get_interrupt_mask:
+    movzx eax, byte ptr [{mask}]
+    xor eax, 1
+    shl eax, 9
+    ret
+
+    .globl vmi_entry_set_interrupt_mask
+vmi_entry_set_interrupt_mask:
+    test eax, 0x200
+    jz 1f
+    mov byte ptr [{mask}], 0
+    cmp byte ptr [{pending}], 0
+    jne vmi_force_upcall
+    ret
+1:  mov byte ptr [{mask}], 1
+    ret
+
+    // xen_version(0, NULL) with every register kept.
+vmi_force_upcall:
+    push eax
+    push ebx
+    push ecx
+    push edx
+    xor ebx, ebx
+    xor ecx, ecx
+    mov eax, {xen_version}
+    call eax
+    pop edx
+    pop ecx
+    pop ebx
+    pop eax
+    ret
+
+    // IRET (jumped to, frame at ESP): the frame's IF becomes the upcall
+    // mask, then a real iret (ring 1 may iret to ring 1 or 3).
+    .globl vmi_entry_iret
+vmi_entry_iret:
+    test dword ptr [esp + 8], 0x200
+    jz 2f
+    mov byte ptr [{mask}], 0
+    cmp byte ptr [{pending}], 0
+    jne 3f
+    iretd
+2:  mov byte ptr [{mask}], 1
+    iretd
+3:  call vmi_force_upcall
+    iretd
+
+    // CPUID as Xen's policy for this guest has it: the forced-emulation
+    // prefix (ud2a; "xen") makes Xen emulate the cpuid after it.
+    .globl vmi_entry_cpuid
+vmi_entry_cpuid:
+    .byte 0x0f, 0x0b, 0x78, 0x65, 0x6e
+    cpuid
+    ret
+
+    .popsection
+    "#,
+    mask = const SHARED_INFO_VA + 1,
+    pending = const SHARED_INFO_VA,
+    xen_version = const HYPERCALL_PAGE_VA + 17 * 32,
+);
+
+// The answers, by call number: 8 bytes each, the entry's offset from the
+// table (signed: entries may precede it) and the relocation type (0 NONE).
+core::arch::global_asm!(
+    r#"
+    .pushsection .text.vmi_calls, "ax"
+    .balign 4
+    .globl vmi_call_table
+vmi_call_table:
+    .macro call_rel n, entry
+    .org vmi_call_table + \n * 8
+    .long \entry - vmi_call_table, 1
+    .endm
+    .macro jump_rel n, entry
+    .org vmi_call_table + \n * 8
+    .long \entry - vmi_call_table, 2
+    .endm
+    .macro nop_rel n
+    .org vmi_call_table + \n * 8
+    .long 0, 3
+    .endm
+    call_rel 0, vmi_entry_cpuid
+    call_rel 3, vmi_entry_set_gdt
+    call_rel 5, vmi_entry_set_idt
+    call_rel 6, vmi_entry_set_tr
+    call_rel 7, vmi_entry_get_gdt
+    call_rel 9, vmi_entry_get_idt
+    call_rel 10, vmi_entry_get_tr
+    call_rel 14, vmi_entry_update_kernel_stack
+    call_rel 15, vmi_entry_set_cr0
+    call_rel 16, vmi_entry_set_cr2
+    call_rel 18, vmi_entry_set_cr4
+    call_rel 19, vmi_entry_get_cr0
+    call_rel 20, vmi_entry_get_cr2
+    call_rel 22, vmi_entry_get_cr4
+    call_rel 23, vmi_entry_wbinvd
+    call_rel 24, vmi_entry_set_dr
+    call_rel 25, vmi_entry_get_dr
+    call_rel 28, vmi_entry_clts
+    call_rel 29, vmi_entry_enable_interrupts
+    call_rel 30, vmi_entry_disable_interrupts
+    call_rel 31, vmi_entry_get_interrupt_mask
+    call_rel 32, vmi_entry_set_interrupt_mask
+    jump_rel 33, vmi_entry_iret
+    call_rel 35, vmi_entry_halt
+    call_rel 36, vmi_entry_reboot
+    call_rel 37, vmi_entry_shutdown
+    nop_rel 65
+    .org vmi_call_table + {count} * 8
+    .popsection
+    "#,
+    count = const vmi_abi::VMI_NUM_CALLS,
+);
+
+// The table's run-time address, from EIP (AT&T: see traps.rs).
+core::arch::global_asm!(
+    r#"
+    .pushsection .text.vmi_calls, "ax"
+    .globl vmi_addr_call_table
+vmi_addr_call_table:
+    call 1f
+1:  popl %eax
+    leal (vmi_call_table - 1b)(%eax), %eax
+    ret
+    .popsection
+    "#,
+    options(att_syntax)
+);
+
+extern "C" {
+    fn vmi_addr_call_table() -> u32;
+}
+
+/// GetRelocationInfo's answer for call number `call`. Calls the ROM does
+/// not route into itself answer NONE: the kernel keeps the native
+/// instruction, which traps in ring 1 and is emulated (emulate.rs).
+pub fn relocation(call: u32) -> VmiRelocationInfo {
+    let none = VmiRelocationInfo::new(0, VmiRelocationType::None);
+    if VmiCall::from_u32(call).is_none() || call as usize >= vmi_abi::VMI_NUM_CALLS {
+        return none;
+    }
+    // SAFETY: computes an address from EIP.
+    let table = unsafe { vmi_addr_call_table() };
+    // SAFETY: the table has VMI_NUM_CALLS two-word entries in the ROM's code.
+    let (offset, kind) = unsafe {
+        let e = (table as *const u32).add(2 * call as usize);
+        (core::ptr::read(e), core::ptr::read(e.add(1)))
+    };
+    let kind = match kind {
+        1 => VmiRelocationType::CallRel,
+        2 => VmiRelocationType::JumpRel,
+        3 => VmiRelocationType::Nop,
+        _ => return none,
+    };
+    let eip = if kind == VmiRelocationType::Nop {
+        0
+    } else {
+        table.wrapping_add(offset)
+    };
+    VmiRelocationInfo::new(eip, kind)
+}
