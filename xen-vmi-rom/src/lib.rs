@@ -10,6 +10,7 @@ pub mod boot_plan;
 pub mod kernel_image;
 pub mod layout;
 pub mod rom_state;
+pub mod rtc;
 
 pub mod decode;
 pub mod pic;

@@ -8,6 +8,7 @@
 //! | 0x3F8-0x3FF | COM1, a 16550A ([`crate::uart`]) on the Xen console, IRQ4 |
 //! | 0x20-0x21, 0xA0-0xA1 | the 8259A pair ([`crate::pic`]) |
 //! | 0x40-0x43, 0x61 | the 8254 and port B ([`crate::pit`]) |
+//! | 0x70, 0x71 | the CMOS clock ([`crate::rtc`]) |
 //! | 0x80, 0xED | POST code and I/O delay ports: writes do nothing |
 //! | 0xCF8-0xCFF | PCI configuration mechanism 1, with no PCI bus behind it: all-ones |
 //! | anything else | nothing: reads all-ones, writes vanish, reported once per port |
@@ -22,6 +23,7 @@
 use crate::decode::Width;
 use crate::pic::PicPair;
 use crate::pit::Pit;
+use crate::rtc::Rtc;
 use crate::uart::{SerialSink, Uart, COM1_BASE, COM1_IRQ, UART_PORTS};
 
 /// The PIT's line on the master PIC.
@@ -50,6 +52,8 @@ pub trait IoHost: SerialSink {
     /// The kernel accessed `port`, which nothing decodes: said once per
     /// port (the first access's size and direction).
     fn report_unclaimed(&mut self, port: u16, width: Width, write: bool);
+    /// Wall-clock time (seconds since 1970, UTC) for the CMOS clock.
+    fn wallclock_seconds(&mut self) -> u64;
 }
 
 /// What decodes a port.
@@ -67,6 +71,8 @@ pub enum Device {
     PostOrDelay,
     /// PCI configuration mechanism 1 registers: all-ones, silently.
     PciConfig,
+    /// The CMOS real-time clock (0x70/0x71).
+    Rtc,
     /// Nothing: all-ones, reported.
     Nothing,
 }
@@ -80,6 +86,7 @@ pub const fn device_at(port: u16) -> Device {
         0x61 => Device::PortB,
         POST_PORT | DELAY_PORT => Device::PostOrDelay,
         0xCF8..=0xCFF => Device::PciConfig,
+        crate::rtc::INDEX_PORT | crate::rtc::DATA_PORT => Device::Rtc,
         _ => Device::Nothing,
     }
 }
@@ -96,6 +103,8 @@ pub struct IsaBus {
     pub pic: PicPair,
     /// The interval timer and port B.
     pub pit: Pit,
+    /// The CMOS clock.
+    pub rtc: Rtc,
     /// The deadline last given to [`IoHost::set_irq0_deadline`].
     irq0_deadline: Option<u64>,
     /// Ports already reported as unclaimed.
@@ -115,6 +124,7 @@ impl IsaBus {
             com1: Uart::new(),
             pic: PicPair::new(),
             pit: Pit::new(),
+            rtc: Rtc::new(),
             irq0_deadline: None,
             reported: [0; REPORTED_WORDS],
         }
@@ -126,6 +136,7 @@ impl IsaBus {
         self.com1 = Uart::new();
         self.pic = PicPair::new();
         self.pit = Pit::new();
+        self.rtc = Rtc::new();
         self.irq0_deadline = None;
         self.reported.fill(0);
     }
@@ -230,6 +241,10 @@ impl IsaBus {
                 let now = host.now_ns();
                 self.pit.read_port_b(now)
             }
+            Device::Rtc => {
+                let now = host.wallclock_seconds();
+                self.rtc.read(port, now)
+            }
             Device::PostOrDelay | Device::PciConfig => 0xFF,
             Device::Nothing => return None,
         })
@@ -252,6 +267,7 @@ impl IsaBus {
                 let now = host.now_ns();
                 self.pit.write_port_b(value, now);
             }
+            Device::Rtc => self.rtc.write(port, value),
             Device::PostOrDelay | Device::PciConfig => {}
             Device::Nothing => return false,
         }
@@ -333,6 +349,9 @@ mod tests {
         }
         fn report_unclaimed(&mut self, port: u16, width: Width, write: bool) {
             self.reports.push((port, width, write));
+        }
+        fn wallclock_seconds(&mut self) -> u64 {
+            1_795_564_800
         }
     }
 

@@ -235,6 +235,13 @@ fn kill(child: &mut Child) {
     let _ = child.wait();
 }
 
+/// Xen's messages once dom0 has gone: the run is over.
+const END_OF_RUN: &[&str] = &[
+    "Hardware Dom0 halted",
+    "Hardware Dom0 shutdown",
+    "Hardware Dom0 crashed",
+];
+
 /// Lines of console kept for the tail printed on a crash.
 const TAIL_LINES: usize = 25;
 /// After the verdict, how long QEMU gets to exit by itself.
@@ -279,6 +286,12 @@ pub fn run(cfg: &RunConfig) -> Result<Outcome, String> {
                 transcript.feed(&line);
                 if transcript.verdict.is_some() && verdict_at.is_none() {
                     verdict_at = Some(Instant::now());
+                }
+                // Xen's last words after the guest's verdict: nothing more
+                // will come (a halted machine does not end QEMU by itself).
+                if transcript.verdict.is_some() && END_OF_RUN.iter().any(|m| line.contains(m)) {
+                    tail.push(line);
+                    break;
                 }
                 if sign.is_none() {
                     sign = CONSOLE_SIGNS.iter().find(|s| line.contains(s.needle));

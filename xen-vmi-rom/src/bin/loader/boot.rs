@@ -6,7 +6,7 @@
 //! that region it keeps for the ROM (the "pool"), and never touches the
 //! kernel's frames except through a one-page window.
 
-use xen_abi::arch_x86_32::{_PAGE_ACCESSED, _PAGE_DIRTY, _PAGE_PRESENT, _PAGE_RW};
+use xen_abi::arch_x86_32::{_PAGE_ACCESSED, _PAGE_DIRTY, _PAGE_PRESENT, _PAGE_RW, _PAGE_USER};
 use xen_abi::errno::XenError;
 use xen_abi::hypercall::Hypervisor;
 use xen_abi::p2m::{Mfn, Pfn};
@@ -30,6 +30,10 @@ const POOL_RESERVE_FOR_ROM: u32 = 64;
 const PTE_FRAME: u64 = 0x000F_FFFF_FFFF_F000;
 const PTE_RW: u64 = _PAGE_PRESENT | _PAGE_RW | _PAGE_ACCESSED | _PAGE_DIRTY;
 const PTE_RO: u64 = _PAGE_PRESENT | _PAGE_ACCESSED;
+/// With paging off nothing is protected from ring 3: the "paging off"
+/// address space maps every kernel frame user-accessible too (the ROM's
+/// private area stays supervisor-only).
+const PTE_USER: u64 = _PAGE_USER;
 /// Xen adds what an L3 entry needs (adjust_guest_l3e); present is enough.
 const L3E: u64 = _PAGE_PRESENT;
 
@@ -513,10 +517,10 @@ fn build_boot_root(
             let is_rom =
                 (ROM_KERNEL_PHYS >> 12..(ROM_KERNEL_PHYS + ROM_CODE_MAX) >> 12).contains(&k);
             let flags = if is_rom { PTE_RO } else { PTE_RW };
-            *e = (u64::from(k2m[k as usize]) << 12) | flags;
+            *e = (u64::from(k2m[k as usize]) << 12) | flags | PTE_USER;
         }
         let (_, l2) = l2s[slot].as_mut().expect("allocated above");
-        l2[((kfn >> 9) & 511) as usize] = (u64::from(frames.mfn(l1_pfn)) << 12) | PTE_RW;
+        l2[((kfn >> 9) & 511) as usize] = (u64::from(frames.mfn(l1_pfn)) << 12) | PTE_RW | PTE_USER;
         kfn += 512;
     }
     let top = PAE_TOP_L3_SLOT as usize;

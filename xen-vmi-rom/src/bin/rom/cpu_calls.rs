@@ -149,3 +149,56 @@ pub extern "C" fn reboot(_how: u32) -> ! {
         let _ = hypervisor().sched_shutdown(SHUTDOWN_reboot);
     }
 }
+
+/// The local APIC's registers as the kernel last wrote them (offsets
+/// 0x000-0x3F0 in 16-byte steps). A PV vCPU has no APIC: this is the
+/// register file of the virtual one; its timer and interrupt delivery come
+/// with the ROM's event and time work (the interrupts issue), until then a
+/// write is kept and read back, nothing more.
+#[derive(Clone, Copy)]
+pub struct ApicRegs(pub [u32; 64]);
+
+impl Default for ApicRegs {
+    fn default() -> Self {
+        let mut r = [0u32; 64];
+        // Version register: an integrated APIC (0x14) with 6 LVT entries.
+        r[0x30 >> 4] = 0x0005_0014;
+        // Every LVT entry comes out of reset masked; SVR holds vector 0xFF.
+        for lvt in [0x320, 0x330, 0x340, 0x350, 0x360, 0x370] {
+            r[lvt >> 4] = 1 << 16;
+        }
+        r[0xF0 >> 4] = 0xFF;
+        Self(r)
+    }
+}
+
+/// The register a kernel names: an offset, or an address in the APIC page.
+fn apic_index(reg: u32) -> usize {
+    ((reg & 0x3F0) >> 4) as usize
+}
+
+pub extern "C" fn apic_write(reg: u32, value: u32) {
+    let index = apic_index(reg);
+    // ID, version, the in-service/trigger/request bitmaps and the current
+    // count are read-only; EOI is write-only and keeps nothing.
+    if matches!(index, 0x03 | 0x10..=0x27 | 0x39 | 0x0B) {
+        return;
+    }
+    runtime().apic.0[index] = value;
+}
+
+pub extern "C" fn apic_read(reg: u32) -> u32 {
+    runtime().apic.0[apic_index(reg)]
+}
+
+/// GetWallclockTime: nanoseconds since 1970 (UTC), a 64-bit result in
+/// EDX:EAX (vmi_time.h).
+pub extern "C" fn get_wallclock_time() -> u64 {
+    crate::runtime::wallclock_ns()
+}
+
+/// WallclockUpdated: whether the wall clock was set since the last call;
+/// Xen's wall clock only moves with system time, so never.
+pub extern "C" fn wallclock_updated() -> u32 {
+    0
+}

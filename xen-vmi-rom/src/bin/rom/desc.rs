@@ -8,6 +8,7 @@
 //! the kernel makes to its table natively takes effect when it loads the
 //! table again; after VMI activation WriteGDTEntry keeps both exact.
 
+use xen_abi::arch_x86_32::{TrapInfo, FLAT_RING1_CS};
 use xen_abi::hypercall::Hypervisor;
 use xen_abi::p2m::Mfn;
 use xen_abi::xen::{MmuextOp, DOMID_SELF};
@@ -126,11 +127,44 @@ pub fn load_gdt(base: u32, limit: u16) -> bool {
     true
 }
 
-/// LIDT: exceptions the ROM does not handle go to the kernel's gates.
+/// LIDT: exceptions the ROM does not handle go to the kernel's gates, and
+/// Xen learns which vectors ring 3 may raise with `int n` (the gates' DPL).
 pub fn load_idt(base: u32, limit: u16) {
     let regs = &mut runtime().tables;
     regs.idt_base = base;
     regs.idt_limit = limit;
+    sync_trap_table(0..256);
+}
+
+/// Points Xen's trap table entries for `vectors` at the ROM's stubs, with
+/// the DPL of the kernel's gate (0 where there is none: only the processor
+/// raises it then). Sent 32 at a time to keep the kernel's stack small.
+pub fn sync_trap_table(vectors: core::ops::Range<u32>) {
+    let mut chunk = [TrapInfo::default(); 33];
+    let mut n = 0;
+    let mut xen = hypervisor();
+    for v in vectors {
+        let dpl = idt_gate(v).map_or(0, |g| g.dpl);
+        chunk[n] = TrapInfo {
+            vector: v as u8,
+            flags: dpl,
+            cs: FLAT_RING1_CS,
+            address: crate::traps::stub_alias(v),
+        };
+        n += 1;
+        if n == 32 {
+            chunk[n] = TrapInfo::default();
+            // SAFETY: the stubs live in the ROM's alias, valid in every
+            // address space; the chunk ends with a zero entry.
+            let _ = unsafe { xen.set_trap_table(&chunk[..=n]) };
+            n = 0;
+        }
+    }
+    if n > 0 {
+        chunk[n] = TrapInfo::default();
+        // SAFETY: as above.
+        let _ = unsafe { xen.set_trap_table(&chunk[..=n]) };
+    }
 }
 
 /// An IDT gate: (selector, offset, type, present).
@@ -139,6 +173,8 @@ pub struct Gate {
     pub offset: u32,
     /// 0xE interrupt gate (clears IF), 0xF trap gate.
     pub kind: u8,
+    /// Which rings may raise the vector with `int n`.
+    pub dpl: u8,
 }
 
 pub fn idt_gate(vector: u32) -> Option<Gate> {
@@ -157,6 +193,7 @@ pub fn idt_gate(vector: u32) -> Option<Gate> {
         selector: (lo >> 16) as u16,
         offset: (hi & 0xFFFF_0000) | (lo & 0xFFFF),
         kind,
+        dpl: ((hi >> 13) & 3) as u8,
     })
 }
 

@@ -55,6 +55,10 @@ regparm_entry!("vmi_entry_wbinvd" => cpu_calls::wbinvd);
 regparm_entry!("vmi_entry_halt" => cpu_calls::halt);
 regparm_entry!("vmi_entry_shutdown" => cpu_calls::shutdown);
 regparm_entry!("vmi_entry_reboot" => cpu_calls::reboot);
+regparm_entry!("vmi_entry_apic_write" => cpu_calls::apic_write);
+regparm_entry!("vmi_entry_apic_read" => cpu_calls::apic_read);
+regparm_entry!("vmi_entry_get_wallclock_time" => cpu_calls::get_wallclock_time);
+regparm_entry!("vmi_entry_wallclock_updated" => cpu_calls::wallclock_updated);
 
 // The interrupt flag is vcpu 0's evtchn_upcall_mask (shared_info + 1,
 // inverted); evtchn_upcall_pending is at + 0. Re-enabling with an event
@@ -184,7 +188,11 @@ vmi_call_table:
     call_rel 35, vmi_entry_halt
     call_rel 36, vmi_entry_reboot
     call_rel 37, vmi_entry_shutdown
+    call_rel 63, vmi_entry_apic_write
+    call_rel 64, vmi_entry_apic_read
     nop_rel 65
+    call_rel 70, vmi_entry_get_wallclock_time
+    call_rel 71, vmi_entry_wallclock_updated
     .org vmi_call_table + {count} * 8
     .popsection
     "#,

@@ -12,7 +12,7 @@ use xen_vmi_rom::rom_state::{RomState, POOL_MFNS_OFFSET, ROM_RUNTIME_OFFSET};
 use xen_vmi_rom::uart::SerialSink;
 
 use crate::console::Line;
-use crate::cpu_calls::{ControlRegs, INITIAL_CR0};
+use crate::cpu_calls::{ApicRegs, ControlRegs, INITIAL_CR0};
 use crate::desc::TableRegs;
 use crate::xen::hypervisor;
 
@@ -25,6 +25,8 @@ pub struct Runtime {
     pub tables: TableRegs,
     /// CR0 and CR4 as the kernel sees them.
     pub cr: ControlRegs,
+    /// The virtual local APIC's registers.
+    pub apic: ApicRegs,
     /// The next PIT IRQ0 edge the kernel's programming asks for.
     pub irq0_deadline: Option<u64>,
     console: [u8; CONSOLE_LINE],
@@ -54,6 +56,7 @@ pub fn init() {
         core::ptr::write_bytes(rt.cast::<u8>(), 0, core::mem::size_of::<Runtime>());
         (*rt).bus.reset();
         (*rt).cr.cr0 = INITIAL_CR0;
+        core::ptr::write(&raw mut (*rt).apic, ApicRegs::default());
     }
 }
 
@@ -74,6 +77,33 @@ pub fn system_time_ns() -> u64 {
     // SAFETY: vcpu 0's time info is in the mapped shared_info page.
     let mut src = unsafe { VolatileTimeInfo::new(&raw const shared_info().vcpu_info[0].time) };
     read_consistent(&mut src).system_time_at(rdtsc())
+}
+
+/// Wall-clock time now (ns since 1970, UTC): Xen's wall clock at system
+/// time 0 (shared_info wc_*, read under wc_version) plus system time.
+pub fn wallclock_ns() -> u64 {
+    let si = shared_info();
+    loop {
+        // SAFETY: fields of the mapped shared_info page Xen updates.
+        let (v, sec, sec_hi, nsec, v2) = unsafe {
+            let v = core::ptr::read_volatile(&raw const si.wc_version);
+            let sec = core::ptr::read_volatile(&raw const si.wc_sec);
+            let sec_hi = core::ptr::read_volatile(&raw const si.arch.wc_sec_hi);
+            let nsec = core::ptr::read_volatile(&raw const si.wc_nsec);
+            (
+                v,
+                sec,
+                sec_hi,
+                nsec,
+                core::ptr::read_volatile(&raw const si.wc_version),
+            )
+        };
+        if v & 1 == 0 && v == v2 {
+            let base =
+                ((u64::from(sec_hi) << 32) | u64::from(sec)) * 1_000_000_000 + u64::from(nsec);
+            return base + system_time_ns();
+        }
+    }
 }
 
 /// The devices' view of the outside: the console and the clock.
@@ -124,6 +154,10 @@ impl IoHost for Host<'_> {
 
     fn set_irq0_deadline(&mut self, deadline_ns: Option<u64>) {
         *self.irq0_deadline = deadline_ns;
+    }
+
+    fn wallclock_seconds(&mut self) -> u64 {
+        wallclock_ns() / 1_000_000_000
     }
 
     fn report_unclaimed(&mut self, port: u16, width: Width, write: bool) {

@@ -10,7 +10,8 @@ use crate::console::Line;
 use crate::xen::crash;
 
 /// Vectors for which the processor pushes an error code (#DF, #TS, #NP,
-/// #SS, #GP, #PF, #AC, #CP, #VC, #SX).
+/// #SS, #GP, #PF, #AC, #CP, #VC, #SX); `int n` never pushes one, and
+/// vectors from 32 up are never exceptions.
 const fn has_error_code(v: u32) -> bool {
     matches!(v, 8 | 10 | 11 | 12 | 13 | 14 | 17 | 21 | 29 | 30)
 }
@@ -24,7 +25,7 @@ core::arch::global_asm!(
     .globl vmi_trap_stubs
 vmi_trap_stubs:
     .set vec, 0
-    .rept 32
+    .rept 256
     .balign 16, 0xCC
     .if (vec == 8) || (vec == 10) || (vec == 11) || (vec == 12) || (vec == 13) || (vec == 14) || (vec == 17) || (vec == 21) || (vec == 29) || (vec == 30)
     .else
@@ -206,7 +207,7 @@ extern "C" fn rom_trap(frame: &mut TrapFrame) -> u32 {
             crate::emulate::Outcome::NotMine => {}
         }
     }
-    if v < 32 {
+    if v < 256 {
         if let Some(how) = forward(frame) {
             return how;
         }
