@@ -202,3 +202,18 @@ pub extern "C" fn get_wallclock_time() -> u64 {
 pub extern "C" fn wallclock_updated() -> u32 {
     0
 }
+
+/// WriteGDTEntry(base, index, low word, high word on the stack).
+pub extern "C" fn write_gdt_entry(base: u32, index: u32, lo: u32, hi: u32) {
+    desc::write_entry(desc::TableKind::Gdt, base, index, lo, hi);
+}
+
+/// WriteLDTEntry: as WriteGDTEntry (the LDT itself is loaded by SetLDT).
+pub extern "C" fn write_ldt_entry(base: u32, index: u32, lo: u32, hi: u32) {
+    desc::write_entry(desc::TableKind::Ldt, base, index, lo, hi);
+}
+
+/// WriteIDTEntry: as WriteGDTEntry, for a gate.
+pub extern "C" fn write_idt_entry(base: u32, index: u32, lo: u32, hi: u32) {
+    desc::write_entry(desc::TableKind::Idt, base, index, lo, hi);
+}

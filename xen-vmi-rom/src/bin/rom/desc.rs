@@ -205,9 +205,14 @@ pub fn load_tr(selector: u16) -> bool {
     if selector & 4 != 0 || index * 8 + 7 > u32::from(regs.gdt_limit) {
         return false;
     }
-    let d = read_descriptor(regs.gdt_base + index * 8);
+    let addr = regs.gdt_base + index * 8;
+    let d = read_descriptor(addr);
     let (lo, hi) = (d as u32, (d >> 32) as u32);
     let base = (hi & 0xFF00_0000) | ((hi & 0xFF) << 16) | (lo >> 16);
+    // LTR marks the descriptor busy in the kernel's GDT (type 9 -> 11), as
+    // the processor does; the kernel may look.
+    // SAFETY: the descriptor's high word in the kernel's own GDT.
+    unsafe { core::ptr::write_unaligned((addr + 4) as *mut u32, hi | (1 << 9)) };
     // SAFETY: the TSS lies in the kernel's memory where its descriptor says.
     let (esp0, ss0) = unsafe {
         (
@@ -220,4 +225,46 @@ pub fn load_tr(selector: u16) -> bool {
     let ok = unsafe { hypervisor().stack_switch(u32::from(ss0), esp0) }.is_ok();
     runtime().tables.tr = selector;
     ok
+}
+
+/// WriteGDTEntry / WriteLDTEntry / WriteIDTEntry (vmi.h: table base, entry
+/// number, the descriptor's low and high words): the kernel's table gets
+/// the entry, and what Xen holds follows when the table is the loaded one.
+pub fn write_entry(kind: TableKind, base: u32, index: u32, lo: u32, hi: u32) {
+    let addr = base.wrapping_add(index * 8);
+    // SAFETY: the kernel names an entry of its own table.
+    unsafe { core::ptr::write_unaligned(addr as *mut u64, (u64::from(hi) << 32) | u64::from(lo)) };
+    let regs = runtime().tables;
+    match kind {
+        TableKind::Gdt if base == regs.gdt_base && index < regs.gdt_loaded => {
+            let desc = (u64::from(hi) << 32) | u64::from(lo);
+            let desc = if is_tss_or_ldt(desc) { 0 } else { desc };
+            let maddr = (u64::from(regs.gdt_mfns[(index / 512) as usize]) << 12)
+                + u64::from(index % 512) * 8;
+            // SAFETY: one entry of the shadow GDT, validated by Xen.
+            if unsafe { hypervisor().update_descriptor(maddr, desc) }.is_err() {
+                Line::new()
+                    .text(b"xen-vmi-rom: WriteGDTEntry: Xen refused entry ")
+                    .dec(index)
+                    .text(b" (")
+                    .hex(hi)
+                    .text(b":")
+                    .hex(lo)
+                    .text(b"): a load of its selector will fault")
+                    .print();
+                // SAFETY: a null descriptor is always accepted.
+                let _ = unsafe { hypervisor().update_descriptor(maddr, 0) };
+            }
+        }
+        TableKind::Idt if base == regs.idt_base => sync_trap_table(index..index + 1),
+        _ => {}
+    }
+}
+
+/// Which table a Write*Entry call names.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum TableKind {
+    Gdt,
+    Ldt,
+    Idt,
 }

@@ -219,7 +219,12 @@ fn ring_compression(op: Op, frame: &mut TrapFrame, regs: &mut Regs, len: u32) ->
 }
 
 /// Carries out the instruction at the fault, or says it is the kernel's.
+/// Only the kernel's own instructions are emulated: a #GP from user mode
+/// (CS RPL 3) is the processor's verdict on the program, as natively.
 pub fn general_protection(frame: &mut TrapFrame) -> Outcome {
+    if frame.cs & 3 == 3 {
+        return Outcome::NotMine;
+    }
     let mut bytes = [0u8; 15];
     let mut n = read_insn(frame.eip, &mut bytes);
     let insn = match decode(&bytes[..n]) {

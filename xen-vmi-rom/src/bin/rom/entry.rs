@@ -35,6 +35,30 @@ macro_rules! regparm_entry {
     };
 }
 
+/// A regparm entry for a four-argument call: the fourth is the caller's
+/// first stack word, pushed again for the `extern "C"` handler.
+macro_rules! regparm4_entry {
+    ($entry:literal => $handler:path) => {
+        core::arch::global_asm!(
+            ".pushsection .text.vmi_calls, \"ax\"",
+            concat!(".globl ", $entry),
+            concat!($entry, ":"),
+            "push dword ptr [esp + 4]",
+            "push ecx",
+            "push edx",
+            "push eax",
+            "call {handler}",
+            "add esp, 16",
+            "ret",
+            ".popsection",
+            handler = sym $handler,
+        );
+    };
+}
+
+regparm4_entry!("vmi_entry_write_gdt_entry" => cpu_calls::write_gdt_entry);
+regparm4_entry!("vmi_entry_write_ldt_entry" => cpu_calls::write_ldt_entry);
+regparm4_entry!("vmi_entry_write_idt_entry" => cpu_calls::write_idt_entry);
 regparm_entry!("vmi_entry_get_cr0" => cpu_calls::get_cr0);
 regparm_entry!("vmi_entry_set_cr0" => cpu_calls::set_cr0);
 regparm_entry!("vmi_entry_get_cr2" => cpu_calls::get_cr2);
@@ -169,6 +193,9 @@ vmi_call_table:
     call_rel 7, vmi_entry_get_gdt
     call_rel 9, vmi_entry_get_idt
     call_rel 10, vmi_entry_get_tr
+    call_rel 11, vmi_entry_write_gdt_entry
+    call_rel 12, vmi_entry_write_ldt_entry
+    call_rel 13, vmi_entry_write_idt_entry
     call_rel 14, vmi_entry_update_kernel_stack
     call_rel 15, vmi_entry_set_cr0
     call_rel 16, vmi_entry_set_cr2
