@@ -217,3 +217,36 @@ pub extern "C" fn write_ldt_entry(base: u32, index: u32, lo: u32, hi: u32) {
 pub extern "C" fn write_idt_entry(base: u32, index: u32, lo: u32, hi: u32) {
     desc::write_entry(desc::TableKind::Idt, base, index, lo, hi);
 }
+
+/// IA32_SYSENTER_CS (SDM vol. 4); IA32_SYSENTER_ESP and _EIP follow it:
+/// the kernel's SYSENTER entry.
+pub const MSR_SYSENTER_CS: u32 = 0x174;
+
+/// The MSRs a kernel writes that Xen does not take from a PV guest, kept
+/// as the kernel wrote them. Any other MSR Xen did not emulate faults as it
+/// would on a processor without it.
+#[derive(Clone, Copy, Default)]
+pub struct Msrs {
+    pub sysenter: [u64; 3],
+}
+
+fn msr_slot(msr: u32) -> Option<usize> {
+    match msr {
+        MSR_SYSENTER_CS..=0x176 => Some((msr - MSR_SYSENTER_CS) as usize),
+        _ => None,
+    }
+}
+
+pub fn read_msr(msr: u32) -> Option<u64> {
+    msr_slot(msr).map(|i| runtime().msrs.sysenter[i])
+}
+
+pub fn write_msr(msr: u32, value: u64) -> bool {
+    match msr_slot(msr) {
+        Some(i) => {
+            runtime().msrs.sysenter[i] = value;
+            true
+        }
+        None => false,
+    }
+}

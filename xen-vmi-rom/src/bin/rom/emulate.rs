@@ -284,6 +284,17 @@ pub fn general_protection(frame: &mut TrapFrame) -> Outcome {
         Op::Ltr(rm) => crate::desc::load_tr(selector_of(rm, &regs)),
         // A null LDT is all a kernel loads before it activates VMI.
         Op::Lldt(rm) => selector_of(rm, &regs) & !3 == 0,
+        Op::Rdmsr => match crate::cpu_calls::read_msr(regs.ecx) {
+            Some(v) => {
+                regs.eax = v as u32;
+                regs.edx = (v >> 32) as u32;
+                true
+            }
+            None => false,
+        },
+        Op::Wrmsr => {
+            crate::cpu_calls::write_msr(regs.ecx, (u64::from(regs.edx) << 32) | u64::from(regs.eax))
+        }
         Op::Hlt => {
             // Blocks until an event is pending (Xen unmasks events while
             // the vCPU is blocked, so a wake-up is never lost).

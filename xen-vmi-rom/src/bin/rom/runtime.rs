@@ -12,7 +12,7 @@ use xen_vmi_rom::rom_state::{RomState, POOL_MFNS_OFFSET, ROM_RUNTIME_OFFSET};
 use xen_vmi_rom::uart::SerialSink;
 
 use crate::console::Line;
-use crate::cpu_calls::{ApicRegs, ControlRegs, INITIAL_CR0};
+use crate::cpu_calls::{ApicRegs, ControlRegs, Msrs, INITIAL_CR0};
 use crate::desc::TableRegs;
 use crate::xen::hypervisor;
 
@@ -27,6 +27,8 @@ pub struct Runtime {
     pub cr: ControlRegs,
     /// The virtual local APIC's registers.
     pub apic: ApicRegs,
+    /// MSRs kept for the kernel.
+    pub msrs: Msrs,
     /// The next PIT IRQ0 edge the kernel's programming asks for.
     pub irq0_deadline: Option<u64>,
     console: [u8; CONSOLE_LINE],
