@@ -80,6 +80,7 @@ regparm_entry!("vmi_entry_halt" => cpu_calls::halt);
 regparm_entry!("vmi_entry_shutdown" => cpu_calls::shutdown);
 regparm_entry!("vmi_entry_reboot" => cpu_calls::reboot);
 regparm_entry!("vmi_entry_apic_write" => cpu_calls::apic_write);
+regparm_entry!("vmi_entry_set_iopl_mask" => cpu_calls::set_iopl_mask);
 regparm_entry!("vmi_entry_apic_read" => cpu_calls::apic_read);
 regparm_entry!("vmi_entry_get_wallclock_time" => cpu_calls::get_wallclock_time);
 regparm_entry!("vmi_entry_wallclock_updated" => cpu_calls::wallclock_updated);
@@ -215,6 +216,7 @@ vmi_call_table:
     call_rel 35, vmi_entry_halt
     call_rel 36, vmi_entry_reboot
     call_rel 37, vmi_entry_shutdown
+    call_rel 61, vmi_entry_set_iopl_mask
     call_rel 63, vmi_entry_apic_write
     call_rel 64, vmi_entry_apic_read
     nop_rel 65
