@@ -13,6 +13,7 @@ pub mod rom_state;
 pub mod rtc;
 
 pub mod decode;
+pub mod pci;
 pub mod pic;
 pub mod pit;
 pub mod ports;

@@ -21,6 +21,7 @@
 //! ports up to 0x10002; no device lives there).
 
 use crate::decode::Width;
+use crate::pci::HostBridge;
 use crate::pic::PicPair;
 use crate::pit::Pit;
 use crate::rtc::Rtc;
@@ -105,6 +106,10 @@ pub struct IsaBus {
     pub pit: Pit,
     /// The CMOS clock.
     pub rtc: Rtc,
+    /// PCI configuration address register (0xCF8).
+    pci_address: u32,
+    /// The one PCI function.
+    pub pci: HostBridge,
     /// The deadline last given to [`IoHost::set_irq0_deadline`].
     irq0_deadline: Option<u64>,
     /// Ports already reported as unclaimed.
@@ -125,6 +130,8 @@ impl IsaBus {
             pic: PicPair::new(),
             pit: Pit::new(),
             rtc: Rtc::new(),
+            pci_address: 0,
+            pci: HostBridge::new(),
             irq0_deadline: None,
             reported: [0; REPORTED_WORDS],
         }
@@ -137,12 +144,17 @@ impl IsaBus {
         self.pic = PicPair::new();
         self.pit = Pit::new();
         self.rtc = Rtc::new();
+        self.pci_address = 0;
+        self.pci = HostBridge::new();
         self.irq0_deadline = None;
         self.reported.fill(0);
     }
 
     /// An IN of `width` at `port`: the value for AL/AX/EAX (zero-extended).
     pub fn read<H: IoHost>(&mut self, host: &mut H, port: u16, width: Width) -> u32 {
+        if let Some(value) = self.pci_read(port, width) {
+            return value;
+        }
         match self.whole_access(port, width) {
             Some(Device::Nothing) => {
                 self.report(host, port, width, false);
@@ -169,6 +181,9 @@ impl IsaBus {
 
     /// An OUT of `width` at `port` with `value` (its low `width` bits).
     pub fn write<H: IoHost>(&mut self, host: &mut H, port: u16, width: Width, value: u32) {
+        if self.pci_write(port, width, value) {
+            return;
+        }
         match self.whole_access(port, width) {
             Some(Device::Nothing) => self.report(host, port, width, true),
             Some(_) => {}
@@ -181,6 +196,38 @@ impl IsaBus {
                     }
                 }
             }
+        }
+    }
+
+    /// PCI configuration mechanism #1 (PCI Local Bus spec 3.2.2.3.2): only a
+    /// 32-bit access to 0xCF8 is the address register; 0xCFC-0xCFF are the
+    /// selected dword's byte lanes. Other accesses fall through (all-ones).
+    fn pci_read(&mut self, port: u16, width: Width) -> Option<u32> {
+        match port {
+            PCI_CONFIG_ADDRESS if width == Width::Dword => Some(self.pci_address),
+            0xCFC..=0xCFF => {
+                let lane = u32::from(port - 0xCFC);
+                let dword = self.pci.config_read(self.pci_address);
+                Some((dword >> (8 * lane)) & width.mask())
+            }
+            _ => None,
+        }
+    }
+
+    fn pci_write(&mut self, port: u16, width: Width, value: u32) -> bool {
+        match port {
+            PCI_CONFIG_ADDRESS if width == Width::Dword => {
+                self.pci_address = value;
+                true
+            }
+            0xCFC..=0xCFF => {
+                let lane = u32::from(port - 0xCFC);
+                let lanes = ((1u32 << width.bytes()) - 1) << lane;
+                self.pci
+                    .config_write(self.pci_address, lanes & 0xF, value << (8 * lane));
+                true
+            }
+            _ => false,
         }
     }
 
@@ -431,32 +478,35 @@ mod tests {
         assert!(!bus.was_reported(0x1234));
     }
 
-    /// Linux's PCI probing: the type 1 check reads CONFIG_ADDRESS back,
-    /// the type 2 check reads bytes of it; both see an empty bus.
+    /// Linux's PCI probing: the type 1 check writes CONFIG_ADDRESS and reads
+    /// it back as a dword (byte accesses are not the address register),
+    /// then finds the host bridge at 00:00.0 and nothing else.
     #[test]
-    fn pci_config_is_silent_all_ones() {
+    fn pci_config_has_one_host_bridge() {
         let mut bus = IsaBus::new();
         let mut host = Host::default();
         outb(&mut bus, &mut host, 0xCFB, 0x01);
-        let saved = bus.read(&mut host, PCI_CONFIG_ADDRESS, Width::Dword);
+        assert_eq!(bus.read(&mut host, PCI_CONFIG_ADDRESS, Width::Dword), 0);
         bus.write(&mut host, PCI_CONFIG_ADDRESS, Width::Dword, 0x8000_0000);
-        assert_ne!(
+        assert_eq!(
             bus.read(&mut host, PCI_CONFIG_ADDRESS, Width::Dword),
             0x8000_0000
         );
-        bus.write(&mut host, PCI_CONFIG_ADDRESS, Width::Dword, saved);
+        assert_eq!(
+            bus.read(&mut host, PCI_CONFIG_DATA, Width::Dword),
+            0x1237_8086
+        );
+        assert_eq!(
+            bus.read(&mut host, PCI_CONFIG_DATA + 2, Width::Word),
+            0x1237
+        );
+        assert_eq!(bus.read(&mut host, PCI_CONFIG_DATA + 1, Width::Byte), 0x80);
+        bus.write(&mut host, PCI_CONFIG_ADDRESS, Width::Dword, 0x8000_0800);
         assert_eq!(
             bus.read(&mut host, PCI_CONFIG_DATA, Width::Dword),
             0xFFFF_FFFF
         );
-        assert_eq!(
-            bus.read(&mut host, PCI_CONFIG_DATA + 2, Width::Word),
-            0xFFFF
-        );
-        outb(&mut bus, &mut host, 0xCF8, 0);
-        outb(&mut bus, &mut host, 0xCFA, 0);
-        assert_ne!(inb(&mut bus, &mut host, 0xCF8), 0);
-        assert!(host.reports.is_empty());
+        assert!(host.reports.is_empty(), "PCI ports are never reported");
     }
 
     #[test]
@@ -615,7 +665,7 @@ mod tests {
                     let v = bus.read(&mut host, port, width);
                     prop_assert_eq!(v & !width.mask(), 0);
                     let bytes = (0..width.bytes()).map(|i| device_at(port.wrapping_add(i as u16)));
-                    if bytes.clone().all(|d| matches!(d, Device::Nothing | Device::PciConfig)) {
+                    if bytes.clone().all(|d| matches!(d, Device::Nothing)) {
                         prop_assert_eq!(v, width.mask());
                     }
                 }
