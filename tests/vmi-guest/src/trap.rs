@@ -32,8 +32,10 @@ pub const VECTOR_APIC_SPURIOUS: u32 = 0xFF;
 pub const VECTOR_SYSCALL: u32 = 0x80;
 /// A ring-0-only test gate (DPL 0).
 pub const VECTOR_TEST: u32 = 0x81;
-/// A second ring-0-only test gate.
-pub const VECTOR_TEST2: u32 = 0x82;
+/// A second ring-0-only test gate. Not 0x82: a paravirtualized platform
+/// may take that software-interrupt vector for its own calls (a kernel
+/// raising it with `int` would not reach its IDT there).
+pub const VECTOR_TEST2: u32 = 0x83;
 
 /// Bytes per entry stub. The stubs of the vectors with an error code
 /// (8, 10-14, 17, 21, 29, 30: Intel SDM vol. 3, "Exception and Interrupt

@@ -64,7 +64,7 @@ fn record_mask(_frame: &mut TrapFrame) -> bool {
 
 fn int_test2() {
     // SAFETY: the hook on the test gate returns straight away.
-    unsafe { asm!("int 0x82") };
+    unsafe { asm!("int 0x83") };
 }
 
 pub fn irq_iret_restores_flag() -> Outcome {

@@ -144,7 +144,10 @@ pub fn sync_trap_table(vectors: core::ops::Range<u32>) {
     let mut n = 0;
     let mut xen = hypervisor();
     for v in vectors {
-        let dpl = idt_gate(v).map_or(0, |g| g.dpl);
+        // Ring compression: the kernel's "ring 0" is ring 1, so a DPL-0 gate
+        // it raises itself with `int n` must admit ring 1 (Xen checks the
+        // DPL against the caller's ring); ring 3 stays out.
+        let dpl = idt_gate(v).map_or(0, |g| g.dpl).max(1);
         chunk[n] = TrapInfo {
             vector: v as u8,
             flags: dpl,
