@@ -53,6 +53,24 @@ fn shadow_frames() -> Option<[u32; GDT_FRAMES]> {
     Some(regs.gdt_mfns)
 }
 
+/// What Xen gets for the kernel's descriptor: TSS and LDT descriptors are
+/// the ROM's (empty in Xen's table); a code or data descriptor of DPL 0 is
+/// raised to DPL 1, as Xen's check_descriptor does for present ones, and
+/// here for not-present ones too, so loading one faults #NP as it would in
+/// ring 0 and not #GP on the privilege check.
+fn for_xen(desc: u64) -> u64 {
+    if is_tss_or_ldt(desc) {
+        return 0;
+    }
+    let code_or_data = desc & (1 << 44) != 0;
+    let dpl = (desc >> 45) & 3;
+    if code_or_data && dpl == 0 {
+        desc | (1 << 45)
+    } else {
+        desc
+    }
+}
+
 /// A present system descriptor of type LDT (2) or TSS (1, 3, 9, 11).
 fn is_tss_or_ldt(desc: u64) -> bool {
     let hi = (desc >> 32) as u32;
@@ -101,9 +119,7 @@ pub fn load_gdt(base: u32, limit: u16) -> bool {
         // TSS and LDT descriptors are Xen's business, not the guest's
         // (check_descriptor takes only code, data and call gates): the ROM
         // reads them from the kernel's own table on LTR and LLDT.
-        if is_tss_or_ldt(desc) {
-            desc = 0;
-        }
+        desc = for_xen(desc);
         let maddr = (u64::from(frames[(i / 512) as usize]) << 12) + u64::from(i % 512) * 8;
         // SAFETY: writes one entry of the shadow GDT, which Xen validates.
         if unsafe { xen.update_descriptor(maddr, desc) }.is_err() {
@@ -240,8 +256,7 @@ pub fn write_entry(kind: TableKind, base: u32, index: u32, lo: u32, hi: u32) {
     let regs = runtime().tables;
     match kind {
         TableKind::Gdt if base == regs.gdt_base && index < regs.gdt_loaded => {
-            let desc = (u64::from(hi) << 32) | u64::from(lo);
-            let desc = if is_tss_or_ldt(desc) { 0 } else { desc };
+            let desc = for_xen((u64::from(hi) << 32) | u64::from(lo));
             let maddr = (u64::from(regs.gdt_mfns[(index / 512) as usize]) << 12)
                 + u64::from(index % 512) * 8;
             // SAFETY: one entry of the shadow GDT, validated by Xen.
