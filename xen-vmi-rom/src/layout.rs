@@ -43,6 +43,9 @@ pub const ROM_STATE_MAX: u32 = 0x1_0000;
 pub const WINDOW_VA: u32 = ROM_AREA_START + 0x3_0000;
 /// Number of window slots.
 pub const WINDOW_SLOTS: u32 = 16;
+/// Xen's copy of the kernel's LDT (the frame Xen walks for LDT selectors;
+/// read-only, written with update_descriptor): one page, 512 descriptors.
+pub const LDT_SHADOW_VA: u32 = WINDOW_VA + WINDOW_SLOTS * 0x1000;
 /// The kernel-frame -> machine-frame table (one u32 per kernel frame).
 pub const K2M_VA: u32 = ROM_AREA_START + 0x10_0000;
 /// Kernel frames the table can describe (4 GiB of kernel-physical space).
@@ -77,7 +80,7 @@ const _: () = {
     assert!(ROM_CODE_VA + ROM_CODE_MAX <= HYPERCALL_PAGE_VA);
     assert!(XENSTORE_RING_VA + 0x1000 <= ROM_STATE_VA);
     assert!(ROM_STATE_VA + ROM_STATE_MAX <= WINDOW_VA);
-    assert!(WINDOW_VA + WINDOW_SLOTS * 0x1000 <= K2M_VA);
+    assert!(LDT_SHADOW_VA + 0x1000 <= K2M_VA);
     assert!(K2M_VA + K2M_MAX_FRAMES * 4 <= ROM_AREA_END);
     assert!(ROM_KERNEL_PHYS + ROM_CODE_MAX <= 0xE_0000);
 };

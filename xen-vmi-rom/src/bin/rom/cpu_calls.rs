@@ -257,3 +257,13 @@ pub fn write_msr(msr: u32, value: u64) -> bool {
 pub extern "C" fn set_iopl_mask(mask: u32) {
     let _ = hypervisor().physdev_set_iopl((mask >> 12) & 3);
 }
+
+/// SetLDT(selector): the LDT named in the kernel's GDT, or none.
+pub extern "C" fn set_ldt(selector: u32) {
+    desc::load_ldt(selector as u16);
+}
+
+/// GetLDT: the selector last loaded.
+pub extern "C" fn get_ldt() -> u32 {
+    u32::from(runtime().tables.ldt)
+}

@@ -9,9 +9,11 @@
 //! table again; after VMI activation WriteGDTEntry keeps both exact.
 
 use xen_abi::arch_x86_32::{TrapInfo, FLAT_RING1_CS};
+use xen_abi::arch_x86_32::{_PAGE_ACCESSED, _PAGE_PRESENT};
 use xen_abi::hypercall::Hypervisor;
 use xen_abi::p2m::Mfn;
-use xen_abi::xen::{MmuextOp, DOMID_SELF};
+use xen_abi::xen::{MmuUpdate, MmuextOp, DOMID_SELF};
+use xen_vmi_rom::layout::{LDT_SHADOW_VA, ROM_AREA_START};
 
 use crate::console::Line;
 use crate::runtime::{pool_take, runtime};
@@ -34,6 +36,12 @@ pub struct TableRegs {
     pub gdt_mfns: [u32; GDT_FRAMES],
     /// Entries loaded into Xen from the kernel's table.
     pub gdt_loaded: u32,
+    /// The LDT selector, and the kernel's LDT (base, entries in Xen's copy).
+    pub ldt: u16,
+    pub ldt_base: u32,
+    pub ldt_loaded: u32,
+    /// Machine frame of Xen's copy of the LDT (0 until first needed).
+    pub ldt_mfn: u32,
 }
 
 /// Gets (on first use: takes from the pool and clears) the shadow frames.
@@ -275,6 +283,15 @@ pub fn write_entry(kind: TableKind, base: u32, index: u32, lo: u32, hi: u32) {
             }
         }
         TableKind::Idt if base == regs.idt_base => sync_trap_table(index..index + 1),
+        TableKind::Ldt if regs.ldt != 0 && base == regs.ldt_base && index < regs.ldt_loaded => {
+            let desc = for_xen((u64::from(hi) << 32) | u64::from(lo));
+            let maddr = (u64::from(regs.ldt_mfn) << 12) + u64::from(index) * 8;
+            // SAFETY: one entry of Xen's LDT copy, validated by Xen.
+            if unsafe { hypervisor().update_descriptor(maddr, desc) }.is_err() {
+                // SAFETY: a null descriptor is always accepted.
+                let _ = unsafe { hypervisor().update_descriptor(maddr, 0) };
+            }
+        }
         _ => {}
     }
 }
@@ -285,4 +302,91 @@ pub enum TableKind {
     Gdt,
     Ldt,
     Idt,
+}
+
+/// Descriptors Xen's LDT copy holds.
+const LDT_MAX_ENTRIES: u32 = 512;
+
+/// Gets (on first use: takes from the pool, clears and maps read-only at
+/// LDT_SHADOW_VA) the frame of Xen's LDT copy.
+fn ldt_frame() -> Option<u32> {
+    let regs = &mut runtime().tables;
+    if regs.ldt_mfn == 0 {
+        let mfn = pool_take()?;
+        let mut xen = hypervisor();
+        // SAFETY: clearing a pool frame nothing maps.
+        unsafe { xen.mmuext_op(&[MmuextOp::clear_page(Mfn(mfn))], u32::from(DOMID_SELF)) }.ok()?;
+        let st = crate::runtime::rom_state();
+        let index = (LDT_SHADOW_VA - ROM_AREA_START) >> 12;
+        let l1 = st.rom_area_l1_mfns[(index / 512) as usize];
+        let pte = MmuUpdate::normal_pt_update(
+            (u64::from(l1) << 12) + u64::from(index % 512) * 8,
+            (u64::from(mfn) << 12) | _PAGE_PRESENT | _PAGE_ACCESSED,
+        );
+        // SAFETY: maps the LDT copy read-only in the ROM area, a slot
+        // nothing else uses.
+        unsafe { xen.mmu_update(&[pte], u32::from(DOMID_SELF)) }.ok()?;
+        regs.ldt_mfn = mfn;
+    }
+    Some(regs.ldt_mfn)
+}
+
+/// LLDT / SetLDT: the LDT the kernel's GDT descriptor `selector` names, or
+/// none for a null selector.
+pub fn load_ldt(selector: u16) -> bool {
+    let mut xen = hypervisor();
+    if selector & !3 == 0 {
+        // SAFETY: an empty LDT.
+        let ok =
+            unsafe { xen.mmuext_op(&[MmuextOp::set_ldt(0, 0)], u32::from(DOMID_SELF)) }.is_ok();
+        runtime().tables.ldt = 0;
+        return ok;
+    }
+    let regs = runtime().tables;
+    let index = u32::from(selector >> 3);
+    if selector & 4 != 0 || index * 8 + 7 > u32::from(regs.gdt_limit) {
+        return false;
+    }
+    let d = read_descriptor(regs.gdt_base + index * 8);
+    let (lo, hi) = (d as u32, (d >> 32) as u32);
+    if hi & (1 << 15) == 0 || (hi >> 8) & 0x1F != 0x02 {
+        return false; // not a present LDT descriptor: #GP, the kernel's
+    }
+    let base = (hi & 0xFF00_0000) | ((hi & 0xFF) << 16) | (lo >> 16);
+    let limit = (hi & 0x000F_0000) | (lo & 0xFFFF);
+    let entries = ((limit + 1) / 8).min(LDT_MAX_ENTRIES);
+    let Some(mfn) = ldt_frame() else {
+        Line::new()
+            .text(b"xen-vmi-rom: no frame left for the LDT")
+            .print();
+        return false;
+    };
+    for i in 0..entries.max(regs.ldt_loaded) {
+        let desc = if i < entries {
+            for_xen(read_descriptor(base + i * 8))
+        } else {
+            0
+        };
+        // SAFETY: one entry of Xen's LDT copy, validated by Xen.
+        if unsafe { xen.update_descriptor((u64::from(mfn) << 12) + u64::from(i) * 8, desc) }
+            .is_err()
+        {
+            // SAFETY: a null descriptor is always accepted.
+            let _ = unsafe { xen.update_descriptor((u64::from(mfn) << 12) + u64::from(i) * 8, 0) };
+        }
+    }
+    // SAFETY: the copy is mapped read-only at LDT_SHADOW_VA in every
+    // address space (the ROM area).
+    let ok = unsafe {
+        xen.mmuext_op(
+            &[MmuextOp::set_ldt(LDT_SHADOW_VA, entries)],
+            u32::from(DOMID_SELF),
+        )
+    }
+    .is_ok();
+    let t = &mut runtime().tables;
+    t.ldt = selector;
+    t.ldt_base = base;
+    t.ldt_loaded = entries;
+    ok
 }

@@ -282,8 +282,7 @@ pub fn general_protection(frame: &mut TrapFrame) -> Outcome {
             true
         }
         Op::Ltr(rm) => crate::desc::load_tr(selector_of(rm, &regs)),
-        // A null LDT is all a kernel loads before it activates VMI.
-        Op::Lldt(rm) => selector_of(rm, &regs) & !3 == 0,
+        Op::Lldt(rm) => crate::desc::load_ldt(selector_of(rm, &regs)),
         Op::Rdmsr => match crate::cpu_calls::read_msr(regs.ecx) {
             Some(v) => {
                 regs.eax = v as u32;

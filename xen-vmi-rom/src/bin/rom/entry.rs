@@ -73,6 +73,8 @@ regparm_entry!("vmi_entry_set_idt" => cpu_calls::set_idt);
 regparm_entry!("vmi_entry_get_gdt" => cpu_calls::get_gdt);
 regparm_entry!("vmi_entry_get_idt" => cpu_calls::get_idt);
 regparm_entry!("vmi_entry_set_tr" => cpu_calls::set_tr);
+regparm_entry!("vmi_entry_set_ldt" => cpu_calls::set_ldt);
+regparm_entry!("vmi_entry_get_ldt" => cpu_calls::get_ldt);
 regparm_entry!("vmi_entry_get_tr" => cpu_calls::get_tr);
 regparm_entry!("vmi_entry_update_kernel_stack" => cpu_calls::update_kernel_stack);
 regparm_entry!("vmi_entry_wbinvd" => cpu_calls::wbinvd);
@@ -189,9 +191,11 @@ vmi_call_table:
     .endm
     call_rel 0, vmi_entry_cpuid
     call_rel 3, vmi_entry_set_gdt
+    call_rel 4, vmi_entry_set_ldt
     call_rel 5, vmi_entry_set_idt
     call_rel 6, vmi_entry_set_tr
     call_rel 7, vmi_entry_get_gdt
+    call_rel 8, vmi_entry_get_ldt
     call_rel 9, vmi_entry_get_idt
     call_rel 10, vmi_entry_get_tr
     call_rel 11, vmi_entry_write_gdt_entry
