@@ -60,8 +60,22 @@ pub extern "C" fn get_cr4() -> u32 {
     runtime().cr.cr4
 }
 
+/// CR4.TSD and CR4.DE: the bits of CR4 Xen lets a PV kernel control
+/// (pv_fixup_guest_cr4); the rest (PAE, PGE, ...) are Xen's and only kept
+/// here as the kernel's view.
+const CR4_XEN_GUEST_BITS: u32 = (1 << 2) | (1 << 3);
+
 pub extern "C" fn set_cr4(value: u32) {
+    let old = runtime().cr.cr4;
     runtime().cr.cr4 = value;
+    if (old ^ value) & CR4_XEN_GUEST_BITS != 0 {
+        let bits = value & CR4_XEN_GUEST_BITS;
+        // SAFETY: Xen emulates a ring-1 write of CR4, taking only the bits
+        // a PV guest controls; nothing else changes.
+        unsafe {
+            core::arch::asm!("mov cr4, {0}", in(reg) bits, options(nostack, preserves_flags))
+        };
+    }
 }
 
 pub extern "C" fn set_dr(reg: u32, value: u32) {
