@@ -193,6 +193,14 @@ fn apic_index(reg: u32) -> usize {
 
 pub extern "C" fn apic_write(reg: u32, value: u32) {
     let index = apic_index(reg);
+    if index == 0x0B {
+        // EOI: the in-service interrupt is done; another may be waiting.
+        let mask = &raw const crate::runtime::shared_info().vcpu_info[0].evtchn_upcall_mask;
+        // SAFETY: a byte of the mapped shared_info page.
+        let kernel_if = unsafe { core::ptr::read_volatile(mask) } == 0;
+        crate::emulate::after_device_change(kernel_if);
+        return;
+    }
     // ID, version, the in-service/trigger/request bitmaps and the current
     // count are read-only; EOI is write-only and keeps nothing.
     if matches!(index, 0x03 | 0x10..=0x27 | 0x39 | 0x0B) {
@@ -202,7 +210,13 @@ pub extern "C" fn apic_write(reg: u32, value: u32) {
 }
 
 pub extern "C" fn apic_read(reg: u32) -> u32 {
-    runtime().apic.0[apic_index(reg)]
+    let index = apic_index(reg);
+    if (0x20..0x28).contains(&index) {
+        // IRR: what is requested and not yet delivered.
+        crate::time::poll();
+        return crate::time::apic_irr_word(index - 0x20);
+    }
+    runtime().apic.0[index]
 }
 
 /// GetWallclockTime: nanoseconds since 1970 (UTC), a 64-bit result in

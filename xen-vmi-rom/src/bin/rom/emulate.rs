@@ -29,6 +29,24 @@ pub fn disable_events() {
     upcall_mask().store(1, Ordering::SeqCst);
 }
 
+/// Sets the kernel's virtual IF. An event that came in meanwhile is taken
+/// at Xen's next return to the guest.
+pub fn enable_events() {
+    upcall_mask().store(0, Ordering::SeqCst);
+}
+
+/// A device may now have an interrupt for the kernel (an EOI, an unmask):
+/// flag it, and when the kernel's IF is set take it at once (a hypercall
+/// return is where Xen delivers the upcall).
+pub fn after_device_change(kernel_if: bool) {
+    crate::time::note_deliverable();
+    let pending = &raw const shared_info().vcpu_info[0].evtchn_upcall_pending;
+    // SAFETY: a byte of the mapped shared_info page.
+    if kernel_if && unsafe { core::ptr::read_volatile(pending) } != 0 {
+        hypervisor().force_evtchn_callback();
+    }
+}
+
 /// The 6-byte pseudo-descriptor of LGDT/LIDT at `addr`: (base, limit); a
 /// 16-bit operand size loads only 24 bits of the base.
 fn pseudo_descriptor(addr: u32, width: Width) -> (u32, u16) {
@@ -246,6 +264,12 @@ pub fn general_protection(frame: &mut TrapFrame) -> Outcome {
     let rt = runtime();
     let handled = match insn.op {
         Op::In { port, width } => {
+            let p = port.port(&regs);
+            if matches!(p, 0x20 | 0x21 | 0xA0 | 0xA1) {
+                // The kernel reads its interrupt controller: let it see a
+                // timer request that came in with interrupts disabled.
+                crate::time::poll();
+            }
             let (bus, mut host) = rt.split();
             let value = bus.read(&mut host, port.port(&regs), width);
             regs.set_sized(Reg32::Eax, width, value);
@@ -254,6 +278,9 @@ pub fn general_protection(frame: &mut TrapFrame) -> Outcome {
         Op::Out { port, width } => {
             let (bus, mut host) = rt.split();
             bus.write(&mut host, port.port(&regs), width, regs.eax & width.mask());
+            after_device_change(
+                frame.eflags & 0x200 != 0 && upcall_mask().load(Ordering::SeqCst) == 0,
+            );
             true
         }
         Op::Ins { width, rep } => {

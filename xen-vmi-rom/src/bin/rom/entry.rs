@@ -56,6 +56,26 @@ macro_rules! regparm4_entry {
     };
 }
 
+// SetAlarm(flags, expiry: u64 in EDX:ECX, period: u64 on the stack): five
+// words for the handler.
+core::arch::global_asm!(
+    ".pushsection .text.vmi_calls, \"ax\"",
+    ".globl vmi_entry_set_alarm",
+    "vmi_entry_set_alarm:",
+    "push dword ptr [esp + 8]",
+    "push dword ptr [esp + 8]",
+    "push ecx",
+    "push edx",
+    "push eax",
+    "call {handler}",
+    "add esp, 20",
+    "ret",
+    ".popsection",
+    handler = sym crate::time::set_alarm,
+);
+regparm_entry!("vmi_entry_cancel_alarm" => crate::time::cancel_alarm);
+regparm_entry!("vmi_entry_get_cycle_frequency" => crate::time::get_cycle_frequency);
+regparm_entry!("vmi_entry_get_cycle_counter" => crate::time::get_cycle_counter);
 regparm4_entry!("vmi_entry_write_gdt_entry" => cpu_calls::write_gdt_entry);
 regparm4_entry!("vmi_entry_write_ldt_entry" => cpu_calls::write_ldt_entry);
 regparm4_entry!("vmi_entry_write_idt_entry" => cpu_calls::write_idt_entry);
@@ -224,6 +244,10 @@ vmi_call_table:
     call_rel 63, vmi_entry_apic_write
     call_rel 64, vmi_entry_apic_read
     nop_rel 65
+    call_rel 66, vmi_entry_get_cycle_frequency
+    call_rel 67, vmi_entry_get_cycle_counter
+    call_rel 68, vmi_entry_set_alarm
+    call_rel 69, vmi_entry_cancel_alarm
     call_rel 70, vmi_entry_get_wallclock_time
     call_rel 71, vmi_entry_wallclock_updated
     .org vmi_call_table + {count} * 8

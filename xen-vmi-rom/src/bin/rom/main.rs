@@ -16,6 +16,7 @@ mod emulate;
 mod entry;
 mod header;
 mod runtime;
+mod time;
 mod traps;
 mod xen;
 

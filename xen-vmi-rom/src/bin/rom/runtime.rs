@@ -14,6 +14,7 @@ use xen_vmi_rom::uart::SerialSink;
 use crate::console::Line;
 use crate::cpu_calls::{ApicRegs, ControlRegs, Msrs, INITIAL_CR0};
 use crate::desc::TableRegs;
+use crate::time::Alarm;
 use crate::xen::hypervisor;
 
 /// Bytes of kernel console output collected before they go to Xen.
@@ -29,6 +30,9 @@ pub struct Runtime {
     pub apic: ApicRegs,
     /// MSRs kept for the kernel.
     pub msrs: Msrs,
+    /// The event channel of VIRQ_TIMER, and the kernel's alarm.
+    pub timer_port: u32,
+    pub alarm: Alarm,
     /// The next PIT IRQ0 edge the kernel's programming asks for.
     pub irq0_deadline: Option<u64>,
     console: [u8; CONSOLE_LINE],

@@ -169,6 +169,8 @@ const EXCEPTION_NAMES: &[u8] =
 
 /// Vector of #GP.
 const GENERAL_PROTECTION: u32 = 13;
+/// What the event entry pushes as its vector.
+const EVENT_UPCALL: u32 = 256;
 
 /// What the assembly does after `rom_trap`.
 const RESUME: u32 = 0;
@@ -179,7 +181,31 @@ const RESUME_AT: u32 = 3;
 /// Sends the exception to the kernel's IDT gate, as the processor would:
 /// through an interrupt gate the (virtual) IF is cleared.
 fn forward(frame: &TrapFrame) -> Option<u32> {
-    let gate = crate::desc::idt_gate(frame.vector)?;
+    forward_vector(frame.vector, has_error_code(frame.vector))
+}
+
+/// An external interrupt: the upcall's frame (Xen's bounce frame, no error
+/// code) becomes the interrupt frame of `vector`'s gate. Xen masked events
+/// for the upcall; a trap gate leaves the kernel's IF as it was.
+fn interrupt(frame: &TrapFrame, vector: u8) -> u32 {
+    let Some(how) = forward_vector(u32::from(vector), false) else {
+        crate::console::Line::new()
+            .text(b"xen-vmi-rom: interrupt vector ")
+            .dec(u32::from(vector))
+            .text(b" has no gate in the kernel's IDT")
+            .print();
+        crate::xen::crash();
+    };
+    if crate::desc::idt_gate(u32::from(vector)).is_some_and(|g| g.kind == 0xF)
+        && frame.eflags & 0x200 != 0
+    {
+        crate::emulate::enable_events();
+    }
+    how
+}
+
+fn forward_vector(vector: u32, error_code: bool) -> Option<u32> {
+    let gate = crate::desc::idt_gate(vector)?;
     let target = (xen_vmi_rom::layout::ROM_STATE_VA + xen_vmi_rom::rom_state::FORWARD_TARGET_OFFSET)
         as *mut u32;
     // SAFETY: the forward slot lies in the ROM's mapped state page; one
@@ -191,7 +217,7 @@ fn forward(frame: &TrapFrame) -> Option<u32> {
     if gate.kind == 0xE {
         crate::emulate::disable_events();
     }
-    Some(if has_error_code(frame.vector) {
+    Some(if error_code {
         FORWARD_WITH_ERROR_CODE
     } else {
         FORWARD
@@ -211,6 +237,16 @@ extern "C" fn rom_trap(frame: &mut TrapFrame) -> u32 {
         if let Some(how) = forward(frame) {
             return how;
         }
+    }
+    if v == EVENT_UPCALL {
+        // Xen only upcalls with events unmasked: the kernel's IF was set.
+        return match crate::time::upcall() {
+            Some(vector) => interrupt(frame, vector),
+            None => {
+                crate::emulate::enable_events();
+                RESUME
+            }
+        };
     }
     let line = Line::new().text(b"xen-vmi-rom: ");
     let line = if v < 22 {
