@@ -1,0 +1,236 @@
+//! One page-table entry, from the kernel's table to the shadow Xen walks
+//! (docs/page-tables.md, "Objects" and "Accessed and dirty bits").
+//!
+//! The kernel writes its own frame numbers and flags; Xen needs machine
+//! frames and only accepts some flags per level (xen/arch/x86/mm.c:
+//! `base_disallow_mask`, `l3_disallow_mask` for 32-bit guests). This is the
+//! pure rule the ROM applies to every entry it shadows; the caller supplies
+//! the frame lookup (kernel frame -> machine frame for a leaf, -> the
+//! shadow table's frame for a table pointer).
+
+/// x86 PAE entry bits (SDM vol. 3, "PAE paging").
+pub const PRESENT: u64 = 1 << 0;
+pub const RW: u64 = 1 << 1;
+pub const USER: u64 = 1 << 2;
+pub const PWT: u64 = 1 << 3;
+pub const PCD: u64 = 1 << 4;
+pub const ACCESSED: u64 = 1 << 5;
+pub const DIRTY: u64 = 1 << 6;
+/// PAT in an L1 entry, page size in an L2 entry.
+pub const PAT_OR_PSE: u64 = 1 << 7;
+pub const GLOBAL: u64 = 1 << 8;
+/// Bits 9-11, free for software.
+pub const AVAIL: u64 = 0b111 << 9;
+pub const NX: u64 = 1 << 63;
+/// The frame number field (bits 12-51).
+pub const FRAME: u64 = 0x000F_FFFF_FFFF_F000;
+
+/// Where an entry sits.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Level {
+    /// Maps a 4 KiB page.
+    L1,
+    /// Points at an L1 table (a 2 MiB page when PSE is set).
+    L2,
+    /// A PDPT entry: points at an L2 table.
+    L3,
+}
+
+/// Why an entry cannot be shadowed as written.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Refusal {
+    /// The frame is not RAM of the kernel (outside its memory, in the ISA
+    /// hole, or one of the ROM's): mapping it would expose a frame the
+    /// kernel does not own.
+    NotKernelFrame { frame: u64 },
+    /// A 2 MiB page (PSE in an L2 entry): Xen has no superpages for PV, the
+    /// caller expands it into an L1 of its own.
+    LargePage,
+    /// Bits set that the architecture reserves at this level (SDM: a
+    /// reserved-bit #PF natively): the kernel's table is wrong.
+    ReservedBits { bits: u64 },
+}
+
+/// A shadow entry and what the caller must do about the kernel's entry.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Shadow {
+    /// The value to give Xen.
+    pub value: u64,
+    /// The kernel's entry gets A now (a page in use looks young; never
+    /// loses data).
+    pub set_accessed: bool,
+    /// Writable for the kernel but mapped read-only until its first write
+    /// sets D (the dirty-bit rule).
+    pub dirty_tracking: bool,
+}
+
+/// Bits that must be zero in a PAE L3 entry (SDM: PDPTE bits 1, 2, 5-8 and
+/// 52-63 are reserved).
+const L3_RESERVED: u64 = RW | USER | ACCESSED | DIRTY | PAT_OR_PSE | GLOBAL | 0xFFF0_0000_0000_0000;
+/// Bits 52-62 are reserved in L1/L2 entries (NX, bit 63, is not, with
+/// EFER.NXE which Xen keeps on).
+const HIGH_RESERVED: u64 = 0x7FF0_0000_0000_0000;
+
+/// The shadow of `entry` at `level`. `frame_of` maps the entry's kernel
+/// frame to the machine frame the shadow must name (None: not the kernel's).
+pub fn shadow(
+    entry: u64,
+    level: Level,
+    frame_of: impl Fn(u64) -> Option<u64>,
+) -> Result<Shadow, Refusal> {
+    if entry & PRESENT == 0 {
+        // Nothing of a not-present entry reaches Xen: its other bits are
+        // the kernel's own business.
+        return Ok(Shadow {
+            value: 0,
+            set_accessed: false,
+            dirty_tracking: false,
+        });
+    }
+    let reserved = match level {
+        Level::L3 => entry & L3_RESERVED,
+        _ => entry & HIGH_RESERVED,
+    };
+    if reserved != 0 {
+        return Err(Refusal::ReservedBits { bits: reserved });
+    }
+    if level == Level::L2 && entry & PAT_OR_PSE != 0 {
+        return Err(Refusal::LargePage);
+    }
+    let frame = (entry & FRAME) >> 12;
+    let machine = frame_of(frame).ok_or(Refusal::NotKernelFrame { frame })?;
+    let frame_bits = (machine << 12) & FRAME;
+    let value = match level {
+        // Xen adds what an L3 entry needs itself (adjust_guest_l3e).
+        Level::L3 => frame_bits | PRESENT,
+        // A table pointer: the table's own rights (RW, US, NX) matter, the
+        // leaf decides the rest; caching and global bits are not allowed.
+        Level::L2 => frame_bits | (entry & (PRESENT | RW | USER | ACCESSED | NX)) | ACCESSED,
+        Level::L1 => {
+            // RAM is write-back for a PV domain without I/O rights (Xen
+            // refuses PWT/PCD/PAT then): the cache bits are dropped.
+            let kept = entry & (PRESENT | RW | USER | ACCESSED | DIRTY | GLOBAL | AVAIL | NX);
+            let mut v = frame_bits | kept | ACCESSED;
+            if entry & RW != 0 && entry & DIRTY == 0 {
+                v &= !RW;
+            }
+            v
+        }
+    };
+    Ok(Shadow {
+        value,
+        set_accessed: level != Level::L3 && entry & ACCESSED == 0,
+        dirty_tracking: level == Level::L1 && entry & RW != 0 && entry & DIRTY == 0,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    /// Kernel frames 0x100..0x4000 are RAM, at machine frame + 0x10000.
+    fn ram(frame: u64) -> Option<u64> {
+        (0x100..0x4000).contains(&frame).then_some(frame + 0x1_0000)
+    }
+
+    #[test]
+    fn leaf_entries() {
+        let s = shadow(
+            0x0012_3000 | PRESENT | RW | DIRTY | ACCESSED,
+            Level::L1,
+            ram,
+        )
+        .unwrap();
+        assert_eq!(s.value, 0x1012_3000 | PRESENT | RW | DIRTY | ACCESSED);
+        assert!(!s.set_accessed && !s.dirty_tracking);
+        // Writable but clean: read-only until the first write.
+        let s = shadow(0x0012_3000 | PRESENT | RW, Level::L1, ram).unwrap();
+        assert_eq!(s.value & RW, 0);
+        assert!(s.set_accessed && s.dirty_tracking);
+        // Cache bits dropped, NX, global and software bits kept.
+        let s = shadow(
+            0x0012_3000 | PRESENT | PCD | PWT | PAT_OR_PSE | GLOBAL | AVAIL | NX,
+            Level::L1,
+            ram,
+        )
+        .unwrap();
+        assert_eq!(s.value & (PCD | PWT | PAT_OR_PSE), 0);
+        assert_eq!(s.value & (GLOBAL | AVAIL | NX), GLOBAL | AVAIL | NX);
+    }
+
+    #[test]
+    fn refusals() {
+        assert_eq!(
+            shadow(0x000C_0000 | PRESENT, Level::L1, ram),
+            Err(Refusal::NotKernelFrame { frame: 0xC0 })
+        );
+        assert_eq!(
+            shadow(0x0040_0000 | PRESENT | PAT_OR_PSE, Level::L2, ram),
+            Err(Refusal::LargePage)
+        );
+        assert_eq!(
+            shadow(0x0012_3000 | PRESENT | RW, Level::L3, ram),
+            Err(Refusal::ReservedBits { bits: RW })
+        );
+        assert_eq!(
+            shadow(0x0010_0000_0012_3001, Level::L1, ram),
+            Err(Refusal::ReservedBits {
+                bits: 0x0010_0000_0000_0000
+            })
+        );
+        assert_eq!(
+            shadow(0xDEAD_B000, Level::L1, ram).unwrap().value,
+            0,
+            "not present"
+        );
+    }
+
+    /// Xen's masks for a 32-bit PV guest without I/O rights (mm.c): bits a
+    /// shadow entry may carry at each level.
+    fn xen_allows(level: Level) -> u64 {
+        match level {
+            Level::L1 => FRAME | PRESENT | RW | USER | ACCESSED | DIRTY | GLOBAL | AVAIL | NX,
+            Level::L2 => FRAME | PRESENT | RW | USER | ACCESSED | DIRTY | AVAIL | NX,
+            Level::L3 => FRAME | PRESENT | RW | USER | ACCESSED | DIRTY | AVAIL,
+        }
+    }
+
+    proptest! {
+        #[test]
+        fn shadows_stay_within_xens_rules_and_the_kernels_frames(
+            frame in 0u64..0x5000,
+            low in 0u64..0x1000,
+            nx in any::<bool>(),
+            reserved in prop_oneof![9 => Just(0u64), 1 => (52u32..63).prop_map(|b| 1u64 << b)],
+            level in prop_oneof![Just(Level::L1), Just(Level::L2), Just(Level::L3)],
+        ) {
+            let entry = (frame << 12) | low | (u64::from(nx) << 63) | reserved;
+            match shadow(entry, level, ram) {
+                Ok(s) if entry & PRESENT == 0 => prop_assert_eq!(s.value, 0),
+                Ok(s) => {
+                    let frame = (entry & FRAME) >> 12;
+                    // Only the kernel's own frames, translated.
+                    prop_assert_eq!((s.value & FRAME) >> 12, ram(frame).unwrap());
+                    prop_assert_eq!(s.value & !xen_allows(level), 0);
+                    // Never more rights than the kernel gave.
+                    if s.value & RW != 0 {
+                        prop_assert!(entry & RW != 0);
+                        if level == Level::L1 {
+                            prop_assert!(entry & DIRTY != 0, "a clean page is writable");
+                        }
+                    }
+                    if level != Level::L3 {
+                        prop_assert_eq!(s.value & USER, entry & USER);
+                        prop_assert_eq!(s.value & NX, entry & NX);
+                    }
+                    prop_assert_eq!(s.dirty_tracking, level == Level::L1 && entry & RW != 0 && entry & DIRTY == 0);
+                }
+                Err(Refusal::NotKernelFrame { frame }) => prop_assert!(ram(frame).is_none()),
+                Err(Refusal::LargePage) => prop_assert!(level == Level::L2 && entry & PAT_OR_PSE != 0),
+                Err(Refusal::ReservedBits { bits }) => prop_assert!(bits != 0 && entry & bits == bits),
+            }
+        }
+    }
+}
