@@ -32,12 +32,19 @@ pub extern "C" fn get_cr0() -> u32 {
     runtime().cr.cr0
 }
 
+/// CR0.PG: paging.
+const CR0_PG: u32 = 1 << 31;
+
 pub extern "C" fn set_cr0(value: u32) {
     let cr = &mut runtime().cr;
-    if (cr.cr0 ^ value) & CR0_TS != 0 {
+    let old = cr.cr0;
+    if (old ^ value) & CR0_TS != 0 {
         let _ = hypervisor().fpu_taskswitch(value & CR0_TS != 0);
     }
     cr.cr0 = value;
+    if (old ^ value) & CR0_PG != 0 {
+        crate::paging::set_paging(value & CR0_PG != 0);
+    }
 }
 
 pub extern "C" fn clts() {

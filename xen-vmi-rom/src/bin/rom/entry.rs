@@ -85,6 +85,10 @@ regparm_entry!("vmi_entry_get_cr2" => cpu_calls::get_cr2);
 regparm_entry!("vmi_entry_set_cr2" => cpu_calls::set_cr2);
 regparm_entry!("vmi_entry_get_cr4" => cpu_calls::get_cr4);
 regparm_entry!("vmi_entry_set_cr4" => cpu_calls::set_cr4);
+regparm_entry!("vmi_entry_set_cr3" => crate::paging::set_cr3);
+regparm_entry!("vmi_entry_get_cr3" => crate::paging::get_cr3);
+regparm_entry!("vmi_entry_flush_tlb" => crate::paging::flush_tlb);
+regparm_entry!("vmi_entry_inval_page" => crate::paging::inval_page);
 regparm_entry!("vmi_entry_clts" => cpu_calls::clts);
 regparm_entry!("vmi_entry_set_dr" => cpu_calls::set_dr);
 regparm_entry!("vmi_entry_get_dr" => cpu_calls::get_dr);
@@ -224,9 +228,11 @@ vmi_call_table:
     call_rel 14, vmi_entry_update_kernel_stack
     call_rel 15, vmi_entry_set_cr0
     call_rel 16, vmi_entry_set_cr2
+    call_rel 17, vmi_entry_set_cr3
     call_rel 18, vmi_entry_set_cr4
     call_rel 19, vmi_entry_get_cr0
     call_rel 20, vmi_entry_get_cr2
+    call_rel 21, vmi_entry_get_cr3
     call_rel 22, vmi_entry_get_cr4
     call_rel 23, vmi_entry_wbinvd
     call_rel 24, vmi_entry_set_dr
@@ -240,6 +246,8 @@ vmi_call_table:
     call_rel 35, vmi_entry_halt
     call_rel 36, vmi_entry_reboot
     call_rel 37, vmi_entry_shutdown
+    call_rel 46, vmi_entry_inval_page
+    call_rel 47, vmi_entry_flush_tlb
     call_rel 61, vmi_entry_set_iopl_mask
     call_rel 63, vmi_entry_apic_write
     call_rel 64, vmi_entry_apic_read

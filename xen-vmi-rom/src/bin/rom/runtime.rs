@@ -14,6 +14,7 @@ use xen_vmi_rom::uart::SerialSink;
 use crate::console::Line;
 use crate::cpu_calls::{ApicRegs, ControlRegs, Msrs, INITIAL_CR0};
 use crate::desc::TableRegs;
+use crate::paging::Paging;
 use crate::time::Alarm;
 use crate::xen::hypervisor;
 
@@ -30,6 +31,10 @@ pub struct Runtime {
     pub apic: ApicRegs,
     /// MSRs kept for the kernel.
     pub msrs: Msrs,
+    /// The kernel's paging and its shadow, and the slot the next shadow
+    /// is built in.
+    pub paging: Paging,
+    pub paging_next: Paging,
     /// The event channel of VIRQ_TIMER, and the kernel's alarm.
     pub timer_port: u32,
     pub alarm: Alarm,
@@ -63,6 +68,8 @@ pub fn init() {
         (*rt).bus.reset();
         (*rt).cr.cr0 = INITIAL_CR0;
         core::ptr::write(&raw mut (*rt).apic, ApicRegs::default());
+        core::ptr::write(&raw mut (*rt).paging, Paging::default());
+        core::ptr::write(&raw mut (*rt).paging_next, Paging::default());
     }
 }
 
@@ -197,4 +204,16 @@ pub fn pool_take() -> Option<u32> {
     let mfn = unsafe { core::ptr::read(table.add(st.pool_next as usize)) };
     st.pool_next += 1;
     Some(mfn)
+}
+
+/// Gives a frame back to the pool (the frames are interchangeable).
+pub fn pool_give(mfn: u32) {
+    let st = rom_state();
+    if st.pool_next == 0 {
+        return;
+    }
+    st.pool_next -= 1;
+    let table = (ROM_STATE_VA + POOL_MFNS_OFFSET) as *mut u32;
+    // SAFETY: the slot lies in the loader's table, below pool_free entries.
+    unsafe { core::ptr::write(table.add(st.pool_next as usize), mfn) };
 }

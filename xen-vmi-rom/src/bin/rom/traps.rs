@@ -169,6 +169,8 @@ const EXCEPTION_NAMES: &[u8] =
 
 /// Vector of #GP.
 const GENERAL_PROTECTION: u32 = 13;
+/// Vector of #PF.
+const PAGE_FAULT: u32 = 14;
 /// What the event entry pushes as its vector.
 const EVENT_UPCALL: u32 = 256;
 
@@ -231,6 +233,12 @@ extern "C" fn rom_trap(frame: &mut TrapFrame) -> u32 {
             crate::emulate::Outcome::Resume => return RESUME,
             crate::emulate::Outcome::ResumeAt => return RESUME_AT,
             crate::emulate::Outcome::NotMine => {}
+        }
+    }
+    if v == PAGE_FAULT {
+        let cr2 = crate::cpu_calls::get_cr2();
+        if crate::paging::page_fault(cr2, frame.error_code, frame.eip) {
+            return RESUME;
         }
     }
     if v < 256 {
