@@ -277,6 +277,16 @@ pub fn restore_fl(mask: u32) {
 }
 
 // ---------------------------------------------------------------------------
+/// GetRelocationInfo's answer for any number, asked now (None without an
+/// active ROM).
+pub fn relocation_info(call: u32) -> Option<VmiRelocationInfo> {
+    if !vmi_active() {
+        return None;
+    }
+    let get_reloc = ROM_BASE.load(Ordering::SeqCst) + vmi_abi::GET_RELOCATION_INFO_OFFSET as u32;
+    Some(VmiRelocationInfo::from_u64(rom!(get_reloc, call)))
+}
+
 // Activation.
 
 /// Why activation did not happen.

@@ -1,6 +1,6 @@
 //! Control registers, CPUID, MSRs, the TSC, RDPMC, WBINVD, lazy CPU mode.
 
-use super::{ensure, ensure_eq, fail, pass, Outcome};
+use super::{ensure, ensure_eq, fail, pass, skip, Outcome};
 use crate::pv;
 use crate::trap::{catch, exception_name};
 use native_rom::hw::apic::{APIC_BASE_BSP, APIC_BASE_ENABLE, IA32_APIC_BASE};
@@ -201,4 +201,26 @@ pub fn lazy_cpu_mode() -> Outcome {
     );
     ensure_eq!(pv::get_cr0(), cr0, "CR0 after CLTS");
     pass!("CR0 write queued in lazy CPU mode is in effect after SetLazyMode(NONE)")
+}
+
+/// GetRelocationInfo for numbers outside the API (the next free number and
+/// a wild one): NONE, so a kernel keeps its native code (vmi_32.c treats
+/// NONE as "not provided").
+pub fn reloc_unknown_call_none() -> Outcome {
+    let (Some(next), Some(wild)) = (
+        pv::relocation_info(vmi_abi::VMI_NUM_CALLS as u32),
+        pv::relocation_info(0xBAD_CA11),
+    ) else {
+        skip!("no VMI ROM: nothing to ask");
+    };
+    for (n, info) in [(vmi_abi::VMI_NUM_CALLS as u32, next), (0xBAD_CA11, wild)] {
+        ensure!(
+            info.relocation_type() == Ok(vmi_abi::VmiRelocationType::None),
+            "GetRelocationInfo({n:#x}) answered {info:?}, not NONE"
+        );
+    }
+    pass!(
+        "calls {:#x} and 0xbadca11 answered NONE",
+        vmi_abi::VMI_NUM_CALLS
+    )
 }

@@ -1,7 +1,9 @@
 //! Exceptions raised in ring 0 and delivered to the kernel's IDT handlers,
 //! with the vector, error code and EIP the processor defines.
 
-use super::{ensure_eq, fail, pass, Outcome};
+use super::{ensure, ensure_eq, fail, pass, Outcome};
+use crate::desc::{Table, IDT};
+use crate::pv;
 use crate::trap::{catch, Fault};
 
 core::arch::global_asm!(
@@ -142,4 +144,34 @@ pub fn overflow() -> Outcome {
 
 pub fn bound_range() -> Outcome {
     expect("BOUND out of range", exc_bound, 5, 0, exc_bound_insn)
+}
+
+/// An exception whose IDT gate names a data segment: the processor raises
+/// #GP with the gate's selector in the error code instead of delivering it.
+pub fn gate_bad_selector() -> Outcome {
+    const UD: u32 = 6;
+    let idt = Table::base(&IDT);
+    let good = Table::read(&IDT, UD as usize);
+    let ds = u64::from(pv::kernel_ds());
+    // The gate's selector lives in bits 16-31.
+    let bad = (good & !0xFFFF_0000) | (ds << 16);
+    pv::write_idt_entry(idt, UD, bad);
+    let result = raise(exc_ud2);
+    pv::write_idt_entry(idt, UD, good);
+    match result {
+        Ok(_) => fail!("UD2 through a gate naming a data segment: no exception"),
+        Err(f) => {
+            ensure_eq!(f.vector, 13u32, "vector (#GP instead of #UD)");
+            ensure!(
+                u64::from(f.error_code & 0xFFFC) == ds & 0xFFFC,
+                "#GP error code {:#x}: expected the gate's selector {:#x}",
+                f.error_code,
+                ds
+            );
+            pass!(
+                "#GP with error code {:#x} (the gate's selector)",
+                f.error_code
+            )
+        }
+    }
 }

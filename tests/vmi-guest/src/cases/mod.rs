@@ -189,6 +189,7 @@ pub static ALL: &[Case] = &[
     case("exc_breakpoint", exceptions::breakpoint),
     case("exc_overflow", exceptions::overflow),
     case("exc_bound_range", exceptions::bound_range),
+    case("exc_gate_bad_selector", exceptions::gate_bad_selector),
     // FPU and debug registers.
     case("fpu_lazy_switch_nm", fpu_debug::fpu_lazy_switch_nm),
     case(
@@ -205,6 +206,7 @@ pub static ALL: &[Case] = &[
         fpu_debug::debug_instruction_breakpoint,
     ),
     // Processor identification and model-specific state.
+    case("reloc_unknown_call_none", cpu::reloc_unknown_call_none),
     case("cpuid_basic_leaves", cpu::cpuid_basic_leaves),
     case("cpuid_required_features", cpu::cpuid_required_features),
     case("msr_write_read", cpu::msr_write_read),
@@ -344,6 +346,9 @@ fn run_one(case: &Case) -> Outcome {
         crate::user::reset_after_abort();
         crate::trap::reset_after_abort();
         crate::pv::irq_disable();
+        // A case that was cut short may have left a table of its own
+        // loaded: the next cases run with the kernel's own IDT again.
+        crate::pv::set_idt(&crate::desc::idt_pointer());
         let why = ABORT.with(|a| a.take()).unwrap_or_else(Text::new);
         return Outcome {
             status: Status::Fail,

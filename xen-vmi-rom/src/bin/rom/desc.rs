@@ -390,3 +390,22 @@ pub fn load_ldt(selector: u16) -> bool {
     t.ldt_loaded = entries;
     ok
 }
+
+/// Whether `selector` names a present code segment in the kernel's GDT or
+/// LDT (what an IDT gate must point at).
+pub fn is_code_segment(selector: u16) -> bool {
+    let regs = runtime().tables;
+    let index = u32::from(selector >> 3);
+    let (base, limit) = if selector & 4 != 0 {
+        (regs.ldt_base, regs.ldt_loaded * 8)
+    } else {
+        (regs.gdt_base, u32::from(regs.gdt_limit) + 1)
+    };
+    if index == 0 && selector & 4 == 0 || index * 8 + 8 > limit {
+        return false;
+    }
+    let hi = (read_descriptor(base + index * 8) >> 32) as u32;
+    let present = hi & (1 << 15) != 0;
+    let code = hi & (1 << 12) != 0 && hi & (1 << 11) != 0;
+    present && code
+}

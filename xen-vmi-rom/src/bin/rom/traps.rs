@@ -181,8 +181,32 @@ const FORWARD_WITH_ERROR_CODE: u32 = 2;
 const RESUME_AT: u32 = 3;
 
 /// Sends the exception to the kernel's IDT gate, as the processor would:
-/// through an interrupt gate the (virtual) IF is cleared.
-fn forward(frame: &TrapFrame) -> Option<u32> {
+/// through an interrupt gate the (virtual) IF is cleared. A gate whose
+/// selector is not a present code segment raises #GP(selector) instead, as
+/// the processor does (SDM vol. 3, "Interrupt and Exception Handling").
+fn forward(frame: &mut TrapFrame) -> Option<u32> {
+    if let Some(gate) = crate::desc::idt_gate(frame.vector) {
+        if !crate::desc::is_code_segment(gate.selector) {
+            crate::console::Line::new()
+                .text(b"xen-vmi-rom: IDT gate ")
+                .dec(frame.vector)
+                .text(b" names selector ")
+                .hex(u32::from(gate.selector))
+                .text(b", not a present code segment: #GP to the kernel")
+                .print();
+            if frame.vector == GENERAL_PROTECTION {
+                crate::console::Line::new()
+                    .text(b"xen-vmi-rom: the #GP gate itself is bad: the kernel cannot take faults")
+                    .print();
+                crate::xen::crash();
+            }
+            // The error code is the selector, with EXT: the fault happened
+            // while an exception was delivered.
+            frame.error_code = u32::from(gate.selector & 0xFFFC) | 1;
+            frame.vector = GENERAL_PROTECTION;
+            return forward(frame);
+        }
+    }
     forward_vector(frame.vector, has_error_code(frame.vector))
 }
 
