@@ -4,8 +4,8 @@
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 # rustup's cargo lives in ~/.cargo/bin; a non-login root shell (CI) may not
 # have it on PATH.
-if [[ -d "${HOME:-/root}/.cargo/bin" && ":$PATH:" != *":${HOME:-/root}/.cargo/bin:"* ]]; then
-    PATH="${HOME:-/root}/.cargo/bin:$PATH"
+if [[ -n "${HOME:-}" && -d "$HOME/.cargo/bin" && ":$PATH:" != *":$HOME/.cargo/bin:"* ]]; then
+    PATH="$HOME/.cargo/bin:$PATH"
 fi
 export PATH
 
