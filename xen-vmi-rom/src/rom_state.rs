@@ -64,10 +64,6 @@ pub struct RomState {
 /// an emulated instruction changed its stack or code selector: EIP, CS,
 /// EFLAGS, then ESP and SS (in `lss` order) at +12.
 pub const RESUME_AT_OFFSET: u32 = 0xC0;
-/// Where the ROM's trap path finds the far pointer (offset u32, selector
-/// u16) of the kernel handler it forwards an exception to: a fixed address,
-/// so the assembly can `ljmp *` through it without a relocation.
-pub const FORWARD_TARGET_OFFSET: u32 = 0xF0;
 /// The ROM's run-time state (virtual CPU, devices) starts here.
 pub const ROM_RUNTIME_OFFSET: u32 = 0x100;
 /// The table of pool machine frames follows the run-time state.
@@ -78,7 +74,6 @@ pub const POOL_MFNS_MAX: u32 = (ROM_BOOT_STACK_TOP - ROM_BOOT_STACK_SIZE - POOL_
 const _: () = {
     assert!(core::mem::size_of::<RomState>() == 88);
     assert!(core::mem::size_of::<RomState>() as u32 <= RESUME_AT_OFFSET);
-    assert!(RESUME_AT_OFFSET + 20 <= FORWARD_TARGET_OFFSET);
-    assert!(FORWARD_TARGET_OFFSET + 8 <= ROM_RUNTIME_OFFSET);
+    assert!(RESUME_AT_OFFSET + 20 <= ROM_RUNTIME_OFFSET);
     assert!(ROM_BOOT_STACK_TOP <= crate::layout::ROM_STATE_MAX);
 };

@@ -44,6 +44,7 @@ pub enum BootError {
     Plan(PlanError),
     PoolTooSmall { need: u32, have: u32 },
     NoRom,
+    KernelOverlapsBootInfo { phys: u32 },
     Xen(&'static str, XenError),
 }
 
@@ -64,6 +65,10 @@ impl BootError {
             BootError::PoolTooSmall { need, have } => con.line(format_args!(
                 "xen-vmi-rom: the ROM needs {need} frames of the bootstrap region for its tables but only {have} are free \
                  (a domain this large is not supported yet)"
+            )),
+            BootError::KernelOverlapsBootInfo { phys } => con.line(format_args!(
+                "xen-vmi-rom: a kernel segment at {phys:#x} covers {MBI_PHYS:#x}, where the multiboot \
+                 information goes: this loader cannot start it"
             )),
             BootError::NoRom => con.line(format_args!(
                 "xen-vmi-rom: this PV image was built without its ROM (run tools/build-images)"
@@ -192,6 +197,14 @@ pub fn boot(
     let plan = MemoryPlan::new(si.nr_pages, mapped_end).map_err(BootError::Plan)?;
     plan.check_kernel(image.phys_span().1)
         .map_err(BootError::Plan)?;
+    let mbi = MBI_PHYS..MBI_PHYS + 4096;
+    if let Some(seg) = image
+        .segments()
+        .iter()
+        .find(|s| s.mem_len > 0 && s.phys < mbi.end && s.phys.saturating_add(s.mem_len) > mbi.start)
+    {
+        return Err(BootError::KernelOverlapsBootInfo { phys: seg.phys });
+    }
 
     // What the pool must hold.
     let rom_pages = (rom.len() as u32).div_ceil(4096);
@@ -444,10 +457,17 @@ fn set_m2p(
         *n = 0;
         Ok(())
     };
+    // Every frame the ROM keeps gets a number past the kernel's frames, so
+    // Xen's m2p can never name one of them as kernel memory.
+    let rom_frames = rom_first..rom_first + rom_pages;
+    let kept = (0..plan.first_kernel_pfn)
+        .filter(move |pfn| !rom_frames.contains(pfn))
+        .map(|pfn| (frames.mfn(pfn), plan.kernel_frame_limit() + pfn));
     let frames_to_number = plan
         .kernel_frames()
         .map(|kfn| (k2m[kfn as usize], kfn))
-        .chain((0..rom_pages).map(|i| (frames.mfn(rom_first + i), (ROM_KERNEL_PHYS >> 12) + i)));
+        .chain((0..rom_pages).map(|i| (frames.mfn(rom_first + i), (ROM_KERNEL_PHYS >> 12) + i)))
+        .chain(kept);
     for (mfn, kfn) in frames_to_number {
         batch[n] = MmuUpdate::machphys_update(Mfn(mfn), Pfn(kfn));
         n += 1;

@@ -81,7 +81,9 @@ extern "C" fn rom_boot(state: *mut RomState) -> ! {
         let dpl = if vector == 3 || vector == 4 { 3 } else { 0 };
         *entry = TrapInfo {
             vector: vector as u8,
-            flags: dpl,
+            // Bit 2: Xen masks events for the ROM's handler (the kernel's
+            // flag is saved in the frame and given back on return).
+            flags: dpl | 4,
             cs: FLAT_RING1_CS,
             address: traps::stub_alias(vector as u32),
         };

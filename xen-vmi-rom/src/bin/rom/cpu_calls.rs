@@ -156,16 +156,19 @@ pub extern "C" fn wbinvd() {
 /// clears the upcall mask itself and returns at once if an event is
 /// already pending, so the sti/hlt race cannot lose a wake-up.
 pub extern "C" fn halt() {
+    crate::runtime::flush_console();
     let _ = hypervisor().sched_block();
 }
 
 pub extern "C" fn shutdown() -> ! {
+    crate::runtime::flush_console();
     loop {
         let _ = hypervisor().sched_shutdown(SHUTDOWN_poweroff);
     }
 }
 
 pub extern "C" fn reboot(_how: u32) -> ! {
+    crate::runtime::flush_console();
     loop {
         let _ = hypervisor().sched_shutdown(SHUTDOWN_reboot);
     }
@@ -202,10 +205,7 @@ pub extern "C" fn apic_write(reg: u32, value: u32) {
     let index = apic_index(reg);
     if index == 0x0B {
         // EOI: the in-service interrupt is done; another may be waiting.
-        let mask = &raw const crate::runtime::shared_info().vcpu_info[0].evtchn_upcall_mask;
-        // SAFETY: a byte of the mapped shared_info page.
-        let kernel_if = unsafe { core::ptr::read_volatile(mask) } == 0;
-        crate::emulate::after_device_change(kernel_if);
+        crate::emulate::deliver_if_enabled();
         return;
     }
     // ID, version, the in-service/trigger/request bitmaps and the current

@@ -174,7 +174,8 @@ pub fn sync_trap_table(vectors: core::ops::Range<u32>) {
         let dpl = idt_gate(v).map_or(0, |g| g.dpl).max(1);
         chunk[n] = TrapInfo {
             vector: v as u8,
-            flags: dpl,
+            // Bit 2: events masked in the ROM's handler (see boot.rs).
+            flags: dpl | 4,
             cs: FLAT_RING1_CS,
             address: crate::traps::stub_alias(v),
         };
@@ -235,6 +236,11 @@ pub fn load_tr(selector: u16) -> bool {
     let addr = regs.gdt_base + index * 8;
     let d = read_descriptor(addr);
     let (lo, hi) = (d as u32, (d >> 32) as u32);
+    // A present 32-bit TSS (type 9 available, 11 busy), not null: else the
+    // processor's #GP, which is the kernel's.
+    if index == 0 || hi & (1 << 15) == 0 || !matches!((hi >> 8) & 0x1F, 0x09 | 0x0B) {
+        return false;
+    }
     let base = (hi & 0xFF00_0000) | ((hi & 0xFF) << 16) | (lo >> 16);
     // LTR marks the descriptor busy in the kernel's GDT (type 9 -> 11), as
     // the processor does; the kernel may look.
@@ -282,7 +288,7 @@ pub fn write_entry(kind: TableKind, base: u32, index: u32, lo: u32, hi: u32) {
                 let _ = unsafe { hypervisor().update_descriptor(maddr, 0) };
             }
         }
-        TableKind::Idt if base == regs.idt_base => sync_trap_table(index..index + 1),
+        TableKind::Idt if base == regs.idt_base && index < 256 => sync_trap_table(index..index + 1),
         TableKind::Ldt if regs.ldt != 0 && base == regs.ldt_base && index < regs.ldt_loaded => {
             let desc = for_xen((u64::from(hi) << 32) | u64::from(lo));
             let maddr = (u64::from(regs.ldt_mfn) << 12) + u64::from(index) * 8;

@@ -24,25 +24,13 @@ fn upcall_mask() -> &'static AtomicU8 {
     unsafe { AtomicU8::from_ptr(mask as *mut u8) }
 }
 
-/// Clears the kernel's virtual IF (as an interrupt gate does).
-pub fn disable_events() {
-    upcall_mask().store(1, Ordering::SeqCst);
-}
-
-/// Sets the kernel's virtual IF. An event that came in meanwhile is taken
-/// at Xen's next return to the guest.
-pub fn enable_events() {
+/// Sets the kernel's virtual IF; an event that came in meanwhile is
+/// delivered now (a hypercall return is where Xen delivers the upcall).
+pub fn enable_events_and_deliver() {
     upcall_mask().store(0, Ordering::SeqCst);
-}
-
-/// A device may now have an interrupt for the kernel (an EOI, an unmask):
-/// flag it, and when the kernel's IF is set take it at once (a hypercall
-/// return is where Xen delivers the upcall).
-pub fn after_device_change(kernel_if: bool) {
-    crate::time::note_deliverable();
     let pending = &raw const shared_info().vcpu_info[0].evtchn_upcall_pending;
     // SAFETY: a byte of the mapped shared_info page.
-    if kernel_if && unsafe { core::ptr::read_volatile(pending) } != 0 {
+    if unsafe { core::ptr::read_volatile(pending) } != 0 {
         hypervisor().force_evtchn_callback();
     }
 }
@@ -185,7 +173,7 @@ fn ring_compression(op: Op, frame: &mut TrapFrame, regs: &mut Regs, len: u32) ->
             };
             let eflags = read_u32(kesp + 8);
             // The frame's IF is the kernel's interrupt flag after the return.
-            upcall_mask().store(u8::from(eflags & 0x200 == 0), Ordering::SeqCst);
+            crate::traps::set_saved_mask(frame, eflags & 0x200 == 0);
             resume_at(
                 read_u32(kesp),
                 u32::from(cs),
@@ -278,9 +266,9 @@ pub fn general_protection(frame: &mut TrapFrame) -> Outcome {
         Op::Out { port, width } => {
             let (bus, mut host) = rt.split();
             bus.write(&mut host, port.port(&regs), width, regs.eax & width.mask());
-            after_device_change(
-                frame.eflags & 0x200 != 0 && upcall_mask().load(Ordering::SeqCst) == 0,
-            );
+            // An EOI or unmask may leave an interrupt for the kernel: it is
+            // flagged, and taken when the handler gives the IF back.
+            crate::time::note_deliverable();
             true
         }
         Op::Ins { width, rep } => {
@@ -291,12 +279,14 @@ pub fn general_protection(frame: &mut TrapFrame) -> Outcome {
             string_io(frame.eflags, &mut regs, width, rep, false);
             true
         }
+        // The ROM runs with events masked; the kernel's flag is the one
+        // Xen saved in the frame, restored on the way back.
         Op::Cli => {
-            upcall_mask().store(1, Ordering::SeqCst);
+            crate::traps::set_saved_mask(frame, true);
             true
         }
         Op::Sti => {
-            upcall_mask().store(0, Ordering::SeqCst);
+            crate::traps::set_saved_mask(frame, false);
             true
         }
         Op::Lgdt { mem, width } => {
@@ -322,6 +312,7 @@ pub fn general_protection(frame: &mut TrapFrame) -> Outcome {
             crate::cpu_calls::write_msr(regs.ecx, (u64::from(regs.edx) << 32) | u64::from(regs.eax))
         }
         Op::Hlt => {
+            crate::runtime::flush_console();
             // Blocks until an event is pending (Xen unmasks events while
             // the vCPU is blocked, so a wake-up is never lost).
             let _ = hypervisor().sched_block();
@@ -389,5 +380,15 @@ unsafe fn read_sized(addr: u32, width: Width) -> u32 {
             2 => u32::from(core::ptr::read_unaligned(addr as *const u16)),
             _ => core::ptr::read_unaligned(addr as *const u32),
         }
+    }
+}
+
+/// From a VMI call (which runs with the kernel's own mask): after an EOI,
+/// an interrupt that became deliverable is taken at once if the kernel's IF
+/// is set.
+pub fn deliver_if_enabled() {
+    crate::time::note_deliverable();
+    if upcall_mask().load(Ordering::SeqCst) == 0 {
+        enable_events_and_deliver();
     }
 }

@@ -65,6 +65,10 @@ fn k2m(kfn: u64) -> Option<u64> {
 /// (the tables are read in place: the ROM runs on the kernel's stack, which
 /// has no room for copies). Writable: the ROM sets A and D in them.
 fn window(slot: u32, kfn: u64) -> Option<&'static mut [u64; 512]> {
+    // A table in the ROM's own frames is not a table the kernel may have.
+    if is_rom_frame(kfn) {
+        return None;
+    }
     let mfn = k2m(kfn)?;
     let va = WINDOW_VA + slot * 4096;
     // SAFETY: the window slots are the ROM's own.
@@ -188,13 +192,21 @@ pub fn rebuild() -> bool {
     rt.paging_next.count = 0;
     let ok = build(&mut rt.paging_next, cr3);
     if !ok {
+        // Going on with the old shadow would keep mappings the kernel has
+        // removed: a clean crash, with the figures that explain it.
+        let st = rom_state();
         Line::new()
             .text(b"xen-vmi-rom: cannot shadow the kernel's page tables at CR3 ")
             .hex(cr3)
-            .text(b" (a table outside its memory, or the ROM's pool is empty)")
+            .text(b": a table outside its memory, more than ")
+            .dec(MAX_FRAMES as u32)
+            .text(b" shadow frames, or the pool empty (")
+            .dec(st.pool_free - st.pool_next)
+            .text(b" of ")
+            .dec(st.pool_free)
+            .text(b" frames left)")
             .print();
-        release(&mut rt.paging_next);
-        return false;
+        crate::xen::crash();
     }
     let mut xen = hypervisor();
     let l3 = Mfn(rt.paging_next.frames[0]);
@@ -211,8 +223,7 @@ pub fn rebuild() -> bool {
             .text(b"xen-vmi-rom: Xen refused the shadow of the kernel's tables at CR3 ")
             .hex(cr3)
             .print();
-        release(&mut rt.paging_next);
-        return false;
+        crate::xen::crash();
     }
     core::mem::swap(&mut rt.paging, &mut rt.paging_next);
     retire(&mut rt.paging_next);

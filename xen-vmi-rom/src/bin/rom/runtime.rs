@@ -217,3 +217,10 @@ pub fn pool_give(mfn: u32) {
     // SAFETY: the slot lies in the loader's table, below pool_free entries.
     unsafe { core::ptr::write(table.add(st.pool_next as usize), mfn) };
 }
+
+/// Pushes out what the kernel wrote to COM1 and has not ended with a
+/// newline yet (before the ROM blocks, shuts down or crashes the domain).
+pub fn flush_console() {
+    let (_, mut host) = runtime().split();
+    host.flush();
+}

@@ -81,7 +81,11 @@ pub extern "C" fn get_cycle_counter(counter: u32) -> u64 {
 }
 
 fn arm_xen_timer(cycles: u64) {
-    let deadline = snapshot().system_time_at(cycles);
+    let snap = snapshot();
+    // An expiry already past (or before the snapshot's TSC stamp, where the
+    // scaling would wrap) fires at once, as a native timer would.
+    let now = rdtsc();
+    let deadline = snap.system_time_at(cycles.max(now).max(snap.tsc_timestamp.get()));
     let _ = hypervisor().vcpu_set_singleshot_timer(0, deadline, 0);
 }
 
@@ -133,14 +137,17 @@ pub fn timer_event() {
     } else {
         rt.bus.pic.pulse_irq(0);
     }
-    if rt.alarm.period == 0 {
-        rt.alarm.armed = false;
-    } else {
-        while rt.alarm.next <= now {
-            rt.alarm.next += rt.alarm.period;
+    match (now - rt.alarm.next).checked_div(rt.alarm.period) {
+        // A one-shot alarm (period 0) is done.
+        None => rt.alarm.armed = false,
+        Some(gone) => {
+            // Skip the periods already gone (one interrupt for them, as a
+            // late periodic timer gives), without looping over them.
+            let step = (gone + 1).saturating_mul(rt.alarm.period);
+            rt.alarm.next = rt.alarm.next.saturating_add(step);
+            let next = rt.alarm.next;
+            arm_xen_timer(next);
         }
-        let next = rt.alarm.next;
-        arm_xen_timer(next);
     }
 }
 

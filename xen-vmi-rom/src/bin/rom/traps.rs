@@ -38,6 +38,9 @@ vmi_trap_stubs:
 
     .balign 16
 vmi_trap_common:
+    // One spare word below the stub's two: the far pointer of a forward
+    // is written into these slots, so no global slot is ever in use.
+    sub esp, 4
     pushad
     mov eax, esp
     push eax
@@ -46,20 +49,20 @@ vmi_trap_common:
     test eax, eax
     jnz 1f
     popad
-    add esp, 8
+    add esp, 12
     iretd
 1:  cmp eax, 3
     je 4f
     cmp eax, 2
     popad
     je 2f
-    // To the kernel's handler, for a vector without an error code: drop
-    // the stub's vector and its zero.
-    add esp, 8
-    jmp fword ptr [{forward}]
-2:  // With an error code: drop the vector, keep Xen's error code.
+    // To the kernel's handler, no error code: the stub's two words hold
+    // the gate's offset and selector.
     add esp, 4
-    jmp fword ptr [{forward}]
+    retf
+2:  // With Xen's error code kept: the spare word and the vector slot hold
+    // the gate's offset and selector.
+    retf
 4:  // Resume on another stack or code selector (ring compression).
     popad
     lss esp, [{resume} + 12]
@@ -85,7 +88,6 @@ vmi_failsafe_entry:
     .popsection
     "#,
     trap = sym rom_trap,
-    forward = const xen_vmi_rom::layout::ROM_STATE_VA + xen_vmi_rom::rom_state::FORWARD_TARGET_OFFSET,
     resume = const xen_vmi_rom::layout::ROM_STATE_VA + xen_vmi_rom::rom_state::RESUME_AT_OFFSET,
 );
 
@@ -157,6 +159,8 @@ pub struct TrapFrame {
     pub edx: u32,
     pub ecx: u32,
     pub eax: u32,
+    /// The common path's spare word (see the assembly).
+    pub spare: u32,
     pub vector: u32,
     pub error_code: u32,
     pub eip: u32,
@@ -207,14 +211,15 @@ fn forward(frame: &mut TrapFrame) -> Option<u32> {
             return forward(frame);
         }
     }
-    forward_vector(frame.vector, has_error_code(frame.vector))
+    let vector = frame.vector;
+    forward_vector(frame, vector, has_error_code(vector))
 }
 
 /// An external interrupt: the upcall's frame (Xen's bounce frame, no error
 /// code) becomes the interrupt frame of `vector`'s gate. Xen masked events
 /// for the upcall; a trap gate leaves the kernel's IF as it was.
-fn interrupt(frame: &TrapFrame, vector: u8) -> u32 {
-    let Some(how) = forward_vector(u32::from(vector), false) else {
+fn interrupt(frame: &mut TrapFrame, vector: u8) -> u32 {
+    let Some(how) = forward_vector(frame, u32::from(vector), false) else {
         crate::console::Line::new()
             .text(b"xen-vmi-rom: interrupt vector ")
             .dec(u32::from(vector))
@@ -222,46 +227,66 @@ fn interrupt(frame: &TrapFrame, vector: u8) -> u32 {
             .print();
         crate::xen::crash();
     };
-    if crate::desc::idt_gate(u32::from(vector)).is_some_and(|g| g.kind == 0xF)
-        && frame.eflags & 0x200 != 0
-    {
-        crate::emulate::enable_events();
-    }
     how
 }
 
-fn forward_vector(vector: u32, error_code: bool) -> Option<u32> {
+fn forward_vector(frame: &mut TrapFrame, vector: u32, error_code: bool) -> Option<u32> {
     let gate = crate::desc::idt_gate(vector)?;
-    let target = (xen_vmi_rom::layout::ROM_STATE_VA + xen_vmi_rom::rom_state::FORWARD_TARGET_OFFSET)
-        as *mut u32;
-    // SAFETY: the forward slot lies in the ROM's mapped state page; one
-    // vCPU, and the trap path runs with no other ROM code in between.
-    unsafe {
-        core::ptr::write_volatile(target, gate.offset);
-        core::ptr::write_volatile(target.add(1), u32::from(gate.selector));
-    }
-    if gate.kind == 0xE {
-        crate::emulate::disable_events();
+    // A trap gate leaves the interrupt flag as it was; an interrupt gate
+    // clears it, and Xen already masked events for the ROM's handler.
+    if gate.kind == 0xF {
+        restore_events(frame);
     }
     Some(if error_code {
+        frame.spare = gate.offset;
+        frame.vector = u32::from(gate.selector);
         FORWARD_WITH_ERROR_CODE
     } else {
+        frame.vector = gate.offset;
+        frame.error_code = u32::from(gate.selector);
         FORWARD
     })
+}
+
+/// The kernel's interrupt flag when Xen entered the ROM: Xen masks events
+/// for the ROM's handlers (trap table flag bit 2) and keeps the previous
+/// mask in bits 16-23 of the frame's CS slot (the compat bounce frame).
+pub fn saved_mask(frame: &TrapFrame) -> u8 {
+    (frame.cs >> 16) as u8
+}
+
+/// Sets the mask the kernel gets back (an emulated cli/sti/iret).
+pub fn set_saved_mask(frame: &mut TrapFrame, masked: bool) {
+    frame.cs = (frame.cs & 0xFF00_FFFF) | (u32::from(masked) << 16);
+}
+
+/// Gives the kernel back its interrupt flag before returning to it; an
+/// event that came while the ROM ran is delivered at once if it may be.
+fn restore_events(frame: &TrapFrame) {
+    if saved_mask(frame) == 0 {
+        crate::emulate::enable_events_and_deliver();
+    }
 }
 
 extern "C" fn rom_trap(frame: &mut TrapFrame) -> u32 {
     let v = frame.vector;
     if v == GENERAL_PROTECTION {
         match crate::emulate::general_protection(frame) {
-            crate::emulate::Outcome::Resume => return RESUME,
-            crate::emulate::Outcome::ResumeAt => return RESUME_AT,
+            crate::emulate::Outcome::Resume => {
+                restore_events(frame);
+                return RESUME;
+            }
+            crate::emulate::Outcome::ResumeAt => {
+                restore_events(frame);
+                return RESUME_AT;
+            }
             crate::emulate::Outcome::NotMine => {}
         }
     }
     if v == PAGE_FAULT {
         let cr2 = crate::cpu_calls::get_cr2();
         if crate::paging::page_fault(cr2, frame.error_code, frame.eip) {
+            restore_events(frame);
             return RESUME;
         }
     }
@@ -275,7 +300,7 @@ extern "C" fn rom_trap(frame: &mut TrapFrame) -> u32 {
         return match crate::time::upcall() {
             Some(vector) => interrupt(frame, vector),
             None => {
-                crate::emulate::enable_events();
+                restore_events(frame);
                 RESUME
             }
         };

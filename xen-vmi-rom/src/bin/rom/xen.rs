@@ -14,6 +14,7 @@ pub fn hypervisor() -> XenHypervisor<'static> {
 
 /// Ends the domain as crashed (after a diagnostic has been printed).
 pub fn crash() -> ! {
+    crate::runtime::flush_console();
     loop {
         let _ = hypervisor().sched_shutdown(SHUTDOWN_crash);
     }
