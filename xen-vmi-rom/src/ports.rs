@@ -10,7 +10,7 @@
 //! | 0x40-0x43, 0x61 | the 8254 and port B ([`crate::pit`]) |
 //! | 0x70, 0x71 | the CMOS clock ([`crate::rtc`]) |
 //! | 0x80, 0xED | POST code and I/O delay ports: writes do nothing |
-//! | 0xCF8-0xCFF | PCI configuration mechanism 1, with no PCI bus behind it: all-ones |
+//! | 0xCF8-0xCFF | PCI configuration mechanism 1: a host bridge at 00:00.0 ([`crate::pci`]), all-ones elsewhere |
 //! | anything else | nothing: reads all-ones, writes vanish, reported once per port |
 //!
 //! The devices are byte-wide, as on the ISA bus: a 16- or 32-bit access is
