@@ -5,7 +5,9 @@
 use core::sync::atomic::{AtomicU8, Ordering};
 
 use xen_abi::hypercall::Hypervisor;
-use xen_vmi_rom::decode::{decode, DecodeError, Op, Reg32, Regs, RmOperand, Segment, Width};
+use xen_vmi_rom::decode::{
+    decode, ControlReg, DecodeError, Op, Reg32, Regs, RmOperand, Segment, Width,
+};
 use xen_vmi_rom::layout::ROM_STATE_VA;
 use xen_vmi_rom::rom_state::RESUME_AT_OFFSET;
 
@@ -300,6 +302,38 @@ pub fn general_protection(frame: &mut TrapFrame) -> Outcome {
         }
         Op::Ltr(rm) => crate::desc::load_tr(selector_of(rm, &regs)),
         Op::Lldt(rm) => crate::desc::load_ldt(selector_of(rm, &regs)),
+        // What Xen's own emulation refuses reaches the ROM: a CR3 value
+        // (Xen reads it as a machine frame; the kernel means its own
+        // physical address), CR0.PG, and whatever Xen does not take of
+        // CR0/CR4 and INVLPG. They become the VMI calls' actions.
+        Op::MovToCr { cr, reg } => {
+            let value = regs.get(reg);
+            match cr {
+                ControlReg::Cr0 => crate::cpu_calls::set_cr0(value),
+                ControlReg::Cr2 => crate::cpu_calls::set_cr2(value),
+                ControlReg::Cr3 => crate::paging::set_cr3(value),
+                ControlReg::Cr4 => crate::cpu_calls::set_cr4(value),
+            }
+            true
+        }
+        Op::MovFromCr { cr, reg } => {
+            let value = match cr {
+                ControlReg::Cr0 => crate::cpu_calls::get_cr0(),
+                ControlReg::Cr2 => crate::cpu_calls::get_cr2(),
+                ControlReg::Cr3 => crate::paging::get_cr3(),
+                ControlReg::Cr4 => crate::cpu_calls::get_cr4(),
+            };
+            regs.set(reg, value);
+            true
+        }
+        Op::Invlpg(mem) => {
+            crate::paging::inval_page(mem.offset(&regs));
+            true
+        }
+        Op::Clts => {
+            crate::cpu_calls::clts();
+            true
+        }
         Op::Rdmsr => match crate::cpu_calls::read_msr(regs.ecx) {
             Some(v) => {
                 regs.eax = v as u32;
