@@ -35,23 +35,42 @@ macro_rules! regparm_entry {
     };
 }
 
-/// A regparm entry for a four-argument call: the fourth is the caller's
-/// first stack word, pushed again for the `extern "C"` handler.
-macro_rules! regparm4_entry {
-    ($entry:literal => $handler:path) => {
+/// A regparm(3) entry that runs `$handler` with events masked: the calls
+/// that change state an event could meet half-done (the shadow tables, the
+/// descriptor tables, the alarm and the interrupt controllers). The
+/// kernel's flag is kept in EBX (callee-saved), restored afterwards, and a
+/// pending event is delivered then, as EnableInterrupts does.
+macro_rules! masked_entry {
+    ($entry:literal => $handler:path, $stack_args:literal) => {
         core::arch::global_asm!(
             ".pushsection .text.vmi_calls, \"ax\"",
             concat!(".globl ", $entry),
             concat!($entry, ":"),
-            "push dword ptr [esp + 4]",
+            "push ebx",
+            "movzx ebx, byte ptr [{mask}]",
+            "mov byte ptr [{mask}], 1",
+            // The caller's stack arguments, past EBX and the return address.
+            concat!(".rept ", $stack_args),
+            concat!("push dword ptr [esp + 4 * ", $stack_args, " + 4]"),
+            ".endr",
             "push ecx",
             "push edx",
             "push eax",
             "call {handler}",
-            "add esp, 16",
+            concat!("add esp, 12 + 4 * ", $stack_args),
+            "mov byte ptr [{mask}], bl",
+            "test bl, bl",
+            "jnz 1f",
+            "cmp byte ptr [{pending}], 0",
+            "je 1f",
+            "call vmi_force_upcall",
+            "1:",
+            "pop ebx",
             "ret",
             ".popsection",
             handler = sym $handler,
+            mask = const SHARED_INFO_VA + 1,
+            pending = const SHARED_INFO_VA,
         );
     };
 }
@@ -73,31 +92,31 @@ core::arch::global_asm!(
     ".popsection",
     handler = sym crate::time::set_alarm,
 );
-regparm_entry!("vmi_entry_cancel_alarm" => crate::time::cancel_alarm);
+masked_entry!("vmi_entry_cancel_alarm" => crate::time::cancel_alarm, "0");
 regparm_entry!("vmi_entry_get_cycle_frequency" => crate::time::get_cycle_frequency);
 regparm_entry!("vmi_entry_get_cycle_counter" => crate::time::get_cycle_counter);
-regparm4_entry!("vmi_entry_write_gdt_entry" => cpu_calls::write_gdt_entry);
-regparm4_entry!("vmi_entry_write_ldt_entry" => cpu_calls::write_ldt_entry);
-regparm4_entry!("vmi_entry_write_idt_entry" => cpu_calls::write_idt_entry);
+masked_entry!("vmi_entry_write_gdt_entry" => cpu_calls::write_gdt_entry, "1");
+masked_entry!("vmi_entry_write_ldt_entry" => cpu_calls::write_ldt_entry, "1");
+masked_entry!("vmi_entry_write_idt_entry" => cpu_calls::write_idt_entry, "1");
 regparm_entry!("vmi_entry_get_cr0" => cpu_calls::get_cr0);
-regparm_entry!("vmi_entry_set_cr0" => cpu_calls::set_cr0);
+masked_entry!("vmi_entry_set_cr0" => cpu_calls::set_cr0, "0");
 regparm_entry!("vmi_entry_get_cr2" => cpu_calls::get_cr2);
 regparm_entry!("vmi_entry_set_cr2" => cpu_calls::set_cr2);
 regparm_entry!("vmi_entry_get_cr4" => cpu_calls::get_cr4);
 regparm_entry!("vmi_entry_set_cr4" => cpu_calls::set_cr4);
-regparm_entry!("vmi_entry_set_cr3" => crate::paging::set_cr3);
+masked_entry!("vmi_entry_set_cr3" => crate::paging::set_cr3, "0");
 regparm_entry!("vmi_entry_get_cr3" => crate::paging::get_cr3);
-regparm_entry!("vmi_entry_flush_tlb" => crate::paging::flush_tlb);
-regparm_entry!("vmi_entry_inval_page" => crate::paging::inval_page);
+masked_entry!("vmi_entry_flush_tlb" => crate::paging::flush_tlb, "0");
+masked_entry!("vmi_entry_inval_page" => crate::paging::inval_page, "0");
 regparm_entry!("vmi_entry_clts" => cpu_calls::clts);
 regparm_entry!("vmi_entry_set_dr" => cpu_calls::set_dr);
 regparm_entry!("vmi_entry_get_dr" => cpu_calls::get_dr);
-regparm_entry!("vmi_entry_set_gdt" => cpu_calls::set_gdt);
-regparm_entry!("vmi_entry_set_idt" => cpu_calls::set_idt);
+masked_entry!("vmi_entry_set_gdt" => cpu_calls::set_gdt, "0");
+masked_entry!("vmi_entry_set_idt" => cpu_calls::set_idt, "0");
 regparm_entry!("vmi_entry_get_gdt" => cpu_calls::get_gdt);
 regparm_entry!("vmi_entry_get_idt" => cpu_calls::get_idt);
-regparm_entry!("vmi_entry_set_tr" => cpu_calls::set_tr);
-regparm_entry!("vmi_entry_set_ldt" => cpu_calls::set_ldt);
+masked_entry!("vmi_entry_set_tr" => cpu_calls::set_tr, "0");
+masked_entry!("vmi_entry_set_ldt" => cpu_calls::set_ldt, "0");
 regparm_entry!("vmi_entry_get_ldt" => cpu_calls::get_ldt);
 regparm_entry!("vmi_entry_get_tr" => cpu_calls::get_tr);
 regparm_entry!("vmi_entry_update_kernel_stack" => cpu_calls::update_kernel_stack);
@@ -105,7 +124,7 @@ regparm_entry!("vmi_entry_wbinvd" => cpu_calls::wbinvd);
 regparm_entry!("vmi_entry_halt" => cpu_calls::halt);
 regparm_entry!("vmi_entry_shutdown" => cpu_calls::shutdown);
 regparm_entry!("vmi_entry_reboot" => cpu_calls::reboot);
-regparm_entry!("vmi_entry_apic_write" => cpu_calls::apic_write);
+masked_entry!("vmi_entry_apic_write" => cpu_calls::apic_write, "0");
 regparm_entry!("vmi_entry_set_iopl_mask" => cpu_calls::set_iopl_mask);
 regparm_entry!("vmi_entry_apic_read" => cpu_calls::apic_read);
 regparm_entry!("vmi_entry_get_wallclock_time" => cpu_calls::get_wallclock_time);
