@@ -77,21 +77,7 @@ macro_rules! masked_entry {
 
 // SetAlarm(flags, expiry: u64 in EDX:ECX, period: u64 on the stack): five
 // words for the handler.
-core::arch::global_asm!(
-    ".pushsection .text.vmi_calls, \"ax\"",
-    ".globl vmi_entry_set_alarm",
-    "vmi_entry_set_alarm:",
-    "push dword ptr [esp + 8]",
-    "push dword ptr [esp + 8]",
-    "push ecx",
-    "push edx",
-    "push eax",
-    "call {handler}",
-    "add esp, 20",
-    "ret",
-    ".popsection",
-    handler = sym crate::time::set_alarm,
-);
+masked_entry!("vmi_entry_set_alarm" => crate::time::set_alarm, "2");
 masked_entry!("vmi_entry_cancel_alarm" => crate::time::cancel_alarm, "0");
 regparm_entry!("vmi_entry_get_cycle_frequency" => crate::time::get_cycle_frequency);
 regparm_entry!("vmi_entry_get_cycle_counter" => crate::time::get_cycle_counter);

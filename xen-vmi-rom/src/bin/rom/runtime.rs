@@ -51,10 +51,8 @@ const _: () = assert!(
 /// The ROM's state. One vCPU: the kernel's calls and the ROM's handlers
 /// run with events masked around any change, so there is no concurrency.
 /// (Trap and event handlers do: Xen masks events for them. The VMI calls
-/// run with the kernel's flag; an upcall that nests into one touches only
-/// the timer and interrupt-controller state, which no call holds across a
-/// point where events could be taken. Masking inside every call that
-/// changes shared state is on the list for the next version.)
+/// that change shared state mask events in their entry (entry.rs,
+/// `masked_entry`); the others touch nothing an upcall changes.)
 pub fn runtime() -> &'static mut Runtime {
     // SAFETY: the loader maps the state pages read-write at ROM_STATE_VA in
     // every address space, and `init` has filled this part in.
