@@ -177,6 +177,8 @@ const GENERAL_PROTECTION: u32 = 13;
 const PAGE_FAULT: u32 = 14;
 /// What the event entry pushes as its vector.
 const EVENT_UPCALL: u32 = 256;
+/// What the failsafe entry pushes as its vector.
+const FAILSAFE: u32 = 257;
 
 /// What the assembly does after `rom_trap`.
 const RESUME: u32 = 0;
@@ -305,30 +307,48 @@ extern "C" fn rom_trap(frame: &mut TrapFrame) -> u32 {
             }
         };
     }
+    if v == FAILSAFE {
+        // Xen's failsafe frame starts with the four data segment registers
+        // it could not reload (DS, ES, FS, GS), then EIP and CS.
+        let words = (&raw const frame.eip).cast::<u32>();
+        // SAFETY: the failsafe frame is on this stack above the stub's words.
+        let (ds, eip, cs) = unsafe { (words.read(), words.add(4).read(), words.add(5).read()) };
+        Line::new()
+            .text(b"xen-vmi-rom: Xen's failsafe callback: a segment register could not be reloaded on return to eip ")
+            .hex(eip)
+            .text(b" cs ")
+            .hex(cs & 0xFFFF)
+            .text(b" (ds was ")
+            .hex(ds & 0xFFFF)
+            .text(b")")
+            .print();
+        crash();
+    }
     let line = Line::new().text(b"xen-vmi-rom: ");
     let line = if v < 22 {
         let i = (v * 3) as usize;
         line.text(b"unhandled #")
             .text(EXCEPTION_NAMES[i..i + 3].trim_ascii_end())
-    } else if v == 256 {
-        line.text(b"event upcall before the kernel can take interrupts")
-    } else if v == 257 {
-        line.text(b"Xen's failsafe callback (a bad segment on return)")
     } else {
         line.text(b"unhandled exception ").dec(v)
     };
-    let line = line.text(b" at eip ").hex(frame.eip);
-    // The bytes at EIP, for an instruction the ROM does not emulate.
-    let mut bytes = [0u8; 8];
-    let n = (4096 - (frame.eip & 0xFFF)).min(8) as usize;
-    // SAFETY: the kernel was executing at EIP, so that page is mapped.
-    unsafe { core::ptr::copy_nonoverlapping(frame.eip as *const u8, bytes.as_mut_ptr(), n) };
-    let mut line = line.text(b" (bytes");
-    for b in &bytes[..n] {
-        line = line.text(b" ").hex2(*b);
+    let mut line = line.text(b" at eip ").hex(frame.eip);
+    // The bytes at EIP, for an instruction the ROM does not emulate; not
+    // for a fault on fetching them (#PF at EIP itself).
+    let fetch_fault = v == PAGE_FAULT && crate::cpu_calls::get_cr2() & !0xFFF == frame.eip & !0xFFF;
+    if !fetch_fault {
+        let mut bytes = [0u8; 8];
+        let n = (4096 - (frame.eip & 0xFFF)).min(8) as usize;
+        // SAFETY: the kernel was executing at EIP and its page did not
+        // fault, so it is mapped.
+        unsafe { core::ptr::copy_nonoverlapping(frame.eip as *const u8, bytes.as_mut_ptr(), n) };
+        line = line.text(b" (bytes");
+        for b in &bytes[..n] {
+            line = line.text(b" ").hex2(*b);
+        }
+        line = line.text(b")");
     }
-    line.text(b")")
-        .text(b" cs ")
+    line.text(b" cs ")
         .hex(frame.cs & 0xFFFF)
         .text(b" error code ")
         .hex(frame.error_code)
