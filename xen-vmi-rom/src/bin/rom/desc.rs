@@ -79,6 +79,12 @@ fn for_xen(desc: u64) -> u64 {
     }
 }
 
+/// The 32-bit base of a segment descriptor (words low, high): bits 16-31
+/// of the low word, bits 0-7 and 24-31 of the high word.
+fn descriptor_base(lo: u32, hi: u32) -> u32 {
+    (hi & 0xFF00_0000) | ((hi & 0xFF) << 16) | (lo >> 16)
+}
+
 /// A present system descriptor of type LDT (2) or TSS (1, 3, 9, 11).
 fn is_tss_or_ldt(desc: u64) -> bool {
     let hi = (desc >> 32) as u32;
@@ -241,7 +247,7 @@ pub fn load_tr(selector: u16) -> bool {
     if index == 0 || hi & (1 << 15) == 0 || !matches!((hi >> 8) & 0x1F, 0x09 | 0x0B) {
         return false;
     }
-    let base = (hi & 0xFF00_0000) | ((hi & 0xFF) << 16) | (lo >> 16);
+    let base = descriptor_base(lo, hi);
     // LTR marks the descriptor busy in the kernel's GDT (type 9 -> 11), as
     // the processor does; the kernel may look.
     // SAFETY: the descriptor's high word in the kernel's own GDT.
@@ -358,7 +364,7 @@ pub fn load_ldt(selector: u16) -> bool {
     if hi & (1 << 15) == 0 || (hi >> 8) & 0x1F != 0x02 {
         return false; // not a present LDT descriptor: #GP, the kernel's
     }
-    let base = (hi & 0xFF00_0000) | ((hi & 0xFF) << 16) | (lo >> 16);
+    let base = descriptor_base(lo, hi);
     let limit = (hi & 0x000F_0000) | (lo & 0xFFFF);
     let entries = ((limit + 1) / 8).min(LDT_MAX_ENTRIES);
     let Some(mfn) = ldt_frame() else {

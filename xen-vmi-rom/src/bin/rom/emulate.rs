@@ -2,7 +2,7 @@
 //! ring 1 (docs/traps-and-privilege.md), decoded by `decode` and carried
 //! out against Xen and the device models.
 
-use core::sync::atomic::{AtomicU8, Ordering};
+use core::sync::atomic::Ordering;
 
 use xen_abi::hypercall::Hypervisor;
 use xen_vmi_rom::decode::{
@@ -11,28 +11,18 @@ use xen_vmi_rom::decode::{
 use xen_vmi_rom::layout::ROM_STATE_VA;
 use xen_vmi_rom::rom_state::RESUME_AT_OFFSET;
 
-use crate::runtime::{runtime, shared_info};
+use crate::runtime::{runtime, upcall_mask, upcall_pending};
 use crate::traps::TrapFrame;
 use crate::xen::hypervisor;
 
 /// EFLAGS.DF: string instructions step downwards.
 const EFLAGS_DF: u32 = 1 << 10;
 
-/// vcpu 0's upcall mask: the kernel's interrupt flag, inverted.
-fn upcall_mask() -> &'static AtomicU8 {
-    let mask = &raw const shared_info().vcpu_info[0].evtchn_upcall_mask;
-    // SAFETY: a byte of the mapped shared_info page, which Xen reads
-    // concurrently; the guest writes it as a single byte.
-    unsafe { AtomicU8::from_ptr(mask as *mut u8) }
-}
-
 /// Sets the kernel's virtual IF; an event that came in meanwhile is
 /// delivered now (a hypercall return is where Xen delivers the upcall).
 pub fn enable_events_and_deliver() {
     upcall_mask().store(0, Ordering::SeqCst);
-    let pending = &raw const shared_info().vcpu_info[0].evtchn_upcall_pending;
-    // SAFETY: a byte of the mapped shared_info page.
-    if unsafe { core::ptr::read_volatile(pending) } != 0 {
+    if upcall_pending().load(Ordering::SeqCst) != 0 {
         hypervisor().force_evtchn_callback();
     }
 }

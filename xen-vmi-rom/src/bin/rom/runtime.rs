@@ -2,9 +2,11 @@
 //! (ROM_STATE_VA + ROM_RUNTIME_OFFSET): the device models and the virtual
 //! CPU the kernel sees. The image itself is read-only.
 
+use core::sync::atomic::AtomicU8;
 use xen_abi::hypercall::Hypervisor;
 use xen_abi::time::{read_consistent, VolatileTimeInfo};
-use xen_abi::xen::SharedInfo;
+
+use xen_abi::xen::{SharedInfo, VcpuTimeInfo};
 use xen_vmi_rom::decode::Width;
 use xen_vmi_rom::layout::{ROM_STATE_VA, SHARED_INFO_VA};
 use xen_vmi_rom::ports::{IoHost, IsaBus};
@@ -81,18 +83,40 @@ pub fn shared_info() -> &'static SharedInfo {
     unsafe { &*(SHARED_INFO_VA as *const SharedInfo) }
 }
 
-fn rdtsc() -> u64 {
+pub fn rdtsc() -> u64 {
     let (lo, hi): (u32, u32);
     // SAFETY: rdtsc only reads the time-stamp counter.
     unsafe { core::arch::asm!("rdtsc", out("eax") lo, out("edx") hi, options(nomem, nostack)) };
     (u64::from(hi) << 32) | u64::from(lo)
 }
 
-/// Xen system time now (ns since the domain's boot).
-pub fn system_time_ns() -> u64 {
+/// A consistent copy of vcpu 0's vcpu_time_info (its version protocol).
+pub fn time_snapshot() -> VcpuTimeInfo {
     // SAFETY: vcpu 0's time info is in the mapped shared_info page.
     let mut src = unsafe { VolatileTimeInfo::new(&raw const shared_info().vcpu_info[0].time) };
-    read_consistent(&mut src).system_time_at(rdtsc())
+    read_consistent(&mut src)
+}
+
+/// Xen system time now (ns since the domain's boot).
+pub fn system_time_ns() -> u64 {
+    time_snapshot().system_time_at(rdtsc())
+}
+
+/// vcpu 0's evtchn_upcall_pending (offset 0) or evtchn_upcall_mask
+/// (offset 1; the kernel's interrupt flag, inverted).
+fn vcpu_flag(offset: usize) -> &'static AtomicU8 {
+    let base = (&raw const shared_info().vcpu_info[0]).cast::<u8>();
+    // SAFETY: bytes of the mapped shared_info page; Xen and the ROM change
+    // them with single-byte stores.
+    unsafe { AtomicU8::from_ptr(base.add(offset).cast_mut()) }
+}
+
+pub fn upcall_pending() -> &'static AtomicU8 {
+    vcpu_flag(0)
+}
+
+pub fn upcall_mask() -> &'static AtomicU8 {
+    vcpu_flag(1)
 }
 
 /// Wall-clock time now (ns since 1970, UTC): Xen's wall clock at system

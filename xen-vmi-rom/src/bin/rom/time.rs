@@ -4,18 +4,17 @@
 //! into IRQ0 (through the virtual 8259) or the local APIC timer vector, as
 //! the alarm's flags say. Stolen time comes from the vCPU's runstate.
 
-use core::sync::atomic::{AtomicU32, AtomicU8, Ordering};
+use core::sync::atomic::{AtomicU32, Ordering};
 
 use vmi_abi::time::{
     VMI_ALARM_IS_PERIODIC, VMI_ALARM_WIRED_LVTT, VMI_CYCLES_AVAILABLE, VMI_CYCLES_REAL,
     VMI_CYCLES_STOLEN,
 };
 use xen_abi::hypercall::Hypervisor;
-use xen_abi::time::{read_consistent, VolatileTimeInfo};
 use xen_abi::vcpu::{RUNSTATE_offline, RUNSTATE_runnable};
-use xen_abi::xen::{VcpuTimeInfo, VIRQ_TIMER};
+use xen_abi::xen::VIRQ_TIMER;
 
-use crate::runtime::{runtime, shared_info};
+use crate::runtime::{rdtsc, runtime, shared_info, time_snapshot, upcall_pending};
 use crate::xen::hypervisor;
 
 /// An armed VMI alarm.
@@ -31,19 +30,6 @@ pub struct Alarm {
     pub lvtt_pending: bool,
 }
 
-fn snapshot() -> VcpuTimeInfo {
-    // SAFETY: vcpu 0's time info is in the mapped shared_info page.
-    let mut src = unsafe { VolatileTimeInfo::new(&raw const shared_info().vcpu_info[0].time) };
-    read_consistent(&mut src)
-}
-
-fn rdtsc() -> u64 {
-    let (lo, hi): (u32, u32);
-    // SAFETY: rdtsc only reads the time-stamp counter.
-    unsafe { core::arch::asm!("rdtsc", out("eax") lo, out("edx") hi, options(nomem, nostack)) };
-    (u64::from(hi) << 32) | u64::from(lo)
-}
-
 /// Binds VIRQ_TIMER (at boot) and stops the 10 ms periodic timer Xen gives
 /// every PV vCPU: timer interrupts happen when the kernel asks for them.
 pub fn init() {
@@ -56,7 +42,7 @@ pub fn init() {
 
 /// GetCycleFrequency: the TSC rate Xen measured (vcpu_time_info scale).
 pub extern "C" fn get_cycle_frequency() -> u64 {
-    snapshot().tsc_frequency_hz().unwrap_or(0)
+    time_snapshot().tsc_frequency_hz().unwrap_or(0)
 }
 
 fn stolen_cycles() -> u64 {
@@ -81,7 +67,7 @@ pub extern "C" fn get_cycle_counter(counter: u32) -> u64 {
 }
 
 fn arm_xen_timer(cycles: u64) {
-    let snap = snapshot();
+    let snap = time_snapshot();
     // An expiry already past (or before the snapshot's TSC stamp, where the
     // scaling would wrap) fires at once, as a native timer would.
     let now = rdtsc();
@@ -168,20 +154,12 @@ pub fn next_vector(take: bool) -> Option<u8> {
     None
 }
 
-/// vcpu 0's upcall flags: pending at +0, mask at +1.
-fn vcpu_byte(offset: usize) -> &'static AtomicU8 {
-    let base = (&raw const shared_info().vcpu_info[0]).cast::<u8>();
-    // SAFETY: bytes of the mapped shared_info page; Xen and the ROM change
-    // them with single-byte stores.
-    unsafe { AtomicU8::from_ptr(base.add(offset).cast_mut()) }
-}
-
 /// After a device changed state (an EOI, an unmask): if an interrupt can be
 /// delivered, make sure the kernel takes it when its IF allows, by keeping
 /// Xen's upcall_pending set (the flag every interrupt-enable path checks).
 pub fn note_deliverable() {
     if next_vector(false).is_some() {
-        vcpu_byte(0).store(1, Ordering::SeqCst);
+        upcall_pending().store(1, Ordering::SeqCst);
     }
 }
 
@@ -219,7 +197,7 @@ pub fn apic_irr_word(index: usize) -> u32 {
 /// interrupt to deliver, if any.
 pub fn upcall() -> Option<u8> {
     let si = shared_info();
-    vcpu_byte(0).store(0, Ordering::SeqCst);
+    upcall_pending().store(0, Ordering::SeqCst);
     let sel_ptr = (&raw const si.vcpu_info[0].evtchn_pending_sel).cast_mut();
     // SAFETY: a word of the mapped shared_info page Xen sets bits in.
     let sel = unsafe { AtomicU32::from_ptr(sel_ptr) }.swap(0, Ordering::SeqCst);
