@@ -428,6 +428,9 @@ pub enum Op {
     Rdtsc,
     /// RDMSR (0F 32).
     Rdmsr,
+    /// SYSEXIT (0F 35): to ring 3 at EDX with ESP = ECX, selectors from
+    /// IA32_SYSENTER_CS.
+    Sysexit,
     /// RDPMC (0F 33).
     Rdpmc,
     /// RDTSCP (0F 01 F9): traps with CR4.TSD like RDTSC.
@@ -945,6 +948,7 @@ fn decode_0f(cur: &mut Cursor<'_>, pfx: &Prefixes, opcode: u8) -> Result<Op, Dec
         0x31 => Op::Rdtsc,
         0x32 => Op::Rdmsr,
         0x33 => Op::Rdpmc,
+        0x35 => Op::Sysexit,
         0xA2 => Op::Cpuid,
         0x02 | 0x03 => {
             let modrm = cur.next()?;
@@ -1206,6 +1210,7 @@ mod tests {
             (&[0x0F, 0x31], Op::Rdtsc, 2),
             (&[0x0F, 0x32], Op::Rdmsr, 2),
             (&[0x0F, 0x33], Op::Rdpmc, 2),
+            (&[0x0F, 0x35], Op::Sysexit, 2),
             (&[0x0F, 0xA2], Op::Cpuid, 2),
             // rdtscp / xsetbv
             (&[0x0F, 0x01, 0xF9], Op::Rdtscp, 3),

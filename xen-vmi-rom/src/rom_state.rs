@@ -69,6 +69,45 @@ pub const RESUME_AT_OFFSET: u32 = 0xC0;
 /// [`ROM_STATS_PORT`](crate::ports::ROM_STATS_PORT), and incremented by the
 /// assembly paths that trap into Xen without the Rust backend.
 pub const HYPERCALL_COUNT_OFFSET: u32 = 0xD8;
+/// Where the SYSENTER/SYSEXIT paths find the kernel's MSRs turned into
+/// operands ([`FastSyscallSlots`]): they run in assembly with no registers
+/// to spare.
+pub const FAST_SYSCALL_OFFSET: u32 = 0xE0;
+
+/// IA32_SYSENTER_CS/ESP/EIP (SDM vol. 3, "SYSENTER"/"SYSEXIT") as operands
+/// for the ROM's SYSENTER entry (`lss`, then a far `jmp`) and its SYSEXIT
+/// (an `iret` frame to ring 3), with the kernel's ring 0 compressed into
+/// ring 1. The processor forms the selectors from SYSENTER_CS the same
+/// way: code, +8 stack, +16 user code, +24 user stack.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct FastSyscallSlots {
+    /// SYSENTER_ESP, then the stack selector (`lss` m16:32 order).
+    pub entry_esp: u32,
+    pub entry_ss: u32,
+    /// SYSENTER_EIP, then the code selector (`jmp` m16:32 order).
+    pub entry_eip: u32,
+    pub entry_cs: u32,
+    /// What SYSEXIT loads into CS and SS.
+    pub exit_cs: u32,
+    pub exit_ss: u32,
+}
+
+impl FastSyscallSlots {
+    /// The operands for the MSR values `cs`, `esp`, `eip`.
+    pub fn from_msrs(cs: u64, esp: u64, eip: u64) -> Self {
+        let base = (cs as u32) & 0xFFFC;
+        Self {
+            entry_esp: esp as u32,
+            entry_ss: (base + 8) | 1,
+            entry_eip: eip as u32,
+            entry_cs: base | 1,
+            exit_cs: (base + 16) | 3,
+            exit_ss: (base + 24) | 3,
+        }
+    }
+}
+
 /// The ROM's run-time state (virtual CPU, devices) starts here.
 pub const ROM_RUNTIME_OFFSET: u32 = 0x100;
 /// The table of pool machine frames follows the run-time state.
@@ -80,6 +119,26 @@ const _: () = {
     assert!(core::mem::size_of::<RomState>() == 88);
     assert!(core::mem::size_of::<RomState>() as u32 <= RESUME_AT_OFFSET);
     assert!(RESUME_AT_OFFSET + 20 <= HYPERCALL_COUNT_OFFSET);
-    assert!(HYPERCALL_COUNT_OFFSET + 4 <= ROM_RUNTIME_OFFSET);
+    assert!(HYPERCALL_COUNT_OFFSET + 4 <= FAST_SYSCALL_OFFSET);
+    assert!(core::mem::size_of::<FastSyscallSlots>() == 24);
+    assert!(core::mem::offset_of!(FastSyscallSlots, entry_eip) == 8);
+    assert!(core::mem::offset_of!(FastSyscallSlots, exit_cs) == 16);
+    assert!(FAST_SYSCALL_OFFSET + 24 <= ROM_RUNTIME_OFFSET);
     assert!(ROM_BOOT_STACK_TOP <= crate::layout::ROM_STATE_MAX);
 };
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fast_syscall_selectors_follow_sysenter_cs() {
+        // Linux's GDT: kernel code 0x60, so user code 0x73 and data 0x7B.
+        let s = FastSyscallSlots::from_msrs(0x60, 0xC040_0000, 0xC010_2000);
+        assert_eq!((s.entry_cs, s.entry_ss), (0x61, 0x69));
+        assert_eq!((s.exit_cs, s.exit_ss), (0x73, 0x7B));
+        assert_eq!((s.entry_esp, s.entry_eip), (0xC040_0000, 0xC010_2000));
+        // RPL bits in the MSR are ignored, as the processor does.
+        assert_eq!(FastSyscallSlots::from_msrs(0x63, 0, 0).exit_cs, 0x73);
+    }
+}

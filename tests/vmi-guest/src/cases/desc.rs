@@ -153,6 +153,42 @@ pub fn gdt_not_present_segment_faults() -> Outcome {
     }
 }
 
+/// A descriptor the processor stores but cannot use as a segment: a
+/// present 32-bit interrupt gate written into the GDT (a hypervisor may
+/// refuse to hold it; the kernel's table must still read back what was
+/// written, and loading it as a segment must raise #GP(selector)).
+pub fn gdt_write_entry_gate_descriptor() -> Outcome {
+    let index = GDT_SPARE + 2;
+    let old = Table::read(&GDT, index);
+    // Access byte 0x8E: present, DPL 0, system, 32-bit interrupt gate.
+    let gate = descriptor(0x0010_2000, 0x8, 0x8E, 0);
+    pv::write_gdt_entry(Table::base(&GDT), index as u32, gate);
+    let readback = Table::read(&GDT, index);
+    let sel = selector(index, pv::kernel_rpl());
+    let result = catch(|| {
+        load_fs(sel);
+        0
+    });
+    load_fs(0);
+    pv::write_gdt_entry(Table::base(&GDT), index as u32, old);
+    ensure_eq!(readback, gate, "GDT entry after WriteGDTEntry");
+    match result {
+        Ok(_) => fail!("loading a gate descriptor into FS did not fault"),
+        Err(f) => {
+            ensure_eq!(f.vector, 13u32, "vector (#GP)");
+            ensure_eq!(
+                f.error_code,
+                u32::from(sel & !3),
+                "#GP error code (the selector)"
+            );
+            pass!(
+                "gate descriptor kept in the GDT; loading it: #GP({:#x})",
+                f.error_code
+            )
+        }
+    }
+}
+
 pub fn idt_get_matches_loaded() -> Outcome {
     let p = pv::get_idt();
     let want = desc::idt_pointer();

@@ -165,6 +165,10 @@ pub static ALL: &[Case] = &[
         "gdt_not_present_segment_faults",
         desc::gdt_not_present_segment_faults,
     ),
+    case(
+        "gdt_write_entry_gate_descriptor",
+        desc::gdt_write_entry_gate_descriptor,
+    ),
     case("idt_get_matches_loaded", desc::idt_get_matches_loaded),
     case("idt_set_relocated_table", desc::idt_set_relocated_table),
     case("idt_write_entry_new_gate", desc::idt_write_entry_new_gate),

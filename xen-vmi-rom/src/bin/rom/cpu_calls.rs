@@ -279,7 +279,10 @@ pub fn read_msr(msr: u32) -> Option<u64> {
 pub fn write_msr(msr: u32, value: u64) -> bool {
     match msr_slot(msr) {
         Some(i) => {
-            runtime().msrs.sysenter[i] = value;
+            let msrs = &mut runtime().msrs.sysenter;
+            msrs[i] = value;
+            let [cs, esp, eip] = *msrs;
+            crate::fast_syscall::msrs_changed(cs, esp, eip);
             true
         }
         None => false,

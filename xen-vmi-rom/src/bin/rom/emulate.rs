@@ -4,6 +4,7 @@
 
 use core::sync::atomic::Ordering;
 
+use xen_abi::arch_x86_32::FLAT_RING1_CS;
 use xen_abi::hypercall::Hypervisor;
 use xen_vmi_rom::decode::{
     decode, ControlReg, DecodeError, Op, Reg32, Regs, RmOperand, Segment, Width,
@@ -345,6 +346,13 @@ pub fn general_protection(frame: &mut TrapFrame) -> Outcome {
             // the vCPU is blocked, so a wake-up is never lost).
             let _ = hypervisor().sched_block();
             true
+        }
+        // SYSEXIT needs CPL 0: it becomes an iret to ring 3, built by the
+        // ROM's SYSEXIT path with the kernel's EDX/ECX as they are.
+        Op::Sysexit => {
+            frame.eip = crate::fast_syscall::sysexit_emulation_alias();
+            frame.cs = (frame.cs & 0xFFFF_0000) | u32::from(FLAT_RING1_CS);
+            return Outcome::Resume;
         }
         other => return ring_compression(other, frame, &mut regs, u32::from(insn.len)),
     };

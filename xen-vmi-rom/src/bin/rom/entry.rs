@@ -185,11 +185,21 @@ vmi_entry_iret:
     iretd
 
     // CPUID as Xen's policy for this guest has it: the forced-emulation
-    // prefix (ud2a; "xen") makes Xen emulate the cpuid after it.
+    // prefix (ud2a; "xen") makes Xen emulate the cpuid after it. Xen hides
+    // PGE from PV guests (its own TLB flushes are global); the ROM offers
+    // it back, because a flush the ROM makes is always a whole one: a
+    // global page is never stale after a FlushTLB(GLOBAL) or a CR4.PGE
+    // toggle, and surviving a non-global flush is only a TLB's right,
+    // not a duty (SDM vol. 3, "Global Pages").
     .globl vmi_entry_cpuid
 vmi_entry_cpuid:
+    push eax
     .byte 0x0f, 0x0b, 0x78, 0x65, 0x6e
     cpuid
+    cmp dword ptr [esp], 1
+    jne 1f
+    or edx, 1 << 13
+1:  lea esp, [esp + 4]
     ret
 
     .popsection
@@ -250,6 +260,7 @@ vmi_call_table:
     call_rel 31, vmi_entry_get_interrupt_mask
     call_rel 32, vmi_entry_set_interrupt_mask
     jump_rel 33, vmi_entry_iret
+    jump_rel 34, vmi_entry_sysexit
     call_rel 35, vmi_entry_halt
     call_rel 36, vmi_entry_reboot
     call_rel 37, vmi_entry_shutdown
