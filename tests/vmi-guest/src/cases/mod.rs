@@ -17,6 +17,7 @@ use crate::console::{kprintln, Text};
 use crate::recovery::{call_with_recovery, resume, Context};
 use crate::sync::Global;
 
+mod cost;
 mod cpu;
 mod desc;
 mod exceptions;
@@ -270,6 +271,7 @@ pub static ALL: &[Case] = &[
     ),
     case("halt_wakes_on_interrupt", timer::halt_wakes_on_interrupt),
     case("lazy_cpu_mode", cpu::lazy_cpu_mode),
+    case("rom_hot_call_hypercalls", cost::hot_call_hypercalls),
     // Paging.
     case("mmu_enable_pae_paging", mmu::enable_pae_paging),
     case("mmu_identity_and_alias", mmu::identity_and_alias),
