@@ -1,6 +1,6 @@
 //! What the hot VMI calls cost in hypercalls, where the ROM can tell: a
-//! hypervisor ROM may count its hypercalls at I/O port 0x5A0 (32-bit read;
-//! xen-vmi-rom does). On hardware nothing decodes the port and the read
+//! hypervisor ROM may count its hypercalls at I/O port 0x5A0 (32-bit
+//! read). On hardware nothing decodes the port and the read
 //! gives all ones: no figures, nothing to check.
 
 use super::{ensure, pass, Outcome};
