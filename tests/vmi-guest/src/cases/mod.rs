@@ -24,6 +24,7 @@ mod exceptions;
 mod fpu_debug;
 mod io;
 mod irq;
+mod isolation;
 mod mmu;
 mod timer;
 mod usermode;
@@ -311,6 +312,10 @@ pub static ALL: &[Case] = &[
         mmu::user_supervisor_page_faults,
     ),
     case("mmu_rom_runs_at_alias", mmu::rom_runs_at_alias),
+    case(
+        "user_cannot_reach_rom_or_tables",
+        isolation::user_cannot_reach_rom_or_tables,
+    ),
 ];
 
 static CASE_CONTEXT: Global<Context> = Global::new(Context::new());

@@ -1,0 +1,89 @@
+//! Ring 3 against what only the kernel (and the hypervisor's ROM) may
+//! touch: the area above `virtual_top` the ROM keeps for itself, the ROM
+//! image as the kernel maps it, the kernel's page tables and descriptor
+//! tables. Every access must fault (#PF from user mode, CR2 = the address)
+//! and change nothing.
+
+use super::{ensure, fail, pass, skip, Outcome};
+use crate::desc::GDT;
+use crate::user::{self, Snippet, UserRegs};
+use crate::{mm, pv};
+
+/// EFLAGS for the user runs: IF set.
+const USER_EFLAGS: u32 = 0x202;
+/// #PF error code bit: the access came from user mode.
+const PF_USER: u32 = 1 << 2;
+/// #PF error code bit: the access was a write.
+const PF_WRITE: u32 = 1 << 1;
+
+/// Runs a ring-3 load (`write` false) or store of `addr` and checks it
+/// faulted as a user-mode #PF at `addr`: None if so, else the failure.
+fn user_access_faults(what: &str, addr: u32, write: bool) -> Option<Outcome> {
+    let regs = UserRegs {
+        ebx: addr,
+        ecx: 0xBAD0_BAD0,
+        ..UserRegs::default()
+    };
+    let snippet = if write { Snippet::Store } else { Snippet::Load };
+    let exit = user::run_iret(snippet, regs, USER_EFLAGS);
+    let f = &exit.frame;
+    let want_error = PF_USER | if write { PF_WRITE } else { 0 };
+    if f.vector != 14 || f.error_code & (PF_USER | PF_WRITE) != want_error || exit.cr2 != addr {
+        return Some(Outcome::fail(format_args!(
+            "ring 3 {} of {what} at {addr:#x}: vector {:#x} error {:#x} cr2 {:#x}, expected #PF from user mode",
+            if write { "write" } else { "read" },
+            f.vector,
+            f.error_code,
+            exit.cr2
+        )));
+    }
+    None
+}
+
+pub fn user_cannot_reach_rom_or_tables() -> Outcome {
+    let Some(space) = mm::kernel_space() else {
+        skip!("paging is not enabled (mmu_enable_pae_paging failed)");
+    };
+    let gdt = GDT.as_ptr() as u32;
+    let gdt_before = kernel_word(gdt);
+    // The ROM's private area (or, with no ROM, the same top of the address
+    // space, which nothing maps).
+    let top = match pv::virtual_top() {
+        0 => 0xFFC0_0000,
+        t => t,
+    };
+    let checks: [(&str, u32, bool); 5] = [
+        ("the area above virtual_top", top, false),
+        ("the area above virtual_top", top, true),
+        ("the kernel's page directory", space.pd[3], false),
+        ("the kernel's page directory", space.pd[3], true),
+        ("the GDT", gdt, true),
+    ];
+    let mut tried = 0;
+    for (what, addr, write) in checks {
+        if let Some(o) = user_access_faults(what, addr, write) {
+            return o;
+        }
+        tried += 1;
+    }
+    // The ROM image where the kernel mapped it, if there is one.
+    if let Some((base, _)) = pv::rom_extent() {
+        if let Some(o) = user_access_faults("the VMI ROM", base, false) {
+            return o;
+        }
+        tried += 1;
+    }
+    ensure!(
+        kernel_word(gdt) == gdt_before,
+        "the GDT's first word changed under a faulting ring-3 write"
+    );
+    if tried == 0 {
+        fail!("nothing was tried");
+    }
+    pass!("{tried} ring-3 accesses to the ROM's area, the ROM, the page directory and the GDT: each #PF from user mode")
+}
+
+fn kernel_word(addr: u32) -> u32 {
+    // SAFETY: a kernel address of the kernel's own tables, mapped.
+    unsafe { (addr as *const u32).read_volatile() }
+}
