@@ -14,6 +14,7 @@ mod cpu_calls;
 mod desc;
 mod emulate;
 mod entry;
+mod events;
 mod header;
 mod paging;
 mod runtime;

@@ -221,15 +221,20 @@ fn forward(frame: &mut TrapFrame) -> Option<u32> {
 /// code) becomes the interrupt frame of `vector`'s gate. Xen masked events
 /// for the upcall; a trap gate leaves the kernel's IF as it was.
 fn interrupt(frame: &mut TrapFrame, vector: u8) -> u32 {
-    let Some(how) = forward_vector(frame, u32::from(vector), false) else {
+    if let Some(how) = forward_vector(frame, u32::from(vector), false) {
+        return how;
+    }
+    // No usable gate: the processor's #NP or #GP with the vector's IDT
+    // error code, delivered like any exception (events.rs).
+    let (exception, error_code) = crate::events::undeliverable(vector);
+    frame.vector = exception;
+    frame.error_code = error_code;
+    forward(frame).unwrap_or_else(|| {
         crate::console::Line::new()
-            .text(b"xen-vmi-rom: interrupt vector ")
-            .dec(u32::from(vector))
-            .text(b" has no gate in the kernel's IDT")
+            .text(b"xen-vmi-rom: and the kernel's IDT has no gate for that exception either")
             .print();
-        crate::xen::crash();
-    };
-    how
+        crate::xen::crash()
+    })
 }
 
 fn forward_vector(frame: &mut TrapFrame, vector: u32, error_code: bool) -> Option<u32> {
@@ -299,7 +304,7 @@ extern "C" fn rom_trap(frame: &mut TrapFrame) -> u32 {
     }
     if v == EVENT_UPCALL {
         // Xen only upcalls with events unmasked: the kernel's IF was set.
-        return match crate::time::upcall() {
+        return match crate::events::upcall() {
             Some(vector) => interrupt(frame, vector),
             None => {
                 restore_events(frame);
