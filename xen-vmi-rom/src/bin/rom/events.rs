@@ -272,13 +272,16 @@ pub fn enable_and_deliver() {
 /// An interrupt whose IDT entry cannot be used: the exception the
 /// processor raises for it, with the IDT error code (SDM vol. 3, "Error
 /// Code": index << 3, IDT bit 1, EXT bit 0 for an external event), and a
-/// console line naming the vector. Beyond the IDT's limit or not an
-/// interrupt or trap gate: #GP; a gate not present: #NP.
+/// console line naming the vector. In the processor's order (SDM vol. 2,
+/// INT n pseudocode): beyond the IDT's limit, or not a gate type (an entry
+/// never written is all zeros): #GP; a gate not present: #NP. A present
+/// 16-bit or task gate is refused with #GP too (the ROM delivers through
+/// 32-bit interrupt and trap gates only; no VMI kernel uses the others).
 pub fn undeliverable(vector: u8) -> (u32, u32) {
     let tables = runtime().tables;
-    let beyond = u32::from(vector) * 8 + 7 > u32::from(tables.idt_limit);
     let error_code = (u32::from(vector) << 3) | 2 | 1;
-    let (exception, what): (u32, &[u8]) = if beyond {
+    let (exception, what): (u32, &[u8]) = if u32::from(vector) * 8 + 7 > u32::from(tables.idt_limit)
+    {
         (13, b"lies beyond the IDT's limit: #GP")
     } else {
         // SAFETY: inside the IDT the kernel loaded (checked against its
@@ -286,10 +289,17 @@ pub fn undeliverable(vector: u8) -> (u32, u32) {
         let hi = unsafe {
             core::ptr::read_unaligned((tables.idt_base + u32::from(vector) * 8 + 4) as *const u32)
         };
-        if hi & (1 << 15) == 0 {
-            (11, b"has no present gate in the kernel's IDT: #NP")
+        // Type and S (bits 8-12): system gates only.
+        let gate_type = (hi >> 8) & 0x1F;
+        if !matches!(gate_type, 0x5 | 0x6 | 0x7 | 0xE | 0xF) {
+            (13, b"has no gate in the kernel's IDT: #GP")
+        } else if hi & (1 << 15) == 0 {
+            (11, b"has a gate that is not present: #NP")
         } else {
-            (13, b"is not an interrupt or trap gate: #GP")
+            (
+                13,
+                b"has a 16-bit or task gate, which the ROM does not deliver: #GP",
+            )
         }
     };
     Line::new()
