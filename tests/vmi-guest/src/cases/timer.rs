@@ -445,11 +445,11 @@ pub(super) fn hypercalls() -> Option<u32> {
 /// the two ends.
 ///
 /// Checked here: never early (the interval is at least the periods
-/// counted, less 1%), and not slower than a third (a busy host can stall
-/// the emulator for several periods, whose ticks the interrupt controller
-/// then holds as one, as hardware does). The detail gives the error in
-/// ppm; under -icount, where time is the guest's own, tools/test holds it
-/// to 1%.
+/// counted, less 1%), and the ticks keep coming. Not how late they are: a
+/// busy host can stall the emulator for many periods, whose ticks the
+/// interrupt controller then holds as one, as hardware does. The detail
+/// gives the error in ppm; under -icount, where time is the guest's own,
+/// tools/test holds it to 1%.
 fn count_ticks(vector: u32, period: u64, ticks: u32, what: &str) -> Outcome {
     let base = irq_count(vector);
     let warm = halt_until_count(vector, base + 2, 50 * period + hz());
@@ -462,13 +462,13 @@ fn count_ticks(vector: u32, period: u64, ticks: u32, what: &str) -> Outcome {
     let t0 = irq_last_cycles(vector);
     let calls0 = hypercalls();
     let window = u64::from(ticks) * period;
-    let reached = halt_until_count(vector, first + ticks, 3 * window + hz());
+    let reached = halt_until_count(vector, first + ticks, 20 * window + 2 * hz());
     let calls = calls0.zip(hypercalls()).map(|(a, b)| b.wrapping_sub(a));
     let counted = irq_count(vector) - first;
     let t1 = irq_last_cycles(vector);
     ensure!(
         reached,
-        "{what}: {counted} interrupts in three times the time of {ticks} periods"
+        "{what}: {counted} interrupts in twenty times the time of {ticks} periods"
     );
     let measured = t1.wrapping_sub(t0);
     let expected = u64::from(counted) * period;
@@ -476,12 +476,6 @@ fn count_ticks(vector: u32, period: u64, ticks: u32, what: &str) -> Outcome {
     ensure!(
         measured * 100 >= expected * 99,
         "{what}: {counted} interrupts in {} us, {counted} periods take {} us: early",
-        us(measured),
-        us(expected)
-    );
-    ensure!(
-        measured <= 3 * expected,
-        "{what}: {counted} interrupts took {} us, {counted} periods take {} us: too slow",
         us(measured),
         us(expected)
     );
@@ -581,10 +575,11 @@ pub fn alarm_past_expiry_fires_once() -> Outcome {
         );
         ensure_eq!(total, 1u32, "interrupts from one alarm in the past");
         ensure_eq!(was_armed, 0u32, "CancelAlarm after it fired");
-        // At once: before any sensible timer tick (the native APIC
-        // timer's SetAlarm measures its rate for 0.5 ms first).
+        // At once: not a period or a wrap-around later (the native APIC
+        // timer's SetAlarm measures its rate for 0.5 ms first; a busy host
+        // may stall the emulator for some ms).
         ensure!(
-            at < ms(10),
+            at < ms(100),
             "wire {i}: fired {} us late",
             at * 1_000_000 / hz()
         );
@@ -606,7 +601,9 @@ pub fn alarm_lvtt_masked_not_latched() -> Outcome {
     let before = irq_count(wire.vector);
     pv::irq_enable();
     pv::set_alarm(flags, pv::cycles_now() + ms(1), 0);
-    spin(ms(5));
+    // Well past the expiry (an emulator's timer may run a little behind
+    // the cycle counter) before the entry is unmasked.
+    spin(ms(10));
     let requested = wire.pending();
     wire.connect();
     spin(ms(5));
@@ -661,7 +658,7 @@ pub fn alarm_irq0_masked_latched() -> Outcome {
 
 /// Halt with the alarm's interrupt already requested (it came while
 /// interrupts were off, after the kernel's last look): Halt takes it and
-/// returns, instead of sleeping until the next one. A second alarm 300 ms
+/// returns, instead of sleeping until the next one. A second alarm 1 s
 /// out bounds the sleep if the request were lost.
 pub fn halt_alarm_already_pending() -> Outcome {
     LVTT.connect();
@@ -670,7 +667,7 @@ pub fn halt_alarm_already_pending() -> Outcome {
     let before = (irq_count(LVTT.vector), irq_count(IRQ0.vector));
     pv::set_alarm(LVTT.flags(false), pv::cycles_now() + ms(1), 0);
     let requested = wait_until(hz(), || LVTT.pending());
-    pv::set_alarm(IRQ0.flags(false), pv::cycles_now() + ms(300), 0);
+    pv::set_alarm(IRQ0.flags(false), pv::cycles_now() + hz(), 0);
     let t0 = pv::cycles_now();
     pv::halt();
     let slept = pv::cycles_now().wrapping_sub(t0);
@@ -687,10 +684,10 @@ pub fn halt_alarm_already_pending() -> Outcome {
         "the alarm's interrupt was not requested within 1 s"
     );
     ensure_eq!(taken.0, 1u32, "the pending interrupt taken by Halt");
-    ensure_eq!(taken.1, 0u32, "interrupts from the 300 ms alarm");
-    ensure_eq!(watchdog_armed, 1u32, "CancelAlarm of the 300 ms alarm");
+    ensure_eq!(taken.1, 0u32, "interrupts from the 1 s alarm");
+    ensure_eq!(watchdog_armed, 1u32, "CancelAlarm of the 1 s alarm");
     ensure!(
-        slept < ms(100),
+        slept < ms(500),
         "Halt slept {} us with an interrupt pending",
         slept * 1_000_000 / hz()
     );
