@@ -81,6 +81,19 @@ pub fn words() -> AtomicEventWords<'static> {
 }
 
 pub fn init() {
+    // The IRET window must be laid out as `iret_window` expects.
+    // SAFETY: computes an address from EIP; reads the ROM's own code.
+    let window = unsafe { vmi_addr_iret_window() };
+    // SAFETY: as above.
+    let bytes = |at: u32| unsafe { ((window + at) as *const u8).read() };
+    if !(window - IRET_WINDOW_OFFSET).is_multiple_of(32)
+        || (bytes(0), bytes(7), bytes(9)) != (0x80, 0x75, 0xCF)
+    {
+        Line::new()
+            .text(b"xen-vmi-rom: the IRET window is not laid out as events.rs expects")
+            .print();
+        crate::xen::crash();
+    }
     let st = (ROM_STATE_VA + EVENT_STATE_OFFSET) as *mut EventState;
     // SAFETY: the area is mapped, writable, not in use yet, and inside the
     // state page (asserted above).
@@ -241,6 +254,67 @@ pub fn apic_write(index: usize, value: u32) -> bool {
         }
         _ => false,
     }
+}
+
+// The run-time address of the IRET window (entry.rs), from EIP (AT&T: see
+// traps.rs).
+core::arch::global_asm!(
+    r#"
+    .pushsection .text.vmi_event_addresses, "ax"
+    .globl vmi_addr_iret_window
+vmi_addr_iret_window:
+    call 1f
+1:  popl %eax
+    leal (vmi_iret_window - 1b)(%eax), %eax
+    ret
+    .popsection
+    "#,
+    options(att_syntax)
+);
+
+extern "C" {
+    fn vmi_addr_iret_window() -> u32;
+}
+
+/// The IRET window's bytes: `cmp byte ptr [pending], 0` (7), `jne` to
+/// the Xen path (2), `iretd` (1); the Xen path follows.
+const IRET_WINDOW_LEN: u32 = 10;
+/// Where an event can stop it: at the cmp, the jne, the iretd.
+const IRET_WINDOW_STOPS: [u32; 3] = [0, 7, 9];
+/// The window's offset from `vmi_entry_iret`, which is 32-byte aligned,
+/// so the window never crosses a page in any mapping of the ROM.
+const IRET_WINDOW_OFFSET: u32 = 17;
+
+/// The upcall stopped the ROM's IRET between clearing the mask and the
+/// iretd (entry.rs): the kernel must get the event after the return, as
+/// from the processor's IRET, not on the ROM's code. Found by the window's
+/// own bytes (the kernel may run the ROM through any mapping), it is sent
+/// on to the Xen path right after the window with events still masked;
+/// Xen's iret then returns and delivers. Returns whether it did.
+pub fn iret_window(frame: &mut crate::traps::TrapFrame) -> bool {
+    if frame.cs & 3 != 1 {
+        return false;
+    }
+    // SAFETY: computes an address from EIP.
+    let ours = unsafe { vmi_addr_iret_window() };
+    for stop in IRET_WINDOW_STOPS {
+        let start = frame.eip.wrapping_sub(stop);
+        if !start.wrapping_sub(IRET_WINDOW_OFFSET).is_multiple_of(32) {
+            continue;
+        }
+        // SAFETY: `start` lies in the 32-byte block of the interrupted
+        // EIP (checked above), so in its page, which is mapped; `ours` is
+        // the ROM's own code.
+        let same = (0..IRET_WINDOW_LEN).all(|i| unsafe {
+            ((start + i) as *const u8).read() == ((ours + i) as *const u8).read()
+        });
+        if same {
+            frame.eip = start + IRET_WINDOW_LEN;
+            crate::traps::set_saved_mask(frame, true);
+            return true;
+        }
+    }
+    false
 }
 
 /// Halt: wait until an interrupt has been delivered. SCHEDOP_block clears

@@ -180,12 +180,15 @@ fn wiring(flags: u32) -> usize {
 /// counter the flags name. The real and the available counter drive alarms
 /// (the native ROM takes both too); on the stolen counter or an unknown
 /// one, nothing happens (vmi_time.h). Arming replaces the alarm of the
-/// same wiring; a periodic alarm needs a period.
+/// same wiring (an expiry of the old one already past is raised first, as
+/// the hardware's request would stay latched); a periodic alarm needs a
+/// period.
 pub extern "C" fn set_alarm(flags: u32, exp_lo: u32, exp_hi: u32, per_lo: u32, per_hi: u32) {
     let counter = flags & VMI_ALARM_COUNTER_MASK;
     if counter != VMI_CYCLES_REAL && counter != VMI_CYCLES_AVAILABLE {
         return;
     }
+    catch_up();
     let expiry = (u64::from(exp_hi) << 32) | u64::from(exp_lo);
     let period = if flags & VMI_ALARM_IS_PERIODIC != 0 {
         (u64::from(per_hi) << 32) | u64::from(per_lo)
