@@ -648,6 +648,79 @@ pub fn irq_nested_over_user_frame() -> Outcome {
     )
 }
 
+/// Records the LVT timer's interrupt over ring 3 and lets ring 3 finish.
+fn user_interrupt(frame: &mut TrapFrame) -> bool {
+    let at = frame as *mut TrapFrame as u32;
+    OUTER_FRAME.with(|f| *f = Some((*frame, at)));
+    pv::apic_write(apic::REG_EOI, 0);
+    // SAFETY: the user word is ring 3's to read; the kernel writes it once.
+    unsafe { USER_WORD.as_ptr().write_volatile(1) };
+    true
+}
+
+/// An interrupt already pending when the kernel IRETs to ring 3 with IF
+/// set: the processor changes IF and returns at once, so the interrupt
+/// comes right after the return, with a ring-3 frame at the first user
+/// instruction (a kernel frame inside the IRET would let a kernel's
+/// return-to-user checks miss what its handler asked for).
+pub fn irq_pending_at_iret_to_user() -> Outcome {
+    OUTER_FRAME.with(|f| *f = None);
+    USER_WORD.with(|w| *w = 0);
+    pv::irq_disable();
+    LVTT.connect();
+    pv::set_alarm(LVTT.flags(false), 0, 0);
+    let requested = wait_until(ms(200), || LVTT.pending());
+    trap::set_hook(LVTT.vector, Some(user_interrupt));
+    let exit = user::run_iret(
+        Snippet::WaitWord,
+        UserRegs {
+            ebx: USER_WORD.as_ptr() as u32,
+            ecx: 0x4000_0000,
+            ..UserRegs::default()
+        },
+        0x202,
+    );
+    pv::irq_disable();
+    trap::set_hook(LVTT.vector, None);
+    LVTT.disconnect();
+    ensure!(
+        requested,
+        "the alarm's interrupt was not requested within 200 ms"
+    );
+    ensure_eq!(
+        exit.frame.vector,
+        trap::VECTOR_SYSCALL,
+        "how the user run ended"
+    );
+    let Some((frame, at)) = OUTER_FRAME.with(|f| *f) else {
+        fail!("the pending interrupt never came");
+    };
+    ensure_eq!(
+        frame.cs & 0xFFFF,
+        u32::from(USER_CS),
+        "CS in the interrupt's frame"
+    );
+    ensure_eq!(
+        frame.eip,
+        Snippet::WaitWord.address(),
+        "EIP in the interrupt's frame (the first user instruction)"
+    );
+    ensure_eq!(
+        frame.user_esp,
+        user::user_stack_top(),
+        "user ESP in the frame"
+    );
+    ensure_eq!(
+        at + core::mem::size_of::<TrapFrame>() as u32,
+        crate::kmain::ring0_stack_top(),
+        "end of the frame (the ring-0 stack's top)"
+    );
+    pass!(
+        "taken right after the IRET, over ring 3 at its first instruction {:#x}",
+        frame.eip
+    )
+}
+
 /// What a DisableInterrupts/EnableInterrupts pair costs in hypercalls:
 /// with nothing pending (the goal: none), and with an interrupt pending
 /// (requested while interrupts were off), which the enable delivers, the

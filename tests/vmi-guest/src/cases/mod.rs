@@ -289,6 +289,10 @@ pub static ALL: &[Case] = &[
         "irq_nested_over_user_frame",
         irq::irq_nested_over_user_frame,
     ),
+    case(
+        "irq_pending_at_iret_to_user",
+        irq::irq_pending_at_iret_to_user,
+    ),
     case("irq_mask_hypercalls", irq::irq_mask_hypercalls),
     case("halt_wakes_on_interrupt", timer::halt_wakes_on_interrupt),
     case(
