@@ -9,16 +9,20 @@
 //! - [`enable_interrupts`], [`disable_interrupts`], [`interrupt_mask`],
 //!   [`set_interrupt_mask`]: the VMI interrupt-flag calls on `evtchn_upcall_mask`.
 //! - [`mask_port`], [`unmask_port`] (with the lost-edge rule), [`raise_as_xen`].
-//! - [`PortTable`]: bound ports, what they are, and the IDT vector each goes to.
+//! - [`PortTable`]: bound ports (a fixed number of slots, any port numbers), what they are,
+//!   and the IDT vector each goes to.
 //! - [`VcpuEvents`]: the fair round-robin scan, the virtual local APIC ([`VirtualApic`]) and
 //!   the upcall that yields the vector to inject.
 //!
 //! How the ROM uses it:
 //! 1. Bind ports with Xen, then record them with [`PortTable::bind`].
-//! 2. Xen's event callback (events masked by Xen): [`VcpuEvents::upcall`]; drain
-//!    [`VcpuEvents::take_rom_event`]; then inject the [`Delivery::Inject`] vector, or resume
-//!    the interrupted context with [`enable_interrupts`] and loop on
-//!    [`Wakeup::DeliverNow`].
+//! 2. Xen's event callback (events masked by Xen): [`VcpuEvents::upcall_with`], whose
+//!    closure handles the events routed to the ROM (and may raise a vector for them, as the
+//!    timer VIRQ raises the local APIC timer's); then inject the [`Delivery::Inject`]
+//!    vector, or resume the interrupted context with [`enable_interrupts`] and loop on
+//!    [`Wakeup::DeliverNow`]. ([`VcpuEvents::upcall`] leaves ROM events queued for
+//!    [`VcpuEvents::take_rom_event`] instead.) A kernel reading its interrupt controller with
+//!    interrupts off: [`VcpuEvents::poll_with`].
 //! 3. VMI interrupt-flag calls: the free functions; on [`Wakeup::DeliverNow`], run the upcall
 //!    path before returning to the kernel.
 //! 4. The kernel's EOI or TPR write: [`VcpuEvents::end_of_interrupt`] /
@@ -44,6 +48,6 @@ pub use flag::{
 };
 pub use mask::{mask_port, raise_as_xen, unmask_port};
 pub use port::{Error, Port, PortSet, Vector};
-pub use table::{virq_is_per_vcpu, Binding, PortInfo, PortTable, Route};
+pub use table::{virq_is_per_vcpu, Binding, FullPortTable, PortInfo, PortTable, Route};
 pub use vcpu::{Delivery, Harvest, ScanBudget, ScanCursor, VcpuEvents};
 pub use words::{AtomicEventWords, EventBitmaps, EventWords, VcpuEventFlags};

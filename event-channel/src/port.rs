@@ -197,6 +197,8 @@ pub enum Error {
     },
     /// The port already has a binding.
     PortInUse(Port),
+    /// The table has no room for another port (it holds a fixed number of them).
+    TableFull(Port),
     /// This VIRQ is already bound for that vCPU (Xen's `evtchn_bind_virq` returns -EEXIST).
     VirqInUse {
         /// The VIRQ.
@@ -236,6 +238,7 @@ impl fmt::Display for Error {
                 write!(f, "global VIRQ {virq} must be bound on vcpu 0, not {vcpu}")
             }
             Error::PortInUse(port) => write!(f, "{port} is already bound"),
+            Error::TableFull(port) => write!(f, "no room left in the port table for {port}"),
             Error::VirqInUse { virq, vcpu, port } => {
                 write!(f, "VIRQ {virq} of vcpu {vcpu} is already bound to {port}")
             }

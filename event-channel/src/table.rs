@@ -6,8 +6,13 @@
 //! ROM's own: the IDT vector the VMI kernel expects the event on, or the ROM itself (for
 //! channels it consumes, such as the console ring behind its UART emulation).
 //!
-//! The table covers all 1024 ports with fixed storage (no allocation), about 16 KiB. It is
-//! shared by all vCPUs; each entry names the vCPU the port notifies.
+//! The table holds up to `SLOTS` bound ports (any port numbers below 1024) in fixed storage,
+//! kept sorted by port so a lookup is a binary search: the ROM binds a handful of ports and
+//! keeps its table in a few hundred bytes of its state page, while host tests may bind all
+//! 1024 ([`FullPortTable`]). It is shared by all vCPUs; each entry names the vCPU the port
+//! notifies.
+
+use core::cmp::Ordering;
 
 use crate::abi::{
     EVTCHN_2L_NR_CHANNELS, NR_VIRQS, VIRQ_DEBUG, VIRQ_TIMER, VIRQ_XENOPROF, VIRQ_XENPMU,
@@ -99,14 +104,18 @@ impl PortInfo {
     }
 }
 
-/// The bound ports of a domain.
+/// The bound ports of a domain: at most `SLOTS` of them.
 #[derive(Clone, Debug)]
-pub struct PortTable {
-    entries: [Option<PortInfo>; EVTCHN_2L_NR_CHANNELS],
-    bound: u16,
+pub struct PortTable<const SLOTS: usize = EVTCHN_2L_NR_CHANNELS> {
+    /// The first `len` slots hold the bound ports in ascending order; the rest are `None`.
+    slots: [Option<(Port, PortInfo)>; SLOTS],
+    len: u16,
 }
 
-impl Default for PortTable {
+/// A table with room for every 2-level port.
+pub type FullPortTable = PortTable<EVTCHN_2L_NR_CHANNELS>;
+
+impl<const SLOTS: usize> Default for PortTable<SLOTS> {
     fn default() -> Self {
         Self::new()
     }
@@ -120,13 +129,27 @@ fn check_vcpu(vcpu: u32) -> Result<u8, Error> {
     }
 }
 
-impl PortTable {
+impl<const SLOTS: usize> PortTable<SLOTS> {
     /// No ports bound.
-    pub const fn new() -> PortTable {
+    pub const fn new() -> Self {
+        assert!(SLOTS <= EVTCHN_2L_NR_CHANNELS, "more slots than ports");
         PortTable {
-            entries: [None; EVTCHN_2L_NR_CHANNELS],
-            bound: 0,
+            slots: [None; SLOTS],
+            len: 0,
         }
+    }
+
+    /// The slot of `port` (Ok), or where it would go (Err).
+    fn position(&self, port: Port) -> Result<usize, usize> {
+        self.slots[..usize::from(self.len)].binary_search_by(|slot| match slot {
+            Some((bound, _)) => bound.cmp(&port),
+            None => Ordering::Greater,
+        })
+    }
+
+    fn entry_mut(&mut self, port: Port) -> Option<&mut PortInfo> {
+        let index = self.position(port).ok()?;
+        self.slots[index].as_mut().map(|(_, info)| info)
     }
 
     /// Records that Xen bound `port` (the port its bind hypercall returned) as `binding`,
@@ -163,26 +186,36 @@ impl PortTable {
                 });
             }
         }
-        let entry = &mut self.entries[port.index()];
-        if entry.is_some() {
-            return Err(Error::PortInUse(port));
+        let index = match self.position(port) {
+            Ok(_) => return Err(Error::PortInUse(port)),
+            Err(index) => index,
+        };
+        let len = usize::from(self.len);
+        if len == SLOTS {
+            return Err(Error::TableFull(port));
         }
-        *entry = Some(PortInfo {
-            binding,
-            route,
-            vcpu,
-        });
-        self.bound += 1;
+        self.slots.copy_within(index..len, index + 1);
+        self.slots[index] = Some((
+            port,
+            PortInfo {
+                binding,
+                route,
+                vcpu,
+            },
+        ));
+        self.len += 1;
         Ok(port)
     }
 
     /// Forgets `port` (after `EVTCHNOP_close`) and returns what it was.
     pub fn unbind(&mut self, port: u32) -> Result<PortInfo, Error> {
         let port = Port::new(port)?;
-        let info = self.entries[port.index()]
-            .take()
-            .ok_or(Error::NotBound(port))?;
-        self.bound -= 1;
+        let index = self.position(port).map_err(|_| Error::NotBound(port))?;
+        let len = usize::from(self.len);
+        let (_, info) = self.slots[index].ok_or(Error::NotBound(port))?;
+        self.slots.copy_within(index + 1..len, index);
+        self.slots[len - 1] = None;
+        self.len -= 1;
         Ok(info)
     }
 
@@ -190,9 +223,7 @@ impl PortTable {
     /// vector to the local APIC timer vector); returns the old route.
     pub fn reroute(&mut self, port: u32, route: Route) -> Result<Route, Error> {
         let port = Port::new(port)?;
-        let info = self.entries[port.index()]
-            .as_mut()
-            .ok_or(Error::NotBound(port))?;
+        let info = self.entry_mut(port).ok_or(Error::NotBound(port))?;
         Ok(core::mem::replace(&mut info.route, route))
     }
 
@@ -201,9 +232,7 @@ impl PortTable {
     pub fn set_notify_vcpu(&mut self, port: u32, vcpu: u32) -> Result<u32, Error> {
         let port = Port::new(port)?;
         let vcpu = check_vcpu(vcpu)?;
-        let info = self.entries[port.index()]
-            .as_mut()
-            .ok_or(Error::NotBound(port))?;
+        let info = self.entry_mut(port).ok_or(Error::NotBound(port))?;
         match info.binding {
             Binding::Ipi => return Err(Error::NotMovable(port)),
             Binding::Virq(virq) if virq_is_per_vcpu(virq) => return Err(Error::NotMovable(port)),
@@ -215,7 +244,8 @@ impl PortTable {
     /// The binding of `port`, if any.
     #[inline]
     pub fn get(&self, port: Port) -> Option<&PortInfo> {
-        self.entries[port.index()].as_ref()
+        let index = self.position(port).ok()?;
+        self.slots[index].as_ref().map(|(_, info)| info)
     }
 
     /// The binding of raw port number `port`.
@@ -236,25 +266,27 @@ impl PortTable {
 
     /// All bound ports in ascending order.
     pub fn iter(&self) -> impl Iterator<Item = (Port, &PortInfo)> + '_ {
-        self.entries
+        self.slots[..usize::from(self.len)]
             .iter()
-            .enumerate()
-            .filter_map(|(index, entry)| {
-                let info = entry.as_ref()?;
-                Some((Port::new(index as u32).ok()?, info))
-            })
+            .filter_map(|slot| slot.as_ref().map(|(port, info)| (*port, info)))
     }
 
     /// The number of bound ports.
     #[inline]
     pub fn len(&self) -> usize {
-        usize::from(self.bound)
+        usize::from(self.len)
     }
 
     /// Whether no port is bound.
     #[inline]
     pub fn is_empty(&self) -> bool {
-        self.bound == 0
+        self.len == 0
+    }
+
+    /// How many ports the table can hold.
+    #[inline]
+    pub const fn capacity(&self) -> usize {
+        SLOTS
     }
 }
 
@@ -269,7 +301,7 @@ mod tests {
 
     #[test]
     fn bind_and_look_up() {
-        let mut table = PortTable::new();
+        let mut table = FullPortTable::new();
         let port = table
             .bind(3, Binding::Virq(VIRQ_TIMER), 0, to(0x20))
             .unwrap();
@@ -292,7 +324,7 @@ mod tests {
 
     #[test]
     fn bind_refuses_bad_input() {
-        let mut table = PortTable::new();
+        let mut table = FullPortTable::new();
         let timer = Binding::Virq(VIRQ_TIMER);
         assert_eq!(
             table.bind(1024, timer, 0, to(0x20)),
@@ -320,7 +352,7 @@ mod tests {
 
     #[test]
     fn double_binding_is_refused() {
-        let mut table = PortTable::new();
+        let mut table = FullPortTable::new();
         let timer = table
             .bind(4, Binding::Virq(VIRQ_TIMER), 0, to(0x20))
             .unwrap();
@@ -362,7 +394,7 @@ mod tests {
 
     #[test]
     fn unbind_and_reroute() {
-        let mut table = PortTable::new();
+        let mut table = FullPortTable::new();
         let unknown = Port::new(12).unwrap();
         assert_eq!(table.unbind(12), Err(Error::NotBound(unknown)));
         assert_eq!(table.reroute(12, to(0x30)), Err(Error::NotBound(unknown)));
@@ -390,7 +422,7 @@ mod tests {
 
     #[test]
     fn moving_ports_between_vcpus() {
-        let mut table = PortTable::new();
+        let mut table = FullPortTable::new();
         table
             .bind(1, Binding::Virq(VIRQ_TIMER), 0, to(0x20))
             .unwrap();

@@ -53,6 +53,7 @@ use crate::abi::{EVTCHN_2L_NR_CHANNELS, EVTCHN_WORDS, XEN_LEGACY_MAX_VCPUS};
 use crate::apic::VirtualApic;
 use crate::port::{Error, Port, PortSet, Vector};
 use crate::table::{PortTable, Route};
+
 use crate::words::EventWords;
 
 /// Where the next scan round starts: a selector word and a bit inside it.
@@ -234,7 +235,11 @@ impl VcpuEvents {
     /// One scan round: clears `evtchn_upcall_pending`, takes the selector, and moves up to
     /// the budget of pending unmasked ports of this vCPU into the virtual APIC (or the ROM's
     /// queue), clearing each pending bit first.
-    pub fn harvest<W: EventWords + ?Sized>(&mut self, ports: &PortTable, words: &W) -> Harvest {
+    pub fn harvest<W: EventWords + ?Sized, const SLOTS: usize>(
+        &mut self,
+        ports: &PortTable<SLOTS>,
+        words: &W,
+    ) -> Harvest {
         debug_assert!(words.upcall_mask(), "scan with events unmasked");
         let harvest = self.scan_round(ports, words);
         self.signal_local_work(words);
@@ -249,7 +254,11 @@ impl VcpuEvents {
     /// rounds until a vector is deliverable or nothing pending is left, then either
     /// acknowledges the highest deliverable vector ([`Delivery::Inject`]) or reports
     /// [`Delivery::Resume`]. Events for the ROM wait in [`Self::take_rom_event`].
-    pub fn upcall<W: EventWords + ?Sized>(&mut self, ports: &PortTable, words: &W) -> Delivery {
+    pub fn upcall<W: EventWords + ?Sized, const SLOTS: usize>(
+        &mut self,
+        ports: &PortTable<SLOTS>,
+        words: &W,
+    ) -> Delivery {
         debug_assert!(words.upcall_mask(), "upcall with events unmasked");
         let delivery = loop {
             let harvest = self.scan_round(ports, words);
@@ -262,6 +271,73 @@ impl VcpuEvents {
         };
         self.signal_local_work(words);
         delivery
+    }
+
+    /// [`Self::upcall`] for a ROM that consumes some events itself: after each scan round,
+    /// before anything is acknowledged, every event routed to [`Route::Rom`] goes to
+    /// `on_rom_event`, and the vector it returns, if any, is requested as if the port had been
+    /// routed there (a timer VIRQ becoming the local APIC timer's vector). So an interrupt a
+    /// ROM event raises competes for delivery in the same upcall, by priority, with every
+    /// other requested vector. The ROM queue is empty afterwards.
+    pub fn upcall_with<W, const SLOTS: usize>(
+        &mut self,
+        ports: &PortTable<SLOTS>,
+        words: &W,
+        mut on_rom_event: impl FnMut(Port) -> Option<Vector>,
+    ) -> Delivery
+    where
+        W: EventWords + ?Sized,
+    {
+        debug_assert!(words.upcall_mask(), "upcall with events unmasked");
+        let delivery = loop {
+            let harvest = self.scan_round(ports, words);
+            self.drain_rom_events(&mut on_rom_event);
+            if let Some(vector) = self.apic.acknowledge() {
+                break Delivery::Inject(vector);
+            }
+            if !harvest.budget_exhausted {
+                break Delivery::Resume;
+            }
+        };
+        self.signal_local_work(words);
+        delivery
+    }
+
+    /// Takes every pending event of this vCPU without delivering anything: for a kernel that
+    /// looks at its interrupt controllers with interrupts disabled (Xen does not call back
+    /// then, so requests that came in meanwhile would stay unseen). Events for the ROM go to
+    /// `on_rom_event` as in [`Self::upcall_with`]; requested vectors wait in the `IRR` and
+    /// keep `evtchn_upcall_pending` set. Scans at most [`ScanBudget::fairness_bound`] rounds,
+    /// so a port Xen keeps raising cannot hold the caller; returns the ports taken.
+    pub fn poll_with<W, const SLOTS: usize>(
+        &mut self,
+        ports: &PortTable<SLOTS>,
+        words: &W,
+        mut on_rom_event: impl FnMut(Port) -> Option<Vector>,
+    ) -> u32
+    where
+        W: EventWords + ?Sized,
+    {
+        debug_assert!(words.upcall_mask(), "poll with events unmasked");
+        let mut consumed = 0;
+        for _ in 0..self.budget.fairness_bound() {
+            let harvest = self.scan_round(ports, words);
+            consumed += harvest.consumed;
+            self.drain_rom_events(&mut on_rom_event);
+            if !harvest.budget_exhausted {
+                break;
+            }
+        }
+        self.signal_local_work(words);
+        consumed
+    }
+
+    fn drain_rom_events(&mut self, on_rom_event: &mut impl FnMut(Port) -> Option<Vector>) {
+        while let Some(port) = self.rom_events.pop_first() {
+            if let Some(vector) = on_rom_event(port) {
+                self.apic.request(vector);
+            }
+        }
     }
 
     /// Requests `vector` on behalf of the ROM (an emulated device's interrupt, a
@@ -310,13 +386,13 @@ impl VcpuEvents {
 
     /// Whether the scan of this vCPU may take `port`: it notifies this vCPU, or it has no
     /// binding at all (a stale bit of a closed port, cleared and counted).
-    fn owns(&self, ports: &PortTable, port: Port) -> bool {
+    fn owns<const SLOTS: usize>(&self, ports: &PortTable<SLOTS>, port: Port) -> bool {
         ports
             .get(port)
             .is_none_or(|info| info.vcpu() == u32::from(self.vcpu))
     }
 
-    fn dispatch(&mut self, ports: &PortTable, port: Port) {
+    fn dispatch<const SLOTS: usize>(&mut self, ports: &PortTable<SLOTS>, port: Port) {
         match ports.get(port).map(|info| info.route()) {
             Some(Route::Vector(vector)) => self.apic.request(vector),
             Some(Route::Rom(_)) => {
@@ -326,7 +402,11 @@ impl VcpuEvents {
         }
     }
 
-    fn scan_round<W: EventWords + ?Sized>(&mut self, ports: &PortTable, words: &W) -> Harvest {
+    fn scan_round<W: EventWords + ?Sized, const SLOTS: usize>(
+        &mut self,
+        ports: &PortTable<SLOTS>,
+        words: &W,
+    ) -> Harvest {
         // Clear upcall_pending before taking the selector: a port raised after the exchange
         // finds its selector bit clear and sets both again, so the next round sees it.
         words.clear_upcall_pending();
@@ -394,7 +474,7 @@ mod tests {
     use super::*;
     use crate::flag::{disable_interrupts, enable_interrupts, Wakeup};
     use crate::mask::{mask_port, raise_as_xen};
-    use crate::table::Binding;
+    use crate::table::{Binding, FullPortTable};
     use crate::words::{AtomicEventWords, EventBitmaps, VcpuEventFlags};
 
     fn port(raw: u32) -> Port {
@@ -408,7 +488,7 @@ mod tests {
     /// Binds every listed port as an IPI of vCPU 0 routed to the ROM, so the ROM queue shows
     /// exactly which ports a round took.
     fn rom_table(ports: &[u32]) -> PortTable {
-        let mut table = PortTable::new();
+        let mut table = FullPortTable::new();
         for &raw in ports {
             table.bind(raw, Binding::Ipi, 0, Route::Rom(0)).unwrap();
         }
@@ -419,6 +499,48 @@ mod tests {
         core::iter::from_fn(|| vcpu.take_rom_event())
             .map(Port::get)
             .collect()
+    }
+
+    #[test]
+    fn a_rom_event_raises_its_vector_in_the_same_upcall() {
+        let bitmaps = EventBitmaps::new();
+        let flags = VcpuEventFlags::new();
+        let words = AtomicEventWords::new(&bitmaps, &flags);
+        // The ROM's own table: the timer VIRQ handled by the ROM, an IPI to 0x31.
+        let mut table = PortTable::<4>::new();
+        table
+            .bind(1, Binding::Virq(crate::abi::VIRQ_TIMER), 0, Route::Rom(0))
+            .unwrap();
+        table
+            .bind(2, Binding::Ipi, 0, Route::vector(0x31).unwrap())
+            .unwrap();
+        let mut vcpu = VcpuEvents::new(0, ScanBudget::DEFAULT).unwrap();
+        disable_interrupts(&words);
+        let _ = raise_as_xen(&words, port(1));
+        let _ = raise_as_xen(&words, port(2));
+        let mut seen = Vec::new();
+        // The timer becomes the local APIC timer's 0xEF, which outranks the IPI's 0x31.
+        let delivery = vcpu.upcall_with(&table, &words, |p| {
+            seen.push(p.get());
+            Some(vector(0xEF))
+        });
+        assert_eq!(delivery, Delivery::Inject(vector(0xEF)));
+        assert_eq!(seen, [1]);
+        assert!(vcpu.apic().is_requested(vector(0x31)));
+        assert!(
+            !words.upcall_pending(),
+            "0x31 waits for the EOI of 0xEF, nothing to signal yet"
+        );
+        // With interrupts off, a poll takes the timer again without injecting anything.
+        let _ = raise_as_xen(&words, port(1));
+        assert_eq!(vcpu.poll_with(&table, &words, |_| Some(vector(0xEF))), 1);
+        assert!(vcpu.apic().is_requested(vector(0xEF)));
+        assert!(vcpu.apic().is_in_service(vector(0xEF)));
+        assert_eq!(vcpu.end_of_interrupt(&words), Some(vector(0xEF)));
+        assert!(words.upcall_pending(), "the new 0xEF is deliverable again");
+        assert_eq!(vcpu.upcall(&table, &words), Delivery::Inject(vector(0xEF)));
+        assert_eq!(vcpu.end_of_interrupt(&words), Some(vector(0xEF)));
+        assert_eq!(vcpu.upcall(&table, &words), Delivery::Inject(vector(0x31)));
     }
 
     #[test]
@@ -516,7 +638,7 @@ mod tests {
         let bitmaps = EventBitmaps::new();
         let flags = VcpuEventFlags::new();
         let words = AtomicEventWords::new(&bitmaps, &flags);
-        let mut table = PortTable::new();
+        let mut table = FullPortTable::new();
         table
             .bind(1, Binding::Virq(0), 0, Route::vector(0x20).unwrap())
             .unwrap();
@@ -561,7 +683,7 @@ mod tests {
         let bitmaps = EventBitmaps::new();
         let flags = VcpuEventFlags::new();
         let words = AtomicEventWords::new(&bitmaps, &flags);
-        let mut table = PortTable::new();
+        let mut table = FullPortTable::new();
         table
             .bind(0, Binding::Ipi, 0, Route::vector(0x30).unwrap())
             .unwrap();

@@ -14,6 +14,12 @@
 //! - each raise edge is delivered at most once, and repeated raises of a pending port
 //!   coalesce (a pending bit is a bit).
 //!
+//! - an event the ROM consumes itself may raise a vector (the timer VIRQ becoming the local
+//!   APIC timer's vector, `upcall_with`); that vector competes in the same upcall, and the
+//!   port counts as delivered when the vector is injected;
+//! - a poll (the kernel reading its interrupt controller with interrupts off) takes pending
+//!   ports without injecting anything, and what it took is delivered later.
+//!
 //! At the end the kernel unmasks everything, enables interrupts and EOIs whatever it is
 //! given, reacting only to what the implementation signals; then every raise must have been
 //! delivered and nothing may be left pending.
@@ -21,13 +27,22 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use event_channel::{
-    disable_interrupts, enable_interrupts, interrupt_mask, mask_port, raise_as_xen, unmask_port,
-    with_events_masked, AtomicEventWords, Binding, Delivery, EventBitmaps, EventWords, Port,
-    PortTable, Route, ScanBudget, VcpuEventFlags, VcpuEvents, Vector, Wakeup,
+    disable_interrupts, enable_interrupts, interrupt_mask, mask_port, raise_as_xen,
+    set_interrupt_mask, unmask_port, with_events_masked, AtomicEventWords, Binding, Delivery,
+    EventBitmaps, EventWords, FullPortTable, Port, PortTable, Route, ScanBudget, VcpuEventFlags,
+    VcpuEvents, Vector, Wakeup,
 };
 use proptest::prelude::*;
 
 const PORTS: usize = 1024;
+
+/// What an event routed to the ROM with tag `t` raises: nothing, IRQ 0's vector, or the local
+/// APIC timer's.
+const ROM_RAISES: [Option<u8>; 3] = [None, Some(0x20), Some(0xEF)];
+
+fn rom_raises(tag: u8) -> Option<u8> {
+    ROM_RAISES[usize::from(tag) % ROM_RAISES.len()]
+}
 
 /// The specification, in the plainest terms.
 #[derive(Clone, Debug)]
@@ -44,8 +59,10 @@ struct Model {
     undelivered: BTreeSet<usize>,
     /// Ports taken by the scan whose vector has not been injected since.
     awaiting_vector: BTreeMap<u8, BTreeSet<usize>>,
-    /// Ports taken by the scan for the ROM, not yet drained.
-    rom_queue: BTreeSet<usize>,
+    /// Ports taken by the scan for the ROM, not yet drained, with their tags.
+    rom_queue: BTreeMap<usize, u8>,
+    /// The ROM events drained, in order, since the log was last cleared.
+    drained_log: Vec<usize>,
     /// Per vector: requests (ports taken, ROM raises) and injections.
     requests: [u32; 256],
     injections: [u32; 256],
@@ -64,7 +81,8 @@ impl Model {
             interrupts_enabled: false,
             undelivered: BTreeSet::new(),
             awaiting_vector: BTreeMap::new(),
-            rom_queue: BTreeSet::new(),
+            rom_queue: BTreeMap::new(),
+            drained_log: Vec::new(),
             requests: [0; 256],
             injections: [0; 256],
         }
@@ -101,8 +119,8 @@ impl Model {
                     self.requests[usize::from(v)] += 1;
                     self.awaiting_vector.entry(v).or_default().insert(port);
                 }
-                Route::Rom(_) => {
-                    self.rom_queue.insert(port);
+                Route::Rom(tag) => {
+                    self.rom_queue.insert(port, tag);
                 }
             }
             taken += 1;
@@ -114,9 +132,38 @@ impl Model {
         taken
     }
 
+    /// The ROM handles its events: delivered, or raising their vector.
+    fn drain_rom_events(&mut self) {
+        for (port, tag) in std::mem::take(&mut self.rom_queue) {
+            self.drained_log.push(port);
+            match rom_raises(tag) {
+                None => {
+                    self.undelivered.remove(&port);
+                }
+                Some(v) => {
+                    self.requested[usize::from(v)] = true;
+                    self.requests[usize::from(v)] += 1;
+                    self.awaiting_vector.entry(v).or_default().insert(port);
+                }
+            }
+        }
+    }
+
+    fn poll(&mut self, table: &PortTable) {
+        let rounds = PORTS.div_ceil(self.budget);
+        for _ in 0..rounds {
+            let taken = self.round(table);
+            self.drain_rom_events();
+            if taken < self.budget {
+                break;
+            }
+        }
+    }
+
     fn upcall(&mut self, table: &PortTable) -> Option<u8> {
         loop {
             let taken = self.round(table);
+            self.drain_rom_events();
             if let Some(vector) = self.deliverable() {
                 self.requested[usize::from(vector)] = false;
                 self.in_service[usize::from(vector)] = true;
@@ -146,7 +193,7 @@ struct Sim {
 
 impl Sim {
     fn new(bindings: &BTreeMap<u32, Route>, budget: u32) -> Sim {
-        let mut table = Box::new(PortTable::new());
+        let mut table = Box::new(FullPortTable::new());
         for (&port, &route) in bindings {
             table.bind(port, Binding::Ipi, 0, route).unwrap();
         }
@@ -181,7 +228,12 @@ impl Sim {
             words.set_upcall_mask(true);
             let masked_before: Vec<bool> = (0..PORTS).map(|p| self.model.masked[p]).collect();
             let pending_before = pending_bits(&words);
-            let delivery = self.vcpu.upcall(&self.table, &words);
+            let mut drained = Vec::new();
+            let table = &self.table;
+            let delivery = self
+                .vcpu
+                .upcall_with(table, &words, |port| rom_event(table, &mut drained, port));
+            self.model.drained_log.clear();
             let expected = self.model.upcall(&self.table);
             // Safety: only unmasked ports were taken.
             for port in 0..PORTS {
@@ -189,16 +241,15 @@ impl Sim {
                     assert!(!masked_before[port], "port {port} taken while masked");
                 }
             }
-            // The ROM drains its own events before anything else.
-            while let Some(port) = self.vcpu.take_rom_event() {
-                let port = port.index();
-                assert!(
-                    self.model.rom_queue.remove(&port),
-                    "ROM event for port {port} not due"
-                );
-                self.model.undelivered.remove(&port);
-            }
-            assert!(self.model.rom_queue.is_empty(), "ROM events left queued");
+            assert!(
+                self.vcpu.take_rom_event().is_none(),
+                "ROM events left queued"
+            );
+            assert!(
+                self.model.rom_queue.is_empty(),
+                "model ROM events left queued"
+            );
+            assert_eq!(drained, self.model.drained_log, "ROM events handed over");
             match (delivery, expected) {
                 (Delivery::Inject(vector), Some(model_vector)) => {
                     assert_eq!(vector.get(), model_vector, "wrong vector injected");
@@ -274,6 +325,32 @@ impl Sim {
             Op::Sti => {
                 let wakeup = enable_interrupts(&self.words());
                 self.model.interrupts_enabled = true;
+                self.follow(wakeup);
+            }
+            Op::Poll => {
+                // The ROM's handler for the kernel's read of an interrupt controller: Xen
+                // masked events for it, and it gives the kernel its flag back at the end.
+                let words = AtomicEventWords::new(&self.bitmaps, &self.flags);
+                let saved = interrupt_mask(&words);
+                words.set_upcall_mask(true);
+                let masked_before: Vec<bool> = self.model.masked.clone();
+                let pending_before = pending_bits(&words);
+                let mut drained = Vec::new();
+                let table = &self.table;
+                self.vcpu
+                    .poll_with(table, &words, |port| rom_event(table, &mut drained, port));
+                self.model.drained_log.clear();
+                self.model.poll(&self.table);
+                assert_eq!(
+                    drained, self.model.drained_log,
+                    "ROM events a poll handed over"
+                );
+                for port in 0..PORTS {
+                    if pending_before[port] && !words.is_pending(Port::new(port as u32).unwrap()) {
+                        assert!(!masked_before[port], "port {port} taken while masked");
+                    }
+                }
+                let wakeup = set_interrupt_mask(&words, saved);
                 self.follow(wakeup);
             }
             Op::XenReturn => {
@@ -431,6 +508,15 @@ impl Sim {
     }
 }
 
+/// The ROM's handling of an event routed to it: logged, and its vector (if it raises one).
+fn rom_event(table: &PortTable, drained: &mut Vec<usize>, port: Port) -> Option<Vector> {
+    drained.push(port.index());
+    let Route::Rom(tag) = table.get(port).unwrap().route() else {
+        panic!("{port} handed to the ROM but routed to a vector");
+    };
+    rom_raises(tag).map(|v| Vector::new(u32::from(v)).unwrap())
+}
+
 fn pending_bits(words: &AtomicEventWords<'_>) -> Vec<bool> {
     (0..PORTS)
         .map(|p| words.is_pending(Port::new(p as u32).unwrap()))
@@ -445,6 +531,7 @@ enum Op {
     Cli,
     Sti,
     XenReturn,
+    Poll,
     Eoi,
     EoiSpecific(usize),
     SetTaskPriority(u8),
@@ -459,6 +546,7 @@ fn op_strategy() -> impl Strategy<Value = Op> {
         2 => Just(Op::Cli),
         3 => Just(Op::Sti),
         4 => Just(Op::XenReturn),
+        2 => Just(Op::Poll),
         3 => Just(Op::Eoi),
         1 => (0usize..16).prop_map(Op::EoiSpecific),
         1 => prop::sample::select(vec![0u8, 0, 0x20, 0x35, 0x40, 0xE0, 0xFF])
@@ -479,7 +567,7 @@ fn route_strategy() -> impl Strategy<Value = Route> {
         4 => prop::sample::select(vec![0x20u32, 0x21, 0x2F, 0x31, 0x41, 0xEF, 0xF0])
             .prop_map(|v| Route::vector(v).unwrap()),
         2 => (32u32..=255).prop_map(|v| Route::vector(v).unwrap()),
-        1 => Just(Route::Rom(0)),
+        2 => (0u8..3).prop_map(Route::Rom),
     ]
 }
 
@@ -515,7 +603,7 @@ proptest! {
         budget in prop_oneof![1u32..=8, Just(32), 33u32..=1024],
     ) {
         let busy: BTreeSet<u32> = busy.into_iter().filter(|&p| p != target).collect();
-        let mut table = Box::new(PortTable::new());
+        let mut table = Box::new(FullPortTable::new());
         for port in busy.iter().copied().chain([target]) {
             table.bind(port, Binding::Ipi, 0, Route::Rom(0)).unwrap();
         }
@@ -556,5 +644,85 @@ proptest! {
             }
         }
         prop_assert!(rounds <= budget.fairness_bound());
+    }
+}
+
+#[derive(Clone, Debug)]
+enum TableOp {
+    Bind(u32, u8),
+    Unbind(u32),
+    Reroute(u32, u8),
+}
+
+fn table_op_strategy() -> impl Strategy<Value = TableOp> {
+    let port = prop_oneof![0u32..12, 1000u32..1030];
+    prop_oneof![
+        3 => (port.clone(), 0u8..4).prop_map(|(p, t)| TableOp::Bind(p, t)),
+        2 => port.clone().prop_map(TableOp::Unbind),
+        1 => (port, 0u8..4).prop_map(|(p, t)| TableOp::Reroute(p, t)),
+    ]
+}
+
+proptest! {
+    /// A table with a few slots (the ROM's) against a map: the same answers, ports kept in
+    /// ascending order, full at its capacity and usable again after an unbind.
+    #[test]
+    fn small_table_matches_a_map(ops in prop::collection::vec(table_op_strategy(), 0..80)) {
+        const SLOTS: usize = 4;
+        let mut table = PortTable::<SLOTS>::new();
+        let mut model: BTreeMap<u32, u8> = BTreeMap::new();
+        for op in &ops {
+            match *op {
+                TableOp::Bind(port, tag) => {
+                    let got = table.bind(port, Binding::Ipi, 0, Route::Rom(tag));
+                    let want = if port >= 1024 {
+                        Err(event_channel::Error::PortOutOfRange(port))
+                    } else if model.contains_key(&port) {
+                        Err(event_channel::Error::PortInUse(Port::new(port).unwrap()))
+                    } else if model.len() == SLOTS {
+                        Err(event_channel::Error::TableFull(Port::new(port).unwrap()))
+                    } else {
+                        model.insert(port, tag);
+                        Ok(Port::new(port).unwrap())
+                    };
+                    prop_assert_eq!(got, want);
+                }
+                TableOp::Unbind(port) => {
+                    let got = table.unbind(port).map(|info| info.route());
+                    let want = match Port::new(port) {
+                        Err(e) => Err(e),
+                        Ok(p) => model
+                            .remove(&port)
+                            .map(Route::Rom)
+                            .ok_or(event_channel::Error::NotBound(p)),
+                    };
+                    prop_assert_eq!(got, want);
+                }
+                TableOp::Reroute(port, tag) => {
+                    let got = table.reroute(port, Route::Rom(tag));
+                    let want = match Port::new(port) {
+                        Err(e) => Err(e),
+                        Ok(p) => match model.get_mut(&port) {
+                            Some(old) => Ok(Route::Rom(std::mem::replace(old, tag))),
+                            None => Err(event_channel::Error::NotBound(p)),
+                        },
+                    };
+                    prop_assert_eq!(got, want);
+                }
+            }
+            let listed: Vec<(u32, Route)> =
+                table.iter().map(|(port, info)| (port.get(), info.route())).collect();
+            let expected: Vec<(u32, Route)> =
+                model.iter().map(|(&port, &tag)| (port, Route::Rom(tag))).collect();
+            prop_assert_eq!(listed, expected);
+            prop_assert_eq!(table.len(), model.len());
+            for raw in (0..12).chain(1000..1024) {
+                let port = Port::new(raw).unwrap();
+                prop_assert_eq!(
+                    table.get(port).map(|info| info.route()),
+                    model.get(&raw).map(|&tag| Route::Rom(tag))
+                );
+            }
+        }
     }
 }

@@ -12,6 +12,7 @@ pub mod layout;
 pub mod rom_state;
 pub mod rtc;
 pub mod shadow_entry;
+pub mod timekeeping;
 
 pub mod decode;
 pub mod pci;

@@ -13,6 +13,8 @@ const SLAVE_COMMAND: u16 = 0xA0;
 const SLAVE_DATA: u16 = 0xA1;
 /// OCW2: non-specific end of interrupt.
 const EOI: u8 = 0x20;
+/// OCW2: specific end of interrupt (the level in bits 0-2).
+const SPECIFIC_EOI: u8 = 0x60;
 /// OCW3: read the in-service register on the next command-port read.
 const READ_ISR: u8 = 0x0B;
 /// OCW3: read the interrupt request register on the next command-port read.
@@ -70,6 +72,14 @@ pub fn eoi(irq: u32) {
         }
         out8(MASTER_COMMAND, EOI);
     }
+}
+
+/// A specific EOI for master `irq` (OCW2 with SL: 0x60 | level), as
+/// Linux's i8259 code sends; with that level not in service it does
+/// nothing.
+pub fn specific_eoi(irq: u32) {
+    // SAFETY: an EOI only ends an in-service level.
+    unsafe { out8(MASTER_COMMAND, SPECIFIC_EOI | (irq & 7) as u8) };
 }
 
 /// The interrupt request register of both controllers (bit n = IRQ n

@@ -8,7 +8,7 @@
 //!
 //! What the dispatcher does with a trap, in order:
 //! 1. from ring 3 while a case runs user code: end the user run
-//!    ([`crate::user`]);
+//!    ([`crate::user`]), unless it is an interrupt with a hook;
 //! 2. a hook installed for the vector handles it and returns to the
 //!    interrupted code (#NM for lazy FPU, #DB for breakpoints, test gates);
 //! 3. an exception inside [`catch`]: recorded, the catch returns it;
@@ -312,7 +312,10 @@ pub fn reset_after_abort() {
 /// The Rust half of every interrupt and exception.
 extern "C" fn trap_dispatch(frame: &mut TrapFrame) {
     let vector = frame.vector & 0xFF;
-    if frame.is_from_user() && user::running() {
+    // An interrupt a case hooks is the case's to handle even over ring 3
+    // (it returns there); any other trap from ring 3 ends the user run.
+    let hooked_interrupt = vector >= 32 && hook(vector).is_some();
+    if frame.is_from_user() && user::running() && !hooked_interrupt {
         user::user_trap(frame);
     }
     if let Some(h) = hook(vector) {

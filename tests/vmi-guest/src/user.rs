@@ -61,6 +61,16 @@ user_int_test_gate:
     int 0x81
     int 0x80
 
+    // Spins until [EBX] becomes non-zero or ECX counts down to 0, then
+    // INT 0x80 (with interrupts as the IRET frame set them).
+    .globl user_wait_word
+user_wait_word:
+    cmp dword ptr [ebx], 0
+    jne 1f
+    dec ecx
+    jnz user_wait_word
+1:  int 0x80
+
     // EAX = [EBX], then INT 0x80.
     .globl user_load
 user_load:
@@ -159,6 +169,7 @@ extern "C" {
     fn user_hlt();
     fn user_int3();
     fn user_int_test_gate();
+    fn user_wait_word();
     fn user_load();
     fn user_store();
     fn user_rdtsc();
@@ -181,6 +192,8 @@ pub enum Snippet {
     Int3,
     /// INT 0x81 (a DPL-0 gate).
     IntTestGate,
+    /// Spin until [EBX] != 0 or ECX runs out.
+    WaitWord,
     /// EAX = [EBX].
     Load,
     /// [EBX] = ECX.
@@ -203,6 +216,7 @@ impl Snippet {
             Snippet::Hlt => user_hlt,
             Snippet::Int3 => user_int3,
             Snippet::IntTestGate => user_int_test_gate,
+            Snippet::WaitWord => user_wait_word,
             Snippet::Load => user_load,
             Snippet::Store => user_store,
             Snippet::Rdtsc => user_rdtsc,

@@ -258,6 +258,23 @@ pub static ALL: &[Case] = &[
     case("alarm_lvtt_periodic", timer::alarm_lvtt_periodic),
     case("alarm_lvtt_cancel", timer::alarm_lvtt_cancel),
     case("alarm_rearm_replaces", timer::alarm_rearm_replaces),
+    case("alarm_rate_irq0_100hz", timer::alarm_rate_irq0_100hz),
+    case("alarm_rate_lvtt_100hz", timer::alarm_rate_lvtt_100hz),
+    case("alarm_rate_irq0_1000hz", timer::alarm_rate_irq0_1000hz),
+    case("alarm_rate_lvtt_1000hz", timer::alarm_rate_lvtt_1000hz),
+    case("pit_rate_irq0_1000hz", timer::pit_rate_irq0_1000hz),
+    case(
+        "alarm_past_expiry_fires_once",
+        timer::alarm_past_expiry_fires_once,
+    ),
+    case(
+        "alarm_lvtt_masked_not_latched",
+        timer::alarm_lvtt_masked_not_latched,
+    ),
+    case(
+        "alarm_irq0_masked_latched",
+        timer::alarm_irq0_masked_latched,
+    ),
     case(
         "alarm_stolen_counter_ignored",
         timer::alarm_stolen_counter_ignored,
@@ -270,7 +287,28 @@ pub static ALL: &[Case] = &[
         "irq_pending_delivered_on_restore",
         irq::irq_pending_delivered_on_restore,
     ),
+    case("irq_masked_tick_delayed", irq::irq_masked_tick_delayed),
+    case("irq_masked_ticks_coalesce", irq::irq_masked_ticks_coalesce),
+    case("irq_eoi_without_interrupt", irq::irq_eoi_without_interrupt),
+    case("irq_vector_without_gate", irq::irq_vector_without_gate),
+    case(
+        "irq_nested_over_user_frame",
+        irq::irq_nested_over_user_frame,
+    ),
+    case(
+        "irq_pending_at_iret_to_user",
+        irq::irq_pending_at_iret_to_user,
+    ),
+    case("irq_mask_hypercalls", irq::irq_mask_hypercalls),
     case("halt_wakes_on_interrupt", timer::halt_wakes_on_interrupt),
+    case(
+        "halt_alarm_already_pending",
+        timer::halt_alarm_already_pending,
+    ),
+    case(
+        "stolen_time_monotonic_bounded",
+        timer::stolen_time_monotonic_bounded,
+    ),
     case("lazy_cpu_mode", cpu::lazy_cpu_mode),
     case("rom_hot_call_hypercalls", cost::hot_call_hypercalls),
     // Paging.

@@ -72,6 +72,7 @@ extern "C" fn rom_boot(state: *mut RomState) -> ! {
         crash();
     }
     crate::runtime::init();
+    crate::events::init();
     crate::time::init();
     let mut xen = hypervisor();
     let mut table = [TrapInfo::default(); 33];

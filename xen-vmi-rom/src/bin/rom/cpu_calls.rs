@@ -156,8 +156,7 @@ pub extern "C" fn wbinvd() {
 /// clears the upcall mask itself and returns at once if an event is
 /// already pending, so the sti/hlt race cannot lose a wake-up.
 pub extern "C" fn halt() {
-    crate::runtime::flush_console();
-    let _ = hypervisor().sched_block();
+    crate::events::halt();
 }
 
 pub extern "C" fn shutdown() -> ! {
@@ -203,9 +202,8 @@ fn apic_index(reg: u32) -> usize {
 
 pub extern "C" fn apic_write(reg: u32, value: u32) {
     let index = apic_index(reg);
-    if index == 0x0B {
-        // EOI: the in-service interrupt is done; another may be waiting.
-        crate::emulate::deliver_if_enabled();
+    // EOI (kept nowhere) and TPR change what may be delivered (events.rs).
+    if crate::events::apic_write(index, value) {
         return;
     }
     // ID, version, the in-service/trigger/request bitmaps and the current
@@ -218,10 +216,9 @@ pub extern "C" fn apic_write(reg: u32, value: u32) {
 
 pub extern "C" fn apic_read(reg: u32) -> u32 {
     let index = apic_index(reg);
-    if (0x20..0x28).contains(&index) {
-        // IRR: what is requested and not yet delivered.
-        crate::time::poll();
-        return crate::time::apic_irr_word(index - 0x20);
+    // IRR, ISR and PPR: the event state's (events.rs).
+    if let Some(value) = crate::events::apic_read(index) {
+        return value;
     }
     runtime().apic.0[index]
 }

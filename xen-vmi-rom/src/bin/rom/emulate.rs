@@ -2,8 +2,6 @@
 //! ring 1 (docs/traps-and-privilege.md), decoded by `decode` and carried
 //! out against Xen and the device models.
 
-use core::sync::atomic::Ordering;
-
 use xen_abi::arch_x86_32::FLAT_RING1_CS;
 use xen_abi::hypercall::Hypervisor;
 use xen_vmi_rom::decode::{
@@ -12,7 +10,7 @@ use xen_vmi_rom::decode::{
 use xen_vmi_rom::layout::ROM_STATE_VA;
 use xen_vmi_rom::rom_state::RESUME_AT_OFFSET;
 
-use crate::runtime::{runtime, upcall_mask, upcall_pending};
+use crate::runtime::runtime;
 use crate::traps::TrapFrame;
 use crate::xen::hypervisor;
 
@@ -22,10 +20,7 @@ const EFLAGS_DF: u32 = 1 << 10;
 /// Sets the kernel's virtual IF; an event that came in meanwhile is
 /// delivered now (a hypercall return is where Xen delivers the upcall).
 pub fn enable_events_and_deliver() {
-    upcall_mask().store(0, Ordering::SeqCst);
-    if upcall_pending().load(Ordering::SeqCst) != 0 {
-        hypervisor().force_evtchn_callback();
-    }
+    crate::events::enable_and_deliver();
 }
 
 /// The 6-byte pseudo-descriptor of LGDT/LIDT at `addr`: (base, limit); a
@@ -416,15 +411,5 @@ unsafe fn read_sized(addr: u32, width: Width) -> u32 {
             2 => u32::from(core::ptr::read_unaligned(addr as *const u16)),
             _ => core::ptr::read_unaligned(addr as *const u32),
         }
-    }
-}
-
-/// From a VMI call (which runs with the kernel's own mask): after an EOI,
-/// an interrupt that became deliverable is taken at once if the kernel's IF
-/// is set.
-pub fn deliver_if_enabled() {
-    crate::time::note_deliverable();
-    if upcall_mask().load(Ordering::SeqCst) == 0 {
-        enable_events_and_deliver();
     }
 }

@@ -170,18 +170,35 @@ vmi_force_upcall:
     ret
 
     // IRET (jumped to, frame at ESP): the frame's IF becomes the upcall
-    // mask, then a real iret (ring 1 may iret to ring 1 or 3).
+    // mask, then a real iret (ring 1 may iret to ring 1 or 3). The
+    // processor changes IF and returns at once; here an event that comes
+    // between clearing the mask and the iretd would be delivered on the
+    // ROM's code in ring 1, not after the return. The upcall recognises
+    // that window (events::iret_window, which knows its bytes and layout:
+    // entry 32-byte aligned, window at +17) and finishes the IRET through
+    // Xen instead, as it is finished when an event is already pending:
+    // Xen's iret (hypercall 23; its stub pushes EAX) restores EIP, CS,
+    // EFLAGS (and ESP, SS for ring 3) and the upcall mask from the frame's
+    // IF, and delivers the event on its way out, with the frame of the
+    // context the IRET returned to.
+    .balign 32
     .globl vmi_entry_iret
 vmi_entry_iret:
     test dword ptr [esp + 8], 0x200
     jz 2f
     mov byte ptr [{mask}], 0
+    .globl vmi_iret_window
+vmi_iret_window:
     cmp byte ptr [{pending}], 0
     jne 3f
     iretd
+    .globl vmi_iret_via_xen
+vmi_iret_via_xen:
+3:  mov byte ptr [{mask}], 1
+    inc dword ptr [{count}]
+    push {xen_iret}
+    ret
 2:  mov byte ptr [{mask}], 1
-    iretd
-3:  call vmi_force_upcall
     iretd
 
     // CPUID as Xen's policy for this guest has it: the forced-emulation
@@ -208,6 +225,7 @@ vmi_entry_cpuid:
     pending = const SHARED_INFO_VA,
     xen_version = const HYPERCALL_PAGE_VA + 17 * 32,
     count = const crate::xen::HYPERCALL_COUNT_VA,
+    xen_iret = const HYPERCALL_PAGE_VA + 23 * 32,
 );
 
 // The answers, by call number: 8 bytes each, the entry's offset from the

@@ -14,6 +14,7 @@ mod cpu_calls;
 mod desc;
 mod emulate;
 mod entry;
+mod events;
 mod fast_syscall;
 mod header;
 mod paging;

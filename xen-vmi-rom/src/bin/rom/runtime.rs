@@ -17,7 +17,6 @@ use crate::console::Line;
 use crate::cpu_calls::{ApicRegs, ControlRegs, Msrs, INITIAL_CR0};
 use crate::desc::TableRegs;
 use crate::paging::Paging;
-use crate::time::Alarm;
 use crate::xen::hypervisor;
 
 /// Bytes of kernel console output collected before they go to Xen.
@@ -37,11 +36,6 @@ pub struct Runtime {
     /// is built in.
     pub paging: Paging,
     pub paging_next: Paging,
-    /// The event channel of VIRQ_TIMER, and the kernel's alarm.
-    pub timer_port: u32,
-    pub alarm: Alarm,
-    /// The next PIT IRQ0 edge the kernel's programming asks for.
-    pub irq0_deadline: Option<u64>,
     console: [u8; CONSOLE_LINE],
     console_len: usize,
 }
@@ -103,7 +97,8 @@ pub fn system_time_ns() -> u64 {
 }
 
 /// vcpu 0's evtchn_upcall_pending (offset 0) or evtchn_upcall_mask
-/// (offset 1; the kernel's interrupt flag, inverted).
+/// (offset 1; the kernel's interrupt flag, inverted; events.rs reaches it
+/// through the event-channel crate).
 fn vcpu_flag(offset: usize) -> &'static AtomicU8 {
     let base = (&raw const shared_info().vcpu_info[0]).cast::<u8>();
     // SAFETY: bytes of the mapped shared_info page; Xen and the ROM change
@@ -113,10 +108,6 @@ fn vcpu_flag(offset: usize) -> &'static AtomicU8 {
 
 pub fn upcall_pending() -> &'static AtomicU8 {
     vcpu_flag(0)
-}
-
-pub fn upcall_mask() -> &'static AtomicU8 {
-    vcpu_flag(1)
 }
 
 /// Wall-clock time now (ns since 1970, UTC): Xen's wall clock at system
@@ -150,7 +141,6 @@ pub fn wallclock_ns() -> u64 {
 pub struct Host<'a> {
     console: &'a mut [u8; CONSOLE_LINE],
     console_len: &'a mut usize,
-    irq0_deadline: &'a mut Option<u64>,
 }
 
 impl Runtime {
@@ -161,7 +151,6 @@ impl Runtime {
             Host {
                 console: &mut self.console,
                 console_len: &mut self.console_len,
-                irq0_deadline: &mut self.irq0_deadline,
             },
         )
     }
@@ -193,7 +182,7 @@ impl IoHost for Host<'_> {
     }
 
     fn set_irq0_deadline(&mut self, deadline_ns: Option<u64>) {
-        *self.irq0_deadline = deadline_ns;
+        crate::time::set_pit_deadline(deadline_ns);
     }
 
     fn wallclock_seconds(&mut self) -> u64 {

@@ -1,219 +1,363 @@
-//! The VMI timer on Xen (vmi_time.h): the cycle counter is the TSC, scaled
-//! to Xen's system time through vcpu_time_info; an alarm is a Xen one-shot
-//! timer (VCPUOP_set_singleshot_timer) whose VIRQ_TIMER event the ROM turns
-//! into IRQ0 (through the virtual 8259) or the local APIC timer vector, as
-//! the alarm's flags say. Stolen time comes from the vCPU's runstate.
+//! The VMI timer on Xen (vmi_time.h) and the PIT's IRQ 0: the cycle
+//! counter is the TSC, scaled to Xen's system time through vcpu_time_info;
+//! alarms (one per wiring, as on hardware: the 8254/HPET behind IRQ 0 and
+//! the local APIC timer) and the PIT model's next IRQ 0 edge share one Xen
+//! one-shot timer (VCPUOP_set_singleshot_timer) at the earliest of their
+//! deadlines. Its VIRQ_TIMER event (events.rs) makes the ROM look at both:
+//! an alarm due raises IRQ 0 on the 8259 or the local APIC timer's vector,
+//! as its flags say; a PIT edge raises IRQ 0. Stolen time comes from the
+//! runstate area Xen keeps up to date in the ROM's state.
+//!
+//! How late looks count (one raise for any number of expiries since the
+//! last look, the phase kept): xen_vmi_rom::timekeeping, "The tick rule".
 
-use core::sync::atomic::{AtomicU32, Ordering};
-
+use event_channel::{Binding, Vector};
 use vmi_abi::time::{
-    VMI_ALARM_IS_PERIODIC, VMI_ALARM_WIRED_LVTT, VMI_CYCLES_AVAILABLE, VMI_CYCLES_REAL,
-    VMI_CYCLES_STOLEN,
+    VMI_ALARM_COUNTER_MASK, VMI_ALARM_IS_PERIODIC, VMI_ALARM_WIRED_LVTT, VMI_CYCLES_AVAILABLE,
+    VMI_CYCLES_REAL, VMI_CYCLES_STOLEN,
 };
 use xen_abi::hypercall::Hypervisor;
-use xen_abi::vcpu::{RUNSTATE_offline, RUNSTATE_runnable};
-use xen_abi::xen::VIRQ_TIMER;
+use xen_abi::vcpu::{RUNSTATE_offline, RUNSTATE_runnable, VcpuRunstateInfo, XEN_RUNSTATE_UPDATE};
+use xen_abi::xen::{VMASST_CMD_enable, VIRQ_TIMER};
+use xen_vmi_rom::layout::ROM_STATE_VA;
+use xen_vmi_rom::timekeeping::{Alarm, CycleCounters};
 
-use crate::runtime::{rdtsc, runtime, shared_info, time_snapshot, upcall_pending};
+use crate::console::Line;
+use crate::events::TIME_STATE_OFFSET;
+use crate::runtime::{rdtsc, runtime, time_snapshot};
 use crate::xen::hypervisor;
 
-/// An armed VMI alarm.
-#[derive(Clone, Copy, Default)]
-pub struct Alarm {
-    pub armed: bool,
-    pub lvtt: bool,
-    /// Next expiry, in cycles (TSC).
-    pub next: u64,
-    /// 0 for a one-shot alarm.
-    pub period: u64,
-    /// The local APIC timer interrupt is raised and not yet delivered.
-    pub lvtt_pending: bool,
+/// `VMASST_TYPE_runstate_update_flag` (xen.h): Xen marks a runstate area
+/// update in progress with XEN_RUNSTATE_UPDATE in state_entry_time.
+const VMASST_TYPE_RUNSTATE_UPDATE_FLAG: u32 = 5;
+
+/// The local APIC's LVT timer register (offset 0x320 / 16) and its mask bit.
+const LVT_TIMER_INDEX: usize = 0x32;
+const LVT_MASKED: u32 = 1 << 16;
+
+/// An armed alarm and the counter its expiry is on.
+#[derive(Clone, Copy)]
+struct ArmedAlarm {
+    alarm: Alarm,
+    /// VMI_CYCLES_REAL or VMI_CYCLES_AVAILABLE.
+    counter: u32,
 }
 
-/// Binds VIRQ_TIMER (at boot) and stops the 10 ms periodic timer Xen gives
-/// every PV vCPU: timer interrupts happen when the kernel asks for them.
+/// The Xen one-shot timer (ns of system time).
+#[derive(Clone, Copy, Default)]
+struct XenTimer {
+    /// The PIT model's next IRQ 0 edge.
+    pit_ns: Option<u64>,
+    /// What Xen holds now (None once it fired).
+    armed_ns: Option<u64>,
+}
+
+/// The timer state (in the ROM's state page, see events.rs).
+pub struct TimeState {
+    /// The alarms: [wired to IRQ 0, wired to the LVT timer].
+    alarms: [Option<ArmedAlarm>; 2],
+    xen: XenTimer,
+    counters: CycleCounters,
+    /// GetCycleFrequency's answer, fixed at boot: the TSC's rate does not
+    /// change, while Xen's scale is recalibrated now and then.
+    frequency: u64,
+    /// Xen keeps this vCPU's runstate here (registered at boot).
+    runstate: VcpuRunstateInfo,
+    runstate_registered: bool,
+    /// An LVT vector below 32 was reported (once).
+    bad_lvt_vector_reported: bool,
+}
+
+fn state() -> &'static mut TimeState {
+    // SAFETY: the state page is mapped read-write in every address space;
+    // `init` fills this part first. Callers hold no other reference to it
+    // across a call that takes one (the PIT's deadline callback).
+    unsafe { &mut *((ROM_STATE_VA + TIME_STATE_OFFSET) as *mut TimeState) }
+}
+
+/// Binds VIRQ_TIMER, stops the 10 ms periodic timer Xen gives every PV
+/// vCPU (timer interrupts happen when the kernel asks for them), registers
+/// the runstate area and fixes the cycle frequency.
 pub fn init() {
+    let st = (ROM_STATE_VA + TIME_STATE_OFFSET) as *mut TimeState;
+    // SAFETY: the area is mapped, writable and not in use yet.
+    unsafe {
+        core::ptr::write(
+            st,
+            TimeState {
+                alarms: [None; 2],
+                xen: XenTimer::default(),
+                counters: CycleCounters::new(),
+                frequency: time_snapshot().tsc_frequency_hz().unwrap_or(0),
+                runstate: VcpuRunstateInfo::default(),
+                runstate_registered: false,
+                bad_lvt_vector_reported: false,
+            },
+        );
+    }
     let mut xen = hypervisor();
     let _ = xen.vcpu_stop_periodic_timer(0);
-    if let Ok(port) = xen.evtchn_bind_virq(VIRQ_TIMER, 0) {
-        runtime().timer_port = port;
+    match xen.evtchn_bind_virq(VIRQ_TIMER, 0) {
+        Ok(port) => crate::events::bind_rom_port(port, Binding::Virq(VIRQ_TIMER), 0),
+        Err(_) => Line::new()
+            .text(b"xen-vmi-rom: Xen refused to bind VIRQ_TIMER: no alarms, no PIT ticks")
+            .print(),
     }
+    let _ = xen.vm_assist(VMASST_CMD_enable, VMASST_TYPE_RUNSTATE_UPDATE_FLAG);
+    // SAFETY: the area is in the ROM's state page, mapped at the same
+    // address in every address space, for as long as the domain lives.
+    let registered =
+        unsafe { xen.vcpu_register_runstate_memory_area(0, &raw mut state().runstate) };
+    state().runstate_registered = registered.is_ok();
 }
 
 /// GetCycleFrequency: the TSC rate Xen measured (vcpu_time_info scale).
 pub extern "C" fn get_cycle_frequency() -> u64 {
-    time_snapshot().tsc_frequency_hz().unwrap_or(0)
+    state().frequency
 }
 
-fn stolen_cycles() -> u64 {
-    let Ok(rs) = hypervisor().vcpu_get_runstate_info(0) else {
-        return 0;
-    };
-    let stolen_ns =
-        rs.time[RUNSTATE_runnable as usize].get() + rs.time[RUNSTATE_offline as usize].get();
+/// Xen's stolen time (runnable or offline: another domain had the CPU, or
+/// the vCPU was paused), in ns.
+fn stolen_ns() -> u64 {
+    let st = state();
+    if !st.runstate_registered {
+        return hypervisor().vcpu_get_runstate_info(0).map_or(0, |rs| {
+            rs.time[RUNSTATE_runnable as usize].get() + rs.time[RUNSTATE_offline as usize].get()
+        });
+    }
+    let area = &raw const st.runstate;
+    loop {
+        // SAFETY: the registered area, which Xen rewrites on every
+        // state change: read with volatile reads under its update flag.
+        let (before, runnable, offline, after) = unsafe {
+            let before = core::ptr::read_volatile(&raw const (*area).state_entry_time).get();
+            let runnable =
+                core::ptr::read_volatile(&raw const (*area).time[RUNSTATE_runnable as usize]);
+            let offline =
+                core::ptr::read_volatile(&raw const (*area).time[RUNSTATE_offline as usize]);
+            let after = core::ptr::read_volatile(&raw const (*area).state_entry_time).get();
+            (before, runnable.get(), offline.get(), after)
+        };
+        if before & XEN_RUNSTATE_UPDATE == 0 && before == after {
+            return runnable + offline;
+        }
+    }
+}
+
+/// `ns` in cycles at GetCycleFrequency's rate, in 64-bit steps (whole
+/// seconds, then the rest: no product overflows below 18 GHz).
+fn ns_to_cycles(ns: u64) -> u64 {
+    const NS_PER_S: u64 = 1_000_000_000;
     let hz = get_cycle_frequency();
-    ((u128::from(stolen_ns) * u128::from(hz)) / 1_000_000_000) as u64
+    (ns / NS_PER_S)
+        .saturating_mul(hz)
+        .saturating_add((ns % NS_PER_S) * hz / NS_PER_S)
+}
+
+/// (available, stolen) now, in cycles (monotonic, bounded by the real
+/// counter: timekeeping::CycleCounters).
+fn available_and_stolen(real: u64) -> (u64, u64) {
+    state().counters.read(real, ns_to_cycles(stolen_ns()))
 }
 
 /// GetCycleCounter(counter): real (the TSC), available (real minus
-/// stolen), stolen (time runnable or offline: another domain had the CPU).
+/// stolen), stolen (time runnable or offline); 0 for any other counter.
 pub extern "C" fn get_cycle_counter(counter: u32) -> u64 {
     match counter {
         VMI_CYCLES_REAL => rdtsc(),
-        VMI_CYCLES_AVAILABLE => rdtsc().saturating_sub(stolen_cycles()),
-        VMI_CYCLES_STOLEN => stolen_cycles(),
+        VMI_CYCLES_AVAILABLE => available_and_stolen(rdtsc()).0,
+        VMI_CYCLES_STOLEN => available_and_stolen(rdtsc()).1,
         _ => 0,
     }
 }
 
-fn arm_xen_timer(cycles: u64) {
-    let snap = time_snapshot();
-    // An expiry already past (or before the snapshot's TSC stamp, where the
-    // scaling would wrap) fires at once, as a native timer would.
-    let now = rdtsc();
-    let deadline = snap.system_time_at(cycles.max(now).max(snap.tsc_timestamp.get()));
-    let _ = hypervisor().vcpu_set_singleshot_timer(0, deadline, 0);
+/// Which alarm slot the flags' wiring names.
+fn wiring(flags: u32) -> usize {
+    usize::from(flags & VMI_ALARM_WIRED_LVTT != 0)
 }
 
 /// SetAlarm(flags, expiry, period): expiry and period in cycles of the
-/// counter the flags name (the real one: Linux's only choice).
+/// counter the flags name. The real and the available counter drive alarms
+/// (the native ROM takes both too); on the stolen counter or an unknown
+/// one, nothing happens (vmi_time.h). Arming replaces the alarm of the
+/// same wiring (an expiry of the old one already past is raised first, as
+/// the hardware's request would stay latched); a periodic alarm needs a
+/// period.
 pub extern "C" fn set_alarm(flags: u32, exp_lo: u32, exp_hi: u32, per_lo: u32, per_hi: u32) {
-    // Only the real counter drives alarms (vmi_time.h: Linux never asks for
-    // another; the native ROM ignores such a request too).
-    if flags & vmi_abi::time::VMI_ALARM_COUNTER_MASK != VMI_CYCLES_REAL {
+    let counter = flags & VMI_ALARM_COUNTER_MASK;
+    if counter != VMI_CYCLES_REAL && counter != VMI_CYCLES_AVAILABLE {
         return;
     }
-    let alarm = &mut runtime().alarm;
-    alarm.armed = true;
-    alarm.lvtt = flags & VMI_ALARM_WIRED_LVTT != 0;
-    alarm.next = (u64::from(exp_hi) << 32) | u64::from(exp_lo);
-    alarm.period = if flags & VMI_ALARM_IS_PERIODIC != 0 {
+    catch_up();
+    let expiry = (u64::from(exp_hi) << 32) | u64::from(exp_lo);
+    let period = if flags & VMI_ALARM_IS_PERIODIC != 0 {
         (u64::from(per_hi) << 32) | u64::from(per_lo)
     } else {
         0
     };
-    let next = alarm.next;
-    arm_xen_timer(next);
+    state().alarms[wiring(flags)] = Some(ArmedAlarm {
+        alarm: Alarm::new(expiry, period),
+        counter,
+    });
+    program();
 }
 
-/// CancelAlarm(flags): 1 if an alarm was armed.
-pub extern "C" fn cancel_alarm(_flags: u32) -> u32 {
-    let alarm = &mut runtime().alarm;
-    let was = alarm.armed;
-    alarm.armed = false;
-    let _ = hypervisor().vcpu_stop_singleshot_timer(0);
+/// CancelAlarm(flags): 1 if the alarm of that wiring was armed (a one-shot
+/// not yet expired, or a periodic one). An expiry already past is raised
+/// first, as the timer would have raised it.
+pub extern "C" fn cancel_alarm(flags: u32) -> u32 {
+    catch_up();
+    let was = state().alarms[wiring(flags)].take().is_some();
+    program();
     u32::from(was)
 }
 
-/// VIRQ_TIMER fired: raise the alarm's interrupt if it is due, and set the
-/// next Xen timer (a periodic alarm keeps its phase).
-pub fn timer_event() {
-    let rt = runtime();
-    if !rt.alarm.armed {
-        return;
-    }
-    let now = rdtsc();
-    if now < rt.alarm.next {
-        let next = rt.alarm.next;
-        arm_xen_timer(next);
-        return;
-    }
-    if rt.alarm.lvtt {
-        rt.alarm.lvtt_pending = true;
+/// The alarms and the PIT looked at now: IRQ 0 raised on the 8259 for
+/// what is due on it; the LVT timer's vector returned for the caller to
+/// request (or None: not due, LVT masked, or a vector the APIC refuses).
+fn look() -> Option<Vector> {
+    let real = rdtsc();
+    let on_available =
+        |armed: &Option<ArmedAlarm>| armed.is_some_and(|a| a.counter == VMI_CYCLES_AVAILABLE);
+    let available = if state().alarms.iter().any(on_available) {
+        available_and_stolen(real).0
     } else {
-        rt.bus.pic.pulse_irq(0);
-    }
-    match (now - rt.alarm.next).checked_div(rt.alarm.period) {
-        // A one-shot alarm (period 0) is done.
-        None => rt.alarm.armed = false,
-        Some(gone) => {
-            // Skip the periods already gone (one interrupt for them, as a
-            // late periodic timer gives), without looping over them.
-            let step = (gone + 1).saturating_mul(rt.alarm.period);
-            rt.alarm.next = rt.alarm.next.saturating_add(step);
-            let next = rt.alarm.next;
-            arm_xen_timer(next);
-        }
-    }
-}
-
-/// The interrupt the kernel would take now if its IF were set: the local
-/// APIC timer first (higher priority), then the 8259's output.
-pub fn next_vector(take: bool) -> Option<u8> {
-    let rt = runtime();
-    let lvt = rt.apic.0[0x320 >> 4];
-    if rt.alarm.lvtt_pending && lvt & (1 << 16) == 0 {
-        if take {
-            rt.alarm.lvtt_pending = false;
-        }
-        return Some(lvt as u8);
-    }
-    if rt.bus.pic.int_output() {
-        return Some(if take { rt.bus.pic.acknowledge() } else { 0 });
-    }
-    None
-}
-
-/// After a device changed state (an EOI, an unmask): if an interrupt can be
-/// delivered, make sure the kernel takes it when its IF allows, by keeping
-/// Xen's upcall_pending set (the flag every interrupt-enable path checks).
-pub fn note_deliverable() {
-    if next_vector(false).is_some() {
-        upcall_pending().store(1, Ordering::SeqCst);
-    }
-}
-
-/// Serves pending events without delivering anything: for a kernel that
-/// looks at its interrupt controller with interrupts disabled (Xen does not
-/// upcall then, so the timer's request would otherwise stay unseen).
-pub fn poll() {
-    let si = shared_info();
-    let port = runtime().timer_port;
-    let word = (port / 32) as usize;
-    let pending_ptr = (&raw const si.evtchn_pending[word]).cast_mut();
-    // SAFETY: a word of the mapped shared_info page Xen sets bits in.
-    let was = unsafe { AtomicU32::from_ptr(pending_ptr) }
-        .fetch_and(!(1 << (port % 32)), Ordering::SeqCst);
-    if was & (1 << (port % 32)) != 0 {
-        timer_event();
-        note_deliverable();
-    }
-}
-
-/// The local APIC's interrupt request register, as far as the ROM raises
-/// interrupts through it (the timer): 32 bits of IRR word `index`.
-pub fn apic_irr_word(index: usize) -> u32 {
-    let rt = runtime();
-    let vector = (rt.apic.0[0x320 >> 4] & 0xFF) as usize;
-    if rt.alarm.lvtt_pending && vector / 32 == index {
-        1 << (vector % 32)
-    } else {
-        0
-    }
-}
-
-/// The upcall: consume pending event ports (the timer is the one the ROM
-/// serves today; anything else is cleared and ignored), then pick the
-/// interrupt to deliver, if any.
-pub fn upcall() -> Option<u8> {
-    let si = shared_info();
-    upcall_pending().store(0, Ordering::SeqCst);
-    let sel_ptr = (&raw const si.vcpu_info[0].evtchn_pending_sel).cast_mut();
-    // SAFETY: a word of the mapped shared_info page Xen sets bits in.
-    let sel = unsafe { AtomicU32::from_ptr(sel_ptr) }.swap(0, Ordering::SeqCst);
-    let timer_port = runtime().timer_port;
-    for word in 0..32u32 {
-        if sel & (1 << word) == 0 {
+        real
+    };
+    let mut lvtt_due = false;
+    for slot in 0..2 {
+        let Some(armed) = state().alarms[slot] else {
+            continue;
+        };
+        let now = if armed.counter == VMI_CYCLES_AVAILABLE {
+            available
+        } else {
+            real
+        };
+        let e = armed.alarm.look(now);
+        state().alarms[slot] = e.alarm.map(|alarm| ArmedAlarm { alarm, ..armed });
+        if !e.raise {
             continue;
         }
-        let pending_ptr = (&raw const si.evtchn_pending[word as usize]).cast_mut();
-        let mask = si.evtchn_mask[word as usize];
-        // SAFETY: as above.
-        let pending =
-            unsafe { AtomicU32::from_ptr(pending_ptr) }.fetch_and(mask, Ordering::SeqCst) & !mask;
-        if timer_port / 32 == word && pending & (1 << (timer_port % 32)) != 0 {
-            timer_event();
+        if slot == 0 {
+            // A rising edge on IRQ 0: the 8259 latches it (IRR) even while
+            // the line is masked (IMR), as the chip does.
+            runtime().bus.pic.pulse_irq(0);
+        } else {
+            lvtt_due = true;
         }
     }
-    next_vector(true)
+    // The PIT: an OUT0 edge since the last look raises IRQ 0, and the next
+    // one becomes its deadline (set_pit_deadline, below).
+    let rt = runtime();
+    let (bus, mut host) = rt.split();
+    bus.poll_timer(&mut host);
+    if lvtt_due {
+        lvt_vector()
+    } else {
+        None
+    }
+}
+
+/// The LVT timer's vector, if an expiry reaches the APIC: not while the
+/// entry is masked (the APIC drops it then), and not for a vector below
+/// 32, which the APIC flags as illegal (0-15) or reserves for exceptions.
+fn lvt_vector() -> Option<Vector> {
+    let lvt = runtime().apic.0[LVT_TIMER_INDEX];
+    if lvt & LVT_MASKED != 0 {
+        return None;
+    }
+    let vector = Vector::new(lvt & 0xFF).ok();
+    let st = state();
+    if vector.is_none() && !st.bad_lvt_vector_reported {
+        st.bad_lvt_vector_reported = true;
+        Line::new()
+            .text(b"xen-vmi-rom: the LVT timer names vector ")
+            .dec(lvt & 0xFF)
+            .text(b", below 32: its expiries are not delivered")
+            .print();
+    }
+    vector
+}
+
+/// VIRQ_TIMER fired (events.rs, inside the upcall or a poll): Xen's
+/// one-shot is spent; look at the alarms and the PIT, and set the next one.
+/// Returns the LVT timer's vector when its alarm is due.
+pub fn timer_event() -> Option<Vector> {
+    state().xen.armed_ns = None;
+    let vector = look();
+    program();
+    vector
+}
+
+/// Looks at the alarms and the PIT now, outside an event (CancelAlarm, a
+/// kernel reading its interrupt controllers): what is due is requested
+/// exactly when the hardware would have requested it, not when Xen's
+/// timer (which may be late by its slop) says so. Call with events masked.
+pub fn catch_up() {
+    if let Some(vector) = look() {
+        crate::events::raise_vector(vector);
+    }
+    program();
+}
+
+/// Sets Xen's one-shot timer to the earliest deadline of the alarms and
+/// the PIT (no hypercall when it is already there). An alarm's expiry
+/// becomes system time through Xen's scale as it is now, rounded up so the
+/// timer never fires before the counter gets there; an expiry on the
+/// available counter is moved by the time stolen so far (if more is stolen
+/// meanwhile, the look finds it early and the timer is set again).
+fn program() {
+    let snap = time_snapshot();
+    let now = rdtsc();
+    let mut want = state().xen.pit_ns;
+    for slot in 0..2 {
+        let Some(armed) = state().alarms[slot] else {
+            continue;
+        };
+        let mut real = armed.alarm.next();
+        if armed.counter == VMI_CYCLES_AVAILABLE {
+            real = real.saturating_add(now - available_and_stolen(now).0);
+        }
+        // Before the snapshot's stamp the scaling would wrap: such an
+        // expiry is past, and fires at once.
+        let ns = snap
+            .system_time_at(real.max(snap.tsc_timestamp.get()))
+            .saturating_add(1);
+        want = Some(want.map_or(ns, |w| w.min(ns)));
+    }
+    let st = state();
+    if want == st.xen.armed_ns {
+        return;
+    }
+    st.xen.armed_ns = want;
+    let mut xen = hypervisor();
+    match want {
+        // A deadline already past fires at once (no VCPU_SSHOTTMR_future).
+        Some(ns) => {
+            let _ = xen.vcpu_set_singleshot_timer(0, ns, 0);
+        }
+        None => {
+            let _ = xen.vcpu_stop_singleshot_timer(0);
+        }
+    }
+}
+
+/// The PIT model's next IRQ 0 edge changed (ports.rs, through the host
+/// interface in runtime.rs).
+pub fn set_pit_deadline(deadline_ns: Option<u64>) {
+    state().xen.pit_ns = deadline_ns;
+    program();
+}
+
+/// A kernel reading its interrupt controllers (8259 OCW3, the APIC's IRR)
+/// with interrupts off sees what was requested meanwhile.
+pub fn poll() {
+    crate::events::poll();
+}
+
+/// After the kernel changed an interrupt controller (an EOI, an unmask):
+/// an interrupt now deliverable is flagged (events.rs).
+pub fn note_deliverable() {
+    crate::events::note_deliverable();
 }

@@ -48,9 +48,11 @@ vmi_trap_common:
     add esp, 4
     test eax, eax
     jnz 1f
+    // Back to Xen's frame through the ROM's IRET: the kernel's flag from
+    // the frame's IF, a pending event delivered after the return.
     popad
     add esp, 12
-    iretd
+    jmp vmi_entry_iret
 1:  cmp eax, 3
     je 4f
     cmp eax, 2
@@ -180,7 +182,11 @@ const EVENT_UPCALL: u32 = 256;
 /// What the failsafe entry pushes as its vector.
 const FAILSAFE: u32 = 257;
 
-/// What the assembly does after `rom_trap`.
+/// What the assembly does after `rom_trap`. RESUME returns to Xen's frame
+/// through the ROM's IRET (entry.rs): the kernel's flag comes from the
+/// frame's IF, and an event pending is delivered after the return, with
+/// the frame of the context returned to (ring 3 included), not on the
+/// ROM's code.
 const RESUME: u32 = 0;
 const FORWARD: u32 = 1;
 const FORWARD_WITH_ERROR_CODE: u32 = 2;
@@ -221,15 +227,20 @@ fn forward(frame: &mut TrapFrame) -> Option<u32> {
 /// code) becomes the interrupt frame of `vector`'s gate. Xen masked events
 /// for the upcall; a trap gate leaves the kernel's IF as it was.
 fn interrupt(frame: &mut TrapFrame, vector: u8) -> u32 {
-    let Some(how) = forward_vector(frame, u32::from(vector), false) else {
+    if let Some(how) = forward_vector(frame, u32::from(vector), false) {
+        return how;
+    }
+    // No usable gate: the processor's #NP or #GP with the vector's IDT
+    // error code, delivered like any exception (events.rs).
+    let (exception, error_code) = crate::events::undeliverable(vector);
+    frame.vector = exception;
+    frame.error_code = error_code;
+    forward(frame).unwrap_or_else(|| {
         crate::console::Line::new()
-            .text(b"xen-vmi-rom: interrupt vector ")
-            .dec(u32::from(vector))
-            .text(b" has no gate in the kernel's IDT")
+            .text(b"xen-vmi-rom: and the kernel's IDT has no gate for that exception either")
             .print();
-        crate::xen::crash();
-    };
-    how
+        crate::xen::crash()
+    })
 }
 
 fn forward_vector(frame: &mut TrapFrame, vector: u32, error_code: bool) -> Option<u32> {
@@ -262,10 +273,16 @@ pub fn saved_mask(frame: &TrapFrame) -> u8 {
     (frame.cs >> 16) as u8
 }
 
-/// Sets the mask the kernel gets back (an emulated cli/sti/iret).
+/// Sets the mask the kernel gets back (an emulated cli/sti/iret), and the
+/// frame's IF with it (Xen's frame has IF = !mask; the RESUME path returns
+/// through the ROM's IRET, which takes the flag from IF).
 pub fn set_saved_mask(frame: &mut TrapFrame, masked: bool) {
     frame.cs = (frame.cs & 0xFF00_FFFF) | (u32::from(masked) << 16);
+    frame.eflags = (frame.eflags & !EFLAGS_IF) | if masked { 0 } else { EFLAGS_IF };
 }
+
+/// EFLAGS.IF.
+const EFLAGS_IF: u32 = 1 << 9;
 
 /// Gives the kernel back its interrupt flag before returning to it; an
 /// event that came while the ROM ran is delivered at once if it may be.
@@ -363,10 +380,8 @@ extern "C" fn rom_trap(frame: &mut TrapFrame) -> u32 {
     let v = frame.vector;
     if v == GENERAL_PROTECTION {
         match crate::emulate::general_protection(frame) {
-            crate::emulate::Outcome::Resume => {
-                restore_events(frame);
-                return RESUME;
-            }
+            // RESUME gives the kernel its flag back (the assembly).
+            crate::emulate::Outcome::Resume => return RESUME,
             crate::emulate::Outcome::ResumeAt => {
                 restore_events(frame);
                 return RESUME_AT;
@@ -377,7 +392,6 @@ extern "C" fn rom_trap(frame: &mut TrapFrame) -> u32 {
     if v == PAGE_FAULT {
         let cr2 = crate::cpu_calls::get_cr2();
         if crate::paging::page_fault(cr2, frame.error_code, frame.eip) {
-            restore_events(frame);
             return RESUME;
         }
     }
@@ -387,13 +401,14 @@ extern "C" fn rom_trap(frame: &mut TrapFrame) -> u32 {
         }
     }
     if v == EVENT_UPCALL {
+        // An event inside the ROM's IRET: Xen finishes it and delivers.
+        if crate::events::iret_window(frame) {
+            return RESUME;
+        }
         // Xen only upcalls with events unmasked: the kernel's IF was set.
-        return match crate::time::upcall() {
+        return match crate::events::upcall() {
             Some(vector) => interrupt(frame, vector),
-            None => {
-                restore_events(frame);
-                RESUME
-            }
+            None => RESUME,
         };
     }
     if v == FAILSAFE {

@@ -1,0 +1,389 @@
+//! Xen's events, delivered as the interrupts the kernel expects: the
+//! event-channel crate's fair two-level scan and virtual local APIC over
+//! vcpu 0's words in shared_info, the ports the ROM has bound, and the
+//! 8259 model's output (docs/interrupts-and-time.md, "Delivery").
+//!
+//! Every port the ROM binds today is its own (`Route::Rom`): VIRQ_TIMER
+//! drives the VMI alarms and the PIT model (time.rs), which raise IRQ 0 on
+//! the 8259 or the local APIC timer's vector. A port the kernel should see
+//! directly (an IPI) would be bound with `Route::Vector` and arrive through
+//! the same APIC model. Which interrupt the kernel takes first: the local
+//! APIC's highest deliverable vector (its priority rules: TPR, in-service
+//! classes), then the 8259's output, which reaches the processor as ExtINT,
+//! past the APIC's priority logic.
+//!
+//! The state lives in the ROM's state page, right after the run-time state
+//! (runtime.rs) and apart from it, so the upcall can hand the timer's event
+//! to code that uses the run-time state while this state is borrowed.
+
+use core::sync::atomic::Ordering;
+
+use event_channel::{
+    disable_interrupts, enable_interrupts, interrupt_mask, set_interrupt_mask, AtomicEventWords,
+    Binding, Delivery, EventBitmaps, PortTable, Route, ScanBudget, VcpuEventFlags, VcpuEvents,
+    Vector, Wakeup,
+};
+use xen_abi::hypercall::Hypervisor;
+use xen_vmi_rom::layout::{ROM_STATE_VA, SHARED_INFO_VA};
+use xen_vmi_rom::rom_state::{POOL_MFNS_OFFSET, ROM_RUNTIME_OFFSET};
+
+use crate::console::Line;
+use crate::runtime::{runtime, upcall_pending, Runtime};
+use crate::xen::hypervisor;
+
+/// Ports the ROM can bind: the timer today, the console and xenstore
+/// channels and a few IPIs later.
+const PORT_SLOTS: usize = 8;
+
+/// Tags of the events the ROM consumes itself (`Route::Rom`).
+pub const TAG_TIMER: u8 = 0;
+
+/// The event state.
+pub struct EventState {
+    ports: PortTable<PORT_SLOTS>,
+    vcpu: VcpuEvents,
+    /// Interrupts delivered to the kernel so far (Halt waits for one).
+    delivered: u32,
+}
+
+/// Where the event state lives: after the run-time state, 64-byte aligned.
+pub const EVENT_STATE_OFFSET: u32 =
+    (ROM_RUNTIME_OFFSET + core::mem::size_of::<Runtime>() as u32 + 63) & !63;
+/// Where the timer state (time.rs) lives: after the event state.
+pub const TIME_STATE_OFFSET: u32 =
+    (EVENT_STATE_OFFSET + core::mem::size_of::<EventState>() as u32 + 63) & !63;
+
+const _: () = assert!(
+    TIME_STATE_OFFSET + core::mem::size_of::<crate::time::TimeState>() as u32 <= POOL_MFNS_OFFSET,
+    "the event and timer state must fit below the pool table"
+);
+
+pub fn state() -> &'static mut EventState {
+    // SAFETY: the state page is mapped read-write in every address space;
+    // `init` fills this part before any event can arrive, and the ROM runs
+    // on one vCPU with events masked around every change (see `masked`).
+    unsafe { &mut *((ROM_STATE_VA + EVENT_STATE_OFFSET) as *mut EventState) }
+}
+
+/// vcpu 0's event words in shared_info, as the event-channel crate sees
+/// them.
+pub fn words() -> AtomicEventWords<'static> {
+    // SAFETY: shared_info is mapped at SHARED_INFO_VA; its evtchn_pending
+    // and evtchn_mask arrays start at 0x800 and vcpu 0's event fields at 0,
+    // laid out as the crate's views (they assert the x86_32 offsets).
+    unsafe {
+        AtomicEventWords::new(
+            &*((SHARED_INFO_VA + event_channel::abi::SHARED_INFO_EVTCHN_PENDING as u32)
+                as *const EventBitmaps),
+            &*(SHARED_INFO_VA as *const VcpuEventFlags),
+        )
+    }
+}
+
+pub fn init() {
+    // The IRET window must be laid out as `iret_window` expects.
+    // SAFETY: computes an address from EIP; reads the ROM's own code.
+    let window = unsafe { vmi_addr_iret_window() };
+    // SAFETY: as above.
+    let bytes = |at: u32| unsafe { ((window + at) as *const u8).read() };
+    if !(window - IRET_WINDOW_OFFSET).is_multiple_of(32)
+        || (bytes(0), bytes(7), bytes(9)) != (0x80, 0x75, 0xCF)
+    {
+        Line::new()
+            .text(b"xen-vmi-rom: the IRET window is not laid out as events.rs expects")
+            .print();
+        crate::xen::crash();
+    }
+    let st = (ROM_STATE_VA + EVENT_STATE_OFFSET) as *mut EventState;
+    // SAFETY: the area is mapped, writable, not in use yet, and inside the
+    // state page (asserted above).
+    unsafe {
+        core::ptr::write(
+            st,
+            EventState {
+                ports: PortTable::new(),
+                vcpu: match VcpuEvents::new(0, ScanBudget::DEFAULT) {
+                    Ok(vcpu) => vcpu,
+                    Err(_) => crate::xen::crash(),
+                },
+                delivered: 0,
+            },
+        );
+    }
+}
+
+/// Records a port Xen bound for the ROM; its events go to the ROM's
+/// handler for `tag`.
+pub fn bind_rom_port(port: u32, binding: Binding, tag: u8) {
+    if state()
+        .ports
+        .bind(port, binding, 0, Route::Rom(tag))
+        .is_err()
+    {
+        Line::new()
+            .text(b"xen-vmi-rom: event channel port ")
+            .dec(port)
+            .text(b" could not be recorded (out of range, taken, or no slot left)")
+            .print();
+    }
+}
+
+/// The event of a ROM port: the vector it raises in the local APIC, if any.
+fn rom_event(ports: &PortTable<PORT_SLOTS>, port: event_channel::Port) -> Option<Vector> {
+    match ports.get(port).map(|info| info.route()) {
+        Some(Route::Rom(TAG_TIMER)) => crate::time::timer_event(),
+        _ => None,
+    }
+}
+
+/// Xen's upcall (events masked by Xen; the kernel's IF was set): the
+/// vector to deliver now, acknowledged (the APIC's in service, or the
+/// 8259's INTA cycle), or None.
+pub fn upcall() -> Option<u8> {
+    let words = words();
+    let st = state();
+    let ports = &st.ports;
+    let vector = match st
+        .vcpu
+        .upcall_with(ports, &words, |port| rom_event(ports, port))
+    {
+        Delivery::Inject(vector) => Some(vector.get()),
+        Delivery::Resume => {
+            let pic = &mut runtime().bus.pic;
+            pic.int_output().then(|| pic.acknowledge())
+        }
+    };
+    if vector.is_some() {
+        st.delivered = st.delivered.wrapping_add(1);
+    }
+    note_deliverable();
+    vector
+}
+
+/// Runs `f` with events masked, then gives the kernel's flag back and
+/// delivers what became deliverable if the flag allows (as
+/// EnableInterrupts does). Inside a trap handler or a masked VMI entry the
+/// mask is already set: the flag is given back by their own exit path.
+pub fn masked<R>(f: impl FnOnce() -> R) -> R {
+    let words = words();
+    let saved = interrupt_mask(&words);
+    disable_interrupts(&words);
+    let result = f();
+    if set_interrupt_mask(&words, saved) == Wakeup::DeliverNow {
+        hypervisor().force_evtchn_callback();
+    }
+    result
+}
+
+/// Takes the pending events without delivering anything (a kernel
+/// reading its interrupt controllers with interrupts off sees the requests
+/// made meanwhile, as on hardware).
+pub fn poll() {
+    masked(|| {
+        let words = words();
+        let st = state();
+        let ports = &st.ports;
+        st.vcpu
+            .poll_with(ports, &words, |port| rom_event(ports, port));
+        // What is due by the clock, even before Xen's timer (late by up to
+        // its slop) says so.
+        crate::time::catch_up();
+        note_deliverable();
+    });
+}
+
+/// Requests `vector` in the local APIC (the LVT timer outside an upcall).
+/// Call with events masked.
+pub fn raise_vector(vector: Vector) {
+    state().vcpu.raise_vector(&words(), vector);
+}
+
+/// Keeps evtchn_upcall_pending set while the 8259 has an interrupt for the
+/// processor (the APIC model keeps it set for its own), so that every
+/// interrupt-enable path, and Xen before blocking, sees it.
+pub fn note_deliverable() {
+    if runtime().bus.pic.int_output() {
+        upcall_pending().store(1, Ordering::SeqCst);
+    }
+}
+
+/// Word `word` of a 256-bit APIC register: bit n for vector 32 * word + n
+/// (vectors below 32 are never requested).
+fn vector_bits(word: usize, test: impl Fn(Vector) -> bool) -> u32 {
+    (0..32u32).fold(0, |acc, bit| match Vector::new(word as u32 * 32 + bit) {
+        Ok(v) if test(v) => acc | 1 << bit,
+        _ => acc,
+    })
+}
+
+/// The local APIC registers the event state answers for: IRR (0x200-
+/// 0x270), ISR (0x100-0x170) and the processor priority (0xA0). `index` is
+/// the register's offset / 16.
+pub fn apic_read(index: usize) -> Option<u32> {
+    match index {
+        0x0A => Some(u32::from(state().vcpu.apic().processor_priority())),
+        0x10..=0x17 => {
+            let apic = state().vcpu.apic();
+            Some(vector_bits(index - 0x10, |v| apic.is_in_service(v)))
+        }
+        0x20..=0x27 => {
+            poll();
+            let apic = state().vcpu.apic();
+            Some(vector_bits(index - 0x20, |v| apic.is_requested(v)))
+        }
+        _ => None,
+    }
+}
+
+/// The local APIC registers whose writes change delivery: EOI (0x0B; a
+/// write with nothing in service does nothing, as on the APIC) and TPR
+/// (0x08). Returns true when the write needs nothing more (EOI keeps no
+/// value).
+pub fn apic_write(index: usize, value: u32) -> bool {
+    match index {
+        0x0B => {
+            masked(|| {
+                let _ended = state().vcpu.end_of_interrupt(&words());
+                note_deliverable();
+            });
+            true
+        }
+        0x08 => {
+            masked(|| state().vcpu.set_task_priority(&words(), value as u8));
+            false
+        }
+        _ => false,
+    }
+}
+
+// The run-time address of the IRET window (entry.rs), from EIP (AT&T: see
+// traps.rs).
+core::arch::global_asm!(
+    r#"
+    .pushsection .text.vmi_event_addresses, "ax"
+    .globl vmi_addr_iret_window
+vmi_addr_iret_window:
+    call 1f
+1:  popl %eax
+    leal (vmi_iret_window - 1b)(%eax), %eax
+    ret
+    .popsection
+    "#,
+    options(att_syntax)
+);
+
+extern "C" {
+    fn vmi_addr_iret_window() -> u32;
+}
+
+/// The IRET window's bytes: `cmp byte ptr [pending], 0` (7), `jne` to
+/// the Xen path (2), `iretd` (1); the Xen path follows.
+const IRET_WINDOW_LEN: u32 = 10;
+/// Where an event can stop it: at the cmp, the jne, the iretd.
+const IRET_WINDOW_STOPS: [u32; 3] = [0, 7, 9];
+/// The window's offset from `vmi_entry_iret`, which is 32-byte aligned,
+/// so the window never crosses a page in any mapping of the ROM.
+const IRET_WINDOW_OFFSET: u32 = 17;
+
+/// The upcall stopped the ROM's IRET between clearing the mask and the
+/// iretd (entry.rs): the kernel must get the event after the return, as
+/// from the processor's IRET, not on the ROM's code. Found by the window's
+/// own bytes (the kernel may run the ROM through any mapping), it is sent
+/// on to the Xen path right after the window with events still masked;
+/// Xen's iret then returns and delivers. Returns whether it did.
+pub fn iret_window(frame: &mut crate::traps::TrapFrame) -> bool {
+    if frame.cs & 3 != 1 {
+        return false;
+    }
+    // SAFETY: computes an address from EIP.
+    let ours = unsafe { vmi_addr_iret_window() };
+    for stop in IRET_WINDOW_STOPS {
+        let start = frame.eip.wrapping_sub(stop);
+        if !start.wrapping_sub(IRET_WINDOW_OFFSET).is_multiple_of(32) {
+            continue;
+        }
+        // SAFETY: `start` lies in the 32-byte block of the interrupted
+        // EIP (checked above), so in its page, which is mapped; `ours` is
+        // the ROM's own code.
+        let same = (0..IRET_WINDOW_LEN).all(|i| unsafe {
+            ((start + i) as *const u8).read() == ((ours + i) as *const u8).read()
+        });
+        if same {
+            frame.eip = start + IRET_WINDOW_LEN;
+            crate::traps::set_saved_mask(frame, true);
+            return true;
+        }
+    }
+    false
+}
+
+/// Halt: wait until an interrupt has been delivered. SCHEDOP_block clears
+/// the mask itself and returns at once if an event is pending, so an event
+/// that came after the kernel's last check is never slept through; Xen
+/// delivers the upcall on the way back. An upcall that finds nothing for
+/// the kernel (a request the kernel masked meanwhile) is no wake-up: the
+/// vCPU blocks again, as `hlt` stays halted.
+pub fn halt() {
+    crate::runtime::flush_console();
+    let before = state().delivered;
+    loop {
+        let _ = hypervisor().sched_block();
+        if state().delivered != before {
+            return;
+        }
+    }
+}
+
+/// The kernel's flag given back on leaving a ROM handler or entry (Xen
+/// masked events for it): pending work is delivered now if the flag is
+/// set.
+pub fn enable_and_deliver() {
+    if enable_interrupts(&words()) == Wakeup::DeliverNow {
+        hypervisor().force_evtchn_callback();
+    }
+}
+
+/// An interrupt whose IDT entry cannot be used: the exception the
+/// processor raises for it, with the IDT error code (SDM vol. 3, "Error
+/// Code": index << 3, IDT bit 1, EXT bit 0 for an external event), and a
+/// console line naming the vector. In the processor's order (SDM vol. 2,
+/// INT n pseudocode): beyond the IDT's limit, or not a gate type (an entry
+/// never written is all zeros): #GP; a gate not present: #NP. A present
+/// 16-bit or task gate is refused with #GP too (the ROM delivers through
+/// 32-bit interrupt and trap gates only; no VMI kernel uses the others).
+pub fn undeliverable(vector: u8) -> (u32, u32) {
+    let tables = runtime().tables;
+    let error_code = (u32::from(vector) << 3) | 2 | 1;
+    let (exception, what): (u32, &[u8]) = if u32::from(vector) * 8 + 7 > u32::from(tables.idt_limit)
+    {
+        (13, b"lies beyond the IDT's limit: #GP")
+    } else {
+        // SAFETY: inside the IDT the kernel loaded (checked against its
+        // limit); a bad table faults the kernel as the processor would.
+        let hi = unsafe {
+            core::ptr::read_unaligned((tables.idt_base + u32::from(vector) * 8 + 4) as *const u32)
+        };
+        // Type and S (bits 8-12): system gates only.
+        let gate_type = (hi >> 8) & 0x1F;
+        if !matches!(gate_type, 0x5 | 0x6 | 0x7 | 0xE | 0xF) {
+            (13, b"has no gate in the kernel's IDT: #GP")
+        } else if hi & (1 << 15) == 0 {
+            (11, b"has a gate that is not present: #NP")
+        } else {
+            (
+                13,
+                b"has a 16-bit or task gate, which the ROM does not deliver: #GP",
+            )
+        }
+    };
+    Line::new()
+        .text(b"xen-vmi-rom: interrupt vector ")
+        .dec(u32::from(vector))
+        .text(b" ")
+        .text(what)
+        .text(b"(")
+        .hex(error_code)
+        .text(b") to the kernel, as the processor does")
+        .print();
+    (exception, error_code)
+}

@@ -1,0 +1,265 @@
+//! The arithmetic of the VMI timer on Xen, kept apart from the ROM so it can
+//! be tested on the host: when an alarm's interrupt is due and when it next
+//! expires ([`Alarm`]), and the available/stolen cycle counters built from
+//! Xen's runstate ([`CycleCounters`]).
+//!
+//! # The tick rule
+//!
+//! An interrupt line or vector holds one request: an 8259's IRR bit latches
+//! one edge, a local APIC's IRR bit one timer expiry. Edges that come while
+//! the request is still latched (the kernel has interrupts off, or has not
+//! acknowledged the previous one) are not counted twice; the hardware has
+//! nowhere to count them. The ROM sees a periodic alarm only when it looks
+//! (Xen's timer event, or the kernel enabling interrupts or reading its
+//! interrupt controller), and follows the same rule: every look that finds
+//! one or more expiries since the previous look raises the interrupt once.
+//! So a tick is never lost while the kernel's masked stretch is shorter than
+//! a period (it is delayed to the end of the stretch), a longer stretch
+//! leaves exactly one tick for it, as on hardware, and the alarm keeps its
+//! phase: the next expiry is the first one of the original grid
+//! (`first + k * period`) after the look, never `look + period`.
+
+/// An armed VMI alarm, in cycles of the real counter (vmi_time.h:
+/// `SetAlarm(flags, expiry, period)`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Alarm {
+    /// The next expiry not yet raised.
+    next: u64,
+    /// 0 for a one-shot alarm.
+    period: u64,
+}
+
+/// What a look at an alarm found.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Expiry {
+    /// One or more expiries happened since the previous look: raise the
+    /// interrupt (once).
+    pub raise: bool,
+    /// The alarm after the look: `None` once a one-shot has fired.
+    pub alarm: Option<Alarm>,
+}
+
+impl Alarm {
+    /// An alarm expiring at `expiry` and then every `period` cycles (a
+    /// `period` of 0: once).
+    pub const fn new(expiry: u64, period: u64) -> Alarm {
+        Alarm {
+            next: expiry,
+            period,
+        }
+    }
+
+    /// The next expiry not yet raised.
+    pub const fn next(&self) -> u64 {
+        self.next
+    }
+
+    /// The period (0 for a one-shot).
+    pub const fn period(&self) -> u64 {
+        self.period
+    }
+
+    /// The alarm looked at when the cycle counter reads `now`: whether to
+    /// raise its interrupt, and what is left armed. Expiries already past
+    /// count as one (see the module's tick rule); a periodic alarm keeps its
+    /// phase, and the skip over the periods gone is computed, not looped.
+    pub fn look(self, now: u64) -> Expiry {
+        if now < self.next {
+            return Expiry {
+                raise: false,
+                alarm: Some(self),
+            };
+        }
+        let alarm = match (now - self.next).checked_div(self.period) {
+            None => None,
+            Some(gone) => {
+                // The first expiry of the grid after `now`; an alarm so far
+                // out that it cannot be represented stops at the end of time.
+                let step = (gone + 1).saturating_mul(self.period);
+                Some(Alarm {
+                    next: self.next.saturating_add(step),
+                    period: self.period,
+                })
+            }
+        };
+        Expiry { raise: true, alarm }
+    }
+}
+
+/// GetCycleCounter's available and stolen counters, from the real counter
+/// and the stolen time Xen reports, made what the VMI interface promises
+/// (vmi_time.h: stolen is time the vCPU was ready but not running,
+/// available is the rest): both never go backwards, and neither exceeds the
+/// real counter.
+///
+/// Xen's runstate times only grow, but their conversion to cycles uses a
+/// scale Xen recalibrates, so a raw value may step back by a few cycles, or
+/// stolen grow a little faster than the real counter. The counters hold
+/// their last value rather than follow such a step.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct CycleCounters {
+    stolen: u64,
+    available: u64,
+}
+
+impl CycleCounters {
+    /// Nothing read yet.
+    pub const fn new() -> CycleCounters {
+        CycleCounters {
+            stolen: 0,
+            available: 0,
+        }
+    }
+
+    /// (available, stolen) when the real counter reads `real` and Xen's
+    /// stolen time comes to `raw_stolen` cycles. `real` must not go
+    /// backwards between calls (it is the TSC).
+    pub fn read(&mut self, real: u64, raw_stolen: u64) -> (u64, u64) {
+        let stolen = raw_stolen.max(self.stolen).min(real);
+        let available = (real - stolen).max(self.available).min(real);
+        self.stolen = stolen;
+        self.available = available;
+        (available, stolen)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    #[test]
+    fn one_shot_fires_once_even_when_looked_at_late() {
+        let alarm = Alarm::new(1_000, 0);
+        assert_eq!(
+            alarm.look(999),
+            Expiry {
+                raise: false,
+                alarm: Some(alarm)
+            }
+        );
+        assert_eq!(
+            alarm.look(5_000),
+            Expiry {
+                raise: true,
+                alarm: None
+            }
+        );
+    }
+
+    #[test]
+    fn an_expiry_in_the_past_fires_at_the_first_look() {
+        let alarm = Alarm::new(0, 0);
+        assert!(alarm.look(123_456).raise);
+        let periodic = Alarm::new(10, 100).look(1_000_000);
+        assert!(periodic.raise);
+        assert_eq!(periodic.alarm.unwrap().next(), 1_000_010);
+    }
+
+    #[test]
+    fn periodic_keeps_its_phase_and_coalesces() {
+        let alarm = Alarm::new(100, 10);
+        // On time: one raise, next on the grid.
+        let e = alarm.look(100);
+        assert!(e.raise);
+        assert_eq!(e.alarm.unwrap().next(), 110);
+        // Three periods late (113, 120, 130 gone): one raise, next at 140.
+        let e = e.alarm.unwrap().look(135);
+        assert!(e.raise);
+        assert_eq!(e.alarm.unwrap().next(), 140);
+        // Before the next expiry: nothing.
+        assert!(!e.alarm.unwrap().look(139).raise);
+    }
+
+    #[test]
+    fn the_end_of_time_saturates() {
+        let e = Alarm::new(u64::MAX - 5, 10).look(u64::MAX);
+        assert!(e.raise);
+        assert_eq!(e.alarm.unwrap().next(), u64::MAX);
+    }
+
+    #[test]
+    fn counters_hold_against_a_step_back() {
+        let mut c = CycleCounters::new();
+        assert_eq!(c.read(1_000, 100), (900, 100));
+        // Xen's scale moved: the raw stolen value fell, then grew faster
+        // than the real counter.
+        assert_eq!(c.read(1_010, 90), (910, 100));
+        assert_eq!(c.read(1_020, 150), (910, 150));
+        // Stolen can never exceed the real counter.
+        assert_eq!(c.read(1_030, 5_000), (910, 1_030));
+    }
+
+    /// The expiries of an alarm (`first`, then every `period`) in the
+    /// half-open window (after, upto].
+    fn expiries_in(first: u64, period: u64, after: Option<u64>, upto: u64) -> u64 {
+        let count_upto = |t: u64| -> u64 {
+            if t < first {
+                0
+            } else {
+                // A one-shot (period 0) expires once.
+                (t - first).checked_div(period).map_or(1, |whole| whole + 1)
+            }
+        };
+        count_upto(upto) - after.map_or(0, count_upto)
+    }
+
+    proptest! {
+        /// Against the grid of expiries: a look raises exactly when at least
+        /// one expiry fell since the previous look (never early, never a
+        /// window with an expiry left silent), and what stays armed expires
+        /// at the first grid point after the look.
+        #[test]
+        fn looks_follow_the_grid(
+            first in 0u64..10_000,
+            period in prop_oneof![Just(0u64), 1u64..3_000],
+            steps in prop::collection::vec(0u64..7_000, 1..60),
+        ) {
+            let mut alarm = Some(Alarm::new(first, period));
+            let mut previous: Option<u64> = None;
+            let mut now = 0u64;
+            let mut raised = 0u64;
+            for step in steps {
+                now += step;
+                let due = expiries_in(first, period, previous, now);
+                match alarm {
+                    Some(a) => {
+                        let e = a.look(now);
+                        prop_assert_eq!(e.raise, due > 0, "look at {} after {:?}", now, previous);
+                        raised += u64::from(e.raise);
+                        alarm = e.alarm;
+                        match alarm {
+                            Some(left) => {
+                                prop_assert!(left.next() > now);
+                                prop_assert_eq!(expiries_in(first, period, Some(now), left.next() - 1), 0);
+                                prop_assert_eq!(expiries_in(first, period, Some(now), left.next()), 1);
+                            }
+                            None => prop_assert!(period == 0 && now >= first),
+                        }
+                    }
+                    None => prop_assert_eq!(due, 0, "a fired one-shot has no more expiries"),
+                }
+                previous = Some(now);
+            }
+            // Never more raises than expiries.
+            prop_assert!(raised <= expiries_in(first, period, None, now));
+        }
+
+        /// Whatever Xen reports, the counters never go back and never pass
+        /// the real counter.
+        #[test]
+        fn counters_are_monotonic_and_bounded(
+            steps in prop::collection::vec((0u64..1_000, 0u64..2_000), 1..100),
+        ) {
+            let mut c = CycleCounters::new();
+            let (mut real, mut last) = (0u64, (0u64, 0u64));
+            for (advance, raw) in steps {
+                real += advance;
+                let (available, stolen) = c.read(real, raw);
+                prop_assert!(available >= last.0 && stolen >= last.1);
+                prop_assert!(available <= real && stolen <= real);
+                last = (available, stolen);
+            }
+        }
+    }
+}
