@@ -341,7 +341,17 @@ pub fn general_protection(frame: &mut TrapFrame) -> Outcome {
             crate::cpu_calls::write_msr(regs.ecx, (u64::from(regs.edx) << 32) | u64::from(regs.eax))
         }
         Op::Hlt => {
+            if crate::traps::saved_mask(frame) != 0 {
+                // Interrupts disabled: the processor stays halted until
+                // NMI, INIT or reset; nothing would ever resume the kernel.
+                crate::xen::kernel_stopped(frame.eip);
+            }
             crate::runtime::flush_console();
+            // An interrupt already waiting (an IRQ the kernel saw requested
+            // at its PIC before STI) ends the halt at once, as on the
+            // processor: it is flagged pending, so the block below returns
+            // and the interrupt is delivered.
+            crate::time::note_deliverable();
             // Blocks until an event is pending (Xen unmasks events while
             // the vCPU is blocked, so a wake-up is never lost).
             let _ = hypervisor().sched_block();
