@@ -248,8 +248,11 @@ pub fn general_protection(frame: &mut TrapFrame) -> Outcome {
             let p = port.port(&regs);
             if matches!(p, 0x20 | 0x21 | 0xA0 | 0xA1) {
                 // The kernel reads its interrupt controller: let it see a
-                // timer request that came in with interrupts disabled.
+                // timer request that came in with interrupts disabled, the
+                // VMI alarm's or a PIT edge that is due.
                 crate::time::poll();
+                let (bus, mut host) = rt.split();
+                bus.poll_timer(&mut host);
             }
             let value = if p == xen_vmi_rom::ports::ROM_STATS_PORT && width == Width::Dword {
                 crate::xen::hypercall_count()
@@ -288,7 +291,7 @@ pub fn general_protection(frame: &mut TrapFrame) -> Outcome {
         }
         Op::Lgdt { mem, width } => {
             let (base, limit) = pseudo_descriptor(mem.offset(&regs), width);
-            crate::desc::load_gdt(base, limit)
+            crate::desc::load_gdt_for(base, limit, frame.cs as u16)
         }
         Op::Lidt { mem, width } => {
             let (base, limit) = pseudo_descriptor(mem.offset(&regs), width);
@@ -348,9 +351,11 @@ pub fn general_protection(frame: &mut TrapFrame) -> Outcome {
             }
             crate::runtime::flush_console();
             // An interrupt already waiting (an IRQ the kernel saw requested
-            // at its PIC before STI) ends the halt at once, as on the
-            // processor: it is flagged pending, so the block below returns
-            // and the interrupt is delivered.
+            // at its PIC before STI, a PIT edge that is due) ends the halt
+            // at once, as on the processor: it is flagged pending, so the
+            // block below returns and the interrupt is delivered.
+            let (bus, mut host) = runtime().split();
+            bus.poll_timer(&mut host);
             crate::time::note_deliverable();
             // Blocks until an event is pending (Xen unmasks events while
             // the vCPU is blocked, so a wake-up is never lost).
