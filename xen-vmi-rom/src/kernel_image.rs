@@ -344,8 +344,10 @@ fn parse_elf(b: &[u8]) -> Result<KernelImage, ImageError> {
             .checked_add(i.checked_mul(phentsize).ok_or(ImageError::ElfTruncated)?)
             .ok_or(ImageError::ElfTruncated)?;
         let field = |n: usize| u32_at(b, ph + n * 4).ok_or(ImageError::ElfTruncated);
-        if field(0)? != 1 {
-            continue; // not PT_LOAD
+        // Not PT_LOAD, or nothing to load (an empty segment a section
+        // removal left behind).
+        if field(0)? != 1 || field(5)? == 0 {
+            continue;
         }
         let seg = Segment {
             file_offset: field(1)?,
@@ -617,6 +619,19 @@ mod tests {
         with_mb[0x1000..0x100C]
             .copy_from_slice(&multiboot_header(MB_FLAG_MEMORY_INFO, [0; 5])[..12]);
         assert_eq!(parse(&with_mb).unwrap().protocol(), BootProtocol::Multiboot);
+    }
+
+    #[test]
+    fn empty_segments_are_skipped() {
+        let b = elf(
+            1,
+            3,
+            &[(0, 0, 0, 0), (0x1000, 0x1000, 0x10_0000, 0x2000)],
+            0x10_0000,
+        );
+        let k = parse(&b).unwrap();
+        assert_eq!(k.segments().len(), 1);
+        assert_eq!(k.phys_span(), (0x10_0000, 0x10_2000));
     }
 
     #[test]
