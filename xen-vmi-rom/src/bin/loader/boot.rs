@@ -279,6 +279,7 @@ pub fn boot(
         });
     }
     let need = rom_pages
+        + 1 // the empty bus's frame
         + k2m_pages
         + state_pages
         + ROM_AREA_L1_TABLES
@@ -346,6 +347,16 @@ pub fn boot(
     }
     for i in 0..rom_pages {
         k2m[((ROM_KERNEL_PHYS >> 12) + i) as usize] = rom_mfn(i);
+    }
+    // The rest of the reserved area is an empty ISA bus: every frame of it
+    // reads as all-ones from one shared frame, mapped read-only (the BIOS
+    // area scans of a kernel find nothing there instead of faulting).
+    let (bus_pfn, bus_page) = pool.take();
+    bus_page.fill(u64::MAX);
+    for slot in &mut k2m[(LOW_RAM_END >> 12) as usize..(HIGH_RAM_START >> 12) as usize] {
+        if *slot == u32::MAX {
+            *slot = frames.mfn(bus_pfn);
+        }
     }
 
     // The kernel, its initrd and its boot information, through the window.
@@ -692,9 +703,9 @@ fn build_boot_root(
             if k >= limit || k2m[k as usize] == u32::MAX {
                 continue;
             }
-            let is_rom =
-                (ROM_KERNEL_PHYS >> 12..(ROM_KERNEL_PHYS + ROM_CODE_MAX) >> 12).contains(&k);
-            let flags = if is_rom { PTE_RO } else { PTE_RW };
+            // The reserved area (the ROM and the empty bus) is read-only.
+            let reserved = (LOW_RAM_END >> 12..HIGH_RAM_START >> 12).contains(&k);
+            let flags = if reserved { PTE_RO } else { PTE_RW };
             *e = (u64::from(k2m[k as usize]) << 12) | flags | PTE_USER;
         }
         let (_, l2) = l2s[slot].as_mut().expect("allocated above");

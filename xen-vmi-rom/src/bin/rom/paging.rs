@@ -14,7 +14,7 @@ use xen_abi::hypercall::Hypervisor;
 use xen_abi::p2m::Mfn;
 use xen_abi::xen::{MmuUpdate, MmuextOp, DOMID_SELF, UVMF_INVLPG};
 use xen_vmi_rom::layout::{
-    rom_area_l2_slots, K2M_VA, PAE_TOP_L3_SLOT, ROM_CODE_MAX, ROM_KERNEL_PHYS, WINDOW_VA,
+    rom_area_l2_slots, HIGH_RAM_START, K2M_VA, LOW_RAM_END, PAE_TOP_L3_SLOT, WINDOW_VA,
 };
 use xen_vmi_rom::shadow_entry::{shadow, Level, ACCESSED, DIRTY, PRESENT, RW};
 
@@ -144,9 +144,12 @@ fn fresh_frame(new: &mut Paging) -> Option<u32> {
     Some(mfn)
 }
 
+/// A frame of the PC's reserved area (0x9F000-0xFFFFF): the ROM, and the
+/// empty bus around it, which the loader backs with one shared frame of
+/// all-ones (docs/boot-contract.md). Read-only to the kernel, and never
+/// one of its page tables.
 fn is_rom_frame(kfn: u64) -> bool {
-    (u64::from(ROM_KERNEL_PHYS >> 12)..u64::from((ROM_KERNEL_PHYS + ROM_CODE_MAX) >> 12))
-        .contains(&kfn)
+    (u64::from(LOW_RAM_END >> 12)..u64::from(HIGH_RAM_START >> 12)).contains(&kfn)
 }
 
 /// The shadow of the kernel's L1 table in frame `kfn`: a new frame.
