@@ -17,8 +17,9 @@ usage: runner [run] [options]        boot a guest and report its verdict
 
 modes (default --dom0):
   --dom0               Xen under QEMU, the PV image as dom0
-  --native             bare QEMU (no Xen): the VMI guest by multiboot, with the
-                       native VMI ROM as an option ROM
+  --native             bare QEMU (no Xen): the VMI guest by QEMU's -kernel
+                       (multiboot or bzImage), with the native VMI ROM as an
+                       option ROM
   --no-rom             with --native: no option ROM at all
 options:
   --icount             deterministic guest time (-icount shift=0)

@@ -14,7 +14,8 @@ use crate::protocol::{Transcript, Verdict};
 pub enum Mode {
     /// Xen under QEMU, our PV image as dom0.
     Dom0,
-    /// Bare QEMU: the VMI guest by multiboot, with (or without) the native ROM.
+    /// Bare QEMU: the VMI guest by QEMU's `-kernel` (multiboot or bzImage),
+    /// with (or without) the native ROM.
     Native,
 }
 
