@@ -1,8 +1,12 @@
-//! Recognising the VMI kernel the loader is given: an i386 ELF executable,
-//! or a multiboot image (Multiboot Specification 0.6.96, section 3.1).
+//! Recognising the VMI kernel the loader is given: a Linux bzImage (boot
+//! protocol 2.02+, [`crate::linux_boot`]), an i386 ELF executable (a
+//! vmlinux, or a multiboot kernel in ELF form), or a multiboot image
+//! (Multiboot Specification 0.6.96, section 3.1).
 //!
 //! Everything here is a pure function over the module's bytes; a file that
 //! is not a kernel gets an [`ImageError`] that says what was found.
+
+use crate::linux_boot::{self, SetupError, SetupHeader};
 
 /// Most loadable segments accepted.
 pub const MAX_SEGMENTS: usize = 8;
@@ -50,6 +54,21 @@ pub enum ImageKind {
     /// Multiboot header with address fields (no ELF, or the kludge asked
     /// for).
     MultibootAout,
+    /// A Linux bzImage: setup header, protected-mode code loaded at
+    /// `code32_start` (1 MiB).
+    BzImage,
+}
+
+/// How the kernel wants to be entered (docs/boot-contract.md).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BootProtocol {
+    /// Multiboot: EAX magic, EBX the multiboot information, Xen's flat
+    /// selectors.
+    Multiboot,
+    /// The Linux 32-bit boot protocol: ESI the zero page, `__BOOT_CS` and
+    /// `__BOOT_DS` of a boot GDT. A bzImage, or an ELF without a multiboot
+    /// header (a vmlinux).
+    Linux32,
 }
 
 /// A recognised kernel.
@@ -60,6 +79,8 @@ pub struct KernelImage {
     pub entry: u32,
     /// The multiboot header flags, if the image has a multiboot header.
     pub multiboot_flags: Option<u32>,
+    /// A bzImage's setup header.
+    pub setup: Option<SetupHeader>,
     segments: [Segment; MAX_SEGMENTS],
     count: usize,
 }
@@ -80,6 +101,26 @@ impl KernelImage {
             .max()
             .unwrap_or(0);
         (lo, hi)
+    }
+
+    /// The protocol the kernel is entered with.
+    pub fn protocol(&self) -> BootProtocol {
+        if self.multiboot_flags.is_some() {
+            BootProtocol::Multiboot
+        } else {
+            BootProtocol::Linux32
+        }
+    }
+
+    /// End (exclusive) of the memory the kernel needs from its lowest load
+    /// address before it reads its memory map: its segments, or a
+    /// bzImage's `init_size` (room to decompress itself) if larger.
+    pub fn memory_end(&self) -> u32 {
+        let span = self.phys_span().1;
+        match self.setup {
+            Some(h) => span.max(h.code32_start.saturating_add(h.init_size)),
+            None => span,
+        }
     }
 }
 
@@ -123,8 +164,12 @@ pub enum ImageError {
     },
     /// The multiboot address fields are inconsistent.
     MultibootAddresses,
-    /// A Linux bzImage (boot protocol setup header): not supported yet.
-    LinuxBzImage,
+    /// A Linux setup header this loader cannot start (the reason inside).
+    Setup(SetupError),
+    /// An ELF entry point that lies in no loaded segment.
+    EntryOutsideSegments {
+        entry: u32,
+    },
     /// Neither ELF nor multiboot; the first bytes, for the message.
     Unknown {
         magic: [u8; 4],
@@ -148,8 +193,9 @@ impl ImageError {
             Self::MultibootChecksum { .. } => "a multiboot header with a bad checksum",
             Self::MultibootUnsupported { .. } => "a multiboot header asking for a feature this loader does not offer (video mode or unknown mandatory flags)",
             Self::MultibootAddresses => "a multiboot header with inconsistent address fields",
-            Self::LinuxBzImage => "a Linux bzImage: the Linux boot protocol is not supported yet (give an ELF vmlinux or a multiboot kernel)",
-            Self::Unknown { .. } => "neither an i386 ELF executable nor a multiboot kernel",
+            Self::Setup(e) => e.describe(),
+            Self::EntryOutsideSegments { .. } => "an ELF whose entry point lies in none of its loadable segments",
+            Self::Unknown { .. } => "neither a bzImage, an i386 ELF executable nor a multiboot kernel",
         }
     }
 }
@@ -201,6 +247,11 @@ pub fn parse(bytes: &[u8]) -> Result<KernelImage, ImageError> {
     if bytes.is_empty() {
         return Err(ImageError::Empty);
     }
+    // A Linux setup header makes the file a bzImage, whatever else its
+    // first 8 KiB hold.
+    if linux_boot::has_setup_header(bytes) {
+        return parse_bzimage(bytes);
+    }
     let multiboot = find_multiboot(bytes)?;
     if let Some((_, flags)) = multiboot {
         let supported = MB_FLAG_PAGE_ALIGN | MB_FLAG_MEMORY_INFO;
@@ -218,9 +269,6 @@ pub fn parse(bytes: &[u8]) -> Result<KernelImage, ImageError> {
             image.multiboot_flags = multiboot.map(|(_, f)| f);
             Ok(image)
         }
-        _ if u32_at(bytes, 0x202) == Some(u32::from_le_bytes(*b"HdrS")) => {
-            Err(ImageError::LinuxBzImage)
-        }
         _ => {
             let mut magic = [0u8; 4];
             let n = bytes.len().min(4);
@@ -228,6 +276,32 @@ pub fn parse(bytes: &[u8]) -> Result<KernelImage, ImageError> {
             Err(ImageError::Unknown { magic })
         }
     }
+}
+
+/// A bzImage: the protected-mode code (after the setup sectors) at
+/// `code32_start`, entered there.
+fn parse_bzimage(b: &[u8]) -> Result<KernelImage, ImageError> {
+    let h = SetupHeader::parse(b).map_err(ImageError::Setup)?;
+    let seg = Segment {
+        file_offset: h.setup_len,
+        file_len: h.payload_len,
+        phys: h.code32_start,
+        mem_len: h.payload_len,
+    };
+    check_segment(0, &seg)?;
+    h.code32_start
+        .checked_add(h.init_size)
+        .ok_or(ImageError::SegmentBad { index: 0 })?;
+    let mut segments = [Segment::default(); MAX_SEGMENTS];
+    segments[0] = seg;
+    Ok(KernelImage {
+        kind: ImageKind::BzImage,
+        entry: h.code32_start,
+        multiboot_flags: None,
+        setup: Some(h),
+        segments,
+        count: 1,
+    })
 }
 
 /// ELF32 (System V gABI; i386 psABI): e_ident class 1, data 1 (LSB),
@@ -257,16 +331,23 @@ fn parse_elf(b: &[u8]) -> Result<KernelImage, ImageError> {
         kind: ImageKind::Elf,
         entry,
         multiboot_flags: None,
+        setup: None,
         segments: [Segment::default(); MAX_SEGMENTS],
         count: 0,
     };
+    // The entry's physical address: e_entry itself if a segment holds it
+    // there (a vmlinux's `phys_startup_32`), else translated through the
+    // segment whose virtual range holds it.
+    let mut entry_phys = None;
     for i in 0..phnum {
         let ph = phoff
             .checked_add(i.checked_mul(phentsize).ok_or(ImageError::ElfTruncated)?)
             .ok_or(ImageError::ElfTruncated)?;
         let field = |n: usize| u32_at(b, ph + n * 4).ok_or(ImageError::ElfTruncated);
-        if field(0)? != 1 {
-            continue; // not PT_LOAD
+        // Not PT_LOAD, or nothing to load (an empty segment a section
+        // removal left behind).
+        if field(0)? != 1 || field(5)? == 0 {
+            continue;
         }
         let seg = Segment {
             file_offset: field(1)?,
@@ -274,6 +355,10 @@ fn parse_elf(b: &[u8]) -> Result<KernelImage, ImageError> {
             file_len: field(4)?,
             mem_len: field(5)?,
         };
+        let virt = field(2)?;
+        if entry_phys.is_none() && entry >= virt && entry - virt < seg.mem_len.max(1) {
+            entry_phys = Some(seg.phys.wrapping_add(entry - virt));
+        }
         let index = image.count;
         let file_end = (seg.file_offset as usize).checked_add(seg.file_len as usize);
         if file_end.is_none_or(|e| e > b.len()) {
@@ -288,6 +373,17 @@ fn parse_elf(b: &[u8]) -> Result<KernelImage, ImageError> {
     }
     if image.count == 0 {
         return Err(ImageError::NoSegments);
+    }
+    let in_segment = |a: u32| {
+        image
+            .segments()
+            .iter()
+            .any(|s| a >= s.phys && a - s.phys < s.mem_len.max(1))
+    };
+    if !in_segment(entry) {
+        image.entry = entry_phys
+            .filter(|&a| in_segment(a))
+            .ok_or(ImageError::EntryOutsideSegments { entry })?;
     }
     Ok(image)
 }
@@ -337,6 +433,7 @@ fn parse_multiboot_aout(b: &[u8], off: usize, flags: u32) -> Result<KernelImage,
         kind: ImageKind::MultibootAout,
         entry,
         multiboot_flags: Some(flags),
+        setup: None,
         segments,
         count: 1,
     })
@@ -480,9 +577,75 @@ mod tests {
             parse(b"#!/bin/sh\n"),
             Err(ImageError::Unknown { magic: *b"#!/b" })
         );
-        let mut bz = vec![0u8; 0x400];
-        bz[0x202..0x206].copy_from_slice(b"HdrS");
-        assert_eq!(parse(&bz), Err(ImageError::LinuxBzImage));
+    }
+
+    #[test]
+    fn bzimages_load_at_code32_start_with_the_linux_protocol() {
+        let b = linux_boot::tests::bzimage(0x020A, 0x3000);
+        let k = parse(&b).unwrap();
+        assert_eq!(k.kind, ImageKind::BzImage);
+        assert_eq!(k.protocol(), BootProtocol::Linux32);
+        assert_eq!(k.entry, 0x10_0000);
+        assert_eq!(
+            k.segments(),
+            &[Segment {
+                file_offset: 5 * 512,
+                file_len: 0x3000,
+                phys: 0x10_0000,
+                mem_len: 0x3000
+            }]
+        );
+        // init_size (4 MiB in the test header) is what must fit in RAM.
+        assert_eq!(k.memory_end(), 0x50_0000);
+        assert_eq!(
+            parse(&linux_boot::tests::bzimage(0x0201, 0x3000)),
+            Err(ImageError::Setup(SetupError::ProtocolTooOld {
+                version: 0x0201
+            }))
+        );
+        // A header with HdrS wins over anything else in the first 8 KiB.
+        let mut b = linux_boot::tests::bzimage(0x0206, 0x3000);
+        b[0x1000..0x100C].copy_from_slice(&multiboot_header(0, [0; 5])[..12]);
+        assert_eq!(parse(&b).unwrap().kind, ImageKind::BzImage);
+    }
+
+    #[test]
+    fn an_elf_without_multiboot_header_is_a_vmlinux() {
+        let b = elf(1, 3, &[(0x1000, 0x1000, 0x10_0000, 0x3000)], 0x10_0000);
+        let k = parse(&b).unwrap();
+        assert_eq!(k.protocol(), BootProtocol::Linux32);
+        assert_eq!(k.setup, None);
+        let mut with_mb = b.clone();
+        with_mb[0x1000..0x100C]
+            .copy_from_slice(&multiboot_header(MB_FLAG_MEMORY_INFO, [0; 5])[..12]);
+        assert_eq!(parse(&with_mb).unwrap().protocol(), BootProtocol::Multiboot);
+    }
+
+    #[test]
+    fn empty_segments_are_skipped() {
+        let b = elf(
+            1,
+            3,
+            &[(0, 0, 0, 0), (0x1000, 0x1000, 0x10_0000, 0x2000)],
+            0x10_0000,
+        );
+        let k = parse(&b).unwrap();
+        assert_eq!(k.segments().len(), 1);
+        assert_eq!(k.phys_span(), (0x10_0000, 0x10_2000));
+    }
+
+    #[test]
+    fn a_virtual_entry_is_translated_to_its_physical_address() {
+        // Linked at 0xC0100000, loaded at 0x100000 (PAGE_OFFSET 0xC0000000).
+        let mut b = elf(1, 3, &[(0x1000, 0x1000, 0x10_0000, 0x2000)], 0xC010_0040);
+        // vaddr (field 2 of the program header) differs from paddr.
+        b[52 + 8..52 + 12].copy_from_slice(&0xC010_0000u32.to_le_bytes());
+        assert_eq!(parse(&b).unwrap().entry, 0x10_0040);
+        let b = elf(1, 3, &[(0x1000, 0x1000, 0x10_0000, 0x2000)], 0x20_0000);
+        assert_eq!(
+            parse(&b),
+            Err(ImageError::EntryOutsideSegments { entry: 0x20_0000 })
+        );
     }
 
     proptest::proptest! {

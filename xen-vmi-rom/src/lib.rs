@@ -7,8 +7,10 @@
 #![cfg_attr(not(test), no_std)]
 
 pub mod boot_plan;
+pub mod bundle;
 pub mod kernel_image;
 pub mod layout;
+pub mod linux_boot;
 pub mod rom_state;
 pub mod rtc;
 pub mod shadow_entry;

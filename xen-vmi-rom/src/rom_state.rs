@@ -8,7 +8,7 @@
 /// "XVRS": a state the loader has filled in.
 pub const ROM_STATE_MAGIC: u32 = u32::from_le_bytes(*b"XVRS");
 /// Bumped when the layout changes.
-pub const ROM_STATE_VERSION: u32 = 1;
+pub const ROM_STATE_VERSION: u32 = 2;
 
 /// Offset of the ROM's own stack top inside the state area: the ROM runs
 /// its boot path (and nothing else) on it.
@@ -42,11 +42,23 @@ pub struct RomState {
     /// The ROM area's L1 tables (linked into every root's top L2).
     pub rom_area_l1_mfns: [u32; 4],
     /// Kernel entry point and the registers it gets (multiboot: EAX magic,
-    /// EBX the info's kernel-physical address).
+    /// EBX the info's kernel-physical address; the Linux 32-bit protocol:
+    /// ESI the zero page's).
     pub entry: u32,
     pub entry_eax: u32,
     pub entry_ebx: u32,
     pub entry_esp: u32,
+    pub entry_esi: u32,
+    /// The GDT the kernel is entered with (kernel-physical base, limit),
+    /// loaded by the ROM as if by LGDT; limit 0: none (Xen's flat ring-1
+    /// selectors, the multiboot case).
+    pub entry_gdt_base: u32,
+    pub entry_gdt_limit: u32,
+    /// The selectors of that GDT the kernel is entered with, as the kernel
+    /// names them (RPL 0; the ROM raises the RPL to its ring, 1): CS, and
+    /// DS = ES = FS = GS = SS. 0: Xen's flat ring-1 selectors.
+    pub entry_cs: u32,
+    pub entry_ds: u32,
     /// Frames the loader left for the ROM's page tables: their machine
     /// frames are at `pool_mfns_va`, `pool_free` of them unused from
     /// `pool_next`.
@@ -58,6 +70,10 @@ pub struct RomState {
     /// has left it: its tables map every bootstrap frame writable, and as
     /// long as they are page tables no pool frame could become one.
     pub bootstrap_l3_mfn: u32,
+    /// Written by the ROM: how often the kernel called VMI_Init (0: it
+    /// never activated VMI, and runs on the ROM's emulation of native
+    /// instructions only).
+    pub vmi_init_calls: u32,
 }
 
 /// Where the ROM's trap path finds the state to resume the kernel with when
@@ -116,7 +132,7 @@ pub const POOL_MFNS_OFFSET: u32 = 0x4000;
 pub const POOL_MFNS_MAX: u32 = (ROM_BOOT_STACK_TOP - ROM_BOOT_STACK_SIZE - POOL_MFNS_OFFSET) / 4;
 
 const _: () = {
-    assert!(core::mem::size_of::<RomState>() == 88);
+    assert!(core::mem::size_of::<RomState>() == 112);
     assert!(core::mem::size_of::<RomState>() as u32 <= RESUME_AT_OFFSET);
     assert!(RESUME_AT_OFFSET + 20 <= HYPERCALL_COUNT_OFFSET);
     assert!(HYPERCALL_COUNT_OFFSET + 4 <= FAST_SYSCALL_OFFSET);

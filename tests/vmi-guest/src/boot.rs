@@ -1,17 +1,10 @@
-//! Multiboot (v1) entry: the header the loader looks for, the 32-bit entry
-//! point (protected mode, paging off, interrupts off, EAX = 0x2BADB002,
-//! EBX = physical address of the multiboot information), the kernel stacks,
-//! and the parts of the multiboot information the kernel reads.
-//!
-//! Numbers: the Multiboot Specification 0.6.96, "Header magic fields",
-//! "Machine state", "Boot information format".
+//! What the kernel keeps from its boot loader ([`BootInfo`]), read from the
+//! multiboot information (the Multiboot Specification 0.6.96, "Boot
+//! information format") or from a Linux zero page (the bzImage packaging),
+//! and the kernel stack the packagings' entry code switches to.
 
 use crate::sync::Global;
 
-/// Header magic the loader looks for in the first 8 KiB of the image.
-const MULTIBOOT_HEADER_MAGIC: u32 = 0x1BAD_B002;
-/// Header flags: bit 0 = page-align modules, bit 1 = pass memory information.
-const MULTIBOOT_HEADER_FLAGS: u32 = 0x0000_0003;
 /// EAX at entry when a multiboot loader started the kernel.
 pub const MULTIBOOT_BOOTLOADER_MAGIC: u32 = 0x2BAD_B002;
 
@@ -22,43 +15,9 @@ pub const STACK_SIZE: usize = 64 * 1024;
 #[repr(C, align(16))]
 pub struct Stack(pub [u8; STACK_SIZE]);
 
-/// The stack the kernel and the cases run on.
+/// The stack the kernel and the cases run on (the packagings' entry code
+/// switches to it).
 pub static BOOT_STACK: Global<Stack> = Global::new(Stack([0; STACK_SIZE]));
-
-core::arch::global_asm!(
-    r#"
-    .pushsection .text.multiboot, "ax"
-    .balign 4
-    .long {magic}
-    .long {flags}
-    .long -({magic} + {flags})
-    .popsection
-
-    .pushsection .text.entry, "ax"
-    .globl _start
-_start:
-    cli
-    cld
-    mov esi, eax
-    mov ebp, ebx
-    mov edi, offset __bss_start
-    mov ecx, offset __bss_end
-    sub ecx, edi
-    xor eax, eax
-    rep stosb
-    mov esp, offset {stack} + {stack_size}
-    push ebp
-    push esi
-    call {main}
-    ud2
-    .popsection
-    "#,
-    magic = const MULTIBOOT_HEADER_MAGIC,
-    flags = const MULTIBOOT_HEADER_FLAGS,
-    stack = sym BOOT_STACK,
-    stack_size = const STACK_SIZE,
-    main = sym crate::kmain::kmain,
-);
 
 /// The fixed part of the multiboot information structure.
 #[repr(C)]
@@ -93,6 +52,20 @@ pub struct BootInfo {
 }
 
 impl BootInfo {
+    /// Boot information from its parts: RAM above 1 MiB ends at `ram_top`;
+    /// the command line (cut to 256 bytes).
+    pub fn new(ram_top: u32, cmdline: &[u8]) -> Self {
+        let mut boot = BootInfo {
+            ram_top,
+            cmdline: [0; 256],
+            cmdline_len: 0,
+        };
+        let n = cmdline.len().min(boot.cmdline.len());
+        boot.cmdline[..n].copy_from_slice(&cmdline[..n]);
+        boot.cmdline_len = n;
+        boot
+    }
+
     /// Reads the loader's information at `mbi` (physical, paging off).
     ///
     /// # Safety

@@ -120,6 +120,12 @@ impl Text {
     }
 }
 
+impl Default for Text {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
 impl Write for Text {
     fn write_str(&mut self, s: &str) -> fmt::Result {
         for c in s.chars() {

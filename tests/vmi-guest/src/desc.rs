@@ -180,6 +180,12 @@ impl Tss {
     }
 }
 
+impl Default for Tss {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
 /// The kernel's TSS.
 pub static TSS: Global<Tss> = Global::new(Tss::new());
 /// The second TSS (SetTR case).

@@ -33,7 +33,25 @@ pub fn boot_info() -> BootInfo {
         .expect("boot information is set before anything asks")
 }
 
-/// Entered from `_start` with the multiboot registers.
+/// What a packaging adds to the common boot (src/lib.rs): the bzImage
+/// packaging's early-boot results and its step after activation.
+pub struct Packaging {
+    /// Runs right after VMI activation (or the decision to run natively),
+    /// before the CPU setup through the platform ops.
+    pub after_activation: fn(),
+    /// Cases reported before the suite (their results may have been
+    /// recorded long before the console was up).
+    pub cases: &'static [cases::Case],
+}
+
+/// The multiboot packaging adds nothing.
+pub static MULTIBOOT: Packaging = Packaging {
+    after_activation: || {},
+    cases: &[],
+};
+
+/// Entered from the multiboot packaging's `_start` with the multiboot
+/// registers.
 pub extern "C" fn kmain(magic: u32, mbi: u32) -> ! {
     console::init();
     kprintln!("--- VMI guest: generic VMI kernel (VMI API 3.0) ---");
@@ -44,6 +62,13 @@ pub extern "C" fn kmain(magic: u32, mbi: u32) -> ! {
     }
     // SAFETY: a multiboot loader passed `mbi` in EBX.
     let boot = unsafe { BootInfo::from_multiboot(mbi) };
+    run(boot, &MULTIBOOT)
+}
+
+/// The boot common to the packagings, from the native CPU setup on: the
+/// ROM probe and activation, the CPU setup through the ops, the cases, the
+/// power-off.
+pub fn run(boot: BootInfo, packaging: &Packaging) -> ! {
     BOOT.with(|b| *b = Some(boot));
     kprintln!(
         "boot: command line \"{}\", RAM up to {:#x}",
@@ -71,9 +96,10 @@ pub extern "C" fn kmain(magic: u32, mbi: u32) -> ! {
     if !pv::vmi_active() {
         kprintln!("vmi: platform: native instructions");
     }
+    (packaging.after_activation)();
 
     cpu_init();
-    let verdict = cases::run_all(&boot);
+    let verdict = cases::run_all(&boot, packaging.cases);
     kprintln!("Test result: {verdict}");
     finish(&boot)
 }

@@ -115,6 +115,10 @@ pub fn entry(table: u32, index: u32) -> *mut u64 {
 }
 
 /// Reads a page-table entry.
+// The pointer is a page-table entry of the kernel's own tables, as the
+// VMI call this stands for takes it (its callers' contract, unchanged since
+// the module became part of the guest's library).
+#[allow(clippy::not_unsafe_ptr_arg_deref)]
 pub fn read_entry(ptep: *mut u64) -> u64 {
     // SAFETY: callers pass entries of the kernel's own tables (identity
     // mapped frames).

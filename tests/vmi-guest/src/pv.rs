@@ -682,6 +682,10 @@ pub fn shutdown() {
 }
 
 /// SetPxE: a 32-bit page-table entry store (in PAE tables: the low half).
+// The pointer is a page-table entry of the kernel's own tables, as the
+// VMI call this stands for takes it (its callers' contract, unchanged since
+// the module became part of the guest's library).
+#[allow(clippy::not_unsafe_ptr_arg_deref)]
 pub fn set_pxe(pte: u32, ptep: *mut u32, flags: u32) {
     op!(SetPxe,
         // SAFETY: callers pass entries of the kernel's own page tables.
@@ -709,6 +713,10 @@ pub unsafe fn store_pxe_long(ptep: *mut u64, pte: u64) {
 }
 
 /// SetPxELong: a 64-bit (PAE) page-table entry store.
+// The pointer is a page-table entry of the kernel's own tables, as the
+// VMI call this stands for takes it (its callers' contract, unchanged since
+// the module became part of the guest's library).
+#[allow(clippy::not_unsafe_ptr_arg_deref)]
 pub fn set_pxe_long(pte: u64, ptep: *mut u64, flags: u32) {
     op!(SetPxeLong,
         // SAFETY: callers pass entries of the kernel's own page tables.

@@ -17,8 +17,9 @@ usage: runner [run] [options]        boot a guest and report its verdict
 
 modes (default --dom0):
   --dom0               Xen under QEMU, the PV image as dom0
-  --native             bare QEMU (no Xen): the VMI guest by multiboot, with the
-                       native VMI ROM as an option ROM
+  --native             bare QEMU (no Xen): the VMI guest by QEMU's -kernel
+                       (multiboot or bzImage), with the native VMI ROM as an
+                       option ROM
   --no-rom             with --native: no option ROM at all
 options:
   --icount             deterministic guest time (-icount shift=0)
@@ -30,7 +31,10 @@ options:
   --pv-image FILE      PV image (default out/xen-vmi-rom.elf)
   --kernel FILE        VMI guest kernel (default out/vmi-guest.elf; with --dom0
                        it is loaded through the ROM, without it the PV image
-                       runs its own Xen self-test)
+                       runs its own Xen self-test): multiboot, ELF or bzImage
+  --initrd FILE        the kernel's initrd (QEMU's -initrd natively; on Xen
+                       bundled with the kernel into the one module the PV
+                       image gets, docs/boot-contract.md)
   --option-rom FILE    native VMI ROM (default out/native-vmi.rom)
   --cmdline TEXT       guest command line
   --memory MB          guest memory in MiB (default 64)
@@ -125,6 +129,7 @@ fn run_cmd(args: &[String]) -> i32 {
                     cfg.kernel = value("--kernel")?.into();
                     cfg.kernel_given = true;
                 }
+                "--initrd" => cfg.initrd = Some(value("--initrd")?.into()),
                 "--option-rom" => cfg.option_rom = value("--option-rom")?.into(),
                 "--cmdline" => cfg.cmdline = value("--cmdline")?,
                 other => return Err(usage_error(&format!("unknown argument {other:?}"))),
@@ -137,6 +142,9 @@ fn run_cmd(args: &[String]) -> i32 {
     }
     if cfg.no_rom && cfg.mode != qemu::Mode::Native {
         return usage_error("--no-rom only makes sense with --native");
+    }
+    if cfg.initrd.is_some() && cfg.mode == qemu::Mode::Dom0 && !cfg.kernel_given {
+        return usage_error("--initrd on Xen needs the --kernel it belongs to");
     }
 
     let outcome = match qemu::run(&cfg) {

@@ -14,7 +14,8 @@ use crate::protocol::{Transcript, Verdict};
 pub enum Mode {
     /// Xen under QEMU, our PV image as dom0.
     Dom0,
-    /// Bare QEMU: the VMI guest by multiboot, with (or without) the native ROM.
+    /// Bare QEMU: the VMI guest by QEMU's `-kernel` (multiboot or bzImage),
+    /// with (or without) the native ROM.
     Native,
 }
 
@@ -32,6 +33,8 @@ pub struct RunConfig {
     /// `--kernel` was given: on Xen, the kernel goes in as the second
     /// multiboot module (the PV image loads it through the ROM).
     pub kernel_given: bool,
+    /// The kernel's initrd.
+    pub initrd: Option<PathBuf>,
     pub option_rom: PathBuf,
     pub cmdline: String,
 }
@@ -49,6 +52,7 @@ impl Default for RunConfig {
             pv_image: "out/xen-vmi-rom.elf".into(),
             kernel: "out/vmi-guest.elf".into(),
             kernel_given: false,
+            initrd: None,
             option_rom: "out/native-vmi.rom".into(),
             cmdline: String::new(),
         }
@@ -181,6 +185,10 @@ pub fn command(cfg: &RunConfig) -> Result<Command, String> {
             cmd.args(["-machine", "pc,accel=tcg", "-cpu", "max"]);
             cmd.arg("-m").arg(cfg.memory_mb.to_string());
             cmd.arg("-kernel").arg(&cfg.kernel);
+            if let Some(initrd) = &cfg.initrd {
+                require_file("initrd", initrd, "give an existing file to --initrd")?;
+                cmd.arg("-initrd").arg(initrd);
+            }
             if !cfg.cmdline.is_empty() {
                 cmd.arg("-append").arg(&cfg.cmdline);
             }
@@ -254,7 +262,62 @@ const TAIL_LINES: usize = 25;
 /// After the verdict, how long QEMU gets to exit by itself.
 const GRACE_AFTER_VERDICT: Duration = Duration::from_secs(5);
 
+/// The one module the PV image gets for `kernel` and `initrd`: a bundle
+/// (xen_vmi_rom::bundle, what `vmi-pack bundle` writes) in a temporary
+/// file, removed when the run ends.
+struct Bundle(PathBuf);
+
+impl Bundle {
+    fn write(kernel: &Path, initrd: &Path) -> Result<Self, String> {
+        let read = |p: &Path| std::fs::read(p).map_err(|e| format!("{}: {e}", p.display()));
+        let (k, rd) = (read(kernel)?, read(initrd)?);
+        let layout = u32::try_from(k.len())
+            .ok()
+            .zip(u32::try_from(rd.len()).ok())
+            .and_then(|(kl, rl)| xen_vmi_rom::bundle::header(kl, rl))
+            .ok_or_else(|| {
+                format!(
+                    "{} and {} do not fit in one bundle",
+                    kernel.display(),
+                    initrd.display()
+                )
+            })?;
+        let mut b = vec![0u8; layout.total as usize];
+        b[..xen_vmi_rom::bundle::HEADER_SIZE].copy_from_slice(&layout.header);
+        let (ko, ro) = (layout.kernel_offset as usize, layout.initrd_offset as usize);
+        b[ko..ko + k.len()].copy_from_slice(&k);
+        if !rd.is_empty() {
+            b[ro..ro + rd.len()].copy_from_slice(&rd);
+        }
+        let path = std::env::temp_dir().join(format!("runner-bundle-{}.bin", std::process::id()));
+        std::fs::write(&path, b).map_err(|e| format!("{}: {e}", path.display()))?;
+        Ok(Self(path))
+    }
+}
+
+impl Drop for Bundle {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
+
+/// What the ROM says when a kernel never called VMI_Init
+/// (xen-vmi-rom/src/bin/rom/xen.rs).
+const NEVER_ACTIVATED: &str = "the kernel never activated VMI";
+
 pub fn run(cfg: &RunConfig) -> Result<Outcome, String> {
+    // On Xen the initrd travels with the kernel in one module.
+    let mut bundled = cfg.clone();
+    let _bundle = match (&cfg.initrd, cfg.mode) {
+        (Some(initrd), Mode::Dom0) => {
+            let b = Bundle::write(&cfg.kernel, initrd)?;
+            bundled.kernel = b.0.clone();
+            bundled.initrd = None;
+            Some(b)
+        }
+        _ => None,
+    };
+    let cfg = &bundled;
     let mut cmd = command(cfg)?;
     let start = Instant::now();
     let mut child = cmd.spawn().map_err(|e| {
@@ -274,6 +337,7 @@ pub fn run(cfg: &RunConfig) -> Result<Outcome, String> {
     let mut sign: Option<&ConsoleSign> = None;
     let mut verdict_at: Option<Instant> = None;
     let mut timed_out = false;
+    let mut never_activated = false;
 
     while open_streams > 0 {
         let now = Instant::now();
@@ -291,6 +355,7 @@ pub fn run(cfg: &RunConfig) -> Result<Outcome, String> {
                     println!("{line}");
                 }
                 transcript.feed(&line);
+                never_activated |= line.contains(NEVER_ACTIVATED);
                 if transcript.verdict.is_some() && verdict_at.is_none() {
                     verdict_at = Some(Instant::now());
                 }
@@ -321,7 +386,18 @@ pub fn run(cfg: &RunConfig) -> Result<Outcome, String> {
     kill(&mut child);
     let seconds = start.elapsed().as_secs_f64();
 
-    let (verdict, note) = if transcript.verdict.is_some() {
+    let (verdict, note) = if never_activated {
+        // Whatever the guest concluded, the ROM served a kernel that never
+        // used it: the run did not test what it was for.
+        (
+            transcript.final_verdict().max(Verdict::Error),
+            Some(
+                "the kernel never activated VMI (it never called VMI_Init): \
+                 it ran on the ROM's emulation of native instructions only"
+                    .to_string(),
+            ),
+        )
+    } else if transcript.verdict.is_some() {
         (transcript.final_verdict(), None)
     } else if let Some(s) = sign {
         (s.verdict, Some(s.note.to_string()))
@@ -386,6 +462,34 @@ mod tests {
         assert!(a.iter().any(|x| x.contains("dom0_mem=64M,max:64M")));
         assert!(a.windows(2).any(|w| w[0] == "-icount"));
         assert_eq!(cfg.platform_name(), "xen-dom0");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn an_initrd_goes_to_qemu_natively_and_into_a_bundle_on_xen() {
+        let dir = std::env::temp_dir().join(format!("runner-initrd-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let (kernel, initrd) = (dir.join("k"), dir.join("rd"));
+        std::fs::write(&kernel, b"\x7fELF kernel bytes").unwrap();
+        std::fs::write(&initrd, [7u8; 5000]).unwrap();
+        let cfg = RunConfig {
+            mode: Mode::Native,
+            no_rom: true,
+            kernel: kernel.clone(),
+            initrd: Some(initrd.clone()),
+            ..RunConfig::default()
+        };
+        let a = argv(&cfg);
+        let i = a.iter().position(|x| x == "-initrd").unwrap();
+        assert_eq!(a[i + 1], initrd.display().to_string());
+        let b = Bundle::write(&kernel, &initrd).unwrap();
+        let bytes = std::fs::read(&b.0).unwrap();
+        let parts = xen_vmi_rom::bundle::unpack(&bytes).unwrap();
+        assert_eq!(parts.kernel, b"\x7fELF kernel bytes");
+        assert_eq!(parts.initrd, Some(&[7u8; 5000][..]));
+        let path = b.0.clone();
+        drop(b);
+        assert!(!path.exists(), "the bundle is removed after the run");
         std::fs::remove_dir_all(&dir).unwrap();
     }
 

@@ -398,7 +398,7 @@ fn run_one(case: &Case) -> Outcome {
         // A case that was cut short may have left a table of its own
         // loaded: the next cases run with the kernel's own IDT again.
         crate::pv::set_idt(&crate::desc::idt_pointer());
-        let why = ABORT.with(|a| a.take()).unwrap_or_else(Text::new);
+        let why = ABORT.with(|a| a.take()).unwrap_or_default();
         return Outcome {
             status: Status::Fail,
             detail: why,
@@ -409,12 +409,12 @@ fn run_one(case: &Case) -> Outcome {
         .unwrap_or_else(|| Outcome::fail(format_args!("case returned no outcome")))
 }
 
-/// Runs the cases (those whose name contains `only=` from the command line,
-/// if given) and returns the verdict word.
-pub fn run_all(boot: &BootInfo) -> &'static str {
+/// Runs `first`, then the suite (those whose name contains `only=` from
+/// the command line, if given) and returns the verdict word.
+pub fn run_all(boot: &BootInfo, first: &[Case]) -> &'static str {
     let only = boot.option("only");
     let (mut passed, mut failed, mut skipped) = (0u32, 0u32, 0u32);
-    for case in ALL {
+    for case in first.iter().chain(ALL) {
         if only.is_some_and(|o| !case.name.contains(o)) {
             continue;
         }

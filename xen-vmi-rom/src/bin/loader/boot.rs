@@ -12,15 +12,25 @@ use xen_abi::hypercall::Hypervisor;
 use xen_abi::p2m::{Mfn, Pfn};
 use xen_abi::xen::{MmuUpdate, MmuextOp, StartInfo, DOMID_SELF, UVMF_INVLPG};
 use xen_vmi_rom::boot_plan::{write_multiboot_info, MemoryPlan, PlanError};
-use xen_vmi_rom::kernel_image::{self, ImageError, MULTIBOOT_BOOTLOADER_MAGIC};
+use xen_vmi_rom::bundle::{self, BundleError};
+use xen_vmi_rom::kernel_image::{self, BootProtocol, ImageError, MULTIBOOT_BOOTLOADER_MAGIC};
 use xen_vmi_rom::layout::*;
+use xen_vmi_rom::linux_boot::{self, ZeroPageParams, SETUP_HEADER_START};
 use xen_vmi_rom::rom_state::*;
 
 use crate::console::Console;
 use crate::xen::{hypercall_page_base, hypervisor};
 
-/// Kernel-physical page of the multiboot information.
+/// Kernel-physical page of the multiboot information, or of the Linux
+/// zero page (docs/boot-contract.md).
 const MBI_PHYS: u32 = 0x9000;
+const ZERO_PAGE_PHYS: u32 = MBI_PHYS;
+/// Kernel-physical page of a Linux kernel's command line.
+const LINUX_CMDLINE_PHYS: u32 = 0xA000;
+/// Kernel-physical page of the boot GDT a Linux kernel is entered with.
+const BOOT_GDT_PHYS: u32 = 0xB000;
+/// Longest command line a made-up (vmlinux) header allows.
+const VMLINUX_CMDLINE_SIZE: u32 = 2047;
 /// The stack pointer the kernel starts with (a multiboot kernel sets its own
 /// at once): the top of low RAM.
 const ENTRY_ESP: u32 = LOW_RAM_END;
@@ -41,10 +51,20 @@ const L3E: u64 = _PAGE_PRESENT;
 #[derive(Debug)]
 pub enum BootError {
     Image(ImageError, usize),
+    Bundle(BundleError, usize),
+    /// The command line names an initrd (`initrd=NAME`) the module does
+    /// not carry.
+    InitrdMissing,
     Plan(PlanError),
-    PoolTooSmall { need: u32, have: u32 },
+    PoolTooSmall {
+        need: u32,
+        have: u32,
+    },
     NoRom,
-    KernelOverlapsBootInfo { phys: u32 },
+    KernelOverlapsBootInfo {
+        phys: u32,
+        info: core::ops::Range<u32>,
+    },
     Xen(&'static str, XenError),
 }
 
@@ -54,6 +74,18 @@ impl BootError {
             BootError::Image(e, len) => con.line(format_args!(
                 "xen-vmi-rom: the module ({len} bytes) is not a kernel this loader can start: {} ({e:?})",
                 e.describe()
+            )),
+            BootError::Bundle(e, len) => con.line(format_args!(
+                "xen-vmi-rom: the module ({len} bytes) is a kernel+initrd bundle this loader cannot use: {} ({e:?})",
+                e.describe()
+            )),
+            BootError::InitrdMissing => con.line(format_args!(
+                "xen-vmi-rom: the initrd is missing: the command line names one (initrd=) but the module carries \
+                 only a kernel; pack the kernel and its initrd into one module with vmi-pack (docs/boot-contract.md)"
+            )),
+            BootError::Plan(PlanError::InitrdTooBig { size, room, top }) => con.line(format_args!(
+                "xen-vmi-rom: the initrd is too big: {size} bytes, but only {room} bytes of RAM lie between the kernel's \
+                 end and {top:#x} (the end of RAM or the kernel's initrd_addr_max): give the domain more memory"
             )),
             BootError::Plan(PlanError::TooLittleMemory { nr_pages, reserved }) => con.line(format_args!(
                 "xen-vmi-rom: too little memory: the domain has {nr_pages} pages, the ROM keeps {reserved}, \
@@ -66,9 +98,10 @@ impl BootError {
                 "xen-vmi-rom: the ROM needs {need} frames of the bootstrap region for its tables but only {have} are free \
                  (a domain this large is not supported yet)"
             )),
-            BootError::KernelOverlapsBootInfo { phys } => con.line(format_args!(
-                "xen-vmi-rom: a kernel segment at {phys:#x} covers {MBI_PHYS:#x}, where the multiboot \
-                 information goes: this loader cannot start it"
+            BootError::KernelOverlapsBootInfo { phys, info } => con.line(format_args!(
+                "xen-vmi-rom: a kernel segment at {phys:#x} covers {:#x}..{:#x}, where the boot \
+                 information goes: this loader cannot start it",
+                info.start, info.end
             )),
             BootError::NoRom => con.line(format_args!(
                 "xen-vmi-rom: this PV image was built without its ROM (run tools/build-images)"
@@ -180,7 +213,16 @@ pub fn boot(
     if rom.is_empty() {
         return Err(BootError::NoRom);
     }
-    let image = kernel_image::parse(module).map_err(|e| BootError::Image(e, module.len()))?;
+    let parts = bundle::unpack(module).map_err(|e| BootError::Bundle(e, module.len()))?;
+    let kernel = parts.kernel;
+    let image = kernel_image::parse(kernel).map_err(|e| BootError::Image(e, kernel.len()))?;
+    let names_initrd = cmdline
+        .split(|b| b.is_ascii_whitespace())
+        .any(|w| w.starts_with(b"initrd="));
+    if parts.initrd.is_none() && names_initrd {
+        return Err(BootError::InitrdMissing);
+    }
+    let protocol = image.protocol();
     let mut xen = hypervisor();
     let m2p = xen
         .machphys_mapping()
@@ -195,16 +237,33 @@ pub fn boot(
 
     let mapped_end = mapped_end_pfn(&frames, si);
     let plan = MemoryPlan::new(si.nr_pages, mapped_end).map_err(BootError::Plan)?;
-    plan.check_kernel(image.phys_span().1)
+    plan.check_kernel(image.memory_end())
         .map_err(BootError::Plan)?;
-    let mbi = MBI_PHYS..MBI_PHYS + 4096;
-    if let Some(seg) = image
-        .segments()
-        .iter()
-        .find(|s| s.mem_len > 0 && s.phys < mbi.end && s.phys.saturating_add(s.mem_len) > mbi.start)
-    {
-        return Err(BootError::KernelOverlapsBootInfo { phys: seg.phys });
+    let info = match protocol {
+        BootProtocol::Multiboot => MBI_PHYS..MBI_PHYS + 4096,
+        BootProtocol::Linux32 => ZERO_PAGE_PHYS..BOOT_GDT_PHYS + 4096,
+    };
+    if let Some(seg) = image.segments().iter().find(|s| {
+        s.mem_len > 0 && s.phys < info.end && s.phys.saturating_add(s.mem_len) > info.start
+    }) {
+        return Err(BootError::KernelOverlapsBootInfo {
+            phys: seg.phys,
+            info,
+        });
     }
+    let initrd_addr_max = image
+        .setup
+        .map_or(linux_boot::DEFAULT_INITRD_ADDR_MAX, |h| h.initrd_addr_max);
+    let initrd = match parts.initrd {
+        Some(rd) => {
+            let size = rd.len() as u32;
+            let at = plan
+                .place_initrd(size, image.memory_end(), initrd_addr_max)
+                .map_err(BootError::Plan)?;
+            Some((rd, at))
+        }
+        None => None,
+    };
 
     // What the pool must hold.
     let rom_pages = (rom.len() as u32).div_ceil(4096);
@@ -220,6 +279,7 @@ pub fn boot(
         });
     }
     let need = rom_pages
+        + 1 // the empty bus's frame
         + k2m_pages
         + state_pages
         + ROM_AREA_L1_TABLES
@@ -237,9 +297,14 @@ pub fn boot(
         end: mapped_end,
     };
     con.line(format_args!(
-        "xen-vmi-rom: kernel {:?}, entry {:#x}, {} segment(s) at {:#x}..{:#x}; RAM 0..{:#x} and 1 MiB..{:#x}; \
+        "xen-vmi-rom: kernel {:?} ({}), entry {:#x}, {} segment(s) at {:#x}..{:#x}; RAM 0..{:#x} and 1 MiB..{:#x}; \
          the ROM keeps {} of {} frames",
         image.kind,
+        match (protocol, image.setup) {
+            (BootProtocol::Multiboot, _) => "multiboot",
+            (BootProtocol::Linux32, Some(_)) => "Linux boot protocol",
+            (BootProtocol::Linux32, None) => "Linux 32-bit entry, a vmlinux",
+        },
         image.entry,
         image.segments().len(),
         image.phys_span().0,
@@ -283,14 +348,45 @@ pub fn boot(
     for i in 0..rom_pages {
         k2m[((ROM_KERNEL_PHYS >> 12) + i) as usize] = rom_mfn(i);
     }
-
-    // The kernel and its multiboot information, through the window.
-    for seg in image.segments() {
-        load_segment(module, seg, k2m)?;
+    // The rest of the reserved area is an empty ISA bus: every frame of it
+    // reads as all-ones from one shared frame, mapped read-only (the BIOS
+    // area scans of a kernel find nothing there instead of faulting).
+    let (bus_pfn, bus_page) = pool.take();
+    bus_page.fill(u64::MAX);
+    for slot in &mut k2m[(LOW_RAM_END >> 12) as usize..(HIGH_RAM_START >> 12) as usize] {
+        if *slot == u32::MAX {
+            *slot = frames.mfn(bus_pfn);
+        }
     }
-    with_frame(k2m[(MBI_PHYS >> 12) as usize], |page| {
-        write_multiboot_info(page, MBI_PHYS, &plan, cmdline)
-    })?;
+
+    // The kernel, its initrd and its boot information, through the window.
+    for seg in image.segments() {
+        load(kernel, seg, k2m)?;
+    }
+    if let Some((rd, at)) = initrd {
+        let seg = kernel_image::Segment {
+            file_offset: 0,
+            file_len: rd.len() as u32,
+            phys: at,
+            mem_len: rd.len() as u32,
+        };
+        load(rd, &seg, k2m)?;
+    }
+    let initrd_extent = initrd.map(|(rd, at)| (at, rd.len() as u32));
+    match protocol {
+        BootProtocol::Multiboot => with_frame(k2m[(MBI_PHYS >> 12) as usize], |page| {
+            write_multiboot_info(page, MBI_PHYS, &plan, cmdline, initrd_extent)
+        })?,
+        BootProtocol::Linux32 => {
+            write_linux_boot_info(con, kernel, &image, &plan, cmdline, initrd_extent, k2m)?
+        }
+    }
+    if let Some((at, len)) = initrd_extent {
+        con.line(format_args!(
+            "xen-vmi-rom: initrd of {len} bytes at {at:#x}..{:#x}",
+            at + len
+        ));
+    }
 
     // Xen's m2p answers "which kernel frame is this machine frame" from now
     // on; the ROM's own frames get a number no kernel frame has.
@@ -361,13 +457,13 @@ pub fn boot(
         boot_l3_mfn: frames.mfn(boot_l3),
         rom_area_l1_mfns: area_l1.map(|p| frames.mfn(p)),
         entry: image.entry,
-        entry_eax: MULTIBOOT_BOOTLOADER_MAGIC,
-        entry_ebx: MBI_PHYS,
         entry_esp: ENTRY_ESP,
         pool_next: 0,
         pool_free: pool_mfns_len,
         rom_size: rom.len() as u32,
         bootstrap_l3_mfn: frames.mfn(si.pt_base >> 12),
+        vmi_init_calls: 0,
+        ..entry_registers(protocol)
     };
     // SAFETY: the state struct fits the first state page (asserted in
     // rom_state.rs).
@@ -417,28 +513,101 @@ pub fn boot(
     Ok(())
 }
 
-fn load_segment(module: &[u8], seg: &kernel_image::Segment, k2m: &[u32]) -> Result<(), BootError> {
+/// Copies `seg` of `src` (file offsets relative to `src`) into kernel
+/// memory, zero-filling past its file bytes, a page at a time.
+fn load(src: &[u8], seg: &kernel_image::Segment, k2m: &[u32]) -> Result<(), BootError> {
     let mut addr = seg.phys & !0xFFF;
     let end = seg.phys + seg.mem_len;
     while addr < end {
         let mfn = k2m[(addr >> 12) as usize];
         with_frame(mfn, |page| {
-            for (i, byte) in page.iter_mut().enumerate() {
-                let a = addr + i as u32;
-                if a < seg.phys || a >= end {
-                    continue;
-                }
-                let off = a - seg.phys;
-                *byte = if off < seg.file_len {
-                    module[(seg.file_offset + off) as usize]
-                } else {
-                    0
-                };
+            // This page's part of the segment: page offsets lo..hi.
+            let lo = seg.phys.max(addr) - addr;
+            let hi = end.min(addr + 4096) - addr;
+            let seg_off = addr + lo - seg.phys;
+            let from_file = seg.file_len.saturating_sub(seg_off).min(hi - lo);
+            let (file_part, zero_part) =
+                page[lo as usize..hi as usize].split_at_mut(from_file as usize);
+            if from_file > 0 {
+                let src_at = (seg.file_offset + seg_off) as usize;
+                file_part.copy_from_slice(&src[src_at..src_at + from_file as usize]);
             }
+            zero_part.fill(0);
         })?;
         addr += 4096;
     }
     Ok(())
+}
+
+/// The registers and selectors a kernel of `protocol` is entered with
+/// (the rest of `RomState` is the loader's business).
+fn entry_registers(protocol: BootProtocol) -> RomState {
+    match protocol {
+        BootProtocol::Multiboot => RomState {
+            entry_eax: MULTIBOOT_BOOTLOADER_MAGIC,
+            entry_ebx: MBI_PHYS,
+            ..RomState::default()
+        },
+        // boot.txt, "32-bit BOOT PROTOCOL": ESI the zero page; EBP, EDI and
+        // EBX zero; a GDT with flat __BOOT_CS and __BOOT_DS, loaded in CS
+        // and DS, ES, SS (and FS, GS, as Linux's own setup leaves them).
+        BootProtocol::Linux32 => RomState {
+            entry_esi: ZERO_PAGE_PHYS,
+            entry_gdt_base: BOOT_GDT_PHYS,
+            entry_gdt_limit: (linux_boot::BOOT_GDT.len() * 8 - 1) as u32,
+            entry_cs: u32::from(linux_boot::BOOT_CS),
+            entry_ds: u32::from(linux_boot::BOOT_DS),
+            ..RomState::default()
+        },
+    }
+}
+
+/// The zero page, the command line and the boot GDT of a Linux kernel.
+fn write_linux_boot_info(
+    con: &mut Console,
+    kernel: &[u8],
+    image: &kernel_image::KernelImage,
+    plan: &MemoryPlan,
+    cmdline: &[u8],
+    initrd: Option<(u32, u32)>,
+    k2m: &[u32],
+) -> Result<(), BootError> {
+    let max = image
+        .setup
+        .map_or(VMLINUX_CMDLINE_SIZE, |h| h.cmdline_size)
+        .min(4095) as usize;
+    let n = cmdline.len().min(max);
+    if n < cmdline.len() {
+        con.line(format_args!(
+            "xen-vmi-rom: the command line ({} bytes) is longer than the kernel takes (cmdline_size {max}): cut",
+            cmdline.len()
+        ));
+    }
+    with_frame(k2m[(LINUX_CMDLINE_PHYS >> 12) as usize], |page| {
+        page.fill(0);
+        page[..n].copy_from_slice(&cmdline[..n]);
+    })?;
+    with_frame(k2m[(BOOT_GDT_PHYS >> 12) as usize], |page| {
+        page.fill(0);
+        for (i, d) in linux_boot::BOOT_GDT.iter().enumerate() {
+            page[i * 8..i * 8 + 8].copy_from_slice(&d.to_le_bytes());
+        }
+    })?;
+    let e820 = plan.e820();
+    let params = ZeroPageParams {
+        header: image
+            .setup
+            .map(|h| &kernel[SETUP_HEADER_START..h.header_end]),
+        entry: image.entry,
+        e820: &e820,
+        alt_mem_k: plan.kib_above_1mib(),
+        cmd_line_ptr: LINUX_CMDLINE_PHYS,
+        ramdisk_image: initrd.map_or(0, |r| r.0),
+        ramdisk_size: initrd.map_or(0, |r| r.1),
+    };
+    with_frame(k2m[(ZERO_PAGE_PHYS >> 12) as usize], |page| {
+        linux_boot::write_zero_page(page, &params)
+    })
 }
 
 fn set_m2p(
@@ -534,9 +703,9 @@ fn build_boot_root(
             if k >= limit || k2m[k as usize] == u32::MAX {
                 continue;
             }
-            let is_rom =
-                (ROM_KERNEL_PHYS >> 12..(ROM_KERNEL_PHYS + ROM_CODE_MAX) >> 12).contains(&k);
-            let flags = if is_rom { PTE_RO } else { PTE_RW };
+            // The reserved area (the ROM and the empty bus) is read-only.
+            let reserved = (LOW_RAM_END >> 12..HIGH_RAM_START >> 12).contains(&k);
+            let flags = if reserved { PTE_RO } else { PTE_RW };
             *e = (u64::from(k2m[k as usize]) << 12) | flags | PTE_USER;
         }
         let (_, l2) = l2s[slot].as_mut().expect("allocated above");

@@ -6,7 +6,7 @@ use xen_abi::hypercall::Hypervisor;
 use xen_abi::p2m::Mfn;
 use xen_abi::xen::{MmuextOp, DOMID_SELF};
 use xen_vmi_rom::layout::ROM_STATE_VA;
-use xen_vmi_rom::rom_state::{RomState, ROM_BOOT_STACK_TOP, ROM_STATE_MAGIC};
+use xen_vmi_rom::rom_state::{RomState, RESUME_AT_OFFSET, ROM_BOOT_STACK_TOP, ROM_STATE_MAGIC};
 
 use crate::console::Line;
 use crate::traps;
@@ -35,29 +35,54 @@ extern "C" {
     pub fn vmi_loader_entry();
 }
 
-// Enters the kernel: registers per the boot contract, flags with IF set
-// (the virtual IF is the upcall mask, which stays set until the kernel
-// enables interrupts).
+// Enters the kernel: registers and selectors per the boot contract, flags
+// with IF set (the virtual IF is the upcall mask, which stays set until the
+// kernel enables interrupts). The far jump goes through the resume slot,
+// which nothing else uses before the kernel runs: (entry, CS) in `ljmp`
+// order. A data selector of 0 keeps Xen's flat ring-1 ones.
 core::arch::global_asm!(
     r#"
     .pushsection .text.vmi_enter_kernel, "ax"
     .globl vmi_enter_kernel
 vmi_enter_kernel:
-    mov ecx, [esp + 4]
-    mov eax, [esp + 8]
+    mov eax, [esp + 4]
+    mov [{resume}], eax
+    mov eax, [esp + 24]
+    mov [{resume} + 4], eax
+    mov ecx, [esp + 28]
+    test ecx, ecx
+    jz 1f
+    mov ds, cx
+    mov es, cx
+    mov fs, cx
+    mov gs, cx
+    mov ss, cx
+1:  mov eax, [esp + 8]
     mov ebx, [esp + 12]
+    mov esi, [esp + 20]
     mov esp, [esp + 16]
+    xor ecx, ecx
     xor edx, edx
-    xor esi, esi
     xor edi, edi
     xor ebp, ebp
-    jmp ecx
+    jmp fword ptr [{resume}]
     .popsection
-    "#
+    "#,
+    resume = const ROM_STATE_VA + RESUME_AT_OFFSET,
 );
 
 extern "C" {
-    fn vmi_enter_kernel(entry: u32, eax: u32, ebx: u32, esp: u32) -> !;
+    fn vmi_enter_kernel(entry: u32, eax: u32, ebx: u32, esp: u32, esi: u32, cs: u32, ds: u32) -> !;
+}
+
+/// The code selector the ROM runs with (Xen's flat ring-1 one).
+fn current_cs() -> u32 {
+    let cs: u32;
+    // SAFETY: reads a segment register.
+    unsafe {
+        core::arch::asm!("mov {0:e}, cs", out(reg) cs, options(nomem, nostack, preserves_flags))
+    };
+    cs & 0xFFFF
 }
 
 extern "C" fn rom_boot(state: *mut RomState) -> ! {
@@ -125,10 +150,40 @@ extern "C" fn rom_boot(state: *mut RomState) -> ! {
             .print();
         crash();
     }
+    // A kernel entered by the Linux 32-bit protocol starts with the boot
+    // GDT the loader wrote, loaded as the kernel's own LGDT would load it
+    // (Xen gets DPL 1 for its ring-0 descriptors), and its selectors with
+    // RPL 1: the kernel runs in ring 1 (docs/early-boot.md).
+    if st.entry_gdt_limit != 0
+        && !crate::desc::load_gdt(st.entry_gdt_base, st.entry_gdt_limit as u16)
+    {
+        Line::new()
+            .text(b"xen-vmi-rom: Xen refused the kernel's boot GDT at ")
+            .hex(st.entry_gdt_base)
+            .print();
+        crash();
+    }
+    let ring = |selector: u32| if selector == 0 { 0 } else { selector | 1 };
+    let cs = if st.entry_cs == 0 {
+        current_cs()
+    } else {
+        ring(st.entry_cs)
+    };
     Line::new()
         .text(b"xen-vmi-rom: ROM ready, entering the kernel at ")
         .hex(st.entry)
         .print();
-    // SAFETY: the kernel's image and first address space are in place.
-    unsafe { vmi_enter_kernel(st.entry, st.entry_eax, st.entry_ebx, st.entry_esp) }
+    // SAFETY: the kernel's image and first address space are in place, and
+    // the selectors name descriptors Xen accepted (or are Xen's own).
+    unsafe {
+        vmi_enter_kernel(
+            st.entry,
+            st.entry_eax,
+            st.entry_ebx,
+            st.entry_esp,
+            st.entry_esi,
+            cs,
+            ring(st.entry_ds),
+        )
+    }
 }

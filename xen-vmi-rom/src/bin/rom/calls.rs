@@ -8,8 +8,12 @@
 
 /// VMI_Init (ROM+0x80): `u32 (*)(void)` with regparm; 0 means the kernel
 /// may use the ROM. The ROM is set up by the loader before the kernel runs,
-/// so there is nothing left to do but say yes.
+/// so there is nothing left to do but say yes, and count the call: a kernel
+/// that never makes it never activated VMI (reported when the domain ends,
+/// xen.rs `crash`, emulate.rs `hlt`).
 pub extern "C" fn vmi_init() -> u32 {
+    let st = crate::runtime::rom_state();
+    st.vmi_init_calls = st.vmi_init_calls.saturating_add(1);
     0
 }
 

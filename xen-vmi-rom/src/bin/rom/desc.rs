@@ -99,8 +99,75 @@ fn read_descriptor(addr: u32) -> u64 {
     unsafe { core::ptr::read_unaligned(addr as *const u64) }
 }
 
-/// LGDT: the kernel's table at `base`, `limit` bytes - 1.
+/// What a segment register needs of its descriptor for Xen to load it.
+#[derive(Clone, Copy)]
+enum SegmentUse {
+    Code,
+    Stack,
+    Data,
+}
+
+/// Whether `desc` is a present segment `u` can hold.
+fn usable(desc: u64, u: SegmentUse) -> bool {
+    let hi = (desc >> 32) as u32;
+    let (present, segment) = (hi & (1 << 15) != 0, hi & (1 << 12) != 0);
+    let (code, rw) = (hi & (1 << 11) != 0, hi & (1 << 9) != 0);
+    present
+        && segment
+        && match u {
+            SegmentUse::Code => code,
+            SegmentUse::Stack => !code && rw,
+            SegmentUse::Data => !code || rw,
+        }
+}
+
+/// The kernel's segment registers now: `cs` (the interrupted CS for an
+/// emulated instruction; the ROM's handlers run on the kernel's stack and
+/// data segments), SS, DS, ES, FS, GS.
+fn live_selectors(cs: u16) -> [(u16, SegmentUse); 6] {
+    let (ss, ds, es, fs, gs): (u32, u32, u32, u32, u32);
+    // SAFETY: reads segment registers.
+    unsafe {
+        core::arch::asm!(
+            "mov {ss:e}, ss", "mov {ds:e}, ds", "mov {es:e}, es", "mov {fs:e}, fs", "mov {gs:e}, gs",
+            ss = out(reg) ss, ds = out(reg) ds, es = out(reg) es, fs = out(reg) fs, gs = out(reg) gs,
+            options(nomem, nostack, preserves_flags)
+        )
+    };
+    let data = |s: u32| (s as u16, SegmentUse::Data);
+    [
+        (cs, SegmentUse::Code),
+        (ss as u16, SegmentUse::Stack),
+        data(ds),
+        data(es),
+        data(fs),
+        data(gs),
+    ]
+}
+
+/// LGDT: the kernel's table at `base`, `limit` bytes - 1, with the ROM's
+/// own CS taken as the kernel's (a VMI call).
 pub fn load_gdt(base: u32, limit: u16) -> bool {
+    let cs: u32;
+    // SAFETY: reads CS.
+    unsafe {
+        core::arch::asm!("mov {0:e}, cs", out(reg) cs, options(nomem, nostack, preserves_flags))
+    };
+    load_gdt_for(base, limit, cs as u16)
+}
+
+/// LGDT with the kernel interrupted at code selector `kernel_cs`.
+///
+/// A processor keeps a segment register's descriptor in its cache until
+/// the register is loaded again, so a kernel may load a GDT that no longer
+/// has the descriptors it is running on (Linux's head_32.S loads its own
+/// GDT, whose entries 2 and 3 are empty, while CS, DS and SS still hold the
+/// boot protocol's 0x10 and 0x18). Xen reloads CS and SS on every return to
+/// the guest, and the data registers when it switches vCPUs, from the GDT:
+/// for a selector in use whose new descriptor it could not load, the ROM
+/// keeps the one of the previous table in Xen's copy (the cached
+/// descriptor), until the kernel loads a table again.
+pub fn load_gdt_for(base: u32, limit: u16, kernel_cs: u16) -> bool {
     let Some(frames) = shadow_frames() else {
         Line::new()
             .text(b"xen-vmi-rom: no frames left for the GDT")
@@ -117,18 +184,45 @@ pub fn load_gdt(base: u32, limit: u16) -> bool {
             .dec(loaded)
             .print();
     }
-    let mut xen = hypervisor();
-    let previous = runtime().tables.gdt_loaded;
-    // SAFETY: the shadow frames hold only descriptors Xen accepted (or
-    // zeroes); none is mapped anywhere.
-    if unsafe { xen.set_gdt(&frames, loaded.max(1)) }.is_err() {
-        return false;
-    }
-    for i in 0..loaded.max(previous) {
-        let mut desc = if i < loaded {
-            read_descriptor(base + i * 8)
+    let old = runtime().tables;
+    // Selectors in use whose new descriptor will not do, and the previous
+    // table's one that will (what the processor has cached).
+    let mut kept: [Option<(u32, u64)>; 6] = [None; 6];
+    for (slot, (selector, u)) in kept.iter_mut().zip(live_selectors(kernel_cs)) {
+        let index = u32::from(selector >> 3);
+        if selector & 4 != 0 || index == 0 || index >= GDT_MAX_ENTRIES {
+            continue;
+        }
+        let new = if index < loaded {
+            read_descriptor(base + index * 8)
         } else {
             0
+        };
+        if usable(new, u) || index >= old.gdt_loaded {
+            continue;
+        }
+        let cached = read_descriptor(old.gdt_base + index * 8);
+        if usable(cached, u) {
+            *slot = Some((index, cached));
+        }
+    }
+    let xen_entries = kept
+        .iter()
+        .flatten()
+        .map(|&(i, _)| i + 1)
+        .fold(loaded.max(1), u32::max);
+    let mut xen = hypervisor();
+    let previous = old.gdt_loaded;
+    // SAFETY: the shadow frames hold only descriptors Xen accepted (or
+    // zeroes); none is mapped anywhere.
+    if unsafe { xen.set_gdt(&frames, xen_entries) }.is_err() {
+        return false;
+    }
+    for i in 0..xen_entries.max(previous) {
+        let mut desc = match kept.iter().flatten().find(|&&(k, _)| k == i) {
+            Some(&(_, cached)) => cached,
+            None if i < loaded => read_descriptor(base + i * 8),
+            None => 0,
         };
         // TSS and LDT descriptors are Xen's business, not the guest's
         // (check_descriptor takes only code, data and call gates): the ROM
@@ -153,7 +247,7 @@ pub fn load_gdt(base: u32, limit: u16) -> bool {
     let regs = &mut runtime().tables;
     regs.gdt_base = base;
     regs.gdt_limit = limit;
-    regs.gdt_loaded = loaded;
+    regs.gdt_loaded = xen_entries;
     true
 }
 

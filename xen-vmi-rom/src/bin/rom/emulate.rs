@@ -243,8 +243,11 @@ pub fn general_protection(frame: &mut TrapFrame) -> Outcome {
             let p = port.port(&regs);
             if matches!(p, 0x20 | 0x21 | 0xA0 | 0xA1) {
                 // The kernel reads its interrupt controller: let it see a
-                // timer request that came in with interrupts disabled.
+                // timer request that came in with interrupts disabled, the
+                // VMI alarm's or a PIT edge that is due.
                 crate::time::poll();
+                let (bus, mut host) = rt.split();
+                bus.poll_timer(&mut host);
             }
             let value = if p == xen_vmi_rom::ports::ROM_STATS_PORT && width == Width::Dword {
                 crate::xen::hypercall_count()
@@ -279,11 +282,21 @@ pub fn general_protection(frame: &mut TrapFrame) -> Outcome {
         }
         Op::Sti => {
             crate::traps::set_saved_mask(frame, false);
+            // STI holds interrupts off for one more instruction, so
+            // `sti; hlt` (the idle idiom) halts before any interrupt is
+            // taken, and the interrupt ends the halt with its return
+            // address past HLT. Emulated apart, an interrupt pending at the
+            // STI would be taken before the HLT, which then waits for
+            // another: the two are one unit here.
+            if bytes.get(usize::from(insn.len)) == Some(&HLT_OPCODE) {
+                frame.eip = frame.eip.wrapping_add(1);
+                halt();
+            }
             true
         }
         Op::Lgdt { mem, width } => {
             let (base, limit) = pseudo_descriptor(mem.offset(&regs), width);
-            crate::desc::load_gdt(base, limit)
+            crate::desc::load_gdt_for(base, limit, frame.cs as u16)
         }
         Op::Lidt { mem, width } => {
             let (base, limit) = pseudo_descriptor(mem.offset(&regs), width);
@@ -336,10 +349,12 @@ pub fn general_protection(frame: &mut TrapFrame) -> Outcome {
             crate::cpu_calls::write_msr(regs.ecx, (u64::from(regs.edx) << 32) | u64::from(regs.eax))
         }
         Op::Hlt => {
-            crate::runtime::flush_console();
-            // Blocks until an event is pending (Xen unmasks events while
-            // the vCPU is blocked, so a wake-up is never lost).
-            let _ = hypervisor().sched_block();
+            if crate::traps::saved_mask(frame) != 0 {
+                // Interrupts disabled: the processor stays halted until
+                // NMI, INIT or reset; nothing would ever resume the kernel.
+                crate::xen::kernel_stopped(frame.eip);
+            }
+            halt();
             true
         }
         // SYSEXIT needs CPL 0: it becomes an iret to ring 3, built by the
@@ -357,6 +372,24 @@ pub fn general_protection(frame: &mut TrapFrame) -> Outcome {
     write_back(frame, &regs);
     frame.eip = frame.eip.wrapping_add(u32::from(insn.len));
     Outcome::Resume
+}
+
+/// HLT's opcode.
+const HLT_OPCODE: u8 = 0xF4;
+
+/// A halt with the kernel's interrupts enabled: until an interrupt.
+fn halt() {
+    crate::runtime::flush_console();
+    // An interrupt already waiting (an IRQ the kernel saw requested at its
+    // PIC before STI, a PIT edge that is due) ends the halt at once, as on
+    // the processor: it is flagged pending, so the block below returns and
+    // the interrupt is delivered.
+    let (bus, mut host) = runtime().split();
+    bus.poll_timer(&mut host);
+    crate::time::note_deliverable();
+    // Blocks until an event is pending (Xen unmasks events while the vCPU
+    // is blocked, so a wake-up is never lost).
+    let _ = hypervisor().sched_block();
 }
 
 /// INS/OUTS, one element per repetition, ES:EDI / DS:ESI taken as flat.

@@ -14,7 +14,7 @@ use xen_abi::hypercall::Hypervisor;
 use xen_abi::p2m::Mfn;
 use xen_abi::xen::{MmuUpdate, MmuextOp, DOMID_SELF, UVMF_INVLPG};
 use xen_vmi_rom::layout::{
-    rom_area_l2_slots, K2M_VA, PAE_TOP_L3_SLOT, ROM_CODE_MAX, ROM_KERNEL_PHYS, WINDOW_VA,
+    rom_area_l2_slots, HIGH_RAM_START, K2M_VA, LOW_RAM_END, PAE_TOP_L3_SLOT, WINDOW_VA,
 };
 use xen_vmi_rom::shadow_entry::{shadow, Level, ACCESSED, DIRTY, PRESENT, RW};
 
@@ -144,9 +144,12 @@ fn fresh_frame(new: &mut Paging) -> Option<u32> {
     Some(mfn)
 }
 
+/// A frame of the PC's reserved area (0x9F000-0xFFFFF): the ROM, and the
+/// empty bus around it, which the loader backs with one shared frame of
+/// all-ones (docs/boot-contract.md). Read-only to the kernel, and never
+/// one of its page tables.
 fn is_rom_frame(kfn: u64) -> bool {
-    (u64::from(ROM_KERNEL_PHYS >> 12)..u64::from((ROM_KERNEL_PHYS + ROM_CODE_MAX) >> 12))
-        .contains(&kfn)
+    (u64::from(LOW_RAM_END >> 12)..u64::from(HIGH_RAM_START >> 12)).contains(&kfn)
 }
 
 /// The shadow of the kernel's L1 table in frame `kfn`: a new frame.
@@ -363,7 +366,10 @@ pub extern "C" fn inval_page(_va: u32) {
 /// is the kernel's.
 pub fn page_fault(cr2: u32, error_code: u32, eip: u32) -> bool {
     let rt = runtime();
-    if !rt.paging.enabled || !guest_allows(rt.paging.cr3, cr2, error_code) {
+    if !rt.paging.enabled {
+        return paging_turned_on_natively(cr2, error_code);
+    }
+    if !guest_allows(rt.paging.cr3, cr2, error_code) {
         return false;
     }
     // The same fault again right after a rebuild: the shadow cannot give
@@ -375,6 +381,39 @@ pub fn page_fault(cr2: u32, error_code: u32, eip: u32) -> bool {
     let ok = rebuild();
     runtime().paging.last_fill = (cr2, eip);
     ok
+}
+
+/// CR0.PG, set by a native `mov %cr0` before VMI activation (Linux's
+/// head_32.S: `movl %cr0,%eax; orl $X86_CR0_PG,%eax; movl %eax,%cr0`),
+/// never reaches the ROM: a ring-1 read of CR0 is Xen's to answer, with its
+/// own CR0 where PG is always set, so the write back changes nothing Xen
+/// checks and Xen takes it (emul-priv-op.c `write_cr`). The CR3 load before
+/// it did reach the ROM (Xen refuses a kernel-physical CR3). The first
+/// sign is then a page fault in the "paging off" space at an address the
+/// kernel's tables map (its far jump to its own virtual addresses): the
+/// kernel has turned paging on. The ROM switches to the kernel's tables and
+/// takes CR0.PG (and CR4.PAE, which a ring-1 write of CR4 does not reach it
+/// either, and without which no table it shadows would be valid) into its
+/// view of the registers (docs/early-boot.md). Only before activation: a
+/// VMI kernel turns paging on with SetCR0.
+fn paging_turned_on_natively(cr2: u32, error_code: u32) -> bool {
+    let rt = runtime();
+    if rom_state().vmi_init_calls != 0 || rt.paging.cr3 == 0 {
+        return false;
+    }
+    if !guest_allows(rt.paging.cr3, cr2, error_code) {
+        return false;
+    }
+    Line::new()
+        .text(b"xen-vmi-rom: the kernel turned paging on natively (CR0.PG through Xen): its tables at CR3 ")
+        .hex(rt.paging.cr3)
+        .text(b" from the fault at ")
+        .hex(cr2)
+        .print();
+    rt.cr.cr0 |= 1 << 31;
+    rt.cr.cr4 |= 1 << 5;
+    set_paging(true);
+    runtime().paging.enabled
 }
 
 /// Walks the kernel's tables for `va` and checks the access `error_code`

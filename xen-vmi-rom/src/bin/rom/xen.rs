@@ -53,10 +53,41 @@ pub fn hypervisor() -> Lowering<'static, CountedPage> {
     }))
 }
 
-/// Ends the domain as crashed (after a diagnostic has been printed).
+/// Ends the domain as crashed (after a diagnostic has been printed); a
+/// kernel that never called VMI_Init is named as such.
 pub fn crash() -> ! {
     crate::runtime::flush_console();
+    report_never_activated();
     loop {
         let _ = hypervisor().sched_shutdown(SHUTDOWN_crash);
+    }
+}
+
+/// The line that says a kernel ran without ever activating VMI.
+fn report_never_activated() {
+    if crate::runtime::rom_state().vmi_init_calls == 0 {
+        crate::console::Line::new()
+            .text(b"xen-vmi-rom: the kernel never activated VMI (it did not call VMI_Init at ROM+0x80): \
+                    it ran on the ROM's emulation of native instructions only")
+            .print();
+    }
+}
+
+/// A native `hlt` with the kernel's interrupts disabled: the processor
+/// would stay halted for good, so the domain ends here, powered off by a
+/// kernel that activated VMI (a deliberate stop), crashed by one that never
+/// did (a kernel without VMI support, or one that died before activating).
+pub fn kernel_stopped(eip: u32) -> ! {
+    crate::runtime::flush_console();
+    crate::console::Line::new()
+        .text(b"xen-vmi-rom: the kernel halted with interrupts disabled at eip ")
+        .hex(eip)
+        .text(b": nothing can resume it, the domain ends")
+        .print();
+    if crate::runtime::rom_state().vmi_init_calls == 0 {
+        crash();
+    }
+    loop {
+        let _ = hypervisor().sched_shutdown(xen_abi::sched::SHUTDOWN_poweroff);
     }
 }
