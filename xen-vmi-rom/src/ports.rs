@@ -41,6 +41,13 @@ pub const PCI_CONFIG_DATA: u16 = 0xCFC;
 /// What the ROM provides to the devices: the console behind COM1 (through
 /// [`SerialSink`]), the time, the Xen timer, and a way to say that the
 /// kernel touched a port nothing answers.
+/// The ROM's statistics port: a 32-bit `in` returns how many hypercalls
+/// the ROM has made so far (wrapping). Not a PC device: on hardware, or
+/// under a native VMI ROM, nothing decodes it and the read gives all ones,
+/// which a kernel takes as "no figures". Benchmarks and the conformance
+/// cases read it around an operation to count the hypercalls it cost.
+pub const ROM_STATS_PORT: u16 = 0x5A0;
+
 pub trait IoHost: SerialSink {
     /// Current time in ns on a clock that never goes backwards (Xen's
     /// system time). Asked only on PIT and port B accesses.

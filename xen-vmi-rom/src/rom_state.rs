@@ -64,6 +64,11 @@ pub struct RomState {
 /// an emulated instruction changed its stack or code selector: EIP, CS,
 /// EFLAGS, then ESP and SS (in `lss` order) at +12.
 pub const RESUME_AT_OFFSET: u32 = 0xC0;
+/// Where the ROM counts the hypercalls it makes for the kernel (a `u32`,
+/// wrapping; a multicall counts once): read by the kernel through
+/// [`ROM_STATS_PORT`](crate::ports::ROM_STATS_PORT), and incremented by the
+/// assembly paths that trap into Xen without the Rust backend.
+pub const HYPERCALL_COUNT_OFFSET: u32 = 0xD8;
 /// The ROM's run-time state (virtual CPU, devices) starts here.
 pub const ROM_RUNTIME_OFFSET: u32 = 0x100;
 /// The table of pool machine frames follows the run-time state.
@@ -74,6 +79,7 @@ pub const POOL_MFNS_MAX: u32 = (ROM_BOOT_STACK_TOP - ROM_BOOT_STACK_SIZE - POOL_
 const _: () = {
     assert!(core::mem::size_of::<RomState>() == 88);
     assert!(core::mem::size_of::<RomState>() as u32 <= RESUME_AT_OFFSET);
-    assert!(RESUME_AT_OFFSET + 20 <= ROM_RUNTIME_OFFSET);
+    assert!(RESUME_AT_OFFSET + 20 <= HYPERCALL_COUNT_OFFSET);
+    assert!(HYPERCALL_COUNT_OFFSET + 4 <= ROM_RUNTIME_OFFSET);
     assert!(ROM_BOOT_STACK_TOP <= crate::layout::ROM_STATE_MAX);
 };

@@ -135,7 +135,14 @@ pub fn command(cfg: &RunConfig) -> Result<Command, String> {
             require_file("PV image", &cfg.pv_image, "run tools/build-images")?;
             cmd = Command::new("qemu-system-x86_64");
             // Xen nested under KVM dies with emulation failures here: TCG only.
-            cmd.args(["-machine", "q35,accel=tcg", "-cpu", "max", "-m", "512"]);
+            cmd.args([
+                "-machine",
+                "q35,accel=tcg",
+                "-cpu",
+                "max,vendor=GenuineIntel",
+                "-m",
+                "512",
+            ]);
             cmd.arg("-kernel").arg(&cfg.xen);
             // smap=0: QEMU TCG SMAP/iret bug. smep=0: with SMEP Xen flips CR4
             // on every 32-bit PV transition and TCG flushes its whole TLB.

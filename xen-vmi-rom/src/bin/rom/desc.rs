@@ -166,18 +166,32 @@ pub fn load_idt(base: u32, limit: u16) {
     sync_trap_table(0..256);
 }
 
+/// The DPL Xen's trap table gets for `vector`. Only #BP, #OF and 0x80
+/// have gates ring 1 and 3 may raise in Xen's own IDT (Xen's traps.c):
+/// `int3`, `into` and `int $0x80` come straight through, and their DPL
+/// here is what Xen checks, with ring compression (the kernel's ring 0 is
+/// ring 1, so a DPL-0 gate admits ring 1 and keeps ring 3 out). Any other
+/// `int n` faults in Xen, which delivers it itself only if this DPL
+/// admits the caller: DPL 0 admits nobody, so every such `int n` reaches
+/// the ROM as #GP and is checked against the kernel's gate there
+/// (traps.rs `software_interrupt`), with the processor's error code even
+/// where the platform reports it wrongly (docs/traps-and-privilege.md).
+fn trap_table_dpl(vector: u32) -> u8 {
+    match vector {
+        3 | 4 | 0x80 => idt_gate(vector).map_or(0, |g| g.dpl).max(1),
+        _ => 0,
+    }
+}
+
 /// Points Xen's trap table entries for `vectors` at the ROM's stubs, with
-/// the DPL of the kernel's gate (0 where there is none: only the processor
-/// raises it then). Sent 32 at a time to keep the kernel's stack small.
+/// the DPL `trap_table_dpl` gives. Sent 32 at a time to keep the kernel's
+/// stack small.
 pub fn sync_trap_table(vectors: core::ops::Range<u32>) {
     let mut chunk = [TrapInfo::default(); 33];
     let mut n = 0;
     let mut xen = hypervisor();
     for v in vectors {
-        // Ring compression: the kernel's "ring 0" is ring 1, so a DPL-0 gate
-        // it raises itself with `int n` must admit ring 1 (Xen checks the
-        // DPL against the caller's ring); ring 3 stays out.
-        let dpl = idt_gate(v).map_or(0, |g| g.dpl).max(1);
+        let dpl = trap_table_dpl(v);
         chunk[n] = TrapInfo {
             vector: v as u8,
             // Bit 2: events masked in the ROM's handler (see boot.rs).
@@ -228,6 +242,36 @@ pub fn idt_gate(vector: u32) -> Option<Gate> {
         offset: (hi & 0xFFFF_0000) | (lo & 0xFFFF),
         kind,
         dpl: ((hi >> 13) & 3) as u8,
+    })
+}
+
+/// What `int n` at privilege level `cpl` finds in the kernel's IDT, in
+/// the order the processor checks (SDM vol. 2, INT n, protected mode):
+/// beyond the limit or not an interrupt/trap gate, #GP(n * 8 + 2); a gate
+/// DPL below `cpl`, #GP(n * 8 + 2); not present, #NP(n * 8 + 2). The error
+/// is the vector to raise. (Task gates are not offered on Xen: #GP too.)
+pub fn software_interrupt_gate(vector: u32, cpl: u8) -> Result<Gate, u32> {
+    const GENERAL_PROTECTION: u32 = 13;
+    const SEGMENT_NOT_PRESENT: u32 = 11;
+    let regs = runtime().tables;
+    if regs.idt_limit == 0 || vector * 8 + 7 > u32::from(regs.idt_limit) {
+        return Err(GENERAL_PROTECTION);
+    }
+    let d = read_descriptor(regs.idt_base + vector * 8);
+    let (lo, hi) = (d as u32, (d >> 32) as u32);
+    let kind = ((hi >> 8) & 0x1F) as u8;
+    let dpl = ((hi >> 13) & 3) as u8;
+    if !(kind == 0xE || kind == 0xF) || dpl < cpl {
+        return Err(GENERAL_PROTECTION);
+    }
+    if hi & (1 << 15) == 0 {
+        return Err(SEGMENT_NOT_PRESENT);
+    }
+    Ok(Gate {
+        selector: (lo >> 16) as u16,
+        offset: (hi & 0xFFFF_0000) | (lo & 0xFFFF),
+        kind,
+        dpl,
     })
 }
 

@@ -250,8 +250,12 @@ pub fn general_protection(frame: &mut TrapFrame) -> Outcome {
                 // timer request that came in with interrupts disabled.
                 crate::time::poll();
             }
-            let (bus, mut host) = rt.split();
-            let value = bus.read(&mut host, port.port(&regs), width);
+            let value = if p == xen_vmi_rom::ports::ROM_STATS_PORT && width == Width::Dword {
+                crate::xen::hypercall_count()
+            } else {
+                let (bus, mut host) = rt.split();
+                bus.read(&mut host, p, width)
+            };
             regs.set_sized(Reg32::Eax, width, value);
             true
         }

@@ -154,6 +154,7 @@ vmi_entry_set_interrupt_mask:
 
     // xen_version(0, NULL) with every register kept.
 vmi_force_upcall:
+    inc dword ptr [{count}]
     push eax
     push ebx
     push ecx
@@ -196,6 +197,7 @@ vmi_entry_cpuid:
     mask = const SHARED_INFO_VA + 1,
     pending = const SHARED_INFO_VA,
     xen_version = const HYPERCALL_PAGE_VA + 17 * 32,
+    count = const crate::xen::HYPERCALL_COUNT_VA,
 );
 
 // The answers, by call number: 8 bytes each, the entry's offset from the

@@ -1,15 +1,56 @@
 //! The ROM's hypercalls go through the hypercall page's alias in the
-//! private area, valid in every address space.
+//! private area, valid in every address space, and are counted (the
+//! statistics port, `xen_vmi_rom::ports::ROM_STATS_PORT`).
 
 use xen_abi::hypercall::Hypervisor;
-use xen_abi::hypercall::{HypercallPage, Lowering, XenHypervisor};
+use xen_abi::hypercall::{HypercallPage, IretFrame, Lowering, RawHypercall};
 use xen_abi::sched::SHUTDOWN_crash;
-use xen_vmi_rom::layout::HYPERCALL_PAGE_VA;
+use xen_vmi_rom::layout::{HYPERCALL_PAGE_VA, ROM_STATE_VA};
+use xen_vmi_rom::rom_state::HYPERCALL_COUNT_OFFSET;
 
-pub fn hypervisor() -> XenHypervisor<'static> {
+/// The hypercall count's address (the assembly paths add to it too).
+pub const HYPERCALL_COUNT_VA: u32 = ROM_STATE_VA + HYPERCALL_COUNT_OFFSET;
+
+/// The hypercall page, with every call counted.
+pub struct CountedPage(HypercallPage);
+
+fn count_one() {
+    let p = HYPERCALL_COUNT_VA as *mut u32;
+    // SAFETY: the ROM state page is mapped read-write in every address
+    // space; one vCPU, and the assembly increments are single instructions.
+    unsafe { p.write_volatile(p.read_volatile().wrapping_add(1)) };
+}
+
+/// Hypercalls the ROM has made so far.
+pub fn hypercall_count() -> u32 {
+    // SAFETY: as in `count_one`.
+    unsafe { (HYPERCALL_COUNT_VA as *const u32).read_volatile() }
+}
+
+impl RawHypercall for CountedPage {
+    fn guest_addr(&mut self, ptr: *const u8) -> u32 {
+        self.0.guest_addr(ptr)
+    }
+
+    unsafe fn raw_hypercall(&mut self, op: u32, args: [u32; 5]) -> isize {
+        count_one();
+        // SAFETY: the caller's contract is the same as ours.
+        unsafe { self.0.raw_hypercall(op, args) }
+    }
+
+    unsafe fn raw_iret(&mut self, frame: *mut IretFrame) -> ! {
+        count_one();
+        // SAFETY: the caller's contract is the same as ours.
+        unsafe { self.0.raw_iret(frame) }
+    }
+}
+
+pub fn hypervisor() -> Lowering<'static, CountedPage> {
     // SAFETY: the loader maps the page Xen filled at HYPERCALL_PAGE_VA in
     // the ROM area, which every address space of the kernel shares.
-    Lowering::new(unsafe { HypercallPage::new(HYPERCALL_PAGE_VA as usize) })
+    Lowering::new(CountedPage(unsafe {
+        HypercallPage::new(HYPERCALL_PAGE_VA as usize)
+    }))
 }
 
 /// Ends the domain as crashed (after a diagnostic has been printed).
