@@ -20,14 +20,14 @@ pub const ROM_AREA_END: u32 = HYPERVISOR_VIRT_START;
 /// points registered with Xen point here, so they are valid in every
 /// address space the kernel creates.
 pub const ROM_CODE_VA: u32 = ROM_AREA_START;
-/// Largest ROM image (the option-ROM area the kernel probes is 128 KiB, and
-/// the code alias has this much room).
-pub const ROM_CODE_MAX: u32 = 0x1_0000;
+/// Largest ROM image: the whole option-ROM area the kernel probes
+/// (0xC0000-0xDFFFF), which the code alias mirrors.
+pub const ROM_CODE_MAX: u32 = 0x2_0000;
 /// Offset in the ROM of the loader's entry (after the VMI jump points at
 /// 0x80 and 0x88; not part of the VMI ABI).
 pub const ROM_LOADER_ENTRY: u32 = 0x90;
 /// Alias of the hypercall page Xen filled (XEN_ELFNOTE_HYPERCALL_PAGE).
-pub const HYPERCALL_PAGE_VA: u32 = ROM_AREA_START + 0x1_0000;
+pub const HYPERCALL_PAGE_VA: u32 = ROM_AREA_START + 0x2_0000;
 /// shared_info (start_info.shared_info is its machine address).
 pub const SHARED_INFO_VA: u32 = HYPERCALL_PAGE_VA + 0x1000;
 /// The domU console ring (start_info.console.domU.mfn).
@@ -35,12 +35,12 @@ pub const CONSOLE_RING_VA: u32 = SHARED_INFO_VA + 0x1000;
 /// The xenstore ring (start_info.store_mfn).
 pub const XENSTORE_RING_VA: u32 = CONSOLE_RING_VA + 0x1000;
 /// The ROM's state: written by the loader, owned by the ROM afterwards.
-pub const ROM_STATE_VA: u32 = ROM_AREA_START + 0x2_0000;
+pub const ROM_STATE_VA: u32 = ROM_AREA_START + 0x3_0000;
 /// Room for the ROM's state.
 pub const ROM_STATE_MAX: u32 = 0x1_0000;
 /// Page-sized windows through which the ROM reads and writes kernel frames
 /// that the kernel itself may not have mapped (its page tables, above all).
-pub const WINDOW_VA: u32 = ROM_AREA_START + 0x3_0000;
+pub const WINDOW_VA: u32 = ROM_AREA_START + 0x4_0000;
 /// Number of window slots.
 pub const WINDOW_SLOTS: u32 = 16;
 /// Xen's copy of the kernel's LDT (the frame Xen walks for LDT selectors;
@@ -50,6 +50,16 @@ pub const LDT_SHADOW_VA: u32 = WINDOW_VA + WINDOW_SLOTS * 0x1000;
 pub const K2M_VA: u32 = ROM_AREA_START + 0x10_0000;
 /// Kernel frames the table can describe (4 GiB of kernel-physical space).
 pub const K2M_MAX_FRAMES: u32 = 0x10_0000;
+/// The ROM's bookkeeping of the shadow page tables (docs/page-tables.md):
+/// pool frames the ROM maps here itself when paging first needs them.
+pub const SHADOW_HEAP_VA: u32 = ROM_AREA_START + 0x50_0000;
+/// Room for that bookkeeping.
+pub const SHADOW_HEAP_MAX: u32 = 0x10_0000;
+/// Views of the kernel's page-table frames (and read-only views of shadow
+/// frames): one page each, a cache the ROM remaps as it needs.
+pub const TABLE_VIEW_VA: u32 = ROM_AREA_START + 0x60_0000;
+/// Number of views (the last 2 MiB of the area: one ROM-area L1).
+pub const TABLE_VIEW_SLOTS: u32 = 512;
 
 /// Kernel-physical address of the ROM (the first slot of the option-ROM
 /// area, where Linux's probe starts).
@@ -81,7 +91,10 @@ const _: () = {
     assert!(XENSTORE_RING_VA + 0x1000 <= ROM_STATE_VA);
     assert!(ROM_STATE_VA + ROM_STATE_MAX <= WINDOW_VA);
     assert!(LDT_SHADOW_VA + 0x1000 <= K2M_VA);
-    assert!(K2M_VA + K2M_MAX_FRAMES * 4 <= ROM_AREA_END);
+    assert!(K2M_VA + K2M_MAX_FRAMES * 4 <= SHADOW_HEAP_VA);
+    assert!(SHADOW_HEAP_VA + SHADOW_HEAP_MAX <= TABLE_VIEW_VA);
+    assert!(TABLE_VIEW_VA.is_multiple_of(1 << 21));
+    assert!(TABLE_VIEW_VA + TABLE_VIEW_SLOTS * 0x1000 == ROM_AREA_END);
     assert!(ROM_KERNEL_PHYS + ROM_CODE_MAX <= 0xE_0000);
 };
 

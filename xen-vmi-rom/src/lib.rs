@@ -11,6 +11,7 @@ pub mod kernel_image;
 pub mod layout;
 pub mod rom_state;
 pub mod rtc;
+pub mod shadow_cache;
 pub mod shadow_entry;
 
 pub mod decode;
