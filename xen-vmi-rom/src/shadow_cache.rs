@@ -46,7 +46,7 @@ use xen_abi::xen::MmuextOp;
 
 use crate::layout::rom_area_l2_slots;
 use crate::shadow_entry::{
-    shadow, Level, Refusal, ACCESSED, DIRTY, FRAME, NX, PAT_OR_PSE, PRESENT, RW, USER,
+    eager_bits, shadow, Level, Refusal, ACCESSED, DIRTY, FRAME, NX, PAT_OR_PSE, PRESENT, RW, USER,
 };
 
 /// Entries in a page table.
@@ -373,6 +373,24 @@ fn entry_maddr(mfn: u32, index: usize) -> u64 {
 const PDPTE_RESERVED: u64 = 0xFFF0_0000_0000_01E6;
 
 impl ShadowCache {
+    /// Builds an empty cache at `this` (zeroed, then [`reset`]), with no
+    /// temporary copy of it: the ROM runs on small kernel stacks.
+    ///
+    /// [`reset`]: Self::reset
+    ///
+    /// # Safety
+    ///
+    /// `this` must be valid for writes of `Self` and suitably aligned.
+    pub unsafe fn init_in_place(this: *mut Self, rom_links: [u32; 4]) {
+        // SAFETY: the caller vouches for `this`; every field is an integer,
+        // a bool or an enum whose zero is a variant (`Kind::Free`), so the
+        // zeroed bytes are a valid value to call `reset` on.
+        unsafe {
+            core::ptr::write_bytes(this, 0, 1);
+            (*this).reset(rom_links);
+        }
+    }
+
     /// Empties the cache (nothing is queued: the caller has already left
     /// every shadow, or never had one). `rom_links` are the machine frames
     /// of the ROM area's four L1s.
@@ -384,9 +402,9 @@ impl ShadowCache {
             };
         }
         self.free_tables = 1;
-        self.buckets = [0; BUCKETS];
-        self.mirror_used = [false; MAX_MIRRORS];
-        self.roots = [Root::default(); MAX_ROOTS];
+        self.buckets.fill(0);
+        self.mirror_used.fill(false);
+        self.roots.fill(Root::default());
         self.current = 0;
         self.clock = 0;
         self.rom_links = rom_links;
@@ -489,7 +507,7 @@ impl ShadowCache {
         for attempt in 0..2 {
             if let Some(m) = self.mirror_used.iter().position(|u| !u) {
                 self.mirror_used[m] = true;
-                self.mirrors[m] = [0; ENTRIES];
+                self.mirrors[m].fill(0);
                 return Ok(m);
             }
             if attempt == 0 {
@@ -698,9 +716,15 @@ impl ShadowCache {
         );
     }
 
-    /// Record `l1` (an L1) follows the kernel's entry `index` = `entry`.
+    /// Record `l1` (an L1) follows the kernel's entry `index` = `entry`;
+    /// a supervisor entry gets its A and D now (`eager_bits`).
     fn write_l1<H: Host>(&mut self, host: &mut H, l1: usize, index: usize, entry: u64) {
         let Table { kfn, mfn, .. } = self.tables[l1];
+        let eager = eager_bits(entry);
+        if eager != 0 {
+            host.set_guest_bits(kfn, index, eager);
+        }
+        let entry = entry | eager;
         let value = self.l1_value(host, kfn, index, entry);
         let tag = Tag {
             what: What::L1Entry,
@@ -980,10 +1004,14 @@ impl ShadowCache {
         Ok(())
     }
 
-    /// ReleasePage(`kfn`, level): the frame stops being a page table. A
-    /// table still linked keeps its shadow until its last link goes (what
-    /// the processor would keep using too), with a note; released PDPT
-    /// frames drop their roots (Linux 2.6.29+ releases a pgd this way).
+    /// ReleasePage(`kfn`, level): the frame stops being a page table.
+    /// Cached address spaces other than the current one that reach it are
+    /// dropped (the kernel is tearing them down). A table the current
+    /// address space still reaches keeps its shadow until its last link
+    /// goes (the processor would keep using it too), with a note; one
+    /// linked only from tables no address space uses goes with them.
+    /// Released PDPT frames drop their roots (Linux 2.6.29+ releases a pgd
+    /// this way).
     pub fn release<H: Host>(&mut self, host: &mut H, kfn: u32, directory: bool) {
         if directory {
             for r in 0..MAX_ROOTS {
@@ -1007,14 +1035,38 @@ impl ShadowCache {
             let Some(i) = self.find(kfn, kind) else {
                 continue;
             };
-            let t = &mut self.tables[i];
-            t.flags |= RELEASED;
-            if t.refs == 0 {
-                self.free_record(host, i);
-            } else {
-                host.note(Note::ReleasedLive { kfn, links: t.refs });
+            self.tables[i].flags |= RELEASED;
+            // Hold it while the roots that reach it go.
+            self.tables[i].refs += 1;
+            for r in 0..MAX_ROOTS {
+                if self.roots[r].l3 != 0 && Some(r) != self.current_root() && self.reaches(r, i) {
+                    self.free_root(host, r);
+                }
             }
+            let live = self.current_root().is_some_and(|r| self.reaches(r, i));
+            if live {
+                host.note(Note::ReleasedLive {
+                    kfn,
+                    links: self.tables[i].refs - 1,
+                });
+            }
+            self.unlink(host, i);
         }
+    }
+
+    /// Whether root `r` links record `i` (in a PDPT slot or from one of its
+    /// directories).
+    fn reaches(&self, r: usize, i: usize) -> bool {
+        self.roots[r].slots.iter().any(|&slot| {
+            let Some(d) = (slot as usize).checked_sub(1) else {
+                return false;
+            };
+            d == i
+                || self
+                    .mirror(d)
+                    .iter()
+                    .any(|&code| (code & CODE_RECORD) as usize == i + 1)
+        })
     }
 
     // -----------------------------------------------------------------
@@ -1453,7 +1505,7 @@ impl ShadowCache {
             return Ok(false);
         };
         let index1 = usize::from(w.pte_index);
-        let want = self.l1_value(host, w.l1_kfn, index1, w.pte);
+        let want = self.l1_value(host, w.l1_kfn, index1, w.pte | eager_bits(w.pte));
         let mfn = self.tables[l1].mfn;
         let have = shadow_entry(host, mfn, index1);
         // The processor sets A and D in the shadow entry itself.

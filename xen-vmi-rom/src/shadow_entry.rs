@@ -76,6 +76,24 @@ pub struct Shadow {
     pub tracking: Tracking,
 }
 
+/// The bits the ROM sets in the kernel's L1 entry when it makes the
+/// shadow, instead of waiting for the first access: A, and D if writable,
+/// for a supervisor page (US clear). A supervisor page may be a kernel
+/// stack, and Xen writes exception and event frames there: it cannot take
+/// a fault doing so (it crashes the domain), so such a page cannot be
+/// left not present or read-only until its first access. A user page can:
+/// a fault in user mode is delivered on the kernel's stack, and the
+/// kernel touching a user page faults onto its own (present) stack. An
+/// early A or D only makes a page look young or dirty (an extra writeback
+/// at worst), never loses one.
+pub fn eager_bits(entry: u64) -> u64 {
+    if entry & PRESENT == 0 || entry & USER != 0 {
+        return 0;
+    }
+    let wanted = ACCESSED | if entry & RW != 0 { DIRTY } else { 0 };
+    wanted & !entry
+}
+
 /// Bits that must be zero in a PAE L3 entry (SDM: PDPTE bits 1, 2, 5-8 and
 /// 52-63 are reserved).
 const L3_RESERVED: u64 = RW | USER | ACCESSED | DIRTY | PAT_OR_PSE | GLOBAL | 0xFFF0_0000_0000_0000;
@@ -182,6 +200,21 @@ mod tests {
         .unwrap();
         assert_eq!(s.value & (PCD | PWT | PAT_OR_PSE), 0);
         assert_eq!(s.value & (GLOBAL | AVAIL | NX), GLOBAL | AVAIL | NX);
+    }
+
+    #[test]
+    fn supervisor_pages_are_marked_when_shadowed() {
+        let f = 0x0012_3000;
+        assert_eq!(eager_bits(f | PRESENT | RW), ACCESSED | DIRTY);
+        assert_eq!(eager_bits(f | PRESENT), ACCESSED);
+        assert_eq!(eager_bits(f | PRESENT | RW | ACCESSED), DIRTY);
+        assert_eq!(eager_bits(f | PRESENT | RW | ACCESSED | DIRTY), 0);
+        assert_eq!(eager_bits(f | PRESENT | RW | USER), 0, "user pages wait");
+        assert_eq!(eager_bits(f | RW), 0, "not present");
+        // Marked, a supervisor entry's shadow grants what it says at once.
+        let marked = f | PRESENT | RW | eager_bits(f | PRESENT | RW);
+        let s = shadow(marked, Level::L1, ram).unwrap();
+        assert_eq!((s.value & RW, s.tracking), (RW, Tracking::None));
     }
 
     #[test]

@@ -15,6 +15,7 @@ mod desc;
 mod emulate;
 mod entry;
 mod header;
+mod mmu;
 mod paging;
 mod runtime;
 mod time;

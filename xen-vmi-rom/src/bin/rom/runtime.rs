@@ -33,10 +33,8 @@ pub struct Runtime {
     pub apic: ApicRegs,
     /// MSRs kept for the kernel.
     pub msrs: Msrs,
-    /// The kernel's paging and its shadow, and the slot the next shadow
-    /// is built in.
+    /// The kernel's paging (its shadows live in the heap, mmu.rs).
     pub paging: Paging,
-    pub paging_next: Paging,
     /// The event channel of VIRQ_TIMER, and the kernel's alarm.
     pub timer_port: u32,
     pub alarm: Alarm,
@@ -74,7 +72,6 @@ pub fn init() {
         (*rt).cr.cr0 = INITIAL_CR0;
         core::ptr::write(&raw mut (*rt).apic, ApicRegs::default());
         core::ptr::write(&raw mut (*rt).paging, Paging::default());
-        core::ptr::write(&raw mut (*rt).paging_next, Paging::default());
     }
 }
 
