@@ -672,8 +672,19 @@ impl ShadowCache {
     // Entries
 
     /// The shadow of the kernel's L1 entry `entry` (at `kfn:index`).
-    fn l1_value<H: Host>(&self, host: &mut H, kfn: u32, index: usize, entry: u64) -> u64 {
-        let note = |host: &mut H, n| host.note(n);
+    fn l1_value<H: Host>(
+        &self,
+        host: &mut H,
+        kfn: u32,
+        index: usize,
+        entry: u64,
+        say: bool,
+    ) -> u64 {
+        let note = |host: &mut H, n| {
+            if say {
+                host.note(n)
+            }
+        };
         let index16 = index as u16;
         match shadow(entry, Level::L1, |f| host.machine_frame(f)) {
             Ok(s) if s.value != 0 && host.read_only_frame(u64::from(frame_of(entry))) => {
@@ -725,7 +736,7 @@ impl ShadowCache {
             host.set_guest_bits(kfn, index, eager);
         }
         let entry = entry | eager;
-        let value = self.l1_value(host, kfn, index, entry);
+        let value = self.l1_value(host, kfn, index, entry, true);
         let tag = Tag {
             what: What::L1Entry,
             kfn,
@@ -1426,7 +1437,7 @@ impl ShadowCache {
         if missing_d {
             self.stats.dirty_faults += 1;
         }
-        let value = self.l1_value(host, w.l1_kfn, index1, pte);
+        let value = self.l1_value(host, w.l1_kfn, index1, pte, false);
         self.write_l1(host, l1, index1, pte);
         if access.write && rights & RW == 0 {
             // A supervisor write to a read-only page with CR0.WP clear.
@@ -1505,7 +1516,7 @@ impl ShadowCache {
             return Ok(false);
         };
         let index1 = usize::from(w.pte_index);
-        let want = self.l1_value(host, w.l1_kfn, index1, w.pte | eager_bits(w.pte));
+        let want = self.l1_value(host, w.l1_kfn, index1, w.pte | eager_bits(w.pte), false);
         let mfn = self.tables[l1].mfn;
         let have = shadow_entry(host, mfn, index1);
         // The processor sets A and D in the shadow entry itself.

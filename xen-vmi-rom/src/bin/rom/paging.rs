@@ -136,6 +136,8 @@ fn rebuild(call: &[u8]) {
 /// read once more, then trusted to change only through the calls.
 fn activate() {
     let p = &mut runtime().paging;
+    // A fix repeated with a call in between is progress, not a loop.
+    p.last_fix = (0, 0, 0);
     if p.activated {
         return;
     }
@@ -301,7 +303,10 @@ pub fn page_fault(cr2: u32, frame: &mut TrapFrame) -> bool {
             frame.eflags |= EFLAGS_TF;
             true
         }
-        Fault::Kernel => false,
+        Fault::Kernel => {
+            runtime().paging.last_fix = (0, 0, 0);
+            false
+        }
     };
     barrier(host.batch, Barrier::CoherentRead);
     resume
