@@ -94,8 +94,14 @@ fn write32(va: u32, value: u32) -> Result<u32, Fault> {
 }
 
 pub fn enable_pae_paging() -> Outcome {
-    if ENABLE_TRIED.swap(true, Ordering::SeqCst) && mm::paging_on() {
-        pass!("PAE paging already on (turned on for a case run before)");
+    ENABLE_TRIED.store(true, Ordering::SeqCst);
+    if mm::paging_on() {
+        let space = mm::kernel_space().expect("paging is on");
+        ensure_eq!(pv::get_cr3(), space.pdpt, "GetCR3");
+        pass!(
+            "PAE paging already on (turned on at boot), PDPT {:#x}",
+            space.pdpt
+        );
     }
     let edx = pv::cpuid(1, 0)[3];
     if edx & (1 << 6) == 0 {

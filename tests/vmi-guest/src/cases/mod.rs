@@ -387,6 +387,9 @@ fn run_one(case: &Case) -> Outcome {
 pub fn run_all(boot: &BootInfo) -> &'static str {
     let only = boot.option("only");
     let (mut passed, mut failed, mut skipped) = (0u32, 0u32, 0u32);
+    // The run's length in processor cycles (deterministic under QEMU's
+    // -icount): the figure runs on different platforms are compared by.
+    let start = crate::pv::rdtsc();
     for case in ALL {
         if only.is_some_and(|o| !case.name.contains(o)) {
             continue;
@@ -420,7 +423,8 @@ pub fn run_all(boot: &BootInfo) -> &'static str {
         };
         kprintln!("case {}: {} {}", case.name, word, outcome.detail);
     }
-    kprintln!("cases: {passed} passed, {failed} failed, {skipped} skipped");
+    let cycles = crate::pv::rdtsc().wrapping_sub(start);
+    kprintln!("cases: {passed} passed, {failed} failed, {skipped} skipped ({cycles} cycles)");
     if failed > 0 {
         "FAILURE"
     } else if passed == 0 {

@@ -33,6 +33,8 @@ use xen_vmi_rom::shadow_entry::RW;
 
 /// CR0.WP.
 const CR0_WP: u32 = 1 << 16;
+/// CR0.PG.
+const CR0_PG: u32 = 1 << 31;
 
 /// The kernel's paging as the ROM keeps it (the shadows themselves are in
 /// the heap, `mmu::Heap`).
@@ -154,6 +156,27 @@ pub extern "C" fn set_cr3(value: u32) {
     if runtime().paging.enabled {
         load(b"SetCR3");
     }
+}
+
+/// A native `mov %cr3` (the #GP path: Xen takes the value for a machine
+/// frame and refuses it). A kernel cannot turn paging on natively in a way
+/// the ROM sees: Xen's own emulation reads CR0 with PG already set (the
+/// processor's real CR0) and accepts writing it back unchanged, so a
+/// kernel's `mov %cr0` setting PG never reaches the ROM. Its CR3 load does,
+/// and comes just before (Linux's head code: CR3, then CR0.PG, then the
+/// jump to the kernel's virtual addresses): from there the kernel's tables
+/// are the address space, as they would be an instruction later natively.
+pub fn native_set_cr3(value: u32) {
+    runtime().paging.cr3 = value;
+    if runtime().paging.enabled {
+        load(b"mov to CR3");
+        return;
+    }
+    // What the kernel reads natively from now on is Xen's CR0 (PG and WP
+    // set), and a write that keeps them never traps: the ROM's view
+    // follows.
+    runtime().cr.cr0 |= CR0_PG | CR0_WP;
+    set_paging(true);
 }
 
 /// SetCR3 through the VMI call.
