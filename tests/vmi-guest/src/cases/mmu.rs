@@ -108,7 +108,9 @@ pub fn enable_pae_paging() -> Outcome {
         skip!("no PAE (CPUID.1:EDX.PAE clear)");
     }
     let pge = edx & (1 << 13) != 0;
+    let before = mm::rom_calls();
     let space = mm::enable_paging(pge);
+    let calls = mm::rom_calls_since(before);
     let (cr0, cr3, cr4) = (pv::get_cr0(), pv::get_cr3(), pv::get_cr4());
     ensure!(
         cr0 & CR0_PG != 0 && cr0 & CR0_WP != 0,
@@ -121,12 +123,13 @@ pub fn enable_pae_paging() -> Outcome {
     let v = unsafe { PROBE.as_ptr().read_volatile() };
     ensure_eq!(v, 0x1234_ABCDu32, "a static read with paging on");
     pass!(
-        "PAE paging on: {} MiB identity, {} MiB alias at {:#x}, PDPT {:#x}{}",
+        "PAE paging on: {} MiB identity, {} MiB alias at {:#x}, PDPT {:#x}{} ({} hypervisor calls to build and load the tables)",
         mm::mapped_top() >> 20,
         mm::alias_size() >> 20,
         mm::ALIAS_BASE,
         space.pdpt,
-        if pge { ", global pages" } else { "" }
+        if pge { ", global pages" } else { "" },
+        mm::Calls(calls)
     )
 }
 
