@@ -19,7 +19,7 @@ use xen_abi::xen::{
     MMUEXT_PIN_L3_TABLE, MMUEXT_UNPIN_TABLE, MMU_NORMAL_PT_UPDATE,
 };
 use xen_vmi_rom::shadow_cache::{
-    Access, Fault, Host, Kind, Note, ShadowCache, ShadowError, Tag, ENTRIES, TOP_KERNEL_SLOTS,
+    Access, Fault, Host, Kind, Note, ShadowCache, ShadowError, Tag, What, ENTRIES, TOP_KERNEL_SLOTS,
 };
 use xen_vmi_rom::shadow_entry::eager_bits;
 
@@ -873,4 +873,235 @@ fn random_sequences_reach_every_path() {
     assert!(totals.evictions > 10, "{totals:?}");
     assert!(totals.discovered > 100, "{totals:?}");
     assert!(released_live > 10 && unusable > 10 && not_ram > 10);
+}
+
+/// The cache's ops through a real `mmu-batch` queue to a model of Xen that
+/// refuses some writes: in lazy mode, a refused shadow entry is reported
+/// once, naming the kernel's table, entry and value, and every other
+/// update, queued before or after it, still takes effect.
+mod through_the_queue {
+    use super::*;
+    use mmu_batch::{Call, Failure, FlushTarget, MmuBatch, Multicall};
+    use xen_abi::xen::{MmuUpdate, MmuextOp};
+
+    /// Xen refuses a write of this machine frame (a frame it would not let
+    /// the domain map).
+    const REFUSED_MFN: u64 = 0x10_1005;
+    const EPERM: i32 = 1;
+
+    struct Target<'a> {
+        model: &'a mut Model,
+        failures: &'a mut Vec<Failure<Tag>>,
+        hypercalls: &'a mut usize,
+    }
+
+    impl Target<'_> {
+        /// One request, as Xen would run it: 0 or a negated errno.
+        fn update(&mut self, req: &MmuUpdate) -> i32 {
+            if (u64::from(req.val) & FRAME) >> 12 == REFUSED_MFN {
+                return -EPERM;
+            }
+            self.model.push(Op::MmuUpdate(*req), Tag::default());
+            0
+        }
+
+        fn ext(&mut self, op: &MmuextOp) -> i32 {
+            self.model.push(Op::Mmuext(*op), Tag::default());
+            0
+        }
+    }
+
+    impl FlushTarget<Tag> for Target<'_> {
+        fn mmu_update(&mut self, reqs: &[MmuUpdate], pdone: &mut u32) -> i32 {
+            *self.hypercalls += 1;
+            for (i, r) in reqs.iter().enumerate() {
+                let rc = self.update(r);
+                if rc < 0 {
+                    *pdone = i as u32;
+                    return rc;
+                }
+            }
+            *pdone = reqs.len() as u32;
+            0
+        }
+
+        fn mmuext_op(&mut self, ops: &[MmuextOp], pdone: &mut u32) -> i32 {
+            *self.hypercalls += 1;
+            for (i, op) in ops.iter().enumerate() {
+                let rc = self.ext(op);
+                if rc < 0 {
+                    *pdone = i as u32;
+                    return rc;
+                }
+            }
+            *pdone = ops.len() as u32;
+            0
+        }
+
+        fn update_va_mapping(&mut self, _va: u32, _pte: u64, _flags: u32) -> i32 {
+            panic!("the cache never maps by address")
+        }
+
+        fn multicall(&mut self, calls: &mut Multicall<'_>) -> i32 {
+            *self.hypercalls += 1;
+            for j in 0..calls.len() {
+                let (result, done) = match calls.decode(j).expect("an entry the queue made") {
+                    Call::MmuUpdate { reqs, .. } => {
+                        let mut done = reqs.len();
+                        let mut rc = 0;
+                        for (i, r) in reqs.iter().enumerate() {
+                            rc = self.update(r);
+                            if rc < 0 {
+                                done = i;
+                                break;
+                            }
+                        }
+                        (rc, done)
+                    }
+                    Call::MmuextOp { ops, .. } => {
+                        ops.iter().for_each(|op| {
+                            self.ext(op);
+                        });
+                        (0, ops.len())
+                    }
+                    Call::UpdateVaMapping { .. } => panic!("never queued"),
+                };
+                calls.write_done(j, done as u32);
+                calls.set_result(j, result);
+            }
+            0
+        }
+
+        fn failed(&mut self, failure: &Failure<Tag>) {
+            self.failures.push(*failure);
+        }
+    }
+
+    struct QueuedHost {
+        model: Model,
+        batch: Box<MmuBatch<Tag, 8>>,
+        failures: Vec<Failure<Tag>>,
+        hypercalls: usize,
+    }
+
+    impl QueuedHost {
+        fn target(&mut self) -> (&mut MmuBatch<Tag, 8>, Target<'_>) {
+            (
+                &mut self.batch,
+                Target {
+                    model: &mut self.model,
+                    failures: &mut self.failures,
+                    hypercalls: &mut self.hypercalls,
+                },
+            )
+        }
+    }
+
+    impl Host for QueuedHost {
+        fn guest_entry(&mut self, kfn: u32, index: usize) -> u64 {
+            self.model.guest_entry(kfn, index)
+        }
+        fn set_guest_bits(&mut self, kfn: u32, index: usize, bits: u64) {
+            self.model.set_guest_bits(kfn, index, bits)
+        }
+        fn machine_frame(&self, kfn: u64) -> Option<u64> {
+            machine(kfn)
+        }
+        fn read_only_frame(&self, kfn: u64) -> bool {
+            (0xC0..0xD0).contains(&kfn)
+        }
+        fn hole_frame(&self) -> u64 {
+            HOLE
+        }
+        fn take_frame(&mut self) -> Option<u32> {
+            self.model.take_frame()
+        }
+        fn give_frame(&mut self, mfn: u32) {
+            self.model.give_frame(mfn)
+        }
+        fn push(&mut self, op: Op, tag: Tag) {
+            let (batch, mut target) = self.target();
+            let _ = batch.push(op, tag, &mut target);
+        }
+        fn note(&mut self, note: Note) {
+            self.model.note(note)
+        }
+    }
+
+    #[test]
+    fn a_refused_entry_is_reported_once_and_nothing_else_is_lost() {
+        // SAFETY: as in `run`.
+        let mut cache: Box<ShadowCache> = unsafe { Box::new_zeroed().assume_init() };
+        cache.reset(ROM_LINKS);
+        let mut host = QueuedHost {
+            model: Model::new(64),
+            batch: Box::new(MmuBatch::new()),
+            failures: Vec::new(),
+            hypercalls: 0,
+        };
+        let set = |cache: &mut ShadowCache, host: &mut QueuedHost, kfn: u32, i: usize, v: u64| {
+            host.model.guest_mut(kfn)[i] = v;
+            cache.entry_changed(host, kfn, i, v).unwrap();
+        };
+        set(
+            &mut cache,
+            &mut host,
+            CR3S[0] >> 12,
+            1,
+            (u64::from(L2S[0]) << 12) | P,
+        );
+        cache.allocate_l1(&mut host, L1S[0], true).unwrap();
+        set(
+            &mut cache,
+            &mut host,
+            L2S[0],
+            0,
+            (u64::from(L1S[0]) << 12) | P | RW,
+        );
+        cache.load_root(&mut host, CR3S[0]).unwrap();
+        let (batch, mut target) = host.target();
+        batch.flush(&mut target).unwrap();
+        // A lazy batch of 20 entries, the 7th naming a frame Xen refuses.
+        host.hypercalls = 0;
+        host.batch.enter_lazy();
+        let value = |i: u64| {
+            let kfn = if i == 7 {
+                REFUSED_MFN - 0x10_0000
+            } else {
+                0x1000 + i % 4
+            };
+            (kfn << 12) | P | RW | A | D
+        };
+        for i in 0..20u64 {
+            set(&mut cache, &mut host, L1S[0], i as usize, value(i));
+        }
+        // The refused entry may be met by a flush of a full queue or at the
+        // end of lazy mode: either way it is reported once.
+        let (batch, mut target) = host.target();
+        let _ = batch.leave_lazy(&mut target);
+        assert!(batch.is_empty());
+        assert_eq!(host.failures.len(), 1, "reported once");
+        let tag = host.failures[0].tag;
+        assert_eq!(
+            (tag.what, tag.kfn, tag.index, tag.guest),
+            (What::L1Entry, L1S[0], 7, value(7))
+        );
+        assert_eq!(tag.entry_address(), (u64::from(L1S[0]) << 12) + 7 * 8);
+        // Every other entry took effect, before and after the refused one.
+        let (mfn, _) = cache.table(L1S[0], Kind::L1).unwrap();
+        let shadow = host.model.shadow(mfn);
+        for i in 0..20u64 {
+            if i != 7 {
+                assert_eq!(shadow[i as usize], expect_l1(value(i)), "entry {i}");
+            }
+        }
+        assert_eq!(shadow[7], 0, "the refused entry was never written");
+        // A queue of 8: a hypercall per queue-full, one more for the
+        // requests Xen skipped behind the refusal, one for the rest.
+        assert!(
+            host.hypercalls <= 20usize.div_ceil(8) + 2,
+            "{} hypercalls",
+            host.hypercalls
+        );
+    }
 }
