@@ -148,13 +148,18 @@ const SHADOW_VIEW: u32 = 1 << 31;
 
 /// Page-sized views of kernel frames (read-write) and shadow frames
 /// (read-only: Xen lets a page table have read-only mappings), a 4-way
-/// set-associative cache over TABLE_VIEW_SLOTS slots.
+/// set-associative cache over TABLE_VIEW_SLOTS slots. A slot is remapped
+/// at once with update_va_mapping (a miss), or through the queue when the
+/// ROM knows it will need it (`RomHost::prefetch`): then it is *pending*
+/// until the queue is flushed.
 pub struct Views {
     /// Key + 1 per slot (0: empty).
     tags: [u32; TABLE_VIEW_SLOTS as usize],
+    /// Slots whose mapping is still queued.
+    pending: [u64; TABLE_VIEW_SLOTS as usize / 64],
     /// Next way to replace, per set.
     next: [u8; VIEW_SETS],
-    /// Views mapped (hypercalls) so far.
+    /// Views mapped at once (hypercalls) so far.
     pub misses: u32,
 }
 
@@ -166,49 +171,56 @@ impl Views {
         unsafe { core::ptr::write_bytes(this, 0, 1) };
     }
 
-    /// The view of `key` (a kernel frame number, or SHADOW_VIEW | machine
-    /// frame), mapped as `pte` on a miss.
-    fn get(&mut self, key: u32, pte: u64) -> *mut u64 {
-        let set = (key.wrapping_mul(0x9E37_79B1) >> 25) as usize % VIEW_SETS;
-        let first = set * VIEW_WAYS;
-        let va = |slot: usize| (TABLE_VIEW_VA + slot as u32 * 4096) as *mut u64;
-        for slot in first..first + VIEW_WAYS {
-            if self.tags[slot] == key.wrapping_add(1) {
-                return va(slot);
-            }
-        }
+    fn va(slot: usize) -> *mut u64 {
+        (TABLE_VIEW_VA + slot as u32 * 4096) as *mut u64
+    }
+
+    fn set(key: u32) -> usize {
+        (key.wrapping_mul(0x9E37_79B1) >> 25) as usize % VIEW_SETS
+    }
+
+    fn lookup(&self, key: u32) -> Option<usize> {
+        let first = Self::set(key) * VIEW_WAYS;
+        (first..first + VIEW_WAYS).find(|&slot| self.tags[slot] == key.wrapping_add(1))
+    }
+
+    /// The slot `key` gets (its old tag dropped).
+    fn replace(&mut self, key: u32) -> usize {
+        let set = Self::set(key);
         let way = usize::from(self.next[set]);
         self.next[set] = ((way + 1) % VIEW_WAYS) as u8;
-        let slot = first + way;
-        self.misses += 1;
-        // SAFETY: the view slots are the ROM's own; the frame is the
-        // kernel's RAM (read-write) or a shadow table (read-only).
-        let ok = unsafe { hypervisor().update_va_mapping(va(slot) as u32, pte, UVMF_INVLPG) };
-        if ok.is_err() {
-            Line::new()
-                .text(b"xen-vmi-rom: Xen refused a view of frame ")
-                .hex((pte >> 12) as u32)
-                .print();
-            crate::xen::crash();
-        }
+        let slot = set * VIEW_WAYS + way;
         self.tags[slot] = key.wrapping_add(1);
-        va(slot)
+        slot
     }
 
-    /// Kernel frame `kfn`, read-write (None: not the kernel's).
-    pub fn kernel(&mut self, kfn: u32) -> Option<*mut u64> {
-        let mfn = k2m(u64::from(kfn))?;
-        Some(self.get(kfn, (mfn << 12) | PRESENT | RW | ACCESSED | DIRTY))
+    fn is_pending(&self, slot: usize) -> bool {
+        self.pending[slot / 64] & (1 << (slot % 64)) != 0
     }
 
-    /// Shadow frame `mfn`, read-only.
-    pub fn shadow(&mut self, mfn: u32) -> *const u64 {
-        self.get(
-            SHADOW_VIEW | mfn,
-            (u64::from(mfn) << 12) | PRESENT | ACCESSED,
-        )
+    fn set_pending(&mut self, slot: usize, pending: bool) {
+        let bit = 1 << (slot % 64);
+        if pending {
+            self.pending[slot / 64] |= bit;
+        } else {
+            self.pending[slot / 64] &= !bit;
+        }
+    }
+
+    /// Whether any slot is pending (its mapping still queued).
+    fn any_pending(&self) -> bool {
+        self.pending.iter().any(|&w| w != 0)
+    }
+
+    fn clear_pending(&mut self) {
+        self.pending = [0; TABLE_VIEW_SLOTS as usize / 64];
     }
 }
+
+/// The view entries' page table: ROM-area L1 number 3 maps TABLE_VIEW_VA.
+const VIEW_AREA_L1: usize = 3;
+const _: () =
+    assert!((TABLE_VIEW_VA - xen_vmi_rom::layout::ROM_AREA_START) >> 21 == VIEW_AREA_L1 as u32);
 
 // ---------------------------------------------------------------------------
 // The queue's way to Xen
@@ -387,9 +399,77 @@ impl Heap {
 }
 
 impl RomHost<'_> {
+    /// The view of `key` mapped as `pte`: at once on a miss; a pending
+    /// slot is made real by flushing the queue.
+    fn view(&mut self, key: u32, pte: u64) -> *mut u64 {
+        if let Some(slot) = self.views.lookup(key) {
+            if self.views.is_pending(slot) {
+                barrier(self.batch, Barrier::CoherentRead);
+                self.views.clear_pending();
+            }
+            return Views::va(slot);
+        }
+        if self.views.any_pending() {
+            // The slot replaced now may have a mapping still queued, which
+            // would land after this one.
+            barrier(self.batch, Barrier::CoherentRead);
+            self.views.clear_pending();
+        }
+        let slot = self.views.replace(key);
+        self.views.misses += 1;
+        let va = Views::va(slot);
+        // SAFETY: the view slots are the ROM's own; the frame is the
+        // kernel's RAM (read-write) or a shadow table (read-only).
+        let ok = unsafe { hypervisor().update_va_mapping(va as u32, pte, UVMF_INVLPG) };
+        if ok.is_err() {
+            Line::new()
+                .text(b"xen-vmi-rom: Xen refused a view of frame ")
+                .hex((pte >> 12) as u32)
+                .print();
+            crate::xen::crash();
+        }
+        va
+    }
+
+    /// Kernel frame `kfn`, read-write (None: not the kernel's).
+    fn kernel_view(&mut self, kfn: u32) -> Option<*mut u64> {
+        let mfn = k2m(u64::from(kfn))?;
+        Some(self.view(kfn, (mfn << 12) | PRESENT | RW | ACCESSED | DIRTY))
+    }
+
+    /// A view of kernel frame `kfn` the ROM is about to need (a page table
+    /// the kernel just announced), mapped through the queue: it goes out
+    /// with the call's other work instead of costing a hypercall of its
+    /// own when first used.
+    pub fn prefetch(&mut self, kfn: u32) {
+        let Some(mfn) = k2m(u64::from(kfn)) else {
+            return;
+        };
+        if self.views.lookup(kfn).is_some() {
+            return;
+        }
+        let slot = self.views.replace(kfn);
+        self.views.set_pending(slot, true);
+        let area_l1 = u64::from(rom_state().rom_area_l1_mfns[VIEW_AREA_L1]) << 12;
+        let pte = (mfn << 12) | PRESENT | RW | ACCESSED | DIRTY;
+        let tag = Tag {
+            what: What::Tlb,
+            kfn,
+            ..Tag::default()
+        };
+        self.push(
+            Op::pte_write(area_l1 + slot as u64 * 8, pte, mmu_batch::PteWrite::Normal),
+            tag,
+        );
+        self.push(
+            Op::Mmuext(MmuextOp::invlpg_local(Views::va(slot) as u32)),
+            tag,
+        );
+    }
+
     /// The kernel's 8-byte entry at `kfn:index`, read through a view.
     pub fn read(&mut self, kfn: u32, index: usize) -> Option<u64> {
-        let page = self.views.kernel(kfn)?;
+        let page = self.kernel_view(kfn)?;
         // SAFETY: the view maps the whole frame; index < 512.
         Some(unsafe { page.add(index & 511).read_volatile() })
     }
@@ -397,7 +477,7 @@ impl RomHost<'_> {
     /// Writes 4 or 8 bytes at byte `offset` of kernel frame `kfn` (a
     /// SetPxE or SetPxELong store).
     pub fn write(&mut self, kfn: u32, offset: u32, value: u64, long: bool) -> bool {
-        let Some(page) = self.views.kernel(kfn) else {
+        let Some(page) = self.kernel_view(kfn) else {
             return false;
         };
         let at = page.cast::<u8>().wrapping_add((offset & 0xFFF) as usize);
@@ -435,8 +515,15 @@ impl RomHost<'_> {
                 _ => {}
             }
         }
+        if let Some(v) = queued {
+            return v;
+        }
+        let page = self.view(
+            SHADOW_VIEW | mfn,
+            (u64::from(mfn) << 12) | PRESENT | ACCESSED,
+        );
         // SAFETY: the read-only view maps the whole frame; index < 512.
-        queued.unwrap_or_else(|| unsafe { self.views.shadow(mfn).add(index & 511).read_volatile() })
+        unsafe { page.add(index & 511).read_volatile() }
     }
 
     fn note_kind(note: &Note) -> usize {
@@ -459,7 +546,7 @@ impl Host for RomHost<'_> {
     }
 
     fn set_guest_bits(&mut self, kfn: u32, index: usize, bits: u64) {
-        let Some(page) = self.views.kernel(kfn) else {
+        let Some(page) = self.kernel_view(kfn) else {
             return;
         };
         // A and D are in the low half; the processor sets them with a

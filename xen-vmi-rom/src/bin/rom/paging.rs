@@ -494,6 +494,10 @@ pub extern "C" fn allocate_page(pfn: u32, flags: u32, clone_pfn: u32, start: u32
         Ok(())
     };
     result.unwrap_or_else(|e| fatal(b"AllocatePage", e));
+    if flags & (VMI_PAGE_PT | VMI_PAGE_PD) != 0 {
+        // Its entries come next: its view goes out with this call's work.
+        host.prefetch(pfn);
+    }
     end_of_call(host.batch);
 }
 
