@@ -1028,6 +1028,109 @@ mod through_the_queue {
         }
     }
 
+    #[derive(Clone, Debug)]
+    enum QStep {
+        Write {
+            index: usize,
+            frame: u64,
+            refused: bool,
+        },
+        EnterLazy,
+        LeaveLazy,
+        EndOfCall,
+        Barrier,
+    }
+
+    fn qstep() -> impl Strategy<Value = QStep> {
+        prop_oneof![
+            12 => (0..12usize, 0x1000..0x1004u64, prop::bool::weighted(0.1))
+                .prop_map(|(index, frame, refused)| QStep::Write { index, frame, refused }),
+            1 => Just(QStep::EnterLazy),
+            1 => Just(QStep::LeaveLazy),
+            2 => Just(QStep::EndOfCall),
+            1 => Just(QStep::Barrier),
+        ]
+    }
+
+    /// A host with one linked, loaded page table, its setup flushed.
+    fn setup() -> (Box<ShadowCache>, QueuedHost, u32) {
+        // SAFETY: as in `run`.
+        let mut cache: Box<ShadowCache> = unsafe { Box::new_zeroed().assume_init() };
+        cache.reset(ROM_LINKS);
+        let mut host = QueuedHost {
+            model: Model::new(64),
+            batch: Box::new(MmuBatch::new()),
+            failures: Vec::new(),
+            hypercalls: 0,
+        };
+        let pdpte = (u64::from(L2S[0]) << 12) | P;
+        host.model.guest_mut(CR3S[0] >> 12)[1] = pdpte;
+        cache.allocate_l1(&mut host, L1S[0], true).unwrap();
+        let pde = (u64::from(L1S[0]) << 12) | P | RW;
+        host.model.guest_mut(L2S[0])[0] = pde;
+        cache.load_root(&mut host, CR3S[0]).unwrap();
+        let (batch, mut target) = host.target();
+        batch.flush(&mut target).unwrap();
+        let (mfn, _) = cache.table(L1S[0], Kind::L1).unwrap();
+        (cache, host, mfn)
+    }
+
+    proptest! {
+        /// Random entry writes (some naming a frame Xen refuses) with
+        /// random flush points: Xen ends with the sequential result of the
+        /// writes it accepted, and every refusal is reported once, naming
+        /// a write that named the refused frame.
+        #[test]
+        fn refusals_and_flush_points(steps in prop::collection::vec(qstep(), 1..80)) {
+            let (mut cache, mut host, mfn) = setup();
+            let mut expected = [0u64; 12];
+            let mut refused_writes = 0;
+            for step in &steps {
+                match *step {
+                    QStep::Write { index, frame, refused } => {
+                        let kfn = if refused { REFUSED_MFN - 0x10_0000 } else { frame };
+                        let value = (kfn << 12) | P | RW | A | D;
+                        host.model.guest_mut(L1S[0])[index] = value;
+                        cache.entry_changed(&mut host, L1S[0], index, value).unwrap();
+                        if refused {
+                            refused_writes += 1;
+                        } else {
+                            expected[index] = expect_l1(value);
+                        }
+                    }
+                    QStep::EnterLazy => host.batch.enter_lazy(),
+                    QStep::LeaveLazy => {
+                        let (batch, mut target) = host.target();
+                        let _ = batch.leave_lazy(&mut target);
+                    }
+                    QStep::EndOfCall => {
+                        let (batch, mut target) = host.target();
+                        let _ = batch.end_of_call(&mut target);
+                    }
+                    QStep::Barrier => {
+                        let (batch, mut target) = host.target();
+                        let _ = batch.barrier(mmu_batch::Barrier::TlbFlush, &mut target);
+                    }
+                }
+            }
+            let (batch, mut target) = host.target();
+            let _ = batch.leave_lazy(&mut target);
+            prop_assert!(host.batch.is_empty());
+            let shadow = host.model.shadow(mfn);
+            for (i, want) in expected.iter().enumerate() {
+                prop_assert_eq!(shadow[i], *want, "entry {}", i);
+            }
+            // Each report is a refused write (a refused write replaced by a
+            // later one before it reached Xen is never submitted).
+            prop_assert!(host.failures.len() <= refused_writes);
+            for f in &host.failures {
+                prop_assert_eq!(f.tag.kfn, L1S[0]);
+                prop_assert_eq!((f.tag.guest & FRAME) >> 12, REFUSED_MFN - 0x10_0000);
+            }
+            prop_assert_eq!(host.batch.counters().failures as usize, host.failures.len());
+        }
+    }
+
     #[test]
     fn a_refused_entry_is_reported_once_and_nothing_else_is_lost() {
         // SAFETY: as in `run`.
