@@ -268,6 +268,48 @@ impl<Tag: Copy, const N: usize> MmuBatch<Tag, N> {
         }
     }
 
+    /// Builds an empty queue (the same as [`new`](Self::new)) at `this`,
+    /// field by field, with no temporary copy of the queue: it is tens of
+    /// KiB and the ROM that keeps one runs on small kernel stacks.
+    ///
+    /// # Safety
+    ///
+    /// `this` must be valid for writes of `Self` and suitably aligned; any
+    /// previous value there is overwritten without being dropped.
+    pub unsafe fn init_in_place(this: *mut Self) {
+        // SAFETY: every field is written through `this`, which the caller
+        // vouches for, one element at a time; none of them needs dropping.
+        unsafe {
+            let slots = (&raw mut (*this).slots).cast::<Option<Slot<Tag>>>();
+            let calls = (&raw mut (*this).calls).cast::<MulticallEntry>();
+            let reqs = (&raw mut (*this).reqs).cast::<MmuUpdate>();
+            let exts = (&raw mut (*this).exts).cast::<MmuextOp>();
+            let done = (&raw mut (*this).done).cast::<u32>();
+            let spans = (&raw mut (*this).spans).cast::<Span>();
+            let arg_slot = (&raw mut (*this).arg_slot).cast::<usize>();
+            for i in 0..N {
+                slots.add(i).write(None);
+                calls.add(i).write(MulticallEntry {
+                    op: 0,
+                    result: 0,
+                    args: [0; 6],
+                });
+                reqs.add(i).write(MmuUpdate::normal_pt_update(0, 0));
+                exts.add(i).write(MmuextOp {
+                    cmd: 0,
+                    arg1: 0,
+                    arg2: 0,
+                });
+                done.add(i).write(0);
+                spans.add(i).write(Span { first: 0, count: 0 });
+                arg_slot.add(i).write(0);
+            }
+            (&raw mut (*this).len).write(0);
+            (&raw mut (*this).lazy).write(false);
+            (&raw mut (*this).counters).write(Counters::ZERO);
+        }
+    }
+
     /// Whether lazy mode is on.
     pub fn is_lazy(&self) -> bool {
         self.lazy

@@ -531,3 +531,19 @@ fn queue_is_usable_as_a_static() {
     );
     assert_eq!(MmuBatch::<u32, 32>::CAPACITY, 32);
 }
+
+/// A queue built in place behaves as one built by `new`.
+#[test]
+fn built_in_place_is_an_empty_queue() {
+    use std::mem::MaybeUninit;
+    let mut place: Box<MaybeUninit<mmu_batch::MmuBatch<u32, 8>>> = Box::new_uninit();
+    // SAFETY: the box is valid for writes and aligned for the queue.
+    let mut batch = unsafe {
+        mmu_batch::MmuBatch::init_in_place(place.as_mut_ptr());
+        place.assume_init()
+    };
+    assert!(batch.is_empty() && !batch.is_lazy());
+    assert_eq!(*batch.counters(), mmu_batch::Counters::ZERO);
+    batch.enter_lazy();
+    assert!(batch.is_lazy());
+}

@@ -51,6 +51,16 @@ pub const LDT_SHADOW_VA: u32 = WINDOW_VA + WINDOW_SLOTS * 0x1000;
 pub const K2M_VA: u32 = ROM_AREA_START + 0x10_0000;
 /// Kernel frames the table can describe (4 GiB of kernel-physical space).
 pub const K2M_MAX_FRAMES: u32 = 0x10_0000;
+/// The ROM's bookkeeping of the shadow page tables (docs/page-tables.md):
+/// pool frames the ROM maps here itself when paging first needs them.
+pub const SHADOW_HEAP_VA: u32 = ROM_AREA_START + 0x50_0000;
+/// Room for that bookkeeping.
+pub const SHADOW_HEAP_MAX: u32 = 0x10_0000;
+/// Views of the kernel's page-table frames (and read-only views of shadow
+/// frames): one page each, a cache the ROM remaps as it needs.
+pub const TABLE_VIEW_VA: u32 = ROM_AREA_START + 0x60_0000;
+/// Number of views (the last 2 MiB of the area: one ROM-area L1).
+pub const TABLE_VIEW_SLOTS: u32 = 512;
 
 /// Kernel-physical address of the ROM (the first slot of the option-ROM
 /// area, where Linux's probe starts).
@@ -82,7 +92,10 @@ const _: () = {
     assert!(XENSTORE_RING_VA + 0x1000 <= ROM_STATE_VA);
     assert!(ROM_STATE_VA + ROM_STATE_MAX <= WINDOW_VA);
     assert!(LDT_SHADOW_VA + 0x1000 <= K2M_VA);
-    assert!(K2M_VA + K2M_MAX_FRAMES * 4 <= ROM_AREA_END);
+    assert!(K2M_VA + K2M_MAX_FRAMES * 4 <= SHADOW_HEAP_VA);
+    assert!(SHADOW_HEAP_VA + SHADOW_HEAP_MAX <= TABLE_VIEW_VA);
+    assert!(TABLE_VIEW_VA.is_multiple_of(1 << 21));
+    assert!(TABLE_VIEW_VA + TABLE_VIEW_SLOTS * 0x1000 == ROM_AREA_END);
     assert!(ROM_KERNEL_PHYS + ROM_CODE_MAX <= 0xE_0000);
 };
 

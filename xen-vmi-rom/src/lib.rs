@@ -13,6 +13,7 @@ pub mod layout;
 pub mod linux_boot;
 pub mod rom_state;
 pub mod rtc;
+pub mod shadow_cache;
 pub mod shadow_entry;
 pub mod timekeeping;
 

@@ -51,17 +51,47 @@ pub enum Refusal {
     ReservedBits { bits: u64 },
 }
 
-/// A shadow entry and what the caller must do about the kernel's entry.
+/// How a shadow L1 entry lags the kernel's entry on purpose, so that the
+/// first access that would set Accessed or Dirty faults into the ROM
+/// (docs/page-tables.md, "Accessed and dirty bits").
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Tracking {
+    /// The shadow entry grants what the kernel's entry does.
+    None,
+    /// The kernel's entry has no A: the shadow entry is not present until
+    /// the first access, which sets A (and D for a write) in the kernel's
+    /// entry.
+    Accessed,
+    /// Writable for the kernel but without D: the shadow entry is read-only
+    /// until the first write, which sets D.
+    Dirty,
+}
+
+/// A shadow entry and what it leaves to the fault path.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Shadow {
     /// The value to give Xen.
     pub value: u64,
-    /// The kernel's entry gets A now (a page in use looks young; never
-    /// loses data).
-    pub set_accessed: bool,
-    /// Writable for the kernel but mapped read-only until its first write
-    /// sets D (the dirty-bit rule).
-    pub dirty_tracking: bool,
+    /// What the first access must set in the kernel's entry.
+    pub tracking: Tracking,
+}
+
+/// The bits the ROM sets in the kernel's L1 entry when it makes the
+/// shadow, instead of waiting for the first access: A, and D if writable,
+/// for a supervisor page (US clear). A supervisor page may be a kernel
+/// stack, and Xen writes exception and event frames there: it cannot take
+/// a fault doing so (it crashes the domain), so such a page cannot be
+/// left not present or read-only until its first access. A user page can:
+/// a fault in user mode is delivered on the kernel's stack, and the
+/// kernel touching a user page faults onto its own (present) stack. An
+/// early A or D only makes a page look young or dirty (an extra writeback
+/// at worst), never loses one.
+pub fn eager_bits(entry: u64) -> u64 {
+    if entry & PRESENT == 0 || entry & USER != 0 {
+        return 0;
+    }
+    let wanted = ACCESSED | if entry & RW != 0 { DIRTY } else { 0 };
+    wanted & !entry
 }
 
 /// Bits that must be zero in a PAE L3 entry (SDM: PDPTE bits 1, 2, 5-8 and
@@ -83,8 +113,7 @@ pub fn shadow(
         // the kernel's own business.
         return Ok(Shadow {
             value: 0,
-            set_accessed: false,
-            dirty_tracking: false,
+            tracking: Tracking::None,
         });
     }
     let reserved = match level {
@@ -110,17 +139,27 @@ pub fn shadow(
             // RAM is write-back for a PV domain without I/O rights (Xen
             // refuses PWT/PCD/PAT then): the cache bits are dropped.
             let kept = entry & (PRESENT | RW | USER | ACCESSED | DIRTY | GLOBAL | AVAIL | NX);
-            let mut v = frame_bits | kept | ACCESSED;
+            let v = frame_bits | kept | ACCESSED;
+            if entry & ACCESSED == 0 {
+                // The processor sets A on the first access through the
+                // entry: make that access fault so the ROM can set it.
+                return Ok(Shadow {
+                    value: 0,
+                    tracking: Tracking::Accessed,
+                });
+            }
             if entry & RW != 0 && entry & DIRTY == 0 {
-                v &= !RW;
+                return Ok(Shadow {
+                    value: v & !RW,
+                    tracking: Tracking::Dirty,
+                });
             }
             v
         }
     };
     Ok(Shadow {
         value,
-        set_accessed: level != Level::L3 && entry & ACCESSED == 0,
-        dirty_tracking: level == Level::L1 && entry & RW != 0 && entry & DIRTY == 0,
+        tracking: Tracking::None,
     })
 }
 
@@ -144,20 +183,38 @@ mod tests {
         )
         .unwrap();
         assert_eq!(s.value, 0x1012_3000 | PRESENT | RW | DIRTY | ACCESSED);
-        assert!(!s.set_accessed && !s.dirty_tracking);
-        // Writable but clean: read-only until the first write.
+        assert_eq!(s.tracking, Tracking::None);
+        // Not yet accessed: not present until the first access.
         let s = shadow(0x0012_3000 | PRESENT | RW, Level::L1, ram).unwrap();
-        assert_eq!(s.value & RW, 0);
-        assert!(s.set_accessed && s.dirty_tracking);
+        assert_eq!((s.value, s.tracking), (0, Tracking::Accessed));
+        // Writable but clean: read-only until the first write.
+        let s = shadow(0x0012_3000 | PRESENT | RW | ACCESSED, Level::L1, ram).unwrap();
+        assert_eq!(s.value, 0x1012_3000 | PRESENT | ACCESSED);
+        assert_eq!(s.tracking, Tracking::Dirty);
         // Cache bits dropped, NX, global and software bits kept.
         let s = shadow(
-            0x0012_3000 | PRESENT | PCD | PWT | PAT_OR_PSE | GLOBAL | AVAIL | NX,
+            0x0012_3000 | PRESENT | ACCESSED | PCD | PWT | PAT_OR_PSE | GLOBAL | AVAIL | NX,
             Level::L1,
             ram,
         )
         .unwrap();
         assert_eq!(s.value & (PCD | PWT | PAT_OR_PSE), 0);
         assert_eq!(s.value & (GLOBAL | AVAIL | NX), GLOBAL | AVAIL | NX);
+    }
+
+    #[test]
+    fn supervisor_pages_are_marked_when_shadowed() {
+        let f = 0x0012_3000;
+        assert_eq!(eager_bits(f | PRESENT | RW), ACCESSED | DIRTY);
+        assert_eq!(eager_bits(f | PRESENT), ACCESSED);
+        assert_eq!(eager_bits(f | PRESENT | RW | ACCESSED), DIRTY);
+        assert_eq!(eager_bits(f | PRESENT | RW | ACCESSED | DIRTY), 0);
+        assert_eq!(eager_bits(f | PRESENT | RW | USER), 0, "user pages wait");
+        assert_eq!(eager_bits(f | RW), 0, "not present");
+        // Marked, a supervisor entry's shadow grants what it says at once.
+        let marked = f | PRESENT | RW | eager_bits(f | PRESENT | RW);
+        let s = shadow(marked, Level::L1, ram).unwrap();
+        assert_eq!((s.value & RW, s.tracking), (RW, Tracking::None));
     }
 
     #[test]
@@ -209,6 +266,9 @@ mod tests {
             let entry = (frame << 12) | low | (u64::from(nx) << 63) | reserved;
             match shadow(entry, level, ram) {
                 Ok(s) if entry & PRESENT == 0 => prop_assert_eq!(s.value, 0),
+                Ok(s) if level == Level::L1 && entry & ACCESSED == 0 => {
+                    prop_assert_eq!((s.value, s.tracking), (0, Tracking::Accessed));
+                }
                 Ok(s) => {
                     let frame = (entry & FRAME) >> 12;
                     // Only the kernel's own frames, translated.
@@ -225,7 +285,8 @@ mod tests {
                         prop_assert_eq!(s.value & USER, entry & USER);
                         prop_assert_eq!(s.value & NX, entry & NX);
                     }
-                    prop_assert_eq!(s.dirty_tracking, level == Level::L1 && entry & RW != 0 && entry & DIRTY == 0);
+                    let dirty_tracking = level == Level::L1 && entry & RW != 0 && entry & DIRTY == 0;
+                    prop_assert_eq!(s.tracking == Tracking::Dirty, dirty_tracking);
                 }
                 Err(Refusal::NotKernelFrame { frame }) => prop_assert!(ram(frame).is_none()),
                 Err(Refusal::LargePage) => prop_assert!(level == Level::L2 && entry & PAT_OR_PSE != 0),

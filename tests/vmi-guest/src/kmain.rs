@@ -77,6 +77,15 @@ pub fn run(boot: BootInfo, packaging: &Packaging) -> ! {
     );
 
     early_cpu_setup();
+    if boot.option("paging") == Some("early") {
+        // Like Linux's head code: page tables built and paging turned on
+        // with native instructions, before any VMI ROM is looked for.
+        let space = crate::mm::enable_paging(false);
+        kprintln!(
+            "boot: paging on before VMI activation (PDPT {:#x})",
+            space.pdpt
+        );
+    }
 
     let rom = if boot.option("vmi") == Some("off") {
         kprintln!("vmi: vmi=off on the command line: not looking for a ROM");

@@ -222,6 +222,10 @@ pub fn enable_paging(global_pages: bool) -> AddressSpace {
         pv::allocate_page(pt >> 12, VMI_PAGE_L1_PAE, 0, 0, 0);
         for i in 0..512u32 {
             let phys = chunk + i * PAGE_SIZE;
+            if phys >= ram_top {
+                // Past the end of RAM: nothing to map.
+                break;
+            }
             let user = phys >= user_start && phys < user_end;
             let flags = KERNEL_RW | if user { PTE_US } else { 0 };
             pv::set_pxe_long(u64::from(phys) | flags, entry(pt, i), PageLevel::Pt.bit());
@@ -284,4 +288,33 @@ pub fn enable_paging(global_pages: bool) -> AddressSpace {
 /// Identity-mapped bytes.
 pub fn mapped_top() -> u32 {
     MAPPED_TOP.load(Ordering::SeqCst)
+}
+
+/// The VMI ROM's statistics port: a 32-bit read gives how many hypervisor
+/// calls the ROM has made so far. Not PC hardware: with no such ROM
+/// nothing decodes the port and the read gives all ones.
+pub const ROM_STATS_PORT: u16 = 0x5A0;
+
+/// The ROM's count of hypervisor calls, if it keeps one.
+pub fn rom_calls() -> Option<u32> {
+    let n = pv::port_in(4, ROM_STATS_PORT);
+    (n != u32::MAX).then_some(n)
+}
+
+/// Calls the ROM made since `before` (a `rom_calls` reading).
+pub fn rom_calls_since(before: Option<u32>) -> Option<u32> {
+    Some(rom_calls()?.wrapping_sub(before?))
+}
+
+/// A count of ROM calls for a case's detail: the number, or a word saying
+/// there are no figures on this platform.
+pub struct Calls(pub Option<u32>);
+
+impl core::fmt::Display for Calls {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self.0 {
+            Some(n) => write!(f, "{n}"),
+            None => f.write_str("-"),
+        }
+    }
 }

@@ -20,6 +20,8 @@ use crate::mm::{
     self, AddressSpace, KERNEL_RW, PAGE_SIZE, PTE_A, PTE_ADDR, PTE_D, PTE_G, PTE_NX, PTE_P, PTE_RW,
     PTE_US,
 };
+use core::sync::atomic::{AtomicBool, Ordering};
+
 use crate::pv;
 use crate::sync::Global;
 use crate::trap::{catch, Fault};
@@ -41,7 +43,13 @@ const KMAP_TARGET_VA: u32 = mm::TEST_BASE + (8 << 20);
 /// The word each test frame starts with (frame address ^ marker).
 const MARKER: u32 = 0x5EED_0000;
 
+/// Whether paging was tried (a case run alone turns it on first).
+static ENABLE_TRIED: AtomicBool = AtomicBool::new(false);
+
 fn require_paging() -> Option<Outcome> {
+    if !mm::paging_on() && !ENABLE_TRIED.load(Ordering::SeqCst) {
+        let _ = enable_pae_paging();
+    }
     (!mm::paging_on()).then(|| {
         Outcome::skip(format_args!(
             "paging is not enabled (mmu_enable_pae_paging failed)"
@@ -86,12 +94,23 @@ fn write32(va: u32, value: u32) -> Result<u32, Fault> {
 }
 
 pub fn enable_pae_paging() -> Outcome {
+    ENABLE_TRIED.store(true, Ordering::SeqCst);
+    if mm::paging_on() {
+        let space = mm::kernel_space().expect("paging is on");
+        ensure_eq!(pv::get_cr3(), space.pdpt, "GetCR3");
+        pass!(
+            "PAE paging already on (turned on at boot), PDPT {:#x}",
+            space.pdpt
+        );
+    }
     let edx = pv::cpuid(1, 0)[3];
     if edx & (1 << 6) == 0 {
         skip!("no PAE (CPUID.1:EDX.PAE clear)");
     }
     let pge = edx & (1 << 13) != 0;
+    let before = mm::rom_calls();
     let space = mm::enable_paging(pge);
+    let calls = mm::rom_calls_since(before);
     let (cr0, cr3, cr4) = (pv::get_cr0(), pv::get_cr3(), pv::get_cr4());
     ensure!(
         cr0 & CR0_PG != 0 && cr0 & CR0_WP != 0,
@@ -104,12 +123,13 @@ pub fn enable_pae_paging() -> Outcome {
     let v = unsafe { PROBE.as_ptr().read_volatile() };
     ensure_eq!(v, 0x1234_ABCDu32, "a static read with paging on");
     pass!(
-        "PAE paging on: {} MiB identity, {} MiB alias at {:#x}, PDPT {:#x}{}",
+        "PAE paging on: {} MiB identity, {} MiB alias at {:#x}, PDPT {:#x}{} ({} hypervisor calls to build and load the tables)",
         mm::mapped_top() >> 20,
         mm::alias_size() >> 20,
         mm::ALIAS_BASE,
         space.pdpt,
-        if pge { ", global pages" } else { "" }
+        if pge { ", global pages" } else { "" },
+        mm::Calls(calls)
     )
 }
 
@@ -324,10 +344,13 @@ pub fn update_pxe_low_half() -> Outcome {
     pass!("native 32-bit PTE write announced with UpdatePxE took effect")
 }
 
+/// A and D as the processor sets them, on a user page (the kernel's own
+/// mappings carry A and D from the start in most kernels; a hypervisor may
+/// set them early there, where a fault could not be taken).
 pub fn accessed_dirty_bits() -> Outcome {
     need_paging!();
     let f = marked_frame();
-    mm::map(TEST_VA, f, KERNEL_RW);
+    mm::map(TEST_VA, f, KERNEL_RW | PTE_US);
     let ptep = mm::pte_ptr(TEST_VA);
     let fresh = mm::read_entry(ptep);
     let _ = read32(TEST_VA);
@@ -342,7 +365,7 @@ pub fn accessed_dirty_bits() -> Outcome {
         PTE_A | PTE_D,
         "A/D after a write"
     );
-    pass!("A set by a read, D by a write, visible in the kernel's PTE")
+    pass!("user page: A set by a read, D by a write, visible in the kernel's PTE")
 }
 
 pub fn inval_page() -> Outcome {
@@ -702,7 +725,7 @@ pub fn machine_physical_roundtrip() -> Outcome {
     need_paging!();
     let frame = mm::alloc_frame() >> 12;
     let image = (set_pxe_long_maps_page as *const () as usize as u32) >> 12;
-    let pfns = [0x100u32, image, frame, 0x9F];
+    let pfns = [0x100u32, image, frame, 0x9E];
     let mut mfns = [0u32; 4];
     for (i, pfn) in pfns.iter().enumerate() {
         mfns[i] = pv::physical_to_machine(*pfn);
@@ -873,4 +896,546 @@ pub fn rom_runs_at_alias() -> Outcome {
         checked += 1;
     }
     pass!("GetRelocationInfo and {checked} calls work through the ROM's alias at {alias:#x}")
+}
+
+// ---------------------------------------------------------------------------
+// Part 2: address spaces, batches, figures, bad input.
+
+/// Region for the batch of thousands (16 MiB: eight page tables).
+const BULK_VA: u32 = mm::TEST_BASE + (16 << 20);
+/// Pages in the batch.
+const BULK_PAGES: u32 = 4096;
+/// Frames the batch's pages map, in turn.
+const BULK_FRAMES: usize = 64;
+/// A lazy batch of N updates may cost ceil(N / B) + 2 calls into the
+/// hypervisor, with a batch B of at least this many updates.
+const MIN_BATCH: u32 = 32;
+
+fn lazy_bound(n: u32) -> u32 {
+    n.div_ceil(MIN_BATCH) + 2
+}
+
+/// FAIL unless `calls` (if there are figures) is at most `bound`.
+macro_rules! ensure_calls_at_most {
+    ($calls:expr, $bound:expr, $what:expr) => {
+        if let Some(c) = $calls {
+            ensure!(
+                c <= $bound,
+                "{}: {} calls into the hypervisor, at most {} allowed",
+                $what,
+                c,
+                $bound
+            );
+        }
+    };
+}
+
+pub fn lazy_batch_thousands() -> Outcome {
+    need_paging!();
+    let frames: [u32; BULK_FRAMES] = core::array::from_fn(|_| marked_frame());
+    // The page tables first: the batch is only the entries.
+    for t in 0..BULK_PAGES / 512 {
+        let _ = mm::pte_ptr(BULK_VA + t * 512 * PAGE_SIZE);
+    }
+    let fill = |clear: bool| {
+        let before = mm::rom_calls();
+        pv::set_lazy_mode(VMI_LAZY_MMU);
+        for i in 0..BULK_PAGES {
+            let va = BULK_VA + i * PAGE_SIZE;
+            let pte = if clear {
+                0
+            } else {
+                u64::from(frames[i as usize % BULK_FRAMES]) | KERNEL_RW
+            };
+            pv::set_pxe_long(pte, mm::pte_ptr(va), mm::deferred_flags(PageLevel::Pt, va));
+        }
+        pv::set_lazy_mode(VMI_LAZY_NONE);
+        let calls = mm::rom_calls_since(before);
+        pv::flush_tlb(VMI_FLUSH_TLB);
+        calls
+    };
+    let mapped = fill(false);
+    let bad = (0..BULK_PAGES).find_map(|i| {
+        let want = mark(frames[i as usize % BULK_FRAMES]);
+        match read32(BULK_VA + i * PAGE_SIZE) {
+            Ok(v) if v == want => None,
+            other => Some((i, other)),
+        }
+    });
+    let cleared = fill(true);
+    let gone = read32(BULK_VA + 1234 * PAGE_SIZE);
+    if let Some((i, got)) = bad {
+        fail!("page {i} of the batch: {got:x?}");
+    }
+    ensure_page_fault!(
+        gone,
+        0,
+        BULK_VA + 1234 * PAGE_SIZE,
+        "a page cleared in the batch"
+    );
+    let bound = lazy_bound(BULK_PAGES);
+    ensure_calls_at_most!(mapped, bound, "mapping the batch");
+    ensure_calls_at_most!(cleared, bound, "clearing the batch");
+    pass!(
+        "{BULK_PAGES} PTE updates in lazy mode: {} hypervisor calls to map, {} to clear (bound {bound}); every page read back",
+        mm::Calls(mapped),
+        mm::Calls(cleared)
+    )
+}
+
+/// A second address space as Linux's fork builds one: a fresh PDPT whose
+/// kernel part is copied from the kernel's and announced with
+/// AllocatePage(CLONE) (pgd_ctor), its own directory for the test region,
+/// and the kernel's identity directory shared.
+struct Child {
+    pdpt: u32,
+    pd1: u32,
+    pt: u32,
+}
+
+impl Child {
+    fn new(pte: u64) -> Self {
+        let kernel = mm::kernel_space().expect("paging is on");
+        let pdpt = mm::alloc_frame();
+        for k in 2..4 {
+            let e = mm::read_entry(mm::entry(kernel.pdpt, k));
+            // SAFETY: the fresh PDPT frame, identity mapped.
+            unsafe { pv::store_pxe_long(mm::entry(pdpt, k), e) };
+        }
+        pv::allocate_page(
+            pdpt >> 12,
+            VMI_PAGE_L2_PAE | VMI_PAGE_CLONE,
+            kernel.pdpt >> 12,
+            2,
+            2,
+        );
+        let pd1 = mm::alloc_frame();
+        pv::allocate_page(pd1 >> 12, VMI_PAGE_L2_PAE, 0, 0, 0);
+        let pt = mm::alloc_frame();
+        pv::allocate_page(pt >> 12, VMI_PAGE_L1_PAE, 0, 0, 0);
+        pv::set_pxe_long(
+            pte,
+            mm::entry(pt, (TEST_VA >> 12) & 511),
+            PageLevel::Pt.bit(),
+        );
+        pv::set_pxe_long(
+            u64::from(pt) | PTE_P | PTE_RW | PTE_US,
+            mm::entry(pd1, (TEST_VA >> 21) & 511),
+            PageLevel::Pd.bit(),
+        );
+        for (k, d) in [(0, kernel.pd[0]), (1, pd1)] {
+            pv::set_pxe_long(
+                u64::from(d) | PTE_P,
+                mm::entry(pdpt, k),
+                PageLevel::Pdp.bit(),
+            );
+        }
+        Child { pdpt, pd1, pt }
+    }
+
+    /// Torn down in Linux's order: the entries, the table, the directory,
+    /// then the PDPT (pgd_free).
+    fn tear_down(self) {
+        pv::set_pxe_long(
+            0,
+            mm::entry(self.pt, (TEST_VA >> 12) & 511),
+            PageLevel::Pt.bit(),
+        );
+        pv::set_pxe_long(
+            0,
+            mm::entry(self.pd1, (TEST_VA >> 21) & 511),
+            PageLevel::Pd.bit(),
+        );
+        pv::release_page(self.pt >> 12, VMI_PAGE_L1_PAE);
+        pv::release_page(self.pd1 >> 12, VMI_PAGE_L2_PAE);
+        pv::release_page(self.pdpt >> 12, VMI_PAGE_L2_PAE);
+    }
+}
+
+pub fn fork_clone_cow_teardown() -> Outcome {
+    need_paging!();
+    let kernel = mm::kernel_space().expect("paging is on");
+    let f = marked_frame();
+    // The parent's page, written once.
+    mm::map(TEST_VA, f, KERNEL_RW | PTE_US);
+    let first = write32(TEST_VA + 16, 0x9A4E_0001);
+    // Fork: both sides read-only (the parent's entry write-protected
+    // natively and announced, as Linux's ptep_set_wrprotect).
+    let pptep = mm::pte_ptr(TEST_VA);
+    let flags = mm::current_as_flags(PageLevel::Pt, TEST_VA);
+    let parent_pte = mm::read_entry(pptep);
+    // SAFETY: the kernel's own test page table.
+    unsafe { pv::store_pxe_long(pptep, parent_pte & !PTE_RW) };
+    pv::update_pxe_long(pptep, flags);
+    pv::inval_page(TEST_VA);
+    let child = Child::new(parent_pte & !PTE_RW);
+    let before = mm::rom_calls();
+    pv::set_cr3(child.pdpt);
+    let build = mm::rom_calls_since(before);
+    let child_read = read32(TEST_VA + 16);
+    let child_fault = write32(TEST_VA + 16, 0xC41D_0002);
+    // The child's copy-on-write: its own copy, writable.
+    let copy = mm::alloc_frame();
+    // SAFETY: both frames are identity mapped; `copy` is fresh.
+    unsafe { core::ptr::copy_nonoverlapping(f as *const u8, copy as *mut u8, PAGE_SIZE as usize) };
+    pv::set_pxe_long(
+        u64::from(copy) | KERNEL_RW | PTE_US,
+        mm::entry(child.pt, (TEST_VA >> 12) & 511),
+        flags,
+    );
+    pv::inval_page(TEST_VA);
+    let child_write = write32(TEST_VA + 16, 0xC41D_0002);
+    let child_sees = read32(TEST_VA + 16);
+    let before = mm::rom_calls();
+    pv::set_cr3(kernel.pdpt);
+    let back = mm::rom_calls_since(before);
+    let parent_sees = read32(TEST_VA + 16);
+    let parent_fault = write32(TEST_VA + 16, 0x9A4E_0003);
+    // The parent is the frame's last user: writable again.
+    pv::set_pxe_long(parent_pte, pptep, flags);
+    pv::inval_page(TEST_VA);
+    let parent_write = write32(TEST_VA + 16, 0x9A4E_0003);
+    child.tear_down();
+    let parent_after = read32(TEST_VA + 16);
+    mm::unmap(TEST_VA);
+    // SAFETY: identity-mapped frames.
+    let (in_f, in_copy) = unsafe {
+        (
+            ((f + 16) as *const u32).read_volatile(),
+            ((copy + 16) as *const u32).read_volatile(),
+        )
+    };
+    ensure!(first.is_ok(), "the parent's first write faulted");
+    ensure_word!(child_read, 0x9A4E_0001, "the child reads the shared page");
+    ensure_page_fault!(
+        child_fault,
+        3,
+        TEST_VA + 16,
+        "the child's write to the shared page"
+    );
+    ensure!(child_write.is_ok(), "the child's write to its copy faulted");
+    ensure_word!(child_sees, 0xC41D_0002, "the child's copy");
+    ensure_word!(
+        parent_sees,
+        0x9A4E_0001,
+        "the parent's page after the child wrote"
+    );
+    ensure_page_fault!(
+        parent_fault,
+        3,
+        TEST_VA + 16,
+        "the parent's write before its copy-on-write"
+    );
+    ensure!(
+        parent_write.is_ok(),
+        "the parent's write after its copy-on-write faulted"
+    );
+    ensure_word!(
+        parent_after,
+        0x9A4E_0003,
+        "the parent's page after the child was torn down"
+    );
+    ensure_eq!(in_f, 0x9A4E_0003u32, "the shared frame");
+    ensure_eq!(in_copy, 0xC41D_0002u32, "the child's frame");
+    pass!(
+        "child built with AllocatePage(CLONE) (first CR3 load {} hypervisor calls, back {}), copy-on-write by write-protect faults on both sides, torn down",
+        mm::Calls(build),
+        mm::Calls(back)
+    )
+}
+
+pub fn accessed_dirty_cleared_and_set_again() -> Outcome {
+    need_paging!();
+    let f = marked_frame();
+    mm::map(TEST_VA, f, KERNEL_RW | PTE_US);
+    let _ = write32(TEST_VA, 5);
+    let ptep = mm::pte_ptr(TEST_VA);
+    let flags = mm::current_as_flags(PageLevel::Pt, TEST_VA);
+    let dirty = mm::read_entry(ptep);
+    // Page aging and writeback: A and D cleared natively and announced,
+    // then the TLB entry dropped (Linux's ptep_clear_flush_young and
+    // clear_page_dirty_for_io).
+    // SAFETY: the kernel's own test page table.
+    unsafe { pv::store_pxe_long(ptep, dirty & !(PTE_A | PTE_D)) };
+    pv::update_pxe_long(ptep, flags);
+    pv::inval_page(TEST_VA);
+    let cleared = mm::read_entry(ptep);
+    let _ = read32(TEST_VA);
+    let after_read = mm::read_entry(ptep);
+    let _ = write32(TEST_VA, 6);
+    let after_write = mm::read_entry(ptep);
+    mm::unmap(TEST_VA);
+    ensure_eq!(
+        dirty & (PTE_A | PTE_D),
+        PTE_A | PTE_D,
+        "A/D after the first write"
+    );
+    ensure_eq!(cleared & (PTE_A | PTE_D), 0u64, "A/D after clearing");
+    ensure_eq!(after_read & (PTE_A | PTE_D), PTE_A, "A/D after a read");
+    ensure_eq!(
+        after_write & (PTE_A | PTE_D),
+        PTE_A | PTE_D,
+        "A/D after a write"
+    );
+    pass!("A and D cleared and announced come back with the next read and write")
+}
+
+pub fn protection_changes_after_flush() -> Outcome {
+    need_paging!();
+    let f = marked_frame();
+    mm::map(TEST_VA, f, KERNEL_RW);
+    let ptep = mm::pte_ptr(TEST_VA);
+    let flags = mm::current_as_flags(PageLevel::Pt, TEST_VA);
+    let writable = write32(TEST_VA, 1);
+    pv::set_pxe_long(u64::from(f) | PTE_P, ptep, flags);
+    pv::inval_page(TEST_VA);
+    let read_only = write32(TEST_VA + 4, 2);
+    pv::set_pxe_long(u64::from(f) | KERNEL_RW, ptep, flags);
+    pv::flush_tlb(VMI_FLUSH_TLB);
+    let writable_again = write32(TEST_VA + 8, 3);
+    // Supervisor only, then user: ring 3's view follows.
+    let user_denied = user::run_iret(
+        Snippet::Load,
+        UserRegs {
+            ebx: TEST_VA,
+            ..UserRegs::default()
+        },
+        0x202,
+    );
+    pv::set_pxe_long(u64::from(f) | KERNEL_RW | PTE_US, ptep, flags);
+    pv::inval_page(TEST_VA);
+    let user_allowed = user::run_iret(
+        Snippet::Load,
+        UserRegs {
+            ebx: TEST_VA + 8,
+            ..UserRegs::default()
+        },
+        0x202,
+    );
+    mm::unmap(TEST_VA);
+    ensure!(writable.is_ok(), "write to a writable page faulted");
+    ensure_page_fault!(
+        read_only,
+        3,
+        TEST_VA + 4,
+        "write after making the page read-only"
+    );
+    ensure!(
+        writable_again.is_ok(),
+        "write after making it writable again faulted"
+    );
+    let d = &user_denied.frame;
+    ensure!(
+        d.vector == 14 && d.error_code & 7 == 5,
+        "ring 3 read of the supervisor page: vector {:#x} error {:#x}",
+        d.vector,
+        d.error_code
+    );
+    ensure_eq!(
+        user_allowed.frame.eax,
+        3u32,
+        "ring 3 read after the page became a user page"
+    );
+    pass!("read-only, writable, supervisor, user: each in effect after InvalPage or FlushTLB")
+}
+
+pub fn user_cannot_read_rom_or_page_tables() -> Outcome {
+    need_paging!();
+    let space = mm::kernel_space().expect("paging is on");
+    // A page table of the kernel's (the one mapping its first 2 MiB) and
+    // the hypervisor's reserved top of the address space, if there is one.
+    let table = (mm::read_entry(mm::pde_ptr(&space, 0)) & PTE_ADDR) as u32;
+    let top = pv::virtual_top();
+    let mut targets = [Some(table), None, None];
+    if top != 0 {
+        targets[1] = Some(top);
+        targets[2] = Some(top.wrapping_add(0x30_0000));
+    }
+    let mut checked = 0;
+    for target in targets.into_iter().flatten() {
+        let exit = user::run_iret(
+            Snippet::Load,
+            UserRegs {
+                ebx: target,
+                ..UserRegs::default()
+            },
+            0x202,
+        );
+        let f = &exit.frame;
+        ensure!(
+            f.vector == 14 && f.error_code & 6 == 4 && exit.cr2 == target,
+            "ring 3 read of {target:#x}: vector {:#x} error {:#x} CR2 {:#x}, expected a user-mode #PF",
+            f.vector,
+            f.error_code,
+            exit.cr2
+        );
+        checked += 1;
+    }
+    pass!("ring 3 reads of a page table and of the reserved top fault ({checked} addresses)")
+}
+
+pub fn hypercall_counts() -> Outcome {
+    need_paging!();
+    const N: u32 = 32;
+    let kernel = mm::kernel_space().expect("paging is on");
+    let (f, g) = (marked_frame(), marked_frame());
+    mm::map(TEST_VA, f, KERNEL_RW);
+    let ptep = mm::pte_ptr(TEST_VA);
+    let flags = mm::current_as_flags(PageLevel::Pt, TEST_VA);
+    let before = mm::rom_calls();
+    for i in 0..N {
+        let frame = if i % 2 == 0 { g } else { f };
+        pv::set_pxe_long(u64::from(frame) | KERNEL_RW, ptep, flags);
+    }
+    let updates = mm::rom_calls_since(before);
+    let before = mm::rom_calls();
+    for _ in 0..N {
+        pv::inval_page(TEST_VA);
+    }
+    let invalidations = mm::rom_calls_since(before);
+    let seen = read32(TEST_VA);
+    let before = mm::rom_calls();
+    for _ in 0..N {
+        pv::flush_tlb(VMI_FLUSH_TLB);
+    }
+    let flushes = mm::rom_calls_since(before);
+    let child = Child::new(u64::from(g) | KERNEL_RW | PTE_US);
+    // Built and its page touched once (A set) before the count.
+    pv::set_cr3(child.pdpt);
+    let _ = read32(TEST_VA);
+    pv::set_cr3(kernel.pdpt);
+    let before = mm::rom_calls();
+    let mut child_sees = Ok(0);
+    for _ in 0..N {
+        pv::set_cr3(child.pdpt);
+        child_sees = read32(TEST_VA);
+        pv::set_cr3(kernel.pdpt);
+    }
+    let switches = mm::rom_calls_since(before);
+    let parent_sees = read32(TEST_VA);
+    child.tear_down();
+    mm::unmap(TEST_VA);
+    ensure_word!(seen, mark(f), "the page after the last update");
+    ensure_word!(child_sees, mark(g), "the child's page");
+    ensure_word!(
+        parent_sees,
+        mark(f),
+        "the kernel's page after switching back"
+    );
+    ensure_calls_at_most!(updates, N, "PTE updates outside lazy mode");
+    ensure_calls_at_most!(invalidations, N, "InvalPage");
+    ensure_calls_at_most!(flushes, N, "FlushTLB");
+    ensure_calls_at_most!(switches, 2 * N, "CR3 switches between cached spaces");
+    pass!(
+        "hypervisor calls for {N} each: PTE updates {}, InvalPage {}, FlushTLB {}; {} CR3 switches {}",
+        mm::Calls(updates),
+        mm::Calls(invalidations),
+        mm::Calls(flushes),
+        2 * N,
+        mm::Calls(switches)
+    )
+}
+
+/// A frame beyond the end of RAM and below 4 GiB, in the PC's PCI hole.
+const NOT_RAM: u32 = 0xE000_0000;
+
+pub fn bad_frame_reads_empty() -> Outcome {
+    need_paging!();
+    mm::map(TEST_VA, NOT_RAM, PTE_P);
+    let pte = mm::read_entry(mm::pte_ptr(TEST_VA));
+    let read = read32(TEST_VA);
+    mm::unmap(TEST_VA);
+    ensure_eq!(pte & PTE_ADDR, u64::from(NOT_RAM), "the entry as written");
+    let v = match read {
+        Ok(v) if v == 0 || v == u32::MAX => v,
+        other => fail!("reading a frame no memory backs gave {other:x?}, not an empty bus"),
+    };
+    pass!("a mapping of {NOT_RAM:#x} (no memory there) reads as an empty bus ({v:#x})")
+}
+
+pub fn page_table_mapped_writable() -> Outcome {
+    need_paging!();
+    let (f, g) = (marked_frame(), marked_frame());
+    mm::map(TEST_VA, f, KERNEL_RW);
+    let before = read32(TEST_VA);
+    let space = mm::kernel_space().expect("paging is on");
+    let table = (mm::read_entry(mm::pde_ptr(&space, TEST_VA)) & PTE_ADDR) as u32;
+    // The live page table mapped writable, its entry for TEST_VA written
+    // through that mapping with a plain store (no SetPxE, no UpdatePxE),
+    // then the TLB entry dropped.
+    mm::map(KMAP_VA, table, KERNEL_RW);
+    let through = (KMAP_VA + ((TEST_VA >> 12) & 511) * 8) as *mut u64;
+    // SAFETY: the kernel's own page table, through its new mapping.
+    unsafe { pv::store_pxe_long(through, u64::from(g) | KERNEL_RW) };
+    pv::inval_page(TEST_VA);
+    let after = read32(TEST_VA);
+    mm::unmap(KMAP_VA);
+    mm::unmap(TEST_VA);
+    ensure_word!(before, mark(f), "the page before");
+    ensure_word!(after, mark(g), "the page after the store and InvalPage");
+    pass!(
+        "an entry stored through a writable mapping of its page table is in effect after InvalPage"
+    )
+}
+
+pub fn release_live_table() -> Outcome {
+    need_paging!();
+    let space = mm::kernel_space().expect("paging is on");
+    let pdep = mm::pde_ptr(&space, FRESH_VA);
+    let f = marked_frame();
+    let pt = mm::alloc_frame();
+    pv::allocate_page(pt >> 12, VMI_PAGE_L1_PAE, 0, 0, 0);
+    pv::set_pxe_long(
+        u64::from(pt) | PTE_P | PTE_RW,
+        pdep,
+        mm::current_as_flags(PageLevel::Pd, FRESH_VA),
+    );
+    pv::set_pxe_long(
+        u64::from(f) | KERNEL_RW,
+        mm::entry(pt, (FRESH_VA >> 12) & 511),
+        mm::current_as_flags(PageLevel::Pt, FRESH_VA),
+    );
+    let mapped = read32(FRESH_VA);
+    // Released while still linked: the processor still walks it.
+    pv::release_page(pt >> 12, VMI_PAGE_L1_PAE);
+    pv::flush_tlb(VMI_FLUSH_TLB);
+    let still = read32(FRESH_VA);
+    pv::set_pxe_long(0, pdep, mm::current_as_flags(PageLevel::Pd, FRESH_VA));
+    pv::flush_tlb(VMI_FLUSH_TLB);
+    let gone = read32(FRESH_VA);
+    ensure_word!(mapped, mark(f), "the page through the new table");
+    ensure_word!(
+        still,
+        mark(f),
+        "the page after ReleasePage of its linked table"
+    );
+    ensure_page_fault!(gone, 0, FRESH_VA, "the page after the table was unlinked");
+    pass!("a page table released while linked kept mapping until unlinked")
+}
+
+/// Loads a CR3 whose PDPT has a reserved bit set in an entry: #GP(0) by
+/// the SDM ("MOV to CR3" with PAE); a hypervisor may instead end the
+/// guest, saying why. Runs only alone (the run's `only=` names it), as its
+/// outcome may be the end of the run.
+pub fn crash_bad_cr3() -> Outcome {
+    need_paging!();
+    let kernel = mm::kernel_space().expect("paging is on");
+    let bad = mm::alloc_frame();
+    // Entry 0: present, with RW (reserved in a PDPT entry), naming the
+    // kernel's first directory.
+    // SAFETY: a fresh identity-mapped frame.
+    unsafe { pv::store_pxe_long(mm::entry(bad, 0), u64::from(kernel.pd[0]) | PTE_P | PTE_RW) };
+    let result = catch(|| {
+        pv::set_cr3(bad);
+        0
+    });
+    pv::set_cr3(kernel.pdpt);
+    match result {
+        Err(f) if f.vector == 13 && f.error_code == 0 => {}
+        Ok(_) => skip!(
+            "this processor loaded the PDPT without checking its entries (QEMU's TCG does not)"
+        ),
+        Err(f) => fail!("SetCR3 of a PDPT with a reserved bit: {f}, expected #GP(0)"),
+    }
+    pass!("SetCR3 of a PDPT with a reserved bit set: #GP(0)")
 }

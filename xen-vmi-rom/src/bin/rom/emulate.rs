@@ -314,7 +314,7 @@ pub fn general_protection(frame: &mut TrapFrame) -> Outcome {
             match cr {
                 ControlReg::Cr0 => crate::cpu_calls::set_cr0(value),
                 ControlReg::Cr2 => crate::cpu_calls::set_cr2(value),
-                ControlReg::Cr3 => crate::paging::set_cr3(value),
+                ControlReg::Cr3 => crate::paging::native_set_cr3(value),
                 ControlReg::Cr4 => crate::cpu_calls::set_cr4(value),
             }
             true

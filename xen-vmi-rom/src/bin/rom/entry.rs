@@ -90,10 +90,24 @@ regparm_entry!("vmi_entry_get_cr2" => cpu_calls::get_cr2);
 regparm_entry!("vmi_entry_set_cr2" => cpu_calls::set_cr2);
 regparm_entry!("vmi_entry_get_cr4" => cpu_calls::get_cr4);
 regparm_entry!("vmi_entry_set_cr4" => cpu_calls::set_cr4);
-masked_entry!("vmi_entry_set_cr3" => crate::paging::set_cr3, "0");
+// Paging (paging.rs): everything that changes the shadows runs with
+// events masked. SetPxELong(pte in EDX:EAX, ptep in ECX, flags on the
+// stack); AllocatePage(pfn, flags, clone pfn, start and count on the
+// stack); SetLinearMapping(slot, va, pages, pfn on the stack).
+masked_entry!("vmi_entry_set_cr3" => crate::paging::vmi_set_cr3, "0");
 regparm_entry!("vmi_entry_get_cr3" => crate::paging::get_cr3);
-masked_entry!("vmi_entry_flush_tlb" => crate::paging::flush_tlb, "0");
-masked_entry!("vmi_entry_inval_page" => crate::paging::inval_page, "0");
+masked_entry!("vmi_entry_flush_tlb" => crate::paging::vmi_flush_tlb, "0");
+masked_entry!("vmi_entry_inval_page" => crate::paging::vmi_inval_page, "0");
+masked_entry!("vmi_entry_set_pxe" => crate::paging::set_pxe, "0");
+masked_entry!("vmi_entry_set_pxe_long" => crate::paging::set_pxe_long, "1");
+masked_entry!("vmi_entry_update_pxe" => crate::paging::update_pxe, "0");
+masked_entry!("vmi_entry_update_pxe_long" => crate::paging::update_pxe_long, "0");
+regparm_entry!("vmi_entry_machine_to_physical" => crate::paging::machine_to_physical);
+regparm_entry!("vmi_entry_physical_to_machine" => crate::paging::physical_to_machine);
+masked_entry!("vmi_entry_allocate_page" => crate::paging::allocate_page, "2");
+masked_entry!("vmi_entry_release_page" => crate::paging::release_page, "0");
+masked_entry!("vmi_entry_set_linear_mapping" => crate::paging::set_linear_mapping, "1");
+masked_entry!("vmi_entry_set_lazy_mode" => crate::paging::set_lazy_mode, "0");
 regparm_entry!("vmi_entry_clts" => cpu_calls::clts);
 regparm_entry!("vmi_entry_set_dr" => cpu_calls::set_dr);
 regparm_entry!("vmi_entry_get_dr" => cpu_calls::get_dr);
@@ -282,8 +296,17 @@ vmi_call_table:
     call_rel 35, vmi_entry_halt
     call_rel 36, vmi_entry_reboot
     call_rel 37, vmi_entry_shutdown
+    call_rel 38, vmi_entry_set_pxe
+    call_rel 39, vmi_entry_set_pxe_long
+    call_rel 40, vmi_entry_update_pxe
+    call_rel 41, vmi_entry_update_pxe_long
+    call_rel 42, vmi_entry_machine_to_physical
+    call_rel 43, vmi_entry_physical_to_machine
+    call_rel 44, vmi_entry_allocate_page
+    call_rel 45, vmi_entry_release_page
     call_rel 46, vmi_entry_inval_page
     call_rel 47, vmi_entry_flush_tlb
+    call_rel 48, vmi_entry_set_linear_mapping
     call_rel 61, vmi_entry_set_iopl_mask
     call_rel 63, vmi_entry_apic_write
     call_rel 64, vmi_entry_apic_read
@@ -294,6 +317,7 @@ vmi_call_table:
     call_rel 69, vmi_entry_cancel_alarm
     call_rel 70, vmi_entry_get_wallclock_time
     call_rel 71, vmi_entry_wallclock_updated
+    call_rel 73, vmi_entry_set_lazy_mode
     .org vmi_call_table + {count} * 8
     .popsection
     "#,

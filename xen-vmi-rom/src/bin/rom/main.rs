@@ -17,6 +17,7 @@ mod entry;
 mod events;
 mod fast_syscall;
 mod header;
+mod mmu;
 mod paging;
 mod runtime;
 mod time;

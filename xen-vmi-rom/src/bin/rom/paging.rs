@@ -1,323 +1,193 @@
-//! The kernel's paging on Xen, first version: the shadow is rebuilt from
-//! the kernel's tables whenever the processor would drop its TLB (a CR3
-//! load, FlushTLB, InvalPage, paging switched on). That is exact under the
-//! x86 TLB rules a kernel already obeys (a changed entry need not be seen
-//! before the flush), and simple; the cached, per-entry version of
-//! docs/page-tables.md replaces the rebuild with the VMI notifications.
+//! The kernel's paging on Xen (docs/page-tables.md): the VMI MMU calls and
+//! the paths that meet the kernel's page tables (CR3 loads, TLB flushes,
+//! page faults), over the cached shadows of `xen_vmi_rom::shadow_cache`.
 //!
-//! Shadow frames come from the ROM's pool, are filled with mmu_update while
-//! they are still ordinary pages, then pinned as a PAE root (Xen validates
-//! them) and loaded with MMUEXT_NEW_BASEPTR; the previous shadow is then
-//! unpinned and its frames go back to the pool.
+//! Two regimes. Before the kernel activates VMI (its first VMI MMU call)
+//! it may write its tables natively, so every CR3 load, TLB flush and
+//! INVLPG drops the shadows and builds the current one again from the
+//! kernel's tables (exact under the TLB rules native code obeys), and a
+//! page fault fills in what was mapped since. From activation on, the
+//! notifications the ABI promises (SetPxE, UpdatePxE, AllocatePage,
+//! ReleasePage) keep the shadows exact, and they stay cached per address
+//! space: a CR3 switch is one MMUEXT_NEW_BASEPTR.
+//!
+//! Every Xen operation goes through the `mmu-batch` queue: outside lazy
+//! MMU mode it is flushed at the end of each call, in lazy mode at the
+//! mode's end, before a TLB flush or CR3 switch, before a page fault is
+//! looked at, before an interrupt reaches the kernel, and when full.
 
-use xen_abi::hypercall::Hypervisor;
-use xen_abi::p2m::Mfn;
-use xen_abi::xen::{MmuUpdate, MmuextOp, DOMID_SELF, UVMF_INVLPG};
-use xen_vmi_rom::layout::{
-    rom_area_l2_slots, HIGH_RAM_START, K2M_VA, LOW_RAM_END, PAE_TOP_L3_SLOT, WINDOW_VA,
+use mmu_batch::{Barrier, Op};
+use vmi_abi::flags::{
+    VMI_LAZY_MMU, VMI_LINEAR_MAP_SLOTS, VMI_PAGE_CLONE, VMI_PAGE_PD, VMI_PAGE_PT, VMI_PAGE_ZEROED,
 };
-use xen_vmi_rom::shadow_entry::{shadow, Level, ACCESSED, DIRTY, PRESENT, RW};
+use xen_abi::p2m::Mfn;
+use xen_abi::xen::MmuextOp;
+use xen_vmi_rom::layout::HYPERVISOR_VIRT_START;
+use xen_vmi_rom::shadow_cache::{Access, Fault, ShadowCache, Tag, What};
 
 use crate::console::Line;
-use crate::runtime::{pool_give, pool_take, rom_state, runtime};
-use crate::xen::hypervisor;
+use crate::mmu::{barrier, end_of_call, fatal, heap, k2m, RomHost};
+use crate::runtime::{rom_state, runtime};
+use crate::traps::{saved_mask, set_saved_mask, TrapFrame};
+use xen_vmi_rom::shadow_entry::RW;
 
-/// Shadow frames one address space may use.
-const MAX_FRAMES: usize = 512;
+/// CR0.WP.
+const CR0_WP: u32 = 1 << 16;
+/// CR0.PG.
+const CR0_PG: u32 = 1 << 31;
 
-#[derive(Clone)]
+/// The kernel's paging as the ROM keeps it (the shadows themselves are in
+/// the heap, `mmu::Heap`).
+#[derive(Clone, Copy, Default)]
 pub struct Paging {
-    /// The kernel's CR3 (the PDPT's kernel-physical address).
+    /// The kernel's CR3 (its PDPT's kernel-physical address).
     pub cr3: u32,
-    /// Whether the kernel has paging on (CR0.PG).
+    /// CR0.PG.
     pub enabled: bool,
-    /// Frames of the shadow in use, the L3 first (0 entries: none).
-    frames: [u32; MAX_FRAMES],
-    count: usize,
-    /// The fault (address, EIP) the last fault-driven rebuild was for.
-    last_fill: (u32, u32),
+    /// The kernel has made a VMI MMU call: its tables change only through
+    /// the calls from now on.
+    pub activated: bool,
+    /// The heap is mapped and built.
+    pub heap_ready: bool,
+    /// SetLinearMapping slots: (virtual address, pages, first kernel frame).
+    pub linear: [(u32, u32, u32); VMI_LINEAR_MAP_SLOTS as usize],
+    /// The last fault the shadow was fixed for (address, EIP, error code):
+    /// the same fault again means the shadow cannot give the access.
+    pub last_fix: (u32, u32, u32),
+    /// Xen's read-only machine-to-physical table for this guest: where it
+    /// starts and the largest machine frame in it (0, 0 until asked).
+    pub m2p: (u32, u32),
+    /// A supervisor write to a read-only page with CR0.WP clear, let
+    /// through for one instruction.
+    pub write_step: WriteStep,
 }
 
-impl Default for Paging {
-    fn default() -> Self {
-        Self {
-            cr3: 0,
-            enabled: false,
-            frames: [0; MAX_FRAMES],
-            count: 0,
-            last_fill: (0, 0),
-        }
-    }
+/// One instruction's write to a read-only page, allowed because the
+/// kernel cleared CR0.WP: the shadow entry is made writable, the
+/// instruction runs again single-stepped with events masked, and the trap
+/// after it puts the entry back. (Ring 1 always honours read-only pages,
+/// so WP clear cannot be had from the processor itself.)
+#[derive(Clone, Copy, Default)]
+pub struct WriteStep {
+    pub active: bool,
+    /// The shadow entry and its read-only value.
+    l1_mfn: u32,
+    index: u16,
+    value: u64,
+    /// The page written.
+    va: u32,
+    /// The kernel's own event mask and trap flag before the step.
+    masked: bool,
+    trap_flag: bool,
 }
 
-/// The machine frame of kernel frame `kfn`, if it is the kernel's.
-fn k2m(kfn: u64) -> Option<u64> {
-    let limit = u64::from(rom_state().kernel_frame_limit);
-    if kfn >= limit {
-        return None;
-    }
-    // SAFETY: the k2m table at K2M_VA has kernel_frame_limit entries.
-    let m = unsafe { core::ptr::read_volatile((K2M_VA as *const u32).add(kfn as usize)) };
-    (m != u32::MAX).then_some(u64::from(m))
+/// EFLAGS.TF.
+const EFLAGS_TF: u32 = 1 << 8;
+/// The single-step (debug) exception.
+const DEBUG_VECTOR: u32 = 1;
+
+fn new_base(host: &mut RomHost<'_>, l3: u32, cr3: u32) {
+    use xen_vmi_rom::shadow_cache::Host;
+    host.push(
+        Op::Mmuext(MmuextOp::new_baseptr(Mfn(l3))),
+        Tag {
+            what: What::NewBase,
+            kfn: cr3 >> 12,
+            index: ((cr3 & 0xFE0) >> 3) as u16,
+            guest: 0,
+        },
+    );
 }
 
-/// Maps kernel frame `kfn` at window `slot` and returns its entries there
-/// (the tables are read in place: the ROM runs on the kernel's stack, which
-/// has no room for copies). Writable: the ROM sets A and D in them.
-fn window(slot: u32, kfn: u64) -> Option<&'static mut [u64; 512]> {
-    // A table in the ROM's own frames is not a table the kernel may have.
-    if is_rom_frame(kfn) {
-        return None;
+/// Loads the shadow of the kernel's current CR3 (paging is on).
+fn load(call: &[u8]) {
+    let cr3 = runtime().paging.cr3;
+    if !runtime().paging.activated {
+        rebuild(call);
+        return;
     }
-    let mfn = k2m(kfn)?;
-    let va = WINDOW_VA + slot * 4096;
-    // SAFETY: the window slots are the ROM's own.
-    unsafe {
-        hypervisor().update_va_mapping(
-            va,
-            (mfn << 12) | PRESENT | RW | ACCESSED | DIRTY,
-            UVMF_INVLPG,
-        )
-    }
-    .ok()?;
-    // SAFETY: the slot now maps the frame until it is remapped; the kernel
-    // is inside a ROM call and touches nothing meanwhile (one vCPU).
-    Some(unsafe { &mut *(va as *mut [u64; 512]) })
+    let heap = heap();
+    let (cache, mut host) = heap.split();
+    let l3 = cache
+        .load_root(&mut host, cr3)
+        .unwrap_or_else(|e| fatal(call, e));
+    new_base(&mut host, l3, cr3);
+    barrier(host.batch, Barrier::BaseSwitch);
 }
 
-/// Entries for one fresh shadow frame, sent 32 per mmu_update.
-struct Batch {
-    mfn: u32,
-    items: [MmuUpdate; 32],
-    n: usize,
-    ok: bool,
+/// Drops every shadow and builds the current one again from the kernel's
+/// tables (before activation, at every flush).
+fn rebuild(call: &[u8]) {
+    let cr3 = runtime().paging.cr3;
+    let heap = heap();
+    let (cache, mut host) = heap.split();
+    if cache.current_cr3().is_some() {
+        // Off the shadows before they are unpinned: the loader's root maps
+        // the ROM area and the kernel's frames.
+        new_base(&mut host, rom_state().boot_l3_mfn, 0);
+    }
+    cache.drop_all(&mut host);
+    let l3 = cache
+        .load_root(&mut host, cr3)
+        .unwrap_or_else(|e| fatal(call, e));
+    new_base(&mut host, l3, cr3);
+    barrier(host.batch, Barrier::BaseSwitch);
 }
 
-impl Batch {
-    fn new(mfn: u32) -> Self {
-        Self {
-            mfn,
-            items: [MmuUpdate::default(); 32],
-            n: 0,
-            ok: true,
-        }
+/// The first VMI MMU call: what the kernel wrote natively until now is
+/// read once more, then trusted to change only through the calls.
+fn activate() {
+    let p = &mut runtime().paging;
+    // A fix repeated with a call in between is progress, not a loop.
+    p.last_fix = (0, 0, 0);
+    if p.activated {
+        return;
     }
-
-    fn put(&mut self, index: usize, value: u64) {
-        if value == 0 {
-            return;
-        }
-        self.items[self.n] =
-            MmuUpdate::normal_pt_update((u64::from(self.mfn) << 12) + index as u64 * 8, value);
-        self.n += 1;
-        if self.n == self.items.len() {
-            self.flush();
-        }
+    if p.enabled {
+        rebuild(b"VMI activation");
     }
-
-    fn flush(&mut self) {
-        if self.n > 0 {
-            // SAFETY: the frame is a fresh pool frame, not a table yet.
-            self.ok &=
-                unsafe { hypervisor().mmu_update(&self.items[..self.n], u32::from(DOMID_SELF)) }
-                    .is_ok();
-            self.n = 0;
-        }
-    }
-
-    fn finish(mut self) -> bool {
-        self.flush();
-        self.ok
-    }
+    runtime().paging.activated = true;
 }
 
-fn fresh_frame(new: &mut Paging) -> Option<u32> {
-    if new.count == MAX_FRAMES {
-        return None;
-    }
-    let mfn = pool_take()?;
-    // SAFETY: clearing a pool frame nothing maps.
-    unsafe { hypervisor().mmuext_op(&[MmuextOp::clear_page(Mfn(mfn))], u32::from(DOMID_SELF)) }
-        .ok()?;
-    new.frames[new.count] = mfn;
-    new.count += 1;
-    Some(mfn)
-}
-
-/// A frame of the PC's reserved area (0x9F000-0xFFFFF): the ROM, and the
-/// empty bus around it, which the loader backs with one shared frame of
-/// all-ones (docs/boot-contract.md). Read-only to the kernel, and never
-/// one of its page tables.
-fn is_rom_frame(kfn: u64) -> bool {
-    (u64::from(LOW_RAM_END >> 12)..u64::from(HIGH_RAM_START >> 12)).contains(&kfn)
-}
-
-/// The shadow of the kernel's L1 table in frame `kfn`: a new frame.
-fn shadow_l1(new: &mut Paging, kfn: u64) -> Option<u32> {
-    let guest = window(2, kfn)?;
-    let mfn = fresh_frame(new)?;
-    let mut batch = Batch::new(mfn);
-    for (i, g) in guest.iter_mut().enumerate() {
-        let frame = (*g & xen_vmi_rom::shadow_entry::FRAME) >> 12;
-        // Until the dirty-bit fault path exists, a writable page is mapped
-        // writable at once and its entry marked dirty now: the kernel may
-        // see D early (an extra writeback), never miss it (lost data).
-        if *g & PRESENT != 0 {
-            *g |= if *g & RW != 0 {
-                DIRTY | ACCESSED
-            } else {
-                ACCESSED
-            };
-        }
-        if let Ok(s) = shadow(*g, Level::L1, k2m) {
-            // The ROM is read-only hardware to the kernel.
-            batch.put(
-                i,
-                if is_rom_frame(frame) {
-                    s.value & !RW
-                } else {
-                    s.value
-                },
-            );
-        }
-    }
-    batch.finish().then_some(mfn)
-}
-
-/// Builds the shadow of the kernel's current tables and switches to it.
-/// The new shadow is built in the run-time state's second slot (the
-/// kernel's stack is small), then the two slots are swapped.
-pub fn rebuild() -> bool {
-    let rt = runtime();
-    let cr3 = rt.paging.cr3;
-    rt.paging_next.cr3 = cr3;
-    rt.paging_next.enabled = true;
-    rt.paging_next.count = 0;
-    let ok = build(&mut rt.paging_next, cr3);
-    if !ok {
-        // Going on with the old shadow would keep mappings the kernel has
-        // removed: a clean crash, with the figures that explain it.
-        let st = rom_state();
-        Line::new()
-            .text(b"xen-vmi-rom: cannot shadow the kernel's page tables at CR3 ")
-            .hex(cr3)
-            .text(b": a table outside its memory, more than ")
-            .dec(MAX_FRAMES as u32)
-            .text(b" shadow frames, or the pool empty (")
-            .dec(st.pool_free - st.pool_next)
-            .text(b" of ")
-            .dec(st.pool_free)
-            .text(b" frames left)")
-            .print();
-        crate::xen::crash();
-    }
-    let mut xen = hypervisor();
-    let l3 = Mfn(rt.paging_next.frames[0]);
-    // SAFETY: pinning validates the new shadow; switching to it keeps the
-    // ROM area (linked into its top L2) and maps what the kernel's tables do.
-    let switched = unsafe {
-        xen.mmuext_op(
-            &[MmuextOp::pin_l3_table(l3), MmuextOp::new_baseptr(l3)],
-            u32::from(DOMID_SELF),
-        )
-    };
-    if switched.is_err() {
-        Line::new()
-            .text(b"xen-vmi-rom: Xen refused the shadow of the kernel's tables at CR3 ")
-            .hex(cr3)
-            .print();
-        crate::xen::crash();
-    }
-    core::mem::swap(&mut rt.paging, &mut rt.paging_next);
-    retire(&mut rt.paging_next);
-    true
-}
-
-/// Unpins a shadow that is no longer the base and returns its frames.
-fn retire(old: &mut Paging) {
-    if old.count > 0 {
-        // SAFETY: the old shadow is no longer the base; unpinning frees it.
-        let _ = unsafe {
-            hypervisor().mmuext_op(
-                &[MmuextOp::unpin_table(Mfn(old.frames[0]))],
-                u32::from(DOMID_SELF),
-            )
-        };
-        release(old);
-    }
-}
-
-fn release(p: &mut Paging) {
-    for &mfn in p.frames[..p.count].iter().rev() {
-        pool_give(mfn);
-    }
-    p.count = 0;
-}
-
-fn build(new: &mut Paging, cr3: u32) -> bool {
-    let Some(l3) = fresh_frame(new) else {
-        return false;
-    };
-    // The PDPT: 4 entries at CR3 (32-byte aligned) in a kernel frame.
-    let Some(page) = window(0, u64::from(cr3 >> 12)) else {
-        return false;
-    };
-    let off = ((cr3 & 0xFE0) / 8) as usize;
-    let pdpt = [page[off], page[off + 1], page[off + 2], page[off + 3]];
-    let mut l3_batch = Batch::new(l3);
-    for (slot, &pdpte) in pdpt.iter().enumerate() {
-        let top = slot as u32 == PAE_TOP_L3_SLOT;
-        if pdpte & PRESENT == 0 && !top {
-            continue;
-        }
-        let Some(l2) = fresh_frame(new) else {
-            return false;
-        };
-        let mut l2_batch = Batch::new(l2);
-        if pdpte & PRESENT != 0 {
-            let Some(guest_l2) = window(1, (pdpte & xen_vmi_rom::shadow_entry::FRAME) >> 12) else {
-                return false;
-            };
-            for (i, &pde) in guest_l2.iter().enumerate() {
-                // The ROM's area and Xen's hole are not the kernel's.
-                if top && i as u32 >= rom_area_l2_slots().start {
-                    break;
-                }
-                if pde & PRESENT == 0 {
-                    continue;
-                }
-                let Some(l1) = shadow_l1(new, (pde & xen_vmi_rom::shadow_entry::FRAME) >> 12)
-                else {
-                    return false;
-                };
-                if let Ok(s) = shadow(pde, Level::L2, |_| Some(u64::from(l1))) {
-                    l2_batch.put(i, s.value);
-                }
-            }
-        }
-        if top {
-            let st = rom_state();
-            for (slot, mfn) in rom_area_l2_slots().zip(st.rom_area_l1_mfns) {
-                l2_batch.put(
-                    slot as usize,
-                    (u64::from(mfn) << 12) | PRESENT | RW | ACCESSED,
-                );
-            }
-        }
-        if !l2_batch.finish() {
-            return false;
-        }
-        l3_batch.put(slot, (u64::from(l2) << 12) | PRESENT);
-    }
-    l3_batch.finish()
-}
-
-/// SetCR3: a new address space; with paging on, the shadow follows.
+/// SetCR3 (and a native CR3 load): a new address space; with paging on,
+/// its shadow is loaded.
 pub extern "C" fn set_cr3(value: u32) {
     runtime().paging.cr3 = value;
     if runtime().paging.enabled {
-        rebuild();
+        load(b"SetCR3");
     }
+}
+
+/// A native `mov %cr3` (the #GP path: Xen takes the value for a machine
+/// frame and refuses it). A kernel cannot turn paging on natively in a way
+/// the ROM sees: Xen's own emulation reads CR0 with PG already set (the
+/// processor's real CR0) and accepts writing it back unchanged, so a
+/// kernel's `mov %cr0` setting PG never reaches the ROM. Its CR3 load does,
+/// and comes just before (Linux's head code: CR3, then CR0.PG, then the
+/// jump to the kernel's virtual addresses): from there the kernel's tables
+/// are the address space, as they would be an instruction later natively.
+/// CR4.PAE (SDM vol. 3, "CR4").
+const CR4_PAE: u32 = 1 << 5;
+
+pub fn native_set_cr3(value: u32) {
+    runtime().paging.cr3 = value;
+    if runtime().paging.enabled {
+        load(b"mov to CR3");
+        return;
+    }
+    // What the kernel reads natively from now on is Xen's CR0 (PG and WP
+    // set), and a write that keeps them never traps: the ROM's view
+    // follows. Likewise CR4.PAE: Xen takes a ring-1 CR4 write itself (its
+    // PAE is always set), and the kernel's PAE tables mean PAE paging.
+    runtime().cr.cr0 |= CR0_PG | CR0_WP;
+    runtime().cr.cr4 |= CR4_PAE;
+    set_paging(true);
+}
+
+/// SetCR3 through the VMI call.
+pub extern "C" fn vmi_set_cr3(value: u32) {
+    activate();
+    set_cr3(value);
 }
 
 pub extern "C" fn get_cr3() -> u32 {
@@ -325,128 +195,383 @@ pub extern "C" fn get_cr3() -> u32 {
 }
 
 /// CR0.PG from SetCR0: on, the kernel's tables (shadowed); off, back to the
-/// "paging off" space the loader built.
+/// "paging off" space the loader built. The shadows stay cached.
 pub fn set_paging(on: bool) {
     let rt = runtime();
     if on == rt.paging.enabled {
         return;
     }
+    rt.paging.enabled = on;
     if on {
-        rt.paging.enabled = true;
-        if !rebuild() {
-            rt.paging.enabled = false;
-        }
+        load(b"SetCR0 (paging on)");
     } else {
-        let boot = Mfn(rom_state().boot_l3_mfn);
-        // SAFETY: the loader's root stays pinned; it maps the ROM area too.
-        let _ = unsafe {
-            hypervisor().mmuext_op(&[MmuextOp::new_baseptr(boot)], u32::from(DOMID_SELF))
-        };
-        rt.paging.enabled = false;
-        retire(&mut rt.paging);
+        let heap = heap();
+        let (cache, mut host) = heap.split();
+        new_base(&mut host, rom_state().boot_l3_mfn, 0);
+        cache.leave_root();
+        barrier(host.batch, Barrier::BaseSwitch);
     }
 }
 
-/// FlushTLB / InvalPage: whatever the kernel changed in its tables is seen
-/// from now on.
+/// FlushTLB (and a native CR3 reload's flush): everything the kernel
+/// changed before it is seen from now on. MMUEXT_TLB_FLUSH_LOCAL drops
+/// global entries too (Xen toggles CR4.PGE), so FLUSH_GLOBAL needs
+/// nothing more.
 pub extern "C" fn flush_tlb(_flags: u32) {
-    if runtime().paging.enabled {
-        rebuild();
+    if !runtime().paging.enabled {
+        return;
     }
+    if !runtime().paging.activated {
+        rebuild(b"FlushTLB");
+        return;
+    }
+    let heap = heap();
+    let (_, mut host) = heap.split();
+    use xen_vmi_rom::shadow_cache::Host;
+    host.push(
+        Op::Mmuext(MmuextOp::tlb_flush_local()),
+        Tag {
+            what: What::Tlb,
+            ..Tag::default()
+        },
+    );
+    barrier(host.batch, Barrier::TlbFlush);
 }
 
-pub extern "C" fn inval_page(_va: u32) {
-    flush_tlb(0);
+pub extern "C" fn vmi_flush_tlb(flags: u32) {
+    activate();
+    flush_tlb(flags);
 }
 
-/// A page fault with paging on: if the kernel's own tables allow the access
-/// (a mapping it made since the last flush: the processor caches no
-/// not-present entry, so a kernel need not flush before using it), bring the
-/// shadow up to date and let the instruction run again. Otherwise the fault
-/// is the kernel's.
-pub fn page_fault(cr2: u32, error_code: u32, eip: u32) -> bool {
+/// InvalPage (and a native INVLPG): the mapping of `va` as the kernel's
+/// tables have it now, checked against the shadow (a change the kernel
+/// made without telling is taken, with a note), then flushed.
+pub extern "C" fn inval_page(va: u32) {
+    if !runtime().paging.enabled {
+        return;
+    }
+    if !runtime().paging.activated {
+        rebuild(b"InvalPage");
+        return;
+    }
+    let heap = heap();
+    let (cache, mut host) = heap.split();
+    if let Err(e) = cache.verify(&mut host, va, |h, mfn, i| h.shadow_entry(mfn, i)) {
+        fatal(b"InvalPage", e);
+    }
+    use xen_vmi_rom::shadow_cache::Host;
+    host.push(
+        Op::Mmuext(MmuextOp::invlpg_local(va)),
+        Tag {
+            what: What::Tlb,
+            guest: u64::from(va),
+            ..Tag::default()
+        },
+    );
+    barrier(host.batch, Barrier::TlbFlush);
+}
+
+pub extern "C" fn vmi_inval_page(va: u32) {
+    activate();
+    inval_page(va);
+}
+
+/// A page fault with paging on. Queued updates go out first (one of them
+/// may be what the access needs). Then, if the kernel's own tables allow
+/// the access, A and D are set in its entries as the processor would, the
+/// shadow entry follows, and the instruction runs again; otherwise the
+/// fault is the kernel's.
+pub fn page_fault(cr2: u32, frame: &mut TrapFrame) -> bool {
     let rt = runtime();
     if !rt.paging.enabled {
-        return paging_turned_on_natively(cr2, error_code);
-    }
-    if !guest_allows(rt.paging.cr3, cr2, error_code) {
         return false;
     }
-    // The same fault again right after a rebuild: the shadow cannot give
-    // this access (it is the kernel's to handle), never loop.
-    if rt.paging.last_fill == (cr2, eip) {
-        rt.paging.last_fill = (0, 0);
-        return false;
+    let wp = rt.cr.cr0 & CR0_WP != 0;
+    let heap = heap();
+    if !heap.batch.is_empty() {
+        barrier(&mut heap.batch, Barrier::CoherentRead);
+        return true;
     }
-    let ok = rebuild();
-    runtime().paging.last_fill = (cr2, eip);
-    ok
+    let (cache, mut host) = heap.split();
+    let outcome = cache
+        .fault(
+            &mut host,
+            cr2,
+            Access::from_error_code(frame.error_code),
+            wp,
+        )
+        .unwrap_or_else(|e| fatal(b"page fault", e));
+    let key = (cr2, frame.eip, frame.error_code);
+    let resume = match outcome {
+        Fault::Fixed if runtime().paging.last_fix != key => {
+            runtime().paging.last_fix = key;
+            true
+        }
+        // Fixed twice for the same access: the shadow cannot give it.
+        Fault::Fixed => {
+            runtime().paging.last_fix = (0, 0, 0);
+            false
+        }
+        Fault::WriteProtectOff {
+            l1_mfn,
+            index,
+            value,
+        } => {
+            write_shadow(&mut host, l1_mfn, index, value | RW);
+            runtime().paging.write_step = WriteStep {
+                active: true,
+                l1_mfn,
+                index,
+                value,
+                va: cr2 & !0xFFF,
+                masked: saved_mask(frame) != 0,
+                trap_flag: frame.eflags & EFLAGS_TF != 0,
+            };
+            set_saved_mask(frame, true);
+            frame.eflags |= EFLAGS_TF;
+            true
+        }
+        Fault::Kernel => {
+            runtime().paging.last_fix = (0, 0, 0);
+            false
+        }
+    };
+    barrier(host.batch, Barrier::CoherentRead);
+    resume
 }
 
-/// CR0.PG, set by a native `mov %cr0` before VMI activation (Linux's
-/// head_32.S: `movl %cr0,%eax; orl $X86_CR0_PG,%eax; movl %eax,%cr0`),
-/// never reaches the ROM: a ring-1 read of CR0 is Xen's to answer, with its
-/// own CR0 where PG is always set, so the write back changes nothing Xen
-/// checks and Xen takes it (emul-priv-op.c `write_cr`). The CR3 load before
-/// it did reach the ROM (Xen refuses a kernel-physical CR3). The first
-/// sign is then a page fault in the "paging off" space at an address the
-/// kernel's tables map (its far jump to its own virtual addresses): the
-/// kernel has turned paging on. The ROM switches to the kernel's tables and
-/// takes CR0.PG (and CR4.PAE, which a ring-1 write of CR4 does not reach it
-/// either, and without which no table it shadows would be valid) into its
-/// view of the registers (docs/early-boot.md). Only before activation: a
-/// VMI kernel turns paging on with SetCR0.
-fn paging_turned_on_natively(cr2: u32, error_code: u32) -> bool {
-    let rt = runtime();
-    if rom_state().vmi_init_calls != 0 || rt.paging.cr3 == 0 {
+fn write_shadow(host: &mut RomHost<'_>, l1_mfn: u32, index: u16, value: u64) {
+    use xen_vmi_rom::shadow_cache::Host;
+    host.push(
+        Op::pte_write(
+            (u64::from(l1_mfn) << 12) + u64::from(index) * 8,
+            value,
+            mmu_batch::PteWrite::Normal,
+        ),
+        Tag {
+            what: What::L1Entry,
+            guest: value,
+            ..Tag::default()
+        },
+    );
+}
+
+/// Any trap while a WP-clear write is single-stepped ends it: the shadow
+/// entry is read-only again (and its writable TLB entry gone), the
+/// kernel's mask and trap flag are back. Returns true when the trap was
+/// the step's own and nothing else is to be done with it.
+pub fn end_write_step(frame: &mut TrapFrame) -> bool {
+    let step = runtime().paging.write_step;
+    if !step.active || frame.vector >= 256 {
         return false;
     }
-    if !guest_allows(rt.paging.cr3, cr2, error_code) {
-        return false;
+    runtime().paging.write_step.active = false;
+    let heap = heap();
+    let (_, mut host) = heap.split();
+    write_shadow(&mut host, step.l1_mfn, step.index, step.value);
+    use xen_vmi_rom::shadow_cache::Host;
+    host.push(
+        Op::Mmuext(MmuextOp::invlpg_local(step.va)),
+        Tag {
+            what: What::Tlb,
+            guest: u64::from(step.va),
+            ..Tag::default()
+        },
+    );
+    barrier(host.batch, Barrier::TlbFlush);
+    set_saved_mask(frame, step.masked);
+    if !step.trap_flag {
+        frame.eflags &= !EFLAGS_TF;
     }
+    frame.vector == DEBUG_VECTOR && !step.trap_flag
+}
+
+/// Before an interrupt reaches the kernel's handler: queued updates go out
+/// (the handler may use the mappings).
+pub fn before_interrupt() {
+    if runtime().paging.heap_ready && !heap().batch.is_empty() {
+        barrier(&mut heap().batch, Barrier::EventsEnable);
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Page-table entries
+
+/// The kernel frame holding the entry the kernel addresses as `va`:
+/// paging off, the address itself; in a SetLinearMapping slot, the slot's
+/// frame; otherwise the kernel's tables walked.
+fn entry_frame(cache: &ShadowCache, host: &mut RomHost<'_>, va: u32) -> Option<u32> {
+    let p = runtime().paging;
+    if !p.enabled {
+        return Some(va >> 12);
+    }
+    for (base, pages, pfn) in p.linear {
+        if pages != 0 && va.wrapping_sub(base) / 4096 < pages {
+            return Some(pfn + va.wrapping_sub(base) / 4096);
+        }
+    }
+    cache.walk(host, va)?.frame(va)
+}
+
+fn bad_entry_address(call: &[u8], ptep: u32, why: &[u8]) -> ! {
     Line::new()
-        .text(b"xen-vmi-rom: the kernel turned paging on natively (CR0.PG through Xen): its tables at CR3 ")
-        .hex(rt.paging.cr3)
-        .text(b" from the fault at ")
-        .hex(cr2)
+        .text(b"xen-vmi-rom: ")
+        .text(call)
+        .text(b": the entry address ")
+        .hex(ptep)
+        .text(why)
         .print();
-    rt.cr.cr0 |= 1 << 31;
-    rt.cr.cr4 |= 1 << 5;
-    set_paging(true);
-    runtime().paging.enabled
+    crate::xen::crash();
 }
 
-/// Walks the kernel's tables for `va` and checks the access `error_code`
-/// describes (bit 1 write, bit 2 user, bit 4 instruction fetch).
-fn guest_allows(cr3: u32, va: u32, error_code: u32) -> bool {
-    let frame = |e: u64| (e & xen_vmi_rom::shadow_entry::FRAME) >> 12;
-    let Some(page) = window(0, u64::from(cr3 >> 12)) else {
-        return false;
+/// The kernel's entry at `ptep` changed (written here first if `store`):
+/// its shadows follow.
+fn entry_changed(call: &[u8], ptep: u32, store: Option<(u64, bool)>) {
+    activate();
+    let heap = heap();
+    let (cache, mut host) = heap.split();
+    let Some(kfn) = entry_frame(cache, &mut host, ptep) else {
+        bad_entry_address(
+            call,
+            ptep,
+            b" is not mapped in the kernel's address space (nor in a SetLinearMapping slot)",
+        );
     };
-    let pdpte = page[((cr3 & 0xFE0) / 8) as usize + (va >> 30) as usize];
-    if pdpte & PRESENT == 0 {
-        return false;
+    if let Some((value, long)) = store {
+        if !host.write(kfn, ptep, value, long) {
+            bad_entry_address(call, ptep, b" is not in the kernel's RAM");
+        }
     }
-    let Some(l2) = window(1, frame(pdpte)) else {
-        return false;
+    let index = ((ptep & 0xFFF) >> 3) as usize;
+    let Some(entry) = host.read(kfn, index) else {
+        bad_entry_address(call, ptep, b" is not in the kernel's RAM");
     };
-    let pde = l2[((va >> 21) & 511) as usize];
-    if pde & PRESENT == 0 || pde & xen_vmi_rom::shadow_entry::PAT_OR_PSE != 0 {
-        return false;
+    cache
+        .entry_changed(&mut host, kfn, index, entry)
+        .unwrap_or_else(|e| fatal(call, e));
+    end_of_call(host.batch);
+}
+
+/// SetPxE(pte, ptep, flags): a 32-bit store (in a PAE table, one half of
+/// an entry).
+pub extern "C" fn set_pxe(pte: u32, ptep: u32, _flags: u32) {
+    entry_changed(b"SetPxE", ptep, Some((u64::from(pte), false)));
+}
+
+/// SetPxELong(pte low, pte high, ptep, flags).
+pub extern "C" fn set_pxe_long(lo: u32, hi: u32, ptep: u32, _flags: u32) {
+    let value = (u64::from(hi) << 32) | u64::from(lo);
+    entry_changed(b"SetPxELong", ptep, Some((value, true)));
+}
+
+/// UpdatePxE(ptep, flags): the kernel wrote the entry itself.
+pub extern "C" fn update_pxe(ptep: u32, _flags: u32) {
+    entry_changed(b"UpdatePxE", ptep, None);
+}
+
+pub extern "C" fn update_pxe_long(ptep: u32, _flags: u32) {
+    entry_changed(b"UpdatePxELong", ptep, None);
+}
+
+/// AllocatePage(pfn, flags, clone pfn, start, count): `pfn` becomes a page
+/// table of the level in `flags`. A PDPT needs nothing: it is read at each
+/// CR3 load.
+pub extern "C" fn allocate_page(pfn: u32, flags: u32, clone_pfn: u32, start: u32, count: u32) {
+    activate();
+    if k2m(u64::from(pfn)).is_none() {
+        Line::new()
+            .text(b"xen-vmi-rom: AllocatePage(")
+            .hex(pfn)
+            .text(b"): not a frame of the kernel's RAM: ignored")
+            .print();
+        return;
     }
-    let Some(l1) = window(2, frame(pde)) else {
-        return false;
+    let clone = flags & VMI_PAGE_CLONE != 0;
+    let zeroed = flags & VMI_PAGE_ZEROED != 0 && !clone;
+    let heap = heap();
+    let (cache, mut host) = heap.split();
+    let result = if flags & VMI_PAGE_PT != 0 {
+        cache.allocate_l1(&mut host, pfn, zeroed)
+    } else if flags & VMI_PAGE_PD != 0 {
+        let range = start as usize..start.saturating_add(count) as usize;
+        cache.allocate_l2(&mut host, pfn, zeroed, clone.then_some((clone_pfn, range)))
+    } else {
+        Ok(())
     };
-    let pte = l1[((va >> 12) & 511) as usize];
-    let rights = pde & pte;
-    let write = error_code & 2 != 0;
-    let user = error_code & 4 != 0;
-    let fetch = error_code & 16 != 0;
-    let kfn = frame(pte);
-    pte & PRESENT != 0
-        && k2m(kfn).is_some()
-        && !(write && is_rom_frame(kfn))
-        && (!write || rights & RW != 0)
-        && (!user || rights & xen_vmi_rom::shadow_entry::USER != 0)
-        && (!fetch || (pde | pte) & xen_vmi_rom::shadow_entry::NX == 0)
+    result.unwrap_or_else(|e| fatal(b"AllocatePage", e));
+    if flags & (VMI_PAGE_PT | VMI_PAGE_PD) != 0 {
+        // Its entries come next: its view goes out with this call's work.
+        host.prefetch(pfn);
+    }
+    end_of_call(host.batch);
+}
+
+/// ReleasePage(pfn, flags).
+pub extern "C" fn release_page(pfn: u32, flags: u32) {
+    activate();
+    let heap = heap();
+    let (cache, mut host) = heap.split();
+    cache.release(&mut host, pfn, flags & VMI_PAGE_PT == 0);
+    end_of_call(host.batch);
+}
+
+/// SetLinearMapping(slot, va, pages, pfn): where the kernel maps its page
+/// tables (slot 0 its direct map, 1 and 2 HIGHPTE's temporary mappings):
+/// entry addresses there need no walk.
+pub extern "C" fn set_linear_mapping(slot: u32, va: u32, pages: u32, pfn: u32) {
+    activate();
+    match runtime().paging.linear.get_mut(slot as usize) {
+        Some(s) => *s = (va, pages, pfn),
+        None => Line::new()
+            .text(b"xen-vmi-rom: SetLinearMapping: slot ")
+            .dec(slot)
+            .text(b" is not one of the ABI's 4: ignored")
+            .print(),
+    }
+}
+
+/// SetLazyMode(mode): MMU batches the shadow updates until the mode ends
+/// (or a flush point); any other mode ends an MMU batch.
+pub extern "C" fn set_lazy_mode(mode: u32) {
+    activate();
+    let batch = &mut heap().batch;
+    if mode == VMI_LAZY_MMU {
+        batch.enter_lazy();
+    } else if let Err(f) = batch.leave_lazy(&mut crate::mmu::XenTarget) {
+        crate::mmu::refused(f);
+    }
+}
+
+/// PhysicalToMachine(pfn): the machine frame behind a kernel frame
+/// (0xFFFFFFFF if it is not the kernel's).
+pub extern "C" fn physical_to_machine(pfn: u32) -> u32 {
+    k2m(u64::from(pfn)).map_or(u32::MAX, |m| m as u32)
+}
+
+/// MachineToPhysical(mfn): the kernel frame a machine frame holds, from
+/// Xen's machine-to-physical table (which the loader set to the kernel's
+/// numbering); 0xFFFFFFFF for a frame that is not the kernel's.
+pub extern "C" fn machine_to_physical(mfn: u32) -> u32 {
+    let p = &mut runtime().paging;
+    if p.m2p.0 == 0 {
+        // Xen places a 32-bit guest's M2P at the top of its hole, as large
+        // as the machine's memory needs (XENMEM_machphys_mapping says where).
+        use xen_abi::hypercall::Hypervisor;
+        match crate::xen::hypervisor().machphys_mapping() {
+            Ok(m) => p.m2p = (m.v_start, m.max_mfn),
+            Err(_) => return u32::MAX,
+        }
+    }
+    let (start, max_mfn) = p.m2p;
+    if mfn > max_mfn || start < HYPERVISOR_VIRT_START {
+        return u32::MAX;
+    }
+    // SAFETY: Xen maps the read-only M2P from `start` for every machine
+    // frame up to `max_mfn`, in every address space of a PV guest.
+    let pfn = unsafe { ((start as *const u32).add(mfn as usize)).read_volatile() };
+    if k2m(u64::from(pfn)) == Some(u64::from(mfn)) {
+        pfn
+    } else {
+        u32::MAX
+    }
 }

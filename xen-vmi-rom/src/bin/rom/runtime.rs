@@ -32,10 +32,8 @@ pub struct Runtime {
     pub apic: ApicRegs,
     /// MSRs kept for the kernel.
     pub msrs: Msrs,
-    /// The kernel's paging and its shadow, and the slot the next shadow
-    /// is built in.
+    /// The kernel's paging (its shadows live in the heap, mmu.rs).
     pub paging: Paging,
-    pub paging_next: Paging,
     console: [u8; CONSOLE_LINE],
     console_len: usize,
 }
@@ -68,7 +66,6 @@ pub fn init() {
         (*rt).cr.cr0 = INITIAL_CR0;
         core::ptr::write(&raw mut (*rt).apic, ApicRegs::default());
         core::ptr::write(&raw mut (*rt).paging, Paging::default());
-        core::ptr::write(&raw mut (*rt).paging_next, Paging::default());
     }
 }
 

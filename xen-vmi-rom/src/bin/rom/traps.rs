@@ -227,6 +227,8 @@ fn forward(frame: &mut TrapFrame) -> Option<u32> {
 /// code) becomes the interrupt frame of `vector`'s gate. Xen masked events
 /// for the upcall; a trap gate leaves the kernel's IF as it was.
 fn interrupt(frame: &mut TrapFrame, vector: u8) -> u32 {
+    // The handler may use mappings the kernel updated in lazy mode.
+    crate::paging::before_interrupt();
     if let Some(how) = forward_vector(frame, u32::from(vector), false) {
         return how;
     }
@@ -372,6 +374,11 @@ fn raise_software_interrupt(frame: &mut TrapFrame, n: u32) -> Option<u32> {
 }
 
 extern "C" fn rom_trap(frame: &mut TrapFrame) -> u32 {
+    // A write the ROM let through with CR0.WP clear (paging.rs) ends at the
+    // single-step trap after it, or at whatever else interrupts it.
+    if crate::paging::end_write_step(frame) {
+        return RESUME;
+    }
     if let Some(n) = software_interrupt(frame) {
         if let Some(how) = raise_software_interrupt(frame, n) {
             return how;
@@ -391,7 +398,7 @@ extern "C" fn rom_trap(frame: &mut TrapFrame) -> u32 {
     }
     if v == PAGE_FAULT {
         let cr2 = crate::cpu_calls::get_cr2();
-        if crate::paging::page_fault(cr2, frame.error_code, frame.eip) {
+        if crate::paging::page_fault(cr2, frame) {
             return RESUME;
         }
     }

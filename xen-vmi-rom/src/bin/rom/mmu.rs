@@ -1,0 +1,668 @@
+//! What the shadow cache (`xen_vmi_rom::shadow_cache`) runs on in the ROM:
+//! its heap in the private area, views of the kernel's page-table frames,
+//! the frame pool, and the queue of Xen operations (`mmu-batch`) issued on
+//! the hypercall page, with every refusal reported with the kernel entry
+//! that produced it.
+
+use core::sync::atomic::{AtomicU32, Ordering};
+
+use mmu_batch::{Barrier, Failure, Failures, FlushTarget, MmuBatch, Multicall, Op};
+use xen_abi::hypercall::{Call, Hypervisor, RawHypercall};
+use xen_abi::p2m::Mfn;
+use xen_abi::xen::{
+    __HYPERVISOR_multicall, MmuUpdate, MmuextOp, DOMID_SELF, MMUEXT_CLEAR_PAGE, UVMF_INVLPG,
+};
+use xen_vmi_rom::layout::{
+    HIGH_RAM_START, K2M_VA, LOW_RAM_END, SHADOW_HEAP_MAX, SHADOW_HEAP_VA, TABLE_VIEW_SLOTS,
+    TABLE_VIEW_VA,
+};
+use xen_vmi_rom::shadow_cache::{Host, Note, ShadowCache, ShadowError, Tag, What};
+use xen_vmi_rom::shadow_entry::{ACCESSED, DIRTY, PRESENT, RW};
+
+use crate::console::Line;
+use crate::runtime::{pool_give, pool_take, rom_state, runtime};
+use crate::xen::hypervisor;
+
+/// Ops the queue holds: in lazy mode N page-table writes cost
+/// ceil(N / BATCH) hypercalls.
+pub const BATCH: usize = 128;
+
+/// Everything the shadows need that does not fit the run-time state.
+pub struct Heap {
+    pub cache: ShadowCache,
+    pub batch: MmuBatch<Tag, BATCH>,
+    pub views: Views,
+    pub notes: NoteCounts,
+    /// The read-only empty page standing for frames the kernel does not
+    /// have (a pool frame, cleared, never mapped writable).
+    pub hole_mfn: u32,
+}
+
+const HEAP_PAGES: usize = core::mem::size_of::<Heap>().div_ceil(4096);
+const _: () = assert!(HEAP_PAGES * 4096 <= SHADOW_HEAP_MAX as usize);
+/// The heap's page-table entries: ROM-area L1 number 2 covers
+/// 0xF5400000-0xF55FFFFF.
+const HEAP_AREA_L1: usize = 2;
+const HEAP_FIRST_ENTRY: usize = ((SHADOW_HEAP_VA >> 12) & 511) as usize;
+const _: () =
+    assert!((SHADOW_HEAP_VA - xen_vmi_rom::layout::ROM_AREA_START) >> 21 == HEAP_AREA_L1 as u32);
+
+/// The heap, mapped and built the first time paging needs it.
+pub fn heap() -> &'static mut Heap {
+    if !runtime().paging.heap_ready {
+        build_heap();
+    }
+    // SAFETY: build_heap mapped HEAP_PAGES pages at SHADOW_HEAP_VA (in the
+    // ROM area, so in every address space) and built a Heap there; one
+    // vCPU, and the paging paths run with events masked, so no other
+    // reference to it is live.
+    unsafe { &mut *(SHADOW_HEAP_VA as *mut Heap) }
+}
+
+fn build_heap() {
+    let st = rom_state();
+    let area_l1 = u64::from(st.rom_area_l1_mfns[HEAP_AREA_L1]) << 12;
+    let mut reqs = [MmuUpdate::default(); 16];
+    let mut n = 0;
+    let mut xen = hypervisor();
+    for page in 0..HEAP_PAGES {
+        let Some(mfn) = pool_take() else {
+            out_of_frames();
+        };
+        reqs[n] = MmuUpdate::normal_pt_update(
+            area_l1 + ((HEAP_FIRST_ENTRY + page) * 8) as u64,
+            (u64::from(mfn) << 12) | PRESENT | RW | ACCESSED | DIRTY,
+        );
+        n += 1;
+        if n == reqs.len() || page + 1 == HEAP_PAGES {
+            // SAFETY: maps pool frames (no other mapping, not tables) at VAs
+            // of the ROM area nothing uses yet.
+            if unsafe { xen.mmu_update(&reqs[..n], u32::from(DOMID_SELF)) }.is_err() {
+                Line::new()
+                    .text(b"xen-vmi-rom: Xen refused to map the ROM's shadow bookkeeping")
+                    .print();
+                crate::xen::crash();
+            }
+            n = 0;
+        }
+    }
+    let Some(hole) = pool_take() else {
+        out_of_frames();
+    };
+    // SAFETY: clears a pool frame nothing maps.
+    if unsafe { xen.mmuext_op(&[MmuextOp::clear_page(Mfn(hole))], u32::from(DOMID_SELF)) }.is_err()
+    {
+        out_of_frames();
+    }
+    let heap = SHADOW_HEAP_VA as *mut Heap;
+    // SAFETY: the pages are mapped read-write just above; each part is
+    // built in place (no temporary copy on the kernel's small stack).
+    unsafe {
+        ShadowCache::init_in_place(&raw mut (*heap).cache, st.rom_area_l1_mfns);
+        MmuBatch::init_in_place(&raw mut (*heap).batch);
+        Views::init_in_place(&raw mut (*heap).views);
+        (&raw mut (*heap).notes).write(NoteCounts::default());
+        (&raw mut (*heap).hole_mfn).write(hole);
+    }
+    runtime().paging.heap_ready = true;
+}
+
+fn out_of_frames() -> ! {
+    let st = rom_state();
+    Line::new()
+        .text(b"xen-vmi-rom: no frame left for the shadow page tables (pool of ")
+        .dec(st.pool_free)
+        .text(b" frames all in use): give the domain more memory")
+        .print();
+    crate::xen::crash();
+}
+
+// ---------------------------------------------------------------------------
+// Frames
+
+/// The machine frame of kernel frame `kfn`, if it is the kernel's (RAM or
+/// the ROM's image).
+pub fn k2m(kfn: u64) -> Option<u64> {
+    let limit = u64::from(rom_state().kernel_frame_limit);
+    if kfn >= limit {
+        return None;
+    }
+    // SAFETY: the k2m table at K2M_VA has kernel_frame_limit entries.
+    let m = unsafe { core::ptr::read_volatile((K2M_VA as *const u32).add(kfn as usize)) };
+    (m != u32::MAX).then_some(u64::from(m))
+}
+
+/// A frame of the PC's reserved area (0x9F000-0xFFFFF): the ROM, and the
+/// empty bus around it, which the loader backs with one shared frame of
+/// all-ones (docs/boot-contract.md). Read-only hardware to the kernel, and
+/// never one of its page tables.
+pub fn is_rom_frame(kfn: u64) -> bool {
+    (u64::from(LOW_RAM_END >> 12)..u64::from(HIGH_RAM_START >> 12)).contains(&kfn)
+}
+
+// ---------------------------------------------------------------------------
+// Views
+
+const VIEW_WAYS: usize = 4;
+const VIEW_SETS: usize = TABLE_VIEW_SLOTS as usize / VIEW_WAYS;
+/// Tag bit of a read-only view of a shadow frame (by machine frame).
+const SHADOW_VIEW: u32 = 1 << 31;
+
+/// Page-sized views of kernel frames (read-write) and shadow frames
+/// (read-only: Xen lets a page table have read-only mappings), a 4-way
+/// set-associative cache over TABLE_VIEW_SLOTS slots. A slot is remapped
+/// at once with update_va_mapping (a miss), or through the queue when the
+/// ROM knows it will need it (`RomHost::prefetch`): then it is *pending*
+/// until the queue is flushed.
+pub struct Views {
+    /// Key + 1 per slot (0: empty).
+    tags: [u32; TABLE_VIEW_SLOTS as usize],
+    /// Slots whose mapping is still queued.
+    pending: [u64; TABLE_VIEW_SLOTS as usize / 64],
+    /// Next way to replace, per set.
+    next: [u8; VIEW_SETS],
+    /// Views mapped at once (hypercalls) so far.
+    pub misses: u32,
+}
+
+impl Views {
+    /// # Safety
+    /// `this` must be valid for writes and aligned.
+    unsafe fn init_in_place(this: *mut Self) {
+        // SAFETY: the caller vouches for `this`; integers only.
+        unsafe { core::ptr::write_bytes(this, 0, 1) };
+    }
+
+    fn va(slot: usize) -> *mut u64 {
+        (TABLE_VIEW_VA + slot as u32 * 4096) as *mut u64
+    }
+
+    fn set(key: u32) -> usize {
+        (key.wrapping_mul(0x9E37_79B1) >> 25) as usize % VIEW_SETS
+    }
+
+    fn lookup(&self, key: u32) -> Option<usize> {
+        let first = Self::set(key) * VIEW_WAYS;
+        (first..first + VIEW_WAYS).find(|&slot| self.tags[slot] == key.wrapping_add(1))
+    }
+
+    /// The slot `key` gets (its old tag dropped).
+    fn replace(&mut self, key: u32) -> usize {
+        let set = Self::set(key);
+        let way = usize::from(self.next[set]);
+        self.next[set] = ((way + 1) % VIEW_WAYS) as u8;
+        let slot = set * VIEW_WAYS + way;
+        self.tags[slot] = key.wrapping_add(1);
+        slot
+    }
+
+    fn is_pending(&self, slot: usize) -> bool {
+        self.pending[slot / 64] & (1 << (slot % 64)) != 0
+    }
+
+    fn set_pending(&mut self, slot: usize, pending: bool) {
+        let bit = 1 << (slot % 64);
+        if pending {
+            self.pending[slot / 64] |= bit;
+        } else {
+            self.pending[slot / 64] &= !bit;
+        }
+    }
+
+    /// Whether any slot is pending (its mapping still queued).
+    fn any_pending(&self) -> bool {
+        self.pending.iter().any(|&w| w != 0)
+    }
+
+    fn clear_pending(&mut self) {
+        self.pending = [0; TABLE_VIEW_SLOTS as usize / 64];
+    }
+}
+
+/// The view entries' page table: ROM-area L1 number 3 maps TABLE_VIEW_VA.
+const VIEW_AREA_L1: usize = 3;
+const _: () =
+    assert!((TABLE_VIEW_VA - xen_vmi_rom::layout::ROM_AREA_START) >> 21 == VIEW_AREA_L1 as u32);
+
+// ---------------------------------------------------------------------------
+// The queue's way to Xen
+
+/// `mmu-batch`'s hypercalls, on the hypercall page (counted by the
+/// statistics port like every other).
+pub struct XenTarget;
+
+impl FlushTarget<Tag> for XenTarget {
+    fn mmu_update(&mut self, reqs: &[MmuUpdate], pdone: &mut u32) -> i32 {
+        let call = Call::MmuUpdate {
+            reqs,
+            done: Some(pdone),
+            foreign_dom: u32::from(DOMID_SELF),
+        };
+        // SAFETY: shadow tables and the ROM's views only; the shadow cache
+        // keeps every mapping the kernel relies on.
+        unsafe { hypervisor().hypercall(call) as i32 }
+    }
+
+    fn mmuext_op(&mut self, ops: &[MmuextOp], pdone: &mut u32) -> i32 {
+        let call = Call::MmuextOp {
+            ops,
+            done: Some(pdone),
+            foreign_dom: u32::from(DOMID_SELF),
+        };
+        // SAFETY: as above (pins, base switches, TLB maintenance).
+        unsafe { hypervisor().hypercall(call) as i32 }
+    }
+
+    fn update_va_mapping(&mut self, va: u32, pte: u64, flags: u32) -> i32 {
+        // SAFETY: as above.
+        unsafe { hypervisor().hypercall(Call::UpdateVaMapping { va, pte, flags }) as i32 }
+    }
+
+    fn multicall(&mut self, calls: &mut Multicall<'_>) -> i32 {
+        let count = calls.len() as u32;
+        let list = calls.entries_mut().as_mut_ptr() as u32;
+        // SAFETY: the entries and the arguments they point at live in the
+        // queue (the ROM's heap, mapped in every address space) for the
+        // whole call; each entry is one of the calls above.
+        unsafe {
+            hypervisor()
+                .raw_mut()
+                .raw_hypercall(__HYPERVISOR_multicall, [list, count, 0, 0, 0]) as i32
+        }
+    }
+
+    fn failed(&mut self, failure: &Failure<Tag>) {
+        let t = failure.tag;
+        let line = Line::new().text(b"xen-vmi-rom: Xen refused ");
+        // Each arm prints its own words: a table of string slices would
+        // hold absolute pointers, which the ROM cannot carry.
+        let line = match t.what {
+            What::L1Entry => line.text(b"the shadow of page-table entry"),
+            What::L2Entry | What::TopEntry => line.text(b"the shadow of page-directory entry"),
+            What::Pdpte => line.text(b"the shadow of PDPT entry"),
+            What::RomLink => line.text(b"the ROM area's link for the PDPT entry"),
+            What::Clear => line.text(b"clearing a shadow frame for the table holding"),
+            What::Pin => line.text(b"pinning the shadow of the table holding"),
+            What::Unpin => line.text(b"unpinning the shadow of the table holding"),
+            What::CopyTop => line.text(b"copying a top L2 for the PDPT entry"),
+            What::NewBase => line.text(b"loading the address space of PDPT entry"),
+            What::Tlb => line.text(b"a TLB flush for entry"),
+        };
+        let line = line.text(b" ").hex(t.entry_address() as u32).text(b" = ");
+        hex64(line, t.guest)
+            .text(b" (errno ")
+            .dec(failure.errno as u32)
+            .text(b")")
+            .print();
+    }
+}
+
+/// A 64-bit value as 0x and 16 hex digits.
+pub fn hex64(line: Line, v: u64) -> Line {
+    let mut line = line.text(b"0x");
+    for byte in v.to_be_bytes() {
+        line = line.hex2(byte);
+    }
+    line
+}
+
+/// After a flush that met refusals (each reported by `failed`): the
+/// kernel's tables and Xen's now disagree, which the ROM never lets the
+/// kernel run with.
+pub fn refused(f: Failures<Tag>) -> ! {
+    Line::new()
+        .text(b"xen-vmi-rom: ")
+        .dec(f.count)
+        .text(b" shadow update(s) refused (the kernel's tables and Xen's would disagree): crashing the domain")
+        .print();
+    crate::xen::crash();
+}
+
+/// Flushes the queue for `reason` (or crashes the domain if Xen refused
+/// anything).
+pub fn barrier(batch: &mut MmuBatch<Tag, BATCH>, reason: Barrier) {
+    if let Err(f) = batch.barrier(reason, &mut XenTarget) {
+        refused(f);
+    }
+}
+
+/// The end of a VMI call: outside lazy mode, its ops go out now.
+pub fn end_of_call(batch: &mut MmuBatch<Tag, BATCH>) {
+    if let Err(f) = batch.end_of_call(&mut XenTarget) {
+        refused(f);
+    }
+}
+
+/// A shadow-cache error: the guest cannot go on.
+pub fn fatal(call: &[u8], e: ShadowError) -> ! {
+    let line = Line::new().text(b"xen-vmi-rom: ").text(call).text(b": ");
+    match e {
+        ShadowError::OutOfFrames => out_of_frames(),
+        ShadowError::OutOfRecords => line
+            .text(b"more page tables in use at once than the ROM can shadow")
+            .print(),
+        ShadowError::Cr3NotRam { cr3 } => line
+            .text(b"CR3 ")
+            .hex(cr3)
+            .text(b" is not a page table: its frame is not the kernel's RAM")
+            .print(),
+        ShadowError::BadPdpte { cr3, slot, entry } => hex64(
+            line.text(b"CR3 ")
+                .hex(cr3)
+                .text(b" is not a page table: PDPT entry ")
+                .dec(u32::from(slot))
+                .text(b" = "),
+            entry,
+        )
+        .text(b" has reserved bits or names a frame that is not RAM (natively #GP)")
+        .print(),
+    }
+    crate::xen::crash();
+}
+
+// ---------------------------------------------------------------------------
+// The cache's host
+
+/// Console lines said so far, per kind of note (the first few of each are
+/// printed, then one line saying the rest are not).
+#[derive(Default)]
+pub struct NoteCounts {
+    counts: [u32; 7],
+}
+
+/// Lines printed per kind of note.
+const NOTES_SHOWN: u32 = 8;
+
+/// The shadow cache's view of the ROM: borrows the heap's other parts.
+pub struct RomHost<'a> {
+    pub batch: &'a mut MmuBatch<Tag, BATCH>,
+    pub views: &'a mut Views,
+    pub notes: &'a mut NoteCounts,
+    pub hole_mfn: u32,
+    /// Whether the kernel has activated VMI (before, a native change of its
+    /// tables is the rule, not a note).
+    pub activated: bool,
+}
+
+impl Heap {
+    /// The cache and its host, borrowed apart.
+    pub fn split(&mut self) -> (&mut ShadowCache, RomHost<'_>) {
+        (
+            &mut self.cache,
+            RomHost {
+                batch: &mut self.batch,
+                views: &mut self.views,
+                notes: &mut self.notes,
+                hole_mfn: self.hole_mfn,
+                activated: runtime().paging.activated,
+            },
+        )
+    }
+}
+
+impl RomHost<'_> {
+    /// The view of `key` mapped as `pte`: at once on a miss; a pending
+    /// slot is made real by flushing the queue.
+    fn view(&mut self, key: u32, pte: u64) -> *mut u64 {
+        if let Some(slot) = self.views.lookup(key) {
+            if self.views.is_pending(slot) {
+                barrier(self.batch, Barrier::CoherentRead);
+                self.views.clear_pending();
+            }
+            return Views::va(slot);
+        }
+        if self.views.any_pending() {
+            // The slot replaced now may have a mapping still queued, which
+            // would land after this one.
+            barrier(self.batch, Barrier::CoherentRead);
+            self.views.clear_pending();
+        }
+        let slot = self.views.replace(key);
+        self.views.misses += 1;
+        let va = Views::va(slot);
+        // SAFETY: the view slots are the ROM's own; the frame is the
+        // kernel's RAM (read-write) or a shadow table (read-only).
+        let ok = unsafe { hypervisor().update_va_mapping(va as u32, pte, UVMF_INVLPG) };
+        if ok.is_err() {
+            Line::new()
+                .text(b"xen-vmi-rom: Xen refused a view of frame ")
+                .hex((pte >> 12) as u32)
+                .print();
+            crate::xen::crash();
+        }
+        va
+    }
+
+    /// Kernel frame `kfn`, read-write (None: not the kernel's).
+    fn kernel_view(&mut self, kfn: u32) -> Option<*mut u64> {
+        let mfn = k2m(u64::from(kfn))?;
+        Some(self.view(kfn, (mfn << 12) | PRESENT | RW | ACCESSED | DIRTY))
+    }
+
+    /// A view of kernel frame `kfn` the ROM is about to need (a page table
+    /// the kernel just announced), mapped through the queue: it goes out
+    /// with the call's other work instead of costing a hypercall of its
+    /// own when first used.
+    pub fn prefetch(&mut self, kfn: u32) {
+        let Some(mfn) = k2m(u64::from(kfn)) else {
+            return;
+        };
+        if self.views.lookup(kfn).is_some() {
+            return;
+        }
+        let slot = self.views.replace(kfn);
+        self.views.set_pending(slot, true);
+        let area_l1 = u64::from(rom_state().rom_area_l1_mfns[VIEW_AREA_L1]) << 12;
+        let pte = (mfn << 12) | PRESENT | RW | ACCESSED | DIRTY;
+        let tag = Tag {
+            what: What::Tlb,
+            kfn,
+            ..Tag::default()
+        };
+        self.push(
+            Op::pte_write(area_l1 + slot as u64 * 8, pte, mmu_batch::PteWrite::Normal),
+            tag,
+        );
+        self.push(
+            Op::Mmuext(MmuextOp::invlpg_local(Views::va(slot) as u32)),
+            tag,
+        );
+    }
+
+    /// The kernel's 8-byte entry at `kfn:index`, read through a view.
+    pub fn read(&mut self, kfn: u32, index: usize) -> Option<u64> {
+        let page = self.kernel_view(kfn)?;
+        // SAFETY: the view maps the whole frame; index < 512.
+        Some(unsafe { page.add(index & 511).read_volatile() })
+    }
+
+    /// Writes 4 or 8 bytes at byte `offset` of kernel frame `kfn` (a
+    /// SetPxE or SetPxELong store).
+    pub fn write(&mut self, kfn: u32, offset: u32, value: u64, long: bool) -> bool {
+        let Some(page) = self.kernel_view(kfn) else {
+            return false;
+        };
+        let at = page.cast::<u8>().wrapping_add((offset & 0xFFF) as usize);
+        // SAFETY: inside the viewed frame (offset within the page, aligned
+        // as the kernel's own store would be); events are masked and there
+        // is one vCPU, so no one sees a half-written entry.
+        unsafe {
+            if long {
+                let halves = at.cast::<u32>();
+                // High half first when the entry becomes present: never a
+                // present entry with a stale frame (as Linux's set_pte).
+                if value & PRESENT != 0 {
+                    halves.add(1).write_volatile((value >> 32) as u32);
+                    halves.write_volatile(value as u32);
+                } else {
+                    halves.write_volatile(value as u32);
+                    halves.add(1).write_volatile((value >> 32) as u32);
+                }
+            } else {
+                at.cast::<u32>().write_volatile(value as u32);
+            }
+        }
+        true
+    }
+
+    /// The shadow entry at `mfn:index` as it will be once the queue is
+    /// flushed: the last queued write of it, else what Xen holds.
+    pub fn shadow_entry(&mut self, mfn: u32, index: usize) -> u64 {
+        let maddr = (u64::from(mfn) << 12) + (index as u64 & 511) * 8;
+        let mut queued = None;
+        for (op, _) in self.batch.pending() {
+            match op {
+                Op::MmuUpdate(u) if u.machine_addr() == maddr => queued = Some(u64::from(u.val)),
+                Op::Mmuext(e) if e.cmd == MMUEXT_CLEAR_PAGE && e.arg1 == mfn => queued = Some(0),
+                _ => {}
+            }
+        }
+        if let Some(v) = queued {
+            return v;
+        }
+        let page = self.view(
+            SHADOW_VIEW | mfn,
+            (u64::from(mfn) << 12) | PRESENT | ACCESSED,
+        );
+        // SAFETY: the read-only view maps the whole frame; index < 512.
+        unsafe { page.add(index & 511).read_volatile() }
+    }
+
+    fn note_kind(note: &Note) -> usize {
+        match note {
+            Note::NotKernelFrame { .. } => 0,
+            Note::UnusableTable { .. } => 1,
+            Note::ReservedBits { .. } => 2,
+            Note::ReleasedLive { .. } => 3,
+            Note::ReleasedCurrentRoot { .. } => 4,
+            Note::Unannounced { .. } => 5,
+            Note::Evicted { .. } => 6,
+        }
+    }
+}
+
+impl Host for RomHost<'_> {
+    fn guest_entry(&mut self, kfn: u32, index: usize) -> u64 {
+        // A frame the kernel does not have holds no table.
+        self.read(kfn, index).unwrap_or(0)
+    }
+
+    fn set_guest_bits(&mut self, kfn: u32, index: usize, bits: u64) {
+        let Some(page) = self.kernel_view(kfn) else {
+            return;
+        };
+        // A and D are in the low half; the processor sets them with a
+        // locked operation, and so does the ROM.
+        // SAFETY: the low half of an 8-byte entry inside the viewed frame.
+        let low = unsafe { AtomicU32::from_ptr(page.add(index & 511).cast::<u32>()) };
+        low.fetch_or(bits as u32, Ordering::SeqCst);
+    }
+
+    fn machine_frame(&self, kfn: u64) -> Option<u64> {
+        k2m(kfn)
+    }
+
+    fn read_only_frame(&self, kfn: u64) -> bool {
+        is_rom_frame(kfn)
+    }
+
+    fn hole_frame(&self) -> u64 {
+        u64::from(self.hole_mfn)
+    }
+
+    fn take_frame(&mut self) -> Option<u32> {
+        pool_take()
+    }
+
+    fn give_frame(&mut self, mfn: u32) {
+        pool_give(mfn);
+    }
+
+    fn push(&mut self, op: Op, tag: Tag) {
+        if let Err(f) = self.batch.push(op, tag, &mut XenTarget) {
+            refused(f);
+        }
+    }
+
+    fn note(&mut self, note: Note) {
+        if matches!(note, Note::Unannounced { .. }) && !self.activated {
+            // Before activation the kernel writes its tables natively: the
+            // fault path filling the shadow is the normal way.
+            return;
+        }
+        if let Note::NotKernelFrame { entry, .. } = note {
+            // The PC's legacy area below 1 MiB (VGA, BIOS): every kernel
+            // maps it in its direct map, and the empty page it gets is what
+            // an empty bus would give.
+            let frame = ((entry & xen_vmi_rom::shadow_entry::FRAME) >> 12) as u32;
+            if (LOW_RAM_END >> 12..HIGH_RAM_START >> 12).contains(&frame) {
+                return;
+            }
+        }
+        let kind = Self::note_kind(&note);
+        let count = &mut self.notes.counts[kind];
+        *count += 1;
+        if *count > NOTES_SHOWN {
+            return;
+        }
+        let line = Line::new().text(b"xen-vmi-rom: ");
+        let entry_line = |line: Line, kfn: u32, index: u16, entry: u64| {
+            hex64(
+                line.hex((kfn << 12) + u32::from(index) * 8).text(b" = "),
+                entry,
+            )
+        };
+        let line = match note {
+            Note::NotKernelFrame { kfn, index, entry } => {
+                entry_line(line.text(b"page-table entry "), kfn, index, entry).text(
+                    b" maps a frame that is not the kernel's RAM: mapped to a read-only empty page",
+                )
+            }
+            Note::UnusableTable { kfn, index, entry } => {
+                entry_line(line.text(b"page-directory entry "), kfn, index, entry).text(
+                    b" names no page table the ROM can shadow (2 MiB page or not RAM): left out",
+                )
+            }
+            Note::ReservedBits { kfn, index, entry } => {
+                entry_line(line.text(b"entry "), kfn, index, entry)
+                    .text(b" has reserved bits set: left out (natively a reserved-bit fault)")
+            }
+            Note::ReleasedLive { kfn, links } => line
+                .text(b"ReleasePage(")
+                .hex(kfn)
+                .text(b"): the page table is still linked from ")
+                .dec(u32::from(links))
+                .text(b" place(s): it stays a page table until unlinked"),
+            Note::ReleasedCurrentRoot { cr3 } => line
+                .text(b"ReleasePage of the PDPT of the loaded address space (CR3 ")
+                .hex(cr3)
+                .text(b"): ignored"),
+            Note::Unannounced {
+                va,
+                kfn,
+                index,
+                entry,
+            } => hex64(
+                line.text(b"the kernel changed entry ")
+                    .hex((kfn << 12) + u32::from(index) * 8)
+                    .text(b" (for va ")
+                    .hex(va)
+                    .text(b") without SetPxE/UpdatePxE, to "),
+                entry,
+            )
+            .text(b": shadow updated"),
+            Note::Evicted { roots, tables } => line
+                .text(b"shadow pool full: dropped ")
+                .dec(roots)
+                .text(b" cached address space(s) and ")
+                .dec(tables)
+                .text(b" unlinked table(s)"),
+        };
+        line.print();
+        if *count == NOTES_SHOWN {
+            Line::new()
+                .text(b"xen-vmi-rom: (further lines of this kind are not shown)")
+                .print();
+        }
+    }
+}

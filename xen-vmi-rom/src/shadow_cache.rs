@@ -1,0 +1,1530 @@
+//! The cached shadows of the kernel's page tables (docs/page-tables.md,
+//! "Keeping shadows exact"): which of the kernel's tables have a shadow,
+//! what every shadow entry must hold, and the Xen operations that keep
+//! them so as the kernel changes its tables.
+//!
+//! Pure bookkeeping: the kernel's memory, its frame numbers, the frame pool
+//! and the queue of Xen operations are behind [`Host`], which the ROM
+//! implements on Xen (views of kernel frames, the k2m table, `mmu-batch`)
+//! and the host tests on a model.
+//!
+//! # Objects
+//!
+//! - An **L1 record** per kernel page table that has a shadow: a pinned
+//!   shadow L1 (`MMUEXT_PIN_L1_TABLE`) whose entries are
+//!   [`shadow_entry::shadow`] of the kernel's, with the A/D rule.
+//! - An **L2 record** per kernel page directory used in PDPT slots 0-2 (or
+//!   announced with AllocatePage): a pinned shadow L2, and a mirror that
+//!   says which L1 record each entry links (and with what rights).
+//! - A **top record** per kernel page directory used in PDPT slot 3: only
+//!   the mirror. Xen gives the L2 under slot 3 its own type
+//!   (`pae_xen_l2`: never shared between L3s, never pinned alone, slots
+//!   428-511 Xen's), so every root has its own copy of it.
+//! - A **root** per kernel PDPT (CR3 value) that has been loaded: a pinned
+//!   shadow L3, its own top L2 (the top record's entries, then the ROM
+//!   area's four L1s in slots 424-427), and the PDPT entries it was built
+//!   from.
+//!
+//! # Invariants (checked by `tests/shadow_cache.rs` against a model of Xen)
+//!
+//! 1. Every kernel table reachable from a cached root's PDPT entries has a
+//!    record, and its shadow holds, entry for entry, the shadow of the
+//!    kernel's entry (as of the last change the kernel announced).
+//! 2. A record's `refs` counts the mirror entries (of L2 and top records)
+//!    and root slots that link it; a record with no links is freed unless
+//!    the kernel announced it (AllocatePage) and has not released it.
+//! 3. Every frame taken from the pool belongs to exactly one record or root
+//!    until it is given back, after the ops that unpin it are queued.
+//! 4. Ops are queued in an order Xen accepts: a table is cleared and pinned
+//!    before its entries are written (so a refused entry is refused alone,
+//!    with its own tag), an L1 exists before an entry links it, an L3 is
+//!    complete before it is pinned (its slot 3 cannot change afterwards).
+
+use mmu_batch::{Op, PteWrite};
+use xen_abi::p2m::Mfn;
+use xen_abi::xen::MmuextOp;
+
+use crate::layout::rom_area_l2_slots;
+use crate::shadow_entry::{
+    eager_bits, shadow, Level, Refusal, ACCESSED, DIRTY, FRAME, NX, PAT_OR_PSE, PRESENT, RW, USER,
+};
+
+/// Entries in a page table.
+pub const ENTRIES: usize = 512;
+/// Records (L1, L2 and top) the cache holds.
+pub const MAX_TABLES: usize = 1024;
+/// Mirrors (one per L2 or top record).
+pub const MAX_MIRRORS: usize = 64;
+/// Roots (address spaces) the cache holds.
+pub const MAX_ROOTS: usize = 32;
+const BUCKETS: usize = 1024;
+
+/// The first L2 slot under PDPT slot 3 that is not the kernel's: the
+/// ROM's area (`virtual_top`), then Xen's.
+pub const TOP_KERNEL_SLOTS: usize = rom_area_l2_slots().start as usize;
+
+/// What a queued op is for (the ROM prints it when Xen refuses one).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum What {
+    /// A shadow L1 entry for the kernel's entry `kfn:index` = `guest`.
+    #[default]
+    L1Entry,
+    /// A shadow L2 entry (PDPT slots 0-2) for the kernel's `kfn:index`.
+    L2Entry,
+    /// A root's top L2 entry for the kernel's `kfn:index`.
+    TopEntry,
+    /// A shadow L3 entry for the kernel's PDPT entry `kfn:index`.
+    Pdpte,
+    /// A root's link to the ROM's area.
+    RomLink,
+    /// Clearing a fresh shadow frame for the kernel table `kfn`.
+    Clear,
+    /// Pinning the shadow of the kernel table `kfn` (a root: its PDPT).
+    Pin,
+    /// Unpinning it.
+    Unpin,
+    /// Copying a sibling root's top L2 into a new root's.
+    CopyTop,
+    /// Loading a root (`kfn:index`: its PDPT).
+    NewBase,
+    /// A TLB flush or INVLPG for the kernel.
+    Tlb,
+}
+
+/// The guest side of a queued op, for diagnostics.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Tag {
+    /// What the op is for.
+    pub what: What,
+    /// The kernel frame of the table (a root: its PDPT's frame).
+    pub kfn: u32,
+    /// The entry in it (a root: the PDPT's first entry).
+    pub index: u16,
+    /// The kernel's entry that produced the op (or the address flushed).
+    pub guest: u64,
+}
+
+impl Tag {
+    /// The kernel-physical address of the entry.
+    pub fn entry_address(&self) -> u64 {
+        (u64::from(self.kfn) << 12) + u64::from(self.index) * 8
+    }
+}
+
+/// Something the ROM should say on the console (nothing here is fatal).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Note {
+    /// An entry maps a frame that is not the kernel's RAM: the shadow maps
+    /// the read-only empty page instead (reads see zeros, writes fault).
+    NotKernelFrame { kfn: u32, index: u16, entry: u64 },
+    /// A page-directory entry that names no usable page table (a 2 MiB
+    /// page, which Xen does not give PV guests, or a frame that is not
+    /// RAM): left out of the shadow.
+    UnusableTable { kfn: u32, index: u16, entry: u64 },
+    /// An entry with bits the architecture reserves: left out of the shadow
+    /// (natively, a reserved-bit page fault on use).
+    ReservedBits { kfn: u32, index: u16, entry: u64 },
+    /// ReleasePage of a table still linked: it stays a table until the
+    /// last link goes.
+    ReleasedLive { kfn: u32, links: u16 },
+    /// ReleasePage of the PDPT frame of the loaded address space: ignored.
+    ReleasedCurrentRoot { cr3: u32 },
+    /// An entry the kernel changed without telling the ROM (no SetPxE or
+    /// UpdatePxE), found at a fault or an INVLPG and repaired.
+    Unannounced {
+        va: u32,
+        kfn: u32,
+        index: u16,
+        entry: u64,
+    },
+    /// The pool ran dry: cached shadows were dropped to make room.
+    Evicted { roots: u32, tables: u32 },
+}
+
+/// Why the cache could not do what was asked; the ROM crashes the guest
+/// with the figures.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ShadowError {
+    /// No frame left in the pool, even after dropping every cached shadow
+    /// not in use.
+    OutOfFrames,
+    /// No record or mirror left, likewise.
+    OutOfRecords,
+    /// A CR3 whose PDPT is not in the kernel's RAM.
+    Cr3NotRam { cr3: u32 },
+    /// A PDPT entry with reserved bits set, or naming a frame that is not
+    /// RAM (natively: #GP on the CR3 load).
+    BadPdpte { cr3: u32, slot: u8, entry: u64 },
+}
+
+/// What the ROM provides: the kernel's memory and frame numbers, the
+/// frame pool and the queue of Xen operations.
+pub trait Host {
+    /// Entry `index` of kernel frame `kfn` as the kernel's memory holds it.
+    fn guest_entry(&mut self, kfn: u32, index: usize) -> u64;
+    /// Sets `bits` in that entry (the A and D bits the processor would set).
+    fn set_guest_bits(&mut self, kfn: u32, index: usize, bits: u64);
+    /// The machine frame of kernel frame `kfn`, if it is the kernel's RAM
+    /// (or the ROM's image).
+    fn machine_frame(&self, kfn: u64) -> Option<u64>;
+    /// Frames the kernel may only read (the ROM's image).
+    fn read_only_frame(&self, kfn: u64) -> bool;
+    /// The machine frame of the read-only empty page that stands for
+    /// frames the kernel does not have.
+    fn hole_frame(&self) -> u64;
+    /// A frame from the pool (not mapped anywhere, not a table).
+    fn take_frame(&mut self) -> Option<u32>;
+    /// Gives a frame back (its unpin is queued already).
+    fn give_frame(&mut self, mfn: u32);
+    /// Queues an op.
+    fn push(&mut self, op: Op, tag: Tag);
+    /// Reports something worth a console line.
+    fn note(&mut self, note: Note);
+}
+
+/// Kind of a record.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[repr(u8)]
+pub enum Kind {
+    #[default]
+    Free = 0,
+    L1 = 1,
+    L2 = 2,
+    Top = 3,
+}
+
+/// The kernel announced the table (AllocatePage).
+const ANNOUNCED: u8 = 1;
+/// The kernel released it (ReleasePage) while it was still linked.
+const RELEASED: u8 = 2;
+
+#[derive(Clone, Copy, Debug, Default)]
+#[repr(C)]
+struct Table {
+    kfn: u32,
+    /// The shadow frame (0 for a top record).
+    mfn: u32,
+    kind: Kind,
+    flags: u8,
+    refs: u16,
+    /// Mirror slot + 1 (L2 and top records).
+    mirror: u16,
+    /// Hash chain or free list: record + 1.
+    next: u16,
+}
+
+const _: () = assert!(core::mem::size_of::<Table>() == 16);
+
+/// A mirror entry: the L1 record + 1 the shadow entry links (bits 0-10),
+/// the kernel entry's RW, US and NX as shadowed (bits 11-13), or
+/// `UNUSABLE` for a present entry left out of the shadow.
+type Code = u16;
+const CODE_RECORD: Code = 0x7FF;
+const CODE_RW: Code = 1 << 11;
+const CODE_US: Code = 1 << 12;
+const CODE_NX: Code = 1 << 13;
+const CODE_UNUSABLE: Code = 1 << 14;
+
+const _: () = assert!(MAX_TABLES < CODE_RECORD as usize);
+
+/// A root: one kernel PDPT (a CR3 value) with its shadow L3 and top L2.
+#[derive(Clone, Copy, Debug, Default)]
+#[repr(C)]
+struct Root {
+    cr3: u32,
+    /// Shadow L3 (0: free slot).
+    l3: u32,
+    /// The root's own top L2.
+    top: u32,
+    /// Record + 1 in each PDPT slot (slot 3: a top record).
+    slots: [u16; 4],
+    /// The kernel's PDPT entries the shadow was built from (like the
+    /// processor's PDPTE registers, read at each CR3 load).
+    pdpte: [u64; 4],
+    /// Last load (for eviction).
+    stamp: u32,
+}
+
+/// Figures for the benchmarks and the console.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Stats {
+    /// Tables found by walking the kernel's tables (not announced).
+    pub discovered: u32,
+    /// Tables created at AllocatePage.
+    pub announced: u32,
+    /// Roots built.
+    pub roots_built: u32,
+    /// Of those, with the top L2 copied from a sibling root.
+    pub tops_copied: u32,
+    /// Faults that set A in a kernel entry.
+    pub accessed_faults: u32,
+    /// Faults that set D.
+    pub dirty_faults: u32,
+    /// Entries repaired at a fault or INVLPG.
+    pub repaired: u32,
+    /// Times the pool ran dry and shadows were dropped.
+    pub evictions: u32,
+}
+
+/// The access a page fault was for (error code bits 1, 2 and 4).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Access {
+    pub write: bool,
+    pub user: bool,
+    pub fetch: bool,
+}
+
+impl Access {
+    /// From a #PF error code.
+    pub const fn from_error_code(code: u32) -> Self {
+        Self {
+            write: code & 2 != 0,
+            user: code & 4 != 0,
+            fetch: code & 16 != 0,
+        }
+    }
+}
+
+/// What a page fault was, as far as the kernel's tables say.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Fault {
+    /// The kernel's tables do not allow the access: the fault is the
+    /// kernel's.
+    Kernel,
+    /// The kernel's tables allow it and the shadow now does too (A or D
+    /// set, or a stale entry repaired): run the instruction again.
+    Fixed,
+    /// A supervisor write to a page the kernel's entry makes read-only,
+    /// allowed because the kernel cleared CR0.WP: the shadow entry
+    /// (`l1_mfn:index`) must be made writable for the one write.
+    WriteProtectOff {
+        l1_mfn: u32,
+        index: u16,
+        /// The shadow value to put back afterwards.
+        value: u64,
+    },
+}
+
+/// The kernel's tables walked for one address (what the processor reads).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Walk {
+    pub pdpte: u64,
+    /// Frame of the page directory and the entry's index in it.
+    pub l2_kfn: u32,
+    pub pde_index: u16,
+    pub pde: u64,
+    /// Frame of the page table (0 if the walk stopped before it).
+    pub l1_kfn: u32,
+    pub pte_index: u16,
+    pub pte: u64,
+}
+
+impl Walk {
+    /// The kernel frame the address maps to, if the walk reached a present
+    /// leaf (a 4 KiB page, or a frame of a 2 MiB page).
+    pub fn frame(&self, va: u32) -> Option<u32> {
+        if self.pdpte & PRESENT == 0 || self.pde & PRESENT == 0 {
+            return None;
+        }
+        if self.pde & PAT_OR_PSE != 0 {
+            return Some(((self.pde & FRAME) >> 12) as u32 + ((va >> 12) & 511));
+        }
+        (self.pte & PRESENT != 0).then_some(((self.pte & FRAME) >> 12) as u32)
+    }
+}
+
+/// The shadows. All-zero bytes are a valid (empty, unusable) state; call
+/// [`reset`](Self::reset) before use. Lives in the ROM's heap (about
+/// 84 KiB), so it is never moved or copied.
+pub struct ShadowCache {
+    tables: [Table; MAX_TABLES],
+    buckets: [u16; BUCKETS],
+    free_tables: u16,
+    mirrors: [[Code; ENTRIES]; MAX_MIRRORS],
+    mirror_used: [bool; MAX_MIRRORS],
+    roots: [Root; MAX_ROOTS],
+    /// Root + 1 the processor uses now (0: none, paging off).
+    current: u16,
+    clock: u32,
+    /// The ROM area's L1s, linked into every top L2.
+    rom_links: [u32; 4],
+    stats: Stats,
+}
+
+impl core::fmt::Debug for ShadowCache {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("ShadowCache")
+            .field("current", &self.current)
+            .field("stats", &self.stats)
+            .finish_non_exhaustive()
+    }
+}
+
+fn frame_of(entry: u64) -> u32 {
+    ((entry & FRAME) >> 12) as u32
+}
+
+fn entry_maddr(mfn: u32, index: usize) -> u64 {
+    (u64::from(mfn) << 12) + index as u64 * 8
+}
+
+/// Bits of a PDPT entry the architecture reserves (SDM: PDPTE bits 1, 2,
+/// 5-8 and 52-63).
+const PDPTE_RESERVED: u64 = 0xFFF0_0000_0000_01E6;
+
+impl ShadowCache {
+    /// Builds an empty cache at `this` (zeroed, then [`reset`]), with no
+    /// temporary copy of it: the ROM runs on small kernel stacks.
+    ///
+    /// [`reset`]: Self::reset
+    ///
+    /// # Safety
+    ///
+    /// `this` must be valid for writes of `Self` and suitably aligned.
+    pub unsafe fn init_in_place(this: *mut Self, rom_links: [u32; 4]) {
+        // SAFETY: the caller vouches for `this`; every field is an integer,
+        // a bool or an enum whose zero is a variant (`Kind::Free`), so the
+        // zeroed bytes are a valid value to call `reset` on.
+        unsafe {
+            core::ptr::write_bytes(this, 0, 1);
+            (*this).reset(rom_links);
+        }
+    }
+
+    /// Empties the cache (nothing is queued: the caller has already left
+    /// every shadow, or never had one). `rom_links` are the machine frames
+    /// of the ROM area's four L1s.
+    pub fn reset(&mut self, rom_links: [u32; 4]) {
+        for (i, t) in self.tables.iter_mut().enumerate() {
+            *t = Table {
+                next: if i + 1 < MAX_TABLES { i as u16 + 2 } else { 0 },
+                ..Table::default()
+            };
+        }
+        self.free_tables = 1;
+        self.buckets.fill(0);
+        self.mirror_used.fill(false);
+        self.roots.fill(Root::default());
+        self.current = 0;
+        self.clock = 0;
+        self.rom_links = rom_links;
+        self.stats = Stats::default();
+    }
+
+    /// The figures so far.
+    pub fn stats(&self) -> Stats {
+        self.stats
+    }
+
+    /// The CR3 of the root in use, if paging is on.
+    pub fn current_cr3(&self) -> Option<u32> {
+        self.current_root().map(|r| self.roots[r].cr3)
+    }
+
+    fn current_root(&self) -> Option<usize> {
+        (self.current as usize).checked_sub(1)
+    }
+
+    /// Every cached root: (CR3, shadow L3, top L2, the PDPT entries it was
+    /// built from).
+    pub fn roots(&self) -> impl Iterator<Item = (u32, u32, u32, [u64; 4])> + '_ {
+        self.roots
+            .iter()
+            .filter(|r| r.l3 != 0)
+            .map(|r| (r.cr3, r.l3, r.top, r.pdpte))
+    }
+
+    /// The shadow frame and link count of the record of `kfn` of `kind`.
+    pub fn table(&self, kfn: u32, kind: Kind) -> Option<(u32, u16)> {
+        self.find(kfn, kind)
+            .map(|i| (self.tables[i].mfn, self.tables[i].refs))
+    }
+
+    /// Frames the cache holds (records and roots).
+    pub fn frames_in_use(&self) -> usize {
+        let tables = self
+            .tables
+            .iter()
+            .filter(|t| t.kind != Kind::Free && t.mfn != 0)
+            .count();
+        tables + 2 * self.roots.iter().filter(|r| r.l3 != 0).count()
+    }
+
+    /// Records in use, by kind (L1, L2, top).
+    pub fn records(&self) -> [usize; 3] {
+        let count = |k| self.tables.iter().filter(|t| t.kind == k).count();
+        [count(Kind::L1), count(Kind::L2), count(Kind::Top)]
+    }
+
+    // -----------------------------------------------------------------
+    // Records
+
+    fn bucket(kfn: u32) -> usize {
+        (kfn.wrapping_mul(0x9E37_79B1) >> 22) as usize % BUCKETS
+    }
+
+    fn find(&self, kfn: u32, kind: Kind) -> Option<usize> {
+        let mut link = self.buckets[Self::bucket(kfn)];
+        while let Some(i) = (link as usize).checked_sub(1) {
+            let t = &self.tables[i];
+            if t.kfn == kfn && t.kind == kind {
+                return Some(i);
+            }
+            link = t.next;
+        }
+        None
+    }
+
+    /// Records of `kfn` (up to one per kind).
+    fn records_of(&self, kfn: u32) -> [Option<usize>; 3] {
+        [
+            self.find(kfn, Kind::L1),
+            self.find(kfn, Kind::L2),
+            self.find(kfn, Kind::Top),
+        ]
+    }
+
+    fn take_frame<H: Host>(&mut self, host: &mut H) -> Result<u32, ShadowError> {
+        if let Some(mfn) = host.take_frame() {
+            return Ok(mfn);
+        }
+        self.evict(host);
+        host.take_frame().ok_or(ShadowError::OutOfFrames)
+    }
+
+    fn take_record<H: Host>(&mut self, host: &mut H) -> Result<usize, ShadowError> {
+        if self.free_tables == 0 {
+            self.evict(host);
+        }
+        let i = (self.free_tables as usize)
+            .checked_sub(1)
+            .ok_or(ShadowError::OutOfRecords)?;
+        self.free_tables = self.tables[i].next;
+        Ok(i)
+    }
+
+    fn take_mirror<H: Host>(&mut self, host: &mut H) -> Result<usize, ShadowError> {
+        for attempt in 0..2 {
+            if let Some(m) = self.mirror_used.iter().position(|u| !u) {
+                self.mirror_used[m] = true;
+                self.mirrors[m].fill(0);
+                return Ok(m);
+            }
+            if attempt == 0 {
+                self.evict(host);
+            }
+        }
+        Err(ShadowError::OutOfRecords)
+    }
+
+    fn mirror(&self, i: usize) -> &[Code; ENTRIES] {
+        &self.mirrors[self.tables[i].mirror as usize - 1]
+    }
+
+    fn mirror_mut(&mut self, i: usize) -> &mut [Code; ENTRIES] {
+        &mut self.mirrors[self.tables[i].mirror as usize - 1]
+    }
+
+    /// A new record for `kfn` with one link (the caller's); for L1 and L2 a
+    /// fresh shadow frame, cleared and pinned empty.
+    fn new_record<H: Host>(
+        &mut self,
+        host: &mut H,
+        kfn: u32,
+        kind: Kind,
+    ) -> Result<usize, ShadowError> {
+        let mfn = match kind {
+            Kind::L1 | Kind::L2 => self.take_frame(host)?,
+            _ => 0,
+        };
+        let mirror = match kind {
+            Kind::L2 | Kind::Top => match self.take_mirror(host) {
+                Ok(m) => m as u16 + 1,
+                Err(e) => {
+                    if mfn != 0 {
+                        host.give_frame(mfn);
+                    }
+                    return Err(e);
+                }
+            },
+            _ => 0,
+        };
+        let i = match self.take_record(host) {
+            Ok(i) => i,
+            Err(e) => {
+                if mfn != 0 {
+                    host.give_frame(mfn);
+                }
+                if mirror != 0 {
+                    self.mirror_used[mirror as usize - 1] = false;
+                }
+                return Err(e);
+            }
+        };
+        let b = Self::bucket(kfn);
+        self.tables[i] = Table {
+            kfn,
+            mfn,
+            kind,
+            flags: 0,
+            refs: 1,
+            mirror,
+            next: self.buckets[b],
+        };
+        self.buckets[b] = i as u16 + 1;
+        let tag = |what| Tag {
+            what,
+            kfn,
+            index: 0,
+            guest: 0,
+        };
+        let pin = match kind {
+            Kind::L1 => Some(MmuextOp::pin_l1_table(Mfn(mfn))),
+            Kind::L2 => Some(MmuextOp::pin_l2_table(Mfn(mfn))),
+            _ => None,
+        };
+        if let Some(pin) = pin {
+            host.push(Op::Mmuext(MmuextOp::clear_page(Mfn(mfn))), tag(What::Clear));
+            host.push(Op::Mmuext(pin), tag(What::Pin));
+        }
+        Ok(i)
+    }
+
+    /// Removes record `i` (its links are gone): its mirror's links are
+    /// dropped, its frame unpinned and given back.
+    fn free_record<H: Host>(&mut self, host: &mut H, i: usize) {
+        let t = self.tables[i];
+        if t.mfn != 0 {
+            host.push(
+                Op::Mmuext(MmuextOp::unpin_table(Mfn(t.mfn))),
+                Tag {
+                    what: What::Unpin,
+                    kfn: t.kfn,
+                    index: 0,
+                    guest: 0,
+                },
+            );
+            host.give_frame(t.mfn);
+        }
+        // Unhook from the hash chain before anything below can look it up.
+        let b = Self::bucket(t.kfn);
+        let mut link = &mut self.buckets[b];
+        while *link as usize != i + 1 {
+            let j = *link as usize - 1;
+            link = &mut self.tables[j].next;
+        }
+        *link = t.next;
+        self.tables[i] = Table {
+            next: self.free_tables,
+            ..Table::default()
+        };
+        self.free_tables = i as u16 + 1;
+        if t.mirror != 0 {
+            let m = t.mirror as usize - 1;
+            for j in 0..ENTRIES {
+                let code = self.mirrors[m][j];
+                if let Some(l1) = ((code & CODE_RECORD) as usize).checked_sub(1) {
+                    self.unlink(host, l1);
+                }
+            }
+            self.mirror_used[m] = false;
+        }
+    }
+
+    /// Drops one link of record `i`, freeing it when none is left and the
+    /// kernel does not hold it announced.
+    fn unlink<H: Host>(&mut self, host: &mut H, i: usize) {
+        let t = &mut self.tables[i];
+        t.refs -= 1;
+        if t.refs == 0 && (t.flags & ANNOUNCED == 0 || t.flags & RELEASED != 0) {
+            self.free_record(host, i);
+        }
+    }
+
+    /// Drops every cached shadow not in use: the roots other than the
+    /// current one, then every record nothing links.
+    fn evict<H: Host>(&mut self, host: &mut H) {
+        let mut roots = 0;
+        for r in 0..MAX_ROOTS {
+            if self.roots[r].l3 != 0 && Some(r) != self.current_root() && !self.is_building(r) {
+                self.free_root(host, r);
+                roots += 1;
+            }
+        }
+        let mut tables = 0;
+        for i in 0..MAX_TABLES {
+            let t = self.tables[i];
+            if t.kind != Kind::Free && t.refs == 0 {
+                self.free_record(host, i);
+                tables += 1;
+            }
+        }
+        self.stats.evictions += 1;
+        host.note(Note::Evicted { roots, tables });
+    }
+
+    /// A root under construction (its stamp is u32::MAX until done).
+    fn is_building(&self, r: usize) -> bool {
+        self.roots[r].stamp == u32::MAX
+    }
+
+    // -----------------------------------------------------------------
+    // Entries
+
+    /// The shadow of the kernel's L1 entry `entry` (at `kfn:index`).
+    fn l1_value<H: Host>(
+        &self,
+        host: &mut H,
+        kfn: u32,
+        index: usize,
+        entry: u64,
+        say: bool,
+    ) -> u64 {
+        let note = |host: &mut H, n| {
+            if say {
+                host.note(n)
+            }
+        };
+        let index16 = index as u16;
+        match shadow(entry, Level::L1, |f| host.machine_frame(f)) {
+            Ok(s) if s.value != 0 && host.read_only_frame(u64::from(frame_of(entry))) => {
+                s.value & !RW
+            }
+            Ok(s) => s.value,
+            Err(Refusal::NotKernelFrame { .. }) => {
+                note(
+                    host,
+                    Note::NotKernelFrame {
+                        kfn,
+                        index: index16,
+                        entry,
+                    },
+                );
+                if entry & ACCESSED == 0 {
+                    0
+                } else {
+                    (host.hole_frame() << 12) | PRESENT | ACCESSED | (entry & (USER | NX))
+                }
+            }
+            Err(_) => {
+                note(
+                    host,
+                    Note::ReservedBits {
+                        kfn,
+                        index: index16,
+                        entry,
+                    },
+                );
+                0
+            }
+        }
+    }
+
+    fn push_write<H: Host>(host: &mut H, mfn: u32, index: usize, value: u64, tag: Tag) {
+        host.push(
+            Op::pte_write(entry_maddr(mfn, index), value, PteWrite::Normal),
+            tag,
+        );
+    }
+
+    /// Record `l1` (an L1) follows the kernel's entry `index` = `entry`;
+    /// a supervisor entry gets its A and D now (`eager_bits`).
+    fn write_l1<H: Host>(&mut self, host: &mut H, l1: usize, index: usize, entry: u64) {
+        let Table { kfn, mfn, .. } = self.tables[l1];
+        let eager = eager_bits(entry);
+        if eager != 0 {
+            host.set_guest_bits(kfn, index, eager);
+        }
+        let entry = entry | eager;
+        let value = self.l1_value(host, kfn, index, entry, true);
+        let tag = Tag {
+            what: What::L1Entry,
+            kfn,
+            index: index as u16,
+            guest: entry,
+        };
+        Self::push_write(host, mfn, index, value, tag);
+    }
+
+    /// The L1 record of kernel frame `kfn`, with one more link; discovered
+    /// (shadowed from the kernel's entries) if it has none yet.
+    fn acquire_l1<H: Host>(&mut self, host: &mut H, kfn: u32) -> Result<usize, ShadowError> {
+        if let Some(i) = self.find(kfn, Kind::L1) {
+            self.tables[i].refs += 1;
+            return Ok(i);
+        }
+        let i = self.new_record(host, kfn, Kind::L1)?;
+        self.stats.discovered += 1;
+        self.fill_l1(host, i, 0..ENTRIES);
+        Ok(i)
+    }
+
+    fn fill_l1<H: Host>(&mut self, host: &mut H, i: usize, range: core::ops::Range<usize>) {
+        let kfn = self.tables[i].kfn;
+        for index in range {
+            let entry = host.guest_entry(kfn, index);
+            if entry & PRESENT != 0 {
+                self.write_l1(host, i, index, entry);
+            }
+        }
+    }
+
+    /// The record of page directory `kfn` as `kind` (L2 or top), with one
+    /// more link; discovered if it has none yet.
+    fn acquire_l2<H: Host>(
+        &mut self,
+        host: &mut H,
+        kfn: u32,
+        kind: Kind,
+    ) -> Result<usize, ShadowError> {
+        if let Some(i) = self.find(kfn, kind) {
+            self.tables[i].refs += 1;
+            return Ok(i);
+        }
+        let i = self.new_record(host, kfn, kind)?;
+        self.stats.discovered += 1;
+        self.fill_l2(host, i, 0..ENTRIES)?;
+        Ok(i)
+    }
+
+    fn fill_l2<H: Host>(
+        &mut self,
+        host: &mut H,
+        i: usize,
+        range: core::ops::Range<usize>,
+    ) -> Result<(), ShadowError> {
+        let kfn = self.tables[i].kfn;
+        for index in range {
+            let entry = host.guest_entry(kfn, index);
+            if entry & PRESENT != 0 {
+                self.link(host, i, index, entry)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// The mirror code for the kernel's directory entry `entry` linking
+    /// record `l1`.
+    fn code(entry: u64, l1: Option<usize>) -> Code {
+        match l1 {
+            None if entry & PRESENT != 0 => CODE_UNUSABLE,
+            None => 0,
+            Some(l1) => {
+                (l1 as Code + 1)
+                    | if entry & RW != 0 { CODE_RW } else { 0 }
+                    | if entry & USER != 0 { CODE_US } else { 0 }
+                    | if entry & NX != 0 { CODE_NX } else { 0 }
+            }
+        }
+    }
+
+    /// The shadow directory entry a mirror code stands for.
+    fn code_value(&self, code: Code) -> u64 {
+        let Some(l1) = ((code & CODE_RECORD) as usize).checked_sub(1) else {
+            return 0;
+        };
+        (u64::from(self.tables[l1].mfn) << 12)
+            | PRESENT
+            | ACCESSED
+            | if code & CODE_RW != 0 { RW } else { 0 }
+            | if code & CODE_US != 0 { USER } else { 0 }
+            | if code & CODE_NX != 0 { NX } else { 0 }
+    }
+
+    /// Record `i` (L2 or top) follows the kernel's directory entry `index`
+    /// = `entry`: the L1 it names gets a record and a link, the shadow
+    /// entry (in the L2's frame, or in every top L2 of the roots using the
+    /// top record) is written, the old link dropped.
+    fn link<H: Host>(
+        &mut self,
+        host: &mut H,
+        i: usize,
+        index: usize,
+        entry: u64,
+    ) -> Result<(), ShadowError> {
+        let Table { kfn, mfn, kind, .. } = self.tables[i];
+        if kind == Kind::Top && index >= TOP_KERNEL_SLOTS {
+            // The ROM's area and Xen's: not the kernel's (virtual_top).
+            return Ok(());
+        }
+        let note = Note::UnusableTable {
+            kfn,
+            index: index as u16,
+            entry,
+        };
+        let l1 = if entry & PRESENT == 0 {
+            None
+        } else {
+            match shadow(entry, Level::L2, |f| host.machine_frame(f)) {
+                Ok(_) => Some(self.acquire_l1(host, frame_of(entry))?),
+                Err(Refusal::ReservedBits { .. }) => {
+                    host.note(Note::ReservedBits {
+                        kfn,
+                        index: index as u16,
+                        entry,
+                    });
+                    None
+                }
+                Err(_) => {
+                    host.note(note);
+                    None
+                }
+            }
+        };
+        let code = Self::code(entry, l1);
+        let old = core::mem::replace(&mut self.mirror_mut(i)[index], code);
+        let value = self.code_value(code);
+        let tag = Tag {
+            what: if kind == Kind::Top {
+                What::TopEntry
+            } else {
+                What::L2Entry
+            },
+            kfn,
+            index: index as u16,
+            guest: entry,
+        };
+        if old != code {
+            if kind == Kind::L2 {
+                Self::push_write(host, mfn, index, value, tag);
+            } else {
+                for r in 0..MAX_ROOTS {
+                    let root = self.roots[r];
+                    if root.l3 != 0 && root.slots[3] as usize == i + 1 {
+                        Self::push_write(host, root.top, index, value, tag);
+                    }
+                }
+            }
+        }
+        if let Some(old_l1) = ((old & CODE_RECORD) as usize).checked_sub(1) {
+            self.unlink(host, old_l1);
+        }
+        Ok(())
+    }
+
+    /// The kernel's entry `index` of frame `kfn` now holds `entry` (it was
+    /// written with SetPxE, or natively and announced with UpdatePxE):
+    /// every shadow of that table follows. A frame with no record is not a
+    /// table any cached root reaches, so nothing else needs to change. A
+    /// PDPT entry is read at the next CR3 load, as the processor does.
+    pub fn entry_changed<H: Host>(
+        &mut self,
+        host: &mut H,
+        kfn: u32,
+        index: usize,
+        entry: u64,
+    ) -> Result<(), ShadowError> {
+        let [l1, l2, top] = self.records_of(kfn);
+        if let Some(i) = l1 {
+            self.write_l1(host, i, index, entry);
+        }
+        // A link of our own on each directory record while it changes: an
+        // eviction on the way (the new entry's table needing a frame) must
+        // not free a record nothing else links (an announced directory).
+        let dirs = [l2, top];
+        for i in dirs.into_iter().flatten() {
+            self.tables[i].refs += 1;
+        }
+        let mut result = Ok(());
+        for i in dirs.into_iter().flatten() {
+            if result.is_ok() {
+                result = self.link(host, i, index, entry);
+            }
+        }
+        for i in dirs.into_iter().flatten() {
+            self.unlink(host, i);
+        }
+        result
+    }
+
+    // -----------------------------------------------------------------
+    // AllocatePage / ReleasePage
+
+    /// AllocatePage(`kfn`, L1): the frame becomes a page table. Its shadow
+    /// is made now (so that the entries the kernel writes next go straight
+    /// into it); `zeroed`: the kernel promises the frame is zero (VMI
+    /// PAGE_ZEROED), so it is not read.
+    pub fn allocate_l1<H: Host>(
+        &mut self,
+        host: &mut H,
+        kfn: u32,
+        zeroed: bool,
+    ) -> Result<(), ShadowError> {
+        let i = match self.find(kfn, Kind::L1) {
+            Some(i) => {
+                self.tables[i].refs += 1;
+                i
+            }
+            None => {
+                let i = self.new_record(host, kfn, Kind::L1)?;
+                self.stats.announced += 1;
+                if !zeroed {
+                    self.fill_l1(host, i, 0..ENTRIES);
+                }
+                i
+            }
+        };
+        self.tables[i].flags = ANNOUNCED;
+        self.unlink(host, i);
+        Ok(())
+    }
+
+    /// AllocatePage(`kfn`, L2), possibly a clone: entries `range` were
+    /// copied by the kernel from another directory. A clone whose source is
+    /// a PDPT (Linux's pgd_ctor: `clone_kfn` is a root's PDPT frame, or the
+    /// range lies within a PDPT's four entries) is about PDPT entries,
+    /// which the next CR3 load reads: nothing to do.
+    pub fn allocate_l2<H: Host>(
+        &mut self,
+        host: &mut H,
+        kfn: u32,
+        zeroed: bool,
+        clone: Option<(u32, core::ops::Range<usize>)>,
+    ) -> Result<(), ShadowError> {
+        if let Some((source, range)) = &clone {
+            let source_is_pdpt = self
+                .roots
+                .iter()
+                .any(|r| r.l3 != 0 && r.cr3 >> 12 == *source);
+            if source_is_pdpt || range.end <= 4 {
+                return Ok(());
+            }
+        }
+        let i = match self.find(kfn, Kind::L2) {
+            Some(i) => {
+                self.tables[i].refs += 1;
+                i
+            }
+            None => {
+                let i = self.new_record(host, kfn, Kind::L2)?;
+                self.stats.announced += 1;
+                let range = match clone {
+                    Some((_, range)) => range.start.min(ENTRIES)..range.end.min(ENTRIES),
+                    None if zeroed => 0..0,
+                    None => 0..ENTRIES,
+                };
+                if let Err(e) = self.fill_l2(host, i, range) {
+                    self.unlink(host, i);
+                    return Err(e);
+                }
+                i
+            }
+        };
+        self.tables[i].flags = ANNOUNCED;
+        self.unlink(host, i);
+        Ok(())
+    }
+
+    /// ReleasePage(`kfn`, level): the frame stops being a page table.
+    /// Cached address spaces other than the current one that reach it are
+    /// dropped (the kernel is tearing them down). A table the current
+    /// address space still reaches keeps its shadow until its last link
+    /// goes (the processor would keep using it too), with a note; one
+    /// linked only from tables no address space uses goes with them.
+    /// Released PDPT frames drop their roots (Linux 2.6.29+ releases a pgd
+    /// this way).
+    pub fn release<H: Host>(&mut self, host: &mut H, kfn: u32, directory: bool) {
+        if directory {
+            for r in 0..MAX_ROOTS {
+                let root = self.roots[r];
+                if root.l3 == 0 || root.cr3 >> 12 != kfn {
+                    continue;
+                }
+                if Some(r) == self.current_root() {
+                    host.note(Note::ReleasedCurrentRoot { cr3: root.cr3 });
+                } else {
+                    self.free_root(host, r);
+                }
+            }
+        }
+        let kinds: &[Kind] = if directory {
+            &[Kind::L2, Kind::Top]
+        } else {
+            &[Kind::L1]
+        };
+        for &kind in kinds {
+            let Some(i) = self.find(kfn, kind) else {
+                continue;
+            };
+            self.tables[i].flags |= RELEASED;
+            // Hold it while the roots that reach it go.
+            self.tables[i].refs += 1;
+            for r in 0..MAX_ROOTS {
+                if self.roots[r].l3 != 0 && Some(r) != self.current_root() && self.reaches(r, i) {
+                    self.free_root(host, r);
+                }
+            }
+            let live = self.current_root().is_some_and(|r| self.reaches(r, i));
+            if live {
+                host.note(Note::ReleasedLive {
+                    kfn,
+                    links: self.tables[i].refs - 1,
+                });
+            }
+            self.unlink(host, i);
+        }
+    }
+
+    /// Whether root `r` links record `i` (in a PDPT slot or from one of its
+    /// directories).
+    fn reaches(&self, r: usize, i: usize) -> bool {
+        self.roots[r].slots.iter().any(|&slot| {
+            let Some(d) = (slot as usize).checked_sub(1) else {
+                return false;
+            };
+            d == i
+                || self
+                    .mirror(d)
+                    .iter()
+                    .any(|&code| (code & CODE_RECORD) as usize == i + 1)
+        })
+    }
+
+    // -----------------------------------------------------------------
+    // Roots
+
+    fn find_root(&self, cr3: u32) -> Option<usize> {
+        self.roots.iter().position(|r| r.l3 != 0 && r.cr3 == cr3)
+    }
+
+    /// The kernel's PDPT at `cr3`, checked as a CR3 load checks it.
+    fn read_pdpt<H: Host>(&self, host: &mut H, cr3: u32) -> Result<[u64; 4], ShadowError> {
+        let kfn = cr3 >> 12;
+        if host.machine_frame(u64::from(kfn)).is_none() {
+            return Err(ShadowError::Cr3NotRam { cr3 });
+        }
+        let first = ((cr3 & 0xFE0) >> 3) as usize;
+        let mut pdpt = [0; 4];
+        for (slot, e) in pdpt.iter_mut().enumerate() {
+            *e = host.guest_entry(kfn, first + slot);
+            let bad =
+                *e & PDPTE_RESERVED != 0 || host.machine_frame(u64::from(frame_of(*e))).is_none();
+            if *e & PRESENT != 0 && bad {
+                return Err(ShadowError::BadPdpte {
+                    cr3,
+                    slot: slot as u8,
+                    entry: *e,
+                });
+            }
+        }
+        Ok(pdpt)
+    }
+
+    fn root_tag(cr3: u32, what: What, slot: usize, guest: u64) -> Tag {
+        Tag {
+            what,
+            kfn: cr3 >> 12,
+            index: ((cr3 & 0xFE0) >> 3) as u16 + slot as u16,
+            guest,
+        }
+    }
+
+    /// CR3 load with paging on: the root for `cr3`, built if it is not
+    /// cached, its PDPT entries read again (as the processor reads them at
+    /// every CR3 load). Returns the shadow L3 to load (the caller queues
+    /// MMUEXT_NEW_BASEPTR and flushes).
+    pub fn load_root<H: Host>(&mut self, host: &mut H, cr3: u32) -> Result<u32, ShadowError> {
+        let cr3 = cr3 & !0x1F;
+        let pdpt = self.read_pdpt(host, cr3)?;
+        self.clock = self.clock.wrapping_add(1).min(u32::MAX - 1);
+        if let Some(r) = self.find_root(cr3) {
+            // Not to be evicted while its slots change.
+            self.roots[r].stamp = u32::MAX;
+            for (slot, &entry) in pdpt.iter().enumerate() {
+                self.set_root_slot(host, r, slot, entry)?;
+            }
+            self.roots[r].stamp = self.clock;
+            self.current = r as u16 + 1;
+            return Ok(self.roots[r].l3);
+        }
+        let r = match self.roots.iter().position(|r| r.l3 == 0) {
+            Some(r) => r,
+            None => {
+                // The least recently loaded root that is not in use.
+                let current = self.current_root();
+                let r = (0..MAX_ROOTS)
+                    .filter(|&r| Some(r) != current)
+                    .min_by_key(|&r| self.roots[r].stamp)
+                    .expect("more than one root slot");
+                self.free_root(host, r);
+                r
+            }
+        };
+        let l3 = self.take_frame(host)?;
+        let top = match self.take_frame(host) {
+            Ok(f) => f,
+            Err(e) => {
+                host.give_frame(l3);
+                return Err(e);
+            }
+        };
+        self.roots[r] = Root {
+            cr3,
+            l3,
+            top,
+            slots: [0; 4],
+            pdpte: [0; 4],
+            stamp: u32::MAX,
+        };
+        self.stats.roots_built += 1;
+        // The top L2 first: a copy of a sibling's when one uses the same
+        // kernel directory (a new process under a shared kernel PMD), else
+        // built entry by entry.
+        let top_record = if pdpt[3] & PRESENT != 0 {
+            Some(self.acquire_l2(host, frame_of(pdpt[3]), Kind::Top)?)
+        } else {
+            None
+        };
+        let sibling = top_record.and_then(|t| {
+            self.roots
+                .iter()
+                .position(|o| o.l3 != 0 && o.cr3 != cr3 && o.slots[3] as usize == t + 1)
+        });
+        if let Some(s) = sibling {
+            host.push(
+                Op::Mmuext(MmuextOp::copy_page(Mfn(top), Mfn(self.roots[s].top))),
+                Self::root_tag(cr3, What::CopyTop, 3, pdpt[3]),
+            );
+            self.stats.tops_copied += 1;
+        } else {
+            host.push(
+                Op::Mmuext(MmuextOp::clear_page(Mfn(top))),
+                Self::root_tag(cr3, What::Clear, 3, pdpt[3]),
+            );
+            if let Some(t) = top_record {
+                let kfn = self.tables[t].kfn;
+                for index in 0..TOP_KERNEL_SLOTS {
+                    let code = self.mirror(t)[index];
+                    if code & CODE_RECORD != 0 {
+                        let tag = Tag {
+                            what: What::TopEntry,
+                            kfn,
+                            index: index as u16,
+                            guest: 0,
+                        };
+                        Self::push_write(host, top, index, self.code_value(code), tag);
+                    }
+                }
+            }
+            for (k, slot) in rom_area_l2_slots().enumerate() {
+                let link = (u64::from(self.rom_links[k]) << 12) | PRESENT | RW | ACCESSED;
+                Self::push_write(
+                    host,
+                    top,
+                    slot as usize,
+                    link,
+                    Self::root_tag(cr3, What::RomLink, 3, 0),
+                );
+            }
+        }
+        self.roots[r].slots[3] = top_record.map_or(0, |t| t as u16 + 1);
+        self.roots[r].pdpte[3] = pdpt[3];
+        host.push(
+            Op::Mmuext(MmuextOp::clear_page(Mfn(l3))),
+            Self::root_tag(cr3, What::Clear, 0, 0),
+        );
+        Self::push_write(
+            host,
+            l3,
+            3,
+            (u64::from(top) << 12) | PRESENT,
+            Self::root_tag(cr3, What::Pdpte, 3, pdpt[3]),
+        );
+        for (slot, &entry) in pdpt.iter().enumerate().take(3) {
+            self.set_root_slot(host, r, slot, entry)?;
+        }
+        host.push(
+            Op::Mmuext(MmuextOp::pin_l3_table(Mfn(l3))),
+            Self::root_tag(cr3, What::Pin, 0, 0),
+        );
+        self.roots[r].stamp = self.clock;
+        self.current = r as u16 + 1;
+        Ok(l3)
+    }
+
+    /// Root `r`'s PDPT slot follows the kernel's entry.
+    fn set_root_slot<H: Host>(
+        &mut self,
+        host: &mut H,
+        r: usize,
+        slot: usize,
+        entry: u64,
+    ) -> Result<(), ShadowError> {
+        let root = self.roots[r];
+        if root.pdpte[slot] == entry && (entry & PRESENT == 0) == (root.slots[slot] == 0) {
+            return Ok(());
+        }
+        let kind = if slot == 3 { Kind::Top } else { Kind::L2 };
+        let new = if entry & PRESENT != 0 {
+            Some(self.acquire_l2(host, frame_of(entry), kind)?)
+        } else {
+            None
+        };
+        let old = (root.slots[slot] as usize).checked_sub(1);
+        self.roots[r].slots[slot] = new.map_or(0, |i| i as u16 + 1);
+        self.roots[r].pdpte[slot] = entry;
+        if slot < 3 {
+            let value = new.map_or(0, |i| (u64::from(self.tables[i].mfn) << 12) | PRESENT);
+            Self::push_write(
+                host,
+                root.l3,
+                slot,
+                value,
+                Self::root_tag(root.cr3, What::Pdpte, slot, entry),
+            );
+        } else if new != old {
+            // Slot 3 of a pinned L3 cannot change (Xen): the root keeps its
+            // top L2 and takes the new directory's entries into it.
+            let kfn = frame_of(entry);
+            for index in 0..TOP_KERNEL_SLOTS {
+                let before = old.map_or(0, |t| self.mirror(t)[index]);
+                let after = new.map_or(0, |t| self.mirror(t)[index]);
+                if before & CODE_RECORD != 0 || after & CODE_RECORD != 0 {
+                    let tag = Tag {
+                        what: What::TopEntry,
+                        kfn,
+                        index: index as u16,
+                        guest: entry,
+                    };
+                    Self::push_write(host, root.top, index, self.code_value(after), tag);
+                }
+            }
+        }
+        if let Some(old) = old {
+            self.unlink(host, old);
+        }
+        Ok(())
+    }
+
+    fn free_root<H: Host>(&mut self, host: &mut H, r: usize) {
+        let root = self.roots[r];
+        host.push(
+            Op::Mmuext(MmuextOp::unpin_table(Mfn(root.l3))),
+            Self::root_tag(root.cr3, What::Unpin, 0, 0),
+        );
+        host.give_frame(root.l3);
+        host.give_frame(root.top);
+        self.roots[r] = Root::default();
+        if self.current as usize == r + 1 {
+            self.current = 0;
+        }
+        for slot in root.slots {
+            if let Some(i) = (slot as usize).checked_sub(1) {
+                self.unlink(host, i);
+            }
+        }
+    }
+
+    /// Paging goes off, or the caller is about to drop everything: no root
+    /// is in use any more (the caller has loaded another base).
+    pub fn leave_root(&mut self) {
+        self.current = 0;
+    }
+
+    /// Drops every shadow (the caller has left them all: paging off, or
+    /// the boot space loaded). Before activation, a flush drops what the
+    /// kernel may have changed natively; this is the simple exact way.
+    pub fn drop_all<H: Host>(&mut self, host: &mut H) {
+        self.current = 0;
+        for r in 0..MAX_ROOTS {
+            if self.roots[r].l3 != 0 {
+                self.free_root(host, r);
+            }
+        }
+        for i in 0..MAX_TABLES {
+            let t = &mut self.tables[i];
+            if t.kind != Kind::Free {
+                // Announced or not, nothing links it any more.
+                t.flags |= RELEASED;
+                if t.refs == 0 {
+                    self.free_record(host, i);
+                }
+            }
+        }
+    }
+
+    // -----------------------------------------------------------------
+    // Walks and faults
+
+    /// The kernel's tables walked for `va` in the current root (PDPT
+    /// entries as loaded, directories and tables as they are now).
+    pub fn walk<H: Host>(&self, host: &mut H, va: u32) -> Option<Walk> {
+        let r = self.current_root()?;
+        let mut w = Walk {
+            pdpte: self.roots[r].pdpte[(va >> 30) as usize],
+            ..Walk::default()
+        };
+        if w.pdpte & PRESENT == 0 {
+            return Some(w);
+        }
+        w.l2_kfn = frame_of(w.pdpte);
+        w.pde_index = ((va >> 21) & 511) as u16;
+        w.pde = host.guest_entry(w.l2_kfn, w.pde_index.into());
+        if w.pde & PRESENT == 0 || w.pde & PAT_OR_PSE != 0 {
+            return Some(w);
+        }
+        w.l1_kfn = frame_of(w.pde);
+        w.pte_index = ((va >> 12) & 511) as u16;
+        w.pte = host.guest_entry(w.l1_kfn, w.pte_index.into());
+        Some(w)
+    }
+
+    /// A page fault at `va` for `access`, with paging on. `wp`: the
+    /// kernel's CR0.WP. Sets A (and D) in the kernel's entries as the
+    /// processor would and brings the shadow entry up to date when the
+    /// kernel's tables allow the access.
+    pub fn fault<H: Host>(
+        &mut self,
+        host: &mut H,
+        va: u32,
+        access: Access,
+        wp: bool,
+    ) -> Result<Fault, ShadowError> {
+        let Some(r) = self.current_root() else {
+            return Ok(Fault::Kernel);
+        };
+        let Some(w) = self.walk(host, va) else {
+            return Ok(Fault::Kernel);
+        };
+        let slot = (va >> 30) as usize;
+        let index2 = usize::from(w.pde_index);
+        if w.pdpte & PRESENT == 0 || (slot == 3 && index2 >= TOP_KERNEL_SLOTS) {
+            return Ok(Fault::Kernel);
+        }
+        let Some(l2) = (self.roots[r].slots[slot] as usize).checked_sub(1) else {
+            return Ok(Fault::Kernel);
+        };
+        // The directory entry as the shadow has it: a change the kernel did
+        // not announce is taken now.
+        let dir_repaired = self.mirror(l2)[index2] != self.expected_code(host, w.pde);
+        if dir_repaired {
+            self.link(host, l2, index2, w.pde)?;
+            self.note_repair(host, va, w.l2_kfn, w.pde_index, w.pde);
+        }
+        if w.pde & PRESENT == 0 || w.pde & PAT_OR_PSE != 0 || w.pte & PRESENT == 0 {
+            return Ok(Fault::Kernel);
+        }
+        let Some(l1) = ((self.mirror(l2)[index2] & CODE_RECORD) as usize).checked_sub(1) else {
+            return Ok(Fault::Kernel);
+        };
+        let rights = w.pde & w.pte;
+        let frame = u64::from(frame_of(w.pte));
+        let not_ram = host.machine_frame(frame).is_none();
+        let reserved = shadow(w.pte, Level::L1, |_| Some(0)).is_err();
+        let denied = (access.user && rights & USER == 0)
+            || (access.fetch && (w.pde | w.pte) & NX != 0)
+            || (access.write && (access.user || wp) && rights & RW == 0)
+            || (access.write && (not_ram || host.read_only_frame(frame)))
+            || reserved;
+        if denied {
+            return Ok(Fault::Kernel);
+        }
+        // Allowed: what the processor sets on the way.
+        if w.pde & ACCESSED == 0 {
+            host.set_guest_bits(w.l2_kfn, index2, ACCESSED);
+        }
+        let bits = ACCESSED | if access.write { DIRTY } else { 0 };
+        let pte = w.pte | bits;
+        let index1 = usize::from(w.pte_index);
+        if pte != w.pte {
+            host.set_guest_bits(w.l1_kfn, index1, bits & !w.pte);
+        }
+        let missing_a = w.pte & ACCESSED == 0;
+        let missing_d = access.write && w.pte & DIRTY == 0;
+        if missing_a {
+            self.stats.accessed_faults += 1;
+        }
+        if missing_d {
+            self.stats.dirty_faults += 1;
+        }
+        let value = self.l1_value(host, w.l1_kfn, index1, pte, false);
+        self.write_l1(host, l1, index1, pte);
+        if access.write && rights & RW == 0 {
+            // A supervisor write to a read-only page with CR0.WP clear.
+            return Ok(Fault::WriteProtectOff {
+                l1_mfn: self.tables[l1].mfn,
+                index: index1 as u16,
+                value,
+            });
+        }
+        if !missing_a && !missing_d && !dir_repaired {
+            // Xen passes on only faults the shadow denies (a spurious one
+            // it resolves itself): with A and D already in the kernel's
+            // entry and the directory right, the shadow entry was stale.
+            self.note_repair(host, va, w.l1_kfn, w.pte_index, pte);
+        }
+        Ok(Fault::Fixed)
+    }
+
+    /// The mirror code a directory entry should have now.
+    fn expected_code<H: Host>(&self, host: &mut H, pde: u64) -> Code {
+        if pde & PRESENT == 0 {
+            return 0;
+        }
+        if shadow(pde, Level::L2, |f| host.machine_frame(f)).is_err() {
+            return CODE_UNUSABLE;
+        }
+        match self.find(frame_of(pde), Kind::L1) {
+            Some(l1) => Self::code(pde, Some(l1)),
+            // A table without a record: never equal to a stored code, so
+            // the entry is linked again.
+            None => !0,
+        }
+    }
+
+    fn note_repair<H: Host>(&mut self, host: &mut H, va: u32, kfn: u32, index: u16, entry: u64) {
+        self.stats.repaired += 1;
+        host.note(Note::Unannounced {
+            va,
+            kfn,
+            index,
+            entry,
+        });
+    }
+
+    /// INVLPG `va` (or InvalPage): what the kernel changed natively for
+    /// `va` without telling the ROM is taken into the shadow (the
+    /// processor, too, would see it after the INVLPG). Returns whether
+    /// anything was repaired. `shadow_entry` reads an entry of a shadow
+    /// frame.
+    pub fn verify<H: Host>(
+        &mut self,
+        host: &mut H,
+        va: u32,
+        mut shadow_entry: impl FnMut(&mut H, u32, usize) -> u64,
+    ) -> Result<bool, ShadowError> {
+        let Some(r) = self.current_root() else {
+            return Ok(false);
+        };
+        let Some(w) = self.walk(host, va) else {
+            return Ok(false);
+        };
+        let slot = (va >> 30) as usize;
+        let index2 = usize::from(w.pde_index);
+        if w.pdpte & PRESENT == 0 || (slot == 3 && index2 >= TOP_KERNEL_SLOTS) {
+            return Ok(false);
+        }
+        let Some(l2) = (self.roots[r].slots[slot] as usize).checked_sub(1) else {
+            return Ok(false);
+        };
+        if self.mirror(l2)[index2] != self.expected_code(host, w.pde) {
+            self.link(host, l2, index2, w.pde)?;
+            self.note_repair(host, va, w.l2_kfn, w.pde_index, w.pde);
+            return Ok(true);
+        }
+        let Some(l1) = ((self.mirror(l2)[index2] & CODE_RECORD) as usize).checked_sub(1) else {
+            return Ok(false);
+        };
+        let index1 = usize::from(w.pte_index);
+        let want = self.l1_value(host, w.l1_kfn, index1, w.pte | eager_bits(w.pte), false);
+        let mfn = self.tables[l1].mfn;
+        let have = shadow_entry(host, mfn, index1);
+        // The processor sets A and D in the shadow entry itself.
+        if (have ^ want) & !(ACCESSED | DIRTY) == 0 {
+            return Ok(false);
+        }
+        self.write_l1(host, l1, index1, w.pte);
+        self.note_repair(host, va, w.l1_kfn, w.pte_index, w.pte);
+        Ok(true)
+    }
+}

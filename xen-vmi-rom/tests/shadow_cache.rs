@@ -1,0 +1,1210 @@
+//! The shadow cache against a model of Xen's page-table memory.
+//!
+//! Random sequences of what a kernel does to its tables (entries written
+//! and announced, tables allocated and released, CR3 loads, page faults,
+//! INVLPG checks), with a pool small enough to force evictions. After every
+//! step the model's machine memory must hold, for every cached root, the
+//! shadow of the kernel's tables as computed here independently (invariant
+//! 1 of `shadow_cache`), every frame taken from the pool must be accounted
+//! for (invariant 3), and Xen's rules must hold for every op as it arrives
+//! (a frame is cleared before use, pinned once, unpinned before it goes
+//! back, never written while it is a table without being pinned, ...).
+
+use std::collections::{HashMap, HashSet};
+
+use mmu_batch::Op;
+use proptest::prelude::*;
+use xen_abi::xen::{
+    MMUEXT_CLEAR_PAGE, MMUEXT_COPY_PAGE, MMUEXT_PIN_L1_TABLE, MMUEXT_PIN_L2_TABLE,
+    MMUEXT_PIN_L3_TABLE, MMUEXT_UNPIN_TABLE, MMU_NORMAL_PT_UPDATE,
+};
+use xen_vmi_rom::shadow_cache::{
+    Access, Fault, Host, Kind, Note, ShadowCache, ShadowError, Tag, What, ENTRIES, TOP_KERNEL_SLOTS,
+};
+use xen_vmi_rom::shadow_entry::eager_bits;
+
+const P: u64 = 1;
+const RW: u64 = 2;
+const US: u64 = 4;
+const PWT: u64 = 8;
+const A: u64 = 0x20;
+const D: u64 = 0x40;
+const PS: u64 = 0x80;
+const G: u64 = 0x100;
+const NX: u64 = 1 << 63;
+const FRAME: u64 = 0x000F_FFFF_FFFF_F000;
+
+/// Kernel frames 0..0x3000 are RAM except the ISA hole 0xA0..0x100, where
+/// 0xC0..0xD0 is the ROM (read-only).
+fn machine(kfn: u64) -> Option<u64> {
+    match kfn {
+        0xC0..0xD0 => Some(0x20_0000 + kfn),
+        0xA0..0x100 => None,
+        0..0x3000 => Some(0x10_0000 + kfn),
+        _ => None,
+    }
+}
+const HOLE: u64 = 0x30_0000;
+const ROM_LINKS: [u32; 4] = [0x31_0000, 0x31_0001, 0x31_0002, 0x31_0003];
+const POOL_BASE: u32 = 0x40_0000;
+
+/// Data frames pages may map (a few odd ones: the hole, the ROM).
+const DATA: [u64; 8] = [0x1000, 0x1001, 0x1002, 0x1003, 0xA5, 0xC1, 0x1004, 0x1005];
+/// Frames used as page tables and directories, and PDPT frames.
+const L1S: [u32; 8] = [
+    0x2000, 0x2001, 0x2002, 0x2003, 0x2004, 0x2005, 0x2006, 0x2007,
+];
+const L2S: [u32; 5] = [0x2100, 0x2101, 0x2102, 0x2103, 0x2104];
+const CR3S: [u32; 4] = [0x0220_0000, 0x0220_0020, 0x0220_1000, 0x0220_1FE0];
+/// Entry indices the steps touch (both ends of a table, the top's edge).
+const INDICES: [usize; 8] = [0, 1, 2, 7, 423, 424, 510, 511];
+
+#[derive(Default)]
+struct Model {
+    guest: HashMap<u32, [u64; ENTRIES]>,
+    xen: HashMap<u32, [u64; ENTRIES]>,
+    pinned: HashSet<u32>,
+    pool: Vec<u32>,
+    pool_total: usize,
+    notes: Vec<Note>,
+    ops: usize,
+}
+
+impl Model {
+    fn new(pool: usize) -> Self {
+        Model {
+            pool: (0..pool as u32).map(|i| POOL_BASE + i).rev().collect(),
+            pool_total: pool,
+            ..Model::default()
+        }
+    }
+
+    fn guest_mut(&mut self, kfn: u32) -> &mut [u64; ENTRIES] {
+        self.guest.entry(kfn).or_insert([0; ENTRIES])
+    }
+
+    fn shadow(&self, mfn: u32) -> &[u64; ENTRIES] {
+        self.xen
+            .get(&mfn)
+            .unwrap_or_else(|| panic!("shadow frame {mfn:#x} was never cleared or copied"))
+    }
+}
+
+impl Host for Model {
+    fn guest_entry(&mut self, kfn: u32, index: usize) -> u64 {
+        self.guest.get(&kfn).map_or(0, |t| t[index])
+    }
+
+    fn set_guest_bits(&mut self, kfn: u32, index: usize, bits: u64) {
+        self.guest_mut(kfn)[index] |= bits;
+    }
+
+    fn machine_frame(&self, kfn: u64) -> Option<u64> {
+        machine(kfn)
+    }
+
+    fn read_only_frame(&self, kfn: u64) -> bool {
+        (0xC0..0xD0).contains(&kfn)
+    }
+
+    fn hole_frame(&self) -> u64 {
+        HOLE
+    }
+
+    fn take_frame(&mut self) -> Option<u32> {
+        self.pool.pop()
+    }
+
+    fn give_frame(&mut self, mfn: u32) {
+        assert!(
+            !self.pinned.contains(&mfn),
+            "frame {mfn:#x} given back while pinned"
+        );
+        assert!(!self.pool.contains(&mfn), "frame {mfn:#x} given back twice");
+        assert!((POOL_BASE..POOL_BASE + self.pool_total as u32).contains(&mfn));
+        self.xen.remove(&mfn);
+        self.pool.push(mfn);
+    }
+
+    fn push(&mut self, op: Op, _tag: Tag) {
+        self.ops += 1;
+        match op {
+            Op::MmuUpdate(u) => {
+                assert_eq!(u.command(), MMU_NORMAL_PT_UPDATE);
+                let maddr = u.machine_addr();
+                let mfn = (maddr >> 12) as u32;
+                let table = self
+                    .xen
+                    .get_mut(&mfn)
+                    .unwrap_or_else(|| panic!("write to {maddr:#x}: frame not cleared first"));
+                table[(maddr as usize & 0xFFF) / 8] = u64::from(u.val);
+            }
+            Op::Mmuext(e) => {
+                let mfn = e.arg1;
+                match e.cmd {
+                    MMUEXT_CLEAR_PAGE => {
+                        assert!(!self.pinned.contains(&mfn), "clearing a pinned table");
+                        self.xen.insert(mfn, [0; ENTRIES]);
+                    }
+                    MMUEXT_COPY_PAGE => {
+                        assert!(!self.pinned.contains(&mfn), "copying onto a pinned table");
+                        let src = *self.shadow(e.arg2);
+                        self.xen.insert(mfn, src);
+                    }
+                    MMUEXT_PIN_L1_TABLE | MMUEXT_PIN_L2_TABLE | MMUEXT_PIN_L3_TABLE => {
+                        assert!(self.xen.contains_key(&mfn), "pinning an unknown frame");
+                        assert!(self.pinned.insert(mfn), "pinning {mfn:#x} twice");
+                    }
+                    MMUEXT_UNPIN_TABLE => {
+                        assert!(self.pinned.remove(&mfn), "unpinning {mfn:#x}, not pinned");
+                    }
+                    other => panic!("unexpected mmuext op {other}"),
+                }
+            }
+            Op::UpdateVaMapping { .. } => panic!("the cache never maps by address"),
+        }
+    }
+
+    fn note(&mut self, note: Note) {
+        self.notes.push(note);
+    }
+}
+
+/// The shadow of a kernel L1 entry, written out again here: frame through
+/// `machine`, the hole page for frames that are not RAM, the ROM read-only,
+/// not present until accessed, read-only until dirty, cache bits dropped.
+fn expect_l1(g: u64) -> u64 {
+    if g & P == 0 || g & 0x7FF0_0000_0000_0000 != 0 || g & A == 0 {
+        return 0;
+    }
+    let kfn = (g & FRAME) >> 12;
+    match machine(kfn) {
+        None => (HOLE << 12) | P | A | (g & (US | NX)),
+        Some(m) => {
+            let mut v = (m << 12) | (g & (P | RW | US | A | D | G | 0xE00 | NX)) | A;
+            if g & D == 0 || (0xC0..0xD0).contains(&kfn) {
+                v &= !RW;
+            }
+            v
+        }
+    }
+}
+
+/// Whether a kernel directory entry names a table the shadow links.
+fn usable_pde(g: u64) -> bool {
+    g & P != 0
+        && g & PS == 0
+        && g & 0x7FF0_0000_0000_0000 == 0
+        && machine((g & FRAME) >> 12).is_some()
+}
+
+/// The shadow directory entry `s` shadows the kernel's `g`, and the table
+/// it links holds the shadow of the kernel's table.
+fn check_pde(m: &Model, s: u64, g: u64, what: &str, seen: &mut HashSet<(u32, u32)>) {
+    if !usable_pde(g) {
+        assert_eq!(s, 0, "{what}: kernel entry {g:#x} unusable, shadow {s:#x}");
+        return;
+    }
+    assert_eq!(
+        s & (P | RW | US | NX),
+        g & (P | RW | US | NX),
+        "{what}: rights of {g:#x} vs {s:#x}"
+    );
+    let l1 = ((s & FRAME) >> 12) as u32;
+    assert!(
+        m.pinned.contains(&l1),
+        "{what}: shadow L1 {l1:#x} not pinned"
+    );
+    let kfn = ((g & FRAME) >> 12) as u32;
+    if !seen.insert((l1, kfn)) {
+        return;
+    }
+    let shadow = m.shadow(l1);
+    for k in 0..ENTRIES {
+        let ge = m.guest.get(&kfn).map_or(0, |t| t[k]);
+        assert_eq!(
+            shadow[k],
+            expect_l1(ge),
+            "{what}: L1 {kfn:#x}[{k}] kernel {ge:#x}"
+        );
+    }
+}
+
+/// Invariant 1 for every cached root, invariant 3 for the pool.
+fn check(cache: &ShadowCache, m: &Model) {
+    let seen = &mut HashSet::new();
+    for (cr3, l3, top, pdpte) in cache.roots() {
+        assert!(m.pinned.contains(&l3), "root {cr3:#x}: L3 not pinned");
+        let l3e = m.shadow(l3);
+        for slot in 0..3 {
+            let g = pdpte[slot];
+            if g & P == 0 {
+                assert_eq!(l3e[slot], 0, "root {cr3:#x} slot {slot}");
+                continue;
+            }
+            let l2 = ((l3e[slot] & FRAME) >> 12) as u32;
+            assert!(
+                m.pinned.contains(&l2),
+                "root {cr3:#x} slot {slot}: L2 not pinned"
+            );
+            let kfn = ((g & FRAME) >> 12) as u32;
+            let shadow = m.shadow(l2);
+            for j in 0..ENTRIES {
+                let ge = m.guest.get(&kfn).map_or(0, |t| t[j]);
+                if shadow[j] != 0 || ge != 0 {
+                    check_pde(
+                        m,
+                        shadow[j],
+                        ge,
+                        &format!("root {cr3:#x} slot {slot} L2 {kfn:#x}[{j}]"),
+                        seen,
+                    );
+                }
+            }
+        }
+        assert_eq!(
+            l3e[3],
+            (u64::from(top) << 12) | P,
+            "root {cr3:#x}: top link"
+        );
+        let t = m.shadow(top);
+        for (j, &s) in t.iter().enumerate().take(TOP_KERNEL_SLOTS) {
+            let ge = if pdpte[3] & P != 0 {
+                let kfn = ((pdpte[3] & FRAME) >> 12) as u32;
+                m.guest.get(&kfn).map_or(0, |t| t[j])
+            } else {
+                0
+            };
+            if s != 0 || ge != 0 {
+                check_pde(m, s, ge, &format!("root {cr3:#x} top[{j}]"), seen);
+            }
+        }
+        for (k, link) in ROM_LINKS.iter().enumerate() {
+            assert_eq!(
+                t[TOP_KERNEL_SLOTS + k],
+                (u64::from(*link) << 12) | P | RW | A
+            );
+        }
+    }
+    assert_eq!(
+        m.pool_total - m.pool.len(),
+        cache.frames_in_use(),
+        "frames out of the pool vs frames the cache holds"
+    );
+}
+
+#[derive(Clone, Debug)]
+enum Step {
+    /// A page-table entry written (SetPxE) or changed natively and
+    /// announced (UpdatePxE).
+    SetPte {
+        l1: usize,
+        index: usize,
+        value: u64,
+    },
+    SetPde {
+        l2: usize,
+        index: usize,
+        value: u64,
+    },
+    SetPdpte {
+        cr3: usize,
+        slot: usize,
+        value: u64,
+    },
+    AllocateL1 {
+        l1: usize,
+    },
+    AllocateL2 {
+        l2: usize,
+    },
+    ReleaseL1 {
+        l1: usize,
+    },
+    ReleaseL2 {
+        l2: usize,
+    },
+    ReleasePdpt {
+        cr3: usize,
+    },
+    Load {
+        cr3: usize,
+    },
+    Fault {
+        slot: usize,
+        pde: usize,
+        pte: usize,
+        write: bool,
+        user: bool,
+    },
+    /// PDPT slot -> directory -> table -> page, each entry announced: a
+    /// mapping the faults and loads then meet.
+    Chain {
+        cr3: usize,
+        slot: usize,
+        l2: usize,
+        pde: usize,
+        l1: usize,
+        pte: usize,
+        value: u64,
+    },
+    /// The last chain's root loaded, then a fault at its address.
+    FaultLast {
+        write: bool,
+    },
+    Verify {
+        slot: usize,
+        pde: usize,
+        pte: usize,
+    },
+}
+
+fn pte_value() -> impl Strategy<Value = u64> {
+    prop_oneof![
+        2 => Just(0u64),
+        8 => (prop::sample::select(DATA.to_vec()), any::<u16>(), prop::bool::weighted(0.02))
+            .prop_map(|(f, bits, reserved)| {
+                let flags = u64::from(bits) & (RW | US | A | D | G | PWT | 0x200);
+                (f << 12) | P | flags | if bits & 0x8000 != 0 { NX } else { 0 }
+                    | if reserved { 1 << 55 } else { 0 }
+            }),
+    ]
+}
+
+fn pde_value() -> impl Strategy<Value = u64> {
+    prop_oneof![
+        2 => Just(0u64),
+        8 => (prop::sample::select(L1S.to_vec()), any::<u8>()).prop_map(|(f, bits)| {
+            let flags = u64::from(bits) & (RW | US | A);
+            (u64::from(f) << 12) | P | flags | if bits & 0x80 != 0 { NX } else { 0 }
+        }),
+        1 => Just((0x1000u64 << 12) | P | RW | PS),
+        1 => Just((0xA8u64 << 12) | P | RW),
+    ]
+}
+
+fn pdpte_value() -> impl Strategy<Value = u64> {
+    prop_oneof![
+        1 => Just(0u64),
+        6 => prop::sample::select(L2S.to_vec()).prop_map(|f| (u64::from(f) << 12) | P),
+    ]
+}
+
+fn step() -> impl Strategy<Value = Step> {
+    let l1 = 0..L1S.len();
+    let l2 = 0..L2S.len();
+    let index = prop::sample::select(INDICES.to_vec());
+    prop_oneof![
+        12 => (l1.clone(), index.clone(), pte_value()).prop_map(|(l1, index, value)| Step::SetPte { l1, index, value }),
+        6 => (l2.clone(), index.clone(), pde_value()).prop_map(|(l2, index, value)| Step::SetPde { l2, index, value }),
+        3 => (0..CR3S.len(), 0..4usize, pdpte_value()).prop_map(|(cr3, slot, value)| Step::SetPdpte { cr3, slot, value }),
+        2 => l1.clone().prop_map(|l1| Step::AllocateL1 { l1 }),
+        1 => l2.clone().prop_map(|l2| Step::AllocateL2 { l2 }),
+        1 => l1.prop_map(|l1| Step::ReleaseL1 { l1 }),
+        1 => l2.prop_map(|l2| Step::ReleaseL2 { l2 }),
+        1 => (0..CR3S.len()).prop_map(|cr3| Step::ReleasePdpt { cr3 }),
+        4 => (0..CR3S.len()).prop_map(|cr3| Step::Load { cr3 }),
+        4 => (0..4usize, index.clone(), index.clone(), any::<bool>(), prop::bool::weighted(0.2))
+            .prop_map(|(slot, pde, pte, write, user)| Step::Fault { slot, pde, pte, write, user }),
+        2 => (0..4usize, index.clone(), index.clone()).prop_map(|(slot, pde, pte)| Step::Verify { slot, pde, pte }),
+        4 => (0..CR3S.len(), 0..4usize, 0..L2S.len(), index.clone(), 0..L1S.len(), index, pte_value())
+            .prop_map(|(cr3, slot, l2, pde, l1, pte, value)| Step::Chain { cr3, slot, l2, pde, l1, pte, value }),
+        4 => any::<bool>().prop_map(|write| Step::FaultLast { write }),
+    ]
+}
+
+fn va(slot: usize, pde: usize, pte: usize) -> u32 {
+    ((slot as u32) << 30) | ((pde as u32) << 21) | ((pte as u32) << 12) | 0x123
+}
+
+fn run(steps: &[Step], pool: usize) -> (Box<ShadowCache>, Model) {
+    // SAFETY: the cache is plain data for which all-zero bytes are valid
+    // (its documentation), as the ROM relies on too.
+    let mut cache: Box<ShadowCache> = unsafe { Box::new_zeroed().assume_init() };
+    cache.reset(ROM_LINKS);
+    let mut m = Model::new(pool);
+    // Running out of frames for the current root is the one legitimate
+    // error (the ROM then crashes the guest): the run ends there.
+    macro_rules! ok {
+        ($e:expr) => {
+            match $e {
+                Ok(v) => v,
+                Err(ShadowError::OutOfFrames) if pool < 64 => return (cache, m),
+                Err(e) => panic!("{e:?}"),
+            }
+        };
+    }
+    let mut last_chain = (0, CR3S[0]);
+    for step in steps {
+        match *step {
+            Step::SetPte { l1, index, value } => {
+                let kfn = L1S[l1];
+                m.guest_mut(kfn)[index] = value;
+                ok!(cache.entry_changed(&mut m, kfn, index, value));
+            }
+            Step::SetPde { l2, index, value } => {
+                let kfn = L2S[l2];
+                m.guest_mut(kfn)[index] = value;
+                ok!(cache.entry_changed(&mut m, kfn, index, value));
+            }
+            Step::SetPdpte { cr3, slot, value } => {
+                let cr3 = CR3S[cr3];
+                let index = ((cr3 & 0xFFF) / 8) as usize + slot;
+                m.guest_mut(cr3 >> 12)[index] = value;
+                ok!(cache.entry_changed(&mut m, cr3 >> 12, index, value));
+            }
+            Step::AllocateL1 { l1 } => {
+                let kfn = L1S[l1];
+                let zeroed = m.guest.get(&kfn).is_none_or(|t| t.iter().all(|&e| e == 0));
+                ok!(cache.allocate_l1(&mut m, kfn, zeroed));
+            }
+            Step::AllocateL2 { l2 } => {
+                let kfn = L2S[l2];
+                let zeroed = m.guest.get(&kfn).is_none_or(|t| t.iter().all(|&e| e == 0));
+                ok!(cache.allocate_l2(&mut m, kfn, zeroed, None));
+            }
+            Step::ReleaseL1 { l1 } => cache.release(&mut m, L1S[l1], false),
+            Step::ReleaseL2 { l2 } => cache.release(&mut m, L2S[l2], true),
+            Step::ReleasePdpt { cr3 } => cache.release(&mut m, CR3S[cr3] >> 12, true),
+            Step::Load { cr3 } => {
+                let cr3 = CR3S[cr3];
+                let l3 = ok!(cache.load_root(&mut m, cr3));
+                let (_, root_l3, _, pdpte) = cache.roots().find(|r| r.0 == cr3).unwrap();
+                assert_eq!(l3, root_l3);
+                let first = ((cr3 & 0xFFF) / 8) as usize;
+                for (slot, e) in pdpte.iter().enumerate() {
+                    assert_eq!(
+                        *e,
+                        m.guest_entry(cr3 >> 12, first + slot),
+                        "PDPT entry {slot} as loaded"
+                    );
+                }
+                assert_eq!(cache.current_cr3(), Some(cr3));
+            }
+            Step::Fault {
+                slot,
+                pde,
+                pte,
+                write,
+                user,
+            } => {
+                ok!(fault(&mut cache, &mut m, va(slot, pde, pte), write, user))
+            }
+            Step::FaultLast { write } => {
+                ok!(cache.load_root(&mut m, last_chain.1));
+                ok!(fault(&mut cache, &mut m, last_chain.0, write, false))
+            }
+            Step::Chain {
+                cr3,
+                slot,
+                l2,
+                pde,
+                l1,
+                pte,
+                value,
+            } => {
+                let cr3 = CR3S[cr3];
+                last_chain = (va(slot, pde, pte), cr3);
+                let writes = [
+                    (
+                        cr3 >> 12,
+                        ((cr3 & 0xFFF) / 8) as usize + slot,
+                        (u64::from(L2S[l2]) << 12) | P,
+                    ),
+                    (L2S[l2], pde, (u64::from(L1S[l1]) << 12) | P | RW | US),
+                    (L1S[l1], pte, value),
+                ];
+                for (kfn, index, value) in writes {
+                    m.guest_mut(kfn)[index] = value;
+                    ok!(cache.entry_changed(&mut m, kfn, index, value));
+                }
+            }
+            Step::Verify { slot, pde, pte } => {
+                // Every change was announced: nothing to repair.
+                let before = m.notes.len();
+                let repaired =
+                    ok!(cache.verify(&mut m, va(slot, pde, pte), |m, mfn, i| m.shadow(mfn)[i]));
+                assert!(
+                    !repaired,
+                    "verify repaired an announced entry: {:?}",
+                    &m.notes[before..]
+                );
+            }
+        }
+        check(&cache, &m);
+    }
+    (cache, m)
+}
+
+/// A fault is the kernel's exactly when its own tables (as loaded) deny
+/// the access; otherwise A (and D) are set as the processor sets them.
+fn fault(
+    cache: &mut ShadowCache,
+    m: &mut Model,
+    va: u32,
+    write: bool,
+    user: bool,
+) -> Result<(), ShadowError> {
+    let access = Access {
+        write,
+        user,
+        fetch: false,
+    };
+    let Some(cr3) = cache.current_cr3() else {
+        assert_eq!(cache.fault(m, va, access, true)?, Fault::Kernel);
+        return Ok(());
+    };
+    let pdpte = cache.roots().find(|r| r.0 == cr3).unwrap().3[(va >> 30) as usize];
+    let top_rom = va >> 30 == 3 && ((va >> 21) & 511) as usize >= TOP_KERNEL_SLOTS;
+    let (l2, i2) = (((pdpte & FRAME) >> 12) as u32, ((va >> 21) & 511) as usize);
+    let pde = m.guest_entry(l2, i2);
+    let (l1, i1) = (((pde & FRAME) >> 12) as u32, ((va >> 12) & 511) as usize);
+    let pte = m.guest_entry(l1, i1);
+    let rights = pde & pte;
+    let kfn = (pte & FRAME) >> 12;
+    let allowed = pdpte & P != 0
+        && !top_rom
+        && usable_pde(pde)
+        && pte & P != 0
+        && pte & 0x7FF0_0000_0000_0000 == 0
+        && (!user || rights & US != 0)
+        && (!write || rights & RW != 0)
+        && (!write || (machine(kfn).is_some() && !(0xC0..0xD0).contains(&kfn)));
+    let got = cache.fault(m, va, access, true)?;
+    if !allowed {
+        assert_eq!(got, Fault::Kernel, "va {va:#x}: pde {pde:#x} pte {pte:#x}");
+        return Ok(());
+    }
+    assert_eq!(got, Fault::Fixed, "va {va:#x}: pde {pde:#x} pte {pte:#x}");
+    // A supervisor entry got its A and D when it was shadowed, if not
+    // before (shadow_entry::eager_bits).
+    let want = pte | A | if write { D } else { 0 } | eager_bits(pte);
+    assert_eq!(m.guest_entry(l1, i1), want, "A/D after the access");
+    assert_eq!(m.guest_entry(l2, i2) & A, A, "directory A after the access");
+    Ok(())
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 48, ..ProptestConfig::default() })]
+
+    /// A pool large enough that nothing is evicted.
+    #[test]
+    fn shadows_follow_the_kernels_tables(steps in prop::collection::vec(step(), 1..120)) {
+        let (cache, m) = run(&steps, 4096);
+        prop_assert_eq!(cache.stats().evictions, 0, "{:?}", m.notes.iter().find(|n| matches!(n, Note::Evicted { .. })));
+    }
+
+    /// A pool so small that cached shadows are dropped and rebuilt.
+    #[test]
+    fn shadows_survive_eviction(steps in prop::collection::vec(step(), 1..120)) {
+        run(&steps, 16);
+    }
+}
+
+/// The A/D rule end to end: a fresh writable user mapping is not present
+/// in the shadow until touched, read-only until written; the faults set A
+/// then D in the kernel's entry and nothing else. A supervisor mapping gets
+/// A and D when it is shadowed.
+#[test]
+fn accessed_then_dirty() {
+    let steps = [
+        Step::SetPdpte {
+            cr3: 0,
+            slot: 1,
+            value: (u64::from(L2S[0]) << 12) | P,
+        },
+        Step::AllocateL1 { l1: 0 },
+        Step::SetPde {
+            l2: 0,
+            index: 2,
+            value: (u64::from(L1S[0]) << 12) | P | RW,
+        },
+        Step::SetPte {
+            l1: 0,
+            index: 7,
+            value: (0x1000 << 12) | P | RW | US,
+        },
+        Step::SetPte {
+            l1: 0,
+            index: 8,
+            value: (0x1001 << 12) | P | RW,
+        },
+        Step::Load { cr3: 0 },
+    ];
+    let (mut cache, mut m) = run(&steps, 64);
+    let va = va(1, 2, 7);
+    let l1 = cache.table(L1S[0], Kind::L1).unwrap().0;
+    assert_eq!(m.shadow(l1)[7], 0, "not present before the first access");
+    assert_eq!(
+        cache.fault(&mut m, va, Access::default(), true).unwrap(),
+        Fault::Fixed
+    );
+    assert_eq!(m.guest_entry(L1S[0], 7), (0x1000 << 12) | P | RW | US | A);
+    assert_eq!(
+        m.shadow(l1)[7],
+        (0x10_1000 << 12) | P | US | A,
+        "read-only until written"
+    );
+    let write = Access {
+        write: true,
+        ..Access::default()
+    };
+    assert_eq!(cache.fault(&mut m, va, write, true).unwrap(), Fault::Fixed);
+    assert_eq!(
+        m.guest_entry(L1S[0], 7),
+        (0x1000 << 12) | P | RW | US | A | D
+    );
+    assert_eq!(m.shadow(l1)[7], (0x10_1000 << 12) | P | RW | US | A | D);
+    // The supervisor page: marked and writable from the start.
+    assert_eq!(m.guest_entry(L1S[0], 8), (0x1001 << 12) | P | RW | A | D);
+    assert_eq!(m.shadow(l1)[8], (0x10_1001 << 12) | P | RW | A | D);
+    assert_eq!(
+        (cache.stats().accessed_faults, cache.stats().dirty_faults),
+        (1, 1)
+    );
+    // A user access to a supervisor page is the kernel's fault, and
+    // changes nothing.
+    let user = Access {
+        user: true,
+        ..Access::default()
+    };
+    let supervisor_va = va + 0x1000;
+    assert_eq!(
+        cache.fault(&mut m, supervisor_va, user, true).unwrap(),
+        Fault::Kernel
+    );
+}
+
+/// A new root whose kernel directory a cached root already uses gets its
+/// top L2 by one copy; loading a cached root costs no op but the PDPT
+/// check.
+#[test]
+fn second_root_copies_the_kernel_part() {
+    let mut steps = vec![
+        Step::SetPdpte {
+            cr3: 0,
+            slot: 3,
+            value: (u64::from(L2S[3]) << 12) | P,
+        },
+        Step::SetPdpte {
+            cr3: 1,
+            slot: 3,
+            value: (u64::from(L2S[3]) << 12) | P,
+        },
+        Step::SetPdpte {
+            cr3: 1,
+            slot: 0,
+            value: (u64::from(L2S[0]) << 12) | P,
+        },
+    ];
+    for (i, l1) in L1S.iter().enumerate().take(4) {
+        steps.push(Step::SetPde {
+            l2: 3,
+            index: i,
+            value: (u64::from(*l1) << 12) | P | RW,
+        });
+    }
+    steps.push(Step::Load { cr3: 0 });
+    let (mut cache, mut m) = run(&steps, 256);
+    let before = m.ops;
+    cache.load_root(&mut m, CR3S[1]).unwrap();
+    check(&cache, &m);
+    assert_eq!(cache.stats().tops_copied, 1);
+    // Clear + pin of the L2 under slot 0, copy, clear L3, L3 entries 3 and
+    // 0, pin.
+    assert_eq!(m.ops - before, 7);
+    let before = m.ops;
+    cache.load_root(&mut m, CR3S[0]).unwrap();
+    assert_eq!(m.ops, before, "a cached root is loaded as it is");
+    // A change of the shared kernel directory reaches both roots.
+    m.guest_mut(L2S[3])[5] = (u64::from(L1S[5]) << 12) | P;
+    cache
+        .entry_changed(&mut m, L2S[3], 5, (u64::from(L1S[5]) << 12) | P)
+        .unwrap();
+    check(&cache, &m);
+}
+
+/// ReleasePage of a table still linked keeps it (with a note) until the
+/// link goes; then it is freed.
+#[test]
+fn release_of_a_live_table() {
+    let steps = [
+        Step::SetPdpte {
+            cr3: 0,
+            slot: 0,
+            value: (u64::from(L2S[0]) << 12) | P,
+        },
+        Step::AllocateL1 { l1: 2 },
+        Step::SetPde {
+            l2: 0,
+            index: 1,
+            value: (u64::from(L1S[2]) << 12) | P | RW,
+        },
+        Step::SetPte {
+            l1: 2,
+            index: 0,
+            value: (0x1001 << 12) | P | RW | A | D,
+        },
+        Step::Load { cr3: 0 },
+        Step::ReleaseL1 { l1: 2 },
+    ];
+    let (mut cache, mut m) = run(&steps, 64);
+    assert!(
+        m.notes.contains(&Note::ReleasedLive {
+            kfn: L1S[2],
+            links: 1
+        }),
+        "{:?}",
+        m.notes
+    );
+    assert!(cache.table(L1S[2], Kind::L1).is_some(), "kept while linked");
+    m.guest_mut(L2S[0])[1] = 0;
+    cache.entry_changed(&mut m, L2S[0], 1, 0).unwrap();
+    assert!(
+        cache.table(L1S[2], Kind::L1).is_none(),
+        "freed with its last link"
+    );
+    check(&cache, &m);
+}
+
+/// A change the kernel made without telling the ROM is found at the fault
+/// it causes, or at INVLPG, and repaired with a note.
+#[test]
+fn unannounced_changes_are_repaired() {
+    let steps = [
+        Step::SetPdpte {
+            cr3: 0,
+            slot: 0,
+            value: (u64::from(L2S[0]) << 12) | P,
+        },
+        Step::AllocateL1 { l1: 0 },
+        Step::SetPde {
+            l2: 0,
+            index: 0,
+            value: (u64::from(L1S[0]) << 12) | P | RW,
+        },
+        Step::SetPte {
+            l1: 0,
+            index: 1,
+            value: (0x1001 << 12) | P | RW | A | D,
+        },
+        Step::Load { cr3: 0 },
+    ];
+    let (mut cache, mut m) = run(&steps, 64);
+    // A new mapping written natively: found at its first access.
+    m.guest_mut(L1S[0])[2] = (0x1002 << 12) | P | RW | A | D;
+    assert_eq!(
+        cache
+            .fault(&mut m, va(0, 0, 2), Access::default(), true)
+            .unwrap(),
+        Fault::Fixed
+    );
+    assert!(
+        matches!(m.notes.last(), Some(Note::Unannounced { index: 2, .. })),
+        "{:?}",
+        m.notes
+    );
+    check(&cache, &m);
+    // A mapping taken away natively: found at INVLPG.
+    m.guest_mut(L1S[0])[1] = 0;
+    let repaired = cache
+        .verify(&mut m, va(0, 0, 1), |m, mfn, i| m.shadow(mfn)[i])
+        .unwrap();
+    assert!(repaired);
+    check(&cache, &m);
+}
+
+/// CR3 values that are not page tables are refused, naming what is wrong.
+#[test]
+fn bad_cr3() {
+    // SAFETY: as in `run`.
+    let mut cache: Box<ShadowCache> = unsafe { Box::new_zeroed().assume_init() };
+    cache.reset(ROM_LINKS);
+    let mut m = Model::new(16);
+    assert_eq!(
+        cache.load_root(&mut m, 0xA_0000),
+        Err(ShadowError::Cr3NotRam { cr3: 0xA_0000 })
+    );
+    m.guest_mut(0x2200)[1] = (0x2100 << 12) | P | RW;
+    assert!(matches!(
+        cache.load_root(&mut m, 0x0220_0000),
+        Err(ShadowError::BadPdpte { slot: 1, .. })
+    ));
+    assert_eq!(m.pool.len(), 16, "nothing taken");
+}
+
+/// The random sequences reach the paths the properties are about.
+#[test]
+fn random_sequences_reach_every_path() {
+    use proptest::strategy::ValueTree;
+    use proptest::test_runner::TestRunner;
+
+    let mut runner = TestRunner::deterministic();
+    let strategy = prop::collection::vec(step(), 60..120);
+    let mut totals = xen_vmi_rom::shadow_cache::Stats::default();
+    let (mut released_live, mut unusable, mut not_ram) = (0, 0, 0);
+    for pool in [16, 4096] {
+        for _ in 0..25 {
+            let steps = strategy.new_tree(&mut runner).unwrap().current();
+            let (cache, m) = run(&steps, pool);
+            let s = cache.stats();
+            totals.roots_built += s.roots_built;
+            totals.tops_copied += s.tops_copied;
+            totals.accessed_faults += s.accessed_faults;
+            totals.dirty_faults += s.dirty_faults;
+            totals.evictions += s.evictions;
+            totals.discovered += s.discovered;
+            for n in &m.notes {
+                match n {
+                    Note::ReleasedLive { .. } => released_live += 1,
+                    Note::UnusableTable { .. } => unusable += 1,
+                    Note::NotKernelFrame { .. } => not_ram += 1,
+                    _ => {}
+                }
+            }
+        }
+    }
+    assert!(totals.roots_built > 100, "{totals:?}");
+    assert!(totals.tops_copied > 2, "{totals:?}");
+    assert!(
+        totals.accessed_faults > 20 && totals.dirty_faults > 5,
+        "{totals:?}"
+    );
+    assert!(totals.evictions > 10, "{totals:?}");
+    assert!(totals.discovered > 100, "{totals:?}");
+    assert!(released_live > 10 && unusable > 10 && not_ram > 10);
+}
+
+/// The cache's ops through a real `mmu-batch` queue to a model of Xen that
+/// refuses some writes: in lazy mode, a refused shadow entry is reported
+/// once, naming the kernel's table, entry and value, and every other
+/// update, queued before or after it, still takes effect.
+mod through_the_queue {
+    use super::*;
+    use mmu_batch::{Call, Failure, FlushTarget, MmuBatch, Multicall};
+    use xen_abi::xen::{MmuUpdate, MmuextOp};
+
+    /// Xen refuses a write of this machine frame (a frame it would not let
+    /// the domain map).
+    const REFUSED_MFN: u64 = 0x10_1005;
+    const EPERM: i32 = 1;
+
+    struct Target<'a> {
+        model: &'a mut Model,
+        failures: &'a mut Vec<Failure<Tag>>,
+        hypercalls: &'a mut usize,
+    }
+
+    impl Target<'_> {
+        /// One request, as Xen would run it: 0 or a negated errno.
+        fn update(&mut self, req: &MmuUpdate) -> i32 {
+            if (u64::from(req.val) & FRAME) >> 12 == REFUSED_MFN {
+                return -EPERM;
+            }
+            self.model.push(Op::MmuUpdate(*req), Tag::default());
+            0
+        }
+
+        fn ext(&mut self, op: &MmuextOp) -> i32 {
+            self.model.push(Op::Mmuext(*op), Tag::default());
+            0
+        }
+    }
+
+    impl FlushTarget<Tag> for Target<'_> {
+        fn mmu_update(&mut self, reqs: &[MmuUpdate], pdone: &mut u32) -> i32 {
+            *self.hypercalls += 1;
+            for (i, r) in reqs.iter().enumerate() {
+                let rc = self.update(r);
+                if rc < 0 {
+                    *pdone = i as u32;
+                    return rc;
+                }
+            }
+            *pdone = reqs.len() as u32;
+            0
+        }
+
+        fn mmuext_op(&mut self, ops: &[MmuextOp], pdone: &mut u32) -> i32 {
+            *self.hypercalls += 1;
+            for (i, op) in ops.iter().enumerate() {
+                let rc = self.ext(op);
+                if rc < 0 {
+                    *pdone = i as u32;
+                    return rc;
+                }
+            }
+            *pdone = ops.len() as u32;
+            0
+        }
+
+        fn update_va_mapping(&mut self, _va: u32, _pte: u64, _flags: u32) -> i32 {
+            panic!("the cache never maps by address")
+        }
+
+        fn multicall(&mut self, calls: &mut Multicall<'_>) -> i32 {
+            *self.hypercalls += 1;
+            for j in 0..calls.len() {
+                let (result, done) = match calls.decode(j).expect("an entry the queue made") {
+                    Call::MmuUpdate { reqs, .. } => {
+                        let mut done = reqs.len();
+                        let mut rc = 0;
+                        for (i, r) in reqs.iter().enumerate() {
+                            rc = self.update(r);
+                            if rc < 0 {
+                                done = i;
+                                break;
+                            }
+                        }
+                        (rc, done)
+                    }
+                    Call::MmuextOp { ops, .. } => {
+                        ops.iter().for_each(|op| {
+                            self.ext(op);
+                        });
+                        (0, ops.len())
+                    }
+                    Call::UpdateVaMapping { .. } => panic!("never queued"),
+                };
+                calls.write_done(j, done as u32);
+                calls.set_result(j, result);
+            }
+            0
+        }
+
+        fn failed(&mut self, failure: &Failure<Tag>) {
+            self.failures.push(*failure);
+        }
+    }
+
+    struct QueuedHost {
+        model: Model,
+        batch: Box<MmuBatch<Tag, 8>>,
+        failures: Vec<Failure<Tag>>,
+        hypercalls: usize,
+    }
+
+    impl QueuedHost {
+        fn target(&mut self) -> (&mut MmuBatch<Tag, 8>, Target<'_>) {
+            (
+                &mut self.batch,
+                Target {
+                    model: &mut self.model,
+                    failures: &mut self.failures,
+                    hypercalls: &mut self.hypercalls,
+                },
+            )
+        }
+    }
+
+    impl Host for QueuedHost {
+        fn guest_entry(&mut self, kfn: u32, index: usize) -> u64 {
+            self.model.guest_entry(kfn, index)
+        }
+        fn set_guest_bits(&mut self, kfn: u32, index: usize, bits: u64) {
+            self.model.set_guest_bits(kfn, index, bits)
+        }
+        fn machine_frame(&self, kfn: u64) -> Option<u64> {
+            machine(kfn)
+        }
+        fn read_only_frame(&self, kfn: u64) -> bool {
+            (0xC0..0xD0).contains(&kfn)
+        }
+        fn hole_frame(&self) -> u64 {
+            HOLE
+        }
+        fn take_frame(&mut self) -> Option<u32> {
+            self.model.take_frame()
+        }
+        fn give_frame(&mut self, mfn: u32) {
+            self.model.give_frame(mfn)
+        }
+        fn push(&mut self, op: Op, tag: Tag) {
+            let (batch, mut target) = self.target();
+            let _ = batch.push(op, tag, &mut target);
+        }
+        fn note(&mut self, note: Note) {
+            self.model.note(note)
+        }
+    }
+
+    #[derive(Clone, Debug)]
+    enum QStep {
+        Write {
+            index: usize,
+            frame: u64,
+            refused: bool,
+        },
+        EnterLazy,
+        LeaveLazy,
+        EndOfCall,
+        Barrier,
+    }
+
+    fn qstep() -> impl Strategy<Value = QStep> {
+        prop_oneof![
+            12 => (0..12usize, 0x1000..0x1004u64, prop::bool::weighted(0.1))
+                .prop_map(|(index, frame, refused)| QStep::Write { index, frame, refused }),
+            1 => Just(QStep::EnterLazy),
+            1 => Just(QStep::LeaveLazy),
+            2 => Just(QStep::EndOfCall),
+            1 => Just(QStep::Barrier),
+        ]
+    }
+
+    /// A host with one linked, loaded page table, its setup flushed.
+    fn setup() -> (Box<ShadowCache>, QueuedHost, u32) {
+        // SAFETY: as in `run`.
+        let mut cache: Box<ShadowCache> = unsafe { Box::new_zeroed().assume_init() };
+        cache.reset(ROM_LINKS);
+        let mut host = QueuedHost {
+            model: Model::new(64),
+            batch: Box::new(MmuBatch::new()),
+            failures: Vec::new(),
+            hypercalls: 0,
+        };
+        let pdpte = (u64::from(L2S[0]) << 12) | P;
+        host.model.guest_mut(CR3S[0] >> 12)[1] = pdpte;
+        cache.allocate_l1(&mut host, L1S[0], true).unwrap();
+        let pde = (u64::from(L1S[0]) << 12) | P | RW;
+        host.model.guest_mut(L2S[0])[0] = pde;
+        cache.load_root(&mut host, CR3S[0]).unwrap();
+        let (batch, mut target) = host.target();
+        batch.flush(&mut target).unwrap();
+        let (mfn, _) = cache.table(L1S[0], Kind::L1).unwrap();
+        (cache, host, mfn)
+    }
+
+    proptest! {
+        /// Random entry writes (some naming a frame Xen refuses) with
+        /// random flush points: Xen ends with the sequential result of the
+        /// writes it accepted, and every refusal is reported once, naming
+        /// a write that named the refused frame.
+        #[test]
+        fn refusals_and_flush_points(steps in prop::collection::vec(qstep(), 1..80)) {
+            let (mut cache, mut host, mfn) = setup();
+            let mut expected = [0u64; 12];
+            let mut refused_writes = 0;
+            for step in &steps {
+                match *step {
+                    QStep::Write { index, frame, refused } => {
+                        let kfn = if refused { REFUSED_MFN - 0x10_0000 } else { frame };
+                        let value = (kfn << 12) | P | RW | A | D;
+                        host.model.guest_mut(L1S[0])[index] = value;
+                        cache.entry_changed(&mut host, L1S[0], index, value).unwrap();
+                        if refused {
+                            refused_writes += 1;
+                        } else {
+                            expected[index] = expect_l1(value);
+                        }
+                    }
+                    QStep::EnterLazy => host.batch.enter_lazy(),
+                    QStep::LeaveLazy => {
+                        let (batch, mut target) = host.target();
+                        let _ = batch.leave_lazy(&mut target);
+                    }
+                    QStep::EndOfCall => {
+                        let (batch, mut target) = host.target();
+                        let _ = batch.end_of_call(&mut target);
+                    }
+                    QStep::Barrier => {
+                        let (batch, mut target) = host.target();
+                        let _ = batch.barrier(mmu_batch::Barrier::TlbFlush, &mut target);
+                    }
+                }
+            }
+            let (batch, mut target) = host.target();
+            let _ = batch.leave_lazy(&mut target);
+            prop_assert!(host.batch.is_empty());
+            let shadow = host.model.shadow(mfn);
+            for (i, want) in expected.iter().enumerate() {
+                prop_assert_eq!(shadow[i], *want, "entry {}", i);
+            }
+            // Each report is a refused write (a refused write replaced by a
+            // later one before it reached Xen is never submitted).
+            prop_assert!(host.failures.len() <= refused_writes);
+            for f in &host.failures {
+                prop_assert_eq!(f.tag.kfn, L1S[0]);
+                prop_assert_eq!((f.tag.guest & FRAME) >> 12, REFUSED_MFN - 0x10_0000);
+            }
+            prop_assert_eq!(host.batch.counters().failures as usize, host.failures.len());
+        }
+    }
+
+    #[test]
+    fn a_refused_entry_is_reported_once_and_nothing_else_is_lost() {
+        // SAFETY: as in `run`.
+        let mut cache: Box<ShadowCache> = unsafe { Box::new_zeroed().assume_init() };
+        cache.reset(ROM_LINKS);
+        let mut host = QueuedHost {
+            model: Model::new(64),
+            batch: Box::new(MmuBatch::new()),
+            failures: Vec::new(),
+            hypercalls: 0,
+        };
+        let set = |cache: &mut ShadowCache, host: &mut QueuedHost, kfn: u32, i: usize, v: u64| {
+            host.model.guest_mut(kfn)[i] = v;
+            cache.entry_changed(host, kfn, i, v).unwrap();
+        };
+        set(
+            &mut cache,
+            &mut host,
+            CR3S[0] >> 12,
+            1,
+            (u64::from(L2S[0]) << 12) | P,
+        );
+        cache.allocate_l1(&mut host, L1S[0], true).unwrap();
+        set(
+            &mut cache,
+            &mut host,
+            L2S[0],
+            0,
+            (u64::from(L1S[0]) << 12) | P | RW,
+        );
+        cache.load_root(&mut host, CR3S[0]).unwrap();
+        let (batch, mut target) = host.target();
+        batch.flush(&mut target).unwrap();
+        // A lazy batch of 20 entries, the 7th naming a frame Xen refuses.
+        host.hypercalls = 0;
+        host.batch.enter_lazy();
+        let value = |i: u64| {
+            let kfn = if i == 7 {
+                REFUSED_MFN - 0x10_0000
+            } else {
+                0x1000 + i % 4
+            };
+            (kfn << 12) | P | RW | A | D
+        };
+        for i in 0..20u64 {
+            set(&mut cache, &mut host, L1S[0], i as usize, value(i));
+        }
+        // The refused entry may be met by a flush of a full queue or at the
+        // end of lazy mode: either way it is reported once.
+        let (batch, mut target) = host.target();
+        let _ = batch.leave_lazy(&mut target);
+        assert!(batch.is_empty());
+        assert_eq!(host.failures.len(), 1, "reported once");
+        let tag = host.failures[0].tag;
+        assert_eq!(
+            (tag.what, tag.kfn, tag.index, tag.guest),
+            (What::L1Entry, L1S[0], 7, value(7))
+        );
+        assert_eq!(tag.entry_address(), (u64::from(L1S[0]) << 12) + 7 * 8);
+        // Every other entry took effect, before and after the refused one.
+        let (mfn, _) = cache.table(L1S[0], Kind::L1).unwrap();
+        let shadow = host.model.shadow(mfn);
+        for i in 0..20u64 {
+            if i != 7 {
+                assert_eq!(shadow[i as usize], expect_l1(value(i)), "entry {i}");
+            }
+        }
+        assert_eq!(shadow[7], 0, "the refused entry was never written");
+        // A queue of 8: a hypercall per queue-full, one more for the
+        // requests Xen skipped behind the refusal, one for the rest.
+        assert!(
+            host.hypercalls <= 20usize.div_ceil(8) + 2,
+            "{} hypercalls",
+            host.hypercalls
+        );
+    }
+}
