@@ -12,6 +12,8 @@ use crate::protocol::{Transcript, Verdict};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Mode {
+    /// Xen under QEMU with a Linux dom0; our PV image as a domU (domu.rs).
+    Domu,
     /// Xen under QEMU, our PV image as dom0.
     Dom0,
     /// Bare QEMU: the VMI guest by multiboot, with (or without) the native ROM.
@@ -34,12 +36,15 @@ pub struct RunConfig {
     pub kernel_given: bool,
     pub option_rom: PathBuf,
     pub cmdline: String,
+    /// The Linux dom0 of the domU mode (tools/dom0/build links them here).
+    pub dom0_kernel: PathBuf,
+    pub dom0_initrd: PathBuf,
 }
 
 impl Default for RunConfig {
     fn default() -> Self {
         Self {
-            mode: Mode::Dom0,
+            mode: Mode::Domu,
             no_rom: false,
             icount: false,
             quiet: false,
@@ -51,6 +56,8 @@ impl Default for RunConfig {
             kernel_given: false,
             option_rom: "out/native-vmi.rom".into(),
             cmdline: String::new(),
+            dom0_kernel: "out/dom0/vmlinuz".into(),
+            dom0_initrd: "out/dom0/initrd.gz".into(),
         }
     }
 }
@@ -58,6 +65,7 @@ impl Default for RunConfig {
 impl RunConfig {
     pub fn platform_name(&self) -> &'static str {
         match (self.mode, self.no_rom) {
+            (Mode::Domu, _) => "xen-domU",
             (Mode::Dom0, _) => "xen-dom0",
             (Mode::Native, false) => "native-rom",
             (Mode::Native, true) => "native",
@@ -130,6 +138,7 @@ fn require_file(what: &str, p: &Path, hint: &str) -> Result<(), String> {
 pub fn command(cfg: &RunConfig) -> Result<Command, String> {
     let mut cmd;
     match cfg.mode {
+        Mode::Domu => return Err("the domU mode boots through domu.rs".into()),
         Mode::Dom0 => {
             require_file("hypervisor", &cfg.xen, "run tools/setup")?;
             require_file("PV image", &cfg.pv_image, "run tools/build-images")?;
@@ -204,12 +213,12 @@ pub fn command(cfg: &RunConfig) -> Result<Command, String> {
     Ok(cmd)
 }
 
-enum Event {
+pub(crate) enum Event {
     Line(String),
     Closed,
 }
 
-fn pump<R: Read + Send + 'static>(r: R, tx: mpsc::Sender<Event>, prefix: &'static str) {
+pub(crate) fn pump<R: Read + Send + 'static>(r: R, tx: mpsc::Sender<Event>, prefix: &'static str) {
     thread::spawn(move || {
         let mut reader = BufReader::new(r);
         let mut buf = Vec::new();
@@ -230,7 +239,7 @@ fn pump<R: Read + Send + 'static>(r: R, tx: mpsc::Sender<Event>, prefix: &'stati
     });
 }
 
-fn kill(child: &mut Child) {
+pub(crate) fn kill(child: &mut Child) {
     let _ = child.kill();
     let _ = child.wait();
 }
@@ -364,6 +373,7 @@ mod tests {
         std::fs::write(&xen, b"x").unwrap();
         std::fs::write(&pv, b"x").unwrap();
         let cfg = RunConfig {
+            mode: Mode::Dom0,
             xen: xen.clone(),
             pv_image: pv.clone(),
             cmdline: "a=1,2".into(),
@@ -385,6 +395,7 @@ mod tests {
     #[test]
     fn missing_files_are_named() {
         let cfg = RunConfig {
+            mode: Mode::Dom0,
             xen: "/nonexistent/xen".into(),
             ..RunConfig::default()
         };
