@@ -7,6 +7,7 @@
 #![cfg_attr(not(test), no_std)]
 
 pub mod boot_plan;
+pub mod console_ring;
 pub mod kernel_image;
 pub mod layout;
 pub mod rom_state;

@@ -253,8 +253,14 @@ pub fn batch_cmd(args: &[String]) -> i32 {
     while let Some(a) = it.next() {
         let mut value = || it.next().cloned().ok_or(a.clone());
         let r = match a.as_str() {
-            "--quiet" => Ok(cfg.quiet = true),
-            "--icount" => Ok(cfg.icount = true),
+            "--quiet" => {
+                cfg.quiet = true;
+                Ok(())
+            }
+            "--icount" => {
+                cfg.icount = true;
+                Ok(())
+            }
             "--xen" => value().map(|v| cfg.xen = v.into()),
             "--pv-image" => value().map(|v| cfg.pv_image = v.into()),
             "--dom0-kernel" => value().map(|v| cfg.dom0_kernel = v.into()),

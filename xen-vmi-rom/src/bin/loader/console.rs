@@ -1,13 +1,95 @@
-//! Console output of the PV image: Xen's console_io (dom0 writes reach the
-//! serial line directly).
+//! Console output of the PV image. dom0 writes Xen's console_io (straight
+//! to the serial line); a domU writes its console ring (start_info
+//! console.domU), because a non-debug Xen drops a domU's console_io
+//! writes. [`init`] decides which, once, from start_info.
 
 use core::fmt::{self, Write};
+use core::sync::atomic::{AtomicU32, Ordering};
 
+use xen_abi::arch_x86_32::{_PAGE_ACCESSED, _PAGE_DIRTY, _PAGE_PRESENT, _PAGE_RW};
 use xen_abi::hypercall::Hypervisor;
+use xen_abi::xen::{StartInfo, SIF_INITDOMAIN, UVMF_INVLPG};
+use xen_vmi_rom::console_ring::{self, Backend, MappedRing};
 
 use crate::xen;
 
-/// A line-buffered writer onto CONSOLEIO_write.
+#[repr(C, align(4096))]
+struct Page([u8; 4096]);
+
+/// The virtual page the console ring is mapped over (its own frame is
+/// given up).
+static mut RING_PAGE: Page = Page([0; 4096]);
+
+/// The ring's event channel + 1 once the ring is mapped; 0: console_io.
+static RING_PORT_PLUS_ONE: AtomicU32 = AtomicU32::new(0);
+
+/// Waits in a row, without xenconsoled making room, before output is
+/// dropped (each a SCHEDOP_yield).
+const RING_MAX_WAITS: u32 = 100_000;
+
+/// Chooses the console: for a domU, maps its console ring.
+pub fn init(si: &StartInfo) {
+    if si.flags & SIF_INITDOMAIN != 0 {
+        return;
+    }
+    let va = (&raw const RING_PAGE) as u32;
+    let pte =
+        (u64::from(si.console.mfn) << 12) | _PAGE_PRESENT | _PAGE_RW | _PAGE_ACCESSED | _PAGE_DIRTY;
+    // SAFETY: the page remapped is the image's own, used only for the ring.
+    if unsafe { xen::hypervisor().update_va_mapping(va, pte, UVMF_INVLPG) }.is_ok() {
+        RING_PORT_PLUS_ONE.store(si.console.evtchn + 1, Ordering::Relaxed);
+    }
+}
+
+struct Xenconsoled {
+    port: u32,
+}
+
+impl Backend for Xenconsoled {
+    fn notify(&mut self) {
+        let _ = xen::hypervisor().evtchn_send(self.port);
+    }
+
+    fn wait(&mut self, attempt: u32) -> bool {
+        let _ = xen::hypervisor().sched_yield();
+        attempt < RING_MAX_WAITS
+    }
+}
+
+fn ring() -> Option<(MappedRing, Xenconsoled)> {
+    let port = RING_PORT_PLUS_ONE.load(Ordering::Relaxed).checked_sub(1)?;
+    // SAFETY: init mapped the console page at RING_PAGE before it set the
+    // port, and the mapping stays for the image's life.
+    let page = unsafe { MappedRing::new((&raw const RING_PAGE) as usize) };
+    Some((page, Xenconsoled { port }))
+}
+
+/// Writes bytes to this domain's console.
+pub fn write_bytes(bytes: &[u8]) {
+    // Nothing useful can be done if the console itself fails.
+    match ring() {
+        Some((mut page, mut backend)) => {
+            let _ = console_ring::write(&mut page, &mut backend, bytes);
+        }
+        None => {
+            let _ = xen::hypervisor().console_write(bytes);
+        }
+    }
+}
+
+/// Waits until xenconsoled has read everything (before a shutdown).
+pub fn drain() {
+    if let Some((mut page, mut backend)) = ring() {
+        let _ = console_ring::drain(&mut page, &mut backend);
+    }
+}
+
+/// Whether the console is a domU's ring.
+pub fn is_ring() -> bool {
+    ring().is_some()
+}
+
+/// A line-buffered console writer.
 pub struct Console {
     buf: [u8; 256],
     len: usize,
@@ -23,14 +105,13 @@ impl Console {
 
     fn flush(&mut self) {
         if self.len > 0 {
-            // Nothing useful can be done if the console itself fails.
-            let _ = xen::hypervisor().console_write(&self.buf[..self.len]);
+            write_bytes(&self.buf[..self.len]);
             self.len = 0;
         }
     }
 
-    /// Print one line: the text followed by a newline, written as one
-    /// console_io call where it fits.
+    /// Print one line: the text followed by a newline, written at once
+    /// where it fits.
     pub fn line(&mut self, args: fmt::Arguments<'_>) {
         let _ = self.write_fmt(args);
         let _ = self.write_str("\n");
