@@ -20,6 +20,9 @@ struct Page([u8; 4096]);
 /// given up).
 static mut RING_PAGE: Page = Page([0; 4096]);
 
+/// The virtual page shared_info is mapped over, to mask the console's port.
+static mut SHARED_INFO_PAGE: Page = Page([0; 4096]);
+
 /// The ring's event channel + 1 once the ring is mapped; 0: console_io.
 static RING_PORT_PLUS_ONE: AtomicU32 = AtomicU32::new(0);
 
@@ -36,9 +39,27 @@ pub fn init(si: &StartInfo) {
     let pte =
         (u64::from(si.console.mfn) << 12) | _PAGE_PRESENT | _PAGE_RW | _PAGE_ACCESSED | _PAGE_DIRTY;
     // SAFETY: the page remapped is the image's own, used only for the ring.
-    if unsafe { xen::hypervisor().update_va_mapping(va, pte, UVMF_INVLPG) }.is_ok() {
-        RING_PORT_PLUS_ONE.store(si.console.evtchn + 1, Ordering::Relaxed);
+    if unsafe { xen::hypervisor().update_va_mapping(va, pte, UVMF_INVLPG) }.is_err() {
+        return;
     }
+    // The guest never waits for the console's event (it reads out_cons):
+    // its port stays masked, so that xenconsoled's notification after each
+    // read never raises an upcall (which the kernel would otherwise see as
+    // a spurious interrupt once it enables them).
+    let shared_va = (&raw const SHARED_INFO_PAGE) as u32;
+    let pte = u64::from(si.shared_info) | _PAGE_PRESENT | _PAGE_RW | _PAGE_ACCESSED | _PAGE_DIRTY;
+    // SAFETY: as above, for shared_info.
+    if unsafe { xen::hypervisor().update_va_mapping(shared_va, pte, UVMF_INVLPG) }.is_ok() {
+        let port = si.console.evtchn;
+        let shared = shared_va as *const xen_abi::xen::SharedInfo;
+        // SAFETY: a word of the mapped shared_info page, changed by Xen and
+        // the guest with atomic operations.
+        let word = unsafe {
+            AtomicU32::from_ptr((&raw const (*shared).evtchn_mask[(port / 32) as usize]).cast_mut())
+        };
+        word.fetch_or(1 << (port % 32), Ordering::SeqCst);
+    }
+    RING_PORT_PLUS_ONE.store(si.console.evtchn + 1, Ordering::Relaxed);
 }
 
 struct Xenconsoled {
