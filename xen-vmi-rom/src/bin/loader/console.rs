@@ -4,11 +4,11 @@
 //! writes. [`init`] decides which, once, from start_info.
 
 use core::fmt::{self, Write};
-use core::sync::atomic::{AtomicU32, Ordering};
+use core::sync::atomic::{AtomicU32, AtomicU8, Ordering};
 
 use xen_abi::arch_x86_32::{_PAGE_ACCESSED, _PAGE_DIRTY, _PAGE_PRESENT, _PAGE_RW};
 use xen_abi::hypercall::Hypervisor;
-use xen_abi::xen::{StartInfo, SIF_INITDOMAIN, UVMF_INVLPG};
+use xen_abi::xen::{SharedInfo, StartInfo, SIF_INITDOMAIN, UVMF_INVLPG};
 use xen_vmi_rom::console_ring::{self, Backend, MappedRing};
 
 use crate::xen;
@@ -42,24 +42,50 @@ pub fn init(si: &StartInfo) {
     if unsafe { xen::hypervisor().update_va_mapping(va, pte, UVMF_INVLPG) }.is_err() {
         return;
     }
-    // The guest never waits for the console's event (it reads out_cons):
-    // its port stays masked, so that xenconsoled's notification after each
-    // read never raises an upcall (which the kernel would otherwise see as
-    // a spurious interrupt once it enables them).
     let shared_va = (&raw const SHARED_INFO_PAGE) as u32;
     let pte = u64::from(si.shared_info) | _PAGE_PRESENT | _PAGE_RW | _PAGE_ACCESSED | _PAGE_DIRTY;
-    // SAFETY: as above, for shared_info.
+    // SAFETY: the page remapped is the image's own, used only for shared_info.
     if unsafe { xen::hypervisor().update_va_mapping(shared_va, pte, UVMF_INVLPG) }.is_ok() {
-        let port = si.console.evtchn;
-        let shared = shared_va as *const xen_abi::xen::SharedInfo;
-        // SAFETY: a word of the mapped shared_info page, changed by Xen and
-        // the guest with atomic operations.
-        let word = unsafe {
-            AtomicU32::from_ptr((&raw const (*shared).evtchn_mask[(port / 32) as usize]).cast_mut())
-        };
-        word.fetch_or(1 << (port % 32), Ordering::SeqCst);
+        // SAFETY: mapped just above, for the image's life.
+        let shared = unsafe { &*(shared_va as *const SharedInfo) };
+        silence_ring_ports(shared, &[si.console.evtchn, si.store_evtchn]);
     }
     RING_PORT_PLUS_ONE.store(si.console.evtchn + 1, Ordering::Relaxed);
+}
+
+/// A word of the shared_info page, as an atomic.
+fn shared_word(word: &u32) -> &AtomicU32 {
+    // SAFETY: words of the mapped shared_info page, which Xen and the guest
+    // change with atomic operations.
+    unsafe { AtomicU32::from_ptr((word as *const u32).cast_mut()) }
+}
+
+/// Masks the event channels of the domU's console and xenstore rings and
+/// drops what is pending on them. Nothing in the image or the ROM waits for
+/// these events (the console ring is polled through out_cons; xenstore is
+/// not used), but they are unmasked at the start of a domU, and
+/// xenconsoled's and xenstored's notifications (xenstored sends one when
+/// the domain is introduced) would otherwise reach the kernel as upcalls
+/// with no interrupt behind them. The only ports bound this early are
+/// these two, so once they are quiet nothing is pending.
+fn silence_ring_ports(shared: &SharedInfo, ports: &[u32]) {
+    for &port in ports {
+        let (word, bit) = ((port / 32) as usize, 1u32 << (port % 32));
+        shared_word(&shared.evtchn_mask[word]).fetch_or(bit, Ordering::SeqCst);
+        shared_word(&shared.evtchn_pending[word]).fetch_and(!bit, Ordering::SeqCst);
+    }
+    let still_pending = (0..32).any(|w| {
+        shared_word(&shared.evtchn_pending[w]).load(Ordering::SeqCst)
+            & !shared_word(&shared.evtchn_mask[w]).load(Ordering::SeqCst)
+            != 0
+    });
+    if !still_pending {
+        let vcpu = &shared.vcpu_info[0];
+        shared_word(&vcpu.evtchn_pending_sel).store(0, Ordering::SeqCst);
+        // SAFETY: evtchn_upcall_pending is a byte of the mapped page.
+        unsafe { AtomicU8::from_ptr((&raw const vcpu.evtchn_upcall_pending).cast_mut()) }
+            .store(0, Ordering::SeqCst);
+    }
 }
 
 struct Xenconsoled {

@@ -50,29 +50,17 @@ fn ring() -> MappedRing {
     unsafe { MappedRing::new(CONSOLE_RING_VA as usize) }
 }
 
-/// Keeps the console's event channel masked: the ROM never waits for it
-/// (it reads out_cons), and xenconsoled's notification after each read
-/// must not become an upcall into the kernel's interrupt path.
-fn mask_port(port: u32) {
-    let si = crate::runtime::shared_info();
-    let word = (&raw const si.evtchn_mask[(port / 32) as usize]).cast_mut();
-    // SAFETY: a word of the mapped shared_info page; Xen and the guest
-    // change its bits with atomic operations.
-    unsafe { core::sync::atomic::AtomicU32::from_ptr(word) }
-        .fetch_or(1 << (port % 32), core::sync::atomic::Ordering::SeqCst);
-}
-
 /// Writes bytes to this domain's console.
 pub fn write(bytes: &[u8]) {
     match ring_port() {
         // Nothing can be done if the console itself fails.
         Some(port) => {
-            mask_port(port);
             let _ = console_ring::write(&mut ring(), &mut Xenconsoled { port }, bytes);
             if bytes.ends_with(b"\n") {
-                // Let dom0 read the line now: it stays live, and a crash Xen
-                // reports later cannot take it down with the domain.
-                let _ = hypervisor().sched_yield();
+                // Let dom0 read the line now, as console_io would have
+                // written it: it stays live, and a crash Xen reports later
+                // cannot take it down with the domain.
+                let _ = console_ring::drain(&mut ring(), &mut Xenconsoled { port });
             }
         }
         None => {
