@@ -665,6 +665,26 @@ mod tests {
         assert!(!cfg.contains("ramdisk") && !cfg.contains("extra"), "{cfg}");
     }
 
+    /// The config the runner hands xl says what the documented example
+    /// says, key for key: the runs test what a user would type.
+    #[test]
+    fn xl_config_keys_are_the_documented_examples() {
+        let keys = |text: &str| -> Vec<String> {
+            text.lines()
+                .map(str::trim)
+                .filter(|l| !l.is_empty() && !l.starts_with('#'))
+                .map(|l| l.split('=').next().unwrap().trim().to_string())
+                .collect()
+        };
+        let example = include_str!("../../../docs/domu.example.cfg");
+        let mut d = spec("vmi-guest");
+        d.cmdline = "console=ttyS0".into();
+        assert_eq!(keys(&xl_config(&d, Some("/job/k/0-k"))), keys(example));
+        for line in ["type = \"pv\"", "vcpus = 1", "on_crash = \"destroy\""] {
+            assert!(example.contains(line), "{line}");
+        }
+    }
+
     #[test]
     fn names_are_checked() {
         assert!(check_name("vmi-guest-2").is_ok());
