@@ -35,6 +35,7 @@ fn machine(cfg: &RunConfig) -> Machine {
         pv_image: cfg.pv_image.clone(),
         icount: cfg.icount,
         quiet: cfg.quiet,
+        shared_cpu: cfg.shared_cpu,
     }
 }
 
@@ -243,7 +244,8 @@ pub fn parse_batch(text: &str) -> Result<Vec<Step>, String> {
 }
 
 /// `runner batch FILE.json [options]`: the options of the domU mode that
-/// concern the machine (--xen, --pv-image, --dom0-*, --icount, --quiet).
+/// concern the machine (--xen, --pv-image, --dom0-*, --icount,
+/// --shared-cpu, --quiet).
 pub fn batch_cmd(args: &[String]) -> i32 {
     let Some((file, rest)) = args.split_first() else {
         return crate::usage_error("batch takes a file");
@@ -259,6 +261,10 @@ pub fn batch_cmd(args: &[String]) -> i32 {
             }
             "--icount" => {
                 cfg.icount = true;
+                Ok(())
+            }
+            "--shared-cpu" => {
+                cfg.shared_cpu = true;
                 Ok(())
             }
             "--xen" => value().map(|v| cfg.xen = v.into()),

@@ -41,6 +41,8 @@ options:
                        it is loaded through the ROM, without it the PV image
                        runs its own Xen self-test)
   --pv-selftest        --domu: no VMI kernel, the PV image's own self-test
+  --shared-cpu         --domu: one CPU for Xen, shared by dom0 and the domU
+                       (default two: dom0 rarely preempts the domU)
   --option-rom FILE    native VMI ROM (default out/native-vmi.rom)
   --cmdline TEXT       guest command line
   --memory MB          guest memory in MiB (default 64)
@@ -114,6 +116,7 @@ fn run_cmd(args: &[String]) -> i32 {
                 "--dom0" => cfg.mode = qemu::Mode::Dom0,
                 "--domu" => cfg.mode = qemu::Mode::Domu,
                 "--pv-selftest" => pv_selftest = true,
+                "--shared-cpu" => cfg.shared_cpu = true,
                 "--dom0-kernel" => cfg.dom0_kernel = value("--dom0-kernel")?.into(),
                 "--dom0-initrd" => cfg.dom0_initrd = value("--dom0-initrd")?.into(),
                 "--native" => cfg.mode = qemu::Mode::Native,
@@ -160,6 +163,9 @@ fn run_cmd(args: &[String]) -> i32 {
     }
     if pv_selftest && cfg.mode != qemu::Mode::Domu {
         return usage_error("--pv-selftest only makes sense with --domu");
+    }
+    if cfg.shared_cpu && cfg.mode != qemu::Mode::Domu {
+        return usage_error("--shared-cpu only makes sense with --domu");
     }
     if pv_selftest && cfg.kernel_given {
         return usage_error("--pv-selftest boots no VMI kernel: drop --kernel");

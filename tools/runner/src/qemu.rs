@@ -36,6 +36,8 @@ pub struct RunConfig {
     pub kernel_given: bool,
     pub option_rom: PathBuf,
     pub cmdline: String,
+    /// --domu: one CPU for Xen, shared by dom0 and the domU.
+    pub shared_cpu: bool,
     /// The Linux dom0 of the domU mode (tools/dom0/build links them here).
     pub dom0_kernel: PathBuf,
     pub dom0_initrd: PathBuf,
@@ -56,6 +58,7 @@ impl Default for RunConfig {
             kernel_given: false,
             option_rom: "out/native-vmi.rom".into(),
             cmdline: String::new(),
+            shared_cpu: false,
             dom0_kernel: "out/dom0/vmlinuz".into(),
             dom0_initrd: "out/dom0/initrd.gz".into(),
         }
