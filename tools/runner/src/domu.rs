@@ -159,7 +159,14 @@ pub fn xl_config(spec: &DomuSpec, ramdisk_in_dom0: Option<&str>) -> String {
 }
 
 /// The run's files for dom0, as a cpio archive, and /job/run.sh's text.
-pub fn job_archive(steps: &[Step], pv_image: &Path) -> Result<(Vec<u8>, String), String> {
+///
+/// `pin_to_cpu1`: every domU runs on CPU 1 (dom0 is pinned to CPU 0), so that
+/// dom0 never preempts a domU (see `command`).
+pub fn job_archive(
+    steps: &[Step],
+    pv_image: &Path,
+    pin_to_cpu1: bool,
+) -> Result<(Vec<u8>, String), String> {
     let mut archive = cpio::Archive::new();
     archive.dir("job");
     archive.dir("job/k");
@@ -216,7 +223,10 @@ pub fn job_archive(steps: &[Step], pv_image: &Path) -> Result<(Vec<u8>, String),
                 Some(entry.clone())
             }
         };
-        let cfg = xl_config(&spec, ramdisk.as_deref());
+        let mut cfg = xl_config(&spec, ramdisk.as_deref());
+        if pin_to_cpu1 {
+            cfg += "cpus = \"1\"\n";
+        }
         archive.file(&format!("job/{}.cfg", spec.name), cfg.as_bytes(), false);
     }
     for (path, in_dom0) in &kernels {
@@ -489,18 +499,20 @@ pub fn command(m: &Machine, steps: &[Step], initrd: &Path) -> Result<Command, St
     // Xen nested under KVM dies with emulation failures here: TCG only.
     cmd.args(["-machine", "q35,accel=tcg", "-cpu", "max"]);
     cmd.arg("-m").arg(machine_mb(steps).to_string());
-    // Two CPUs: dom0 (one vCPU) then rarely takes the CPU from a running
-    // domU, as on a host where dom0 has a CPU of its own. With one CPU
-    // shared, the domU is preempted at any instruction while dom0 relays
-    // its console, and an event delivered on its return exposes a race in
-    // the ROM (docs/domu.md, "Known problems"): --shared-cpu shows it.
+    // Two CPUs, dom0 pinned to CPU 0 and the domUs to CPU 1 (job_archive):
+    // dom0 never takes the CPU from a running domU, as on a host where dom0
+    // has CPUs of its own. With one CPU shared, the domU is preempted at any
+    // instruction while dom0 relays its console, and an event delivered
+    // where it resumes exposes a race in the ROM (docs/domu.md, "Known
+    // problems"): --shared-cpu shows it.
     cmd.arg("-smp").arg(if m.shared_cpu { "1" } else { "2" });
     cmd.arg("-kernel").arg(&m.xen);
     // smap=0: QEMU TCG SMAP/iret bug. smep=0: with SMEP Xen flips CR4 on
     // every 32-bit PV transition and TCG flushes its whole TLB.
     cmd.arg("-append").arg(format!(
         "console=com1 com1=115200,8n1 dom0_mem={DOM0_MB}M,max:{DOM0_MB}M dom0_max_vcpus=1 \
-         smap=0 smep=0"
+         smap=0 smep=0{}",
+        if m.shared_cpu { "" } else { " dom0_vcpus_pin" }
     ));
     // Multiboot modules: "file args", ',' between modules (a literal
     // comma doubled).
@@ -553,7 +565,7 @@ pub fn run(m: &Machine, steps: &[Step]) -> Result<BootOutcome, String> {
         &m.dom0_initrd,
         "run tools/dom0/build (tools/setup does)",
     )?;
-    let (job, _) = job_archive(steps, &m.pv_image)?;
+    let (job, _) = job_archive(steps, &m.pv_image, !m.shared_cpu)?;
     let mut initrd = std::fs::read(&m.dom0_initrd)
         .map_err(|e| format!("dom0 initramfs {}: {e}", m.dom0_initrd.display()))?;
     // Linux reads an appended archive only from a 4-byte boundary.
@@ -731,11 +743,13 @@ mod tests {
             )
         );
         assert!(after(&a, "-append").contains("dom0_mem=384M,max:384M"));
+        assert!(after(&a, "-append").ends_with(" dom0_vcpus_pin"));
         m.shared_cpu = true;
         let mut big = spec("big");
         big.memory_mb = 700;
         let a = argv(&m, &[Step::Parallel(vec![big, spec("small")])]);
         assert_eq!(after(&a, "-smp"), "1");
+        assert!(!after(&a, "-append").contains("pin"));
         assert_eq!(after(&a, "-m"), (384 + 128 + 764).to_string());
         std::fs::remove_dir_all(&dir).unwrap();
     }
@@ -787,14 +801,19 @@ mod tests {
         std::fs::write(&pv, b"pv").unwrap();
         let mut d = spec("a");
         d.kernel = Some("/nonexistent/vmlinux".into());
-        let e = job_archive(&[Step::One(d)], &pv).unwrap_err();
+        let e = job_archive(&[Step::One(d)], &pv, true).unwrap_err();
         assert!(
             e.contains("VMI kernel /nonexistent/vmlinux does not exist"),
             "{e}"
         );
-        let e = job_archive(&[Step::One(spec("a")), Step::One(spec("a"))], &pv).unwrap_err();
+        let e = job_archive(&[Step::One(spec("a")), Step::One(spec("a"))], &pv, true).unwrap_err();
         assert!(e.contains("two domUs are named"), "{e}");
-        let (bytes, script) = job_archive(&[Step::One(spec("a"))], &pv).unwrap();
+        let (bytes, script) = job_archive(&[Step::One(spec("a"))], &pv, true).unwrap();
+        let has_pin = |b: &[u8]| b.windows(10).any(|w| w == b"cpus = \"1\"");
+        assert!(has_pin(&bytes));
+        assert!(!has_pin(
+            &job_archive(&[Step::One(spec("a"))], &pv, false).unwrap().0
+        ));
         assert!(script.contains("domu a 120"));
         assert_eq!(bytes.len() % 4, 0);
         std::fs::remove_dir_all(&dir).unwrap();
