@@ -8,6 +8,7 @@
 
 pub mod boot_plan;
 pub mod bundle;
+pub mod console_ring;
 pub mod kernel_image;
 pub mod layout;
 pub mod linux_boot;

@@ -1,7 +1,10 @@
-//! `runner`: boot a guest under QEMU (bare, or on Xen as dom0), stream its
-//! console, read its verdict and write reports. `tools/run` builds what is
-//! stale and then calls this; see `runner --help`.
+//! `runner`: boot a guest under QEMU (bare, or on Xen as a domU or dom0),
+//! stream its console, read its verdict and write reports. `tools/run`
+//! builds what is stale and then calls this; see `runner --help`.
 
+mod batch;
+mod cpio;
+mod domu;
 mod protocol;
 mod qemu;
 mod report;
@@ -14,8 +17,12 @@ use protocol::Verdict;
 const USAGE: &str = "\
 usage: runner [run] [options]        boot a guest and report its verdict
        runner parity A.json B.json   compare two reports' cases and statuses
+       runner batch FILE.json        several domUs in one boot (see batch.rs)
 
-modes (default --dom0):
+modes (default --domu):
+  --domu               Xen under QEMU with a Linux dom0 (tools/dom0/build) that
+                       runs `xl create` of a domU: the PV image as kernel=,
+                       the VMI kernel as ramdisk=
   --dom0               Xen under QEMU, the PV image as dom0
   --native             bare QEMU (no Xen): the VMI guest by QEMU's -kernel
                        (multiboot or bzImage), with the native VMI ROM as an
@@ -25,7 +32,9 @@ options:
   --icount             deterministic guest time (-icount shift=0)
   --json FILE          write the JSON report
   --junit FILE         write a JUnit XML report
-  --timeout S          kill the run after S seconds (default 60): verdict CRASH
+  --timeout S          kill the run after S seconds (default 60; --domu: the
+                       domU is destroyed S s after xl create, default 120):
+                       verdict CRASH
   --quiet              print only the summary (and the console tail on failure)
   --xen FILE           hypervisor binary (default .cache/xen/xen-pv32)
   --pv-image FILE      PV image (default out/xen-vmi-rom.elf)
@@ -35,9 +44,14 @@ options:
   --initrd FILE        the kernel's initrd (QEMU's -initrd natively; on Xen
                        bundled with the kernel into the one module the PV
                        image gets, docs/boot-contract.md)
+  --pv-selftest        --domu: no VMI kernel, the PV image's own self-test
+  --shared-cpu         --domu: one CPU for Xen, shared by dom0 and the domU
+                       (default two: dom0 rarely preempts the domU)
   --option-rom FILE    native VMI ROM (default out/native-vmi.rom)
   --cmdline TEXT       guest command line
   --memory MB          guest memory in MiB (default 64)
+  --dom0-kernel FILE   --domu: dom0's kernel (default out/dom0/vmlinuz)
+  --dom0-initrd FILE   --domu: dom0's initramfs (default out/dom0/initrd.gz)
 exit codes: 0 SUCCESS, 3 SKIP, 4 ERROR, 5 FAILURE, 6 CRASH, 2 usage error";
 
 fn main() -> ExitCode {
@@ -45,6 +59,7 @@ fn main() -> ExitCode {
     let code = match args.first().map(String::as_str) {
         Some("parity") => parity_cmd(&args[1..]),
         Some("run") => run_cmd(&args[1..]),
+        Some("batch") => batch::batch_cmd(&args[1..]),
         Some("--help" | "-h") => {
             println!("{USAGE}");
             0
@@ -54,7 +69,7 @@ fn main() -> ExitCode {
     ExitCode::from(u8::try_from(code).unwrap_or(1))
 }
 
-fn usage_error(msg: &str) -> i32 {
+pub(crate) fn usage_error(msg: &str) -> i32 {
     eprintln!("runner: {msg}\n{USAGE}");
     2
 }
@@ -91,6 +106,8 @@ fn run_cmd(args: &[String]) -> i32 {
     let mut cfg = qemu::RunConfig::default();
     let mut json_out: Option<PathBuf> = None;
     let mut junit_out: Option<PathBuf> = None;
+    let mut pv_selftest = false;
+    let mut timeout_given = false;
     let mut it = args.iter();
     while let Some(arg) = it.next() {
         let mut value = |name: &str| -> Result<String, i32> {
@@ -101,6 +118,11 @@ fn run_cmd(args: &[String]) -> i32 {
         let r: Result<(), i32> = (|| {
             match arg.as_str() {
                 "--dom0" => cfg.mode = qemu::Mode::Dom0,
+                "--domu" => cfg.mode = qemu::Mode::Domu,
+                "--pv-selftest" => pv_selftest = true,
+                "--shared-cpu" => cfg.shared_cpu = true,
+                "--dom0-kernel" => cfg.dom0_kernel = value("--dom0-kernel")?.into(),
+                "--dom0-initrd" => cfg.dom0_initrd = value("--dom0-initrd")?.into(),
                 "--native" => cfg.mode = qemu::Mode::Native,
                 "--no-rom" => cfg.no_rom = true,
                 "--icount" => cfg.icount = true,
@@ -109,6 +131,7 @@ fn run_cmd(args: &[String]) -> i32 {
                 "--junit" => junit_out = Some(value("--junit")?.into()),
                 "--timeout" => {
                     let v = value("--timeout")?;
+                    timeout_given = true;
                     cfg.timeout_s = v
                         .parse()
                         .map_err(|_| usage_error(&format!("--timeout {v:?} is not a number")))?;
@@ -143,8 +166,37 @@ fn run_cmd(args: &[String]) -> i32 {
     if cfg.no_rom && cfg.mode != qemu::Mode::Native {
         return usage_error("--no-rom only makes sense with --native");
     }
-    if cfg.initrd.is_some() && cfg.mode == qemu::Mode::Dom0 && !cfg.kernel_given {
+    if cfg.initrd.is_some() && cfg.mode != qemu::Mode::Native && !cfg.kernel_given {
         return usage_error("--initrd on Xen needs the --kernel it belongs to");
+    }
+    if pv_selftest && cfg.mode != qemu::Mode::Domu {
+        return usage_error("--pv-selftest only makes sense with --domu");
+    }
+    if cfg.shared_cpu && cfg.mode != qemu::Mode::Domu {
+        return usage_error("--shared-cpu only makes sense with --domu");
+    }
+    if pv_selftest && cfg.kernel_given {
+        return usage_error("--pv-selftest boots no VMI kernel: drop --kernel");
+    }
+    if cfg.mode == qemu::Mode::Domu {
+        let timeout_s = if timeout_given { cfg.timeout_s } else { 120.0 };
+        // The initrd travels with the kernel in the one module xl gives
+        // the PV image (its ramdisk=), as on dom0.
+        let mut cfg = cfg.clone();
+        let _bundle = match cfg.initrd.take() {
+            Some(initrd) => match qemu::Bundle::write(&cfg.kernel, &initrd) {
+                Ok(b) => {
+                    cfg.kernel = b.path().to_path_buf();
+                    Some(b)
+                }
+                Err(e) => {
+                    eprintln!("runner: {e}");
+                    return Verdict::Error.exit_code();
+                }
+            },
+            None => None,
+        };
+        return batch::single_domu(&cfg, pv_selftest, timeout_s, json_out, junit_out);
     }
 
     let outcome = match qemu::run(&cfg) {

@@ -12,6 +12,8 @@ use crate::protocol::{Transcript, Verdict};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Mode {
+    /// Xen under QEMU with a Linux dom0; our PV image as a domU (domu.rs).
+    Domu,
     /// Xen under QEMU, our PV image as dom0.
     Dom0,
     /// Bare QEMU: the VMI guest by QEMU's `-kernel` (multiboot or bzImage),
@@ -37,12 +39,17 @@ pub struct RunConfig {
     pub initrd: Option<PathBuf>,
     pub option_rom: PathBuf,
     pub cmdline: String,
+    /// --domu: one CPU for Xen, shared by dom0 and the domU.
+    pub shared_cpu: bool,
+    /// The Linux dom0 of the domU mode (tools/dom0/build links them here).
+    pub dom0_kernel: PathBuf,
+    pub dom0_initrd: PathBuf,
 }
 
 impl Default for RunConfig {
     fn default() -> Self {
         Self {
-            mode: Mode::Dom0,
+            mode: Mode::Domu,
             no_rom: false,
             icount: false,
             quiet: false,
@@ -55,6 +62,9 @@ impl Default for RunConfig {
             initrd: None,
             option_rom: "out/native-vmi.rom".into(),
             cmdline: String::new(),
+            shared_cpu: false,
+            dom0_kernel: "out/dom0/vmlinuz".into(),
+            dom0_initrd: "out/dom0/initrd.gz".into(),
         }
     }
 }
@@ -62,6 +72,7 @@ impl Default for RunConfig {
 impl RunConfig {
     pub fn platform_name(&self) -> &'static str {
         match (self.mode, self.no_rom) {
+            (Mode::Domu, _) => "xen-domU",
             (Mode::Dom0, _) => "xen-dom0",
             (Mode::Native, false) => "native-rom",
             (Mode::Native, true) => "native",
@@ -122,6 +133,12 @@ const CONSOLE_SIGNS: &[ConsoleSign] = &[
     },
 ];
 
+/// QEMU's CPU for Xen runs: TCG's `max` (`host` needs KVM, under which Xen
+/// fails), said to be Intel: Xen offers a 32-bit PV guest SYSENTER only on
+/// Intel (on AMD there is none in long mode), and TCG executes it from
+/// compatibility mode either way (docs/traps-and-privilege.md).
+pub const XEN_CPU: &str = "max,vendor=GenuineIntel";
+
 fn require_file(what: &str, p: &Path, hint: &str) -> Result<(), String> {
     if p.is_file() {
         Ok(())
@@ -134,19 +151,13 @@ fn require_file(what: &str, p: &Path, hint: &str) -> Result<(), String> {
 pub fn command(cfg: &RunConfig) -> Result<Command, String> {
     let mut cmd;
     match cfg.mode {
+        Mode::Domu => return Err("the domU mode boots through domu.rs".into()),
         Mode::Dom0 => {
             require_file("hypervisor", &cfg.xen, "run tools/setup")?;
             require_file("PV image", &cfg.pv_image, "run tools/build-images")?;
             cmd = Command::new("qemu-system-x86_64");
             // Xen nested under KVM dies with emulation failures here: TCG only.
-            cmd.args([
-                "-machine",
-                "q35,accel=tcg",
-                "-cpu",
-                "max,vendor=GenuineIntel",
-                "-m",
-                "512",
-            ]);
+            cmd.args(["-machine", "q35,accel=tcg", "-cpu", XEN_CPU, "-m", "512"]);
             cmd.arg("-kernel").arg(&cfg.xen);
             // smap=0: QEMU TCG SMAP/iret bug. smep=0: with SMEP Xen flips CR4
             // on every 32-bit PV transition and TCG flushes its whole TLB.
@@ -219,12 +230,12 @@ pub fn command(cfg: &RunConfig) -> Result<Command, String> {
     Ok(cmd)
 }
 
-enum Event {
+pub(crate) enum Event {
     Line(String),
     Closed,
 }
 
-fn pump<R: Read + Send + 'static>(r: R, tx: mpsc::Sender<Event>, prefix: &'static str) {
+pub(crate) fn pump<R: Read + Send + 'static>(r: R, tx: mpsc::Sender<Event>, prefix: &'static str) {
     thread::spawn(move || {
         let mut reader = BufReader::new(r);
         let mut buf = Vec::new();
@@ -245,7 +256,7 @@ fn pump<R: Read + Send + 'static>(r: R, tx: mpsc::Sender<Event>, prefix: &'stati
     });
 }
 
-fn kill(child: &mut Child) {
+pub(crate) fn kill(child: &mut Child) {
     let _ = child.kill();
     let _ = child.wait();
 }
@@ -265,10 +276,15 @@ const GRACE_AFTER_VERDICT: Duration = Duration::from_secs(5);
 /// The one module the PV image gets for `kernel` and `initrd`: a bundle
 /// (xen_vmi_rom::bundle, what `vmi-pack bundle` writes) in a temporary
 /// file, removed when the run ends.
-struct Bundle(PathBuf);
+pub struct Bundle(PathBuf);
 
 impl Bundle {
-    fn write(kernel: &Path, initrd: &Path) -> Result<Self, String> {
+    /// Where the bundle is (until it is dropped).
+    pub fn path(&self) -> &Path {
+        &self.0
+    }
+
+    pub fn write(kernel: &Path, initrd: &Path) -> Result<Self, String> {
         let read = |p: &Path| std::fs::read(p).map_err(|e| format!("{}: {e}", p.display()));
         let (k, rd) = (read(kernel)?, read(initrd)?);
         let layout = u32::try_from(k.len())
@@ -447,6 +463,7 @@ mod tests {
         std::fs::write(&xen, b"x").unwrap();
         std::fs::write(&pv, b"x").unwrap();
         let cfg = RunConfig {
+            mode: Mode::Dom0,
             xen: xen.clone(),
             pv_image: pv.clone(),
             cmdline: "a=1,2".into(),
@@ -496,6 +513,7 @@ mod tests {
     #[test]
     fn missing_files_are_named() {
         let cfg = RunConfig {
+            mode: Mode::Dom0,
             xen: "/nonexistent/xen".into(),
             ..RunConfig::default()
         };

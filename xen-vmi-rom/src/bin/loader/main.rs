@@ -22,10 +22,11 @@ use crate::console::Console;
 
 /// Called by the entry code with start_info's virtual address.
 extern "C" fn pv_main(start_info: u32) -> ! {
-    let mut con = Console::new();
     // SAFETY: Xen passes the address of the mapped start_info page in %esi,
     // and nothing else writes it while the image runs.
     let si = unsafe { &*(start_info as *const StartInfo) };
+    console::init(si);
+    let mut con = Console::new();
     if si.mod_len > 0 {
         boot_kernel(&mut con, si);
     }
@@ -79,6 +80,9 @@ fn boot_kernel(con: &mut Console, si: &StartInfo) -> ! {
 }
 
 fn shutdown(reason: u32) -> ! {
+    // A domU's last lines are still in its console ring: let xenconsoled
+    // read them before the domain goes.
+    console::drain();
     loop {
         let _ = xen::hypervisor().sched_shutdown(reason);
     }

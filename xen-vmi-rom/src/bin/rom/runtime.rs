@@ -3,7 +3,6 @@
 //! CPU the kernel sees. The image itself is read-only.
 
 use core::sync::atomic::AtomicU8;
-use xen_abi::hypercall::Hypervisor;
 use xen_abi::time::{read_consistent, VolatileTimeInfo};
 
 use xen_abi::xen::{SharedInfo, VcpuTimeInfo};
@@ -17,7 +16,6 @@ use crate::console::Line;
 use crate::cpu_calls::{ApicRegs, ControlRegs, Msrs, INITIAL_CR0};
 use crate::desc::TableRegs;
 use crate::paging::Paging;
-use crate::xen::hypervisor;
 
 /// Bytes of kernel console output collected before they go to Xen.
 const CONSOLE_LINE: usize = 256;
@@ -164,10 +162,8 @@ impl SerialSink for Host<'_> {
 
     fn flush(&mut self) {
         if *self.console_len > 0 {
-            // The kernel's console goes where Xen's goes (console_io: a dom0
-            // writes straight to Xen's serial line). A domU's goes to its
-            // console ring (the domU issue).
-            let _ = hypervisor().console_write(&self.console[..*self.console_len]);
+            // Xen's serial line for dom0, the console ring for a domU.
+            crate::console::write(&self.console[..*self.console_len]);
             *self.console_len = 0;
         }
     }
@@ -236,4 +232,5 @@ pub fn pool_give(mfn: u32) {
 pub fn flush_console() {
     let (_, mut host) = runtime().split();
     host.flush();
+    crate::console::drain();
 }

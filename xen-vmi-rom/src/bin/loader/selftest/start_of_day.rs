@@ -44,7 +44,10 @@ pub fn run(r: &mut Run<'_>, si: &StartInfo, cl: &str) -> Option<&'static SharedI
         format_args!("{magic}"),
     );
 
-    match option(cl, "xen.dom0_mem_mb").and_then(|v| v.parse::<u32>().ok()) {
+    // The runner says how much memory it gave the domain: dom0_mem for dom0,
+    // xl's memory= for a domU.
+    let given = option(cl, "xen.dom0_mem_mb").or_else(|| option(cl, "xen.mem_mb"));
+    match given.and_then(|v| v.parse::<u32>().ok()) {
         Some(mb) => r.check(
             "start_info_nr_pages",
             si.nr_pages == mb * 256,
@@ -53,7 +56,7 @@ pub fn run(r: &mut Run<'_>, si: &StartInfo, cl: &str) -> Option<&'static SharedI
         None => r.report(
             "start_info_nr_pages",
             Status::Skip,
-            format_args!("no xen.dom0_mem_mb= on the command line to compare with"),
+            format_args!("no xen.dom0_mem_mb= or xen.mem_mb= on the command line to compare with"),
         ),
     }
 
@@ -97,11 +100,21 @@ pub fn run(r: &mut Run<'_>, si: &StartInfo, cl: &str) -> Option<&'static SharedI
     }
 
     let rc = xen.console_write(b"xen-vmi-rom: console_io probe\n");
-    r.check(
-        "console_io_write",
-        rc.is_ok(),
-        format_args!("CONSOLEIO_write: {rc:?}"),
-    );
+    if crate::console::is_ring() {
+        // A non-debug Xen refuses a domU's console_io (XSM's default
+        // policy): this console is the ring, which this very line crossed.
+        r.check(
+            "console_io_write",
+            rc.is_ok() || rc == Err(xen_abi::errno::XenError::EPERM),
+            format_args!("CONSOLEIO_write: {rc:?} (a domU: the console ring carries this line)"),
+        );
+    } else {
+        r.check(
+            "console_io_write",
+            rc.is_ok(),
+            format_args!("CONSOLEIO_write: {rc:?}"),
+        );
+    }
 
     let va = (&raw const SHARED_INFO_PAGE) as u32;
     let pte = u64::from(si.shared_info) | (_PAGE_PRESENT | _PAGE_RW | _PAGE_ACCESSED | _PAGE_DIRTY);
