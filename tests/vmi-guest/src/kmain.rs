@@ -14,7 +14,7 @@ use crate::console::{self, kprintln, Text};
 use crate::desc::{self, Table, GDT, IDT};
 use crate::sync::Global;
 use crate::trap::{self, VECTOR_APIC_SPURIOUS, VECTOR_SYSCALL};
-use crate::{cases, pic, probe, pv};
+use crate::{bench, cases, pic, probe, pv};
 
 /// The stack the processor switches to on traps from ring 3 (TSS esp0).
 pub static RING0_STACK: Global<Stack> = Global::new(Stack([0; STACK_SIZE]));
@@ -73,7 +73,10 @@ pub extern "C" fn kmain(magic: u32, mbi: u32) -> ! {
     }
 
     cpu_init();
-    let verdict = cases::run_all(&boot);
+    let verdict = match boot.option("bench") {
+        Some(selection) => bench::run_all(&boot, selection),
+        None => cases::run_all(&boot),
+    };
     kprintln!("Test result: {verdict}");
     finish(&boot)
 }

@@ -23,9 +23,12 @@
 //!
 //! Command line (multiboot): `vmi=off` ignores any ROM; `only=TEXT` runs the
 //! cases whose names contain TEXT; `exit=reboot` ends with a reboot instead
-//! of a power-off.
+//! of a power-off; `bench=all` or `bench=NAME,...` runs benchmarks instead
+//! of the cases ([`bench`]; `bench_reps=N`, `bench_ops=N`).
 #![cfg_attr(target_os = "none", no_std, no_main)]
 
+#[cfg(target_os = "none")]
+mod bench;
 #[cfg(target_os = "none")]
 mod boot;
 #[cfg(target_os = "none")]

@@ -7,7 +7,8 @@
 //! ROM's IRET when the ROM asks for it (VMI_CALL_IRET is patch-only).
 //!
 //! What the dispatcher does with a trap, in order:
-//! 1. from ring 3 while a case runs user code: end the user run
+//! 1. from ring 3 while a case runs user code: the user service (if one is
+//!    installed) serves it and resumes ring 3, or the user run ends
 //!    ([`crate::user`]);
 //! 2. a hook installed for the vector handles it and returns to the
 //!    interrupted code (#NM for lazy FPU, #DB for breakpoints, test gates);
@@ -313,6 +314,9 @@ pub fn reset_after_abort() {
 extern "C" fn trap_dispatch(frame: &mut TrapFrame) {
     let vector = frame.vector & 0xFF;
     if frame.is_from_user() && user::running() {
+        if user::service(frame) {
+            return;
+        }
         user::user_trap(frame);
     }
     if let Some(h) = hook(vector) {
