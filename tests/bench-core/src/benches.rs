@@ -158,6 +158,9 @@ pub struct Sample {
     pub hypercalls: Option<u32>,
     /// The benchmark's extra figure (timer_irq: the whole round trip).
     pub extra: u64,
+    /// Spurious faults the kernel resumed (faults its tables did not call
+    /// for: the platform's doing).
+    pub spurious_faults: u32,
 }
 
 impl Sample {
@@ -165,6 +168,7 @@ impl Sample {
         self.cycles += other.cycles;
         self.hypercalls = self.hypercalls.zip(other.hypercalls).map(|(a, b)| a + b);
         self.extra += other.extra;
+        self.spurious_faults += other.spurious_faults;
     }
 }
 
@@ -184,7 +188,8 @@ pub struct Figures {
 impl fmt::Display for Figures {
     /// `ops=N reps=R cycles=C1,C2,... hypercalls=H1,H2,...|-` and, for a
     /// benchmark with an extra figure, `NAME=E1,E2,...` (totals per
-    /// repetition, for the scoreboard to divide by `ops`).
+    /// repetition, for the scoreboard to divide by `ops`), and
+    /// `spurious_faults=...` if the platform caused any.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let samples = &self.samples[..self.reps];
         write!(f, "ops={} reps={} cycles=", self.ops, self.reps)?;
@@ -208,6 +213,12 @@ impl fmt::Display for Figures {
             write!(f, " {name}=")?;
             for (i, s) in samples.iter().enumerate() {
                 write!(f, "{}{}", if i > 0 { "," } else { "" }, s.extra)?;
+            }
+        }
+        if samples.iter().any(|s| s.spurious_faults != 0) {
+            f.write_str(" spurious_faults=")?;
+            for (i, s) in samples.iter().enumerate() {
+                write!(f, "{}{}", if i > 0 { "," } else { "" }, s.spurious_faults)?;
             }
         }
         Ok(())
@@ -283,6 +294,7 @@ fn timed<P: Platform, R>(p: &mut P, f: impl FnOnce(&mut P) -> R) -> (R, Sample) 
         cycles: t1.wrapping_sub(t0),
         hypercalls: h0.zip(h1).map(|(a, b)| b.wrapping_sub(a)),
         extra: 0,
+        spurious_faults: 0,
     };
     (r, sample)
 }
@@ -715,9 +727,11 @@ fn faults<P: Platform>(p: &mut P, run: Run, mode: FaultMode) -> Result<Figures, 
                 ebx: FAULT_VA,
                 ..start(Snippet::StoreLoop)
             };
-            let (exit, sample) = timed(p, |p| p.run_user(&state));
+            let (exit, mut sample) = timed(p, |p| p.run_user(&state));
+            let counters = kernel::counters();
+            sample.spurious_faults = counters.spurious_faults;
             total.add(sample);
-            let served = kernel::counters().faults;
+            let served = counters.faults;
             kernel::set_fault_mode(FaultMode::None, &[]);
             p.set_lazy(Lazy::Mmu);
             for j in 0..served.min(n) {
@@ -864,6 +878,7 @@ fn timer_irq<P: Platform>(p: &mut P, run: Run) -> Result<Figures, Text> {
             cycles: latency,
             hypercalls: whole.hypercalls,
             extra: whole.cycles,
+            spurious_faults: 0,
         })
     })
 }

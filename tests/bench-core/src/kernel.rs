@@ -141,6 +141,9 @@ pub struct Counters {
     pub syscalls: u32,
     /// Faults served.
     pub faults: u32,
+    /// Spurious faults: the kernel's tables already allowed the access
+    /// (resumed as they are, as Linux does).
+    pub spurious_faults: u32,
     /// Signals delivered.
     pub signals: u32,
     /// Signal returns.
@@ -171,6 +174,7 @@ static STATE: Global<State> = Global::new(State {
     counters: Counters {
         syscalls: 0,
         faults: 0,
+        spurious_faults: 0,
         signals: 0,
         sigreturns: 0,
         bad_sigframes: 0,
@@ -428,10 +432,15 @@ fn divide_error<F: UserFrame + ?Sized>(frame: &mut F) -> bool {
     true
 }
 
-/// #PF error code bits (Intel SDM vol. 3, "Interrupt 14").
-const PF_PRESENT: u32 = 1 << 0;
+/// #PF error code bit: a write (Intel SDM vol. 3, "Interrupt 14").
 const PF_WRITE: u32 = 1 << 1;
 
+/// #PF from ring 3 in the fault area, decided by the kernel's own page
+/// tables (as Linux's `handle_mm_fault`; the error code only says whether
+/// it was a write): a write to a read-only page becomes writable
+/// (protection mode), a page without mapping gets the next demand frame
+/// (demand mode), and an access the tables already allow is a spurious
+/// fault, resumed as it is.
 fn page_fault<P: Platform + ?Sized, F: UserFrame + ?Sized>(
     p: &mut P,
     frame: &mut F,
@@ -441,26 +450,35 @@ fn page_fault<P: Platform + ?Sized, F: UserFrame + ?Sized>(
     if !(FAULT_VA..FAULT_VA + FAULT_MAX_PAGES * PAGE_SIZE).contains(&page) {
         return false;
     }
-    let code = frame.error_code();
+    let write = frame.error_code() & PF_WRITE != 0;
     let (mode, demand) = STATE.with(|s| {
         let frame = (s.demand_next < s.demand_count).then(|| s.demand[s.demand_next]);
         (s.fault_mode, frame)
     });
-    match mode {
-        FaultMode::Protect if code & (PF_PRESENT | PF_WRITE) == PF_PRESENT | PF_WRITE => {
-            let space = p.current_space();
+    let space = p.current_space();
+    let spurious = match (mode, p.lookup(space, page)) {
+        (FaultMode::None, _) => return false,
+        (_, Some((_, writable))) if writable || !write => true,
+        (FaultMode::Protect, Some(_)) => {
             p.protect(space, page, true);
+            false
         }
-        FaultMode::Demand if code & PF_PRESENT == 0 => {
+        (FaultMode::Demand, None) => {
             let Some(new) = demand else {
                 return false;
             };
-            let space = p.current_space();
             p.map(space, page, new, true);
             STATE.with(|s| s.demand_next += 1);
+            false
         }
         _ => return false,
-    }
-    STATE.with(|s| s.counters.faults += 1);
+    };
+    STATE.with(|s| {
+        if spurious {
+            s.counters.spurious_faults += 1;
+        } else {
+            s.counters.faults += 1;
+        }
+    });
     true
 }

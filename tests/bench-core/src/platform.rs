@@ -160,6 +160,9 @@ pub trait Platform {
     /// Making it writable after a write fault needs no flush (the fault
     /// dropped the TLB entry); making it read-only, the caller flushes.
     fn protect(&mut self, space: SpaceId, va: u32, writable: bool);
+    /// The present mapping of `va` in `space` as the kernel's own page
+    /// tables hold it: (frame, writable).
+    fn lookup(&mut self, space: SpaceId, va: u32) -> Option<(Frame, bool)>;
     /// Flushes the non-global TLB entries.
     fn flush_tlb(&mut self);
     /// Flushes the TLB entry of `va`.

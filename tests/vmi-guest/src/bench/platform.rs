@@ -233,6 +233,11 @@ impl Platform for VmiPlatform {
         pv::set_pxe_long(new, ptep, update_flags(PageLevel::Pt, space, va));
     }
 
+    fn lookup(&mut self, space: SpaceId, va: u32) -> Option<(Frame, bool)> {
+        let pte = mm::read_entry(mm::entry(page_table(space, va)?, (va >> 12) & 511));
+        (pte & PTE_P != 0).then_some(((pte & PTE_ADDR) as u32, pte & PTE_RW != 0))
+    }
+
     fn flush_tlb(&mut self) {
         pv::flush_tlb(VMI_FLUSH_TLB);
     }
