@@ -186,13 +186,27 @@ pub struct Figures {
 }
 
 impl fmt::Display for Figures {
-    /// `ops=N reps=R cycles=C1,C2,... hypercalls=H1,H2,...|-` and, for a
-    /// benchmark with an extra figure, `NAME=E1,E2,...` (totals per
-    /// repetition, for the scoreboard to divide by `ops`), and
-    /// `spurious_faults=...` if the platform caused any.
+    /// `cycles_per_op=X hypercalls_per_op=Y|-` (medians over the
+    /// repetitions, one decimal), then `ops=N reps=R cycles=C1,C2,...
+    /// hypercalls=H1,H2,...|-` and, for a benchmark with an extra figure,
+    /// `NAME=E1,E2,...` (totals per repetition, for the scoreboard to
+    /// divide by `ops`), and `spurious_faults=...` if the platform caused
+    /// any.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let samples = &self.samples[..self.reps];
-        write!(f, "ops={} reps={} cycles=", self.ops, self.reps)?;
+        write!(f, "cycles_per_op=")?;
+        per_op(f, self.median(|s| s.cycles), self.ops)?;
+        write!(f, " hypercalls_per_op=")?;
+        if samples.iter().any(|s| s.hypercalls.is_none()) {
+            f.write_str("-")?;
+        } else {
+            per_op(
+                f,
+                self.median(|s| u64::from(s.hypercalls.unwrap_or(0))),
+                self.ops,
+            )?;
+        }
+        write!(f, " ops={} reps={} cycles=", self.ops, self.reps)?;
         for (i, s) in samples.iter().enumerate() {
             write!(f, "{}{}", if i > 0 { "," } else { "" }, s.cycles)?;
         }
@@ -223,6 +237,25 @@ impl fmt::Display for Figures {
         }
         Ok(())
     }
+}
+
+impl Figures {
+    /// The median over the repetitions of one figure of a sample.
+    pub fn median(&self, figure: impl Fn(&Sample) -> u64) -> u64 {
+        let mut v = [0u64; MAX_REPS];
+        for (slot, s) in v.iter_mut().zip(&self.samples[..self.reps]) {
+            *slot = figure(s);
+        }
+        let v = &mut v[..self.reps];
+        v.sort_unstable();
+        v[v.len() / 2]
+    }
+}
+
+/// `total / ops` with one decimal.
+fn per_op(f: &mut fmt::Formatter<'_>, total: u64, ops: u32) -> fmt::Result {
+    let tenths = (total * 10 + u64::from(ops) / 2) / u64::from(ops.max(1));
+    write!(f, "{}.{}", tenths / 10, tenths % 10)
 }
 
 /// Runs benchmark `index` and returns its figures, or why it failed.

@@ -13,9 +13,10 @@
 //! * [`frames`]: the frame pool, so repetitions reuse memory.
 //!
 //! Output protocol (the project's): one line per benchmark,
-//! `case bench_NAME: PASS ops=N reps=R cycles=C1,... hypercalls=H1,...|-`
-//! (totals per repetition; `-` where the platform cannot count
-//! hypercalls), or `case bench_NAME: FAIL why`.
+//! `case bench_NAME: PASS cycles_per_op=X hypercalls_per_op=Y ops=N reps=R
+//! cycles=C1,... hypercalls=H1,...` (medians per operation, then the totals
+//! per repetition; `-` for hypercalls where the platform cannot count
+//! them), or `case bench_NAME: FAIL why`.
 #![cfg_attr(not(test), no_std)]
 // A failure carries its reason as a fixed-size text by value (no
 // allocator in these kernels); failures are the cold path.
