@@ -28,13 +28,16 @@
 //!
 //! Command line: `vmi=off` ignores any ROM; `only=TEXT` runs the cases
 //! whose names contain TEXT; `exit=reboot` ends with a reboot instead of a
-//! power-off.
+//! power-off; `bench=all` or `bench=NAME,...` runs benchmarks instead of
+//! the cases ([`bench`]; `bench_reps=N`, `bench_ops=N`).
 #![cfg_attr(target_os = "none", no_std)]
 // The library is the kernel of the two packagings, not an API: its public
 // items are shared with them only, and Debug output of pages, tables and
 // stacks would only add formatting code to the images.
 #![allow(missing_debug_implementations)]
 
+#[cfg(target_os = "none")]
+pub mod bench;
 #[cfg(target_os = "none")]
 pub mod boot;
 #[cfg(target_os = "none")]

@@ -7,8 +7,9 @@
 //! ROM's IRET when the ROM asks for it (VMI_CALL_IRET is patch-only).
 //!
 //! What the dispatcher does with a trap, in order:
-//! 1. from ring 3 while a case runs user code: end the user run
-//!    ([`crate::user`]), unless it is an interrupt with a hook;
+//! 1. from ring 3 while a case runs user code: the user service (if one is
+//!    installed) serves it and resumes ring 3; an interrupt with a hook is
+//!    the hook's; anything else ends the user run ([`crate::user`]);
 //! 2. a hook installed for the vector handles it and returns to the
 //!    interrupted code (#NM for lazy FPU, #DB for breakpoints, test gates);
 //! 3. an exception inside [`catch`]: recorded, the catch returns it;
@@ -313,9 +314,13 @@ pub fn reset_after_abort() {
 extern "C" fn trap_dispatch(frame: &mut TrapFrame) {
     let vector = frame.vector & 0xFF;
     // An interrupt a case hooks is the case's to handle even over ring 3
-    // (it returns there); any other trap from ring 3 ends the user run.
+    // (it returns there); the user service (benchmarks) may serve a trap
+    // and resume ring 3; any other trap from ring 3 ends the user run.
     let hooked_interrupt = vector >= 32 && hook(vector).is_some();
     if frame.is_from_user() && user::running() && !hooked_interrupt {
+        if user::service(frame) {
+            return;
+        }
         user::user_trap(frame);
     }
     if let Some(h) = hook(vector) {

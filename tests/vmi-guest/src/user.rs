@@ -4,12 +4,14 @@
 //!
 //! A user run is a recovery point ([`crate::recovery`]): the kernel saves
 //! its registers, drops to ring 3, and the first trap from ring 3 records
-//! what happened ([`UserExit`]) and resumes the kernel where it left.
+//! what happened ([`UserExit`]) and resumes the kernel where it left,
+//! unless a user service ([`set_service`]: the benchmarks' kernel) serves
+//! the trap and resumes ring 3.
 //!
 //! The user code is a set of small assembly snippets in the `.user.text`
 //! section, the only code pages ring 3 may execute once paging is on.
 
-use core::sync::atomic::{AtomicBool, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 
 use crate::desc::{USER_CS, USER_DS};
 use crate::recovery::{call_with_recovery, resume, Context};
@@ -129,6 +131,7 @@ jump_to_user_iret:
     mov edx, [eax + 32]
     mov esi, [eax + 36]
     mov edi, [eax + 40]
+    mov ebp, [eax + 44]
     mov eax, [eax + 20]
     jmp pv_iret_site
 
@@ -253,6 +256,8 @@ pub struct UserFrame {
     pub esi: u32,
     /// 40: EDI.
     pub edi: u32,
+    /// 44: EBP.
+    pub ebp: u32,
 }
 
 /// General registers for a user run.
@@ -326,12 +331,44 @@ pub fn run_iret(snippet: Snippet, regs: UserRegs, eflags: u32) -> UserExit {
         edx: regs.edx,
         esi: 0,
         edi: 0,
+        ebp: 0,
     };
+    run_frame(&frame)
+}
+
+/// Runs ring-3 code as `frame` describes (entered by IRET), until a trap
+/// back to ring 0 that the user service (if any) does not resume.
+pub fn run_frame(frame: &UserFrame) -> UserExit {
     run(|| {
-        // SAFETY: the frame describes ring-3 code and stack the page tables
-        // (if any) let ring 3 use; the trap back resumes CONTEXT.
-        unsafe { jump_to_user_iret(&frame) }
+        // SAFETY: the caller's frame describes ring-3 code and stack the
+        // page tables let ring 3 use; the trap back resumes CONTEXT.
+        unsafe { jump_to_user_iret(frame) }
     })
+}
+
+/// A kernel service for traps from ring 3 during a run: returns true to
+/// resume ring 3 with the frame as it left it (a system call served, a
+/// fault fixed), false to end the run at this trap.
+pub type Service = fn(&mut TrapFrame) -> bool;
+
+static SERVICE: AtomicU32 = AtomicU32::new(0);
+
+/// Installs (or with `None` removes) the user service.
+pub fn set_service(service: Option<Service>) {
+    SERVICE.store(service.map_or(0, |s| s as usize as u32), Ordering::SeqCst);
+}
+
+/// Offers a trap from ring 3 to the user service: true if it resumes ring 3.
+pub fn service(frame: &mut TrapFrame) -> bool {
+    match SERVICE.load(Ordering::SeqCst) {
+        0 => false,
+        raw => {
+            // SAFETY: only set_service stores non-zero values, and those
+            // are `Service` function pointers.
+            let s = unsafe { core::mem::transmute::<usize, Service>(raw as usize) };
+            s(frame)
+        }
+    }
 }
 
 /// Runs the SYSENTER snippet in ring 3 entered by SYSEXIT (the SYSENTER

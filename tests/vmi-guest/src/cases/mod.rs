@@ -398,7 +398,9 @@ pub fn abort_current(why: Text) -> ! {
     crate::kmain::power_off()
 }
 
-fn run_one(case: &Case) -> Outcome {
+/// Runs one case: an exception it did not expect (or a panic) fails it
+/// and the kernel carries on.
+pub(crate) fn run_one(case: &Case) -> Outcome {
     OUTCOME.with(|o| *o = None);
     ABORT.with(|a| *a = None);
     CASE_RUNNING.store(true, Ordering::SeqCst);

@@ -1,0 +1,74 @@
+//! The frame pool: frames the benchmarks and the platforms' address
+//! spaces take and give back, so that repeated operations reuse the same
+//! memory (the kernels' own frame allocators only ever hand out new
+//! frames).
+
+use crate::platform::{Frame, Platform, PAGE_SIZE};
+use crate::sync::Global;
+
+/// Frames the pool can hold at once (16 MiB).
+pub const POOL_CAPACITY: usize = 4096;
+
+struct Pool {
+    free: [Frame; POOL_CAPACITY],
+    count: usize,
+}
+
+static POOL: Global<Pool> = Global::new(Pool {
+    free: [0; POOL_CAPACITY],
+    count: 0,
+});
+
+/// A frame, mapped read-write in the kernel's identity map; its contents
+/// are whatever its last user left.
+pub fn take<P: Platform + ?Sized>(p: &mut P) -> Frame {
+    match POOL.with(|pool| {
+        pool.count = pool.count.checked_sub(1)?;
+        Some(pool.free[pool.count])
+    }) {
+        Some(frame) => frame,
+        None => p.new_frame(),
+    }
+}
+
+/// A zeroed frame (for a page table).
+pub fn take_zeroed<P: Platform + ?Sized>(p: &mut P) -> Frame {
+    let frame = take(p);
+    zero(frame);
+    frame
+}
+
+/// Gives a frame back. It must be mapped read-write in the kernel's
+/// identity map again (no longer a page table on a platform that makes
+/// page tables read-only).
+pub fn give(frame: Frame) {
+    POOL.with(|pool| {
+        assert!(pool.count < POOL_CAPACITY, "frame pool overflow");
+        pool.free[pool.count] = frame;
+        pool.count += 1;
+    });
+}
+
+/// Frames in the pool now.
+pub fn available() -> usize {
+    POOL.with(|pool| pool.count)
+}
+
+/// Fills a frame with zeros.
+pub fn zero(frame: Frame) {
+    // SAFETY: pool frames are identity mapped read-write and owned by
+    // whoever took them.
+    unsafe { core::ptr::write_bytes(frame as *mut u8, 0, PAGE_SIZE as usize) };
+}
+
+/// Writes `word` at the start of a frame (through the identity map).
+pub fn write_word(frame: Frame, offset: u32, word: u32) {
+    // SAFETY: as in `zero`; offset is inside the page.
+    unsafe { ((frame + (offset & (PAGE_SIZE - 4))) as *mut u32).write_volatile(word) };
+}
+
+/// Reads a word of a frame (through the identity map).
+pub fn read_word(frame: Frame, offset: u32) -> u32 {
+    // SAFETY: as in `zero`.
+    unsafe { ((frame + (offset & (PAGE_SIZE - 4))) as *const u32).read_volatile() }
+}

@@ -1,0 +1,359 @@
+//! The benchmarks' platform on this kernel: every operation through the
+//! paravirt ops of [`crate::pv`] (a VMI call, or the native instruction
+//! without a ROM), with the page-table work a Linux VMI kernel does for
+//! the same job (AllocatePage / ReleasePage, CLONE for the kernel's part,
+//! SetPxELong with the current-address-space hint, lazy modes).
+
+use core::fmt;
+use core::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+
+use bench_core::{frames, Frame, Lazy, Platform, SpaceId, UserExit, UserFrame, UserState};
+use vmi_abi::flags::{
+    PageLevel, PxeUpdateFlags, VMI_FLUSH_TLB, VMI_LAZY_CPU, VMI_LAZY_MMU, VMI_LAZY_NONE,
+    VMI_PAGE_CLONE, VMI_PAGE_L1_PAE, VMI_PAGE_L2_PAE,
+};
+use vmi_abi::time::{AlarmFlags, AlarmWiring, CycleCounter};
+
+use crate::desc::{USER_CS, USER_DS};
+use crate::mm::{self, PTE_ADDR, PTE_P, PTE_RW, PTE_US};
+use crate::trap::{self, TrapFrame, VECTOR_APIC_TIMER};
+use crate::{kmain, pv, user};
+use native_rom::hw::apic;
+
+/// The hypercall count port a hypervisor's ROM may decode (32-bit read;
+/// all ones where nothing answers).
+const HYPERCALL_COUNT_PORT: u16 = 0x5A0;
+
+/// The address space loaded now (its PDPT), and the lazy mode.
+static CURRENT: AtomicU32 = AtomicU32::new(0);
+static LAZY_MMU: AtomicBool = AtomicBool::new(false);
+static LVTT_CONNECTED: AtomicBool = AtomicBool::new(false);
+
+/// The platform handle (all state is in the kernel's globals).
+#[derive(Debug)]
+pub struct VmiPlatform;
+
+/// Records the kernel's space as the current one (paging is on).
+pub fn init() {
+    let home = mm::kernel_space().expect("paging is on").pdpt;
+    CURRENT.store(home, Ordering::SeqCst);
+    LAZY_MMU.store(false, Ordering::SeqCst);
+}
+
+/// Masks the local APIC timer's LVT entry again if a benchmark unmasked
+/// it.
+pub fn finish() {
+    if LVTT_CONNECTED.swap(false, Ordering::SeqCst) {
+        pv::apic_write(apic::REG_LVT_TIMER, apic::LVT_MASKED | VECTOR_APIC_TIMER);
+    }
+}
+
+/// The page directory covering `va` in `space` (read from its PDPT).
+fn directory(space: SpaceId, va: u32) -> u32 {
+    (mm::read_entry(mm::entry(space.0, va >> 30)) & PTE_ADDR) as u32
+}
+
+/// The page table covering `va` in `space`, if present.
+fn page_table(space: SpaceId, va: u32) -> Option<u32> {
+    let pde = mm::read_entry(mm::entry(directory(space, va), (va >> 21) & 511));
+    (pde & PTE_P != 0).then_some((pde & PTE_ADDR) as u32)
+}
+
+/// Linux's `vmi_flags_addr(_defer)`: the current-space hint with the
+/// address, and DEFER inside lazy MMU mode.
+fn update_flags(level: PageLevel, space: SpaceId, va: u32) -> u32 {
+    let current = space.0 == CURRENT.load(Ordering::Relaxed);
+    let defer = current && LAZY_MMU.load(Ordering::Relaxed);
+    PxeUpdateFlags::new(level, current.then_some(va), defer).0
+}
+
+fn user_pte(frame: Frame, writable: bool) -> u64 {
+    u64::from(frame) | PTE_P | PTE_US | if writable { PTE_RW } else { 0 }
+}
+
+impl Platform for VmiPlatform {
+    fn print(&mut self, args: fmt::Arguments<'_>) {
+        crate::console::print(args);
+    }
+
+    fn cycles(&mut self) -> u64 {
+        pv::cycles_now()
+    }
+
+    fn cycle_frequency(&mut self) -> u64 {
+        pv::cycle_frequency()
+    }
+
+    fn hypercalls(&mut self) -> Option<u32> {
+        let v = pv::port_in(4, HYPERCALL_COUNT_PORT);
+        (v != u32::MAX).then_some(v)
+    }
+
+    fn irq_disable(&mut self) {
+        pv::irq_disable();
+    }
+
+    fn irq_enable(&mut self) {
+        pv::irq_enable();
+    }
+
+    fn new_frame(&mut self) -> Frame {
+        mm::alloc_frame()
+    }
+
+    fn kernel_space(&mut self) -> SpaceId {
+        SpaceId(mm::kernel_space().expect("paging is on").pdpt)
+    }
+
+    fn current_space(&mut self) -> SpaceId {
+        SpaceId(CURRENT.load(Ordering::Relaxed))
+    }
+
+    /// A new PDPT: directories 0 and 2 shared with the kernel's space, 1
+    /// (the user region) fresh, 3 a copy of the kernel's announced with
+    /// AllocatePage(CLONE) (Linux's `pgd_ctor` for a PAE kernel).
+    fn create_space(&mut self) -> SpaceId {
+        let kernel = mm::kernel_space().expect("paging is on");
+        let pdpt = frames::take_zeroed(self);
+        let user = frames::take_zeroed(self);
+        pv::allocate_page(user >> 12, VMI_PAGE_L2_PAE, 0, 0, 0);
+        let top = frames::take(self);
+        // SAFETY: both are identity-mapped directory frames; `top` is ours.
+        unsafe { core::ptr::copy_nonoverlapping(kernel.pd[3] as *const u64, top as *mut u64, 512) };
+        pv::allocate_page(
+            top >> 12,
+            VMI_PAGE_L2_PAE | VMI_PAGE_CLONE,
+            kernel.pd[3] >> 12,
+            0,
+            512,
+        );
+        for (k, d) in [kernel.pd[0], user, kernel.pd[2], top].iter().enumerate() {
+            pv::set_pxe_long(
+                u64::from(*d) | PTE_P,
+                mm::entry(pdpt, k as u32),
+                PageLevel::Pdp.bit(),
+            );
+        }
+        SpaceId(pdpt)
+    }
+
+    /// Linux's `exit_mmap` for a PAE VMI kernel: the user entries cleared
+    /// natively (a full teardown needs no paravirt update), each page
+    /// table unlinked (SetPxELong) and released, then the space's own
+    /// directories released.
+    fn destroy_space(&mut self, space: SpaceId) {
+        let user = directory(space, bench_core::user::USER_BASE);
+        let top = directory(space, 0xC000_0000);
+        for i in 0..512 {
+            let pdep = mm::entry(user, i);
+            let pde = mm::read_entry(pdep);
+            if pde & PTE_P == 0 {
+                continue;
+            }
+            let pt = (pde & PTE_ADDR) as u32;
+            // SAFETY: the space is not loaded; its page table is ours.
+            unsafe { core::ptr::write_bytes(pt as *mut u8, 0, 4096) };
+            pv::set_pxe_long(0, pdep, PageLevel::Pd.bit());
+            pv::release_page(pt >> 12, VMI_PAGE_L1_PAE);
+            frames::give(pt);
+        }
+        pv::release_page(user >> 12, VMI_PAGE_L2_PAE);
+        pv::release_page(top >> 12, VMI_PAGE_L2_PAE);
+        frames::give(user);
+        frames::give(top);
+        frames::give(space.0);
+    }
+
+    fn switch_space(&mut self, space: SpaceId) {
+        pv::set_cr3(space.0);
+        CURRENT.store(space.0, Ordering::Relaxed);
+    }
+
+    fn set_kernel_stack(&mut self, top: u32) {
+        pv::update_kernel_stack(pv::kernel_ds(), top);
+    }
+
+    fn default_kernel_stack(&mut self) -> u32 {
+        kmain::ring0_stack_top()
+    }
+
+    fn set_lazy(&mut self, mode: Lazy) {
+        let (vmi, mmu) = match mode {
+            Lazy::None => (VMI_LAZY_NONE, false),
+            Lazy::Mmu => (VMI_LAZY_MMU, true),
+            Lazy::Cpu => (VMI_LAZY_CPU, false),
+        };
+        pv::set_lazy_mode(vmi);
+        LAZY_MMU.store(mmu, Ordering::Relaxed);
+    }
+
+    fn map(&mut self, space: SpaceId, va: u32, frame: Frame, writable: bool) {
+        let pt = match page_table(space, va) {
+            Some(pt) => pt,
+            None => {
+                let pt = frames::take_zeroed(self);
+                pv::allocate_page(pt >> 12, VMI_PAGE_L1_PAE, 0, 0, 0);
+                let pdep = mm::entry(directory(space, va), (va >> 21) & 511);
+                pv::set_pxe_long(
+                    u64::from(pt) | PTE_P | PTE_RW | PTE_US,
+                    pdep,
+                    update_flags(PageLevel::Pd, space, va),
+                );
+                pt
+            }
+        };
+        pv::set_pxe_long(
+            user_pte(frame, writable),
+            mm::entry(pt, (va >> 12) & 511),
+            update_flags(PageLevel::Pt, space, va),
+        );
+    }
+
+    fn unmap(&mut self, space: SpaceId, va: u32) {
+        if let Some(pt) = page_table(space, va) {
+            pv::set_pxe_long(
+                0,
+                mm::entry(pt, (va >> 12) & 511),
+                update_flags(PageLevel::Pt, space, va),
+            );
+        }
+    }
+
+    fn protect(&mut self, space: SpaceId, va: u32, writable: bool) {
+        let Some(pt) = page_table(space, va) else {
+            return;
+        };
+        let ptep = mm::entry(pt, (va >> 12) & 511);
+        let pte = mm::read_entry(ptep);
+        let new = if writable {
+            pte | PTE_RW
+        } else {
+            pte & !PTE_RW
+        };
+        pv::set_pxe_long(new, ptep, update_flags(PageLevel::Pt, space, va));
+    }
+
+    fn lookup(&mut self, space: SpaceId, va: u32) -> Option<(Frame, bool)> {
+        let pte = mm::read_entry(mm::entry(page_table(space, va)?, (va >> 12) & 511));
+        (pte & PTE_P != 0).then_some(((pte & PTE_ADDR) as u32, pte & PTE_RW != 0))
+    }
+
+    fn flush_tlb(&mut self) {
+        pv::flush_tlb(VMI_FLUSH_TLB);
+    }
+
+    fn invalidate_page(&mut self, va: u32) {
+        pv::inval_page(va);
+    }
+
+    fn run_user(&mut self, start: &UserState) -> UserExit {
+        let frame = user::UserFrame {
+            eip: start.eip,
+            cs: u32::from(USER_CS),
+            eflags: start.eflags,
+            esp: start.esp,
+            ss: u32::from(USER_DS),
+            eax: start.eax,
+            ebx: start.ebx,
+            ecx: start.ecx,
+            edx: start.edx,
+            esi: start.esi,
+            edi: start.edi,
+            ebp: start.ebp,
+        };
+        let exit = user::run_frame(&frame);
+        let f = &exit.frame;
+        UserExit {
+            vector: f.vector & 0xFF,
+            error_code: f.error_code,
+            state: f.state(),
+        }
+    }
+
+    /// A one-shot alarm on the real counter wired to the local APIC timer,
+    /// as a Linux VMI kernel with a local APIC arms it (the handler stamps
+    /// the cycle counter before its EOI).
+    fn arm_alarm(&mut self, expiry: u64) {
+        if !LVTT_CONNECTED.swap(true, Ordering::SeqCst) {
+            pv::apic_write(apic::REG_LVT_TIMER, VECTOR_APIC_TIMER);
+        }
+        let flags = AlarmFlags::new(CycleCounter::Real, AlarmWiring::Lvtt, false).0;
+        pv::set_alarm(flags, expiry, 0);
+    }
+
+    fn timer_interrupts(&mut self) -> (u32, u64) {
+        (
+            trap::irq_count(VECTOR_APIC_TIMER),
+            trap::irq_last_cycles(VECTOR_APIC_TIMER),
+        )
+    }
+}
+
+impl UserFrame for TrapFrame {
+    fn vector(&self) -> u32 {
+        self.vector & 0xFF
+    }
+
+    fn error_code(&self) -> u32 {
+        self.error_code
+    }
+
+    fn state(&self) -> UserState {
+        UserState {
+            eax: self.eax,
+            ebx: self.ebx,
+            ecx: self.ecx,
+            edx: self.edx,
+            esi: self.esi,
+            edi: self.edi,
+            ebp: self.ebp,
+            eip: self.eip,
+            esp: self.user_esp,
+            eflags: self.eflags,
+        }
+    }
+
+    fn set_state(&mut self, s: &UserState) {
+        self.eax = s.eax;
+        self.ebx = s.ebx;
+        self.ecx = s.ecx;
+        self.edx = s.edx;
+        self.esi = s.esi;
+        self.edi = s.edi;
+        self.ebp = s.ebp;
+        self.eip = s.eip;
+        self.user_esp = s.esp;
+        self.eflags = s.eflags;
+    }
+
+    fn eax(&self) -> u32 {
+        self.eax
+    }
+
+    fn set_eax(&mut self, value: u32) {
+        self.eax = value;
+    }
+
+    fn ebx(&self) -> u32 {
+        self.ebx
+    }
+
+    fn eip(&self) -> u32 {
+        self.eip
+    }
+
+    fn set_eip(&mut self, value: u32) {
+        self.eip = value;
+    }
+}
+
+/// The user service the trap path calls for every trap from ring 3 during
+/// a benchmark's user run.
+pub fn service(frame: &mut TrapFrame) -> bool {
+    let fault_address = if frame.vector & 0xFF == 14 {
+        pv::get_cr2()
+    } else {
+        0
+    };
+    bench_core::kernel::user_trap(&mut VmiPlatform, frame, fault_address)
+}
