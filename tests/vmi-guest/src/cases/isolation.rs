@@ -87,3 +87,45 @@ fn kernel_word(addr: u32) -> u32 {
     // SAFETY: a kernel address of the kernel's own tables, mapped.
     unsafe { (addr as *const u32).read_volatile() }
 }
+
+/// A user page of its own, away from the other cases' test addresses.
+const USER_RO_VA: u32 = mm::TEST_BASE + 0x0060_0000;
+
+/// The #PF error code a ring-3 access gets is the processor's for the
+/// kernel's tables: a write to a present read-only user page is a
+/// protection fault (P set), also on its very first access; an access to
+/// an address with no mapping is a not-present fault (P clear).
+pub fn user_fault_error_codes() -> Outcome {
+    if mm::kernel_space().is_none() {
+        skip!("paging is not enabled (mmu_enable_pae_paging failed)");
+    }
+    let frame = mm::alloc_frame();
+    mm::map(USER_RO_VA, frame, mm::PTE_P | mm::PTE_US);
+    let store = |va: u32| {
+        let regs = UserRegs {
+            ebx: va,
+            ecx: 0x5EED_0001,
+            ..UserRegs::default()
+        };
+        user::run_iret(Snippet::Store, regs, USER_EFLAGS)
+    };
+    let read_only = store(USER_RO_VA);
+    mm::unmap(USER_RO_VA);
+    let unmapped = store(USER_RO_VA);
+    let (ro, un) = (&read_only.frame, &unmapped.frame);
+    ensure!(
+        ro.vector == 14 && ro.error_code & 7 == 7 && read_only.cr2 == USER_RO_VA,
+        "ring-3 write to a read-only user page: vector {:#x} error {:#x} cr2 {:#x}, expected #PF(7)",
+        ro.vector,
+        ro.error_code,
+        read_only.cr2
+    );
+    ensure!(
+        un.vector == 14 && un.error_code & 7 == 6 && unmapped.cr2 == USER_RO_VA,
+        "ring-3 write to an unmapped address: vector {:#x} error {:#x} cr2 {:#x}, expected #PF(6)",
+        un.vector,
+        un.error_code,
+        unmapped.cr2
+    );
+    pass!("first write to a read-only user page: #PF(7); to an unmapped one: #PF(6)")
+}

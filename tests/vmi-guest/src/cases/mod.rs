@@ -354,6 +354,7 @@ pub static ALL: &[Case] = &[
         "user_cannot_reach_rom_or_tables",
         isolation::user_cannot_reach_rom_or_tables,
     ),
+    case("user_fault_error_codes", isolation::user_fault_error_codes),
     case(
         "mmu_protection_changes_after_flush",
         mmu::protection_changes_after_flush,

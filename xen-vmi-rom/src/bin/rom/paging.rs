@@ -29,6 +29,9 @@ use crate::console::Line;
 use crate::mmu::{barrier, end_of_call, fatal, heap, k2m, RomHost};
 use crate::runtime::{rom_state, runtime};
 use crate::traps::{saved_mask, set_saved_mask, TrapFrame};
+
+/// Page-fault error code bit 0: the page was present (a protection fault).
+const PF_PRESENT: u32 = 1;
 use xen_vmi_rom::shadow_entry::RW;
 
 /// CR0.WP.
@@ -333,6 +336,16 @@ pub fn page_fault(cr2: u32, frame: &mut TrapFrame) -> bool {
         }
         Fault::Kernel => {
             runtime().paging.last_fix = (0, 0, 0);
+            // The error code's P bit is the kernel's tables' (SDM vol. 3,
+            // "Page-Fault Error Code": 1 for a protection violation), not
+            // the shadow's: a user page is shadowed only on first access,
+            // so the processor says "not present" for a page the kernel
+            // maps read-only, which the kernel must see as a write to a
+            // present page.
+            let mapped = cache
+                .walk(&mut host, cr2)
+                .is_some_and(|w| w.frame(cr2).is_some());
+            frame.error_code = (frame.error_code & !PF_PRESENT) | u32::from(mapped);
             false
         }
     };
