@@ -248,6 +248,10 @@ pub fn load_gdt_for(base: u32, limit: u16, kernel_cs: u16) -> bool {
     regs.gdt_base = base;
     regs.gdt_limit = limit;
     regs.gdt_loaded = xen_entries;
+    // Which gates Xen may deliver directly depends on their code segments.
+    if regs.idt_limit != 0 {
+        sync_trap_table(0..256);
+    }
     true
 }
 
@@ -277,6 +281,23 @@ fn trap_table_dpl(vector: u32) -> u8 {
     }
 }
 
+/// The kernel's gate for `vector` when Xen may deliver it without the ROM:
+/// the system call (0x80) and the exceptions the ROM has no business with
+/// (#DE, #BP, #OF, #BR, #UD, #MF, #AC, #XM), through a present interrupt or
+/// trap gate whose selector is a present code segment (anything else needs
+/// the ROM's processor-exact answer). The ROM keeps #DB (its single steps),
+/// NMI, #NM, the fault vectors it emulates or shadows (#GP, #PF), the
+/// segment faults, and every other `int n` (their DPL check, and QEMU's
+/// int-n error code, docs/traps-and-privilege.md). Saves the ROM's trap
+/// path on every system call (docs/benchmarks.md: about 200 guest
+/// instructions per trap).
+fn direct_gate(vector: u32) -> Option<Gate> {
+    if !matches!(vector, 0 | 3 | 4 | 5 | 6 | 16 | 17 | 19 | 0x80) {
+        return None;
+    }
+    idt_gate(vector).filter(|g| is_code_segment(g.selector))
+}
+
 /// Points Xen's trap table entries for `vectors` at the ROM's stubs, with
 /// the DPL `trap_table_dpl` gives. Sent 32 at a time to keep the kernel's
 /// stack small.
@@ -286,12 +307,25 @@ pub fn sync_trap_table(vectors: core::ops::Range<u32>) {
     let mut xen = hypervisor();
     for v in vectors {
         let dpl = trap_table_dpl(v);
-        chunk[n] = TrapInfo {
-            vector: v as u8,
-            // Bit 2: events masked in the ROM's handler (see boot.rs).
-            flags: dpl | 4,
-            cs: FLAT_RING1_CS,
-            address: crate::traps::stub_alias(v),
+        chunk[n] = match direct_gate(v) {
+            // Xen bounces the trap straight to the kernel's handler with
+            // the frame the ROM would forward (compat bounce frame: the
+            // saved mask in CS bits 16-23, IF in EFLAGS from it), masking
+            // events for an interrupt gate (flag bit 2) as the processor
+            // clears IF; the kernel's ring 0 is ring 1.
+            Some(gate) => TrapInfo {
+                vector: v as u8,
+                flags: dpl | if gate.kind == 0xE { 4 } else { 0 },
+                cs: (gate.selector & !3) | 1,
+                address: gate.offset,
+            },
+            None => TrapInfo {
+                vector: v as u8,
+                // Bit 2: events masked in the ROM's handler (see boot.rs).
+                flags: dpl | 4,
+                cs: FLAT_RING1_CS,
+                address: crate::traps::stub_alias(v),
+            },
         };
         n += 1;
         if n == 32 {
