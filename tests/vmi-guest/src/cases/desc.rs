@@ -24,6 +24,17 @@ fn load_fs(sel: u16) {
     unsafe { asm!("mov fs, {0:x}", in(reg) sel, options(nostack, preserves_flags)) };
 }
 
+/// Loads FS with `sel` inside a catch, then the null selector again: the
+/// fault the load raised, if any.
+fn load_fs_caught(sel: u16) -> Result<u32, trap::Fault> {
+    let result = catch(|| {
+        load_fs(sel);
+        0
+    });
+    load_fs(0);
+    result
+}
+
 /// Reads the dword at FS:offset.
 fn read_fs(offset: u32) -> u32 {
     let value: u32;
@@ -134,12 +145,7 @@ pub fn gdt_not_present_segment_faults() -> Outcome {
         descriptor(0, 0xF_FFFF, 0x12, desc::FLAGS_4K_32BIT),
     );
     let sel = selector(index, pv::kernel_rpl());
-    let result = catch(|| {
-        load_fs(sel);
-        0
-    });
-    load_fs(0);
-    match result {
+    match load_fs_caught(sel) {
         Ok(_) => fail!("loading a not-present segment did not fault"),
         Err(f) => {
             ensure_eq!(f.vector, 11u32, "vector (#NP)");
@@ -165,11 +171,7 @@ pub fn gdt_write_entry_gate_descriptor() -> Outcome {
     pv::write_gdt_entry(Table::base(&GDT), index as u32, gate);
     let readback = Table::read(&GDT, index);
     let sel = selector(index, pv::kernel_rpl());
-    let result = catch(|| {
-        load_fs(sel);
-        0
-    });
-    load_fs(0);
+    let result = load_fs_caught(sel);
     pv::write_gdt_entry(Table::base(&GDT), index as u32, old);
     ensure_eq!(readback, gate, "GDT entry after WriteGDTEntry");
     match result {

@@ -354,23 +354,27 @@ pub struct Gate {
 }
 
 pub fn idt_gate(vector: u32) -> Option<Gate> {
+    let (gate, present, _) = idt_entry(vector)?;
+    (present && matches!(gate.kind, 0xE | 0xF)).then_some(gate)
+}
+
+/// The kernel's IDT entry for `vector` within its limit: the gate's fields
+/// (`kind` the 4-bit type), whether it is present and whether it is a
+/// system descriptor (S clear).
+fn idt_entry(vector: u32) -> Option<(Gate, bool, bool)> {
     let regs = runtime().tables;
     if regs.idt_limit == 0 || vector * 8 + 7 > u32::from(regs.idt_limit) {
         return None;
     }
     let d = read_descriptor(regs.idt_base + vector * 8);
     let (lo, hi) = (d as u32, (d >> 32) as u32);
-    let present = hi & (1 << 15) != 0;
-    let kind = ((hi >> 8) & 0xF) as u8;
-    if !present || !(kind == 0xE || kind == 0xF) {
-        return None;
-    }
-    Some(Gate {
+    let gate = Gate {
         selector: (lo >> 16) as u16,
         offset: (hi & 0xFFFF_0000) | (lo & 0xFFFF),
-        kind,
+        kind: ((hi >> 8) & 0xF) as u8,
         dpl: ((hi >> 13) & 3) as u8,
-    })
+    };
+    Some((gate, hi & (1 << 15) != 0, hi & (1 << 12) == 0))
 }
 
 /// What `int n` at privilege level `cpl` finds in the kernel's IDT, in
@@ -381,26 +385,16 @@ pub fn idt_gate(vector: u32) -> Option<Gate> {
 pub fn software_interrupt_gate(vector: u32, cpl: u8) -> Result<Gate, u32> {
     const GENERAL_PROTECTION: u32 = 13;
     const SEGMENT_NOT_PRESENT: u32 = 11;
-    let regs = runtime().tables;
-    if regs.idt_limit == 0 || vector * 8 + 7 > u32::from(regs.idt_limit) {
+    let Some((gate, present, system)) = idt_entry(vector) else {
+        return Err(GENERAL_PROTECTION);
+    };
+    if !system || !matches!(gate.kind, 0xE | 0xF) || gate.dpl < cpl {
         return Err(GENERAL_PROTECTION);
     }
-    let d = read_descriptor(regs.idt_base + vector * 8);
-    let (lo, hi) = (d as u32, (d >> 32) as u32);
-    let kind = ((hi >> 8) & 0x1F) as u8;
-    let dpl = ((hi >> 13) & 3) as u8;
-    if !(kind == 0xE || kind == 0xF) || dpl < cpl {
-        return Err(GENERAL_PROTECTION);
-    }
-    if hi & (1 << 15) == 0 {
+    if !present {
         return Err(SEGMENT_NOT_PRESENT);
     }
-    Ok(Gate {
-        selector: (lo >> 16) as u16,
-        offset: (hi & 0xFFFF_0000) | (lo & 0xFFFF),
-        kind,
-        dpl,
-    })
+    Ok(gate)
 }
 
 /// LTR: the TSS named by `selector` in the kernel's GDT; its SS0:ESP0 is

@@ -64,36 +64,10 @@ vmi_sysexit_keep_flag:
     mask = const SHARED_INFO_VA + 1,
 );
 
-// Run-time addresses (see traps.rs for why from EIP).
-core::arch::global_asm!(
-    r#"
-    .pushsection .text.vmi_runtime_addresses, "ax"
-    .globl vmi_addr_sysenter_entry
-vmi_addr_sysenter_entry:
-    call 1f
-1:  popl %eax
-    leal (vmi_sysenter_entry - 1b)(%eax), %eax
-    ret
-    .globl vmi_addr_sysexit_keep_flag
-vmi_addr_sysexit_keep_flag:
-    call 1f
-1:  popl %eax
-    leal (vmi_sysexit_keep_flag - 1b)(%eax), %eax
-    ret
-    .popsection
-    "#,
-    options(att_syntax)
-);
-
-extern "C" {
-    fn vmi_addr_sysenter_entry() -> u32;
-    fn vmi_addr_sysexit_keep_flag() -> u32;
-}
-
 /// Where an emulated `sysexit` resumes (in the ROM's alias).
 pub fn sysexit_emulation_alias() -> u32 {
     // SAFETY: computes an address from EIP.
-    crate::traps::alias(unsafe { vmi_addr_sysexit_keep_flag() })
+    crate::traps::alias(unsafe { crate::traps::vmi_addr_sysexit_keep_flag() })
 }
 
 /// The kernel wrote one of the SYSENTER MSRs: the slots follow, and Xen's
@@ -107,7 +81,7 @@ pub fn msrs_changed(cs: u64, esp: u64, eip: u64) {
     unsafe { (SLOTS_VA as *mut FastSyscallSlots).write_volatile(slots) };
     let eip = if cs as u32 & 0xFFFC != 0 {
         // SAFETY: computes an address from EIP.
-        crate::traps::alias(unsafe { vmi_addr_sysenter_entry() })
+        crate::traps::alias(unsafe { crate::traps::vmi_addr_sysenter_entry() })
     } else {
         0
     };

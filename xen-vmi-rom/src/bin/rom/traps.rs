@@ -112,6 +112,8 @@ core::arch::global_asm!(
     runtime_address vmi_addr_trap_stubs, vmi_trap_stubs
     runtime_address vmi_addr_event_entry, vmi_event_entry
     runtime_address vmi_addr_failsafe_entry, vmi_failsafe_entry
+    runtime_address vmi_addr_sysenter_entry, vmi_sysenter_entry
+    runtime_address vmi_addr_sysexit_keep_flag, vmi_sysexit_keep_flag
     .popsection
     "#,
     options(att_syntax)
@@ -122,6 +124,9 @@ extern "C" {
     fn vmi_addr_trap_stubs() -> u32;
     fn vmi_addr_event_entry() -> u32;
     fn vmi_addr_failsafe_entry() -> u32;
+    // fast_syscall.rs: SYSENTER's callback and the emulated SYSEXIT.
+    pub fn vmi_addr_sysenter_entry() -> u32;
+    pub fn vmi_addr_sysexit_keep_flag() -> u32;
 }
 
 /// The address `addr` (in the mapping the ROM runs through now) has in the ROM's alias (valid in every address space),
