@@ -18,7 +18,8 @@
 
 use mmu_batch::{Barrier, Op};
 use vmi_abi::flags::{
-    VMI_LAZY_MMU, VMI_LINEAR_MAP_SLOTS, VMI_PAGE_CLONE, VMI_PAGE_PD, VMI_PAGE_PT, VMI_PAGE_ZEROED,
+    VMI_LAZY_CPU, VMI_LAZY_MMU, VMI_LINEAR_MAP_SLOTS, VMI_PAGE_CLONE, VMI_PAGE_PD, VMI_PAGE_PT,
+    VMI_PAGE_ZEROED,
 };
 use xen_abi::p2m::Mfn;
 use xen_abi::xen::MmuextOp;
@@ -63,6 +64,9 @@ pub struct Paging {
     /// A supervisor write to a read-only page with CR0.WP clear, let
     /// through for one instruction.
     pub write_step: WriteStep,
+    /// SetLazyMode misuse lines printed so far (the first few are, so a
+    /// kernel that repeats the mistake does not flood the console).
+    pub lazy_notes: u32,
 }
 
 /// One instruction's write to a read-only page, allowed because the
@@ -543,11 +547,29 @@ pub extern "C" fn set_linear_mapping(slot: u32, va: u32, pages: u32, pfn: u32) {
     }
 }
 
+/// SetLazyMode misuse lines printed at most.
+const LAZY_NOTES_SHOWN: u32 = 8;
+
 /// SetLazyMode(mode): MMU batches the shadow updates until the mode ends
 /// (or a flush point); any other mode ends an MMU batch.
 pub extern "C" fn set_lazy_mode(mode: u32) {
     activate();
     let batch = &mut heap().batch;
+    // vmi.h defines NONE, MMU and CPU; a mode does not nest (one
+    // SetLazyMode(NONE) ends it). Either mistake is said, then the call
+    // does what it does for any mode but MMU: it ends an MMU batch.
+    let nested = mode == VMI_LAZY_MMU && batch.is_lazy();
+    if (nested || mode > VMI_LAZY_CPU) && runtime().paging.lazy_notes < LAZY_NOTES_SHOWN {
+        runtime().paging.lazy_notes += 1;
+        let line = Line::new().text(b"xen-vmi-rom: SetLazyMode(");
+        let line = if nested {
+            line.text(b"MMU) in lazy MMU mode already: modes do not nest, the batch goes on until SetLazyMode(NONE)")
+        } else {
+            line.dec(mode)
+                .text(b"): not NONE (0), MMU (1) or CPU (2): taken as NONE, the batch is flushed")
+        };
+        line.print();
+    }
     if mode == VMI_LAZY_MMU {
         batch.enter_lazy();
     } else if let Err(f) = batch.leave_lazy(&mut crate::mmu::XenTarget) {
