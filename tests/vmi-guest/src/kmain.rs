@@ -14,7 +14,7 @@ use crate::console::{self, kprintln, Text};
 use crate::desc::{self, Table, GDT, IDT};
 use crate::sync::Global;
 use crate::trap::{self, VECTOR_APIC_SPURIOUS, VECTOR_SYSCALL};
-use crate::{bench, cases, pic, probe, pv};
+use crate::{bench, cases, pic, probe, pv, stress};
 
 /// The stack the processor switches to on traps from ring 3 (TSS esp0).
 pub static RING0_STACK: Global<Stack> = Global::new(Stack([0; STACK_SIZE]));
@@ -108,9 +108,10 @@ pub fn run(boot: BootInfo, packaging: &Packaging) -> ! {
     (packaging.after_activation)();
 
     cpu_init();
-    let verdict = match boot.option("bench") {
-        Some(selection) => bench::run_all(&boot, selection),
-        None => cases::run_all(&boot, packaging.cases),
+    let verdict = match (boot.option("bench"), boot.option("stress")) {
+        (Some(selection), _) => bench::run_all(&boot, selection),
+        (None, Some(updates)) => stress::run_all(&boot, updates),
+        (None, None) => cases::run_all(&boot, packaging.cases),
     };
     kprintln!("Test result: {verdict}");
     finish(&boot)

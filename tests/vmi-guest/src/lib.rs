@@ -29,7 +29,9 @@
 //! Command line: `vmi=off` ignores any ROM; `only=TEXT` runs the cases
 //! whose names contain TEXT; `exit=reboot` ends with a reboot instead of a
 //! power-off; `bench=all` or `bench=NAME,...` runs benchmarks instead of
-//! the cases ([`bench`]; `bench_reps=N`, `bench_ops=N`).
+//! the cases ([`bench`]; `bench_reps=N`, `bench_ops=N`); `stress=N` runs
+//! the stress instead ([`stress`]: N page table updates, address space
+//! churn and a timer storm; `stress_spaces=N`, `stress_seed=N`).
 #![cfg_attr(target_os = "none", no_std)]
 // The library is the kernel of the two packagings, not an API: its public
 // items are shared with them only, and Debug output of pages, tables and
@@ -58,6 +60,8 @@ pub mod probe;
 pub mod pv;
 #[cfg(target_os = "none")]
 pub mod recovery;
+#[cfg(target_os = "none")]
+pub mod stress;
 #[cfg(target_os = "none")]
 pub mod sync;
 #[cfg(target_os = "none")]

@@ -123,3 +123,53 @@ pub fn user_fault_error_codes() -> Outcome {
     );
     pass!("first write to a read-only user page: #PF(7); to an unmapped one: #PF(6)")
 }
+
+/// Every ring-3 read and write of what the kernel maps supervisor-only —
+/// the GDT, the IDT, a page table, the page directory, the ROM image —
+/// is a protection #PF with the processor's exact error code (SDM vol. 3,
+/// "Page-Fault Error Code": P set, U set, W for a write; no RSVD, no I/D),
+/// CR2 the address, and leaves the word there unchanged.
+pub fn user_cannot_touch_tables_exact_codes() -> Outcome {
+    let Some(space) = mm::kernel_space() else {
+        skip!("paging is not enabled (mmu_enable_pae_paging failed)");
+    };
+    let page_table = (mm::read_entry(mm::pde_ptr(&space, 0)) & mm::PTE_ADDR) as u32;
+    let mut targets: [Option<(&str, u32)>; 5] = [
+        Some(("the GDT", crate::desc::gdt_pointer().base)),
+        Some(("the IDT", crate::desc::idt_pointer().base)),
+        Some(("a page table", page_table)),
+        Some(("the page directory", space.pd[0])),
+        None,
+    ];
+    if let Some((base, _)) = pv::rom_extent() {
+        targets[4] = Some(("the VMI ROM", base));
+    }
+    let mut tried = 0;
+    for (what, addr) in targets.into_iter().flatten() {
+        let before = kernel_word(addr);
+        for write in [false, true] {
+            let exit = user_access(addr, write);
+            let f = &exit.frame;
+            let want = 1 | PF_USER | if write { PF_WRITE } else { 0 };
+            ensure!(
+                f.vector == 14 && f.error_code & 0x1F == want && exit.cr2 == addr,
+                "ring 3 {} of {what} at {addr:#x}: vector {:#x} error {:#x} cr2 {:#x}, expected #PF({want:#x})",
+                if write { "write" } else { "read" },
+                f.vector,
+                f.error_code,
+                exit.cr2
+            );
+            tried += 1;
+        }
+        ensure!(
+            kernel_word(addr) == before,
+            "{what}'s first word changed under a faulting ring-3 write"
+        );
+    }
+    let rom = if targets[4].is_some() {
+        ", the ROM"
+    } else {
+        " (no ROM here)"
+    };
+    pass!("{tried} ring-3 reads and writes of the GDT, IDT, a page table, the page directory{rom}: #PF(5) / #PF(7), nothing changed")
+}

@@ -1439,3 +1439,163 @@ pub fn crash_bad_cr3() -> Outcome {
     }
     pass!("SetCR3 of a PDPT with a reserved bit set: #GP(0)")
 }
+
+/// SetLazyMode(MMU) twice, then one SetLazyMode(NONE): lazy modes do not
+/// nest (vmi.h: the call sets the mode), so the one NONE ends the batch
+/// and every update queued in it is in effect after the TLB flush.
+pub fn lazy_mode_nested() -> Outcome {
+    need_paging!();
+    let (f, g) = (marked_frame(), marked_frame());
+    let (a, b) = (LAZY_VA, LAZY_VA + PAGE_SIZE);
+    let (pa, pb) = (mm::pte_ptr(a), mm::pte_ptr(b));
+    pv::set_lazy_mode(VMI_LAZY_MMU);
+    pv::set_pxe_long(
+        u64::from(f) | KERNEL_RW,
+        pa,
+        mm::deferred_flags(PageLevel::Pt, a),
+    );
+    // The mistake: entering the mode again while in it.
+    pv::set_lazy_mode(VMI_LAZY_MMU);
+    pv::set_pxe_long(
+        u64::from(g) | KERNEL_RW,
+        pb,
+        mm::deferred_flags(PageLevel::Pt, b),
+    );
+    pv::set_lazy_mode(VMI_LAZY_NONE);
+    pv::flush_tlb(VMI_FLUSH_TLB);
+    let (ra, rb) = (read32(a), read32(b));
+    mm::unmap(a);
+    mm::unmap(b);
+    ensure_word!(
+        ra,
+        mark(f),
+        "the page mapped before the nested SetLazyMode(MMU)"
+    );
+    ensure_word!(rb, mark(g), "the page mapped after it");
+    pass!("SetLazyMode(MMU) twice, NONE once: both updates in effect (modes do not nest)")
+}
+
+/// SetLazyMode with a mode vmi.h does not define (7) in the middle of an
+/// MMU batch: taken as NONE, so the batch ends and its update is in effect
+/// after the TLB flush (natively the call does nothing and the update was
+/// in effect at once).
+pub fn lazy_mode_undefined() -> Outcome {
+    need_paging!();
+    const UNDEFINED_MODE: u32 = 7;
+    let f = marked_frame();
+    let ptep = mm::pte_ptr(LAZY_VA);
+    pv::set_lazy_mode(VMI_LAZY_MMU);
+    pv::set_pxe_long(
+        u64::from(f) | KERNEL_RW,
+        ptep,
+        mm::deferred_flags(PageLevel::Pt, LAZY_VA),
+    );
+    pv::set_lazy_mode(UNDEFINED_MODE);
+    pv::flush_tlb(VMI_FLUSH_TLB);
+    let r = read32(LAZY_VA);
+    pv::set_lazy_mode(VMI_LAZY_NONE);
+    mm::unmap(LAZY_VA);
+    ensure_word!(
+        r,
+        mark(f),
+        "the page mapped before SetLazyMode({UNDEFINED_MODE})"
+    );
+    pass!("SetLazyMode({UNDEFINED_MODE}) ends an MMU batch: its update is in effect")
+}
+
+/// A CR3 whose low 5 bits are set, naming a PDPT that is 32-byte aligned
+/// but not page aligned: with PAE, CR3 bits 31:5 are the PDPT's address
+/// and bits 4:0 are ignored (SDM vol. 3, "Use of CR3 with PAE Paging"), so
+/// the space is the kernel's, and GetCR3 gives the value loaded.
+pub fn cr3_low_bits_unaligned_pdpt() -> Outcome {
+    need_paging!();
+    let kernel = mm::kernel_space().expect("paging is on");
+    let f = marked_frame();
+    mm::map(TEST_VA, f, KERNEL_RW);
+    let frame = mm::alloc_frame();
+    const PDPT_OFFSET: u32 = 0x60;
+    for k in 0..4 {
+        let e = mm::read_entry(mm::entry(kernel.pdpt, k));
+        // SAFETY: a fresh identity-mapped frame, not a table yet.
+        unsafe { pv::store_pxe_long(mm::entry(frame, PDPT_OFFSET / 8 + k), e) };
+    }
+    let cr3 = frame + PDPT_OFFSET + 0x18;
+    let result = catch(|| {
+        pv::set_cr3(cr3);
+        // SAFETY: a read that may fault, inside catch.
+        let v = unsafe { (TEST_VA as *const u32).read_volatile() };
+        let got = pv::get_cr3();
+        pv::set_cr3(kernel.pdpt);
+        if got == cr3 {
+            v
+        } else {
+            GETCR3_DIFFERS
+        }
+    });
+    pv::set_cr3(kernel.pdpt);
+    mm::unmap(TEST_VA);
+    match result {
+        Ok(v) if v == mark(f) => {}
+        Ok(v) if v == GETCR3_DIFFERS => fail!("GetCR3 did not give {cr3:#x} back"),
+        Ok(v) => fail!("through CR3 {cr3:#x}: read {v:#x}, expected {:#x}", mark(f)),
+        Err(fault) => fail!("with CR3 {cr3:#x}: {fault}"),
+    }
+    pass!("CR3 {cr3:#x} (PDPT at offset {PDPT_OFFSET:#x} of its frame, low bits set): the kernel's space; GetCR3 gives it back")
+}
+
+/// What [`cr3_low_bits_unaligned_pdpt`]'s probe returns when GetCR3 differs
+/// (no marked frame holds it: marks are frame addresses ^ MARKER).
+const GETCR3_DIFFERS: u32 = 0xDEAD_C3C3;
+
+/// Loads a CR3 whose frame is not RAM (nothing backs 0xE0000000): on
+/// hardware the PDPT read finds all ones, reserved bits, #GP(0); a
+/// hypervisor may end the guest instead, saying why. Runs only alone.
+pub fn crash_cr3_not_ram() -> Outcome {
+    need_paging!();
+    let kernel = mm::kernel_space().expect("paging is on");
+    let result = catch(|| {
+        pv::set_cr3(NOT_RAM);
+        0
+    });
+    pv::set_cr3(kernel.pdpt);
+    match result {
+        Err(f) if f.vector == 13 && f.error_code == 0 => {
+            pass!("SetCR3 of {NOT_RAM:#x} (not RAM): #GP(0)")
+        }
+        Ok(_) => fail!("SetCR3 of {NOT_RAM:#x} (not RAM) returned"),
+        Err(f) => fail!("SetCR3 of {NOT_RAM:#x} (not RAM): {f}, expected #GP(0)"),
+    }
+}
+
+/// Loads a CR3 naming a frame of garbage (words of a seeded generator,
+/// entry 0 marked present): its PDPT entries have reserved bits, #GP(0)
+/// natively; a hypervisor may end the guest instead, saying which entry.
+/// Runs only alone.
+pub fn crash_cr3_garbage() -> Outcome {
+    need_paging!();
+    let kernel = mm::kernel_space().expect("paging is on");
+    let frame = mm::alloc_frame();
+    let mut x: u32 = 0x1234_5679;
+    for i in 0..PAGE_SIZE / 4 {
+        // xorshift32 (Marsaglia): garbage, the same on every run.
+        x ^= x << 13;
+        x ^= x >> 17;
+        x ^= x << 5;
+        // SAFETY: a fresh identity-mapped frame.
+        unsafe { ((frame + i * 4) as *mut u32).write_volatile(x | u32::from(i == 0)) };
+    }
+    let result = catch(|| {
+        pv::set_cr3(frame);
+        0
+    });
+    pv::set_cr3(kernel.pdpt);
+    match result {
+        Err(f) if f.vector == 13 && f.error_code == 0 => {
+            pass!("SetCR3 of a frame of garbage: #GP(0)")
+        }
+        Ok(_) => skip!(
+            "this processor loaded the PDPT without checking its entries (QEMU's TCG does not)"
+        ),
+        Err(f) => fail!("SetCR3 of a frame of garbage: {f}, expected #GP(0)"),
+    }
+}

@@ -376,7 +376,19 @@ pub static ALL: &[Case] = &[
         mmu::page_table_mapped_writable,
     ),
     case("mmu_release_live_table", mmu::release_live_table),
+    case("mmu_lazy_mode_nested", mmu::lazy_mode_nested),
+    case("mmu_lazy_mode_undefined", mmu::lazy_mode_undefined),
+    case(
+        "mmu_cr3_low_bits_unaligned_pdpt",
+        mmu::cr3_low_bits_unaligned_pdpt,
+    ),
+    case(
+        "user_cannot_touch_tables_exact_codes",
+        isolation::user_cannot_touch_tables_exact_codes,
+    ),
     case("crash_mmu_bad_cr3", mmu::crash_bad_cr3),
+    case("crash_mmu_cr3_not_ram", mmu::crash_cr3_not_ram),
+    case("crash_mmu_cr3_garbage", mmu::crash_cr3_garbage),
 ];
 
 static CASE_CONTEXT: Global<Context> = Global::new(Context::new());
