@@ -139,6 +139,10 @@ fn alarm_flags() -> u32 {
     AlarmFlags::new(CycleCounter::Real, AlarmWiring::Lvtt, true).0
 }
 
+fn to_ms(cycles: u64) -> u64 {
+    cycles * 1000 / pv::cycle_frequency()
+}
+
 fn tag(frame: u32) -> u32 {
     frame >> 12
 }
@@ -405,7 +409,8 @@ fn pte_updates() -> Outcome {
             pv::set_lazy_mode(VMI_LAZY_NONE);
         }
         pv::flush_tlb(VMI_FLUSH_TLB);
-        st.figures.cycles += pv::cycles_now() - start;
+        let took = pv::cycles_now() - start;
+        st.figures.cycles += took;
         let f = st.figures;
         if let Some(m) = st.first_mismatch {
             return Outcome::fail(format_args!(
@@ -414,8 +419,12 @@ fn pte_updates() -> Outcome {
             ));
         }
         Outcome::pass(format_args!(
-            "{} updates applied in {} lazy batches, {} flushes, {} spot checks, mismatches 0",
-            f.applied, f.batches, f.flushes, f.spot_checks
+            "{} updates applied in {} lazy batches, {} flushes, {} spot checks, mismatches 0 ({} ms)",
+            f.applied,
+            f.batches,
+            f.flushes,
+            f.spot_checks,
+            to_ms(took)
         ))
     })
 }
@@ -589,7 +598,8 @@ fn address_spaces() -> Outcome {
                 s.destroy();
             }
         });
-        st.figures.cycles += pv::cycles_now() - start;
+        let took = pv::cycles_now() - start;
+        st.figures.cycles += took;
         let f = st.figures;
         if let Some(m) = st.first_mismatch {
             return Outcome::fail(format_args!(
@@ -598,8 +608,8 @@ fn address_spaces() -> Outcome {
             ));
         }
         Outcome::pass(format_args!(
-            "{} spaces created and destroyed ({} cloned from a live space, {} at once), {} switched to and read through, mismatches 0",
-            f.spaces, f.clones, LIVE, f.switches
+            "{} spaces created and destroyed ({} cloned from a live space, {} at once), {} switched to and read through, mismatches 0 ({} ms)",
+            f.spaces, f.clones, LIVE, f.switches, to_ms(took)
         ))
     })
 }
@@ -621,7 +631,7 @@ fn timer_storm() -> Outcome {
         s.ticks = irq_count(VECTOR_APIC_TIMER).wrapping_sub(s.start_count);
         let period = pv::cycle_frequency() / STORM_HZ;
         let periods = s.elapsed / period;
-        let ms = s.elapsed * 1000 / pv::cycle_frequency();
+        let ms = to_ms(s.elapsed);
         if was_armed != 1 {
             return Outcome::fail(format_args!(
                 "CancelAlarm of the storm's alarm returned {was_armed}"
@@ -756,7 +766,7 @@ pub fn run_all(boot: &BootInfo, updates: &str) -> &'static str {
         };
         kprintln!("case {}: {} {}", case.name, word, outcome.detail);
     }
-    let ms = (pv::cycles_now() - t0) * 1000 / pv::cycle_frequency();
+    let ms = to_ms(pv::cycles_now() - t0);
     let f = with_state(|st| st.figures);
     let ticks = with_state(|st| st.storm.ticks);
     kprintln!(
