@@ -175,3 +175,28 @@ pub fn gate_bad_selector() -> Outcome {
         }
     }
 }
+
+/// The #GP gate itself names a data segment, then a #GP: natively the
+/// #GP its delivery raises while a #GP is delivered is a double fault
+/// (SDM vol. 3, "Interrupt 8—Double Fault Exception", contributory after
+/// contributory), delivered through the #DF gate. A hypervisor may end
+/// the guest instead, saying the kernel cannot take faults. Runs only
+/// alone.
+pub fn crash_gp_gate_bad_selector() -> Outcome {
+    const GP: u32 = 13;
+    const DF: u32 = 8;
+    let idt = Table::base(&IDT);
+    let good = Table::read(&IDT, GP as usize);
+    let ds = u64::from(pv::kernel_ds());
+    let bad = (good & !0xFFFF_0000) | (ds << 16);
+    pv::write_idt_entry(idt, GP, bad);
+    let result = raise(exc_bad_selector);
+    pv::write_idt_entry(idt, GP, good);
+    match result {
+        Err(f) if f.vector == DF && f.error_code == 0 => {
+            pass!("#GP through a #GP gate naming a data segment: #DF(0)")
+        }
+        Ok(_) => fail!("a selector past the GDT limit loaded without a fault"),
+        Err(f) => fail!("#GP through a #GP gate naming a data segment: {f}, expected #DF(0)"),
+    }
+}

@@ -196,6 +196,10 @@ pub static ALL: &[Case] = &[
     case("exc_overflow", exceptions::overflow),
     case("exc_bound_range", exceptions::bound_range),
     case("exc_gate_bad_selector", exceptions::gate_bad_selector),
+    case(
+        "crash_exc_gp_gate_bad_selector",
+        exceptions::crash_gp_gate_bad_selector,
+    ),
     // FPU and debug registers.
     case("fpu_lazy_switch_nm", fpu_debug::fpu_lazy_switch_nm),
     case(
