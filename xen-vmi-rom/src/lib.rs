@@ -12,6 +12,7 @@ pub mod console_ring;
 pub mod kernel_image;
 pub mod layout;
 pub mod linux_boot;
+pub mod mmu_calls;
 pub mod rom_state;
 pub mod rtc;
 pub mod shadow_cache;
