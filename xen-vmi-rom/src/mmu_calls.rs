@@ -23,6 +23,7 @@ use vmi_abi::flags::{
 use xen_abi::xen::MmuextOp;
 
 use crate::shadow_cache::{Host, ShadowCache, ShadowError, Tag, What, ENTRIES};
+use crate::shadow_entry::{FRAME, PAT_OR_PSE, PRESENT};
 
 /// SetLinearMapping slots (vmi.h: slot 0 the lowmem direct map, 1 and 2
 /// HIGHPTE's kmap_atomic_pte windows).
@@ -264,7 +265,7 @@ impl Rejection {
                 out.hex(pages);
                 out.text(b" pfn ");
                 out.hex(pfn);
-                out.text(b": not page-aligned, or past the end of the address space or of the frames: ignored");
+                out.text(b": unaligned, or beyond 4 GiB or frame 2^32: ignored");
             }
             Problem::UnknownLazyMode { mode } => {
                 out.text(b"mode ");
@@ -345,8 +346,31 @@ pub fn entry_frame<H: Host>(
             return s.pfn.checked_add(page);
         }
     }
-    cache.walk(host, ptep)?.frame(ptep)
+    // The frame from the walk, computed here in full: a frame number
+    // beyond 32 bits is no frame of the kernel's (cut to 32 bits it would
+    // alias one), and a 2 MiB page's base is bits 21 up (bit 12 is PAT).
+    // The walk reads each table at its frame number cut to 32 bits: a
+    // table beyond that is none of the kernel's, and what was read there is
+    // not its entry.
+    let w = cache.walk(host, ptep)?;
+    let beyond = |e: u64| (e & FRAME) >> 12 > u64::from(u32::MAX);
+    if w.pdpte & PRESENT == 0 || w.pde & PRESENT == 0 || beyond(w.pdpte) {
+        return None;
+    }
+    let frame = if w.pde & PAT_OR_PSE != 0 {
+        ((w.pde & FRAME & !LARGE_PAGE_LOW) >> 12) + u64::from((ptep >> 12) & 511)
+    } else if w.pte & PRESENT != 0 && !beyond(w.pde) {
+        (w.pte & FRAME) >> 12
+    } else {
+        return None;
+    };
+    u32::try_from(frame).ok()
 }
+
+/// Bits 12-20 of a 2 MiB page's directory entry: PAT and reserved, not
+/// part of the page's base (SDM vol. 3, "PAE paging", PDE mapping a 2-MByte
+/// page).
+const LARGE_PAGE_LOW: u64 = 0x1F_F000;
 
 /// The kernel's entry at `ptep` changed (stored here first if `store` =
 /// (value, long)): every shadow of its table follows.
@@ -368,6 +392,11 @@ fn entry_changed<H: CallHost>(
         return reject(call, Problem::EntryNotMapped { ptep });
     };
     let not_ram = Problem::EntryNotRam { ptep, kfn };
+    // The ROM's image and the empty bus around it are read-only hardware
+    // to the kernel: a store there would change the ROM itself.
+    if host.read_only_frame(u64::from(kfn)) {
+        return reject(call, not_ram);
+    }
     if let Some((value, long)) = store {
         if !host.store_entry(kfn, ptep & 0xFFF, value, long) {
             return reject(call, not_ram);
@@ -432,6 +461,12 @@ pub fn update_pxe<H: CallHost>(
     entry_changed(cache, host, state, paging, call, ptep, None)
 }
 
+/// A frame of the kernel's RAM (not the ROM's read-only area): one that
+/// can hold a page table.
+fn kernel_ram<H: Host>(host: &H, pfn: u32) -> bool {
+    host.machine_frame(u64::from(pfn)).is_some() && !host.read_only_frame(u64::from(pfn))
+}
+
 /// The level named by AllocatePage/ReleasePage flags: exactly one of PT,
 /// PD, PDP (PML4 has no meaning for a 32-bit kernel).
 fn level(flags: u32) -> Option<u32> {
@@ -456,7 +491,7 @@ pub fn allocate_page<H: CallHost>(
     count: u32,
 ) -> Result<(), Rejection> {
     let call = Call::AllocatePage;
-    if host.machine_frame(u64::from(pfn)).is_none() {
+    if !kernel_ram(host, pfn) {
         return reject(call, Problem::NotKernelFrame { pfn });
     }
     let Some(level) = level(flags) else {
@@ -508,7 +543,7 @@ pub fn release_page<H: CallHost>(
     flags: u32,
 ) -> Result<(), Rejection> {
     let call = Call::ReleasePage;
-    if host.machine_frame(u64::from(pfn)).is_none() {
+    if !kernel_ram(host, pfn) {
         return reject(call, Problem::NotKernelFrame { pfn });
     }
     let Some(level) = level(flags) else {
