@@ -508,8 +508,14 @@ pub fn allocate_page<H: CallHost>(
         note = Some(Problem::CloneRange { start, count });
         clone = false;
     }
-    // A clone's other entries are whatever the kernel left there: read.
-    let zeroed = flags & VMI_PAGE_ZEROED != 0 && flags & VMI_PAGE_CLONE == 0;
+    // The shadow of a clone is made from the cloned range alone, which is
+    // right only if the rest is zero: without ZEROED (Linux always sends
+    // it, VMI_PAGE_L2 has it) the whole table is read.
+    let promised_zero = flags & VMI_PAGE_ZEROED != 0;
+    if clone && !promised_zero {
+        clone = false;
+    }
+    let zeroed = promised_zero && flags & VMI_PAGE_CLONE == 0;
     let result = match level {
         VMI_PAGE_PT => cache.allocate_l1(host, pfn, zeroed),
         VMI_PAGE_PD => {

@@ -1241,3 +1241,168 @@ fn random_sequences_reach_every_path() {
     assert!(t.lazy_flushes > 20, "{t:?}");
     assert!(t.flush_points > 1000, "{t:?}");
 }
+
+/// What the fuzzing found in the ROM's calls, one case each (each failed
+/// on the handlers as they were before mmu_calls).
+mod found {
+    use super::*;
+
+    /// A kernel with paging on, CR3S[0] loaded (PDPT slot 1 -> L2S[0]) and
+    /// its direct map in slot 0.
+    fn setup() -> (Box<ShadowCache>, Backend, CallState) {
+        // SAFETY: as in `run`.
+        let mut cache: Box<ShadowCache> = unsafe { Box::new_zeroed().assume_init() };
+        cache.reset(ROM_LINKS);
+        let mut b = Backend::new(256);
+        b.model.guest_mut(CR3S[0] >> 12)[1] = (u64::from(L2S[0]) << 12) | P;
+        cache.load_root(&mut b, CR3S[0]).unwrap();
+        let mut state = CallState::default();
+        mmu_calls::set_linear_mapping(&mut state, 0, DIRECT_MAP, DIRECT_PAGES, 0).unwrap();
+        (cache, b, state)
+    }
+
+    const ON: Paging = Paging { enabled: true };
+
+    fn crash(r: Result<(), Rejection>) -> Problem {
+        let r = r.expect_err("rejected");
+        check_line(&r);
+        assert_eq!(r.outcome(), Outcome::Crash);
+        r.problem
+    }
+
+    /// SetPxELong at offset 0xFFC of a table: the old store wrote its high
+    /// half into the next page of the ROM's view area.
+    #[test]
+    fn a_misaligned_entry_address_is_refused_before_the_store() {
+        let (mut cache, mut b, state) = setup();
+        let before = b.model.guest.clone();
+        let ptep = DIRECT_MAP + L1S[0] * 4096 + 0xFFC;
+        let p = crash(mmu_calls::set_pxe_long(
+            &mut cache, &mut b, &state, ON, 1, ptep,
+        ));
+        assert_eq!(p, Problem::EntryMisaligned { ptep });
+        let ptep = DIRECT_MAP + L1S[0] * 4096 + 0xFFE;
+        let p = crash(mmu_calls::set_pxe(&mut cache, &mut b, &state, ON, 1, ptep));
+        assert_eq!(p, Problem::EntryMisaligned { ptep });
+        assert_eq!(b.model.guest, before, "nothing stored");
+    }
+
+    /// The ROM's image (0xC0000-0xCFFFF) has machine frames, so the old
+    /// check let SetPxE write into the ROM itself.
+    #[test]
+    fn the_roms_frames_take_no_entries() {
+        let (mut cache, mut b, state) = setup();
+        let ptep = DIRECT_MAP + 0xC1 * 4096 + 8;
+        let p = crash(mmu_calls::set_pxe_long(
+            &mut cache, &mut b, &state, ON, 1, ptep,
+        ));
+        assert_eq!(p, Problem::EntryNotRam { ptep, kfn: 0xC1 });
+        let r = mmu_calls::allocate_page(&mut cache, &mut b, 0xC1, VMI_PAGE_L1, 0, 0, 0);
+        assert_eq!(
+            r.unwrap_err().problem,
+            Problem::NotKernelFrame { pfn: 0xC1 }
+        );
+        assert!(!b.model.guest.contains_key(&0xC1));
+    }
+
+    /// A directory entry naming table frame 2^32 + 0x2003: the walk read
+    /// frame 0x2003 in its place, and the store landed where that table's
+    /// entry pointed.
+    #[test]
+    fn a_table_beyond_32_bit_frames_is_no_alias() {
+        let (mut cache, mut b, state) = setup();
+        b.model.guest_mut(L1S[3])[0] = (u64::from(L1S[4]) << 12) | P | RW | A | D;
+        let pde = (((1u64 << 32) | u64::from(L1S[3])) << 12) | P | RW;
+        let at = DIRECT_MAP + L2S[0] * 4096 + WINDOW_PDE * 8;
+        mmu_calls::set_pxe_long(&mut cache, &mut b, &state, ON, pde, at).unwrap();
+        let before = b.model.guest.clone();
+        let ptep = window_va(0);
+        let p = crash(mmu_calls::set_pxe_long(
+            &mut cache, &mut b, &state, ON, 1, ptep,
+        ));
+        assert_eq!(p, Problem::EntryNotMapped { ptep });
+        assert_eq!(b.model.guest, before, "nothing stored");
+    }
+
+    /// A 2 MiB page with its PAT bit (bit 12) set: the walk took bit 12 for
+    /// part of the frame, one frame off.
+    #[test]
+    fn a_large_page_with_pat_reaches_its_own_frames() {
+        let (mut cache, mut b, state) = setup();
+        let pde = (u64::from(L1S[0]) << 12) | 0x1000 | P | RW | PS;
+        let at = DIRECT_MAP + L2S[0] * 4096 + WINDOW_PDE * 8;
+        mmu_calls::set_pxe_long(&mut cache, &mut b, &state, ON, pde, at).unwrap();
+        // The page's base is bits 21 up: the window's first page is frame
+        // L1S[0] rounded down to 512 frames (0x2000 already is).
+        let base = L1S[0] & !511;
+        let ptep = window_va(0) + 8;
+        mmu_calls::set_pxe_long(&mut cache, &mut b, &state, ON, 0x1234, ptep).unwrap();
+        assert_eq!(b.model.guest_entry(base, 1), 0x1234);
+        assert_eq!(b.model.guest_entry(base + 1, 1), 0, "one frame off");
+    }
+
+    /// A slot whose frames run past 2^32: the old slot arithmetic wrapped
+    /// to frame 0 for its second page.
+    #[test]
+    fn a_linear_slot_past_the_frame_numbers_is_refused() {
+        let (mut cache, mut b, mut state) = setup();
+        let r = mmu_calls::set_linear_mapping(&mut state, 1, 0xFF80_0000, 2, u32::MAX);
+        let r = r.unwrap_err();
+        check_line(&r);
+        assert_eq!(r.outcome(), Outcome::Continue);
+        // The slot was left empty: the address is not mapped.
+        let ptep = 0xFF80_1000;
+        let p = crash(mmu_calls::set_pxe_long(
+            &mut cache, &mut b, &state, ON, 1, ptep,
+        ));
+        assert_eq!(p, Problem::EntryNotMapped { ptep });
+    }
+
+    /// AllocatePage(PD | CLONE) without ZEROED of a directory with an
+    /// entry outside the cloned range: the shadow was made from the range
+    /// alone and left the entry out (the long run's first find).
+    #[test]
+    fn a_clone_without_zeroed_reads_the_whole_directory() {
+        let (mut cache, mut b, state) = setup();
+        let pde = (u64::from(L1S[0]) << 12) | P;
+        let at = DIRECT_MAP + L2S[1] * 4096 + 7 * 8;
+        mmu_calls::set_pxe_long(&mut cache, &mut b, &state, ON, pde, at).unwrap();
+        let pdpte = (u64::from(L2S[1]) << 12) | P;
+        let at = DIRECT_MAP + CR3S[2];
+        mmu_calls::set_pxe_long(&mut cache, &mut b, &state, ON, pdpte, at).unwrap();
+        let flags = VMI_PAGE_PD | VMI_PAGE_CLONE;
+        let clone_pfn = CR3S[2] >> 12;
+        mmu_calls::allocate_page(&mut cache, &mut b, L2S[1], flags, clone_pfn, 2, 3).unwrap();
+        cache.load_root(&mut b, CR3S[2]).unwrap();
+        b.end_of_call();
+        check_flush_point(&cache, &mut b);
+    }
+
+    /// Lazy modes do not nest: a second MMU stays MMU (with a line); CPU
+    /// over MMU flushes the queue.
+    #[test]
+    fn nested_lazy_modes_are_named() {
+        let (mut cache, mut b, mut state) = setup();
+        mmu_calls::set_lazy_mode(&mut state, &mut b, VMI_LAZY_MMU).unwrap();
+        let r = mmu_calls::set_lazy_mode(&mut state, &mut b, VMI_LAZY_MMU).unwrap_err();
+        check_line(&r);
+        assert!(b.batch.is_lazy());
+        let ptep = DIRECT_MAP + L2S[0] * 4096;
+        let pde = (u64::from(L1S[0]) << 12) | P | RW;
+        mmu_calls::set_pxe_long(&mut cache, &mut b, &state, ON, pde, ptep).unwrap();
+        assert!(!b.batch.is_empty(), "queued in lazy MMU mode");
+        let r = mmu_calls::set_lazy_mode(&mut state, &mut b, VMI_LAZY_CPU).unwrap_err();
+        assert_eq!(
+            r.problem,
+            Problem::NestedLazyMode {
+                mode: VMI_LAZY_CPU,
+                current: VMI_LAZY_MMU
+            }
+        );
+        assert!(b.batch.is_empty() && !b.batch.is_lazy());
+        check_flush_point(&cache, &mut b);
+        let r = mmu_calls::set_lazy_mode(&mut state, &mut b, 7).unwrap_err();
+        assert_eq!(r.problem, Problem::UnknownLazyMode { mode: 7 });
+        assert_eq!(state.lazy, vmi_abi::flags::LazyMode::None);
+    }
+}
