@@ -9,6 +9,7 @@
 pub mod boot_plan;
 pub mod bundle;
 pub mod console_ring;
+pub mod descriptors;
 pub mod kernel_image;
 pub mod layout;
 pub mod linux_boot;
