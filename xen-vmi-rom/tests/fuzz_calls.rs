@@ -30,7 +30,7 @@ use std::collections::HashMap;
 
 use mmu_batch::{Barrier, Call as XenCall, Failure, FlushTarget, MmuBatch, Multicall, Op};
 use proptest::prelude::*;
-use proptest::test_runner::{Config, TestRunner};
+use proptest::test_runner::{Config, FileFailurePersistence, TestRunner};
 use vmi_abi::flags::{
     VMI_FLUSH_GLOBAL, VMI_FLUSH_TLB, VMI_LAZY_CPU, VMI_LAZY_MMU, VMI_LAZY_NONE, VMI_PAGE_CLONE,
     VMI_PAGE_L1_PAE as VMI_PAGE_L1, VMI_PAGE_L2_PAE as VMI_PAGE_L2, VMI_PAGE_PD, VMI_PAGE_PDP,
@@ -1122,7 +1122,11 @@ fn config(default: u32) -> Config {
         .unwrap_or(default);
     Config {
         cases,
-        source_file: Some(file!()),
+        // Failures found are kept (and run first) in the corpus file beside
+        // this one; cargo runs tests from the package's directory.
+        failure_persistence: Some(Box::new(FileFailurePersistence::Direct(
+            "tests/fuzz_calls.proptest-regressions",
+        ))),
         ..Config::default()
     }
 }

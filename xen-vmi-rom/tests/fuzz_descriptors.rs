@@ -5,7 +5,7 @@
 //! Descriptors", "IDT Descriptors"; vol. 2, INT n). No input panics.
 
 use proptest::prelude::*;
-use proptest::test_runner::Config;
+use proptest::test_runner::{Config, FileFailurePersistence};
 use xen_vmi_rom::descriptors::{
     decode_gate, descriptor_base, direct_gate, for_xen, idt_entry_offset, idt_gate,
     is_code_descriptor, is_tss_or_ldt, ldt_descriptor, selector_offset, software_interrupt_gate,
@@ -60,7 +60,11 @@ fn config() -> Config {
         .unwrap_or(4096);
     Config {
         cases,
-        source_file: Some(file!()),
+        // Failures found are kept (and run first) in the corpus file beside
+        // this one; cargo runs tests from the package's directory.
+        failure_persistence: Some(Box::new(FileFailurePersistence::Direct(
+            "tests/fuzz_descriptors.proptest-regressions",
+        ))),
         ..Config::default()
     }
 }
