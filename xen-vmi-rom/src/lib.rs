@@ -9,9 +9,11 @@
 pub mod boot_plan;
 pub mod bundle;
 pub mod console_ring;
+pub mod descriptors;
 pub mod kernel_image;
 pub mod layout;
 pub mod linux_boot;
+pub mod mmu_calls;
 pub mod rom_state;
 pub mod rtc;
 pub mod shadow_cache;

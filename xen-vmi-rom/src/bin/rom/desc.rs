@@ -13,6 +13,8 @@ use xen_abi::arch_x86_32::{_PAGE_ACCESSED, _PAGE_PRESENT};
 use xen_abi::hypercall::Hypervisor;
 use xen_abi::p2m::Mfn;
 use xen_abi::xen::{MmuUpdate, MmuextOp, DOMID_SELF};
+pub use xen_vmi_rom::descriptors::Gate;
+use xen_vmi_rom::descriptors::{self, for_xen, usable, SegmentUse, SelectorIn};
 use xen_vmi_rom::layout::{LDT_SHADOW_VA, ROM_AREA_START};
 
 use crate::console::Line;
@@ -61,64 +63,10 @@ fn shadow_frames() -> Option<[u32; GDT_FRAMES]> {
     Some(regs.gdt_mfns)
 }
 
-/// What Xen gets for the kernel's descriptor: TSS and LDT descriptors are
-/// the ROM's (empty in Xen's table); a code or data descriptor of DPL 0 is
-/// raised to DPL 1, as Xen's check_descriptor does for present ones, and
-/// here for not-present ones too, so loading one faults #NP as it would in
-/// ring 0 and not #GP on the privilege check.
-fn for_xen(desc: u64) -> u64 {
-    if is_tss_or_ldt(desc) {
-        return 0;
-    }
-    let code_or_data = desc & (1 << 44) != 0;
-    let dpl = (desc >> 45) & 3;
-    if code_or_data && dpl == 0 {
-        desc | (1 << 45)
-    } else {
-        desc
-    }
-}
-
-/// The 32-bit base of a segment descriptor (words low, high): bits 16-31
-/// of the low word, bits 0-7 and 24-31 of the high word.
-fn descriptor_base(lo: u32, hi: u32) -> u32 {
-    (hi & 0xFF00_0000) | ((hi & 0xFF) << 16) | (lo >> 16)
-}
-
-/// A present system descriptor of type LDT (2) or TSS (1, 3, 9, 11).
-fn is_tss_or_ldt(desc: u64) -> bool {
-    let hi = (desc >> 32) as u32;
-    let system = hi & (1 << 12) == 0;
-    let kind = (hi >> 8) & 0xF;
-    system && matches!(kind, 1 | 2 | 3 | 9 | 11)
-}
-
 fn read_descriptor(addr: u32) -> u64 {
     // SAFETY: an address inside the table the kernel loaded; a bad one
     // faults the kernel as the processor's own access would.
     unsafe { core::ptr::read_unaligned(addr as *const u64) }
-}
-
-/// What a segment register needs of its descriptor for Xen to load it.
-#[derive(Clone, Copy)]
-enum SegmentUse {
-    Code,
-    Stack,
-    Data,
-}
-
-/// Whether `desc` is a present segment `u` can hold.
-fn usable(desc: u64, u: SegmentUse) -> bool {
-    let hi = (desc >> 32) as u32;
-    let (present, segment) = (hi & (1 << 15) != 0, hi & (1 << 12) != 0);
-    let (code, rw) = (hi & (1 << 11) != 0, hi & (1 << 9) != 0);
-    present
-        && segment
-        && match u {
-            SegmentUse::Code => code,
-            SegmentUse::Stack => !code && rw,
-            SegmentUse::Data => !code || rw,
-        }
 }
 
 /// The kernel's segment registers now: `cs` (the interrupted CS for an
@@ -275,10 +223,7 @@ pub fn load_idt(base: u32, limit: u16) {
 /// (traps.rs `software_interrupt`), with the processor's error code even
 /// where the platform reports it wrongly (docs/traps-and-privilege.md).
 fn trap_table_dpl(vector: u32) -> u8 {
-    match vector {
-        3 | 4 | 0x80 => idt_gate(vector).map_or(0, |g| g.dpl).max(1),
-        _ => 0,
-    }
+    descriptors::trap_table_dpl(vector, idt_gate(vector))
 }
 
 /// The kernel's gate for `vector` when Xen may deliver it without the ROM:
@@ -292,10 +237,10 @@ fn trap_table_dpl(vector: u32) -> u8 {
 /// path on every system call (docs/benchmarks.md: about 200 guest
 /// instructions per trap).
 fn direct_gate(vector: u32) -> Option<Gate> {
-    if !matches!(vector, 0 | 3 | 4 | 5 | 6 | 16 | 17 | 19 | 0x80) {
+    if !descriptors::is_direct_vector(vector) {
         return None;
     }
-    idt_gate(vector).filter(|g| is_code_segment(g.selector))
+    descriptors::direct_gate(vector, idt_gate(vector), is_code_segment)
 }
 
 /// Points Xen's trap table entries for `vectors` at the ROM's stubs, with
@@ -343,58 +288,23 @@ pub fn sync_trap_table(vectors: core::ops::Range<u32>) {
     }
 }
 
-/// An IDT gate: (selector, offset, type, present).
-pub struct Gate {
-    pub selector: u16,
-    pub offset: u32,
-    /// 0xE interrupt gate (clears IF), 0xF trap gate.
-    pub kind: u8,
-    /// Which rings may raise the vector with `int n`.
-    pub dpl: u8,
-}
-
+/// The kernel's present interrupt or trap gate for `vector`.
 pub fn idt_gate(vector: u32) -> Option<Gate> {
-    let (gate, present, _) = idt_entry(vector)?;
-    (present && matches!(gate.kind, 0xE | 0xF)).then_some(gate)
+    descriptors::idt_gate(idt_entry(vector))
 }
 
-/// The kernel's IDT entry for `vector` within its limit: the gate's fields
-/// (`kind` the 4-bit type), whether it is present and whether it is a
-/// system descriptor (S clear).
-fn idt_entry(vector: u32) -> Option<(Gate, bool, bool)> {
+/// The kernel's IDT entry for `vector`, if within its limit.
+fn idt_entry(vector: u32) -> Option<u64> {
     let regs = runtime().tables;
-    if regs.idt_limit == 0 || vector * 8 + 7 > u32::from(regs.idt_limit) {
-        return None;
-    }
-    let d = read_descriptor(regs.idt_base + vector * 8);
-    let (lo, hi) = (d as u32, (d >> 32) as u32);
-    let gate = Gate {
-        selector: (lo >> 16) as u16,
-        offset: (hi & 0xFFFF_0000) | (lo & 0xFFFF),
-        kind: ((hi >> 8) & 0xF) as u8,
-        dpl: ((hi >> 13) & 3) as u8,
-    };
-    Some((gate, hi & (1 << 15) != 0, hi & (1 << 12) == 0))
+    let offset = descriptors::idt_entry_offset(vector, regs.idt_limit)?;
+    Some(read_descriptor(regs.idt_base + offset))
 }
 
-/// What `int n` at privilege level `cpl` finds in the kernel's IDT, in
-/// the order the processor checks (SDM vol. 2, INT n, protected mode):
-/// beyond the limit or not an interrupt/trap gate, #GP(n * 8 + 2); a gate
-/// DPL below `cpl`, #GP(n * 8 + 2); not present, #NP(n * 8 + 2). The error
-/// is the vector to raise. (Task gates are not offered on Xen: #GP too.)
+/// What `int n` at privilege level `cpl` finds in the kernel's IDT
+/// (`descriptors::software_interrupt_gate`): the gate, or the vector to
+/// raise.
 pub fn software_interrupt_gate(vector: u32, cpl: u8) -> Result<Gate, u32> {
-    const GENERAL_PROTECTION: u32 = 13;
-    const SEGMENT_NOT_PRESENT: u32 = 11;
-    let Some((gate, present, system)) = idt_entry(vector) else {
-        return Err(GENERAL_PROTECTION);
-    };
-    if !system || !matches!(gate.kind, 0xE | 0xF) || gate.dpl < cpl {
-        return Err(GENERAL_PROTECTION);
-    }
-    if !present {
-        return Err(SEGMENT_NOT_PRESENT);
-    }
-    Ok(gate)
+    descriptors::software_interrupt_gate(idt_entry(vector), cpl)
 }
 
 /// LTR: the TSS named by `selector` in the kernel's GDT; its SS0:ESP0 is
@@ -407,13 +317,12 @@ pub fn load_tr(selector: u16) -> bool {
     }
     let addr = regs.gdt_base + index * 8;
     let d = read_descriptor(addr);
-    let (lo, hi) = (d as u32, (d >> 32) as u32);
-    // A present 32-bit TSS (type 9 available, 11 busy), not null: else the
-    // processor's #GP, which is the kernel's.
-    if index == 0 || hi & (1 << 15) == 0 || !matches!((hi >> 8) & 0x1F, 0x09 | 0x0B) {
+    let hi = (d >> 32) as u32;
+    // A present 32-bit TSS, not null: else the processor's #GP, which is
+    // the kernel's.
+    let Some(base) = descriptors::tss_descriptor(index, d) else {
         return false;
-    }
-    let base = descriptor_base(lo, hi);
+    };
     // LTR marks the descriptor busy in the kernel's GDT (type 9 -> 11), as
     // the processor does; the kernel may look.
     // SAFETY: the descriptor's high word in the kernel's own GDT.
@@ -482,9 +391,6 @@ pub enum TableKind {
     Idt,
 }
 
-/// Descriptors Xen's LDT copy holds.
-const LDT_MAX_ENTRIES: u32 = 512;
-
 /// Gets (on first use: takes from the pool, clears and maps read-only at
 /// LDT_SHADOW_VA) the frame of Xen's LDT copy.
 fn ldt_frame() -> Option<u32> {
@@ -526,13 +432,10 @@ pub fn load_ldt(selector: u16) -> bool {
         return false;
     }
     let d = read_descriptor(regs.gdt_base + index * 8);
-    let (lo, hi) = (d as u32, (d >> 32) as u32);
-    if hi & (1 << 15) == 0 || (hi >> 8) & 0x1F != 0x02 {
-        return false; // not a present LDT descriptor: #GP, the kernel's
-    }
-    let base = descriptor_base(lo, hi);
-    let limit = (hi & 0x000F_0000) | (lo & 0xFFFF);
-    let entries = ((limit + 1) / 8).min(LDT_MAX_ENTRIES);
+    // Not a present LDT descriptor: #GP, the kernel's.
+    let Some((base, entries)) = descriptors::ldt_descriptor(d) else {
+        return false;
+    };
     let Some(mfn) = ldt_frame() else {
         Line::new()
             .text(b"xen-vmi-rom: no frame left for the LDT")
@@ -573,17 +476,12 @@ pub fn load_ldt(selector: u16) -> bool {
 /// LDT (what an IDT gate must point at).
 pub fn is_code_segment(selector: u16) -> bool {
     let regs = runtime().tables;
-    let index = u32::from(selector >> 3);
-    let (base, limit) = if selector & 4 != 0 {
-        (regs.ldt_base, regs.ldt_loaded * 8)
-    } else {
-        (regs.gdt_base, u32::from(regs.gdt_limit) + 1)
+    // No LDT loaded (LLDT of a null selector): no LDT selector is valid.
+    let ldt = (regs.ldt != 0).then_some(regs.ldt_loaded);
+    let addr = match descriptors::selector_offset(selector, regs.gdt_limit, ldt) {
+        Some(SelectorIn::Gdt(offset)) => regs.gdt_base + offset,
+        Some(SelectorIn::Ldt(offset)) => regs.ldt_base + offset,
+        None => return false,
     };
-    if index == 0 && selector & 4 == 0 || index * 8 + 8 > limit {
-        return false;
-    }
-    let hi = (read_descriptor(base + index * 8) >> 32) as u32;
-    let present = hi & (1 << 15) != 0;
-    let code = hi & (1 << 12) != 0 && hi & (1 << 11) != 0;
-    present && code
+    descriptors::is_code_descriptor(read_descriptor(addr))
 }

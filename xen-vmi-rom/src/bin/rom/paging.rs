@@ -17,14 +17,11 @@
 //! looked at, before an interrupt reaches the kernel, and when full.
 
 use mmu_batch::{Barrier, Op};
-use vmi_abi::flags::{
-    VMI_LAZY_CPU, VMI_LAZY_MMU, VMI_LINEAR_MAP_SLOTS, VMI_PAGE_CLONE, VMI_PAGE_PD, VMI_PAGE_PT,
-    VMI_PAGE_ZEROED,
-};
 use xen_abi::p2m::Mfn;
 use xen_abi::xen::MmuextOp;
 use xen_vmi_rom::layout::HYPERVISOR_VIRT_START;
-use xen_vmi_rom::shadow_cache::{Access, Fault, ShadowCache, Tag, What};
+use xen_vmi_rom::mmu_calls::{self, CallHost, CallState, Outcome, Problem, Rejection, Sink};
+use xen_vmi_rom::shadow_cache::{Access, Fault, ShadowError, Tag, What};
 
 use crate::console::Line;
 use crate::mmu::{barrier, end_of_call, fatal, heap, k2m, RomHost};
@@ -53,8 +50,9 @@ pub struct Paging {
     pub activated: bool,
     /// The heap is mapped and built.
     pub heap_ready: bool,
-    /// SetLinearMapping slots: (virtual address, pages, first kernel frame).
-    pub linear: [(u32, u32, u32); VMI_LINEAR_MAP_SLOTS as usize],
+    /// What the VMI MMU calls keep between calls (SetLinearMapping slots,
+    /// the lazy mode).
+    pub calls: CallState,
     /// The last fault the shadow was fixed for (address, EIP, error code):
     /// the same fault again means the shadow cannot give the access.
     pub last_fix: (u32, u32, u32),
@@ -64,9 +62,6 @@ pub struct Paging {
     /// A supervisor write to a read-only page with CR0.WP clear, let
     /// through for one instruction.
     pub write_step: WriteStep,
-    /// SetLazyMode misuse lines printed so far (the first few are, so a
-    /// kernel that repeats the mistake does not flood the console).
-    pub lazy_notes: u32,
 }
 
 /// One instruction's write to a read-only page, allowed because the
@@ -220,34 +215,16 @@ pub fn set_paging(on: bool) {
     }
 }
 
-/// FlushTLB (and a native CR3 reload's flush): everything the kernel
-/// changed before it is seen from now on. MMUEXT_TLB_FLUSH_LOCAL drops
-/// global entries too (Xen toggles CR4.PGE), so FLUSH_GLOBAL needs
-/// nothing more.
-pub extern "C" fn flush_tlb(_flags: u32) {
-    if !runtime().paging.enabled {
-        return;
-    }
-    if !runtime().paging.activated {
-        rebuild(b"FlushTLB");
-        return;
-    }
-    let heap = heap();
-    let (_, mut host) = heap.split();
-    use xen_vmi_rom::shadow_cache::Host;
-    host.push(
-        Op::Mmuext(MmuextOp::tlb_flush_local()),
-        Tag {
-            what: What::Tlb,
-            ..Tag::default()
-        },
-    );
-    barrier(host.batch, Barrier::TlbFlush);
-}
-
+/// FlushTLB(flags) (`mmu_calls::flush_tlb`); being a VMI call, it
+/// activates first, so the shadows are cached from here on.
 pub extern "C" fn vmi_flush_tlb(flags: u32) {
     activate();
-    flush_tlb(flags);
+    if runtime().paging.enabled {
+        let (_, mut host) = heap().split();
+        finish(mmu_calls::flush_tlb(&mut host, flags));
+    } else {
+        finish(mmu_calls::flush_flags(flags));
+    }
 }
 
 /// InvalPage (and a native INVLPG): the mapping of `va` as the kernel's
@@ -261,21 +238,8 @@ pub extern "C" fn inval_page(va: u32) {
         rebuild(b"InvalPage");
         return;
     }
-    let heap = heap();
-    let (cache, mut host) = heap.split();
-    if let Err(e) = cache.verify(&mut host, va, |h, mfn, i| h.shadow_entry(mfn, i)) {
-        fatal(b"InvalPage", e);
-    }
-    use xen_vmi_rom::shadow_cache::Host;
-    host.push(
-        Op::Mmuext(MmuextOp::invlpg_local(va)),
-        Tag {
-            what: What::Tlb,
-            guest: u64::from(va),
-            ..Tag::default()
-        },
-    );
-    barrier(host.batch, Barrier::TlbFlush);
+    let (cache, mut host) = heap().split();
+    finish(mmu_calls::inval_page(cache, &mut host, va));
 }
 
 pub extern "C" fn vmi_inval_page(va: u32) {
@@ -412,169 +376,187 @@ pub fn before_interrupt() {
 }
 
 // ---------------------------------------------------------------------------
-// Page-table entries
+// Page-table entries: the calls' logic is `xen_vmi_rom::mmu_calls`
+// (host-tested, docs/fuzzing.md); here the ROM's host for it and the
+// extern "C" entries.
 
-/// The kernel frame holding the entry the kernel addresses as `va`:
-/// paging off, the address itself; in a SetLinearMapping slot, the slot's
-/// frame; otherwise the kernel's tables walked.
-fn entry_frame(cache: &ShadowCache, host: &mut RomHost<'_>, va: u32) -> Option<u32> {
-    let p = runtime().paging;
-    if !p.enabled {
-        return Some(va >> 12);
+impl CallHost for RomHost<'_> {
+    fn read_entry(&mut self, kfn: u32, index: usize) -> Option<u64> {
+        self.read(kfn, index)
     }
-    for (base, pages, pfn) in p.linear {
-        if pages != 0 && va.wrapping_sub(base) / 4096 < pages {
-            return Some(pfn + va.wrapping_sub(base) / 4096);
+
+    fn store_entry(&mut self, kfn: u32, offset: u32, value: u64, long: bool) -> bool {
+        self.write(kfn, offset, value, long)
+    }
+
+    fn prefetch(&mut self, kfn: u32) {
+        RomHost::prefetch(self, kfn);
+    }
+
+    fn shadow_entry(&mut self, mfn: u32, index: usize) -> u64 {
+        RomHost::shadow_entry(self, mfn, index)
+    }
+
+    fn barrier(&mut self, reason: Barrier) {
+        barrier(self.batch, reason);
+    }
+
+    fn end_of_call(&mut self) {
+        end_of_call(self.batch);
+    }
+
+    fn enter_lazy(&mut self) {
+        self.batch.enter_lazy();
+    }
+
+    fn leave_lazy(&mut self) {
+        if let Err(f) = self.batch.leave_lazy(&mut crate::mmu::XenTarget) {
+            crate::mmu::refused(f);
         }
     }
-    cache.walk(host, va)?.frame(va)
 }
 
-fn bad_entry_address(call: &[u8], ptep: u32, why: &[u8]) -> ! {
-    Line::new()
-        .text(b"xen-vmi-rom: ")
-        .text(call)
-        .text(b": the entry address ")
-        .hex(ptep)
-        .text(why)
-        .print();
-    crate::xen::crash();
-}
+/// A console line as the calls' diagnostics write it.
+struct LineSink(Option<Line>);
 
-/// The kernel's entry at `ptep` changed (written here first if `store`):
-/// its shadows follow.
-fn entry_changed(call: &[u8], ptep: u32, store: Option<(u64, bool)>) {
-    activate();
-    let heap = heap();
-    let (cache, mut host) = heap.split();
-    let Some(kfn) = entry_frame(cache, &mut host, ptep) else {
-        bad_entry_address(
-            call,
-            ptep,
-            b" is not mapped in the kernel's address space (nor in a SetLinearMapping slot)",
-        );
-    };
-    if let Some((value, long)) = store {
-        if !host.write(kfn, ptep, value, long) {
-            bad_entry_address(call, ptep, b" is not in the kernel's RAM");
-        }
+impl Sink for LineSink {
+    fn text(&mut self, s: &[u8]) {
+        self.0 = self.0.take().map(|l| l.text(s));
     }
-    let index = ((ptep & 0xFFF) >> 3) as usize;
-    let Some(entry) = host.read(kfn, index) else {
-        bad_entry_address(call, ptep, b" is not in the kernel's RAM");
+
+    fn hex(&mut self, v: u32) {
+        self.0 = self.0.take().map(|l| l.hex(v));
+    }
+
+    fn dec(&mut self, v: u32) {
+        self.0 = self.0.take().map(|l| l.dec(v));
+    }
+}
+
+/// A call's verdict: a rejection is printed, and the domain crashed when
+/// the ABI leaves no way on.
+fn finish(result: Result<(), Rejection>) {
+    let Err(r) = result else {
+        return;
     };
-    cache
-        .entry_changed(&mut host, kfn, index, entry)
-        .unwrap_or_else(|e| fatal(call, e));
-    end_of_call(host.batch);
+    if r.problem == Problem::Shadow(ShadowError::OutOfFrames) {
+        // With the pool's figures.
+        fatal(b"", ShadowError::OutOfFrames);
+    }
+    let mut line = LineSink(Some(Line::new()));
+    r.describe(&mut line);
+    if let Some(l) = line.0 {
+        l.print();
+    }
+    if r.outcome() == Outcome::Crash {
+        crate::xen::crash();
+    }
+}
+
+fn call_paging() -> mmu_calls::Paging {
+    mmu_calls::Paging {
+        enabled: runtime().paging.enabled,
+    }
 }
 
 /// SetPxE(pte, ptep, flags): a 32-bit store (in a PAE table, one half of
 /// an entry).
 pub extern "C" fn set_pxe(pte: u32, ptep: u32, _flags: u32) {
-    entry_changed(b"SetPxE", ptep, Some((u64::from(pte), false)));
+    activate();
+    let (cache, mut host) = heap().split();
+    let calls = runtime().paging.calls;
+    finish(mmu_calls::set_pxe(
+        cache,
+        &mut host,
+        &calls,
+        call_paging(),
+        pte,
+        ptep,
+    ));
 }
 
 /// SetPxELong(pte low, pte high, ptep, flags).
 pub extern "C" fn set_pxe_long(lo: u32, hi: u32, ptep: u32, _flags: u32) {
+    activate();
     let value = (u64::from(hi) << 32) | u64::from(lo);
-    entry_changed(b"SetPxELong", ptep, Some((value, true)));
+    let (cache, mut host) = heap().split();
+    let calls = runtime().paging.calls;
+    finish(mmu_calls::set_pxe_long(
+        cache,
+        &mut host,
+        &calls,
+        call_paging(),
+        value,
+        ptep,
+    ));
 }
 
 /// UpdatePxE(ptep, flags): the kernel wrote the entry itself.
 pub extern "C" fn update_pxe(ptep: u32, _flags: u32) {
-    entry_changed(b"UpdatePxE", ptep, None);
+    activate();
+    let (cache, mut host) = heap().split();
+    let calls = runtime().paging.calls;
+    finish(mmu_calls::update_pxe(
+        cache,
+        &mut host,
+        &calls,
+        call_paging(),
+        ptep,
+        false,
+    ));
 }
 
 pub extern "C" fn update_pxe_long(ptep: u32, _flags: u32) {
-    entry_changed(b"UpdatePxELong", ptep, None);
+    activate();
+    let (cache, mut host) = heap().split();
+    let calls = runtime().paging.calls;
+    finish(mmu_calls::update_pxe(
+        cache,
+        &mut host,
+        &calls,
+        call_paging(),
+        ptep,
+        true,
+    ));
 }
 
-/// AllocatePage(pfn, flags, clone pfn, start, count): `pfn` becomes a page
-/// table of the level in `flags`. A PDPT needs nothing: it is read at each
-/// CR3 load.
+/// AllocatePage(pfn, flags, clone pfn, start, count).
 pub extern "C" fn allocate_page(pfn: u32, flags: u32, clone_pfn: u32, start: u32, count: u32) {
     activate();
-    if k2m(u64::from(pfn)).is_none() {
-        Line::new()
-            .text(b"xen-vmi-rom: AllocatePage(")
-            .hex(pfn)
-            .text(b"): not a frame of the kernel's RAM: ignored")
-            .print();
-        return;
-    }
-    let clone = flags & VMI_PAGE_CLONE != 0;
-    let zeroed = flags & VMI_PAGE_ZEROED != 0 && !clone;
-    let heap = heap();
-    let (cache, mut host) = heap.split();
-    let result = if flags & VMI_PAGE_PT != 0 {
-        cache.allocate_l1(&mut host, pfn, zeroed)
-    } else if flags & VMI_PAGE_PD != 0 {
-        let range = start as usize..start.saturating_add(count) as usize;
-        cache.allocate_l2(&mut host, pfn, zeroed, clone.then_some((clone_pfn, range)))
-    } else {
-        Ok(())
-    };
-    result.unwrap_or_else(|e| fatal(b"AllocatePage", e));
-    if flags & (VMI_PAGE_PT | VMI_PAGE_PD) != 0 {
-        // Its entries come next: its view goes out with this call's work.
-        host.prefetch(pfn);
-    }
-    end_of_call(host.batch);
+    let (cache, mut host) = heap().split();
+    finish(mmu_calls::allocate_page(
+        cache, &mut host, pfn, flags, clone_pfn, start, count,
+    ));
 }
 
 /// ReleasePage(pfn, flags).
 pub extern "C" fn release_page(pfn: u32, flags: u32) {
     activate();
-    let heap = heap();
-    let (cache, mut host) = heap.split();
-    cache.release(&mut host, pfn, flags & VMI_PAGE_PT == 0);
-    end_of_call(host.batch);
+    let (cache, mut host) = heap().split();
+    finish(mmu_calls::release_page(cache, &mut host, pfn, flags));
 }
 
-/// SetLinearMapping(slot, va, pages, pfn): where the kernel maps its page
-/// tables (slot 0 its direct map, 1 and 2 HIGHPTE's temporary mappings):
-/// entry addresses there need no walk.
+/// SetLinearMapping(slot, va, pages, pfn).
 pub extern "C" fn set_linear_mapping(slot: u32, va: u32, pages: u32, pfn: u32) {
     activate();
-    match runtime().paging.linear.get_mut(slot as usize) {
-        Some(s) => *s = (va, pages, pfn),
-        None => Line::new()
-            .text(b"xen-vmi-rom: SetLinearMapping: slot ")
-            .dec(slot)
-            .text(b" is not one of the ABI's 4: ignored")
-            .print(),
-    }
+    finish(mmu_calls::set_linear_mapping(
+        &mut runtime().paging.calls,
+        slot,
+        va,
+        pages,
+        pfn,
+    ));
 }
 
-/// SetLazyMode misuse lines printed at most.
-const LAZY_NOTES_SHOWN: u32 = 8;
-
-/// SetLazyMode(mode): MMU batches the shadow updates until the mode ends
-/// (or a flush point); any other mode ends an MMU batch.
+/// SetLazyMode(mode).
 pub extern "C" fn set_lazy_mode(mode: u32) {
     activate();
-    let batch = &mut heap().batch;
-    // vmi.h defines NONE, MMU and CPU; a mode does not nest (one
-    // SetLazyMode(NONE) ends it). Either mistake is said, then the call
-    // does what it does for any mode but MMU: it ends an MMU batch.
-    let nested = mode == VMI_LAZY_MMU && batch.is_lazy();
-    if (nested || mode > VMI_LAZY_CPU) && runtime().paging.lazy_notes < LAZY_NOTES_SHOWN {
-        runtime().paging.lazy_notes += 1;
-        let line = Line::new().text(b"xen-vmi-rom: SetLazyMode(");
-        let line = if nested {
-            line.text(b"MMU) in lazy MMU mode already: modes do not nest, the batch goes on until SetLazyMode(NONE)")
-        } else {
-            line.dec(mode)
-                .text(b"): not NONE (0), MMU (1) or CPU (2): taken as NONE, the batch is flushed")
-        };
-        line.print();
-    }
-    if mode == VMI_LAZY_MMU {
-        batch.enter_lazy();
-    } else if let Err(f) = batch.leave_lazy(&mut crate::mmu::XenTarget) {
-        crate::mmu::refused(f);
-    }
+    let (_, mut host) = heap().split();
+    finish(mmu_calls::set_lazy_mode(
+        &mut runtime().paging.calls,
+        &mut host,
+        mode,
+    ));
 }
 
 /// PhysicalToMachine(pfn): the machine frame behind a kernel frame

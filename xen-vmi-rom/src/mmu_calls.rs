@@ -1,0 +1,681 @@
+//! The VMI page-table calls (SetPxE, SetPxELong, UpdatePxE, UpdatePxELong,
+//! AllocatePage, ReleasePage, SetLinearMapping, SetLazyMode, and the
+//! activated paths of FlushTLB and InvalPage) as pure logic over the
+//! shadow cache, host-testable: the ROM's `paging.rs` wraps each in an
+//! `extern "C"` entry, and `tests/fuzz_calls.rs` drives them with random
+//! arguments against a model of Xen (docs/fuzzing.md).
+//!
+//! What the ROM provides is the [`CallHost`] trait: the shadow cache's
+//! [`Host`] (kernel frames, the pool, the queue) plus reading and storing
+//! the kernel's entries through views and the queue's flush points. A call
+//! never prints or crashes by itself: an invalid argument comes back as a
+//! [`Rejection`] naming the call and the argument, whose
+//! [`outcome`](Rejection::outcome) says what the ROM does with it (the
+//! call was ignored or carried out in a defined way after the line, or the
+//! domain is crashed), and whose [`describe`](Rejection::describe) writes
+//! the console line.
+
+use mmu_batch::{Barrier, Op};
+use vmi_abi::flags::{
+    LazyMode, VMI_FLUSH_GLOBAL, VMI_FLUSH_TLB, VMI_LINEAR_MAP_SLOTS, VMI_PAGE_CLONE,
+    VMI_PAGE_LEVEL_MASK, VMI_PAGE_PD, VMI_PAGE_PDP, VMI_PAGE_PT, VMI_PAGE_ZEROED,
+};
+use xen_abi::xen::MmuextOp;
+
+use crate::shadow_cache::{Host, ShadowCache, ShadowError, Tag, What, ENTRIES};
+use crate::shadow_entry::{FRAME, PAT_OR_PSE, PRESENT};
+
+/// SetLinearMapping slots (vmi.h: slot 0 the lowmem direct map, 1 and 2
+/// HIGHPTE's kmap_atomic_pte windows).
+pub const LINEAR_SLOTS: usize = VMI_LINEAR_MAP_SLOTS as usize;
+
+/// One SetLinearMapping slot: `pages` pages from virtual address `va` map
+/// kernel frames `pfn`, `pfn + 1`, ... (`pages` 0: unused).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct LinearSlot {
+    pub va: u32,
+    pub pages: u32,
+    pub pfn: u32,
+}
+
+/// What the calls remember between calls (in the ROM, part of the paging
+/// state in the run-time area).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct CallState {
+    pub linear: [LinearSlot; LINEAR_SLOTS],
+    /// The lazy mode the kernel is in (SetLazyMode): lazy modes do not nest
+    /// (Linux's paravirt enter_lazy insists on LAZY_NONE before entering).
+    pub lazy: LazyMode,
+}
+
+impl Default for CallState {
+    fn default() -> Self {
+        CallState {
+            linear: [LinearSlot::default(); LINEAR_SLOTS],
+            lazy: LazyMode::None,
+        }
+    }
+}
+
+/// What the calls need from the ROM beyond the shadow cache's host.
+pub trait CallHost: Host {
+    /// The kernel's 8-byte entry `index` of frame `kfn` (None: the frame is
+    /// not the kernel's RAM).
+    fn read_entry(&mut self, kfn: u32, index: usize) -> Option<u64>;
+    /// Stores 4 bytes (`long` false) or 8 bytes at byte `offset` of kernel
+    /// frame `kfn`; `offset` is aligned to the store's size, so the store
+    /// stays inside the frame. False: the frame is not the kernel's RAM.
+    fn store_entry(&mut self, kfn: u32, offset: u32, value: u64, long: bool) -> bool;
+    /// Kernel frame `kfn` is a page table the kernel is about to fill: a
+    /// view of it may be mapped ahead, through the queue.
+    fn prefetch(&mut self, kfn: u32);
+    /// The shadow entry `index` of machine frame `mfn` as it will be once
+    /// the queue is flushed.
+    fn shadow_entry(&mut self, mfn: u32, index: usize) -> u64;
+    /// Flushes the queue for `reason` (lazy mode or not).
+    fn barrier(&mut self, reason: Barrier);
+    /// The end of a call: outside lazy mode the queue is flushed.
+    fn end_of_call(&mut self);
+    /// Queue MMU updates from now on, until [`leave_lazy`](Self::leave_lazy).
+    fn enter_lazy(&mut self);
+    /// Stop queueing and flush.
+    fn leave_lazy(&mut self);
+}
+
+/// The call a rejection is about.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Call {
+    SetPxE,
+    SetPxELong,
+    UpdatePxE,
+    UpdatePxELong,
+    AllocatePage,
+    ReleasePage,
+    SetLinearMapping,
+    SetLazyMode,
+    FlushTlb,
+    InvalPage,
+}
+
+/// What was wrong with the arguments.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Problem {
+    /// The entry address is not aligned to the size of the entry (4 bytes
+    /// for SetPxE/UpdatePxE, 8 for the Long calls): a pte_t pointer always
+    /// is, and an unaligned store could straddle two frames.
+    EntryMisaligned { ptep: u32 },
+    /// The entry address maps nothing in the kernel's address space (nor
+    /// in a SetLinearMapping slot).
+    EntryNotMapped { ptep: u32 },
+    /// The entry address maps a frame that is not the kernel's RAM.
+    EntryNotRam { ptep: u32, kfn: u32 },
+    /// The shadows cannot follow (the pool is exhausted, or a CR3 is not a
+    /// page table).
+    Shadow(ShadowError),
+    /// AllocatePage/ReleasePage of a frame that is not the kernel's RAM.
+    NotKernelFrame { pfn: u32 },
+    /// AllocatePage/ReleasePage flags with no level the ABI defines for a
+    /// 32-bit kernel (exactly one of PT, PD, PDP).
+    UnknownLevel { flags: u32 },
+    /// AllocatePage with CLONE on a level other than a page directory.
+    CloneNotDirectory { flags: u32 },
+    /// AllocatePage CLONE range beyond a table's 512 entries.
+    CloneRange { start: u32, count: u32 },
+    /// SetLinearMapping slot beyond the ABI's 4.
+    LinearSlot { slot: u32 },
+    /// SetLinearMapping of an address that is not page-aligned, or a range
+    /// past the end of the address space or of the frame numbers.
+    LinearRange {
+        slot: u32,
+        va: u32,
+        pages: u32,
+        pfn: u32,
+    },
+    /// SetLazyMode of a mode the ABI does not define (0 NONE, 1 MMU, 2 CPU).
+    UnknownLazyMode { mode: u32 },
+    /// SetLazyMode entering a lazy mode while in one (they do not nest).
+    NestedLazyMode { mode: u32, current: u32 },
+    /// FlushTLB flags other than VMI_FLUSH_TLB (always set) and
+    /// VMI_FLUSH_GLOBAL.
+    FlushFlags { flags: u32 },
+}
+
+/// What the ROM does after the line.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Outcome {
+    /// The call did what the line says (nothing, or its defined fallback)
+    /// and the kernel goes on.
+    Continue,
+    /// The kernel's tables and Xen's can no longer be kept exact: the ROM
+    /// crashes the domain (SCHEDOP_shutdown(crash)).
+    Crash,
+}
+
+/// An invalid argument: the call, what was wrong, and what the ROM does.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Rejection {
+    pub call: Call,
+    pub problem: Problem,
+}
+
+/// Where a console line is written (the ROM's `Line`; a string in tests).
+pub trait Sink {
+    fn text(&mut self, s: &[u8]);
+    /// 0x and 8 hex digits.
+    fn hex(&mut self, v: u32);
+    fn dec(&mut self, v: u32);
+    /// 0x and 16 hex digits.
+    fn hex64(&mut self, v: u64) {
+        self.text(b"0x");
+        for byte in v.to_be_bytes() {
+            let digit = |n: u8| if n < 10 { b'0' + n } else { b'a' + n - 10 };
+            self.text(&[digit(byte >> 4), digit(byte & 0xF)]);
+        }
+    }
+}
+
+impl Rejection {
+    pub const fn outcome(&self) -> Outcome {
+        match self.problem {
+            Problem::EntryMisaligned { .. }
+            | Problem::EntryNotMapped { .. }
+            | Problem::EntryNotRam { .. }
+            | Problem::Shadow(_) => Outcome::Crash,
+            _ => Outcome::Continue,
+        }
+    }
+
+    /// The console line: "xen-vmi-rom: <call>: <argument and value>: <what
+    /// happens>". Each arm writes its own words (a table of string slices
+    /// would hold absolute pointers, which the ROM cannot carry).
+    pub fn describe<S: Sink>(&self, out: &mut S) {
+        out.text(b"xen-vmi-rom: ");
+        match self.call {
+            Call::SetPxE => out.text(b"SetPxE"),
+            Call::SetPxELong => out.text(b"SetPxELong"),
+            Call::UpdatePxE => out.text(b"UpdatePxE"),
+            Call::UpdatePxELong => out.text(b"UpdatePxELong"),
+            Call::AllocatePage => out.text(b"AllocatePage"),
+            Call::ReleasePage => out.text(b"ReleasePage"),
+            Call::SetLinearMapping => out.text(b"SetLinearMapping"),
+            Call::SetLazyMode => out.text(b"SetLazyMode"),
+            Call::FlushTlb => out.text(b"FlushTLB"),
+            Call::InvalPage => out.text(b"InvalPage"),
+        }
+        out.text(b": ");
+        match self.problem {
+            Problem::EntryMisaligned { ptep } => {
+                out.text(b"the entry address ");
+                out.hex(ptep);
+                out.text(b" is not aligned to the entry's size");
+            }
+            Problem::EntryNotMapped { ptep } => {
+                out.text(b"the entry address ");
+                out.hex(ptep);
+                out.text(
+                    b" is not mapped in the kernel's address space (nor in a SetLinearMapping slot)",
+                );
+            }
+            Problem::EntryNotRam { ptep, kfn } => {
+                out.text(b"the entry address ");
+                out.hex(ptep);
+                out.text(b" is in frame ");
+                out.hex(kfn);
+                out.text(b", not the kernel's RAM");
+            }
+            Problem::Shadow(e) => describe_shadow_error(e, out),
+            Problem::NotKernelFrame { pfn } => {
+                out.text(b"pfn ");
+                out.hex(pfn);
+                out.text(b" is not a frame of the kernel's RAM: ignored");
+            }
+            Problem::UnknownLevel { flags } => {
+                out.text(b"flags ");
+                out.hex(flags);
+                out.text(b" name no page-table level (one of PT 1, PD 2, PDP 4): ignored");
+            }
+            Problem::CloneNotDirectory { flags } => {
+                out.text(b"flags ");
+                out.hex(flags);
+                out.text(b": CLONE is for a page directory: cloning ignored");
+            }
+            Problem::CloneRange { start, count } => {
+                out.text(b"clone range start ");
+                out.dec(start);
+                out.text(b" count ");
+                out.dec(count);
+                out.text(b" goes beyond a table's 512 entries: the whole table is read");
+            }
+            Problem::LinearSlot { slot } => {
+                out.text(b"slot ");
+                out.dec(slot);
+                out.text(b" is not one of the ABI's 4: ignored");
+            }
+            Problem::LinearRange {
+                slot,
+                va,
+                pages,
+                pfn,
+            } => {
+                out.text(b"slot ");
+                out.dec(slot);
+                out.text(b" va ");
+                out.hex(va);
+                out.text(b" pages ");
+                out.hex(pages);
+                out.text(b" pfn ");
+                out.hex(pfn);
+                out.text(b": unaligned, or beyond 4 GiB or frame 2^32: ignored");
+            }
+            Problem::UnknownLazyMode { mode } => {
+                out.text(b"mode ");
+                out.dec(mode);
+                out.text(b" is not NONE 0, MMU 1 or CPU 2: taken as NONE");
+            }
+            Problem::NestedLazyMode { mode, current } => {
+                out.text(b"mode ");
+                out.dec(mode);
+                out.text(b" entered while in lazy mode ");
+                out.dec(current);
+                out.text(b" (lazy modes do not nest): queued updates flushed, mode ");
+                out.dec(mode);
+                out.text(b" from now on");
+            }
+            Problem::FlushFlags { flags } => {
+                out.text(b"flags ");
+                out.hex(flags);
+                out.text(b" have bits other than TLB 1 and GLOBAL 2: flushed all the same");
+            }
+        }
+    }
+}
+
+fn describe_shadow_error<S: Sink>(e: ShadowError, out: &mut S) {
+    match e {
+        ShadowError::OutOfFrames => {
+            out.text(b"no frame left for the shadow page tables: give the domain more memory")
+        }
+        ShadowError::OutOfRecords => {
+            out.text(b"more page tables in use at once than the ROM can shadow")
+        }
+        ShadowError::Cr3NotRam { cr3 } => {
+            out.text(b"CR3 ");
+            out.hex(cr3);
+            out.text(b" is not a page table: its frame is not the kernel's RAM");
+        }
+        ShadowError::BadPdpte { cr3, slot, entry } => {
+            out.text(b"CR3 ");
+            out.hex(cr3);
+            out.text(b" is not a page table: PDPT entry ");
+            out.dec(u32::from(slot));
+            out.text(b" = ");
+            out.hex64(entry);
+            out.text(b" has reserved bits or names a frame that is not RAM (natively #GP)");
+        }
+    }
+}
+
+/// Paging as the entry-address calls see it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Paging {
+    /// CR0.PG: off, an entry address is the entry's physical address.
+    pub enabled: bool,
+}
+
+fn reject(call: Call, problem: Problem) -> Result<(), Rejection> {
+    Err(Rejection { call, problem })
+}
+
+/// The kernel frame holding the entry the kernel addresses as `ptep`:
+/// paging off, the address itself; in a SetLinearMapping slot, the slot's
+/// frame; otherwise the kernel's tables walked (a 2 MiB page included).
+pub fn entry_frame<H: Host>(
+    cache: &ShadowCache,
+    host: &mut H,
+    state: &CallState,
+    paging: Paging,
+    ptep: u32,
+) -> Option<u32> {
+    if !paging.enabled {
+        return Some(ptep >> 12);
+    }
+    for s in state.linear {
+        let page = ptep.wrapping_sub(s.va) / 4096;
+        if s.pages != 0 && page < s.pages {
+            // SetLinearMapping checked that the last frame fits in 32 bits.
+            return s.pfn.checked_add(page);
+        }
+    }
+    // The frame from the walk, computed here in full: a frame number
+    // beyond 32 bits is no frame of the kernel's (cut to 32 bits it would
+    // alias one), and a 2 MiB page's base is bits 21 up (bit 12 is PAT).
+    // The walk reads each table at its frame number cut to 32 bits: a
+    // table beyond that is none of the kernel's, and what was read there is
+    // not its entry.
+    let w = cache.walk(host, ptep)?;
+    let beyond = |e: u64| (e & FRAME) >> 12 > u64::from(u32::MAX);
+    if w.pdpte & PRESENT == 0 || w.pde & PRESENT == 0 || beyond(w.pdpte) {
+        return None;
+    }
+    let frame = if w.pde & PAT_OR_PSE != 0 {
+        ((w.pde & FRAME & !LARGE_PAGE_LOW) >> 12) + u64::from((ptep >> 12) & 511)
+    } else if w.pte & PRESENT != 0 && !beyond(w.pde) {
+        (w.pte & FRAME) >> 12
+    } else {
+        return None;
+    };
+    u32::try_from(frame).ok()
+}
+
+/// Bits 12-20 of a 2 MiB page's directory entry: PAT and reserved, not
+/// part of the page's base (SDM vol. 3, "PAE paging", PDE mapping a 2-MByte
+/// page).
+const LARGE_PAGE_LOW: u64 = 0x1F_F000;
+
+/// The kernel's entry at `ptep` changed (stored here first if `store` =
+/// (value, long)): every shadow of its table follows.
+fn entry_changed<H: CallHost>(
+    cache: &mut ShadowCache,
+    host: &mut H,
+    state: &CallState,
+    paging: Paging,
+    call: Call,
+    ptep: u32,
+    store: Option<(u64, bool)>,
+) -> Result<(), Rejection> {
+    let long = matches!(call, Call::SetPxELong | Call::UpdatePxELong);
+    let size = if long { 8 } else { 4 };
+    if !ptep.is_multiple_of(size) {
+        return reject(call, Problem::EntryMisaligned { ptep });
+    }
+    let Some(kfn) = entry_frame(cache, host, state, paging, ptep) else {
+        return reject(call, Problem::EntryNotMapped { ptep });
+    };
+    let not_ram = Problem::EntryNotRam { ptep, kfn };
+    // The ROM's image and the empty bus around it are read-only hardware
+    // to the kernel: a store there would change the ROM itself.
+    if host.read_only_frame(u64::from(kfn)) {
+        return reject(call, not_ram);
+    }
+    if let Some((value, long)) = store {
+        if !host.store_entry(kfn, ptep & 0xFFF, value, long) {
+            return reject(call, not_ram);
+        }
+    }
+    let index = ((ptep & 0xFFF) >> 3) as usize;
+    let Some(entry) = host.read_entry(kfn, index) else {
+        return reject(call, not_ram);
+    };
+    cache
+        .entry_changed(host, kfn, index, entry)
+        .map_err(|e| Rejection {
+            call,
+            problem: Problem::Shadow(e),
+        })?;
+    host.end_of_call();
+    Ok(())
+}
+
+/// SetPxE(pte, ptep, flags): a 32-bit store (in a PAE table, one half of
+/// an entry).
+pub fn set_pxe<H: CallHost>(
+    cache: &mut ShadowCache,
+    host: &mut H,
+    state: &CallState,
+    paging: Paging,
+    pte: u32,
+    ptep: u32,
+) -> Result<(), Rejection> {
+    let store = Some((u64::from(pte), false));
+    entry_changed(cache, host, state, paging, Call::SetPxE, ptep, store)
+}
+
+/// SetPxELong(pte low, pte high, ptep, flags): an 8-byte store.
+pub fn set_pxe_long<H: CallHost>(
+    cache: &mut ShadowCache,
+    host: &mut H,
+    state: &CallState,
+    paging: Paging,
+    pte: u64,
+    ptep: u32,
+) -> Result<(), Rejection> {
+    let store = Some((pte, true));
+    entry_changed(cache, host, state, paging, Call::SetPxELong, ptep, store)
+}
+
+/// UpdatePxE / UpdatePxELong(ptep, flags): the kernel wrote the entry
+/// itself.
+pub fn update_pxe<H: CallHost>(
+    cache: &mut ShadowCache,
+    host: &mut H,
+    state: &CallState,
+    paging: Paging,
+    ptep: u32,
+    long: bool,
+) -> Result<(), Rejection> {
+    let call = if long {
+        Call::UpdatePxELong
+    } else {
+        Call::UpdatePxE
+    };
+    entry_changed(cache, host, state, paging, call, ptep, None)
+}
+
+/// A frame of the kernel's RAM (not the ROM's read-only area): one that
+/// can hold a page table.
+fn kernel_ram<H: Host>(host: &H, pfn: u32) -> bool {
+    host.machine_frame(u64::from(pfn)).is_some() && !host.read_only_frame(u64::from(pfn))
+}
+
+/// The level named by AllocatePage/ReleasePage flags: exactly one of PT,
+/// PD, PDP (PML4 has no meaning for a 32-bit kernel).
+fn level(flags: u32) -> Option<u32> {
+    match flags & VMI_PAGE_LEVEL_MASK {
+        l @ (VMI_PAGE_PT | VMI_PAGE_PD | VMI_PAGE_PDP) => Some(l),
+        _ => None,
+    }
+}
+
+/// AllocatePage(pfn, flags, clone pfn, start, count): `pfn` becomes a page
+/// table of the level in `flags`. A PDPT (PDP) needs nothing: it is read at
+/// each CR3 load. A CLONE of a directory names the entries the kernel
+/// copied from `clone_pfn`. A rejection with [`Outcome::Continue`] may
+/// come with the call done (a bad clone range: the table is read whole).
+pub fn allocate_page<H: CallHost>(
+    cache: &mut ShadowCache,
+    host: &mut H,
+    pfn: u32,
+    flags: u32,
+    clone_pfn: u32,
+    start: u32,
+    count: u32,
+) -> Result<(), Rejection> {
+    let call = Call::AllocatePage;
+    if !kernel_ram(host, pfn) {
+        return reject(call, Problem::NotKernelFrame { pfn });
+    }
+    let Some(level) = level(flags) else {
+        return reject(call, Problem::UnknownLevel { flags });
+    };
+    let mut clone = flags & VMI_PAGE_CLONE != 0;
+    let mut note = None;
+    if clone && level != VMI_PAGE_PD {
+        note = Some(Problem::CloneNotDirectory { flags });
+        clone = false;
+    }
+    let end = start.checked_add(count);
+    if clone && end.is_none_or(|end| end as usize > ENTRIES) {
+        note = Some(Problem::CloneRange { start, count });
+        clone = false;
+    }
+    // The shadow of a clone is made from the cloned range alone, which is
+    // right only if the rest is zero: without ZEROED (Linux always sends
+    // it, VMI_PAGE_L2 has it) the whole table is read.
+    let promised_zero = flags & VMI_PAGE_ZEROED != 0;
+    if clone && !promised_zero {
+        clone = false;
+    }
+    let zeroed = promised_zero && flags & VMI_PAGE_CLONE == 0;
+    let result = match level {
+        VMI_PAGE_PT => cache.allocate_l1(host, pfn, zeroed),
+        VMI_PAGE_PD => {
+            let range = start as usize..(start + count) as usize;
+            cache.allocate_l2(host, pfn, zeroed, clone.then_some((clone_pfn, range)))
+        }
+        _ => Ok(()),
+    };
+    result.map_err(|e| Rejection {
+        call,
+        problem: Problem::Shadow(e),
+    })?;
+    if level != VMI_PAGE_PDP {
+        // Its entries come next: its view goes out with this call's work.
+        host.prefetch(pfn);
+    }
+    host.end_of_call();
+    match note {
+        Some(problem) => reject(call, problem),
+        None => Ok(()),
+    }
+}
+
+/// ReleasePage(pfn, flags): the frame stops being a page table (Linux
+/// releases a PAE PDPT with the L2 flag, so PD and PDP both mean "a
+/// directory or a PDPT").
+pub fn release_page<H: CallHost>(
+    cache: &mut ShadowCache,
+    host: &mut H,
+    pfn: u32,
+    flags: u32,
+) -> Result<(), Rejection> {
+    let call = Call::ReleasePage;
+    if !kernel_ram(host, pfn) {
+        return reject(call, Problem::NotKernelFrame { pfn });
+    }
+    let Some(level) = level(flags) else {
+        return reject(call, Problem::UnknownLevel { flags });
+    };
+    cache.release(host, pfn, level != VMI_PAGE_PT);
+    host.end_of_call();
+    Ok(())
+}
+
+/// SetLinearMapping(slot, va, pages, pfn): where the kernel maps its page
+/// tables (slot 0 its direct map, 1 and 2 HIGHPTE's temporary mappings):
+/// entry addresses there need no walk. `pages` 0 empties the slot.
+pub fn set_linear_mapping(
+    state: &mut CallState,
+    slot: u32,
+    va: u32,
+    pages: u32,
+    pfn: u32,
+) -> Result<(), Rejection> {
+    let call = Call::SetLinearMapping;
+    let Some(s) = state.linear.get_mut(slot as usize) else {
+        return reject(call, Problem::LinearSlot { slot });
+    };
+    // The last page and the last frame must exist: va + pages * 4096 - 1
+    // within 4 GiB, pfn + pages - 1 within 32 bits.
+    let fits = pages == 0
+        || (va.is_multiple_of(4096)
+            && u64::from(va) + u64::from(pages) * 4096 <= 1 << 32
+            && pfn.checked_add(pages - 1).is_some());
+    if !fits {
+        let problem = Problem::LinearRange {
+            slot,
+            va,
+            pages,
+            pfn,
+        };
+        return reject(call, problem);
+    }
+    *s = LinearSlot { va, pages, pfn };
+    Ok(())
+}
+
+/// SetLazyMode(mode): MMU batches the shadow updates until the mode ends
+/// (or a flush point); NONE ends a lazy mode; CPU ends an MMU batch (the
+/// ROM has nothing of its own to batch in CPU mode). An unknown mode is
+/// taken as NONE; entering a mode while in one (Linux never does: its
+/// enter_lazy insists on NONE) still enters it, with a line.
+pub fn set_lazy_mode<H: CallHost>(
+    state: &mut CallState,
+    host: &mut H,
+    mode: u32,
+) -> Result<(), Rejection> {
+    let call = Call::SetLazyMode;
+    let (new, problem) = match LazyMode::from_u32(mode) {
+        None => (LazyMode::None, Some(Problem::UnknownLazyMode { mode })),
+        Some(LazyMode::None) => (LazyMode::None, None),
+        Some(m) if state.lazy != LazyMode::None => {
+            let current = state.lazy as u32;
+            (m, Some(Problem::NestedLazyMode { mode, current }))
+        }
+        Some(m) => (m, None),
+    };
+    if new == LazyMode::Mmu {
+        if state.lazy != LazyMode::Mmu {
+            // From CPU mode: nothing of the MMU is queued, but leave first
+            // all the same so the queue starts from a flush.
+            host.leave_lazy();
+        }
+        host.enter_lazy();
+    } else {
+        host.leave_lazy();
+    }
+    state.lazy = new;
+    match problem {
+        Some(problem) => reject(call, problem),
+        None => Ok(()),
+    }
+}
+
+/// FlushTLB(flags) once activated, with paging on: everything the kernel
+/// changed before is seen from now on. MMUEXT_TLB_FLUSH_LOCAL drops global
+/// entries too (Xen toggles CR4.PGE), so VMI_FLUSH_GLOBAL needs nothing
+/// more.
+pub fn flush_tlb<H: CallHost>(host: &mut H, flags: u32) -> Result<(), Rejection> {
+    host.push(
+        Op::Mmuext(MmuextOp::tlb_flush_local()),
+        Tag {
+            what: What::Tlb,
+            ..Tag::default()
+        },
+    );
+    host.barrier(Barrier::TlbFlush);
+    flush_flags(flags)
+}
+
+/// FlushTLB's flags: VMI_FLUSH_TLB (always set), maybe VMI_FLUSH_GLOBAL.
+pub fn flush_flags(flags: u32) -> Result<(), Rejection> {
+    if flags & !(VMI_FLUSH_TLB | VMI_FLUSH_GLOBAL) != 0 || flags & VMI_FLUSH_TLB == 0 {
+        return reject(Call::FlushTlb, Problem::FlushFlags { flags });
+    }
+    Ok(())
+}
+
+/// InvalPage(va) once activated: the mapping of `va` as the kernel's
+/// tables have it now, checked against the shadow (a change the kernel
+/// made without telling is taken, with a note), then flushed.
+pub fn inval_page<H: CallHost>(
+    cache: &mut ShadowCache,
+    host: &mut H,
+    va: u32,
+) -> Result<(), Rejection> {
+    cache
+        .verify(host, va, |h, mfn, i| h.shadow_entry(mfn, i))
+        .map_err(|e| Rejection {
+            call: Call::InvalPage,
+            problem: Problem::Shadow(e),
+        })?;
+    host.push(
+        Op::Mmuext(MmuextOp::invlpg_local(va)),
+        Tag {
+            what: What::Tlb,
+            guest: u64::from(va),
+            ..Tag::default()
+        },
+    );
+    host.barrier(Barrier::TlbFlush);
+    Ok(())
+}

@@ -1,0 +1,297 @@
+//! What the host tests of the ROM's paging share: a model of the kernel's
+//! memory and of Xen's page-table memory (the shadow cache's `Host`), the
+//! frames a test kernel uses, and the check that what Xen holds is the
+//! shadow of the kernel's tables computed independently (invariants 1 and 3
+//! of `shadow_cache`). Used by tests/shadow_cache.rs and tests/fuzz_calls.rs.
+#![allow(dead_code)]
+
+use std::collections::{HashMap, HashSet};
+
+use mmu_batch::Op;
+use xen_abi::xen::{
+    MMUEXT_CLEAR_PAGE, MMUEXT_COPY_PAGE, MMUEXT_INVLPG_LOCAL, MMUEXT_NEW_BASEPTR,
+    MMUEXT_PIN_L1_TABLE, MMUEXT_PIN_L2_TABLE, MMUEXT_PIN_L3_TABLE, MMUEXT_TLB_FLUSH_LOCAL,
+    MMUEXT_UNPIN_TABLE, MMU_NORMAL_PT_UPDATE,
+};
+use xen_vmi_rom::shadow_cache::{Host, Note, ShadowCache, Tag, ENTRIES, TOP_KERNEL_SLOTS};
+
+pub const P: u64 = 1;
+pub const RW: u64 = 2;
+pub const US: u64 = 4;
+pub const PWT: u64 = 8;
+pub const A: u64 = 0x20;
+pub const D: u64 = 0x40;
+pub const PS: u64 = 0x80;
+pub const G: u64 = 0x100;
+pub const NX: u64 = 1 << 63;
+pub const FRAME: u64 = 0x000F_FFFF_FFFF_F000;
+
+/// Kernel frames 0..0x3000 are RAM except the ISA hole 0xA0..0x100, where
+/// 0xC0..0xD0 is the ROM (read-only).
+pub fn machine(kfn: u64) -> Option<u64> {
+    match kfn {
+        0xC0..0xD0 => Some(0x20_0000 + kfn),
+        0xA0..0x100 => None,
+        0..0x3000 => Some(0x10_0000 + kfn),
+        _ => None,
+    }
+}
+pub const HOLE: u64 = 0x30_0000;
+pub const ROM_LINKS: [u32; 4] = [0x31_0000, 0x31_0001, 0x31_0002, 0x31_0003];
+pub const POOL_BASE: u32 = 0x40_0000;
+
+/// Data frames pages may map (a few odd ones: the hole, the ROM).
+pub const DATA: [u64; 8] = [0x1000, 0x1001, 0x1002, 0x1003, 0xA5, 0xC1, 0x1004, 0x1005];
+/// Frames used as page tables and directories, and PDPT frames.
+pub const L1S: [u32; 8] = [
+    0x2000, 0x2001, 0x2002, 0x2003, 0x2004, 0x2005, 0x2006, 0x2007,
+];
+pub const L2S: [u32; 5] = [0x2100, 0x2101, 0x2102, 0x2103, 0x2104];
+pub const CR3S: [u32; 4] = [0x0220_0000, 0x0220_0020, 0x0220_1000, 0x0220_1FE0];
+/// Entry indices the steps touch (both ends of a table, the top's edge).
+pub const INDICES: [usize; 8] = [0, 1, 2, 7, 423, 424, 510, 511];
+
+#[derive(Default)]
+pub struct Model {
+    pub guest: HashMap<u32, [u64; ENTRIES]>,
+    pub xen: HashMap<u32, [u64; ENTRIES]>,
+    pub pinned: HashSet<u32>,
+    pub pool: Vec<u32>,
+    pub pool_total: usize,
+    pub notes: Vec<Note>,
+    pub ops: usize,
+}
+
+impl Model {
+    pub fn new(pool: usize) -> Self {
+        Model {
+            pool: (0..pool as u32).map(|i| POOL_BASE + i).rev().collect(),
+            pool_total: pool,
+            ..Model::default()
+        }
+    }
+
+    pub fn guest_mut(&mut self, kfn: u32) -> &mut [u64; ENTRIES] {
+        self.guest.entry(kfn).or_insert([0; ENTRIES])
+    }
+
+    pub fn shadow(&self, mfn: u32) -> &[u64; ENTRIES] {
+        self.xen
+            .get(&mfn)
+            .unwrap_or_else(|| panic!("shadow frame {mfn:#x} was never cleared or copied"))
+    }
+
+    /// One op as Xen runs it, with Xen's rules asserted.
+    pub fn apply(&mut self, op: Op) {
+        match op {
+            Op::MmuUpdate(u) => {
+                assert_eq!(u.command(), MMU_NORMAL_PT_UPDATE);
+                let maddr = u.machine_addr();
+                let mfn = (maddr >> 12) as u32;
+                let table = self
+                    .xen
+                    .get_mut(&mfn)
+                    .unwrap_or_else(|| panic!("write to {maddr:#x}: frame not cleared first"));
+                table[(maddr as usize & 0xFFF) / 8] = u64::from(u.val);
+            }
+            Op::Mmuext(e) => {
+                let mfn = e.arg1;
+                match e.cmd {
+                    MMUEXT_CLEAR_PAGE => {
+                        assert!(!self.pinned.contains(&mfn), "clearing a pinned table");
+                        self.xen.insert(mfn, [0; ENTRIES]);
+                    }
+                    MMUEXT_COPY_PAGE => {
+                        assert!(!self.pinned.contains(&mfn), "copying onto a pinned table");
+                        let src = *self.shadow(e.arg2);
+                        self.xen.insert(mfn, src);
+                    }
+                    MMUEXT_PIN_L1_TABLE | MMUEXT_PIN_L2_TABLE | MMUEXT_PIN_L3_TABLE => {
+                        assert!(self.xen.contains_key(&mfn), "pinning an unknown frame");
+                        assert!(self.pinned.insert(mfn), "pinning {mfn:#x} twice");
+                    }
+                    MMUEXT_UNPIN_TABLE => {
+                        assert!(self.pinned.remove(&mfn), "unpinning {mfn:#x}, not pinned");
+                    }
+                    // What the call layer adds: a base switch (to a pinned
+                    // L3) and TLB maintenance.
+                    MMUEXT_NEW_BASEPTR => {
+                        assert!(self.pinned.contains(&mfn), "new base {mfn:#x} not pinned");
+                    }
+                    MMUEXT_TLB_FLUSH_LOCAL | MMUEXT_INVLPG_LOCAL => {}
+                    other => panic!("unexpected mmuext op {other}"),
+                }
+            }
+            Op::UpdateVaMapping { .. } => panic!("the cache never maps by address"),
+        }
+    }
+}
+
+impl Host for Model {
+    fn guest_entry(&mut self, kfn: u32, index: usize) -> u64 {
+        self.guest.get(&kfn).map_or(0, |t| t[index])
+    }
+
+    fn set_guest_bits(&mut self, kfn: u32, index: usize, bits: u64) {
+        self.guest_mut(kfn)[index] |= bits;
+    }
+
+    fn machine_frame(&self, kfn: u64) -> Option<u64> {
+        machine(kfn)
+    }
+
+    fn read_only_frame(&self, kfn: u64) -> bool {
+        (0xC0..0xD0).contains(&kfn)
+    }
+
+    fn hole_frame(&self) -> u64 {
+        HOLE
+    }
+
+    fn take_frame(&mut self) -> Option<u32> {
+        self.pool.pop()
+    }
+
+    fn give_frame(&mut self, mfn: u32) {
+        assert!(
+            !self.pinned.contains(&mfn),
+            "frame {mfn:#x} given back while pinned"
+        );
+        assert!(!self.pool.contains(&mfn), "frame {mfn:#x} given back twice");
+        assert!((POOL_BASE..POOL_BASE + self.pool_total as u32).contains(&mfn));
+        self.xen.remove(&mfn);
+        self.pool.push(mfn);
+    }
+
+    fn push(&mut self, op: Op, _tag: Tag) {
+        self.ops += 1;
+        self.apply(op);
+    }
+
+    fn note(&mut self, note: Note) {
+        self.notes.push(note);
+    }
+}
+
+/// The shadow of a kernel L1 entry, written out again here: frame through
+/// `machine`, the hole page for frames that are not RAM, the ROM read-only,
+/// not present until accessed, read-only until dirty, cache bits dropped.
+pub fn expect_l1(g: u64) -> u64 {
+    if g & P == 0 || g & 0x7FF0_0000_0000_0000 != 0 || g & A == 0 {
+        return 0;
+    }
+    let kfn = (g & FRAME) >> 12;
+    match machine(kfn) {
+        None => (HOLE << 12) | P | A | (g & (US | NX)),
+        Some(m) => {
+            let mut v = (m << 12) | (g & (P | RW | US | A | D | G | 0xE00 | NX)) | A;
+            if g & D == 0 || (0xC0..0xD0).contains(&kfn) {
+                v &= !RW;
+            }
+            v
+        }
+    }
+}
+
+/// Whether a kernel directory entry names a table the shadow links.
+pub fn usable_pde(g: u64) -> bool {
+    g & P != 0
+        && g & PS == 0
+        && g & 0x7FF0_0000_0000_0000 == 0
+        && machine((g & FRAME) >> 12).is_some()
+}
+
+/// The shadow directory entry `s` shadows the kernel's `g`, and the table
+/// it links holds the shadow of the kernel's table.
+pub fn check_pde(m: &Model, s: u64, g: u64, what: &str, seen: &mut HashSet<(u32, u32)>) {
+    if !usable_pde(g) {
+        assert_eq!(s, 0, "{what}: kernel entry {g:#x} unusable, shadow {s:#x}");
+        return;
+    }
+    assert_eq!(
+        s & (P | RW | US | NX),
+        g & (P | RW | US | NX),
+        "{what}: rights of {g:#x} vs {s:#x}"
+    );
+    let l1 = ((s & FRAME) >> 12) as u32;
+    assert!(
+        m.pinned.contains(&l1),
+        "{what}: shadow L1 {l1:#x} not pinned"
+    );
+    let kfn = ((g & FRAME) >> 12) as u32;
+    if !seen.insert((l1, kfn)) {
+        return;
+    }
+    let shadow = m.shadow(l1);
+    for k in 0..ENTRIES {
+        let ge = m.guest.get(&kfn).map_or(0, |t| t[k]);
+        assert_eq!(
+            shadow[k],
+            expect_l1(ge),
+            "{what}: L1 {kfn:#x}[{k}] kernel {ge:#x}"
+        );
+    }
+}
+
+/// Invariant 1 for every cached root, invariant 3 for the pool.
+pub fn check(cache: &ShadowCache, m: &Model) {
+    let seen = &mut HashSet::new();
+    for (cr3, l3, top, pdpte) in cache.roots() {
+        assert!(m.pinned.contains(&l3), "root {cr3:#x}: L3 not pinned");
+        let l3e = m.shadow(l3);
+        for slot in 0..3 {
+            let g = pdpte[slot];
+            if g & P == 0 {
+                assert_eq!(l3e[slot], 0, "root {cr3:#x} slot {slot}");
+                continue;
+            }
+            let l2 = ((l3e[slot] & FRAME) >> 12) as u32;
+            assert!(
+                m.pinned.contains(&l2),
+                "root {cr3:#x} slot {slot}: L2 not pinned"
+            );
+            let kfn = ((g & FRAME) >> 12) as u32;
+            let shadow = m.shadow(l2);
+            for j in 0..ENTRIES {
+                let ge = m.guest.get(&kfn).map_or(0, |t| t[j]);
+                if shadow[j] != 0 || ge != 0 {
+                    check_pde(
+                        m,
+                        shadow[j],
+                        ge,
+                        &format!("root {cr3:#x} slot {slot} L2 {kfn:#x}[{j}]"),
+                        seen,
+                    );
+                }
+            }
+        }
+        assert_eq!(
+            l3e[3],
+            (u64::from(top) << 12) | P,
+            "root {cr3:#x}: top link"
+        );
+        let t = m.shadow(top);
+        for (j, &s) in t.iter().enumerate().take(TOP_KERNEL_SLOTS) {
+            let ge = if pdpte[3] & P != 0 {
+                let kfn = ((pdpte[3] & FRAME) >> 12) as u32;
+                m.guest.get(&kfn).map_or(0, |t| t[j])
+            } else {
+                0
+            };
+            if s != 0 || ge != 0 {
+                check_pde(m, s, ge, &format!("root {cr3:#x} top[{j}]"), seen);
+            }
+        }
+        for (k, link) in ROM_LINKS.iter().enumerate() {
+            assert_eq!(
+                t[TOP_KERNEL_SLOTS + k],
+                (u64::from(*link) << 12) | P | RW | A
+            );
+        }
+    }
+    assert_eq!(
+        m.pool_total - m.pool.len(),
+        cache.frames_in_use(),
+        "frames out of the pool vs frames the cache holds"
+    );
+}
