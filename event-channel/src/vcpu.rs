@@ -52,7 +52,7 @@
 use crate::abi::{EVTCHN_2L_NR_CHANNELS, EVTCHN_WORDS, XEN_LEGACY_MAX_VCPUS};
 use crate::apic::VirtualApic;
 use crate::port::{Error, Port, PortSet, Vector};
-use crate::table::{PortTable, Route};
+use crate::table::{PortInfo, PortTable, Route};
 
 use crate::words::EventWords;
 
@@ -384,16 +384,15 @@ impl VcpuEvents {
         }
     }
 
-    /// Whether the scan of this vCPU may take `port`: it notifies this vCPU, or it has no
-    /// binding at all (a stale bit of a closed port, cleared and counted).
-    fn owns<const SLOTS: usize>(&self, ports: &PortTable<SLOTS>, port: Port) -> bool {
-        ports
-            .get(port)
-            .is_none_or(|info| info.vcpu() == u32::from(self.vcpu))
+    /// Whether the scan of this vCPU may take a port whose binding is `info`: it notifies
+    /// this vCPU, or it has no binding at all (a stale bit of a closed port, cleared and
+    /// counted).
+    fn owns(&self, info: Option<&PortInfo>) -> bool {
+        info.is_none_or(|info| info.vcpu() == u32::from(self.vcpu))
     }
 
-    fn dispatch<const SLOTS: usize>(&mut self, ports: &PortTable<SLOTS>, port: Port) {
-        match ports.get(port).map(|info| info.route()) {
+    fn dispatch(&mut self, info: Option<&PortInfo>, port: Port) {
+        match info.map(|info| info.route()) {
             Some(Route::Vector(vector)) => self.apic.request(vector),
             Some(Route::Rom(_)) => {
                 self.rom_events.insert(port);
@@ -417,12 +416,21 @@ impl VcpuEvents {
         let mut consumed = 0;
         // Steps 0..=32 visit the words in circular order from the cursor's word. That word
         // comes twice: at step 0 for the bits from the cursor's bit up, at step 32 for the
-        // bits below it, so the walk is exactly the 1024 ports in circular order.
-        for step in 0..=EVTCHN_WORDS {
+        // bits below it, so the walk is exactly the 1024 ports in circular order. Only the
+        // steps whose word has its selector bit set are walked, in that order: bit `s` of
+        // `steps` is step `s` (the selector rotated so that the cursor's word is bit 0, which
+        // stands for steps 0 and 32).
+        let rotated = selector.rotate_right(start.word() as u32);
+        let mut steps = u64::from(rotated & !1)
+            | if rotated & 1 != 0 {
+                1 | 1 << EVTCHN_WORDS
+            } else {
+                0
+            };
+        while steps != 0 {
+            let step = steps.trailing_zeros() as usize;
+            steps &= steps - 1;
             let word = (start.word() + step) % EVTCHN_WORDS;
-            if selector & (1 << word) == 0 {
-                continue;
-            }
             let mut window = match step {
                 0 => u32::MAX << start.bit(),
                 EVTCHN_WORDS => !(u32::MAX << start.bit()),
@@ -438,10 +446,11 @@ impl VcpuEvents {
                 // while the round runs waits for the next one.
                 window &= u32::MAX.checked_shl(bit + 1).unwrap_or(0);
                 let port = Port::from_word_bit(word, bit);
-                if !self.owns(ports, port) || !words.test_and_clear_pending(port) {
+                let info = ports.get(port);
+                if !self.owns(info) || !words.test_and_clear_pending(port) {
                     continue;
                 }
-                self.dispatch(ports, port);
+                self.dispatch(info, port);
                 consumed += 1;
                 self.cursor = ScanCursor(port.next());
                 if consumed == budget {
