@@ -413,6 +413,30 @@ impl VcpuEvents {
         self.carried_selector = 0;
         let budget = self.budget.get();
         let start = self.cursor;
+        // The common case, one word flagged with one port pending and unmasked in it (a
+        // timer tick): the walk below would take exactly that port wherever the cursor is,
+        // and leave the cursor after it; a budget of one would also end the round there,
+        // which the walk reports (so it is left to the walk).
+        if selector.is_power_of_two() && budget > 1 {
+            let word = selector.trailing_zeros() as usize;
+            let active = words.pending_word(word) & !words.mask_word(word);
+            if active.is_power_of_two() {
+                let port = Port::from_word_bit(word, active.trailing_zeros());
+                let info = ports.get(port);
+                if !self.owns(info) || !words.test_and_clear_pending(port) {
+                    return Harvest {
+                        consumed: 0,
+                        budget_exhausted: false,
+                    };
+                }
+                self.dispatch(info, port);
+                self.cursor = ScanCursor(port.next());
+                return Harvest {
+                    consumed: 1,
+                    budget_exhausted: false,
+                };
+            }
+        }
         let mut consumed = 0;
         // Steps 0..=32 visit the words in circular order from the cursor's word. That word
         // comes twice: at step 0 for the bits from the cursor's bit up, at step 32 for the
