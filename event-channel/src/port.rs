@@ -272,6 +272,24 @@ mod tests {
     use super::*;
 
     #[test]
+    fn port_set_summary_follows_its_words() {
+        let p = |raw| Port::new(raw).unwrap();
+        let mut set = PortSet::EMPTY;
+        assert!(set.is_empty() && set.first().is_none());
+        assert!(set.insert(p(70)) && set.insert(p(65)) && set.insert(p(1000)));
+        assert!(!set.insert(p(65)), "a port is in the set once");
+        assert_eq!(set.first(), Some(p(65)));
+        // Emptying word 2 leaves the lowest port in word 31.
+        assert_eq!(set.pop_first(), Some(p(65)));
+        assert!(set.remove(p(70)) && !set.remove(p(70)));
+        assert_eq!(set.first(), Some(p(1000)));
+        assert_eq!(set.len(), 1);
+        assert_eq!(set.pop_first(), Some(p(1000)));
+        assert!(set.is_empty() && set.pop_first().is_none());
+        assert_eq!(set, PortSet::EMPTY, "the summary is cleared with its words");
+    }
+
+    #[test]
     fn port_range_and_geometry() {
         assert_eq!(Port::new(1024), Err(Error::PortOutOfRange(1024)));
         assert_eq!(Port::new(u32::MAX), Err(Error::PortOutOfRange(u32::MAX)));

@@ -577,6 +577,46 @@ mod tests {
     }
 
     #[test]
+    fn a_lone_port_behind_the_cursor_is_taken_and_the_cursor_moves_past_it() {
+        let bitmaps = EventBitmaps::new();
+        let flags = VcpuEventFlags::new();
+        let words = AtomicEventWords::new(&bitmaps, &flags);
+        let table = rom_table(&[3, 40, 41]);
+        let mut vcpu = VcpuEvents::new(0, ScanBudget::DEFAULT).unwrap();
+        disable_interrupts(&words);
+        // Take 41 first, so that the cursor stands at 42, past 3 and 40.
+        let _ = raise_as_xen(&words, port(41));
+        assert_eq!(vcpu.harvest(&table, &words).consumed, 1);
+        assert_eq!(drain(&mut vcpu), [41]);
+        assert_eq!(vcpu.cursor(), ScanCursor::at(port(42)));
+        // One port pending in one word, behind the cursor: taken, cursor after it.
+        let _ = raise_as_xen(&words, port(40));
+        assert_eq!(
+            vcpu.harvest(&table, &words),
+            Harvest {
+                consumed: 1,
+                budget_exhausted: false
+            }
+        );
+        assert_eq!(drain(&mut vcpu), [40]);
+        assert_eq!(vcpu.cursor(), ScanCursor::at(port(41)));
+        // A masked lone port is left pending; two in one word go the walk's way, in
+        // circular order from the cursor (41, then 40), the cursor ending after 40.
+        mask_port(&words, port(3));
+        let _ = raise_as_xen(&words, port(3));
+        assert_eq!(vcpu.harvest(&table, &words).consumed, 0);
+        assert!(
+            words.pending_word(0) & 1 << 3 != 0,
+            "a masked port stays pending"
+        );
+        let _ = raise_as_xen(&words, port(40));
+        let _ = raise_as_xen(&words, port(41));
+        assert_eq!(vcpu.harvest(&table, &words).consumed, 2);
+        assert_eq!(drain(&mut vcpu), [40, 41]);
+        assert_eq!(vcpu.cursor(), ScanCursor::at(port(41)));
+    }
+
+    #[test]
     fn budget_range_and_bound() {
         assert_eq!(ScanBudget::new(0), Err(Error::BudgetOutOfRange(0)));
         assert_eq!(ScanBudget::new(1025), Err(Error::BudgetOutOfRange(1025)));
