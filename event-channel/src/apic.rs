@@ -27,43 +27,68 @@ use crate::port::Vector;
 
 const VECTOR_WORDS: usize = 8;
 
+/// 256 bits, one per vector, with a summary byte (bit `w` set iff word `w` is not zero): the
+/// highest set bit is two leading-zero counts away, which every delivery decision asks for.
+#[derive(Clone, Copy, PartialEq, Eq, Debug, Default)]
+struct VectorBits {
+    words: [u32; VECTOR_WORDS],
+    nonzero_words: u8,
+}
+
+const _: () = assert!(VECTOR_WORDS == 8, "the summary is one bit per word");
+
+impl VectorBits {
+    const EMPTY: VectorBits = VectorBits {
+        words: [0; VECTOR_WORDS],
+        nonzero_words: 0,
+    };
+
+    fn highest(&self) -> Option<Vector> {
+        if self.nonzero_words == 0 {
+            return None;
+        }
+        let word = 7 - self.nonzero_words.leading_zeros();
+        let vector = word * 32 + 31 - self.words[word as usize].leading_zeros();
+        Vector::new(vector).ok()
+    }
+
+    fn test(&self, vector: Vector) -> bool {
+        let vector = usize::from(vector.get());
+        self.words[vector / 32] & (1 << (vector % 32)) != 0
+    }
+
+    fn set(&mut self, vector: Vector) {
+        let vector = usize::from(vector.get());
+        self.words[vector / 32] |= 1 << (vector % 32);
+        self.nonzero_words |= 1 << (vector / 32);
+    }
+
+    fn clear(&mut self, vector: Vector) -> bool {
+        let was_set = self.test(vector);
+        let vector = usize::from(vector.get());
+        let word = &mut self.words[vector / 32];
+        *word &= !(1 << (vector % 32));
+        if *word == 0 {
+            self.nonzero_words &= !(1 << (vector / 32));
+        }
+        was_set
+    }
+}
+
 /// `IRR`, `ISR` and `TPR` of one vCPU.
 #[derive(Clone, Copy, PartialEq, Eq, Debug, Default)]
 pub struct VirtualApic {
-    requested: [u32; VECTOR_WORDS],
-    in_service: [u32; VECTOR_WORDS],
+    requested: VectorBits,
+    in_service: VectorBits,
     task_priority: u8,
-}
-
-fn highest(bits: &[u32; VECTOR_WORDS]) -> Option<Vector> {
-    let word = bits.iter().rposition(|&word| word != 0)?;
-    let vector = word as u32 * 32 + 31 - bits[word].leading_zeros();
-    Vector::new(vector).ok()
-}
-
-fn test(bits: &[u32; VECTOR_WORDS], vector: Vector) -> bool {
-    let vector = usize::from(vector.get());
-    bits[vector / 32] & (1 << (vector % 32)) != 0
-}
-
-fn set(bits: &mut [u32; VECTOR_WORDS], vector: Vector) {
-    let vector = usize::from(vector.get());
-    bits[vector / 32] |= 1 << (vector % 32);
-}
-
-fn clear(bits: &mut [u32; VECTOR_WORDS], vector: Vector) -> bool {
-    let was_set = test(bits, vector);
-    let vector = usize::from(vector.get());
-    bits[vector / 32] &= !(1 << (vector % 32));
-    was_set
 }
 
 impl VirtualApic {
     /// Nothing requested or in service, task priority 0.
     pub const fn new() -> VirtualApic {
         VirtualApic {
-            requested: [0; VECTOR_WORDS],
-            in_service: [0; VECTOR_WORDS],
+            requested: VectorBits::EMPTY,
+            in_service: VectorBits::EMPTY,
             task_priority: 0,
         }
     }
@@ -71,31 +96,31 @@ impl VirtualApic {
     /// Sets `vector`'s `IRR` bit.
     #[inline]
     pub fn request(&mut self, vector: Vector) {
-        set(&mut self.requested, vector);
+        self.requested.set(vector);
     }
 
     /// Whether `vector` is requested (`IRR`).
     #[inline]
     pub fn is_requested(&self, vector: Vector) -> bool {
-        test(&self.requested, vector)
+        self.requested.test(vector)
     }
 
     /// Whether `vector` is in service (`ISR`).
     #[inline]
     pub fn is_in_service(&self, vector: Vector) -> bool {
-        test(&self.in_service, vector)
+        self.in_service.test(vector)
     }
 
     /// The highest requested vector.
     #[inline]
     pub fn highest_requested(&self) -> Option<Vector> {
-        highest(&self.requested)
+        self.requested.highest()
     }
 
     /// The highest vector in service.
     #[inline]
     pub fn highest_in_service(&self) -> Option<Vector> {
-        highest(&self.in_service)
+        self.in_service.highest()
     }
 
     /// The task priority register.
@@ -130,8 +155,8 @@ impl VirtualApic {
     /// Takes the deliverable vector: moves it from `IRR` to `ISR` and returns it.
     pub fn acknowledge(&mut self) -> Option<Vector> {
         let vector = self.deliverable()?;
-        clear(&mut self.requested, vector);
-        set(&mut self.in_service, vector);
+        self.requested.clear(vector);
+        self.in_service.set(vector);
         Some(vector)
     }
 
@@ -139,20 +164,20 @@ impl VirtualApic {
     /// nothing is in service; the write is then ignored, as by the local APIC).
     pub fn end_of_interrupt(&mut self) -> Option<Vector> {
         let vector = self.highest_in_service()?;
-        clear(&mut self.in_service, vector);
+        self.in_service.clear(vector);
         Some(vector)
     }
 
     /// Specific EOI: clears `vector`'s in-service bit; returns whether it was set.
     #[inline]
     pub fn end_of_interrupt_vector(&mut self, vector: Vector) -> bool {
-        clear(&mut self.in_service, vector)
+        self.in_service.clear(vector)
     }
 
     /// Withdraws a request that has not been taken yet; returns whether it was requested.
     #[inline]
     pub fn cancel(&mut self, vector: Vector) -> bool {
-        clear(&mut self.requested, vector)
+        self.requested.clear(vector)
     }
 
     /// The requested vectors in the order they would be taken if each were EOIed before the

@@ -111,50 +111,65 @@ impl fmt::Display for Vector {
     }
 }
 
-/// A set of ports: one bit per port, laid out like `evtchn_pending`.
+/// A set of ports: one bit per port, laid out like `evtchn_pending`, with a summary word
+/// (bit `w` set iff word `w` has a port, as Xen's selector summarises `evtchn_pending`), so
+/// emptiness and the lowest port cost one word's look, not 32.
 #[derive(Clone, Copy, PartialEq, Eq, Debug, Default)]
-pub struct PortSet([u32; EVTCHN_WORDS]);
+pub struct PortSet {
+    words: [u32; EVTCHN_WORDS],
+    nonempty_words: u32,
+}
+
+const _: () = assert!(EVTCHN_WORDS == 32, "the summary is one bit per word");
 
 impl PortSet {
     /// The empty set.
-    pub const EMPTY: PortSet = PortSet([0; EVTCHN_WORDS]);
+    pub const EMPTY: PortSet = PortSet {
+        words: [0; EVTCHN_WORDS],
+        nonempty_words: 0,
+    };
 
     /// Adds `port`; returns whether it was absent.
     #[inline]
     pub fn insert(&mut self, port: Port) -> bool {
-        let word = &mut self.0[port.word()];
+        let word = &mut self.words[port.word()];
         let was_absent = *word & port.word_mask() == 0;
         *word |= port.word_mask();
+        self.nonempty_words |= 1 << port.word();
         was_absent
     }
 
     /// Removes `port`; returns whether it was present.
     #[inline]
     pub fn remove(&mut self, port: Port) -> bool {
-        let word = &mut self.0[port.word()];
+        let word = &mut self.words[port.word()];
         let was_present = *word & port.word_mask() != 0;
         *word &= !port.word_mask();
+        if *word == 0 {
+            self.nonempty_words &= !(1 << port.word());
+        }
         was_present
     }
 
     /// Whether `port` is in the set.
     #[inline]
     pub fn contains(&self, port: Port) -> bool {
-        self.0[port.word()] & port.word_mask() != 0
+        self.words[port.word()] & port.word_mask() != 0
     }
 
     /// Whether the set is empty.
     #[inline]
     pub fn is_empty(&self) -> bool {
-        self.0.iter().all(|&word| word == 0)
+        self.nonempty_words == 0
     }
 
     /// The lowest port in the set.
     pub fn first(&self) -> Option<Port> {
-        self.0
-            .iter()
-            .position(|&word| word != 0)
-            .map(|word| Port::from_word_bit(word, self.0[word].trailing_zeros()))
+        if self.nonempty_words == 0 {
+            return None;
+        }
+        let word = self.nonempty_words.trailing_zeros() as usize;
+        Some(Port::from_word_bit(word, self.words[word].trailing_zeros()))
     }
 
     /// Removes and returns the lowest port in the set.
@@ -166,7 +181,10 @@ impl PortSet {
 
     /// The number of ports in the set.
     pub fn len(&self) -> usize {
-        self.0.iter().map(|word| word.count_ones() as usize).sum()
+        self.words
+            .iter()
+            .map(|word| word.count_ones() as usize)
+            .sum()
     }
 
     /// The ports in ascending order.
@@ -252,6 +270,24 @@ impl fmt::Display for Error {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn port_set_summary_follows_its_words() {
+        let p = |raw| Port::new(raw).unwrap();
+        let mut set = PortSet::EMPTY;
+        assert!(set.is_empty() && set.first().is_none());
+        assert!(set.insert(p(70)) && set.insert(p(65)) && set.insert(p(1000)));
+        assert!(!set.insert(p(65)), "a port is in the set once");
+        assert_eq!(set.first(), Some(p(65)));
+        // Emptying word 2 leaves the lowest port in word 31.
+        assert_eq!(set.pop_first(), Some(p(65)));
+        assert!(set.remove(p(70)) && !set.remove(p(70)));
+        assert_eq!(set.first(), Some(p(1000)));
+        assert_eq!(set.len(), 1);
+        assert_eq!(set.pop_first(), Some(p(1000)));
+        assert!(set.is_empty() && set.pop_first().is_none());
+        assert_eq!(set, PortSet::EMPTY, "the summary is cleared with its words");
+    }
 
     #[test]
     fn port_range_and_geometry() {

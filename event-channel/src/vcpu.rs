@@ -52,7 +52,7 @@
 use crate::abi::{EVTCHN_2L_NR_CHANNELS, EVTCHN_WORDS, XEN_LEGACY_MAX_VCPUS};
 use crate::apic::VirtualApic;
 use crate::port::{Error, Port, PortSet, Vector};
-use crate::table::{PortTable, Route};
+use crate::table::{PortInfo, PortTable, Route};
 
 use crate::words::EventWords;
 
@@ -384,16 +384,15 @@ impl VcpuEvents {
         }
     }
 
-    /// Whether the scan of this vCPU may take `port`: it notifies this vCPU, or it has no
-    /// binding at all (a stale bit of a closed port, cleared and counted).
-    fn owns<const SLOTS: usize>(&self, ports: &PortTable<SLOTS>, port: Port) -> bool {
-        ports
-            .get(port)
-            .is_none_or(|info| info.vcpu() == u32::from(self.vcpu))
+    /// Whether the scan of this vCPU may take a port whose binding is `info`: it notifies
+    /// this vCPU, or it has no binding at all (a stale bit of a closed port, cleared and
+    /// counted).
+    fn owns(&self, info: Option<&PortInfo>) -> bool {
+        info.is_none_or(|info| info.vcpu() == u32::from(self.vcpu))
     }
 
-    fn dispatch<const SLOTS: usize>(&mut self, ports: &PortTable<SLOTS>, port: Port) {
-        match ports.get(port).map(|info| info.route()) {
+    fn dispatch(&mut self, info: Option<&PortInfo>, port: Port) {
+        match info.map(|info| info.route()) {
             Some(Route::Vector(vector)) => self.apic.request(vector),
             Some(Route::Rom(_)) => {
                 self.rom_events.insert(port);
@@ -414,15 +413,48 @@ impl VcpuEvents {
         self.carried_selector = 0;
         let budget = self.budget.get();
         let start = self.cursor;
+        // The common case, one word flagged with one port pending and unmasked in it (a
+        // timer tick): the walk below would take exactly that port wherever the cursor is,
+        // and leave the cursor after it; a budget of one would also end the round there,
+        // which the walk reports (so it is left to the walk).
+        if selector.is_power_of_two() && budget > 1 {
+            let word = selector.trailing_zeros() as usize;
+            let active = words.pending_word(word) & !words.mask_word(word);
+            if active.is_power_of_two() {
+                let port = Port::from_word_bit(word, active.trailing_zeros());
+                let info = ports.get(port);
+                if !self.owns(info) || !words.test_and_clear_pending(port) {
+                    return Harvest {
+                        consumed: 0,
+                        budget_exhausted: false,
+                    };
+                }
+                self.dispatch(info, port);
+                self.cursor = ScanCursor(port.next());
+                return Harvest {
+                    consumed: 1,
+                    budget_exhausted: false,
+                };
+            }
+        }
         let mut consumed = 0;
         // Steps 0..=32 visit the words in circular order from the cursor's word. That word
         // comes twice: at step 0 for the bits from the cursor's bit up, at step 32 for the
-        // bits below it, so the walk is exactly the 1024 ports in circular order.
-        for step in 0..=EVTCHN_WORDS {
+        // bits below it, so the walk is exactly the 1024 ports in circular order. Only the
+        // steps whose word has its selector bit set are walked, in that order: bit `s` of
+        // `steps` is step `s` (the selector rotated so that the cursor's word is bit 0, which
+        // stands for steps 0 and 32).
+        let rotated = selector.rotate_right(start.word() as u32);
+        let mut steps = u64::from(rotated & !1)
+            | if rotated & 1 != 0 {
+                1 | 1 << EVTCHN_WORDS
+            } else {
+                0
+            };
+        while steps != 0 {
+            let step = steps.trailing_zeros() as usize;
+            steps &= steps - 1;
             let word = (start.word() + step) % EVTCHN_WORDS;
-            if selector & (1 << word) == 0 {
-                continue;
-            }
             let mut window = match step {
                 0 => u32::MAX << start.bit(),
                 EVTCHN_WORDS => !(u32::MAX << start.bit()),
@@ -438,10 +470,11 @@ impl VcpuEvents {
                 // while the round runs waits for the next one.
                 window &= u32::MAX.checked_shl(bit + 1).unwrap_or(0);
                 let port = Port::from_word_bit(word, bit);
-                if !self.owns(ports, port) || !words.test_and_clear_pending(port) {
+                let info = ports.get(port);
+                if !self.owns(info) || !words.test_and_clear_pending(port) {
                     continue;
                 }
-                self.dispatch(ports, port);
+                self.dispatch(info, port);
                 consumed += 1;
                 self.cursor = ScanCursor(port.next());
                 if consumed == budget {
@@ -541,6 +574,46 @@ mod tests {
         assert_eq!(vcpu.upcall(&table, &words), Delivery::Inject(vector(0xEF)));
         assert_eq!(vcpu.end_of_interrupt(&words), Some(vector(0xEF)));
         assert_eq!(vcpu.upcall(&table, &words), Delivery::Inject(vector(0x31)));
+    }
+
+    #[test]
+    fn a_lone_port_behind_the_cursor_is_taken_and_the_cursor_moves_past_it() {
+        let bitmaps = EventBitmaps::new();
+        let flags = VcpuEventFlags::new();
+        let words = AtomicEventWords::new(&bitmaps, &flags);
+        let table = rom_table(&[3, 40, 41]);
+        let mut vcpu = VcpuEvents::new(0, ScanBudget::DEFAULT).unwrap();
+        disable_interrupts(&words);
+        // Take 41 first, so that the cursor stands at 42, past 3 and 40.
+        let _ = raise_as_xen(&words, port(41));
+        assert_eq!(vcpu.harvest(&table, &words).consumed, 1);
+        assert_eq!(drain(&mut vcpu), [41]);
+        assert_eq!(vcpu.cursor(), ScanCursor::at(port(42)));
+        // One port pending in one word, behind the cursor: taken, cursor after it.
+        let _ = raise_as_xen(&words, port(40));
+        assert_eq!(
+            vcpu.harvest(&table, &words),
+            Harvest {
+                consumed: 1,
+                budget_exhausted: false
+            }
+        );
+        assert_eq!(drain(&mut vcpu), [40]);
+        assert_eq!(vcpu.cursor(), ScanCursor::at(port(41)));
+        // A masked lone port is left pending; two in one word go the walk's way, in
+        // circular order from the cursor (41, then 40), the cursor ending after 40.
+        mask_port(&words, port(3));
+        let _ = raise_as_xen(&words, port(3));
+        assert_eq!(vcpu.harvest(&table, &words).consumed, 0);
+        assert!(
+            words.pending_word(0) & 1 << 3 != 0,
+            "a masked port stays pending"
+        );
+        let _ = raise_as_xen(&words, port(40));
+        let _ = raise_as_xen(&words, port(41));
+        assert_eq!(vcpu.harvest(&table, &words).consumed, 2);
+        assert_eq!(drain(&mut vcpu), [40, 41]);
+        assert_eq!(vcpu.cursor(), ScanCursor::at(port(41)));
     }
 
     #[test]

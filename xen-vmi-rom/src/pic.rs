@@ -189,7 +189,9 @@ impl I8259 {
 
     /// The INT output.
     pub fn int_output(&self) -> bool {
-        self.request().is_some()
+        // No unmasked request, nothing to rank: the common case, asked on
+        // every interrupt delivery and EOI.
+        self.irr & !self.imr != 0 && self.request().is_some()
     }
 
     /// An IR input changes. Edge mode latches a request on a rising edge;

@@ -254,6 +254,15 @@ impl IsaBus {
     /// The ROM's timer for IRQ0 fired (or it wants to catch up): raise
     /// IRQ0 on the PIC if OUT0 rose, and re-arm for the next edge.
     pub fn poll_timer<H: IoHost>(&mut self, host: &mut H) {
+        // Every change to channel 0 (a write to 0x40 or 0x43) is followed
+        // by `service_timer`, which takes any edge it latched and records
+        // the next one: with no next edge recorded, OUT0 will not rise as
+        // programmed and nothing is latched, so there is nothing to look
+        // at (the common case of a kernel on VMI alarms, which never
+        // starts the PIT; the look costs 64-bit divisions).
+        if self.irq0_deadline.is_none() {
+            return;
+        }
         let now = host.now_ns();
         self.service_timer(host, now);
     }

@@ -297,7 +297,12 @@ fn state_from_words(w: &[u32; STATE_WORDS]) -> UserState {
 
 /// The kernel service for a trap from ring 3 during a benchmark's user
 /// run: true to resume ring 3 (with the frame as changed), false to end
-/// the run there. `fault_address` is CR2 for #PF (0 otherwise).
+/// the run there. `fault_address` is CR2 for #PF (0 otherwise). It and
+/// the system call are inlined in each kernel's trap dispatcher, so that
+/// the two Xen kernels' trap paths have the same shape whatever their
+/// compiler makes of the rest (the VMI guest's dispatcher is larger, and
+/// was left with calls the direct-PV kernel's inlines).
+#[inline(always)]
 pub fn user_trap<P: Platform + ?Sized, F: UserFrame + ?Sized>(
     p: &mut P,
     frame: &mut F,
@@ -311,6 +316,8 @@ pub fn user_trap<P: Platform + ?Sized, F: UserFrame + ?Sized>(
     }
 }
 
+/// Inlined: see `user_trap`.
+#[inline(always)]
 fn system_call<P: Platform + ?Sized, F: UserFrame + ?Sized>(p: &mut P, frame: &mut F) -> bool {
     let nr = frame.eax();
     if nr == SYS_EXIT {

@@ -172,29 +172,34 @@ macro_rules! op {
 // ---------------------------------------------------------------------------
 // Inline patch sites: interrupt flag, IRET (trap.rs), SYSEXIT (user.rs).
 
+// The interrupt-flag sites are inline where they are used, as Linux's
+// paravirt sites are (`cli` or `sti` padded to the 5 bytes of a call; the
+// patched call into the ROM clobbers nothing but flags, vmi.h): each use
+// records its own `.pv_sites` entry. Numeric labels, since the code is
+// repeated at every inlined use.
+macro_rules! irq_flag_site {
+    ($insn:literal, $call:expr) => {
+        // SAFETY: the site is the native instruction or, once patched, a
+        // call to the ROM's entry, which keeps every register but flags;
+        // the IDT handles every vector.
+        unsafe {
+            core::arch::asm!(
+                concat!("2: ", $insn),
+                ".byte 0x90, 0x90, 0x90, 0x90",
+                "3:",
+                ".pushsection .pv_sites, \"a\"",
+                ".long 2b",
+                ".byte 3b - 2b, {call}, 0, 0",
+                ".popsection",
+                call = const $call as u32,
+            )
+        }
+    };
+}
+
 core::arch::global_asm!(
     r#"
     .text
-    .globl pv_irq_disable
-pv_irq_disable:
-.Ldis_site:  cli
-    .byte 0x90, 0x90, 0x90, 0x90
-.Ldis_end:  ret
-    .pushsection .pv_sites, "a"
-    .long .Ldis_site
-    .byte .Ldis_end - .Ldis_site, {disable}, 0, 0
-    .popsection
-
-    .globl pv_irq_enable
-pv_irq_enable:
-.Len_site:  sti
-    .byte 0x90, 0x90, 0x90, 0x90
-.Len_end:  ret
-    .pushsection .pv_sites, "a"
-    .long .Len_site
-    .byte .Len_end - .Len_site, {enable}, 0, 0
-    .popsection
-
     .globl pv_save_fl
 pv_save_fl:
 .Lsave_site:  pushfd
@@ -227,15 +232,11 @@ native_restore_fl:
     cli
     ret
     "#,
-    disable = const VmiCall::DisableInterrupts as u32,
-    enable = const VmiCall::EnableInterrupts as u32,
     save = const VmiCall::GetInterruptMask as u32,
     restore = const VmiCall::SetInterruptMask as u32,
 );
 
 extern "C" {
-    fn pv_irq_disable();
-    fn pv_irq_enable();
     fn pv_save_fl() -> u32;
     fn pv_restore_fl(mask: u32);
     static __pv_sites_start: PatchSite;
@@ -251,17 +252,18 @@ struct PatchSite {
     _pad: [u8; 2],
 }
 
-/// DisableInterrupts (`irq_disable`).
+/// DisableInterrupts (`irq_disable`): an inline site, native CLI or a call
+/// to the ROM's DisableInterrupts.
+#[inline(always)]
 pub fn irq_disable() {
-    // SAFETY: the site is native CLI or the ROM's DisableInterrupts.
-    unsafe { pv_irq_disable() }
+    irq_flag_site!("cli", VmiCall::DisableInterrupts);
 }
 
-/// EnableInterrupts (`irq_enable`): pending interrupts are delivered.
+/// EnableInterrupts (`irq_enable`): an inline site, native STI or a call
+/// to the ROM's EnableInterrupts; pending interrupts are delivered.
+#[inline(always)]
 pub fn irq_enable() {
-    // SAFETY: the site is native STI or the ROM's EnableInterrupts; the IDT
-    // handles every vector.
-    unsafe { pv_irq_enable() }
+    irq_flag_site!("sti", VmiCall::EnableInterrupts);
 }
 
 /// GetInterruptMask (`save_fl`): 0x200 if interrupts are enabled, else 0.

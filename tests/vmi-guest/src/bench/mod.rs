@@ -8,7 +8,7 @@
 //! protocol line, `case bench_NAME: PASS ops=... cycles=... hypercalls=...`.
 //! The conformance cases do not run in this mode.
 
-mod platform;
+pub(crate) mod platform;
 
 use core::sync::atomic::{AtomicUsize, Ordering};
 

@@ -349,6 +349,7 @@ impl UserFrame for TrapFrame {
 
 /// The user service the trap path calls for every trap from ring 3 during
 /// a benchmark's user run.
+#[inline(always)]
 pub fn service(frame: &mut TrapFrame) -> bool {
     let fault_address = if frame.vector & 0xFF == 14 {
         pv::get_cr2()

@@ -80,7 +80,29 @@ macro_rules! masked_entry {
 masked_entry!("vmi_entry_set_alarm" => crate::time::set_alarm, "2");
 masked_entry!("vmi_entry_cancel_alarm" => crate::time::cancel_alarm, "0");
 regparm_entry!("vmi_entry_get_cycle_frequency" => crate::time::get_cycle_frequency);
-regparm_entry!("vmi_entry_get_cycle_counter" => crate::time::get_cycle_counter);
+// GetCycleCounter(counter in EAX) -> u64 in EDX:EAX. The real counter is
+// the TSC itself (time.rs): answered by the instruction here, since a
+// kernel reads it around everything it times (and Linux's sched_clock on
+// every scheduler decision); the others go to the handler.
+core::arch::global_asm!(
+    ".pushsection .text.vmi_calls, \"ax\"",
+    ".globl vmi_entry_get_cycle_counter",
+    "vmi_entry_get_cycle_counter:",
+    "cmp eax, {real}",
+    "jne 1f",
+    "rdtsc",
+    "ret",
+    "1:",
+    "push ecx",
+    "push edx",
+    "push eax",
+    "call {handler}",
+    "add esp, 12",
+    "ret",
+    ".popsection",
+    real = const vmi_abi::time::VMI_CYCLES_REAL,
+    handler = sym crate::time::get_cycle_counter,
+);
 masked_entry!("vmi_entry_write_gdt_entry" => cpu_calls::write_gdt_entry, "1");
 masked_entry!("vmi_entry_write_ldt_entry" => cpu_calls::write_ldt_entry, "1");
 masked_entry!("vmi_entry_write_idt_entry" => cpu_calls::write_idt_entry, "1");

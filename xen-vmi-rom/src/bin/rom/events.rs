@@ -295,26 +295,25 @@ pub fn iret_window(frame: &mut crate::traps::TrapFrame) -> bool {
     if frame.cs & 3 != 1 {
         return false;
     }
+    // The window's stops lie at fixed offsets in a 32-byte block: any
+    // other EIP (nearly every upcall) is not in it.
+    let in_block = frame.eip.wrapping_sub(IRET_WINDOW_OFFSET) & 31;
+    let Some(stop) = IRET_WINDOW_STOPS.into_iter().find(|&stop| stop == in_block) else {
+        return false;
+    };
     // SAFETY: computes an address from EIP.
     let ours = unsafe { vmi_addr_iret_window() };
-    for stop in IRET_WINDOW_STOPS {
-        let start = frame.eip.wrapping_sub(stop);
-        if !start.wrapping_sub(IRET_WINDOW_OFFSET).is_multiple_of(32) {
-            continue;
-        }
-        // SAFETY: `start` lies in the 32-byte block of the interrupted
-        // EIP (checked above), so in its page, which is mapped; `ours` is
-        // the ROM's own code.
-        let same = (0..IRET_WINDOW_LEN).all(|i| unsafe {
-            ((start + i) as *const u8).read() == ((ours + i) as *const u8).read()
-        });
-        if same {
-            frame.eip = start + IRET_WINDOW_LEN;
-            crate::traps::set_saved_mask(frame, true);
-            return true;
-        }
+    let start = frame.eip.wrapping_sub(stop);
+    // SAFETY: `start` lies in the 32-byte block of the interrupted EIP
+    // (checked above), so in its page, which is mapped; `ours` is the
+    // ROM's own code.
+    let same = (0..IRET_WINDOW_LEN)
+        .all(|i| unsafe { ((start + i) as *const u8).read() == ((ours + i) as *const u8).read() });
+    if same {
+        frame.eip = start + IRET_WINDOW_LEN;
+        crate::traps::set_saved_mask(frame, true);
     }
-    false
+    same
 }
 
 /// Halt: wait until an interrupt has been delivered. SCHEDOP_block clears

@@ -308,9 +308,15 @@ pub fn catch_up() {
 /// available counter is moved by the time stolen so far (if more is stolen
 /// meanwhile, the look finds it early and the timer is set again).
 fn program() {
+    let mut want = state().xen.pit_ns;
+    // No alarm armed (a one-shot that has just fired): only the PIT's
+    // deadline counts, and no clock needs reading.
+    if state().alarms.iter().all(Option::is_none) {
+        set_xen_timer(want);
+        return;
+    }
     let snap = time_snapshot();
     let now = rdtsc();
-    let mut want = state().xen.pit_ns;
     for slot in 0..2 {
         let Some(armed) = state().alarms[slot] else {
             continue;
@@ -326,6 +332,12 @@ fn program() {
             .saturating_add(1);
         want = Some(want.map_or(ns, |w| w.min(ns)));
     }
+    set_xen_timer(want);
+}
+
+/// Sets Xen's one-shot timer to `want` (None: stopped), with no hypercall
+/// when it holds that already.
+fn set_xen_timer(want: Option<u64>) {
     let st = state();
     if want == st.xen.armed_ns {
         return;
