@@ -15,7 +15,7 @@ use vmi_abi::flags::{
 use vmi_abi::time::{AlarmFlags, AlarmWiring, CycleCounter};
 
 use crate::desc::{USER_CS, USER_DS};
-use crate::mm::{self, PTE_ADDR, PTE_P, PTE_RW, PTE_US};
+use crate::mm::{self, PTE_A, PTE_ADDR, PTE_D, PTE_P, PTE_RW, PTE_US};
 use crate::trap::{self, TrapFrame, VECTOR_APIC_TIMER};
 use crate::{kmain, pv, user};
 use native_rom::hw::apic;
@@ -67,8 +67,13 @@ fn update_flags(level: PageLevel, space: SpaceId, va: u32) -> u32 {
     PxeUpdateFlags::new(level, current.then_some(va), defer).0
 }
 
+/// A user entry as Linux builds one (and as the direct-PV kernel does):
+/// Accessed from the start (x86's protection map, `PAGE_SHARED` and
+/// friends, includes `_PAGE_ACCESSED`), Dirty with write access (a
+/// writable anonymous entry is installed by a write fault,
+/// `pte_mkwrite(pte_mkdirty(..))`).
 fn user_pte(frame: Frame, writable: bool) -> u64 {
-    u64::from(frame) | PTE_P | PTE_US | if writable { PTE_RW } else { 0 }
+    u64::from(frame) | PTE_P | PTE_US | PTE_A | if writable { PTE_RW | PTE_D } else { 0 }
 }
 
 impl Platform for VmiPlatform {
@@ -225,8 +230,10 @@ impl Platform for VmiPlatform {
         };
         let ptep = mm::entry(pt, (va >> 12) & 511);
         let pte = mm::read_entry(ptep);
+        // Write access comes with Dirty, as Linux's write-fault path
+        // (`do_wp_page`: `pte_mkdirty(pte_mkwrite(..))`) installs it.
         let new = if writable {
-            pte | PTE_RW
+            pte | PTE_RW | PTE_D
         } else {
             pte & !PTE_RW
         };
