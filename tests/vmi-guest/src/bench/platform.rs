@@ -114,41 +114,45 @@ impl Platform for VmiPlatform {
         SpaceId(CURRENT.load(Ordering::Relaxed))
     }
 
-    /// A new PDPT: directories 0 and 2 shared with the kernel's space, 1
-    /// (the user region) fresh, 3 a copy of the kernel's announced with
-    /// AllocatePage(CLONE) (Linux's `pgd_ctor` for a PAE kernel).
+    /// A new PDPT as a Linux VMI kernel builds one (`pgd_alloc`, PAE with
+    /// the kernel's PMD shared, which VMI keeps: `pv_info.shared_kernel_pmd`
+    /// is 1): slot 3 is the kernel's own directory, announced as
+    /// `pgd_ctor` does, AllocatePage(PDPT, L2 | CLONE, the kernel's PDPT,
+    /// 3, 1); the user region's directory (slot 1) fresh and announced;
+    /// directories 0 and 2 shared with the kernel's space (the benchmarks
+    /// map nothing there).
     fn create_space(&mut self) -> SpaceId {
         let kernel = mm::kernel_space().expect("paging is on");
         let pdpt = frames::take_zeroed(self);
         let user = frames::take_zeroed(self);
         pv::allocate_page(user >> 12, VMI_PAGE_L2_PAE, 0, 0, 0);
-        let top = frames::take(self);
-        // SAFETY: both are identity-mapped directory frames; `top` is ours.
-        unsafe { core::ptr::copy_nonoverlapping(kernel.pd[3] as *const u64, top as *mut u64, 512) };
-        pv::allocate_page(
-            top >> 12,
-            VMI_PAGE_L2_PAE | VMI_PAGE_CLONE,
-            kernel.pd[3] >> 12,
-            0,
-            512,
-        );
-        for (k, d) in [kernel.pd[0], user, kernel.pd[2], top].iter().enumerate() {
+        for (k, d) in [kernel.pd[0], user, kernel.pd[2], kernel.pd[3]]
+            .iter()
+            .enumerate()
+        {
             pv::set_pxe_long(
                 u64::from(*d) | PTE_P,
                 mm::entry(pdpt, k as u32),
                 PageLevel::Pdp.bit(),
             );
         }
+        pv::allocate_page(
+            pdpt >> 12,
+            VMI_PAGE_L2_PAE | VMI_PAGE_CLONE,
+            kernel.pdpt >> 12,
+            3,
+            1,
+        );
         SpaceId(pdpt)
     }
 
-    /// Linux's `exit_mmap` for a PAE VMI kernel: the user entries cleared
-    /// natively (a full teardown needs no paravirt update), each page
-    /// table unlinked (SetPxELong) and released, then the space's own
-    /// directories released.
+    /// Linux's `exit_mmap` + `pgd_free` for a PAE VMI kernel: the user
+    /// entries cleared natively (a full teardown needs no paravirt
+    /// update), each page table unlinked (SetPxELong) and released, the
+    /// space's own directory released (`pgd_mop_up_pmds`), then the PDPT
+    /// (`vmi_pgd_free`: ReleasePage(PDPT, L2)).
     fn destroy_space(&mut self, space: SpaceId) {
         let user = directory(space, bench_core::user::USER_BASE);
-        let top = directory(space, 0xC000_0000);
         for i in 0..512 {
             let pdep = mm::entry(user, i);
             let pde = mm::read_entry(pdep);
@@ -163,9 +167,8 @@ impl Platform for VmiPlatform {
             frames::give(pt);
         }
         pv::release_page(user >> 12, VMI_PAGE_L2_PAE);
-        pv::release_page(top >> 12, VMI_PAGE_L2_PAE);
+        pv::release_page(space.0 >> 12, VMI_PAGE_L2_PAE);
         frames::give(user);
-        frames::give(top);
         frames::give(space.0);
     }
 
