@@ -8,9 +8,10 @@ mod common;
 use common::*;
 use mmu_batch::{Barrier, Cause, FlushReason, MmuBatch, Op, PteWrite, SPLIT_RUN_MAX};
 use xen_abi::xen::{
-    __HYPERVISOR_mmu_update, __HYPERVISOR_mmuext_op, __HYPERVISOR_update_va_mapping, MmuextOp,
-    MMUEXT_INVLPG_LOCAL, MMUEXT_NEW_BASEPTR, MMUEXT_PIN_L1_TABLE, MMUEXT_PIN_L3_TABLE,
-    MMUEXT_TLB_FLUSH_ALL, MMUEXT_TLB_FLUSH_LOCAL, UVMF_ALL, UVMF_INVLPG, UVMF_TLB_FLUSH,
+    __HYPERVISOR_mmu_update, __HYPERVISOR_mmuext_op, __HYPERVISOR_stack_switch,
+    __HYPERVISOR_update_va_mapping, MmuextOp, MMUEXT_INVLPG_LOCAL, MMUEXT_NEW_BASEPTR,
+    MMUEXT_PIN_L1_TABLE, MMUEXT_PIN_L3_TABLE, MMUEXT_TLB_FLUSH_ALL, MMUEXT_TLB_FLUSH_LOCAL,
+    UVMF_ALL, UVMF_INVLPG, UVMF_TLB_FLUSH,
 };
 use xen_abi::XenError;
 
@@ -34,6 +35,7 @@ fn ids(reqs: &Recorded) -> Vec<u32> {
         Recorded::MmuUpdate(r) => r.iter().map(|r| id_of_pte(r.val.get())).collect(),
         Recorded::Mmuext(o) => o.iter().map(id_of_ext).collect(),
         Recorded::UpdateVaMapping { pte, .. } => vec![id_of_pte(*pte)],
+        Recorded::StackSwitch { ss, .. } => vec![id_of_stack(*ss)],
         Recorded::Multicall { .. } => panic!("not a direct call"),
     }
 }
@@ -546,4 +548,62 @@ fn built_in_place_is_an_empty_queue() {
     assert_eq!(*batch.counters(), mmu_batch::Counters::ZERO);
     batch.enter_lazy();
     assert!(batch.is_lazy());
+}
+
+/// A context switch in lazy CPU mode: the new base pointer and the stack
+/// switch go out as one multicall of two entries, in queue order, when
+/// the mode ends; alone, a stack switch is a direct `stack_switch`.
+#[test]
+fn a_stack_switch_shares_the_multicall_of_the_base_switch() {
+    let mut h = Harness::<64>::new();
+    let pin = x(&h, MMUEXT_PIN_L3_TABLE, 4);
+    h.push(pin).unwrap();
+    h.end_of_call().unwrap();
+    h.enter_lazy();
+    let base = x(&h, MMUEXT_NEW_BASEPTR, 4);
+    h.push(base).unwrap();
+    let stack = stack_switch(h.next_id(), 0xC000_1FF0, false);
+    h.push(stack).unwrap();
+    assert_eq!(h.xen.calls.len(), 1, "nothing more before the mode ends");
+    h.leave_lazy().unwrap();
+    assert_eq!(h.xen.calls.len(), 2);
+    let Recorded::Multicall { entries, calls, .. } = &h.xen.calls[1] else {
+        panic!("one multicall: {:?}", h.xen.calls[1]);
+    };
+    assert_eq!(calls.len(), 2);
+    assert_eq!(entries[1].op, __HYPERVISOR_stack_switch);
+    assert_eq!(&entries[1].args[..2], &[2, 0xC000_1FF0]);
+    assert_eq!(ids(&calls[0]), [1]);
+    assert_eq!(h.xen.state.base, Some(4));
+    assert_eq!(h.xen.state.stack, Some((2, 0xC000_1FF0)));
+
+    let alone = stack_switch(h.next_id(), 0xC000_2FF0, false);
+    h.push(alone).unwrap();
+    h.end_of_call().unwrap();
+    assert_eq!(
+        h.xen.calls.last(),
+        Some(&Recorded::StackSwitch {
+            ss: 3,
+            esp: 0xC000_2FF0
+        })
+    );
+}
+
+/// A refused stack switch is reported once with its tag, and the work
+/// queued behind it still runs.
+#[test]
+fn a_refused_stack_switch_is_reported_and_the_rest_runs() {
+    let mut h = Harness::<64>::new();
+    h.enter_lazy();
+    let stack = stack_switch(h.next_id(), 0x1000, true);
+    h.push(stack).unwrap();
+    let a = w(&h, 0);
+    h.push(a).unwrap();
+    let err = h.leave_lazy().unwrap_err();
+    assert_eq!((err.first.tag, err.count), (0, 1));
+    assert_eq!(h.xen.state.stack, None);
+    assert_eq!(
+        h.xen.state.mem.get(&ADDRS[0]).map(|v| id_of_pte(*v)),
+        Some(1)
+    );
 }

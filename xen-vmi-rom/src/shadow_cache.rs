@@ -89,6 +89,9 @@ pub enum What {
     NewBase,
     /// A TLB flush or INVLPG for the kernel.
     Tlb,
+    /// UpdateKernelStack in lazy CPU mode (`guest`: ss << 32 | esp0),
+    /// queued with the context switch's base switch.
+    StackSwitch,
 }
 
 /// The guest side of a queued op, for diagnostics.

@@ -162,6 +162,7 @@ impl Host for Model {
                 }
             }
             Op::UpdateVaMapping { .. } => panic!("the cache never maps by address"),
+            Op::StackSwitch { .. } => panic!("the cache never switches stacks"),
         }
     }
 
@@ -942,6 +943,10 @@ mod through_the_queue {
             panic!("the cache never maps by address")
         }
 
+        fn stack_switch(&mut self, _ss: u32, _esp: u32) -> i32 {
+            panic!("the cache never switches stacks")
+        }
+
         fn multicall(&mut self, calls: &mut Multicall<'_>) -> i32 {
             *self.hypercalls += 1;
             for j in 0..calls.len() {
@@ -964,7 +969,9 @@ mod through_the_queue {
                         });
                         (0, ops.len())
                     }
-                    Call::UpdateVaMapping { .. } => panic!("never queued"),
+                    Call::UpdateVaMapping { .. } | Call::StackSwitch { .. } => {
+                        panic!("never queued")
+                    }
                 };
                 calls.write_done(j, done as u32);
                 calls.set_result(j, result);

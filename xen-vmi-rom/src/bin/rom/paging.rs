@@ -18,7 +18,8 @@
 
 use mmu_batch::{Barrier, Op};
 use vmi_abi::flags::{
-    VMI_LAZY_MMU, VMI_LINEAR_MAP_SLOTS, VMI_PAGE_CLONE, VMI_PAGE_PD, VMI_PAGE_PT, VMI_PAGE_ZEROED,
+    VMI_LAZY_CPU, VMI_LAZY_MMU, VMI_LINEAR_MAP_SLOTS, VMI_PAGE_CLONE, VMI_PAGE_PD, VMI_PAGE_PT,
+    VMI_PAGE_ZEROED,
 };
 use xen_abi::p2m::Mfn;
 use xen_abi::xen::MmuextOp;
@@ -63,6 +64,10 @@ pub struct Paging {
     /// A supervisor write to a read-only page with CR0.WP clear, let
     /// through for one instruction.
     pub write_step: WriteStep,
+    /// The kernel is in lazy CPU mode (SetLazyMode(CPU), Linux's context
+    /// switch): a CR3 load and UpdateKernelStack wait in the queue until
+    /// the mode ends, and go out as one multicall.
+    pub lazy_cpu: bool,
 }
 
 /// One instruction's write to a read-only page, allowed because the
@@ -115,7 +120,36 @@ fn load(call: &[u8]) {
         .load_root(&mut host, cr3)
         .unwrap_or_else(|e| fatal(call, e));
     new_base(&mut host, l3, cr3);
+    if runtime().paging.lazy_cpu {
+        // The kernel runs on its own mappings, the same in every address
+        // space, until the mode ends; a fault or an interrupt before that
+        // flushes the queue first (`page_fault`, `before_interrupt`).
+        return;
+    }
     barrier(host.batch, Barrier::BaseSwitch);
+}
+
+/// UpdateKernelStack in lazy CPU mode: the stack switch joins the queue
+/// behind the CR3 load (XenLinux's lazy CPU mode does the same), so a
+/// context switch is one multicall at the mode's end. No trap from ring 3
+/// can come before: the kernel is in ring 1 until then. Returns false
+/// outside lazy CPU mode (the caller switches at once).
+pub fn queue_stack_switch(ss: u32, esp0: u32) -> bool {
+    if !runtime().paging.lazy_cpu || !runtime().paging.heap_ready {
+        return false;
+    }
+    let heap = heap();
+    let (_, mut host) = heap.split();
+    use xen_vmi_rom::shadow_cache::Host;
+    host.push(
+        Op::StackSwitch { ss, esp: esp0 },
+        Tag {
+            what: What::StackSwitch,
+            guest: (u64::from(ss) << 32) | u64::from(esp0),
+            ..Tag::default()
+        },
+    );
+    true
 }
 
 /// Drops every shadow and builds the current one again from the kernel's
@@ -544,14 +578,20 @@ pub extern "C" fn set_linear_mapping(slot: u32, va: u32, pages: u32, pfn: u32) {
 }
 
 /// SetLazyMode(mode): MMU batches the shadow updates until the mode ends
-/// (or a flush point); any other mode ends an MMU batch.
+/// (or a flush point); CPU batches a CR3 load and UpdateKernelStack
+/// likewise; any change of mode ends a batch.
 pub extern "C" fn set_lazy_mode(mode: u32) {
     activate();
     let batch = &mut heap().batch;
-    if mode == VMI_LAZY_MMU {
+    let was_cpu = core::mem::replace(&mut runtime().paging.lazy_cpu, mode == VMI_LAZY_CPU);
+    let same = (mode == VMI_LAZY_MMU && !was_cpu) || (mode == VMI_LAZY_CPU && was_cpu);
+    if !same {
+        if let Err(f) = batch.leave_lazy(&mut crate::mmu::XenTarget) {
+            crate::mmu::refused(f);
+        }
+    }
+    if mode == VMI_LAZY_MMU || mode == VMI_LAZY_CPU {
         batch.enter_lazy();
-    } else if let Err(f) = batch.leave_lazy(&mut crate::mmu::XenTarget) {
-        crate::mmu::refused(f);
     }
 }
 
