@@ -478,13 +478,24 @@ impl ShadowCache {
         None
     }
 
-    /// Records of `kfn` (up to one per kind).
+    /// Records of `kfn` (up to one per kind: L1, L2, top), in one walk of
+    /// its hash chain (every SetPxE asks).
     fn records_of(&self, kfn: u32) -> [Option<usize>; 3] {
-        [
-            self.find(kfn, Kind::L1),
-            self.find(kfn, Kind::L2),
-            self.find(kfn, Kind::Top),
-        ]
+        let mut found = [None; 3];
+        let mut link = self.buckets[Self::bucket(kfn)];
+        while let Some(i) = (link as usize).checked_sub(1) {
+            let t = &self.tables[i];
+            if t.kfn == kfn {
+                match t.kind {
+                    Kind::L1 => found[0] = Some(i),
+                    Kind::L2 => found[1] = Some(i),
+                    Kind::Top => found[2] = Some(i),
+                    Kind::Free => {}
+                }
+            }
+            link = t.next;
+        }
+        found
     }
 
     fn take_frame<H: Host>(&mut self, host: &mut H) -> Result<u32, ShadowError> {
@@ -938,6 +949,36 @@ impl ShadowCache {
             self.unlink(host, i);
         }
         result
+    }
+
+    /// Whether a change to the entries of kernel frame `kfn` may change a
+    /// shadow the loaded address space reaches (Xen walks only that one).
+    /// False means the ops `entry_changed` queues for it touch only shadows
+    /// no loaded root reaches, and new frames: they may wait in the queue
+    /// past the end of the call, to go out with the next hypercall, and
+    /// nothing the kernel can observe differs (a fault, an interrupt, a
+    /// TLB flush and a CR3 load all flush the queue first). Conservative:
+    /// an L1 record anything links counts as reached (which directories
+    /// link it is not kept); L2 and top records are linked only from root
+    /// slots, so the loaded root's four slots decide.
+    ///
+    /// AllocatePage and ReleasePage need no such test: the records they
+    /// create, free or unpin have no links (a new table is not linked yet;
+    /// a freed record has none left), and the roots they drop are not the
+    /// loaded one.
+    pub fn may_change_current(&self, kfn: u32) -> bool {
+        let Some(r) = self.current_root() else {
+            return false;
+        };
+        let [l1, l2, top] = self.records_of(kfn);
+        if l1.is_some_and(|i| self.tables[i].refs > 0) {
+            return true;
+        }
+        let slots = self.roots[r].slots;
+        [l2, top]
+            .into_iter()
+            .flatten()
+            .any(|i| slots.contains(&(i as u16 + 1)))
     }
 
     // -----------------------------------------------------------------

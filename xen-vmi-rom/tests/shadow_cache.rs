@@ -68,6 +68,9 @@ struct Model {
     pool_total: usize,
     notes: Vec<Note>,
     ops: usize,
+    /// Entry changes with a root loaded that queued ops the ROM would
+    /// leave queued past the call.
+    detached_writes: usize,
 }
 
 impl Model {
@@ -418,6 +421,58 @@ fn va(slot: usize, pde: usize, pte: usize) -> u32 {
     ((slot as u32) << 30) | ((pde as u32) << 21) | ((pte as u32) << 12) | 0x123
 }
 
+/// What Xen can walk from the loaded root: every frame reachable from its
+/// L3 (the L3, its L2s, their L1s; the ROM area's L1s are not the
+/// cache's), with its contents and whether it is pinned.
+fn loaded_tree(cache: &ShadowCache, m: &Model) -> Vec<(u32, [u64; ENTRIES], bool)> {
+    let Some(cr3) = cache.current_cr3() else {
+        return Vec::new();
+    };
+    let (_, l3, _, _) = cache.roots().find(|r| r.0 == cr3).expect("the loaded root");
+    let mut frames = vec![l3];
+    for &l3e in &m.shadow(l3)[..4] {
+        if l3e & P == 0 {
+            continue;
+        }
+        let l2 = ((l3e & FRAME) >> 12) as u32;
+        frames.push(l2);
+        for &l2e in m.shadow(l2).iter() {
+            let l1 = ((l2e & FRAME) >> 12) as u32;
+            if l2e & P != 0 && !ROM_LINKS.contains(&l1) {
+                frames.push(l1);
+            }
+        }
+    }
+    frames
+        .into_iter()
+        .map(|f| (f, *m.shadow(f), m.pinned.contains(&f)))
+        .collect()
+}
+
+/// A call the ROM leaves queued past its end (`may_change_current` false,
+/// AllocatePage, ReleasePage) must not have changed anything Xen walks
+/// from the loaded root.
+fn assert_detached(
+    before: &[(u32, [u64; ENTRIES], bool)],
+    cache: &ShadowCache,
+    m: &Model,
+    what: &str,
+) {
+    let after = loaded_tree(cache, m);
+    assert_eq!(
+        before.len(),
+        after.len(),
+        "{what}: left queued, but the loaded tree changed shape"
+    );
+    for (b, a) in before.iter().zip(&after) {
+        assert!(
+            b == a,
+            "{what}: left queued, but shadow frame {:#x} of the loaded tree changed",
+            b.0
+        );
+    }
+}
+
 fn run(steps: &[Step], pool: usize) -> (Box<ShadowCache>, Model) {
     // SAFETY: the cache is plain data for which all-zero bytes are valid
     // (its documentation), as the ROM relies on too.
@@ -437,6 +492,22 @@ fn run(steps: &[Step], pool: usize) -> (Box<ShadowCache>, Model) {
     }
     let mut last_chain = (0, CR3S[0]);
     for step in steps {
+        // Calls the ROM would leave queued: their ops must not reach the
+        // loaded tree (checked after the step).
+        let detached = match *step {
+            Step::SetPte { l1: t, .. } => !cache.may_change_current(L1S[t]),
+            Step::SetPde { l2: t, .. } => !cache.may_change_current(L2S[t]),
+            Step::SetPdpte { cr3, .. } => !cache.may_change_current(CR3S[cr3] >> 12),
+            Step::AllocateL1 { .. }
+            | Step::AllocateL2 { .. }
+            | Step::ReleaseL1 { .. }
+            | Step::ReleaseL2 { .. }
+            | Step::ReleasePdpt { .. } => true,
+            _ => false,
+        };
+        let before = detached.then(|| loaded_tree(&cache, &m));
+        let entry_step = matches!(*step, Step::SetPte { .. } | Step::SetPde { .. });
+        let (loaded, ops_before) = (cache.current_cr3().is_some(), m.ops);
         match *step {
             Step::SetPte { l1, index, value } => {
                 let kfn = L1S[l1];
@@ -530,6 +601,12 @@ fn run(steps: &[Step], pool: usize) -> (Box<ShadowCache>, Model) {
                     "verify repaired an announced entry: {:?}",
                     &m.notes[before..]
                 );
+            }
+        }
+        if let Some(before) = before {
+            assert_detached(&before, &cache, &m, &format!("{step:?}"));
+            if entry_step && loaded && m.ops > ops_before {
+                m.detached_writes += 1;
             }
         }
         check(&cache, &m);
@@ -844,11 +921,13 @@ fn random_sequences_reach_every_path() {
     let strategy = prop::collection::vec(step(), 60..120);
     let mut totals = xen_vmi_rom::shadow_cache::Stats::default();
     let (mut released_live, mut unusable, mut not_ram) = (0, 0, 0);
+    let mut detached_writes = 0;
     for pool in [16, 4096] {
         for _ in 0..25 {
             let steps = strategy.new_tree(&mut runner).unwrap().current();
             let (cache, m) = run(&steps, pool);
             let s = cache.stats();
+            detached_writes += m.detached_writes;
             totals.roots_built += s.roots_built;
             totals.tops_copied += s.tops_copied;
             totals.accessed_faults += s.accessed_faults;
@@ -874,6 +953,10 @@ fn random_sequences_reach_every_path() {
     assert!(totals.evictions > 10, "{totals:?}");
     assert!(totals.discovered > 100, "{totals:?}");
     assert!(released_live > 10 && unusable > 10 && not_ram > 10);
+    assert!(
+        detached_writes > 20,
+        "{detached_writes} detached entry changes"
+    );
 }
 
 /// The cache's ops through a real `mmu-batch` queue to a model of Xen that

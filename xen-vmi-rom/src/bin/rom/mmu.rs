@@ -340,6 +340,15 @@ pub fn end_of_call(batch: &mut MmuBatch<Tag, BATCH>) {
     }
 }
 
+/// The end of a VMI call whose ops touch no shadow the loaded address
+/// space reaches (`ShadowCache::may_change_current`, AllocatePage,
+/// ReleasePage): they stay queued, to go out with the next hypercall
+/// (the end of a call that does reach it, a lazy mode's end, a fault, an
+/// interrupt, a TLB flush, a CR3 load). Linux's fork and exit build and
+/// tear down the other address space this way, as XenLinux builds a new
+/// one with plain writes and pins it at its first load.
+pub fn end_of_detached_call(_batch: &mut MmuBatch<Tag, BATCH>) {}
+
 /// A shadow-cache error: the guest cannot go on.
 pub fn fatal(call: &[u8], e: ShadowError) -> ! {
     let line = Line::new().text(b"xen-vmi-rom: ").text(call).text(b": ");

@@ -27,7 +27,7 @@ use xen_vmi_rom::layout::HYPERVISOR_VIRT_START;
 use xen_vmi_rom::shadow_cache::{Access, Fault, ShadowCache, Tag, What};
 
 use crate::console::Line;
-use crate::mmu::{barrier, end_of_call, fatal, heap, k2m, RomHost};
+use crate::mmu::{barrier, end_of_call, end_of_detached_call, fatal, heap, k2m, RomHost};
 use crate::runtime::{rom_state, runtime};
 use crate::traps::{saved_mask, set_saved_mask, TrapFrame};
 
@@ -490,13 +490,23 @@ fn entry_changed(call: &[u8], ptep: u32, store: Option<(u64, bool)>) {
         }
     }
     let index = ((ptep & 0xFFF) >> 3) as usize;
-    let Some(entry) = host.read(kfn, index) else {
-        bad_entry_address(call, ptep, b" is not in the kernel's RAM");
+    let entry = match store {
+        // The value just stored, whole.
+        Some((value, true)) => value,
+        _ => match host.read(kfn, index) {
+            Some(entry) => entry,
+            None => bad_entry_address(call, ptep, b" is not in the kernel's RAM"),
+        },
     };
+    let seen = cache.may_change_current(kfn);
     cache
         .entry_changed(&mut host, kfn, index, entry)
         .unwrap_or_else(|e| fatal(call, e));
-    end_of_call(host.batch);
+    if seen {
+        end_of_call(host.batch);
+    } else {
+        end_of_detached_call(host.batch);
+    }
 }
 
 /// SetPxE(pte, ptep, flags): a 32-bit store (in a PAE table, one half of
@@ -550,7 +560,7 @@ pub extern "C" fn allocate_page(pfn: u32, flags: u32, clone_pfn: u32, start: u32
         // Its entries come next: its view goes out with this call's work.
         host.prefetch(pfn);
     }
-    end_of_call(host.batch);
+    end_of_detached_call(host.batch);
 }
 
 /// ReleasePage(pfn, flags).
@@ -559,7 +569,7 @@ pub extern "C" fn release_page(pfn: u32, flags: u32) {
     let heap = heap();
     let (cache, mut host) = heap.split();
     cache.release(&mut host, pfn, flags & VMI_PAGE_PT == 0);
-    end_of_call(host.batch);
+    end_of_detached_call(host.batch);
 }
 
 /// SetLinearMapping(slot, va, pages, pfn): where the kernel maps its page
