@@ -25,7 +25,7 @@ use crate::xen::hypervisor;
 
 /// Ops the queue holds: in lazy mode N page-table writes cost
 /// ceil(N / BATCH) hypercalls.
-pub const BATCH: usize = 128;
+pub const BATCH: usize = 1024;
 
 /// Everything the shadows need that does not fit the run-time state.
 pub struct Heap {
