@@ -352,6 +352,9 @@ pub struct ShadowCache {
     /// The ROM area's L1s, linked into every top L2.
     rom_links: [u32; 4],
     stats: Stats,
+    /// The kernel's tables as the last `fault` walked them (for the error
+    /// code of a fault that is the kernel's, without a second walk).
+    fault_walk: Option<Walk>,
 }
 
 impl core::fmt::Debug for ShadowCache {
@@ -412,6 +415,7 @@ impl ShadowCache {
         self.clock = 0;
         self.rom_links = rom_links;
         self.stats = Stats::default();
+        self.fault_walk = None;
     }
 
     /// The figures so far.
@@ -921,14 +925,18 @@ impl ShadowCache {
     /// every shadow of that table follows. A frame with no record is not a
     /// table any cached root reaches, so nothing else needs to change. A
     /// PDPT entry is read at the next CR3 load, as the processor does.
+    /// Returns [`may_change_current`](Self::may_change_current) as it was
+    /// before the change (one lookup for both).
     pub fn entry_changed<H: Host>(
         &mut self,
         host: &mut H,
         kfn: u32,
         index: usize,
         entry: u64,
-    ) -> Result<(), ShadowError> {
-        let [l1, l2, top] = self.records_of(kfn);
+    ) -> Result<bool, ShadowError> {
+        let records = self.records_of(kfn);
+        let reaches_current = self.records_reach_current(records);
+        let [l1, l2, top] = records;
         if let Some(i) = l1 {
             self.write_l1(host, i, index, entry);
         }
@@ -948,7 +956,7 @@ impl ShadowCache {
         for i in dirs.into_iter().flatten() {
             self.unlink(host, i);
         }
-        result
+        result.map(|()| reaches_current)
     }
 
     /// Whether a change to the entries of kernel frame `kfn` may change a
@@ -967,10 +975,13 @@ impl ShadowCache {
     /// a freed record has none left), and the roots they drop are not the
     /// loaded one.
     pub fn may_change_current(&self, kfn: u32) -> bool {
+        self.records_reach_current(self.records_of(kfn))
+    }
+
+    fn records_reach_current(&self, [l1, l2, top]: [Option<usize>; 3]) -> bool {
         let Some(r) = self.current_root() else {
             return false;
         };
-        let [l1, l2, top] = self.records_of(kfn);
         if l1.is_some_and(|i| self.tables[i].refs > 0) {
             return true;
         }
@@ -1424,12 +1435,14 @@ impl ShadowCache {
         access: Access,
         wp: bool,
     ) -> Result<Fault, ShadowError> {
+        self.fault_walk = None;
         let Some(r) = self.current_root() else {
             return Ok(Fault::Kernel);
         };
         let Some(w) = self.walk(host, va) else {
             return Ok(Fault::Kernel);
         };
+        self.fault_walk = Some(w);
         let slot = (va >> 30) as usize;
         let index2 = usize::from(w.pde_index);
         if w.pdpte & PRESENT == 0 || (slot == 3 && index2 >= TOP_KERNEL_SLOTS) {
@@ -1498,6 +1511,13 @@ impl ShadowCache {
             self.note_repair(host, va, w.l1_kfn, w.pte_index, pte);
         }
         Ok(Fault::Fixed)
+    }
+
+    /// Whether the kernel's tables, as the last [`fault`](Self::fault)
+    /// walked them, map its address to a present page (the P bit of the
+    /// error code the kernel must see when the fault is its own).
+    pub fn last_fault_mapped(&self, va: u32) -> bool {
+        self.fault_walk.is_some_and(|w| w.frame(va).is_some())
     }
 
     /// The mirror code a directory entry should have now.

@@ -512,18 +512,21 @@ fn run(steps: &[Step], pool: usize) -> (Box<ShadowCache>, Model) {
             Step::SetPte { l1, index, value } => {
                 let kfn = L1S[l1];
                 m.guest_mut(kfn)[index] = value;
-                ok!(cache.entry_changed(&mut m, kfn, index, value));
+                let seen = ok!(cache.entry_changed(&mut m, kfn, index, value));
+                assert_eq!(seen, !detached, "entry_changed's answer");
             }
             Step::SetPde { l2, index, value } => {
                 let kfn = L2S[l2];
                 m.guest_mut(kfn)[index] = value;
-                ok!(cache.entry_changed(&mut m, kfn, index, value));
+                let seen = ok!(cache.entry_changed(&mut m, kfn, index, value));
+                assert_eq!(seen, !detached, "entry_changed's answer");
             }
             Step::SetPdpte { cr3, slot, value } => {
                 let cr3 = CR3S[cr3];
                 let index = ((cr3 & 0xFFF) / 8) as usize + slot;
                 m.guest_mut(cr3 >> 12)[index] = value;
-                ok!(cache.entry_changed(&mut m, cr3 >> 12, index, value));
+                let seen = ok!(cache.entry_changed(&mut m, cr3 >> 12, index, value));
+                assert_eq!(seen, !detached, "entry_changed's answer");
             }
             Step::AllocateL1 { l1 } => {
                 let kfn = L1S[l1];
@@ -651,6 +654,13 @@ fn fault(
     let got = cache.fault(m, va, access, true)?;
     if !allowed {
         assert_eq!(got, Fault::Kernel, "va {va:#x}: pde {pde:#x} pte {pte:#x}");
+        // The error code's P bit the kernel gets: its own tables' leaf.
+        let mapped = pdpte & P != 0 && pde & P != 0 && (pde & PS != 0 || pte & P != 0);
+        assert_eq!(
+            cache.last_fault_mapped(va),
+            mapped,
+            "va {va:#x}: pdpte {pdpte:#x} pde {pde:#x} pte {pte:#x}"
+        );
         return Ok(());
     }
     assert_eq!(got, Fault::Fixed, "va {va:#x}: pde {pde:#x} pte {pte:#x}");

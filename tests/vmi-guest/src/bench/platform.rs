@@ -33,19 +33,29 @@ static LVTT_CONNECTED: AtomicBool = AtomicBool::new(false);
 #[derive(Debug)]
 pub struct VmiPlatform;
 
-/// Records the kernel's space as the current one (paging is on).
+/// The SetLinearMapping slot the benchmarks' direct map goes in (slot 0,
+/// Linux's, is the guest's alias; 1 and 2 are HIGHPTE's).
+const DIRECT_MAP_SLOT: u32 = 3;
+
+/// Records the kernel's space as the current one (paging is on), and
+/// tells the ROM where the page tables are mapped, as a Linux VMI kernel
+/// does for its direct map at boot (`vmi_init`: SetLinearMapping(0,
+/// PAGE_OFFSET, ...)): this kernel's direct map is the identity map,
+/// where every page table the benchmarks build is written.
 pub fn init() {
     let home = mm::kernel_space().expect("paging is on").pdpt;
     CURRENT.store(home, Ordering::SeqCst);
     LAZY_MMU.store(false, Ordering::SeqCst);
+    pv::set_linear_mapping(DIRECT_MAP_SLOT, 0, mm::mapped_top() / mm::PAGE_SIZE, 0);
 }
 
 /// Masks the local APIC timer's LVT entry again if a benchmark unmasked
-/// it.
+/// it; the direct map's slot is given back.
 pub fn finish() {
     if LVTT_CONNECTED.swap(false, Ordering::SeqCst) {
         pv::apic_write(apic::REG_LVT_TIMER, apic::LVT_MASKED | VECTOR_APIC_TIMER);
     }
+    pv::set_linear_mapping(DIRECT_MAP_SLOT, 0, 0, 0);
 }
 
 /// The page directory covering `va` in `space` (read from its PDPT).

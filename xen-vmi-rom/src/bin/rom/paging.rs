@@ -376,9 +376,7 @@ pub fn page_fault(cr2: u32, frame: &mut TrapFrame) -> bool {
             // so the processor says "not present" for a page the kernel
             // maps read-only, which the kernel must see as a write to a
             // present page.
-            let mapped = cache
-                .walk(&mut host, cr2)
-                .is_some_and(|w| w.frame(cr2).is_some());
+            let mapped = cache.last_fault_mapped(cr2);
             frame.error_code = (frame.error_code & !PF_PRESENT) | u32::from(mapped);
             false
         }
@@ -498,8 +496,7 @@ fn entry_changed(call: &[u8], ptep: u32, store: Option<(u64, bool)>) {
             None => bad_entry_address(call, ptep, b" is not in the kernel's RAM"),
         },
     };
-    let seen = cache.may_change_current(kfn);
-    cache
+    let seen = cache
         .entry_changed(&mut host, kfn, index, entry)
         .unwrap_or_else(|e| fatal(call, e));
     if seen {
