@@ -446,11 +446,11 @@ pub fn before_interrupt() {
 /// paging off, the address itself; in a SetLinearMapping slot, the slot's
 /// frame; otherwise the kernel's tables walked.
 fn entry_frame(cache: &ShadowCache, host: &mut RomHost<'_>, va: u32) -> Option<u32> {
-    let p = runtime().paging;
+    let p = &runtime().paging;
     if !p.enabled {
         return Some(va >> 12);
     }
-    for (base, pages, pfn) in p.linear {
+    for &(base, pages, pfn) in &p.linear {
         if pages != 0 && va.wrapping_sub(base) / 4096 < pages {
             return Some(pfn + va.wrapping_sub(base) / 4096);
         }
