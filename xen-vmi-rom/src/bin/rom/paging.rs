@@ -313,8 +313,9 @@ pub extern "C" fn vmi_inval_page(va: u32) {
     inval_page(va);
 }
 
-/// A page fault with paging on. Queued updates go out first (one of them
-/// may be what the access needs). Then, if the kernel's own tables allow
+/// A page fault with paging on. Updates queued in a lazy mode go out
+/// first and the access is retried (one of them may be what it needs).
+/// Then, if the kernel's own tables allow
 /// the access, A and D are set in its entries as the processor would, the
 /// shadow entry follows, and the instruction runs again; otherwise the
 /// fault is the kernel's.
@@ -325,10 +326,15 @@ pub fn page_fault(cr2: u32, frame: &mut TrapFrame) -> bool {
     }
     let wp = rt.cr.cr0 & CR0_WP != 0;
     let heap = heap();
-    if !heap.batch.is_empty() {
+    if heap.batch.is_lazy() && !heap.batch.is_empty() {
         barrier(&mut heap.batch, Barrier::CoherentRead);
         return true;
     }
+    // Outside lazy mode only calls that touch no shadow of the loaded
+    // space leave ops queued (`end_of_detached_call`): none of them is
+    // what this access needs, so the fault is looked at now and they go
+    // out with its own work (the barrier below).
+
     let (cache, mut host) = heap.split();
     let outcome = cache
         .fault(
