@@ -25,8 +25,12 @@ use crate::target::{Cause, Failure, Failures, FlushTarget, Multicall, NOT_RUN};
 /// must be the last of its hypercall. Splitting a short run costs Xen one
 /// multicall entry per request (32 bytes and one dispatch each) and saves a
 /// whole hypercall; past a few requests the extra hypercall is the cheaper
-/// of the two.
-pub const SPLIT_RUN_MAX: usize = 4;
+/// of the two. Measured under the benchmarks (docs/benchmarks.md): 8 lets a
+/// fork's unpins and pins (a run of 6) share the multicall of the writes
+/// after them, one hypercall fewer at no cost in guest instructions; 32
+/// would split the child's 17 entries too, one hypercall fewer again for
+/// about 2% more instructions (each multicall entry is a dispatch in Xen).
+pub const SPLIT_RUN_MAX: usize = 8;
 
 /// A point where the ROM needs everything queued so far to have reached
 /// Xen. Every barrier flushes the whole queue, in lazy mode or not.

@@ -233,7 +233,7 @@ fn a_long_run_and_the_flush_behind_it_are_two_direct_calls() {
     let mut h = Harness::<64>::new();
     h.enter_lazy();
     for k in 0..=SPLIT_RUN_MAX {
-        let op = w(&h, k);
+        let op = w(&h, k % ADDRS.len());
         h.push(op).unwrap();
     }
     let flush = x(&h, MMUEXT_TLB_FLUSH_LOCAL, 0);
@@ -250,7 +250,7 @@ fn a_long_run_and_the_flush_behind_it_are_two_direct_calls() {
     let mut h = Harness::<64>::new();
     h.enter_lazy();
     for k in 0..SPLIT_RUN_MAX {
-        let op = w(&h, k);
+        let op = w(&h, k % ADDRS.len());
         h.push(op).unwrap();
     }
     let flush = x(&h, MMUEXT_TLB_FLUSH_LOCAL, 0);
@@ -351,8 +351,14 @@ fn a_failed_replacing_write_revives_the_write_it_replaced() {
 fn a_failed_request_in_a_run_reports_it_and_reissues_the_tail() {
     let mut h = Harness::<64>::new();
     h.enter_lazy();
-    for k in 0..6 {
-        let op = if k == 1 { w_poison(&h, k) } else { w(&h, k) };
+    // A run one longer than a split run: one entry, the last of its call.
+    let n = SPLIT_RUN_MAX as u32 + 2;
+    for k in 0..n as usize {
+        let op = if k == 1 {
+            w_poison(&h, k % ADDRS.len())
+        } else {
+            w(&h, k % ADDRS.len())
+        };
         h.push(op).unwrap();
     }
     let flush = x(&h, MMUEXT_TLB_FLUSH_ALL, 0);
@@ -360,18 +366,23 @@ fn a_failed_request_in_a_run_reports_it_and_reissues_the_tail() {
     let err = h.barrier(Barrier::TlbFlush).unwrap_err();
     assert_eq!((err.first.tag, err.count), (1, 1));
     assert_eq!(h.xen.calls.len(), 2);
-    assert_eq!(ids(&h.xen.calls[0]), [0, 1, 2, 3, 4, 5]);
-    // Xen stopped at request 1 (pdone = 1): the four behind it go again,
-    // before the flush, now as a short run sharing a multicall with it.
+    assert_eq!(ids(&h.xen.calls[0]), (0..n).collect::<Vec<_>>());
+    // Xen stopped at request 1 (pdone = 1): the SPLIT_RUN_MAX behind it go
+    // again, before the flush, now as a short run sharing a multicall
+    // with it.
     let Recorded::Multicall { calls, .. } = &h.xen.calls[1] else {
         panic!("{:?}", h.xen.calls[1])
     };
     assert_eq!(
         calls.iter().map(ids).collect::<Vec<_>>(),
-        [vec![2], vec![3], vec![4], vec![5], vec![6]]
+        (2..=n).map(|id| vec![id]).collect::<Vec<_>>()
     );
     let c = h.batch.counters();
-    assert_eq!((c.reissued, c.requests, c.hypercalls), (4, 11, 2));
+    // The n writes, the SPLIT_RUN_MAX again, the flush.
+    assert_eq!(
+        (c.reissued, c.requests, c.hypercalls),
+        (SPLIT_RUN_MAX as u64, 2 * u64::from(n) - 1, 2)
+    );
 }
 
 #[test]
