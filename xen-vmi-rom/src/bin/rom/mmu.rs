@@ -342,7 +342,9 @@ pub fn end_of_call(batch: &mut MmuBatch<Tag, BATCH>) {
 
 /// The end of a VMI call whose ops touch no shadow the loaded address
 /// space reaches (`ShadowCache::may_change_current`, AllocatePage,
-/// ReleasePage): they stay queued, to go out with the next hypercall
+/// ReleasePage; AllocatePage's view prefetch changes only the ROM's own
+/// view slot, which stays pending, and flushed, until used): they stay
+/// queued, to go out with the next hypercall
 /// (the end of a call that does reach it, a lazy mode's end, a fault, an
 /// interrupt, a TLB flush, a CR3 load). Linux's fork and exit build and
 /// tear down the other address space this way, as XenLinux builds a new

@@ -315,10 +315,9 @@ pub extern "C" fn vmi_inval_page(va: u32) {
 
 /// A page fault with paging on. Updates queued in a lazy mode go out
 /// first and the access is retried (one of them may be what it needs).
-/// Then, if the kernel's own tables allow
-/// the access, A and D are set in its entries as the processor would, the
-/// shadow entry follows, and the instruction runs again; otherwise the
-/// fault is the kernel's.
+/// Then, if the kernel's own tables allow the access, A and D are set in
+/// its entries as the processor would, the shadow entry follows, and the
+/// instruction runs again; otherwise the fault is the kernel's.
 pub fn page_fault(cr2: u32, frame: &mut TrapFrame) -> bool {
     let rt = runtime();
     if !rt.paging.enabled {
@@ -334,7 +333,6 @@ pub fn page_fault(cr2: u32, frame: &mut TrapFrame) -> bool {
     // space leave ops queued (`end_of_detached_call`): none of them is
     // what this access needs, so the fault is looked at now and they go
     // out with its own work (the barrier below).
-
     let (cache, mut host) = heap.split();
     let outcome = cache
         .fault(
