@@ -10,8 +10,8 @@
 use core::fmt;
 
 use xen_abi::xen::{
-    __HYPERVISOR_mmu_update, __HYPERVISOR_mmuext_op, __HYPERVISOR_update_va_mapping, MmuUpdate,
-    MmuextOp, MulticallEntry, DOMID_SELF,
+    __HYPERVISOR_mmu_update, __HYPERVISOR_mmuext_op, __HYPERVISOR_stack_switch,
+    __HYPERVISOR_update_va_mapping, MmuUpdate, MmuextOp, MulticallEntry, DOMID_SELF,
 };
 
 use crate::op::{Op, PteWrite};
@@ -25,8 +25,12 @@ use crate::target::{Cause, Failure, Failures, FlushTarget, Multicall, NOT_RUN};
 /// must be the last of its hypercall. Splitting a short run costs Xen one
 /// multicall entry per request (32 bytes and one dispatch each) and saves a
 /// whole hypercall; past a few requests the extra hypercall is the cheaper
-/// of the two.
-pub const SPLIT_RUN_MAX: usize = 4;
+/// of the two. Measured under the benchmarks (docs/benchmarks.md): 8 lets a
+/// fork's unpins and pins (a run of 6) share the multicall of the writes
+/// after them, one hypercall fewer at no cost in guest instructions; 32
+/// would split the child's 17 entries too, one hypercall fewer again for
+/// about 2% more instructions (each multicall entry is a dispatch in Xen).
+pub const SPLIT_RUN_MAX: usize = 8;
 
 /// A point where the ROM needs everything queued so far to have reached
 /// Xen. Every barrier flushes the whole queue, in lazy mode or not.
@@ -436,6 +440,17 @@ impl<Tag: Copy, const N: usize> MmuBatch<Tag, N> {
         self.push(Op::UpdateVaMapping { va, pte, flags }, tag, target)
     }
 
+    /// Queues a `stack_switch(ss, esp)`. See [`push`](Self::push).
+    pub fn push_stack_switch<T: FlushTarget<Tag>>(
+        &mut self,
+        ss: u32,
+        esp: u32,
+        tag: Tag,
+        target: &mut T,
+    ) -> Result<(), Failures<Tag>> {
+        self.push(Op::StackSwitch { ss, esp }, tag, target)
+    }
+
     /// Enters lazy mode (VMI SetLazyMode with a mode other than NONE): ops
     /// stay queued until [`leave_lazy`](Self::leave_lazy), a
     /// [`barrier`](Self::barrier), or a full queue. Entering twice is the
@@ -573,7 +588,7 @@ impl<Tag: Copy, const N: usize> MmuBatch<Tag, N> {
         let kind = self.slot(start).op.hypercall();
         let mut len = 1;
         let mut next = self.next_live(start + 1);
-        if kind == __HYPERVISOR_update_va_mapping {
+        if kind == __HYPERVISOR_update_va_mapping || kind == __HYPERVISOR_stack_switch {
             return (len, next);
         }
         while let Some(idx) = next {
@@ -607,6 +622,10 @@ impl<Tag: Copy, const N: usize> MmuBatch<Tag, N> {
             call.args[..4].copy_from_slice(&[va, pte as u32, (pte >> 32) as u32, flags]);
             self.arg_slot[first] = start;
             *pos += 1;
+        } else if let Op::StackSwitch { ss, esp } = head {
+            call.args[..2].copy_from_slice(&[ss, esp]);
+            self.arg_slot[first] = start;
+            *pos += 1;
         } else {
             let mut idx = start;
             for k in 0..count {
@@ -618,7 +637,9 @@ impl<Tag: Copy, const N: usize> MmuBatch<Tag, N> {
                 match self.slot(idx).op {
                     Op::MmuUpdate(req) => self.reqs[*pos] = req,
                     Op::Mmuext(op) => self.exts[*pos] = op,
-                    Op::UpdateVaMapping { .. } => unreachable!("runs are of one kind"),
+                    Op::UpdateVaMapping { .. } | Op::StackSwitch { .. } => {
+                        unreachable!("runs are of one kind")
+                    }
                 }
                 self.arg_slot[*pos] = idx;
                 *pos += 1;
@@ -657,13 +678,13 @@ impl<Tag: Copy, const N: usize> MmuBatch<Tag, N> {
                 __HYPERVISOR_mmuext_op => {
                     target.mmuext_op(&self.exts[first..first + count], &mut done)
                 }
-                _ => {
-                    let Op::UpdateVaMapping { va, pte, flags } = self.slot(self.arg_slot[first]).op
-                    else {
-                        unreachable!("the third kind of entry");
-                    };
-                    target.update_va_mapping(va, pte, flags)
-                }
+                _ => match self.slot(self.arg_slot[first]).op {
+                    Op::UpdateVaMapping { va, pte, flags } => {
+                        target.update_va_mapping(va, pte, flags)
+                    }
+                    Op::StackSwitch { ss, esp } => target.stack_switch(ss, esp),
+                    _ => unreachable!("a run's kind is its first entry's"),
+                },
             };
             self.settle(
                 0,

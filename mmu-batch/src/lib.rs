@@ -51,7 +51,9 @@
 //! 1. Consecutive `mmu_update` requests form a *run*, and so do consecutive
 //!    `mmuext_op`s; a run is one entry with a count, its requests contiguous
 //!    in the queue's own argument storage (pvops Linux's
-//!    `xen_mc_extend_args` idea). Each `update_va_mapping` is its own entry.
+//!    `xen_mc_extend_args` idea). Each `update_va_mapping` and each
+//!    `stack_switch` (a context switch's kernel stack, queued with its
+//!    `MMUEXT_NEW_BASEPTR` in lazy CPU mode) is its own entry.
 //! 2. Because a run can stop half way while a multicall goes on with its
 //!    next entry, **an entry of two or more requests is always the last entry
 //!    of its hypercall**: the requests Xen skipped behind a failure are then

@@ -8,9 +8,9 @@
 //! `xen/include/public/xen.h`; the types come from [`xen_abi::xen`].
 
 use xen_abi::xen::{
-    __HYPERVISOR_mmu_update, __HYPERVISOR_mmuext_op, __HYPERVISOR_update_va_mapping, MmuUpdate,
-    MmuextOp, MMUEXT_INVLPG_ALL, MMUEXT_INVLPG_LOCAL, MMUEXT_TLB_FLUSH_ALL, MMUEXT_TLB_FLUSH_LOCAL,
-    MMU_NORMAL_PT_UPDATE, MMU_PT_UPDATE_PRESERVE_AD,
+    __HYPERVISOR_mmu_update, __HYPERVISOR_mmuext_op, __HYPERVISOR_stack_switch,
+    __HYPERVISOR_update_va_mapping, MmuUpdate, MmuextOp, MMUEXT_INVLPG_ALL, MMUEXT_INVLPG_LOCAL,
+    MMUEXT_TLB_FLUSH_ALL, MMUEXT_TLB_FLUSH_LOCAL, MMU_NORMAL_PT_UPDATE, MMU_PT_UPDATE_PRESERVE_AD,
 };
 
 /// How a shadow page-table write treats the entry's Accessed and Dirty bits.
@@ -55,6 +55,17 @@ pub enum Op {
         /// `UVMF_*`: flush type and scope.
         flags: u32,
     },
+    /// `HYPERVISOR_stack_switch(ss, esp)`: the ring-1 stack for the next
+    /// trap from ring 3 (the kernel stack of a process). Not page-table
+    /// work, but queued with it in lazy CPU mode so that a context switch's
+    /// stack switch and `MMUEXT_NEW_BASEPTR` go out as one multicall (what
+    /// XenLinux does in its lazy CPU mode).
+    StackSwitch {
+        /// The stack segment selector.
+        ss: u32,
+        /// The stack pointer.
+        esp: u32,
+    },
 }
 
 impl Op {
@@ -70,6 +81,7 @@ impl Op {
             Op::MmuUpdate(_) => __HYPERVISOR_mmu_update,
             Op::Mmuext(_) => __HYPERVISOR_mmuext_op,
             Op::UpdateVaMapping { .. } => __HYPERVISOR_update_va_mapping,
+            Op::StackSwitch { .. } => __HYPERVISOR_stack_switch,
         }
     }
 

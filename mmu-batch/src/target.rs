@@ -13,8 +13,8 @@
 #![allow(non_upper_case_globals)]
 
 use xen_abi::xen::{
-    __HYPERVISOR_mmu_update, __HYPERVISOR_mmuext_op, __HYPERVISOR_update_va_mapping, MmuUpdate,
-    MmuextOp, MulticallEntry,
+    __HYPERVISOR_mmu_update, __HYPERVISOR_mmuext_op, __HYPERVISOR_stack_switch,
+    __HYPERVISOR_update_va_mapping, MmuUpdate, MmuextOp, MulticallEntry,
 };
 use xen_abi::XenError;
 
@@ -50,6 +50,10 @@ pub trait FlushTarget<Tag> {
     /// `HYPERVISOR_update_va_mapping(va, pte_lo, pte_hi, flags)` (the 32-bit
     /// ABI passes the 64-bit entry as two words).
     fn update_va_mapping(&mut self, va: u32, pte: u64, flags: u32) -> i32;
+
+    /// `HYPERVISOR_stack_switch(ss, esp)`: takes effect or fails (0 or a
+    /// negated errno, as the others).
+    fn stack_switch(&mut self, ss: u32, esp: u32) -> i32;
 
     /// `HYPERVISOR_multicall(calls.entries_mut(), calls.len())`.
     ///
@@ -143,6 +147,13 @@ pub enum Call<'a> {
         pte: u64,
         /// `args[3]`.
         flags: u32,
+    },
+    /// `stack_switch(ss, esp)`.
+    StackSwitch {
+        /// `args[0]`.
+        ss: u32,
+        /// `args[1]`.
+        esp: u32,
     },
 }
 
@@ -269,6 +280,10 @@ impl<'a> Multicall<'a> {
                 va: entry.args[0],
                 pte: u64::from(entry.args[1]) | u64::from(entry.args[2]) << 32,
                 flags: entry.args[3],
+            }),
+            __HYPERVISOR_stack_switch => Some(Call::StackSwitch {
+                ss: entry.args[0],
+                esp: entry.args[1],
             }),
             _ => None,
         }

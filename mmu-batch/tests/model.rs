@@ -40,6 +40,10 @@ enum Step {
         low: u64,
         poison: bool,
     },
+    Stack {
+        esp: u32,
+        poison: bool,
+    },
     Uvm {
         addr: usize,
         flags: u32,
@@ -96,8 +100,14 @@ fn step(failures: bool) -> impl Strategy<Value = Step> {
     prop_oneof![
         24 => (0..ADDRS.len(), prop::bool::weighted(0.25), 0..0x1000u64, poison)
             .prop_map(|(addr, preserve, low, poison)| Step::Write { addr, preserve, low, poison }),
-        3 => (0..ADDRS.len(), uvm_flags, 0..0x1000u64, poison)
-            .prop_map(|(addr, flags, low, poison)| Step::Uvm { addr, flags, low, poison }),
+        // One arm for both single-entry kinds: prop_oneof! refuses a zero
+        // weight past ten arms.
+        5 => prop_oneof![
+            3 => (0..ADDRS.len(), uvm_flags, 0..0x1000u64, poison)
+                .prop_map(|(addr, flags, low, poison)| Step::Uvm { addr, flags, low, poison }),
+            2 => (0..0x1000u32, poison)
+                .prop_map(|(esp, poison)| Step::Stack { esp: esp << 4, poison }),
+        ],
         5 => (flush_cmds, 0..ADDRS.len())
             .prop_map(|(cmd, addr)| Step::Ext { cmd, mfn: 0, addr, poison: false }),
         if failures { 3 } else { 0 } => (table_cmds, 1..4u32, poison)
@@ -126,6 +136,7 @@ fn op_of(step: &Step, id: u32) -> Option<Op> {
             };
             write(ADDRS[addr], id, low, mode, poison)
         }
+        Step::Stack { esp, poison } => stack_switch(id, esp, poison),
         Step::Uvm {
             addr,
             flags,

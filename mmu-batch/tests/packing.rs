@@ -8,9 +8,10 @@ mod common;
 use common::*;
 use mmu_batch::{Barrier, Cause, FlushReason, MmuBatch, Op, PteWrite, SPLIT_RUN_MAX};
 use xen_abi::xen::{
-    __HYPERVISOR_mmu_update, __HYPERVISOR_mmuext_op, __HYPERVISOR_update_va_mapping, MmuextOp,
-    MMUEXT_INVLPG_LOCAL, MMUEXT_NEW_BASEPTR, MMUEXT_PIN_L1_TABLE, MMUEXT_PIN_L3_TABLE,
-    MMUEXT_TLB_FLUSH_ALL, MMUEXT_TLB_FLUSH_LOCAL, UVMF_ALL, UVMF_INVLPG, UVMF_TLB_FLUSH,
+    __HYPERVISOR_mmu_update, __HYPERVISOR_mmuext_op, __HYPERVISOR_stack_switch,
+    __HYPERVISOR_update_va_mapping, MmuextOp, MMUEXT_INVLPG_LOCAL, MMUEXT_NEW_BASEPTR,
+    MMUEXT_PIN_L1_TABLE, MMUEXT_PIN_L3_TABLE, MMUEXT_TLB_FLUSH_ALL, MMUEXT_TLB_FLUSH_LOCAL,
+    UVMF_ALL, UVMF_INVLPG, UVMF_TLB_FLUSH,
 };
 use xen_abi::XenError;
 
@@ -34,6 +35,7 @@ fn ids(reqs: &Recorded) -> Vec<u32> {
         Recorded::MmuUpdate(r) => r.iter().map(|r| id_of_pte(r.val.get())).collect(),
         Recorded::Mmuext(o) => o.iter().map(id_of_ext).collect(),
         Recorded::UpdateVaMapping { pte, .. } => vec![id_of_pte(*pte)],
+        Recorded::StackSwitch { ss, .. } => vec![id_of_stack(*ss)],
         Recorded::Multicall { .. } => panic!("not a direct call"),
     }
 }
@@ -231,7 +233,7 @@ fn a_long_run_and_the_flush_behind_it_are_two_direct_calls() {
     let mut h = Harness::<64>::new();
     h.enter_lazy();
     for k in 0..=SPLIT_RUN_MAX {
-        let op = w(&h, k);
+        let op = w(&h, k % ADDRS.len());
         h.push(op).unwrap();
     }
     let flush = x(&h, MMUEXT_TLB_FLUSH_LOCAL, 0);
@@ -248,7 +250,7 @@ fn a_long_run_and_the_flush_behind_it_are_two_direct_calls() {
     let mut h = Harness::<64>::new();
     h.enter_lazy();
     for k in 0..SPLIT_RUN_MAX {
-        let op = w(&h, k);
+        let op = w(&h, k % ADDRS.len());
         h.push(op).unwrap();
     }
     let flush = x(&h, MMUEXT_TLB_FLUSH_LOCAL, 0);
@@ -349,8 +351,14 @@ fn a_failed_replacing_write_revives_the_write_it_replaced() {
 fn a_failed_request_in_a_run_reports_it_and_reissues_the_tail() {
     let mut h = Harness::<64>::new();
     h.enter_lazy();
-    for k in 0..6 {
-        let op = if k == 1 { w_poison(&h, k) } else { w(&h, k) };
+    // A run one longer than a split run: one entry, the last of its call.
+    let n = SPLIT_RUN_MAX as u32 + 2;
+    for k in 0..n as usize {
+        let op = if k == 1 {
+            w_poison(&h, k % ADDRS.len())
+        } else {
+            w(&h, k % ADDRS.len())
+        };
         h.push(op).unwrap();
     }
     let flush = x(&h, MMUEXT_TLB_FLUSH_ALL, 0);
@@ -358,18 +366,23 @@ fn a_failed_request_in_a_run_reports_it_and_reissues_the_tail() {
     let err = h.barrier(Barrier::TlbFlush).unwrap_err();
     assert_eq!((err.first.tag, err.count), (1, 1));
     assert_eq!(h.xen.calls.len(), 2);
-    assert_eq!(ids(&h.xen.calls[0]), [0, 1, 2, 3, 4, 5]);
-    // Xen stopped at request 1 (pdone = 1): the four behind it go again,
-    // before the flush, now as a short run sharing a multicall with it.
+    assert_eq!(ids(&h.xen.calls[0]), (0..n).collect::<Vec<_>>());
+    // Xen stopped at request 1 (pdone = 1): the SPLIT_RUN_MAX behind it go
+    // again, before the flush, now as a short run sharing a multicall
+    // with it.
     let Recorded::Multicall { calls, .. } = &h.xen.calls[1] else {
         panic!("{:?}", h.xen.calls[1])
     };
     assert_eq!(
         calls.iter().map(ids).collect::<Vec<_>>(),
-        [vec![2], vec![3], vec![4], vec![5], vec![6]]
+        (2..=n).map(|id| vec![id]).collect::<Vec<_>>()
     );
     let c = h.batch.counters();
-    assert_eq!((c.reissued, c.requests, c.hypercalls), (4, 11, 2));
+    // The n writes, the SPLIT_RUN_MAX again, the flush.
+    assert_eq!(
+        (c.reissued, c.requests, c.hypercalls),
+        (SPLIT_RUN_MAX as u64, 2 * u64::from(n) - 1, 2)
+    );
 }
 
 #[test]
@@ -546,4 +559,62 @@ fn built_in_place_is_an_empty_queue() {
     assert_eq!(*batch.counters(), mmu_batch::Counters::ZERO);
     batch.enter_lazy();
     assert!(batch.is_lazy());
+}
+
+/// A context switch in lazy CPU mode: the new base pointer and the stack
+/// switch go out as one multicall of two entries, in queue order, when
+/// the mode ends; alone, a stack switch is a direct `stack_switch`.
+#[test]
+fn a_stack_switch_shares_the_multicall_of_the_base_switch() {
+    let mut h = Harness::<64>::new();
+    let pin = x(&h, MMUEXT_PIN_L3_TABLE, 4);
+    h.push(pin).unwrap();
+    h.end_of_call().unwrap();
+    h.enter_lazy();
+    let base = x(&h, MMUEXT_NEW_BASEPTR, 4);
+    h.push(base).unwrap();
+    let stack = stack_switch(h.next_id(), 0xC000_1FF0, false);
+    h.push(stack).unwrap();
+    assert_eq!(h.xen.calls.len(), 1, "nothing more before the mode ends");
+    h.leave_lazy().unwrap();
+    assert_eq!(h.xen.calls.len(), 2);
+    let Recorded::Multicall { entries, calls, .. } = &h.xen.calls[1] else {
+        panic!("one multicall: {:?}", h.xen.calls[1]);
+    };
+    assert_eq!(calls.len(), 2);
+    assert_eq!(entries[1].op, __HYPERVISOR_stack_switch);
+    assert_eq!(&entries[1].args[..2], &[2, 0xC000_1FF0]);
+    assert_eq!(ids(&calls[0]), [1]);
+    assert_eq!(h.xen.state.base, Some(4));
+    assert_eq!(h.xen.state.stack, Some((2, 0xC000_1FF0)));
+
+    let alone = stack_switch(h.next_id(), 0xC000_2FF0, false);
+    h.push(alone).unwrap();
+    h.end_of_call().unwrap();
+    assert_eq!(
+        h.xen.calls.last(),
+        Some(&Recorded::StackSwitch {
+            ss: 3,
+            esp: 0xC000_2FF0
+        })
+    );
+}
+
+/// A refused stack switch is reported once with its tag, and the work
+/// queued behind it still runs.
+#[test]
+fn a_refused_stack_switch_is_reported_and_the_rest_runs() {
+    let mut h = Harness::<64>::new();
+    h.enter_lazy();
+    let stack = stack_switch(h.next_id(), 0x1000, true);
+    h.push(stack).unwrap();
+    let a = w(&h, 0);
+    h.push(a).unwrap();
+    let err = h.leave_lazy().unwrap_err();
+    assert_eq!((err.first.tag, err.count), (0, 1));
+    assert_eq!(h.xen.state.stack, None);
+    assert_eq!(
+        h.xen.state.mem.get(&ADDRS[0]).map(|v| id_of_pte(*v)),
+        Some(1)
+    );
 }

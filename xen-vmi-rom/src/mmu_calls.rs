@@ -277,9 +277,13 @@ impl Rejection {
                 out.dec(mode);
                 out.text(b" entered while in lazy mode ");
                 out.dec(current);
-                out.text(b" (lazy modes do not nest): queued updates flushed, mode ");
-                out.dec(mode);
-                out.text(b" from now on");
+                if mode == current {
+                    out.text(b" (lazy modes do not nest): the batch goes on");
+                } else {
+                    out.text(b" (lazy modes do not nest): queued updates flushed, mode ");
+                    out.dec(mode);
+                    out.text(b" from now on");
+                }
             }
             Problem::FlushFlags { flags } => {
                 out.text(b"flags ");
@@ -403,18 +407,46 @@ fn entry_changed<H: CallHost>(
         }
     }
     let index = ((ptep & 0xFFF) >> 3) as usize;
-    let Some(entry) = host.read_entry(kfn, index) else {
-        return reject(call, not_ram);
+    let entry = match store {
+        // The value just stored, whole: no need to read it back.
+        Some((value, true)) => value,
+        _ => match host.read_entry(kfn, index) {
+            Some(entry) => entry,
+            None => return reject(call, not_ram),
+        },
     };
-    cache
+    let reaches_loaded = cache
         .entry_changed(host, kfn, index, entry)
         .map_err(|e| Rejection {
             call,
             problem: Problem::Shadow(e),
         })?;
-    host.end_of_call();
+    if reaches_loaded {
+        if state.lazy == LazyMode::Cpu {
+            // Lazy CPU mode defers the context switch, not page-table
+            // updates of the space the kernel runs in: they are in effect
+            // when the call returns, as outside any lazy mode.
+            host.barrier(Barrier::CoherentRead);
+        } else {
+            host.end_of_call();
+        }
+    }
+    // Otherwise the ops touch only shadows no loaded root reaches (and new
+    // frames): they wait in the queue past the call's end, to go out with
+    // the next hypercall (the comment below).
     Ok(())
 }
+
+// A call whose ops touch no shadow the loaded address space reaches
+// (`ShadowCache::may_change_current` false, AllocatePage, ReleasePage)
+// ends without flushing: its ops go out with the next hypercall (the end
+// of a call that does reach the loaded space, a lazy mode's end, a fault,
+// an interrupt, a TLB flush, a CR3 load; each flushes first), and nothing
+// the kernel can observe differs. Linux's fork and exit build and tear
+// down the other address space this way, as XenLinux builds a new one with
+// plain writes and pins it at its first load. AllocatePage's view prefetch
+// changes only the ROM's own view slot, which stays pending (and is
+// flushed) until used.
 
 /// SetPxE(pte, ptep, flags): a 32-bit store (in a PAE table, one half of
 /// an entry).
@@ -532,7 +564,7 @@ pub fn allocate_page<H: CallHost>(
         // Its entries come next: its view goes out with this call's work.
         host.prefetch(pfn);
     }
-    host.end_of_call();
+    // Detached: no flush at the call's end (see `entry_changed`).
     match note {
         Some(problem) => reject(call, problem),
         None => Ok(()),
@@ -556,7 +588,7 @@ pub fn release_page<H: CallHost>(
         return reject(call, Problem::UnknownLevel { flags });
     };
     cache.release(host, pfn, level != VMI_PAGE_PT);
-    host.end_of_call();
+    // Detached: no flush at the call's end (see `entry_changed`).
     Ok(())
 }
 
@@ -594,10 +626,12 @@ pub fn set_linear_mapping(
 }
 
 /// SetLazyMode(mode): MMU batches the shadow updates until the mode ends
-/// (or a flush point); NONE ends a lazy mode; CPU ends an MMU batch (the
-/// ROM has nothing of its own to batch in CPU mode). An unknown mode is
-/// taken as NONE; entering a mode while in one (Linux never does: its
-/// enter_lazy insists on NONE) still enters it, with a line.
+/// (or a flush point); CPU batches a context switch's CR3 load and
+/// UpdateKernelStack the same way, to go out as one multicall at the
+/// mode's end (XenLinux's lazy CPU mode); NONE ends a lazy mode, and a
+/// change from one lazy mode to the other flushes the queue first. An
+/// unknown mode is taken as NONE; entering a mode while in one (Linux never
+/// does: its enter_lazy insists on NONE) still enters it, with a line.
 pub fn set_lazy_mode<H: CallHost>(
     state: &mut CallState,
     host: &mut H,
@@ -613,15 +647,12 @@ pub fn set_lazy_mode<H: CallHost>(
         }
         Some(m) => (m, None),
     };
-    if new == LazyMode::Mmu {
-        if state.lazy != LazyMode::Mmu {
-            // From CPU mode: nothing of the MMU is queued, but leave first
-            // all the same so the queue starts from a flush.
-            host.leave_lazy();
-        }
-        host.enter_lazy();
-    } else {
+    if new != state.lazy {
+        // The queue starts each mode from a flush (NONE: it ends here).
         host.leave_lazy();
+    }
+    if new != LazyMode::None {
+        host.enter_lazy();
     }
     state.lazy = new;
     match problem {

@@ -89,6 +89,9 @@ pub enum What {
     NewBase,
     /// A TLB flush or INVLPG for the kernel.
     Tlb,
+    /// UpdateKernelStack in lazy CPU mode (`guest`: ss << 32 | esp0),
+    /// queued with the context switch's base switch.
+    StackSwitch,
 }
 
 /// The guest side of a queued op, for diagnostics.
@@ -349,6 +352,9 @@ pub struct ShadowCache {
     /// The ROM area's L1s, linked into every top L2.
     rom_links: [u32; 4],
     stats: Stats,
+    /// The kernel's tables as the last `fault` walked them (for the error
+    /// code of a fault that is the kernel's, without a second walk).
+    fault_walk: Option<Walk>,
 }
 
 impl core::fmt::Debug for ShadowCache {
@@ -409,6 +415,7 @@ impl ShadowCache {
         self.clock = 0;
         self.rom_links = rom_links;
         self.stats = Stats::default();
+        self.fault_walk = None;
     }
 
     /// The figures so far.
@@ -475,13 +482,24 @@ impl ShadowCache {
         None
     }
 
-    /// Records of `kfn` (up to one per kind).
+    /// Records of `kfn` (up to one per kind: L1, L2, top), in one walk of
+    /// its hash chain (every SetPxE asks).
     fn records_of(&self, kfn: u32) -> [Option<usize>; 3] {
-        [
-            self.find(kfn, Kind::L1),
-            self.find(kfn, Kind::L2),
-            self.find(kfn, Kind::Top),
-        ]
+        let mut found = [None; 3];
+        let mut link = self.buckets[Self::bucket(kfn)];
+        while let Some(i) = (link as usize).checked_sub(1) {
+            let t = &self.tables[i];
+            if t.kfn == kfn {
+                match t.kind {
+                    Kind::L1 => found[0] = Some(i),
+                    Kind::L2 => found[1] = Some(i),
+                    Kind::Top => found[2] = Some(i),
+                    Kind::Free => {}
+                }
+            }
+            link = t.next;
+        }
+        found
     }
 
     fn take_frame<H: Host>(&mut self, host: &mut H) -> Result<u32, ShadowError> {
@@ -907,14 +925,18 @@ impl ShadowCache {
     /// every shadow of that table follows. A frame with no record is not a
     /// table any cached root reaches, so nothing else needs to change. A
     /// PDPT entry is read at the next CR3 load, as the processor does.
+    /// Returns [`may_change_current`](Self::may_change_current) as it was
+    /// before the change (one lookup for both).
     pub fn entry_changed<H: Host>(
         &mut self,
         host: &mut H,
         kfn: u32,
         index: usize,
         entry: u64,
-    ) -> Result<(), ShadowError> {
-        let [l1, l2, top] = self.records_of(kfn);
+    ) -> Result<bool, ShadowError> {
+        let records = self.records_of(kfn);
+        let reaches_current = self.records_reach_current(records);
+        let [l1, l2, top] = records;
         if let Some(i) = l1 {
             self.write_l1(host, i, index, entry);
         }
@@ -934,7 +956,40 @@ impl ShadowCache {
         for i in dirs.into_iter().flatten() {
             self.unlink(host, i);
         }
-        result
+        result.map(|()| reaches_current)
+    }
+
+    /// Whether a change to the entries of kernel frame `kfn` may change a
+    /// shadow the loaded address space reaches (Xen walks only that one).
+    /// False means the ops `entry_changed` queues for it touch only shadows
+    /// no loaded root reaches, and new frames: they may wait in the queue
+    /// past the end of the call, to go out with the next hypercall, and
+    /// nothing the kernel can observe differs (a fault, an interrupt, a
+    /// TLB flush and a CR3 load all flush the queue first). Conservative:
+    /// an L1 record anything links counts as reached (which directories
+    /// link it is not kept); L2 and top records are linked only from root
+    /// slots, so the loaded root's four slots decide.
+    ///
+    /// AllocatePage and ReleasePage need no such test: the records they
+    /// create, free or unpin have no links (a new table is not linked yet;
+    /// a freed record has none left), and the roots they drop are not the
+    /// loaded one.
+    pub fn may_change_current(&self, kfn: u32) -> bool {
+        self.records_reach_current(self.records_of(kfn))
+    }
+
+    fn records_reach_current(&self, [l1, l2, top]: [Option<usize>; 3]) -> bool {
+        let Some(r) = self.current_root() else {
+            return false;
+        };
+        if l1.is_some_and(|i| self.tables[i].refs > 0) {
+            return true;
+        }
+        let slots = self.roots[r].slots;
+        [l2, top]
+            .into_iter()
+            .flatten()
+            .any(|i| slots.contains(&(i as u16 + 1)))
     }
 
     // -----------------------------------------------------------------
@@ -1380,12 +1435,14 @@ impl ShadowCache {
         access: Access,
         wp: bool,
     ) -> Result<Fault, ShadowError> {
+        self.fault_walk = None;
         let Some(r) = self.current_root() else {
             return Ok(Fault::Kernel);
         };
         let Some(w) = self.walk(host, va) else {
             return Ok(Fault::Kernel);
         };
+        self.fault_walk = Some(w);
         let slot = (va >> 30) as usize;
         let index2 = usize::from(w.pde_index);
         if w.pdpte & PRESENT == 0 || (slot == 3 && index2 >= TOP_KERNEL_SLOTS) {
@@ -1454,6 +1511,13 @@ impl ShadowCache {
             self.note_repair(host, va, w.l1_kfn, w.pte_index, pte);
         }
         Ok(Fault::Fixed)
+    }
+
+    /// Whether the kernel's tables, as the last [`fault`](Self::fault)
+    /// walked them, map its address to a present page (the P bit of the
+    /// error code the kernel must see when the fault is its own).
+    pub fn last_fault_mapped(&self, va: u32) -> bool {
+        self.fault_walk.is_some_and(|w| w.frame(va).is_some())
     }
 
     /// The mirror code a directory entry should have now.

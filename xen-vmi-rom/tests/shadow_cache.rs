@@ -13,7 +13,7 @@
 use mmu_batch::Op;
 use proptest::prelude::*;
 use xen_vmi_rom::shadow_cache::{
-    Access, Fault, Host, Kind, Note, ShadowCache, ShadowError, Tag, What, TOP_KERNEL_SLOTS,
+    Access, Fault, Host, Kind, Note, ShadowCache, ShadowError, Tag, What, ENTRIES, TOP_KERNEL_SLOTS,
 };
 use xen_vmi_rom::shadow_entry::eager_bits;
 
@@ -144,6 +144,58 @@ fn va(slot: usize, pde: usize, pte: usize) -> u32 {
     ((slot as u32) << 30) | ((pde as u32) << 21) | ((pte as u32) << 12) | 0x123
 }
 
+/// What Xen can walk from the loaded root: every frame reachable from its
+/// L3 (the L3, its L2s, their L1s; the ROM area's L1s are not the
+/// cache's), with its contents and whether it is pinned.
+fn loaded_tree(cache: &ShadowCache, m: &Model) -> Vec<(u32, [u64; ENTRIES], bool)> {
+    let Some(cr3) = cache.current_cr3() else {
+        return Vec::new();
+    };
+    let (_, l3, _, _) = cache.roots().find(|r| r.0 == cr3).expect("the loaded root");
+    let mut frames = vec![l3];
+    for &l3e in &m.shadow(l3)[..4] {
+        if l3e & P == 0 {
+            continue;
+        }
+        let l2 = ((l3e & FRAME) >> 12) as u32;
+        frames.push(l2);
+        for &l2e in m.shadow(l2).iter() {
+            let l1 = ((l2e & FRAME) >> 12) as u32;
+            if l2e & P != 0 && !ROM_LINKS.contains(&l1) {
+                frames.push(l1);
+            }
+        }
+    }
+    frames
+        .into_iter()
+        .map(|f| (f, *m.shadow(f), m.pinned.contains(&f)))
+        .collect()
+}
+
+/// A call the ROM leaves queued past its end (`may_change_current` false,
+/// AllocatePage, ReleasePage) must not have changed anything Xen walks
+/// from the loaded root.
+fn assert_detached(
+    before: &[(u32, [u64; ENTRIES], bool)],
+    cache: &ShadowCache,
+    m: &Model,
+    what: &str,
+) {
+    let after = loaded_tree(cache, m);
+    assert_eq!(
+        before.len(),
+        after.len(),
+        "{what}: left queued, but the loaded tree changed shape"
+    );
+    for (b, a) in before.iter().zip(&after) {
+        assert!(
+            b == a,
+            "{what}: left queued, but shadow frame {:#x} of the loaded tree changed",
+            b.0
+        );
+    }
+}
+
 fn run(steps: &[Step], pool: usize) -> (Box<ShadowCache>, Model) {
     // SAFETY: the cache is plain data for which all-zero bytes are valid
     // (its documentation), as the ROM relies on too.
@@ -163,22 +215,41 @@ fn run(steps: &[Step], pool: usize) -> (Box<ShadowCache>, Model) {
     }
     let mut last_chain = (0, CR3S[0]);
     for step in steps {
+        // Calls the ROM would leave queued: their ops must not reach the
+        // loaded tree (checked after the step).
+        let detached = match *step {
+            Step::SetPte { l1: t, .. } => !cache.may_change_current(L1S[t]),
+            Step::SetPde { l2: t, .. } => !cache.may_change_current(L2S[t]),
+            Step::SetPdpte { cr3, .. } => !cache.may_change_current(CR3S[cr3] >> 12),
+            Step::AllocateL1 { .. }
+            | Step::AllocateL2 { .. }
+            | Step::ReleaseL1 { .. }
+            | Step::ReleaseL2 { .. }
+            | Step::ReleasePdpt { .. } => true,
+            _ => false,
+        };
+        let before = detached.then(|| loaded_tree(&cache, &m));
+        let entry_step = matches!(*step, Step::SetPte { .. } | Step::SetPde { .. });
+        let (loaded, ops_before) = (cache.current_cr3().is_some(), m.ops);
         match *step {
             Step::SetPte { l1, index, value } => {
                 let kfn = L1S[l1];
                 m.guest_mut(kfn)[index] = value;
-                ok!(cache.entry_changed(&mut m, kfn, index, value));
+                let seen = ok!(cache.entry_changed(&mut m, kfn, index, value));
+                assert_eq!(seen, !detached, "entry_changed's answer");
             }
             Step::SetPde { l2, index, value } => {
                 let kfn = L2S[l2];
                 m.guest_mut(kfn)[index] = value;
-                ok!(cache.entry_changed(&mut m, kfn, index, value));
+                let seen = ok!(cache.entry_changed(&mut m, kfn, index, value));
+                assert_eq!(seen, !detached, "entry_changed's answer");
             }
             Step::SetPdpte { cr3, slot, value } => {
                 let cr3 = CR3S[cr3];
                 let index = ((cr3 & 0xFFF) / 8) as usize + slot;
                 m.guest_mut(cr3 >> 12)[index] = value;
-                ok!(cache.entry_changed(&mut m, cr3 >> 12, index, value));
+                let seen = ok!(cache.entry_changed(&mut m, cr3 >> 12, index, value));
+                assert_eq!(seen, !detached, "entry_changed's answer");
             }
             Step::AllocateL1 { l1 } => {
                 let kfn = L1S[l1];
@@ -258,6 +329,12 @@ fn run(steps: &[Step], pool: usize) -> (Box<ShadowCache>, Model) {
                 );
             }
         }
+        if let Some(before) = before {
+            assert_detached(&before, &cache, &m, &format!("{step:?}"));
+            if entry_step && loaded && m.ops > ops_before {
+                m.detached_writes += 1;
+            }
+        }
         check(&cache, &m);
     }
     (cache, m)
@@ -300,6 +377,13 @@ fn fault(
     let got = cache.fault(m, va, access, true)?;
     if !allowed {
         assert_eq!(got, Fault::Kernel, "va {va:#x}: pde {pde:#x} pte {pte:#x}");
+        // The error code's P bit the kernel gets: its own tables' leaf.
+        let mapped = pdpte & P != 0 && pde & P != 0 && (pde & PS != 0 || pte & P != 0);
+        assert_eq!(
+            cache.last_fault_mapped(va),
+            mapped,
+            "va {va:#x}: pdpte {pdpte:#x} pde {pde:#x} pte {pte:#x}"
+        );
         return Ok(());
     }
     assert_eq!(got, Fault::Fixed, "va {va:#x}: pde {pde:#x} pte {pte:#x}");
@@ -570,11 +654,13 @@ fn random_sequences_reach_every_path() {
     let strategy = prop::collection::vec(step(), 60..120);
     let mut totals = xen_vmi_rom::shadow_cache::Stats::default();
     let (mut released_live, mut unusable, mut not_ram) = (0, 0, 0);
+    let mut detached_writes = 0;
     for pool in [16, 4096] {
         for _ in 0..25 {
             let steps = strategy.new_tree(&mut runner).unwrap().current();
             let (cache, m) = run(&steps, pool);
             let s = cache.stats();
+            detached_writes += m.detached_writes;
             totals.roots_built += s.roots_built;
             totals.tops_copied += s.tops_copied;
             totals.accessed_faults += s.accessed_faults;
@@ -600,6 +686,10 @@ fn random_sequences_reach_every_path() {
     assert!(totals.evictions > 10, "{totals:?}");
     assert!(totals.discovered > 100, "{totals:?}");
     assert!(released_live > 10 && unusable > 10 && not_ram > 10);
+    assert!(
+        detached_writes > 20,
+        "{detached_writes} detached entry changes"
+    );
 }
 
 /// The cache's ops through a real `mmu-batch` queue to a model of Xen that
@@ -669,6 +759,10 @@ mod through_the_queue {
             panic!("the cache never maps by address")
         }
 
+        fn stack_switch(&mut self, _ss: u32, _esp: u32) -> i32 {
+            panic!("the cache never switches stacks")
+        }
+
         fn multicall(&mut self, calls: &mut Multicall<'_>) -> i32 {
             *self.hypercalls += 1;
             for j in 0..calls.len() {
@@ -691,7 +785,9 @@ mod through_the_queue {
                         });
                         (0, ops.len())
                     }
-                    Call::UpdateVaMapping { .. } => panic!("never queued"),
+                    Call::UpdateVaMapping { .. } | Call::StackSwitch { .. } => {
+                        panic!("never queued")
+                    }
                 };
                 calls.write_done(j, done as u32);
                 calls.set_result(j, result);

@@ -96,7 +96,21 @@ pub fn id_of(op: &Op) -> u32 {
         Op::MmuUpdate(req) => id_of_pte(req.val.get()),
         Op::Mmuext(op) => id_of_ext(op),
         Op::UpdateVaMapping { pte, .. } => id_of_pte(*pte),
+        Op::StackSwitch { ss, .. } => id_of_stack(*ss),
     }
+}
+
+/// A `stack_switch` with id and poison in `ss` (the model's selectors are
+/// test ids; Xen checks nothing about them but the poison bit here).
+pub fn stack_switch(id: u32, esp: u32, poison: bool) -> Op {
+    Op::StackSwitch {
+        ss: id | if poison { POISON_EXT } else { 0 },
+        esp,
+    }
+}
+
+pub fn id_of_stack(ss: u32) -> u32 {
+    ss & 0xFFFF
 }
 
 /// A hypercall as the model received it.
@@ -108,6 +122,10 @@ pub enum Recorded {
         va: u32,
         pte: u64,
         flags: u32,
+    },
+    StackSwitch {
+        ss: u32,
+        esp: u32,
     },
     /// The entries as passed (before results), and each one decoded.
     Multicall {
@@ -123,6 +141,8 @@ pub struct State {
     pub mem: BTreeMap<u64, u64>,
     pub pinned: BTreeSet<u32>,
     pub base: Option<u32>,
+    /// The last stack switch applied (ss, esp).
+    pub stack: Option<(u32, u32)>,
 }
 
 impl State {
@@ -148,6 +168,13 @@ impl State {
                     return Err(ENOMEM);
                 }
                 self.mem.insert(addr_of_va(va), pte);
+                Ok(())
+            }
+            Op::StackSwitch { ss, esp } => {
+                if ss & POISON_EXT != 0 {
+                    return Err(EPERM);
+                }
+                self.stack = Some((ss, esp));
                 Ok(())
             }
             Op::Mmuext(op) => {
@@ -315,6 +342,13 @@ impl ModelXen {
             Err(errno) => -errno,
         }
     }
+
+    fn run_stack(&mut self, ss: u32, esp: u32) -> i32 {
+        match self.run(&Op::StackSwitch { ss, esp }) {
+            Ok(()) => 0,
+            Err(errno) => -errno,
+        }
+    }
 }
 
 fn apply_unchecked(state: &mut State, op: &Op) -> Result<(), i32> {
@@ -340,6 +374,11 @@ impl FlushTarget<u32> for ModelXen {
         self.calls
             .push(Recorded::UpdateVaMapping { va, pte, flags });
         self.run_uvm(va, pte, flags)
+    }
+
+    fn stack_switch(&mut self, ss: u32, esp: u32) -> i32 {
+        self.calls.push(Recorded::StackSwitch { ss, esp });
+        self.run_stack(ss, esp)
     }
 
     fn multicall(&mut self, calls: &mut Multicall<'_>) -> i32 {
@@ -391,6 +430,7 @@ impl FlushTarget<u32> for ModelXen {
                 Call::UpdateVaMapping { va, pte, flags } => {
                     (Recorded::UpdateVaMapping { va, pte, flags }, false)
                 }
+                Call::StackSwitch { ss, esp } => (Recorded::StackSwitch { ss, esp }, false),
             };
             let count = match &rec {
                 Recorded::MmuUpdate(r) => r.len(),
@@ -426,6 +466,7 @@ impl FlushTarget<u32> for ModelXen {
                 Recorded::MmuUpdate(reqs) => self.run_mmu_update(reqs, &mut done),
                 Recorded::Mmuext(ops) => self.run_mmuext(ops, &mut done),
                 Recorded::UpdateVaMapping { va, pte, flags } => self.run_uvm(*va, *pte, *flags),
+                Recorded::StackSwitch { ss, esp } => self.run_stack(*ss, *esp),
                 Recorded::Multicall { .. } => unreachable!(),
             };
             calls.set_result(j, result);
@@ -440,6 +481,7 @@ impl FlushTarget<u32> for ModelXen {
                 Recorded::MmuUpdate(reqs) => id_of_pte(reqs[0].val.get()),
                 Recorded::Mmuext(ops) => id_of_ext(&ops[0]),
                 Recorded::UpdateVaMapping { pte, .. } => id_of_pte(*pte),
+                Recorded::StackSwitch { ss, .. } => id_of_stack(*ss),
                 Recorded::Multicall { .. } => unreachable!(),
             };
             self.rejected.insert(first);
@@ -530,6 +572,7 @@ enum Kind {
     Mmu,
     Ext,
     Uvm,
+    Stack,
 }
 
 fn kind(op: &Op) -> Kind {
@@ -537,6 +580,7 @@ fn kind(op: &Op) -> Kind {
         Op::MmuUpdate(_) => Kind::Mmu,
         Op::Mmuext(_) => Kind::Ext,
         Op::UpdateVaMapping { .. } => Kind::Uvm,
+        Op::StackSwitch { .. } => Kind::Stack,
     }
 }
 
@@ -551,7 +595,8 @@ fn reference_pack(items: &[(u32, Kind, bool)]) -> Vec<Vec<Vec<u32>>> {
         'call: while i < items.len() {
             let k = items[i].1;
             let mut j = i + 1;
-            if k != Kind::Uvm {
+            // update_va_mapping and stack_switch entries are always alone.
+            if k != Kind::Uvm && k != Kind::Stack {
                 while j < items.len() && items[j].1 == k {
                     j += 1;
                 }
@@ -581,6 +626,7 @@ fn ids_of_recorded(rec: &Recorded) -> Vec<Vec<u32>> {
         Recorded::MmuUpdate(reqs) => vec![reqs.iter().map(|r| id_of_pte(r.val.get())).collect()],
         Recorded::Mmuext(ops) => vec![ops.iter().map(id_of_ext).collect()],
         Recorded::UpdateVaMapping { pte, .. } => vec![vec![id_of_pte(*pte)]],
+        Recorded::StackSwitch { ss, .. } => vec![vec![id_of_stack(*ss)]],
         Recorded::Multicall { calls, .. } => calls.iter().flat_map(ids_of_recorded).collect(),
     }
 }

@@ -60,6 +60,9 @@ pub struct Model {
     pub pool_total: usize,
     pub notes: Vec<Note>,
     pub ops: usize,
+    /// Entry changes with a root loaded that queued ops the ROM would
+    /// leave queued past the call.
+    pub detached_writes: usize,
 }
 
 impl Model {
@@ -123,6 +126,7 @@ impl Model {
                 }
             }
             Op::UpdateVaMapping { .. } => panic!("the cache never maps by address"),
+            Op::StackSwitch { .. } => panic!("the cache never switches stacks"),
         }
     }
 }

@@ -15,7 +15,7 @@ use vmi_abi::flags::{
 use vmi_abi::time::{AlarmFlags, AlarmWiring, CycleCounter};
 
 use crate::desc::{USER_CS, USER_DS};
-use crate::mm::{self, PTE_ADDR, PTE_P, PTE_RW, PTE_US};
+use crate::mm::{self, PTE_A, PTE_ADDR, PTE_D, PTE_P, PTE_RW, PTE_US};
 use crate::trap::{self, TrapFrame, VECTOR_APIC_TIMER};
 use crate::{kmain, pv, user};
 use native_rom::hw::apic;
@@ -33,19 +33,29 @@ static LVTT_CONNECTED: AtomicBool = AtomicBool::new(false);
 #[derive(Debug)]
 pub struct VmiPlatform;
 
-/// Records the kernel's space as the current one (paging is on).
+/// The SetLinearMapping slot the benchmarks' direct map goes in (slot 0,
+/// Linux's, is the guest's alias; 1 and 2 are HIGHPTE's).
+const DIRECT_MAP_SLOT: u32 = 3;
+
+/// Records the kernel's space as the current one (paging is on), and
+/// tells the ROM where the page tables are mapped, as a Linux VMI kernel
+/// does for its direct map at boot (`vmi_init`: SetLinearMapping(0,
+/// PAGE_OFFSET, ...)): this kernel's direct map is the identity map,
+/// where every page table the benchmarks build is written.
 pub fn init() {
     let home = mm::kernel_space().expect("paging is on").pdpt;
     CURRENT.store(home, Ordering::SeqCst);
     LAZY_MMU.store(false, Ordering::SeqCst);
+    pv::set_linear_mapping(DIRECT_MAP_SLOT, 0, mm::mapped_top() / mm::PAGE_SIZE, 0);
 }
 
 /// Masks the local APIC timer's LVT entry again if a benchmark unmasked
-/// it.
+/// it; the direct map's slot is given back.
 pub fn finish() {
     if LVTT_CONNECTED.swap(false, Ordering::SeqCst) {
         pv::apic_write(apic::REG_LVT_TIMER, apic::LVT_MASKED | VECTOR_APIC_TIMER);
     }
+    pv::set_linear_mapping(DIRECT_MAP_SLOT, 0, 0, 0);
 }
 
 /// The page directory covering `va` in `space` (read from its PDPT).
@@ -67,8 +77,13 @@ fn update_flags(level: PageLevel, space: SpaceId, va: u32) -> u32 {
     PxeUpdateFlags::new(level, current.then_some(va), defer).0
 }
 
+/// A user entry as Linux builds one (and as the direct-PV kernel does):
+/// Accessed from the start (x86's protection map, `PAGE_SHARED` and
+/// friends, includes `_PAGE_ACCESSED`), Dirty with write access (a
+/// writable anonymous entry is installed by a write fault,
+/// `pte_mkwrite(pte_mkdirty(..))`).
 fn user_pte(frame: Frame, writable: bool) -> u64 {
-    u64::from(frame) | PTE_P | PTE_US | if writable { PTE_RW } else { 0 }
+    u64::from(frame) | PTE_P | PTE_US | PTE_A | if writable { PTE_RW | PTE_D } else { 0 }
 }
 
 impl Platform for VmiPlatform {
@@ -109,41 +124,45 @@ impl Platform for VmiPlatform {
         SpaceId(CURRENT.load(Ordering::Relaxed))
     }
 
-    /// A new PDPT: directories 0 and 2 shared with the kernel's space, 1
-    /// (the user region) fresh, 3 a copy of the kernel's announced with
-    /// AllocatePage(CLONE) (Linux's `pgd_ctor` for a PAE kernel).
+    /// A new PDPT as a Linux VMI kernel builds one (`pgd_alloc`, PAE with
+    /// the kernel's PMD shared, which VMI keeps: `pv_info.shared_kernel_pmd`
+    /// is 1): slot 3 is the kernel's own directory, announced as
+    /// `pgd_ctor` does, AllocatePage(PDPT, L2 | CLONE, the kernel's PDPT,
+    /// 3, 1); the user region's directory (slot 1) fresh and announced;
+    /// directories 0 and 2 shared with the kernel's space (the benchmarks
+    /// map nothing there).
     fn create_space(&mut self) -> SpaceId {
         let kernel = mm::kernel_space().expect("paging is on");
         let pdpt = frames::take_zeroed(self);
         let user = frames::take_zeroed(self);
         pv::allocate_page(user >> 12, VMI_PAGE_L2_PAE, 0, 0, 0);
-        let top = frames::take(self);
-        // SAFETY: both are identity-mapped directory frames; `top` is ours.
-        unsafe { core::ptr::copy_nonoverlapping(kernel.pd[3] as *const u64, top as *mut u64, 512) };
-        pv::allocate_page(
-            top >> 12,
-            VMI_PAGE_L2_PAE | VMI_PAGE_CLONE,
-            kernel.pd[3] >> 12,
-            0,
-            512,
-        );
-        for (k, d) in [kernel.pd[0], user, kernel.pd[2], top].iter().enumerate() {
+        for (k, d) in [kernel.pd[0], user, kernel.pd[2], kernel.pd[3]]
+            .iter()
+            .enumerate()
+        {
             pv::set_pxe_long(
                 u64::from(*d) | PTE_P,
                 mm::entry(pdpt, k as u32),
                 PageLevel::Pdp.bit(),
             );
         }
+        pv::allocate_page(
+            pdpt >> 12,
+            VMI_PAGE_L2_PAE | VMI_PAGE_CLONE,
+            kernel.pdpt >> 12,
+            3,
+            1,
+        );
         SpaceId(pdpt)
     }
 
-    /// Linux's `exit_mmap` for a PAE VMI kernel: the user entries cleared
-    /// natively (a full teardown needs no paravirt update), each page
-    /// table unlinked (SetPxELong) and released, then the space's own
-    /// directories released.
+    /// Linux's `exit_mmap` + `pgd_free` for a PAE VMI kernel: the user
+    /// entries cleared natively (a full teardown needs no paravirt
+    /// update), each page table unlinked (SetPxELong) and released, the
+    /// space's own directory released (`pgd_mop_up_pmds`), then the PDPT
+    /// (`vmi_pgd_free`: ReleasePage(PDPT, L2)).
     fn destroy_space(&mut self, space: SpaceId) {
         let user = directory(space, bench_core::user::USER_BASE);
-        let top = directory(space, 0xC000_0000);
         for i in 0..512 {
             let pdep = mm::entry(user, i);
             let pde = mm::read_entry(pdep);
@@ -158,9 +177,8 @@ impl Platform for VmiPlatform {
             frames::give(pt);
         }
         pv::release_page(user >> 12, VMI_PAGE_L2_PAE);
-        pv::release_page(top >> 12, VMI_PAGE_L2_PAE);
+        pv::release_page(space.0 >> 12, VMI_PAGE_L2_PAE);
         frames::give(user);
-        frames::give(top);
         frames::give(space.0);
     }
 
@@ -225,8 +243,10 @@ impl Platform for VmiPlatform {
         };
         let ptep = mm::entry(pt, (va >> 12) & 511);
         let pte = mm::read_entry(ptep);
+        // Write access comes with Dirty, as Linux's write-fault path
+        // (`do_wp_page`: `pte_mkdirty(pte_mkwrite(..))`) installs it.
         let new = if writable {
-            pte | PTE_RW
+            pte | PTE_RW | PTE_D
         } else {
             pte & !PTE_RW
         };

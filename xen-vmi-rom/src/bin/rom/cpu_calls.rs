@@ -143,6 +143,10 @@ pub extern "C" fn get_tr() -> u32 {
 /// UpdateKernelStack(ss, esp0): where Xen switches to on a trap from user
 /// mode (stack_switch; Xen raises the selector's RPL to 1).
 pub extern "C" fn update_kernel_stack(ss: u32, esp0: u32) {
+    // In lazy CPU mode it goes with the context switch's CR3 load.
+    if crate::paging::queue_stack_switch(ss, esp0) {
+        return;
+    }
     // SAFETY: tells Xen the kernel's stack for the next entry from ring 3.
     let _ = unsafe { hypervisor().stack_switch(ss, esp0) };
 }

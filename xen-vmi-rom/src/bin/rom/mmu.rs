@@ -25,7 +25,7 @@ use crate::xen::hypervisor;
 
 /// Ops the queue holds: in lazy mode N page-table writes cost
 /// ceil(N / BATCH) hypercalls.
-pub const BATCH: usize = 128;
+pub const BATCH: usize = 1024;
 
 /// Everything the shadows need that does not fit the run-time state.
 pub struct Heap {
@@ -258,6 +258,12 @@ impl FlushTarget<Tag> for XenTarget {
         unsafe { hypervisor().hypercall(Call::UpdateVaMapping { va, pte, flags }) as i32 }
     }
 
+    fn stack_switch(&mut self, ss: u32, esp: u32) -> i32 {
+        // SAFETY: tells Xen the kernel's stack for the next entry from
+        // ring 3 (UpdateKernelStack, queued in lazy CPU mode).
+        unsafe { hypervisor().hypercall(Call::StackSwitch { ss, esp }) as i32 }
+    }
+
     fn multicall(&mut self, calls: &mut Multicall<'_>) -> i32 {
         let count = calls.len() as u32;
         let list = calls.entries_mut().as_mut_ptr() as u32;
@@ -287,6 +293,7 @@ impl FlushTarget<Tag> for XenTarget {
             What::CopyTop => line.text(b"copying a top L2 for the PDPT entry"),
             What::NewBase => line.text(b"loading the address space of PDPT entry"),
             What::Tlb => line.text(b"a TLB flush for entry"),
+            What::StackSwitch => line.text(b"the kernel stack switch (ss << 32 | esp0)"),
         };
         let line = line.text(b" ").hex(t.entry_address() as u32).text(b" = ");
         hex64(line, t.guest)

@@ -114,7 +114,43 @@ fn load(call: &[u8]) {
         .load_root(&mut host, cr3)
         .unwrap_or_else(|e| fatal(call, e));
     new_base(&mut host, l3, cr3);
+    if lazy_cpu() {
+        // The kernel runs on its own mappings, the same in every address
+        // space, until the mode ends; a fault or an interrupt before that
+        // flushes the queue first (`page_fault`, `before_interrupt`).
+        return;
+    }
     barrier(host.batch, Barrier::BaseSwitch);
+}
+
+/// The kernel is in lazy CPU mode (SetLazyMode(CPU), Linux's context
+/// switch): a CR3 load and UpdateKernelStack wait in the queue until the
+/// mode ends, and go out as one multicall.
+fn lazy_cpu() -> bool {
+    runtime().paging.calls.lazy == vmi_abi::flags::LazyMode::Cpu
+}
+
+/// UpdateKernelStack in lazy CPU mode: the stack switch joins the queue
+/// behind the CR3 load (XenLinux's lazy CPU mode does the same), so a
+/// context switch is one multicall at the mode's end. No trap from ring 3
+/// can come before: the kernel is in ring 1 until then. Returns false
+/// outside lazy CPU mode (the caller switches at once).
+pub fn queue_stack_switch(ss: u32, esp0: u32) -> bool {
+    if !lazy_cpu() || !runtime().paging.heap_ready {
+        return false;
+    }
+    let heap = heap();
+    let (_, mut host) = heap.split();
+    use xen_vmi_rom::shadow_cache::Host;
+    host.push(
+        Op::StackSwitch { ss, esp: esp0 },
+        Tag {
+            what: What::StackSwitch,
+            guest: (u64::from(ss) << 32) | u64::from(esp0),
+            ..Tag::default()
+        },
+    );
+    true
 }
 
 /// Drops every shadow and builds the current one again from the kernel's
@@ -247,11 +283,11 @@ pub extern "C" fn vmi_inval_page(va: u32) {
     inval_page(va);
 }
 
-/// A page fault with paging on. Queued updates go out first (one of them
-/// may be what the access needs). Then, if the kernel's own tables allow
-/// the access, A and D are set in its entries as the processor would, the
-/// shadow entry follows, and the instruction runs again; otherwise the
-/// fault is the kernel's.
+/// A page fault with paging on. Updates queued in a lazy mode go out
+/// first and the access is retried (one of them may be what it needs).
+/// Then, if the kernel's own tables allow the access, A and D are set in
+/// its entries as the processor would, the shadow entry follows, and the
+/// instruction runs again; otherwise the fault is the kernel's.
 pub fn page_fault(cr2: u32, frame: &mut TrapFrame) -> bool {
     let rt = runtime();
     if !rt.paging.enabled {
@@ -259,10 +295,14 @@ pub fn page_fault(cr2: u32, frame: &mut TrapFrame) -> bool {
     }
     let wp = rt.cr.cr0 & CR0_WP != 0;
     let heap = heap();
-    if !heap.batch.is_empty() {
+    if heap.batch.is_lazy() && !heap.batch.is_empty() {
         barrier(&mut heap.batch, Barrier::CoherentRead);
         return true;
     }
+    // Outside lazy mode only calls that touch no shadow of the loaded
+    // space leave ops queued (`mmu_calls`, detached calls): none of them is
+    // what this access needs, so the fault is looked at now and they go
+    // out with its own work (the barrier below).
     let (cache, mut host) = heap.split();
     let outcome = cache
         .fault(
@@ -310,9 +350,7 @@ pub fn page_fault(cr2: u32, frame: &mut TrapFrame) -> bool {
             // so the processor says "not present" for a page the kernel
             // maps read-only, which the kernel must see as a write to a
             // present page.
-            let mapped = cache
-                .walk(&mut host, cr2)
-                .is_some_and(|w| w.frame(cr2).is_some());
+            let mapped = cache.last_fault_mapped(cr2);
             frame.error_code = (frame.error_code & !PF_PRESENT) | u32::from(mapped);
             false
         }
