@@ -190,6 +190,27 @@ mod tests {
         assert_eq!(c.read(1_030, 5_000), (910, 1_030));
     }
 
+    #[test]
+    fn a_stretch_of_stolen_time_added_at_once_holds_available() {
+        // Xen adds the time the vCPU waited to the runstate when it runs
+        // again, all at once: here 5000 cycles reported between two reads
+        // 100 apart. Available holds its value until the real counter has
+        // caught up with the stolen stretch, then moves on from there.
+        let mut c = CycleCounters::new();
+        assert_eq!(c.read(10_000, 1_000), (9_000, 1_000));
+        assert_eq!(c.read(10_100, 6_000), (9_000, 6_000));
+        assert_eq!(c.read(14_000, 6_000), (9_000, 6_000));
+        assert_eq!(c.read(15_500, 6_000), (9_500, 6_000));
+        // The same across the 2^32 boundary of both counters (the ROM
+        // keeps them as 64-bit values on a 32-bit processor).
+        let base = (1u64 << 32) - 50;
+        let mut c = CycleCounters::new();
+        assert_eq!(c.read(base + 1_000, 1_000), (base, 1_000));
+        assert_eq!(c.read(base + 1_100, 1_080), (base + 20, 1_080));
+        assert_eq!(c.read(base + 1_200, 90_000), (base + 20, 90_000));
+        assert_eq!(c.read(base + 100_000, 90_000), (base + 10_000, 90_000));
+    }
+
     /// The expiries of an alarm (`first`, then every `period`) in the
     /// half-open window (after, upto].
     fn expiries_in(first: u64, period: u64, after: Option<u64>, upto: u64) -> u64 {
@@ -258,6 +279,29 @@ mod tests {
                 let (available, stolen) = c.read(real, raw);
                 prop_assert!(available >= last.0 && stolen >= last.1);
                 prop_assert!(available <= real && stolen <= real);
+                last = (available, stolen);
+            }
+        }
+
+        /// A runstate that only grows, in stretches of any size added at
+        /// once (a preempted vCPU), from a real counter near 2^32: available
+        /// never steps back, and stolen follows Xen exactly while Xen's
+        /// figure stays below the real counter.
+        #[test]
+        fn stolen_stretches_never_step_available_back(
+            start in (1u64 << 32) - 100_000..(1u64 << 32) + 100_000,
+            steps in prop::collection::vec((0u64..50_000, prop_oneof![Just(0u64), 0u64..200_000]), 1..100),
+        ) {
+            let mut c = CycleCounters::new();
+            let (mut real, mut raw, mut last) = (start, 0u64, (0u64, 0u64));
+            for (advance, stretch) in steps {
+                real += advance;
+                raw += stretch;
+                let (available, stolen) = c.read(real, raw);
+                prop_assert!(available >= last.0, "available {} after {}", available, last.0);
+                prop_assert!(stolen >= last.1);
+                prop_assert!(available <= real && stolen <= real);
+                prop_assert_eq!(stolen, raw.min(real));
                 last = (available, stolen);
             }
         }

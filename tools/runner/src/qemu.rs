@@ -137,7 +137,16 @@ const CONSOLE_SIGNS: &[ConsoleSign] = &[
 /// fails), said to be Intel: Xen offers a 32-bit PV guest SYSENTER only on
 /// Intel (on AMD there is none in long mode), and TCG executes it from
 /// compatibility mode either way (docs/traps-and-privilege.md).
-pub const XEN_CPU: &str = "max,vendor=GenuineIntel";
+///
+/// Without SVM: an Intel processor never has it, and with it Xen (seeing
+/// SVM) loads a 64-bit PV guest's segment state with VMLOAD from a
+/// per-CPU block it VMSAVEd when it brought the CPU up. VMLOAD also loads
+/// the SYSENTER MSRs, and the boot CPU's block was saved before Xen moved
+/// that CPU to its final stack: every switch to a 64-bit dom0 put the boot
+/// stack back into SYSENTER_ESP, and the next SYSENTER on that CPU (a
+/// 32-bit domU sharing it) double-faulted Xen (docs/domu.md). Harmless on
+/// AMD, where SYSENTER does not exist in long mode.
+pub const XEN_CPU: &str = "max,vendor=GenuineIntel,-svm";
 
 fn require_file(what: &str, p: &Path, hint: &str) -> Result<(), String> {
     if p.is_file() {

@@ -146,7 +146,15 @@ pub fn cycle_counters_monotonic() -> Outcome {
             "GetCycleFrequency changed: {f} Hz, then {again} Hz"
         );
     }
-    ensure!(prev[1] > first[1], "the available counter did not advance");
+    ensure!(
+        prev[1] > first[1],
+        "the available counter did not advance: {:#x} then {:#x}, while real went from {:#x} to {:#x} and stolen is {:#x}",
+        first[1],
+        prev[1],
+        first[0],
+        prev[0],
+        prev[2]
+    );
     for bad in [3u32, 0xFF] {
         ensure_eq!(
             pv::cycle_counter(bad),

@@ -155,7 +155,10 @@ fn ns_to_cycles(ns: u64) -> u64 {
 }
 
 /// (available, stolen) now, in cycles (monotonic, bounded by the real
-/// counter: timekeeping::CycleCounters).
+/// counter: timekeeping::CycleCounters). Call with events masked: the
+/// counters' last values are a read-modify-write, and a timer upcall that
+/// read them in the middle (its alarms on the available counter) would
+/// leave the older pair behind, or a torn 64-bit half.
 fn available_and_stolen(real: u64) -> (u64, u64) {
     state().counters.read(real, ns_to_cycles(stolen_ns()))
 }
@@ -165,8 +168,10 @@ fn available_and_stolen(real: u64) -> (u64, u64) {
 pub extern "C" fn get_cycle_counter(counter: u32) -> u64 {
     match counter {
         VMI_CYCLES_REAL => rdtsc(),
-        VMI_CYCLES_AVAILABLE => available_and_stolen(rdtsc()).0,
-        VMI_CYCLES_STOLEN => available_and_stolen(rdtsc()).1,
+        // GetCycleCounter runs with the kernel's flag (a regparm entry):
+        // masked for the counters' update, the real counter read inside.
+        VMI_CYCLES_AVAILABLE => crate::events::masked(|| available_and_stolen(rdtsc()).0),
+        VMI_CYCLES_STOLEN => crate::events::masked(|| available_and_stolen(rdtsc()).1),
         _ => 0,
     }
 }

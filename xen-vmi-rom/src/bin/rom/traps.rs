@@ -65,13 +65,18 @@ vmi_trap_common:
 2:  // With Xen's error code kept: the spare word and the vector slot hold
     // the gate's offset and selector.
     retf
-4:  // Resume on another stack or code selector (ring compression).
+4:  // Resume on another stack or code selector (ring compression). The
+    // slot is a global: events stay masked (as Xen entered the ROM) until
+    // its words are on the new stack, and the ROM's IRET then gives the
+    // kernel its flag back from the slot's EFLAGS.IF, delivering what is
+    // pending after the return. An event taken before the slot was read
+    // could otherwise refill it (its handler's own ring compression).
     popad
     lss esp, [{resume} + 12]
     push dword ptr [{resume} + 8]
     push dword ptr [{resume} + 4]
     push dword ptr [{resume}]
-    iretd
+    jmp vmi_entry_iret
 
     .balign 16
     .globl vmi_event_entry
@@ -394,10 +399,9 @@ extern "C" fn rom_trap(frame: &mut TrapFrame) -> u32 {
         match crate::emulate::general_protection(frame) {
             // RESUME gives the kernel its flag back (the assembly).
             crate::emulate::Outcome::Resume => return RESUME,
-            crate::emulate::Outcome::ResumeAt => {
-                restore_events(frame);
-                return RESUME_AT;
-            }
+            // The kernel's flag comes back in the assembly, after the
+            // resume slot has been read (see RESUME_AT there).
+            crate::emulate::Outcome::ResumeAt => return RESUME_AT,
             crate::emulate::Outcome::NotMine => {}
         }
     }
