@@ -179,10 +179,8 @@ pub fn gate_bad_selector() -> Outcome {
 /// The #GP gate itself names a data segment, then a #GP: natively the
 /// #GP its delivery raises while a #GP is delivered is a double fault
 /// (SDM vol. 3, "Interrupt 8—Double Fault Exception", contributory after
-/// contributory), delivered through the #DF gate. A hypervisor may end
-/// the guest instead, saying the kernel cannot take faults. Runs only
-/// alone.
-pub fn crash_gp_gate_bad_selector() -> Outcome {
+/// contributory), delivered through the #DF gate with error code 0.
+pub fn gp_gate_bad_selector_double_fault() -> Outcome {
     const GP: u32 = 13;
     const DF: u32 = 8;
     let idt = Table::base(&IDT);

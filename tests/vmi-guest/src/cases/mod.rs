@@ -197,8 +197,8 @@ pub static ALL: &[Case] = &[
     case("exc_bound_range", exceptions::bound_range),
     case("exc_gate_bad_selector", exceptions::gate_bad_selector),
     case(
-        "crash_exc_gp_gate_bad_selector",
-        exceptions::crash_gp_gate_bad_selector,
+        "exc_gp_gate_bad_selector_double_fault",
+        exceptions::gp_gate_bad_selector_double_fault,
     ),
     // FPU and debug registers.
     case("fpu_lazy_switch_nm", fpu_debug::fpu_lazy_switch_nm),

@@ -209,29 +209,41 @@ const RESUME_AT: u32 = 3;
 fn forward(frame: &mut TrapFrame) -> Option<u32> {
     if let Some(gate) = crate::desc::idt_gate(frame.vector) {
         if !crate::desc::is_code_segment(gate.selector) {
-            crate::console::Line::new()
+            // Delivering the exception faults (#GP, the gate's selector
+            // with EXT). SDM vol. 3, "Interrupt 8--Double Fault Exception"
+            // (table "Conditions for Generating a Double Fault"): that #GP
+            // during a contributory exception (#DE #TS #NP #SS #GP) or a
+            // #PF is a #DF(0); during #DF itself a triple fault (shutdown);
+            // otherwise the #GP is delivered on its own.
+            let line = crate::console::Line::new()
                 .text(b"xen-vmi-rom: IDT gate ")
                 .dec(frame.vector)
                 .text(b" names selector ")
                 .hex(u32::from(gate.selector))
-                .text(b", not a present code segment: #GP to the kernel")
-                .print();
-            if frame.vector == GENERAL_PROTECTION {
-                crate::console::Line::new()
-                    .text(b"xen-vmi-rom: the #GP gate itself is bad: the kernel cannot take faults")
+                .text(b", not a present code segment: ");
+            if frame.vector == DOUBLE_FAULT {
+                line.text(b"a triple fault (natively the processor shuts down)")
                     .print();
                 crate::xen::crash();
             }
-            // The error code is the selector, with EXT: the fault happened
-            // while an exception was delivered.
-            frame.error_code = u32::from(gate.selector & 0xFFFC) | 1;
-            frame.vector = GENERAL_PROTECTION;
+            if matches!(frame.vector, 0 | 10..=14) {
+                line.text(b"#DF to the kernel").print();
+                frame.error_code = 0;
+                frame.vector = DOUBLE_FAULT;
+            } else {
+                line.text(b"#GP to the kernel").print();
+                frame.error_code = u32::from(gate.selector & 0xFFFC) | 1;
+                frame.vector = GENERAL_PROTECTION;
+            }
             return forward(frame);
         }
     }
     let vector = frame.vector;
     forward_vector(frame, vector, has_error_code(vector))
 }
+
+/// Vector of #DF.
+const DOUBLE_FAULT: u32 = 8;
 
 /// An external interrupt: the upcall's frame (Xen's bounce frame, no error
 /// code) becomes the interrupt frame of `vector`'s gate. Xen masked events
