@@ -647,8 +647,11 @@ pub fn set_lazy_mode<H: CallHost>(
         }
         Some(m) => (m, None),
     };
-    if new != state.lazy {
-        // The queue starts each mode from a flush (NONE: it ends here).
+    // NONE ends a batch, and a change from one lazy mode to the other
+    // sends the first one's batch on its own. Entering a mode from NONE
+    // does not flush: ops calls left queued (detached, see
+    // `entry_changed`) go out with the mode's batch.
+    if new == LazyMode::None || (state.lazy != LazyMode::None && new != state.lazy) {
         host.leave_lazy();
     }
     if new != LazyMode::None {
