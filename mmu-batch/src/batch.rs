@@ -808,7 +808,11 @@ impl<Tag: Copy, const N: usize> MmuBatch<Tag, N> {
         let mut kept = 0;
         for read in 0..self.len {
             if self.slot(read).state != State::Resolved {
-                self.slots[kept] = self.slots[read];
+                // A slot that stays where it is is not copied onto itself
+                // (a 40-byte move: most flushes keep every slot in place).
+                if kept != read {
+                    self.slots[kept] = self.slots[read];
+                }
                 kept += 1;
             }
         }
