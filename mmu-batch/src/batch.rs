@@ -527,6 +527,11 @@ impl<Tag: Copy, const N: usize> MmuBatch<Tag, N> {
         }
         self.counters.flushes += 1;
         self.counters.flushes_by_reason[reason.index()] += 1;
+        if self.len == 1 {
+            if let Some(slot) = self.slots[0].filter(|s| s.state == State::Live) {
+                return self.issue_single(slot, target);
+            }
+        }
         let mut failures = None;
         loop {
             self.compact();
@@ -543,6 +548,43 @@ impl<Tag: Copy, const N: usize> MmuBatch<Tag, N> {
             None => Ok(()),
             Some(failures) => Err(failures),
         }
+    }
+
+    /// A queue of one live op (the end of most calls outside lazy mode):
+    /// the op as its own hypercall, with no packing. It is what
+    /// [`pack`](Self::pack) and [`issue`](Self::issue) would make of it (a
+    /// one-request entry issued directly), in fewer instructions.
+    fn issue_single<T: FlushTarget<Tag>>(
+        &mut self,
+        slot: Slot<Tag>,
+        target: &mut T,
+    ) -> Result<(), Failures<Tag>> {
+        self.slots[0] = None;
+        self.len = 0;
+        self.counters.hypercalls += 1;
+        self.counters.requests += 1;
+        let mut done = 0;
+        let result = match slot.op {
+            Op::MmuUpdate(req) => target.mmu_update(core::slice::from_ref(&req), &mut done),
+            Op::Mmuext(op) => target.mmuext_op(core::slice::from_ref(&op), &mut done),
+            Op::UpdateVaMapping { va, pte, flags } => target.update_va_mapping(va, pte, flags),
+            Op::StackSwitch { ss, esp } => target.stack_switch(ss, esp),
+        };
+        if result >= 0 {
+            return Ok(());
+        }
+        let failure = Failure {
+            tag: slot.tag,
+            op: slot.op,
+            errno: result.checked_neg().unwrap_or(i32::MAX),
+            cause: Cause::Refused,
+        };
+        self.counters.failures += 1;
+        target.failed(&failure);
+        Err(Failures {
+            first: failure,
+            count: 1,
+        })
     }
 
     /// Lays out the next hypercall from the front of the queue into
