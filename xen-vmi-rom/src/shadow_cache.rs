@@ -1190,9 +1190,13 @@ impl ShadowCache {
         let pdpt = self.read_pdpt(host, cr3)?;
         self.clock = self.clock.wrapping_add(1).min(u32::MAX - 1);
         if let Some(r) = self.find_root(cr3) {
+            // Slot by slot, not `pdpte == pdpt`: that compiles to a byte-
+            // wise memcmp call, 250 instructions in the ROM.
             let root = &self.roots[r];
-            let same = root.pdpte == pdpt
-                && (0..4).all(|s| (pdpt[s] & PRESENT == 0) == (root.slots[s] == 0));
+            let mut same = true;
+            for (s, &entry) in pdpt.iter().enumerate() {
+                same &= root.pdpte[s] == entry && (entry & PRESENT == 0) == (root.slots[s] == 0);
+            }
             if same {
                 // The PDPT as the root was built from (the usual context
                 // switch): every slot already follows it (`set_root_slot`
