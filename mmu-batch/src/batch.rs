@@ -533,6 +533,23 @@ impl<Tag: Copy, const N: usize> MmuBatch<Tag, N> {
             }
         }
         let mut failures = None;
+        if self.len == 2 {
+            if let (Some(a), Some(b)) = (self.slots[0], self.slots[1]) {
+                if a.state == State::Live
+                    && b.state == State::Live
+                    && Self::separate_entries(&a.op, &b.op)
+                {
+                    // What `pack` lays out for them (a context switch's
+                    // base pointer and stack switch): one entry each, one
+                    // multicall; the loop below then takes what Xen did
+                    // not run.
+                    let mut pos = 0;
+                    self.emit(0, &mut pos, 0, 1);
+                    self.emit(1, &mut pos, 1, 1);
+                    self.issue(2, target, &mut failures);
+                }
+            }
+        }
         loop {
             self.compact();
             if self.next_live(0).is_none() {
@@ -622,6 +639,15 @@ impl<Tag: Copy, const N: usize> MmuBatch<Tag, N> {
             next = after;
         }
         entries
+    }
+
+    /// Whether two ops in a row are two entries ([`run_at`](Self::run_at)
+    /// does not join them into one run).
+    fn separate_entries(a: &Op, b: &Op) -> bool {
+        let kind = a.hypercall();
+        kind == __HYPERVISOR_update_va_mapping
+            || kind == __HYPERVISOR_stack_switch
+            || b.hypercall() != kind
     }
 
     /// The run starting at live slot `start`: its number of requests and the
