@@ -63,7 +63,9 @@
 //!    split into single-request entries (which cannot stop half way), so the
 //!    work behind it shares the multicall. A longer run ends the hypercall.
 //! 4. A hypercall of one entry is made directly (`mmu_update`, `mmuext_op`
-//!    or `update_va_mapping`), never as a one-entry multicall.
+//!    or `update_va_mapping`), never as a one-entry multicall. A queue of one
+//!    live op (the end of most calls outside lazy mode) skips the layout
+//!    altogether and makes that call from the op itself.
 //!
 //! So N writes in lazy mode cost one `mmu_update` per queue-full, a write
 //! and its INVLPG one multicall, a long run and the flush behind it two

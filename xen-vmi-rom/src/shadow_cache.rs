@@ -165,6 +165,13 @@ pub enum ShadowError {
 pub trait Host {
     /// Entry `index` of kernel frame `kfn` as the kernel's memory holds it.
     fn guest_entry(&mut self, kfn: u32, index: usize) -> u64;
+    /// Entries `first..first + out.len()` of kernel frame `kfn` (a PDPT's
+    /// four at a CR3 load): a host that maps the frame once overrides it.
+    fn guest_entries(&mut self, kfn: u32, first: usize, out: &mut [u64]) {
+        for (k, e) in out.iter_mut().enumerate() {
+            *e = self.guest_entry(kfn, first + k);
+        }
+    }
     /// Sets `bits` in that entry (the A and D bits the processor would set).
     fn set_guest_bits(&mut self, kfn: u32, index: usize, bits: u64);
     /// The machine frame of kernel frame `kfn`, if it is the kernel's RAM
@@ -1150,8 +1157,8 @@ impl ShadowCache {
         }
         let first = ((cr3 & 0xFE0) >> 3) as usize;
         let mut pdpt = [0; 4];
-        for (slot, e) in pdpt.iter_mut().enumerate() {
-            *e = host.guest_entry(kfn, first + slot);
+        host.guest_entries(kfn, first, &mut pdpt);
+        for (slot, e) in pdpt.iter().enumerate() {
             let bad =
                 *e & PDPTE_RESERVED != 0 || host.machine_frame(u64::from(frame_of(*e))).is_none();
             if *e & PRESENT != 0 && bad {
@@ -1183,6 +1190,21 @@ impl ShadowCache {
         let pdpt = self.read_pdpt(host, cr3)?;
         self.clock = self.clock.wrapping_add(1).min(u32::MAX - 1);
         if let Some(r) = self.find_root(cr3) {
+            // Slot by slot, not `pdpte == pdpt`: that compiles to a byte-
+            // wise memcmp call, 250 instructions in the ROM.
+            let root = &self.roots[r];
+            let mut same = true;
+            for (s, &entry) in pdpt.iter().enumerate() {
+                same &= root.pdpte[s] == entry && (entry & PRESENT == 0) == (root.slots[s] == 0);
+            }
+            if same {
+                // The PDPT as the root was built from (the usual context
+                // switch): every slot already follows it (`set_root_slot`
+                // would change none).
+                self.roots[r].stamp = self.clock;
+                self.current = r as u16 + 1;
+                return Ok(self.roots[r].l3);
+            }
             // Not to be evicted while its slots change.
             self.roots[r].stamp = u32::MAX;
             for (slot, &entry) in pdpt.iter().enumerate() {
@@ -1305,10 +1327,14 @@ impl ShadowCache {
         slot: usize,
         entry: u64,
     ) -> Result<(), ShadowError> {
-        let root = self.roots[r];
-        if root.pdpte[slot] == entry && (entry & PRESENT == 0) == (root.slots[slot] == 0) {
+        let same = {
+            let root = &self.roots[r];
+            root.pdpte[slot] == entry && (entry & PRESENT == 0) == (root.slots[slot] == 0)
+        };
+        if same {
             return Ok(());
         }
+        let root = self.roots[r];
         let kind = if slot == 3 { Kind::Top } else { Kind::L2 };
         let new = if entry & PRESENT != 0 {
             Some(self.acquire_l2(host, frame_of(entry), kind)?)

@@ -554,6 +554,18 @@ impl Host for RomHost<'_> {
         self.read(kfn, index).unwrap_or(0)
     }
 
+    fn guest_entries(&mut self, kfn: u32, first: usize, out: &mut [u64]) {
+        // One view for the run (a CR3 load's four PDPT entries).
+        let Some(page) = self.kernel_view(kfn) else {
+            out.fill(0);
+            return;
+        };
+        for (k, e) in out.iter_mut().enumerate() {
+            // SAFETY: the view maps the whole frame; the index stays in it.
+            *e = unsafe { page.add((first + k) & 511).read_volatile() };
+        }
+    }
+
     fn set_guest_bits(&mut self, kfn: u32, index: usize, bits: u64) {
         let Some(page) = self.kernel_view(kfn) else {
             return;
