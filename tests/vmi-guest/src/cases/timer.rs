@@ -627,7 +627,7 @@ pub fn alarm_past_expiry_fires_once() -> Outcome {
 /// done and drop the edge its reprogramming overtook), so an interrupt at
 /// the enable is counted, not required; one after the re-unmask fails.
 pub fn alarm_expired_at_cancel_delivered() -> Outcome {
-    const TRIES: u32 = 16;
+    const TRIES: u32 = 48;
     let mut at_enable = [0u32; 2];
     for (i, wire) in [IRQ0, LVTT].into_iter().enumerate() {
         let flags = wire.flags(false);
