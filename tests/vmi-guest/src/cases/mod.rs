@@ -272,6 +272,10 @@ pub static ALL: &[Case] = &[
         timer::alarm_past_expiry_fires_once,
     ),
     case(
+        "alarm_expired_at_cancel_delivered",
+        timer::alarm_expired_at_cancel_delivered,
+    ),
+    case(
         "alarm_lvtt_masked_not_latched",
         timer::alarm_lvtt_masked_not_latched,
     ),

@@ -248,6 +248,9 @@ pub fn general_protection(frame: &mut TrapFrame) -> Outcome {
                 crate::time::poll();
                 let (bus, mut host) = rt.split();
                 bus.poll_timer(&mut host);
+                // An edge this look latched is flagged for delivery at the
+                // kernel's next STI (as in time::catch_up).
+                crate::time::note_deliverable();
             }
             let value = if p == xen_vmi_rom::ports::ROM_STATS_PORT && width == Width::Dword {
                 crate::xen::hypercall_count()

@@ -295,14 +295,24 @@ pub fn timer_event() -> Option<Vector> {
     vector
 }
 
-/// Looks at the alarms and the PIT now, outside an event (CancelAlarm, a
-/// kernel reading its interrupt controllers): what is due is requested
-/// exactly when the hardware would have requested it, not when Xen's
-/// timer (which may be late by its slop) says so. Call with events masked.
+/// Looks at the alarms and the PIT now, outside an event (SetAlarm,
+/// CancelAlarm, a kernel reading its interrupt controllers): what is due is
+/// requested exactly when the hardware would have requested it, not when
+/// Xen's timer (which may be late by its slop) says so. Call with events
+/// masked.
+///
+/// A request found here is flagged for delivery at once (the LVT timer's
+/// vector by `raise_vector`, IRQ 0 on the 8259 by `note_deliverable`):
+/// the look may take the expiry Xen's timer was set for, and the re-arm
+/// then stops that timer, so no VIRQ_TIMER comes to flag it. Unflagged,
+/// an IRQ 0 edge latched here waited in the 8259 past the kernel's next
+/// STI until some later event or unmask, and was counted by whatever ran
+/// then (an alarm cancelled just after its expiry, with interrupts off).
 pub fn catch_up() {
     if let Some(vector) = look() {
         crate::events::raise_vector(vector);
     }
+    crate::events::note_deliverable();
     program();
 }
 
