@@ -21,7 +21,7 @@ use xen_abi::p2m::Mfn;
 use xen_abi::xen::MmuextOp;
 use xen_vmi_rom::layout::HYPERVISOR_VIRT_START;
 use xen_vmi_rom::mmu_calls::{self, CallHost, CallState, Outcome, Problem, Rejection, Sink};
-use xen_vmi_rom::shadow_cache::{Access, Fault, ShadowError, Tag, What};
+use xen_vmi_rom::shadow_cache::{Access, Fault, ShadowCache, ShadowError, Tag, What};
 
 use crate::console::Line;
 use crate::mmu::{barrier, end_of_call, fatal, heap, k2m, RomHost};
@@ -497,65 +497,42 @@ fn call_paging() -> mmu_calls::Paging {
     }
 }
 
+/// The four entry calls' common frame: the shadows' host, the calls'
+/// state and paging as they see them, the verdict printed.
+fn entry_call(
+    call: impl FnOnce(
+        &mut ShadowCache,
+        &mut RomHost<'_>,
+        &CallState,
+        mmu_calls::Paging,
+    ) -> Result<(), Rejection>,
+) {
+    activate();
+    let (cache, mut host) = heap().split();
+    let calls = &runtime().paging.calls;
+    finish(call(cache, &mut host, calls, call_paging()));
+}
+
 /// SetPxE(pte, ptep, flags): a 32-bit store (in a PAE table, one half of
 /// an entry).
 pub extern "C" fn set_pxe(pte: u32, ptep: u32, _flags: u32) {
-    activate();
-    let (cache, mut host) = heap().split();
-    let calls = runtime().paging.calls;
-    finish(mmu_calls::set_pxe(
-        cache,
-        &mut host,
-        &calls,
-        call_paging(),
-        pte,
-        ptep,
-    ));
+    entry_call(|c, h, s, p| mmu_calls::set_pxe(c, h, s, p, pte, ptep));
 }
 
 /// SetPxELong(pte low, pte high, ptep, flags).
 pub extern "C" fn set_pxe_long(lo: u32, hi: u32, ptep: u32, _flags: u32) {
-    activate();
     let value = (u64::from(hi) << 32) | u64::from(lo);
-    let (cache, mut host) = heap().split();
-    let calls = runtime().paging.calls;
-    finish(mmu_calls::set_pxe_long(
-        cache,
-        &mut host,
-        &calls,
-        call_paging(),
-        value,
-        ptep,
-    ));
+    entry_call(|c, h, s, p| mmu_calls::set_pxe_long(c, h, s, p, value, ptep));
 }
 
 /// UpdatePxE(ptep, flags): the kernel wrote the entry itself.
 pub extern "C" fn update_pxe(ptep: u32, _flags: u32) {
-    activate();
-    let (cache, mut host) = heap().split();
-    let calls = runtime().paging.calls;
-    finish(mmu_calls::update_pxe(
-        cache,
-        &mut host,
-        &calls,
-        call_paging(),
-        ptep,
-        false,
-    ));
+    entry_call(|c, h, s, p| mmu_calls::update_pxe(c, h, s, p, ptep, false));
 }
 
+/// UpdatePxELong(ptep, flags).
 pub extern "C" fn update_pxe_long(ptep: u32, _flags: u32) {
-    activate();
-    let (cache, mut host) = heap().split();
-    let calls = runtime().paging.calls;
-    finish(mmu_calls::update_pxe(
-        cache,
-        &mut host,
-        &calls,
-        call_paging(),
-        ptep,
-        true,
-    ));
+    entry_call(|c, h, s, p| mmu_calls::update_pxe(c, h, s, p, ptep, true));
 }
 
 /// AllocatePage(pfn, flags, clone pfn, start, count).
