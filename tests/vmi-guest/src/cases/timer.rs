@@ -109,14 +109,27 @@ impl Wire {
 pub fn cycle_frequency_matches_pit() -> Outcome {
     let f = hz();
     ensure!(f >= 1_000_000, "GetCycleFrequency {f} Hz");
-    // SAFETY: the kernel owns PIT channel 2.
-    let measured = unsafe { pit::calibrate_with(pv::cycles_now) };
-    let diff = measured.abs_diff(f);
+    // Up to three calibrations, the closest counts: a host that stalls the
+    // emulator between a PIT read and a counter read spoils one (the
+    // processor kept counting, the PIT's reads did not), while a counter
+    // that really runs at another rate spoils all three. Under -icount the
+    // first is exact.
+    let mut best = 0u64;
+    for _ in 0..3 {
+        // SAFETY: the kernel owns PIT channel 2.
+        let measured = unsafe { pit::calibrate_with(pv::cycles_now) };
+        if best == 0 || measured.abs_diff(f) < best.abs_diff(f) {
+            best = measured;
+        }
+        if best.abs_diff(f) <= f / 50 {
+            break;
+        }
+    }
     ensure!(
-        diff <= f / 50,
-        "cycle counter runs at {measured} Hz against the PIT, GetCycleFrequency says {f} Hz"
+        best.abs_diff(f) <= f / 50,
+        "cycle counter runs at {best} Hz against the PIT (closest of three), GetCycleFrequency says {f} Hz"
     );
-    pass!("GetCycleFrequency {f} Hz; measured against the PIT {measured} Hz")
+    pass!("GetCycleFrequency {f} Hz; measured against the PIT {best} Hz")
 }
 
 pub fn cycle_counters_monotonic() -> Outcome {
@@ -465,13 +478,18 @@ pub(super) fn hypercalls() -> Option<u32> {
 /// period after the call) does not matter; handler latency counts only at
 /// the two ends.
 ///
-/// Checked here: never early (the interval is at least the periods
-/// counted, less 1%), and the ticks keep coming. Not how late they are: a
-/// busy host can stall the emulator for many periods, whose ticks the
-/// interrupt controller then holds as one, as hardware does. The detail
-/// gives the error in ppm; under -icount, where time is the guest's own,
-/// tools/test holds it to 1%.
-fn count_ticks(vector: u32, period: u64, ticks: u32, what: &str) -> Outcome {
+/// Checked here: never early, and the ticks keep coming. "Early" is
+/// counted from `armed_at`, the cycle count just before the timer was
+/// started: by the last tick's stamp there may not have been more ticks
+/// than whole periods since then, plus the one a platform may give at the
+/// start, plus 1%. Not from the window's first tick: a busy host can stall
+/// the emulator, which then gives the ticks it owes back to back, so a
+/// window that opens on a late tick holds more ticks than its length (late
+/// ones, not early). Not how late they are either: the interrupt controller
+/// may hold several as one, as hardware does. The detail gives the
+/// window's error in ppm; under -icount, where time is the guest's own and
+/// nothing stalls, tools/test holds it to 1%.
+fn count_ticks(vector: u32, armed_at: u64, period: u64, ticks: u32, what: &str) -> Outcome {
     let base = irq_count(vector);
     let warm = halt_until_count(vector, base + 2, 50 * period + hz());
     ensure!(
@@ -494,11 +512,14 @@ fn count_ticks(vector: u32, period: u64, ticks: u32, what: &str) -> Outcome {
     let measured = t1.wrapping_sub(t0);
     let expected = u64::from(counted) * period;
     let us = |cycles: u64| cycles * 1_000_000 / hz();
+    let since_armed = u64::from(irq_count(vector) - base);
+    let periods_since_armed = t1.wrapping_sub(armed_at) / period;
+    let allowed = periods_since_armed + 1 + periods_since_armed / 100;
     ensure!(
-        measured * 100 >= expected * 99,
-        "{what}: {counted} interrupts in {} us, {counted} periods take {} us: early",
-        us(measured),
-        us(expected)
+        since_armed <= allowed,
+        "{what}: {since_armed} interrupts in the {} us since it was started, {} periods: early",
+        us(t1.wrapping_sub(armed_at)),
+        periods_since_armed
     );
     let off = ppm_off(measured, expected);
     let held = ((measured + period / 2) / period).saturating_sub(u64::from(counted));
@@ -522,8 +543,9 @@ fn alarm_rate(wire: Wire, rate: u64, ticks: u32) -> Outcome {
     let period = hz() / rate;
     let flags = wire.flags(true);
     wire.connect();
-    pv::set_alarm(flags, pv::cycles_now() + period, period);
-    let outcome = count_ticks(wire.vector, period, ticks, "periodic alarm");
+    let armed_at = pv::cycles_now();
+    pv::set_alarm(flags, armed_at + period, period);
+    let outcome = count_ticks(wire.vector, armed_at, period, ticks, "periodic alarm");
     let was_armed = pv::cancel_alarm(flags);
     // A tick latched before the cancel is taken now, not by a later case.
     pv::irq_enable();
@@ -560,10 +582,11 @@ pub fn pit_rate_irq0_1000hz() -> Outcome {
     // Whatever held IRQ 0 for alarms lets go of it.
     let _ = pv::cancel_alarm(IRQ0.flags(false));
     IRQ0.connect();
+    let armed_at = pv::cycles_now();
     // SAFETY: the kernel owns the PIT; IRQ 0 is routed and handled.
     unsafe { pit::start_channel0(pit::MODE_RATE, COUNT) };
     let period = hz() * u64::from(COUNT) / PIT_HZ;
-    let outcome = count_ticks(IRQ_BASE, period, 100, "PIT at 1000.15 Hz");
+    let outcome = count_ticks(IRQ_BASE, armed_at, period, 100, "PIT at 1000.15 Hz");
     // SAFETY: as above; no edge follows (see stop_channel0).
     unsafe { pit::stop_channel0() };
     pv::irq_enable();
