@@ -12,13 +12,13 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use crate::cpio;
 use crate::protocol::{CaseStatus, Transcript, Verdict};
-use crate::qemu::{kill, pump, Event};
+use crate::qemu::{headless, kill, pump, Event};
 
 /// Memory the dom0 gets (dom0_mem), and QEMU's machine at least.
 const DOM0_MB: u32 = 384;
@@ -522,23 +522,7 @@ pub fn command(m: &Machine, steps: &[Step], initrd: &Path) -> Result<Command, St
         initrd.display().to_string().replace(',', ",,")
     );
     cmd.arg("-initrd").arg(modules);
-    cmd.args([
-        "-display",
-        "none",
-        "-vga",
-        "none",
-        "-serial",
-        "stdio",
-        "-monitor",
-        "none",
-        "-no-reboot",
-    ]);
-    if m.icount {
-        cmd.args(["-icount", "shift=0,align=off,sleep=off"]);
-    }
-    cmd.stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
+    headless(&mut cmd, m.icount);
     Ok(cmd)
 }
 

@@ -219,6 +219,16 @@ pub fn command(cfg: &RunConfig) -> Result<Command, String> {
             cmd.args(["-device", "isa-debug-exit,iobase=0xf4,iosize=4"]);
         }
     }
+    headless(&mut cmd, cfg.icount);
+    Ok(cmd)
+}
+
+/// What every QEMU the runner starts has: no display, no monitor, the
+/// first serial port on stdout (the console the runner reads), no reboot
+/// (a triple fault ends the run), and under `icount` one TSC tick per
+/// guest instruction with idle time skipped, so that cycle counts are
+/// deterministic.
+pub(crate) fn headless(cmd: &mut Command, icount: bool) {
     cmd.args([
         "-display",
         "none",
@@ -230,13 +240,12 @@ pub fn command(cfg: &RunConfig) -> Result<Command, String> {
         "none",
         "-no-reboot",
     ]);
-    if cfg.icount {
+    if icount {
         cmd.args(["-icount", "shift=0,align=off,sleep=off"]);
     }
     cmd.stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
-    Ok(cmd)
 }
 
 pub(crate) enum Event {
