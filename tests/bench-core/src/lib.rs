@@ -32,7 +32,7 @@ pub mod user;
 
 pub use benches::{Config, Figures, BENCHES};
 pub use platform::{Frame, Lazy, Platform, SpaceId, UserExit, UserFrame, UserState};
-pub use text::Text;
+pub use text::{Text, TextBuf};
 
 /// The configuration from the values of the command line's `bench_reps=`
 /// and `bench_ops=` options (defaults where absent or not a number).

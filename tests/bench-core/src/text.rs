@@ -2,22 +2,27 @@
 
 use core::fmt::{self, Write};
 
-/// Bytes a [`Text`] holds; what does not fit is cut, marked "...".
+/// Bytes a [`Text`] holds by default; what does not fit is cut, marked
+/// "...".
 pub const TEXT_BYTES: usize = 480;
 
-/// A short formatted text.
+/// A short formatted text of [`TEXT_BYTES`] bytes at most.
+pub type Text = TextBuf<TEXT_BYTES>;
+
+/// A short formatted text of at most `N` bytes (a kernel that keeps many
+/// of them picks a smaller `N`).
 #[derive(Clone, Copy)]
-pub struct Text {
-    buf: [u8; TEXT_BYTES],
+pub struct TextBuf<const N: usize> {
+    buf: [u8; N],
     len: usize,
     cut: bool,
 }
 
-impl Text {
+impl<const N: usize> TextBuf<N> {
     /// An empty text.
     pub const fn new() -> Self {
-        Text {
-            buf: [0; TEXT_BYTES],
+        TextBuf {
+            buf: [0; N],
             len: 0,
             cut: false,
         }
@@ -25,7 +30,7 @@ impl Text {
 
     /// Formatted text.
     pub fn from_fmt(args: fmt::Arguments<'_>) -> Self {
-        let mut t = Text::new();
+        let mut t = Self::new();
         let _ = t.write_fmt(args);
         t
     }
@@ -36,19 +41,19 @@ impl Text {
     }
 }
 
-impl Default for Text {
+impl<const N: usize> Default for TextBuf<N> {
     fn default() -> Self {
         Self::new()
     }
 }
 
-impl fmt::Debug for Text {
+impl<const N: usize> fmt::Debug for TextBuf<N> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         fmt::Debug::fmt(self.as_str(), f)
     }
 }
 
-impl Write for Text {
+impl<const N: usize> Write for TextBuf<N> {
     fn write_str(&mut self, s: &str) -> fmt::Result {
         for c in s.chars() {
             let mut tmp = [0u8; 4];
@@ -68,7 +73,7 @@ impl Write for Text {
     }
 }
 
-impl fmt::Display for Text {
+impl<const N: usize> fmt::Display for TextBuf<N> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.as_str())
     }

@@ -89,65 +89,6 @@ macro_rules! kprintln {
 pub(crate) use kprintln;
 
 /// A short text kept without allocation (case details, fault reports);
-/// what does not fit is cut, marked with "...".
-#[derive(Clone, Copy)]
-pub struct Text {
-    buf: [u8; 200],
-    len: usize,
-    cut: bool,
-}
-
-impl Text {
-    /// An empty text.
-    pub const fn new() -> Self {
-        Text {
-            buf: [0; 200],
-            len: 0,
-            cut: false,
-        }
-    }
-
-    /// Formatted text.
-    pub fn from_fmt(args: fmt::Arguments<'_>) -> Self {
-        let mut t = Text::new();
-        let _ = t.write_fmt(args);
-        t
-    }
-
-    /// The text.
-    pub fn as_str(&self) -> &str {
-        core::str::from_utf8(&self.buf[..self.len]).unwrap_or("<invalid utf-8>")
-    }
-}
-
-impl Default for Text {
-    fn default() -> Self {
-        Self::new()
-    }
-}
-
-impl Write for Text {
-    fn write_str(&mut self, s: &str) -> fmt::Result {
-        for c in s.chars() {
-            let mut tmp = [0u8; 4];
-            let bytes = c.encode_utf8(&mut tmp).as_bytes();
-            if self.len + bytes.len() > self.buf.len() - 3 {
-                if !self.cut {
-                    self.cut = true;
-                    self.buf[self.len..self.len + 3].copy_from_slice(b"...");
-                    self.len += 3;
-                }
-                return Ok(());
-            }
-            self.buf[self.len..self.len + bytes.len()].copy_from_slice(bytes);
-            self.len += bytes.len();
-        }
-        Ok(())
-    }
-}
-
-impl fmt::Display for Text {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
+/// what does not fit is cut, marked with "...". 200 bytes: every case's
+/// outcome carries one.
+pub type Text = bench_core::TextBuf<200>;
