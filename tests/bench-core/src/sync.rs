@@ -1,4 +1,4 @@
-//! Kernel globals on a single processor (as the guests' own `Global`).
+//! Kernel globals on a single processor (both test kernels use this one).
 
 use core::cell::UnsafeCell;
 
@@ -7,7 +7,8 @@ use core::cell::UnsafeCell;
 /// [`Global::with`] lends a unique reference for the duration of a
 /// closure. The benchmark code never calls into the platform (which may
 /// enter the trap path, which uses the same globals) while a lend is open,
-/// so lends never overlap.
+/// and a kernel's interrupt handlers never lend a global that the code
+/// they interrupt may be lending, so lends never overlap.
 pub struct Global<T>(UnsafeCell<T>);
 
 impl<T> core::fmt::Debug for Global<T> {
@@ -31,7 +32,8 @@ impl<T> Global<T> {
         f(unsafe { &mut *self.0.get() })
     }
 
-    /// The value's address.
+    /// The value's address (for hardware and assembly that take it by
+    /// address: descriptor tables, stacks).
     pub const fn as_ptr(&self) -> *mut T {
         self.0.get()
     }
