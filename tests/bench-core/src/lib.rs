@@ -26,6 +26,8 @@ pub mod benches;
 pub mod frames;
 pub mod kernel;
 pub mod platform;
+#[cfg(target_arch = "x86")]
+pub mod recovery;
 pub mod sync;
 pub mod text;
 pub mod user;

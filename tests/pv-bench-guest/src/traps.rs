@@ -18,6 +18,7 @@
 
 use core::sync::atomic::{AtomicBool, Ordering};
 
+use bench_core::recovery::{call_with_recovery, resume, Context};
 use bench_core::{UserExit, UserFrame, UserState};
 use xen_abi::arch_x86_32::{
     TrapInfo, XenCallback, FLAT_KERNEL_CS, FLAT_KERNEL_DS, FLAT_USER_CS, FLAT_USER_DS,
@@ -149,32 +150,6 @@ pv_jump_to_user:
     mov eax, [eax + 12]
     jmp pv_iret
 
-    // Recovery points (as the VMI guest's): u32 pv_recovery_call(ctx, f,
-    // arg) saves the callee-saved registers and ESP, calls f(arg);
-    // pv_recovery_resume(ctx, value) makes that call return value.
-    .globl pv_recovery_call
-pv_recovery_call:
-    mov eax, [esp + 4]
-    mov [eax], ebx
-    mov [eax + 4], esi
-    mov [eax + 8], edi
-    mov [eax + 12], ebp
-    mov [eax + 16], esp
-    push dword ptr [esp + 12]
-    call dword ptr [esp + 12]
-    add esp, 4
-    ret
-
-    .globl pv_recovery_resume
-pv_recovery_resume:
-    mov ecx, [esp + 4]
-    mov eax, [esp + 8]
-    mov ebx, [ecx]
-    mov esi, [ecx + 4]
-    mov edi, [ecx + 8]
-    mov ebp, [ecx + 12]
-    mov esp, [ecx + 16]
-    ret
     "#,
     syscall = const VECTOR_SYSCALL,
     event = const VECTOR_EVENT,
@@ -192,12 +167,6 @@ extern "C" {
     fn pv_event_entry();
     fn pv_failsafe_entry();
     fn pv_jump_to_user(entry: *const UserEntry) -> !;
-    fn pv_recovery_call(
-        ctx: *mut Context,
-        f: extern "C" fn(*mut core::ffi::c_void) -> u32,
-        arg: *mut core::ffi::c_void,
-    ) -> u32;
-    fn pv_recovery_resume(ctx: *mut Context, value: u32) -> !;
 }
 
 /// What the entry path saved, lowest address first (the VMI guest's
@@ -277,17 +246,6 @@ pub fn init(ring1_stack_top: u32) {
     crate::hv::flush();
 }
 
-/// Callee-saved registers and ESP at a recovery point.
-#[repr(C)]
-#[derive(Debug, Default)]
-struct Context {
-    ebx: u32,
-    esi: u32,
-    edi: u32,
-    ebp: u32,
-    esp: u32,
-}
-
 /// What `pv_jump_to_user` loads.
 #[repr(C)]
 #[derive(Debug)]
@@ -305,25 +263,12 @@ struct UserEntry {
 }
 
 static RUNNING: AtomicBool = AtomicBool::new(false);
-static CONTEXT: Global<Context> = Global::new(Context {
-    ebx: 0,
-    esi: 0,
-    edi: 0,
-    ebp: 0,
-    esp: 0,
-});
+static CONTEXT: Global<Context> = Global::new(Context::new());
 static EXIT: Global<Option<UserExit>> = Global::new(None);
-
-extern "C" fn enter_user(arg: *mut core::ffi::c_void) -> u32 {
-    // SAFETY: `arg` is the UserEntry run_user passed, alive meanwhile; the
-    // code and stack it names are user-accessible; the trap that ends the
-    // run resumes CONTEXT.
-    unsafe { pv_jump_to_user(arg as *const UserEntry) }
-}
 
 /// Runs ring-3 code until the kernel service declines a trap from it.
 pub fn run_user(start: &UserState) -> UserExit {
-    let mut entry = UserEntry {
+    let entry = UserEntry {
         eip: start.eip,
         eflags: start.eflags,
         esp: start.esp,
@@ -337,15 +282,14 @@ pub fn run_user(start: &UserState) -> UserExit {
     };
     EXIT.with(|e| *e = None);
     RUNNING.store(true, Ordering::SeqCst);
+    let enter_user = || -> u32 {
+        // SAFETY: `entry` is alive meanwhile; the code and stack it names
+        // are user-accessible; the trap that ends the run resumes CONTEXT.
+        unsafe { pv_jump_to_user(&raw const entry) }
+    };
     // SAFETY: CONTEXT is armed only during this call; trap_dispatch
     // resumes it after recording the exit.
-    unsafe {
-        pv_recovery_call(
-            CONTEXT.as_ptr(),
-            enter_user,
-            (&raw mut entry).cast::<core::ffi::c_void>(),
-        )
-    };
+    unsafe { call_with_recovery(CONTEXT.as_ptr(), enter_user) };
     RUNNING.store(false, Ordering::SeqCst);
     // The run ended in the trap path, which Xen entered with events masked:
     // the kernel carries on with them masked.
@@ -395,7 +339,7 @@ extern "C" fn trap_dispatch(frame: &mut TrapFrame) {
         EXIT.with(|e| *e = Some(exit));
         // SAFETY: a run is in progress, so CONTEXT was armed by run_user,
         // whose frame is on the boot stack.
-        unsafe { pv_recovery_resume(CONTEXT.as_ptr(), 1) };
+        unsafe { resume(CONTEXT.as_ptr(), 1) };
     }
     let name = EXCEPTION_NAMES
         .get(vector as usize)

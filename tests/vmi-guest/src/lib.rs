@@ -59,7 +59,6 @@ pub mod probe;
 #[cfg(target_os = "none")]
 pub mod pv;
 #[cfg(target_os = "none")]
-pub mod recovery;
 #[cfg(target_os = "none")]
 pub mod stress;
 #[cfg(target_os = "none")]

@@ -19,9 +19,9 @@
 use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 
 use crate::console::{kprintln, Text};
-use crate::recovery::{call_with_recovery, resume, Context};
 use crate::sync::Global;
 use crate::{cases, pic, pv, user};
+use bench_core::recovery::{call_with_recovery, resume, Context};
 
 /// Vector of the first 8259 IRQ (IRQ n arrives as `IRQ_BASE + n`).
 pub const IRQ_BASE: u32 = 0x20;

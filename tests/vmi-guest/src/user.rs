@@ -14,9 +14,9 @@
 use core::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 
 use crate::desc::{USER_CS, USER_DS};
-use crate::recovery::{call_with_recovery, resume, Context};
 use crate::sync::Global;
 use crate::trap::TrapFrame;
+use bench_core::recovery::{call_with_recovery, resume, Context};
 
 /// Size of the user stack page.
 pub const USER_STACK_SIZE: usize = 4096;

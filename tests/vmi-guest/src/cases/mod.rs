@@ -14,8 +14,8 @@ use core::sync::atomic::{AtomicBool, Ordering};
 
 use crate::boot::BootInfo;
 use crate::console::{kprintln, Text};
-use crate::recovery::{call_with_recovery, resume, Context};
 use crate::sync::Global;
+use bench_core::recovery::{call_with_recovery, resume, Context};
 
 mod cost;
 mod cpu;

@@ -1,4 +1,4 @@
-//! Recovery points: a minimal setjmp/longjmp for the kernel.
+//! Recovery points: a minimal setjmp/longjmp for both test kernels.
 //!
 //! [`call_with_recovery`] runs a function; if, while it runs, something
 //! (an exception the case expected, a return from user mode, an exception
@@ -36,9 +36,9 @@ impl Context {
 core::arch::global_asm!(
     r#"
     .text
-    // u32 recovery_call(Context *ctx, u32 (*f)(void *), void *arg)
-    .globl recovery_call
-recovery_call:
+    // u32 bench_recovery_call(Context *ctx, u32 (*f)(void *), void *arg)
+    .globl bench_recovery_call
+bench_recovery_call:
     mov eax, [esp + 4]
     mov [eax], ebx
     mov [eax + 4], esi
@@ -50,10 +50,10 @@ recovery_call:
     add esp, 4
     ret
 
-    // void recovery_resume(Context *ctx, u32 value): returns `value` from
-    // the recovery_call that filled ctx.
-    .globl recovery_resume
-recovery_resume:
+    // void bench_recovery_resume(Context *ctx, u32 value): returns `value` from
+    // the bench_recovery_call that filled ctx.
+    .globl bench_recovery_resume
+bench_recovery_resume:
     mov ecx, [esp + 4]
     mov eax, [esp + 8]
     mov ebx, [ecx]
@@ -66,12 +66,12 @@ recovery_resume:
 );
 
 extern "C" {
-    fn recovery_call(
+    fn bench_recovery_call(
         ctx: *mut Context,
         f: extern "C" fn(*mut c_void) -> u32,
         arg: *mut c_void,
     ) -> u32;
-    fn recovery_resume(ctx: *mut Context, value: u32) -> !;
+    fn bench_recovery_resume(ctx: *mut Context, value: u32) -> !;
 }
 
 extern "C" fn trampoline<F: FnMut() -> u32>(arg: *mut c_void) -> u32 {
@@ -89,7 +89,7 @@ extern "C" fn trampoline<F: FnMut() -> u32>(arg: *mut c_void) -> u32 {
 /// from resume values by the caller.
 pub unsafe fn call_with_recovery<F: FnMut() -> u32>(ctx: *mut Context, mut f: F) -> u32 {
     // SAFETY: per the caller; the trampoline matches `F`.
-    unsafe { recovery_call(ctx, trampoline::<F>, &mut f as *mut F as *mut c_void) }
+    unsafe { bench_recovery_call(ctx, trampoline::<F>, &mut f as *mut F as *mut c_void) }
 }
 
 /// Jumps back to the recovery point of `ctx`, making its
@@ -100,5 +100,5 @@ pub unsafe fn call_with_recovery<F: FnMut() -> u32>(ctx: *mut Context, mut f: F)
 /// (its frame is still on the current stack, below the caller's).
 pub unsafe fn resume(ctx: *mut Context, value: u32) -> ! {
     // SAFETY: per the caller.
-    unsafe { recovery_resume(ctx, value) }
+    unsafe { bench_recovery_resume(ctx, value) }
 }
