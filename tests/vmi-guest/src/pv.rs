@@ -229,10 +229,11 @@ macro_rules! op {
 // Inline patch sites: interrupt flag, IRET (trap.rs), SYSEXIT (user.rs).
 
 // The interrupt-flag sites are inline where they are used, as Linux's
-// paravirt sites are (`cli` or `sti` padded to the 5 bytes of a call; the
-// patched call into the ROM clobbers nothing but flags, vmi.h): each use
-// records its own `.pv_sites` entry. Numeric labels, since the code is
-// repeated at every inlined use.
+// paravirt sites are (`cli` or `sti` padded to the 5 bytes of a call with
+// one 4-byte NOP, as Linux pads with its ideal NOPs; the patched call into
+// the ROM clobbers nothing but flags, vmi.h): each use records its own
+// `.pv_sites` entry. Numeric labels, since the code is repeated at every
+// inlined use.
 macro_rules! irq_flag_site {
     ($insn:literal, $call:expr) => {
         // SAFETY: the site is the native instruction or, once patched, a
@@ -241,7 +242,7 @@ macro_rules! irq_flag_site {
         unsafe {
             core::arch::asm!(
                 concat!("2: ", $insn),
-                ".byte 0x90, 0x90, 0x90, 0x90",
+                ".byte 0x0f, 0x1f, 0x40, 0x00",
                 "3:",
                 ".pushsection .pv_sites, \"a\"",
                 ".long 2b",
@@ -260,7 +261,7 @@ core::arch::global_asm!(
 pv_save_fl:
 .Lsave_site:  pushfd
     pop eax
-    .byte 0x90, 0x90, 0x90
+    .byte 0x0f, 0x1f, 0x00
 .Lsave_end:  ret
     .pushsection .pv_sites, "a"
     .long .Lsave_site
