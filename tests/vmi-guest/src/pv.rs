@@ -301,8 +301,9 @@ extern "C" {
 }
 
 /// One `.pv_sites` record: a call site (`len` >= 5 bytes of native code
-/// at `addr`), or a branch site (`len` 0: a 5-byte NOP at `addr`, the ROM
-/// path at `addr + 5 + branch_to`).
+/// at `addr`), or a branch site (`len` [`BRANCH_UNLESS_NATIVE`] or
+/// [`BRANCH_TO_ROM_CODE`]: a 5-byte NOP at `addr`, the ROM path at
+/// `addr + 5 + branch_to`).
 #[repr(C)]
 struct PatchSite {
     addr: u32,
@@ -312,6 +313,14 @@ struct PatchSite {
 }
 
 const _: () = assert!(core::mem::size_of::<PatchSite>() == 8);
+
+/// Branch site kind: taken unless the call stays native (a NOP relocation
+/// takes it too, to a ROM path whose call site is NOPs: the native code,
+/// which does something, must be skipped).
+const BRANCH_UNLESS_NATIVE: u8 = 0;
+/// Branch site kind: taken only when the call is bound to ROM code (the
+/// native code does nothing, so a NOP relocation is the native path).
+const BRANCH_TO_ROM_CODE: u8 = 1;
 
 /// The `.pv_sites` record of the call site between local labels `2:` and
 /// `3:` (its call number is the asm's `call` operand).
@@ -326,12 +335,12 @@ macro_rules! call_site_record {
     };
 }
 
-/// Whether `CALL`'s sites go to the ROM: a branch site, natively a 5-byte
+/// Whether `CALL`'s sites go to the ROM: a branch site of kind `KIND`
+/// ([`BRANCH_UNLESS_NATIVE`] or [`BRANCH_TO_ROM_CODE`]), natively a 5-byte
 /// NOP that falls through to the native code (false); activation turns it
-/// into a `jmp` to the ROM path (true) when the call is bound to the ROM's
-/// code or to nothing.
+/// into a `jmp` to the ROM path (true).
 #[inline(always)]
-fn rom_bound<const CALL: u8>() -> bool {
+fn rom_bound<const CALL: u8, const KIND: u8>() -> bool {
     // SAFETY: the site is a NOP, or once patched a jump to the label; it
     // touches no memory, stack or flags.
     unsafe {
@@ -340,9 +349,10 @@ fn rom_bound<const CALL: u8>() -> bool {
             "3:",
             ".pushsection .pv_sites, \"a\"",
             ".long 2b",
-            ".byte 0, {call}",
+            ".byte {kind}, {call}",
             ".short {rom} - 3b",
             ".popsection",
+            kind = const KIND,
             call = const CALL,
             rom = label { return true; },
             options(nomem, nostack, preserves_flags),
@@ -551,9 +561,11 @@ fn patch_all_sites() {
             continue;
         };
         let len = usize::from(site.len);
-        if len == 0 {
-            // A branch site: to the ROM path unless the call stays native.
-            if target(call) != NATIVE {
+        if site.len == BRANCH_UNLESS_NATIVE || site.len == BRANCH_TO_ROM_CODE {
+            // A branch site: to the ROM path unless the call stays native
+            // (or, for the second kind, unless it is bound to nothing).
+            let binding = target(call);
+            if binding != NATIVE && (site.len == BRANCH_UNLESS_NATIVE || binding != NOTHING) {
                 let end = site.addr + vmi_abi::reloc::REL32_INSN_LEN as u32;
                 let rom_path = end.wrapping_add(site.branch_to as i32 as u32);
                 let jump =
@@ -941,7 +953,7 @@ pub fn set_pxe_long(pte: u64, ptep: *mut u64, flags: u32) {
 #[allow(clippy::not_unsafe_ptr_arg_deref)]
 #[inline(always)]
 pub fn set_pxe_long_with(pte: u64, ptep: *mut u64, flags: impl FnOnce() -> u32) {
-    if rom_bound::<{ VmiCall::SetPxeLong as u8 }>() {
+    if rom_bound::<{ VmiCall::SetPxeLong as u8 }, BRANCH_UNLESS_NATIVE>() {
         let flags = flags();
         // SAFETY: the call site (a NOP until activation patches it with a
         // call to the ROM's SetPxELong, or NOPs for a NOP relocation) gets
@@ -972,8 +984,33 @@ pub fn update_pxe(ptep: *mut u32, flags: u32) {
 }
 
 /// UpdatePxELong: the kernel already wrote `*ptep` (64-bit entry).
+#[inline(always)]
 pub fn update_pxe_long(ptep: *mut u64, flags: u32) {
-    op!(UpdatePxeLong, native => {}, rom(eip) => { rom!(eip, ptep as u32, flags); })
+    update_pxe_long_with(ptep, || flags)
+}
+
+/// UpdatePxELong with the flags computed only when the ROM's code takes
+/// them (Linux's `pte_update`, `vmi_update_pte`): natively, and through a
+/// ROM answering NOP, nothing at all (a branch site left a NOP); through
+/// the ROM's code a direct call with EAX = pointer, EDX = flags.
+#[inline(always)]
+pub fn update_pxe_long_with(ptep: *mut u64, flags: impl FnOnce() -> u32) {
+    if rom_bound::<{ VmiCall::UpdatePxeLong as u8 }, BRANCH_TO_ROM_CODE>() {
+        let flags = flags();
+        // SAFETY: the call site (a NOP until activation patches it with a
+        // call to the ROM's UpdatePxELong) gets its regparm arguments.
+        unsafe {
+            asm!(
+                "2: .byte 0x0f, 0x1f, 0x44, 0x00, 0x00",
+                "3:",
+                call_site_record!(),
+                call = const VmiCall::UpdatePxeLong as u32,
+                inout("eax") ptep as u32 => _,
+                inout("edx") flags => _,
+                out("ecx") _,
+            )
+        }
+    }
 }
 
 /// MachineToPhysical (frame numbers; identity natively).

@@ -233,11 +233,15 @@ impl Platform for VmiPlatform {
         );
     }
 
+    /// Linux's `ptep_get_and_clear` (munmap's `zap_pte_range`): the entry
+    /// cleared by the kernel itself, then `pte_update`, UpdatePxELong with
+    /// the current-space hint (`vmi_update_pte`).
     fn unmap(&mut self, space: SpaceId, va: u32) {
         if let Some(pt) = page_table(space, va) {
-            pv::set_pxe_long_with(0, mm::entry(pt, (va >> 12) & 511), || {
-                update_flags(PageLevel::Pt, space, va)
-            });
+            let ptep = mm::entry(pt, (va >> 12) & 511);
+            // SAFETY: an entry of this space's own page table.
+            unsafe { pv::store_pxe_long(ptep, 0) };
+            pv::update_pxe_long_with(ptep, || update_flags(PageLevel::Pt, space, va));
         }
     }
 
@@ -254,7 +258,12 @@ impl Platform for VmiPlatform {
         } else {
             pte & !PTE_RW
         };
-        pv::set_pxe_long_with(new, ptep, || update_flags(PageLevel::Pt, space, va));
+        // Linux's `ptep_set_access_flags` (write fault) and
+        // `ptep_set_wrprotect` (fork): the kernel writes the entry itself,
+        // then `pte_update_defer` / `pte_update`: UpdatePxELong.
+        // SAFETY: an entry of this space's own page table.
+        unsafe { pv::store_pxe_long(ptep, new) };
+        pv::update_pxe_long_with(ptep, || update_flags(PageLevel::Pt, space, va));
     }
 
     fn lookup(&mut self, space: SpaceId, va: u32) -> Option<(Frame, bool)> {
