@@ -33,7 +33,8 @@
 //! * Page-table updates: SetPxE/SetPxELong store the entry (64-bit entries
 //!   high half first when becoming present); UpdatePxE(Long),
 //!   AllocatePage, ReleasePage, SetLinearMapping and SetLazyMode have
-//!   nothing to do on hardware; FlushTLB reloads CR3 (toggling CR4.PGE for
+//!   nothing to do on hardware and answer a NOP relocation (the kernel
+//!   makes no call at all); FlushTLB reloads CR3 (toggling CR4.PGE for
 //!   global flushes). MachineToPhysical/PhysicalToMachine: identity.
 //! * Port I/O calls: the IN/OUT/INS/OUTS instructions. IODelay: NOP
 //!   relocation (a ROM call would already take longer than the ISA delay).

@@ -225,7 +225,10 @@ rom_get_reloc:
     ret
 
     // One {{offset from reloc_table, type}} per call number. Types:
-    // 0 NONE, 1 CALL_REL, 2 JUMP_REL, 3 NOP.
+    // 0 NONE, 1 CALL_REL, 2 JUMP_REL, 3 NOP. The calls hardware has
+    // nothing to do for (the page-table announcements, the linear mapping,
+    // the lazy modes, the ISA delay) answer NOP: the kernel's sites become
+    // NOPs and no call is made, as VMware's ROM answered them.
     .balign 4
 reloc_table:
     .long vmi_cpuid - reloc_table, 1            // 0 CPUID
@@ -268,15 +271,15 @@ reloc_table:
     .long vmi_shutdown - reloc_table, 1         // 37 Shutdown
     .long vmi_set_pxe - reloc_table, 1          // 38 SetPxE
     .long vmi_set_pxe_long - reloc_table, 1     // 39 SetPxELong
-    .long vmi_nothing - reloc_table, 1          // 40 UpdatePxE
-    .long vmi_nothing - reloc_table, 1          // 41 UpdatePxELong
+    .long 0, 3                                  // 40 UpdatePxE: NOP
+    .long 0, 3                                  // 41 UpdatePxELong: NOP
     .long vmi_identity - reloc_table, 1         // 42 MachineToPhysical
     .long vmi_identity - reloc_table, 1         // 43 PhysicalToMachine
-    .long vmi_nothing - reloc_table, 1          // 44 AllocatePage
-    .long vmi_nothing - reloc_table, 1          // 45 ReleasePage
+    .long 0, 3                                  // 44 AllocatePage: NOP
+    .long 0, 3                                  // 45 ReleasePage: NOP
     .long vmi_inval_page - reloc_table, 1       // 46 InvalPage
     .long vmi_flush_tlb - reloc_table, 1        // 47 FlushTLB
-    .long vmi_nothing - reloc_table, 1          // 48 SetLinearMapping
+    .long 0, 3                                  // 48 SetLinearMapping: NOP
     .long vmi_inl - reloc_table, 1              // 49 INL
     .long vmi_inb - reloc_table, 1              // 50 INB
     .long vmi_inw - reloc_table, 1              // 51 INW
@@ -301,7 +304,7 @@ reloc_table:
     .long vmi_get_wallclock - reloc_table, 1    // 70 GetWallclockTime
     .long vmi_wallclock_updated - reloc_table, 1 // 71 WallclockUpdated
     .long 0, 0                                  // 72 SetCallbacks: NONE
-    .long vmi_nothing - reloc_table, 1          // 73 SetLazyMode
+    .long 0, 3                                  // 73 SetLazyMode: NOP
 reloc_table_end:
     .if (reloc_table_end - reloc_table) != {num_calls} * 8
     .error "reloc_table must have one entry per VMI call"
@@ -350,10 +353,26 @@ vmi_write_descriptor:
     mov ecx, [esp + 4]
     mov [eax + edx * 8 + 4], ecx
     ret
+    // EAX = SS0, EDX = ESP0: stored in the TSS that TR names, found
+    // through the GDT (SGDT, the descriptor's base bytes 2-4 and 7); no
+    // TSS loaded (TR null): nothing to do.
 vmi_update_kernel_stack:
-    push edx
-    push eax
-    call {update_kernel_stack}
+    sub esp, 8
+    sgdt [esp + 2]
+    str ecx
+    and ecx, 0xFFF8
+    jz .Luks_done
+    add ecx, [esp + 4]
+    mov [esp + 4], edx
+    // Base 23:0 from bytes 2-4 (bits 31:8 of the dword at byte 1), base
+    // 31:24 from byte 7 into the low byte, rotated into place.
+    mov edx, [ecx + 1]
+    mov dl, [ecx + 7]
+    ror edx, 8
+    mov ecx, [esp + 4]
+    mov [edx + {tss_esp0}], ecx
+    mov [edx + {tss_ss0}], ax
+.Luks_done:
     add esp, 8
     ret
 vmi_set_cr0:
@@ -514,8 +533,6 @@ vmi_set_pxe_long:
     mov [ecx], eax
     mov [ecx + 4], edx
     ret
-vmi_nothing:
-    ret
     // Frame number in EAX, the same frame number out.
 vmi_identity:
     ret
@@ -647,7 +664,8 @@ vmi_wallclock_updated:
     num_calls = const vmi_abi::VMI_NUM_CALLS,
     first_timer = const vmi_abi::VmiCall::GetCycleFrequency as u32,
     last_timer = const vmi_abi::VmiCall::WallclockUpdated as u32,
-    update_kernel_stack = sym rom_update_kernel_stack,
+    tss_esp0 = const cpu::TSS_ESP0,
+    tss_ss0 = const cpu::TSS_SS0,
     reboot = sym rom_reboot,
     shutdown = sym rom_shutdown,
     cycle_frequency = sym rom_cycle_frequency,
@@ -676,12 +694,6 @@ fn tsc_hz() -> u64 {
 
 extern "C" fn rom_cycle_frequency() -> u64 {
     tsc_hz()
-}
-
-extern "C" fn rom_update_kernel_stack(ss: u32, esp0: u32) {
-    // SAFETY: the kernel's loaded TSS is its own writable memory; the VMI
-    // call asks for exactly this change.
-    unsafe { cpu::set_ring0_stack(ss as u16, esp0) }
 }
 
 extern "C" fn rom_set_alarm(flags: u32, expiry: u64, period: u64) {

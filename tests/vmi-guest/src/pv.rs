@@ -6,11 +6,18 @@
 //! * nothing (relocation NOP, for calls without a result),
 //! * the native instruction (relocation NONE, or no ROM at all).
 //!
-//! The interrupt-flag operations, IRET and SYSEXIT are inline patch sites
-//! instead (a `.pv_sites` table, as Linux's `.parainstructions`): the site
-//! holds the native instruction and activation rewrites it with
-//! `call`/`jmp rel32` or NOPs, exactly as Linux's `vmi_patch` does
-//! ([`vmi_abi::patch_site`]).
+//! The hot operations are inline patch sites instead (a `.pv_sites` table,
+//! as Linux's `.parainstructions`): the interrupt flag, IRET and SYSEXIT,
+//! the control registers, InvalPage, UpdateKernelStack, SetLazyMode and
+//! SetPxELong. A site holds the native instruction (padded to the 5 bytes
+//! of a call with one multi-byte NOP) and activation rewrites it with
+//! `call`/`jmp rel32` to the ROM's entry or NOPs, as Linux's `vmi_patch`
+//! and `paravirt_patch_call` do ([`vmi_abi::patch_site`]): a patched call
+//! is a direct `call rel32` with the arguments already in EAX, EDX, ECX
+//! and only the stack words the call has. A call with a stack argument the
+//! native code does not need (SetPxELong's flags) has a branch site
+//! instead: a 5-byte NOP the patcher turns into a `jmp` to the ROM path
+//! (Linux's static branches), so natively the flags are never computed.
 //!
 //! Register conventions of each call: `vmi_abi::VmiCall::info`.
 
@@ -126,26 +133,75 @@ pub unsafe fn rom_call(eip: u32, eax: u32, edx: u32, ecx: u32, stack: [u32; 2]) 
     (u64::from(hi) << 32) | u64::from(lo)
 }
 
+/// [`rom_call`] for a call without stack arguments: registers only.
+///
+/// # Safety
+/// As [`rom_call`].
+#[inline(always)]
+unsafe fn rom_call_regs(eip: u32, eax: u32, edx: u32, ecx: u32) -> u64 {
+    let (lo, hi): (u32, u32);
+    // SAFETY: per the caller (regparm(3), as rom_call).
+    unsafe {
+        asm!(
+            "call {f}",
+            f = in(reg) eip,
+            inlateout("eax") eax => lo,
+            inlateout("edx") edx => hi,
+            inlateout("ecx") ecx => _,
+        )
+    };
+    (u64::from(hi) << 32) | u64::from(lo)
+}
+
+/// [`rom_call`] for a call with one stack argument.
+///
+/// # Safety
+/// As [`rom_call`].
+#[inline(always)]
+unsafe fn rom_call_1(eip: u32, eax: u32, edx: u32, ecx: u32, stack0: u32) -> u64 {
+    let (lo, hi): (u32, u32);
+    // SAFETY: per the caller (regparm(3), as rom_call); the word pushed
+    // here is the call's only stack argument, popped after the return.
+    unsafe {
+        asm!(
+            "push {s0}",
+            "call {f}",
+            "add esp, 4",
+            f = in(reg) eip,
+            s0 = in(reg) stack0,
+            inlateout("eax") eax => lo,
+            inlateout("edx") edx => hi,
+            inlateout("ecx") ecx => _,
+        )
+    };
+    (u64::from(hi) << 32) | u64::from(lo)
+}
+
+// A ROM call with the registers and exactly the stack words the call has
+// (vmi.h's regparm(3) prototypes): no word pushed that the callee does not
+// take.
 macro_rules! rom {
     ($eip:expr) => {
-        rom!($eip, 0, 0, 0, 0, 0)
+        rom!($eip, 0, 0, 0)
     };
     ($eip:expr, $a:expr) => {
-        rom!($eip, $a, 0, 0, 0, 0)
+        rom!($eip, $a, 0, 0)
     };
     ($eip:expr, $a:expr, $d:expr) => {
-        rom!($eip, $a, $d, 0, 0, 0)
+        rom!($eip, $a, $d, 0)
     };
     ($eip:expr, $a:expr, $d:expr, $c:expr) => {
-        rom!($eip, $a, $d, $c, 0, 0)
-    };
-    ($eip:expr, $a:expr, $d:expr, $c:expr, $s0:expr) => {
-        rom!($eip, $a, $d, $c, $s0, 0)
-    };
-    ($eip:expr, $a:expr, $d:expr, $c:expr, $s0:expr, $s1:expr) => {
         // SAFETY: `$eip` is what GetRelocationInfo returned (CALL_REL) for
         // this call, and the arguments follow its regparm convention
         // (vmi_abi::VmiCall::info).
+        unsafe { rom_call_regs($eip, $a as u32, $d as u32, $c as u32) }
+    };
+    ($eip:expr, $a:expr, $d:expr, $c:expr, $s0:expr) => {
+        // SAFETY: as above; the call's one stack argument is pushed.
+        unsafe { rom_call_1($eip, $a as u32, $d as u32, $c as u32, $s0 as u32) }
+    };
+    ($eip:expr, $a:expr, $d:expr, $c:expr, $s0:expr, $s1:expr) => {
+        // SAFETY: as above; the call's two stack arguments are pushed.
         unsafe {
             rom_call(
                 $eip,
@@ -173,10 +229,11 @@ macro_rules! op {
 // Inline patch sites: interrupt flag, IRET (trap.rs), SYSEXIT (user.rs).
 
 // The interrupt-flag sites are inline where they are used, as Linux's
-// paravirt sites are (`cli` or `sti` padded to the 5 bytes of a call; the
-// patched call into the ROM clobbers nothing but flags, vmi.h): each use
-// records its own `.pv_sites` entry. Numeric labels, since the code is
-// repeated at every inlined use.
+// paravirt sites are (`cli` or `sti` padded to the 5 bytes of a call with
+// one 4-byte NOP, as Linux pads with its ideal NOPs; the patched call into
+// the ROM clobbers nothing but flags, vmi.h): each use records its own
+// `.pv_sites` entry. Numeric labels, since the code is repeated at every
+// inlined use.
 macro_rules! irq_flag_site {
     ($insn:literal, $call:expr) => {
         // SAFETY: the site is the native instruction or, once patched, a
@@ -185,7 +242,7 @@ macro_rules! irq_flag_site {
         unsafe {
             core::arch::asm!(
                 concat!("2: ", $insn),
-                ".byte 0x90, 0x90, 0x90, 0x90",
+                ".byte 0x0f, 0x1f, 0x40, 0x00",
                 "3:",
                 ".pushsection .pv_sites, \"a\"",
                 ".long 2b",
@@ -204,7 +261,7 @@ core::arch::global_asm!(
 pv_save_fl:
 .Lsave_site:  pushfd
     pop eax
-    .byte 0x90, 0x90, 0x90
+    .byte 0x0f, 0x1f, 0x00
 .Lsave_end:  ret
     .pushsection .pv_sites, "a"
     .long .Lsave_site
@@ -243,13 +300,65 @@ extern "C" {
     static __pv_sites_end: PatchSite;
 }
 
-/// One `.pv_sites` record.
+/// One `.pv_sites` record: a call site (`len` >= 5 bytes of native code
+/// at `addr`), or a branch site (`len` [`BRANCH_UNLESS_NATIVE`] or
+/// [`BRANCH_TO_ROM_CODE`]: a 5-byte NOP at `addr`, the ROM path at
+/// `addr + 5 + branch_to`).
 #[repr(C)]
 struct PatchSite {
     addr: u32,
     len: u8,
     call: u8,
-    _pad: [u8; 2],
+    branch_to: i16,
+}
+
+const _: () = assert!(core::mem::size_of::<PatchSite>() == 8);
+
+/// Branch site kind: taken unless the call stays native (a NOP relocation
+/// takes it too, to a ROM path whose call site is NOPs: the native code,
+/// which does something, must be skipped).
+const BRANCH_UNLESS_NATIVE: u8 = 0;
+/// Branch site kind: taken only when the call is bound to ROM code (the
+/// native code does nothing, so a NOP relocation is the native path).
+const BRANCH_TO_ROM_CODE: u8 = 1;
+
+/// The `.pv_sites` record of the call site between local labels `2:` and
+/// `3:` (its call number is the asm's `call` operand).
+macro_rules! call_site_record {
+    () => {
+        concat!(
+            ".pushsection .pv_sites, \"a\"\n",
+            ".long 2b\n",
+            ".byte 3b - 2b, {call}, 0, 0\n",
+            ".popsection",
+        )
+    };
+}
+
+/// Whether `CALL`'s sites go to the ROM: a branch site of kind `KIND`
+/// ([`BRANCH_UNLESS_NATIVE`] or [`BRANCH_TO_ROM_CODE`]), natively a 5-byte
+/// NOP that falls through to the native code (false); activation turns it
+/// into a `jmp` to the ROM path (true).
+#[inline(always)]
+fn rom_bound<const CALL: u8, const KIND: u8>() -> bool {
+    // SAFETY: the site is a NOP, or once patched a jump to the label; it
+    // touches no memory, stack or flags.
+    unsafe {
+        asm!(
+            "2: .byte 0x0f, 0x1f, 0x44, 0x00, 0x00",
+            "3:",
+            ".pushsection .pv_sites, \"a\"",
+            ".long 2b",
+            ".byte {kind}, {call}",
+            ".short {rom} - 3b",
+            ".popsection",
+            kind = const KIND,
+            call = const CALL,
+            rom = label { return true; },
+            options(nomem, nostack, preserves_flags),
+        );
+    }
+    false
 }
 
 /// DisableInterrupts (`irq_disable`): an inline site, native CLI or a call
@@ -385,47 +494,145 @@ fn bind(call: VmiCall, reloc: VmiRelocationInfo) -> u32 {
     }
 }
 
+/// Multi-byte NOPs of 1 to 9 bytes (Intel SDM vol. 2B, "NOP", recommended
+/// multi-byte sequences): a site's padding is one instruction.
+const NOPS: [&[u8]; 9] = [
+    &[0x90],
+    &[0x66, 0x90],
+    &[0x0F, 0x1F, 0x00],
+    &[0x0F, 0x1F, 0x40, 0x00],
+    &[0x0F, 0x1F, 0x44, 0x00, 0x00],
+    &[0x66, 0x0F, 0x1F, 0x44, 0x00, 0x00],
+    &[0x0F, 0x1F, 0x80, 0x00, 0x00, 0x00, 0x00],
+    &[0x0F, 0x1F, 0x84, 0x00, 0x00, 0x00, 0x00, 0x00],
+    &[0x66, 0x0F, 0x1F, 0x84, 0x00, 0x00, 0x00, 0x00, 0x00],
+];
+
+/// Fills `bytes` (the rest of a site after its new instruction) so that it
+/// costs one instruction: a multi-byte NOP, or a short jump over the rest
+/// (Linux pads with its ideal NOPs the same way, `add_nops`).
+fn fill_padding(bytes: &mut [u8]) {
+    match bytes.len() {
+        0 => {}
+        n @ 1..=9 => bytes.copy_from_slice(NOPS[n - 1]),
+        n => {
+            // jmp rel8 past the end; the skipped bytes are NOPs for anyone
+            // disassembling the site.
+            let skip = (n - 2).min(127);
+            bytes[0] = 0xEB;
+            bytes[1] = skip as u8;
+            bytes[2..].fill(vmi_abi::reloc::NOP_OPCODE);
+        }
+    }
+}
+
+/// Rewrites one site's bytes: `insn` (if any) first, the padding after it.
+///
+/// # Safety
+/// `addr..addr + len` must be a site in the kernel's own (writable) text
+/// that no code runs while it is rewritten.
+unsafe fn rewrite_site(addr: u32, len: usize, insn: Option<[u8; vmi_abi::reloc::REL32_INSN_LEN]>) {
+    // SAFETY: per the caller.
+    let bytes = unsafe { core::slice::from_raw_parts_mut(addr as *mut u8, len) };
+    let used = match insn {
+        Some(insn) => {
+            bytes[..insn.len()].copy_from_slice(&insn);
+            insn.len()
+        }
+        None => 0,
+    };
+    fill_padding(&mut bytes[used..]);
+}
+
 fn patch_all_sites() {
     // The linker script brackets the .pv_sites records with these symbols.
     let (start, end) = (&raw const __pv_sites_start, &raw const __pv_sites_end);
     let count = (end as usize - start as usize) / core::mem::size_of::<PatchSite>();
+    let mut patched = [0u32; 2];
     for i in 0..count {
         // SAFETY: i < count: a record inside the section (each is a PatchSite).
         let site = unsafe { start.add(i).read() };
         let Some(call) = VmiCall::from_u32(u32::from(site.call)) else {
+            kprintln!(
+                "vmi: .pv_sites record {i} at {:#x} names no VMI call ({}): left native",
+                site.addr,
+                site.call
+            );
             continue;
         };
-        let reloc = relocation(call);
-        let action = match reloc.relocation_type() {
-            // An IRET or SYSEXIT cannot become nothing: keep the native one.
-            Ok(VmiRelocationType::Nop) if matches!(call, VmiCall::Iret | VmiCall::Sysexit) => {
-                kprintln!(
-                    "vmi: NOP relocation for {}: keeping the native instruction",
-                    call.name()
-                );
-                continue;
+        let len = usize::from(site.len);
+        if site.len == BRANCH_UNLESS_NATIVE || site.len == BRANCH_TO_ROM_CODE {
+            // A branch site: to the ROM path unless the call stays native
+            // (or, for the second kind, unless it is bound to nothing).
+            let binding = target(call);
+            if binding != NATIVE && (site.len == BRANCH_UNLESS_NATIVE || binding != NOTHING) {
+                let end = site.addr + vmi_abi::reloc::REL32_INSN_LEN as u32;
+                let rom_path = end.wrapping_add(site.branch_to as i32 as u32);
+                let jump =
+                    vmi_abi::encode_rel32(vmi_abi::reloc::JMP_REL32_OPCODE, site.addr, rom_path);
+                // SAFETY: the record's 5-byte site in the kernel's text;
+                // interrupts are off while activation patches.
+                unsafe { rewrite_site(site.addr, vmi_abi::reloc::REL32_INSN_LEN, Some(jump)) };
+                patched[1] += 1;
             }
-            _ => patch_site(reloc, site.addr, usize::from(site.len)),
-        };
-        match action {
-            Ok(PatchAction::KeepNative) => {}
-            Ok(action) => {
-                // SAFETY: the site lies in the kernel's own (writable) text
-                // and no code runs it while interrupts are off here.
-                let bytes = unsafe {
-                    core::slice::from_raw_parts_mut(site.addr as *mut u8, usize::from(site.len))
-                };
-                action.apply(bytes);
-            }
-            Err(e) => kprintln!(
-                "vmi: cannot patch the {} site at {:#x}: {e}",
-                call.name(),
-                site.addr
-            ),
+            continue;
         }
+        let insn = if matches!(call, VmiCall::Iret | VmiCall::Sysexit) {
+            // Jumped-to sites: JUMP_REL (or CALL_REL) as the ROM says; an
+            // IRET or SYSEXIT cannot become nothing: keep the native one.
+            let reloc = relocation(call);
+            match patch_site(reloc, site.addr, len) {
+                Ok(PatchAction::Write { insn }) => Some(insn),
+                Ok(PatchAction::NopFill) => {
+                    kprintln!(
+                        "vmi: NOP relocation for {}: keeping the native instruction",
+                        call.name()
+                    );
+                    continue;
+                }
+                Ok(PatchAction::KeepNative) => continue,
+                Err(e) => {
+                    kprintln!(
+                        "vmi: cannot patch the {} site at {:#x}: {e}",
+                        call.name(),
+                        site.addr
+                    );
+                    continue;
+                }
+            }
+        } else {
+            // Called sites follow the call's binding (so a NOP answer for a
+            // call that returns a value keeps the native code, as bind says).
+            match target(call) {
+                NATIVE => continue,
+                NOTHING => None,
+                eip if len >= vmi_abi::reloc::REL32_INSN_LEN => Some(vmi_abi::encode_rel32(
+                    vmi_abi::reloc::CALL_REL32_OPCODE,
+                    site.addr,
+                    eip,
+                )),
+                _ => {
+                    kprintln!(
+                        "vmi: cannot patch the {} site at {:#x}: {len} bytes cannot hold a call",
+                        call.name(),
+                        site.addr
+                    );
+                    continue;
+                }
+            }
+        };
+        // SAFETY: the site lies in the kernel's own (writable) text and no
+        // code runs it while interrupts are off here.
+        unsafe { rewrite_site(site.addr, len, insn) };
+        patched[0] += 1;
     }
     // Serialize after modifying code (CPUID is serializing).
     let _ = cpu::cpuid(0, 0);
+    kprintln!(
+        "vmi: {} call sites and {} branch sites patched",
+        patched[0],
+        patched[1]
+    );
 }
 
 // ---------------------------------------------------------------------------
@@ -552,67 +759,81 @@ pub fn write_idt_entry(table: u32, index: u32, desc: u64) {
 }
 
 /// UpdateKernelStack: the stack ring-0 entries from ring 3 switch to.
-/// Natively the kernel writes its TSS; through a ROM only the call is made
-/// (the case then proves the ROM made it effective).
+/// Natively the kernel writes its TSS (the site's two stores); through a
+/// ROM the site is a call with SS in EAX and ESP0 in EDX (the case then
+/// proves the ROM made it effective).
+#[inline(always)]
 pub fn update_kernel_stack(ss: u16, esp0: u32) {
-    op!(UpdateKernelStack,
-        native => desc::TSS.with(|t| {
-            t.esp0 = esp0;
-            t.ss0 = u32::from(ss);
-        }),
-        rom(eip) => { rom!(eip, ss, esp0); })
+    // SAFETY: the site stores into the kernel's own TSS (desc::TSS, whose
+    // esp0/ss0 offsets desc.rs checks) or, patched, calls the ROM's
+    // UpdateKernelStack (regparm: EAX, EDX; EAX, ECX, EDX clobbered).
+    unsafe {
+        asm!(
+            "2: mov dword ptr [{tss} + 4], edx",
+            "mov dword ptr [{tss} + 8], eax",
+            "3:",
+            call_site_record!(),
+            call = const VmiCall::UpdateKernelStack as u32,
+            tss = sym desc::TSS,
+            inout("eax") u32::from(ss) => _,
+            inout("edx") esp0 => _,
+            out("ecx") _,
+        )
+    }
 }
 
+// The control register sites: `mov` to or from the register with EAX, 3
+// bytes, padded with a 2-byte NOP; patched, a call to the ROM's Get/Set
+// call (regparm: the value in EAX).
 macro_rules! cr_ops {
-    ($get:ident, $set:ident, $getcall:ident, $setcall:ident, $read:path, $write:path) => {
+    ($get:ident, $set:ident, $getcall:ident, $setcall:ident, $cr:literal) => {
         /// Reads the control register (VMI Get call).
+        #[inline(always)]
         pub fn $get() -> u32 {
-            op!($getcall, native => $read(), rom(eip) => rom!(eip) as u32)
+            let value: u32;
+            // SAFETY: reading a control register (or the ROM's Get call,
+            // which clobbers only EAX, ECX, EDX and flags).
+            unsafe {
+                asm!(
+                    concat!("2: mov eax, ", $cr),
+                    ".byte 0x66, 0x90",
+                    "3:",
+                    call_site_record!(),
+                    call = const VmiCall::$getcall as u32,
+                    out("eax") value,
+                    out("ecx") _,
+                    out("edx") _,
+                )
+            };
+            value
         }
 
         /// Writes the control register (VMI Set call).
+        #[inline(always)]
         pub fn $set(value: u32) {
-            op!($setcall,
-                // SAFETY: the kernel and its cases keep their own code and
-                // data mapped across control register writes.
-                native => unsafe { $write(value) },
-                rom(eip) => { rom!(eip, value); })
+            // SAFETY: the kernel and its cases keep their own code and
+            // data mapped across control register writes; patched, the
+            // ROM's Set call (regparm, EAX).
+            unsafe {
+                asm!(
+                    concat!("2: mov ", $cr, ", eax"),
+                    ".byte 0x66, 0x90",
+                    "3:",
+                    call_site_record!(),
+                    call = const VmiCall::$setcall as u32,
+                    inout("eax") value => _,
+                    out("ecx") _,
+                    out("edx") _,
+                )
+            }
         }
     };
 }
 
-cr_ops!(
-    get_cr0,
-    set_cr0,
-    GetCr0,
-    SetCr0,
-    cpu::read_cr0,
-    cpu::write_cr0
-);
-cr_ops!(
-    get_cr2,
-    set_cr2,
-    GetCr2,
-    SetCr2,
-    cpu::read_cr2,
-    cpu::write_cr2
-);
-cr_ops!(
-    get_cr3,
-    set_cr3,
-    GetCr3,
-    SetCr3,
-    cpu::read_cr3,
-    cpu::write_cr3
-);
-cr_ops!(
-    get_cr4,
-    set_cr4,
-    GetCr4,
-    SetCr4,
-    cpu::read_cr4,
-    cpu::write_cr4
-);
+cr_ops!(get_cr0, set_cr0, GetCr0, SetCr0, "cr0");
+cr_ops!(get_cr2, set_cr2, GetCr2, SetCr2, "cr2");
+cr_ops!(get_cr3, set_cr3, GetCr3, SetCr3, "cr3");
+cr_ops!(get_cr4, set_cr4, GetCr4, SetCr4, "cr4");
 
 /// WBINVD.
 pub fn wbinvd() {
@@ -719,11 +940,42 @@ pub unsafe fn store_pxe_long(ptep: *mut u64, pte: u64) {
 // VMI call this stands for takes it (its callers' contract, unchanged since
 // the module became part of the guest's library).
 #[allow(clippy::not_unsafe_ptr_arg_deref)]
+#[inline(always)]
 pub fn set_pxe_long(pte: u64, ptep: *mut u64, flags: u32) {
-    op!(SetPxeLong,
+    set_pxe_long_with(pte, ptep, || flags)
+}
+
+/// SetPxELong with the flags computed only when the ROM takes them (Linux's
+/// `vmi_set_pte_at` computes its `vmi_flags_addr` in the ROM's wrapper
+/// too): natively the entry is stored and nothing else is done. Through
+/// the ROM: a branch site to a direct call with EDX:EAX = entry, ECX =
+/// pointer and the flags as the one stack word.
+#[allow(clippy::not_unsafe_ptr_arg_deref)]
+#[inline(always)]
+pub fn set_pxe_long_with(pte: u64, ptep: *mut u64, flags: impl FnOnce() -> u32) {
+    if rom_bound::<{ VmiCall::SetPxeLong as u8 }, BRANCH_UNLESS_NATIVE>() {
+        let flags = flags();
+        // SAFETY: the call site (a NOP until activation patches it with a
+        // call to the ROM's SetPxELong, or NOPs for a NOP relocation) gets
+        // its regparm arguments and its one stack word, popped after it.
+        unsafe {
+            asm!(
+                "push {flags}",
+                "2: .byte 0x0f, 0x1f, 0x44, 0x00, 0x00",
+                "3:",
+                call_site_record!(),
+                "add esp, 4",
+                call = const VmiCall::SetPxeLong as u32,
+                flags = in(reg) flags,
+                inout("eax") pte as u32 => _,
+                inout("edx") (pte >> 32) as u32 => _,
+                inout("ecx") ptep as u32 => _,
+            )
+        }
+    } else {
         // SAFETY: callers pass entries of the kernel's own page tables.
-        native => unsafe { store_pxe_long(ptep, pte) },
-        rom(eip) => { rom!(eip, pte as u32, (pte >> 32) as u32, ptep as u32, flags); })
+        unsafe { store_pxe_long(ptep, pte) }
+    }
 }
 
 /// UpdatePxE: the kernel already wrote `*ptep` (32-bit entry).
@@ -732,8 +984,33 @@ pub fn update_pxe(ptep: *mut u32, flags: u32) {
 }
 
 /// UpdatePxELong: the kernel already wrote `*ptep` (64-bit entry).
+#[inline(always)]
 pub fn update_pxe_long(ptep: *mut u64, flags: u32) {
-    op!(UpdatePxeLong, native => {}, rom(eip) => { rom!(eip, ptep as u32, flags); })
+    update_pxe_long_with(ptep, || flags)
+}
+
+/// UpdatePxELong with the flags computed only when the ROM's code takes
+/// them (Linux's `pte_update`, `vmi_update_pte`): natively, and through a
+/// ROM answering NOP, nothing at all (a branch site left a NOP); through
+/// the ROM's code a direct call with EAX = pointer, EDX = flags.
+#[inline(always)]
+pub fn update_pxe_long_with(ptep: *mut u64, flags: impl FnOnce() -> u32) {
+    if rom_bound::<{ VmiCall::UpdatePxeLong as u8 }, BRANCH_TO_ROM_CODE>() {
+        let flags = flags();
+        // SAFETY: the call site (a NOP until activation patches it with a
+        // call to the ROM's UpdatePxELong) gets its regparm arguments.
+        unsafe {
+            asm!(
+                "2: .byte 0x0f, 0x1f, 0x44, 0x00, 0x00",
+                "3:",
+                call_site_record!(),
+                call = const VmiCall::UpdatePxeLong as u32,
+                inout("eax") ptep as u32 => _,
+                inout("edx") flags => _,
+                out("ecx") _,
+            )
+        }
+    }
 }
 
 /// MachineToPhysical (frame numbers; identity natively).
@@ -758,9 +1035,24 @@ pub fn release_page(pfn: u32, flags: u32) {
     op!(ReleasePage, native => {}, rom(eip) => { rom!(eip, pfn, flags); })
 }
 
-/// InvalPage.
+/// InvalPage: an inline site, `invlpg [eax]` padded with a 2-byte NOP,
+/// or a call to the ROM's InvalPage (EAX = address).
+#[inline(always)]
 pub fn inval_page(va: u32) {
-    op!(InvalPage, native => cpu::invlpg(va), rom(eip) => { rom!(eip, va); })
+    // SAFETY: INVLPG only drops a TLB entry; patched, the ROM's call
+    // (regparm, EAX; EAX, ECX, EDX clobbered).
+    unsafe {
+        asm!(
+            "2: invlpg [eax]",
+            ".byte 0x66, 0x90",
+            "3:",
+            call_site_record!(),
+            call = const VmiCall::InvalPage as u32,
+            inout("eax") va => _,
+            out("ecx") _,
+            out("edx") _,
+        )
+    }
 }
 
 /// FlushTLB (`how` = VMI_FLUSH_TLB, optionally | VMI_FLUSH_GLOBAL).
@@ -994,7 +1286,22 @@ pub fn wallclock_updated() -> u32 {
     op!(WallclockUpdated, native => 0, rom(eip) => rom!(eip) as u32)
 }
 
-/// SetLazyMode (VMI_LAZY_NONE / _MMU / _CPU).
+/// SetLazyMode (VMI_LAZY_NONE / _MMU / _CPU): an inline site, natively a
+/// 5-byte NOP (hardware has no lazy mode), patched with a call to the ROM's
+/// SetLazyMode (EAX = mode) or left NOPs for a NOP relocation.
+#[inline(always)]
 pub fn set_lazy_mode(mode: u32) {
-    op!(SetLazyMode, native => {}, rom(eip) => { rom!(eip, mode); })
+    // SAFETY: a NOP, or the ROM's call (regparm, EAX; EAX, ECX, EDX
+    // clobbered); queued updates the ROM flushes are the kernel's own.
+    unsafe {
+        asm!(
+            "2: .byte 0x0f, 0x1f, 0x44, 0x00, 0x00",
+            "3:",
+            call_site_record!(),
+            call = const VmiCall::SetLazyMode as u32,
+            inout("eax") mode => _,
+            out("ecx") _,
+            out("edx") _,
+        )
+    }
 }

@@ -9,8 +9,8 @@ use core::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 
 use bench_core::{frames, Frame, Lazy, Platform, SpaceId, UserExit, UserFrame, UserState};
 use vmi_abi::flags::{
-    PageLevel, PxeUpdateFlags, VMI_FLUSH_TLB, VMI_LAZY_CPU, VMI_LAZY_MMU, VMI_LAZY_NONE,
-    VMI_PAGE_CLONE, VMI_PAGE_L1_PAE, VMI_PAGE_L2_PAE,
+    PageLevel, VMI_FLUSH_TLB, VMI_LAZY_CPU, VMI_LAZY_MMU, VMI_LAZY_NONE, VMI_PAGE_CLONE,
+    VMI_PAGE_CURRENT_AS, VMI_PAGE_DEFER, VMI_PAGE_L1_PAE, VMI_PAGE_L2_PAE, VMI_PAGE_VA_MASK,
 };
 use vmi_abi::time::{AlarmFlags, AlarmWiring, CycleCounter};
 
@@ -24,9 +24,13 @@ use native_rom::hw::apic;
 /// all ones where nothing answers).
 const HYPERCALL_COUNT_PORT: u16 = 0x5A0;
 
-/// The address space loaded now (its PDPT), and the lazy mode.
+/// The address space loaded now (its PDPT).
 static CURRENT: AtomicU32 = AtomicU32::new(0);
-static LAZY_MMU: AtomicBool = AtomicBool::new(false);
+/// The flag bits an update of the loaded space carries besides its level
+/// and address: VMI_PAGE_CURRENT_AS, and VMI_PAGE_DEFER inside lazy MMU
+/// mode (kept with the mode, so a SetPxELong's flags cost one compare and
+/// two ORs on the ROM's path, and nothing natively).
+static CURRENT_SPACE_FLAGS: AtomicU32 = AtomicU32::new(VMI_PAGE_CURRENT_AS);
 static LVTT_CONNECTED: AtomicBool = AtomicBool::new(false);
 
 /// The platform handle (all state is in the kernel's globals).
@@ -45,7 +49,7 @@ const DIRECT_MAP_SLOT: u32 = 3;
 pub fn init() {
     let home = mm::kernel_space().expect("paging is on").pdpt;
     CURRENT.store(home, Ordering::SeqCst);
-    LAZY_MMU.store(false, Ordering::SeqCst);
+    CURRENT_SPACE_FLAGS.store(VMI_PAGE_CURRENT_AS, Ordering::SeqCst);
     pv::set_linear_mapping(DIRECT_MAP_SLOT, 0, mm::mapped_top() / mm::PAGE_SIZE, 0);
 }
 
@@ -70,11 +74,15 @@ fn page_table(space: SpaceId, va: u32) -> Option<u32> {
 }
 
 /// Linux's `vmi_flags_addr(_defer)`: the current-space hint with the
-/// address, and DEFER inside lazy MMU mode.
+/// address, and DEFER inside lazy MMU mode (the bits `PxeUpdateFlags::new`
+/// puts together, from [`CURRENT_SPACE_FLAGS`]).
+#[inline(always)]
 fn update_flags(level: PageLevel, space: SpaceId, va: u32) -> u32 {
-    let current = space.0 == CURRENT.load(Ordering::Relaxed);
-    let defer = current && LAZY_MMU.load(Ordering::Relaxed);
-    PxeUpdateFlags::new(level, current.then_some(va), defer).0
+    if space.0 == CURRENT.load(Ordering::Relaxed) {
+        level.bit() | CURRENT_SPACE_FLAGS.load(Ordering::Relaxed) | (va & VMI_PAGE_VA_MASK)
+    } else {
+        level.bit()
+    }
 }
 
 /// A user entry as Linux builds one (and as the direct-PV kernel does):
@@ -196,13 +204,13 @@ impl Platform for VmiPlatform {
     }
 
     fn set_lazy(&mut self, mode: Lazy) {
-        let (vmi, mmu) = match mode {
-            Lazy::None => (VMI_LAZY_NONE, false),
-            Lazy::Mmu => (VMI_LAZY_MMU, true),
-            Lazy::Cpu => (VMI_LAZY_CPU, false),
+        let (vmi, space_flags) = match mode {
+            Lazy::None => (VMI_LAZY_NONE, VMI_PAGE_CURRENT_AS),
+            Lazy::Mmu => (VMI_LAZY_MMU, VMI_PAGE_CURRENT_AS | VMI_PAGE_DEFER),
+            Lazy::Cpu => (VMI_LAZY_CPU, VMI_PAGE_CURRENT_AS),
         };
         pv::set_lazy_mode(vmi);
-        LAZY_MMU.store(mmu, Ordering::Relaxed);
+        CURRENT_SPACE_FLAGS.store(space_flags, Ordering::Relaxed);
     }
 
     fn map(&mut self, space: SpaceId, va: u32, frame: Frame, writable: bool) {
@@ -212,28 +220,28 @@ impl Platform for VmiPlatform {
                 let pt = frames::take_zeroed(self);
                 pv::allocate_page(pt >> 12, VMI_PAGE_L1_PAE, 0, 0, 0);
                 let pdep = mm::entry(directory(space, va), (va >> 21) & 511);
-                pv::set_pxe_long(
-                    u64::from(pt) | PTE_P | PTE_RW | PTE_US,
-                    pdep,
-                    update_flags(PageLevel::Pd, space, va),
-                );
+                pv::set_pxe_long_with(u64::from(pt) | PTE_P | PTE_RW | PTE_US, pdep, || {
+                    update_flags(PageLevel::Pd, space, va)
+                });
                 pt
             }
         };
-        pv::set_pxe_long(
+        pv::set_pxe_long_with(
             user_pte(frame, writable),
             mm::entry(pt, (va >> 12) & 511),
-            update_flags(PageLevel::Pt, space, va),
+            || update_flags(PageLevel::Pt, space, va),
         );
     }
 
+    /// Linux's `ptep_get_and_clear` (munmap's `zap_pte_range`): the entry
+    /// cleared by the kernel itself, then `pte_update`, UpdatePxELong with
+    /// the current-space hint (`vmi_update_pte`).
     fn unmap(&mut self, space: SpaceId, va: u32) {
         if let Some(pt) = page_table(space, va) {
-            pv::set_pxe_long(
-                0,
-                mm::entry(pt, (va >> 12) & 511),
-                update_flags(PageLevel::Pt, space, va),
-            );
+            let ptep = mm::entry(pt, (va >> 12) & 511);
+            // SAFETY: an entry of this space's own page table.
+            unsafe { pv::store_pxe_long(ptep, 0) };
+            pv::update_pxe_long_with(ptep, || update_flags(PageLevel::Pt, space, va));
         }
     }
 
@@ -250,7 +258,12 @@ impl Platform for VmiPlatform {
         } else {
             pte & !PTE_RW
         };
-        pv::set_pxe_long(new, ptep, update_flags(PageLevel::Pt, space, va));
+        // Linux's `ptep_set_access_flags` (write fault) and
+        // `ptep_set_wrprotect` (fork): the kernel writes the entry itself,
+        // then `pte_update_defer` / `pte_update`: UpdatePxELong.
+        // SAFETY: an entry of this space's own page table.
+        unsafe { pv::store_pxe_long(ptep, new) };
+        pv::update_pxe_long_with(ptep, || update_flags(PageLevel::Pt, space, va));
     }
 
     fn lookup(&mut self, space: SpaceId, va: u32) -> Option<(Frame, bool)> {
