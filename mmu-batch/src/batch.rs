@@ -357,14 +357,18 @@ impl<Tag: Copy, const N: usize> MmuBatch<Tag, N> {
     /// A `MMU_NORMAL_PT_UPDATE` of the entry the previous push wrote
     /// replaces it; a full TLB flush drops the queued TLB maintenance it
     /// covers (crate documentation, "Merging" and "Dropping").
+    ///
+    /// Inline (a lazy batch pushes hundreds of writes in a row): the full
+    /// queue's flush and a full TLB flush's dropping are out of line.
+    #[inline]
     pub fn push<T: FlushTarget<Tag>>(
         &mut self,
         op: Op,
         tag: Tag,
         target: &mut T,
     ) -> Result<(), Failures<Tag>> {
-        let flushed = if self.len == N {
-            self.flush_for(FlushReason::Capacity, target)
+        let flushed = if self.len >= N {
+            self.flush_full(target)
         } else {
             Ok(())
         };
@@ -383,14 +387,7 @@ impl<Tag: Copy, const N: usize> MmuBatch<Tag, N> {
         // Dropping: TLB maintenance queued earlier in this same flush, which
         // this full flush redoes before the guest can run again.
         if op.is_full_flush() {
-            let mut dropped = 0;
-            for slot in self.slots[..self.len].iter_mut().flatten() {
-                if slot.state == State::Live && slot.op.covered_by(&op) {
-                    slot.state = State::Dropped;
-                    dropped += 1;
-                }
-            }
-            self.counters.dropped_flushes += dropped;
+            self.drop_covered(&op);
         }
 
         self.slots[self.len] = Some(Slot {
@@ -400,6 +397,27 @@ impl<Tag: Copy, const N: usize> MmuBatch<Tag, N> {
         });
         self.len += 1;
         flushed
+    }
+
+    /// `push` into a full queue: it is flushed first.
+    #[cold]
+    #[inline(never)]
+    fn flush_full<T: FlushTarget<Tag>>(&mut self, target: &mut T) -> Result<(), Failures<Tag>> {
+        self.flush_for(FlushReason::Capacity, target)
+    }
+
+    /// The queued TLB maintenance the full flush `op` covers is dropped
+    /// (crate documentation, "Dropping").
+    #[inline(never)]
+    fn drop_covered(&mut self, op: &Op) {
+        let mut dropped = 0;
+        for slot in self.slots[..self.len].iter_mut().flatten() {
+            if slot.state == State::Live && slot.op.covered_by(op) {
+                slot.state = State::Dropped;
+                dropped += 1;
+            }
+        }
+        self.counters.dropped_flushes += dropped;
     }
 
     /// Queues a shadow page-table write: `val` into the entry at machine

@@ -343,7 +343,9 @@ pub fn entry_frame<H: Host>(
     if !paging.enabled {
         return Some(ptep >> 12);
     }
-    for s in state.linear {
+    // By reference: a copy of the four slots is a 12-word `rep movs` on
+    // every call.
+    for s in &state.linear {
         let page = ptep.wrapping_sub(s.va) / 4096;
         if s.pages != 0 && page < s.pages {
             // SetLinearMapping checked that the last frame fits in 32 bits.

@@ -336,6 +336,10 @@ fn run(steps: &[Step], pool: usize) -> (Box<ShadowCache>, Model) {
             }
         }
         check(&cache, &m);
+        assert!(
+            cache.lookup_cache_agrees(),
+            "the last-hit record cache disagrees with the hash chains after {step:?}"
+        );
     }
     (cache, m)
 }

@@ -174,6 +174,7 @@ fn rebuild(call: &[u8]) {
 
 /// The first VMI MMU call: what the kernel wrote natively until now is
 /// read once more, then trusted to change only through the calls.
+#[inline]
 fn activate() {
     let p = &mut runtime().paging;
     // A fix repeated with a call in between is progress, not a loop.
@@ -472,11 +473,18 @@ impl Sink for LineSink {
 }
 
 /// A call's verdict: a rejection is printed, and the domain crashed when
-/// the ABI leaves no way on.
+/// the ABI leaves no way on. Inline: the usual verdict (none) is one test.
+#[inline]
 fn finish(result: Result<(), Rejection>) {
-    let Err(r) = result else {
-        return;
-    };
+    if let Err(r) = result {
+        reject(r);
+    }
+}
+
+/// A rejection's console line, and the crash when it calls for one.
+#[cold]
+#[inline(never)]
+fn reject(r: Rejection) {
     if r.problem == Problem::Shadow(ShadowError::OutOfFrames) {
         // With the pool's figures.
         fatal(b"", ShadowError::OutOfFrames);
