@@ -421,7 +421,11 @@ impl<Tag: Copy, const N: usize> MmuBatch<Tag, N> {
     }
 
     /// Queues a shadow page-table write: `val` into the entry at machine
-    /// address `entry_maddr`. See [`push`](Self::push).
+    /// address `entry_maddr`. The same as [`push`](Self::push) of
+    /// [`Op::pte_write`] (a write is no TLB flush, so nothing is dropped),
+    /// with the op built in its slot rather than passed in: the ROM's
+    /// every SetPxE.
+    #[inline]
     pub fn push_pte_write<T: FlushTarget<Tag>>(
         &mut self,
         entry_maddr: u64,
@@ -430,7 +434,28 @@ impl<Tag: Copy, const N: usize> MmuBatch<Tag, N> {
         tag: Tag,
         target: &mut T,
     ) -> Result<(), Failures<Tag>> {
-        self.push(Op::pte_write(entry_maddr, val, mode), tag, target)
+        let op = Op::pte_write(entry_maddr, val, mode);
+        let flushed = if self.len >= N {
+            self.flush_full(target)
+        } else {
+            Ok(())
+        };
+        self.counters.pushes += 1;
+        // Merging, as in `push`.
+        if let Some(last) = self.len.checked_sub(1) {
+            let prev = self.slot_mut(last);
+            if prev.state == State::Live && op.replaces(&prev.op) {
+                prev.state = State::Superseded;
+                self.counters.merges += 1;
+            }
+        }
+        self.slots[self.len] = Some(Slot {
+            op,
+            tag,
+            state: State::Live,
+        });
+        self.len += 1;
+        flushed
     }
 
     /// Queues an `mmuext_op` (build it with `MmuextOp::pin_l1_table`,
@@ -497,6 +522,7 @@ impl<Tag: Copy, const N: usize> MmuBatch<Tag, N> {
     /// every op pushed during the call is issued before the call returns,
     /// in as few hypercalls as the rules allow); in lazy mode nothing
     /// happens.
+    #[inline]
     pub fn end_of_call<T: FlushTarget<Tag>>(
         &mut self,
         target: &mut T,

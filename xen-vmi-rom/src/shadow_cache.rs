@@ -188,6 +188,13 @@ pub trait Host {
     fn give_frame(&mut self, mfn: u32);
     /// Queues an op.
     fn push(&mut self, op: Op, tag: Tag);
+    /// Queues a shadow entry write: `value` into the entry at machine
+    /// address `maddr` (`MMU_NORMAL_PT_UPDATE`), exactly as
+    /// [`push`](Self::push) of `Op::pte_write` does; a host whose queue has
+    /// a cheaper way for it (`MmuBatch::push_pte_write`) overrides it.
+    fn push_pte_write(&mut self, maddr: u64, value: u64, tag: Tag) {
+        self.push(Op::pte_write(maddr, value, PteWrite::Normal), tag);
+    }
     /// Reports something worth a console line.
     fn note(&mut self, note: Note);
 }
@@ -811,17 +818,21 @@ impl ShadowCache {
     }
 
     fn push_write<H: Host>(host: &mut H, mfn: u32, index: usize, value: u64, tag: Tag) {
-        host.push(
-            Op::pte_write(entry_maddr(mfn, index), value, PteWrite::Normal),
-            tag,
-        );
+        host.push_pte_write(entry_maddr(mfn, index), value, tag);
     }
 
     /// Record `l1` (an L1) follows the kernel's entry `index` = `entry`;
     /// a supervisor entry gets its A and D now (`eager_bits`).
-    #[inline]
+    #[inline(never)]
     fn write_l1<H: Host>(&mut self, host: &mut H, l1: usize, index: usize, entry: u64) {
-        let Table { kfn, mfn, .. } = self.tables[l1];
+        self.write_l1_inline(host, l1, index, entry);
+    }
+
+    /// [`write_l1`](Self::write_l1), inline in `entry_changed` (every
+    /// SetPxE of a page table's entry).
+    #[inline(always)]
+    fn write_l1_inline<H: Host>(&mut self, host: &mut H, l1: usize, index: usize, entry: u64) {
+        let Table { kfn, mfn, .. } = self.tables[l1 % MAX_TABLES];
         let eager = eager_bits(entry);
         if eager != 0 {
             host.set_guest_bits(kfn, index, eager);
@@ -1010,7 +1021,7 @@ impl ShadowCache {
         let records = self.records_of_cached(kfn);
         let reaches_current = self.records_reach_current(records);
         if let Some(i) = (records.l1 as usize).checked_sub(1) {
-            self.write_l1(host, i, index, entry);
+            self.write_l1_inline(host, i, index, entry);
         }
         if records.l2 == 0 && records.top == 0 {
             // A page table's entry (the usual SetPxE): done.

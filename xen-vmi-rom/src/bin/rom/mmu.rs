@@ -341,6 +341,7 @@ pub fn barrier(batch: &mut MmuBatch<Tag, BATCH>, reason: Barrier) {
 }
 
 /// The end of a VMI call: outside lazy mode, its ops go out now.
+#[inline]
 pub fn end_of_call(batch: &mut MmuBatch<Tag, BATCH>) {
     if let Err(f) = batch.end_of_call(&mut XenTarget) {
         refused(f);
@@ -628,6 +629,17 @@ impl Host for RomHost<'_> {
     #[inline]
     fn push(&mut self, op: Op, tag: Tag) {
         if let Err(f) = self.batch.push(op, tag, &mut XenTarget) {
+            refused(f);
+        }
+    }
+
+    #[inline]
+    fn push_pte_write(&mut self, maddr: u64, value: u64, tag: Tag) {
+        let normal = mmu_batch::PteWrite::Normal;
+        if let Err(f) = self
+            .batch
+            .push_pte_write(maddr, value, normal, tag, &mut XenTarget)
+        {
             refused(f);
         }
     }
