@@ -522,7 +522,7 @@ impl<Tag: Copy, const N: usize> MmuBatch<Tag, N> {
     /// every op pushed during the call is issued before the call returns,
     /// in as few hypercalls as the rules allow); in lazy mode nothing
     /// happens.
-    #[inline]
+    #[inline(always)]
     pub fn end_of_call<T: FlushTarget<Tag>>(
         &mut self,
         target: &mut T,

@@ -341,7 +341,7 @@ pub fn barrier(batch: &mut MmuBatch<Tag, BATCH>, reason: Barrier) {
 }
 
 /// The end of a VMI call: outside lazy mode, its ops go out now.
-#[inline]
+#[inline(always)]
 pub fn end_of_call(batch: &mut MmuBatch<Tag, BATCH>) {
     if let Err(f) = batch.end_of_call(&mut XenTarget) {
         refused(f);

@@ -440,7 +440,8 @@ impl CallHost for RomHost<'_> {
         barrier(self.batch, reason);
     }
 
-    #[inline]
+    // Always inline: in a lazy batch the end of a call is one test.
+    #[inline(always)]
     fn end_of_call(&mut self) {
         end_of_call(self.batch);
     }
