@@ -425,7 +425,7 @@ impl<Tag: Copy, const N: usize> MmuBatch<Tag, N> {
     /// [`Op::pte_write`] (a write is no TLB flush, so nothing is dropped),
     /// with the op built in its slot rather than passed in: the ROM's
     /// every SetPxE.
-    #[inline]
+    #[inline(always)]
     pub fn push_pte_write<T: FlushTarget<Tag>>(
         &mut self,
         entry_maddr: u64,

@@ -633,7 +633,7 @@ impl Host for RomHost<'_> {
         }
     }
 
-    #[inline]
+    #[inline(always)]
     fn push_pte_write(&mut self, maddr: u64, value: u64, tag: Tag) {
         let normal = mmu_batch::PteWrite::Normal;
         if let Err(f) = self
