@@ -1207,6 +1207,15 @@ impl ShadowCache {
                 continue;
             };
             self.tables[i].flags |= RELEASED;
+            if self.tables[i].refs == 0 {
+                // Nothing links it (a page table whose directory entry the
+                // kernel cleared first, as Linux's free_pte_range does), so
+                // no root reaches it (`reaches` follows links, and `refs`
+                // counts them all): it goes now, without a look at the
+                // roots, which cost 4 mirrors of 512 entries per root.
+                self.free_record(host, i);
+                continue;
+            }
             // Hold it while the roots that reach it go.
             self.tables[i].refs += 1;
             for r in 0..MAX_ROOTS {
@@ -1226,17 +1235,24 @@ impl ShadowCache {
     }
 
     /// Whether root `r` links record `i` (in a PDPT slot or from one of its
-    /// directories).
+    /// directories). Root slots link directories (L2 and top records) and
+    /// mirror entries link page tables (L1 records) only, so only an L1
+    /// record's question needs the mirrors read.
     fn reaches(&self, r: usize, i: usize) -> bool {
-        self.roots[r].slots.iter().any(|&slot| {
+        let slots = self.roots[r].slots;
+        if slots.contains(&(i as u16 + 1)) {
+            return true;
+        }
+        if self.tables[i].kind != Kind::L1 {
+            return false;
+        }
+        slots.iter().any(|&slot| {
             let Some(d) = (slot as usize).checked_sub(1) else {
                 return false;
             };
-            d == i
-                || self
-                    .mirror(d)
-                    .iter()
-                    .any(|&code| (code & CODE_RECORD) as usize == i + 1)
+            self.mirror(d)
+                .iter()
+                .any(|&code| (code & CODE_RECORD) as usize == i + 1)
         })
     }
 
