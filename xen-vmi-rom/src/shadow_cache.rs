@@ -446,6 +446,10 @@ impl ShadowCache {
         self.free_tables = 1;
         self.buckets.fill(0);
         self.mirror_used.fill(false);
+        // Free mirrors are all zero (`take_mirror` relies on it).
+        for mirror in &mut self.mirrors {
+            mirror.fill(0);
+        }
         self.roots.fill(Root::default());
         self.current = 0;
         self.clock = 0;
@@ -583,8 +587,10 @@ impl ShadowCache {
     fn take_mirror<H: Host>(&mut self, host: &mut H) -> Result<usize, ShadowError> {
         for attempt in 0..2 {
             if let Some(m) = self.mirror_used.iter().position(|u| !u) {
+                // A free mirror is all zero: `free_record` clears what it
+                // unlinks (no 1 KiB fill here).
+                debug_assert!(self.mirrors[m].iter().all(|&c| c == 0));
                 self.mirror_used[m] = true;
-                self.mirrors[m].fill(0);
                 return Ok(m);
             }
             if attempt == 0 {
@@ -700,10 +706,19 @@ impl ShadowCache {
         self.free_tables = i as u16 + 1;
         if t.mirror != 0 {
             let m = t.mirror as usize - 1;
-            for j in 0..ENTRIES {
-                let code = self.mirrors[m][j];
-                if let Some(l1) = ((code & CODE_RECORD) as usize).checked_sub(1) {
-                    self.unlink(host, l1);
+            // Four entries at a time: a directory links few tables, and
+            // the mirror is left all zero for its next user.
+            for first in (0..ENTRIES).step_by(4) {
+                let codes = &mut self.mirrors[m][first..first + 4];
+                if codes[0] | codes[1] | codes[2] | codes[3] == 0 {
+                    continue;
+                }
+                let codes: [Code; 4] = [codes[0], codes[1], codes[2], codes[3]];
+                self.mirrors[m][first..first + 4].fill(0);
+                for code in codes {
+                    if let Some(l1) = ((code & CODE_RECORD) as usize).checked_sub(1) {
+                        self.unlink(host, l1);
+                    }
                 }
             }
             self.mirror_used[m] = false;
