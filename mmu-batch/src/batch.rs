@@ -357,14 +357,18 @@ impl<Tag: Copy, const N: usize> MmuBatch<Tag, N> {
     /// A `MMU_NORMAL_PT_UPDATE` of the entry the previous push wrote
     /// replaces it; a full TLB flush drops the queued TLB maintenance it
     /// covers (crate documentation, "Merging" and "Dropping").
+    ///
+    /// Inline (a lazy batch pushes hundreds of writes in a row): the full
+    /// queue's flush and a full TLB flush's dropping are out of line.
+    #[inline]
     pub fn push<T: FlushTarget<Tag>>(
         &mut self,
         op: Op,
         tag: Tag,
         target: &mut T,
     ) -> Result<(), Failures<Tag>> {
-        let flushed = if self.len == N {
-            self.flush_for(FlushReason::Capacity, target)
+        let flushed = if self.len >= N {
+            self.flush_full(target)
         } else {
             Ok(())
         };
@@ -383,14 +387,7 @@ impl<Tag: Copy, const N: usize> MmuBatch<Tag, N> {
         // Dropping: TLB maintenance queued earlier in this same flush, which
         // this full flush redoes before the guest can run again.
         if op.is_full_flush() {
-            let mut dropped = 0;
-            for slot in self.slots[..self.len].iter_mut().flatten() {
-                if slot.state == State::Live && slot.op.covered_by(&op) {
-                    slot.state = State::Dropped;
-                    dropped += 1;
-                }
-            }
-            self.counters.dropped_flushes += dropped;
+            self.drop_covered(&op);
         }
 
         self.slots[self.len] = Some(Slot {
@@ -402,8 +399,33 @@ impl<Tag: Copy, const N: usize> MmuBatch<Tag, N> {
         flushed
     }
 
+    /// `push` into a full queue: it is flushed first.
+    #[cold]
+    #[inline(never)]
+    fn flush_full<T: FlushTarget<Tag>>(&mut self, target: &mut T) -> Result<(), Failures<Tag>> {
+        self.flush_for(FlushReason::Capacity, target)
+    }
+
+    /// The queued TLB maintenance the full flush `op` covers is dropped
+    /// (crate documentation, "Dropping").
+    #[inline(never)]
+    fn drop_covered(&mut self, op: &Op) {
+        let mut dropped = 0;
+        for slot in self.slots[..self.len].iter_mut().flatten() {
+            if slot.state == State::Live && slot.op.covered_by(op) {
+                slot.state = State::Dropped;
+                dropped += 1;
+            }
+        }
+        self.counters.dropped_flushes += dropped;
+    }
+
     /// Queues a shadow page-table write: `val` into the entry at machine
-    /// address `entry_maddr`. See [`push`](Self::push).
+    /// address `entry_maddr`. The same as [`push`](Self::push) of
+    /// [`Op::pte_write`] (a write is no TLB flush, so nothing is dropped),
+    /// with the op built in its slot rather than passed in: the ROM's
+    /// every SetPxE.
+    #[inline(always)]
     pub fn push_pte_write<T: FlushTarget<Tag>>(
         &mut self,
         entry_maddr: u64,
@@ -412,7 +434,28 @@ impl<Tag: Copy, const N: usize> MmuBatch<Tag, N> {
         tag: Tag,
         target: &mut T,
     ) -> Result<(), Failures<Tag>> {
-        self.push(Op::pte_write(entry_maddr, val, mode), tag, target)
+        let op = Op::pte_write(entry_maddr, val, mode);
+        let flushed = if self.len >= N {
+            self.flush_full(target)
+        } else {
+            Ok(())
+        };
+        self.counters.pushes += 1;
+        // Merging, as in `push`.
+        if let Some(last) = self.len.checked_sub(1) {
+            let prev = self.slot_mut(last);
+            if prev.state == State::Live && op.replaces(&prev.op) {
+                prev.state = State::Superseded;
+                self.counters.merges += 1;
+            }
+        }
+        self.slots[self.len] = Some(Slot {
+            op,
+            tag,
+            state: State::Live,
+        });
+        self.len += 1;
+        flushed
     }
 
     /// Queues an `mmuext_op` (build it with `MmuextOp::pin_l1_table`,
@@ -479,6 +522,7 @@ impl<Tag: Copy, const N: usize> MmuBatch<Tag, N> {
     /// every op pushed during the call is issued before the call returns,
     /// in as few hypercalls as the rules allow); in lazy mode nothing
     /// happens.
+    #[inline(always)]
     pub fn end_of_call<T: FlushTarget<Tag>>(
         &mut self,
         target: &mut T,

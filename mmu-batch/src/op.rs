@@ -98,6 +98,7 @@ impl Op {
     /// "Directly after" is the caller's part of the rule (see the crate
     /// documentation, "Merging"): nothing queued between the two could have
     /// observed the intermediate value.
+    #[inline]
     pub fn replaces(&self, earlier: &Op) -> bool {
         match (self, earlier) {
             (Op::MmuUpdate(later), Op::MmuUpdate(earlier)) => {
@@ -149,6 +150,7 @@ impl Op {
 
     /// Whether this op is a full TLB flush that may make earlier TLB
     /// maintenance redundant.
+    #[inline]
     pub(crate) fn is_full_flush(&self) -> bool {
         matches!(self, Op::Mmuext(op) if matches!(op.cmd, MMUEXT_TLB_FLUSH_LOCAL | MMUEXT_TLB_FLUSH_ALL))
     }

@@ -343,12 +343,26 @@ pub fn entry_frame<H: Host>(
     if !paging.enabled {
         return Some(ptep >> 12);
     }
-    for s in state.linear {
-        let page = ptep.wrapping_sub(s.va) / 4096;
-        if s.pages != 0 && page < s.pages {
-            // SetLinearMapping checked that the last frame fits in 32 bits.
-            return s.pfn.checked_add(page);
-        }
+    // The first slot holding the address (an empty slot, `pages` 0, holds
+    // none), the four tests written out: by reference (a copy of the
+    // slots was a 12-word `rep movs` per call) and unrolled (the loop cost
+    // a third more).
+    let page_in = |s: &LinearSlot| ptep.wrapping_sub(s.va) / 4096;
+    let [s0, s1, s2, s3] = &state.linear;
+    let slot = if page_in(s0) < s0.pages {
+        Some(s0)
+    } else if page_in(s1) < s1.pages {
+        Some(s1)
+    } else if page_in(s2) < s2.pages {
+        Some(s2)
+    } else if page_in(s3) < s3.pages {
+        Some(s3)
+    } else {
+        None
+    };
+    if let Some(s) = slot {
+        // SetLinearMapping checked that the last frame fits in 32 bits.
+        return s.pfn.checked_add(page_in(s));
     }
     // The frame from the walk, computed here in full: a frame number
     // beyond 32 bits is no frame of the kernel's (cut to 32 bits it would

@@ -188,6 +188,13 @@ pub trait Host {
     fn give_frame(&mut self, mfn: u32);
     /// Queues an op.
     fn push(&mut self, op: Op, tag: Tag);
+    /// Queues a shadow entry write: `value` into the entry at machine
+    /// address `maddr` (`MMU_NORMAL_PT_UPDATE`), exactly as
+    /// [`push`](Self::push) of `Op::pte_write` does; a host whose queue has
+    /// a cheaper way for it (`MmuBatch::push_pte_write`) overrides it.
+    fn push_pte_write(&mut self, maddr: u64, value: u64, tag: Tag) {
+        self.push(Op::pte_write(maddr, value, PteWrite::Normal), tag);
+    }
     /// Reports something worth a console line.
     fn note(&mut self, note: Note);
 }
@@ -362,6 +369,28 @@ pub struct ShadowCache {
     /// The kernel's tables as the last `fault` walked them (for the error
     /// code of a fault that is the kernel's, without a second walk).
     fault_walk: Option<Walk>,
+    /// The records of the frame `entry_changed` looked up last (a lazy
+    /// batch writes one table entry after entry): `last_kfn`'s records,
+    /// valid while `last_valid`. Every record created or freed clears it,
+    /// so it never disagrees with the hash chains.
+    last_kfn: u32,
+    last_records: FrameRecords,
+    last_valid: bool,
+}
+
+/// The records of one kernel frame, record + 1 each (0: none): at most
+/// one per kind.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+struct FrameRecords {
+    l1: u16,
+    l2: u16,
+    top: u16,
+}
+
+impl FrameRecords {
+    fn as_options(self) -> [Option<usize>; 3] {
+        [self.l1, self.l2, self.top].map(|r| (r as usize).checked_sub(1))
+    }
 }
 
 impl core::fmt::Debug for ShadowCache {
@@ -417,12 +446,17 @@ impl ShadowCache {
         self.free_tables = 1;
         self.buckets.fill(0);
         self.mirror_used.fill(false);
+        // Free mirrors are all zero (`take_mirror` relies on it).
+        for mirror in &mut self.mirrors {
+            mirror.fill(0);
+        }
         self.roots.fill(Root::default());
         self.current = 0;
         self.clock = 0;
         self.rom_links = rom_links;
         self.stats = Stats::default();
         self.fault_walk = None;
+        self.last_valid = false;
     }
 
     /// The figures so far.
@@ -490,23 +524,45 @@ impl ShadowCache {
     }
 
     /// Records of `kfn` (up to one per kind: L1, L2, top), in one walk of
-    /// its hash chain (every SetPxE asks).
-    fn records_of(&self, kfn: u32) -> [Option<usize>; 3] {
-        let mut found = [None; 3];
+    /// its hash chain.
+    fn records_of(&self, kfn: u32) -> FrameRecords {
+        let mut found = FrameRecords::default();
         let mut link = self.buckets[Self::bucket(kfn)];
-        while let Some(i) = (link as usize).checked_sub(1) {
-            let t = &self.tables[i];
+        while link != 0 {
+            let t = &self.tables[usize::from(link - 1) % MAX_TABLES];
             if t.kfn == kfn {
                 match t.kind {
-                    Kind::L1 => found[0] = Some(i),
-                    Kind::L2 => found[1] = Some(i),
-                    Kind::Top => found[2] = Some(i),
+                    Kind::L1 => found.l1 = link,
+                    Kind::L2 => found.l2 = link,
+                    Kind::Top => found.top = link,
                     Kind::Free => {}
                 }
             }
             link = t.next;
         }
         found
+    }
+
+    /// [`records_of`](Self::records_of) through the last-hit cache (every
+    /// SetPxE asks; a batch asks for the same table 512 times in a row).
+    #[inline]
+    fn records_of_cached(&mut self, kfn: u32) -> FrameRecords {
+        if self.last_valid && self.last_kfn == kfn {
+            return self.last_records;
+        }
+        let found = self.records_of(kfn);
+        self.last_kfn = kfn;
+        self.last_records = found;
+        self.last_valid = true;
+        found
+    }
+
+    /// Whether the last-hit cache of frame records agrees with the hash
+    /// chains (for the property tests: it must, after any sequence of
+    /// calls).
+    #[doc(hidden)]
+    pub fn lookup_cache_agrees(&self) -> bool {
+        !self.last_valid || self.records_of(self.last_kfn) == self.last_records
     }
 
     fn take_frame<H: Host>(&mut self, host: &mut H) -> Result<u32, ShadowError> {
@@ -531,8 +587,10 @@ impl ShadowCache {
     fn take_mirror<H: Host>(&mut self, host: &mut H) -> Result<usize, ShadowError> {
         for attempt in 0..2 {
             if let Some(m) = self.mirror_used.iter().position(|u| !u) {
+                // A free mirror is all zero: `free_record` clears what it
+                // unlinks (no 1 KiB fill here).
+                debug_assert!(self.mirrors[m].iter().all(|&c| c == 0));
                 self.mirror_used[m] = true;
-                self.mirrors[m].fill(0);
                 return Ok(m);
             }
             if attempt == 0 {
@@ -597,6 +655,7 @@ impl ShadowCache {
             next: self.buckets[b],
         };
         self.buckets[b] = i as u16 + 1;
+        self.last_valid = false;
         let tag = |what| Tag {
             what,
             kfn,
@@ -632,6 +691,7 @@ impl ShadowCache {
             host.give_frame(t.mfn);
         }
         // Unhook from the hash chain before anything below can look it up.
+        self.last_valid = false;
         let b = Self::bucket(t.kfn);
         let mut link = &mut self.buckets[b];
         while *link as usize != i + 1 {
@@ -646,10 +706,19 @@ impl ShadowCache {
         self.free_tables = i as u16 + 1;
         if t.mirror != 0 {
             let m = t.mirror as usize - 1;
-            for j in 0..ENTRIES {
-                let code = self.mirrors[m][j];
-                if let Some(l1) = ((code & CODE_RECORD) as usize).checked_sub(1) {
-                    self.unlink(host, l1);
+            // Four entries at a time: a directory links few tables, and
+            // the mirror is left all zero for its next user.
+            for first in (0..ENTRIES).step_by(4) {
+                let codes = &mut self.mirrors[m][first..first + 4];
+                if codes[0] | codes[1] | codes[2] | codes[3] == 0 {
+                    continue;
+                }
+                let codes: [Code; 4] = [codes[0], codes[1], codes[2], codes[3]];
+                self.mirrors[m][first..first + 4].fill(0);
+                for code in codes {
+                    if let Some(l1) = ((code & CODE_RECORD) as usize).checked_sub(1) {
+                        self.unlink(host, l1);
+                    }
                 }
             }
             self.mirror_used[m] = false;
@@ -697,6 +766,7 @@ impl ShadowCache {
     // Entries
 
     /// The shadow of the kernel's L1 entry `entry` (at `kfn:index`).
+    #[inline]
     fn l1_value<H: Host>(
         &self,
         host: &mut H,
@@ -705,18 +775,35 @@ impl ShadowCache {
         entry: u64,
         say: bool,
     ) -> u64 {
+        match shadow(entry, Level::L1, |f| host.machine_frame(f)) {
+            Ok(s) if s.value != 0 && host.read_only_frame(u64::from(frame_of(entry))) => {
+                s.value & !RW
+            }
+            Ok(s) => s.value,
+            Err(refusal) => Self::refused_l1_value(host, kfn, index, entry, say, refusal),
+        }
+    }
+
+    /// `l1_value` of an entry that cannot be shadowed as written: the
+    /// read-only empty page or nothing, with a note when `say`.
+    #[cold]
+    #[inline(never)]
+    fn refused_l1_value<H: Host>(
+        host: &mut H,
+        kfn: u32,
+        index: usize,
+        entry: u64,
+        say: bool,
+        refusal: Refusal,
+    ) -> u64 {
         let note = |host: &mut H, n| {
             if say {
                 host.note(n)
             }
         };
         let index16 = index as u16;
-        match shadow(entry, Level::L1, |f| host.machine_frame(f)) {
-            Ok(s) if s.value != 0 && host.read_only_frame(u64::from(frame_of(entry))) => {
-                s.value & !RW
-            }
-            Ok(s) => s.value,
-            Err(Refusal::NotKernelFrame { .. }) => {
+        match refusal {
+            Refusal::NotKernelFrame { .. } => {
                 note(
                     host,
                     Note::NotKernelFrame {
@@ -731,7 +818,7 @@ impl ShadowCache {
                     (host.hole_frame() << 12) | PRESENT | ACCESSED | (entry & (USER | NX))
                 }
             }
-            Err(_) => {
+            Refusal::LargePage | Refusal::ReservedBits { .. } => {
                 note(
                     host,
                     Note::ReservedBits {
@@ -746,16 +833,21 @@ impl ShadowCache {
     }
 
     fn push_write<H: Host>(host: &mut H, mfn: u32, index: usize, value: u64, tag: Tag) {
-        host.push(
-            Op::pte_write(entry_maddr(mfn, index), value, PteWrite::Normal),
-            tag,
-        );
+        host.push_pte_write(entry_maddr(mfn, index), value, tag);
     }
 
     /// Record `l1` (an L1) follows the kernel's entry `index` = `entry`;
     /// a supervisor entry gets its A and D now (`eager_bits`).
+    #[inline(never)]
     fn write_l1<H: Host>(&mut self, host: &mut H, l1: usize, index: usize, entry: u64) {
-        let Table { kfn, mfn, .. } = self.tables[l1];
+        self.write_l1_inline(host, l1, index, entry);
+    }
+
+    /// [`write_l1`](Self::write_l1), inline in `entry_changed` (every
+    /// SetPxE of a page table's entry).
+    #[inline(always)]
+    fn write_l1_inline<H: Host>(&mut self, host: &mut H, l1: usize, index: usize, entry: u64) {
+        let Table { kfn, mfn, .. } = self.tables[l1 % MAX_TABLES];
         let eager = eager_bits(entry);
         if eager != 0 {
             host.set_guest_bits(kfn, index, eager);
@@ -941,12 +1033,30 @@ impl ShadowCache {
         index: usize,
         entry: u64,
     ) -> Result<bool, ShadowError> {
-        let records = self.records_of(kfn);
+        let records = self.records_of_cached(kfn);
         let reaches_current = self.records_reach_current(records);
-        let [l1, l2, top] = records;
-        if let Some(i) = l1 {
-            self.write_l1(host, i, index, entry);
+        if let Some(i) = (records.l1 as usize).checked_sub(1) {
+            self.write_l1_inline(host, i, index, entry);
         }
+        if records.l2 == 0 && records.top == 0 {
+            // A page table's entry (the usual SetPxE): done.
+            return Ok(reaches_current);
+        }
+        self.directory_entry_changed(host, records, index, entry)
+            .map(|()| reaches_current)
+    }
+
+    /// `entry_changed` for a frame that is a page directory (of PDPT slots
+    /// 0-2, of slot 3, or both): every mirror follows.
+    #[inline(never)]
+    fn directory_entry_changed<H: Host>(
+        &mut self,
+        host: &mut H,
+        records: FrameRecords,
+        index: usize,
+        entry: u64,
+    ) -> Result<(), ShadowError> {
+        let [_, l2, top] = records.as_options();
         // A link of our own on each directory record while it changes: an
         // eviction on the way (the new entry's table needing a frame) must
         // not free a record nothing else links (an announced directory).
@@ -963,7 +1073,7 @@ impl ShadowCache {
         for i in dirs.into_iter().flatten() {
             self.unlink(host, i);
         }
-        result.map(|()| reaches_current)
+        result
     }
 
     /// Whether a change to the entries of kernel frame `kfn` may change a
@@ -985,18 +1095,21 @@ impl ShadowCache {
         self.records_reach_current(self.records_of(kfn))
     }
 
-    fn records_reach_current(&self, [l1, l2, top]: [Option<usize>; 3]) -> bool {
+    #[inline]
+    fn records_reach_current(&self, records: FrameRecords) -> bool {
         let Some(r) = self.current_root() else {
             return false;
         };
-        if l1.is_some_and(|i| self.tables[i].refs > 0) {
+        if records.l1 != 0 && self.tables[usize::from(records.l1 - 1) % MAX_TABLES].refs > 0 {
             return true;
         }
-        let slots = self.roots[r].slots;
-        [l2, top]
+        if records.l2 == 0 && records.top == 0 {
+            return false;
+        }
+        let slots = self.roots[r % MAX_ROOTS].slots;
+        [records.l2, records.top]
             .into_iter()
-            .flatten()
-            .any(|i| slots.contains(&(i as u16 + 1)))
+            .any(|i| i != 0 && slots.contains(&i))
     }
 
     // -----------------------------------------------------------------
@@ -1109,6 +1222,15 @@ impl ShadowCache {
                 continue;
             };
             self.tables[i].flags |= RELEASED;
+            if self.tables[i].refs == 0 {
+                // Nothing links it (a page table whose directory entry the
+                // kernel cleared first, as Linux's free_pte_range does), so
+                // no root reaches it (`reaches` follows links, and `refs`
+                // counts them all): it goes now, without a look at the
+                // roots, which cost 4 mirrors of 512 entries per root.
+                self.free_record(host, i);
+                continue;
+            }
             // Hold it while the roots that reach it go.
             self.tables[i].refs += 1;
             for r in 0..MAX_ROOTS {
@@ -1128,17 +1250,24 @@ impl ShadowCache {
     }
 
     /// Whether root `r` links record `i` (in a PDPT slot or from one of its
-    /// directories).
+    /// directories). Root slots link directories (L2 and top records) and
+    /// mirror entries link page tables (L1 records) only, so only an L1
+    /// record's question needs the mirrors read.
     fn reaches(&self, r: usize, i: usize) -> bool {
-        self.roots[r].slots.iter().any(|&slot| {
+        let slots = self.roots[r].slots;
+        if slots.contains(&(i as u16 + 1)) {
+            return true;
+        }
+        if self.tables[i].kind != Kind::L1 {
+            return false;
+        }
+        slots.iter().any(|&slot| {
             let Some(d) = (slot as usize).checked_sub(1) else {
                 return false;
             };
-            d == i
-                || self
-                    .mirror(d)
-                    .iter()
-                    .any(|&code| (code & CODE_RECORD) as usize == i + 1)
+            self.mirror(d)
+                .iter()
+                .any(|&code| (code & CODE_RECORD) as usize == i + 1)
         })
     }
 

@@ -86,6 +86,7 @@ pub struct Shadow {
 /// kernel touching a user page faults onto its own (present) stack. An
 /// early A or D only makes a page look young or dirty (an extra writeback
 /// at worst), never loses one.
+#[inline]
 pub fn eager_bits(entry: u64) -> u64 {
     if entry & PRESENT == 0 || entry & USER != 0 {
         return 0;
@@ -103,6 +104,7 @@ const HIGH_RESERVED: u64 = 0x7FF0_0000_0000_0000;
 
 /// The shadow of `entry` at `level`. `frame_of` maps the entry's kernel
 /// frame to the machine frame the shadow must name (None: not the kernel's).
+#[inline]
 pub fn shadow(
     entry: u64,
     level: Level,

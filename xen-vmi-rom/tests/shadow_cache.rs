@@ -261,8 +261,23 @@ fn run(steps: &[Step], pool: usize) -> (Box<ShadowCache>, Model) {
                 let zeroed = m.guest.get(&kfn).is_none_or(|t| t.iter().all(|&e| e == 0));
                 ok!(cache.allocate_l2(&mut m, kfn, zeroed, None));
             }
-            Step::ReleaseL1 { l1 } => cache.release(&mut m, L1S[l1], false),
-            Step::ReleaseL2 { l2 } => cache.release(&mut m, L2S[l2], true),
+            Step::ReleaseL1 { l1 } => {
+                if let Some((_, 0)) = cache.table(L1S[l1], Kind::L1) {
+                    m.released_unlinked += 1;
+                }
+                cache.release(&mut m, L1S[l1], false);
+                // Released with no link left: no record remains.
+                let left = cache.table(L1S[l1], Kind::L1);
+                assert!(left.is_none_or(|(_, refs)| refs > 0), "{left:?}");
+            }
+            Step::ReleaseL2 { l2 } => {
+                if let Some((_, 0)) = cache.table(L2S[l2], Kind::L2) {
+                    m.released_unlinked += 1;
+                }
+                cache.release(&mut m, L2S[l2], true);
+                let left = cache.table(L2S[l2], Kind::L2);
+                assert!(left.is_none_or(|(_, refs)| refs > 0), "{left:?}");
+            }
             Step::ReleasePdpt { cr3 } => cache.release(&mut m, CR3S[cr3] >> 12, true),
             Step::Load { cr3 } => {
                 let cr3 = CR3S[cr3];
@@ -336,6 +351,10 @@ fn run(steps: &[Step], pool: usize) -> (Box<ShadowCache>, Model) {
             }
         }
         check(&cache, &m);
+        assert!(
+            cache.lookup_cache_agrees(),
+            "the last-hit record cache disagrees with the hash chains after {step:?}"
+        );
     }
     (cache, m)
 }
@@ -654,13 +673,14 @@ fn random_sequences_reach_every_path() {
     let strategy = prop::collection::vec(step(), 60..120);
     let mut totals = xen_vmi_rom::shadow_cache::Stats::default();
     let (mut released_live, mut unusable, mut not_ram) = (0, 0, 0);
-    let mut detached_writes = 0;
+    let (mut detached_writes, mut released_unlinked) = (0, 0);
     for pool in [16, 4096] {
         for _ in 0..25 {
             let steps = strategy.new_tree(&mut runner).unwrap().current();
             let (cache, m) = run(&steps, pool);
             let s = cache.stats();
             detached_writes += m.detached_writes;
+            released_unlinked += m.released_unlinked;
             totals.roots_built += s.roots_built;
             totals.tops_copied += s.tops_copied;
             totals.accessed_faults += s.accessed_faults;
@@ -689,6 +709,10 @@ fn random_sequences_reach_every_path() {
     assert!(
         detached_writes > 20,
         "{detached_writes} detached entry changes"
+    );
+    assert!(
+        released_unlinked > 10,
+        "{released_unlinked} releases of unlinked tables"
     );
 }
 
@@ -845,6 +869,12 @@ mod through_the_queue {
         fn push(&mut self, op: Op, tag: Tag) {
             let (batch, mut target) = self.target();
             let _ = batch.push(op, tag, &mut target);
+        }
+        // The queue's own way for a write, as the ROM's host takes it.
+        fn push_pte_write(&mut self, maddr: u64, value: u64, tag: Tag) {
+            let (batch, mut target) = self.target();
+            let normal = mmu_batch::PteWrite::Normal;
+            let _ = batch.push_pte_write(maddr, value, normal, tag, &mut target);
         }
         fn note(&mut self, note: Note) {
             self.model.note(note)

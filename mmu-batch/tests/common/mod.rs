@@ -695,7 +695,24 @@ impl<const N: usize> Harness<N> {
         self.predicted_merges += u64::from(link);
 
         let (calls, reports) = (self.xen.calls.len(), self.xen.reported.len());
-        let result = self.batch.push(op, id, &mut self.xen);
+        // Page-table writes go in through `push_pte_write` every other
+        // time (the ROM's way for its shadow writes), which must behave as
+        // `push` exactly.
+        let mode = match op {
+            Op::MmuUpdate(u) if u.command() == MMU_NORMAL_PT_UPDATE => Some(PteWrite::Normal),
+            Op::MmuUpdate(u) if u.command() == MMU_PT_UPDATE_PRESERVE_AD => {
+                Some(PteWrite::PreserveAd)
+            }
+            _ => None,
+        };
+        let result = match (op, mode) {
+            (Op::MmuUpdate(u), Some(mode)) if id % 2 == 0 => {
+                let (maddr, val) = (u.machine_addr(), u64::from(u.val));
+                self.batch
+                    .push_pte_write(maddr, val, mode, id, &mut self.xen)
+            }
+            _ => self.batch.push(op, id, &mut self.xen),
+        };
         // The new op joins the script only now: the capacity flush ran the
         // ops before it.
         self.xen.script.push(op);

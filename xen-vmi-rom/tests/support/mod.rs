@@ -63,6 +63,9 @@ pub struct Model {
     /// Entry changes with a root loaded that queued ops the ROM would
     /// leave queued past the call.
     pub detached_writes: usize,
+    /// ReleasePage of a table nothing linked (the record freed at once,
+    /// without a look at the roots).
+    pub released_unlinked: usize,
 }
 
 impl Model {

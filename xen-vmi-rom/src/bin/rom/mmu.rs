@@ -47,7 +47,9 @@ const HEAP_FIRST_ENTRY: usize = ((SHADOW_HEAP_VA >> 12) & 511) as usize;
 const _: () =
     assert!((SHADOW_HEAP_VA - xen_vmi_rom::layout::ROM_AREA_START) >> 21 == HEAP_AREA_L1 as u32);
 
-/// The heap, mapped and built the first time paging needs it.
+/// The heap, mapped and built the first time paging needs it. Inline:
+/// every page-table call starts here, and once built it is one test.
+#[inline]
 pub fn heap() -> &'static mut Heap {
     if !runtime().paging.heap_ready {
         build_heap();
@@ -59,6 +61,8 @@ pub fn heap() -> &'static mut Heap {
     unsafe { &mut *(SHADOW_HEAP_VA as *mut Heap) }
 }
 
+#[cold]
+#[inline(never)]
 fn build_heap() {
     let st = rom_state();
     let area_l1 = u64::from(st.rom_area_l1_mfns[HEAP_AREA_L1]) << 12;
@@ -122,6 +126,7 @@ fn out_of_frames() -> ! {
 
 /// The machine frame of kernel frame `kfn`, if it is the kernel's (RAM or
 /// the ROM's image).
+#[inline]
 pub fn k2m(kfn: u64) -> Option<u64> {
     let limit = u64::from(rom_state().kernel_frame_limit);
     if kfn >= limit {
@@ -181,6 +186,7 @@ impl Views {
         (key.wrapping_mul(0x9E37_79B1) >> 25) as usize % VIEW_SETS
     }
 
+    #[inline]
     fn lookup(&self, key: u32) -> Option<usize> {
         let first = Self::set(key) * VIEW_WAYS;
         (first..first + VIEW_WAYS).find(|&slot| self.tags[slot] == key.wrapping_add(1))
@@ -316,6 +322,7 @@ pub fn hex64(line: Line, v: u64) -> Line {
 /// After a flush that met refusals (each reported by `failed`): the
 /// kernel's tables and Xen's now disagree, which the ROM never lets the
 /// kernel run with.
+#[cold]
 pub fn refused(f: Failures<Tag>) -> ! {
     Line::new()
         .text(b"xen-vmi-rom: ")
@@ -334,6 +341,7 @@ pub fn barrier(batch: &mut MmuBatch<Tag, BATCH>, reason: Barrier) {
 }
 
 /// The end of a VMI call: outside lazy mode, its ops go out now.
+#[inline(always)]
 pub fn end_of_call(batch: &mut MmuBatch<Tag, BATCH>) {
     if let Err(f) = batch.end_of_call(&mut XenTarget) {
         refused(f);
@@ -409,15 +417,33 @@ impl Heap {
 
 impl RomHost<'_> {
     /// The view of `key` mapped as `pte`: at once on a miss; a pending
-    /// slot is made real by flushing the queue.
+    /// slot is made real by flushing the queue. Inline: a hit (every
+    /// SetPxE's store, in a table the kernel fills entry after entry) is a
+    /// few instructions; the rest is out of line.
+    #[inline]
     fn view(&mut self, key: u32, pte: u64) -> *mut u64 {
         if let Some(slot) = self.views.lookup(key) {
             if self.views.is_pending(slot) {
-                barrier(self.batch, Barrier::CoherentRead);
-                self.views.clear_pending();
+                self.make_real();
             }
             return Views::va(slot);
         }
+        self.view_miss(key, pte)
+    }
+
+    /// A pending view is about to be used: the queue (holding its
+    /// mapping) goes out.
+    #[cold]
+    #[inline(never)]
+    fn make_real(&mut self) {
+        barrier(self.batch, Barrier::CoherentRead);
+        self.views.clear_pending();
+    }
+
+    /// `view` when `key` has no slot: one is mapped now.
+    #[cold]
+    #[inline(never)]
+    fn view_miss(&mut self, key: u32, pte: u64) -> *mut u64 {
         if self.views.any_pending() {
             // The slot replaced now may have a mapping still queued, which
             // would land after this one.
@@ -441,6 +467,7 @@ impl RomHost<'_> {
     }
 
     /// Kernel frame `kfn`, read-write (None: not the kernel's).
+    #[inline]
     fn kernel_view(&mut self, kfn: u32) -> Option<*mut u64> {
         let mfn = k2m(u64::from(kfn))?;
         Some(self.view(kfn, (mfn << 12) | PRESENT | RW | ACCESSED | DIRTY))
@@ -577,10 +604,12 @@ impl Host for RomHost<'_> {
         low.fetch_or(bits as u32, Ordering::SeqCst);
     }
 
+    #[inline]
     fn machine_frame(&self, kfn: u64) -> Option<u64> {
         k2m(kfn)
     }
 
+    #[inline]
     fn read_only_frame(&self, kfn: u64) -> bool {
         is_rom_frame(kfn)
     }
@@ -597,8 +626,20 @@ impl Host for RomHost<'_> {
         pool_give(mfn);
     }
 
+    #[inline]
     fn push(&mut self, op: Op, tag: Tag) {
         if let Err(f) = self.batch.push(op, tag, &mut XenTarget) {
+            refused(f);
+        }
+    }
+
+    #[inline(always)]
+    fn push_pte_write(&mut self, maddr: u64, value: u64, tag: Tag) {
+        let normal = mmu_batch::PteWrite::Normal;
+        if let Err(f) = self
+            .batch
+            .push_pte_write(maddr, value, normal, tag, &mut XenTarget)
+        {
             refused(f);
         }
     }
