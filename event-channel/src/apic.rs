@@ -160,6 +160,20 @@ impl VirtualApic {
         Some(vector)
     }
 
+    /// Puts `vector` in service, as requesting and acknowledging it does when nothing else is
+    /// requested and it is deliverable (the caller has checked both).
+    #[inline]
+    pub(crate) fn enter_in_service(&mut self, vector: Vector) {
+        debug_assert!(self.requested.nonzero_words == 0 && self.deliverable_alone(vector));
+        self.in_service.set(vector);
+    }
+
+    /// Whether `vector`, requested alone, would be deliverable now.
+    #[inline]
+    fn deliverable_alone(&self, vector: Vector) -> bool {
+        vector.priority_class() > self.processor_priority() >> 4
+    }
+
     /// Non-specific EOI: clears the highest in-service vector and returns it (None when
     /// nothing is in service; the write is then ignored, as by the local APIC).
     pub fn end_of_interrupt(&mut self) -> Option<Vector> {

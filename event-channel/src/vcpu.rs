@@ -303,6 +303,70 @@ impl VcpuEvents {
         delivery
     }
 
+    /// [`Self::upcall_with`] in one step for the upcall a ROM meets most often, a lone event of
+    /// its own that raises `vector` (the timer VIRQ becoming the local APIC timer's vector),
+    /// when nothing else can take part: `port` is routed to the ROM and notifies this vCPU, it
+    /// is the only pending unmasked port and the only selector bit set, no scan round is
+    /// unfinished, nothing is requested in the APIC, and `vector` is deliverable at once (its
+    /// class above the processor priority's). Then the port is taken as the scan's lone-port
+    /// case takes it (pending bit cleared, cursor just past it), `vector` goes in service and
+    /// true is returned: the state is what `upcall_with` leaves when `on_rom_event(port)`
+    /// answers `vector`, and `vector` is the one to inject. Otherwise nothing has changed
+    /// (a selector taken meanwhile is given back, with `evtchn_upcall_pending`) and the caller
+    /// runs [`Self::upcall_with`]. Call it with events masked, as an upcall.
+    ///
+    /// The caller decides beforehand, without changing anything, that `port`'s event does
+    /// raise `vector` and nothing else.
+    pub fn take_lone_rom_port<W: EventWords + ?Sized, const SLOTS: usize>(
+        &mut self,
+        ports: &PortTable<SLOTS>,
+        words: &W,
+        port: Port,
+        vector: Vector,
+    ) -> bool {
+        debug_assert!(words.upcall_mask(), "upcall with events unmasked");
+        let routed_here = ports
+            .get(port)
+            .is_some_and(|info| matches!(info.route(), Route::Rom(_)) && self.owns(Some(info)));
+        // A budget of one ends even a lone port's round as exhausted (see `scan_round`).
+        if !routed_here
+            || self.budget.get() < 2
+            || self.carried_selector != 0
+            || !self.rom_events.is_empty()
+            || self.apic.highest_requested().is_some()
+            || vector.priority_class() <= self.apic.processor_priority() >> 4
+        {
+            return false;
+        }
+        let word = port.word();
+        let lone = |selector: u32| {
+            selector == 1 << word
+                && words.pending_word(word) & !words.mask_word(word) == port.word_mask()
+        };
+        // Looked at first without changing anything (the refusals are exact)...
+        if !lone(words.selector()) {
+            return false;
+        }
+        // ...then taken as a scan round takes it: upcall_pending cleared, then the selector,
+        // so a port raised from here on sets both again.
+        words.clear_upcall_pending();
+        let selector = words.take_selector();
+        if !lone(selector) || !words.test_and_clear_pending(port) {
+            // Xen raised another port in between: as if never taken, the selector bits
+            // back, and the signal Xen gave with them.
+            let mut bits = selector;
+            while bits != 0 {
+                let _ = words.test_and_set_selector(bits.trailing_zeros() as usize);
+                bits &= bits - 1;
+            }
+            let _ = words.test_and_set_upcall_pending();
+            return false;
+        }
+        self.cursor = ScanCursor(port.next());
+        self.apic.enter_in_service(vector);
+        true
+    }
+
     /// Takes every pending event of this vCPU without delivering anything: for a kernel that
     /// looks at its interrupt controllers with interrupts disabled (Xen does not call back
     /// then, so requests that came in meanwhile would stay unseen). Events for the ROM go to
@@ -574,6 +638,104 @@ mod tests {
         assert_eq!(vcpu.upcall(&table, &words), Delivery::Inject(vector(0xEF)));
         assert_eq!(vcpu.end_of_interrupt(&words), Some(vector(0xEF)));
         assert_eq!(vcpu.upcall(&table, &words), Delivery::Inject(vector(0x31)));
+    }
+
+    /// Everything `take_lone_rom_port` may change or must leave alone.
+    fn snapshot(vcpu: &VcpuEvents, words: &AtomicEventWords<'_>) -> String {
+        format!(
+            "{:?} {:?} {} {} pending {:?} selector {:#x} upcall_pending {}",
+            vcpu.cursor,
+            vcpu.apic,
+            vcpu.carried_selector,
+            vcpu.rom_events.len(),
+            (0..EVTCHN_WORDS)
+                .map(|w| words.pending_word(w))
+                .collect::<Vec<_>>(),
+            words.selector(),
+            words.upcall_pending()
+        )
+    }
+
+    #[test]
+    fn a_lone_rom_port_is_taken_in_one_step_as_the_upcall_takes_it() {
+        let bitmaps = EventBitmaps::new();
+        let flags = VcpuEventFlags::new();
+        let words = AtomicEventWords::new(&bitmaps, &flags);
+        let mut table = PortTable::<4>::new();
+        table
+            .bind(33, Binding::Virq(crate::abi::VIRQ_TIMER), 0, Route::Rom(0))
+            .unwrap();
+        table
+            .bind(34, Binding::Ipi, 0, Route::vector(0x31).unwrap())
+            .unwrap();
+        table
+            .bind(2, Binding::Ipi, 0, Route::vector(0x41).unwrap())
+            .unwrap();
+        let (timer, tick) = (port(33), vector(0xEF));
+        disable_interrupts(&words);
+
+        // The lone tick: taken, cursor past it, 0xEF in service; the general path on a twin
+        // state gives the same.
+        let mut fast = VcpuEvents::new(0, ScanBudget::DEFAULT).unwrap();
+        let _ = raise_as_xen(&words, timer);
+        let mut twin = fast.clone();
+        assert!(fast.take_lone_rom_port(&table, &words, timer, tick));
+        let after_fast = snapshot(&fast, &words);
+        let _ = raise_as_xen(&words, timer);
+        assert_eq!(
+            twin.upcall_with(&table, &words, |p| (p == timer).then_some(tick)),
+            Delivery::Inject(tick)
+        );
+        assert_eq!(after_fast, snapshot(&twin, &words));
+        assert_eq!(fast.cursor(), ScanCursor::at(port(34)));
+        assert!(fast.apic().is_in_service(tick) && !words.upcall_pending());
+
+        // Not alone, and every case is left exactly as it was for the general path.
+        let refused = |vcpu: &mut VcpuEvents, why: &str| {
+            let before = snapshot(vcpu, &words);
+            assert!(
+                !vcpu.take_lone_rom_port(&table, &words, timer, tick),
+                "taken with {why}"
+            );
+            assert_eq!(before, snapshot(vcpu, &words), "changed with {why}");
+        };
+        // Another port pending in the same word, or in another word.
+        let mut vcpu = VcpuEvents::new(0, ScanBudget::DEFAULT).unwrap();
+        let _ = raise_as_xen(&words, timer);
+        let _ = raise_as_xen(&words, port(34));
+        refused(&mut vcpu, "another port pending in its word");
+        assert_eq!(vcpu.upcall(&table, &words), Delivery::Inject(vector(0x31)));
+        let _ = vcpu.take_rom_event();
+        let _ = vcpu.end_of_interrupt(&words);
+        let _ = raise_as_xen(&words, timer);
+        let _ = raise_as_xen(&words, port(2));
+        refused(&mut vcpu, "another word flagged");
+        assert_eq!(vcpu.upcall(&table, &words), Delivery::Inject(vector(0x41)));
+        let _ = vcpu.take_rom_event();
+        // The tick's own vector still in service, and a request waiting in the IRR.
+        let mut vcpu = VcpuEvents::new(0, ScanBudget::DEFAULT).unwrap();
+        let _ = raise_as_xen(&words, timer);
+        assert!(vcpu.take_lone_rom_port(&table, &words, timer, tick));
+        let _ = raise_as_xen(&words, timer);
+        refused(&mut vcpu, "its vector in service");
+        let _ = vcpu.end_of_interrupt(&words);
+        vcpu.raise_vector(&words, vector(0x31));
+        refused(&mut vcpu, "a vector requested");
+        // The task priority at the tick's class.
+        let mut vcpu = VcpuEvents::new(0, ScanBudget::DEFAULT).unwrap();
+        vcpu.set_task_priority(&words, 0xE0);
+        refused(&mut vcpu, "TPR at its class");
+        // Masked: nothing to take.
+        vcpu.set_task_priority(&words, 0);
+        mask_port(&words, timer);
+        refused(&mut vcpu, "the port masked");
+        // A port not routed to the ROM, and a budget of one.
+        crate::mask::unmask_port(&words, timer);
+        let before = snapshot(&vcpu, &words);
+        assert!(!vcpu.take_lone_rom_port(&table, &words, port(34), tick));
+        assert_eq!(before, snapshot(&vcpu, &words));
+        let mut one = VcpuEvents::new(0, ScanBudget::new(1).unwrap()).unwrap();
+        refused(&mut one, "a budget of one");
     }
 
     #[test]

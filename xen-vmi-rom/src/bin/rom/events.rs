@@ -44,6 +44,8 @@ pub struct EventState {
     vcpu: VcpuEvents,
     /// Interrupts delivered to the kernel so far (Halt waits for one).
     delivered: u32,
+    /// VIRQ_TIMER's port, once bound (the tick's one-step path).
+    timer_port: Option<event_channel::Port>,
 }
 
 /// Where the event state lives: after the run-time state, 64-byte aligned.
@@ -107,6 +109,7 @@ pub fn init() {
                     Err(_) => crate::xen::crash(),
                 },
                 delivered: 0,
+                timer_port: None,
             },
         );
     }
@@ -125,6 +128,8 @@ pub fn bind_rom_port(port: u32, binding: Binding, tag: u8) {
             .dec(port)
             .text(b" could not be recorded (out of range, taken, or no slot left)")
             .print();
+    } else if tag == TAG_TIMER {
+        state().timer_port = event_channel::Port::new(port).ok();
     }
 }
 
@@ -159,6 +164,99 @@ pub fn upcall() -> Option<u8> {
     note_deliverable();
     vector
 }
+
+/// Xen's bounce frame on the kernel's stack as the event entry finds it
+/// (xen.h, compat bounce frame): EIP, CS (the saved upcall mask in bits
+/// 16-23), EFLAGS, and ESP, SS from ring 3.
+#[repr(C)]
+pub struct UpcallFrame {
+    pub eip: u32,
+    pub cs: u32,
+    pub eflags: u32,
+}
+
+/// Xen's upcall, first the one-step path for the timer tick, the upcall a
+/// kernel on a one-shot LVT timer alarm (a tickless Linux) gets most: when
+/// VIRQ_TIMER's port is the only event pending, the LVT timer's one-shot is
+/// the only deadline Xen's timer serves and is due, its vector goes in
+/// service at once (nothing requested, its class above the processor
+/// priority), and the kernel's gate for it is an interrupt gate, the tick
+/// is taken as the general path would take it (`events::upcall`,
+/// `time::timer_event`, then `traps.rs` `interrupt`): the port's pending bit
+/// cleared and the scan's cursor moved past it, the alarm gone and Xen's
+/// one-shot spent with nothing to re-arm, the vector in service, lazy
+/// updates flushed, and the upcall's frame sent through the gate with
+/// events still masked (IF clear in the handler). Every other upcall, or
+/// one that stopped the ROM in its IRET window, goes to the general path
+/// with nothing changed (`vmi_event_entry`, traps.rs).
+///
+/// Returns the gate's selector (high half) and offset (low half), or 0
+/// for the general path.
+extern "C" fn lone_tick(frame: &UpcallFrame) -> u64 {
+    if may_be_in_iret_window(frame.eip, frame.cs) {
+        return 0;
+    }
+    let Some(vector) = crate::time::lone_lvtt_tick_due() else {
+        return 0;
+    };
+    // The handler may use mappings the kernel updated in lazy mode (the
+    // general path's `interrupt` does the same before the gate is read).
+    crate::paging::before_interrupt();
+    let gate = match crate::desc::idt_gate(u32::from(vector.get())) {
+        Some(gate) if gate.kind == 0xE && gate.offset != 0 => gate,
+        // A trap gate gives the flag back; no usable gate is the
+        // processor's #GP or #NP: the general path.
+        _ => return 0,
+    };
+    let st = state();
+    let Some(port) = st.timer_port else {
+        return 0;
+    };
+    if !st.vcpu.take_lone_rom_port(&st.ports, &words(), port, vector) {
+        return 0;
+    }
+    crate::time::lone_lvtt_tick_taken();
+    st.delivered = st.delivered.wrapping_add(1);
+    note_deliverable();
+    (u64::from(gate.selector) << 32) | u64::from(gate.offset)
+}
+
+// Xen's event callback (boot.rs registers it through traps.rs
+// `event_alias`): `lone_tick` first; its gate is entered with a far return
+// over Xen's frame, as the general path's FORWARD does. The three
+// registers `lone_tick` may clobber are kept; the general path starts
+// with them as Xen left them.
+core::arch::global_asm!(
+    r#"
+    .pushsection .text.vmi_event_tick, "ax"
+    .balign 16
+    .globl vmi_event_tick_entry
+vmi_event_tick_entry:
+    push ecx
+    push edx
+    push eax
+    lea eax, [esp + 12]
+    push eax
+    call {lone_tick}
+    add esp, 4
+    test eax, eax
+    jz 1f
+    // [esp]: EAX, EDX, ECX as saved; they become EAX, the gate's offset
+    // and its selector.
+    mov ecx, [esp + 8]
+    mov [esp + 8], edx
+    mov edx, [esp + 4]
+    mov [esp + 4], eax
+    pop eax
+    retf
+1:  pop eax
+    pop edx
+    pop ecx
+    jmp vmi_event_entry
+    .popsection
+    "#,
+    lone_tick = sym lone_tick,
+);
 
 /// Runs `f` with events masked, then gives the kernel's flag back and
 /// delivers what became deliverable if the flag allows (as
@@ -285,6 +383,15 @@ const IRET_WINDOW_STOPS: [u32; 3] = [0, 7, 9];
 /// so the window never crosses a page in any mapping of the ROM.
 const IRET_WINDOW_OFFSET: u32 = 17;
 
+/// Whether an upcall at `eip` in `cs` may have stopped the ROM's IRET in
+/// its window: ring 1, at one of the window's stops in its 32-byte block.
+/// Any other EIP (nearly every upcall) is not in it.
+#[inline]
+fn may_be_in_iret_window(eip: u32, cs: u32) -> bool {
+    let in_block = eip.wrapping_sub(IRET_WINDOW_OFFSET) & 31;
+    cs & 3 == 1 && IRET_WINDOW_STOPS.contains(&in_block)
+}
+
 /// The upcall stopped the ROM's IRET between clearing the mask and the
 /// iretd (entry.rs): the kernel must get the event after the return, as
 /// from the processor's IRET, not on the ROM's code. Found by the window's
@@ -292,15 +399,10 @@ const IRET_WINDOW_OFFSET: u32 = 17;
 /// on to the Xen path right after the window with events still masked;
 /// Xen's iret then returns and delivers. Returns whether it did.
 pub fn iret_window(frame: &mut crate::traps::TrapFrame) -> bool {
-    if frame.cs & 3 != 1 {
+    if !may_be_in_iret_window(frame.eip, frame.cs) {
         return false;
     }
-    // The window's stops lie at fixed offsets in a 32-byte block: any
-    // other EIP (nearly every upcall) is not in it.
-    let in_block = frame.eip.wrapping_sub(IRET_WINDOW_OFFSET) & 31;
-    let Some(stop) = IRET_WINDOW_STOPS.into_iter().find(|&stop| stop == in_block) else {
-        return false;
-    };
+    let stop = frame.eip.wrapping_sub(IRET_WINDOW_OFFSET) & 31;
     // SAFETY: computes an address from EIP.
     let ours = unsafe { vmi_addr_iret_window() };
     let start = frame.eip.wrapping_sub(stop);

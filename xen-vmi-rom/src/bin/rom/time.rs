@@ -66,6 +66,12 @@ pub struct TimeState {
     runstate_registered: bool,
     /// An LVT vector below 32 was reported (once).
     bad_lvt_vector_reported: bool,
+    /// The expiry of the LVT timer's one-shot alarm on the real counter
+    /// while it is all the Xen timer serves (no IRQ 0 alarm, no PIT edge):
+    /// a VIRQ_TIMER at or past it is a tick the upcall may take in one
+    /// step (events.rs, `lone_tick`). u64::MAX otherwise (never due). Set
+    /// by `program`, which follows every change of the alarms and the PIT.
+    lone_lvtt_expiry: u64,
 }
 
 fn state() -> &'static mut TimeState {
@@ -92,6 +98,7 @@ pub fn init() {
                 runstate: VcpuRunstateInfo::default(),
                 runstate_registered: false,
                 bad_lvt_vector_reported: false,
+                lone_lvtt_expiry: u64::MAX,
             },
         );
     }
@@ -295,6 +302,36 @@ pub fn timer_event() -> Option<Vector> {
     vector
 }
 
+/// The tick `lone_tick` (events.rs) may take in one step: the LVT timer's
+/// one-shot on the real counter, the only deadline Xen's timer serves, due
+/// now, its LVT entry unmasked with a vector the APIC delivers. None in
+/// every other case (nothing changed; `timer_event` then does the whole
+/// look, and reports a bad vector).
+#[inline]
+pub fn lone_lvtt_tick_due() -> Option<Vector> {
+    if rdtsc() < state().lone_lvtt_expiry {
+        return None;
+    }
+    let lvt = runtime().apic.0[LVT_TIMER_INDEX];
+    if lvt & LVT_MASKED != 0 {
+        return None;
+    }
+    Vector::new(lvt & 0xFF).ok()
+}
+
+/// The tick `lone_lvtt_tick_due` found has been taken: what `timer_event`
+/// does for it. Xen's one-shot is spent, the alarm has fired and is gone
+/// (`Alarm::look` of a one-shot past its expiry), and `program` has nothing
+/// left to arm: the PIT has no edge and Xen already holds nothing, so no
+/// hypercall.
+#[inline]
+pub fn lone_lvtt_tick_taken() {
+    let st = state();
+    st.xen.armed_ns = None;
+    st.alarms[1] = None;
+    st.lone_lvtt_expiry = u64::MAX;
+}
+
 /// Looks at the alarms and the PIT now, outside an event (SetAlarm,
 /// CancelAlarm, a kernel reading its interrupt controllers): what is due is
 /// requested exactly when the hardware would have requested it, not when
@@ -324,6 +361,16 @@ pub fn catch_up() {
 /// meanwhile, the look finds it early and the timer is set again).
 fn program() {
     let mut want = state().xen.pit_ns;
+    state().lone_lvtt_expiry = match state().alarms {
+        [None, Some(armed)]
+            if want.is_none()
+                && armed.counter == VMI_CYCLES_REAL
+                && armed.alarm.period() == 0 =>
+        {
+            armed.alarm.next()
+        }
+        _ => u64::MAX,
+    };
     // No alarm armed (a one-shot that has just fired): only the PIT's
     // deadline counts, and no clock needs reading.
     if state().alarms.iter().all(Option::is_none) {
