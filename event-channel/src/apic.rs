@@ -43,6 +43,7 @@ impl VectorBits {
         nonzero_words: 0,
     };
 
+    #[inline]
     fn highest(&self) -> Option<Vector> {
         if self.nonzero_words == 0 {
             return None;
@@ -137,6 +138,7 @@ impl VirtualApic {
 
     /// The processor priority: `TPR` or the class of the highest in-service vector,
     /// whichever is higher.
+    #[inline]
     pub fn processor_priority(&self) -> u8 {
         let in_service = self.highest_in_service().map_or(0, Vector::get);
         if self.task_priority & 0xF0 >= in_service & 0xF0 {
@@ -160,18 +162,20 @@ impl VirtualApic {
         Some(vector)
     }
 
-    /// Puts `vector` in service, as requesting and acknowledging it does when nothing else is
-    /// requested and it is deliverable (the caller has checked both).
+    /// Puts `vector` in service, as requesting and acknowledging it does when
+    /// [`Self::deliverable_alone`] holds (the caller has checked it).
     #[inline]
     pub(crate) fn enter_in_service(&mut self, vector: Vector) {
-        debug_assert!(self.requested.nonzero_words == 0 && self.deliverable_alone(vector));
+        debug_assert!(self.deliverable_alone(vector));
         self.in_service.set(vector);
     }
 
-    /// Whether `vector`, requested alone, would be deliverable now.
+    /// Whether `vector` is what requesting it and acknowledging would take now: nothing else
+    /// is requested and its class is above the processor priority's.
     #[inline]
-    fn deliverable_alone(&self, vector: Vector) -> bool {
-        vector.priority_class() > self.processor_priority() >> 4
+    pub(crate) fn deliverable_alone(&self, vector: Vector) -> bool {
+        self.requested.nonzero_words == 0
+            && vector.priority_class() > self.processor_priority() >> 4
     }
 
     /// Non-specific EOI: clears the highest in-service vector and returns it (None when

@@ -303,63 +303,62 @@ impl VcpuEvents {
         delivery
     }
 
+    /// `port` as a [`LoneRomPort`] of this vCPU: routed to the ROM ([`Route::Rom`]), notifying
+    /// this vCPU, and a scan budget of two or more (a budget of one ends even a lone port's
+    /// round as exhausted, see `scan_round`). None otherwise. The token stands for the
+    /// binding as it is now: take a new one whenever `port` is bound again.
+    pub fn lone_rom_port<const SLOTS: usize>(
+        &self,
+        ports: &PortTable<SLOTS>,
+        port: Port,
+    ) -> Option<LoneRomPort> {
+        let info = ports.get(port)?;
+        (matches!(info.route(), Route::Rom(_)) && self.owns(Some(info)) && self.budget.get() >= 2)
+            .then_some(LoneRomPort(port))
+    }
+
     /// [`Self::upcall_with`] in one step for the upcall a ROM meets most often, a lone event of
     /// its own that raises `vector` (the timer VIRQ becoming the local APIC timer's vector),
-    /// when nothing else can take part: `port` is routed to the ROM and notifies this vCPU, it
-    /// is the only pending unmasked port and the only selector bit set, no scan round is
-    /// unfinished, nothing is requested in the APIC, and `vector` is deliverable at once (its
-    /// class above the processor priority's). Then the port is taken as the scan's lone-port
-    /// case takes it (pending bit cleared, cursor just past it), `vector` goes in service and
-    /// true is returned: the state is what `upcall_with` leaves when `on_rom_event(port)`
-    /// answers `vector`, and `vector` is the one to inject. Otherwise nothing has changed
-    /// (a selector taken meanwhile is given back, with `evtchn_upcall_pending`) and the caller
-    /// runs [`Self::upcall_with`]. Call it with events masked, as an upcall.
+    /// when nothing else can take part: the port ([`Self::lone_rom_port`]) is the only pending
+    /// unmasked port and the only selector bit set, no scan round is unfinished, nothing is
+    /// requested in the APIC, and `vector` is deliverable at once (its class above the
+    /// processor priority's). Then the port is taken as the scan's lone-port case takes it
+    /// (pending bit cleared, cursor just past it), `vector` goes in service and true is
+    /// returned: the state is what `upcall_with` leaves when `on_rom_event(port)` answers
+    /// `vector`, and `vector` is the one to inject. Otherwise nothing has changed (a selector
+    /// taken meanwhile is given back, with `evtchn_upcall_pending`) and the caller runs
+    /// [`Self::upcall_with`]. Call it with events masked, as an upcall.
     ///
-    /// The caller decides beforehand, without changing anything, that `port`'s event does
+    /// The caller decides beforehand, without changing anything, that the port's event does
     /// raise `vector` and nothing else.
-    pub fn take_lone_rom_port<W: EventWords + ?Sized, const SLOTS: usize>(
+    #[inline]
+    pub fn take_lone_rom_port<W: EventWords + ?Sized>(
         &mut self,
-        ports: &PortTable<SLOTS>,
         words: &W,
-        port: Port,
+        lone: LoneRomPort,
         vector: Vector,
     ) -> bool {
         debug_assert!(words.upcall_mask(), "upcall with events unmasked");
-        let routed_here = ports
-            .get(port)
-            .is_some_and(|info| matches!(info.route(), Route::Rom(_)) && self.owns(Some(info)));
-        // A budget of one ends even a lone port's round as exhausted (see `scan_round`).
-        if !routed_here
-            || self.budget.get() < 2
+        let port = lone.0;
+        let word = port.word();
+        // Looked at first without changing anything (the refusals are exact).
+        if words.selector() != 1 << word
+            || words.pending_word(word) & !words.mask_word(word) != port.word_mask()
             || self.carried_selector != 0
             || !self.rom_events.is_empty()
-            || self.apic.highest_requested().is_some()
-            || vector.priority_class() <= self.apic.processor_priority() >> 4
+            || !self.apic.deliverable_alone(vector)
         {
             return false;
         }
-        let word = port.word();
-        let lone = |selector: u32| {
-            selector == 1 << word
-                && words.pending_word(word) & !words.mask_word(word) == port.word_mask()
-        };
-        // Looked at first without changing anything (the refusals are exact)...
-        if !lone(words.selector()) {
-            return false;
-        }
-        // ...then taken as a scan round takes it: upcall_pending cleared, then the selector,
-        // so a port raised from here on sets both again.
+        // Then taken as a scan round takes it: upcall_pending cleared, then the selector, so
+        // a port raised from here on sets both again.
         words.clear_upcall_pending();
         let selector = words.take_selector();
-        if !lone(selector) || !words.test_and_clear_pending(port) {
-            // Xen raised another port in between: as if never taken, the selector bits
-            // back, and the signal Xen gave with them.
-            let mut bits = selector;
-            while bits != 0 {
-                let _ = words.test_and_set_selector(bits.trailing_zeros() as usize);
-                bits &= bits - 1;
-            }
-            let _ = words.test_and_set_upcall_pending();
+        if selector != 1 << word
+            || words.pending_word(word) & !words.mask_word(word) != port.word_mask()
+            || !words.test_and_clear_pending(port)
+        {
+            give_back(words, selector);
             return false;
         }
         self.cursor = ScanCursor(port.next());
@@ -557,6 +556,32 @@ impl VcpuEvents {
     }
 }
 
+/// A port whose lone event [`VcpuEvents::take_lone_rom_port`] may take: checked once by
+/// [`VcpuEvents::lone_rom_port`] (routed to the ROM, notifying that vCPU).
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub struct LoneRomPort(Port);
+
+impl LoneRomPort {
+    /// The port.
+    #[inline]
+    pub const fn port(self) -> Port {
+        self.0
+    }
+}
+
+/// Xen raised another port while a lone one was being taken: the selector bits taken go back,
+/// with the signal Xen gave with them, as if never taken (out of line: it is rare).
+#[cold]
+#[inline(never)]
+fn give_back<W: EventWords + ?Sized>(words: &W, selector: u32) {
+    let mut bits = selector;
+    while bits != 0 {
+        let _ = words.test_and_set_selector(bits.trailing_zeros() as usize);
+        bits &= bits - 1;
+    }
+    let _ = words.test_and_set_upcall_pending();
+}
+
 /// The selector bits of the words a round starting in `start_word` still had to visit when
 /// it stopped at `step`: the current word and every later one, up to and including the low
 /// half of the start word.
@@ -673,13 +698,21 @@ mod tests {
             .unwrap();
         let (timer, tick) = (port(33), vector(0xEF));
         disable_interrupts(&words);
+        let probe = VcpuEvents::new(0, ScanBudget::DEFAULT).unwrap();
+        let lone = probe.lone_rom_port(&table, timer).unwrap();
+        assert_eq!(lone.port(), timer);
+        // Only a port routed to the ROM, with a budget above one, qualifies.
+        assert_eq!(probe.lone_rom_port(&table, port(34)), None);
+        assert_eq!(probe.lone_rom_port(&table, port(35)), None);
+        let one = VcpuEvents::new(0, ScanBudget::new(1).unwrap()).unwrap();
+        assert_eq!(one.lone_rom_port(&table, timer), None);
 
         // The lone tick: taken, cursor past it, 0xEF in service; the general path on a twin
         // state gives the same.
         let mut fast = VcpuEvents::new(0, ScanBudget::DEFAULT).unwrap();
         let _ = raise_as_xen(&words, timer);
         let mut twin = fast.clone();
-        assert!(fast.take_lone_rom_port(&table, &words, timer, tick));
+        assert!(fast.take_lone_rom_port(&words, lone, tick));
         let after_fast = snapshot(&fast, &words);
         let _ = raise_as_xen(&words, timer);
         assert_eq!(
@@ -694,7 +727,7 @@ mod tests {
         let refused = |vcpu: &mut VcpuEvents, why: &str| {
             let before = snapshot(vcpu, &words);
             assert!(
-                !vcpu.take_lone_rom_port(&table, &words, timer, tick),
+                !vcpu.take_lone_rom_port(&words, lone, tick),
                 "taken with {why}"
             );
             assert_eq!(before, snapshot(vcpu, &words), "changed with {why}");
@@ -715,7 +748,7 @@ mod tests {
         // The tick's own vector still in service, and a request waiting in the IRR.
         let mut vcpu = VcpuEvents::new(0, ScanBudget::DEFAULT).unwrap();
         let _ = raise_as_xen(&words, timer);
-        assert!(vcpu.take_lone_rom_port(&table, &words, timer, tick));
+        assert!(vcpu.take_lone_rom_port(&words, lone, tick));
         let _ = raise_as_xen(&words, timer);
         refused(&mut vcpu, "its vector in service");
         let _ = vcpu.end_of_interrupt(&words);
@@ -729,13 +762,6 @@ mod tests {
         vcpu.set_task_priority(&words, 0);
         mask_port(&words, timer);
         refused(&mut vcpu, "the port masked");
-        // A port not routed to the ROM, and a budget of one.
-        crate::mask::unmask_port(&words, timer);
-        let before = snapshot(&vcpu, &words);
-        assert!(!vcpu.take_lone_rom_port(&table, &words, port(34), tick));
-        assert_eq!(before, snapshot(&vcpu, &words));
-        let mut one = VcpuEvents::new(0, ScanBudget::new(1).unwrap()).unwrap();
-        refused(&mut one, "a budget of one");
     }
 
     #[test]

@@ -20,8 +20,8 @@ use core::sync::atomic::Ordering;
 
 use event_channel::{
     disable_interrupts, enable_interrupts, interrupt_mask, set_interrupt_mask, AtomicEventWords,
-    Binding, Delivery, EventBitmaps, PortTable, Route, ScanBudget, VcpuEventFlags, VcpuEvents,
-    Vector, Wakeup,
+    Binding, Delivery, EventBitmaps, LoneRomPort, PortTable, Route, ScanBudget, VcpuEventFlags,
+    VcpuEvents, Vector, Wakeup,
 };
 use xen_abi::hypercall::Hypervisor;
 use xen_vmi_rom::layout::{ROM_STATE_VA, SHARED_INFO_VA};
@@ -44,8 +44,8 @@ pub struct EventState {
     vcpu: VcpuEvents,
     /// Interrupts delivered to the kernel so far (Halt waits for one).
     delivered: u32,
-    /// VIRQ_TIMER's port, once bound (the tick's one-step path).
-    timer_port: Option<event_channel::Port>,
+    /// VIRQ_TIMER's port, once bound and fit for the tick's one-step path.
+    lone_timer_port: Option<LoneRomPort>,
 }
 
 /// Where the event state lives: after the run-time state, 64-byte aligned.
@@ -109,7 +109,7 @@ pub fn init() {
                     Err(_) => crate::xen::crash(),
                 },
                 delivered: 0,
-                timer_port: None,
+                lone_timer_port: None,
             },
         );
     }
@@ -129,7 +129,10 @@ pub fn bind_rom_port(port: u32, binding: Binding, tag: u8) {
             .text(b" could not be recorded (out of range, taken, or no slot left)")
             .print();
     } else if tag == TAG_TIMER {
-        state().timer_port = event_channel::Port::new(port).ok();
+        let st = state();
+        st.lone_timer_port = event_channel::Port::new(port)
+            .ok()
+            .and_then(|port| st.vcpu.lone_rom_port(&st.ports, port));
     }
 }
 
@@ -193,6 +196,10 @@ pub struct UpcallFrame {
 /// Returns the gate's selector (high half) and offset (low half), or 0
 /// for the general path.
 extern "C" fn lone_tick(frame: &UpcallFrame) -> u64 {
+    let st = state();
+    let Some(lone) = st.lone_timer_port else {
+        return 0;
+    };
     if may_be_in_iret_window(frame.eip, frame.cs) {
         return 0;
     }
@@ -200,25 +207,61 @@ extern "C" fn lone_tick(frame: &UpcallFrame) -> u64 {
         return 0;
     };
     // The handler may use mappings the kernel updated in lazy mode (the
-    // general path's `interrupt` does the same before the gate is read).
-    crate::paging::before_interrupt();
-    let gate = match crate::desc::idt_gate(u32::from(vector.get())) {
-        Some(gate) if gate.kind == 0xE && gate.offset != 0 => gate,
-        // A trap gate gives the flag back; no usable gate is the
-        // processor's #GP or #NP: the general path.
-        _ => return 0,
-    };
-    let st = state();
-    let Some(port) = st.timer_port else {
+    // general path's `interrupt` flushes them the same way, before it
+    // reads the gate).
+    if lazy_updates_queued() {
+        crate::paging::before_interrupt();
+    }
+    let Some((offset, selector)) = interrupt_gate(vector) else {
         return 0;
     };
-    if !st.vcpu.take_lone_rom_port(&st.ports, &words(), port, vector) {
+    if !st.vcpu.take_lone_rom_port(&words(), lone, vector) {
         return 0;
     }
     crate::time::lone_lvtt_tick_taken();
     st.delivered = st.delivered.wrapping_add(1);
     note_deliverable();
-    (u64::from(gate.selector) << 32) | u64::from(gate.offset)
+    (u64::from(selector) << 32) | u64::from(offset)
+}
+
+/// Whether the paging queue holds updates (`paging::before_interrupt`
+/// sends them), looked at without `mmu::heap`, whose out-of-line path
+/// builds the heap: it is built once `heap_ready` is set.
+#[inline]
+fn lazy_updates_queued() -> bool {
+    if !runtime().paging.heap_ready {
+        return false;
+    }
+    // SAFETY: with heap_ready set, mmu.rs has built its Heap at
+    // SHADOW_HEAP_VA, mapped in every address space; read only, with
+    // events masked (nothing else runs).
+    let heap = unsafe { &*(xen_vmi_rom::layout::SHADOW_HEAP_VA as *const crate::mmu::Heap) };
+    !heap.batch.is_empty()
+}
+
+/// The kernel's gate for `vector` if it is a present 32-bit interrupt gate
+/// (SDM vol. 3, "IDT Descriptors": P, DPL, S clear, type 1110) with a
+/// non-zero offset: its offset and selector. Anything else (a trap gate,
+/// which gives the flag back; no usable gate, the processor's #GP or #NP)
+/// is for the general path (traps.rs `interrupt`).
+#[inline]
+fn interrupt_gate(vector: Vector) -> Option<(u32, u16)> {
+    const P_S_TYPE: u32 = 0x9F00;
+    const PRESENT_INTERRUPT_GATE: u32 = 0x8E00;
+    let tables = &runtime().tables;
+    let at = u32::from(vector.get()) * 8;
+    if tables.idt_limit == 0 || at + 7 > u32::from(tables.idt_limit) {
+        return None;
+    }
+    // SAFETY: inside the IDT the kernel loaded (checked against its
+    // limit), as `desc::idt_gate` reads it; a bad table faults the kernel
+    // as the processor's own access would.
+    let (lo, hi) = unsafe {
+        let entry = (tables.idt_base + at) as *const u32;
+        (entry.read_unaligned(), entry.add(1).read_unaligned())
+    };
+    let offset = (hi & 0xFFFF_0000) | (lo & 0xFFFF);
+    (hi & P_S_TYPE == PRESENT_INTERRUPT_GATE && offset != 0).then_some((offset, (lo >> 16) as u16))
 }
 
 // Xen's event callback (boot.rs registers it through traps.rs

@@ -363,9 +363,7 @@ fn program() {
     let mut want = state().xen.pit_ns;
     state().lone_lvtt_expiry = match state().alarms {
         [None, Some(armed)]
-            if want.is_none()
-                && armed.counter == VMI_CYCLES_REAL
-                && armed.alarm.period() == 0 =>
+            if want.is_none() && armed.counter == VMI_CYCLES_REAL && armed.alarm.period() == 0 =>
         {
             armed.alarm.next()
         }
