@@ -162,20 +162,15 @@ impl VirtualApic {
         Some(vector)
     }
 
-    /// Puts `vector` in service, as requesting and acknowledging it does when
-    /// [`Self::deliverable_alone`] holds (the caller has checked it).
+    /// Puts `vector` in service, as requesting and acknowledging it does when nothing else is
+    /// requested and its class is above the processor priority's (the caller has checked).
     #[inline]
     pub(crate) fn enter_in_service(&mut self, vector: Vector) {
-        debug_assert!(self.deliverable_alone(vector));
+        debug_assert!(
+            self.requested.nonzero_words == 0
+                && vector.priority_class() > self.processor_priority() >> 4
+        );
         self.in_service.set(vector);
-    }
-
-    /// Whether `vector` is what requesting it and acknowledging would take now: nothing else
-    /// is requested and its class is above the processor priority's.
-    #[inline]
-    pub(crate) fn deliverable_alone(&self, vector: Vector) -> bool {
-        self.requested.nonzero_words == 0
-            && vector.priority_class() > self.processor_priority() >> 4
     }
 
     /// Non-specific EOI: clears the highest in-service vector and returns it (None when

@@ -344,9 +344,9 @@ impl VcpuEvents {
         // Looked at first without changing anything (the refusals are exact).
         if words.selector() != 1 << word
             || words.pending_word(word) & !words.mask_word(word) != port.word_mask()
-            || self.carried_selector != 0
-            || !self.rom_events.is_empty()
-            || !self.apic.deliverable_alone(vector)
+            || self
+                .lone_vector_floor()
+                .is_none_or(|floor| vector.priority_class() <= floor)
         {
             return false;
         }
@@ -361,9 +361,32 @@ impl VcpuEvents {
             give_back(words, selector);
             return false;
         }
-        self.cursor = ScanCursor(port.next());
-        self.apic.enter_in_service(vector);
+        self.complete_lone_rom_port(lone, vector);
         true
+    }
+
+    /// The priority class a vector's must be above for [`Self::take_lone_rom_port`] to take
+    /// it now, or None when it takes none (a scan round unfinished, an event for the ROM
+    /// queued, a vector requested): the processor priority's class otherwise. For a ROM that
+    /// keeps this figure beside its own fast path, to be taken again after every change of
+    /// this state.
+    pub fn lone_vector_floor(&self) -> Option<u8> {
+        (self.carried_selector == 0
+            && self.rom_events.is_empty()
+            && self.apic.highest_requested().is_none())
+        .then(|| self.apic.processor_priority() >> 4)
+    }
+
+    /// The part of [`Self::take_lone_rom_port`] inside this state, once the port has been
+    /// taken from the event words (its pending bit cleared as the scan's lone-port case
+    /// clears it): the cursor just past the port, `vector` in service. For a ROM that takes
+    /// the words itself on its fast path (the checks of [`Self::take_lone_rom_port`] made,
+    /// against [`Self::lone_vector_floor`]), and completes here before anything else looks at
+    /// this state.
+    #[inline]
+    pub fn complete_lone_rom_port(&mut self, lone: LoneRomPort, vector: Vector) {
+        self.cursor = ScanCursor(lone.0.next());
+        self.apic.enter_in_service(vector);
     }
 
     /// Takes every pending event of this vCPU without delivering anything: for a kernel that

@@ -141,10 +141,10 @@ pub fn irq_pending_delivered_on_restore() -> Outcome {
 /// A local APIC timer tick while IRQ 0 waits at the 8259 (its edge latched
 /// while interrupts were off): enabling them takes both, once each, the
 /// second right after the first handler's EOI and IRET, with no further
-/// event to bring it. (On Xen the tick alone would take the ROM's one-step
-/// path; the 8259's request must survive it. Which comes first is the
-/// platform's timing: natively the APIC timer, calibrated at SetAlarm,
-/// may expire after the enable.)
+/// event to bring it. (A ROM may take a lone tick in one step; the 8259's
+/// request must survive it. Which comes first is the platform's timing: a
+/// native APIC timer, calibrated at SetAlarm, may expire after the
+/// enable.)
 pub fn irq_lvtt_tick_with_irq0_waiting() -> Outcome {
     IRQ0.connect();
     LVTT.connect();
@@ -191,7 +191,8 @@ pub fn irq_lvtt_tick_with_irq0_waiting() -> Outcome {
 
 /// The task priority holds a timer tick of its class: with TPR at 0xF0 the
 /// LVT timer's vector (0xF0) is requested (IRR) and not delivered, though
-/// interrupts are enabled; lowering TPR delivers it, once.
+/// interrupts are enabled; lowering TPR delivers it, once. (A ROM's
+/// one-step path for a lone tick must leave it to the general rules.)
 pub fn irq_lvtt_tick_held_by_tpr() -> Outcome {
     LVTT.connect();
     let saved = pv::apic_read(apic::REG_TPR);
@@ -202,21 +203,24 @@ pub fn irq_lvtt_tick_held_by_tpr() -> Outcome {
     spin(ms(5));
     let while_held = irq_count(LVTT.vector) - before;
     let requested = LVTT.pending();
+    let lowered_at = pv::cycles_now();
     pv::apic_write(apic::REG_TPR, saved);
-    let on_lowering = irq_count(LVTT.vector) - before;
+    // Taken at the write's next instruction boundary, which an emulator
+    // may place a little later.
+    let delivered = wait_until(ms(100), || irq_count(LVTT.vector) != before);
+    let after = irq_last_cycles(LVTT.vector).wrapping_sub(lowered_at);
     spin(ms(2));
     pv::irq_disable();
     let total = irq_count(LVTT.vector) - before;
     LVTT.disconnect();
     ensure_eq!(while_held, 0u32, "interrupts while TPR was 0xF0");
     ensure!(requested, "the tick was not requested (IRR) while held");
-    ensure_eq!(
-        on_lowering,
-        1u32,
-        "interrupts delivered by the TPR write that lowered it"
-    );
+    ensure!(delivered, "not delivered within 100 ms of lowering TPR");
     ensure_eq!(total, 1u32, "interrupts from one one-shot alarm");
-    pass!("held in the IRR while TPR was 0xF0, delivered once when it came down")
+    pass!(
+        "held in the IRR while TPR was 0xF0, delivered once {} us after it came down",
+        after * 1_000_000 / hz()
+    )
 }
 
 /// A periodic alarm with a masked stretch starting right after a tick

@@ -46,7 +46,34 @@ pub struct EventState {
     delivered: u32,
     /// VIRQ_TIMER's port, once bound and fit for the tick's one-step path.
     lone_timer_port: Option<LoneRomPort>,
+    /// What the one-step path reads and leaves (`vmi_event_tick_entry`).
+    lone: LoneTick,
 }
+
+/// The one-step path's state, read and written by `vmi_event_tick_entry`
+/// (laid out for the assembly; events.rs keeps it current).
+#[repr(C)]
+struct LoneTick {
+    /// The selector bit of VIRQ_TIMER's port's word (1 << word).
+    selector_bit: u32,
+    /// The port's bit in its word.
+    port_bit: u32,
+    /// The port number (its bit in `evtchn_pending` as one bit string).
+    port: u32,
+    /// The address of `evtchn_pending[word]` (`evtchn_mask[word]` is 0x80
+    /// above it).
+    pending_word_va: u32,
+    /// `VcpuEvents::lone_vector_floor` as of the last change of the event
+    /// state (the LVT vector's class must be above it), or 16 (nothing is
+    /// above it): no lone port, or a tick taken and not yet completed.
+    class_floor: u32,
+    /// A tick the assembly took whose completion in `VcpuEvents` waits for
+    /// the next look at the event state (`state`): its vector, or 0.
+    taken_vector: u32,
+}
+
+/// The floor that lets no vector through.
+const FLOOR_NONE: u32 = 16;
 
 /// Where the event state lives: after the run-time state, 64-byte aligned.
 pub const EVENT_STATE_OFFSET: u32 =
@@ -60,12 +87,63 @@ const _: () = assert!(
     "the event and timer state must fit below the pool table"
 );
 
+/// The event state, with a tick the one-step path took completed first
+/// (`LoneTick::taken_vector`): nothing looks at the scan's cursor or the
+/// APIC before that.
 pub fn state() -> &'static mut EventState {
     // SAFETY: the state page is mapped read-write in every address space;
     // `init` fills this part before any event can arrive, and the ROM runs
     // on one vCPU with events masked around every change (see `masked`).
-    unsafe { &mut *((ROM_STATE_VA + EVENT_STATE_OFFSET) as *mut EventState) }
+    let st = unsafe { &mut *((ROM_STATE_VA + EVENT_STATE_OFFSET) as *mut EventState) };
+    if st.lone.taken_vector != 0 {
+        complete_lone_tick(st);
+    }
+    st
 }
+
+/// The rest of a tick `vmi_event_tick_entry` took (it cleared the port's
+/// pending bit and counted the delivery): the scan's cursor past the port,
+/// the vector in service, as `VcpuEvents::take_lone_rom_port` leaves them.
+#[cold]
+fn complete_lone_tick(st: &mut EventState) {
+    let taken = core::mem::replace(&mut st.lone.taken_vector, 0);
+    match (st.lone_timer_port, Vector::new(taken)) {
+        (Some(lone), Ok(vector)) => st.vcpu.complete_lone_rom_port(lone, vector),
+        _ => {
+            Line::new()
+                .text(b"xen-vmi-rom: the timer tick's one-step path left vector ")
+                .dec(taken)
+                .text(b" without its port")
+                .print();
+            crate::xen::crash();
+        }
+    }
+}
+
+/// Takes `VcpuEvents::lone_vector_floor` again for the one-step path:
+/// after every change of the event state (an upcall, a poll, a raised
+/// vector, an EOI, a TPR write, a binding).
+fn refresh_lone_floor(st: &mut EventState) {
+    st.lone.class_floor = match st.lone_timer_port {
+        Some(_) => st.vcpu.lone_vector_floor().map_or(FLOOR_NONE, u32::from),
+        None => FLOOR_NONE,
+    };
+}
+
+/// Where the assembly finds its fields.
+const EVENT_STATE_VA: u32 = ROM_STATE_VA + EVENT_STATE_OFFSET;
+const LONE_VA: u32 = EVENT_STATE_VA + core::mem::offset_of!(EventState, lone) as u32;
+const DELIVERED_VA: u32 = EVENT_STATE_VA + core::mem::offset_of!(EventState, delivered) as u32;
+const RUNTIME_VA: u32 = ROM_STATE_VA + ROM_RUNTIME_OFFSET;
+const TABLES_VA: u32 = RUNTIME_VA + core::mem::offset_of!(Runtime, tables) as u32;
+const IDT_BASE_VA: u32 = TABLES_VA + core::mem::offset_of!(crate::desc::TableRegs, idt_base) as u32;
+const IDT_LIMIT_VA: u32 =
+    TABLES_VA + core::mem::offset_of!(crate::desc::TableRegs, idt_limit) as u32;
+const LVT_TIMER_VA: u32 = RUNTIME_VA
+    + core::mem::offset_of!(Runtime, apic) as u32
+    + core::mem::offset_of!(crate::cpu_calls::ApicRegs, 0) as u32
+    + 4 * crate::time::LVT_TIMER_INDEX as u32;
+const LVT_MASKED: u32 = crate::time::LVT_MASKED;
 
 /// vcpu 0's event words in shared_info, as the event-channel crate sees
 /// them.
@@ -110,6 +188,14 @@ pub fn init() {
                 },
                 delivered: 0,
                 lone_timer_port: None,
+                lone: LoneTick {
+                    selector_bit: 0,
+                    port_bit: 0,
+                    port: 0,
+                    pending_word_va: 0,
+                    class_floor: FLOOR_NONE,
+                    taken_vector: 0,
+                },
             },
         );
     }
@@ -133,6 +219,16 @@ pub fn bind_rom_port(port: u32, binding: Binding, tag: u8) {
         st.lone_timer_port = event_channel::Port::new(port)
             .ok()
             .and_then(|port| st.vcpu.lone_rom_port(&st.ports, port));
+        if let Some(lone) = st.lone_timer_port {
+            let port = lone.port();
+            st.lone.selector_bit = 1 << port.word();
+            st.lone.port_bit = port.word_mask();
+            st.lone.port = port.get();
+            st.lone.pending_word_va = SHARED_INFO_VA
+                + event_channel::abi::SHARED_INFO_EVTCHN_PENDING as u32
+                + 4 * port.word() as u32;
+        }
+        refresh_lone_floor(st);
     }
 }
 
@@ -164,64 +260,24 @@ pub fn upcall() -> Option<u8> {
     if vector.is_some() {
         st.delivered = st.delivered.wrapping_add(1);
     }
+    refresh_lone_floor(st);
     note_deliverable();
     vector
 }
 
-/// Xen's bounce frame on the kernel's stack as the event entry finds it
-/// (xen.h, compat bounce frame): EIP, CS (the saved upcall mask in bits
-/// 16-23), EFLAGS, and ESP, SS from ring 3.
-#[repr(C)]
-pub struct UpcallFrame {
-    pub eip: u32,
-    pub cs: u32,
-    pub eflags: u32,
+/// The one-step path's last check (`vmi_event_tick_entry`): nothing else
+/// to do with the tick, that is no queued page-table update to send before
+/// the handler runs (the general path's `paging::before_interrupt`) and no
+/// 8259 output to keep signalled (`note_deliverable`). Either sends the
+/// tick the general way.
+extern "C" fn lone_tick_quiet() -> bool {
+    !lazy_updates_queued() && !runtime().bus.pic.int_output()
 }
 
-/// Xen's upcall, first the one-step path for the timer tick, the upcall a
-/// kernel on a one-shot LVT timer alarm (a tickless Linux) gets most: when
-/// VIRQ_TIMER's port is the only event pending, the LVT timer's one-shot is
-/// the only deadline Xen's timer serves and is due, its vector goes in
-/// service at once (nothing requested, its class above the processor
-/// priority), and the kernel's gate for it is an interrupt gate, the tick
-/// is taken as the general path would take it (`events::upcall`,
-/// `time::timer_event`, then `traps.rs` `interrupt`): the port's pending bit
-/// cleared and the scan's cursor moved past it, the alarm gone and Xen's
-/// one-shot spent with nothing to re-arm, the vector in service, lazy
-/// updates flushed, and the upcall's frame sent through the gate with
-/// events still masked (IF clear in the handler). Every other upcall, or
-/// one that stopped the ROM in its IRET window, goes to the general path
-/// with nothing changed (`vmi_event_entry`, traps.rs).
-///
-/// Returns the gate's selector (high half) and offset (low half), or 0
-/// for the general path.
-extern "C" fn lone_tick(frame: &UpcallFrame) -> u64 {
-    let st = state();
-    let Some(lone) = st.lone_timer_port else {
-        return 0;
-    };
-    if may_be_in_iret_window(frame.eip, frame.cs) {
-        return 0;
-    }
-    let Some(vector) = crate::time::lone_lvtt_tick_due() else {
-        return 0;
-    };
-    // The handler may use mappings the kernel updated in lazy mode (the
-    // general path's `interrupt` flushes them the same way, before it
-    // reads the gate).
-    if lazy_updates_queued() {
-        crate::paging::before_interrupt();
-    }
-    let Some((offset, selector)) = interrupt_gate(vector) else {
-        return 0;
-    };
-    if !st.vcpu.take_lone_rom_port(&words(), lone, vector) {
-        return 0;
-    }
-    crate::time::lone_lvtt_tick_taken();
-    st.delivered = st.delivered.wrapping_add(1);
-    note_deliverable();
-    (u64::from(selector) << 32) | u64::from(offset)
+/// Whether an upcall at `eip` stopped the ROM's IRET in its window (the
+/// one-step path leaves that to the general path's `iret_window`).
+extern "C" fn in_iret_window(eip: u32) -> bool {
+    iret_window_start(eip, 1).is_some()
 }
 
 /// Whether the paging queue holds updates (`paging::before_interrupt`
@@ -239,36 +295,21 @@ fn lazy_updates_queued() -> bool {
     !heap.batch.is_empty()
 }
 
-/// The kernel's gate for `vector` if it is a present 32-bit interrupt gate
-/// (SDM vol. 3, "IDT Descriptors": P, DPL, S clear, type 1110) with a
-/// non-zero offset: its offset and selector. Anything else (a trap gate,
-/// which gives the flag back; no usable gate, the processor's #GP or #NP)
-/// is for the general path (traps.rs `interrupt`).
-#[inline]
-fn interrupt_gate(vector: Vector) -> Option<(u32, u16)> {
-    const P_S_TYPE: u32 = 0x9F00;
-    const PRESENT_INTERRUPT_GATE: u32 = 0x8E00;
-    let tables = &runtime().tables;
-    let at = u32::from(vector.get()) * 8;
-    if tables.idt_limit == 0 || at + 7 > u32::from(tables.idt_limit) {
-        return None;
-    }
-    // SAFETY: inside the IDT the kernel loaded (checked against its
-    // limit), as `desc::idt_gate` reads it; a bad table faults the kernel
-    // as the processor's own access would.
-    let (lo, hi) = unsafe {
-        let entry = (tables.idt_base + at) as *const u32;
-        (entry.read_unaligned(), entry.add(1).read_unaligned())
-    };
-    let offset = (hi & 0xFFFF_0000) | (lo & 0xFFFF);
-    (hi & P_S_TYPE == PRESENT_INTERRUPT_GATE && offset != 0).then_some((offset, (lo >> 16) as u16))
-}
-
 // Xen's event callback (boot.rs registers it through traps.rs
-// `event_alias`): `lone_tick` first; its gate is entered with a far return
-// over Xen's frame, as the general path's FORWARD does. The three
-// registers `lone_tick` may clobber are kept; the general path starts
-// with them as Xen left them.
+// `event_alias`): the timer tick's one-step path, `lone_tick` in assembly,
+// else the general path (`vmi_event_entry`, traps.rs) with every register
+// as Xen left it. Its checks, in order: not at a stop of the ROM's IRET
+// window; the LVT timer's lone one-shot due (time.rs); its LVT entry
+// unmasked with a vector from 32 up whose class is above the floor (the
+// APIC takes it alone at once: `VcpuEvents::lone_vector_floor`);
+// VIRQ_TIMER's port the only pending unmasked port and its word the only
+// selector bit (`VcpuEvents::take_lone_rom_port`); the kernel's gate a
+// present 32-bit interrupt gate within the IDT's limit; nothing else to do
+// (`lone_tick_quiet`). Then the port is taken as a scan round takes it,
+// the alarm's and the APIC's bookkeeping is left for Rust to complete on
+// its next look (`LoneTick::taken_vector`, time.rs `lone_taken`), and the
+// gate is entered by a far return over Xen's frame with events still
+// masked, as the general path's FORWARD does.
 core::arch::global_asm!(
     r#"
     .pushsection .text.vmi_event_tick, "ax"
@@ -278,27 +319,143 @@ vmi_event_tick_entry:
     push ecx
     push edx
     push eax
-    lea eax, [esp + 12]
-    push eax
-    call {lone_tick}
-    add esp, 4
-    test eax, eax
-    jz 1f
-    // [esp]: EAX, EDX, ECX as saved; they become EAX, the gate's offset
-    // and its selector.
+    // [esp + 12]: Xen's frame, EIP then CS.
+    mov eax, [esp + 12]
+    sub eax, {window_offset}
+    and eax, 31
+    cmp eax, 9
+    jbe 7f
+1:  rdtsc
+    cmp eax, [{expiry}]
+    sbb edx, [{expiry} + 4]
+    jb 9f
+    mov ecx, [{lvt}]
+    test ecx, {lvt_masked}
+    jnz 9f
+    movzx ecx, cl
+    cmp ecx, 32
+    jb 9f
+    mov eax, ecx
+    shr eax, 4
+    cmp eax, [{lone} + {floor}]
+    jbe 9f
+    mov eax, [{lone} + {selector_bit}]
+    cmp eax, [{selector}]
+    jne 9f
+    mov edx, [{lone} + {pending_word}]
+    mov eax, [edx + {mask_above}]
+    not eax
+    and eax, [edx]
+    cmp eax, [{lone} + {port_bit}]
+    jne 9f
+    lea eax, [8 * ecx + 7]
+    movzx edx, word ptr [{idt_limit}]
+    cmp eax, edx
+    ja 9f
+    mov edx, [{idt_base}]
+    lea edx, [edx + 8 * ecx]
+    mov eax, [edx + 4]
+    and eax, {p_s_type}
+    cmp eax, {interrupt_gate}
+    jne 9f
+    push edx
+    push ecx
+    call {quiet}
+    pop ecx
+    pop edx
+    test al, al
+    jz 9f
+    // Taken as a scan round takes it: upcall_pending cleared, the
+    // selector taken, the word looked at again, the pending bit cleared.
+    mov byte ptr [{upcall_pending}], 0
+    xor eax, eax
+    xchg [{selector}], eax
+    cmp eax, [{lone} + {selector_bit}]
+    jne 6f
+    push edx
+    mov edx, [{lone} + {pending_word}]
+    mov eax, [edx + {mask_above}]
+    not eax
+    and eax, [edx]
+    cmp eax, [{lone} + {port_bit}]
+    pop edx
+    mov eax, [{lone} + {selector_bit}]
+    jne 6f
+    mov eax, [{lone} + {port}]
+    lock btr [{pending}], eax
+    mov eax, [{lone} + {selector_bit}]
+    jnc 6f
+    mov [{lone} + {taken_vector}], ecx
+    mov dword ptr [{lone} + {floor}], {floor_none}
+    mov dword ptr [{time_taken}], 1
+    mov dword ptr [{expiry}], -1
+    mov dword ptr [{expiry} + 4], -1
+    inc dword ptr [{delivered}]
+    // The gate's offset (EAX) and selector (EDX).
+    mov eax, [edx]
+    mov edx, [edx + 4]
+    mov ecx, eax
+    and eax, 0xFFFF
+    and edx, 0xFFFF0000
+    or eax, edx
+    mov edx, ecx
+    shr edx, 16
+    // [esp]: EAX, EDX, ECX as saved; they become EAX, the offset and the
+    // selector.
     mov ecx, [esp + 8]
     mov [esp + 8], edx
     mov edx, [esp + 4]
     mov [esp + 4], eax
     pop eax
     retf
-1:  pop eax
+6:  // Xen raised another port meanwhile: the selector bits taken go back
+    // with the signal Xen gave with them, for the general path.
+    lock or [{selector}], eax
+    mov byte ptr [{upcall_pending}], 1
+    jmp 9f
+7:  // EIP at 0..9 in its block: at one of the window's stops, in ring 1,
+    // with the window's bytes there, it is the general path's.
+    test byte ptr [esp + 16], 2
+    jnz 1b
+    mov ecx, {window_stops}
+    bt ecx, eax
+    jnc 1b
+    push dword ptr [esp + 12]
+    call {in_window}
+    add esp, 4
+    test al, al
+    jz 1b
+9:  pop eax
     pop edx
     pop ecx
     jmp vmi_event_entry
     .popsection
     "#,
-    lone_tick = sym lone_tick,
+    window_offset = const IRET_WINDOW_OFFSET,
+    window_stops = const (1 << IRET_WINDOW_STOPS[0]) | (1 << IRET_WINDOW_STOPS[1]) | (1 << IRET_WINDOW_STOPS[2]),
+    expiry = const crate::time::LONE_LVTT_EXPIRY_VA,
+    time_taken = const crate::time::LONE_TAKEN_VA,
+    lvt = const LVT_TIMER_VA,
+    lvt_masked = const LVT_MASKED,
+    lone = const LONE_VA,
+    floor = const core::mem::offset_of!(LoneTick, class_floor),
+    floor_none = const FLOOR_NONE,
+    selector_bit = const core::mem::offset_of!(LoneTick, selector_bit),
+    port_bit = const core::mem::offset_of!(LoneTick, port_bit),
+    port = const core::mem::offset_of!(LoneTick, port),
+    pending_word = const core::mem::offset_of!(LoneTick, pending_word_va),
+    taken_vector = const core::mem::offset_of!(LoneTick, taken_vector),
+    mask_above = const event_channel::abi::SHARED_INFO_EVTCHN_MASK - event_channel::abi::SHARED_INFO_EVTCHN_PENDING,
+    selector = const SHARED_INFO_VA + event_channel::abi::VCPU_INFO_PENDING_SEL as u32,
+    upcall_pending = const SHARED_INFO_VA + event_channel::abi::VCPU_INFO_UPCALL_PENDING as u32,
+    pending = const SHARED_INFO_VA + event_channel::abi::SHARED_INFO_EVTCHN_PENDING as u32,
+    idt_base = const IDT_BASE_VA,
+    idt_limit = const IDT_LIMIT_VA,
+    p_s_type = const 0x9F00,
+    interrupt_gate = const 0x8E00,
+    delivered = const DELIVERED_VA,
+    quiet = sym lone_tick_quiet,
+    in_window = sym in_iret_window,
 );
 
 /// Runs `f` with events masked, then gives the kernel's flag back and
@@ -329,6 +486,7 @@ pub fn poll() {
         // What is due by the clock, even before Xen's timer (late by up to
         // its slop) says so.
         crate::time::catch_up();
+        refresh_lone_floor(state());
         note_deliverable();
     });
 }
@@ -336,7 +494,9 @@ pub fn poll() {
 /// Requests `vector` in the local APIC (the LVT timer outside an upcall).
 /// Call with events masked.
 pub fn raise_vector(vector: Vector) {
-    state().vcpu.raise_vector(&words(), vector);
+    let st = state();
+    st.vcpu.raise_vector(&words(), vector);
+    refresh_lone_floor(st);
 }
 
 /// Keeps evtchn_upcall_pending set while the 8259 has an interrupt for the
@@ -384,13 +544,19 @@ pub fn apic_write(index: usize, value: u32) -> bool {
     match index {
         0x0B => {
             masked(|| {
-                let _ended = state().vcpu.end_of_interrupt(&words());
+                let st = state();
+                let _ended = st.vcpu.end_of_interrupt(&words());
+                refresh_lone_floor(st);
                 note_deliverable();
             });
             true
         }
         0x08 => {
-            masked(|| state().vcpu.set_task_priority(&words(), value as u8));
+            masked(|| {
+                let st = state();
+                st.vcpu.set_task_priority(&words(), value as u8);
+                refresh_lone_floor(st);
+            });
             false
         }
         _ => false,
@@ -426,39 +592,39 @@ const IRET_WINDOW_STOPS: [u32; 3] = [0, 7, 9];
 /// so the window never crosses a page in any mapping of the ROM.
 const IRET_WINDOW_OFFSET: u32 = 17;
 
-/// Whether an upcall at `eip` in `cs` may have stopped the ROM's IRET in
-/// its window: ring 1, at one of the window's stops in its 32-byte block.
-/// Any other EIP (nearly every upcall) is not in it.
-#[inline]
-fn may_be_in_iret_window(eip: u32, cs: u32) -> bool {
-    let in_block = eip.wrapping_sub(IRET_WINDOW_OFFSET) & 31;
-    cs & 3 == 1 && IRET_WINDOW_STOPS.contains(&in_block)
-}
-
-/// The upcall stopped the ROM's IRET between clearing the mask and the
-/// iretd (entry.rs): the kernel must get the event after the return, as
-/// from the processor's IRET, not on the ROM's code. Found by the window's
-/// own bytes (the kernel may run the ROM through any mapping), it is sent
-/// on to the Xen path right after the window with events still masked;
-/// Xen's iret then returns and delivers. Returns whether it did.
-pub fn iret_window(frame: &mut crate::traps::TrapFrame) -> bool {
-    if !may_be_in_iret_window(frame.eip, frame.cs) {
-        return false;
+/// Where the ROM's IRET window starts if an upcall at `eip` in `cs` stopped
+/// it there: ring 1, at one of the window's stops in its 32-byte block
+/// (any other EIP, nearly every upcall, is not in it), with the window's
+/// own bytes there (the kernel may run the ROM through any mapping).
+fn iret_window_start(eip: u32, cs: u32) -> Option<u32> {
+    let stop = eip.wrapping_sub(IRET_WINDOW_OFFSET) & 31;
+    if cs & 3 != 1 || !IRET_WINDOW_STOPS.contains(&stop) {
+        return None;
     }
-    let stop = frame.eip.wrapping_sub(IRET_WINDOW_OFFSET) & 31;
     // SAFETY: computes an address from EIP.
     let ours = unsafe { vmi_addr_iret_window() };
-    let start = frame.eip.wrapping_sub(stop);
+    let start = eip.wrapping_sub(stop);
     // SAFETY: `start` lies in the 32-byte block of the interrupted EIP
     // (checked above), so in its page, which is mapped; `ours` is the
     // ROM's own code.
     let same = (0..IRET_WINDOW_LEN)
         .all(|i| unsafe { ((start + i) as *const u8).read() == ((ours + i) as *const u8).read() });
-    if same {
-        frame.eip = start + IRET_WINDOW_LEN;
-        crate::traps::set_saved_mask(frame, true);
-    }
-    same
+    same.then_some(start)
+}
+
+/// The upcall stopped the ROM's IRET between clearing the mask and the
+/// iretd (entry.rs): the kernel must get the event after the return, as
+/// from the processor's IRET, not on the ROM's code. Found by
+/// `iret_window_start`, it is sent on to the Xen path right after the
+/// window with events still masked; Xen's iret then returns and delivers.
+/// Returns whether it did.
+pub fn iret_window(frame: &mut crate::traps::TrapFrame) -> bool {
+    let Some(start) = iret_window_start(frame.eip, frame.cs) else {
+        return false;
+    };
+    frame.eip = start + IRET_WINDOW_LEN;
+    crate::traps::set_saved_mask(frame, true);
+    true
 }
 
 /// Halt: wait until an interrupt has been delivered. SCHEDOP_block clears
