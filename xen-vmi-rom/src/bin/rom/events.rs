@@ -296,20 +296,22 @@ fn lazy_updates_queued() -> bool {
 }
 
 // Xen's event callback (boot.rs registers it through traps.rs
-// `event_alias`): the timer tick's one-step path, `lone_tick` in assembly,
+// `event_alias`): the timer tick's one-step path, in assembly,
 // else the general path (`vmi_event_entry`, traps.rs) with every register
 // as Xen left it. Its checks, in order: not at a stop of the ROM's IRET
 // window; the LVT timer's lone one-shot due (time.rs); its LVT entry
 // unmasked with a vector from 32 up whose class is above the floor (the
-// APIC takes it alone at once: `VcpuEvents::lone_vector_floor`);
-// VIRQ_TIMER's port the only pending unmasked port and its word the only
-// selector bit (`VcpuEvents::take_lone_rom_port`); the kernel's gate a
-// present 32-bit interrupt gate within the IDT's limit; nothing else to do
-// (`lone_tick_quiet`). Then the port is taken as a scan round takes it,
-// the alarm's and the APIC's bookkeeping is left for Rust to complete on
-// its next look (`LoneTick::taken_vector`, time.rs `lone_taken`), and the
-// gate is entered by a far return over Xen's frame with events still
-// masked, as the general path's FORWARD does.
+// APIC takes it alone at once: `VcpuEvents::lone_vector_floor`); the
+// kernel's gate a present 32-bit interrupt gate within the IDT's limit;
+// nothing else to do (`lone_tick_quiet`); then, taking the event words as
+// a scan round does, VIRQ_TIMER's port the only pending unmasked port and
+// its word the only selector bit (`VcpuEvents::take_lone_rom_port`; if
+// not, what was taken goes back). Then the port's pending bit is cleared,
+// the delivery counted, the alarm's and the APIC's bookkeeping left for
+// Rust to complete on its next look at their state
+// (`LoneTick::taken_vector`, time.rs `lone_taken`), and the gate entered
+// by a far return over Xen's frame with events still masked, as the
+// general path's FORWARD does.
 core::arch::global_asm!(
     r#"
     .pushsection .text.vmi_event_tick, "ax"
@@ -319,8 +321,9 @@ vmi_event_tick_entry:
     push ecx
     push edx
     push eax
-    // [esp + 12]: Xen's frame, EIP then CS.
-    mov eax, [esp + 12]
+    push ebx
+    // [esp + 16]: Xen's frame, EIP then CS.
+    mov eax, [esp + 16]
     sub eax, {window_offset}
     and eax, 31
     cmp eax, 9
@@ -339,93 +342,82 @@ vmi_event_tick_entry:
     shr eax, 4
     cmp eax, [{lone} + {floor}]
     jbe 9f
-    mov eax, [{lone} + {selector_bit}]
-    cmp eax, [{selector}]
-    jne 9f
-    mov edx, [{lone} + {pending_word}]
-    mov eax, [edx + {mask_above}]
-    not eax
-    and eax, [edx]
-    cmp eax, [{lone} + {port_bit}]
-    jne 9f
+    // EBX: the gate, kept across the call (callee-saved).
     lea eax, [8 * ecx + 7]
     movzx edx, word ptr [{idt_limit}]
     cmp eax, edx
     ja 9f
-    mov edx, [{idt_base}]
-    lea edx, [edx + 8 * ecx]
-    mov eax, [edx + 4]
+    mov ebx, [{idt_base}]
+    lea ebx, [ebx + 8 * ecx]
+    mov eax, [ebx + 4]
     and eax, {p_s_type}
     cmp eax, {interrupt_gate}
     jne 9f
-    push edx
-    push ecx
     call {quiet}
-    pop ecx
-    pop edx
     test al, al
     jz 9f
-    // Taken as a scan round takes it: upcall_pending cleared, the
-    // selector taken, the word looked at again, the pending bit cleared.
+    // Taken as a scan round takes a lone port: upcall_pending cleared,
+    // the selector taken, it and the port's word holding only the port,
+    // its pending bit cleared.
     mov byte ptr [{upcall_pending}], 0
     xor eax, eax
     xchg [{selector}], eax
     cmp eax, [{lone} + {selector_bit}]
     jne 6f
-    push edx
     mov edx, [{lone} + {pending_word}]
-    mov eax, [edx + {mask_above}]
-    not eax
-    and eax, [edx]
-    cmp eax, [{lone} + {port_bit}]
-    pop edx
-    mov eax, [{lone} + {selector_bit}]
+    mov ecx, [edx + {mask_above}]
+    not ecx
+    and ecx, [edx]
+    cmp ecx, [{lone} + {port_bit}]
     jne 6f
-    mov eax, [{lone} + {port}]
-    lock btr [{pending}], eax
-    mov eax, [{lone} + {selector_bit}]
+    mov ecx, [{lone} + {port}]
+    lock btr [{pending}], ecx
     jnc 6f
+    movzx ecx, byte ptr [{lvt}]
     mov [{lone} + {taken_vector}], ecx
     mov dword ptr [{lone} + {floor}], {floor_none}
     mov dword ptr [{time_taken}], 1
     mov dword ptr [{expiry}], -1
     mov dword ptr [{expiry} + 4], -1
     inc dword ptr [{delivered}]
-    // The gate's offset (EAX) and selector (EDX).
-    mov eax, [edx]
-    mov edx, [edx + 4]
+    // The gate's offset (EAX) and selector (ECX).
+    mov eax, [ebx]
+    mov edx, [ebx + 4]
     mov ecx, eax
     and eax, 0xFFFF
     and edx, 0xFFFF0000
     or eax, edx
-    mov edx, ecx
-    shr edx, 16
+    shr ecx, 16
+    pop ebx
     // [esp]: EAX, EDX, ECX as saved; they become EAX, the offset and the
     // selector.
-    mov ecx, [esp + 8]
-    mov [esp + 8], edx
+    mov edx, [esp + 8]
+    mov [esp + 8], ecx
+    mov ecx, edx
     mov edx, [esp + 4]
     mov [esp + 4], eax
     pop eax
     retf
-6:  // Xen raised another port meanwhile: the selector bits taken go back
-    // with the signal Xen gave with them, for the general path.
+6:  // Not alone after all (Xen raised another port meanwhile): the
+    // selector bits taken (EAX) go back with the signal Xen gave with
+    // them, for the general path.
     lock or [{selector}], eax
     mov byte ptr [{upcall_pending}], 1
     jmp 9f
 7:  // EIP at 0..9 in its block: at one of the window's stops, in ring 1,
     // with the window's bytes there, it is the general path's.
-    test byte ptr [esp + 16], 2
+    test byte ptr [esp + 20], 2
     jnz 1b
     mov ecx, {window_stops}
     bt ecx, eax
     jnc 1b
-    push dword ptr [esp + 12]
+    push dword ptr [esp + 16]
     call {in_window}
     add esp, 4
     test al, al
     jz 1b
-9:  pop eax
+9:  pop ebx
+    pop eax
     pop edx
     pop ecx
     jmp vmi_event_entry
