@@ -64,7 +64,8 @@ struct LoneTick {
     /// above it).
     pending_word_va: u32,
     /// `VcpuEvents::lone_vector_floor` as of the last change of the event
-    /// state (the LVT vector's class must be above it), or 16 (nothing is
+    /// state, at least 1 (the LVT vector's class must be above it, so the
+    /// vector is 32 or more, as the APIC delivers), or 16 (nothing is
     /// above it): no lone port, or a tick taken and not yet completed.
     class_floor: u32,
     /// A tick the assembly took whose completion in `VcpuEvents` waits for
@@ -124,8 +125,13 @@ fn complete_lone_tick(st: &mut EventState) {
 /// after every change of the event state (an upcall, a poll, a raised
 /// vector, an EOI, a TPR write, a binding).
 fn refresh_lone_floor(st: &mut EventState) {
+    // Vectors below 32 are not delivered (the general path's
+    // `time::timer_event` reports such an LVT entry): floor 1 at least.
     st.lone.class_floor = match st.lone_timer_port {
-        Some(_) => st.vcpu.lone_vector_floor().map_or(FLOOR_NONE, u32::from),
+        Some(_) => st
+            .vcpu
+            .lone_vector_floor()
+            .map_or(FLOOR_NONE, |floor| u32::from(floor).max(1)),
         None => FLOOR_NONE,
     };
 }
@@ -300,8 +306,8 @@ fn lazy_updates_queued() -> bool {
 // else the general path (`vmi_event_entry`, traps.rs) with every register
 // as Xen left it. Its checks, in order: not at a stop of the ROM's IRET
 // window; the LVT timer's lone one-shot due (time.rs); its LVT entry
-// unmasked with a vector from 32 up whose class is above the floor (the
-// APIC takes it alone at once: `VcpuEvents::lone_vector_floor`); the
+// unmasked with a vector whose class is above the floor, so from 32 up and
+// taken alone by the APIC at once (`VcpuEvents::lone_vector_floor`); the
 // kernel's gate a present 32-bit interrupt gate within the IDT's limit;
 // nothing else to do (`lone_tick_quiet`); then, taking the event words as
 // a scan round does, VIRQ_TIMER's port the only pending unmasked port and
@@ -336,8 +342,6 @@ vmi_event_tick_entry:
     test ecx, {lvt_masked}
     jnz 9f
     movzx ecx, cl
-    cmp ecx, 32
-    jb 9f
     mov eax, ecx
     shr eax, 4
     cmp eax, [{lone} + {floor}]
@@ -380,14 +384,11 @@ vmi_event_tick_entry:
     mov dword ptr [{expiry}], -1
     mov dword ptr [{expiry} + 4], -1
     inc dword ptr [{delivered}]
-    // The gate's offset (EAX) and selector (ECX).
-    mov eax, [ebx]
-    mov edx, [ebx + 4]
-    mov ecx, eax
-    and eax, 0xFFFF
-    and edx, 0xFFFF0000
-    or eax, edx
-    shr ecx, 16
+    // The gate's offset (EAX: bits 31-16 from the high word, 15-0 from
+    // the low one) and selector (ECX).
+    mov eax, [ebx + 4]
+    mov ax, word ptr [ebx]
+    movzx ecx, word ptr [ebx + 2]
     pop ebx
     // [esp]: EAX, EDX, ECX as saved; they become EAX, the offset and the
     // selector.
