@@ -779,8 +779,35 @@ mod tests {
         refused(&mut vcpu, "a vector requested");
         // The task priority at the tick's class.
         let mut vcpu = VcpuEvents::new(0, ScanBudget::DEFAULT).unwrap();
+        assert_eq!(vcpu.lone_vector_floor(), Some(0));
         vcpu.set_task_priority(&words, 0xE0);
+        assert_eq!(vcpu.lone_vector_floor(), Some(0xE));
         refused(&mut vcpu, "TPR at its class");
+        vcpu.raise_vector(&words, vector(0x31));
+        assert_eq!(vcpu.lone_vector_floor(), None, "a vector requested");
+        vcpu.set_task_priority(&words, 0);
+        assert_eq!(vcpu.upcall(&table, &words), Delivery::Inject(vector(0x31)));
+        assert_eq!(
+            vcpu.lone_vector_floor(),
+            None,
+            "the tick left queued for the ROM"
+        );
+        assert_eq!(vcpu.take_rom_event(), Some(timer));
+        assert_eq!(vcpu.lone_vector_floor(), Some(0x3), "0x31 in service");
+        // Completing a lone port taken elsewhere (a ROM's assembly) is the rest of the take.
+        let _ = raise_as_xen(&words, timer);
+        let mut split = vcpu.clone();
+        assert!(vcpu.take_lone_rom_port(&words, lone, tick));
+        let taken = snapshot(&vcpu, &words);
+        assert!(split
+            .lone_vector_floor()
+            .is_some_and(|f| tick.priority_class() > f));
+        split.complete_lone_rom_port(lone, tick);
+        assert_eq!(taken, snapshot(&split, &words));
+        assert_eq!(split.lone_vector_floor(), Some(0xE));
+        let _ = split.end_of_interrupt(&words);
+        let _ = split.end_of_interrupt(&words);
+        let mut vcpu = split;
         // Masked: nothing to take.
         vcpu.set_task_priority(&words, 0);
         mask_port(&words, timer);
