@@ -106,6 +106,7 @@ pub fn state() -> &'static mut EventState {
 /// pending bit and counted the delivery): the scan's cursor past the port,
 /// the vector in service, as `VcpuEvents::take_lone_rom_port` leaves them.
 #[cold]
+#[inline(never)]
 fn complete_lone_tick(st: &mut EventState) {
     let taken = core::mem::replace(&mut st.lone.taken_vector, 0);
     match (st.lone_timer_port, Vector::new(taken)) {
@@ -124,6 +125,7 @@ fn complete_lone_tick(st: &mut EventState) {
 /// Takes `VcpuEvents::lone_vector_floor` again for the one-step path:
 /// after every change of the event state (an upcall, a poll, a raised
 /// vector, an EOI, a TPR write, a binding).
+#[inline(never)]
 fn refresh_lone_floor(st: &mut EventState) {
     // Vectors below 32 are not delivered (the general path's
     // `time::timer_event` reports such an LVT entry): floor 1 at least.
@@ -209,6 +211,7 @@ pub fn init() {
 
 /// Records a port Xen bound for the ROM; its events go to the ROM's
 /// handler for `tag`.
+#[inline(never)]
 pub fn bind_rom_port(port: u32, binding: Binding, tag: u8) {
     if state()
         .ports

@@ -104,6 +104,7 @@ fn state() -> &'static mut TimeState {
 /// one-shot past its expiry), and `program` has nothing left to arm (the
 /// PIT has no edge and Xen now holds nothing), so no hypercall.
 #[cold]
+#[inline(never)]
 fn complete_lone_tick(st: &mut TimeState) {
     st.lone_taken = 0;
     st.xen.armed_ns = None;
