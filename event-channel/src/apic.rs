@@ -43,6 +43,7 @@ impl VectorBits {
         nonzero_words: 0,
     };
 
+    #[inline]
     fn highest(&self) -> Option<Vector> {
         if self.nonzero_words == 0 {
             return None;
@@ -137,6 +138,7 @@ impl VirtualApic {
 
     /// The processor priority: `TPR` or the class of the highest in-service vector,
     /// whichever is higher.
+    #[inline]
     pub fn processor_priority(&self) -> u8 {
         let in_service = self.highest_in_service().map_or(0, Vector::get);
         if self.task_priority & 0xF0 >= in_service & 0xF0 {
@@ -158,6 +160,17 @@ impl VirtualApic {
         self.requested.clear(vector);
         self.in_service.set(vector);
         Some(vector)
+    }
+
+    /// Puts `vector` in service, as requesting and acknowledging it does when nothing else is
+    /// requested and its class is above the processor priority's (the caller has checked).
+    #[inline]
+    pub(crate) fn enter_in_service(&mut self, vector: Vector) {
+        debug_assert!(
+            self.requested.nonzero_words == 0
+                && vector.priority_class() > self.processor_priority() >> 4
+        );
+        self.in_service.set(vector);
     }
 
     /// Non-specific EOI: clears the highest in-service vector and returns it (None when

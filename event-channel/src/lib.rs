@@ -49,5 +49,5 @@ pub use flag::{
 pub use mask::{mask_port, raise_as_xen, unmask_port};
 pub use port::{Error, Port, PortSet, Vector};
 pub use table::{virq_is_per_vcpu, Binding, FullPortTable, PortInfo, PortTable, Route};
-pub use vcpu::{Delivery, Harvest, ScanBudget, ScanCursor, VcpuEvents};
+pub use vcpu::{Delivery, Harvest, LoneRomPort, ScanBudget, ScanCursor, VcpuEvents};
 pub use words::{AtomicEventWords, EventBitmaps, EventWords, VcpuEventFlags};

@@ -303,6 +303,92 @@ impl VcpuEvents {
         delivery
     }
 
+    /// `port` as a [`LoneRomPort`] of this vCPU: routed to the ROM ([`Route::Rom`]), notifying
+    /// this vCPU, and a scan budget of two or more (a budget of one ends even a lone port's
+    /// round as exhausted, see `scan_round`). None otherwise. The token stands for the
+    /// binding as it is now: take a new one whenever `port` is bound again.
+    pub fn lone_rom_port<const SLOTS: usize>(
+        &self,
+        ports: &PortTable<SLOTS>,
+        port: Port,
+    ) -> Option<LoneRomPort> {
+        let info = ports.get(port)?;
+        (matches!(info.route(), Route::Rom(_)) && self.owns(Some(info)) && self.budget.get() >= 2)
+            .then_some(LoneRomPort(port))
+    }
+
+    /// [`Self::upcall_with`] in one step for the upcall a ROM meets most often, a lone event of
+    /// its own that raises `vector` (the timer VIRQ becoming the local APIC timer's vector),
+    /// when nothing else can take part: the port ([`Self::lone_rom_port`]) is the only pending
+    /// unmasked port and the only selector bit set, no scan round is unfinished, nothing is
+    /// requested in the APIC, and `vector` is deliverable at once (its class above the
+    /// processor priority's). Then the port is taken as the scan's lone-port case takes it
+    /// (pending bit cleared, cursor just past it), `vector` goes in service and true is
+    /// returned: the state is what `upcall_with` leaves when `on_rom_event(port)` answers
+    /// `vector`, and `vector` is the one to inject. Otherwise nothing has changed (a selector
+    /// taken meanwhile is given back, with `evtchn_upcall_pending`) and the caller runs
+    /// [`Self::upcall_with`]. Call it with events masked, as an upcall.
+    ///
+    /// The caller decides beforehand, without changing anything, that the port's event does
+    /// raise `vector` and nothing else.
+    #[inline]
+    pub fn take_lone_rom_port<W: EventWords + ?Sized>(
+        &mut self,
+        words: &W,
+        lone: LoneRomPort,
+        vector: Vector,
+    ) -> bool {
+        debug_assert!(words.upcall_mask(), "upcall with events unmasked");
+        let port = lone.0;
+        let word = port.word();
+        // Looked at first without changing anything (the refusals are exact).
+        if words.selector() != 1 << word
+            || words.pending_word(word) & !words.mask_word(word) != port.word_mask()
+            || self
+                .lone_vector_floor()
+                .is_none_or(|floor| vector.priority_class() <= floor)
+        {
+            return false;
+        }
+        // Then taken as a scan round takes it: upcall_pending cleared, then the selector, so
+        // a port raised from here on sets both again.
+        words.clear_upcall_pending();
+        let selector = words.take_selector();
+        if selector != 1 << word
+            || words.pending_word(word) & !words.mask_word(word) != port.word_mask()
+            || !words.test_and_clear_pending(port)
+        {
+            give_back(words, selector);
+            return false;
+        }
+        self.complete_lone_rom_port(lone, vector);
+        true
+    }
+
+    /// The priority class a vector's must be above for [`Self::take_lone_rom_port`] to take
+    /// it now, or None when it takes none (a scan round unfinished, an event for the ROM
+    /// queued, a vector requested): the processor priority's class otherwise. For a ROM that
+    /// keeps this figure beside its own fast path, to be taken again after every change of
+    /// this state.
+    pub fn lone_vector_floor(&self) -> Option<u8> {
+        (self.carried_selector == 0
+            && self.rom_events.is_empty()
+            && self.apic.highest_requested().is_none())
+        .then(|| self.apic.processor_priority() >> 4)
+    }
+
+    /// The part of [`Self::take_lone_rom_port`] inside this state, once the port has been
+    /// taken from the event words (its pending bit cleared as the scan's lone-port case
+    /// clears it): the cursor just past the port, `vector` in service. For a ROM that takes
+    /// the words itself on its fast path (the checks of [`Self::take_lone_rom_port`] made,
+    /// against [`Self::lone_vector_floor`]), and completes here before anything else looks at
+    /// this state.
+    #[inline]
+    pub fn complete_lone_rom_port(&mut self, lone: LoneRomPort, vector: Vector) {
+        self.cursor = ScanCursor(lone.0.next());
+        self.apic.enter_in_service(vector);
+    }
+
     /// Takes every pending event of this vCPU without delivering anything: for a kernel that
     /// looks at its interrupt controllers with interrupts disabled (Xen does not call back
     /// then, so requests that came in meanwhile would stay unseen). Events for the ROM go to
@@ -493,6 +579,32 @@ impl VcpuEvents {
     }
 }
 
+/// A port whose lone event [`VcpuEvents::take_lone_rom_port`] may take: checked once by
+/// [`VcpuEvents::lone_rom_port`] (routed to the ROM, notifying that vCPU).
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub struct LoneRomPort(Port);
+
+impl LoneRomPort {
+    /// The port.
+    #[inline]
+    pub const fn port(self) -> Port {
+        self.0
+    }
+}
+
+/// Xen raised another port while a lone one was being taken: the selector bits taken go back,
+/// with the signal Xen gave with them, as if never taken (out of line: it is rare).
+#[cold]
+#[inline(never)]
+fn give_back<W: EventWords + ?Sized>(words: &W, selector: u32) {
+    let mut bits = selector;
+    while bits != 0 {
+        let _ = words.test_and_set_selector(bits.trailing_zeros() as usize);
+        bits &= bits - 1;
+    }
+    let _ = words.test_and_set_upcall_pending();
+}
+
 /// The selector bits of the words a round starting in `start_word` still had to visit when
 /// it stopped at `step`: the current word and every later one, up to and including the low
 /// half of the start word.
@@ -574,6 +686,132 @@ mod tests {
         assert_eq!(vcpu.upcall(&table, &words), Delivery::Inject(vector(0xEF)));
         assert_eq!(vcpu.end_of_interrupt(&words), Some(vector(0xEF)));
         assert_eq!(vcpu.upcall(&table, &words), Delivery::Inject(vector(0x31)));
+    }
+
+    /// Everything `take_lone_rom_port` may change or must leave alone.
+    fn snapshot(vcpu: &VcpuEvents, words: &AtomicEventWords<'_>) -> String {
+        format!(
+            "{:?} {:?} {} {} pending {:?} selector {:#x} upcall_pending {}",
+            vcpu.cursor,
+            vcpu.apic,
+            vcpu.carried_selector,
+            vcpu.rom_events.len(),
+            (0..EVTCHN_WORDS)
+                .map(|w| words.pending_word(w))
+                .collect::<Vec<_>>(),
+            words.selector(),
+            words.upcall_pending()
+        )
+    }
+
+    #[test]
+    fn a_lone_rom_port_is_taken_in_one_step_as_the_upcall_takes_it() {
+        let bitmaps = EventBitmaps::new();
+        let flags = VcpuEventFlags::new();
+        let words = AtomicEventWords::new(&bitmaps, &flags);
+        let mut table = PortTable::<4>::new();
+        table
+            .bind(33, Binding::Virq(crate::abi::VIRQ_TIMER), 0, Route::Rom(0))
+            .unwrap();
+        table
+            .bind(34, Binding::Ipi, 0, Route::vector(0x31).unwrap())
+            .unwrap();
+        table
+            .bind(2, Binding::Ipi, 0, Route::vector(0x41).unwrap())
+            .unwrap();
+        let (timer, tick) = (port(33), vector(0xEF));
+        disable_interrupts(&words);
+        let probe = VcpuEvents::new(0, ScanBudget::DEFAULT).unwrap();
+        let lone = probe.lone_rom_port(&table, timer).unwrap();
+        assert_eq!(lone.port(), timer);
+        // Only a port routed to the ROM, with a budget above one, qualifies.
+        assert_eq!(probe.lone_rom_port(&table, port(34)), None);
+        assert_eq!(probe.lone_rom_port(&table, port(35)), None);
+        let one = VcpuEvents::new(0, ScanBudget::new(1).unwrap()).unwrap();
+        assert_eq!(one.lone_rom_port(&table, timer), None);
+
+        // The lone tick: taken, cursor past it, 0xEF in service; the general path on a twin
+        // state gives the same.
+        let mut fast = VcpuEvents::new(0, ScanBudget::DEFAULT).unwrap();
+        let _ = raise_as_xen(&words, timer);
+        let mut twin = fast.clone();
+        assert!(fast.take_lone_rom_port(&words, lone, tick));
+        let after_fast = snapshot(&fast, &words);
+        let _ = raise_as_xen(&words, timer);
+        assert_eq!(
+            twin.upcall_with(&table, &words, |p| (p == timer).then_some(tick)),
+            Delivery::Inject(tick)
+        );
+        assert_eq!(after_fast, snapshot(&twin, &words));
+        assert_eq!(fast.cursor(), ScanCursor::at(port(34)));
+        assert!(fast.apic().is_in_service(tick) && !words.upcall_pending());
+
+        // Not alone, and every case is left exactly as it was for the general path.
+        let refused = |vcpu: &mut VcpuEvents, why: &str| {
+            let before = snapshot(vcpu, &words);
+            assert!(
+                !vcpu.take_lone_rom_port(&words, lone, tick),
+                "taken with {why}"
+            );
+            assert_eq!(before, snapshot(vcpu, &words), "changed with {why}");
+        };
+        // Another port pending in the same word, or in another word.
+        let mut vcpu = VcpuEvents::new(0, ScanBudget::DEFAULT).unwrap();
+        let _ = raise_as_xen(&words, timer);
+        let _ = raise_as_xen(&words, port(34));
+        refused(&mut vcpu, "another port pending in its word");
+        assert_eq!(vcpu.upcall(&table, &words), Delivery::Inject(vector(0x31)));
+        let _ = vcpu.take_rom_event();
+        let _ = vcpu.end_of_interrupt(&words);
+        let _ = raise_as_xen(&words, timer);
+        let _ = raise_as_xen(&words, port(2));
+        refused(&mut vcpu, "another word flagged");
+        assert_eq!(vcpu.upcall(&table, &words), Delivery::Inject(vector(0x41)));
+        let _ = vcpu.take_rom_event();
+        // The tick's own vector still in service, and a request waiting in the IRR.
+        let mut vcpu = VcpuEvents::new(0, ScanBudget::DEFAULT).unwrap();
+        let _ = raise_as_xen(&words, timer);
+        assert!(vcpu.take_lone_rom_port(&words, lone, tick));
+        let _ = raise_as_xen(&words, timer);
+        refused(&mut vcpu, "its vector in service");
+        let _ = vcpu.end_of_interrupt(&words);
+        vcpu.raise_vector(&words, vector(0x31));
+        refused(&mut vcpu, "a vector requested");
+        // The task priority at the tick's class.
+        let mut vcpu = VcpuEvents::new(0, ScanBudget::DEFAULT).unwrap();
+        assert_eq!(vcpu.lone_vector_floor(), Some(0));
+        vcpu.set_task_priority(&words, 0xE0);
+        assert_eq!(vcpu.lone_vector_floor(), Some(0xE));
+        refused(&mut vcpu, "TPR at its class");
+        vcpu.raise_vector(&words, vector(0x31));
+        assert_eq!(vcpu.lone_vector_floor(), None, "a vector requested");
+        vcpu.set_task_priority(&words, 0);
+        assert_eq!(vcpu.upcall(&table, &words), Delivery::Inject(vector(0x31)));
+        assert_eq!(
+            vcpu.lone_vector_floor(),
+            None,
+            "the tick left queued for the ROM"
+        );
+        assert_eq!(vcpu.take_rom_event(), Some(timer));
+        assert_eq!(vcpu.lone_vector_floor(), Some(0x3), "0x31 in service");
+        // Completing a lone port taken elsewhere (a ROM's assembly) is the rest of the take.
+        let _ = raise_as_xen(&words, timer);
+        let mut split = vcpu.clone();
+        assert!(vcpu.take_lone_rom_port(&words, lone, tick));
+        let taken = snapshot(&vcpu, &words);
+        assert!(split
+            .lone_vector_floor()
+            .is_some_and(|f| tick.priority_class() > f));
+        split.complete_lone_rom_port(lone, tick);
+        assert_eq!(taken, snapshot(&split, &words));
+        assert_eq!(split.lone_vector_floor(), Some(0xE));
+        let _ = split.end_of_interrupt(&words);
+        let _ = split.end_of_interrupt(&words);
+        let mut vcpu = split;
+        // Masked: nothing to take.
+        vcpu.set_task_priority(&words, 0);
+        mask_port(&words, timer);
+        refused(&mut vcpu, "the port masked");
     }
 
     #[test]

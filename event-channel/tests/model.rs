@@ -29,8 +29,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use event_channel::{
     disable_interrupts, enable_interrupts, interrupt_mask, mask_port, raise_as_xen,
     set_interrupt_mask, unmask_port, with_events_masked, AtomicEventWords, Binding, Delivery,
-    EventBitmaps, EventWords, FullPortTable, Port, PortTable, Route, ScanBudget, VcpuEventFlags,
-    VcpuEvents, Vector, Wakeup,
+    EventBitmaps, EventWords, FullPortTable, LoneRomPort, Port, PortTable, Route, ScanBudget,
+    VcpuEventFlags, VcpuEvents, Vector, Wakeup,
 };
 use proptest::prelude::*;
 
@@ -189,6 +189,9 @@ struct Sim {
     vcpu: VcpuEvents,
     model: Model,
     ports: Vec<usize>,
+    /// The ROM's one-step path for a lone event of its own (the timer tick): the first port
+    /// routed to the ROM whose event raises a vector, tried before every upcall.
+    lone_rom_port: Option<(LoneRomPort, Vector)>,
 }
 
 impl Sim {
@@ -198,14 +201,63 @@ impl Sim {
             table.bind(port, Binding::Ipi, 0, route).unwrap();
         }
         let budget = ScanBudget::new(budget).unwrap();
+        let vcpu = VcpuEvents::new(0, budget).unwrap();
+        let lone_rom_port = bindings.iter().find_map(|(&port, &route)| match route {
+            Route::Rom(tag) => rom_raises(tag).and_then(|v| {
+                let lone = vcpu.lone_rom_port(&table, Port::new(port).unwrap());
+                assert_eq!(lone.is_some(), budget.get() >= 2, "a ROM port refused");
+                lone.map(|lone| (lone, Vector::new(u32::from(v)).unwrap()))
+            }),
+            Route::Vector(_) => None,
+        });
         Sim {
             bitmaps: EventBitmaps::new(),
             flags: VcpuEventFlags::new(),
             table,
-            vcpu: VcpuEvents::new(0, budget).unwrap(),
+            vcpu,
             model: Model::new(budget.get() as usize),
             ports: bindings.keys().map(|&port| port as usize).collect(),
+            lone_rom_port,
         }
+    }
+
+    /// The ROM's lone-event path: when it takes the event, it must be exactly the upcall the
+    /// model gives (that port drained, its vector injected); when it does not, nothing may
+    /// have changed.
+    fn try_lone_rom_port(&mut self) -> bool {
+        let Some((lone, vector)) = self.lone_rom_port else {
+            return false;
+        };
+        let words = AtomicEventWords::new(&self.bitmaps, &self.flags);
+        words.set_upcall_mask(true);
+        let state = |vcpu: &VcpuEvents, words: &AtomicEventWords<'_>| {
+            (
+                format!("{vcpu:?}"),
+                pending_bits(words),
+                words.selector(),
+                words.upcall_pending(),
+            )
+        };
+        let before = state(&self.vcpu, &words);
+        if !self.vcpu.take_lone_rom_port(&words, lone, vector) {
+            assert_eq!(
+                before,
+                state(&self.vcpu, &words),
+                "a refusal changed things"
+            );
+            return false;
+        }
+        self.model.drained_log.clear();
+        let expected = self.model.upcall(&self.table);
+        assert_eq!(expected, Some(vector.get()), "the lone path's vector");
+        assert_eq!(
+            self.model.drained_log,
+            [lone.port().index()],
+            "the lone path's event"
+        );
+        assert!(!words.upcall_pending() && !self.vcpu.has_local_work());
+        self.inject(vector);
+        true
     }
 
     fn words(&self) -> AtomicEventWords<'_> {
@@ -223,6 +275,9 @@ impl Sim {
             "upcall while the kernel has interrupts off"
         );
         for _ in 0..64 {
+            if self.try_lone_rom_port() {
+                return;
+            }
             let words = AtomicEventWords::new(&self.bitmaps, &self.flags);
             // Xen masks events on entry to the callback (the ROM does the same when forcing).
             words.set_upcall_mask(true);

@@ -295,6 +295,11 @@ pub static ALL: &[Case] = &[
         "irq_pending_delivered_on_restore",
         irq::irq_pending_delivered_on_restore,
     ),
+    case(
+        "irq_lvtt_tick_with_irq0_waiting",
+        irq::irq_lvtt_tick_with_irq0_waiting,
+    ),
+    case("irq_lvtt_tick_held_by_tpr", irq::irq_lvtt_tick_held_by_tpr),
     case("irq_masked_tick_delayed", irq::irq_masked_tick_delayed),
     case("irq_masked_ticks_coalesce", irq::irq_masked_ticks_coalesce),
     case("irq_eoi_without_interrupt", irq::irq_eoi_without_interrupt),

@@ -32,8 +32,8 @@ use crate::xen::hypervisor;
 const VMASST_TYPE_RUNSTATE_UPDATE_FLAG: u32 = 5;
 
 /// The local APIC's LVT timer register (offset 0x320 / 16) and its mask bit.
-const LVT_TIMER_INDEX: usize = 0x32;
-const LVT_MASKED: u32 = 1 << 16;
+pub const LVT_TIMER_INDEX: usize = 0x32;
+pub const LVT_MASKED: u32 = 1 << 16;
 
 /// An armed alarm and the counter its expiry is on.
 #[derive(Clone, Copy)]
@@ -66,13 +66,50 @@ pub struct TimeState {
     runstate_registered: bool,
     /// An LVT vector below 32 was reported (once).
     bad_lvt_vector_reported: bool,
+    /// The expiry of the LVT timer's one-shot alarm on the real counter
+    /// while it is all the Xen timer serves (no IRQ 0 alarm, no PIT edge):
+    /// a VIRQ_TIMER at or past it is a tick the upcall may take in one
+    /// step (events.rs, `vmi_event_tick_entry`). u64::MAX otherwise (never
+    /// due). Set by `program`, which follows every change of the alarms and
+    /// the PIT; the one-step path sets it to u64::MAX when it takes the
+    /// tick.
+    lone_lvtt_expiry: u64,
+    /// Set by the one-step path when it took the tick: what `timer_event`
+    /// does for it waits for the next look at this state (`state`).
+    lone_taken: u32,
 }
 
+/// Where the one-step path finds the expiry, and leaves its mark.
+pub const LONE_LVTT_EXPIRY_VA: u32 =
+    ROM_STATE_VA + TIME_STATE_OFFSET + core::mem::offset_of!(TimeState, lone_lvtt_expiry) as u32;
+pub const LONE_TAKEN_VA: u32 =
+    ROM_STATE_VA + TIME_STATE_OFFSET + core::mem::offset_of!(TimeState, lone_taken) as u32;
+
+/// The timer state, with a tick the one-step path took completed first:
+/// nothing looks at the alarms or Xen's timer before that.
 fn state() -> &'static mut TimeState {
     // SAFETY: the state page is mapped read-write in every address space;
     // `init` fills this part first. Callers hold no other reference to it
     // across a call that takes one (the PIT's deadline callback).
-    unsafe { &mut *((ROM_STATE_VA + TIME_STATE_OFFSET) as *mut TimeState) }
+    let st = unsafe { &mut *((ROM_STATE_VA + TIME_STATE_OFFSET) as *mut TimeState) };
+    if st.lone_taken != 0 {
+        complete_lone_tick(st);
+    }
+    st
+}
+
+/// What `timer_event` does for the tick the one-step path took (the LVT
+/// timer's one-shot, the only deadline Xen's timer served, due): Xen's
+/// one-shot is spent, the alarm has fired and is gone (`Alarm::look` of a
+/// one-shot past its expiry), and `program` has nothing left to arm (the
+/// PIT has no edge and Xen now holds nothing), so no hypercall.
+#[cold]
+#[inline(never)]
+fn complete_lone_tick(st: &mut TimeState) {
+    st.lone_taken = 0;
+    st.xen.armed_ns = None;
+    st.alarms[1] = None;
+    st.lone_lvtt_expiry = u64::MAX;
 }
 
 /// Binds VIRQ_TIMER, stops the 10 ms periodic timer Xen gives every PV
@@ -92,6 +129,8 @@ pub fn init() {
                 runstate: VcpuRunstateInfo::default(),
                 runstate_registered: false,
                 bad_lvt_vector_reported: false,
+                lone_lvtt_expiry: u64::MAX,
+                lone_taken: 0,
             },
         );
     }
@@ -324,6 +363,14 @@ pub fn catch_up() {
 /// meanwhile, the look finds it early and the timer is set again).
 fn program() {
     let mut want = state().xen.pit_ns;
+    state().lone_lvtt_expiry = match state().alarms {
+        [None, Some(armed)]
+            if want.is_none() && armed.counter == VMI_CYCLES_REAL && armed.alarm.period() == 0 =>
+        {
+            armed.alarm.next()
+        }
+        _ => u64::MAX,
+    };
     // No alarm armed (a one-shot that has just fired): only the PIT's
     // deadline counts, and no clock needs reading.
     if state().alarms.iter().all(Option::is_none) {

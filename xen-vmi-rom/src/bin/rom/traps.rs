@@ -115,7 +115,8 @@ core::arch::global_asm!(
     .endm
     runtime_address vmi_addr_rom_base, vmi_rom_header
     runtime_address vmi_addr_trap_stubs, vmi_trap_stubs
-    runtime_address vmi_addr_event_entry, vmi_event_entry
+    // Xen's event callback: the timer tick's one-step path first (events.rs).
+    runtime_address vmi_addr_event_entry, vmi_event_tick_entry
     runtime_address vmi_addr_failsafe_entry, vmi_failsafe_entry
     runtime_address vmi_addr_sysenter_entry, vmi_sysenter_entry
     runtime_address vmi_addr_sysexit_keep_flag, vmi_sysexit_keep_flag
