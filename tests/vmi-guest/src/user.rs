@@ -11,7 +11,7 @@
 //! The user code is a set of small assembly snippets in the `.user.text`
 //! section, the only code pages ring 3 may execute once paging is on.
 
-use core::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicU8, Ordering};
 
 use crate::desc::{USER_CS, USER_DS};
 use crate::sync::Global;
@@ -346,35 +346,39 @@ pub fn run_frame(frame: &UserFrame) -> UserExit {
     })
 }
 
-/// A kernel service for traps from ring 3 during a run: returns true to
-/// resume ring 3 with the frame as it left it (a system call served, a
-/// fault fixed), false to end the run at this trap.
-pub type Service = fn(&mut TrapFrame) -> bool;
+/// Who serves traps from ring 3 during a run (resumes ring 3 after a
+/// served system call or a fixed fault) instead of ending the run.
+///
+/// A closed set, not a function pointer: the trap path calls the service
+/// directly, and the service's address is never taken, so the compiler
+/// keeps one copy of the benchmarks' kernel code (bench-core's `user_trap`
+/// and what it calls), the one inlined in the trap path. A second,
+/// address-taken copy made bench-core's `raise` and `sigreturn` two-caller
+/// functions, which the compiler then called out of line
+/// (docs/benchmarks.md, "Traps from ring 3").
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Service {
+    /// The benchmarks' kernel ([`crate::bench::platform::service`]).
+    Bench,
+}
 
-static SERVICE: AtomicU32 = AtomicU32::new(0);
+/// 0: no service; otherwise `Service as u8 + 1`.
+static SERVICE: AtomicU8 = AtomicU8::new(0);
 
 /// Installs (or with `None` removes) the user service.
 pub fn set_service(service: Option<Service>) {
-    SERVICE.store(service.map_or(0, |s| s as usize as u32), Ordering::SeqCst);
+    SERVICE.store(service.map_or(0, |s| s as u8 + 1), Ordering::SeqCst);
 }
 
 /// Offers a trap from ring 3 to the user service: true if it resumes ring 3.
-#[inline]
+#[inline(always)]
 pub fn service(frame: &mut TrapFrame) -> bool {
-    let bench: Service = crate::bench::platform::service;
     match SERVICE.load(Ordering::SeqCst) {
         0 => false,
-        // The benchmarks' service is called directly, inlined in the trap
-        // path, as the direct-PV kernel calls its own: the two kernels'
-        // trap paths then differ in their platform layer only
-        // (docs/benchmarks.md).
-        raw if raw == bench as usize as u32 => crate::bench::platform::service(frame),
-        raw => {
-            // SAFETY: only set_service stores non-zero values, and those
-            // are `Service` function pointers.
-            let s = unsafe { core::mem::transmute::<usize, Service>(raw as usize) };
-            s(frame)
-        }
+        // The benchmarks' service, inlined in the trap path as the
+        // direct-PV kernel inlines its own: the two kernels' trap paths
+        // then differ in their platform layer only (docs/benchmarks.md).
+        _ => crate::bench::platform::service(frame),
     }
 }
 
