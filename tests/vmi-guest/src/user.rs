@@ -307,9 +307,11 @@ fn run(enter: impl FnMut() -> u32) -> UserExit {
     let flags = crate::pv::save_fl();
     EXIT.with(|e| *e = None);
     RUNNING.store(true, Ordering::SeqCst);
+    RUN_SERVICE.store(SERVICE.load(Ordering::SeqCst), Ordering::SeqCst);
     // SAFETY: CONTEXT is armed only while this runs; user_trap and
     // sysenter_dispatch resume it after recording the exit.
     unsafe { call_with_recovery(CONTEXT.as_ptr(), enter) };
+    RUN_SERVICE.store(0, Ordering::SeqCst);
     RUNNING.store(false, Ordering::SeqCst);
     crate::pv::restore_fl(flags);
     EXIT.with(|e| e.take())
@@ -362,24 +364,34 @@ pub enum Service {
     Bench,
 }
 
-/// 0: no service; otherwise `Service as u8 + 1`.
+/// The installed service: 0 none, otherwise `Service as u8 + 1`.
 static SERVICE: AtomicU8 = AtomicU8::new(0);
+/// The service of the run in progress (0: no run, or a run without a
+/// service), the same encoding: the trap path's one test for "a trap from
+/// ring 3 the service is offered" while a benchmark runs.
+static RUN_SERVICE: AtomicU8 = AtomicU8::new(0);
 
-/// Installs (or with `None` removes) the user service.
+/// Installs (or with `None` removes) the user service; it serves the runs
+/// started from then on.
 pub fn set_service(service: Option<Service>) {
     SERVICE.store(service.map_or(0, |s| s as u8 + 1), Ordering::SeqCst);
 }
 
-/// Offers a trap from ring 3 to the user service: true if it resumes ring 3.
+/// Whether a run with a user service is in progress.
+#[inline(always)]
+pub fn served_run() -> bool {
+    RUN_SERVICE.load(Ordering::SeqCst) != 0
+}
+
+/// Offers a trap from ring 3 during a run with a service ([`served_run`])
+/// to the service: true if it resumes ring 3.
 #[inline(always)]
 pub fn service(frame: &mut TrapFrame) -> bool {
-    match SERVICE.load(Ordering::SeqCst) {
-        0 => false,
-        // The benchmarks' service, inlined in the trap path as the
-        // direct-PV kernel inlines its own: the two kernels' trap paths
-        // then differ in their platform layer only (docs/benchmarks.md).
-        _ => crate::bench::platform::service(frame),
-    }
+    // `Service::Bench` is the only service: the benchmarks' kernel,
+    // inlined in the trap path as the direct-PV kernel inlines its own, so
+    // the two kernels' trap paths differ in their platform layer only
+    // (docs/benchmarks.md).
+    crate::bench::platform::service(frame)
 }
 
 /// Runs the SYSENTER snippet in ring 3 entered by SYSEXIT (the SYSENTER
@@ -463,5 +475,6 @@ pub extern "C" fn sysenter_dispatch(regs: &PushadRegs) -> ! {
 
 /// Forgets a user run a case abort cut short.
 pub fn reset_after_abort() {
+    RUN_SERVICE.store(0, Ordering::SeqCst);
     RUNNING.store(false, Ordering::SeqCst);
 }
