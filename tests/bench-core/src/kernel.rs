@@ -273,6 +273,8 @@ fn copy_from_user(src: u32, words: &mut [u32]) {
 }
 
 const STATE_WORDS: usize = core::mem::size_of::<UserState>() / 4;
+/// Index of ESP in [`state_to_words`]'s order (the signal frame's).
+const SAVED_ESP_WORD: u32 = 8;
 
 fn state_to_words(s: &UserState) -> [u32; STATE_WORDS] {
     [
@@ -290,7 +292,7 @@ fn state_from_words(w: &[u32; STATE_WORDS]) -> UserState {
         edi: w[5],
         ebp: w[6],
         eip: w[7],
-        esp: w[8],
+        esp: w[SAVED_ESP_WORD as usize],
         eflags: w[9],
     }
 }
@@ -350,39 +352,44 @@ fn system_call<P: Platform + ?Sized, F: UserFrame + ?Sized>(p: &mut P, frame: &m
 /// Delivers [`SIGNAL`]: the interrupted registers (with the call's result,
 /// 0) go in a signal frame on the user stack, and ring 3 resumes in the
 /// handler with ESP at the frame (Linux's `setup_frame`, reduced).
+///
+/// Inlined, and written so that the code does not depend on what the
+/// compiler can prove about its caller: the frame keeps the registers the
+/// handler inherits, only EAX, EIP and ESP are written.
+#[inline(always)]
 fn raise<F: UserFrame + ?Sized>(frame: &mut F) -> bool {
-    let mut interrupted = frame.state();
-    interrupted.eax = 0;
-    let at = interrupted.esp.wrapping_sub(SIGFRAME_BYTES) & !3;
+    let at = frame.esp().wrapping_sub(SIGFRAME_BYTES) & !3;
     if !user_range_ok(at, SIGFRAME_BYTES) {
         return false;
     }
+    let mut interrupted = frame.state();
+    interrupted.eax = 0;
     copy_to_user(at, &[SIGNAL]);
     copy_to_user(at + 4, &state_to_words(&interrupted));
-    let handler = UserState {
-        eip: Snippet::SignalHandler.address(),
-        esp: at,
-        ..interrupted
-    };
-    frame.set_state(&handler);
+    frame.set_eax(0);
+    frame.set_eip(Snippet::SignalHandler.address());
+    frame.set_esp(at);
     STATE.with(|s| s.counters.signals += 1);
     true
 }
 
 /// Returns from the handler: the registers come back from the signal
 /// frame at ESP (only the user-settable flags from it).
+///
+/// Inlined (see `raise`): the signal number and the saved stack pointer
+/// are checked before the registers are copied into the frame, so the copy
+/// is straight loads and stores.
+#[inline(always)]
 fn sigreturn<F: UserFrame + ?Sized>(frame: &mut F) -> bool {
-    let at = frame.state().esp;
+    let at = frame.esp();
     if !user_range_ok(at, SIGFRAME_BYTES) {
         return false;
     }
-    let mut signal = [0u32; 1];
-    copy_from_user(at, &mut signal);
-    let mut words = [0u32; STATE_WORDS];
-    copy_from_user(at + 4, &mut words);
-    let mut restored = state_from_words(&words);
-    restored.eflags = (restored.eflags & EFLAGS_USER_MASK) | USER_EFLAGS;
-    let good = signal[0] == SIGNAL && user_range_ok(restored.esp.wrapping_sub(4), 4);
+    let mut head = [0u32; 1];
+    copy_from_user(at, &mut head);
+    let mut saved_esp = [0u32; 1];
+    copy_from_user(at + 4 + 4 * SAVED_ESP_WORD, &mut saved_esp);
+    let good = head[0] == SIGNAL && user_range_ok(saved_esp[0].wrapping_sub(4), 4);
     STATE.with(|s| {
         s.counters.sigreturns += 1;
         if !good {
@@ -392,6 +399,12 @@ fn sigreturn<F: UserFrame + ?Sized>(frame: &mut F) -> bool {
     if !good {
         return false;
     }
+    let mut words = [0u32; STATE_WORDS];
+    copy_from_user(at + 4, &mut words);
+    let mut restored = state_from_words(&words);
+    // The stack pointer checked above, not a second read of it.
+    restored.esp = saved_esp[0];
+    restored.eflags = (restored.eflags & EFLAGS_USER_MASK) | USER_EFLAGS;
     frame.set_state(&restored);
     true
 }

@@ -102,6 +102,10 @@ pub trait UserFrame {
     fn eip(&self) -> u32;
     /// Sets EIP.
     fn set_eip(&mut self, value: u32);
+    /// ESP (ring 3's stack pointer).
+    fn esp(&self) -> u32;
+    /// Sets ESP.
+    fn set_esp(&mut self, value: u32);
 }
 
 /// A kernel's privileged operations, as the benchmarks use them.

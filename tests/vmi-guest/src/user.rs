@@ -11,7 +11,7 @@
 //! The user code is a set of small assembly snippets in the `.user.text`
 //! section, the only code pages ring 3 may execute once paging is on.
 
-use core::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicU8, Ordering};
 
 use crate::desc::{USER_CS, USER_DS};
 use crate::sync::Global;
@@ -307,9 +307,11 @@ fn run(enter: impl FnMut() -> u32) -> UserExit {
     let flags = crate::pv::save_fl();
     EXIT.with(|e| *e = None);
     RUNNING.store(true, Ordering::SeqCst);
+    RUN_SERVICE.store(SERVICE.load(Ordering::SeqCst), Ordering::SeqCst);
     // SAFETY: CONTEXT is armed only while this runs; user_trap and
     // sysenter_dispatch resume it after recording the exit.
     unsafe { call_with_recovery(CONTEXT.as_ptr(), enter) };
+    RUN_SERVICE.store(0, Ordering::SeqCst);
     RUNNING.store(false, Ordering::SeqCst);
     crate::pv::restore_fl(flags);
     EXIT.with(|e| e.take())
@@ -346,36 +348,50 @@ pub fn run_frame(frame: &UserFrame) -> UserExit {
     })
 }
 
-/// A kernel service for traps from ring 3 during a run: returns true to
-/// resume ring 3 with the frame as it left it (a system call served, a
-/// fault fixed), false to end the run at this trap.
-pub type Service = fn(&mut TrapFrame) -> bool;
-
-static SERVICE: AtomicU32 = AtomicU32::new(0);
-
-/// Installs (or with `None` removes) the user service.
-pub fn set_service(service: Option<Service>) {
-    SERVICE.store(service.map_or(0, |s| s as usize as u32), Ordering::SeqCst);
+/// Who serves traps from ring 3 during a run (resumes ring 3 after a
+/// served system call or a fixed fault) instead of ending the run.
+///
+/// A closed set, not a function pointer: the trap path calls the service
+/// directly, and the service's address is never taken, so the compiler
+/// keeps one copy of the benchmarks' kernel code (bench-core's `user_trap`
+/// and what it calls), the one inlined in the trap path. A second,
+/// address-taken copy made bench-core's `raise` and `sigreturn` two-caller
+/// functions, which the compiler then called out of line
+/// (docs/benchmarks.md, "Traps from ring 3").
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Service {
+    /// The benchmarks' kernel ([`crate::bench::platform::service`]).
+    Bench,
 }
 
-/// Offers a trap from ring 3 to the user service: true if it resumes ring 3.
-#[inline]
+/// The installed service: 0 none, otherwise `Service as u8 + 1`.
+static SERVICE: AtomicU8 = AtomicU8::new(0);
+/// The service of the run in progress (0: no run, or a run without a
+/// service), the same encoding: the trap path's one test for "a trap from
+/// ring 3 the service is offered" while a benchmark runs.
+static RUN_SERVICE: AtomicU8 = AtomicU8::new(0);
+
+/// Installs (or with `None` removes) the user service; it serves the runs
+/// started from then on.
+pub fn set_service(service: Option<Service>) {
+    SERVICE.store(service.map_or(0, |s| s as u8 + 1), Ordering::SeqCst);
+}
+
+/// Whether a run with a user service is in progress.
+#[inline(always)]
+pub fn served_run() -> bool {
+    RUN_SERVICE.load(Ordering::SeqCst) != 0
+}
+
+/// Offers a trap from ring 3 during a run with a service ([`served_run`])
+/// to the service: true if it resumes ring 3.
+#[inline(always)]
 pub fn service(frame: &mut TrapFrame) -> bool {
-    let bench: Service = crate::bench::platform::service;
-    match SERVICE.load(Ordering::SeqCst) {
-        0 => false,
-        // The benchmarks' service is called directly, inlined in the trap
-        // path, as the direct-PV kernel calls its own: the two kernels'
-        // trap paths then differ in their platform layer only
-        // (docs/benchmarks.md).
-        raw if raw == bench as usize as u32 => crate::bench::platform::service(frame),
-        raw => {
-            // SAFETY: only set_service stores non-zero values, and those
-            // are `Service` function pointers.
-            let s = unsafe { core::mem::transmute::<usize, Service>(raw as usize) };
-            s(frame)
-        }
-    }
+    // `Service::Bench` is the only service: the benchmarks' kernel,
+    // inlined in the trap path as the direct-PV kernel inlines its own, so
+    // the two kernels' trap paths differ in their platform layer only
+    // (docs/benchmarks.md).
+    crate::bench::platform::service(frame)
 }
 
 /// Runs the SYSENTER snippet in ring 3 entered by SYSEXIT (the SYSENTER
@@ -459,5 +475,6 @@ pub extern "C" fn sysenter_dispatch(regs: &PushadRegs) -> ! {
 
 /// Forgets a user run a case abort cut short.
 pub fn reset_after_abort() {
+    RUN_SERVICE.store(0, Ordering::SeqCst);
     RUNNING.store(false, Ordering::SeqCst);
 }

@@ -74,7 +74,7 @@ pub fn run_all(boot: &BootInfo, selection: &str) -> &'static str {
             }),
         pv::cycle_frequency()
     );
-    user::set_service(Some(platform::service));
+    user::set_service(Some(user::Service::Bench));
     let (mut passed, mut failed) = (0u32, 0u32);
     for name in bench_core::benches::unknown_names(selection) {
         kprintln!(

@@ -378,6 +378,14 @@ impl UserFrame for TrapFrame {
     fn set_eip(&mut self, value: u32) {
         self.eip = value;
     }
+
+    fn esp(&self) -> u32 {
+        self.user_esp
+    }
+
+    fn set_esp(&mut self, value: u32) {
+        self.user_esp = value;
+    }
 }
 
 /// The user service the trap path calls for every trap from ring 3 during
