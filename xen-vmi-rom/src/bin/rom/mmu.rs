@@ -47,7 +47,9 @@ const HEAP_FIRST_ENTRY: usize = ((SHADOW_HEAP_VA >> 12) & 511) as usize;
 const _: () =
     assert!((SHADOW_HEAP_VA - xen_vmi_rom::layout::ROM_AREA_START) >> 21 == HEAP_AREA_L1 as u32);
 
-/// The heap, mapped and built the first time paging needs it.
+/// The heap, mapped and built the first time paging needs it. Inlined: a
+/// page fault and a SetPxE each ask several times (the build is cold).
+#[inline]
 pub fn heap() -> &'static mut Heap {
     if !runtime().paging.heap_ready {
         build_heap();
@@ -59,6 +61,8 @@ pub fn heap() -> &'static mut Heap {
     unsafe { &mut *(SHADOW_HEAP_VA as *mut Heap) }
 }
 
+#[cold]
+#[inline(never)]
 fn build_heap() {
     let st = rom_state();
     let area_l1 = u64::from(st.rom_area_l1_mfns[HEAP_AREA_L1]) << 12;
@@ -409,8 +413,21 @@ impl Heap {
 
 impl RomHost<'_> {
     /// The view of `key` mapped as `pte`: at once on a miss; a pending
-    /// slot is made real by flushing the queue.
+    /// slot is made real by flushing the queue. The hit is inlined (a page
+    /// fault's walk and each SetPxE read through views).
+    #[inline]
     fn view(&mut self, key: u32, pte: u64) -> *mut u64 {
+        if let Some(slot) = self.views.lookup(key) {
+            if !self.views.is_pending(slot) {
+                return Views::va(slot);
+            }
+        }
+        self.view_slow(key, pte)
+    }
+
+    /// `view` for a pending slot or a miss.
+    #[inline(never)]
+    fn view_slow(&mut self, key: u32, pte: u64) -> *mut u64 {
         if let Some(slot) = self.views.lookup(key) {
             if self.views.is_pending(slot) {
                 barrier(self.batch, Barrier::CoherentRead);

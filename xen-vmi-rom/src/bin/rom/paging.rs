@@ -355,7 +355,11 @@ pub fn page_fault(cr2: u32, frame: &mut TrapFrame) -> bool {
             false
         }
     };
-    barrier(host.batch, Barrier::CoherentRead);
+    // What the fault queued (A/D bits, a repair), and the detached calls'
+    // ops: usually nothing for a fault that is the kernel's.
+    if !host.batch.is_empty() {
+        barrier(host.batch, Barrier::CoherentRead);
+    }
     resume
 }
 

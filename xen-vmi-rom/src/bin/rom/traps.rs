@@ -206,40 +206,47 @@ const RESUME_AT: u32 = 3;
 /// through an interrupt gate the (virtual) IF is cleared. A gate whose
 /// selector is not a present code segment raises #GP(selector) instead, as
 /// the processor does (SDM vol. 3, "Interrupt and Exception Handling").
+/// The gate is read once (every forwarded exception, each page fault the
+/// kernel handles, comes this way).
 fn forward(frame: &mut TrapFrame) -> Option<u32> {
-    if let Some(gate) = crate::desc::idt_gate(frame.vector) {
-        if !crate::desc::is_code_segment(gate.selector) {
-            // Delivering the exception faults (#GP, the gate's selector
-            // with EXT). SDM vol. 3, "Interrupt 8--Double Fault Exception"
-            // (table "Conditions for Generating a Double Fault"): that #GP
-            // during a contributory exception (#DE #TS #NP #SS #GP) or a
-            // #PF is a #DF(0); during #DF itself a triple fault (shutdown);
-            // otherwise the #GP is delivered on its own.
-            let line = crate::console::Line::new()
-                .text(b"xen-vmi-rom: IDT gate ")
-                .dec(frame.vector)
-                .text(b" names selector ")
-                .hex(u32::from(gate.selector))
-                .text(b", not a present code segment: ");
-            if frame.vector == DOUBLE_FAULT {
-                line.text(b"a triple fault (natively the processor shuts down)")
-                    .print();
-                crate::xen::crash();
-            }
-            if matches!(frame.vector, 0 | 10..=14) {
-                line.text(b"#DF to the kernel").print();
-                frame.error_code = 0;
-                frame.vector = DOUBLE_FAULT;
-            } else {
-                line.text(b"#GP to the kernel").print();
-                frame.error_code = u32::from(gate.selector & 0xFFFC) | 1;
-                frame.vector = GENERAL_PROTECTION;
-            }
-            return forward(frame);
-        }
-    }
     let vector = frame.vector;
-    forward_vector(frame, vector, has_error_code(vector))
+    let gate = crate::desc::idt_gate(vector)?;
+    if !crate::desc::is_code_segment(gate.selector) {
+        return undeliverable_gate(frame, gate.selector);
+    }
+    Some(deliver_through(frame, &gate, has_error_code(vector)))
+}
+
+/// The kernel's gate for the frame's exception names no present code
+/// segment: delivering it faults. SDM vol. 3, "Interrupt 8--Double Fault
+/// Exception" (table "Conditions for Generating a Double Fault"): that
+/// #GP (the gate's selector with EXT) during a contributory exception (#DE
+/// #TS #NP #SS #GP) or a #PF is a #DF(0); during #DF itself a triple fault
+/// (shutdown); otherwise the #GP is delivered on its own.
+#[cold]
+#[inline(never)]
+fn undeliverable_gate(frame: &mut TrapFrame, selector: u16) -> Option<u32> {
+    let line = crate::console::Line::new()
+        .text(b"xen-vmi-rom: IDT gate ")
+        .dec(frame.vector)
+        .text(b" names selector ")
+        .hex(u32::from(selector))
+        .text(b", not a present code segment: ");
+    if frame.vector == DOUBLE_FAULT {
+        line.text(b"a triple fault (natively the processor shuts down)")
+            .print();
+        crate::xen::crash();
+    }
+    if matches!(frame.vector, 0 | 10..=14) {
+        line.text(b"#DF to the kernel").print();
+        frame.error_code = 0;
+        frame.vector = DOUBLE_FAULT;
+    } else {
+        line.text(b"#GP to the kernel").print();
+        frame.error_code = u32::from(selector & 0xFFFC) | 1;
+        frame.vector = GENERAL_PROTECTION;
+    }
+    forward(frame)
 }
 
 /// Vector of #DF.
@@ -401,12 +408,24 @@ extern "C" fn rom_trap(frame: &mut TrapFrame) -> u32 {
     if crate::paging::end_write_step(frame) {
         return RESUME;
     }
+    let v = frame.vector;
+    // A page fault first (the commonest trap the ROM takes): it is never
+    // an `int n` (`software_interrupt` looks at #GP, #OF and 0x80 only).
+    if v == PAGE_FAULT {
+        let cr2 = crate::cpu_calls::get_cr2();
+        if crate::paging::page_fault(cr2, frame) {
+            return RESUME;
+        }
+        if let Some(how) = forward(frame) {
+            return how;
+        }
+        unhandled(frame);
+    }
     if let Some(n) = software_interrupt(frame) {
         if let Some(how) = raise_software_interrupt(frame, n) {
             return how;
         }
     }
-    let v = frame.vector;
     if v == GENERAL_PROTECTION {
         match crate::emulate::general_protection(frame) {
             // RESUME gives the kernel its flag back (the assembly).
@@ -415,12 +434,6 @@ extern "C" fn rom_trap(frame: &mut TrapFrame) -> u32 {
             // resume slot has been read (see RESUME_AT there).
             crate::emulate::Outcome::ResumeAt => return RESUME_AT,
             crate::emulate::Outcome::NotMine => {}
-        }
-    }
-    if v == PAGE_FAULT {
-        let cr2 = crate::cpu_calls::get_cr2();
-        if crate::paging::page_fault(cr2, frame) {
-            return RESUME;
         }
     }
     if v < 256 {
@@ -456,6 +469,15 @@ extern "C" fn rom_trap(frame: &mut TrapFrame) -> u32 {
             .print();
         crash();
     }
+    unhandled(frame)
+}
+
+/// An exception nobody handles (no gate in the kernel's IDT): a console
+/// line naming it, and the domain crashed.
+#[cold]
+#[inline(never)]
+fn unhandled(frame: &TrapFrame) -> ! {
+    let v = frame.vector;
     let line = Line::new().text(b"xen-vmi-rom: ");
     let line = if v < 22 {
         let i = (v * 3) as usize;
