@@ -359,9 +359,11 @@ pub struct ShadowCache {
     /// The ROM area's L1s, linked into every top L2.
     rom_links: [u32; 4],
     stats: Stats,
-    /// The kernel's tables as the last `fault` walked them (for the error
-    /// code of a fault that is the kernel's, without a second walk).
-    fault_walk: Option<Walk>,
+    /// Whether the kernel's tables, as the last `fault` walked them, map
+    /// its address to a present page (for the error code of a fault that
+    /// is the kernel's, without a second walk; one flag, not the walk: the
+    /// fault path is hot).
+    fault_mapped: bool,
 }
 
 impl core::fmt::Debug for ShadowCache {
@@ -422,7 +424,7 @@ impl ShadowCache {
         self.clock = 0;
         self.rom_links = rom_links;
         self.stats = Stats::default();
-        self.fault_walk = None;
+        self.fault_mapped = false;
     }
 
     /// The figures so far.
@@ -1461,14 +1463,14 @@ impl ShadowCache {
         access: Access,
         wp: bool,
     ) -> Result<Fault, ShadowError> {
-        self.fault_walk = None;
+        self.fault_mapped = false;
         let Some(r) = self.current_root() else {
             return Ok(Fault::Kernel);
         };
         let Some(w) = self.walk(host, va) else {
             return Ok(Fault::Kernel);
         };
-        self.fault_walk = Some(w);
+        self.fault_mapped = w.frame(va).is_some();
         let slot = (va >> 30) as usize;
         let index2 = usize::from(w.pde_index);
         if w.pdpte & PRESENT == 0 || (slot == 3 && index2 >= TOP_KERNEL_SLOTS) {
@@ -1542,8 +1544,8 @@ impl ShadowCache {
     /// Whether the kernel's tables, as the last [`fault`](Self::fault)
     /// walked them, map its address to a present page (the P bit of the
     /// error code the kernel must see when the fault is its own).
-    pub fn last_fault_mapped(&self, va: u32) -> bool {
-        self.fault_walk.is_some_and(|w| w.frame(va).is_some())
+    pub fn last_fault_mapped(&self) -> bool {
+        self.fault_mapped
     }
 
     /// The mirror code a directory entry should have now.

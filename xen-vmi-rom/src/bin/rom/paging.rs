@@ -350,7 +350,7 @@ pub fn page_fault(cr2: u32, frame: &mut TrapFrame) -> bool {
             // so the processor says "not present" for a page the kernel
             // maps read-only, which the kernel must see as a write to a
             // present page.
-            let mapped = cache.last_fault_mapped(cr2);
+            let mapped = cache.last_fault_mapped();
             frame.error_code = (frame.error_code & !PF_PRESENT) | u32::from(mapped);
             false
         }
