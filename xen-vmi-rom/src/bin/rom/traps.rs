@@ -208,7 +208,15 @@ const RESUME_AT: u32 = 3;
 /// the processor does (SDM vol. 3, "Interrupt and Exception Handling").
 /// The gate is read once (every forwarded exception, each page fault the
 /// kernel handles, comes this way).
+#[inline(never)]
 fn forward(frame: &mut TrapFrame) -> Option<u32> {
+    forward_inline(frame)
+}
+
+/// `forward`, inlined into the page-fault path (no call, no second
+/// prologue for the commonest forward).
+#[inline(always)]
+fn forward_inline(frame: &mut TrapFrame) -> Option<u32> {
     let vector = frame.vector;
     let gate = crate::desc::idt_gate(vector)?;
     if !crate::desc::is_code_segment(gate.selector) {
@@ -416,7 +424,7 @@ extern "C" fn rom_trap(frame: &mut TrapFrame) -> u32 {
         if crate::paging::page_fault(cr2, frame) {
             return RESUME;
         }
-        if let Some(how) = forward(frame) {
+        if let Some(how) = forward_inline(frame) {
             return how;
         }
         unhandled(frame);
