@@ -1432,6 +1432,13 @@ impl ShadowCache {
     /// The kernel's tables walked for `va` in the current root (PDPT
     /// entries as loaded, directories and tables as they are now).
     pub fn walk<H: Host>(&self, host: &mut H, va: u32) -> Option<Walk> {
+        self.walk_inline(host, va)
+    }
+
+    /// `walk`, inlined into `fault` (every page fault walks: no call, no
+    /// walk copied out through memory).
+    #[inline(always)]
+    fn walk_inline<H: Host>(&self, host: &mut H, va: u32) -> Option<Walk> {
         let r = self.current_root()?;
         let mut w = Walk {
             pdpte: self.roots[r].pdpte[(va >> 30) as usize],
@@ -1467,7 +1474,7 @@ impl ShadowCache {
         let Some(r) = self.current_root() else {
             return Ok(Fault::Kernel);
         };
-        let Some(w) = self.walk(host, va) else {
+        let Some(w) = self.walk_inline(host, va) else {
             return Ok(Fault::Kernel);
         };
         self.fault_mapped = w.frame(va).is_some();
