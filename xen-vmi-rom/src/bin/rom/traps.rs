@@ -3,7 +3,7 @@
 //! Xen bounces an exception to the handler in the trap table with, on the
 //! ring-1 stack: [error code], EIP, CS (saved upcall mask in bits 16-23),
 //! EFLAGS, and ESP/SS when it came from ring 3 (xen.h, compat bounce
-//! frame). Each vector has a 16-byte stub that makes the frame uniform
+//! frame). Each vector has a 9-byte stub that makes the frame uniform
 //! (a 0 error code where the processor pushes none) and records the vector.
 
 use crate::console::Line;
@@ -16,7 +16,11 @@ const fn has_error_code(v: u32) -> bool {
     matches!(v, 8 | 10 | 11 | 12 | 13 | 14 | 17 | 21 | 29 | 30)
 }
 
-const STUB_SIZE: u32 = 16;
+/// Bytes per stub: `push 0` (where the processor pushes no error code),
+/// `push imm8`, `jmp rel32`, each encoded by hand so every stub has the
+/// same size (9 bytes, 2.3 KiB for the 256 instead of 4 KiB at 16: the
+/// image has a size limit, `ROM_CODE_MAX`).
+const STUB_SIZE: u32 = 9;
 
 core::arch::global_asm!(
     r#"
@@ -26,17 +30,28 @@ core::arch::global_asm!(
 vmi_trap_stubs:
     .set vec, 0
     .rept 256
-    .balign 16, 0xCC
     .if (vec == 8) || (vec == 10) || (vec == 11) || (vec == 12) || (vec == 13) || (vec == 14) || (vec == 17) || (vec == 21) || (vec == 29) || (vec == 30)
     .else
-    push 0
+    .byte 0x6A, 0x00
     .endif
-    push vec
-    jmp vmi_trap_common
+    // push imm8 of vec - 128 (sign-extended; the common path adds 128
+    // back), so that every vector fits a two-byte push.
+    .byte 0x6A, (vec - 128) & 0xFF
+    .byte 0xE9
+    .long vmi_trap_stub_common - (. + 4)
+    .if (vec == 8) || (vec == 10) || (vec == 11) || (vec == 12) || (vec == 13) || (vec == 14) || (vec == 17) || (vec == 21) || (vec == 29) || (vec == 30)
+    .byte 0xCC, 0xCC
+    .endif
     .set vec, vec + 1
     .endr
+    .if . - vmi_trap_stubs != 256 * {stub_size}
+    .error "a trap stub is not STUB_SIZE bytes"
+    .endif
 
-    .balign 16
+vmi_trap_stub_common:
+    add dword ptr [esp], 128
+    // Falls through: the event and failsafe entries push their full
+    // numbers and enter below.
 vmi_trap_common:
     // One spare word below the stub's two: the far pointer of a forward
     // is written into these slots, so no global slot is ever in use.
@@ -95,6 +110,7 @@ vmi_failsafe_entry:
     .popsection
     "#,
     trap = sym rom_trap,
+    stub_size = const STUB_SIZE,
     resume = const xen_vmi_rom::layout::ROM_STATE_VA + xen_vmi_rom::rom_state::RESUME_AT_OFFSET,
 );
 
