@@ -366,9 +366,11 @@ pub struct ShadowCache {
     /// The ROM area's L1s, linked into every top L2.
     rom_links: [u32; 4],
     stats: Stats,
-    /// The kernel's tables as the last `fault` walked them (for the error
-    /// code of a fault that is the kernel's, without a second walk).
-    fault_walk: Option<Walk>,
+    /// Whether the kernel's tables, as the last `fault` walked them, map
+    /// its address to a present page (for the error code of a fault that
+    /// is the kernel's, without a second walk; one flag, not the walk: the
+    /// fault path is hot).
+    fault_mapped: bool,
     /// The records of the frame `entry_changed` looked up last (a lazy
     /// batch writes one table entry after entry): `last_kfn`'s records,
     /// valid while `last_valid`. Every record created or freed clears it,
@@ -455,7 +457,7 @@ impl ShadowCache {
         self.clock = 0;
         self.rom_links = rom_links;
         self.stats = Stats::default();
-        self.fault_walk = None;
+        self.fault_mapped = false;
         self.last_valid = false;
     }
 
@@ -1559,6 +1561,13 @@ impl ShadowCache {
     /// The kernel's tables walked for `va` in the current root (PDPT
     /// entries as loaded, directories and tables as they are now).
     pub fn walk<H: Host>(&self, host: &mut H, va: u32) -> Option<Walk> {
+        self.walk_inline(host, va)
+    }
+
+    /// `walk`, inlined into `fault` (every page fault walks: no call, no
+    /// walk copied out through memory).
+    #[inline(always)]
+    fn walk_inline<H: Host>(&self, host: &mut H, va: u32) -> Option<Walk> {
         let r = self.current_root()?;
         let mut w = Walk {
             pdpte: self.roots[r].pdpte[(va >> 30) as usize],
@@ -1590,14 +1599,14 @@ impl ShadowCache {
         access: Access,
         wp: bool,
     ) -> Result<Fault, ShadowError> {
-        self.fault_walk = None;
+        self.fault_mapped = false;
         let Some(r) = self.current_root() else {
             return Ok(Fault::Kernel);
         };
-        let Some(w) = self.walk(host, va) else {
+        let Some(w) = self.walk_inline(host, va) else {
             return Ok(Fault::Kernel);
         };
-        self.fault_walk = Some(w);
+        self.fault_mapped = w.frame(va).is_some();
         let slot = (va >> 30) as usize;
         let index2 = usize::from(w.pde_index);
         if w.pdpte & PRESENT == 0 || (slot == 3 && index2 >= TOP_KERNEL_SLOTS) {
@@ -1671,8 +1680,8 @@ impl ShadowCache {
     /// Whether the kernel's tables, as the last [`fault`](Self::fault)
     /// walked them, map its address to a present page (the P bit of the
     /// error code the kernel must see when the fault is its own).
-    pub fn last_fault_mapped(&self, va: u32) -> bool {
-        self.fault_walk.is_some_and(|w| w.frame(va).is_some())
+    pub fn last_fault_mapped(&self) -> bool {
+        self.fault_mapped
     }
 
     /// The mirror code a directory entry should have now.

@@ -399,7 +399,7 @@ fn fault(
         // The error code's P bit the kernel gets: its own tables' leaf.
         let mapped = pdpte & P != 0 && pde & P != 0 && (pde & PS != 0 || pte & P != 0);
         assert_eq!(
-            cache.last_fault_mapped(va),
+            cache.last_fault_mapped(),
             mapped,
             "va {va:#x}: pdpte {pdpte:#x} pde {pde:#x} pte {pte:#x}"
         );

@@ -51,6 +51,14 @@ pub extern "C" fn clts() {
     set_cr0(runtime().cr.cr0 & !CR0_TS);
 }
 
+/// Where vCPU 0's CR2 is in shared_info (`vcpu_info[0].arch.cr2`): the
+/// GetCR2 entry (entry.rs) loads it directly.
+pub const CR2_OFFSET: u32 = (core::mem::offset_of!(xen_abi::xen::SharedInfo, vcpu_info)
+    + core::mem::offset_of!(xen_abi::xen::VcpuInfo, arch)
+    + core::mem::offset_of!(xen_abi::arch_x86_32::ArchVcpuInfo, cr2))
+    as u32;
+const _: () = assert!(CR2_OFFSET == 8);
+
 pub extern "C" fn get_cr2() -> u32 {
     let cr2 = &raw const shared_info().vcpu_info[0].arch.cr2;
     // SAFETY: a field of the mapped shared_info page Xen writes on faults.

@@ -108,7 +108,17 @@ masked_entry!("vmi_entry_write_ldt_entry" => cpu_calls::write_ldt_entry, "1");
 masked_entry!("vmi_entry_write_idt_entry" => cpu_calls::write_idt_entry, "1");
 regparm_entry!("vmi_entry_get_cr0" => cpu_calls::get_cr0);
 masked_entry!("vmi_entry_set_cr0" => cpu_calls::set_cr0, "0");
-regparm_entry!("vmi_entry_get_cr2" => cpu_calls::get_cr2);
+// GetCR2: every page fault's handler asks, so it is one load of Xen's
+// copy (vcpu_info.arch.cr2, cpu_calls::get_cr2) instead of a call.
+core::arch::global_asm!(
+    ".pushsection .text.vmi_calls, \"ax\"",
+    ".globl vmi_entry_get_cr2",
+    "vmi_entry_get_cr2:",
+    "mov eax, dword ptr [{cr2}]",
+    "ret",
+    ".popsection",
+    cr2 = const SHARED_INFO_VA + crate::cpu_calls::CR2_OFFSET,
+);
 regparm_entry!("vmi_entry_set_cr2" => cpu_calls::set_cr2);
 regparm_entry!("vmi_entry_get_cr4" => cpu_calls::get_cr4);
 regparm_entry!("vmi_entry_set_cr4" => cpu_calls::set_cr4);

@@ -423,6 +423,17 @@ impl RomHost<'_> {
     #[inline]
     fn view(&mut self, key: u32, pte: u64) -> *mut u64 {
         if let Some(slot) = self.views.lookup(key) {
+            if !self.views.is_pending(slot) {
+                return Views::va(slot);
+            }
+        }
+        self.view_slow(key, pte)
+    }
+
+    /// `view` for a pending slot or a miss.
+    #[inline(never)]
+    fn view_slow(&mut self, key: u32, pte: u64) -> *mut u64 {
+        if let Some(slot) = self.views.lookup(key) {
             if self.views.is_pending(slot) {
                 self.make_real();
             }

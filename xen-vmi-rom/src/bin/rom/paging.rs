@@ -351,12 +351,16 @@ pub fn page_fault(cr2: u32, frame: &mut TrapFrame) -> bool {
             // so the processor says "not present" for a page the kernel
             // maps read-only, which the kernel must see as a write to a
             // present page.
-            let mapped = cache.last_fault_mapped(cr2);
+            let mapped = cache.last_fault_mapped();
             frame.error_code = (frame.error_code & !PF_PRESENT) | u32::from(mapped);
             false
         }
     };
-    barrier(host.batch, Barrier::CoherentRead);
+    // What the fault queued (A/D bits, a repair), and the detached calls'
+    // ops: usually nothing for a fault that is the kernel's.
+    if !host.batch.is_empty() {
+        barrier(host.batch, Barrier::CoherentRead);
+    }
     resume
 }
 

@@ -3,7 +3,7 @@
 //! Xen bounces an exception to the handler in the trap table with, on the
 //! ring-1 stack: [error code], EIP, CS (saved upcall mask in bits 16-23),
 //! EFLAGS, and ESP/SS when it came from ring 3 (xen.h, compat bounce
-//! frame). Each vector has a 16-byte stub that makes the frame uniform
+//! frame). Each vector has a 9-byte stub that makes the frame uniform
 //! (a 0 error code where the processor pushes none) and records the vector.
 
 use crate::console::Line;
@@ -16,7 +16,11 @@ const fn has_error_code(v: u32) -> bool {
     matches!(v, 8 | 10 | 11 | 12 | 13 | 14 | 17 | 21 | 29 | 30)
 }
 
-const STUB_SIZE: u32 = 16;
+/// Bytes per stub: `push 0` (where the processor pushes no error code),
+/// `push imm8`, `jmp rel32`, each encoded by hand so every stub has the
+/// same size (9 bytes, 2.3 KiB for the 256 instead of 4 KiB at 16: the
+/// image has a size limit, `ROM_CODE_MAX`).
+const STUB_SIZE: u32 = 9;
 
 core::arch::global_asm!(
     r#"
@@ -26,17 +30,28 @@ core::arch::global_asm!(
 vmi_trap_stubs:
     .set vec, 0
     .rept 256
-    .balign 16, 0xCC
     .if (vec == 8) || (vec == 10) || (vec == 11) || (vec == 12) || (vec == 13) || (vec == 14) || (vec == 17) || (vec == 21) || (vec == 29) || (vec == 30)
     .else
-    push 0
+    .byte 0x6A, 0x00
     .endif
-    push vec
-    jmp vmi_trap_common
+    // push imm8 of vec - 128 (sign-extended; the common path adds 128
+    // back), so that every vector fits a two-byte push.
+    .byte 0x6A, (vec - 128) & 0xFF
+    .byte 0xE9
+    .long vmi_trap_stub_common - (. + 4)
+    .if (vec == 8) || (vec == 10) || (vec == 11) || (vec == 12) || (vec == 13) || (vec == 14) || (vec == 17) || (vec == 21) || (vec == 29) || (vec == 30)
+    .byte 0xCC, 0xCC
+    .endif
     .set vec, vec + 1
     .endr
+    .if . - vmi_trap_stubs != 256 * {stub_size}
+    .error "a trap stub is not STUB_SIZE bytes"
+    .endif
 
-    .balign 16
+vmi_trap_stub_common:
+    add dword ptr [esp], 128
+    // Falls through: the event and failsafe entries push their full
+    // numbers and enter below.
 vmi_trap_common:
     // One spare word below the stub's two: the far pointer of a forward
     // is written into these slots, so no global slot is ever in use.
@@ -95,6 +110,7 @@ vmi_failsafe_entry:
     .popsection
     "#,
     trap = sym rom_trap,
+    stub_size = const STUB_SIZE,
     resume = const xen_vmi_rom::layout::ROM_STATE_VA + xen_vmi_rom::rom_state::RESUME_AT_OFFSET,
 );
 
@@ -207,40 +223,55 @@ const RESUME_AT: u32 = 3;
 /// through an interrupt gate the (virtual) IF is cleared. A gate whose
 /// selector is not a present code segment raises #GP(selector) instead, as
 /// the processor does (SDM vol. 3, "Interrupt and Exception Handling").
+/// The gate is read once (every forwarded exception, each page fault the
+/// kernel handles, comes this way).
+#[inline(never)]
 fn forward(frame: &mut TrapFrame) -> Option<u32> {
-    if let Some(gate) = crate::desc::idt_gate(frame.vector) {
-        if !crate::desc::is_code_segment(gate.selector) {
-            // Delivering the exception faults (#GP, the gate's selector
-            // with EXT). SDM vol. 3, "Interrupt 8--Double Fault Exception"
-            // (table "Conditions for Generating a Double Fault"): that #GP
-            // during a contributory exception (#DE #TS #NP #SS #GP) or a
-            // #PF is a #DF(0); during #DF itself a triple fault (shutdown);
-            // otherwise the #GP is delivered on its own.
-            let line = crate::console::Line::new()
-                .text(b"xen-vmi-rom: IDT gate ")
-                .dec(frame.vector)
-                .text(b" names selector ")
-                .hex(u32::from(gate.selector))
-                .text(b", not a present code segment: ");
-            if frame.vector == DOUBLE_FAULT {
-                line.text(b"a triple fault (natively the processor shuts down)")
-                    .print();
-                crate::xen::crash();
-            }
-            if matches!(frame.vector, 0 | 10..=14) {
-                line.text(b"#DF to the kernel").print();
-                frame.error_code = 0;
-                frame.vector = DOUBLE_FAULT;
-            } else {
-                line.text(b"#GP to the kernel").print();
-                frame.error_code = u32::from(gate.selector & 0xFFFC) | 1;
-                frame.vector = GENERAL_PROTECTION;
-            }
-            return forward(frame);
-        }
-    }
+    forward_inline(frame)
+}
+
+/// `forward`, inlined into the page-fault path (no call, no second
+/// prologue for the commonest forward).
+#[inline(always)]
+fn forward_inline(frame: &mut TrapFrame) -> Option<u32> {
     let vector = frame.vector;
-    forward_vector(frame, vector, has_error_code(vector))
+    let gate = crate::desc::idt_gate(vector)?;
+    if !crate::desc::is_code_segment(gate.selector) {
+        return undeliverable_gate(frame, gate.selector);
+    }
+    Some(deliver_through(frame, &gate, has_error_code(vector)))
+}
+
+/// The kernel's gate for the frame's exception names no present code
+/// segment: delivering it faults. SDM vol. 3, "Interrupt 8--Double Fault
+/// Exception" (table "Conditions for Generating a Double Fault"): that
+/// #GP (the gate's selector with EXT) during a contributory exception (#DE
+/// #TS #NP #SS #GP) or a #PF is a #DF(0); during #DF itself a triple fault
+/// (shutdown); otherwise the #GP is delivered on its own.
+#[cold]
+#[inline(never)]
+fn undeliverable_gate(frame: &mut TrapFrame, selector: u16) -> Option<u32> {
+    let line = crate::console::Line::new()
+        .text(b"xen-vmi-rom: IDT gate ")
+        .dec(frame.vector)
+        .text(b" names selector ")
+        .hex(u32::from(selector))
+        .text(b", not a present code segment: ");
+    if frame.vector == DOUBLE_FAULT {
+        line.text(b"a triple fault (natively the processor shuts down)")
+            .print();
+        crate::xen::crash();
+    }
+    if matches!(frame.vector, 0 | 10..=14) {
+        line.text(b"#DF to the kernel").print();
+        frame.error_code = 0;
+        frame.vector = DOUBLE_FAULT;
+    } else {
+        line.text(b"#GP to the kernel").print();
+        frame.error_code = u32::from(selector & 0xFFFC) | 1;
+        frame.vector = GENERAL_PROTECTION;
+    }
+    forward(frame)
 }
 
 /// Vector of #DF.
@@ -402,12 +433,24 @@ extern "C" fn rom_trap(frame: &mut TrapFrame) -> u32 {
     if crate::paging::end_write_step(frame) {
         return RESUME;
     }
+    let v = frame.vector;
+    // A page fault first (the commonest trap the ROM takes): it is never
+    // an `int n` (`software_interrupt` looks at #GP, #OF and 0x80 only).
+    if v == PAGE_FAULT {
+        let cr2 = crate::cpu_calls::get_cr2();
+        if crate::paging::page_fault(cr2, frame) {
+            return RESUME;
+        }
+        if let Some(how) = forward_inline(frame) {
+            return how;
+        }
+        unhandled(frame);
+    }
     if let Some(n) = software_interrupt(frame) {
         if let Some(how) = raise_software_interrupt(frame, n) {
             return how;
         }
     }
-    let v = frame.vector;
     if v == GENERAL_PROTECTION {
         match crate::emulate::general_protection(frame) {
             // RESUME gives the kernel its flag back (the assembly).
@@ -416,12 +459,6 @@ extern "C" fn rom_trap(frame: &mut TrapFrame) -> u32 {
             // resume slot has been read (see RESUME_AT there).
             crate::emulate::Outcome::ResumeAt => return RESUME_AT,
             crate::emulate::Outcome::NotMine => {}
-        }
-    }
-    if v == PAGE_FAULT {
-        let cr2 = crate::cpu_calls::get_cr2();
-        if crate::paging::page_fault(cr2, frame) {
-            return RESUME;
         }
     }
     if v < 256 {
@@ -457,6 +494,15 @@ extern "C" fn rom_trap(frame: &mut TrapFrame) -> u32 {
             .print();
         crash();
     }
+    unhandled(frame)
+}
+
+/// An exception nobody handles (no gate in the kernel's IDT): a console
+/// line naming it, and the domain crashed.
+#[cold]
+#[inline(never)]
+fn unhandled(frame: &TrapFrame) -> ! {
+    let v = frame.vector;
     let line = Line::new().text(b"xen-vmi-rom: ");
     let line = if v < 22 {
         let i = (v * 3) as usize;
