@@ -296,11 +296,20 @@ impl FlushTarget<Tag> for XenTarget {
             What::StackSwitch => line.text(b"the kernel stack switch (ss << 32 | esp0)"),
         };
         let line = line.text(b" ").hex(t.entry_address() as u32).text(b" = ");
-        hex64(line, t.guest)
+        let line = hex64(line, t.guest)
             .text(b" (errno ")
             .dec(failure.errno as u32)
-            .text(b")")
-            .print();
+            .text(b")");
+        // Only roots are pinned (shadow_cache, "Only roots are pinned"):
+        // Xen checks a table of no type whole when a root's tables first
+        // link it, so the entry it refused may be one under this one.
+        let line = match t.what {
+            What::L2Entry | What::TopEntry | What::Pdpte | What::Pin => line.text(
+                b": Xen checked the shadow tables it links then, the refusal may be one of their entries",
+            ),
+            _ => line,
+        };
+        line.print();
     }
 }
 
