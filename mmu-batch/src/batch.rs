@@ -533,22 +533,19 @@ impl<Tag: Copy, const N: usize> MmuBatch<Tag, N> {
             }
         }
         let mut failures = None;
-        if self.len == 2 {
-            if let (Some(a), Some(b)) = (self.slots[0], self.slots[1]) {
-                if a.state == State::Live
-                    && b.state == State::Live
-                    && Self::separate_entries(&a.op, &b.op)
-                {
-                    // What `pack` lays out for them (a context switch's
-                    // base pointer and stack switch): one entry each, one
-                    // multicall; the loop below then takes what Xen did
-                    // not run.
-                    let mut pos = 0;
-                    self.emit(0, &mut pos, 0, 1);
-                    self.emit(1, &mut pos, 1, 1);
-                    self.issue(2, target, &mut failures);
-                }
+        if self.len == 2 && self.lay_out_pair() {
+            // What `pack` lays out for them (a context switch's base
+            // pointer and stack switch): one entry each, one multicall.
+            let list_result = self.call_multicall(2, target);
+            if list_result == 0 && self.calls[0].result == 0 && self.calls[1].result == 0 {
+                // Both took effect: nothing to settle or compact.
+                self.slots[0] = None;
+                self.slots[1] = None;
+                self.len = 0;
+                return Ok(());
             }
+            // The loop below then takes what Xen did not run.
+            self.settle_multicall(2, list_result, target, &mut failures);
         }
         loop {
             self.compact();
@@ -639,6 +636,55 @@ impl<Tag: Copy, const N: usize> MmuBatch<Tag, N> {
             next = after;
         }
         entries
+    }
+
+    /// A queue of two live ops that are two entries (a context switch's
+    /// `MMUEXT_NEW_BASEPTR` and `stack_switch`): laid out as
+    /// [`emit`](Self::emit) lays them out, one request each, without the
+    /// run search. False (nothing laid out) for any other queue of two.
+    fn lay_out_pair(&mut self) -> bool {
+        let (Some(a), Some(b)) = (&self.slots[0], &self.slots[1]) else {
+            return false;
+        };
+        if a.state != State::Live || b.state != State::Live || !Self::separate_entries(&a.op, &b.op)
+        {
+            return false;
+        }
+        let (a, b) = (a.op, b.op);
+        self.single_entry(0, &a);
+        self.single_entry(1, &b);
+        true
+    }
+
+    /// Entry `entry` for the one op in slot `entry`, its arguments at
+    /// position `entry` (what [`emit`](Self::emit) writes for a run of
+    /// one).
+    fn single_entry(&mut self, entry: usize, op: &Op) {
+        let mut args = [0; 6];
+        match *op {
+            Op::MmuUpdate(req) => {
+                self.reqs[entry] = req;
+                args[..4].copy_from_slice(&[entry as u32, 1, 0, u32::from(DOMID_SELF)]);
+            }
+            Op::Mmuext(ext) => {
+                self.exts[entry] = ext;
+                args[..4].copy_from_slice(&[entry as u32, 1, 0, u32::from(DOMID_SELF)]);
+            }
+            Op::UpdateVaMapping { va, pte, flags } => {
+                args[..4].copy_from_slice(&[va, pte as u32, (pte >> 32) as u32, flags]);
+            }
+            Op::StackSwitch { ss, esp } => args[..2].copy_from_slice(&[ss, esp]),
+        }
+        self.calls[entry] = MulticallEntry {
+            op: op.hypercall(),
+            result: 0,
+            args,
+        };
+        self.spans[entry] = Span {
+            first: entry,
+            count: 1,
+        };
+        self.arg_slot[entry] = entry;
     }
 
     /// Whether two ops in a row are two entries ([`run_at`](Self::run_at)
@@ -732,12 +778,10 @@ impl<Tag: Copy, const N: usize> MmuBatch<Tag, N> {
         target: &mut T,
         failures: &mut Option<Failures<Tag>>,
     ) {
-        self.counters.hypercalls += 1;
-        let requests: usize = self.spans[..entries].iter().map(|span| span.count).sum();
-        self.counters.requests += requests as u64;
-
         if entries == 1 {
+            self.counters.hypercalls += 1;
             let Span { first, count } = self.spans[0];
+            self.counters.requests += count as u64;
             let mut done = 0;
             let result = match self.calls[0].op {
                 __HYPERVISOR_mmu_update => {
@@ -763,17 +807,39 @@ impl<Tag: Copy, const N: usize> MmuBatch<Tag, N> {
             return;
         }
 
+        let list_result = self.call_multicall(entries, target);
+        self.settle_multicall(entries, list_result, target, failures);
+    }
+
+    /// The `entries` laid out as one `HYPERVISOR_multicall`, counted;
+    /// returns the hypercall's own result (each entry's is in its
+    /// `result`).
+    fn call_multicall<T: FlushTarget<Tag>>(&mut self, entries: usize, target: &mut T) -> i32 {
+        self.counters.hypercalls += 1;
         self.counters.multicalls += 1;
         self.counters.multicall_entries += entries as u64;
-        let list_result = {
-            let mut calls = Multicall::new(
-                &mut self.calls[..entries],
-                &self.reqs,
-                &self.exts,
-                &mut self.done[..entries],
-            );
-            target.multicall(&mut calls)
-        };
+        self.counters.requests += self.spans[..entries]
+            .iter()
+            .map(|span| span.count as u64)
+            .sum::<u64>();
+        let mut calls = Multicall::new(
+            &mut self.calls[..entries],
+            &self.reqs,
+            &self.exts,
+            &mut self.done[..entries],
+        );
+        target.multicall(&mut calls)
+    }
+
+    /// Settles each entry of a multicall Xen ran (`list_result` is the
+    /// hypercall's own result).
+    fn settle_multicall<T: FlushTarget<Tag>>(
+        &mut self,
+        entries: usize,
+        list_result: i32,
+        target: &mut T,
+        failures: &mut Option<Failures<Tag>>,
+    ) {
         // multicall.c: every entry runs in order and gets its own result,
         // whatever the others returned; only a fault on the list itself
         // stops early, and then the hypercall's own result is that fault.

@@ -82,6 +82,8 @@ pub const MAX_TABLES: usize = 1024;
 pub const MAX_MIRRORS: usize = 64;
 /// Roots (address spaces) the cache holds.
 pub const MAX_ROOTS: usize = 32;
+/// Slots of the hint that finds a cached root by its CR3.
+const ROOT_HINTS: usize = 64;
 /// Frames kept cleared for the next shadow table ("Only roots are
 /// pinned"): enough for the tables of a few address spaces torn down
 /// before the next are built; beyond that a frame goes back to the pool.
@@ -394,6 +396,9 @@ pub struct ShadowCache {
     roots: [Root; MAX_ROOTS],
     /// Root + 1 the processor uses now (0: none, paging off).
     current: u16,
+    /// Root + 1 last found for the CR3s of each hint slot (checked before
+    /// use: a stale one costs a search).
+    root_hints: [u8; ROOT_HINTS],
     clock: u32,
     /// The ROM area's L1s, linked into every top L2.
     rom_links: [u32; 4],
@@ -458,6 +463,7 @@ impl ShadowCache {
         self.buckets.fill(0);
         self.mirror_used.fill(false);
         self.roots.fill(Root::default());
+        self.root_hints.fill(0);
         self.current = 0;
         self.clock = 0;
         self.rom_links = rom_links;
@@ -1219,12 +1225,30 @@ impl ShadowCache {
     // -----------------------------------------------------------------
     // Roots
 
-    fn find_root(&self, cr3: u32) -> Option<usize> {
-        self.roots.iter().position(|r| r.l3 != 0 && r.cr3 == cr3)
+    /// The cached root of `cr3`: the one its hint slot names when that is
+    /// it (a context switch among many spaces then needs no search), else
+    /// the first found, which becomes the slot's hint.
+    fn find_root(&mut self, cr3: u32) -> Option<usize> {
+        let hint = &mut self.root_hints[Self::root_hint_slot(cr3)];
+        if let Some(r) = (*hint as usize).checked_sub(1) {
+            let root = &self.roots[r];
+            if root.l3 != 0 && root.cr3 == cr3 {
+                return Some(r);
+            }
+        }
+        let r = self.roots.iter().position(|r| r.l3 != 0 && r.cr3 == cr3)?;
+        self.root_hints[Self::root_hint_slot(cr3)] = r as u8 + 1;
+        Some(r)
     }
 
-    /// The kernel's PDPT at `cr3`, checked as a CR3 load checks it.
-    fn read_pdpt<H: Host>(&self, host: &mut H, cr3: u32) -> Result<[u64; 4], ShadowError> {
+    fn root_hint_slot(cr3: u32) -> usize {
+        // A PDPT is 32-byte aligned; Linux gives each its own frame.
+        ((cr3 >> 5) ^ (cr3 >> 12)) as usize % ROOT_HINTS
+    }
+
+    /// The kernel's PDPT at `cr3` as the processor reads it at a CR3 load
+    /// (not checked yet: [`check_pdpt`](Self::check_pdpt)).
+    fn read_pdpt<H: Host>(host: &mut H, cr3: u32) -> Result<[u64; 4], ShadowError> {
         let kfn = cr3 >> 12;
         if host.machine_frame(u64::from(kfn)).is_none() {
             return Err(ShadowError::Cr3NotRam { cr3 });
@@ -1232,6 +1256,11 @@ impl ShadowCache {
         let first = ((cr3 & 0xFE0) >> 3) as usize;
         let mut pdpt = [0; 4];
         host.guest_entries(kfn, first, &mut pdpt);
+        Ok(pdpt)
+    }
+
+    /// The PDPT entries checked as a CR3 load checks them.
+    fn check_pdpt<H: Host>(host: &mut H, cr3: u32, pdpt: &[u64; 4]) -> Result<(), ShadowError> {
         for (slot, e) in pdpt.iter().enumerate() {
             let bad =
                 *e & PDPTE_RESERVED != 0 || host.machine_frame(u64::from(frame_of(*e))).is_none();
@@ -1243,7 +1272,7 @@ impl ShadowCache {
                 });
             }
         }
-        Ok(pdpt)
+        Ok(())
     }
 
     fn root_tag(cr3: u32, what: What, slot: usize, guest: u64) -> Tag {
@@ -1261,24 +1290,28 @@ impl ShadowCache {
     /// MMUEXT_NEW_BASEPTR and flushes).
     pub fn load_root<H: Host>(&mut self, host: &mut H, cr3: u32) -> Result<u32, ShadowError> {
         let cr3 = cr3 & !0x1F;
-        let pdpt = self.read_pdpt(host, cr3)?;
+        let pdpt = Self::read_pdpt(host, cr3)?;
         self.clock = self.clock.wrapping_add(1).min(u32::MAX - 1);
-        if let Some(r) = self.find_root(cr3) {
+        let cached = self.find_root(cr3);
+        if let Some(r) = cached {
             // Slot by slot, not `pdpte == pdpt`: that compiles to a byte-
             // wise memcmp call, 250 instructions in the ROM.
-            let root = &self.roots[r];
+            let root = &mut self.roots[r];
             let mut same = true;
             for (s, &entry) in pdpt.iter().enumerate() {
                 same &= root.pdpte[s] == entry && (entry & PRESENT == 0) == (root.slots[s] == 0);
             }
             if same {
                 // The PDPT as the root was built from (the usual context
-                // switch): every slot already follows it (`set_root_slot`
-                // would change none).
-                self.roots[r].stamp = self.clock;
+                // switch): checked then, and every slot already follows it
+                // (`set_root_slot` would change none).
+                root.stamp = self.clock;
                 self.current = r as u16 + 1;
-                return Ok(self.roots[r].l3);
+                return Ok(root.l3);
             }
+        }
+        Self::check_pdpt(host, cr3, &pdpt)?;
+        if let Some(r) = cached {
             // Not to be evicted while its slots change.
             self.roots[r].stamp = u32::MAX;
             for (slot, &entry) in pdpt.iter().enumerate() {

@@ -565,6 +565,31 @@ pub extern "C" fn set_linear_mapping(slot: u32, va: u32, pages: u32, pfn: u32) {
 
 /// SetLazyMode(mode).
 pub extern "C" fn set_lazy_mode(mode: u32) {
+    // A context switch's pair (CPU from NONE, then NONE from CPU), with
+    // the shadows cached: what `mmu_calls::set_lazy_mode` does for these
+    // two valid changes (no flush entering, the batch out leaving), with
+    // fewer checks on the way.
+    let p = &mut runtime().paging;
+    if p.activated && p.heap_ready {
+        use vmi_abi::flags::LazyMode;
+        match (p.calls.lazy, mode) {
+            (LazyMode::None, vmi_abi::flags::VMI_LAZY_CPU) => {
+                p.last_fix = (0, 0, 0);
+                p.calls.lazy = LazyMode::Cpu;
+                heap().batch.enter_lazy();
+                return;
+            }
+            (LazyMode::Cpu, vmi_abi::flags::VMI_LAZY_NONE) => {
+                p.last_fix = (0, 0, 0);
+                p.calls.lazy = LazyMode::None;
+                if let Err(f) = heap().batch.leave_lazy(&mut crate::mmu::XenTarget) {
+                    crate::mmu::refused(f);
+                }
+                return;
+            }
+            _ => {}
+        }
+    }
     activate();
     let (_, mut host) = heap().split();
     finish(mmu_calls::set_lazy_mode(
