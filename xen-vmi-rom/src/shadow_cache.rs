@@ -1248,15 +1248,14 @@ impl ShadowCache {
 
     /// The kernel's PDPT at `cr3` as the processor reads it at a CR3 load
     /// (not checked yet: [`check_pdpt`](Self::check_pdpt)).
-    fn read_pdpt<H: Host>(host: &mut H, cr3: u32) -> Result<[u64; 4], ShadowError> {
+    fn read_pdpt<H: Host>(host: &mut H, cr3: u32, pdpt: &mut [u64; 4]) -> Result<(), ShadowError> {
         let kfn = cr3 >> 12;
         if host.machine_frame(u64::from(kfn)).is_none() {
             return Err(ShadowError::Cr3NotRam { cr3 });
         }
         let first = ((cr3 & 0xFE0) >> 3) as usize;
-        let mut pdpt = [0; 4];
-        host.guest_entries(kfn, first, &mut pdpt);
-        Ok(pdpt)
+        host.guest_entries(kfn, first, pdpt);
+        Ok(())
     }
 
     /// The PDPT entries checked as a CR3 load checks them.
@@ -1290,18 +1289,22 @@ impl ShadowCache {
     /// MMUEXT_NEW_BASEPTR and flushes).
     pub fn load_root<H: Host>(&mut self, host: &mut H, cr3: u32) -> Result<u32, ShadowError> {
         let cr3 = cr3 & !0x1F;
-        let pdpt = Self::read_pdpt(host, cr3)?;
+        let mut pdpt = [0; 4];
+        Self::read_pdpt(host, cr3, &mut pdpt)?;
         self.clock = self.clock.wrapping_add(1).min(u32::MAX - 1);
         let cached = self.find_root(cr3);
         if let Some(r) = cached {
-            // Slot by slot, not `pdpte == pdpt`: that compiles to a byte-
-            // wise memcmp call, 250 instructions in the ROM.
+            // Folded, not `pdpte == pdpt` (a byte-wise memcmp call, 250
+            // instructions in the ROM) nor slot by slot with a branch each:
+            // the entries as the root was built from them, and a slot
+            // linked exactly where its entry is present.
             let root = &mut self.roots[r];
-            let mut same = true;
+            let mut differ = 0;
             for (s, &entry) in pdpt.iter().enumerate() {
-                same &= root.pdpte[s] == entry && (entry & PRESENT == 0) == (root.slots[s] == 0);
+                differ |= root.pdpte[s] ^ entry;
+                differ |= (entry & PRESENT) ^ u64::from(root.slots[s] != 0);
             }
-            if same {
+            if differ == 0 {
                 // The PDPT as the root was built from (the usual context
                 // switch): checked then, and every slot already follows it
                 // (`set_root_slot` would change none).
@@ -1310,6 +1313,20 @@ impl ShadowCache {
                 return Ok(root.l3);
             }
         }
+        self.load_changed_root(host, cr3, &pdpt, cached)
+    }
+
+    /// [`load_root`](Self::load_root) of a root not cached, or whose PDPT
+    /// changed: apart, so that the usual switch is short straight-line code.
+    #[inline(never)]
+    fn load_changed_root<H: Host>(
+        &mut self,
+        host: &mut H,
+        cr3: u32,
+        pdpt: &[u64; 4],
+        cached: Option<usize>,
+    ) -> Result<u32, ShadowError> {
+        let pdpt = *pdpt;
         Self::check_pdpt(host, cr3, &pdpt)?;
         if let Some(r) = cached {
             // Not to be evicted while its slots change.

@@ -47,7 +47,9 @@ const HEAP_FIRST_ENTRY: usize = ((SHADOW_HEAP_VA >> 12) & 511) as usize;
 const _: () =
     assert!((SHADOW_HEAP_VA - xen_vmi_rom::layout::ROM_AREA_START) >> 21 == HEAP_AREA_L1 as u32);
 
-/// The heap, mapped and built the first time paging needs it.
+/// The heap, mapped and built the first time paging needs it. Inlined:
+/// every paging call asks, and the answer is one flag test.
+#[inline(always)]
 pub fn heap() -> &'static mut Heap {
     if !runtime().paging.heap_ready {
         build_heap();
@@ -59,6 +61,8 @@ pub fn heap() -> &'static mut Heap {
     unsafe { &mut *(SHADOW_HEAP_VA as *mut Heap) }
 }
 
+#[cold]
+#[inline(never)]
 fn build_heap() {
     let st = rom_state();
     let area_l1 = u64::from(st.rom_area_l1_mfns[HEAP_AREA_L1]) << 12;
