@@ -465,6 +465,73 @@ impl<Tag: Copy, const N: usize> MmuBatch<Tag, N> {
         self.flush_for(FlushReason::LeaveLazy, target)
     }
 
+    /// Leaves lazy mode with a context switch the caller held back out of
+    /// the queue (lazy CPU mode): its `MMUEXT_NEW_BASEPTR` (`base`) and
+    /// `stack_switch(ss, esp)`, tagged by `tags` (asked for only if the
+    /// ops must be queued or reported). The same as pushing both and then
+    /// [`leave_lazy`](Self::leave_lazy): on an empty queue that is the
+    /// two-entry multicall, laid out here straight from the arguments,
+    /// and when both entries succeed nothing is queued at all; otherwise
+    /// the two ops take their slots and the flush goes on as usual.
+    pub fn leave_lazy_switching<T: FlushTarget<Tag>>(
+        &mut self,
+        base: MmuextOp,
+        (ss, esp): (u32, u32),
+        tags: impl FnOnce() -> (Tag, Tag),
+        target: &mut T,
+    ) -> Result<(), Failures<Tag>> {
+        self.lazy = false;
+        if self.len != 0 || N < 2 || Op::Mmuext(base).is_full_flush() {
+            let (base_tag, stack_tag) = tags();
+            let pushed = self.push(Op::Mmuext(base), base_tag, target);
+            let pushed = pushed.and(self.push(Op::StackSwitch { ss, esp }, stack_tag, target));
+            return pushed.and(self.flush_for(FlushReason::LeaveLazy, target));
+        }
+        self.counters.pushes += 2;
+        self.counters.flushes += 1;
+        self.counters.flushes_by_reason[FlushReason::LeaveLazy.index()] += 1;
+        // `single_entry`'s layout for the two.
+        self.exts[0] = base;
+        self.calls[0] = MulticallEntry {
+            op: __HYPERVISOR_mmuext_op,
+            result: 0,
+            args: [0, 1, 0, u32::from(DOMID_SELF), 0, 0],
+        };
+        self.calls[1] = MulticallEntry {
+            op: __HYPERVISOR_stack_switch,
+            result: 0,
+            args: [ss, esp, 0, 0, 0, 0],
+        };
+        for entry in 0..2 {
+            self.spans[entry] = Span {
+                first: entry,
+                count: 1,
+            };
+            self.arg_slot[entry] = entry;
+        }
+        let list_result = self.call_multicall(2, target);
+        if list_result == 0 && self.calls[0].result == 0 && self.calls[1].result == 0 {
+            return Ok(());
+        }
+        // What Xen refused or did not run is settled as a flush of the
+        // two queued ops would settle it.
+        let (base_tag, stack_tag) = tags();
+        self.slots[0] = Some(Slot {
+            op: Op::Mmuext(base),
+            tag: base_tag,
+            state: State::Live,
+        });
+        self.slots[1] = Some(Slot {
+            op: Op::StackSwitch { ss, esp },
+            tag: stack_tag,
+            state: State::Live,
+        });
+        self.len = 2;
+        let mut failures = None;
+        self.settle_multicall(2, list_result, target, &mut failures);
+        self.finish_flush(target, failures)
+    }
+
     /// Flushes the queue because of `reason`, in lazy mode or not; lazy mode
     /// stays as it was.
     pub fn barrier<T: FlushTarget<Tag>>(
@@ -517,6 +584,8 @@ impl<Tag: Copy, const N: usize> MmuBatch<Tag, N> {
     // Flushing
 
     /// Issues hypercalls until every queued op has taken effect or failed.
+    /// One copy per target: its callers are many and it is not small.
+    #[inline(never)]
     fn flush_for<T: FlushTarget<Tag>>(
         &mut self,
         reason: FlushReason,
@@ -532,21 +601,16 @@ impl<Tag: Copy, const N: usize> MmuBatch<Tag, N> {
                 return self.issue_single(slot, target);
             }
         }
-        let mut failures = None;
-        if self.len == 2 && self.lay_out_pair() {
-            // What `pack` lays out for them (a context switch's base
-            // pointer and stack switch): one entry each, one multicall.
-            let list_result = self.call_multicall(2, target);
-            if list_result == 0 && self.calls[0].result == 0 && self.calls[1].result == 0 {
-                // Both took effect: nothing to settle or compact.
-                self.slots[0] = None;
-                self.slots[1] = None;
-                self.len = 0;
-                return Ok(());
-            }
-            // The loop below then takes what Xen did not run.
-            self.settle_multicall(2, list_result, target, &mut failures);
-        }
+        self.finish_flush(target, None)
+    }
+
+    /// The rest of a flush: hypercalls until every live op has taken
+    /// effect or failed (`failures`: those met so far).
+    fn finish_flush<T: FlushTarget<Tag>>(
+        &mut self,
+        target: &mut T,
+        mut failures: Option<Failures<Tag>>,
+    ) -> Result<(), Failures<Tag>> {
         loop {
             self.compact();
             if self.next_live(0).is_none() {
@@ -636,64 +700,6 @@ impl<Tag: Copy, const N: usize> MmuBatch<Tag, N> {
             next = after;
         }
         entries
-    }
-
-    /// A queue of two live ops that are two entries (a context switch's
-    /// `MMUEXT_NEW_BASEPTR` and `stack_switch`): laid out as
-    /// [`emit`](Self::emit) lays them out, one request each, without the
-    /// run search. False (nothing laid out) for any other queue of two.
-    fn lay_out_pair(&mut self) -> bool {
-        let (Some(a), Some(b)) = (&self.slots[0], &self.slots[1]) else {
-            return false;
-        };
-        if a.state != State::Live || b.state != State::Live || !Self::separate_entries(&a.op, &b.op)
-        {
-            return false;
-        }
-        let (a, b) = (a.op, b.op);
-        self.single_entry(0, &a);
-        self.single_entry(1, &b);
-        true
-    }
-
-    /// Entry `entry` for the one op in slot `entry`, its arguments at
-    /// position `entry` (what [`emit`](Self::emit) writes for a run of
-    /// one).
-    fn single_entry(&mut self, entry: usize, op: &Op) {
-        let mut args = [0; 6];
-        match *op {
-            Op::MmuUpdate(req) => {
-                self.reqs[entry] = req;
-                args[..4].copy_from_slice(&[entry as u32, 1, 0, u32::from(DOMID_SELF)]);
-            }
-            Op::Mmuext(ext) => {
-                self.exts[entry] = ext;
-                args[..4].copy_from_slice(&[entry as u32, 1, 0, u32::from(DOMID_SELF)]);
-            }
-            Op::UpdateVaMapping { va, pte, flags } => {
-                args[..4].copy_from_slice(&[va, pte as u32, (pte >> 32) as u32, flags]);
-            }
-            Op::StackSwitch { ss, esp } => args[..2].copy_from_slice(&[ss, esp]),
-        }
-        self.calls[entry] = MulticallEntry {
-            op: op.hypercall(),
-            result: 0,
-            args,
-        };
-        self.spans[entry] = Span {
-            first: entry,
-            count: 1,
-        };
-        self.arg_slot[entry] = entry;
-    }
-
-    /// Whether two ops in a row are two entries ([`run_at`](Self::run_at)
-    /// does not join them into one run).
-    fn separate_entries(a: &Op, b: &Op) -> bool {
-        let kind = a.hypercall();
-        kind == __HYPERVISOR_update_va_mapping
-            || kind == __HYPERVISOR_stack_switch
-            || b.hypercall() != kind
     }
 
     /// The run starting at live slot `start`: its number of requests and the
@@ -832,7 +838,9 @@ impl<Tag: Copy, const N: usize> MmuBatch<Tag, N> {
     }
 
     /// Settles each entry of a multicall Xen ran (`list_result` is the
-    /// hypercall's own result).
+    /// hypercall's own result). Not inlined: the ROM's image is small and
+    /// this runs only after a failure or from the general flush.
+    #[inline(never)]
     fn settle_multicall<T: FlushTarget<Tag>>(
         &mut self,
         entries: usize,

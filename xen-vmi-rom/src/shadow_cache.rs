@@ -1317,8 +1317,7 @@ impl ShadowCache {
     }
 
     /// [`load_root`](Self::load_root) of a root not cached, or whose PDPT
-    /// changed: apart, so that the usual switch is short straight-line code.
-    #[inline(never)]
+    /// changed.
     fn load_changed_root<H: Host>(
         &mut self,
         host: &mut H,

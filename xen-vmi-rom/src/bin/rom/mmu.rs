@@ -47,9 +47,9 @@ const HEAP_FIRST_ENTRY: usize = ((SHADOW_HEAP_VA >> 12) & 511) as usize;
 const _: () =
     assert!((SHADOW_HEAP_VA - xen_vmi_rom::layout::ROM_AREA_START) >> 21 == HEAP_AREA_L1 as u32);
 
-/// The heap, mapped and built the first time paging needs it. Inlined:
-/// every paging call asks, and the answer is one flag test.
-#[inline(always)]
+/// The heap, mapped and built the first time paging needs it (the build
+/// out of line: every paging call asks, and the answer is a flag test).
+#[inline(never)]
 pub fn heap() -> &'static mut Heap {
     if !runtime().paging.heap_ready {
         build_heap();
@@ -58,7 +58,12 @@ pub fn heap() -> &'static mut Heap {
     // ROM area, so in every address space) and built a Heap there; one
     // vCPU, and the paging paths run with events masked, so no other
     // reference to it is live.
-    unsafe { &mut *(SHADOW_HEAP_VA as *mut Heap) }
+    let heap = unsafe { &mut *(SHADOW_HEAP_VA as *mut Heap) };
+    if runtime().paging.held.held {
+        // A context switch held out of the queue goes in first.
+        crate::paging::push_held_switch(heap);
+    }
+    heap
 }
 
 #[cold]
