@@ -648,7 +648,7 @@ fn leaving_lazy_mode_with_a_held_switch_is_pushing_it() {
                 );
             }
             // Held: the ops join the script as the harness's pushes would,
-            // but only the queue's leave_lazy_with sees them.
+            // but only the queue's leave_lazy_switching sees them.
             h.xen.script.push(base);
             h.xen.links.push(false);
             let stack = stack_switch(h.next_id(), 0xC000_1FF0, poisoned);
