@@ -490,28 +490,43 @@ impl<Tag: Copy, const N: usize> MmuBatch<Tag, N> {
         self.counters.pushes += 2;
         self.counters.flushes += 1;
         self.counters.flushes_by_reason[FlushReason::LeaveLazy.index()] += 1;
-        // `single_entry`'s layout for the two.
+        // `emit`'s layout for the two (one request each, no `pdone`), with
+        // the argument pointer in place and the results cleared, as
+        // `Multicall::new` would leave them.
         self.exts[0] = base;
+        let ext = (&raw const self.exts[0]).expose_provenance() as u32;
         self.calls[0] = MulticallEntry {
             op: __HYPERVISOR_mmuext_op,
-            result: 0,
-            args: [0, 1, 0, u32::from(DOMID_SELF), 0, 0],
+            result: NOT_RUN as u32,
+            args: [ext, 1, 0, u32::from(DOMID_SELF), 0, 0],
         };
         self.calls[1] = MulticallEntry {
             op: __HYPERVISOR_stack_switch,
-            result: 0,
+            result: NOT_RUN as u32,
             args: [ss, esp, 0, 0, 0, 0],
         };
+        self.counters.hypercalls += 1;
+        self.counters.multicalls += 1;
+        self.counters.multicall_entries += 2;
+        self.counters.requests += 2;
+        let list_result = {
+            let mut calls = Multicall::laid_out(
+                &mut self.calls[..2],
+                &self.reqs,
+                &self.exts,
+                &mut self.done[..2],
+            );
+            target.multicall(&mut calls)
+        };
+        if list_result == 0 && self.calls[0].result == 0 && self.calls[1].result == 0 {
+            return Ok(());
+        }
         for entry in 0..2 {
             self.spans[entry] = Span {
                 first: entry,
                 count: 1,
             };
             self.arg_slot[entry] = entry;
-        }
-        let list_result = self.call_multicall(2, target);
-        if list_result == 0 && self.calls[0].result == 0 && self.calls[1].result == 0 {
-            return Ok(());
         }
         // What Xen refused or did not run is settled as a flush of the
         // two queued ops would settle it.

@@ -646,11 +646,10 @@ pub extern "C" fn set_lazy_mode(mode: u32) {
                 p.calls.lazy = LazyMode::None;
                 // Taken out before `heap()`, which would queue it; a base
                 // switch without its stack switch goes in as pushed.
-                let held = p.held;
-                let result = match held.stack {
-                    Some(stack) if held.held => {
+                let result = match p.held.stack {
+                    Some(stack) if p.held.held => {
                         p.held.held = false;
-                        let (l3, cr3) = held.base;
+                        let (l3, cr3) = p.held.base;
                         heap().batch.leave_lazy_switching(
                             MmuextOp::new_baseptr(Mfn(l3)),
                             stack,
