@@ -508,6 +508,88 @@ impl<Tag: Copy, const N: usize> MmuBatch<Tag, N> {
         self.flush_for(FlushReason::LeaveLazy, target)
     }
 
+    /// Leaves lazy mode with a context switch the caller held back out of
+    /// the queue (lazy CPU mode): its `MMUEXT_NEW_BASEPTR` (`base`) and
+    /// `stack_switch(ss, esp)`, tagged by `tags` (asked for only if the
+    /// ops must be queued or reported). The same as pushing both and then
+    /// [`leave_lazy`](Self::leave_lazy): on an empty queue that is the
+    /// two-entry multicall, laid out here straight from the arguments,
+    /// and when both entries succeed nothing is queued at all; otherwise
+    /// the two ops take their slots and the flush goes on as usual.
+    pub fn leave_lazy_switching<T: FlushTarget<Tag>>(
+        &mut self,
+        base: MmuextOp,
+        (ss, esp): (u32, u32),
+        tags: impl FnOnce() -> (Tag, Tag),
+        target: &mut T,
+    ) -> Result<(), Failures<Tag>> {
+        self.lazy = false;
+        if self.len != 0 || N < 2 || Op::Mmuext(base).is_full_flush() {
+            let (base_tag, stack_tag) = tags();
+            let pushed = self.push(Op::Mmuext(base), base_tag, target);
+            let pushed = pushed.and(self.push(Op::StackSwitch { ss, esp }, stack_tag, target));
+            return pushed.and(self.flush_for(FlushReason::LeaveLazy, target));
+        }
+        self.counters.pushes += 2;
+        self.counters.flushes += 1;
+        self.counters.flushes_by_reason[FlushReason::LeaveLazy.index()] += 1;
+        // `emit`'s layout for the two (one request each, no `pdone`), with
+        // the argument pointer in place and the results cleared, as
+        // `Multicall::new` would leave them.
+        self.exts[0] = base;
+        let ext = (&raw const self.exts[0]).expose_provenance() as u32;
+        self.calls[0] = MulticallEntry {
+            op: __HYPERVISOR_mmuext_op,
+            result: NOT_RUN as u32,
+            args: [ext, 1, 0, u32::from(DOMID_SELF), 0, 0],
+        };
+        self.calls[1] = MulticallEntry {
+            op: __HYPERVISOR_stack_switch,
+            result: NOT_RUN as u32,
+            args: [ss, esp, 0, 0, 0, 0],
+        };
+        self.counters.hypercalls += 1;
+        self.counters.multicalls += 1;
+        self.counters.multicall_entries += 2;
+        self.counters.requests += 2;
+        let list_result = {
+            let mut calls = Multicall::laid_out(
+                &mut self.calls[..2],
+                &self.reqs,
+                &self.exts,
+                &mut self.done[..2],
+            );
+            target.multicall(&mut calls)
+        };
+        if list_result == 0 && self.calls[0].result == 0 && self.calls[1].result == 0 {
+            return Ok(());
+        }
+        for entry in 0..2 {
+            self.spans[entry] = Span {
+                first: entry,
+                count: 1,
+            };
+            self.arg_slot[entry] = entry;
+        }
+        // What Xen refused or did not run is settled as a flush of the
+        // two queued ops would settle it.
+        let (base_tag, stack_tag) = tags();
+        self.slots[0] = Some(Slot {
+            op: Op::Mmuext(base),
+            tag: base_tag,
+            state: State::Live,
+        });
+        self.slots[1] = Some(Slot {
+            op: Op::StackSwitch { ss, esp },
+            tag: stack_tag,
+            state: State::Live,
+        });
+        self.len = 2;
+        let mut failures = None;
+        self.settle_multicall(2, list_result, target, &mut failures);
+        self.finish_flush(target, failures)
+    }
+
     /// Flushes the queue because of `reason`, in lazy mode or not; lazy mode
     /// stays as it was.
     pub fn barrier<T: FlushTarget<Tag>>(
@@ -561,6 +643,8 @@ impl<Tag: Copy, const N: usize> MmuBatch<Tag, N> {
     // Flushing
 
     /// Issues hypercalls until every queued op has taken effect or failed.
+    /// One copy per target: its callers are many and it is not small.
+    #[inline(never)]
     fn flush_for<T: FlushTarget<Tag>>(
         &mut self,
         reason: FlushReason,
@@ -576,24 +660,16 @@ impl<Tag: Copy, const N: usize> MmuBatch<Tag, N> {
                 return self.issue_single(slot, target);
             }
         }
-        let mut failures = None;
-        if self.len == 2 {
-            if let (Some(a), Some(b)) = (self.slots[0], self.slots[1]) {
-                if a.state == State::Live
-                    && b.state == State::Live
-                    && Self::separate_entries(&a.op, &b.op)
-                {
-                    // What `pack` lays out for them (a context switch's
-                    // base pointer and stack switch): one entry each, one
-                    // multicall; the loop below then takes what Xen did
-                    // not run.
-                    let mut pos = 0;
-                    self.emit(0, &mut pos, 0, 1);
-                    self.emit(1, &mut pos, 1, 1);
-                    self.issue(2, target, &mut failures);
-                }
-            }
-        }
+        self.finish_flush(target, None)
+    }
+
+    /// The rest of a flush: hypercalls until every live op has taken
+    /// effect or failed (`failures`: those met so far).
+    fn finish_flush<T: FlushTarget<Tag>>(
+        &mut self,
+        target: &mut T,
+        mut failures: Option<Failures<Tag>>,
+    ) -> Result<(), Failures<Tag>> {
         loop {
             self.compact();
             if self.next_live(0).is_none() {
@@ -685,15 +761,6 @@ impl<Tag: Copy, const N: usize> MmuBatch<Tag, N> {
         entries
     }
 
-    /// Whether two ops in a row are two entries ([`run_at`](Self::run_at)
-    /// does not join them into one run).
-    fn separate_entries(a: &Op, b: &Op) -> bool {
-        let kind = a.hypercall();
-        kind == __HYPERVISOR_update_va_mapping
-            || kind == __HYPERVISOR_stack_switch
-            || b.hypercall() != kind
-    }
-
     /// The run starting at live slot `start`: its number of requests and the
     /// first live slot after it.
     fn run_at(&self, start: usize) -> (usize, Option<usize>) {
@@ -776,12 +843,10 @@ impl<Tag: Copy, const N: usize> MmuBatch<Tag, N> {
         target: &mut T,
         failures: &mut Option<Failures<Tag>>,
     ) {
-        self.counters.hypercalls += 1;
-        let requests: usize = self.spans[..entries].iter().map(|span| span.count).sum();
-        self.counters.requests += requests as u64;
-
         if entries == 1 {
+            self.counters.hypercalls += 1;
             let Span { first, count } = self.spans[0];
+            self.counters.requests += count as u64;
             let mut done = 0;
             let result = match self.calls[0].op {
                 __HYPERVISOR_mmu_update => {
@@ -807,17 +872,41 @@ impl<Tag: Copy, const N: usize> MmuBatch<Tag, N> {
             return;
         }
 
+        let list_result = self.call_multicall(entries, target);
+        self.settle_multicall(entries, list_result, target, failures);
+    }
+
+    /// The `entries` laid out as one `HYPERVISOR_multicall`, counted;
+    /// returns the hypercall's own result (each entry's is in its
+    /// `result`).
+    fn call_multicall<T: FlushTarget<Tag>>(&mut self, entries: usize, target: &mut T) -> i32 {
+        self.counters.hypercalls += 1;
         self.counters.multicalls += 1;
         self.counters.multicall_entries += entries as u64;
-        let list_result = {
-            let mut calls = Multicall::new(
-                &mut self.calls[..entries],
-                &self.reqs,
-                &self.exts,
-                &mut self.done[..entries],
-            );
-            target.multicall(&mut calls)
-        };
+        self.counters.requests += self.spans[..entries]
+            .iter()
+            .map(|span| span.count as u64)
+            .sum::<u64>();
+        let mut calls = Multicall::new(
+            &mut self.calls[..entries],
+            &self.reqs,
+            &self.exts,
+            &mut self.done[..entries],
+        );
+        target.multicall(&mut calls)
+    }
+
+    /// Settles each entry of a multicall Xen ran (`list_result` is the
+    /// hypercall's own result). Not inlined: the ROM's image is small and
+    /// this runs only after a failure or from the general flush.
+    #[inline(never)]
+    fn settle_multicall<T: FlushTarget<Tag>>(
+        &mut self,
+        entries: usize,
+        list_result: i32,
+        target: &mut T,
+        failures: &mut Option<Failures<Tag>>,
+    ) {
         // multicall.c: every entry runs in order and gets its own result,
         // whatever the others returned; only a fault on the list itself
         // stops early, and then the hypercall's own result is that fault.

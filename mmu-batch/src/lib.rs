@@ -118,6 +118,10 @@
 //!   together, and nothing waits past the call.
 //! - [`MmuBatch::enter_lazy`] / [`MmuBatch::leave_lazy`] (VMI SetLazyMode):
 //!   in lazy mode ops stay queued across calls; leaving flushes.
+//!   [`MmuBatch::leave_lazy_switching`] leaves with a context switch the
+//!   caller held back out of the queue (its base pointer and stack
+//!   switch): what pushing both and leaving would do, and on an empty queue
+//!   the two-entry multicall laid out straight from them.
 //! - [`MmuBatch::barrier`], in lazy mode or not, for the points where the ABI
 //!   needs the updates to have happened: a read it promises coherent, a TLB
 //!   flush / INVLPG / CR3 switch (queue the flush op, then the barrier: it goes

@@ -228,6 +228,24 @@ impl<'a> Multicall<'a> {
         }
     }
 
+    /// Wraps `entries` laid out with their argument pointers in place and
+    /// every `result` already [`NOT_RUN`] (the queue's context-switch
+    /// pair, `MmuBatch::leave_lazy_switching`); no entry has a `pdone`.
+    pub(crate) fn laid_out(
+        entries: &'a mut [MulticallEntry],
+        reqs: &'a [MmuUpdate],
+        ops: &'a [MmuextOp],
+        done: &'a mut [u32],
+    ) -> Self {
+        debug_assert!(entries.iter().all(|e| e.result == NOT_RUN as u32));
+        Self {
+            entries,
+            reqs,
+            ops,
+            done,
+        }
+    }
+
     /// Number of entries.
     pub fn len(&self) -> usize {
         self.entries.len()

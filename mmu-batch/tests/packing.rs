@@ -618,3 +618,66 @@ fn a_refused_stack_switch_is_reported_and_the_rest_runs() {
         Some(1)
     );
 }
+
+/// `leave_lazy_switching` (a context switch held back out of the queue) makes
+/// the same hypercalls, reports the same failures and leaves Xen in the
+/// same state as pushing the two ops and leaving lazy mode: on an empty
+/// queue, with a refused stack switch, and behind a queued write.
+#[test]
+fn leaving_lazy_mode_with_a_held_switch_is_pushing_it() {
+    for (queued_write, poisoned) in [(false, false), (false, true), (true, false), (true, true)] {
+        let run = |held: bool| {
+            let mut h = Harness::<64>::new();
+            h.enter_lazy();
+            if queued_write {
+                let a = w(&h, 0);
+                h.push(a).unwrap();
+            }
+            let base = x(&h, MMUEXT_NEW_BASEPTR, 4);
+            if !held {
+                h.push(base).unwrap();
+                let stack = stack_switch(h.next_id(), 0xC000_1FF0, poisoned);
+                h.push(stack).unwrap();
+                let result = h.leave_lazy();
+                return (
+                    h.xen.calls,
+                    h.xen.reported,
+                    h.xen.state,
+                    result,
+                    h.batch.len(),
+                );
+            }
+            // Held: the ops join the script as the harness's pushes would,
+            // but only the queue's leave_lazy_switching sees them.
+            h.xen.script.push(base);
+            h.xen.links.push(false);
+            let stack = stack_switch(h.next_id(), 0xC000_1FF0, poisoned);
+            h.xen.script.push(stack);
+            h.xen.links.push(false);
+            let (base_id, stack_id) = (id_of(&base), id_of(&stack));
+            let (Op::Mmuext(base_op), Op::StackSwitch { ss, esp }) = (base, stack) else {
+                unreachable!()
+            };
+            let result = h.batch.leave_lazy_switching(
+                base_op,
+                (ss, esp),
+                || (base_id, stack_id),
+                &mut h.xen,
+            );
+            (
+                h.xen.calls,
+                h.xen.reported,
+                h.xen.state,
+                result,
+                h.batch.len(),
+            )
+        };
+        let (pushed, held) = (run(false), run(true));
+        assert_eq!(pushed.0, held.0, "hypercalls ({queued_write}, {poisoned})");
+        assert_eq!(pushed.1, held.1, "failures reported");
+        assert_eq!(pushed.2, held.2, "Xen's state");
+        assert_eq!(pushed.3, held.3, "the result");
+        assert_eq!((pushed.4, held.4), (0, 0), "the queue is empty");
+        assert_eq!(held.0.len(), 1, "one multicall");
+    }
+}

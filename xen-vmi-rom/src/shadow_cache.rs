@@ -10,12 +10,12 @@
 //!
 //! # Objects
 //!
-//! - An **L1 record** per kernel page table that has a shadow: a pinned
-//!   shadow L1 (`MMUEXT_PIN_L1_TABLE`) whose entries are
-//!   [`shadow_entry::shadow`] of the kernel's, with the A/D rule.
+//! - An **L1 record** per kernel page table that has a shadow: a shadow
+//!   L1 whose entries are [`shadow_entry::shadow`] of the kernel's, with
+//!   the A/D rule.
 //! - An **L2 record** per kernel page directory used in PDPT slots 0-2 (or
-//!   announced with AllocatePage): a pinned shadow L2, and a mirror that
-//!   says which L1 record each entry links (and with what rights).
+//!   announced with AllocatePage): a shadow L2, and a mirror that says
+//!   which L1 record each entry links (and with what rights).
 //! - A **top record** per kernel page directory used in PDPT slot 3: only
 //!   the mirror. Xen gives the L2 under slot 3 its own type
 //!   (`pae_xen_l2`: never shared between L3s, never pinned alone, slots
@@ -25,6 +25,29 @@
 //!   area's four L1s in slots 424-427), and the PDPT entries it was built
 //!   from.
 //!
+//! # Only roots are pinned
+//!
+//! Xen gives a frame a page-table type while something holds a type
+//! reference to it: a pin, or an entry of a validated table that links it
+//! (`get_page_type` in `xen/arch/x86/mm.c`). Linking a frame of no type
+//! validates it then, entry by entry, and the last reference gone drops
+//! the type again (the table's own links with it). So only the roots' L3s
+//! are pinned (`MMUEXT_PIN_L3_TABLE`, which validates the whole tree under
+//! it); L1s and L2s are typed exactly while a cached root reaches them, as
+//! a XenLinux kernel pins only its PGDs. A shadow no root reaches has no
+//! type: Xen takes writes to it as plain data (`do_mmu_update`, the
+//! `PGT_writable_page` case) and checks them when a root's tables come to
+//! link it (a refusal then names that link or the root's pin, not the
+//! entry: Xen checks the table whole). That is how a new address space is
+//! built: its tables written with no check and no pin per table, and
+//! checked once at its first load, as direct PV does.
+//!
+//! A frame that stops being a table is cleared (`MMUEXT_CLEAR_PAGE`, queued
+//! behind whatever dropped its last link) and kept for the next table
+//! ([`CLEAN_FRAMES`] of them), which then needs no clear of its own: the
+//! ops that tear an address space down go before the calls that build the
+//! next, and those are page-table writes alone, one run in the queue.
+//!
 //! # Invariants (checked by `tests/shadow_cache.rs` against a model of Xen)
 //!
 //! 1. Every kernel table reachable from a cached root's PDPT entries has a
@@ -33,12 +56,14 @@
 //! 2. A record's `refs` counts the mirror entries (of L2 and top records)
 //!    and root slots that link it; a record with no links is freed unless
 //!    the kernel announced it (AllocatePage) and has not released it.
-//! 3. Every frame taken from the pool belongs to exactly one record or root
-//!    until it is given back, after the ops that unpin it are queued.
-//! 4. Ops are queued in an order Xen accepts: a table is cleared and pinned
-//!    before its entries are written (so a refused entry is refused alone,
-//!    with its own tag), an L1 exists before an entry links it, an L3 is
-//!    complete before it is pinned (its slot 3 cannot change afterwards).
+//! 3. Every frame taken from the pool belongs to exactly one record or
+//!    root, or is kept clear for the next one, until it is given back,
+//!    after the ops that drop its last type reference are queued.
+//! 4. Ops are queued in an order Xen accepts: a frame is clear before its
+//!    entries are written, an L1 exists before an entry links it, a frame
+//!    is cleared or given back only behind the op that drops its last
+//!    type reference, an L3 is complete before it is pinned (its slot 3
+//!    cannot change afterwards).
 
 use mmu_batch::{Op, PteWrite};
 use xen_abi::p2m::Mfn;
@@ -57,6 +82,12 @@ pub const MAX_TABLES: usize = 1024;
 pub const MAX_MIRRORS: usize = 64;
 /// Roots (address spaces) the cache holds.
 pub const MAX_ROOTS: usize = 32;
+/// Slots of the hint that finds a cached root by its CR3.
+const ROOT_HINTS: usize = 64;
+/// Frames kept cleared for the next shadow table ("Only roots are
+/// pinned"): enough for the tables of a few address spaces torn down
+/// before the next are built; beyond that a frame goes back to the pool.
+pub const CLEAN_FRAMES: usize = 64;
 const BUCKETS: usize = 1024;
 
 /// The first L2 slot under PDPT slot 3 that is not the kernel's: the
@@ -79,7 +110,8 @@ pub enum What {
     RomLink,
     /// Clearing a fresh shadow frame for the kernel table `kfn`.
     Clear,
-    /// Pinning the shadow of the kernel table `kfn` (a root: its PDPT).
+    /// Pinning a root's shadow L3 (`kfn`: its PDPT). Xen validates the
+    /// whole tree under it then.
     Pin,
     /// Unpinning it.
     Unpin,
@@ -182,9 +214,11 @@ pub trait Host {
     /// The machine frame of the read-only empty page that stands for
     /// frames the kernel does not have.
     fn hole_frame(&self) -> u64;
-    /// A frame from the pool (not mapped anywhere, not a table).
+    /// A frame from the pool (not mapped anywhere, not a table; its
+    /// contents unknown).
     fn take_frame(&mut self) -> Option<u32>;
-    /// Gives a frame back (its unpin is queued already).
+    /// Gives a frame back (the op that drops its last type reference is
+    /// queued already).
     fn give_frame(&mut self, mfn: u32);
     /// Queues an op.
     fn push(&mut self, op: Op, tag: Tag);
@@ -260,6 +294,13 @@ struct Root {
     pdpte: [u64; 4],
     /// Last load (for eviction).
     stamp: u32,
+}
+
+/// Frames whose clear is queued, kept for the next shadow table.
+#[derive(Clone, Copy, Debug)]
+struct CleanFrames {
+    frames: [u32; CLEAN_FRAMES],
+    len: u16,
 }
 
 /// Figures for the benchmarks and the console.
@@ -362,9 +403,13 @@ pub struct ShadowCache {
     roots: [Root; MAX_ROOTS],
     /// Root + 1 the processor uses now (0: none, paging off).
     current: u16,
+    /// Root + 1 last found for the CR3s of each hint slot (checked before
+    /// use: a stale one costs a search).
+    root_hints: [u8; ROOT_HINTS],
     clock: u32,
     /// The ROM area's L1s, linked into every top L2.
     rom_links: [u32; 4],
+    clean: CleanFrames,
     stats: Stats,
     /// Whether the kernel's tables, as the last `fault` walked them, map
     /// its address to a present page (for the error code of a fault that
@@ -453,9 +498,11 @@ impl ShadowCache {
             mirror.fill(0);
         }
         self.roots.fill(Root::default());
+        self.root_hints.fill(0);
         self.current = 0;
         self.clock = 0;
         self.rom_links = rom_links;
+        self.clean.len = 0;
         self.stats = Stats::default();
         self.fault_mapped = false;
         self.last_valid = false;
@@ -490,14 +537,20 @@ impl ShadowCache {
             .map(|i| (self.tables[i].mfn, self.tables[i].refs))
     }
 
-    /// Frames the cache holds (records and roots).
+    /// Frames the cache holds (records, roots, and the frames kept clear
+    /// for the next tables).
     pub fn frames_in_use(&self) -> usize {
         let tables = self
             .tables
             .iter()
             .filter(|t| t.kind != Kind::Free && t.mfn != 0)
             .count();
-        tables + 2 * self.roots.iter().filter(|r| r.l3 != 0).count()
+        tables + 2 * self.roots.iter().filter(|r| r.l3 != 0).count() + self.clean_frames().len()
+    }
+
+    /// The frames kept clear for the next shadow tables.
+    pub fn clean_frames(&self) -> &[u32] {
+        &self.clean.frames[..self.clean.len as usize]
     }
 
     /// Records in use, by kind (L1, L2, top).
@@ -567,12 +620,47 @@ impl ShadowCache {
         !self.last_valid || self.records_of(self.last_kfn) == self.last_records
     }
 
-    fn take_frame<H: Host>(&mut self, host: &mut H) -> Result<u32, ShadowError> {
-        if let Some(mfn) = host.take_frame() {
-            return Ok(mfn);
+    /// A frame for a shadow table, and whether it is clear already (one
+    /// kept clear, else one from the pool); the caller queues its clear
+    /// if not (or overwrites it whole).
+    fn take_frame<H: Host>(&mut self, host: &mut H) -> Result<(u32, bool), ShadowError> {
+        for attempt in 0..2 {
+            if let Some(len) = self.clean.len.checked_sub(1) {
+                self.clean.len = len;
+                return Ok((self.clean.frames[len as usize], true));
+            }
+            if let Some(mfn) = host.take_frame() {
+                return Ok((mfn, false));
+            }
+            if attempt == 0 {
+                self.evict(host);
+            }
         }
-        self.evict(host);
-        host.take_frame().ok_or(ShadowError::OutOfFrames)
+        Err(ShadowError::OutOfFrames)
+    }
+
+    /// A frame taken by [`take_frame`](Self::take_frame) and not used (a
+    /// later step failed): back where it came from.
+    fn untake<H: Host>(&mut self, host: &mut H, mfn: u32, clean: bool) {
+        if clean && (self.clean.len as usize) < CLEAN_FRAMES {
+            self.clean.frames[self.clean.len as usize] = mfn;
+            self.clean.len += 1;
+        } else {
+            host.give_frame(mfn);
+        }
+    }
+
+    /// Frame `mfn` is no table any more: the op that drops its last type
+    /// reference is queued. It is cleared and kept for the next table, or
+    /// given back when enough are kept.
+    fn release_frame<H: Host>(&mut self, host: &mut H, mfn: u32, tag: Tag) {
+        if (self.clean.len as usize) < CLEAN_FRAMES {
+            host.push(Op::Mmuext(MmuextOp::clear_page(Mfn(mfn))), tag);
+            self.clean.frames[self.clean.len as usize] = mfn;
+            self.clean.len += 1;
+        } else {
+            host.give_frame(mfn);
+        }
     }
 
     fn take_record<H: Host>(&mut self, host: &mut H) -> Result<usize, ShadowError> {
@@ -611,23 +699,23 @@ impl ShadowCache {
     }
 
     /// A new record for `kfn` with one link (the caller's); for L1 and L2 a
-    /// fresh shadow frame, cleared and pinned empty.
+    /// fresh shadow frame, clear (not pinned: "Only roots are pinned").
     fn new_record<H: Host>(
         &mut self,
         host: &mut H,
         kfn: u32,
         kind: Kind,
     ) -> Result<usize, ShadowError> {
-        let mfn = match kind {
+        let (mfn, clean) = match kind {
             Kind::L1 | Kind::L2 => self.take_frame(host)?,
-            _ => 0,
+            _ => (0, true),
         };
         let mirror = match kind {
             Kind::L2 | Kind::Top => match self.take_mirror(host) {
                 Ok(m) => m as u16 + 1,
                 Err(e) => {
                     if mfn != 0 {
-                        host.give_frame(mfn);
+                        self.untake(host, mfn, clean);
                     }
                     return Err(e);
                 }
@@ -638,7 +726,7 @@ impl ShadowCache {
             Ok(i) => i,
             Err(e) => {
                 if mfn != 0 {
-                    host.give_frame(mfn);
+                    self.untake(host, mfn, clean);
                 }
                 if mirror != 0 {
                     self.mirror_used[mirror as usize - 1] = false;
@@ -658,39 +746,31 @@ impl ShadowCache {
         };
         self.buckets[b] = i as u16 + 1;
         self.last_valid = false;
-        let tag = |what| Tag {
-            what,
-            kfn,
-            index: 0,
-            guest: 0,
-        };
-        let pin = match kind {
-            Kind::L1 => Some(MmuextOp::pin_l1_table(Mfn(mfn))),
-            Kind::L2 => Some(MmuextOp::pin_l2_table(Mfn(mfn))),
-            _ => None,
-        };
-        if let Some(pin) = pin {
-            host.push(Op::Mmuext(MmuextOp::clear_page(Mfn(mfn))), tag(What::Clear));
-            host.push(Op::Mmuext(pin), tag(What::Pin));
+        if mfn != 0 && !clean {
+            let tag = Tag {
+                what: What::Clear,
+                kfn,
+                index: 0,
+                guest: 0,
+            };
+            host.push(Op::Mmuext(MmuextOp::clear_page(Mfn(mfn))), tag);
         }
         Ok(i)
     }
 
-    /// Removes record `i` (its links are gone): its mirror's links are
-    /// dropped, its frame unpinned and given back.
+    /// Removes record `i` (its links are gone, and with them the shadow's
+    /// type in Xen): its mirror's links are dropped, its frame cleared and
+    /// kept, or given back.
     fn free_record<H: Host>(&mut self, host: &mut H, i: usize) {
         let t = self.tables[i];
         if t.mfn != 0 {
-            host.push(
-                Op::Mmuext(MmuextOp::unpin_table(Mfn(t.mfn))),
-                Tag {
-                    what: What::Unpin,
-                    kfn: t.kfn,
-                    index: 0,
-                    guest: 0,
-                },
-            );
-            host.give_frame(t.mfn);
+            let tag = Tag {
+                what: What::Clear,
+                kfn: t.kfn,
+                index: 0,
+                guest: 0,
+            };
+            self.release_frame(host, t.mfn, tag);
         }
         // Unhook from the hash chain before anything below can look it up.
         self.last_valid = false;
@@ -1276,19 +1356,41 @@ impl ShadowCache {
     // -----------------------------------------------------------------
     // Roots
 
-    fn find_root(&self, cr3: u32) -> Option<usize> {
-        self.roots.iter().position(|r| r.l3 != 0 && r.cr3 == cr3)
+    /// The cached root of `cr3`: the one its hint slot names when that is
+    /// it (a context switch among many spaces then needs no search), else
+    /// the first found, which becomes the slot's hint.
+    fn find_root(&mut self, cr3: u32) -> Option<usize> {
+        let hint = &mut self.root_hints[Self::root_hint_slot(cr3)];
+        if let Some(r) = (*hint as usize).checked_sub(1) {
+            let root = &self.roots[r];
+            if root.l3 != 0 && root.cr3 == cr3 {
+                return Some(r);
+            }
+        }
+        let r = self.roots.iter().position(|r| r.l3 != 0 && r.cr3 == cr3)?;
+        self.root_hints[Self::root_hint_slot(cr3)] = r as u8 + 1;
+        Some(r)
     }
 
-    /// The kernel's PDPT at `cr3`, checked as a CR3 load checks it.
-    fn read_pdpt<H: Host>(&self, host: &mut H, cr3: u32) -> Result<[u64; 4], ShadowError> {
+    fn root_hint_slot(cr3: u32) -> usize {
+        // A PDPT is 32-byte aligned; Linux gives each its own frame.
+        ((cr3 >> 5) ^ (cr3 >> 12)) as usize % ROOT_HINTS
+    }
+
+    /// The kernel's PDPT at `cr3` as the processor reads it at a CR3 load
+    /// (not checked yet: [`check_pdpt`](Self::check_pdpt)).
+    fn read_pdpt<H: Host>(host: &mut H, cr3: u32, pdpt: &mut [u64; 4]) -> Result<(), ShadowError> {
         let kfn = cr3 >> 12;
         if host.machine_frame(u64::from(kfn)).is_none() {
             return Err(ShadowError::Cr3NotRam { cr3 });
         }
         let first = ((cr3 & 0xFE0) >> 3) as usize;
-        let mut pdpt = [0; 4];
-        host.guest_entries(kfn, first, &mut pdpt);
+        host.guest_entries(kfn, first, pdpt);
+        Ok(())
+    }
+
+    /// The PDPT entries checked as a CR3 load checks them.
+    fn check_pdpt<H: Host>(host: &mut H, cr3: u32, pdpt: &[u64; 4]) -> Result<(), ShadowError> {
         for (slot, e) in pdpt.iter().enumerate() {
             let bad =
                 *e & PDPTE_RESERVED != 0 || host.machine_frame(u64::from(frame_of(*e))).is_none();
@@ -1300,7 +1402,7 @@ impl ShadowCache {
                 });
             }
         }
-        Ok(pdpt)
+        Ok(())
     }
 
     fn root_tag(cr3: u32, what: What, slot: usize, guest: u64) -> Tag {
@@ -1318,24 +1420,45 @@ impl ShadowCache {
     /// MMUEXT_NEW_BASEPTR and flushes).
     pub fn load_root<H: Host>(&mut self, host: &mut H, cr3: u32) -> Result<u32, ShadowError> {
         let cr3 = cr3 & !0x1F;
-        let pdpt = self.read_pdpt(host, cr3)?;
+        let mut pdpt = [0; 4];
+        Self::read_pdpt(host, cr3, &mut pdpt)?;
         self.clock = self.clock.wrapping_add(1).min(u32::MAX - 1);
-        if let Some(r) = self.find_root(cr3) {
-            // Slot by slot, not `pdpte == pdpt`: that compiles to a byte-
-            // wise memcmp call, 250 instructions in the ROM.
-            let root = &self.roots[r];
-            let mut same = true;
+        let cached = self.find_root(cr3);
+        if let Some(r) = cached {
+            // Folded, not `pdpte == pdpt` (a byte-wise memcmp call, 250
+            // instructions in the ROM) nor slot by slot with a branch each:
+            // the entries as the root was built from them, and a slot
+            // linked exactly where its entry is present.
+            let root = &mut self.roots[r];
+            let mut differ = 0;
             for (s, &entry) in pdpt.iter().enumerate() {
-                same &= root.pdpte[s] == entry && (entry & PRESENT == 0) == (root.slots[s] == 0);
+                differ |= root.pdpte[s] ^ entry;
+                differ |= (entry & PRESENT) ^ u64::from(root.slots[s] != 0);
             }
-            if same {
+            if differ == 0 {
                 // The PDPT as the root was built from (the usual context
-                // switch): every slot already follows it (`set_root_slot`
-                // would change none).
-                self.roots[r].stamp = self.clock;
+                // switch): checked then, and every slot already follows it
+                // (`set_root_slot` would change none).
+                root.stamp = self.clock;
                 self.current = r as u16 + 1;
-                return Ok(self.roots[r].l3);
+                return Ok(root.l3);
             }
+        }
+        self.load_changed_root(host, cr3, &pdpt, cached)
+    }
+
+    /// [`load_root`](Self::load_root) of a root not cached, or whose PDPT
+    /// changed.
+    fn load_changed_root<H: Host>(
+        &mut self,
+        host: &mut H,
+        cr3: u32,
+        pdpt: &[u64; 4],
+        cached: Option<usize>,
+    ) -> Result<u32, ShadowError> {
+        let pdpt = *pdpt;
+        Self::check_pdpt(host, cr3, &pdpt)?;
+        if let Some(r) = cached {
             // Not to be evicted while its slots change.
             self.roots[r].stamp = u32::MAX;
             for (slot, &entry) in pdpt.iter().enumerate() {
@@ -1358,11 +1481,11 @@ impl ShadowCache {
                 r
             }
         };
-        let l3 = self.take_frame(host)?;
-        let top = match self.take_frame(host) {
+        let (l3, l3_clean) = self.take_frame(host)?;
+        let (top, top_clean) = match self.take_frame(host) {
             Ok(f) => f,
             Err(e) => {
-                host.give_frame(l3);
+                self.untake(host, l3, l3_clean);
                 return Err(e);
             }
         };
@@ -1395,10 +1518,12 @@ impl ShadowCache {
             );
             self.stats.tops_copied += 1;
         } else {
-            host.push(
-                Op::Mmuext(MmuextOp::clear_page(Mfn(top))),
-                Self::root_tag(cr3, What::Clear, 3, pdpt[3]),
-            );
+            if !top_clean {
+                host.push(
+                    Op::Mmuext(MmuextOp::clear_page(Mfn(top))),
+                    Self::root_tag(cr3, What::Clear, 3, pdpt[3]),
+                );
+            }
             if let Some(t) = top_record {
                 let kfn = self.tables[t].kfn;
                 for index in 0..TOP_KERNEL_SLOTS {
@@ -1427,10 +1552,12 @@ impl ShadowCache {
         }
         self.roots[r].slots[3] = top_record.map_or(0, |t| t as u16 + 1);
         self.roots[r].pdpte[3] = pdpt[3];
-        host.push(
-            Op::Mmuext(MmuextOp::clear_page(Mfn(l3))),
-            Self::root_tag(cr3, What::Clear, 0, 0),
-        );
+        if !l3_clean {
+            host.push(
+                Op::Mmuext(MmuextOp::clear_page(Mfn(l3))),
+                Self::root_tag(cr3, What::Clear, 0, 0),
+            );
+        }
         Self::push_write(
             host,
             l3,
@@ -1514,8 +1641,11 @@ impl ShadowCache {
             Op::Mmuext(MmuextOp::unpin_table(Mfn(root.l3))),
             Self::root_tag(root.cr3, What::Unpin, 0, 0),
         );
-        host.give_frame(root.l3);
-        host.give_frame(root.top);
+        // Unpinned, the L3 has no type left (the ROM never drops the loaded
+        // root), nor its top L2, which only the L3 linked.
+        let clear = Self::root_tag(root.cr3, What::Clear, 0, 0);
+        self.release_frame(host, root.l3, clear);
+        self.release_frame(host, root.top, clear);
         self.roots[r] = Root::default();
         if self.current as usize == r + 1 {
             self.current = 0;

@@ -193,6 +193,10 @@ impl Host for Backend {
             "frame {mfn:#x} given back while pinned"
         );
         assert!(
+            self.reference.typed(mfn).is_none(),
+            "frame {mfn:#x} given back while a page table"
+        );
+        assert!(
             !self.model.pool.contains(&mfn),
             "frame {mfn:#x} given back twice"
         );
@@ -747,6 +751,7 @@ fn check_flush_point(cache: &ShadowCache, b: &mut Backend) {
     b.pushed.clear();
     b.delivered.clear();
     assert_eq!(b.model.pinned, b.reference.pinned, "pinned tables");
+    assert_eq!(b.model.types, b.reference.types, "Xen's page types");
     for (mfn, table) in &b.reference.xen {
         assert_eq!(b.model.xen.get(mfn), Some(table), "shadow frame {mfn:#x}");
     }

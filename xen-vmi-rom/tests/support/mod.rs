@@ -3,6 +3,16 @@
 //! frames a test kernel uses, and the check that what Xen holds is the
 //! shadow of the kernel's tables computed independently (invariants 1 and 3
 //! of `shadow_cache`). Used by tests/shadow_cache.rs and tests/fuzz_calls.rs.
+//!
+//! The model keeps Xen's page types as `xen/arch/x86/mm.c` does for a PV
+//! guest: a frame is a page table of one level while type references hold
+//! it (a pin, an entry of a validated table linking it); the first
+//! reference validates every entry (taking the references those entries
+//! hold in turn), the last one gone drops them again. A write to a frame
+//! with no type is plain data (`do_mmu_update`'s `PGT_writable_page`
+//! case); a write to a typed one is checked at its level and moves the
+//! references of the old and new entry. Where Xen would refuse, the model
+//! panics with the rule: the ROM's ops must never meet a refusal.
 #![allow(dead_code)]
 
 use std::collections::{HashMap, HashSet};
@@ -51,11 +61,29 @@ pub const CR3S: [u32; 4] = [0x0220_0000, 0x0220_0020, 0x0220_1000, 0x0220_1FE0];
 /// Entry indices the steps touch (both ends of a table, the top's edge).
 pub const INDICES: [usize; 8] = [0, 1, 2, 7, 423, 424, 510, 511];
 
+/// A page-table type Xen gives a frame (`PGT_l1_page_table` ...; `TopL2`
+/// is an L2 with `PGT_pae_xen_l2`, the one under a PAE L3's slot 3, which
+/// Xen never lets two L3s share).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PtType {
+    L1,
+    L2,
+    TopL2,
+    L3,
+}
+
 #[derive(Default)]
 pub struct Model {
     pub guest: HashMap<u32, [u64; ENTRIES]>,
     pub xen: HashMap<u32, [u64; ENTRIES]>,
     pub pinned: HashSet<u32>,
+    /// Frames with a page-table type: the type and its reference count
+    /// (pins and links from validated tables).
+    pub types: HashMap<u32, (PtType, u32)>,
+    /// Frames mapped writable by entries of validated L1s, and how often
+    /// (Xen's `PGT_writable_page` references: such a frame cannot become a
+    /// table).
+    pub writable: HashMap<u32, u32>,
     pub pool: Vec<u32>,
     pub pool_total: usize,
     pub notes: Vec<Note>,
@@ -87,6 +115,114 @@ impl Model {
             .unwrap_or_else(|| panic!("shadow frame {mfn:#x} was never cleared or copied"))
     }
 
+    /// The type of `mfn` while it has one.
+    pub fn typed(&self, mfn: u32) -> Option<PtType> {
+        self.types
+            .get(&mfn)
+            .and_then(|&(t, refs)| (refs > 0).then_some(t))
+    }
+
+    /// `get_page_type(mfn, level)`: one more type reference, the frame
+    /// validated if it had none.
+    fn get_type(&mut self, mfn: u32, level: PtType) {
+        if ROM_LINKS.contains(&mfn) {
+            // The ROM area's L1s: tables of the loader's, typed for good.
+            assert_eq!(
+                level,
+                PtType::L1,
+                "ROM area L1 {mfn:#x} linked as {level:?}"
+            );
+            return;
+        }
+        if let Some(t) = self.typed(mfn) {
+            assert!(
+                t == level && level != PtType::TopL2,
+                "Xen refuses: frame {mfn:#x}, a {t:?} table, linked as {level:?}"
+            );
+            self.types.get_mut(&mfn).unwrap().1 += 1;
+            return;
+        }
+        assert_eq!(
+            self.writable.get(&mfn).copied().unwrap_or(0),
+            0,
+            "Xen refuses: frame {mfn:#x} is mapped writable, it cannot become a {level:?} table"
+        );
+        let table = *self
+            .xen
+            .get(&mfn)
+            .unwrap_or_else(|| panic!("frame {mfn:#x} linked as {level:?}, never cleared"));
+        let entries = if level == PtType::L3 { 4 } else { ENTRIES };
+        for (i, &e) in table.iter().enumerate().take(entries) {
+            if e & P != 0 {
+                self.get_entry(level, i, e);
+            }
+        }
+        self.types.insert(mfn, (level, 1));
+    }
+
+    /// `put_page_type`: the last reference gone, the frame's entries drop
+    /// theirs and it has no type any more.
+    fn put_type(&mut self, mfn: u32) {
+        if ROM_LINKS.contains(&mfn) {
+            return;
+        }
+        let (t, refs) = self.types[&mfn];
+        assert!(refs > 0, "type reference of {mfn:#x} dropped twice");
+        if refs > 1 {
+            self.types.insert(mfn, (t, refs - 1));
+            return;
+        }
+        self.types.remove(&mfn);
+        let table = *self.shadow(mfn);
+        let entries = if t == PtType::L3 { 4 } else { ENTRIES };
+        for (i, &e) in table.iter().enumerate().take(entries) {
+            if e & P != 0 {
+                self.put_entry(t, i, e);
+            }
+        }
+    }
+
+    /// The references a valid entry `e` at `index` of a `level` table holds.
+    fn get_entry(&mut self, level: PtType, index: usize, e: u64) {
+        let frame = ((e & FRAME) >> 12) as u32;
+        match level {
+            PtType::L1 => {
+                if e & RW != 0 {
+                    assert!(
+                        self.typed(frame).is_none(),
+                        "Xen refuses: an L1 entry maps page table {frame:#x} writable"
+                    );
+                    *self.writable.entry(frame).or_default() += 1;
+                }
+            }
+            PtType::L2 | PtType::TopL2 => self.get_type(frame, PtType::L1),
+            PtType::L3 => self.get_type(
+                frame,
+                if index == 3 {
+                    PtType::TopL2
+                } else {
+                    PtType::L2
+                },
+            ),
+        }
+    }
+
+    fn put_entry(&mut self, level: PtType, _index: usize, e: u64) {
+        let frame = ((e & FRAME) >> 12) as u32;
+        match level {
+            PtType::L1 => {
+                if e & RW != 0 {
+                    let n = self.writable.get_mut(&frame).expect("a counted mapping");
+                    *n -= 1;
+                    if *n == 0 {
+                        self.writable.remove(&frame);
+                    }
+                }
+            }
+            PtType::L2 | PtType::TopL2 | PtType::L3 => self.put_type(frame),
+        }
+    }
+
     /// One op as Xen runs it, with Xen's rules asserted.
     pub fn apply(&mut self, op: Op) {
         match op {
@@ -94,30 +230,64 @@ impl Model {
                 assert_eq!(u.command(), MMU_NORMAL_PT_UPDATE);
                 let maddr = u.machine_addr();
                 let mfn = (maddr >> 12) as u32;
-                let table = self
+                let index = (maddr as usize & 0xFFF) / 8;
+                let new = u64::from(u.val);
+                let old = self
                     .xen
-                    .get_mut(&mfn)
-                    .unwrap_or_else(|| panic!("write to {maddr:#x}: frame not cleared first"));
-                table[(maddr as usize & 0xFFF) / 8] = u64::from(u.val);
+                    .get(&mfn)
+                    .unwrap_or_else(|| panic!("write to {maddr:#x}: frame not cleared first"))
+                    [index];
+                if let Some(level) = self.typed(mfn) {
+                    // mod_lN_entry: the new entry checked and referenced,
+                    // then the old one's references dropped.
+                    assert!(
+                        !(level == PtType::L3 && index == 3),
+                        "Xen refuses: slot 3 of an L3 in use changes"
+                    );
+                    if new & P != 0 {
+                        self.get_entry(level, index, new);
+                    }
+                    self.xen.get_mut(&mfn).unwrap()[index] = new;
+                    if old & P != 0 {
+                        self.put_entry(level, index, old);
+                    }
+                } else {
+                    // No type: a plain write, checked when the frame is
+                    // linked.
+                    self.xen.get_mut(&mfn).unwrap()[index] = new;
+                }
             }
             Op::Mmuext(e) => {
                 let mfn = e.arg1;
                 match e.cmd {
                     MMUEXT_CLEAR_PAGE => {
-                        assert!(!self.pinned.contains(&mfn), "clearing a pinned table");
+                        assert!(
+                            self.typed(mfn).is_none(),
+                            "Xen refuses to clear {mfn:#x}: it is a page table"
+                        );
                         self.xen.insert(mfn, [0; ENTRIES]);
                     }
                     MMUEXT_COPY_PAGE => {
-                        assert!(!self.pinned.contains(&mfn), "copying onto a pinned table");
+                        assert!(
+                            self.typed(mfn).is_none(),
+                            "Xen refuses to copy onto {mfn:#x}: it is a page table"
+                        );
                         let src = *self.shadow(e.arg2);
                         self.xen.insert(mfn, src);
                     }
                     MMUEXT_PIN_L1_TABLE | MMUEXT_PIN_L2_TABLE | MMUEXT_PIN_L3_TABLE => {
                         assert!(self.xen.contains_key(&mfn), "pinning an unknown frame");
                         assert!(self.pinned.insert(mfn), "pinning {mfn:#x} twice");
+                        let level = match e.cmd {
+                            MMUEXT_PIN_L1_TABLE => PtType::L1,
+                            MMUEXT_PIN_L2_TABLE => PtType::L2,
+                            _ => PtType::L3,
+                        };
+                        self.get_type(mfn, level);
                     }
                     MMUEXT_UNPIN_TABLE => {
                         assert!(self.pinned.remove(&mfn), "unpinning {mfn:#x}, not pinned");
+                        self.put_type(mfn);
                     }
                     // What the call layer adds: a base switch (to a pinned
                     // L3) and TLB maintenance.
@@ -163,6 +333,10 @@ impl Host for Model {
         assert!(
             !self.pinned.contains(&mfn),
             "frame {mfn:#x} given back while pinned"
+        );
+        assert!(
+            self.typed(mfn).is_none(),
+            "frame {mfn:#x} given back while a page table"
         );
         assert!(!self.pool.contains(&mfn), "frame {mfn:#x} given back twice");
         assert!((POOL_BASE..POOL_BASE + self.pool_total as u32).contains(&mfn));
@@ -221,9 +395,10 @@ pub fn check_pde(m: &Model, s: u64, g: u64, what: &str, seen: &mut HashSet<(u32,
         "{what}: rights of {g:#x} vs {s:#x}"
     );
     let l1 = ((s & FRAME) >> 12) as u32;
-    assert!(
-        m.pinned.contains(&l1),
-        "{what}: shadow L1 {l1:#x} not pinned"
+    assert_eq!(
+        m.typed(l1),
+        Some(PtType::L1),
+        "{what}: shadow L1 {l1:#x} is not an L1 table in Xen"
     );
     let kfn = ((g & FRAME) >> 12) as u32;
     if !seen.insert((l1, kfn)) {
@@ -253,9 +428,10 @@ pub fn check(cache: &ShadowCache, m: &Model) {
                 continue;
             }
             let l2 = ((l3e[slot] & FRAME) >> 12) as u32;
-            assert!(
-                m.pinned.contains(&l2),
-                "root {cr3:#x} slot {slot}: L2 not pinned"
+            assert_eq!(
+                m.typed(l2),
+                Some(PtType::L2),
+                "root {cr3:#x} slot {slot}: L2 {l2:#x} is not an L2 table in Xen"
             );
             let kfn = ((g & FRAME) >> 12) as u32;
             let shadow = m.shadow(l2);
@@ -277,6 +453,7 @@ pub fn check(cache: &ShadowCache, m: &Model) {
             (u64::from(top) << 12) | P,
             "root {cr3:#x}: top link"
         );
+        assert_eq!(m.typed(top), Some(PtType::TopL2), "root {cr3:#x}: top L2");
         let t = m.shadow(top);
         for (j, &s) in t.iter().enumerate().take(TOP_KERNEL_SLOTS) {
             let ge = if pdpte[3] & P != 0 {
@@ -295,6 +472,13 @@ pub fn check(cache: &ShadowCache, m: &Model) {
                 (u64::from(*link) << 12) | P | RW | A
             );
         }
+    }
+    for &f in cache.clean_frames() {
+        assert!(m.typed(f).is_none(), "kept frame {f:#x} is a page table");
+        assert!(
+            m.shadow(f).iter().all(|&e| e == 0),
+            "kept frame {f:#x} is not clear"
+        );
     }
     assert_eq!(
         m.pool_total - m.pool.len(),

@@ -289,13 +289,18 @@ extern "C" fn in_iret_window(eip: u32) -> bool {
     iret_window_start(eip, 1).is_some()
 }
 
-/// Whether the paging queue holds updates (`paging::before_interrupt`
-/// sends them), looked at without `mmu::heap`, whose out-of-line path
-/// builds the heap: it is built once `heap_ready` is set.
+/// Whether the paging queue holds updates, or a context switch is held
+/// out of it (`paging::before_interrupt` sends both), looked at without
+/// `mmu::heap`, which would move a held switch into the queue: the heap
+/// is built once `heap_ready` is set.
 #[inline]
 fn lazy_updates_queued() -> bool {
-    if !runtime().paging.heap_ready {
+    let paging = &runtime().paging;
+    if !paging.heap_ready {
         return false;
+    }
+    if paging.held.held {
+        return true;
     }
     // SAFETY: with heap_ready set, mmu.rs has built its Heap at
     // SHADOW_HEAP_VA, mapped in every address space; read only, with

@@ -58,7 +58,12 @@ pub fn heap() -> &'static mut Heap {
     // ROM area, so in every address space) and built a Heap there; one
     // vCPU, and the paging paths run with events masked, so no other
     // reference to it is live.
-    unsafe { &mut *(SHADOW_HEAP_VA as *mut Heap) }
+    let heap = unsafe { &mut *(SHADOW_HEAP_VA as *mut Heap) };
+    if runtime().paging.held.held {
+        // A context switch held out of the queue goes in first.
+        crate::paging::push_held_switch(heap);
+    }
+    heap
 }
 
 #[cold]
@@ -302,11 +307,20 @@ impl FlushTarget<Tag> for XenTarget {
             What::StackSwitch => line.text(b"the kernel stack switch (ss << 32 | esp0)"),
         };
         let line = line.text(b" ").hex(t.entry_address() as u32).text(b" = ");
-        hex64(line, t.guest)
+        let line = hex64(line, t.guest)
             .text(b" (errno ")
             .dec(failure.errno as u32)
-            .text(b")")
-            .print();
+            .text(b")");
+        // Only roots are pinned (shadow_cache, "Only roots are pinned"):
+        // Xen checks a table of no type whole when a root's tables first
+        // link it, so the entry it refused may be one under this one.
+        let line = match t.what {
+            What::L2Entry | What::TopEntry | What::Pdpte | What::Pin => line.text(
+                b": Xen checked the shadow tables it links then, the refusal may be one of their entries",
+            ),
+            _ => line,
+        };
+        line.print();
     }
 }
 

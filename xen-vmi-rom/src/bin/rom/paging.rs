@@ -62,6 +62,26 @@ pub struct Paging {
     /// A supervisor write to a read-only page with CR0.WP clear, let
     /// through for one instruction.
     pub write_step: WriteStep,
+    /// A context switch held back out of the queue (`HeldSwitch`).
+    pub held: HeldSwitch,
+}
+
+/// The usual context switch (lazy CPU mode, the queue empty, a cached
+/// address space loaded as it was built): its `MMUEXT_NEW_BASEPTR` and
+/// `stack_switch` are kept here instead of being pushed, and go out at
+/// SetLazyMode(NONE) as the queue's two-entry multicall
+/// (`MmuBatch::leave_lazy_switching`), the same hypercall the queue would make
+/// of them. Whatever else reaches the heap first (a call, a fault, an
+/// interrupt: `mmu::heap`) pushes them into the queue before anything
+/// else, so the queue's order is the calls' order as if they had been
+/// pushed at once.
+#[derive(Clone, Copy, Default)]
+pub struct HeldSwitch {
+    /// A switch is held (`base` is its shadow L3 and the kernel's CR3).
+    pub held: bool,
+    base: (u32, u32),
+    /// UpdateKernelStack's (ss, esp0), if it came.
+    stack: Option<(u32, u32)>,
 }
 
 /// One instruction's write to a read-only page, allowed because the
@@ -90,7 +110,12 @@ const DEBUG_VECTOR: u32 = 1;
 
 fn new_base(host: &mut RomHost<'_>, l3: u32, cr3: u32) {
     use xen_vmi_rom::shadow_cache::Host;
-    host.push(
+    let (op, tag) = new_base_op(l3, cr3);
+    host.push(op, tag);
+}
+
+fn new_base_op(l3: u32, cr3: u32) -> (Op, Tag) {
+    (
         Op::Mmuext(MmuextOp::new_baseptr(Mfn(l3))),
         Tag {
             what: What::NewBase,
@@ -98,7 +123,35 @@ fn new_base(host: &mut RomHost<'_>, l3: u32, cr3: u32) {
             index: ((cr3 & 0xFE0) >> 3) as u16,
             guest: 0,
         },
-    );
+    )
+}
+
+fn stack_switch_op(ss: u32, esp0: u32) -> (Op, Tag) {
+    (
+        Op::StackSwitch { ss, esp: esp0 },
+        Tag {
+            what: What::StackSwitch,
+            guest: (u64::from(ss) << 32) | u64::from(esp0),
+            ..Tag::default()
+        },
+    )
+}
+
+/// The held switch (`HeldSwitch`) goes into the queue, ahead of whatever
+/// is about to be pushed or flushed: `mmu::heap` calls it whenever one is
+/// held, so no path reaches the queue past it.
+#[cold]
+#[inline(never)]
+pub fn push_held_switch(heap: &mut crate::mmu::Heap) {
+    let held = core::mem::take(&mut runtime().paging.held);
+    let (_, mut host) = heap.split();
+    use xen_vmi_rom::shadow_cache::Host;
+    let (op, tag) = new_base_op(held.base.0, held.base.1);
+    host.push(op, tag);
+    if let Some((ss, esp0)) = held.stack {
+        let (op, tag) = stack_switch_op(ss, esp0);
+        host.push(op, tag);
+    }
 }
 
 /// Loads the shadow of the kernel's current CR3 (paging is on).
@@ -113,6 +166,15 @@ fn load(call: &[u8]) {
     let l3 = cache
         .load_root(&mut host, cr3)
         .unwrap_or_else(|e| fatal(call, e));
+    if lazy_cpu() && host.batch.is_empty() {
+        // The usual switch: held, not queued (`HeldSwitch`).
+        runtime().paging.held = HeldSwitch {
+            held: true,
+            base: (l3, cr3),
+            stack: None,
+        };
+        return;
+    }
     new_base(&mut host, l3, cr3);
     if lazy_cpu() {
         // The kernel runs on its own mappings, the same in every address
@@ -139,17 +201,17 @@ pub fn queue_stack_switch(ss: u32, esp0: u32) -> bool {
     if !lazy_cpu() || !runtime().paging.heap_ready {
         return false;
     }
+    let held = &mut runtime().paging.held;
+    if held.held && held.stack.is_none() {
+        // With the held base switch (`HeldSwitch`).
+        held.stack = Some((ss, esp0));
+        return true;
+    }
     let heap = heap();
     let (_, mut host) = heap.split();
     use xen_vmi_rom::shadow_cache::Host;
-    host.push(
-        Op::StackSwitch { ss, esp: esp0 },
-        Tag {
-            what: What::StackSwitch,
-            guest: (u64::from(ss) << 32) | u64::from(esp0),
-            ..Tag::default()
-        },
-    );
+    let (op, tag) = stack_switch_op(ss, esp0);
+    host.push(op, tag);
     true
 }
 
@@ -584,6 +646,46 @@ pub extern "C" fn set_linear_mapping(slot: u32, va: u32, pages: u32, pfn: u32) {
 
 /// SetLazyMode(mode).
 pub extern "C" fn set_lazy_mode(mode: u32) {
+    // A context switch's pair (CPU from NONE, then NONE from CPU), with
+    // the shadows cached: what `mmu_calls::set_lazy_mode` does for these
+    // two valid changes (no flush entering, the batch out leaving), with
+    // fewer checks on the way.
+    let p = &mut runtime().paging;
+    if p.activated && p.heap_ready {
+        use vmi_abi::flags::LazyMode;
+        match (p.calls.lazy, mode) {
+            (LazyMode::None, vmi_abi::flags::VMI_LAZY_CPU) => {
+                p.last_fix = (0, 0, 0);
+                p.calls.lazy = LazyMode::Cpu;
+                heap().batch.enter_lazy();
+                return;
+            }
+            (LazyMode::Cpu, vmi_abi::flags::VMI_LAZY_NONE) => {
+                p.last_fix = (0, 0, 0);
+                p.calls.lazy = LazyMode::None;
+                // Taken out before `heap()`, which would queue it; a base
+                // switch without its stack switch goes in as pushed.
+                let result = match p.held.stack {
+                    Some(stack) if p.held.held => {
+                        p.held.held = false;
+                        let (l3, cr3) = p.held.base;
+                        heap().batch.leave_lazy_switching(
+                            MmuextOp::new_baseptr(Mfn(l3)),
+                            stack,
+                            || (new_base_op(l3, cr3).1, stack_switch_op(stack.0, stack.1).1),
+                            &mut crate::mmu::XenTarget,
+                        )
+                    }
+                    _ => heap().batch.leave_lazy(&mut crate::mmu::XenTarget),
+                };
+                if let Err(f) = result {
+                    crate::mmu::refused(f);
+                }
+                return;
+            }
+            _ => {}
+        }
+    }
     activate();
     let (_, mut host) = heap().split();
     finish(mmu_calls::set_lazy_mode(
