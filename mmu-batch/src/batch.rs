@@ -209,6 +209,13 @@ impl Outcome {
 pub struct MmuBatch<Tag, const N: usize> {
     slots: [Option<Slot<Tag>>; N],
     len: usize,
+    /// Whether every queued op is a live `mmu_update` request that also
+    /// sits, as Xen reads it, at the same index of `reqs` (pushes build it
+    /// there): the queue is then one run, and a flush hands Xen
+    /// `reqs[..len]` as it stands (`flush_plain_run`). True for an empty
+    /// queue; any other op or a merge makes it false until the queue is
+    /// empty again.
+    mirrored: bool,
     lazy: bool,
     counters: Counters,
     // Argument storage of the hypercall being issued. Multicall entries
@@ -253,6 +260,7 @@ impl<Tag: Copy, const N: usize> MmuBatch<Tag, N> {
         Self {
             slots: [None; N],
             len: 0,
+            mirrored: true,
             lazy: false,
             counters: Counters::ZERO,
             calls: [MulticallEntry {
@@ -309,6 +317,7 @@ impl<Tag: Copy, const N: usize> MmuBatch<Tag, N> {
                 arg_slot.add(i).write(0);
             }
             (&raw mut (*this).len).write(0);
+            (&raw mut (*this).mirrored).write(true);
             (&raw mut (*this).lazy).write(false);
             (&raw mut (*this).counters).write(Counters::ZERO);
         }
@@ -382,12 +391,18 @@ impl<Tag: Copy, const N: usize> MmuBatch<Tag, N> {
             if prev.state == State::Live && op.replaces(&prev.op) {
                 prev.state = State::Superseded;
                 self.counters.merges += 1;
+                self.mirrored = false;
             }
         }
         // Dropping: TLB maintenance queued earlier in this same flush, which
         // this full flush redoes before the guest can run again.
         if op.is_full_flush() {
             self.drop_covered(&op);
+        }
+        // The plain run's request, built where Xen will read it.
+        match op {
+            Op::MmuUpdate(req) if self.mirrored => self.reqs[self.len] = req,
+            _ => self.mirrored = false,
         }
 
         self.slots[self.len] = Some(Slot {
@@ -434,7 +449,8 @@ impl<Tag: Copy, const N: usize> MmuBatch<Tag, N> {
         tag: Tag,
         target: &mut T,
     ) -> Result<(), Failures<Tag>> {
-        let op = Op::pte_write(entry_maddr, val, mode);
+        let req = MmuUpdate::with_command(mode.command(), entry_maddr, val);
+        let op = Op::MmuUpdate(req);
         let flushed = if self.len >= N {
             self.flush_full(target)
         } else {
@@ -447,8 +463,12 @@ impl<Tag: Copy, const N: usize> MmuBatch<Tag, N> {
             if prev.state == State::Live && op.replaces(&prev.op) {
                 prev.state = State::Superseded;
                 self.counters.merges += 1;
+                self.mirrored = false;
             }
         }
+        // The plain run's request, built where Xen will read it (after a
+        // merge or another kind of op the general layout rebuilds `reqs`).
+        self.reqs[self.len] = req;
         self.slots[self.len] = Some(Slot {
             op,
             tag,
@@ -585,6 +605,7 @@ impl<Tag: Copy, const N: usize> MmuBatch<Tag, N> {
             state: State::Live,
         });
         self.len = 2;
+        self.mirrored = false;
         let mut failures = None;
         self.settle_multicall(2, list_result, target, &mut failures);
         self.finish_flush(target, failures)
@@ -636,6 +657,7 @@ impl<Tag: Copy, const N: usize> MmuBatch<Tag, N> {
             }
         }
         self.len = 0;
+        self.mirrored = true;
         count
     }
 
@@ -660,7 +682,50 @@ impl<Tag: Copy, const N: usize> MmuBatch<Tag, N> {
                 return self.issue_single(slot, target);
             }
         }
+        if self.mirrored {
+            return self.flush_plain_run(target);
+        }
         self.finish_flush(target, None)
+    }
+
+    /// A queue that is one run of live `mmu_update` requests, already laid
+    /// out in `reqs[..len]` by the pushes (the common lazy batch of
+    /// SetPxE writes): one direct `mmu_update` on them, with no run search,
+    /// no copy and no compaction. It is the call [`pack`](Self::pack) would
+    /// lay out (a run with nothing behind it is one entry, issued directly).
+    /// On full success the queue is simply emptied; after a refusal the
+    /// entry is settled and the rest finished by the general path, which
+    /// re-issues what Xen skipped behind the refused request.
+    fn flush_plain_run<T: FlushTarget<Tag>>(
+        &mut self,
+        target: &mut T,
+    ) -> Result<(), Failures<Tag>> {
+        let count = self.len;
+        self.counters.hypercalls += 1;
+        self.counters.requests += count as u64;
+        let mut done = 0;
+        let result = target.mmu_update(&self.reqs[..count], &mut done);
+        if result >= 0 {
+            // Slots at and past `len` are never read before a push
+            // overwrites them: nothing to clear.
+            self.len = 0;
+            return Ok(());
+        }
+        // The general path's bookkeeping for that one entry, then its
+        // settling (only after a refusal: a per-op cost is fine here).
+        self.mirrored = false;
+        self.spans[0] = Span { first: 0, count };
+        for (pos, slot) in self.arg_slot[..count].iter_mut().enumerate() {
+            *slot = pos;
+        }
+        let mut failures = None;
+        self.settle(
+            0,
+            Outcome::from_result(result, done, count),
+            target,
+            &mut failures,
+        );
+        self.finish_flush(target, failures)
     }
 
     /// The rest of a flush: hypercalls until every live op has taken
@@ -681,6 +746,7 @@ impl<Tag: Copy, const N: usize> MmuBatch<Tag, N> {
             self.issue(entries, target, &mut failures);
         }
         debug_assert_eq!(self.len, 0);
+        self.mirrored = true;
         match failures {
             None => Ok(()),
             Some(failures) => Err(failures),
@@ -698,6 +764,7 @@ impl<Tag: Copy, const N: usize> MmuBatch<Tag, N> {
     ) -> Result<(), Failures<Tag>> {
         self.slots[0] = None;
         self.len = 0;
+        self.mirrored = true;
         self.counters.hypercalls += 1;
         self.counters.requests += 1;
         let mut done = 0;

@@ -66,6 +66,12 @@
 //!    or `update_va_mapping`), never as a one-entry multicall. A queue of one
 //!    live op (the end of most calls outside lazy mode) skips the layout
 //!    altogether and makes that call from the op itself.
+//! 5. A queue that is one run of live `mmu_update` requests (no other op, no
+//!    merge: the common lazy batch of page-table writes) is laid out
+//!    already: each push builds its request where Xen reads it, so the flush
+//!    is one `mmu_update` on that array, with no run search, no copy and, when
+//!    Xen applies everything, no per-op bookkeeping. It is the call the rules
+//!    above give for that queue; a refusal is settled by the general path.
 //!
 //! So N writes in lazy mode cost one `mmu_update` per queue-full, a write
 //! and its INVLPG one multicall, a long run and the flush behind it two

@@ -681,3 +681,112 @@ fn leaving_lazy_mode_with_a_held_switch_is_pushing_it() {
         assert_eq!(held.0.len(), 1, "one multicall");
     }
 }
+
+/// What a flush of a queue of plain writes looks like to Xen, with ids
+/// replaced by their position in `live` (the live writes' ids, in order):
+/// the calls (each a list of positions) and the refused positions reported.
+fn plain_run_shape<const N: usize>(h: &Harness<N>, live: &[u32]) -> (Vec<Vec<u32>>, Vec<u32>) {
+    let pos = |id: u32| live.iter().position(|&l| l == id).expect("a live id") as u32;
+    let calls = h
+        .xen
+        .calls
+        .iter()
+        .map(|c| ids(c).into_iter().map(pos).collect())
+        .collect();
+    let reported = h.xen.reported.iter().map(|f| pos(f.tag)).collect();
+    (calls, reported)
+}
+
+/// A queue that is one run of plain writes takes the queue's fast path (the
+/// requests handed to Xen where the pushes built them, nothing searched or
+/// compacted); a queue where one write merged away an earlier one holds the
+/// same live run but goes the general way. Both must make the same calls
+/// and report the same refusals, for a refusal at every position of the run
+/// (what Xen skipped behind it goes out again, in order), and with none; the
+/// harness checks the final state of each against the sequential result.
+/// The merge is put away from the refused write, whose failure would
+/// otherwise revive the merged-away one (a difference of the queue, not of
+/// the path).
+#[test]
+fn a_plain_run_flushes_as_the_general_path_does() {
+    for len in [2usize, 5, 12] {
+        for refused in (0..len).map(Some).chain([None]) {
+            let merged_at = if refused == Some(0) { len - 1 } else { 0 };
+            let mut shapes = Vec::new();
+            for merged in [false, true] {
+                let mut h = Harness::<16>::new();
+                h.enter_lazy();
+                let mut live = Vec::new();
+                for k in 0..len {
+                    if merged && k == merged_at {
+                        let op = w(&h, k % ADDRS.len());
+                        h.push(op).unwrap();
+                    }
+                    live.push(h.next_id());
+                    let op = if refused == Some(k) {
+                        w_poison(&h, k % ADDRS.len())
+                    } else {
+                        w(&h, k % ADDRS.len())
+                    };
+                    h.push(op).unwrap();
+                }
+                assert_eq!(h.batch.counters().merges, u64::from(merged));
+                let result = h.leave_lazy();
+                assert_eq!(result.is_err(), refused.is_some());
+                let c = *h.batch.counters();
+                assert_eq!(c.hypercalls as usize, h.xen.calls.len());
+                assert_eq!(c.revived, 0);
+                let reissued = refused.map_or(0, |k| len - k - 1);
+                assert_eq!(c.reissued as usize, reissued);
+                assert_eq!(c.requests as usize, len + reissued);
+                assert!(h.batch.is_empty());
+                shapes.push(plain_run_shape(&h, &live));
+            }
+            let (calls, reported) = &shapes[0];
+            let all: Vec<u32> = (0..len as u32).collect();
+            let mut expected = vec![all];
+            if let Some(k) = refused.filter(|&k| k + 1 < len) {
+                expected.push((k as u32 + 1..len as u32).collect());
+            }
+            assert_eq!(calls, &expected, "run of {len}, refusal at {refused:?}");
+            let expected_reported: Vec<u32> = refused.iter().map(|&k| k as u32).collect();
+            assert_eq!(reported, &expected_reported);
+            assert_eq!(
+                shapes[0], shapes[1],
+                "fast and general path differ: run of {len}, refusal at {refused:?}"
+            );
+        }
+    }
+}
+
+/// After a flush of a plain run, the queue takes any other op as usual, and
+/// a plain run after a mixed queue takes the fast path again.
+#[test]
+fn plain_and_mixed_queues_alternate() {
+    let mut h = Harness::<8>::new();
+    for round in 0..3 {
+        h.enter_lazy();
+        for k in 0..4 {
+            let op = w(&h, k);
+            h.push(op).unwrap();
+        }
+        if round == 1 {
+            let op = x(&h, MMUEXT_INVLPG_LOCAL, 0x4000);
+            h.push(op).unwrap();
+        }
+        h.leave_lazy().unwrap();
+    }
+    let shapes: Vec<usize> = h
+        .xen
+        .calls
+        .iter()
+        .map(|c| match c {
+            Recorded::MmuUpdate(r) => r.len(),
+            Recorded::Multicall { calls, .. } => 100 + calls.len(),
+            other => panic!("{other:?}"),
+        })
+        .collect();
+    // Round 1: four writes and an INVLPG: the writes are a short run with
+    // work behind it, split into a multicall with the INVLPG.
+    assert_eq!(shapes, [4, 105, 4]);
+}
