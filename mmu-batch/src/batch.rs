@@ -376,24 +376,7 @@ impl<Tag: Copy, const N: usize> MmuBatch<Tag, N> {
         tag: Tag,
         target: &mut T,
     ) -> Result<(), Failures<Tag>> {
-        let flushed = if self.len >= N {
-            self.flush_full(target)
-        } else {
-            Ok(())
-        };
-        debug_assert!(self.len < N, "a flush empties the queue");
-        self.counters.pushes += 1;
-
-        // Merging: only with the op pushed just before, so that nothing
-        // between the two can have observed the value being replaced.
-        if let Some(last) = self.len.checked_sub(1) {
-            let prev = self.slot_mut(last);
-            if prev.state == State::Live && op.replaces(&prev.op) {
-                prev.state = State::Superseded;
-                self.counters.merges += 1;
-                self.mirrored = false;
-            }
-        }
+        let flushed = self.make_room(&op, target);
         // Dropping: TLB maintenance queued earlier in this same flush, which
         // this full flush redoes before the guest can run again.
         if op.is_full_flush() {
@@ -411,6 +394,34 @@ impl<Tag: Copy, const N: usize> MmuBatch<Tag, N> {
             state: State::Live,
         });
         self.len += 1;
+        flushed
+    }
+
+    /// What every push does before it queues `op`: a full queue is
+    /// flushed, and `op` supersedes the op pushed just before it when it
+    /// replaces it. Only that one, so that nothing between the two can have
+    /// observed the value being replaced (crate documentation, "Merging").
+    #[inline(always)]
+    fn make_room<T: FlushTarget<Tag>>(
+        &mut self,
+        op: &Op,
+        target: &mut T,
+    ) -> Result<(), Failures<Tag>> {
+        let flushed = if self.len >= N {
+            self.flush_full(target)
+        } else {
+            Ok(())
+        };
+        debug_assert!(self.len < N, "a flush empties the queue");
+        self.counters.pushes += 1;
+        if let Some(last) = self.len.checked_sub(1) {
+            let prev = self.slot_mut(last);
+            if prev.state == State::Live && op.replaces(&prev.op) {
+                prev.state = State::Superseded;
+                self.counters.merges += 1;
+                self.mirrored = false;
+            }
+        }
         flushed
     }
 
@@ -451,21 +462,7 @@ impl<Tag: Copy, const N: usize> MmuBatch<Tag, N> {
     ) -> Result<(), Failures<Tag>> {
         let req = MmuUpdate::with_command(mode.command(), entry_maddr, val);
         let op = Op::MmuUpdate(req);
-        let flushed = if self.len >= N {
-            self.flush_full(target)
-        } else {
-            Ok(())
-        };
-        self.counters.pushes += 1;
-        // Merging, as in `push`.
-        if let Some(last) = self.len.checked_sub(1) {
-            let prev = self.slot_mut(last);
-            if prev.state == State::Live && op.replaces(&prev.op) {
-                prev.state = State::Superseded;
-                self.counters.merges += 1;
-                self.mirrored = false;
-            }
-        }
+        let flushed = self.make_room(&op, target);
         // The plain run's request, built where Xen will read it (after a
         // merge or another kind of op the general layout rebuilds `reqs`).
         self.reqs[self.len] = req;
