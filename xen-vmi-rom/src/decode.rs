@@ -657,6 +657,7 @@ impl Cursor<'_> {
 
 /// Decodes the instruction at the start of `bytes` (the bytes at the
 /// faulting EIP; only the first 15 are ever read).
+#[cfg_attr(feature = "image", optimize(size))]
 pub fn decode(bytes: &[u8]) -> Result<Insn, DecodeError> {
     let mut cur = Cursor { bytes, pos: 0 };
     let mut pfx = Prefixes::default();

@@ -5,6 +5,12 @@
 //! PV image): the memory layout both agree on, and the pure logic behind
 //! them. Design notes: docs/boot-contract.md, docs/page-tables.md.
 #![cfg_attr(not(test), no_std)]
+// The ROM must fit the option-ROM header's 255 blocks of 512 bytes. Its
+// cold code (boot, decoding and port emulation, error reports) is marked
+// `optimize(size)` so the hot paths can stay at opt-level 2; the pinned
+// i686 toolchain accepts the attribute (RUSTC_BOOTSTRAP), the host build
+// never sees it.
+#![cfg_attr(feature = "image", feature(optimize_attribute))]
 
 pub mod boot_plan;
 pub mod bundle;

@@ -326,6 +326,7 @@ pub struct Paging {
     pub enabled: bool,
 }
 
+#[cfg_attr(feature = "image", optimize(size))]
 fn reject(call: Call, problem: Problem) -> Result<(), Rejection> {
     Err(Rejection { call, problem })
 }

@@ -158,6 +158,7 @@ impl IsaBus {
     }
 
     /// An IN of `width` at `port`: the value for AL/AX/EAX (zero-extended).
+    #[cfg_attr(feature = "image", optimize(size))]
     pub fn read<H: IoHost>(&mut self, host: &mut H, port: u16, width: Width) -> u32 {
         if let Some(value) = self.pci_read(port, width) {
             return value;
@@ -187,6 +188,7 @@ impl IsaBus {
     }
 
     /// An OUT of `width` at `port` with `value` (its low `width` bits).
+    #[cfg_attr(feature = "image", optimize(size))]
     pub fn write<H: IoHost>(&mut self, host: &mut H, port: u16, width: Width, value: u32) {
         if self.pci_write(port, width, value) {
             return;

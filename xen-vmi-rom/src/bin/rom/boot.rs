@@ -85,6 +85,7 @@ fn current_cs() -> u32 {
     cs & 0xFFFF
 }
 
+#[cfg_attr(feature = "image", optimize(size))]
 extern "C" fn rom_boot(state: *mut RomState) -> ! {
     // SAFETY: the loader passes ROM_STATE_VA, mapped and filled.
     let st = unsafe { &*state };

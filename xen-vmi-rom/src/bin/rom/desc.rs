@@ -115,6 +115,7 @@ pub fn load_gdt(base: u32, limit: u16) -> bool {
 /// for a selector in use whose new descriptor it could not load, the ROM
 /// keeps the one of the previous table in Xen's copy (the cached
 /// descriptor), until the kernel loads a table again.
+#[cfg_attr(feature = "image", optimize(size))]
 pub fn load_gdt_for(base: u32, limit: u16, kernel_cs: u16) -> bool {
     let Some(frames) = shadow_frames() else {
         Line::new()
@@ -417,6 +418,7 @@ fn ldt_frame() -> Option<u32> {
 
 /// LLDT / SetLDT: the LDT the kernel's GDT descriptor `selector` names, or
 /// none for a null selector.
+#[cfg_attr(feature = "image", optimize(size))]
 pub fn load_ldt(selector: u16) -> bool {
     let mut xen = hypervisor();
     if selector & !3 == 0 {

@@ -6,6 +6,12 @@
 //! the private area (layout.rs), never in the image.
 #![no_std]
 #![no_main]
+// The ROM must fit the option-ROM header's 255 blocks of 512 bytes. Its
+// cold code (boot, decoding and port emulation, error reports) is marked
+// `optimize(size)` so the hot paths can stay at opt-level 2; the pinned
+// i686 toolchain accepts the attribute (RUSTC_BOOTSTRAP), the host build
+// never sees it.
+#![feature(optimize_attribute)]
 
 mod boot;
 mod calls;

@@ -68,6 +68,7 @@ pub fn heap() -> &'static mut Heap {
 
 #[cold]
 #[inline(never)]
+#[cfg_attr(feature = "image", optimize(size))]
 fn build_heap() {
     let st = rom_state();
     let area_l1 = u64::from(st.rom_area_l1_mfns[HEAP_AREA_L1]) << 12;
@@ -288,6 +289,7 @@ impl FlushTarget<Tag> for XenTarget {
         }
     }
 
+    #[cfg_attr(feature = "image", optimize(size))]
     fn failed(&mut self, failure: &Failure<Tag>) {
         let t = failure.tag;
         let line = Line::new().text(b"xen-vmi-rom: Xen refused ");
@@ -363,6 +365,7 @@ pub fn end_of_call(batch: &mut MmuBatch<Tag, BATCH>) {
 }
 
 /// A shadow-cache error: the guest cannot go on.
+#[cfg_attr(feature = "image", optimize(size))]
 pub fn fatal(call: &[u8], e: ShadowError) -> ! {
     let line = Line::new().text(b"xen-vmi-rom: ").text(call).text(b": ");
     match e {
@@ -669,6 +672,7 @@ impl Host for RomHost<'_> {
         }
     }
 
+    #[cfg_attr(feature = "image", optimize(size))]
     fn note(&mut self, note: Note) {
         if matches!(note, Note::Unannounced { .. }) && !self.activated {
             // Before activation the kernel writes its tables natively: the

@@ -557,6 +557,7 @@ fn finish(result: Result<(), Rejection>) {
 /// A rejection's console line, and the crash when it calls for one.
 #[cold]
 #[inline(never)]
+#[cfg_attr(feature = "image", optimize(size))]
 fn reject(r: Rejection) {
     if r.problem == Problem::Shadow(ShadowError::OutOfFrames) {
         // With the pool's figures.

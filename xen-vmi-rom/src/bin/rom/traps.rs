@@ -250,6 +250,7 @@ fn forward_inline(frame: &mut TrapFrame) -> Option<u32> {
 /// (shutdown); otherwise the #GP is delivered on its own.
 #[cold]
 #[inline(never)]
+#[cfg_attr(feature = "image", optimize(size))]
 fn undeliverable_gate(frame: &mut TrapFrame, selector: u16) -> Option<u32> {
     let line = crate::console::Line::new()
         .text(b"xen-vmi-rom: IDT gate ")
@@ -501,6 +502,7 @@ extern "C" fn rom_trap(frame: &mut TrapFrame) -> u32 {
 /// line naming it, and the domain crashed.
 #[cold]
 #[inline(never)]
+#[cfg_attr(feature = "image", optimize(size))]
 fn unhandled(frame: &TrapFrame) -> ! {
     let v = frame.vector;
     let line = Line::new().text(b"xen-vmi-rom: ");
