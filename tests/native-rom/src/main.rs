@@ -24,11 +24,24 @@
 //! timer calls answer NONE to GetRelocationInfo, and a kernel keeps its
 //! native timer, as Linux does.
 //!
+//! # NONE with code
+//! Where the call is what the kernel's own native code already does (the
+//! interrupt flag: CLI, STI, PUSHF, POPF; IRET; GetCR2; UpdateKernelStack,
+//! which a kernel does by writing its TSS),
+//! the answer is NONE, so a kernel keeps its native code, as a Linux VMI
+//! kernel does for NONE (`patch_internal` leaves the inline site,
+//! `para_fill`, `para_wrap` and `vmi_get_function` the native op): a call
+//! into the ROM would only add the call and the return. The answer still
+//! carries the address of the ROM's code (Linux ignores it), and the
+//! guest's conformance cases call it there directly (`*_rom_entry_direct`,
+//! `irq_rom_entries_direct`), so that code is held to the calls' effects
+//! all the same.
+//!
 //! # What each call does
 //! * Descriptor tables, control and debug registers, MSRs, TSC, PMCs,
-//!   CPUID, WBINVD, CLTS, INVLPG, the interrupt flag, IRET (JUMP_REL to an
-//!   IRETD), SYSEXIT (JUMP_REL to STI; SYSEXIT), Halt (STI; HLT), SetIOPLMask
-//!   (POPF): the instruction.
+//!   CPUID, WBINVD, CLTS, INVLPG, the interrupt flag, IRET (an IRETD,
+//!   jumped to), SYSEXIT (JUMP_REL to STI; SYSEXIT), Halt (STI; HLT),
+//!   SetIOPLMask (POPF): the instruction.
 //! * UpdateKernelStack: writes ss0:esp0 of the TSS that TR names.
 //! * Page-table updates: SetPxE/SetPxELong store the entry (64-bit entries
 //!   high half first when becoming present); UpdatePxE(Long),

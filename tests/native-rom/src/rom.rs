@@ -228,7 +228,10 @@ rom_get_reloc:
     // 0 NONE, 1 CALL_REL, 2 JUMP_REL, 3 NOP. The calls hardware has
     // nothing to do for (the page-table announcements, the linear mapping,
     // the lazy modes, the ISA delay) answer NOP: the kernel's sites become
-    // NOPs and no call is made, as VMware's ROM answered them.
+    // NOPs and no call is made, as VMware's ROM answered them. The calls
+    // the kernel's native code already does (main.rs, "NONE with code")
+    // answer NONE with the address of their code: the kernel keeps its
+    // instruction, and the code can still be called there.
     .balign 4
 reloc_table:
     .long vmi_cpuid - reloc_table, 1            // 0 CPUID
@@ -245,13 +248,13 @@ reloc_table:
     .long vmi_write_descriptor - reloc_table, 1 // 11 WriteGDTEntry
     .long vmi_write_descriptor - reloc_table, 1 // 12 WriteLDTEntry
     .long vmi_write_descriptor - reloc_table, 1 // 13 WriteIDTEntry
-    .long vmi_update_kernel_stack - reloc_table, 1 // 14 UpdateKernelStack
+    .long vmi_update_kernel_stack - reloc_table, 0 // 14 UpdateKernelStack: NONE
     .long vmi_set_cr0 - reloc_table, 1          // 15 SetCR0
     .long vmi_set_cr2 - reloc_table, 1          // 16 SetCR2
     .long vmi_set_cr3 - reloc_table, 1          // 17 SetCR3
     .long vmi_set_cr4 - reloc_table, 1          // 18 SetCR4
     .long vmi_get_cr0 - reloc_table, 1          // 19 GetCR0
-    .long vmi_get_cr2 - reloc_table, 1          // 20 GetCR2
+    .long vmi_get_cr2 - reloc_table, 0          // 20 GetCR2: NONE
     .long vmi_get_cr3 - reloc_table, 1          // 21 GetCR3
     .long vmi_get_cr4 - reloc_table, 1          // 22 GetCR4
     .long vmi_wbinvd - reloc_table, 1           // 23 WBINVD
@@ -260,11 +263,11 @@ reloc_table:
     .long vmi_rdpmc - reloc_table, 1            // 26 RDPMC
     .long vmi_rdtsc - reloc_table, 1            // 27 RDTSC
     .long vmi_clts - reloc_table, 1             // 28 CLTS
-    .long vmi_enable_interrupts - reloc_table, 1  // 29 EnableInterrupts
-    .long vmi_disable_interrupts - reloc_table, 1 // 30 DisableInterrupts
-    .long vmi_get_interrupt_mask - reloc_table, 1 // 31 GetInterruptMask
-    .long vmi_set_interrupt_mask - reloc_table, 1 // 32 SetInterruptMask
-    .long vmi_iret - reloc_table, 2             // 33 IRET (jump)
+    .long vmi_enable_interrupts - reloc_table, 0  // 29 EnableInterrupts: NONE
+    .long vmi_disable_interrupts - reloc_table, 0 // 30 DisableInterrupts: NONE
+    .long vmi_get_interrupt_mask - reloc_table, 0 // 31 GetInterruptMask: NONE
+    .long vmi_set_interrupt_mask - reloc_table, 0 // 32 SetInterruptMask: NONE
+    .long vmi_iret - reloc_table, 0             // 33 IRET: NONE (a jump)
     .long vmi_sysexit - reloc_table, 2          // 34 SYSEXIT (jump)
     .long vmi_halt - reloc_table, 1             // 35 Halt
     .long vmi_reboot - reloc_table, 1           // 36 Reboot

@@ -3,7 +3,9 @@
 //!
 //! * the VMI ROM's code (relocation CALL_REL: a regparm(3) call of the
 //!   address GetRelocationInfo gave, through [`rom_call`]),
-//! * nothing (relocation NOP, for calls without a result),
+//! * nothing (relocation NOP, for calls without a result that Linux binds
+//!   directly, `para_fill`; its wrapped calls keep the native op, see
+//!   [`bind`]),
 //! * the native instruction (relocation NONE, or no ROM at all).
 //!
 //! The hot operations are inline patch sites instead (a `.pv_sites` table,
@@ -100,6 +102,18 @@ pub fn va_usable(va: u32) -> bool {
 /// The GetRelocationInfo answer for `call` (NONE without a ROM).
 pub fn relocation(call: VmiCall) -> VmiRelocationInfo {
     VmiRelocationInfo::from_u64(RELOCS[call as usize].load(Ordering::SeqCst))
+}
+
+/// The address of the ROM's own code for `call`, whatever the relocation
+/// type: CALL_REL and JUMP_REL give one, and a ROM may give one with NONE
+/// too (keep the native instruction, which is what the code does; the
+/// native ROM does for the calls that are one instruction on hardware), so
+/// the conformance cases can still hold that code to the call's effect by
+/// calling it directly. None without a ROM, or for a NOP or a bare NONE.
+pub fn rom_entry(call: VmiCall) -> Option<u32> {
+    let reloc = relocation(call);
+    (vmi_active() && reloc.relocation_type() != Ok(VmiRelocationType::Nop) && reloc.eip != 0)
+        .then_some(reloc.eip)
 }
 
 fn target(call: VmiCall) -> u32 {
@@ -461,11 +475,42 @@ fn returns_value(call: VmiCall) -> bool {
     }
 }
 
+/// Whether Linux binds `call` through a wrapper (`para_wrap`) or
+/// `vmi_get_function`, which take only CALL_REL and keep the native op for
+/// NOP as for NONE ("NOPs deliberately ignored": a NOP VMI call need not be
+/// a NOP op). So a ROM answering NOP for UpdateKernelStack leaves the
+/// kernel writing its TSS, for SetPxELong storing its entries, for
+/// FlushTLB flushing: never nothing where the native op does something.
+fn nop_keeps_native(call: VmiCall) -> bool {
+    matches!(
+        call,
+        VmiCall::Cpuid
+            | VmiCall::SetLdt
+            | VmiCall::SetTr
+            | VmiCall::WriteGdtEntry
+            | VmiCall::WriteLdtEntry
+            | VmiCall::WriteIdtEntry
+            | VmiCall::UpdateKernelStack
+            | VmiCall::SetLazyMode
+            | VmiCall::FlushTlb
+            | VmiCall::SetPxe
+            | VmiCall::SetPxeLong
+            | VmiCall::UpdatePxe
+            | VmiCall::UpdatePxeLong
+            | VmiCall::AllocatePage
+            | VmiCall::ReleasePage
+            | VmiCall::SetLinearMapping
+            | VmiCall::SetInitialApState
+    )
+}
+
 /// The binding of a call from its relocation (Linux's `para_fill` /
-/// `para_wrap` rules; patch-only calls are bound by their sites).
+/// `para_wrap` / `vmi_get_function` rules; patch-only calls are bound by
+/// their sites).
 fn bind(call: VmiCall, reloc: VmiRelocationInfo) -> u32 {
     match reloc.relocation_type() {
         Ok(VmiRelocationType::CallRel) if reloc.eip > NOTHING => reloc.eip,
+        Ok(VmiRelocationType::Nop) if nop_keeps_native(call) => NATIVE,
         Ok(VmiRelocationType::Nop) if !returns_value(call) => NOTHING,
         Ok(VmiRelocationType::Nop) => {
             kprintln!(
@@ -956,8 +1001,8 @@ pub fn set_pxe_long_with(pte: u64, ptep: *mut u64, flags: impl FnOnce() -> u32) 
     if rom_bound::<{ VmiCall::SetPxeLong as u8 }, BRANCH_UNLESS_NATIVE>() {
         let flags = flags();
         // SAFETY: the call site (a NOP until activation patches it with a
-        // call to the ROM's SetPxELong, or NOPs for a NOP relocation) gets
-        // its regparm arguments and its one stack word, popped after it.
+        // call to the ROM's SetPxELong) gets its regparm arguments and its
+        // one stack word, popped after it.
         unsafe {
             asm!(
                 "push {flags}",

@@ -1,6 +1,6 @@
 //! Control registers, CPUID, MSRs, the TSC, RDPMC, WBINVD, lazy CPU mode.
 
-use super::{ensure, ensure_eq, fail, pass, skip, Outcome};
+use super::{ensure, ensure_eq, ensure_same, fail, pass, skip, Outcome};
 use crate::pv;
 use crate::trap::{catch, exception_name};
 use native_rom::hw::apic::{APIC_BASE_BSP, APIC_BASE_ENABLE, IA32_APIC_BASE};
@@ -37,6 +37,35 @@ pub fn cr2_write_read() -> Outcome {
     }
     pv::set_cr2(saved);
     pass!("three values written and read back")
+}
+
+/// The ROM's GetCR2 code, called directly by the address
+/// GetRelocationInfo gave (CALL_REL, or NONE with code: the native ROM's
+/// is the MOV itself, which a kernel keeps): it reads what SetCR2 wrote.
+pub fn cr2_rom_entry_direct() -> Outcome {
+    if !pv::vmi_active() {
+        skip!("no VMI ROM: no ROM code to call");
+    }
+    let Some(get_cr2) = pv::rom_entry(vmi_abi::VmiCall::GetCr2) else {
+        skip!("the ROM gives no code for GetCR2");
+    };
+    let saved = pv::get_cr2();
+    let mut read = [0u32; 2];
+    for (i, value) in [0x7654_3210u32, 0xC0DE_F000].into_iter().enumerate() {
+        pv::set_cr2(value);
+        // SAFETY: the ROM's GetCR2 (regparm: result in EAX).
+        read[i] = unsafe { pv::rom_call(get_cr2, 0, 0, 0, [0, 0]) } as u32;
+    }
+    pv::set_cr2(saved);
+    ensure_same!(
+        read,
+        [0x7654_3210u32, 0xC0DE_F000],
+        "the ROM's GetCR2 after SetCR2"
+    );
+    pass!(
+        "the ROM's GetCR2 at {get_cr2:#x} (relocation {}) read both values back",
+        pv::relocation(vmi_abi::VmiCall::GetCr2).type_
+    )
 }
 
 pub fn cr4_write_read() -> Outcome {

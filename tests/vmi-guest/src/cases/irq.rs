@@ -9,11 +9,12 @@
 
 use core::arch::asm;
 use core::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use vmi_abi::VmiCall;
 
 use native_rom::hw::apic;
 
 use super::timer::{halt_until_count, hypercalls, hz, ms, spin, wait_until, Wire, IRQ0, LVTT};
-use super::{ensure, ensure_eq, fail, pass, Outcome};
+use super::{ensure, ensure_eq, fail, pass, skip, Outcome};
 use crate::console::Text;
 use crate::desc::{Table, IDT, USER_CS, USER_DS};
 use crate::sync::Global;
@@ -847,5 +848,169 @@ pub fn irq_mask_hypercalls() -> Outcome {
     );
     pass!(
         "hypercalls per Disable/EnableInterrupts pair: {quiet}/{QUIET_PAIRS} with nothing pending, {pending_cost}/{PENDING_PAIRS} with an interrupt pending (delivered, EOI, IRET)"
+    )
+}
+
+/// Register markers a direct call into the ROM must give back (ECX, EDX).
+const ECX_MARK: u32 = 0xC0C1_C2C3;
+const EDX_MARK: u32 = 0xD0D1_D2D3;
+
+/// Calls the ROM's code at `eip` with EAX = `eax` and markers in ECX and
+/// EDX; returns EAX, ECX and EDX after.
+fn call_marked(eip: u32, eax: u32) -> [u32; 3] {
+    let (a, c, d): (u32, u32, u32);
+    // SAFETY: `eip` is the ROM's code for an interrupt-flag call, which
+    // takes EAX (SetInterruptMask) and changes at most EAX and the flags;
+    // every register it could touch is an output here anyway.
+    unsafe {
+        asm!(
+            "call {f}",
+            f = in(reg) eip,
+            inlateout("eax") eax => a,
+            inlateout("ecx") ECX_MARK => c,
+            inlateout("edx") EDX_MARK => d,
+        )
+    };
+    [a, c, d]
+}
+
+/// The ROM's code for the interrupt-flag calls, called directly by the
+/// addresses GetRelocationInfo gave. A ROM may answer NONE for them (the
+/// native ROM does: each is one instruction on hardware, so a kernel keeps
+/// its own CLI, STI, PUSHF and POPF) and still give its code; this holds
+/// that code to the calls' effects and to what Linux's inline sites need
+/// (ECX and EDX kept; EAX too but for GetInterruptMask's result), whatever
+/// the kernel's sites were patched to.
+pub fn irq_rom_entries_direct() -> Outcome {
+    if !pv::vmi_active() {
+        skip!("no VMI ROM: no ROM code to call");
+    }
+    let calls = [
+        VmiCall::DisableInterrupts,
+        VmiCall::EnableInterrupts,
+        VmiCall::GetInterruptMask,
+        VmiCall::SetInterruptMask,
+    ];
+    let [Some(disable), Some(enable), Some(get), Some(set)] = calls.map(pv::rom_entry) else {
+        let missing = calls.iter().find(|c| pv::rom_entry(**c).is_none());
+        skip!(
+            "the ROM gives no code for {}",
+            missing.map_or("?", |c| c.name())
+        );
+    };
+    // Each ROM call starts from the other state, set by the kernel's own
+    // calls, so a call that did nothing shows.
+    let saved = pv::save_fl();
+    pv::irq_enable();
+    let off = call_marked(disable, 0x1234_5678);
+    let off_mask = pv::save_fl();
+    let off_get = call_marked(get, 0x5A5A_5A5A);
+    let on = call_marked(enable, 0x8765_4321);
+    let on_mask = pv::save_fl();
+    let on_get = call_marked(get, 0);
+    let set_off = call_marked(set, !0x200);
+    let set_off_mask = pv::save_fl();
+    let set_on = call_marked(set, 0x200);
+    let set_on_mask = pv::save_fl();
+    pv::restore_fl(saved);
+    let marks = |r: [u32; 3]| [r[1], r[2]] == [ECX_MARK, EDX_MARK];
+    ensure!(
+        [off, on, off_get, on_get, set_off, set_on]
+            .into_iter()
+            .all(marks),
+        "ECX/EDX not kept: Disable {off:x?}, Enable {on:x?}, GetMask {off_get:x?} \
+         {on_get:x?}, SetMask {set_off:x?} {set_on:x?}"
+    );
+    ensure_eq!(off[0], 0x1234_5678u32, "EAX after DisableInterrupts");
+    ensure_eq!(on[0], 0x8765_4321u32, "EAX after EnableInterrupts");
+    ensure_eq!(off_mask, 0u32, "mask after the ROM's DisableInterrupts");
+    ensure_eq!(
+        off_get[0] & 0x200,
+        0u32,
+        "the ROM's GetInterruptMask, disabled"
+    );
+    ensure_eq!(on_mask, 0x200u32, "mask after the ROM's EnableInterrupts");
+    ensure_eq!(
+        on_get[0] & 0x200,
+        0x200u32,
+        "the ROM's GetInterruptMask, enabled"
+    );
+    ensure_eq!(
+        set_off_mask,
+        0u32,
+        "mask after the ROM's SetInterruptMask(~0x200)"
+    );
+    ensure_eq!(
+        set_on_mask,
+        0x200u32,
+        "mask after the ROM's SetInterruptMask(0x200)"
+    );
+    pass!(
+        "Disable/Enable/GetInterruptMask/SetInterruptMask at {disable:#x} {enable:#x} \
+         {get:#x} {set:#x} (relocations {} {} {} {})",
+        pv::relocation(VmiCall::DisableInterrupts).type_,
+        pv::relocation(VmiCall::EnableInterrupts).type_,
+        pv::relocation(VmiCall::GetInterruptMask).type_,
+        pv::relocation(VmiCall::SetInterruptMask).type_
+    )
+}
+
+/// Jumps to the ROM's IRET code at `eip` with a frame returning here, to
+/// the kernel's code segment, with the interrupt flag `interrupts`.
+fn iret_through(eip: u32, interrupts: bool) {
+    let flags = (read_eflags() & !0x200) | if interrupts { 0x200 } else { 0 };
+    // SAFETY: an IRET frame (EIP, CS, EFLAGS) for a return to the label in
+    // this kernel's code at its own privilege level: the ROM's IRET code
+    // pops it and comes back, the stack as before. Every register an IRET
+    // through a hypervisor might use is an output.
+    unsafe {
+        asm!(
+            "push {flags}",
+            "push {cs}",
+            // The CALL pushes the frame's EIP: the JMP after it.
+            "call 3f",
+            "jmp 4f",
+            "3: jmp {f}",
+            "4:",
+            flags = inout(reg) flags => _,
+            cs = inout(reg) u32::from(pv::kernel_cs()) => _,
+            f = inout(reg) eip => _,
+            out("eax") _,
+            out("ecx") _,
+            out("edx") _,
+        )
+    }
+}
+
+fn read_eflags() -> u32 {
+    let flags: u32;
+    // SAFETY: reads EFLAGS.
+    unsafe { asm!("pushfd", "pop {}", out(reg) flags) };
+    flags
+}
+
+/// The ROM's IRET code, jumped to directly by the address
+/// GetRelocationInfo gave (JUMP_REL, or NONE with code: the native ROM's
+/// is the IRETD itself): it returns to the frame's EIP and CS with the
+/// frame's interrupt flag, both ways.
+pub fn irq_iret_rom_entry_direct() -> Outcome {
+    if !pv::vmi_active() {
+        skip!("no VMI ROM: no ROM code to call");
+    }
+    let Some(iret) = pv::rom_entry(VmiCall::Iret) else {
+        skip!("the ROM gives no code for IRET");
+    };
+    let saved = pv::save_fl();
+    pv::irq_disable();
+    iret_through(iret, true);
+    let on = pv::save_fl();
+    iret_through(iret, false);
+    let off = pv::save_fl();
+    pv::restore_fl(saved);
+    ensure_eq!(on, 0x200u32, "mask after the ROM's IRET to a frame with IF");
+    ensure_eq!(off, 0u32, "mask after the ROM's IRET to a frame without IF");
+    pass!(
+        "the ROM's IRET at {iret:#x} (relocation {}) returned with IF set, then clear",
+        pv::relocation(VmiCall::Iret).type_
     )
 }

@@ -191,6 +191,64 @@ pub fn set_pxe_long_maps_page() -> Outcome {
     pass!("{TEST_VA:#x} mapped to {f:#x}, then {g:#x}")
 }
 
+/// The ROM's SetPxELong code, called directly by the address
+/// GetRelocationInfo gave (CALL_REL, or NONE with code: the native ROM's
+/// stores the entry, which a kernel stores itself, as Linux keeps its
+/// native `set_pte` when `vmi_get_function` finds no CALL_REL): it maps
+/// the test page to one frame, then another, then unmaps it.
+pub fn set_pxe_long_rom_entry_direct() -> Outcome {
+    if !pv::vmi_active() {
+        skip!("no VMI ROM: no ROM code to call");
+    }
+    need_paging!();
+    let Some(set_pxe_long) = pv::rom_entry(VmiCall::SetPxeLong) else {
+        skip!("the ROM gives no code for SetPxELong");
+    };
+    let ptep = mm::pte_ptr(TEST_VA);
+    let flags = mm::current_as_flags(PageLevel::Pt, TEST_VA);
+    let store = |pte: u64| {
+        // SAFETY: the ROM's SetPxELong (regparm: EDX:EAX = entry, ECX =
+        // pointer, the flags as its one stack word) on the test page's
+        // entry in the kernel's own page table.
+        unsafe {
+            pv::rom_call(
+                set_pxe_long,
+                pte as u32,
+                (pte >> 32) as u32,
+                ptep as u32,
+                [flags, 0],
+            )
+        };
+        pv::inval_page(TEST_VA);
+    };
+    let (f, g) = (marked_frame(), marked_frame());
+    store(u64::from(f) | KERNEL_RW);
+    let first = read32(TEST_VA);
+    let pte = mm::read_entry(ptep);
+    store(u64::from(g) | KERNEL_RW);
+    let second = read32(TEST_VA);
+    store(0);
+    let cleared = mm::read_entry(ptep);
+    let gone = read32(TEST_VA);
+    ensure_word!(first, mark(f), "first word through the ROM's mapping");
+    ensure_eq!(
+        pte & !(PTE_A | PTE_D),
+        u64::from(f) | KERNEL_RW,
+        "PTE as the ROM stored it"
+    );
+    ensure_word!(second, mark(g), "first word after the ROM remapped");
+    ensure_eq!(cleared, 0u64, "PTE after the ROM cleared it");
+    ensure!(
+        gone.is_err(),
+        "the page still reads after the ROM cleared its entry"
+    );
+    pass!(
+        "the ROM's SetPxELong at {set_pxe_long:#x} (relocation {}) mapped {TEST_VA:#x} to \
+         {f:#x}, then {g:#x}, then cleared it",
+        pv::relocation(VmiCall::SetPxeLong).type_
+    )
+}
+
 /// FAIL unless `result` is a #PF with `error_code` (low 5 bits) and `cr2`.
 fn page_fault_mismatch(
     result: Result<u32, Fault>,

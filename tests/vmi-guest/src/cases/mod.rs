@@ -183,11 +183,14 @@ pub static ALL: &[Case] = &[
     case("cr0_protected_mode_bits", cpu::cr0_protected_mode_bits),
     case("cr0_ts_set_and_clts", cpu::cr0_ts_set_and_clts),
     case("cr2_write_read", cpu::cr2_write_read),
+    case("cr2_rom_entry_direct", cpu::cr2_rom_entry_direct),
     case("cr4_write_read", cpu::cr4_write_read),
     // Interrupt flag.
     case("irq_disable_enable_mask", irq::irq_disable_enable_mask),
     case("irq_set_interrupt_mask", irq::irq_set_interrupt_mask),
     case("irq_iret_restores_flag", irq::irq_iret_restores_flag),
+    case("irq_rom_entries_direct", irq::irq_rom_entries_direct),
+    case("irq_iret_rom_entry_direct", irq::irq_iret_rom_entry_direct),
     // Exceptions.
     case("exc_divide_error", exceptions::divide_error),
     case("exc_invalid_opcode", exceptions::invalid_opcode),
@@ -237,6 +240,10 @@ pub static ALL: &[Case] = &[
     case("user_breakpoint_gate", usermode::breakpoint_gate),
     case("user_dpl0_gate_faults", usermode::dpl0_gate_faults),
     case("user_kernel_stack_switch", usermode::kernel_stack_switch),
+    case(
+        "user_kernel_stack_rom_entry_direct",
+        usermode::kernel_stack_rom_entry_direct,
+    ),
     case("user_sysexit_sysenter", usermode::sysexit_sysenter),
     case("user_iopl_mask", usermode::iopl_mask),
     case("user_rdtsc_cr4_tsd", usermode::rdtsc_cr4_tsd),
@@ -328,6 +335,10 @@ pub static ALL: &[Case] = &[
     case("mmu_enable_pae_paging", mmu::enable_pae_paging),
     case("mmu_identity_and_alias", mmu::identity_and_alias),
     case("mmu_set_pxe_long_maps_page", mmu::set_pxe_long_maps_page),
+    case(
+        "mmu_set_pxe_long_rom_entry_direct",
+        mmu::set_pxe_long_rom_entry_direct,
+    ),
     case("mmu_pte_clear_not_present", mmu::pte_clear_not_present),
     case("mmu_read_only_write_faults", mmu::read_only_write_faults),
     case("mmu_cr0_wp_semantics", mmu::cr0_wp_semantics),

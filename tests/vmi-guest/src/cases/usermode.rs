@@ -157,6 +157,44 @@ pub fn kernel_stack_switch() -> Outcome {
     pass!("ring 0 entries used stack A, then B, then the kernel stack again")
 }
 
+/// The ROM's UpdateKernelStack code, called directly by the address
+/// GetRelocationInfo gave (CALL_REL, or NONE with code: the native ROM's
+/// writes the TSS's ss0:esp0, which a kernel writes itself, as Linux's
+/// `native_load_sp0`): ring-3 entries then land on the stack it was given.
+pub fn kernel_stack_rom_entry_direct() -> Outcome {
+    if !pv::vmi_active() {
+        skip!("no VMI ROM: no ROM code to call");
+    }
+    let Some(update) = pv::rom_entry(vmi_abi::VmiCall::UpdateKernelStack) else {
+        skip!("the ROM gives no code for UpdateKernelStack");
+    };
+    let ds = pv::kernel_ds();
+    let top = |s: &Global<Stack>| s.as_ptr() as u32 + SWITCH_STACK_SIZE as u32;
+    // SAFETY: the ROM's UpdateKernelStack (regparm: EAX = SS, EDX = ESP0);
+    // stack B is this case's own, free while the kernel runs here.
+    unsafe { pv::rom_call(update, u32::from(ds), top(&STACK_B), 0, [0, 0]) };
+    let on_b = run(Snippet::Syscall, UserRegs::default());
+    pv::update_kernel_stack(ds, crate::kmain::ring0_stack_top());
+    let back = run(Snippet::Syscall, UserRegs::default());
+    ensure!(
+        frame_on(&on_b, &STACK_B),
+        "entry frame at {:#x}, not at the top of stack B ({:#x}) given to the ROM's code",
+        on_b.frame_address,
+        top(&STACK_B)
+    );
+    ensure!(
+        back.frame_address < crate::kmain::ring0_stack_top()
+            && back.frame_address > crate::kmain::ring0_stack_top() - 512,
+        "entry frame at {:#x} after restoring the kernel stack",
+        back.frame_address
+    );
+    pass!(
+        "the ROM's UpdateKernelStack at {update:#x} (relocation {}) moved ring-0 entries to \
+         stack B",
+        pv::relocation(vmi_abi::VmiCall::UpdateKernelStack).type_
+    )
+}
+
 static SYSENTER_STACK: Global<Stack> = Global::new(Stack([0; SWITCH_STACK_SIZE]));
 const IA32_SYSENTER_CS: u32 = 0x174;
 const IA32_SYSENTER_ESP: u32 = 0x175;
