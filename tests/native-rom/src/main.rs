@@ -27,7 +27,7 @@
 //! # NONE with code
 //! Where the call is what the kernel's own native code already does (the
 //! interrupt flag: CLI, STI, PUSHF, POPF; IRET; GetCR2; UpdateKernelStack,
-//! which a kernel does by writing its TSS),
+//! which a kernel does by writing its TSS; SetPxELong, the entry's store),
 //! the answer is NONE, so a kernel keeps its native code, as a Linux VMI
 //! kernel does for NONE (`patch_internal` leaves the inline site,
 //! `para_fill`, `para_wrap` and `vmi_get_function` the native op): a call

@@ -273,7 +273,7 @@ reloc_table:
     .long vmi_reboot - reloc_table, 1           // 36 Reboot
     .long vmi_shutdown - reloc_table, 1         // 37 Shutdown
     .long vmi_set_pxe - reloc_table, 1          // 38 SetPxE
-    .long vmi_set_pxe_long - reloc_table, 1     // 39 SetPxELong
+    .long vmi_set_pxe_long - reloc_table, 0     // 39 SetPxELong: NONE
     .long 0, 3                                  // 40 UpdatePxE: NOP
     .long 0, 3                                  // 41 UpdatePxELong: NOP
     .long vmi_identity - reloc_table, 1         // 42 MachineToPhysical
