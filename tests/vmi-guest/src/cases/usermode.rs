@@ -120,6 +120,13 @@ static STACK_B: Global<Stack> = Global::new(Stack([0; SWITCH_STACK_SIZE]));
 
 /// Whether the exit's frame lies at the top of `stack` (within the bytes a
 /// ring-3 entry needs).
+/// Whether a ring-0 entry's frame sits in the top 512 bytes of the
+/// kernel's own ring-0 stack (where it lands once that stack is restored).
+fn on_kernel_stack(exit: &UserExit) -> bool {
+    let top = crate::kmain::ring0_stack_top();
+    exit.frame_address < top && exit.frame_address > top - 512
+}
+
 fn frame_on(exit: &UserExit, stack: &Global<Stack>) -> bool {
     let base = stack.as_ptr() as u32;
     let top = base + SWITCH_STACK_SIZE as u32;
@@ -149,8 +156,7 @@ pub fn kernel_stack_switch() -> Outcome {
         top(&STACK_B)
     );
     ensure!(
-        back.frame_address < crate::kmain::ring0_stack_top()
-            && back.frame_address > crate::kmain::ring0_stack_top() - 512,
+        on_kernel_stack(&back),
         "entry frame at {:#x} after restoring the kernel stack",
         back.frame_address
     );
@@ -183,8 +189,7 @@ pub fn kernel_stack_rom_entry_direct() -> Outcome {
         top(&STACK_B)
     );
     ensure!(
-        back.frame_address < crate::kmain::ring0_stack_top()
-            && back.frame_address > crate::kmain::ring0_stack_top() - 512,
+        on_kernel_stack(&back),
         "entry frame at {:#x} after restoring the kernel stack",
         back.frame_address
     );
