@@ -1747,7 +1747,7 @@ impl ShadowCache {
         };
         // The directory entry as the shadow has it: a change the kernel did
         // not announce is taken now.
-        let dir_repaired = self.mirror(l2)[index2] != self.expected_code(host, w.pde);
+        let dir_repaired = !self.directory_current(host, self.mirror(l2)[index2], w.pde);
         if dir_repaired {
             self.link(host, l2, index2, w.pde)?;
             self.note_repair(host, va, w.l2_kfn, w.pde_index, w.pde);
@@ -1812,6 +1812,55 @@ impl ShadowCache {
     /// error code the kernel must see when the fault is its own).
     pub fn last_fault_mapped(&self) -> bool {
         self.fault_mapped
+    }
+
+    /// Whether mirror code `code` is the one directory entry `pde` should
+    /// have now (`expected_code`): every page fault asks, so the usual
+    /// answer is found without the hash chain (`directory_named`).
+    #[inline(always)]
+    fn directory_current<H: Host>(&self, host: &mut H, code: Code, pde: u64) -> bool {
+        self.directory_named(host, code, pde) || code == self.expected_code(host, pde)
+    }
+
+    /// A sufficient test for `code == expected_code(pde)`: the code names
+    /// live L1 record `l1`, that record is the one for the entry's frame (a
+    /// frame has at most one record of a kind, so `find` would answer
+    /// `l1`), the entry's rights are the code's, and the entry can be
+    /// shadowed (present, no large page, no reserved bit 52-62, the
+    /// kernel's frame: what `shadow` at L2 asks).
+    #[inline(always)]
+    fn directory_named<H: Host>(&self, host: &mut H, code: Code, pde: u64) -> bool {
+        /// Bits 52-62 of an L2 entry (reserved; `shadow` refuses them).
+        const L2_HIGH_RESERVED: u64 = 0x7FF0_0000_0000_0000;
+        let Some(l1) = ((code & CODE_RECORD) as usize).checked_sub(1) else {
+            return false;
+        };
+        let t = &self.tables[l1];
+        pde & (PRESENT | PAT_OR_PSE | L2_HIGH_RESERVED) == PRESENT
+            && t.kfn == frame_of(pde)
+            && t.kind == Kind::L1
+            && code == Self::code(pde, Some(l1))
+            && host.machine_frame(u64::from(t.kfn)).is_some()
+    }
+
+    /// For the property tests: the quick directory test of
+    /// [`fault`](Self::fault) against the full one, for `va` in the loaded
+    /// root. None when `va` has no shadowed directory entry; else (the
+    /// quick test's answer, whether the mirror holds `expected_code`).
+    /// The quick test may only say yes when the codes are equal.
+    #[doc(hidden)]
+    pub fn directory_check<H: Host>(&self, host: &mut H, va: u32) -> Option<(bool, bool)> {
+        let r = self.current_root()?;
+        let w = self.walk(host, va)?;
+        let slot = (va >> 30) as usize;
+        let index2 = usize::from(w.pde_index);
+        if w.pdpte & PRESENT == 0 || (slot == 3 && index2 >= TOP_KERNEL_SLOTS) {
+            return None;
+        }
+        let l2 = (self.roots[r].slots[slot] as usize).checked_sub(1)?;
+        let code = self.mirror(l2)[index2];
+        let quick = self.directory_named(host, code, w.pde);
+        Some((quick, code == self.expected_code(host, w.pde)))
     }
 
     /// The mirror code a directory entry should have now.

@@ -352,12 +352,48 @@ fn run(steps: &[Step], pool: usize) -> (Box<ShadowCache>, Model) {
             }
         }
         check(&cache, &m);
+        check_directory_tests(&cache, &mut m, step);
         assert!(
             cache.lookup_cache_agrees(),
             "the last-hit record cache disagrees with the hash chains after {step:?}"
         );
     }
     (cache, m)
+}
+
+thread_local! {
+    /// How the fault's quick directory test answered in `run`: (said
+    /// current, full test only and equal, not equal).
+    static DIRECTORY_TESTS: std::cell::Cell<(usize, usize, usize)> =
+        const { std::cell::Cell::new((0, 0, 0)) };
+}
+
+/// The page fault's quick test of the directory entry (the mirror code
+/// names the entry's record, `ShadowCache::directory_check`) may only say
+/// "current" when the full comparison with the code the entry should have
+/// says so too: checked for every directory entry the steps use.
+fn check_directory_tests(cache: &ShadowCache, m: &mut Model, step: &Step) {
+    for slot in 0..4 {
+        for &pde in &INDICES {
+            let Some((quick, equal)) = cache.directory_check(m, va(slot, pde, 0)) else {
+                continue;
+            };
+            assert!(
+                !quick || equal,
+                "after {step:?}: the quick test calls directory entry {pde} of slot {slot} current, \
+                 the full one does not"
+            );
+            DIRECTORY_TESTS.with(|c| {
+                let (mut q, mut e, mut n) = c.get();
+                match (quick, equal) {
+                    (true, _) => q += 1,
+                    (false, true) => e += 1,
+                    (false, false) => n += 1,
+                }
+                c.set((q, e, n));
+            });
+        }
+    }
 }
 
 /// A fault is the kernel's exactly when its own tables (as loaded) deny
@@ -643,6 +679,55 @@ fn unannounced_changes_are_repaired() {
         .unwrap();
     assert!(repaired);
     check(&cache, &m);
+    // A directory entry pointed at another table natively: the fault's
+    // quick directory test must not take the mirror's code for current;
+    // the fault links the new table and reports the directory entry.
+    m.guest_mut(L1S[1])[3] = (0x1003 << 12) | P | RW | A | D;
+    m.guest_mut(L2S[0])[0] = (u64::from(L1S[1]) << 12) | P | RW;
+    assert_eq!(
+        cache.directory_check(&mut m, va(0, 0, 3)),
+        Some((false, false))
+    );
+    let before = m.notes.len();
+    assert_eq!(
+        cache
+            .fault(&mut m, va(0, 0, 3), Access::default(), true)
+            .unwrap(),
+        Fault::Fixed
+    );
+    assert!(
+        m.notes[before..]
+            .iter()
+            .any(|n| matches!(n, Note::Unannounced { kfn, index: 0, .. } if *kfn == L2S[0])),
+        "{:?}",
+        &m.notes[before..]
+    );
+    check(&cache, &m);
+    assert_eq!(
+        cache.directory_check(&mut m, va(0, 0, 3)),
+        Some((true, true))
+    );
+    // The same table, its rights taken away natively (the write is then
+    // the kernel's fault, after the repair).
+    m.guest_mut(L2S[0])[0] = (u64::from(L1S[1]) << 12) | P;
+    assert_eq!(
+        cache.directory_check(&mut m, va(0, 0, 3)),
+        Some((false, false))
+    );
+    let write = Access {
+        write: true,
+        ..Access::default()
+    };
+    assert_eq!(
+        cache.fault(&mut m, va(0, 0, 3), write, true).unwrap(),
+        Fault::Kernel
+    );
+    assert!(cache.last_fault_mapped());
+    check(&cache, &m);
+    assert_eq!(
+        cache.directory_check(&mut m, va(0, 0, 3)),
+        Some((true, true))
+    );
 }
 
 /// CR3 values that are not page tables are refused, naming what is wrong.
@@ -698,6 +783,14 @@ fn random_sequences_reach_every_path() {
             }
         }
     }
+    // The quick directory test of a fault answers for entries that name a
+    // table, the full comparison for the rest (every change is announced
+    // here: `unannounced_changes_are_repaired` has the unequal ones).
+    let (quick, full_equal, unequal) = DIRECTORY_TESTS.with(|c| c.get());
+    assert!(
+        quick > 1000 && full_equal > 1000,
+        "quick {quick}, full and equal {full_equal}, unequal {unequal}"
+    );
     assert!(totals.roots_built > 100, "{totals:?}");
     assert!(totals.tops_copied > 2, "{totals:?}");
     assert!(
