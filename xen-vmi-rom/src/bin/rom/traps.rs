@@ -227,19 +227,26 @@ const RESUME_AT: u32 = 3;
 /// kernel handles, comes this way).
 #[inline(never)]
 fn forward(frame: &mut TrapFrame) -> Option<u32> {
-    forward_inline(frame)
-}
-
-/// `forward`, inlined into the page-fault path (no call, no second
-/// prologue for the commonest forward).
-#[inline(always)]
-fn forward_inline(frame: &mut TrapFrame) -> Option<u32> {
     let vector = frame.vector;
     let gate = crate::desc::idt_gate(vector)?;
     if !crate::desc::is_code_segment(gate.selector) {
         return undeliverable_gate(frame, gate.selector);
     }
     Some(deliver_through(frame, &gate, has_error_code(vector)))
+}
+
+/// `forward` of a #PF, inlined into the page-fault path (no call, no
+/// second prologue for the commonest forward); the gate's number and the
+/// error code's presence are constants here, not read back from the frame
+/// after the shadow's work.
+#[inline(always)]
+fn forward_page_fault(frame: &mut TrapFrame) -> Option<u32> {
+    const _: () = assert!(has_error_code(PAGE_FAULT));
+    let gate = crate::desc::idt_gate(PAGE_FAULT)?;
+    if !crate::desc::is_code_segment(gate.selector) {
+        return undeliverable_gate(frame, gate.selector);
+    }
+    Some(deliver_through(frame, &gate, true))
 }
 
 /// The kernel's gate for the frame's exception names no present code
@@ -442,7 +449,7 @@ extern "C" fn rom_trap(frame: &mut TrapFrame) -> u32 {
         if crate::paging::page_fault(cr2, frame) {
             return RESUME;
         }
-        if let Some(how) = forward_inline(frame) {
+        if let Some(how) = forward_page_fault(frame) {
             return how;
         }
         unhandled(frame);
