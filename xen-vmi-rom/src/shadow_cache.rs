@@ -1807,6 +1807,56 @@ impl ShadowCache {
         Ok(Fault::Fixed)
     }
 
+    /// The quick answer to a page fault that is the kernel's, for the
+    /// ROM's #PF path: `Some(mapped)` when [`fault`](Self::fault) would
+    /// answer `Fault::Kernel` and change nothing (no repair, no A or D bit,
+    /// nothing queued), with `mapped` what
+    /// [`last_fault_mapped`](Self::last_fault_mapped) then says (and now
+    /// says); None when only `fault` can tell. It answers the two usual
+    /// kernel faults, in a directory entry the shadow mirrors as it is
+    /// (`directory_named`): the leaf entry not present (a page not mapped
+    /// yet), or its rights denying the access (a user access to a
+    /// supervisor page; a write to a read-only page from user mode or with
+    /// CR0.WP set). Everything else (no shadowed directory, the ROM's slots,
+    /// a large page, an unannounced change, A/D tracking, a frame that is
+    /// not the kernel's RAM, the CR0.WP-clear write) is `fault`'s.
+    #[inline(always)]
+    pub fn kernels_fault<H: Host>(
+        &mut self,
+        host: &mut H,
+        va: u32,
+        access: Access,
+        wp: bool,
+    ) -> Option<bool> {
+        let r = self.current_root()?;
+        let slot = (va >> 30) as usize;
+        let index2 = ((va >> 21) & 511) as usize;
+        let root = &self.roots[r];
+        let pdpte = root.pdpte[slot];
+        if pdpte & PRESENT == 0 || (slot == 3 && index2 >= TOP_KERNEL_SLOTS) {
+            return None;
+        }
+        let l2 = (root.slots[slot] as usize).checked_sub(1)?;
+        // `walk`'s reads, in its order.
+        let pde = host.guest_entry(frame_of(pdpte), index2);
+        // Present, a table (not a large page) with its record, unchanged.
+        if !self.directory_named(host, self.mirror(l2)[index2], pde) {
+            return None;
+        }
+        let pte = host.guest_entry(frame_of(pde), ((va >> 12) & 511) as usize);
+        let mapped = pte & PRESENT != 0;
+        if mapped {
+            let rights = pde & pte;
+            let denied = (access.user && rights & USER == 0)
+                || (access.write && (access.user || wp) && rights & RW == 0);
+            if !denied {
+                return None;
+            }
+        }
+        self.fault_mapped = mapped;
+        Some(mapped)
+    }
+
     /// Whether the kernel's tables, as the last [`fault`](Self::fault)
     /// walked them, map its address to a present page (the P bit of the
     /// error code the kernel must see when the fault is its own).

@@ -396,6 +396,58 @@ fn check_directory_tests(cache: &ShadowCache, m: &mut Model, step: &Step) {
     }
 }
 
+thread_local! {
+    /// Faults `ShadowCache::kernels_fault` answered in the tests: (not
+    /// mapped, mapped and denied).
+    static QUICK_FAULTS: std::cell::Cell<(usize, usize)> = const { std::cell::Cell::new((0, 0)) };
+}
+
+/// The kernel's directory and leaf entries for `va` in the loaded root.
+fn walked_entries(cache: &ShadowCache, m: &mut Model, va: u32) -> (u64, u64) {
+    let cr3 = cache.current_cr3().expect("a loaded root");
+    let pdpte = cache.roots().find(|r| r.0 == cr3).unwrap().3[(va >> 30) as usize];
+    let pde = m.guest_entry(((pdpte & FRAME) >> 12) as u32, ((va >> 21) & 511) as usize);
+    let pte = m.guest_entry(((pde & FRAME) >> 12) as u32, ((va >> 12) & 511) as usize);
+    (pde, pte)
+}
+
+/// The #PF path's quick answer (`ShadowCache::kernels_fault`) against
+/// `fault` at `va`, for every access kind (read, write, fetch; user or
+/// supervisor) and CR0.WP set or clear: where it answers, `fault` must say
+/// the fault is the kernel's, with the same P bit for the error code, and
+/// change nothing (no op, no note, no statistic, the kernel's entries
+/// as they were). Such a `fault` leaves the state as it was, so the next
+/// kind is asked of the same state.
+fn quick_kernel_faults(cache: &mut ShadowCache, m: &mut Model, va: u32) -> Result<(), ShadowError> {
+    for kind in 0..16u32 {
+        let access = Access {
+            write: kind & 1 != 0,
+            user: kind & 2 != 0,
+            fetch: kind & 4 != 0 && kind & 1 == 0,
+        };
+        let wp = kind & 8 != 0;
+        let (ops, notes, stats) = (m.ops, m.notes.len(), cache.stats());
+        let Some(mapped) = cache.kernels_fault(m, va, access, wp) else {
+            continue;
+        };
+        // The entries `fault` would set A or D in (it sets nothing else).
+        let walked = walked_entries(cache, m, va);
+        let ctx = format!("va {va:#x} {access:?} wp {wp}");
+        assert_eq!((m.ops, m.notes.len()), (ops, notes), "{ctx}: the quick answer queued or noted something");
+        assert_eq!(cache.last_fault_mapped(), mapped, "{ctx}");
+        assert_eq!(cache.fault(m, va, access, wp)?, Fault::Kernel, "{ctx}: the quick answer said the kernel's");
+        assert_eq!(cache.last_fault_mapped(), mapped, "{ctx}: P bit of the error code");
+        assert_eq!((m.ops, m.notes.len()), (ops, notes), "{ctx}: fault queued or noted something");
+        assert!(cache.stats() == stats, "{ctx}: fault counted something");
+        assert_eq!(walked_entries(cache, m, va), walked, "{ctx}: the kernel's entries changed");
+        QUICK_FAULTS.with(|c| {
+            let (n, d) = c.get();
+            c.set(if mapped { (n, d + 1) } else { (n + 1, d) });
+        });
+    }
+    Ok(())
+}
+
 /// A fault is the kernel's exactly when its own tables (as loaded) deny
 /// the access; otherwise A (and D) are set as the processor sets them.
 fn fault(
@@ -430,6 +482,7 @@ fn fault(
         && (!user || rights & US != 0)
         && (!write || rights & RW != 0)
         && (!write || (machine(kfn).is_some() && !(0xC0..0xD0).contains(&kfn)));
+    quick_kernel_faults(cache, m, va)?;
     let got = cache.fault(m, va, access, true)?;
     if !allowed {
         assert_eq!(got, Fault::Kernel, "va {va:#x}: pde {pde:#x} pte {pte:#x}");
@@ -790,6 +843,11 @@ fn random_sequences_reach_every_path() {
     assert!(
         quick > 1000 && full_equal > 1000,
         "quick {quick}, full and equal {full_equal}, unequal {unequal}"
+    );
+    let (not_mapped, denied) = QUICK_FAULTS.with(|c| c.get());
+    assert!(
+        not_mapped > 100 && denied > 100,
+        "quick kernel faults: {not_mapped} not mapped, {denied} denied"
     );
     assert!(totals.roots_built > 100, "{totals:?}");
     assert!(totals.tops_copied > 2, "{totals:?}");
