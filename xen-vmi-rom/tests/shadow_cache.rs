@@ -433,13 +433,33 @@ fn quick_kernel_faults(cache: &mut ShadowCache, m: &mut Model, va: u32) -> Resul
         // The entries `fault` would set A or D in (it sets nothing else).
         let walked = walked_entries(cache, m, va);
         let ctx = format!("va {va:#x} {access:?} wp {wp}");
-        assert_eq!((m.ops, m.notes.len()), (ops, notes), "{ctx}: the quick answer queued or noted something");
+        assert_eq!(
+            (m.ops, m.notes.len()),
+            (ops, notes),
+            "{ctx}: the quick answer queued or noted something"
+        );
         assert_eq!(cache.last_fault_mapped(), mapped, "{ctx}");
-        assert_eq!(cache.fault(m, va, access, wp)?, Fault::Kernel, "{ctx}: the quick answer said the kernel's");
-        assert_eq!(cache.last_fault_mapped(), mapped, "{ctx}: P bit of the error code");
-        assert_eq!((m.ops, m.notes.len()), (ops, notes), "{ctx}: fault queued or noted something");
+        assert_eq!(
+            cache.fault(m, va, access, wp)?,
+            Fault::Kernel,
+            "{ctx}: the quick answer said the kernel's"
+        );
+        assert_eq!(
+            cache.last_fault_mapped(),
+            mapped,
+            "{ctx}: P bit of the error code"
+        );
+        assert_eq!(
+            (m.ops, m.notes.len()),
+            (ops, notes),
+            "{ctx}: fault queued or noted something"
+        );
         assert!(cache.stats() == stats, "{ctx}: fault counted something");
-        assert_eq!(walked_entries(cache, m, va), walked, "{ctx}: the kernel's entries changed");
+        assert_eq!(
+            walked_entries(cache, m, va),
+            walked,
+            "{ctx}: the kernel's entries changed"
+        );
         QUICK_FAULTS.with(|c| {
             let (n, d) = c.get();
             c.set(if mapped { (n, d + 1) } else { (n + 1, d) });
