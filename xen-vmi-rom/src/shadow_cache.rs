@@ -204,6 +204,12 @@ pub trait Host {
             *e = self.guest_entry(kfn, first + k);
         }
     }
+    /// [`guest_entry`](Self::guest_entry) for the #PF path's quick answer
+    /// (`ShadowCache::kernels_fault`): the same value, by whatever way is
+    /// cheapest for a host to inline there.
+    fn fault_entry(&mut self, kfn: u32, index: usize) -> u64 {
+        self.guest_entry(kfn, index)
+    }
     /// Sets `bits` in that entry (the A and D bits the processor would set).
     fn set_guest_bits(&mut self, kfn: u32, index: usize, bits: u64);
     /// The machine frame of kernel frame `kfn`, if it is the kernel's RAM
@@ -1838,12 +1844,12 @@ impl ShadowCache {
         }
         let l2 = (root.slots[slot] as usize).checked_sub(1)?;
         // `walk`'s reads, in its order.
-        let pde = host.guest_entry(frame_of(pdpte), index2);
+        let pde = host.fault_entry(frame_of(pdpte), index2);
         // Present, a table (not a large page) with its record, unchanged.
         if !self.directory_named(host, self.mirror(l2)[index2], pde) {
             return None;
         }
-        let pte = host.guest_entry(frame_of(pde), ((va >> 12) & 511) as usize);
+        let pte = host.fault_entry(frame_of(pde), ((va >> 12) & 511) as usize);
         let mapped = pte & PRESENT != 0;
         if mapped {
             let rights = pde & pte;
