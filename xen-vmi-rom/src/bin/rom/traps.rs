@@ -107,7 +107,13 @@ vmi_page_fault_common:
     mov eax, esp
     push eax
     call {page_fault}
-    jmp vmi_trap_returned
+    // The usual outcome first: to the kernel's gate with Xen's error code
+    // kept (as the common path's FORWARD_WITH_ERROR_CODE below).
+    cmp eax, {forward_with_error_code}
+    jne vmi_trap_returned
+    add esp, 4
+    popad
+    retf
 
     .balign 16
     .globl vmi_event_entry
@@ -128,6 +134,7 @@ vmi_failsafe_entry:
     trap = sym rom_trap,
     page_fault = sym rom_page_fault,
     page_fault_vector = const PAGE_FAULT,
+    forward_with_error_code = const FORWARD_WITH_ERROR_CODE,
     stub_size = const STUB_SIZE,
     resume = const xen_vmi_rom::layout::ROM_STATE_VA + xen_vmi_rom::rom_state::RESUME_AT_OFFSET,
 );
