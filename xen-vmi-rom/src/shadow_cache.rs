@@ -204,6 +204,12 @@ pub trait Host {
             *e = self.guest_entry(kfn, first + k);
         }
     }
+    /// [`guest_entry`](Self::guest_entry) for the #PF path's quick answer
+    /// (`ShadowCache::kernels_fault`): the same value, by whatever way is
+    /// cheapest for a host to inline there.
+    fn fault_entry(&mut self, kfn: u32, index: usize) -> u64 {
+        self.guest_entry(kfn, index)
+    }
     /// Sets `bits` in that entry (the A and D bits the processor would set).
     fn set_guest_bits(&mut self, kfn: u32, index: usize, bits: u64);
     /// The machine frame of kernel frame `kfn`, if it is the kernel's RAM
@@ -1747,7 +1753,7 @@ impl ShadowCache {
         };
         // The directory entry as the shadow has it: a change the kernel did
         // not announce is taken now.
-        let dir_repaired = self.mirror(l2)[index2] != self.expected_code(host, w.pde);
+        let dir_repaired = !self.directory_current(host, self.mirror(l2)[index2], w.pde);
         if dir_repaired {
             self.link(host, l2, index2, w.pde)?;
             self.note_repair(host, va, w.l2_kfn, w.pde_index, w.pde);
@@ -1807,11 +1813,110 @@ impl ShadowCache {
         Ok(Fault::Fixed)
     }
 
+    /// The quick answer to a page fault that is the kernel's, for the
+    /// ROM's #PF path: `Some(mapped)` when [`fault`](Self::fault) would
+    /// answer `Fault::Kernel` and change nothing (no repair, no A or D bit,
+    /// nothing queued), with `mapped` what
+    /// [`last_fault_mapped`](Self::last_fault_mapped) then says (and now
+    /// says); None when only `fault` can tell. It answers the two usual
+    /// kernel faults, in a directory entry the shadow mirrors as it is
+    /// (`directory_named`): the leaf entry not present (a page not mapped
+    /// yet), or its rights denying the access (a user access to a
+    /// supervisor page; a write to a read-only page from user mode or with
+    /// CR0.WP set). Everything else (no shadowed directory, the ROM's slots,
+    /// a large page, an unannounced change, A/D tracking, a frame that is
+    /// not the kernel's RAM, the CR0.WP-clear write) is `fault`'s.
+    #[inline(always)]
+    pub fn kernels_fault<H: Host>(
+        &mut self,
+        host: &mut H,
+        va: u32,
+        access: Access,
+        wp: bool,
+    ) -> Option<bool> {
+        let r = self.current_root()?;
+        let slot = (va >> 30) as usize;
+        let index2 = ((va >> 21) & 511) as usize;
+        let root = &self.roots[r];
+        let pdpte = root.pdpte[slot];
+        if pdpte & PRESENT == 0 || (slot == 3 && index2 >= TOP_KERNEL_SLOTS) {
+            return None;
+        }
+        let l2 = (root.slots[slot] as usize).checked_sub(1)?;
+        // `walk`'s reads, in its order.
+        let pde = host.fault_entry(frame_of(pdpte), index2);
+        // Present, a table (not a large page) with its record, unchanged.
+        if !self.directory_named(host, self.mirror(l2)[index2], pde) {
+            return None;
+        }
+        let pte = host.fault_entry(frame_of(pde), ((va >> 12) & 511) as usize);
+        let mapped = pte & PRESENT != 0;
+        if mapped {
+            let rights = pde & pte;
+            let denied = (access.user && rights & USER == 0)
+                || (access.write && (access.user || wp) && rights & RW == 0);
+            if !denied {
+                return None;
+            }
+        }
+        self.fault_mapped = mapped;
+        Some(mapped)
+    }
+
     /// Whether the kernel's tables, as the last [`fault`](Self::fault)
     /// walked them, map its address to a present page (the P bit of the
     /// error code the kernel must see when the fault is its own).
     pub fn last_fault_mapped(&self) -> bool {
         self.fault_mapped
+    }
+
+    /// Whether mirror code `code` is the one directory entry `pde` should
+    /// have now (`expected_code`): every page fault asks, so the usual
+    /// answer is found without the hash chain (`directory_named`).
+    #[inline(always)]
+    fn directory_current<H: Host>(&self, host: &mut H, code: Code, pde: u64) -> bool {
+        self.directory_named(host, code, pde) || code == self.expected_code(host, pde)
+    }
+
+    /// A sufficient test for `code == expected_code(pde)`: the code names
+    /// live L1 record `l1`, that record is the one for the entry's frame (a
+    /// frame has at most one record of a kind, so `find` would answer
+    /// `l1`), the entry's rights are the code's, and the entry can be
+    /// shadowed (present, no large page, no reserved bit 52-62, the
+    /// kernel's frame: what `shadow` at L2 asks).
+    #[inline(always)]
+    fn directory_named<H: Host>(&self, host: &mut H, code: Code, pde: u64) -> bool {
+        /// Bits 52-62 of an L2 entry (reserved; `shadow` refuses them).
+        const L2_HIGH_RESERVED: u64 = 0x7FF0_0000_0000_0000;
+        let Some(l1) = ((code & CODE_RECORD) as usize).checked_sub(1) else {
+            return false;
+        };
+        let t = &self.tables[l1];
+        pde & (PRESENT | PAT_OR_PSE | L2_HIGH_RESERVED) == PRESENT
+            && t.kfn == frame_of(pde)
+            && t.kind == Kind::L1
+            && code == Self::code(pde, Some(l1))
+            && host.machine_frame(u64::from(t.kfn)).is_some()
+    }
+
+    /// For the property tests: the quick directory test of
+    /// [`fault`](Self::fault) against the full one, for `va` in the loaded
+    /// root. None when `va` has no shadowed directory entry; else (the
+    /// quick test's answer, whether the mirror holds `expected_code`).
+    /// The quick test may only say yes when the codes are equal.
+    #[doc(hidden)]
+    pub fn directory_check<H: Host>(&self, host: &mut H, va: u32) -> Option<(bool, bool)> {
+        let r = self.current_root()?;
+        let w = self.walk(host, va)?;
+        let slot = (va >> 30) as usize;
+        let index2 = usize::from(w.pde_index);
+        if w.pdpte & PRESENT == 0 || (slot == 3 && index2 >= TOP_KERNEL_SLOTS) {
+            return None;
+        }
+        let l2 = (self.roots[r].slots[slot] as usize).checked_sub(1)?;
+        let code = self.mirror(l2)[index2];
+        let quick = self.directory_named(host, code, w.pde);
+        Some((quick, code == self.expected_code(host, w.pde)))
     }
 
     /// The mirror code a directory entry should have now.

@@ -352,12 +352,120 @@ fn run(steps: &[Step], pool: usize) -> (Box<ShadowCache>, Model) {
             }
         }
         check(&cache, &m);
+        check_directory_tests(&cache, &mut m, step);
         assert!(
             cache.lookup_cache_agrees(),
             "the last-hit record cache disagrees with the hash chains after {step:?}"
         );
     }
     (cache, m)
+}
+
+thread_local! {
+    /// How the fault's quick directory test answered in `run`: (said
+    /// current, full test only and equal, not equal).
+    static DIRECTORY_TESTS: std::cell::Cell<(usize, usize, usize)> =
+        const { std::cell::Cell::new((0, 0, 0)) };
+}
+
+/// The page fault's quick test of the directory entry (the mirror code
+/// names the entry's record, `ShadowCache::directory_check`) may only say
+/// "current" when the full comparison with the code the entry should have
+/// says so too: checked for every directory entry the steps use.
+fn check_directory_tests(cache: &ShadowCache, m: &mut Model, step: &Step) {
+    for slot in 0..4 {
+        for &pde in &INDICES {
+            let Some((quick, equal)) = cache.directory_check(m, va(slot, pde, 0)) else {
+                continue;
+            };
+            assert!(
+                !quick || equal,
+                "after {step:?}: the quick test calls directory entry {pde} of slot {slot} current, \
+                 the full one does not"
+            );
+            DIRECTORY_TESTS.with(|c| {
+                let (mut q, mut e, mut n) = c.get();
+                match (quick, equal) {
+                    (true, _) => q += 1,
+                    (false, true) => e += 1,
+                    (false, false) => n += 1,
+                }
+                c.set((q, e, n));
+            });
+        }
+    }
+}
+
+thread_local! {
+    /// Faults `ShadowCache::kernels_fault` answered in the tests: (not
+    /// mapped, mapped and denied).
+    static QUICK_FAULTS: std::cell::Cell<(usize, usize)> = const { std::cell::Cell::new((0, 0)) };
+}
+
+/// The kernel's directory and leaf entries for `va` in the loaded root.
+fn walked_entries(cache: &ShadowCache, m: &mut Model, va: u32) -> (u64, u64) {
+    let cr3 = cache.current_cr3().expect("a loaded root");
+    let pdpte = cache.roots().find(|r| r.0 == cr3).unwrap().3[(va >> 30) as usize];
+    let pde = m.guest_entry(((pdpte & FRAME) >> 12) as u32, ((va >> 21) & 511) as usize);
+    let pte = m.guest_entry(((pde & FRAME) >> 12) as u32, ((va >> 12) & 511) as usize);
+    (pde, pte)
+}
+
+/// The #PF path's quick answer (`ShadowCache::kernels_fault`) against
+/// `fault` at `va`, for every access kind (read, write, fetch; user or
+/// supervisor) and CR0.WP set or clear: where it answers, `fault` must say
+/// the fault is the kernel's, with the same P bit for the error code, and
+/// change nothing (no op, no note, no statistic, the kernel's entries
+/// as they were). Such a `fault` leaves the state as it was, so the next
+/// kind is asked of the same state.
+fn quick_kernel_faults(cache: &mut ShadowCache, m: &mut Model, va: u32) -> Result<(), ShadowError> {
+    for kind in 0..16u32 {
+        let access = Access {
+            write: kind & 1 != 0,
+            user: kind & 2 != 0,
+            fetch: kind & 4 != 0 && kind & 1 == 0,
+        };
+        let wp = kind & 8 != 0;
+        let (ops, notes, stats) = (m.ops, m.notes.len(), cache.stats());
+        let Some(mapped) = cache.kernels_fault(m, va, access, wp) else {
+            continue;
+        };
+        // The entries `fault` would set A or D in (it sets nothing else).
+        let walked = walked_entries(cache, m, va);
+        let ctx = format!("va {va:#x} {access:?} wp {wp}");
+        assert_eq!(
+            (m.ops, m.notes.len()),
+            (ops, notes),
+            "{ctx}: the quick answer queued or noted something"
+        );
+        assert_eq!(cache.last_fault_mapped(), mapped, "{ctx}");
+        assert_eq!(
+            cache.fault(m, va, access, wp)?,
+            Fault::Kernel,
+            "{ctx}: the quick answer said the kernel's"
+        );
+        assert_eq!(
+            cache.last_fault_mapped(),
+            mapped,
+            "{ctx}: P bit of the error code"
+        );
+        assert_eq!(
+            (m.ops, m.notes.len()),
+            (ops, notes),
+            "{ctx}: fault queued or noted something"
+        );
+        assert!(cache.stats() == stats, "{ctx}: fault counted something");
+        assert_eq!(
+            walked_entries(cache, m, va),
+            walked,
+            "{ctx}: the kernel's entries changed"
+        );
+        QUICK_FAULTS.with(|c| {
+            let (n, d) = c.get();
+            c.set(if mapped { (n, d + 1) } else { (n + 1, d) });
+        });
+    }
+    Ok(())
 }
 
 /// A fault is the kernel's exactly when its own tables (as loaded) deny
@@ -394,6 +502,7 @@ fn fault(
         && (!user || rights & US != 0)
         && (!write || rights & RW != 0)
         && (!write || (machine(kfn).is_some() && !(0xC0..0xD0).contains(&kfn)));
+    quick_kernel_faults(cache, m, va)?;
     let got = cache.fault(m, va, access, true)?;
     if !allowed {
         assert_eq!(got, Fault::Kernel, "va {va:#x}: pde {pde:#x} pte {pte:#x}");
@@ -643,6 +752,55 @@ fn unannounced_changes_are_repaired() {
         .unwrap();
     assert!(repaired);
     check(&cache, &m);
+    // A directory entry pointed at another table natively: the fault's
+    // quick directory test must not take the mirror's code for current;
+    // the fault links the new table and reports the directory entry.
+    m.guest_mut(L1S[1])[3] = (0x1003 << 12) | P | RW | A | D;
+    m.guest_mut(L2S[0])[0] = (u64::from(L1S[1]) << 12) | P | RW;
+    assert_eq!(
+        cache.directory_check(&mut m, va(0, 0, 3)),
+        Some((false, false))
+    );
+    let before = m.notes.len();
+    assert_eq!(
+        cache
+            .fault(&mut m, va(0, 0, 3), Access::default(), true)
+            .unwrap(),
+        Fault::Fixed
+    );
+    assert!(
+        m.notes[before..]
+            .iter()
+            .any(|n| matches!(n, Note::Unannounced { kfn, index: 0, .. } if *kfn == L2S[0])),
+        "{:?}",
+        &m.notes[before..]
+    );
+    check(&cache, &m);
+    assert_eq!(
+        cache.directory_check(&mut m, va(0, 0, 3)),
+        Some((true, true))
+    );
+    // The same table, its rights taken away natively (the write is then
+    // the kernel's fault, after the repair).
+    m.guest_mut(L2S[0])[0] = (u64::from(L1S[1]) << 12) | P;
+    assert_eq!(
+        cache.directory_check(&mut m, va(0, 0, 3)),
+        Some((false, false))
+    );
+    let write = Access {
+        write: true,
+        ..Access::default()
+    };
+    assert_eq!(
+        cache.fault(&mut m, va(0, 0, 3), write, true).unwrap(),
+        Fault::Kernel
+    );
+    assert!(cache.last_fault_mapped());
+    check(&cache, &m);
+    assert_eq!(
+        cache.directory_check(&mut m, va(0, 0, 3)),
+        Some((true, true))
+    );
 }
 
 /// CR3 values that are not page tables are refused, naming what is wrong.
@@ -698,6 +856,19 @@ fn random_sequences_reach_every_path() {
             }
         }
     }
+    // The quick directory test of a fault answers for entries that name a
+    // table, the full comparison for the rest (every change is announced
+    // here: `unannounced_changes_are_repaired` has the unequal ones).
+    let (quick, full_equal, unequal) = DIRECTORY_TESTS.with(|c| c.get());
+    assert!(
+        quick > 1000 && full_equal > 1000,
+        "quick {quick}, full and equal {full_equal}, unequal {unequal}"
+    );
+    let (not_mapped, denied) = QUICK_FAULTS.with(|c| c.get());
+    assert!(
+        not_mapped > 100 && denied > 100,
+        "quick kernel faults: {not_mapped} not mapped, {denied} denied"
+    );
     assert!(totals.roots_built > 100, "{totals:?}");
     assert!(totals.tops_copied > 2, "{totals:?}");
     assert!(

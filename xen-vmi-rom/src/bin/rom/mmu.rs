@@ -531,6 +531,20 @@ impl RomHost<'_> {
         );
     }
 
+    /// `read` when a view of `kfn` is mapped already (its common case),
+    /// inline; None: ask `read`. A kernel frame's view exists only for a
+    /// frame `k2m` knows (`kernel_view` and `prefetch` ask it first; the
+    /// table is fixed after boot), so the value is `read`'s.
+    #[inline(always)]
+    pub fn read_mapped(&self, kfn: u32, index: usize) -> Option<u64> {
+        let slot = self.views.lookup(kfn)?;
+        if self.views.is_pending(slot) {
+            return None;
+        }
+        // SAFETY: the view maps the whole frame; the index stays in it.
+        Some(unsafe { Views::va(slot).add(index & 511).read_volatile() })
+    }
+
     /// The kernel's 8-byte entry at `kfn:index`, read through a view.
     pub fn read(&mut self, kfn: u32, index: usize) -> Option<u64> {
         let page = self.kernel_view(kfn)?;
@@ -607,6 +621,15 @@ impl Host for RomHost<'_> {
     fn guest_entry(&mut self, kfn: u32, index: usize) -> u64 {
         // A frame the kernel does not have holds no table.
         self.read(kfn, index).unwrap_or(0)
+    }
+
+    // The #PF path: the two reads inline when their views are mapped.
+    #[inline(always)]
+    fn fault_entry(&mut self, kfn: u32, index: usize) -> u64 {
+        match self.read_mapped(kfn, index) {
+            Some(entry) => entry,
+            None => self.guest_entry(kfn, index),
+        }
     }
 
     fn guest_entries(&mut self, kfn: u32, first: usize, out: &mut [u64]) {

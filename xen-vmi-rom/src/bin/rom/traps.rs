@@ -38,7 +38,11 @@ vmi_trap_stubs:
     // back), so that every vector fits a two-byte push.
     .byte 0x6A, (vec - 128) & 0xFF
     .byte 0xE9
+    .if vec == {page_fault_vector}
+    .long vmi_page_fault_common - (. + 4)
+    .else
     .long vmi_trap_stub_common - (. + 4)
+    .endif
     .if (vec == 8) || (vec == 10) || (vec == 11) || (vec == 12) || (vec == 13) || (vec == 14) || (vec == 17) || (vec == 21) || (vec == 29) || (vec == 30)
     .byte 0xCC, 0xCC
     .endif
@@ -60,6 +64,7 @@ vmi_trap_common:
     mov eax, esp
     push eax
     call {trap}
+vmi_trap_returned:
     add esp, 4
     test eax, eax
     jnz 1f
@@ -93,6 +98,23 @@ vmi_trap_common:
     push dword ptr [{resume}]
     jmp vmi_entry_iret
 
+    // #PF: the same frame, entering `rom_page_fault` (the kernel's usual
+    // page fault found in one step; every other one goes on to `rom_trap`).
+vmi_page_fault_common:
+    mov dword ptr [esp], {page_fault_vector}
+    sub esp, 4
+    pushad
+    mov eax, esp
+    push eax
+    call {page_fault}
+    // The usual outcome first: to the kernel's gate with Xen's error code
+    // kept (as the common path's FORWARD_WITH_ERROR_CODE below).
+    cmp eax, {forward_with_error_code}
+    jne vmi_trap_returned
+    add esp, 4
+    popad
+    retf
+
     .balign 16
     .globl vmi_event_entry
 vmi_event_entry:
@@ -110,6 +132,9 @@ vmi_failsafe_entry:
     .popsection
     "#,
     trap = sym rom_trap,
+    page_fault = sym rom_page_fault,
+    page_fault_vector = const PAGE_FAULT,
+    forward_with_error_code = const FORWARD_WITH_ERROR_CODE,
     stub_size = const STUB_SIZE,
     resume = const xen_vmi_rom::layout::ROM_STATE_VA + xen_vmi_rom::rom_state::RESUME_AT_OFFSET,
 );
@@ -227,19 +252,61 @@ const RESUME_AT: u32 = 3;
 /// kernel handles, comes this way).
 #[inline(never)]
 fn forward(frame: &mut TrapFrame) -> Option<u32> {
-    forward_inline(frame)
-}
-
-/// `forward`, inlined into the page-fault path (no call, no second
-/// prologue for the commonest forward).
-#[inline(always)]
-fn forward_inline(frame: &mut TrapFrame) -> Option<u32> {
     let vector = frame.vector;
     let gate = crate::desc::idt_gate(vector)?;
     if !crate::desc::is_code_segment(gate.selector) {
         return undeliverable_gate(frame, gate.selector);
     }
     Some(deliver_through(frame, &gate, has_error_code(vector)))
+}
+
+/// `forward` of a #PF, inlined into the page-fault path (no call, no
+/// second prologue for the commonest forward); the gate's number and the
+/// error code's presence are constants here, not read back from the frame
+/// after the shadow's work.
+#[inline(always)]
+fn forward_page_fault(frame: &mut TrapFrame) -> Option<u32> {
+    const _: () = assert!(has_error_code(PAGE_FAULT));
+    let gate = crate::desc::idt_gate(PAGE_FAULT)?;
+    if !crate::desc::is_code_segment(gate.selector) {
+        return undeliverable_gate(frame, gate.selector);
+    }
+    Some(deliver_through(frame, &gate, true))
+}
+
+/// The usual #PF the kernel gets: its own tables do not map the page, or
+/// deny the access, and nothing is queued (`ShadowCache::kernels_fault`).
+/// Does what `paging::page_fault` does for such a fault (`Fault::Kernel`:
+/// the "same fault fixed twice" guard reset, the error code's P bit from
+/// the kernel's tables, whatever the reads queued sent) without the general
+/// walk, and says so; false: `paging::page_fault` decides, from the start.
+#[inline(always)]
+fn kernels_page_fault(cr2: u32, frame: &mut TrapFrame) -> bool {
+    /// CR0.WP.
+    const CR0_WP: u32 = 1 << 16;
+    /// The error code's P bit: a protection violation (SDM vol. 3,
+    /// "Page-Fault Error Code").
+    const PF_PRESENT: u32 = 1;
+    let rt = crate::runtime::runtime();
+    if !rt.paging.enabled {
+        return false;
+    }
+    let wp = rt.cr.cr0 & CR0_WP != 0;
+    let heap = crate::mmu::heap();
+    if !heap.batch.is_empty() {
+        return false;
+    }
+    let (cache, mut host) = heap.split();
+    let access = xen_vmi_rom::shadow_cache::Access::from_error_code(frame.error_code);
+    let Some(mapped) = cache.kernels_fault(&mut host, cr2, access, wp) else {
+        return false;
+    };
+    crate::runtime::runtime().paging.last_fix = (0, 0, 0);
+    frame.error_code = (frame.error_code & !PF_PRESENT) | u32::from(mapped);
+    if !host.batch.is_empty() {
+        crate::mmu::barrier(host.batch, mmu_batch::Barrier::CoherentRead);
+    }
+    true
 }
 
 /// The kernel's gate for the frame's exception names no present code
@@ -428,6 +495,20 @@ fn raise_software_interrupt(frame: &mut TrapFrame, n: u32) -> Option<u32> {
     }
 }
 
+/// Xen's #PF bounce (the stub of vector 14 enters here): the kernel's
+/// usual page fault (`kernels_page_fault`) goes straight to its gate; a
+/// fault during the WP-clear write step, and every fault the shadow must
+/// look at, takes `rom_trap`'s general path.
+extern "C" fn rom_page_fault(frame: &mut TrapFrame) -> u32 {
+    if !crate::runtime::runtime().paging.write_step.active {
+        let cr2 = crate::cpu_calls::get_cr2();
+        if kernels_page_fault(cr2, frame) {
+            return forward_page_fault(frame).unwrap_or_else(|| unhandled(frame));
+        }
+    }
+    rom_trap(frame)
+}
+
 extern "C" fn rom_trap(frame: &mut TrapFrame) -> u32 {
     // A write the ROM let through with CR0.WP clear (paging.rs) ends at the
     // single-step trap after it, or at whatever else interrupts it.
@@ -442,7 +523,7 @@ extern "C" fn rom_trap(frame: &mut TrapFrame) -> u32 {
         if crate::paging::page_fault(cr2, frame) {
             return RESUME;
         }
-        if let Some(how) = forward_inline(frame) {
+        if let Some(how) = forward_page_fault(frame) {
             return how;
         }
         unhandled(frame);
