@@ -334,6 +334,7 @@ fn reject(call: Call, problem: Problem) -> Result<(), Rejection> {
 /// The kernel frame holding the entry the kernel addresses as `ptep`:
 /// paging off, the address itself; in a SetLinearMapping slot, the slot's
 /// frame; otherwise the kernel's tables walked (a 2 MiB page included).
+#[inline]
 pub fn entry_frame<H: Host>(
     cache: &ShadowCache,
     host: &mut H,
@@ -365,6 +366,14 @@ pub fn entry_frame<H: Host>(
         // SetLinearMapping checked that the last frame fits in 32 bits.
         return s.pfn.checked_add(page_in(s));
     }
+    walked_entry_frame(cache, host, ptep)
+}
+
+/// [`entry_frame`] of an address in no SetLinearMapping slot: out of line
+/// (an entry call of a kernel that registers its direct map never walks).
+#[inline(never)]
+#[cfg_attr(feature = "image", optimize(size))]
+fn walked_entry_frame<H: Host>(cache: &ShadowCache, host: &mut H, ptep: u32) -> Option<u32> {
     // The frame from the walk, computed here in full: a frame number
     // beyond 32 bits is no frame of the kernel's (cut to 32 bits it would
     // alias one), and a 2 MiB page's base is bits 21 up (bit 12 is PAT).
@@ -392,8 +401,30 @@ pub fn entry_frame<H: Host>(
 const LARGE_PAGE_LOW: u64 = 0x1F_F000;
 
 /// The kernel's entry at `ptep` changed (stored here first if `store` =
-/// (value, long)): every shadow of its table follows.
+/// (value, long)): every shadow of its table follows. One copy for the
+/// 4-byte calls (SetPxE, UpdatePxE: a PAE kernel uses them only for the
+/// odd half-entry); the 8-byte ones, every page-table update of a PAE
+/// kernel, have [`entry_changed_inline`] in their own entry.
+#[inline(never)]
+#[cfg_attr(feature = "image", optimize(size))]
 fn entry_changed<H: CallHost>(
+    cache: &mut ShadowCache,
+    host: &mut H,
+    state: &CallState,
+    paging: Paging,
+    call: Call,
+    ptep: u32,
+    store: Option<(u64, bool)>,
+) -> Result<(), Rejection> {
+    entry_changed_inline(cache, host, state, paging, call, ptep, store)
+}
+
+/// [`entry_changed`], inline in SetPxELong's and UpdatePxELong's entries:
+/// the call, the store and the host are then known there (no argument
+/// block, no call, no test of what the call is), about 40 instructions
+/// less per update.
+#[inline(always)]
+fn entry_changed_inline<H: CallHost>(
     cache: &mut ShadowCache,
     host: &mut H,
     state: &CallState,
@@ -478,6 +509,7 @@ pub fn set_pxe<H: CallHost>(
 }
 
 /// SetPxELong(pte low, pte high, ptep, flags): an 8-byte store.
+#[inline]
 pub fn set_pxe_long<H: CallHost>(
     cache: &mut ShadowCache,
     host: &mut H,
@@ -487,11 +519,12 @@ pub fn set_pxe_long<H: CallHost>(
     ptep: u32,
 ) -> Result<(), Rejection> {
     let store = Some((pte, true));
-    entry_changed(cache, host, state, paging, Call::SetPxELong, ptep, store)
+    entry_changed_inline(cache, host, state, paging, Call::SetPxELong, ptep, store)
 }
 
 /// UpdatePxE / UpdatePxELong(ptep, flags): the kernel wrote the entry
 /// itself.
+#[inline]
 pub fn update_pxe<H: CallHost>(
     cache: &mut ShadowCache,
     host: &mut H,
@@ -500,12 +533,11 @@ pub fn update_pxe<H: CallHost>(
     ptep: u32,
     long: bool,
 ) -> Result<(), Rejection> {
-    let call = if long {
-        Call::UpdatePxELong
+    if long {
+        entry_changed_inline(cache, host, state, paging, Call::UpdatePxELong, ptep, None)
     } else {
-        Call::UpdatePxE
-    };
-    entry_changed(cache, host, state, paging, call, ptep, None)
+        entry_changed(cache, host, state, paging, Call::UpdatePxE, ptep, None)
+    }
 }
 
 /// A frame of the kernel's RAM (not the ROM's read-only area): one that
