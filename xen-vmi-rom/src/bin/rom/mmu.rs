@@ -552,7 +552,8 @@ impl RomHost<'_> {
     }
 
     /// Writes 4 or 8 bytes at byte `offset` of kernel frame `kfn` (a
-    /// SetPxE or SetPxELong store).
+    /// SetPxE or SetPxELong store). Inline: every SetPxELong stores.
+    #[inline]
     pub fn write(&mut self, kfn: u32, offset: u32, value: u64, long: bool) -> bool {
         let Some(page) = self.kernel_view(kfn) else {
             return false;

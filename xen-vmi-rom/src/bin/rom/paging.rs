@@ -486,10 +486,12 @@ pub fn before_interrupt() {
 // extern "C" entries.
 
 impl CallHost for RomHost<'_> {
+    #[inline]
     fn read_entry(&mut self, kfn: u32, index: usize) -> Option<u64> {
         self.read(kfn, index)
     }
 
+    #[inline]
     fn store_entry(&mut self, kfn: u32, offset: u32, value: u64, long: bool) -> bool {
         self.write(kfn, offset, value, long)
     }
