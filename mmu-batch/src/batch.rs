@@ -14,7 +14,7 @@ use xen_abi::xen::{
     __HYPERVISOR_update_va_mapping, MmuUpdate, MmuextOp, MulticallEntry, DOMID_SELF,
 };
 
-use crate::op::{Op, PteWrite};
+use crate::op::{request_replaces, Op, PteWrite};
 use crate::target::{Cause, Failure, Failures, FlushTarget, Multicall, NOT_RUN};
 
 /// The longest run of same-kind requests that is split into single
@@ -415,9 +415,20 @@ impl<Tag: Copy, const N: usize> MmuBatch<Tag, N> {
         debug_assert!(self.len < N, "a flush empties the queue");
         self.counters.pushes += 1;
         if let Some(last) = self.len.checked_sub(1) {
-            let prev = self.slot_mut(last);
-            if prev.state == State::Live && op.replaces(&prev.op) {
-                prev.state = State::Superseded;
+            // In a mirrored queue every slot is a live `mmu_update` and
+            // `reqs[last]` is its request: the test reads just that (a
+            // lazy batch's every push makes it).
+            let replaces = if self.mirrored {
+                match op {
+                    Op::MmuUpdate(req) => request_replaces(req, &self.reqs[last]),
+                    _ => false,
+                }
+            } else {
+                let prev = self.slot(last);
+                prev.state == State::Live && op.replaces(&prev.op)
+            };
+            if replaces {
+                self.slot_mut(last).state = State::Superseded;
                 self.counters.merges += 1;
                 self.mirrored = false;
             }

@@ -101,14 +101,7 @@ impl Op {
     #[inline]
     pub fn replaces(&self, earlier: &Op) -> bool {
         match (self, earlier) {
-            (Op::MmuUpdate(later), Op::MmuUpdate(earlier)) => {
-                later.command() == MMU_NORMAL_PT_UPDATE
-                    && matches!(
-                        earlier.command(),
-                        MMU_NORMAL_PT_UPDATE | MMU_PT_UPDATE_PRESERVE_AD
-                    )
-                    && later.machine_addr() == earlier.machine_addr()
-            }
+            (Op::MmuUpdate(later), Op::MmuUpdate(earlier)) => request_replaces(later, earlier),
             _ => false,
         }
     }
@@ -207,4 +200,16 @@ mod tests {
         assert!(!local.covered_by(&pg_local));
         assert!(local.is_full_flush() && all.is_full_flush() && !pg_all.is_full_flush());
     }
+}
+
+/// [`Op::replaces`] for two `mmu_update` requests: a normal write of the
+/// entry a page-table write wrote (the last value wins).
+#[inline]
+pub(crate) fn request_replaces(later: &MmuUpdate, earlier: &MmuUpdate) -> bool {
+    later.command() == MMU_NORMAL_PT_UPDATE
+        && matches!(
+            earlier.command(),
+            MMU_NORMAL_PT_UPDATE | MMU_PT_UPDATE_PRESERVE_AD
+        )
+        && later.machine_addr() == earlier.machine_addr()
 }

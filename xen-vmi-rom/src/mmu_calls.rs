@@ -43,6 +43,11 @@ pub struct LinearSlot {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct CallState {
     pub linear: [LinearSlot; LINEAR_SLOTS],
+    /// The slots of `linear` in use, in slot order, then empty ones: what
+    /// an entry call searches (the first slot holding an address is the
+    /// same either way, and the one a kernel uses is found first when it
+    /// is not slot 0). Kept by [`set_linear_mapping`].
+    pub in_use: [LinearSlot; LINEAR_SLOTS],
     /// The lazy mode the kernel is in (SetLazyMode): lazy modes do not nest
     /// (Linux's paravirt enter_lazy insists on LAZY_NONE before entering).
     pub lazy: LazyMode,
@@ -52,6 +57,7 @@ impl Default for CallState {
     fn default() -> Self {
         CallState {
             linear: [LinearSlot::default(); LINEAR_SLOTS],
+            in_use: [LinearSlot::default(); LINEAR_SLOTS],
             lazy: LazyMode::None,
         }
     }
@@ -346,11 +352,12 @@ pub fn entry_frame<H: Host>(
         return Some(ptep >> 12);
     }
     // The first slot holding the address (an empty slot, `pages` 0, holds
-    // none), the four tests written out: by reference (a copy of the
+    // none), searched in `in_use` (the slots in use first, so the kernel's
+    // is among the first tests), the four tests written out: by reference (a copy of the
     // slots was a 12-word `rep movs` per call) and unrolled (the loop cost
     // a third more).
     let page_in = |s: &LinearSlot| ptep.wrapping_sub(s.va) / 4096;
-    let [s0, s1, s2, s3] = &state.linear;
+    let [s0, s1, s2, s3] = &state.in_use;
     let slot = if page_in(s0) < s0.pages {
         Some(s0)
     } else if page_in(s1) < s1.pages {
@@ -669,6 +676,14 @@ pub fn set_linear_mapping(
         return reject(call, problem);
     }
     *s = LinearSlot { va, pages, pfn };
+    let mut in_use = [LinearSlot::default(); LINEAR_SLOTS];
+    for (to, from) in in_use
+        .iter_mut()
+        .zip(state.linear.iter().filter(|s| s.pages != 0))
+    {
+        *to = *from;
+    }
+    state.in_use = in_use;
     Ok(())
 }
 
