@@ -149,6 +149,18 @@ impl Op {
     }
 }
 
+/// [`Op::replaces`] for two `mmu_update` requests: a normal write of the
+/// entry a page-table write wrote (the last value wins).
+#[inline]
+pub(crate) fn request_replaces(later: &MmuUpdate, earlier: &MmuUpdate) -> bool {
+    later.command() == MMU_NORMAL_PT_UPDATE
+        && matches!(
+            earlier.command(),
+            MMU_NORMAL_PT_UPDATE | MMU_PT_UPDATE_PRESERVE_AD
+        )
+        && later.machine_addr() == earlier.machine_addr()
+}
+
 #[cfg(test)]
 mod tests {
     use xen_abi::xen::{MmuextOp, UVMF_INVLPG};
@@ -200,16 +212,4 @@ mod tests {
         assert!(!local.covered_by(&pg_local));
         assert!(local.is_full_flush() && all.is_full_flush() && !pg_all.is_full_flush());
     }
-}
-
-/// [`Op::replaces`] for two `mmu_update` requests: a normal write of the
-/// entry a page-table write wrote (the last value wins).
-#[inline]
-pub(crate) fn request_replaces(later: &MmuUpdate, earlier: &MmuUpdate) -> bool {
-    later.command() == MMU_NORMAL_PT_UPDATE
-        && matches!(
-            earlier.command(),
-            MMU_NORMAL_PT_UPDATE | MMU_PT_UPDATE_PRESERVE_AD
-        )
-        && later.machine_addr() == earlier.machine_addr()
 }
