@@ -370,8 +370,12 @@ pub fn entry_frame<H: Host>(
         None
     };
     if let Some(s) = slot {
-        // SetLinearMapping checked that the last frame fits in 32 bits.
-        return s.pfn.checked_add(page_in(s));
+        // SetLinearMapping checked that the slot's last frame fits in 32
+        // bits (`pfn + pages - 1`), and the page is below `pages`: the sum
+        // cannot wrap (a checked add cost 4 more instructions per call).
+        let page = page_in(s);
+        debug_assert!(s.pfn.checked_add(page).is_some());
+        return Some(s.pfn.wrapping_add(page));
     }
     walked_entry_frame(cache, host, ptep)
 }
