@@ -14,7 +14,7 @@ use xen_abi::xen::{
     __HYPERVISOR_update_va_mapping, MmuUpdate, MmuextOp, MulticallEntry, DOMID_SELF,
 };
 
-use crate::op::{Op, PteWrite};
+use crate::op::{request_replaces, Op, PteWrite};
 use crate::target::{Cause, Failure, Failures, FlushTarget, Multicall, NOT_RUN};
 
 /// The longest run of same-kind requests that is split into single
@@ -415,9 +415,20 @@ impl<Tag: Copy, const N: usize> MmuBatch<Tag, N> {
         debug_assert!(self.len < N, "a flush empties the queue");
         self.counters.pushes += 1;
         if let Some(last) = self.len.checked_sub(1) {
-            let prev = self.slot_mut(last);
-            if prev.state == State::Live && op.replaces(&prev.op) {
-                prev.state = State::Superseded;
+            // In a mirrored queue every slot is a live `mmu_update` and
+            // `reqs[last]` is its request: the test reads just that (a
+            // lazy batch's every push makes it).
+            let replaces = if self.mirrored {
+                match op {
+                    Op::MmuUpdate(req) => request_replaces(req, &self.reqs[last]),
+                    _ => false,
+                }
+            } else {
+                let prev = self.slot(last);
+                prev.state == State::Live && op.replaces(&prev.op)
+            };
+            if replaces {
+                self.slot_mut(last).state = State::Superseded;
                 self.counters.merges += 1;
                 self.mirrored = false;
             }
@@ -629,9 +640,66 @@ impl<Tag: Copy, const N: usize> MmuBatch<Tag, N> {
     ) -> Result<(), Failures<Tag>> {
         if self.lazy {
             Ok(())
+        } else if self.len == 1 && self.mirrored {
+            // The usual end of a call outside lazy mode: one page-table
+            // write, its request laid out already.
+            self.issue_mirrored_single(FlushReason::EndOfCall, target)
         } else {
             self.flush_for(FlushReason::EndOfCall, target)
         }
+    }
+
+    /// The flush of a queue that is one live `mmu_update` request, laid
+    /// out in `reqs[0]` by its push (`len` 1, `mirrored`): the request as
+    /// its own `mmu_update`, with the counters [`flush_for`](Self::flush_for)
+    /// keeps. It is what [`issue_single`](Self::issue_single) does with
+    /// that queue, without the dispatch and the copy of the slot: inline,
+    /// a page-table update outside lazy mode ends in one test and the
+    /// hypercall. A refusal is reported as `issue_single` reports it.
+    #[inline(always)]
+    fn issue_mirrored_single<T: FlushTarget<Tag>>(
+        &mut self,
+        reason: FlushReason,
+        target: &mut T,
+    ) -> Result<(), Failures<Tag>> {
+        debug_assert!(self.len == 1 && self.mirrored);
+        self.counters.flushes += 1;
+        self.counters.flushes_by_reason[reason.index()] += 1;
+        self.counters.hypercalls += 1;
+        self.counters.requests += 1;
+        let mut done = 0;
+        let result = target.mmu_update(&self.reqs[..1], &mut done);
+        // Slot 0 is not read again before a push overwrites it (as after
+        // `flush_plain_run`): nothing to clear.
+        self.len = 0;
+        if result >= 0 {
+            return Ok(());
+        }
+        self.single_refused(result, target)
+    }
+
+    /// [`issue_mirrored_single`](Self::issue_mirrored_single) after Xen
+    /// refused the request: the failure of slot 0, reported once.
+    #[cold]
+    #[inline(never)]
+    fn single_refused<T: FlushTarget<Tag>>(
+        &mut self,
+        result: i32,
+        target: &mut T,
+    ) -> Result<(), Failures<Tag>> {
+        let slot = self.slots[0].take().expect("the refused request's slot");
+        let failure = Failure {
+            tag: slot.tag,
+            op: slot.op,
+            errno: result.checked_neg().unwrap_or(i32::MAX),
+            cause: Cause::Refused,
+        };
+        self.counters.failures += 1;
+        target.failed(&failure);
+        Err(Failures {
+            first: failure,
+            count: 1,
+        })
     }
 
     /// Flushes the queue now (teardown, or before a crash report that
@@ -671,6 +739,9 @@ impl<Tag: Copy, const N: usize> MmuBatch<Tag, N> {
     ) -> Result<(), Failures<Tag>> {
         if self.len == 0 {
             return Ok(());
+        }
+        if self.len == 1 && self.mirrored {
+            return self.issue_mirrored_single(reason, target);
         }
         self.counters.flushes += 1;
         self.counters.flushes_by_reason[reason.index()] += 1;

@@ -65,7 +65,9 @@
 //! 4. A hypercall of one entry is made directly (`mmu_update`, `mmuext_op`
 //!    or `update_va_mapping`), never as a one-entry multicall. A queue of one
 //!    live op (the end of most calls outside lazy mode) skips the layout
-//!    altogether and makes that call from the op itself.
+//!    altogether and makes that call from the op itself; when that op is a
+//!    page-table write, from the request its push built (rule 5), inline
+//!    in [`MmuBatch::end_of_call`].
 //! 5. A queue that is one run of live `mmu_update` requests (no other op, no
 //!    merge: the common lazy batch of page-table writes) is laid out
 //!    already: each push builds its request where Xen reads it, so the flush

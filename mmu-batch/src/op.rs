@@ -101,14 +101,7 @@ impl Op {
     #[inline]
     pub fn replaces(&self, earlier: &Op) -> bool {
         match (self, earlier) {
-            (Op::MmuUpdate(later), Op::MmuUpdate(earlier)) => {
-                later.command() == MMU_NORMAL_PT_UPDATE
-                    && matches!(
-                        earlier.command(),
-                        MMU_NORMAL_PT_UPDATE | MMU_PT_UPDATE_PRESERVE_AD
-                    )
-                    && later.machine_addr() == earlier.machine_addr()
-            }
+            (Op::MmuUpdate(later), Op::MmuUpdate(earlier)) => request_replaces(later, earlier),
             _ => false,
         }
     }
@@ -154,6 +147,18 @@ impl Op {
     pub(crate) fn is_full_flush(&self) -> bool {
         matches!(self, Op::Mmuext(op) if matches!(op.cmd, MMUEXT_TLB_FLUSH_LOCAL | MMUEXT_TLB_FLUSH_ALL))
     }
+}
+
+/// [`Op::replaces`] for two `mmu_update` requests: a normal write of the
+/// entry a page-table write wrote (the last value wins).
+#[inline]
+pub(crate) fn request_replaces(later: &MmuUpdate, earlier: &MmuUpdate) -> bool {
+    later.command() == MMU_NORMAL_PT_UPDATE
+        && matches!(
+            earlier.command(),
+            MMU_NORMAL_PT_UPDATE | MMU_PT_UPDATE_PRESERVE_AD
+        )
+        && later.machine_addr() == earlier.machine_addr()
 }
 
 #[cfg(test)]

@@ -790,3 +790,105 @@ fn plain_and_mixed_queues_alternate() {
     // work behind it, split into a multicall with the INVLPG.
     assert_eq!(shapes, [4, 105, 4]);
 }
+
+/// A queue of one page-table write (the end of a SetPxE outside lazy mode,
+/// or a barrier right after one) goes out as its own one-request
+/// `mmu_update` straight from the request its push built: the call
+/// `issue_single` makes of it, with the same report of a refusal (once,
+/// with its tag, errno and cause, returned as the first and only failure)
+/// and the same counters, for every flush point and both kinds of write.
+/// The slot it leaves behind must not leak into what is pushed next: a
+/// later lone write, a later run and a later mixed queue flush as usual.
+#[test]
+fn a_lone_write_is_one_request_with_the_general_reporting() {
+    type Point = fn(&mut Harness<8>) -> Result<(), mmu_batch::Failures<u32>>;
+    let points: [(Point, FlushReason, bool); 4] = [
+        (|h| h.end_of_call(), FlushReason::EndOfCall, false),
+        (
+            |h| h.barrier(Barrier::CoherentRead),
+            FlushReason::Barrier(Barrier::CoherentRead),
+            true,
+        ),
+        (
+            |h| h.barrier(Barrier::EventsEnable),
+            FlushReason::Barrier(Barrier::EventsEnable),
+            false,
+        ),
+        (|h| h.flush(), FlushReason::Explicit, false),
+    ];
+    for (point, reason, lazy) in points {
+        for mode in [PteWrite::Normal, PteWrite::PreserveAd] {
+            for refused in [false, true] {
+                let mut h = Harness::<8>::new();
+                if lazy {
+                    h.enter_lazy();
+                }
+                let id = h.next_id();
+                let op = write(ADDRS[1], id, 0x067, mode, refused);
+                h.push(op).unwrap();
+                let before = *h.batch.counters();
+                let result = point(&mut h);
+                assert!(h.batch.is_empty());
+                assert_eq!(h.xen.calls.len(), 1);
+                assert!(matches!(&h.xen.calls[0], Recorded::MmuUpdate(r) if r.len() == 1));
+                assert_eq!(ids(&h.xen.calls[0]), [id]);
+                let c = *h.batch.counters();
+                assert_eq!(c.flushes, before.flushes + 1);
+                assert_eq!(
+                    c.flushes_for(reason),
+                    before.flushes_for(reason) + 1,
+                    "{reason:?}"
+                );
+                assert_eq!(c.hypercalls, before.hypercalls + 1);
+                assert_eq!(c.requests, before.requests + 1);
+                assert_eq!(c.multicalls, 0);
+                assert_eq!((c.reissued, c.revived), (0, 0));
+                assert_eq!(c.failures, u64::from(refused));
+                if refused {
+                    let failures = result.expect_err("the refusal is returned");
+                    assert_eq!(failures.count, 1);
+                    assert_eq!(failures.first.tag, id);
+                    assert_eq!(failures.first.op, op);
+                    assert_eq!(failures.first.errno, EPERM);
+                    assert_eq!(failures.first.cause, Cause::Refused);
+                    assert_eq!(h.xen.reported.len(), 1);
+                    assert_eq!(h.xen.reported[0], failures.first);
+                } else {
+                    result.unwrap();
+                    assert!(h.xen.reported.is_empty());
+                }
+
+                // What comes next is not disturbed by the slot left behind:
+                // a lone write, a merge-free run and a mixed queue.
+                let next = w(&h, 2);
+                h.push(next).unwrap();
+                point(&mut h).unwrap();
+                assert_eq!(ids(h.xen.calls.last().unwrap()), [id + 1]);
+                h.enter_lazy();
+                let first = h.next_id();
+                for k in 0..3 {
+                    let op = w(&h, k);
+                    h.push(op).unwrap();
+                }
+                h.leave_lazy().unwrap();
+                assert_eq!(
+                    ids(h.xen.calls.last().unwrap()),
+                    [first, first + 1, first + 2]
+                );
+                let op = w(&h, 4);
+                h.push(op).unwrap();
+                let op = x(&h, MMUEXT_INVLPG_LOCAL, 0x4000);
+                h.push(op).unwrap();
+                h.flush().unwrap();
+                assert!(matches!(
+                    h.xen.calls.last(),
+                    Some(Recorded::Multicall { .. })
+                ));
+                assert_eq!(h.batch.counters().failures, u64::from(refused));
+                if lazy {
+                    h.leave_lazy().unwrap();
+                }
+            }
+        }
+    }
+}

@@ -1113,7 +1113,9 @@ impl ShadowCache {
     /// table any cached root reaches, so nothing else needs to change. A
     /// PDPT entry is read at the next CR3 load, as the processor does.
     /// Returns [`may_change_current`](Self::may_change_current) as it was
-    /// before the change (one lookup for both).
+    /// before the change (one lookup for both). Inline: the body of every
+    /// SetPxELong and UpdatePxELong (the directory case is out of line).
+    #[inline(always)]
     pub fn entry_changed<H: Host>(
         &mut self,
         host: &mut H,

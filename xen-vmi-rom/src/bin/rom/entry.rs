@@ -131,7 +131,10 @@ regparm_entry!("vmi_entry_get_cr3" => crate::paging::get_cr3);
 masked_entry!("vmi_entry_flush_tlb" => crate::paging::vmi_flush_tlb, "0");
 masked_entry!("vmi_entry_inval_page" => crate::paging::vmi_inval_page, "0");
 masked_entry!("vmi_entry_set_pxe" => crate::paging::set_pxe, "0");
-masked_entry!("vmi_entry_set_pxe_long" => crate::paging::set_pxe_long, "1");
+// SetPxELong's flags (a hint of which address space the entry is in) are
+// not needed: the shadows know which tables the loaded space reaches. Not
+// copied for the handler (one push less on every page-table update).
+masked_entry!("vmi_entry_set_pxe_long" => crate::paging::set_pxe_long, "0");
 masked_entry!("vmi_entry_update_pxe" => crate::paging::update_pxe, "0");
 masked_entry!("vmi_entry_update_pxe_long" => crate::paging::update_pxe_long, "0");
 regparm_entry!("vmi_entry_machine_to_physical" => crate::paging::machine_to_physical);

@@ -486,10 +486,12 @@ pub fn before_interrupt() {
 // extern "C" entries.
 
 impl CallHost for RomHost<'_> {
+    #[inline]
     fn read_entry(&mut self, kfn: u32, index: usize) -> Option<u64> {
         self.read(kfn, index)
     }
 
+    #[inline]
     fn store_entry(&mut self, kfn: u32, offset: u32, value: u64, long: bool) -> bool {
         self.write(kfn, offset, value, long)
     }
@@ -601,8 +603,9 @@ pub extern "C" fn set_pxe(pte: u32, ptep: u32, _flags: u32) {
     entry_call(|c, h, s, p| mmu_calls::set_pxe(c, h, s, p, pte, ptep));
 }
 
-/// SetPxELong(pte low, pte high, ptep, flags).
-pub extern "C" fn set_pxe_long(lo: u32, hi: u32, ptep: u32, _flags: u32) {
+/// SetPxELong(pte low, pte high, ptep, flags): the entry stub leaves the
+/// flags on the caller's stack (unused, `entry.rs`).
+pub extern "C" fn set_pxe_long(lo: u32, hi: u32, ptep: u32) {
     let value = (u64::from(hi) << 32) | u64::from(lo);
     entry_call(|c, h, s, p| mmu_calls::set_pxe_long(c, h, s, p, value, ptep));
 }
