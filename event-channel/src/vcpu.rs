@@ -377,6 +377,23 @@ impl VcpuEvents {
         .then(|| self.apic.processor_priority() >> 4)
     }
 
+    /// The vector a lone event of the ROM's that expires the local APIC timer would raise, for
+    /// [`Self::take_lone_rom_port`] to take now, given the LVT timer entry `lvt`: the entry
+    /// unmasked (bit 16), its vector 32 or above (the APIC delivers none below), and that
+    /// vector's class above [`Self::lone_vector_floor`]. None when any of these fails: the
+    /// general path's rules decide then. For a ROM that arms its fast path with the answer; it
+    /// is only as current as its inputs, so take it again after every change of this state and
+    /// of the entry.
+    pub fn lone_lvt_vector(&self, lvt: u32) -> Option<Vector> {
+        const LVT_MASKED: u32 = 1 << 16;
+        if lvt & LVT_MASKED != 0 {
+            return None;
+        }
+        let vector = Vector::new(lvt & 0xFF).ok()?;
+        let floor = self.lone_vector_floor()?;
+        (vector.priority_class() > floor).then_some(vector)
+    }
+
     /// The part of [`Self::take_lone_rom_port`] inside this state, once the port has been
     /// taken from the event words (its pending bit cleared as the scan's lone-port case
     /// clears it): the cursor just past the port, `vector` in service. For a ROM that takes

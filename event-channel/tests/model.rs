@@ -239,14 +239,26 @@ impl Sim {
             )
         };
         let before = state(&self.vcpu, &words);
+        // What a ROM arms its fast path with (the LVT entry naming `vector`, unmasked; masked,
+        // never): it must agree with the refusals of the reference that depend on this state.
+        let lvt = u32::from(vector.get());
+        let armed = self.vcpu.lone_lvt_vector(lvt);
+        assert_eq!(self.vcpu.lone_lvt_vector(lvt | 1 << 16), None, "a masked LVT entry armed");
+        let word = lone.port().word();
+        let lone_in_words = words.selector() == 1 << word
+            && words.pending_word(word) & !words.mask_word(word) == lone.port().word_mask();
         if !self.vcpu.take_lone_rom_port(&words, lone, vector) {
             assert_eq!(
                 before,
                 state(&self.vcpu, &words),
                 "a refusal changed things"
             );
+            if lone_in_words {
+                assert_eq!(armed, None, "armed for a tick the reference refuses");
+            }
             return false;
         }
+        assert_eq!(armed, Some(vector), "not armed for a tick the reference takes");
         self.model.drained_log.clear();
         let expected = self.model.upcall(&self.table);
         assert_eq!(expected, Some(vector.get()), "the lone path's vector");

@@ -66,50 +66,37 @@ pub struct TimeState {
     runstate_registered: bool,
     /// An LVT vector below 32 was reported (once).
     bad_lvt_vector_reported: bool,
-    /// The expiry of the LVT timer's one-shot alarm on the real counter
-    /// while it is all the Xen timer serves (no IRQ 0 alarm, no PIT edge):
-    /// a VIRQ_TIMER at or past it is a tick the upcall may take in one
-    /// step (events.rs, `vmi_event_tick_entry`). u64::MAX otherwise (never
-    /// due). Set by `program`, which follows every change of the alarms and
-    /// the PIT; the one-step path sets it to u64::MAX when it takes the
-    /// tick.
-    lone_lvtt_expiry: u64,
-    /// Set by the one-step path when it took the tick: what `timer_event`
-    /// does for it waits for the next look at this state (`state`).
-    lone_taken: u32,
 }
 
-/// Where the one-step path finds the expiry, and leaves its mark.
-pub const LONE_LVTT_EXPIRY_VA: u32 =
-    ROM_STATE_VA + TIME_STATE_OFFSET + core::mem::offset_of!(TimeState, lone_lvtt_expiry) as u32;
-pub const LONE_TAKEN_VA: u32 =
-    ROM_STATE_VA + TIME_STATE_OFFSET + core::mem::offset_of!(TimeState, lone_taken) as u32;
-
-/// The timer state, with a tick the one-step path took completed first:
-/// nothing looks at the alarms or Xen's timer before that.
+/// The timer state, with a tick the one-step path took completed first
+/// (events.rs completes both parts): nothing looks at the alarms or Xen's
+/// timer before that.
 fn state() -> &'static mut TimeState {
+    if crate::events::tick_taken() {
+        let _ = crate::events::state();
+    }
+    raw_state()
+}
+
+/// The timer state as it is.
+fn raw_state() -> &'static mut TimeState {
     // SAFETY: the state page is mapped read-write in every address space;
     // `init` fills this part first. Callers hold no other reference to it
     // across a call that takes one (the PIT's deadline callback).
-    let st = unsafe { &mut *((ROM_STATE_VA + TIME_STATE_OFFSET) as *mut TimeState) };
-    if st.lone_taken != 0 {
-        complete_lone_tick(st);
-    }
-    st
+    unsafe { &mut *((ROM_STATE_VA + TIME_STATE_OFFSET) as *mut TimeState) }
 }
 
-/// What `timer_event` does for the tick the one-step path took (the LVT
-/// timer's one-shot, the only deadline Xen's timer served, due): Xen's
-/// one-shot is spent, the alarm has fired and is gone (`Alarm::look` of a
-/// one-shot past its expiry), and `program` has nothing left to arm (the
-/// PIT has no edge and Xen now holds nothing), so no hypercall.
-#[cold]
-#[inline(never)]
-fn complete_lone_tick(st: &mut TimeState) {
-    st.lone_taken = 0;
+/// The timer's part of a tick the one-step path took (the LVT timer's
+/// one-shot, the only deadline Xen's timer served, due), for events.rs
+/// to complete with its own: Xen's one-shot is spent, the alarm has fired
+/// and is gone (`Alarm::look` of a one-shot past its expiry), and
+/// `program` has nothing left to arm (the PIT has no edge and Xen now
+/// holds nothing), so no hypercall.
+pub fn complete_lone_tick() {
+    let st = raw_state();
     st.xen.armed_ns = None;
     st.alarms[1] = None;
-    st.lone_lvtt_expiry = u64::MAX;
+    crate::events::set_tick_alarm(u64::MAX);
 }
 
 /// Binds VIRQ_TIMER, stops the 10 ms periodic timer Xen gives every PV
@@ -129,8 +116,6 @@ pub fn init() {
                 runstate: VcpuRunstateInfo::default(),
                 runstate_registered: false,
                 bad_lvt_vector_reported: false,
-                lone_lvtt_expiry: u64::MAX,
-                lone_taken: 0,
             },
         );
     }
@@ -152,7 +137,9 @@ pub fn init() {
 
 /// GetCycleFrequency: the TSC rate Xen measured (vcpu_time_info scale).
 pub extern "C" fn get_cycle_frequency() -> u64 {
-    state().frequency
+    // Fixed at boot: no need to complete a taken tick (this entry runs
+    // with the kernel's flag).
+    raw_state().frequency
 }
 
 /// Xen's stolen time (runnable or offline: another domain had the CPU, or
@@ -232,7 +219,7 @@ pub extern "C" fn set_alarm(flags: u32, exp_lo: u32, exp_hi: u32, per_lo: u32, p
     if counter != VMI_CYCLES_REAL && counter != VMI_CYCLES_AVAILABLE {
         return;
     }
-    catch_up();
+    look_now();
     let expiry = (u64::from(exp_hi) << 32) | u64::from(exp_lo);
     let period = if flags & VMI_ALARM_IS_PERIODIC != 0 {
         (u64::from(per_hi) << 32) | u64::from(per_lo)
@@ -250,7 +237,7 @@ pub extern "C" fn set_alarm(flags: u32, exp_lo: u32, exp_hi: u32, per_lo: u32, p
 /// not yet expired, or a periodic one). An expiry already past is raised
 /// first, as the timer would have raised it.
 pub extern "C" fn cancel_alarm(flags: u32) -> u32 {
-    catch_up();
+    look_now();
     let was = state().alarms[wiring(flags)].take().is_some();
     program();
     u32::from(was)
@@ -348,11 +335,17 @@ pub fn timer_event() -> Option<Vector> {
 /// STI until some later event or unmask, and was counted by whatever ran
 /// then (an alarm cancelled just after its expiry, with interrupts off).
 pub fn catch_up() {
+    look_now();
+    program();
+}
+
+/// `catch_up` without setting Xen's timer, for a caller that changes the
+/// alarms next and then sets it once (SetAlarm, CancelAlarm).
+fn look_now() {
     if let Some(vector) = look() {
         crate::events::raise_vector(vector);
     }
     crate::events::note_deliverable();
-    program();
 }
 
 /// Sets Xen's one-shot timer to the earliest deadline of the alarms and
@@ -363,14 +356,17 @@ pub fn catch_up() {
 /// meanwhile, the look finds it early and the timer is set again).
 fn program() {
     let mut want = state().xen.pit_ns;
-    state().lone_lvtt_expiry = match state().alarms {
+    // The LVT timer's one-shot, if it is all Xen's timer serves: a
+    // VIRQ_TIMER at or past its expiry is a tick the upcall may take in
+    // one step (events.rs `vmi_event_tick_entry`).
+    crate::events::set_tick_alarm(match state().alarms {
         [None, Some(armed)]
             if want.is_none() && armed.counter == VMI_CYCLES_REAL && armed.alarm.period() == 0 =>
         {
             armed.alarm.next()
         }
         _ => u64::MAX,
-    };
+    });
     // No alarm armed (a one-shot that has just fired): only the PIT's
     // deadline counts, and no clock needs reading.
     if state().alarms.iter().all(Option::is_none) {
