@@ -53,28 +53,31 @@ pub struct EventState {
 /// The one-step path's state, read and written by `vmi_event_tick_entry`
 /// (laid out for the assembly; events.rs keeps it current).
 ///
-/// `armed_expiry` folds every fixed condition of the path into the one
-/// value the assembly compares with the TSC: the LVT timer's lone one-shot
-/// expiry (`alarm_expiry`, from time.rs) while `vector` is nonzero,
-/// u64::MAX otherwise. `vector` is what `refresh_tick_path` finds after
-/// every change of what it depends on: VIRQ_TIMER bound as a lone ROM
-/// port, the paging heap built, the LVT entry unmasked with a vector the
-/// APIC takes at once (`VcpuEvents::lone_lvt_vector`: nothing requested,
-/// no scan unfinished, its class above the processor priority's), and that
-/// vector's gate a present 32-bit interrupt gate (`gate_*`). Its writers:
-/// `upcall`, `poll`, `raise_vector`, the EOI and TPR writes,
-/// `bind_rom_port` and the completion of a taken tick (the event state);
-/// `tick_gate_changed` (the LVT entry, APICWrite; the IDT, desc.rs); and
-/// `set_tick_alarm` (time.rs, the expiry alone). What can change with none
-/// of them knowing is tested in the assembly itself: the paging queue and
+/// `armed_version` folds every condition the ROM can know in advance into
+/// the one word the assembly compares: vcpu 0's time info version under
+/// which a VIRQ_TIMER means the LVT timer's lone one-shot is due
+/// (`alarm_version`, from time.rs) while `vector` is nonzero, `NEVER`
+/// (odd, so no stable version) otherwise. `vector` is what
+/// `refresh_tick_path` finds after every change of what it depends on:
+/// VIRQ_TIMER bound as a lone ROM port, the paging heap built, the LVT
+/// entry unmasked with a vector the APIC takes at once
+/// (`VcpuEvents::lone_lvt_vector`: nothing requested, no scan unfinished,
+/// its class above the processor priority's), and that vector's gate a
+/// present 32-bit interrupt gate (`gate_*`). Its writers: `upcall`,
+/// `poll`, `raise_vector`, the EOI and TPR writes, `bind_rom_port` (the
+/// event state); `tick_gate_changed` (the LVT entry, APICWrite; the IDT,
+/// desc.rs); the completion of a taken tick (disarms: the vector is in
+/// service until the EOI); and `set_tick_alarm` (time.rs, the alarm
+/// alone). What can change with none of them knowing is tested in the
+/// assembly itself: the time info's version (Xen's), the paging queue and
 /// a held context switch (the paging code's), the 8259's requests (the
 /// port emulation's), the event words (Xen's).
 #[repr(C)]
 struct LoneTick {
-    /// The TSC value from which a VIRQ_TIMER is a tick to take in one
-    /// step, or u64::MAX (see above; the assembly sets it to u64::MAX when
+    /// The time info version under which a VIRQ_TIMER is a tick to take
+    /// in one step, or `NEVER` (see above; the assembly sets `NEVER` when
     /// it takes one).
-    armed_expiry: u64,
+    armed_version: u32,
     /// The gate's offset and selector (the far return's target).
     gate_offset: u32,
     gate_selector: u32,
@@ -87,19 +90,22 @@ struct LoneTick {
     /// The port's bit in its word.
     port_bit: u32,
     /// The address of `evtchn_pending[word]` (`evtchn_mask[word]` is 0x80
-    /// above it).
+    /// above it), or 0 before VIRQ_TIMER is bound.
     pending_word_va: u32,
     /// The IRET window's stops as bits of EIP & 31 (`bt` in the assembly).
     window_stops: u32,
     /// The vector the path is armed for (the LVT entry's), or 0: not
     /// armed.
     vector: u32,
-    /// The LVT timer's lone one-shot expiry on the real counter while it
-    /// is all Xen's timer serves (time.rs `program`), or u64::MAX.
-    alarm_expiry: u64,
+    /// The time info version under which a VIRQ_TIMER means the LVT
+    /// timer's lone one-shot is due (time.rs `program`), or `NEVER`.
+    alarm_version: u32,
     /// The vector whose gate `gate_offset` and `gate_selector` hold, or 0.
     gate_vector: u32,
 }
+
+/// No time info version: odd, and Xen's are even when stable.
+const NEVER: u32 = u32::MAX;
 
 /// Where the event state lives: after the run-time state, 64-byte aligned.
 pub const EVENT_STATE_OFFSET: u32 =
@@ -143,8 +149,7 @@ pub fn tick_taken() -> bool {
 /// The rest of a tick `vmi_event_tick_entry` took (it cleared the port's
 /// pending bit): the scan's cursor past the port and the vector in service,
 /// as `VcpuEvents::take_lone_rom_port` leaves them, the delivery counted
-/// (Halt waits for it), the timer's part (time.rs), and the path armed
-/// again. With events masked: `state` is also called from entries that
+/// (Halt waits for it), and the timer's part (time.rs). With events masked: `state` is also called from entries that
 /// run with the kernel's flag (APICRead, Halt).
 #[cold]
 #[inline(never)]
@@ -165,8 +170,10 @@ fn complete_lone_tick(st: &mut EventState) {
         }
     }
     st.delivered = st.delivered.wrapping_add(1);
+    // Not armed again here: the vector is in service now, so nothing of
+    // its class is taken alone before the EOI, whose refresh arms it.
+    st.lone.vector = 0;
     crate::time::complete_lone_tick();
-    refresh_tick_path(st);
     if set_interrupt_mask(&words, saved) == Wakeup::DeliverNow {
         hypervisor().force_evtchn_callback();
     }
@@ -188,19 +195,38 @@ fn refresh_tick_path(st: &mut EventState) {
         _ => 0,
     };
     st.lone.vector = vector;
-    st.lone.armed_expiry = if vector != 0 {
-        st.lone.alarm_expiry
+    st.lone.armed_version = if vector != 0 {
+        st.lone.alarm_version
     } else {
-        u64::MAX
+        NEVER
     };
 }
 
-/// The LVT timer's lone one-shot expiry changed (time.rs `program`, events
-/// masked): the path stays armed or not, for this expiry.
-pub fn set_tick_alarm(expiry: u64) {
+/// Xen's timer serves the LVT timer's lone one-shot alone, and a
+/// VIRQ_TIMER means it is due as long as vcpu 0's time info is at
+/// `version` (time.rs `program`), or it does not (None); events masked.
+/// The path stays armed or not as the event state says, for this alarm.
+pub fn set_tick_alarm(version: Option<u32>) {
     let lone = lone();
-    lone.alarm_expiry = expiry;
-    lone.armed_expiry = if lone.vector != 0 { expiry } else { u64::MAX };
+    lone.alarm_version = version.unwrap_or(NEVER);
+    lone.armed_version = if lone.vector != 0 {
+        lone.alarm_version
+    } else {
+        NEVER
+    };
+}
+
+/// Whether VIRQ_TIMER's port is pending in the event words (time.rs, right
+/// after setting Xen's timer).
+pub fn timer_port_pending() -> bool {
+    let lone = lone();
+    if lone.pending_word_va == 0 {
+        return false;
+    }
+    // SAFETY: the port's pending word in the mapped shared_info page
+    // (`bind_rom_port`), which Xen sets bits in concurrently.
+    let word = unsafe { core::ptr::read_volatile(lone.pending_word_va as *const u32) };
+    word & lone.port_bit != 0
 }
 
 /// The LVT timer entry or the IDT changed (APICWrite of the entry; desc.rs
@@ -282,7 +308,7 @@ pub fn init() {
                 delivered: 0,
                 lone_timer_port: None,
                 lone: LoneTick {
-                    armed_expiry: u64::MAX,
+                    armed_version: NEVER,
                     gate_offset: 0,
                     gate_selector: 0,
                     taken: 0,
@@ -293,7 +319,7 @@ pub fn init() {
                         .iter()
                         .fold(0, |bits, stop| bits | 1 << ((IRET_WINDOW_OFFSET + stop) & 31)),
                     vector: 0,
-                    alarm_expiry: u64::MAX,
+                    alarm_version: NEVER,
                     gate_vector: 0,
                 },
             },
@@ -376,15 +402,16 @@ extern "C" fn in_iret_window(eip: u32) -> bool {
 // general path (`vmi_event_entry`, traps.rs) with every register as Xen
 // left it. Its checks, the common case first: not at a stop of the ROM's
 // IRET window (EIP & 31 against a bit mask; at a stop, the window's own
-// test); the TSC at or past `armed_expiry`, which holds every fixed
-// condition (`LoneTick`); no update queued and no context switch held
+// test); vcpu 0's time info version equal to `armed_version`, which holds
+// every condition known in advance (`LoneTick`: then this VIRQ_TIMER is
+// the alarm's, due); no update queued and no context switch held
 // (`paging::before_interrupt` would send them first); no unmasked request
 // at the 8259 (the general path keeps its output signalled); then, taking
 // the event words as a scan round does, VIRQ_TIMER's port the only pending
 // unmasked port and its word the only selector bit
 // (`VcpuEvents::take_lone_rom_port`; if not, what was taken goes back).
 // Then the port's pending bit is cleared, the tick marked taken (`taken`,
-// `armed_expiry` spent) for Rust to complete at its next look at the event
+// `armed_version` spent) for Rust to complete at its next look at the event
 // or timer state, and the gate entered by a far return over Xen's frame
 // with events still masked, as the general path's FORWARD does.
 core::arch::global_asm!(
@@ -400,10 +427,9 @@ vmi_event_tick_entry:
     and eax, 31
     bt [{lone} + {window_stops}], eax
     jc 7f
-1:  rdtsc
+1:  mov eax, [{time_version}]
     cmp eax, [{lone} + {armed}]
-    sbb edx, [{lone} + {armed} + 4]
-    jb 9f
+    jne 9f
     cmp byte ptr [{held}], 0
     jne 9f
     cmp dword ptr [{batch_len}], 0
@@ -430,8 +456,7 @@ vmi_event_tick_entry:
     not eax
     lock and [edx], eax
     mov dword ptr [{lone} + {taken}], 1
-    mov dword ptr [{lone} + {armed}], -1
-    mov dword ptr [{lone} + {armed} + 4], -1
+    mov dword ptr [{lone} + {armed}], {never}
     pop edx
     pop eax
     push dword ptr [{lone} + {gate_selector}]
@@ -461,7 +486,12 @@ vmi_event_tick_entry:
     .popsection
     "#,
     lone = const LONE_VA,
-    armed = const core::mem::offset_of!(LoneTick, armed_expiry),
+    armed = const core::mem::offset_of!(LoneTick, armed_version),
+    never = const NEVER,
+    time_version = const SHARED_INFO_VA
+        + (core::mem::offset_of!(xen_abi::xen::SharedInfo, vcpu_info)
+            + core::mem::offset_of!(xen_abi::xen::VcpuInfo, time)
+            + core::mem::offset_of!(xen_abi::xen::VcpuTimeInfo, version)) as u32,
     gate_offset = const core::mem::offset_of!(LoneTick, gate_offset),
     gate_selector = const core::mem::offset_of!(LoneTick, gate_selector),
     taken = const core::mem::offset_of!(LoneTick, taken),

@@ -50,6 +50,11 @@ struct XenTimer {
     pit_ns: Option<u64>,
     /// What Xen holds now (None once it fired).
     armed_ns: Option<u64>,
+    /// VIRQ_TIMER's port was not pending right after Xen took `armed_ns`:
+    /// every VIRQ_TIMER from then on is that deadline's (Xen raises it
+    /// for nothing else once the periodic timer is stopped, and its timers
+    /// never run early: `expires < now`, xen/common/timer.c).
+    clean: bool,
 }
 
 /// The timer state (in the ROM's state page, see events.rs).
@@ -96,7 +101,7 @@ pub fn complete_lone_tick() {
     let st = raw_state();
     st.xen.armed_ns = None;
     st.alarms[1] = None;
-    crate::events::set_tick_alarm(u64::MAX);
+    crate::events::set_tick_alarm(None);
 }
 
 /// Binds VIRQ_TIMER, stops the 10 ms periodic timer Xen gives every PV
@@ -247,6 +252,27 @@ pub extern "C" fn cancel_alarm(flags: u32) -> u32 {
 /// what is due on it; the LVT timer's vector returned for the caller to
 /// request (or None: not due, LVT masked, or a vector the APIC refuses).
 fn look() -> Option<Vector> {
+    let mut lvtt_due = false;
+    // No alarm armed (SetAlarm after a one-shot fired): no counter to read
+    // (an emulated TSC costs a trap).
+    if state().alarms.iter().any(Option::is_some) {
+        lvtt_due = look_at_alarms();
+    }
+    // The PIT: an OUT0 edge since the last look raises IRQ 0, and the next
+    // one becomes its deadline (set_pit_deadline, below).
+    let rt = runtime();
+    let (bus, mut host) = rt.split();
+    bus.poll_timer(&mut host);
+    if lvtt_due {
+        lvt_vector()
+    } else {
+        None
+    }
+}
+
+/// The alarms looked at now: IRQ 0 raised for one due on it; whether the
+/// LVT timer's is due.
+fn look_at_alarms() -> bool {
     let real = rdtsc();
     let on_available =
         |armed: &Option<ArmedAlarm>| armed.is_some_and(|a| a.counter == VMI_CYCLES_AVAILABLE);
@@ -278,16 +304,7 @@ fn look() -> Option<Vector> {
             lvtt_due = true;
         }
     }
-    // The PIT: an OUT0 edge since the last look raises IRQ 0, and the next
-    // one becomes its deadline (set_pit_deadline, below).
-    let rt = runtime();
-    let (bus, mut host) = rt.split();
-    bus.poll_timer(&mut host);
-    if lvtt_due {
-        lvt_vector()
-    } else {
-        None
-    }
+    lvtt_due
 }
 
 /// The LVT timer's vector, if an expiry reaches the APIC: not while the
@@ -356,32 +373,33 @@ fn look_now() {
 /// meanwhile, the look finds it early and the timer is set again).
 fn program() {
     let mut want = state().xen.pit_ns;
-    // The LVT timer's one-shot, if it is all Xen's timer serves: a
-    // VIRQ_TIMER at or past its expiry is a tick the upcall may take in
-    // one step (events.rs `vmi_event_tick_entry`).
-    crate::events::set_tick_alarm(match state().alarms {
+    // The LVT timer's one-shot, if it is all Xen's timer serves.
+    let lone = matches!(
+        state().alarms,
         [None, Some(armed)]
-            if want.is_none() && armed.counter == VMI_CYCLES_REAL && armed.alarm.period() == 0 =>
-        {
-            armed.alarm.next()
-        }
-        _ => u64::MAX,
-    });
+            if want.is_none() && armed.counter == VMI_CYCLES_REAL && armed.alarm.period() == 0
+    );
     // No alarm armed (a one-shot that has just fired): only the PIT's
     // deadline counts, and no clock needs reading.
     if state().alarms.iter().all(Option::is_none) {
         set_xen_timer(want);
+        crate::events::set_tick_alarm(None);
         return;
     }
     let snap = time_snapshot();
-    let now = rdtsc();
+    let mut stolen_shift = None;
     for slot in 0..2 {
         let Some(armed) = state().alarms[slot] else {
             continue;
         };
         let mut real = armed.alarm.next();
         if armed.counter == VMI_CYCLES_AVAILABLE {
-            real = real.saturating_add(now - available_and_stolen(now).0);
+            // The counters read once (an emulated TSC costs a trap).
+            let shift = *stolen_shift.get_or_insert_with(|| {
+                let now = rdtsc();
+                now - available_and_stolen(now).0
+            });
+            real = real.saturating_add(shift);
         }
         // Before the snapshot's stamp the scaling would wrap: such an
         // expiry is past, and fires at once.
@@ -390,15 +408,22 @@ fn program() {
             .saturating_add(1);
         want = Some(want.map_or(ns, |w| w.min(ns)));
     }
-    set_xen_timer(want);
+    let clean = set_xen_timer(want);
+    // A VIRQ_TIMER of this deadline (`clean`) comes at a system time past
+    // it, so at a TSC past the alarm's expiry as long as the scale it was
+    // computed with holds (`snap.version` unchanged: ns = the expiry's
+    // time + 1, and system time is monotonic in the TSC): the tick the
+    // upcall may take in one step (events.rs `vmi_event_tick_entry`),
+    // with no TSC read (a trap where Xen emulates it).
+    crate::events::set_tick_alarm((lone && clean).then_some(snap.version));
 }
 
 /// Sets Xen's one-shot timer to `want` (None: stopped), with no hypercall
-/// when it holds that already.
-fn set_xen_timer(want: Option<u64>) {
+/// when it holds that already. Returns `XenTimer::clean`.
+fn set_xen_timer(want: Option<u64>) -> bool {
     let st = state();
     if want == st.xen.armed_ns {
-        return;
+        return st.xen.clean;
     }
     st.xen.armed_ns = want;
     let mut xen = hypervisor();
@@ -411,6 +436,8 @@ fn set_xen_timer(want: Option<u64>) {
             let _ = xen.vcpu_stop_singleshot_timer(0);
         }
     }
+    st.xen.clean = !crate::events::timer_port_pending();
+    st.xen.clean
 }
 
 /// The PIT model's next IRQ 0 edge changed (ports.rs, through the host
