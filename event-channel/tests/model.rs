@@ -243,7 +243,11 @@ impl Sim {
         // never): it must agree with the refusals of the reference that depend on this state.
         let lvt = u32::from(vector.get());
         let armed = self.vcpu.lone_lvt_vector(lvt);
-        assert_eq!(self.vcpu.lone_lvt_vector(lvt | 1 << 16), None, "a masked LVT entry armed");
+        assert_eq!(
+            self.vcpu.lone_lvt_vector(lvt | 1 << 16),
+            None,
+            "a masked LVT entry armed"
+        );
         let word = lone.port().word();
         let lone_in_words = words.selector() == 1 << word
             && words.pending_word(word) & !words.mask_word(word) == lone.port().word_mask();
@@ -258,7 +262,11 @@ impl Sim {
             }
             return false;
         }
-        assert_eq!(armed, Some(vector), "not armed for a tick the reference takes");
+        assert_eq!(
+            armed,
+            Some(vector),
+            "not armed for a tick the reference takes"
+        );
         self.model.drained_log.clear();
         let expected = self.model.upcall(&self.table);
         assert_eq!(expected, Some(vector.get()), "the lone path's vector");

@@ -59,8 +59,7 @@ pub struct EventState {
 /// (`alarm_version`, from time.rs) while `vector` is nonzero, `NEVER`
 /// (odd, so no stable version) otherwise. `vector` is what
 /// `refresh_tick_path` finds after every change of what it depends on:
-/// VIRQ_TIMER bound as a lone ROM port, the paging heap built, the LVT
-/// entry unmasked with a vector the APIC takes at once
+/// VIRQ_TIMER bound as a lone ROM port, the LVT entry unmasked with a vector the APIC takes at once
 /// (`VcpuEvents::lone_lvt_vector`: nothing requested, no scan unfinished,
 /// its class above the processor priority's), and that vector's gate a
 /// present 32-bit interrupt gate (`gate_*`). Its writers: `upcall`,
@@ -75,16 +74,13 @@ pub struct EventState {
 #[repr(C)]
 struct LoneTick {
     /// The time info version under which a VIRQ_TIMER is a tick to take
-    /// in one step, or `NEVER` (see above; the assembly sets `NEVER` when
-    /// it takes one).
+    /// in one step, or `NEVER`, or `TAKEN`: the assembly took a tick, whose
+    /// completion in `VcpuEvents` and in the timer state waits for the
+    /// next look at either (`state`, `time::state`).
     armed_version: u32,
     /// The gate's offset and selector (the far return's target).
     gate_offset: u32,
     gate_selector: u32,
-    /// Set to 1 by the assembly when it took a tick, whose completion in
-    /// `VcpuEvents` and in the timer state waits for the next look at
-    /// either (`state`, `time::state`).
-    taken: u32,
     /// The selector bit of VIRQ_TIMER's port's word (1 << word).
     selector_bit: u32,
     /// The port's bit in its word.
@@ -106,6 +102,8 @@ struct LoneTick {
 
 /// No time info version: odd, and Xen's are even when stable.
 const NEVER: u32 = u32::MAX;
+/// No version either: the one-step path took a tick.
+const TAKEN: u32 = u32::MAX - 2;
 
 /// Where the event state lives: after the run-time state, 64-byte aligned.
 pub const EVENT_STATE_OFFSET: u32 =
@@ -120,14 +118,14 @@ const _: () = assert!(
 );
 
 /// The event state, with a tick the one-step path took completed first
-/// (`LoneTick::taken`): nothing looks at the scan's cursor or the APIC
+/// (`LoneTick::armed_version`): nothing looks at the scan's cursor or the APIC
 /// before that.
 pub fn state() -> &'static mut EventState {
     // SAFETY: the state page is mapped read-write in every address space;
     // `init` fills this part before any event can arrive, and the ROM runs
     // on one vCPU with events masked around every change (see `masked`).
     let st = unsafe { &mut *((ROM_STATE_VA + EVENT_STATE_OFFSET) as *mut EventState) };
-    if st.lone.taken != 0 {
+    if st.lone.armed_version == TAKEN {
         complete_lone_tick(st);
     }
     st
@@ -143,7 +141,7 @@ fn lone() -> &'static mut LoneTick {
 /// Whether the one-step path took a tick that is not completed yet
 /// (time.rs completes it through `state` before it looks at its alarms).
 pub fn tick_taken() -> bool {
-    lone().taken != 0
+    lone().armed_version == TAKEN
 }
 
 /// The rest of a tick `vmi_event_tick_entry` took (it cleared the port's
@@ -157,7 +155,7 @@ fn complete_lone_tick(st: &mut EventState) {
     let words = words();
     let saved = interrupt_mask(&words);
     disable_interrupts(&words);
-    st.lone.taken = 0;
+    st.lone.armed_version = NEVER;
     match (st.lone_timer_port, Vector::new(st.lone.vector)) {
         (Some(lone), Ok(vector)) => st.vcpu.complete_lone_rom_port(lone, vector),
         _ => {
@@ -186,9 +184,7 @@ fn refresh_tick_path(st: &mut EventState) {
     let lvt = runtime().apic.0[crate::time::LVT_TIMER_INDEX];
     let vector = match st.vcpu.lone_lvt_vector(lvt) {
         Some(vector)
-            if st.lone_timer_port.is_some()
-                && runtime().paging.heap_ready
-                && u32::from(vector.get()) == st.lone.gate_vector =>
+            if st.lone_timer_port.is_some() && u32::from(vector.get()) == st.lone.gate_vector =>
         {
             u32::from(vector.get())
         }
@@ -209,11 +205,15 @@ fn refresh_tick_path(st: &mut EventState) {
 pub fn set_tick_alarm(version: Option<u32>) {
     let lone = lone();
     lone.alarm_version = version.unwrap_or(NEVER);
-    lone.armed_version = if lone.vector != 0 {
-        lone.alarm_version
-    } else {
-        NEVER
-    };
+    // A taken tick stays marked until `state` completes it (which leaves
+    // the path disarmed until the next refresh).
+    if lone.armed_version != TAKEN {
+        lone.armed_version = if lone.vector != 0 {
+            lone.alarm_version
+        } else {
+            NEVER
+        };
+    }
 }
 
 /// Whether VIRQ_TIMER's port is pending in the event words (time.rs, right
@@ -250,6 +250,9 @@ pub fn tick_gate_changed() {
 const EVENT_STATE_VA: u32 = ROM_STATE_VA + EVENT_STATE_OFFSET;
 const LONE_VA: u32 = EVENT_STATE_VA + core::mem::offset_of!(EventState, lone) as u32;
 const RUNTIME_VA: u32 = ROM_STATE_VA + ROM_RUNTIME_OFFSET;
+const HEAP_READY_VA: u32 = RUNTIME_VA
+    + core::mem::offset_of!(Runtime, paging) as u32
+    + core::mem::offset_of!(crate::paging::Paging, heap_ready) as u32;
 const HELD_SWITCH_VA: u32 = RUNTIME_VA
     + core::mem::offset_of!(Runtime, paging) as u32
     + core::mem::offset_of!(crate::paging::Paging, held) as u32
@@ -258,7 +261,7 @@ const PIC_VA: u32 = RUNTIME_VA
     + core::mem::offset_of!(Runtime, bus) as u32
     + core::mem::offset_of!(xen_vmi_rom::ports::IsaBus, pic) as u32;
 /// The paging queue's length (mmu.rs builds the heap at SHADOW_HEAP_VA
-/// before `heap_ready`, which arming requires).
+/// before it sets `heap_ready`; no heap, no queue).
 const BATCH_LEN_VA: u32 = xen_vmi_rom::layout::SHADOW_HEAP_VA
     + core::mem::offset_of!(crate::mmu::Heap, batch) as u32
     + mmu_batch::MmuBatch::<xen_vmi_rom::shadow_cache::Tag, { crate::mmu::BATCH }>::LEN_OFFSET
@@ -311,13 +314,12 @@ pub fn init() {
                     armed_version: NEVER,
                     gate_offset: 0,
                     gate_selector: 0,
-                    taken: 0,
                     selector_bit: 0,
                     port_bit: 0,
                     pending_word_va: 0,
-                    window_stops: IRET_WINDOW_STOPS
-                        .iter()
-                        .fold(0, |bits, stop| bits | 1 << ((IRET_WINDOW_OFFSET + stop) & 31)),
+                    window_stops: IRET_WINDOW_STOPS.iter().fold(0, |bits, stop| {
+                        bits | 1 << ((IRET_WINDOW_OFFSET + stop) & 31)
+                    }),
                     vector: 0,
                     alarm_version: NEVER,
                     gate_vector: 0,
@@ -404,14 +406,15 @@ extern "C" fn in_iret_window(eip: u32) -> bool {
 // IRET window (EIP & 31 against a bit mask; at a stop, the window's own
 // test); vcpu 0's time info version equal to `armed_version`, which holds
 // every condition known in advance (`LoneTick`: then this VIRQ_TIMER is
-// the alarm's, due); no update queued and no context switch held
-// (`paging::before_interrupt` would send them first); no unmasked request
+// the alarm's, due); no context switch held and no update queued (once
+// the paging heap is built; `paging::before_interrupt` would send them
+// first); no unmasked request
 // at the 8259 (the general path keeps its output signalled); then, taking
 // the event words as a scan round does, VIRQ_TIMER's port the only pending
 // unmasked port and its word the only selector bit
 // (`VcpuEvents::take_lone_rom_port`; if not, what was taken goes back).
-// Then the port's pending bit is cleared, the tick marked taken (`taken`,
-// `armed_version` spent) for Rust to complete at its next look at the event
+// Then the port's pending bit is cleared, the tick marked taken
+// (`armed_version` TAKEN) for Rust to complete at its next look at the event
 // or timer state, and the gate entered by a far return over Xen's frame
 // with events still masked, as the general path's FORWARD does.
 core::arch::global_asm!(
@@ -432,9 +435,11 @@ vmi_event_tick_entry:
     jne 9f
     cmp byte ptr [{held}], 0
     jne 9f
+    cmp byte ptr [{heap_ready}], 0
+    je 2f
     cmp dword ptr [{batch_len}], 0
     jne 9f
-    mov al, [{pic_imr}]
+2:  mov al, [{pic_imr}]
     not al
     and al, [{pic_irr}]
     jnz 9f
@@ -452,11 +457,9 @@ vmi_event_tick_entry:
     and eax, [edx]
     cmp eax, [{lone} + {port_bit}]
     jne 5f
-    // EAX: the port's bit, pending (Xen never clears one).
-    not eax
-    lock and [edx], eax
-    mov dword ptr [{lone} + {taken}], 1
-    mov dword ptr [{lone} + {armed}], {never}
+    // EAX: the port's bit, set (Xen never clears one): cleared.
+    lock xor [edx], eax
+    mov dword ptr [{lone} + {armed}], {taken}
     pop edx
     pop eax
     push dword ptr [{lone} + {gate_selector}]
@@ -487,19 +490,19 @@ vmi_event_tick_entry:
     "#,
     lone = const LONE_VA,
     armed = const core::mem::offset_of!(LoneTick, armed_version),
-    never = const NEVER,
+    taken = const TAKEN,
     time_version = const SHARED_INFO_VA
         + (core::mem::offset_of!(xen_abi::xen::SharedInfo, vcpu_info)
             + core::mem::offset_of!(xen_abi::xen::VcpuInfo, time)
             + core::mem::offset_of!(xen_abi::xen::VcpuTimeInfo, version)) as u32,
     gate_offset = const core::mem::offset_of!(LoneTick, gate_offset),
     gate_selector = const core::mem::offset_of!(LoneTick, gate_selector),
-    taken = const core::mem::offset_of!(LoneTick, taken),
     selector_bit = const core::mem::offset_of!(LoneTick, selector_bit),
     port_bit = const core::mem::offset_of!(LoneTick, port_bit),
     pending_word = const core::mem::offset_of!(LoneTick, pending_word_va),
     window_stops = const core::mem::offset_of!(LoneTick, window_stops),
     held = const HELD_SWITCH_VA,
+    heap_ready = const HEAP_READY_VA,
     batch_len = const BATCH_LEN_VA,
     pic_irr = const PIC_VA + xen_vmi_rom::pic::PicPair::MASTER_IRR_OFFSET as u32,
     pic_imr = const PIC_VA + xen_vmi_rom::pic::PicPair::MASTER_IMR_OFFSET as u32,
