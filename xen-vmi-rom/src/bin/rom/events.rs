@@ -78,16 +78,14 @@ struct LoneTick {
     /// completion in `VcpuEvents` and in the timer state waits for the
     /// next look at either (`state`, `time::state`).
     armed_version: u32,
-    /// The gate's offset and selector (the far return's target).
+    /// The gate's offset and selector, in this order: the far jump's
+    /// pointer (m16:32).
     gate_offset: u32,
     gate_selector: u32,
-    /// The selector bit of VIRQ_TIMER's port's word (1 << word).
-    selector_bit: u32,
-    /// The port's bit in its word.
+    /// VIRQ_TIMER's port's bit in word 0 of the event words, or 0: not
+    /// bound, or in another word (Xen gives the lowest free port, and the
+    /// ROM binds a few; a port beyond 31 would take the general path).
     port_bit: u32,
-    /// The address of `evtchn_pending[word]` (`evtchn_mask[word]` is 0x80
-    /// above it), or 0 before VIRQ_TIMER is bound.
-    pending_word_va: u32,
     /// The IRET window's stops as bits of EIP & 31 (`bt` in the assembly).
     window_stops: u32,
     /// The vector the path is armed for (the LVT entry's), or 0: not
@@ -99,6 +97,12 @@ struct LoneTick {
     /// The vector whose gate `gate_offset` and `gate_selector` hold, or 0.
     gate_vector: u32,
 }
+
+// The far jump reads the selector right after the offset (m16:32).
+const _: () = assert!(
+    core::mem::offset_of!(LoneTick, gate_selector)
+        == core::mem::offset_of!(LoneTick, gate_offset) + 4
+);
 
 /// No time info version: odd, and Xen's are even when stable.
 const NEVER: u32 = u32::MAX;
@@ -183,9 +187,7 @@ fn complete_lone_tick(st: &mut EventState) {
 fn refresh_tick_path(st: &mut EventState) {
     let lvt = runtime().apic.0[crate::time::LVT_TIMER_INDEX];
     let vector = match st.vcpu.lone_lvt_vector(lvt) {
-        Some(vector)
-            if st.lone_timer_port.is_some() && u32::from(vector.get()) == st.lone.gate_vector =>
-        {
+        Some(vector) if st.lone.port_bit != 0 && u32::from(vector.get()) == st.lone.gate_vector => {
             u32::from(vector.get())
         }
         _ => 0,
@@ -219,14 +221,13 @@ pub fn set_tick_alarm(version: Option<u32>) {
 /// Whether VIRQ_TIMER's port is pending in the event words (time.rs, right
 /// after setting Xen's timer).
 pub fn timer_port_pending() -> bool {
-    let lone = lone();
-    if lone.pending_word_va == 0 {
-        return false;
-    }
-    // SAFETY: the port's pending word in the mapped shared_info page
-    // (`bind_rom_port`), which Xen sets bits in concurrently.
-    let word = unsafe { core::ptr::read_volatile(lone.pending_word_va as *const u32) };
-    word & lone.port_bit != 0
+    let pending =
+        (SHARED_INFO_VA + event_channel::abi::SHARED_INFO_EVTCHN_PENDING as u32) as *const u32;
+    // SAFETY: word 0 of evtchn_pending in the mapped shared_info page,
+    // which Xen sets bits in concurrently. (`port_bit` is 0 unless the
+    // port is in word 0: then no arming needs the answer.)
+    let word = unsafe { core::ptr::read_volatile(pending) };
+    word & lone().port_bit != 0
 }
 
 /// The LVT timer entry or the IDT changed (APICWrite of the entry; desc.rs
@@ -314,9 +315,7 @@ pub fn init() {
                     armed_version: NEVER,
                     gate_offset: 0,
                     gate_selector: 0,
-                    selector_bit: 0,
                     port_bit: 0,
-                    pending_word_va: 0,
                     window_stops: IRET_WINDOW_STOPS.iter().fold(0, |bits, stop| {
                         bits | 1 << ((IRET_WINDOW_OFFSET + stop) & 31)
                     }),
@@ -348,14 +347,10 @@ pub fn bind_rom_port(port: u32, binding: Binding, tag: u8) {
         st.lone_timer_port = event_channel::Port::new(port)
             .ok()
             .and_then(|port| st.vcpu.lone_rom_port(&st.ports, port));
-        if let Some(lone) = st.lone_timer_port {
-            let port = lone.port();
-            st.lone.selector_bit = 1 << port.word();
-            st.lone.port_bit = port.word_mask();
-            st.lone.pending_word_va = SHARED_INFO_VA
-                + event_channel::abi::SHARED_INFO_EVTCHN_PENDING as u32
-                + 4 * port.word() as u32;
-        }
+        st.lone.port_bit = match st.lone_timer_port {
+            Some(lone) if lone.port().word() == 0 => lone.port().word_mask(),
+            _ => 0,
+        };
         refresh_tick_path(st);
     }
 }
@@ -424,9 +419,8 @@ core::arch::global_asm!(
     .globl vmi_event_tick_entry
 vmi_event_tick_entry:
     push eax
-    push edx
-    // [esp + 8]: Xen's frame, EIP then CS.
-    mov eax, [esp + 8]
+    // [esp + 4]: Xen's frame, EIP then CS.
+    mov eax, [esp + 4]
     and eax, 31
     bt [{lone} + {window_stops}], eax
     jc 7f
@@ -444,47 +438,44 @@ vmi_event_tick_entry:
     and al, [{pic_irr}]
     jnz 9f
     // Taken as a scan round takes a lone port: upcall_pending cleared,
-    // the selector taken, it and the port's word holding only the port,
-    // its pending bit cleared.
+    // the selector taken, it and the port's word (word 0: armed only
+    // then) holding only the port, its pending bit cleared.
     mov byte ptr [{upcall_pending}], 0
     xor eax, eax
     xchg [{selector}], eax
-    cmp eax, [{lone} + {selector_bit}]
+    cmp eax, 1
     jne 6f
-    mov edx, [{lone} + {pending_word}]
-    mov eax, [edx + {mask_above}]
+    mov eax, [{mask_word}]
     not eax
-    and eax, [edx]
+    and eax, [{pending_word}]
     cmp eax, [{lone} + {port_bit}]
     jne 5f
     // EAX: the port's bit, set (Xen never clears one): cleared.
-    lock xor [edx], eax
+    lock xor [{pending_word}], eax
     mov dword ptr [{lone} + {armed}], {taken}
-    pop edx
     pop eax
-    push dword ptr [{lone} + {gate_selector}]
-    push dword ptr [{lone} + {gate_offset}]
-    retf
+    jmp fword ptr [{lone} + {gate_offset}]
 5:  // Not alone after all (Xen raised another port meanwhile): the
     // selector bits taken (EAX) go back with the signal Xen gave with
     // them, for the general path.
-    mov eax, [{lone} + {selector_bit}]
+    mov eax, 1
 6:  lock or [{selector}], eax
     mov byte ptr [{upcall_pending}], 1
     jmp 9f
 7:  // EIP at a stop of a 32-byte block: in ring 1, with the window's
     // bytes there, it is the general path's.
-    test byte ptr [esp + 12], 2
+    test byte ptr [esp + 8], 2
     jnz 1b
     push ecx
+    push edx
     push dword ptr [esp + 12]
     call {in_window}
     add esp, 4
+    pop edx
     pop ecx
     test al, al
     jz 1b
-9:  pop edx
-    pop eax
+9:  pop eax
     jmp vmi_event_entry
     .popsection
     "#,
@@ -496,17 +487,15 @@ vmi_event_tick_entry:
             + core::mem::offset_of!(xen_abi::xen::VcpuInfo, time)
             + core::mem::offset_of!(xen_abi::xen::VcpuTimeInfo, version)) as u32,
     gate_offset = const core::mem::offset_of!(LoneTick, gate_offset),
-    gate_selector = const core::mem::offset_of!(LoneTick, gate_selector),
-    selector_bit = const core::mem::offset_of!(LoneTick, selector_bit),
     port_bit = const core::mem::offset_of!(LoneTick, port_bit),
-    pending_word = const core::mem::offset_of!(LoneTick, pending_word_va),
+    pending_word = const SHARED_INFO_VA + event_channel::abi::SHARED_INFO_EVTCHN_PENDING as u32,
+    mask_word = const SHARED_INFO_VA + event_channel::abi::SHARED_INFO_EVTCHN_MASK as u32,
     window_stops = const core::mem::offset_of!(LoneTick, window_stops),
     held = const HELD_SWITCH_VA,
     heap_ready = const HEAP_READY_VA,
     batch_len = const BATCH_LEN_VA,
     pic_irr = const PIC_VA + xen_vmi_rom::pic::PicPair::MASTER_IRR_OFFSET as u32,
     pic_imr = const PIC_VA + xen_vmi_rom::pic::PicPair::MASTER_IMR_OFFSET as u32,
-    mask_above = const event_channel::abi::SHARED_INFO_EVTCHN_MASK - event_channel::abi::SHARED_INFO_EVTCHN_PENDING,
     selector = const SHARED_INFO_VA + event_channel::abi::VCPU_INFO_PENDING_SEL as u32,
     upcall_pending = const SHARED_INFO_VA + event_channel::abi::VCPU_INFO_UPCALL_PENDING as u32,
     in_window = sym in_iret_window,
