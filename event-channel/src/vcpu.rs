@@ -664,6 +664,39 @@ mod tests {
     }
 
     #[test]
+    fn lone_lvt_vector_follows_the_entry_and_the_apic() {
+        let bitmaps = EventBitmaps::new();
+        let flags = VcpuEventFlags::new();
+        let words = AtomicEventWords::new(&bitmaps, &flags);
+        let mut vcpu = VcpuEvents::new(0, ScanBudget::DEFAULT).unwrap();
+        let masked = 1 << 16;
+        assert_eq!(vcpu.lone_lvt_vector(0xEF), Some(vector(0xEF)));
+        // Other bits of the entry (timer mode, delivery status) do not matter.
+        assert_eq!(vcpu.lone_lvt_vector(0x2_10EF), Some(vector(0xEF)));
+        assert_eq!(vcpu.lone_lvt_vector(masked | 0xEF), None, "masked");
+        assert_eq!(vcpu.lone_lvt_vector(0x1F), None, "an exception vector");
+        // The task priority's class holds its own class and below.
+        vcpu.set_task_priority(&words, 0xE0);
+        assert_eq!(vcpu.lone_lvt_vector(0xEF), None, "class 0xE at TPR 0xE0");
+        assert_eq!(vcpu.lone_lvt_vector(0xF0), Some(vector(0xF0)));
+        vcpu.set_task_priority(&words, 0);
+        // A vector in service holds its class until the EOI.
+        vcpu.raise_vector(&words, vector(0x51));
+        assert_eq!(vcpu.lone_lvt_vector(0xEF), None, "a vector requested");
+        let mut injected = None;
+        let table = rom_table(&[]);
+        words.set_upcall_mask(true);
+        if let Delivery::Inject(v) = vcpu.upcall_with(&table, &words, |_| None) {
+            injected = Some(v);
+        }
+        assert_eq!(injected, Some(vector(0x51)));
+        assert_eq!(vcpu.lone_lvt_vector(0x5F), None, "class 5 in service");
+        assert_eq!(vcpu.lone_lvt_vector(0x60), Some(vector(0x60)));
+        let _ = vcpu.end_of_interrupt(&words);
+        assert_eq!(vcpu.lone_lvt_vector(0x5F), Some(vector(0x5F)));
+    }
+
+    #[test]
     fn a_rom_event_raises_its_vector_in_the_same_upcall() {
         let bitmaps = EventBitmaps::new();
         let flags = VcpuEventFlags::new();
