@@ -406,6 +406,31 @@ impl VcpuEvents {
         self.apic.enter_in_service(vector);
     }
 
+    /// [`Self::complete_lone_rom_port`] and then the kernel's [`Self::end_of_interrupt`], in one
+    /// step: for the EOI of the vector a ROM's fast path took, when nothing has changed this
+    /// state since. The vector then went in service above everything in service (its class
+    /// above [`Self::lone_vector_floor`], which also meant nothing requested, no scan
+    /// unfinished, no ROM event queued) and the EOI ends the highest vector in service, so only
+    /// the scan's cursor moves. When that does not hold, both steps run. Returns the vector
+    /// ended, as [`Self::end_of_interrupt`] does.
+    pub fn complete_and_end_lone_rom_port<W: EventWords + ?Sized>(
+        &mut self,
+        words: &W,
+        lone: LoneRomPort,
+        vector: Vector,
+    ) -> Option<Vector> {
+        if self
+            .lone_vector_floor()
+            .is_some_and(|floor| vector.priority_class() > floor)
+        {
+            self.cursor = ScanCursor(lone.0.next());
+            Some(vector)
+        } else {
+            self.complete_lone_rom_port(lone, vector);
+            self.end_of_interrupt(words)
+        }
+    }
+
     /// Takes every pending event of this vCPU without delivering anything: for a kernel that
     /// looks at its interrupt controllers with interrupts disabled (Xen does not call back
     /// then, so requests that came in meanwhile would stay unseen). Events for the ROM go to

@@ -162,14 +162,7 @@ fn complete_lone_tick(st: &mut EventState) {
     st.lone.armed_version = NEVER;
     match (st.lone_timer_port, Vector::new(st.lone.vector)) {
         (Some(lone), Ok(vector)) => st.vcpu.complete_lone_rom_port(lone, vector),
-        _ => {
-            Line::new()
-                .text(b"xen-vmi-rom: the timer tick's one-step path took vector ")
-                .dec(st.lone.vector)
-                .text(b" without its port")
-                .print();
-            crate::xen::crash();
-        }
+        _ => lone_tick_without_port(st.lone.vector),
     }
     st.delivered = st.delivered.wrapping_add(1);
     // Not armed again here: the vector is in service now, so nothing of
@@ -179,6 +172,40 @@ fn complete_lone_tick(st: &mut EventState) {
     if set_interrupt_mask(&words, saved) == Wakeup::DeliverNow {
         hypervisor().force_evtchn_callback();
     }
+}
+
+/// The kernel's EOI of the tick the one-step path took, before anything
+/// looked at the event state: completed and ended in one step
+/// (`VcpuEvents::complete_and_end_lone_rom_port`), with events masked (by
+/// APICWrite's entry).
+fn end_taken_tick() {
+    // SAFETY: as in `state`, which is not called here: this completes the
+    // taken tick itself.
+    let st = unsafe { &mut *((ROM_STATE_VA + EVENT_STATE_OFFSET) as *mut EventState) };
+    st.lone.armed_version = NEVER;
+    match (st.lone_timer_port, Vector::new(st.lone.vector)) {
+        (Some(lone), Ok(vector)) => {
+            let _ended = st
+                .vcpu
+                .complete_and_end_lone_rom_port(&words(), lone, vector);
+        }
+        _ => lone_tick_without_port(st.lone.vector),
+    }
+    st.delivered = st.delivered.wrapping_add(1);
+    crate::time::complete_lone_tick();
+    refresh_tick_path(st);
+}
+
+/// A taken tick with no port to complete it with: the ROM's own state is
+/// broken.
+#[cold]
+fn lone_tick_without_port(vector: u32) -> ! {
+    Line::new()
+        .text(b"xen-vmi-rom: the timer tick's one-step path took vector ")
+        .dec(vector)
+        .text(b" without its port")
+        .print();
+    crate::xen::crash();
 }
 
 /// Arms the one-step path or not (`LoneTick`): after every change of the
@@ -587,9 +614,13 @@ pub fn apic_read(index: usize) -> Option<u32> {
 pub fn apic_write(index: usize, value: u32) -> bool {
     match index {
         0x0B => {
-            let st = state();
-            let _ended = st.vcpu.end_of_interrupt(&words());
-            refresh_tick_path(st);
+            if lone().armed_version == TAKEN {
+                end_taken_tick();
+            } else {
+                let st = state();
+                let _ended = st.vcpu.end_of_interrupt(&words());
+                refresh_tick_path(st);
+            }
             note_deliverable();
             true
         }
