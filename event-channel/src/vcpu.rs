@@ -408,11 +408,12 @@ impl VcpuEvents {
 
     /// [`Self::complete_lone_rom_port`] and then the kernel's [`Self::end_of_interrupt`], in one
     /// step: for the EOI of the vector a ROM's fast path took, when nothing has changed this
-    /// state since. The vector then went in service above everything in service (its class
-    /// above [`Self::lone_vector_floor`], which also meant nothing requested, no scan
-    /// unfinished, no ROM event queued) and the EOI ends the highest vector in service, so only
-    /// the scan's cursor moves. When that does not hold, both steps run. Returns the vector
-    /// ended, as [`Self::end_of_interrupt`] does.
+    /// state since. The vector then goes in service above everything in service (its class
+    /// above [`Self::lone_vector_floor`], which also means nothing requested, no scan
+    /// unfinished, no ROM event queued: what [`Self::complete_lone_rom_port`] requires too) and
+    /// the EOI ends the highest vector in service, so only the scan's cursor moves. A caller
+    /// that breaks that gets both steps (and `complete_lone_rom_port`'s debug assertion).
+    /// Returns the vector ended, as [`Self::end_of_interrupt`] does.
     pub fn complete_and_end_lone_rom_port<W: EventWords + ?Sized>(
         &mut self,
         words: &W,
