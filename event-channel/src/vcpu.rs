@@ -377,6 +377,23 @@ impl VcpuEvents {
         .then(|| self.apic.processor_priority() >> 4)
     }
 
+    /// The vector a lone event of the ROM's that expires the local APIC timer would raise, for
+    /// [`Self::take_lone_rom_port`] to take now, given the LVT timer entry `lvt`: the entry
+    /// unmasked (bit 16), its vector 32 or above (the APIC delivers none below), and that
+    /// vector's class above [`Self::lone_vector_floor`]. None when any of these fails: the
+    /// general path's rules decide then. For a ROM that arms its fast path with the answer; it
+    /// is only as current as its inputs, so take it again after every change of this state and
+    /// of the entry.
+    pub fn lone_lvt_vector(&self, lvt: u32) -> Option<Vector> {
+        const LVT_MASKED: u32 = 1 << 16;
+        if lvt & LVT_MASKED != 0 {
+            return None;
+        }
+        let vector = Vector::new(lvt & 0xFF).ok()?;
+        let floor = self.lone_vector_floor()?;
+        (vector.priority_class() > floor).then_some(vector)
+    }
+
     /// The part of [`Self::take_lone_rom_port`] inside this state, once the port has been
     /// taken from the event words (its pending bit cleared as the scan's lone-port case
     /// clears it): the cursor just past the port, `vector` in service. For a ROM that takes
@@ -387,6 +404,32 @@ impl VcpuEvents {
     pub fn complete_lone_rom_port(&mut self, lone: LoneRomPort, vector: Vector) {
         self.cursor = ScanCursor(lone.0.next());
         self.apic.enter_in_service(vector);
+    }
+
+    /// [`Self::complete_lone_rom_port`] and then the kernel's [`Self::end_of_interrupt`], in one
+    /// step: for the EOI of the vector a ROM's fast path took, when nothing has changed this
+    /// state since. The vector then goes in service above everything in service (its class
+    /// above [`Self::lone_vector_floor`], which also means nothing requested, no scan
+    /// unfinished, no ROM event queued: what [`Self::complete_lone_rom_port`] requires too) and
+    /// the EOI ends the highest vector in service, so only the scan's cursor moves. A caller
+    /// that breaks that gets both steps (and `complete_lone_rom_port`'s debug assertion).
+    /// Returns the vector ended, as [`Self::end_of_interrupt`] does.
+    pub fn complete_and_end_lone_rom_port<W: EventWords + ?Sized>(
+        &mut self,
+        words: &W,
+        lone: LoneRomPort,
+        vector: Vector,
+    ) -> Option<Vector> {
+        if self
+            .lone_vector_floor()
+            .is_some_and(|floor| vector.priority_class() > floor)
+        {
+            self.cursor = ScanCursor(lone.0.next());
+            Some(vector)
+        } else {
+            self.complete_lone_rom_port(lone, vector);
+            self.end_of_interrupt(words)
+        }
     }
 
     /// Takes every pending event of this vCPU without delivering anything: for a kernel that
@@ -644,6 +687,39 @@ mod tests {
         core::iter::from_fn(|| vcpu.take_rom_event())
             .map(Port::get)
             .collect()
+    }
+
+    #[test]
+    fn lone_lvt_vector_follows_the_entry_and_the_apic() {
+        let bitmaps = EventBitmaps::new();
+        let flags = VcpuEventFlags::new();
+        let words = AtomicEventWords::new(&bitmaps, &flags);
+        let mut vcpu = VcpuEvents::new(0, ScanBudget::DEFAULT).unwrap();
+        let masked = 1 << 16;
+        assert_eq!(vcpu.lone_lvt_vector(0xEF), Some(vector(0xEF)));
+        // Other bits of the entry (timer mode, delivery status) do not matter.
+        assert_eq!(vcpu.lone_lvt_vector(0x2_10EF), Some(vector(0xEF)));
+        assert_eq!(vcpu.lone_lvt_vector(masked | 0xEF), None, "masked");
+        assert_eq!(vcpu.lone_lvt_vector(0x1F), None, "an exception vector");
+        // The task priority's class holds its own class and below.
+        vcpu.set_task_priority(&words, 0xE0);
+        assert_eq!(vcpu.lone_lvt_vector(0xEF), None, "class 0xE at TPR 0xE0");
+        assert_eq!(vcpu.lone_lvt_vector(0xF0), Some(vector(0xF0)));
+        vcpu.set_task_priority(&words, 0);
+        // A vector in service holds its class until the EOI.
+        vcpu.raise_vector(&words, vector(0x51));
+        assert_eq!(vcpu.lone_lvt_vector(0xEF), None, "a vector requested");
+        let mut injected = None;
+        let table = rom_table(&[]);
+        words.set_upcall_mask(true);
+        if let Delivery::Inject(v) = vcpu.upcall_with(&table, &words, |_| None) {
+            injected = Some(v);
+        }
+        assert_eq!(injected, Some(vector(0x51)));
+        assert_eq!(vcpu.lone_lvt_vector(0x5F), None, "class 5 in service");
+        assert_eq!(vcpu.lone_lvt_vector(0x60), Some(vector(0x60)));
+        let _ = vcpu.end_of_interrupt(&words);
+        assert_eq!(vcpu.lone_lvt_vector(0x5F), Some(vector(0x5F)));
     }
 
     #[test]

@@ -339,6 +339,11 @@ impl<Tag: Copy, const N: usize> MmuBatch<Tag, N> {
         self.len == 0
     }
 
+    /// Where `len()` is kept in the batch (a byte offset, a `usize`), for
+    /// a reader in assembly (the ROM's timer tick path sends a tick the
+    /// general way while anything is queued).
+    pub const LEN_OFFSET: usize = core::mem::offset_of!(Self, len);
+
     /// The counters.
     pub fn counters(&self) -> &Counters {
         &self.counters

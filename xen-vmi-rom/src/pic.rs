@@ -407,6 +407,15 @@ impl PicPair {
         self.set_irq(irq, true);
     }
 
+    /// Byte offsets of the master's IRR and IMR in a `PicPair`: the ROM's
+    /// one-step timer tick path (assembly) refuses while the master has an
+    /// unmasked request (`irr & !imr != 0`, the first test of
+    /// `int_output`), leaving it to the general path.
+    pub const MASTER_IRR_OFFSET: usize =
+        core::mem::offset_of!(PicPair, master) + core::mem::offset_of!(I8259, irr);
+    pub const MASTER_IMR_OFFSET: usize =
+        core::mem::offset_of!(PicPair, master) + core::mem::offset_of!(I8259, imr);
+
     /// The master's INT output: the CPU has an interrupt to take.
     pub fn int_output(&self) -> bool {
         self.master.int_output()

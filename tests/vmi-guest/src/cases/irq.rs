@@ -224,6 +224,109 @@ pub fn irq_lvtt_tick_held_by_tpr() -> Outcome {
     )
 }
 
+/// Interrupts a stand-in handler took (`count_and_eoi`) and the cycle
+/// counter at the last one.
+static STAND_IN_COUNT: AtomicU32 = AtomicU32::new(0);
+
+/// A stand-in handler for an LVT timer interrupt: counts it and EOIs it.
+fn count_and_eoi(_frame: &mut TrapFrame) -> bool {
+    STAND_IN_COUNT.fetch_add(1, Ordering::SeqCst);
+    pv::apic_write(apic::REG_EOI, 0);
+    true
+}
+
+/// A vector the kernel's tables give a gate (every one but
+/// [`VECTOR_NO_GATE`] has one) and nothing else uses.
+const VECTOR_RETARGET: u32 = 0xE0;
+
+/// One LVT timer one-shot armed with interrupts enabled and `change` made
+/// right after, well before its expiry (20 ms ahead: a native SetAlarm
+/// of the LVT timer calibrates it for 500 us first): the interrupts on the
+/// LVT timer's vector, and those the stand-in handler on `stand_in` took,
+/// within 40 ms.
+fn tick_after_change(stand_in: u32, change: impl FnOnce()) -> (u32, u32) {
+    LVTT.connect();
+    STAND_IN_COUNT.store(0, Ordering::SeqCst);
+    trap::set_hook(stand_in, Some(count_and_eoi));
+    let before = irq_count(LVTT.vector);
+    pv::irq_enable();
+    pv::set_alarm(LVTT.flags(false), pv::cycles_now() + ms(20), 0);
+    change();
+    spin(ms(40));
+    pv::irq_disable();
+    let counts = (
+        irq_count(LVTT.vector) - before,
+        STAND_IN_COUNT.load(Ordering::SeqCst),
+    );
+    trap::set_hook(stand_in, None);
+    let _ = pv::cancel_alarm(LVTT.flags(false));
+    LVTT.disconnect();
+    counts
+}
+
+/// The LVT timer entry changed after the alarm was armed, before its
+/// expiry: the expiry goes where the entry says then, as on the APIC
+/// (which reads the entry when the count reaches zero): to the new vector,
+/// once; nowhere while the entry is masked, and the expiry is not latched.
+/// (A ROM that prepares the tick's delivery when the alarm is armed must
+/// follow the entry.)
+pub fn irq_lvtt_changed_after_arming() -> Outcome {
+    let retargeted = tick_after_change(VECTOR_RETARGET, || {
+        pv::apic_write(apic::REG_LVT_TIMER, VECTOR_RETARGET)
+    });
+    let masked = tick_after_change(VECTOR_RETARGET, || {
+        pv::apic_write(apic::REG_LVT_TIMER, apic::LVT_MASKED | LVTT.vector)
+    });
+    let requested = LVTT.pending();
+    ensure_eq!(
+        retargeted.0,
+        0u32,
+        "interrupts on the old vector after retargeting the entry"
+    );
+    ensure_eq!(
+        retargeted.1,
+        1u32,
+        "interrupts on the new vector after retargeting the entry"
+    );
+    ensure_eq!(
+        masked.0 + masked.1,
+        0u32,
+        "interrupts after masking the entry"
+    );
+    ensure!(!requested, "the masked entry's expiry shows in the IRR");
+    pass!("retargeted: on vector {VECTOR_RETARGET:#x} once; masked: none, not requested")
+}
+
+/// The LVT timer vector's IDT gate rewritten (WriteIDTEntry) after the
+/// alarm was armed, before its expiry: the interrupt enters through the
+/// new gate, once. (A ROM that prepares the tick's delivery when the alarm
+/// is armed must follow the IDT.)
+pub fn irq_lvtt_gate_rewritten_after_arming() -> Outcome {
+    let idt = Table::base(&IDT);
+    let original = Table::read(&IDT, LVTT.vector as usize);
+    // The same gate with the offset of another vector's stub: the
+    // dispatcher then sees that vector.
+    let target = trap::stub_address(VECTOR_TEST2);
+    let redirected = (original & 0x0000_FFFF_FFFF_0000)
+        | u64::from(target & 0xFFFF)
+        | (u64::from(target >> 16) << 48);
+    let counts = tick_after_change(VECTOR_TEST2, || {
+        pv::write_idt_entry(idt, LVTT.vector, redirected)
+    });
+    pv::write_idt_entry(idt, LVTT.vector, original);
+    ensure_eq!(
+        counts.0,
+        0u32,
+        "interrupts through the old gate after rewriting it"
+    );
+    ensure_eq!(
+        counts.1,
+        1u32,
+        "interrupts through the new gate after rewriting it"
+    );
+    pass!("the tick entered through the rewritten gate, once")
+}
+
 /// A periodic alarm with a masked stretch starting right after a tick
 /// (the tick's handler time `t`) and ending at `t + stretch`: what the
 /// enable delivers, and when the next tick comes.

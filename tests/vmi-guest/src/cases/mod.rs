@@ -307,6 +307,14 @@ pub static ALL: &[Case] = &[
         irq::irq_lvtt_tick_with_irq0_waiting,
     ),
     case("irq_lvtt_tick_held_by_tpr", irq::irq_lvtt_tick_held_by_tpr),
+    case(
+        "irq_lvtt_changed_after_arming",
+        irq::irq_lvtt_changed_after_arming,
+    ),
+    case(
+        "irq_lvtt_gate_rewritten_after_arming",
+        irq::irq_lvtt_gate_rewritten_after_arming,
+    ),
     case("irq_masked_tick_delayed", irq::irq_masked_tick_delayed),
     case("irq_masked_ticks_coalesce", irq::irq_masked_ticks_coalesce),
     case("irq_eoi_without_interrupt", irq::irq_eoi_without_interrupt),

@@ -224,6 +224,11 @@ pub extern "C" fn apic_write(reg: u32, value: u32) {
         return;
     }
     runtime().apic.0[index] = value;
+    // The timer tick's one-step path is armed for the LVT entry's vector
+    // and its gate (events.rs `LoneTick`).
+    if index == crate::time::LVT_TIMER_INDEX {
+        crate::events::tick_gate_changed();
+    }
 }
 
 pub extern "C" fn apic_read(reg: u32) -> u32 {

@@ -287,6 +287,7 @@ pub fn sync_trap_table(vectors: core::ops::Range<u32>) {
         // SAFETY: as above.
         let _ = unsafe { xen.set_trap_table(&chunk[..=n]) };
     }
+    crate::events::tick_gate_changed();
 }
 
 /// The kernel's present interrupt or trap gate for `vector`.

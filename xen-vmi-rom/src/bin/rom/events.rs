@@ -52,29 +52,62 @@ pub struct EventState {
 
 /// The one-step path's state, read and written by `vmi_event_tick_entry`
 /// (laid out for the assembly; events.rs keeps it current).
+///
+/// `armed_version` folds every condition the ROM can know in advance into
+/// the one word the assembly compares: vcpu 0's time info version under
+/// which a VIRQ_TIMER means the LVT timer's lone one-shot is due
+/// (`alarm_version`, from time.rs) while `vector` is nonzero, `NEVER`
+/// (odd, so no stable version) otherwise. `vector` is what
+/// `refresh_tick_path` finds after every change of what it depends on:
+/// VIRQ_TIMER bound as a lone ROM port, the LVT entry unmasked with a vector the APIC takes at once
+/// (`VcpuEvents::lone_lvt_vector`: nothing requested, no scan unfinished,
+/// its class above the processor priority's), and that vector's gate a
+/// present 32-bit interrupt gate (`gate_*`). Its writers: `upcall`,
+/// `poll`, `raise_vector`, the EOI and TPR writes, `bind_rom_port` (the
+/// event state); `tick_gate_changed` (the LVT entry, APICWrite; the IDT,
+/// desc.rs); the completion of a taken tick (disarms: the vector is in
+/// service until the EOI); and `set_tick_alarm` (time.rs, the alarm
+/// alone). What can change with none of them knowing is tested in the
+/// assembly itself: the time info's version (Xen's), the paging queue and
+/// a held context switch (the paging code's), the 8259's requests (the
+/// port emulation's), the event words (Xen's).
 #[repr(C)]
 struct LoneTick {
-    /// The selector bit of VIRQ_TIMER's port's word (1 << word).
-    selector_bit: u32,
-    /// The port's bit in its word.
+    /// The time info version under which a VIRQ_TIMER is a tick to take
+    /// in one step, or `NEVER`, or `TAKEN`: the assembly took a tick, whose
+    /// completion in `VcpuEvents` and in the timer state waits for the
+    /// next look at either (`state`, `time::state`).
+    armed_version: u32,
+    /// The gate's offset and selector, in this order: the far jump's
+    /// pointer (m16:32).
+    gate_offset: u32,
+    gate_selector: u32,
+    /// VIRQ_TIMER's port's bit in word 0 of the event words, or 0: not
+    /// bound, or in another word (Xen gives the lowest free port, and the
+    /// ROM binds a few; a port beyond 31 would take the general path).
     port_bit: u32,
-    /// The port number (its bit in `evtchn_pending` as one bit string).
-    port: u32,
-    /// The address of `evtchn_pending[word]` (`evtchn_mask[word]` is 0x80
-    /// above it).
-    pending_word_va: u32,
-    /// `VcpuEvents::lone_vector_floor` as of the last change of the event
-    /// state, at least 1 (the LVT vector's class must be above it, so the
-    /// vector is 32 or more, as the APIC delivers), or 16 (nothing is
-    /// above it): no lone port, or a tick taken and not yet completed.
-    class_floor: u32,
-    /// A tick the assembly took whose completion in `VcpuEvents` waits for
-    /// the next look at the event state (`state`): its vector, or 0.
-    taken_vector: u32,
+    /// The IRET window's stops as bits of EIP & 31 (`bt` in the assembly).
+    window_stops: u32,
+    /// The vector the path is armed for (the LVT entry's), or 0: not
+    /// armed.
+    vector: u32,
+    /// The time info version under which a VIRQ_TIMER means the LVT
+    /// timer's lone one-shot is due (time.rs `program`), or `NEVER`.
+    alarm_version: u32,
+    /// The vector whose gate `gate_offset` and `gate_selector` hold, or 0.
+    gate_vector: u32,
 }
 
-/// The floor that lets no vector through.
-const FLOOR_NONE: u32 = 16;
+// The far jump reads the selector right after the offset (m16:32).
+const _: () = assert!(
+    core::mem::offset_of!(LoneTick, gate_selector)
+        == core::mem::offset_of!(LoneTick, gate_offset) + 4
+);
+
+/// No time info version: odd, and Xen's are even when stable.
+const NEVER: u32 = u32::MAX;
+/// No version either: the one-step path took a tick.
+const TAKEN: u32 = u32::MAX - 2;
 
 /// Where the event state lives: after the run-time state, 64-byte aligned.
 pub const EVENT_STATE_OFFSET: u32 =
@@ -89,69 +122,178 @@ const _: () = assert!(
 );
 
 /// The event state, with a tick the one-step path took completed first
-/// (`LoneTick::taken_vector`): nothing looks at the scan's cursor or the
-/// APIC before that.
+/// (`LoneTick::armed_version`): nothing looks at the scan's cursor or the APIC
+/// before that.
 pub fn state() -> &'static mut EventState {
     // SAFETY: the state page is mapped read-write in every address space;
     // `init` fills this part before any event can arrive, and the ROM runs
     // on one vCPU with events masked around every change (see `masked`).
     let st = unsafe { &mut *((ROM_STATE_VA + EVENT_STATE_OFFSET) as *mut EventState) };
-    if st.lone.taken_vector != 0 {
+    if st.lone.armed_version == TAKEN {
         complete_lone_tick(st);
     }
     st
 }
 
+/// The one-step path's fields, a taken tick left as it is (`state`
+/// completes it).
+fn lone() -> &'static mut LoneTick {
+    // SAFETY: a part of the event state (see `state`).
+    unsafe { &mut *(LONE_VA as *mut LoneTick) }
+}
+
+/// Whether the one-step path took a tick that is not completed yet
+/// (time.rs completes it through `state` before it looks at its alarms).
+pub fn tick_taken() -> bool {
+    lone().armed_version == TAKEN
+}
+
 /// The rest of a tick `vmi_event_tick_entry` took (it cleared the port's
-/// pending bit and counted the delivery): the scan's cursor past the port,
-/// the vector in service, as `VcpuEvents::take_lone_rom_port` leaves them.
+/// pending bit): the scan's cursor past the port and the vector in service,
+/// as `VcpuEvents::take_lone_rom_port` leaves them, the delivery counted
+/// (Halt waits for it), and the timer's part (time.rs). With events masked: `state` is also called from entries that
+/// run with the kernel's flag (APICRead, Halt).
 #[cold]
 #[inline(never)]
 fn complete_lone_tick(st: &mut EventState) {
-    let taken = core::mem::replace(&mut st.lone.taken_vector, 0);
-    match (st.lone_timer_port, Vector::new(taken)) {
+    let words = words();
+    let saved = interrupt_mask(&words);
+    disable_interrupts(&words);
+    st.lone.armed_version = NEVER;
+    match (st.lone_timer_port, Vector::new(st.lone.vector)) {
         (Some(lone), Ok(vector)) => st.vcpu.complete_lone_rom_port(lone, vector),
-        _ => {
-            Line::new()
-                .text(b"xen-vmi-rom: the timer tick's one-step path left vector ")
-                .dec(taken)
-                .text(b" without its port")
-                .print();
-            crate::xen::crash();
-        }
+        _ => lone_tick_without_port(st.lone.vector),
+    }
+    st.delivered = st.delivered.wrapping_add(1);
+    // Not armed again here: the vector is in service now, so nothing of
+    // its class is taken alone before the EOI, whose refresh arms it.
+    st.lone.vector = 0;
+    crate::time::complete_lone_tick();
+    if set_interrupt_mask(&words, saved) == Wakeup::DeliverNow {
+        hypervisor().force_evtchn_callback();
     }
 }
 
-/// Takes `VcpuEvents::lone_vector_floor` again for the one-step path:
-/// after every change of the event state (an upcall, a poll, a raised
-/// vector, an EOI, a TPR write, a binding).
+/// The kernel's EOI of the tick the one-step path took, before anything
+/// looked at the event state: completed and ended in one step
+/// (`VcpuEvents::complete_and_end_lone_rom_port`), with events masked (by
+/// APICWrite's entry).
+fn end_taken_tick() {
+    // SAFETY: as in `state`, which is not called here: this completes the
+    // taken tick itself.
+    let st = unsafe { &mut *((ROM_STATE_VA + EVENT_STATE_OFFSET) as *mut EventState) };
+    st.lone.armed_version = NEVER;
+    match (st.lone_timer_port, Vector::new(st.lone.vector)) {
+        (Some(lone), Ok(vector)) => {
+            let _ended = st
+                .vcpu
+                .complete_and_end_lone_rom_port(&words(), lone, vector);
+        }
+        _ => lone_tick_without_port(st.lone.vector),
+    }
+    st.delivered = st.delivered.wrapping_add(1);
+    crate::time::complete_lone_tick();
+    refresh_tick_path(st);
+}
+
+/// A taken tick with no port to complete it with: the ROM's own state is
+/// broken.
+#[cold]
+fn lone_tick_without_port(vector: u32) -> ! {
+    Line::new()
+        .text(b"xen-vmi-rom: the timer tick's one-step path took vector ")
+        .dec(vector)
+        .text(b" without its port")
+        .print();
+    crate::xen::crash();
+}
+
+/// Arms the one-step path or not (`LoneTick`): after every change of the
+/// event state and of the LVT entry or its gate.
 #[inline(never)]
-fn refresh_lone_floor(st: &mut EventState) {
-    // Vectors below 32 are not delivered (the general path's
-    // `time::timer_event` reports such an LVT entry): floor 1 at least.
-    st.lone.class_floor = match st.lone_timer_port {
-        Some(_) => st
-            .vcpu
-            .lone_vector_floor()
-            .map_or(FLOOR_NONE, |floor| u32::from(floor).max(1)),
-        None => FLOOR_NONE,
+fn refresh_tick_path(st: &mut EventState) {
+    let lvt = runtime().apic.0[crate::time::LVT_TIMER_INDEX];
+    let vector = match st.vcpu.lone_lvt_vector(lvt) {
+        Some(vector) if st.lone.port_bit != 0 && u32::from(vector.get()) == st.lone.gate_vector => {
+            u32::from(vector.get())
+        }
+        _ => 0,
     };
+    st.lone.vector = vector;
+    st.lone.armed_version = if vector != 0 {
+        st.lone.alarm_version
+    } else {
+        NEVER
+    };
+}
+
+/// Xen's timer serves the LVT timer's lone one-shot alone, and a
+/// VIRQ_TIMER means it is due as long as vcpu 0's time info is at
+/// `version` (time.rs `program`), or it does not (None); events masked.
+/// The path stays armed or not as the event state says, for this alarm.
+pub fn set_tick_alarm(version: Option<u32>) {
+    let lone = lone();
+    lone.alarm_version = version.unwrap_or(NEVER);
+    // A taken tick stays marked until `state` completes it (which leaves
+    // the path disarmed until the next refresh).
+    if lone.armed_version != TAKEN {
+        lone.armed_version = if lone.vector != 0 {
+            lone.alarm_version
+        } else {
+            NEVER
+        };
+    }
+}
+
+/// Whether VIRQ_TIMER's port is pending in the event words (time.rs, right
+/// after setting Xen's timer).
+pub fn timer_port_pending() -> bool {
+    let pending =
+        (SHARED_INFO_VA + event_channel::abi::SHARED_INFO_EVTCHN_PENDING as u32) as *const u32;
+    // SAFETY: word 0 of evtchn_pending in the mapped shared_info page,
+    // which Xen sets bits in concurrently. (`port_bit` is 0 unless the
+    // port is in word 0: then no arming needs the answer.)
+    let word = unsafe { core::ptr::read_volatile(pending) };
+    word & lone().port_bit != 0
+}
+
+/// The LVT timer entry or the IDT changed (APICWrite of the entry; desc.rs
+/// `sync_trap_table`, after every LIDT, LGDT and IDT entry write), events
+/// masked: the gate of the entry's vector is read again.
+pub fn tick_gate_changed() {
+    let st = state();
+    let vector = runtime().apic.0[crate::time::LVT_TIMER_INDEX] & 0xFF;
+    st.lone.gate_vector = 0;
+    if Vector::new(vector).is_ok() {
+        if let Some(gate) = crate::desc::idt_gate(vector).filter(|gate| gate.kind == 0xE) {
+            st.lone.gate_offset = gate.offset;
+            st.lone.gate_selector = u32::from(gate.selector);
+            st.lone.gate_vector = vector;
+        }
+    }
+    refresh_tick_path(st);
 }
 
 /// Where the assembly finds its fields.
 const EVENT_STATE_VA: u32 = ROM_STATE_VA + EVENT_STATE_OFFSET;
 const LONE_VA: u32 = EVENT_STATE_VA + core::mem::offset_of!(EventState, lone) as u32;
-const DELIVERED_VA: u32 = EVENT_STATE_VA + core::mem::offset_of!(EventState, delivered) as u32;
 const RUNTIME_VA: u32 = ROM_STATE_VA + ROM_RUNTIME_OFFSET;
-const TABLES_VA: u32 = RUNTIME_VA + core::mem::offset_of!(Runtime, tables) as u32;
-const IDT_BASE_VA: u32 = TABLES_VA + core::mem::offset_of!(crate::desc::TableRegs, idt_base) as u32;
-const IDT_LIMIT_VA: u32 =
-    TABLES_VA + core::mem::offset_of!(crate::desc::TableRegs, idt_limit) as u32;
-const LVT_TIMER_VA: u32 = RUNTIME_VA
-    + core::mem::offset_of!(Runtime, apic) as u32
-    + core::mem::offset_of!(crate::cpu_calls::ApicRegs, 0) as u32
-    + 4 * crate::time::LVT_TIMER_INDEX as u32;
-const LVT_MASKED: u32 = crate::time::LVT_MASKED;
+const HEAP_READY_VA: u32 = RUNTIME_VA
+    + core::mem::offset_of!(Runtime, paging) as u32
+    + core::mem::offset_of!(crate::paging::Paging, heap_ready) as u32;
+const HELD_SWITCH_VA: u32 = RUNTIME_VA
+    + core::mem::offset_of!(Runtime, paging) as u32
+    + core::mem::offset_of!(crate::paging::Paging, held) as u32
+    + core::mem::offset_of!(crate::paging::HeldSwitch, held) as u32;
+const PIC_VA: u32 = RUNTIME_VA
+    + core::mem::offset_of!(Runtime, bus) as u32
+    + core::mem::offset_of!(xen_vmi_rom::ports::IsaBus, pic) as u32;
+/// The paging queue's length (mmu.rs builds the heap at SHADOW_HEAP_VA
+/// before it sets `heap_ready`; no heap, no queue).
+const BATCH_LEN_VA: u32 = xen_vmi_rom::layout::SHADOW_HEAP_VA
+    + core::mem::offset_of!(crate::mmu::Heap, batch) as u32
+    + mmu_batch::MmuBatch::<xen_vmi_rom::shadow_cache::Tag, { crate::mmu::BATCH }>::LEN_OFFSET
+        as u32;
 
 /// vcpu 0's event words in shared_info, as the event-channel crate sees
 /// them.
@@ -197,12 +339,16 @@ pub fn init() {
                 delivered: 0,
                 lone_timer_port: None,
                 lone: LoneTick {
-                    selector_bit: 0,
+                    armed_version: NEVER,
+                    gate_offset: 0,
+                    gate_selector: 0,
                     port_bit: 0,
-                    port: 0,
-                    pending_word_va: 0,
-                    class_floor: FLOOR_NONE,
-                    taken_vector: 0,
+                    window_stops: IRET_WINDOW_STOPS.iter().fold(0, |bits, stop| {
+                        bits | 1 << ((IRET_WINDOW_OFFSET + stop) & 31)
+                    }),
+                    vector: 0,
+                    alarm_version: NEVER,
+                    gate_vector: 0,
                 },
             },
         );
@@ -228,16 +374,11 @@ pub fn bind_rom_port(port: u32, binding: Binding, tag: u8) {
         st.lone_timer_port = event_channel::Port::new(port)
             .ok()
             .and_then(|port| st.vcpu.lone_rom_port(&st.ports, port));
-        if let Some(lone) = st.lone_timer_port {
-            let port = lone.port();
-            st.lone.selector_bit = 1 << port.word();
-            st.lone.port_bit = port.word_mask();
-            st.lone.port = port.get();
-            st.lone.pending_word_va = SHARED_INFO_VA
-                + event_channel::abi::SHARED_INFO_EVTCHN_PENDING as u32
-                + 4 * port.word() as u32;
-        }
-        refresh_lone_floor(st);
+        st.lone.port_bit = match st.lone_timer_port {
+            Some(lone) if lone.port().word() == 0 => lone.port().word_mask(),
+            _ => 0,
+        };
+        refresh_tick_path(st);
     }
 }
 
@@ -269,18 +410,9 @@ pub fn upcall() -> Option<u8> {
     if vector.is_some() {
         st.delivered = st.delivered.wrapping_add(1);
     }
-    refresh_lone_floor(st);
+    refresh_tick_path(st);
     note_deliverable();
     vector
-}
-
-/// The one-step path's last check (`vmi_event_tick_entry`): nothing else
-/// to do with the tick, that is no queued page-table update to send before
-/// the handler runs (the general path's `paging::before_interrupt`) and no
-/// 8259 output to keep signalled (`note_deliverable`). Either sends the
-/// tick the general way.
-extern "C" fn lone_tick_quiet() -> bool {
-    !lazy_updates_queued() && !runtime().bus.pic.int_output()
 }
 
 /// Whether an upcall at `eip` stopped the ROM's IRET in its window (the
@@ -289,173 +421,110 @@ extern "C" fn in_iret_window(eip: u32) -> bool {
     iret_window_start(eip, 1).is_some()
 }
 
-/// Whether the paging queue holds updates, or a context switch is held
-/// out of it (`paging::before_interrupt` sends both), looked at without
-/// `mmu::heap`, which would move a held switch into the queue: the heap
-/// is built once `heap_ready` is set.
-#[inline]
-fn lazy_updates_queued() -> bool {
-    let paging = &runtime().paging;
-    if !paging.heap_ready {
-        return false;
-    }
-    if paging.held.held {
-        return true;
-    }
-    // SAFETY: with heap_ready set, mmu.rs has built its Heap at
-    // SHADOW_HEAP_VA, mapped in every address space; read only, with
-    // events masked (nothing else runs).
-    let heap = unsafe { &*(xen_vmi_rom::layout::SHADOW_HEAP_VA as *const crate::mmu::Heap) };
-    !heap.batch.is_empty()
-}
-
 // Xen's event callback (boot.rs registers it through traps.rs
-// `event_alias`): the timer tick's one-step path, in assembly,
-// else the general path (`vmi_event_entry`, traps.rs) with every register
-// as Xen left it. Its checks, in order: not at a stop of the ROM's IRET
-// window; the LVT timer's lone one-shot due (time.rs); its LVT entry
-// unmasked with a vector whose class is above the floor, so from 32 up and
-// taken alone by the APIC at once (`VcpuEvents::lone_vector_floor`); the
-// kernel's gate a present 32-bit interrupt gate within the IDT's limit;
-// nothing else to do (`lone_tick_quiet`); then, taking the event words as
-// a scan round does, VIRQ_TIMER's port the only pending unmasked port and
-// its word the only selector bit (`VcpuEvents::take_lone_rom_port`; if
-// not, what was taken goes back). Then the port's pending bit is cleared,
-// the delivery counted, the alarm's and the APIC's bookkeeping left for
-// Rust to complete on its next look at their state
-// (`LoneTick::taken_vector`, time.rs `lone_taken`), and the gate entered
-// by a far return over Xen's frame with events still masked, as the
-// general path's FORWARD does.
+// `event_alias`): the timer tick's one-step path, in assembly, else the
+// general path (`vmi_event_entry`, traps.rs) with every register as Xen
+// left it. Its checks, the common case first: not at a stop of the ROM's
+// IRET window (EIP & 31 against a bit mask; at a stop, the window's own
+// test); vcpu 0's time info version equal to `armed_version`, which holds
+// every condition known in advance (`LoneTick`: then this VIRQ_TIMER is
+// the alarm's, due); no context switch held and no update queued (once
+// the paging heap is built; `paging::before_interrupt` would send them
+// first); no unmasked request
+// at the 8259 (the general path keeps its output signalled); then, taking
+// the event words as a scan round does, VIRQ_TIMER's port the only pending
+// unmasked port and its word the only selector bit
+// (`VcpuEvents::take_lone_rom_port`; if not, what was taken goes back).
+// Then the port's pending bit is cleared, the tick marked taken
+// (`armed_version` TAKEN) for Rust to complete at its next look at the event
+// or timer state, and the gate entered by a far return over Xen's frame
+// with events still masked, as the general path's FORWARD does.
 core::arch::global_asm!(
     r#"
     .pushsection .text.vmi_event_tick, "ax"
     .balign 16
     .globl vmi_event_tick_entry
 vmi_event_tick_entry:
-    push ecx
-    push edx
     push eax
-    push ebx
-    // [esp + 16]: Xen's frame, EIP then CS.
-    mov eax, [esp + 16]
-    sub eax, {window_offset}
+    // [esp + 4]: Xen's frame, EIP then CS.
+    mov eax, [esp + 4]
     and eax, 31
-    cmp eax, 9
-    jbe 7f
-1:  rdtsc
-    cmp eax, [{expiry}]
-    sbb edx, [{expiry} + 4]
-    jb 9f
-    mov ecx, [{lvt}]
-    test ecx, {lvt_masked}
-    jnz 9f
-    movzx ecx, cl
-    mov eax, ecx
-    shr eax, 4
-    cmp eax, [{lone} + {floor}]
-    jbe 9f
-    // EBX: the gate, kept across the call (callee-saved).
-    lea eax, [8 * ecx + 7]
-    movzx edx, word ptr [{idt_limit}]
-    cmp eax, edx
-    ja 9f
-    mov ebx, [{idt_base}]
-    lea ebx, [ebx + 8 * ecx]
-    mov eax, [ebx + 4]
-    and eax, {p_s_type}
-    cmp eax, {interrupt_gate}
+    bt [{lone} + {window_stops}], eax
+    jc 7f
+1:  mov eax, [{time_version}]
+    cmp eax, [{lone} + {armed}]
     jne 9f
-    call {quiet}
-    test al, al
-    jz 9f
+    cmp byte ptr [{held}], 0
+    jne 9f
+    cmp byte ptr [{heap_ready}], 0
+    je 2f
+    cmp dword ptr [{batch_len}], 0
+    jne 9f
+2:  mov al, [{pic_imr}]
+    not al
+    and al, [{pic_irr}]
+    jnz 9f
     // Taken as a scan round takes a lone port: upcall_pending cleared,
-    // the selector taken, it and the port's word holding only the port,
-    // its pending bit cleared.
+    // the selector taken, it and the port's word (word 0: armed only
+    // then) holding only the port, its pending bit cleared.
     mov byte ptr [{upcall_pending}], 0
     xor eax, eax
     xchg [{selector}], eax
-    cmp eax, [{lone} + {selector_bit}]
+    cmp eax, 1
     jne 6f
-    mov edx, [{lone} + {pending_word}]
-    mov ecx, [edx + {mask_above}]
-    not ecx
-    and ecx, [edx]
-    cmp ecx, [{lone} + {port_bit}]
-    jne 6f
-    mov ecx, [{lone} + {port}]
-    lock btr [{pending}], ecx
-    jnc 6f
-    movzx ecx, byte ptr [{lvt}]
-    mov [{lone} + {taken_vector}], ecx
-    mov dword ptr [{lone} + {floor}], {floor_none}
-    mov dword ptr [{time_taken}], 1
-    mov dword ptr [{expiry}], -1
-    mov dword ptr [{expiry} + 4], -1
-    inc dword ptr [{delivered}]
-    // The gate's offset (EAX: bits 31-16 from the high word, 15-0 from
-    // the low one) and selector (ECX).
-    mov eax, [ebx + 4]
-    mov ax, word ptr [ebx]
-    movzx ecx, word ptr [ebx + 2]
-    pop ebx
-    // [esp]: EAX, EDX, ECX as saved; they become EAX, the offset and the
-    // selector.
-    mov edx, [esp + 8]
-    mov [esp + 8], ecx
-    mov ecx, edx
-    mov edx, [esp + 4]
-    mov [esp + 4], eax
+    mov eax, [{mask_word}]
+    not eax
+    and eax, [{pending_word}]
+    cmp eax, [{lone} + {port_bit}]
+    jne 5f
+    // EAX: the port's bit, set (Xen never clears one): cleared.
+    lock xor [{pending_word}], eax
+    mov dword ptr [{lone} + {armed}], {taken}
     pop eax
-    retf
-6:  // Not alone after all (Xen raised another port meanwhile): the
+    jmp fword ptr [{lone} + {gate_offset}]
+5:  // Not alone after all (Xen raised another port meanwhile): the
     // selector bits taken (EAX) go back with the signal Xen gave with
     // them, for the general path.
-    lock or [{selector}], eax
+    mov eax, 1
+6:  lock or [{selector}], eax
     mov byte ptr [{upcall_pending}], 1
     jmp 9f
-7:  // EIP at 0..9 in its block: at one of the window's stops, in ring 1,
-    // with the window's bytes there, it is the general path's.
-    test byte ptr [esp + 20], 2
+7:  // EIP at a stop of a 32-byte block: in ring 1, with the window's
+    // bytes there, it is the general path's.
+    test byte ptr [esp + 8], 2
     jnz 1b
-    mov ecx, {window_stops}
-    bt ecx, eax
-    jnc 1b
-    push dword ptr [esp + 16]
+    push ecx
+    push edx
+    push dword ptr [esp + 12]
     call {in_window}
     add esp, 4
-    test al, al
-    jz 1b
-9:  pop ebx
-    pop eax
     pop edx
     pop ecx
+    test al, al
+    jz 1b
+9:  pop eax
     jmp vmi_event_entry
     .popsection
     "#,
-    window_offset = const IRET_WINDOW_OFFSET,
-    window_stops = const (1 << IRET_WINDOW_STOPS[0]) | (1 << IRET_WINDOW_STOPS[1]) | (1 << IRET_WINDOW_STOPS[2]),
-    expiry = const crate::time::LONE_LVTT_EXPIRY_VA,
-    time_taken = const crate::time::LONE_TAKEN_VA,
-    lvt = const LVT_TIMER_VA,
-    lvt_masked = const LVT_MASKED,
     lone = const LONE_VA,
-    floor = const core::mem::offset_of!(LoneTick, class_floor),
-    floor_none = const FLOOR_NONE,
-    selector_bit = const core::mem::offset_of!(LoneTick, selector_bit),
+    armed = const core::mem::offset_of!(LoneTick, armed_version),
+    taken = const TAKEN,
+    time_version = const SHARED_INFO_VA
+        + (core::mem::offset_of!(xen_abi::xen::SharedInfo, vcpu_info)
+            + core::mem::offset_of!(xen_abi::xen::VcpuInfo, time)
+            + core::mem::offset_of!(xen_abi::xen::VcpuTimeInfo, version)) as u32,
+    gate_offset = const core::mem::offset_of!(LoneTick, gate_offset),
     port_bit = const core::mem::offset_of!(LoneTick, port_bit),
-    port = const core::mem::offset_of!(LoneTick, port),
-    pending_word = const core::mem::offset_of!(LoneTick, pending_word_va),
-    taken_vector = const core::mem::offset_of!(LoneTick, taken_vector),
-    mask_above = const event_channel::abi::SHARED_INFO_EVTCHN_MASK - event_channel::abi::SHARED_INFO_EVTCHN_PENDING,
+    pending_word = const SHARED_INFO_VA + event_channel::abi::SHARED_INFO_EVTCHN_PENDING as u32,
+    mask_word = const SHARED_INFO_VA + event_channel::abi::SHARED_INFO_EVTCHN_MASK as u32,
+    window_stops = const core::mem::offset_of!(LoneTick, window_stops),
+    held = const HELD_SWITCH_VA,
+    heap_ready = const HEAP_READY_VA,
+    batch_len = const BATCH_LEN_VA,
+    pic_irr = const PIC_VA + xen_vmi_rom::pic::PicPair::MASTER_IRR_OFFSET as u32,
+    pic_imr = const PIC_VA + xen_vmi_rom::pic::PicPair::MASTER_IMR_OFFSET as u32,
     selector = const SHARED_INFO_VA + event_channel::abi::VCPU_INFO_PENDING_SEL as u32,
     upcall_pending = const SHARED_INFO_VA + event_channel::abi::VCPU_INFO_UPCALL_PENDING as u32,
-    pending = const SHARED_INFO_VA + event_channel::abi::SHARED_INFO_EVTCHN_PENDING as u32,
-    idt_base = const IDT_BASE_VA,
-    idt_limit = const IDT_LIMIT_VA,
-    p_s_type = const 0x9F00,
-    interrupt_gate = const 0x8E00,
-    delivered = const DELIVERED_VA,
-    quiet = sym lone_tick_quiet,
     in_window = sym in_iret_window,
 );
 
@@ -487,7 +556,7 @@ pub fn poll() {
         // What is due by the clock, even before Xen's timer (late by up to
         // its slop) says so.
         crate::time::catch_up();
-        refresh_lone_floor(state());
+        refresh_tick_path(state());
         note_deliverable();
     });
 }
@@ -497,7 +566,7 @@ pub fn poll() {
 pub fn raise_vector(vector: Vector) {
     let st = state();
     st.vcpu.raise_vector(&words(), vector);
-    refresh_lone_floor(st);
+    refresh_tick_path(st);
 }
 
 /// Keeps evtchn_upcall_pending set while the 8259 has an interrupt for the
@@ -540,24 +609,25 @@ pub fn apic_read(index: usize) -> Option<u32> {
 /// The local APIC registers whose writes change delivery: EOI (0x0B; a
 /// write with nothing in service does nothing, as on the APIC) and TPR
 /// (0x08). Returns true when the write needs nothing more (EOI keeps no
-/// value).
+/// value). Called by APICWrite, whose entry masks events (entry.rs
+/// `masked_entry!`) and delivers what became deliverable on its way out.
 pub fn apic_write(index: usize, value: u32) -> bool {
     match index {
         0x0B => {
-            masked(|| {
+            if lone().armed_version == TAKEN {
+                end_taken_tick();
+            } else {
                 let st = state();
                 let _ended = st.vcpu.end_of_interrupt(&words());
-                refresh_lone_floor(st);
-                note_deliverable();
-            });
+                refresh_tick_path(st);
+            }
+            note_deliverable();
             true
         }
         0x08 => {
-            masked(|| {
-                let st = state();
-                st.vcpu.set_task_priority(&words(), value as u8);
-                refresh_lone_floor(st);
-            });
+            let st = state();
+            st.vcpu.set_task_priority(&words(), value as u8);
+            refresh_tick_path(st);
             false
         }
         _ => false,

@@ -50,6 +50,11 @@ struct XenTimer {
     pit_ns: Option<u64>,
     /// What Xen holds now (None once it fired).
     armed_ns: Option<u64>,
+    /// VIRQ_TIMER's port was not pending right after Xen took `armed_ns`:
+    /// every VIRQ_TIMER from then on is that deadline's (Xen raises it
+    /// for nothing else once the periodic timer is stopped, and its timers
+    /// never run early: `expires < now`, xen/common/timer.c).
+    clean: bool,
 }
 
 /// The timer state (in the ROM's state page, see events.rs).
@@ -66,50 +71,37 @@ pub struct TimeState {
     runstate_registered: bool,
     /// An LVT vector below 32 was reported (once).
     bad_lvt_vector_reported: bool,
-    /// The expiry of the LVT timer's one-shot alarm on the real counter
-    /// while it is all the Xen timer serves (no IRQ 0 alarm, no PIT edge):
-    /// a VIRQ_TIMER at or past it is a tick the upcall may take in one
-    /// step (events.rs, `vmi_event_tick_entry`). u64::MAX otherwise (never
-    /// due). Set by `program`, which follows every change of the alarms and
-    /// the PIT; the one-step path sets it to u64::MAX when it takes the
-    /// tick.
-    lone_lvtt_expiry: u64,
-    /// Set by the one-step path when it took the tick: what `timer_event`
-    /// does for it waits for the next look at this state (`state`).
-    lone_taken: u32,
 }
 
-/// Where the one-step path finds the expiry, and leaves its mark.
-pub const LONE_LVTT_EXPIRY_VA: u32 =
-    ROM_STATE_VA + TIME_STATE_OFFSET + core::mem::offset_of!(TimeState, lone_lvtt_expiry) as u32;
-pub const LONE_TAKEN_VA: u32 =
-    ROM_STATE_VA + TIME_STATE_OFFSET + core::mem::offset_of!(TimeState, lone_taken) as u32;
-
-/// The timer state, with a tick the one-step path took completed first:
-/// nothing looks at the alarms or Xen's timer before that.
+/// The timer state, with a tick the one-step path took completed first
+/// (events.rs completes both parts): nothing looks at the alarms or Xen's
+/// timer before that.
 fn state() -> &'static mut TimeState {
+    if crate::events::tick_taken() {
+        let _ = crate::events::state();
+    }
+    raw_state()
+}
+
+/// The timer state as it is.
+fn raw_state() -> &'static mut TimeState {
     // SAFETY: the state page is mapped read-write in every address space;
     // `init` fills this part first. Callers hold no other reference to it
     // across a call that takes one (the PIT's deadline callback).
-    let st = unsafe { &mut *((ROM_STATE_VA + TIME_STATE_OFFSET) as *mut TimeState) };
-    if st.lone_taken != 0 {
-        complete_lone_tick(st);
-    }
-    st
+    unsafe { &mut *((ROM_STATE_VA + TIME_STATE_OFFSET) as *mut TimeState) }
 }
 
-/// What `timer_event` does for the tick the one-step path took (the LVT
-/// timer's one-shot, the only deadline Xen's timer served, due): Xen's
-/// one-shot is spent, the alarm has fired and is gone (`Alarm::look` of a
-/// one-shot past its expiry), and `program` has nothing left to arm (the
-/// PIT has no edge and Xen now holds nothing), so no hypercall.
-#[cold]
-#[inline(never)]
-fn complete_lone_tick(st: &mut TimeState) {
-    st.lone_taken = 0;
+/// The timer's part of a tick the one-step path took (the LVT timer's
+/// one-shot, the only deadline Xen's timer served, due), for events.rs
+/// to complete with its own: Xen's one-shot is spent, the alarm has fired
+/// and is gone (`Alarm::look` of a one-shot past its expiry), and
+/// `program` has nothing left to arm (the PIT has no edge and Xen now
+/// holds nothing), so no hypercall.
+pub fn complete_lone_tick() {
+    let st = raw_state();
     st.xen.armed_ns = None;
     st.alarms[1] = None;
-    st.lone_lvtt_expiry = u64::MAX;
+    crate::events::set_tick_alarm(None);
 }
 
 /// Binds VIRQ_TIMER, stops the 10 ms periodic timer Xen gives every PV
@@ -129,8 +121,6 @@ pub fn init() {
                 runstate: VcpuRunstateInfo::default(),
                 runstate_registered: false,
                 bad_lvt_vector_reported: false,
-                lone_lvtt_expiry: u64::MAX,
-                lone_taken: 0,
             },
         );
     }
@@ -152,7 +142,9 @@ pub fn init() {
 
 /// GetCycleFrequency: the TSC rate Xen measured (vcpu_time_info scale).
 pub extern "C" fn get_cycle_frequency() -> u64 {
-    state().frequency
+    // Fixed at boot: no need to complete a taken tick (this entry runs
+    // with the kernel's flag).
+    raw_state().frequency
 }
 
 /// Xen's stolen time (runnable or offline: another domain had the CPU, or
@@ -232,7 +224,7 @@ pub extern "C" fn set_alarm(flags: u32, exp_lo: u32, exp_hi: u32, per_lo: u32, p
     if counter != VMI_CYCLES_REAL && counter != VMI_CYCLES_AVAILABLE {
         return;
     }
-    catch_up();
+    look_now();
     let expiry = (u64::from(exp_hi) << 32) | u64::from(exp_lo);
     let period = if flags & VMI_ALARM_IS_PERIODIC != 0 {
         (u64::from(per_hi) << 32) | u64::from(per_lo)
@@ -250,7 +242,7 @@ pub extern "C" fn set_alarm(flags: u32, exp_lo: u32, exp_hi: u32, per_lo: u32, p
 /// not yet expired, or a periodic one). An expiry already past is raised
 /// first, as the timer would have raised it.
 pub extern "C" fn cancel_alarm(flags: u32) -> u32 {
-    catch_up();
+    look_now();
     let was = state().alarms[wiring(flags)].take().is_some();
     program();
     u32::from(was)
@@ -260,6 +252,27 @@ pub extern "C" fn cancel_alarm(flags: u32) -> u32 {
 /// what is due on it; the LVT timer's vector returned for the caller to
 /// request (or None: not due, LVT masked, or a vector the APIC refuses).
 fn look() -> Option<Vector> {
+    let mut lvtt_due = false;
+    // No alarm armed (SetAlarm after a one-shot fired): no counter to read
+    // (an emulated TSC costs a trap).
+    if state().alarms.iter().any(Option::is_some) {
+        lvtt_due = look_at_alarms();
+    }
+    // The PIT: an OUT0 edge since the last look raises IRQ 0, and the next
+    // one becomes its deadline (set_pit_deadline, below).
+    let rt = runtime();
+    let (bus, mut host) = rt.split();
+    bus.poll_timer(&mut host);
+    if lvtt_due {
+        lvt_vector()
+    } else {
+        None
+    }
+}
+
+/// The alarms looked at now: IRQ 0 raised for one due on it; whether the
+/// LVT timer's is due.
+fn look_at_alarms() -> bool {
     let real = rdtsc();
     let on_available =
         |armed: &Option<ArmedAlarm>| armed.is_some_and(|a| a.counter == VMI_CYCLES_AVAILABLE);
@@ -291,16 +304,7 @@ fn look() -> Option<Vector> {
             lvtt_due = true;
         }
     }
-    // The PIT: an OUT0 edge since the last look raises IRQ 0, and the next
-    // one becomes its deadline (set_pit_deadline, below).
-    let rt = runtime();
-    let (bus, mut host) = rt.split();
-    bus.poll_timer(&mut host);
-    if lvtt_due {
-        lvt_vector()
-    } else {
-        None
-    }
+    lvtt_due
 }
 
 /// The LVT timer's vector, if an expiry reaches the APIC: not while the
@@ -348,11 +352,17 @@ pub fn timer_event() -> Option<Vector> {
 /// STI until some later event or unmask, and was counted by whatever ran
 /// then (an alarm cancelled just after its expiry, with interrupts off).
 pub fn catch_up() {
+    look_now();
+    program();
+}
+
+/// `catch_up` without setting Xen's timer, for a caller that changes the
+/// alarms next and then sets it once (SetAlarm, CancelAlarm).
+fn look_now() {
     if let Some(vector) = look() {
         crate::events::raise_vector(vector);
     }
     crate::events::note_deliverable();
-    program();
 }
 
 /// Sets Xen's one-shot timer to the earliest deadline of the alarms and
@@ -363,29 +373,33 @@ pub fn catch_up() {
 /// meanwhile, the look finds it early and the timer is set again).
 fn program() {
     let mut want = state().xen.pit_ns;
-    state().lone_lvtt_expiry = match state().alarms {
+    // The LVT timer's one-shot, if it is all Xen's timer serves.
+    let lone = matches!(
+        state().alarms,
         [None, Some(armed)]
-            if want.is_none() && armed.counter == VMI_CYCLES_REAL && armed.alarm.period() == 0 =>
-        {
-            armed.alarm.next()
-        }
-        _ => u64::MAX,
-    };
+            if want.is_none() && armed.counter == VMI_CYCLES_REAL && armed.alarm.period() == 0
+    );
     // No alarm armed (a one-shot that has just fired): only the PIT's
     // deadline counts, and no clock needs reading.
     if state().alarms.iter().all(Option::is_none) {
         set_xen_timer(want);
+        crate::events::set_tick_alarm(None);
         return;
     }
     let snap = time_snapshot();
-    let now = rdtsc();
+    let mut stolen_shift = None;
     for slot in 0..2 {
         let Some(armed) = state().alarms[slot] else {
             continue;
         };
         let mut real = armed.alarm.next();
         if armed.counter == VMI_CYCLES_AVAILABLE {
-            real = real.saturating_add(now - available_and_stolen(now).0);
+            // The counters read once (an emulated TSC costs a trap).
+            let shift = *stolen_shift.get_or_insert_with(|| {
+                let now = rdtsc();
+                now - available_and_stolen(now).0
+            });
+            real = real.saturating_add(shift);
         }
         // Before the snapshot's stamp the scaling would wrap: such an
         // expiry is past, and fires at once.
@@ -394,15 +408,22 @@ fn program() {
             .saturating_add(1);
         want = Some(want.map_or(ns, |w| w.min(ns)));
     }
-    set_xen_timer(want);
+    let clean = set_xen_timer(want);
+    // A VIRQ_TIMER of this deadline (`clean`) comes at a system time past
+    // it, so at a TSC past the alarm's expiry as long as the scale it was
+    // computed with holds (`snap.version` unchanged: ns = the expiry's
+    // time + 1, and system time is monotonic in the TSC): the tick the
+    // upcall may take in one step (events.rs `vmi_event_tick_entry`),
+    // with no TSC read (a trap where Xen emulates it).
+    crate::events::set_tick_alarm((lone && clean).then_some(snap.version));
 }
 
 /// Sets Xen's one-shot timer to `want` (None: stopped), with no hypercall
-/// when it holds that already.
-fn set_xen_timer(want: Option<u64>) {
+/// when it holds that already. Returns `XenTimer::clean`.
+fn set_xen_timer(want: Option<u64>) -> bool {
     let st = state();
     if want == st.xen.armed_ns {
-        return;
+        return st.xen.clean;
     }
     st.xen.armed_ns = want;
     let mut xen = hypervisor();
@@ -415,6 +436,8 @@ fn set_xen_timer(want: Option<u64>) {
             let _ = xen.vcpu_stop_singleshot_timer(0);
         }
     }
+    st.xen.clean = !crate::events::timer_port_pending();
+    st.xen.clean
 }
 
 /// The PIT model's next IRQ 0 edge changed (ports.rs, through the host
