@@ -82,6 +82,13 @@ pub const MAX_TABLES: usize = 1024;
 pub const MAX_MIRRORS: usize = 64;
 /// Roots (address spaces) the cache holds.
 pub const MAX_ROOTS: usize = 32;
+const _: () = assert!(
+    MAX_ROOTS <= u32::BITS as usize,
+    "live_roots has a bit per root"
+);
+/// Mirror entries per bit of `ShadowCache::mirror_groups`.
+const MIRROR_GROUP: usize = 32;
+const _: () = assert!(ENTRIES / MIRROR_GROUP <= u16::BITS as usize);
 /// Slots of the hint that finds a cached root by its CR3.
 const ROOT_HINTS: usize = 64;
 /// Frames kept cleared for the next shadow table ("Only roots are
@@ -399,8 +406,16 @@ pub struct ShadowCache {
     buckets: [u16; BUCKETS],
     free_tables: u16,
     mirrors: [[Code; ENTRIES]; MAX_MIRRORS],
+    /// Per mirror, a bit per group of [`MIRROR_GROUP`] entries that may
+    /// hold a code other than 0 (set by `link`, the only writer of a
+    /// mirror entry; all cleared when `free_record` empties the mirror), so
+    /// that emptying a directory's mirror reads only the groups it used.
+    mirror_groups: [u16; MAX_MIRRORS],
     mirror_used: [bool; MAX_MIRRORS],
     roots: [Root; MAX_ROOTS],
+    /// A bit per root slot that holds a cached root (`l3 != 0`): the loops
+    /// over the roots visit only those.
+    live_roots: u32,
     /// Root + 1 the processor uses now (0: none, paging off).
     current: u16,
     /// Root + 1 last found for the CR3s of each hint slot (checked before
@@ -497,7 +512,9 @@ impl ShadowCache {
         for mirror in &mut self.mirrors {
             mirror.fill(0);
         }
+        self.mirror_groups.fill(0);
         self.roots.fill(Root::default());
+        self.live_roots = 0;
         self.root_hints.fill(0);
         self.current = 0;
         self.clock = 0;
@@ -525,10 +542,31 @@ impl ShadowCache {
     /// Every cached root: (CR3, shadow L3, top L2, the PDPT entries it was
     /// built from).
     pub fn roots(&self) -> impl Iterator<Item = (u32, u32, u32, [u64; 4])> + '_ {
+        self.debug_check_summaries();
         self.roots
             .iter()
             .filter(|r| r.l3 != 0)
             .map(|r| (r.cr3, r.l3, r.top, r.pdpte))
+    }
+
+    /// The bookkeeping that summarises other fields agrees with them (in
+    /// debug builds: the host tests read `roots` after every step).
+    fn debug_check_summaries(&self) {
+        if cfg!(debug_assertions) {
+            let live = (0..MAX_ROOTS)
+                .filter(|&r| self.roots[r].l3 != 0)
+                .fold(0u32, |m, r| m | 1 << r);
+            assert_eq!(self.live_roots, live, "live_roots against the roots");
+            for (m, mirror) in self.mirrors.iter().enumerate() {
+                for (index, &code) in mirror.iter().enumerate() {
+                    let group = 1 << (index / MIRROR_GROUP);
+                    assert!(
+                        code == 0 || self.mirror_groups[m] & group != 0,
+                        "mirror {m} entry {index} outside its written groups"
+                    );
+                }
+            }
+        }
     }
 
     /// The shadow frame and link count of the record of `kfn` of `kind`.
@@ -788,21 +826,28 @@ impl ShadowCache {
         self.free_tables = i as u16 + 1;
         if t.mirror != 0 {
             let m = t.mirror as usize - 1;
-            // Four entries at a time: a directory links few tables, and
-            // the mirror is left all zero for its next user.
-            for first in (0..ENTRIES).step_by(4) {
-                let codes = &mut self.mirrors[m][first..first + 4];
-                if codes[0] | codes[1] | codes[2] | codes[3] == 0 {
-                    continue;
-                }
-                let codes: [Code; 4] = [codes[0], codes[1], codes[2], codes[3]];
-                self.mirrors[m][first..first + 4].fill(0);
-                for code in codes {
-                    if let Some(l1) = ((code & CODE_RECORD) as usize).checked_sub(1) {
-                        self.unlink(host, l1);
+            // Only the groups `link` wrote (a directory links few tables),
+            // four entries at a time; the mirror is left all zero for its
+            // next user.
+            let mut groups = core::mem::take(&mut self.mirror_groups[m]);
+            while groups != 0 {
+                let group = groups.trailing_zeros() as usize * MIRROR_GROUP;
+                groups &= groups - 1;
+                for first in (group..group + MIRROR_GROUP).step_by(4) {
+                    let codes = &mut self.mirrors[m][first..first + 4];
+                    if codes[0] | codes[1] | codes[2] | codes[3] == 0 {
+                        continue;
+                    }
+                    let codes: [Code; 4] = [codes[0], codes[1], codes[2], codes[3]];
+                    self.mirrors[m][first..first + 4].fill(0);
+                    for code in codes {
+                        if let Some(l1) = ((code & CODE_RECORD) as usize).checked_sub(1) {
+                            self.unlink(host, l1);
+                        }
                     }
                 }
             }
+            debug_assert!(self.mirrors[m].iter().all(|&c| c == 0));
             self.mirror_used[m] = false;
         }
     }
@@ -1072,6 +1117,9 @@ impl ShadowCache {
         };
         let code = Self::code(entry, l1);
         let old = core::mem::replace(&mut self.mirror_mut(i)[index], code);
+        if code != 0 {
+            self.mirror_groups[self.tables[i].mirror as usize - 1] |= 1 << (index / MIRROR_GROUP);
+        }
         let value = self.code_value(code);
         let tag = Tag {
             what: if kind == Kind::Top {
@@ -1087,7 +1135,7 @@ impl ShadowCache {
             if kind == Kind::L2 {
                 Self::push_write(host, mfn, index, value, tag);
             } else {
-                for r in 0..MAX_ROOTS {
+                for r in self.live_roots() {
                     let root = self.roots[r];
                     if root.l3 != 0 && root.slots[3] as usize == i + 1 {
                         Self::push_write(host, root.top, index, value, tag);
@@ -1282,7 +1330,7 @@ impl ShadowCache {
     /// this way).
     pub fn release<H: Host>(&mut self, host: &mut H, kfn: u32, directory: bool) {
         if directory {
-            for r in 0..MAX_ROOTS {
+            for r in self.live_roots() {
                 let root = self.roots[r];
                 if root.l3 == 0 || root.cr3 >> 12 != kfn {
                     continue;
@@ -1315,7 +1363,7 @@ impl ShadowCache {
             }
             // Hold it while the roots that reach it go.
             self.tables[i].refs += 1;
-            for r in 0..MAX_ROOTS {
+            for r in self.live_roots() {
                 if self.roots[r].l3 != 0 && Some(r) != self.current_root() && self.reaches(r, i) {
                     self.free_root(host, r);
                 }
@@ -1370,6 +1418,17 @@ impl ShadowCache {
         let r = self.roots.iter().position(|r| r.l3 != 0 && r.cr3 == cr3)?;
         self.root_hints[Self::root_hint_slot(cr3)] = r as u8 + 1;
         Some(r)
+    }
+
+    /// The slots of the cached roots, in order (a copy of the mask: a
+    /// root freed on the way is still visited, so callers check `l3`).
+    fn live_roots(&self) -> impl Iterator<Item = usize> + use<> {
+        let mut live = self.live_roots;
+        core::iter::from_fn(move || {
+            let r = live.trailing_zeros() as usize;
+            live &= live.wrapping_sub(1);
+            (r < MAX_ROOTS).then_some(r)
+        })
     }
 
     fn root_hint_slot(cr3: u32) -> usize {
@@ -1468,9 +1527,9 @@ impl ShadowCache {
             self.current = r as u16 + 1;
             return Ok(self.roots[r].l3);
         }
-        let r = match self.roots.iter().position(|r| r.l3 == 0) {
-            Some(r) => r,
-            None => {
+        let r = match (!self.live_roots).trailing_zeros() as usize {
+            r if r < MAX_ROOTS => r,
+            _ => {
                 // The least recently loaded root that is not in use.
                 let current = self.current_root();
                 let r = (0..MAX_ROOTS)
@@ -1497,6 +1556,7 @@ impl ShadowCache {
             pdpte: [0; 4],
             stamp: u32::MAX,
         };
+        self.live_roots |= 1 << r;
         self.stats.roots_built += 1;
         // The top L2 first: a copy of a sibling's when one uses the same
         // kernel directory (a new process under a shared kernel PMD), else
@@ -1507,9 +1567,10 @@ impl ShadowCache {
             None
         };
         let sibling = top_record.and_then(|t| {
-            self.roots
-                .iter()
-                .position(|o| o.l3 != 0 && o.cr3 != cr3 && o.slots[3] as usize == t + 1)
+            self.live_roots().find(|&o| {
+                let o = &self.roots[o];
+                o.l3 != 0 && o.cr3 != cr3 && o.slots[3] as usize == t + 1
+            })
         });
         if let Some(s) = sibling {
             host.push(
@@ -1647,6 +1708,7 @@ impl ShadowCache {
         self.release_frame(host, root.l3, clear);
         self.release_frame(host, root.top, clear);
         self.roots[r] = Root::default();
+        self.live_roots &= !(1 << r);
         if self.current as usize == r + 1 {
             self.current = 0;
         }
