@@ -762,16 +762,26 @@ impl<Tag: Copy, const N: usize> MmuBatch<Tag, N> {
         target: &mut T,
     ) -> Option<Result<(), Failures<Tag>>> {
         let len = self.len;
+        // `arg_slot` holds each slot's hypercall number until a hand-over
+        // (which makes it the general path's map again): the layout below
+        // compares numbers instead of decoding the ops again.
         for i in 0..len {
             let slot = self.slots[i].as_ref()?;
             if slot.state != State::Live {
                 return None;
             }
-            match slot.op {
-                Op::MmuUpdate(req) => self.reqs[i] = req,
-                Op::Mmuext(op) => self.exts[i] = op,
-                Op::UpdateVaMapping { .. } | Op::StackSwitch { .. } => {}
-            }
+            self.arg_slot[i] = match slot.op {
+                Op::MmuUpdate(req) => {
+                    self.reqs[i] = req;
+                    __HYPERVISOR_mmu_update
+                }
+                Op::Mmuext(op) => {
+                    self.exts[i] = op;
+                    __HYPERVISOR_mmuext_op
+                }
+                Op::UpdateVaMapping { .. } => __HYPERVISOR_update_va_mapping,
+                Op::StackSwitch { .. } => __HYPERVISOR_stack_switch,
+            } as usize;
         }
         let mut start = 0;
         while start < len {
@@ -796,10 +806,12 @@ impl<Tag: Copy, const N: usize> MmuBatch<Tag, N> {
         let mut entries = 0;
         let mut idx = start;
         while idx < len {
-            let kind = self.slot(idx).op.hypercall();
+            let kind = self.arg_slot[idx];
             let mut run = 1;
-            if kind != __HYPERVISOR_update_va_mapping && kind != __HYPERVISOR_stack_switch {
-                while idx + run < len && self.slot(idx + run).op.hypercall() == kind {
+            if kind != __HYPERVISOR_update_va_mapping as usize
+                && kind != __HYPERVISOR_stack_switch as usize
+            {
+                while idx + run < len && self.arg_slot[idx + run] == kind {
                     run += 1;
                 }
             }
@@ -821,13 +833,9 @@ impl<Tag: Copy, const N: usize> MmuBatch<Tag, N> {
     /// `count` requests at slots `first..first + count`, whose arguments
     /// are at the same positions.
     fn emit_in_place(&mut self, entry: usize, first: usize, count: usize) {
-        let op = self.slot(first).op;
+        let op = self.arg_slot[first] as u32;
         let args = match op {
-            Op::UpdateVaMapping { va, pte, flags } => {
-                [va, pte as u32, (pte >> 32) as u32, flags, 0, 0]
-            }
-            Op::StackSwitch { ss, esp } => [ss, esp, 0, 0, 0, 0],
-            Op::MmuUpdate(_) | Op::Mmuext(_) => [
+            __HYPERVISOR_mmu_update | __HYPERVISOR_mmuext_op => [
                 first as u32,
                 count as u32,
                 u32::from(count > 1),
@@ -835,9 +843,16 @@ impl<Tag: Copy, const N: usize> MmuBatch<Tag, N> {
                 0,
                 0,
             ],
+            _ => match self.slot(first).op {
+                Op::UpdateVaMapping { va, pte, flags } => {
+                    [va, pte as u32, (pte >> 32) as u32, flags, 0, 0]
+                }
+                Op::StackSwitch { ss, esp } => [ss, esp, 0, 0, 0, 0],
+                Op::MmuUpdate(_) | Op::Mmuext(_) => unreachable!("numbered as such above"),
+            },
         };
         self.calls[entry] = MulticallEntry {
-            op: op.hypercall(),
+            op,
             result: 0,
             args,
         };
