@@ -557,6 +557,16 @@ impl ShadowCache {
                 .filter(|&r| self.roots[r].l3 != 0)
                 .fold(0u32, |m, r| m | 1 << r);
             assert_eq!(self.live_roots, live, "live_roots against the roots");
+            for root in self.roots.iter().filter(|r| r.l3 != 0) {
+                for slot in 0..4 {
+                    assert_eq!(
+                        root.pdpte[slot] & PRESENT != 0,
+                        root.slots[slot] != 0,
+                        "root {:#x} slot {slot}: linked exactly where its entry is present",
+                        root.cr3
+                    );
+                }
+            }
             for (m, mirror) in self.mirrors.iter().enumerate() {
                 for (index, &code) in mirror.iter().enumerate() {
                     let group = 1 << (index / MIRROR_GROUP);
@@ -1486,14 +1496,16 @@ impl ShadowCache {
         if let Some(r) = cached {
             // Folded, not `pdpte == pdpt` (a byte-wise memcmp call, 250
             // instructions in the ROM) nor slot by slot with a branch each:
-            // the entries as the root was built from them, and a slot
-            // linked exactly where its entry is present.
+            // the entries as the root was built from them. A root's slot
+            // is linked exactly where its recorded entry is present (the
+            // two change together, in `set_root_slot` and where a root is
+            // built), so equal entries mean every slot follows them.
             let root = &mut self.roots[r];
             let mut differ = 0;
             for (s, &entry) in pdpt.iter().enumerate() {
                 differ |= root.pdpte[s] ^ entry;
-                differ |= (entry & PRESENT) ^ u64::from(root.slots[s] != 0);
             }
+            debug_assert!((0..4).all(|s| (root.pdpte[s] & PRESENT != 0) == (root.slots[s] != 0)));
             if differ == 0 {
                 // The PDPT as the root was built from (the usual context
                 // switch): checked then, and every slot already follows it
