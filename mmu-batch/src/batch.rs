@@ -547,6 +547,10 @@ impl<Tag: Copy, const N: usize> MmuBatch<Tag, N> {
     /// two-entry multicall, laid out here straight from the arguments,
     /// and when both entries succeed nothing is queued at all; otherwise
     /// the two ops take their slots and the flush goes on as usual.
+    ///
+    /// Inline (every context switch): the queued case and the settling
+    /// after a refusal are out of line.
+    #[inline(always)]
     pub fn leave_lazy_switching<T: FlushTarget<Tag>>(
         &mut self,
         base: MmuextOp,
@@ -556,10 +560,7 @@ impl<Tag: Copy, const N: usize> MmuBatch<Tag, N> {
     ) -> Result<(), Failures<Tag>> {
         self.lazy = false;
         if self.len != 0 || N < 2 || Op::Mmuext(base).is_full_flush() {
-            let (base_tag, stack_tag) = tags();
-            let pushed = self.push(Op::Mmuext(base), base_tag, target);
-            let pushed = pushed.and(self.push(Op::StackSwitch { ss, esp }, stack_tag, target));
-            return pushed.and(self.flush_for(FlushReason::LeaveLazy, target));
+            return self.switch_queued(base, (ss, esp), tags(), target);
         }
         self.counters.pushes += 2;
         self.counters.flushes += 1;
@@ -595,6 +596,38 @@ impl<Tag: Copy, const N: usize> MmuBatch<Tag, N> {
         if list_result == 0 && self.calls[0].result == 0 && self.calls[1].result == 0 {
             return Ok(());
         }
+        self.switch_refused(base, (ss, esp), tags(), list_result, target)
+    }
+
+    /// [`leave_lazy_switching`](Self::leave_lazy_switching) with ops
+    /// queued (or a queue too small for the pair): both are pushed behind
+    /// them and the queue flushed.
+    #[cold]
+    #[inline(never)]
+    fn switch_queued<T: FlushTarget<Tag>>(
+        &mut self,
+        base: MmuextOp,
+        (ss, esp): (u32, u32),
+        (base_tag, stack_tag): (Tag, Tag),
+        target: &mut T,
+    ) -> Result<(), Failures<Tag>> {
+        let pushed = self.push(Op::Mmuext(base), base_tag, target);
+        let pushed = pushed.and(self.push(Op::StackSwitch { ss, esp }, stack_tag, target));
+        pushed.and(self.flush_for(FlushReason::LeaveLazy, target))
+    }
+
+    /// [`leave_lazy_switching`](Self::leave_lazy_switching)'s multicall
+    /// met a refusal, or did not run whole (`list_result`).
+    #[cold]
+    #[inline(never)]
+    fn switch_refused<T: FlushTarget<Tag>>(
+        &mut self,
+        base: MmuextOp,
+        (ss, esp): (u32, u32),
+        (base_tag, stack_tag): (Tag, Tag),
+        list_result: i32,
+        target: &mut T,
+    ) -> Result<(), Failures<Tag>> {
         for entry in 0..2 {
             self.spans[entry] = Span {
                 first: entry,
@@ -604,7 +637,6 @@ impl<Tag: Copy, const N: usize> MmuBatch<Tag, N> {
         }
         // What Xen refused or did not run is settled as a flush of the
         // two queued ops would settle it.
-        let (base_tag, stack_tag) = tags();
         self.slots[0] = Some(Slot {
             op: Op::Mmuext(base),
             tag: base_tag,

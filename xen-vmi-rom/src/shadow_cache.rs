@@ -1487,6 +1487,11 @@ impl ShadowCache {
     /// cached, its PDPT entries read again (as the processor reads them at
     /// every CR3 load). Returns the shadow L3 to load (the caller queues
     /// MMUEXT_NEW_BASEPTR and flushes).
+    ///
+    /// Inline: a context switch's load of a cached root is a few dozen
+    /// instructions, which a call frame of its own would add to; a root
+    /// to build or follow is out of line (`load_changed_root`).
+    #[inline(always)]
     pub fn load_root<H: Host>(&mut self, host: &mut H, cr3: u32) -> Result<u32, ShadowError> {
         let cr3 = cr3 & !0x1F;
         let mut pdpt = [0; 4];
@@ -1520,6 +1525,7 @@ impl ShadowCache {
 
     /// [`load_root`](Self::load_root) of a root not cached, or whose PDPT
     /// changed.
+    #[inline(never)]
     fn load_changed_root<H: Host>(
         &mut self,
         host: &mut H,
