@@ -187,6 +187,13 @@ fn load(call: &[u8]) {
     barrier(host.batch, Barrier::BaseSwitch);
 }
 
+/// [`load`] for the rare paths (a native CR3 load, paging turned on): one
+/// copy of it.
+#[inline(never)]
+fn load_out_of_line(call: &[u8]) {
+    load(call);
+}
+
 /// The kernel is in lazy CPU mode (SetLazyMode(CPU), Linux's context
 /// switch): a CR3 load and UpdateKernelStack wait in the queue until the
 /// mode ends, and go out as one multicall.
@@ -275,7 +282,7 @@ const CR4_PAE: u32 = 1 << 5;
 pub fn native_set_cr3(value: u32) {
     runtime().paging.cr3 = value;
     if runtime().paging.enabled {
-        load(b"mov to CR3");
+        load_out_of_line(b"mov to CR3");
         return;
     }
     // What the kernel reads natively from now on is Xen's CR0 (PG and WP
@@ -306,7 +313,7 @@ pub fn set_paging(on: bool) {
     }
     rt.paging.enabled = on;
     if on {
-        load(b"SetCR0 (paging on)");
+        load_out_of_line(b"SetCR0 (paging on)");
     } else {
         let heap = heap();
         let (cache, mut host) = heap.split();
