@@ -667,7 +667,10 @@ pub extern "C" fn set_lazy_mode(mode: u32) {
             (LazyMode::None, vmi_abi::flags::VMI_LAZY_CPU) => {
                 p.last_fix = (0, 0, 0);
                 p.calls.lazy = LazyMode::Cpu;
-                heap().batch.enter_lazy();
+                // No switch is held outside lazy CPU mode (SetLazyMode(NONE)
+                // and `mmu::heap` take it out), so nothing to queue first.
+                debug_assert!(!p.held.held);
+                crate::mmu::built_heap().batch.enter_lazy();
                 return;
             }
             (LazyMode::Cpu, vmi_abi::flags::VMI_LAZY_NONE) => {
@@ -679,7 +682,7 @@ pub extern "C" fn set_lazy_mode(mode: u32) {
                     Some(stack) if p.held.held => {
                         p.held.held = false;
                         let (l3, cr3) = p.held.base;
-                        heap().batch.leave_lazy_switching(
+                        crate::mmu::built_heap().batch.leave_lazy_switching(
                             MmuextOp::new_baseptr(Mfn(l3)),
                             stack,
                             || (new_base_op(l3, cr3).1, stack_switch_op(stack.0, stack.1).1),
