@@ -216,6 +216,9 @@ pub struct MmuBatch<Tag, const N: usize> {
     /// queue; any other op or a merge makes it false until the queue is
     /// empty again.
     mirrored: bool,
+    /// Test switch: flushes skip the in-place layout (`flush_in_place`)
+    /// and take the general path, so that tests can compare the two.
+    in_place_off: bool,
     lazy: bool,
     counters: Counters,
     // Argument storage of the hypercall being issued. Multicall entries
@@ -261,6 +264,7 @@ impl<Tag: Copy, const N: usize> MmuBatch<Tag, N> {
             slots: [None; N],
             len: 0,
             mirrored: true,
+            in_place_off: false,
             lazy: false,
             counters: Counters::ZERO,
             calls: [MulticallEntry {
@@ -318,6 +322,7 @@ impl<Tag: Copy, const N: usize> MmuBatch<Tag, N> {
             }
             (&raw mut (*this).len).write(0);
             (&raw mut (*this).mirrored).write(true);
+            (&raw mut (*this).in_place_off).write(false);
             (&raw mut (*this).lazy).write(false);
             (&raw mut (*this).counters).write(Counters::ZERO);
         }
@@ -352,6 +357,15 @@ impl<Tag: Copy, const N: usize> MmuBatch<Tag, N> {
     /// Zeroes the counters.
     pub fn reset_counters(&mut self) {
         self.counters = Counters::ZERO;
+    }
+
+    /// Test hook: with `off`, a flush of a queue that is not one plain run
+    /// takes the general layout (`pack`, compaction between rounds) even
+    /// when every slot is live, instead of the in-place one; the two must
+    /// make the same hypercalls and report the same refusals.
+    #[doc(hidden)]
+    pub fn set_in_place_layout_off(&mut self, off: bool) {
+        self.in_place_off = off;
     }
 
     /// The ops that will be submitted, in order, with their tags (merged-
@@ -549,6 +563,10 @@ impl<Tag: Copy, const N: usize> MmuBatch<Tag, N> {
     /// two-entry multicall, laid out here straight from the arguments,
     /// and when both entries succeed nothing is queued at all; otherwise
     /// the two ops take their slots and the flush goes on as usual.
+    ///
+    /// Inline (every context switch): the queued case and the settling
+    /// after a refusal are out of line.
+    #[inline(always)]
     pub fn leave_lazy_switching<T: FlushTarget<Tag>>(
         &mut self,
         base: MmuextOp,
@@ -558,10 +576,7 @@ impl<Tag: Copy, const N: usize> MmuBatch<Tag, N> {
     ) -> Result<(), Failures<Tag>> {
         self.lazy = false;
         if self.len != 0 || N < 2 || Op::Mmuext(base).is_full_flush() {
-            let (base_tag, stack_tag) = tags();
-            let pushed = self.push(Op::Mmuext(base), base_tag, target);
-            let pushed = pushed.and(self.push(Op::StackSwitch { ss, esp }, stack_tag, target));
-            return pushed.and(self.flush_for(FlushReason::LeaveLazy, target));
+            return self.switch_queued(base, (ss, esp), tags(), target);
         }
         self.counters.pushes += 2;
         self.counters.flushes += 1;
@@ -597,6 +612,38 @@ impl<Tag: Copy, const N: usize> MmuBatch<Tag, N> {
         if list_result == 0 && self.calls[0].result == 0 && self.calls[1].result == 0 {
             return Ok(());
         }
+        self.switch_refused(base, (ss, esp), tags(), list_result, target)
+    }
+
+    /// [`leave_lazy_switching`](Self::leave_lazy_switching) with ops
+    /// queued (or a queue too small for the pair): both are pushed behind
+    /// them and the queue flushed.
+    #[cold]
+    #[inline(never)]
+    fn switch_queued<T: FlushTarget<Tag>>(
+        &mut self,
+        base: MmuextOp,
+        (ss, esp): (u32, u32),
+        (base_tag, stack_tag): (Tag, Tag),
+        target: &mut T,
+    ) -> Result<(), Failures<Tag>> {
+        let pushed = self.push(Op::Mmuext(base), base_tag, target);
+        let pushed = pushed.and(self.push(Op::StackSwitch { ss, esp }, stack_tag, target));
+        pushed.and(self.flush_for(FlushReason::LeaveLazy, target))
+    }
+
+    /// [`leave_lazy_switching`](Self::leave_lazy_switching)'s multicall
+    /// met a refusal, or did not run whole (`list_result`).
+    #[cold]
+    #[inline(never)]
+    fn switch_refused<T: FlushTarget<Tag>>(
+        &mut self,
+        base: MmuextOp,
+        (ss, esp): (u32, u32),
+        (base_tag, stack_tag): (Tag, Tag),
+        list_result: i32,
+        target: &mut T,
+    ) -> Result<(), Failures<Tag>> {
         for entry in 0..2 {
             self.spans[entry] = Span {
                 first: entry,
@@ -606,7 +653,6 @@ impl<Tag: Copy, const N: usize> MmuBatch<Tag, N> {
         }
         // What Xen refused or did not run is settled as a flush of the
         // two queued ops would settle it.
-        let (base_tag, stack_tag) = tags();
         self.slots[0] = Some(Slot {
             op: Op::Mmuext(base),
             tag: base_tag,
@@ -758,6 +804,11 @@ impl<Tag: Copy, const N: usize> MmuBatch<Tag, N> {
         if self.mirrored {
             return self.flush_plain_run(target);
         }
+        if !self.in_place_off {
+            if let Some(result) = self.flush_in_place(target) {
+                return result;
+            }
+        }
         self.finish_flush(target, None)
     }
 
@@ -799,6 +850,182 @@ impl<Tag: Copy, const N: usize> MmuBatch<Tag, N> {
             &mut failures,
         );
         self.finish_flush(target, failures)
+    }
+
+    /// A queue whose every slot is live (nothing merged away or dropped:
+    /// a fork's mix of unpins, clears, writes, pins and base switches):
+    /// each op's arguments go to the argument arrays at its own slot
+    /// index, so a run's requests are `first..first + count` where the
+    /// slots stand, and the hypercalls are laid out with no search for
+    /// live slots, no copy per round and no compaction. The entries are
+    /// [`pack`](Self::pack)'s (the same runs, splits and ends of a
+    /// hypercall; with every slot live no entry can revive a merged-away
+    /// write). While every entry succeeds the next round starts behind the
+    /// last one; at the first refusal (or an entry Xen did not run) the
+    /// rounds so far are resolved as the general path resolves them, that
+    /// round is settled as it settles it, and the general path finishes.
+    /// Returns None, having issued nothing, when a slot is not live.
+    fn flush_in_place<T: FlushTarget<Tag>>(
+        &mut self,
+        target: &mut T,
+    ) -> Option<Result<(), Failures<Tag>>> {
+        let len = self.len;
+        // `arg_slot` holds each slot's hypercall number until a hand-over
+        // (which makes it the general path's map again): the layout below
+        // compares numbers instead of decoding the ops again.
+        for i in 0..len {
+            let slot = self.slots[i].as_ref()?;
+            if slot.state != State::Live {
+                return None;
+            }
+            self.arg_slot[i] = match slot.op {
+                Op::MmuUpdate(req) => {
+                    self.reqs[i] = req;
+                    __HYPERVISOR_mmu_update
+                }
+                Op::Mmuext(op) => {
+                    self.exts[i] = op;
+                    __HYPERVISOR_mmuext_op
+                }
+                Op::UpdateVaMapping { .. } => __HYPERVISOR_update_va_mapping,
+                Op::StackSwitch { .. } => __HYPERVISOR_stack_switch,
+            } as usize;
+        }
+        let mut start = 0;
+        while start < len {
+            let (entries, end) = self.pack_in_place(start);
+            if let Some(handed_over) = self.issue_in_place(start, entries, target) {
+                return Some(handed_over);
+            }
+            start = end;
+        }
+        // Slots at and past `len` are never read before a push overwrites
+        // them: nothing to clear.
+        self.len = 0;
+        self.mirrored = true;
+        Some(Ok(()))
+    }
+
+    /// [`pack`](Self::pack) for the in-place layout of live slots
+    /// `start..len`: returns the entry count and the slot the next round
+    /// starts at.
+    fn pack_in_place(&mut self, start: usize) -> (usize, usize) {
+        let len = self.len;
+        let mut entries = 0;
+        let mut idx = start;
+        while idx < len {
+            let kind = self.arg_slot[idx];
+            let mut run = 1;
+            if kind != __HYPERVISOR_update_va_mapping as usize
+                && kind != __HYPERVISOR_stack_switch as usize
+            {
+                while idx + run < len && self.arg_slot[idx + run] == kind {
+                    run += 1;
+                }
+            }
+            let after = idx + run;
+            if run > 1 && (run > SPLIT_RUN_MAX || after == len) {
+                self.emit_in_place(entries, idx, run);
+                return (entries + 1, after);
+            }
+            for single in idx..after {
+                self.emit_in_place(entries, single, 1);
+                entries += 1;
+            }
+            idx = after;
+        }
+        (entries, len)
+    }
+
+    /// [`emit`](Self::emit) for the in-place layout: entry `entry` for the
+    /// `count` requests at slots `first..first + count`, whose arguments
+    /// are at the same positions.
+    fn emit_in_place(&mut self, entry: usize, first: usize, count: usize) {
+        let op = self.arg_slot[first] as u32;
+        let args = match op {
+            __HYPERVISOR_mmu_update | __HYPERVISOR_mmuext_op => [
+                first as u32,
+                count as u32,
+                u32::from(count > 1),
+                u32::from(DOMID_SELF),
+                0,
+                0,
+            ],
+            _ => match self.slot(first).op {
+                Op::UpdateVaMapping { va, pte, flags } => {
+                    [va, pte as u32, (pte >> 32) as u32, flags, 0, 0]
+                }
+                Op::StackSwitch { ss, esp } => [ss, esp, 0, 0, 0, 0],
+                Op::MmuUpdate(_) | Op::Mmuext(_) => unreachable!("numbered as such above"),
+            },
+        };
+        self.calls[entry] = MulticallEntry {
+            op,
+            result: 0,
+            args,
+        };
+        self.spans[entry] = Span { first, count };
+    }
+
+    /// Issues a round of the in-place layout (slots `start..` laid out as
+    /// `entries`), as [`issue`](Self::issue) does. None when every entry
+    /// succeeded; otherwise the general path takes the queue over from
+    /// here and its result is returned.
+    fn issue_in_place<T: FlushTarget<Tag>>(
+        &mut self,
+        start: usize,
+        entries: usize,
+        target: &mut T,
+    ) -> Option<Result<(), Failures<Tag>>> {
+        let mut failures = None;
+        if entries == 1 {
+            self.counters.hypercalls += 1;
+            let Span { first, count } = self.spans[0];
+            self.counters.requests += count as u64;
+            let mut done = 0;
+            let result = match self.slot(first).op {
+                Op::MmuUpdate(_) => target.mmu_update(&self.reqs[first..first + count], &mut done),
+                Op::Mmuext(_) => target.mmuext_op(&self.exts[first..first + count], &mut done),
+                Op::UpdateVaMapping { va, pte, flags } => target.update_va_mapping(va, pte, flags),
+                Op::StackSwitch { ss, esp } => target.stack_switch(ss, esp),
+            };
+            if result >= 0 {
+                return None;
+            }
+            self.hand_over(start);
+            self.settle(
+                0,
+                Outcome::from_result(result, done, count),
+                target,
+                &mut failures,
+            );
+        } else {
+            let list_result = self.call_multicall(entries, target);
+            // `settle_multicall` takes an entry that ran with a result of
+            // 0 or more as done, whatever the list's own result.
+            if self.calls[..entries].iter().all(|c| c.result as i32 >= 0) {
+                return None;
+            }
+            self.hand_over(start);
+            self.settle_multicall(entries, list_result, target, &mut failures);
+        }
+        Some(self.finish_flush(target, failures))
+    }
+
+    /// The in-place layout hands the queue to the general path before
+    /// settling a round that met a refusal: the rounds before it are
+    /// resolved (as their settling and compaction left them there), and
+    /// every argument position names its own slot.
+    #[cold]
+    #[inline(never)]
+    fn hand_over(&mut self, start: usize) {
+        self.mirrored = false;
+        for idx in 0..self.len {
+            self.arg_slot[idx] = idx;
+            if idx < start {
+                self.slot_mut(idx).state = State::Resolved;
+            }
+        }
     }
 
     /// The rest of a flush: hypercalls until every live op has taken

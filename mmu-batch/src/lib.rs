@@ -74,6 +74,16 @@
 //!    is one `mmu_update` on that array, with no run search, no copy and, when
 //!    Xen applies everything, no per-op bookkeeping. It is the call the rules
 //!    above give for that queue; a refusal is settled by the general path.
+//! 6. Any other queue whose every slot is live (nothing merged away or
+//!    dropped: a fork's mix of unpins, clears, writes, pins and the switch)
+//!    is laid out in place: each op's arguments are copied once to the
+//!    argument arrays at its own slot index, so a run's requests are
+//!    contiguous where the slots stand, and the rounds above follow one
+//!    another without a search for live slots, a copy per round or a
+//!    compaction. The entries are exactly those of rules 1-4; at the first
+//!    refusal (or an entry Xen did not run) the rounds so far are resolved
+//!    as the general path resolves them and it takes over (model-tested
+//!    against the general path, `MmuBatch::set_in_place_layout_off`).
 //!
 //! So N writes in lazy mode cost one `mmu_update` per queue-full, a write
 //! and its INVLPG one multicall, a long run and the flush behind it two

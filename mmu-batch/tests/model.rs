@@ -165,7 +165,14 @@ fn op_of(step: &Step, id: u32) -> Option<Op> {
 }
 
 fn run<const N: usize>(steps: &[Step]) -> Harness<N> {
+    run_with(steps, false)
+}
+
+/// `run`, with the in-place layout of all-live queues switched off (every
+/// such flush takes the general layout) when `general_only`.
+fn run_with<const N: usize>(steps: &[Step], general_only: bool) -> Harness<N> {
     let mut h = Harness::<N>::new();
+    h.batch.set_in_place_layout_off(general_only);
     for step in steps {
         if let Some(op) = op_of(step, h.next_id()) {
             let _ = h.push(op);
@@ -217,6 +224,58 @@ proptest! {
         let c = h.batch.counters();
         // Every op pushed was submitted once, or merged away, or dropped.
         prop_assert_eq!(c.requests, c.pushes - c.merges - c.dropped_flushes);
+    }
+}
+
+/// The hypercalls as Xen reads them: a multicall's decoded entries and
+/// which have a `pdone`, not the argument addresses its entries hold (the
+/// in-place layout leaves a request where its slot is, the general one
+/// packs from the start of the arrays).
+fn as_xen_reads(calls: &[Recorded]) -> Vec<Recorded> {
+    calls
+        .iter()
+        .map(|c| match c {
+            Recorded::Multicall { calls, pdone, .. } => Recorded::Multicall {
+                entries: Vec::new(),
+                calls: calls.clone(),
+                pdone: pdone.clone(),
+            },
+            other => other.clone(),
+        })
+        .collect()
+}
+
+/// The in-place layout and the general one, on the same steps: the same
+/// hypercalls, the same requests run in the same order with the same
+/// results, the same refusals reported, the same counters and Xen state.
+fn same_as_general<const N: usize>(steps: &[Step]) -> Result<(), TestCaseError> {
+    let fast = run_with::<N>(steps, false);
+    let general = run_with::<N>(steps, true);
+    prop_assert_eq!(
+        as_xen_reads(&fast.xen.calls),
+        as_xen_reads(&general.xen.calls)
+    );
+    prop_assert_eq!(&fast.xen.attempts, &general.xen.attempts);
+    prop_assert_eq!(&fast.xen.reported, &general.xen.reported);
+    prop_assert_eq!(&fast.xen.state, &general.xen.state);
+    prop_assert_eq!(fast.batch.counters(), general.batch.counters());
+    Ok(())
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 512, ..ProptestConfig::default() })]
+
+    /// With refusals and faulted multicalls, a queue long enough for long
+    /// runs and splits.
+    #[test]
+    fn in_place_layout_is_the_general_one(steps in prop::collection::vec(step(true), 0..200)) {
+        same_as_general::<16>(&steps)?;
+    }
+
+    /// A tiny queue: capacity flushes in the middle of calls.
+    #[test]
+    fn in_place_layout_is_the_general_one_capacity_4(steps in prop::collection::vec(step(true), 0..120)) {
+        same_as_general::<4>(&steps)?;
     }
 }
 

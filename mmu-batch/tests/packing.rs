@@ -9,9 +9,9 @@ use common::*;
 use mmu_batch::{Barrier, Cause, FlushReason, MmuBatch, Op, PteWrite, SPLIT_RUN_MAX};
 use xen_abi::xen::{
     __HYPERVISOR_mmu_update, __HYPERVISOR_mmuext_op, __HYPERVISOR_stack_switch,
-    __HYPERVISOR_update_va_mapping, MmuextOp, MMUEXT_INVLPG_LOCAL, MMUEXT_NEW_BASEPTR,
-    MMUEXT_PIN_L1_TABLE, MMUEXT_PIN_L3_TABLE, MMUEXT_TLB_FLUSH_ALL, MMUEXT_TLB_FLUSH_LOCAL,
-    UVMF_ALL, UVMF_INVLPG, UVMF_TLB_FLUSH,
+    __HYPERVISOR_update_va_mapping, MmuextOp, MMUEXT_INVLPG_ALL, MMUEXT_INVLPG_LOCAL,
+    MMUEXT_NEW_BASEPTR, MMUEXT_PIN_L1_TABLE, MMUEXT_PIN_L3_TABLE, MMUEXT_TLB_FLUSH_ALL,
+    MMUEXT_TLB_FLUSH_LOCAL, UVMF_ALL, UVMF_INVLPG, UVMF_TLB_FLUSH,
 };
 use xen_abi::XenError;
 
@@ -890,5 +890,66 @@ fn a_lone_write_is_one_request_with_the_general_reporting() {
                 }
             }
         }
+    }
+}
+
+/// A fork's mixed queue (unpins, clears, writes, pins, the base switch and
+/// the stack switch; every slot live) takes the in-place layout; with a
+/// refusal at every position, and with none, it makes the calls the
+/// general layout makes and reports the same refusals, and the state ends
+/// the same.
+#[test]
+fn a_mixed_queue_in_place_flushes_as_the_general_path_does() {
+    // Kinds: 'u' a pin of an L1, 'c' an INVLPG of every vCPU, 'w' write, 'p' pin, 'b' base,
+    // 's' stack switch, 'i' INVLPG.
+    let shape: &[char] = &[
+        'u', 'u', 'c', 'c', 'c', 'w', 'w', 'w', 'w', 'w', 'w', 'w', 'w', 'w', 'w', 'i', 'w', 'p',
+        'b', 's', 'w', 'w',
+    ];
+    for refused in (0..shape.len()).map(Some).chain([None]) {
+        let mut outcomes = Vec::new();
+        for general_only in [false, true] {
+            let mut h = Harness::<32>::new();
+            h.batch.set_in_place_layout_off(general_only);
+            h.enter_lazy();
+            for (k, kind) in shape.iter().enumerate() {
+                let id = h.next_id();
+                let poison = refused == Some(k);
+                let op = match kind {
+                    'u' => Op::Mmuext(ext(MMUEXT_PIN_L1_TABLE, 10 + k as u32, id, poison)),
+                    'c' => Op::Mmuext(ext(MMUEXT_INVLPG_ALL, 0x1000 * k as u32, id, poison)),
+                    'w' => write(ADDRS[k % ADDRS.len()], id, 0x67, PteWrite::Normal, poison),
+                    'i' => Op::Mmuext(ext(MMUEXT_INVLPG_LOCAL, 0x4000, id, poison)),
+                    'p' => Op::Mmuext(ext(MMUEXT_PIN_L3_TABLE, 40, id, poison)),
+                    'b' => Op::Mmuext(ext(MMUEXT_NEW_BASEPTR, 40, id, poison)),
+                    _ => stack_switch(id, 0xC000_1FF0, poison),
+                };
+                h.push(op).unwrap();
+            }
+            assert_eq!(h.batch.counters().merges, 0, "every slot live");
+            let result = h.leave_lazy();
+            assert_eq!(result.is_err(), refused.is_some(), "refusal at {refused:?}");
+            assert!(h.batch.is_empty());
+            let calls: Vec<String> = h
+                .xen
+                .calls
+                .iter()
+                .map(|c| match c {
+                    Recorded::Multicall { calls, pdone, .. } => format!("{calls:?} {pdone:?}"),
+                    other => format!("{other:?}"),
+                })
+                .collect();
+            outcomes.push((
+                calls,
+                h.xen.attempts.clone(),
+                h.xen.reported.clone(),
+                h.xen.state.clone(),
+                *h.batch.counters(),
+            ));
+        }
+        assert_eq!(
+            outcomes[0], outcomes[1],
+            "in-place and general layouts differ, refusal at {refused:?}"
+        );
     }
 }

@@ -82,6 +82,13 @@ pub const MAX_TABLES: usize = 1024;
 pub const MAX_MIRRORS: usize = 64;
 /// Roots (address spaces) the cache holds.
 pub const MAX_ROOTS: usize = 32;
+const _: () = assert!(
+    MAX_ROOTS <= u32::BITS as usize,
+    "live_roots has a bit per root"
+);
+/// Mirror entries per bit of `ShadowCache::mirror_groups`.
+const MIRROR_GROUP: usize = 32;
+const _: () = assert!(ENTRIES / MIRROR_GROUP <= u16::BITS as usize);
 /// Slots of the hint that finds a cached root by its CR3.
 const ROOT_HINTS: usize = 64;
 /// Frames kept cleared for the next shadow table ("Only roots are
@@ -405,8 +412,16 @@ pub struct ShadowCache {
     buckets: [u16; BUCKETS],
     free_tables: u16,
     mirrors: [[Code; ENTRIES]; MAX_MIRRORS],
+    /// Per mirror, a bit per group of [`MIRROR_GROUP`] entries that may
+    /// hold a code other than 0 (set by `link`, the only writer of a
+    /// mirror entry; all cleared when `free_record` empties the mirror), so
+    /// that emptying a directory's mirror reads only the groups it used.
+    mirror_groups: [u16; MAX_MIRRORS],
     mirror_used: [bool; MAX_MIRRORS],
     roots: [Root; MAX_ROOTS],
+    /// A bit per root slot that holds a cached root (`l3 != 0`): the loops
+    /// over the roots visit only those.
+    live_roots: u32,
     /// Root + 1 the processor uses now (0: none, paging off).
     current: u16,
     /// Root + 1 last found for the CR3s of each hint slot (checked before
@@ -503,7 +518,9 @@ impl ShadowCache {
         for mirror in &mut self.mirrors {
             mirror.fill(0);
         }
+        self.mirror_groups.fill(0);
         self.roots.fill(Root::default());
+        self.live_roots = 0;
         self.root_hints.fill(0);
         self.current = 0;
         self.clock = 0;
@@ -531,10 +548,41 @@ impl ShadowCache {
     /// Every cached root: (CR3, shadow L3, top L2, the PDPT entries it was
     /// built from).
     pub fn roots(&self) -> impl Iterator<Item = (u32, u32, u32, [u64; 4])> + '_ {
+        self.debug_check_summaries();
         self.roots
             .iter()
             .filter(|r| r.l3 != 0)
             .map(|r| (r.cr3, r.l3, r.top, r.pdpte))
+    }
+
+    /// The bookkeeping that summarises other fields agrees with them (in
+    /// debug builds: the host tests read `roots` after every step).
+    fn debug_check_summaries(&self) {
+        if cfg!(debug_assertions) {
+            let live = (0..MAX_ROOTS)
+                .filter(|&r| self.roots[r].l3 != 0)
+                .fold(0u32, |m, r| m | 1 << r);
+            assert_eq!(self.live_roots, live, "live_roots against the roots");
+            for root in self.roots.iter().filter(|r| r.l3 != 0) {
+                for slot in 0..4 {
+                    assert_eq!(
+                        root.pdpte[slot] & PRESENT != 0,
+                        root.slots[slot] != 0,
+                        "root {:#x} slot {slot}: linked exactly where its entry is present",
+                        root.cr3
+                    );
+                }
+            }
+            for (m, mirror) in self.mirrors.iter().enumerate() {
+                for (index, &code) in mirror.iter().enumerate() {
+                    let group = 1 << (index / MIRROR_GROUP);
+                    assert!(
+                        code == 0 || self.mirror_groups[m] & group != 0,
+                        "mirror {m} entry {index} outside its written groups"
+                    );
+                }
+            }
+        }
     }
 
     /// The shadow frame and link count of the record of `kfn` of `kind`.
@@ -794,21 +842,28 @@ impl ShadowCache {
         self.free_tables = i as u16 + 1;
         if t.mirror != 0 {
             let m = t.mirror as usize - 1;
-            // Four entries at a time: a directory links few tables, and
-            // the mirror is left all zero for its next user.
-            for first in (0..ENTRIES).step_by(4) {
-                let codes = &mut self.mirrors[m][first..first + 4];
-                if codes[0] | codes[1] | codes[2] | codes[3] == 0 {
-                    continue;
-                }
-                let codes: [Code; 4] = [codes[0], codes[1], codes[2], codes[3]];
-                self.mirrors[m][first..first + 4].fill(0);
-                for code in codes {
-                    if let Some(l1) = ((code & CODE_RECORD) as usize).checked_sub(1) {
-                        self.unlink(host, l1);
+            // Only the groups `link` wrote (a directory links few tables),
+            // four entries at a time; the mirror is left all zero for its
+            // next user.
+            let mut groups = core::mem::take(&mut self.mirror_groups[m]);
+            while groups != 0 {
+                let group = groups.trailing_zeros() as usize * MIRROR_GROUP;
+                groups &= groups - 1;
+                for first in (group..group + MIRROR_GROUP).step_by(4) {
+                    let codes = &mut self.mirrors[m][first..first + 4];
+                    if codes[0] | codes[1] | codes[2] | codes[3] == 0 {
+                        continue;
+                    }
+                    let codes: [Code; 4] = [codes[0], codes[1], codes[2], codes[3]];
+                    self.mirrors[m][first..first + 4].fill(0);
+                    for code in codes {
+                        if let Some(l1) = ((code & CODE_RECORD) as usize).checked_sub(1) {
+                            self.unlink(host, l1);
+                        }
                     }
                 }
             }
+            debug_assert!(self.mirrors[m].iter().all(|&c| c == 0));
             self.mirror_used[m] = false;
         }
     }
@@ -1078,6 +1133,9 @@ impl ShadowCache {
         };
         let code = Self::code(entry, l1);
         let old = core::mem::replace(&mut self.mirror_mut(i)[index], code);
+        if code != 0 {
+            self.mirror_groups[self.tables[i].mirror as usize - 1] |= 1 << (index / MIRROR_GROUP);
+        }
         let value = self.code_value(code);
         let tag = Tag {
             what: if kind == Kind::Top {
@@ -1093,7 +1151,7 @@ impl ShadowCache {
             if kind == Kind::L2 {
                 Self::push_write(host, mfn, index, value, tag);
             } else {
-                for r in 0..MAX_ROOTS {
+                for r in self.live_roots() {
                     let root = self.roots[r];
                     if root.l3 != 0 && root.slots[3] as usize == i + 1 {
                         Self::push_write(host, root.top, index, value, tag);
@@ -1290,7 +1348,7 @@ impl ShadowCache {
     /// this way).
     pub fn release<H: Host>(&mut self, host: &mut H, kfn: u32, directory: bool) {
         if directory {
-            for r in 0..MAX_ROOTS {
+            for r in self.live_roots() {
                 let root = self.roots[r];
                 if root.l3 == 0 || root.cr3 >> 12 != kfn {
                     continue;
@@ -1323,7 +1381,7 @@ impl ShadowCache {
             }
             // Hold it while the roots that reach it go.
             self.tables[i].refs += 1;
-            for r in 0..MAX_ROOTS {
+            for r in self.live_roots() {
                 if self.roots[r].l3 != 0 && Some(r) != self.current_root() && self.reaches(r, i) {
                     self.free_root(host, r);
                 }
@@ -1380,6 +1438,17 @@ impl ShadowCache {
         Some(r)
     }
 
+    /// The slots of the cached roots, in order (a copy of the mask: a
+    /// root freed on the way is still visited, so callers check `l3`).
+    fn live_roots(&self) -> impl Iterator<Item = usize> + use<> {
+        let mut live = self.live_roots;
+        core::iter::from_fn(move || {
+            let r = live.trailing_zeros() as usize;
+            live &= live.wrapping_sub(1);
+            (r < MAX_ROOTS).then_some(r)
+        })
+    }
+
     fn root_hint_slot(cr3: u32) -> usize {
         // A PDPT is 32-byte aligned; Linux gives each its own frame.
         ((cr3 >> 5) ^ (cr3 >> 12)) as usize % ROOT_HINTS
@@ -1426,6 +1495,11 @@ impl ShadowCache {
     /// cached, its PDPT entries read again (as the processor reads them at
     /// every CR3 load). Returns the shadow L3 to load (the caller queues
     /// MMUEXT_NEW_BASEPTR and flushes).
+    ///
+    /// Inline: a context switch's load of a cached root is a few dozen
+    /// instructions, which a call frame of its own would add to; a root
+    /// to build or follow is out of line (`load_changed_root`).
+    #[inline(always)]
     pub fn load_root<H: Host>(&mut self, host: &mut H, cr3: u32) -> Result<u32, ShadowError> {
         let cr3 = cr3 & !0x1F;
         let mut pdpt = [0; 4];
@@ -1435,14 +1509,16 @@ impl ShadowCache {
         if let Some(r) = cached {
             // Folded, not `pdpte == pdpt` (a byte-wise memcmp call, 250
             // instructions in the ROM) nor slot by slot with a branch each:
-            // the entries as the root was built from them, and a slot
-            // linked exactly where its entry is present.
+            // the entries as the root was built from them. A root's slot
+            // is linked exactly where its recorded entry is present (the
+            // two change together, in `set_root_slot` and where a root is
+            // built), so equal entries mean every slot follows them.
             let root = &mut self.roots[r];
             let mut differ = 0;
             for (s, &entry) in pdpt.iter().enumerate() {
                 differ |= root.pdpte[s] ^ entry;
-                differ |= (entry & PRESENT) ^ u64::from(root.slots[s] != 0);
             }
+            debug_assert!((0..4).all(|s| (root.pdpte[s] & PRESENT != 0) == (root.slots[s] != 0)));
             if differ == 0 {
                 // The PDPT as the root was built from (the usual context
                 // switch): checked then, and every slot already follows it
@@ -1457,6 +1533,7 @@ impl ShadowCache {
 
     /// [`load_root`](Self::load_root) of a root not cached, or whose PDPT
     /// changed.
+    #[inline(never)]
     fn load_changed_root<H: Host>(
         &mut self,
         host: &mut H,
@@ -1476,9 +1553,9 @@ impl ShadowCache {
             self.current = r as u16 + 1;
             return Ok(self.roots[r].l3);
         }
-        let r = match self.roots.iter().position(|r| r.l3 == 0) {
-            Some(r) => r,
-            None => {
+        let r = match (!self.live_roots).trailing_zeros() as usize {
+            r if r < MAX_ROOTS => r,
+            _ => {
                 // The least recently loaded root that is not in use.
                 let current = self.current_root();
                 let r = (0..MAX_ROOTS)
@@ -1505,6 +1582,7 @@ impl ShadowCache {
             pdpte: [0; 4],
             stamp: u32::MAX,
         };
+        self.live_roots |= 1 << r;
         self.stats.roots_built += 1;
         // The top L2 first: a copy of a sibling's when one uses the same
         // kernel directory (a new process under a shared kernel PMD), else
@@ -1515,9 +1593,10 @@ impl ShadowCache {
             None
         };
         let sibling = top_record.and_then(|t| {
-            self.roots
-                .iter()
-                .position(|o| o.l3 != 0 && o.cr3 != cr3 && o.slots[3] as usize == t + 1)
+            self.live_roots().find(|&o| {
+                let o = &self.roots[o];
+                o.l3 != 0 && o.cr3 != cr3 && o.slots[3] as usize == t + 1
+            })
         });
         if let Some(s) = sibling {
             host.push(
@@ -1655,6 +1734,7 @@ impl ShadowCache {
         self.release_frame(host, root.l3, clear);
         self.release_frame(host, root.top, clear);
         self.roots[r] = Root::default();
+        self.live_roots &= !(1 << r);
         if self.current as usize == r + 1 {
             self.current = 0;
         }

@@ -55,16 +55,24 @@ pub fn heap() -> &'static mut Heap {
     if !runtime().paging.heap_ready {
         build_heap();
     }
-    // SAFETY: build_heap mapped HEAP_PAGES pages at SHADOW_HEAP_VA (in the
-    // ROM area, so in every address space) and built a Heap there; one
-    // vCPU, and the paging paths run with events masked, so no other
-    // reference to it is live.
-    let heap = unsafe { &mut *(SHADOW_HEAP_VA as *mut Heap) };
+    let heap = built_heap();
     if runtime().paging.held.held {
         // A context switch held out of the queue goes in first.
         crate::paging::push_held_switch(heap);
     }
     heap
+}
+
+/// The heap once `paging.heap_ready`, as it stands: a held context switch
+/// is not queued (the caller knows none is held, or is issuing it).
+#[inline(always)]
+pub fn built_heap() -> &'static mut Heap {
+    debug_assert!(runtime().paging.heap_ready);
+    // SAFETY: build_heap mapped HEAP_PAGES pages at SHADOW_HEAP_VA (in the
+    // ROM area, so in every address space) and built a Heap there before
+    // setting heap_ready; one vCPU, and the paging paths run with events
+    // masked, so no other reference to it is live.
+    unsafe { &mut *(SHADOW_HEAP_VA as *mut Heap) }
 }
 
 #[cold]
