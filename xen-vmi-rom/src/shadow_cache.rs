@@ -1975,7 +1975,10 @@ impl ShadowCache {
         };
         let t = &self.tables[l1];
         pde & (PRESENT | PAT_OR_PSE | L2_HIGH_RESERVED) == PRESENT
-            && t.kfn == frame_of(pde)
+            // The whole frame field: `frame_of` keeps 32 bits, and an
+            // entry naming the table's frame plus 2^32 pages is another
+            // frame (not the kernel's: `shadow` refuses it).
+            && (pde & FRAME) >> 12 == u64::from(t.kfn)
             && t.kind == Kind::L1
             && code == Self::code(pde, Some(l1))
             && host.machine_frame(u64::from(t.kfn)).is_some()

@@ -707,6 +707,58 @@ fn release_of_a_live_table() {
     check(&cache, &m);
 }
 
+/// A directory entry rewritten natively to name its table's frame plus
+/// 2^32 pages (a frame field above 32 bits: not the kernel's RAM) is not
+/// the same entry: neither the fault's quick directory test nor the
+/// quick "the kernel's fault" answer may take the mirror for current, and
+/// the fault reports the entry instead of mapping through the old table.
+#[test]
+fn a_directory_entry_with_high_frame_bits_is_not_its_table() {
+    let steps = [
+        Step::SetPdpte {
+            cr3: 0,
+            slot: 0,
+            value: (u64::from(L2S[0]) << 12) | P,
+        },
+        Step::AllocateL1 { l1: 0 },
+        Step::SetPde {
+            l2: 0,
+            index: 0,
+            value: (u64::from(L1S[0]) << 12) | P | RW,
+        },
+        Step::SetPte {
+            l1: 0,
+            index: 1,
+            value: (0x1001 << 12) | P | RW | A | D,
+        },
+        Step::Load { cr3: 0 },
+    ];
+    let (mut cache, mut m) = run(&steps, 64);
+    m.guest_mut(L1S[0])[2] = (0x1002 << 12) | P | RW | A | D;
+    m.guest_mut(L2S[0])[0] = (1u64 << 44) | (u64::from(L1S[0]) << 12) | P | RW;
+    assert_eq!(
+        cache.directory_check(&mut m, va(0, 0, 2)),
+        Some((false, false))
+    );
+    assert_eq!(
+        cache.kernels_fault(&mut m, va(0, 0, 2), Access::default(), true),
+        None
+    );
+    let before = m.notes.len();
+    let outcome = cache
+        .fault(&mut m, va(0, 0, 2), Access::default(), true)
+        .unwrap();
+    assert_ne!(outcome, Fault::Fixed, "mapped through the old table");
+    assert!(
+        m.notes[before..]
+            .iter()
+            .any(|n| matches!(n, Note::Unannounced { kfn, index: 0, .. } if *kfn == L2S[0])),
+        "{:?}",
+        &m.notes[before..]
+    );
+    check(&cache, &m);
+}
+
 /// A change the kernel made without telling the ROM is found at the fault
 /// it causes, or at INVLPG, and repaired with a note.
 #[test]
