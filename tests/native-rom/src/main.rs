@@ -26,7 +26,7 @@
 //!
 //! # NONE with code
 //! Where the call is what the kernel's own native code already does (the
-//! interrupt flag: CLI, STI, PUSHF, POPF; IRET; GetCR2; UpdateKernelStack,
+//! interrupt flag: CLI, STI, PUSHF, POPF; GetCR2; UpdateKernelStack,
 //! which a kernel does by writing its TSS; SetPxELong, the entry's store),
 //! the answer is NONE, so a kernel keeps its native code, as a Linux VMI
 //! kernel does for NONE (`patch_internal` leaves the inline site,
@@ -35,7 +35,9 @@
 //! carries the address of the ROM's code (Linux ignores it), and the
 //! guest's conformance cases call it there directly (`*_rom_entry_direct`,
 //! `irq_rom_entries_direct`), so that code is held to the calls' effects
-//! all the same.
+//! all the same. IRET and SYSEXIT stay JUMP_REL: Linux's `activate_vmi`
+//! points its IRET and SYSEXIT ops at poison addresses because they must
+//! always be patched, so a NONE there would leave a jump to the poison.
 //!
 //! # What each call does
 //! * Descriptor tables, control and debug registers, MSRs, TSC, PMCs,

@@ -267,7 +267,7 @@ reloc_table:
     .long vmi_disable_interrupts - reloc_table, 0 // 30 DisableInterrupts: NONE
     .long vmi_get_interrupt_mask - reloc_table, 0 // 31 GetInterruptMask: NONE
     .long vmi_set_interrupt_mask - reloc_table, 0 // 32 SetInterruptMask: NONE
-    .long vmi_iret - reloc_table, 0             // 33 IRET: NONE (a jump)
+    .long vmi_iret - reloc_table, 2             // 33 IRET (jump): Linux must patch it
     .long vmi_sysexit - reloc_table, 2          // 34 SYSEXIT (jump)
     .long vmi_halt - reloc_table, 1             // 35 Halt
     .long vmi_reboot - reloc_table, 1           // 36 Reboot

@@ -635,7 +635,16 @@ fn patch_all_sites() {
                     );
                     continue;
                 }
-                Ok(PatchAction::KeepNative) => continue,
+                Ok(PatchAction::KeepNative) => {
+                    // Linux points these ops at poison addresses and needs
+                    // them patched; this kernel keeps the native one and
+                    // says so.
+                    kprintln!(
+                        "vmi: NONE relocation for {}: keeping the native instruction",
+                        call.name()
+                    );
+                    continue;
+                }
                 Err(e) => {
                     kprintln!(
                         "vmi: cannot patch the {} site at {:#x}: {e}",

@@ -426,6 +426,61 @@ pub fn accessed_dirty_bits() -> Outcome {
     pass!("user page: A set by a read, D by a write, visible in the kernel's PTE")
 }
 
+/// Write faults taken with the direction flag set (as after a `std` in the
+/// interrupted code; the i386 ABI lets compiled code assume DF clear, and
+/// hardware leaves it alone on an exception): the first write to each of
+/// eight user pages (no A/D yet, so a hypervisor that tracks them serves
+/// the fault itself) must land in its own frame, set A and D, and leave
+/// DF set for the interrupted code.
+pub fn fault_with_direction_flag_set() -> Outcome {
+    need_paging!();
+    const PAGES: usize = 8;
+    const EFLAGS_DF: u32 = 1 << 10;
+    let frames: [u32; PAGES] = core::array::from_fn(|_| marked_frame());
+    let page = |i: usize| FLUSH_VA + i as u32 * PAGE_SIZE;
+    for (i, &f) in frames.iter().enumerate() {
+        mm::map(page(i), f, KERNEL_RW | PTE_US);
+    }
+    let mut df_after = [0u32; PAGES];
+    for (i, &f) in frames.iter().enumerate() {
+        // SAFETY: the page was just mapped writable for this case; DF is
+        // set only around the one store and cleared before Rust code runs
+        // again; the flags are read through the stack (pushfd/pop).
+        unsafe {
+            core::arch::asm!(
+                "std",
+                "mov dword ptr [{va}], {value}",
+                "pushfd",
+                "pop {flags}",
+                "cld",
+                va = in(reg) page(i),
+                value = in(reg) !mark(f),
+                flags = lateout(reg) df_after[i],
+            )
+        };
+    }
+    let entries: [u64; PAGES] = core::array::from_fn(|i| mm::read_entry(mm::pte_ptr(page(i))));
+    for i in 0..PAGES {
+        mm::unmap(page(i));
+    }
+    for (i, &f) in frames.iter().enumerate() {
+        // SAFETY: the frame is identity-mapped (marked_frame).
+        let word = unsafe { (f as *const u32).read_volatile() };
+        ensure_word!(word, !mark(f), "word 0 of page {i}'s frame after its write");
+        ensure_eq!(
+            entries[i] & (PTE_A | PTE_D),
+            PTE_A | PTE_D,
+            "A/D of page {i} after the write"
+        );
+        ensure!(
+            df_after[i] & EFLAGS_DF != 0,
+            "DF clear after page {i}'s write fault (EFLAGS {:#x})",
+            df_after[i]
+        );
+    }
+    pass!("{PAGES} first writes with DF set landed in their frames, A/D set, DF kept")
+}
+
 pub fn inval_page() -> Outcome {
     need_paging!();
     let (f, g) = (marked_frame(), marked_frame());

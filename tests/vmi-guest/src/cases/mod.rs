@@ -354,6 +354,10 @@ pub static ALL: &[Case] = &[
     case("mmu_set_pxe_low_half", mmu::set_pxe_low_half),
     case("mmu_update_pxe_low_half", mmu::update_pxe_low_half),
     case("mmu_accessed_dirty_bits", mmu::accessed_dirty_bits),
+    case(
+        "mmu_fault_with_direction_flag_set",
+        mmu::fault_with_direction_flag_set,
+    ),
     case("mmu_inval_page", mmu::inval_page),
     case("mmu_flush_tlb_local", mmu::flush_tlb_local),
     case("mmu_flush_tlb_global", mmu::flush_tlb_global),

@@ -496,6 +496,9 @@ vmi_event_tick_entry:
     push ecx
     push edx
     push dword ptr [esp + 12]
+    // Rust code: the interrupted code's direction flag cleared (its
+    // EFLAGS in Xen's frame keeps it).
+    cld
     call {in_window}
     add esp, 4
     pop edx

@@ -57,6 +57,11 @@ vmi_trap_stub_common:
     // Falls through: the event and failsafe entries push their full
     // numbers and enter below.
 vmi_trap_common:
+    // Xen's bounce keeps the direction flag as the interrupted code left
+    // it (a user `std` before a fault or an event); the Rust code behind
+    // this entry (its `rep movs` copies) needs it clear, as the i386 ABI
+    // says. The frame's EFLAGS keeps the interrupted code's DF.
+    cld
     // One spare word below the stub's two: the far pointer of a forward
     // is written into these slots, so no global slot is ever in use.
     sub esp, 4
@@ -101,6 +106,7 @@ vmi_trap_returned:
     // #PF: the same frame, entering `rom_page_fault` (the kernel's usual
     // page fault found in one step; every other one goes on to `rom_trap`).
 vmi_page_fault_common:
+    cld
     mov dword ptr [esp], {page_fault_vector}
     sub esp, 4
     pushad
