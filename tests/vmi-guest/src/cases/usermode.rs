@@ -118,8 +118,6 @@ const SWITCH_STACK_SIZE: usize = crate::boot::STACK_SIZE;
 static STACK_A: Global<Stack> = Global::new(Stack([0; SWITCH_STACK_SIZE]));
 static STACK_B: Global<Stack> = Global::new(Stack([0; SWITCH_STACK_SIZE]));
 
-/// Whether the exit's frame lies at the top of `stack` (within the bytes a
-/// ring-3 entry needs).
 /// Whether a ring-0 entry's frame sits in the top 512 bytes of the
 /// kernel's own ring-0 stack (where it lands once that stack is restored).
 fn on_kernel_stack(exit: &UserExit) -> bool {
@@ -127,6 +125,8 @@ fn on_kernel_stack(exit: &UserExit) -> bool {
     exit.frame_address < top && exit.frame_address > top - 512
 }
 
+/// Whether the exit's frame lies at the top of `stack` (within the bytes a
+/// ring-3 entry needs).
 fn frame_on(exit: &UserExit, stack: &Global<Stack>) -> bool {
     let base = stack.as_ptr() as u32;
     let top = base + SWITCH_STACK_SIZE as u32;
