@@ -1021,6 +1021,7 @@ fn rm_operand(cur: &mut Cursor<'_>, pfx: &Prefixes, modrm: u8) -> Result<RmOpera
 
 /// The memory operand of a ModRM byte whose mod is not 11 (SDM Vol. 2,
 /// tables 2-2 and 2-3: 32-bit addressing forms with ModRM and SIB).
+#[cfg_attr(feature = "image", optimize(size))]
 fn mem_operand(cur: &mut Cursor<'_>, pfx: &Prefixes, modrm: u8) -> Result<MemOperand, DecodeError> {
     if pfx.address16 {
         return Err(DecodeError::Unsupported16BitAddressing);

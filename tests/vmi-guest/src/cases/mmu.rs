@@ -466,7 +466,11 @@ pub fn fault_with_direction_flag_set() -> Outcome {
     for (i, &f) in frames.iter().enumerate() {
         // SAFETY: the frame is identity-mapped (marked_frame).
         let word = unsafe { (f as *const u32).read_volatile() };
-        ensure_word!(word, !mark(f), "word 0 of page {i}'s frame after its write");
+        ensure!(
+            word == !mark(f),
+            "word 0 of page {i}'s frame after its write: {word:#x}, expected {:#x}",
+            !mark(f)
+        );
         ensure_eq!(
             entries[i] & (PTE_A | PTE_D),
             PTE_A | PTE_D,

@@ -286,10 +286,12 @@ fn msr_slot(msr: u32) -> Option<usize> {
     }
 }
 
+#[cfg_attr(feature = "image", optimize(size))]
 pub fn read_msr(msr: u32) -> Option<u64> {
     msr_slot(msr).map(|i| runtime().msrs.sysenter[i])
 }
 
+#[cfg_attr(feature = "image", optimize(size))]
 pub fn write_msr(msr: u32, value: u64) -> bool {
     match msr_slot(msr) {
         Some(i) => {

@@ -247,6 +247,7 @@ fn direct_gate(vector: u32) -> Option<Gate> {
 /// Points Xen's trap table entries for `vectors` at the ROM's stubs, with
 /// the DPL `trap_table_dpl` gives. Sent 32 at a time to keep the kernel's
 /// stack small.
+#[cfg_attr(feature = "image", optimize(size))]
 pub fn sync_trap_table(vectors: core::ops::Range<u32>) {
     let mut chunk = [TrapInfo::default(); 33];
     let mut n = 0;

@@ -138,6 +138,7 @@ fn read_u16(addr: u32) -> u16 {
 
 /// The instructions that fault only because the kernel is in ring 1
 /// (docs/traps-and-privilege.md, "Rings"), with the selector's RPL raised.
+#[cfg_attr(feature = "image", optimize(size))]
 fn ring_compression(op: Op, frame: &mut TrapFrame, regs: &mut Regs, len: u32) -> Outcome {
     let next = frame.eip.wrapping_add(len);
     let kesp = regs.esp;
@@ -215,6 +216,8 @@ fn ring_compression(op: Op, frame: &mut TrapFrame, regs: &mut Regs, len: u32) ->
 /// Carries out the instruction at the fault, or says it is the kernel's.
 /// Only the kernel's own instructions are emulated: a #GP from user mode
 /// (CS RPL 3) is the processor's verdict on the program, as natively.
+#[inline(never)]
+#[cfg_attr(feature = "image", optimize(size))]
 pub fn general_protection(frame: &mut TrapFrame) -> Outcome {
     if frame.cs & 3 == 3 {
         return Outcome::NotMine;

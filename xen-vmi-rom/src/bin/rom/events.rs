@@ -358,6 +358,7 @@ pub fn init() {
 /// Records a port Xen bound for the ROM; its events go to the ROM's
 /// handler for `tag`.
 #[inline(never)]
+#[cfg_attr(feature = "image", optimize(size))]
 pub fn bind_rom_port(port: u32, binding: Binding, tag: u8) {
     if state()
         .ports

@@ -226,6 +226,7 @@ pub fn queue_stack_switch(ss: u32, esp0: u32) -> bool {
 
 /// Drops every shadow and builds the current one again from the kernel's
 /// tables (before activation, at every flush).
+#[cfg_attr(feature = "image", optimize(size))]
 fn rebuild(call: &[u8]) {
     let cr3 = runtime().paging.cr3;
     let heap = heap();
