@@ -437,6 +437,10 @@ pub struct ShadowCache {
     /// is the kernel's, without a second walk; one flag, not the walk: the
     /// fault path is hot).
     fault_mapped: bool,
+    /// The address of the last fault [`kernels_fault`](Self::kernels_fault)
+    /// gave the kernel, until [`take_fault_va`](Self::take_fault_va): the
+    /// kernel's handler usually updates the entry that maps it next.
+    fault_va: Option<u32>,
     /// The records of the frame `entry_changed` looked up last (a lazy
     /// batch writes one table entry after entry): `last_kfn`'s records,
     /// valid while `last_valid`. Every record created or freed clears it,
@@ -528,6 +532,7 @@ impl ShadowCache {
         self.clean.len = 0;
         self.stats = Stats::default();
         self.fault_mapped = false;
+        self.fault_va = None;
         self.last_valid = false;
     }
 
@@ -1942,7 +1947,44 @@ impl ShadowCache {
             }
         }
         self.fault_mapped = mapped;
+        self.fault_va = Some(va);
         Some(mapped)
+    }
+
+    /// The address of the last fault [`kernels_fault`](Self::kernels_fault)
+    /// answered, once.
+    #[inline(always)]
+    pub fn take_fault_va(&mut self) -> Option<u32> {
+        self.fault_va.take()
+    }
+
+    /// The machine address of the shadow L1 entry that maps `va` in the
+    /// loaded root, as the mirrors say the shadow directories link it:
+    /// with nothing queued, that is the entry Xen's own walk of the loaded
+    /// tables finds for `va` (what `update_va_mapping` writes). None when
+    /// the path ends earlier (no root, a PDPT slot or directory entry
+    /// without a linked L1, the ROM's own slots).
+    #[inline(always)]
+    pub fn loaded_entry_maddr(&self, va: u32) -> Option<u64> {
+        let r = self.current_root()?;
+        let slot = (va >> 30) as usize;
+        let index2 = ((va >> 21) & 511) as usize;
+        if slot == 3 && index2 >= TOP_KERNEL_SLOTS {
+            return None;
+        }
+        let root = &self.roots[r];
+        if root.pdpte[slot] & PRESENT == 0 {
+            return None;
+        }
+        let l2 = (root.slots[slot] as usize).checked_sub(1)?;
+        // A linked code stands for a present entry naming the record's
+        // shadow frame (`code_value`).
+        let l1 = ((self.mirror(l2)[index2] & CODE_RECORD) as usize).checked_sub(1)?;
+        let t = &self.tables[l1];
+        if t.kind != Kind::L1 {
+            return None;
+        }
+        Some((u64::from(t.mfn) << 12) | (u64::from((va >> 12) & 511) << 3))
     }
 
     /// Whether the kernel's tables, as the last [`fault`](Self::fault)

@@ -411,6 +411,33 @@ fn walked_entries(cache: &ShadowCache, m: &mut Model, va: u32) -> (u64, u64) {
     (pde, pte)
 }
 
+thread_local! {
+    /// Addresses `ShadowCache::loaded_entry_maddr` named an entry for.
+    static LOADED_ENTRIES: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
+}
+
+/// `ShadowCache::loaded_entry_maddr` against Xen's own walk of the loaded
+/// shadow tables (what `update_va_mapping(va, ..)` writes: the L3 entry,
+/// a present directory entry without PSE, the L1 entry of `va`): where it
+/// names an entry, it is that one. The model applies every op at once, so
+/// its tables are what Xen would hold with nothing queued.
+fn loaded_entry_is_xens(cache: &ShadowCache, m: &Model, va: u32) {
+    let Some(maddr) = cache.loaded_entry_maddr(va) else {
+        return;
+    };
+    let cr3 = cache
+        .current_cr3()
+        .expect("an entry only with a loaded root");
+    let l3 = cache.roots().find(|r| r.0 == cr3).unwrap().1;
+    let l3e = m.xen[&l3][(va >> 30) as usize];
+    assert!(l3e & P != 0, "va {va:#x}: L3 entry {l3e:#x}");
+    let l2e = m.xen[&(((l3e & FRAME) >> 12) as u32)][((va >> 21) & 511) as usize];
+    assert_eq!(l2e & (P | 0x80), P, "va {va:#x}: directory entry {l2e:#x}");
+    let xens = (l2e & FRAME) + u64::from((va >> 12) & 511) * 8;
+    assert_eq!(maddr, xens, "va {va:#x}: the entry Xen's walk finds");
+    LOADED_ENTRIES.with(|c| c.set(c.get() + 1));
+}
+
 /// The #PF path's quick answer (`ShadowCache::kernels_fault`) against
 /// `fault` at `va`, for every access kind (read, write, fetch; user or
 /// supervisor) and CR0.WP set or clear: where it answers, `fault` must say
@@ -502,6 +529,7 @@ fn fault(
         && (!user || rights & US != 0)
         && (!write || rights & RW != 0)
         && (!write || (machine(kfn).is_some() && !(0xC0..0xD0).contains(&kfn)));
+    loaded_entry_is_xens(cache, m, va);
     quick_kernel_faults(cache, m, va)?;
     let got = cache.fault(m, va, access, true)?;
     if !allowed {
@@ -921,6 +949,9 @@ fn random_sequences_reach_every_path() {
         not_mapped > 100 && denied > 100,
         "quick kernel faults: {not_mapped} not mapped, {denied} denied"
     );
+    // The fault path's entry for update_va_mapping is named often.
+    let loaded = LOADED_ENTRIES.with(|c| c.get());
+    assert!(loaded > 100, "loaded entries named: {loaded}");
     assert!(totals.roots_built > 100, "{totals:?}");
     assert!(totals.tops_copied > 2, "{totals:?}");
     assert!(

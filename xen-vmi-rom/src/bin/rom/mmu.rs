@@ -10,8 +10,8 @@ use mmu_batch::{Barrier, Failure, Failures, FlushTarget, MmuBatch, Multicall, Op
 use xen_abi::hypercall::{Call, Hypervisor, RawHypercall};
 use xen_abi::p2m::Mfn;
 use xen_abi::xen::{
-    __HYPERVISOR_mmu_update, __HYPERVISOR_multicall, MmuUpdate, MmuextOp, DOMID_SELF,
-    MMUEXT_CLEAR_PAGE, UVMF_INVLPG,
+    __HYPERVISOR_mmu_update, __HYPERVISOR_multicall, __HYPERVISOR_update_va_mapping, MmuUpdate,
+    MmuextOp, DOMID_SELF, MMUEXT_CLEAR_PAGE, UVMF_INVLPG,
 };
 use xen_vmi_rom::layout::{
     HIGH_RAM_START, K2M_VA, LOW_RAM_END, SHADOW_HEAP_MAX, SHADOW_HEAP_VA, TABLE_VIEW_SLOTS,
@@ -286,9 +286,16 @@ impl FlushTarget<Tag> for XenTarget {
         unsafe { hypervisor().hypercall(call) as i32 }
     }
 
+    // Straight to the hypercall page too (`xen.h`: update_va_mapping(va,
+    // val_lo, val_hi, flags) for a 32-bit guest): the end of a fault's
+    // entry update (`MmuBatch::end_of_call_mapped`).
+    #[inline]
     fn update_va_mapping(&mut self, va: u32, pte: u64, flags: u32) -> i32 {
-        // SAFETY: as above.
-        unsafe { hypervisor().hypercall(Call::UpdateVaMapping { va, pte, flags }) as i32 }
+        let mut xen = hypervisor();
+        let raw = xen.raw_mut();
+        let args = [va, pte as u32, (pte >> 32) as u32, flags, 0];
+        // SAFETY: as above: an entry of the loaded shadow tables.
+        unsafe { raw.raw_hypercall(__HYPERVISOR_update_va_mapping, args) as i32 }
     }
 
     fn stack_switch(&mut self, ss: u32, esp: u32) -> i32 {
@@ -381,6 +388,15 @@ pub fn barrier(batch: &mut MmuBatch<Tag, BATCH>, reason: Barrier) {
 #[inline(always)]
 pub fn end_of_call(batch: &mut MmuBatch<Tag, BATCH>) {
     if let Err(f) = batch.end_of_call(&mut XenTarget) {
+        refused(f);
+    }
+}
+
+/// [`end_of_call`], `va` being mapped by the shadow entry at
+/// `entry_maddr` in the loaded tables (`MmuBatch::end_of_call_mapped`).
+#[inline(always)]
+pub fn end_of_call_mapped(batch: &mut MmuBatch<Tag, BATCH>, va: u32, entry_maddr: u64) {
+    if let Err(f) = batch.end_of_call_mapped(&mut XenTarget, va, entry_maddr) {
         refused(f);
     }
 }

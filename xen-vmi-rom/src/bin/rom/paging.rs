@@ -524,6 +524,11 @@ impl CallHost for RomHost<'_> {
         end_of_call(self.batch);
     }
 
+    #[inline(always)]
+    fn end_of_call_mapped(&mut self, va: u32, entry_maddr: u64) {
+        crate::mmu::end_of_call_mapped(self.batch, va, entry_maddr);
+    }
+
     fn enter_lazy(&mut self) {
         self.batch.enter_lazy();
     }
