@@ -426,15 +426,39 @@ pub fn accessed_dirty_bits() -> Outcome {
     pass!("user page: A set by a read, D by a write, visible in the kernel's PTE")
 }
 
+/// One write with the direction flag set, to `va`; returns EFLAGS after it.
+fn write_with_df_set(va: u32, value: u32) -> u32 {
+    let flags: u32;
+    // SAFETY: `va` is a page the case mapped writable; DF is set only
+    // around the one store and cleared before Rust code runs again; the
+    // flags are read through the stack (pushfd/pop).
+    unsafe {
+        core::arch::asm!(
+            "std",
+            "mov dword ptr [{va}], {value}",
+            "pushfd",
+            "pop {flags}",
+            "cld",
+            va = in(reg) va,
+            value = in(reg) value,
+            flags = lateout(reg) flags,
+        )
+    };
+    flags
+}
+
 /// Write faults taken with the direction flag set (as after a `std` in the
 /// interrupted code; the i386 ABI lets compiled code assume DF clear, and
-/// hardware leaves it alone on an exception): the first write to each of
-/// eight user pages (no A/D yet, so a hypervisor that tracks them serves
-/// the fault itself) must land in its own frame, set A and D, and leave
-/// DF set for the interrupted code.
+/// hardware leaves it alone on an exception). First, the first write to
+/// each of eight user pages (no A/D yet, so a hypervisor that tracks them
+/// serves the fault itself) must land in its own frame, set A and D, and
+/// leave DF set for the interrupted code. Then the same with sixteen
+/// updates and an InvalPage queued in lazy MMU mode, which such a fault
+/// must put in effect first: every queued mapping must hold after the mode.
 pub fn fault_with_direction_flag_set() -> Outcome {
     need_paging!();
     const PAGES: usize = 8;
+    const QUEUED: usize = 16;
     const EFLAGS_DF: u32 = 1 << 10;
     let frames: [u32; PAGES] = core::array::from_fn(|_| marked_frame());
     let page = |i: usize| FLUSH_VA + i as u32 * PAGE_SIZE;
@@ -442,23 +466,34 @@ pub fn fault_with_direction_flag_set() -> Outcome {
         mm::map(page(i), f, KERNEL_RW | PTE_US);
     }
     let mut df_after = [0u32; PAGES];
-    for (i, &f) in frames.iter().enumerate() {
-        // SAFETY: the page was just mapped writable for this case; DF is
-        // set only around the one store and cleared before Rust code runs
-        // again; the flags are read through the stack (pushfd/pop).
-        unsafe {
-            core::arch::asm!(
-                "std",
-                "mov dword ptr [{va}], {value}",
-                "pushfd",
-                "pop {flags}",
-                "cld",
-                va = in(reg) page(i),
-                value = in(reg) !mark(f),
-                flags = lateout(reg) df_after[i],
-            )
-        };
+    for (i, &f) in frames.iter().enumerate().take(PAGES - 1) {
+        df_after[i] = write_with_df_set(page(i), !mark(f));
     }
+    // The last page's first write with the lazy queue holding work.
+    let queued: [u32; QUEUED] = core::array::from_fn(|_| marked_frame());
+    let lazy_page = |i: usize| LAZY_VA + i as u32 * PAGE_SIZE;
+    let _ = mm::pte_ptr(LAZY_VA);
+    pv::set_lazy_mode(VMI_LAZY_MMU);
+    for (i, &f) in queued.iter().enumerate() {
+        pv::set_pxe_long(
+            u64::from(f) | KERNEL_RW | PTE_A | PTE_D,
+            mm::pte_ptr(lazy_page(i)),
+            mm::deferred_flags(PageLevel::Pt, lazy_page(i)),
+        );
+    }
+    pv::inval_page(lazy_page(0));
+    df_after[PAGES - 1] = write_with_df_set(page(PAGES - 1), !mark(frames[PAGES - 1]));
+    pv::set_lazy_mode(VMI_LAZY_NONE);
+    pv::flush_tlb(VMI_FLUSH_TLB);
+    let seen: [Result<u32, Fault>; QUEUED] = core::array::from_fn(|i| read32(lazy_page(i)));
+    for i in 0..QUEUED {
+        pv::set_pxe_long(
+            0,
+            mm::pte_ptr(lazy_page(i)),
+            mm::current_as_flags(PageLevel::Pt, lazy_page(i)),
+        );
+    }
+    pv::flush_tlb(VMI_FLUSH_TLB);
     let entries: [u64; PAGES] = core::array::from_fn(|i| mm::read_entry(mm::pte_ptr(page(i))));
     for i in 0..PAGES {
         mm::unmap(page(i));
@@ -482,7 +517,13 @@ pub fn fault_with_direction_flag_set() -> Outcome {
             df_after[i]
         );
     }
-    pass!("{PAGES} first writes with DF set landed in their frames, A/D set, DF kept")
+    for (i, &f) in queued.iter().enumerate() {
+        ensure_word!(seen[i], mark(f), "queued page {i} after the lazy mode");
+    }
+    pass!(
+        "{PAGES} first writes with DF set (the last with {QUEUED} updates and an InvalPage \
+         queued) landed in their frames, A/D set, DF kept; the queue held"
+    )
 }
 
 pub fn inval_page() -> Outcome {
