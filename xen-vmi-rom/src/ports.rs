@@ -348,6 +348,7 @@ impl IsaBus {
         self.pic.set_irq(COM1_IRQ, self.com1.irq_level());
     }
 
+    #[cfg_attr(feature = "image", optimize(size))]
     fn service_timer<H: IoHost>(&mut self, host: &mut H, now: u64) {
         if self.pit.take_irq0_edge(now) {
             self.pic.pulse_irq(PIT_IRQ);

@@ -190,6 +190,7 @@ fn load(call: &[u8]) {
 /// [`load`] for the rare paths (a native CR3 load, paging turned on): one
 /// copy of it.
 #[inline(never)]
+#[cfg_attr(feature = "image", optimize(size))]
 fn load_out_of_line(call: &[u8]) {
     load(call);
 }

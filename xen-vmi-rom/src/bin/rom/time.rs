@@ -71,6 +71,10 @@ pub struct TimeState {
     runstate_registered: bool,
     /// An LVT vector below 32 was reported (once).
     bad_lvt_vector_reported: bool,
+    /// Xen's 10 ms periodic timer was stopped at boot: VIRQ_TIMER then
+    /// comes from the ROM's one-shot only, which the tick path's version
+    /// compare relies on (`program`).
+    periodic_stopped: bool,
 }
 
 /// The timer state, with a tick the one-step path took completed first
@@ -121,11 +125,12 @@ pub fn init() {
                 runstate: VcpuRunstateInfo::default(),
                 runstate_registered: false,
                 bad_lvt_vector_reported: false,
+                periodic_stopped: false,
             },
         );
     }
     let mut xen = hypervisor();
-    let _ = xen.vcpu_stop_periodic_timer(0);
+    raw_state().periodic_stopped = xen.vcpu_stop_periodic_timer(0).is_ok();
     match xen.evtchn_bind_virq(VIRQ_TIMER, 0) {
         Ok(port) => crate::events::bind_rom_port(port, Binding::Virq(VIRQ_TIMER), 0),
         Err(_) => Line::new()
@@ -403,19 +408,30 @@ fn program() {
         }
         // Before the snapshot's stamp the scaling would wrap: such an
         // expiry is past, and fires at once.
+        // One TSC period of slack past the expiry's time: a domU's TSC is
+        // emulated from system time with a scale of its own, rounded down
+        // as the time info's is, so a read right at Xen's deadline could
+        // otherwise show a cycle or two before the expiry.
+        let period_ns = match state().frequency {
+            0 => 1,
+            hz => 1_000_000_000u64.div_ceil(hz),
+        };
         let ns = snap
             .system_time_at(real.max(snap.tsc_timestamp.get()))
-            .saturating_add(1);
+            .saturating_add(1 + period_ns);
         want = Some(want.map_or(ns, |w| w.min(ns)));
     }
     let clean = set_xen_timer(want);
     // A VIRQ_TIMER of this deadline (`clean`) comes at a system time past
     // it, so at a TSC past the alarm's expiry as long as the scale it was
     // computed with holds (`snap.version` unchanged: ns = the expiry's
-    // time + 1, and system time is monotonic in the TSC): the tick the
-    // upcall may take in one step (events.rs `vmi_event_tick_entry`),
-    // with no TSC read (a trap where Xen emulates it).
-    crate::events::set_tick_alarm((lone && clean).then_some(snap.version));
+    // time + a TSC period + 1, and system time is monotonic in the TSC)
+    // and Xen's periodic timer, the only other source of VIRQ_TIMER, is
+    // stopped: the tick the upcall may take in one step (events.rs
+    // `vmi_event_tick_entry`), with no TSC read (a trap where Xen
+    // emulates it).
+    let one_step = lone && clean && state().periodic_stopped;
+    crate::events::set_tick_alarm(one_step.then_some(snap.version));
 }
 
 /// Sets Xen's one-shot timer to `want` (None: stopped), with no hypercall
@@ -423,7 +439,9 @@ fn program() {
 fn set_xen_timer(want: Option<u64>) -> bool {
     let st = state();
     if want == st.xen.armed_ns {
-        return st.xen.clean;
+        // Clean only while that deadline's VIRQ_TIMER is not already
+        // waiting (it may have fired with the kernel's events masked).
+        return st.xen.clean && !crate::events::timer_port_pending();
     }
     st.xen.armed_ns = want;
     let mut xen = hypervisor();
