@@ -571,9 +571,13 @@ impl RomHost<'_> {
     /// `read` when a view of `kfn` is mapped already (its common case),
     /// inline; None: ask `read`. A kernel frame's view exists only for a
     /// frame `k2m` knows (`kernel_view` and `prefetch` ask it first; the
-    /// table is fixed after boot), so the value is `read`'s.
+    /// table is fixed after boot), so the value is `read`'s. Views are
+    /// keyed by frame, shadow frames with `SHADOW_VIEW` (bit 31) set: the
+    /// callers pass kernel frames they found in the kernel's tables, below
+    /// that bit.
     #[inline(always)]
     pub fn read_mapped(&self, kfn: u32, index: usize) -> Option<u64> {
+        debug_assert!(kfn & SHADOW_VIEW == 0, "a kernel frame with bit 31 set");
         let slot = self.views.lookup(kfn)?;
         if self.views.is_pending(slot) {
             return None;
