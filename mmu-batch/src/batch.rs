@@ -775,9 +775,22 @@ impl<Tag: Copy, const N: usize> MmuBatch<Tag, N> {
         target: &mut T,
     ) -> Result<(), Failures<Tag>> {
         let slot = self.slots[0].take().expect("the refused request's slot");
+        self.single_refusal(slot.tag, slot.op, result, target)
+    }
+
+    /// Reports the refusal of a queue's only op, sent as its own call
+    /// (`result` is Xen's negative errno): one failure, told to the target
+    /// and returned.
+    fn single_refusal<T: FlushTarget<Tag>>(
+        &mut self,
+        tag: Tag,
+        op: Op,
+        result: i32,
+        target: &mut T,
+    ) -> Result<(), Failures<Tag>> {
         let failure = Failure {
-            tag: slot.tag,
-            op: slot.op,
+            tag,
+            op,
             errno: result.checked_neg().unwrap_or(i32::MAX),
             cause: Cause::Refused,
         };
@@ -1113,18 +1126,7 @@ impl<Tag: Copy, const N: usize> MmuBatch<Tag, N> {
         if result >= 0 {
             return Ok(());
         }
-        let failure = Failure {
-            tag: slot.tag,
-            op: slot.op,
-            errno: result.checked_neg().unwrap_or(i32::MAX),
-            cause: Cause::Refused,
-        };
-        self.counters.failures += 1;
-        target.failed(&failure);
-        Err(Failures {
-            first: failure,
-            count: 1,
-        })
+        self.single_refusal(slot.tag, slot.op, result, target)
     }
 
     /// Lays out the next hypercall from the front of the queue into

@@ -735,13 +735,10 @@ fn release_of_a_live_table() {
     check(&cache, &m);
 }
 
-/// A directory entry rewritten natively to name its table's frame plus
-/// 2^32 pages (a frame field above 32 bits: not the kernel's RAM) is not
-/// the same entry: neither the fault's quick directory test nor the
-/// quick "the kernel's fault" answer may take the mirror for current, and
-/// the fault reports the entry instead of mapping through the old table.
-#[test]
-fn a_directory_entry_with_high_frame_bits_is_not_its_table() {
+/// One root, one directory, one table mapping page 1 (VA 0x1000 of slot
+/// 0, to frame 0x1001, A/D set), loaded: the start of the cases that
+/// change the kernel's tables natively.
+fn one_page_loaded() -> (Box<ShadowCache>, Model) {
     let steps = [
         Step::SetPdpte {
             cr3: 0,
@@ -761,7 +758,17 @@ fn a_directory_entry_with_high_frame_bits_is_not_its_table() {
         },
         Step::Load { cr3: 0 },
     ];
-    let (mut cache, mut m) = run(&steps, 64);
+    run(&steps, 64)
+}
+
+/// A directory entry rewritten natively to name its table's frame plus
+/// 2^32 pages (a frame field above 32 bits: not the kernel's RAM) is not
+/// the same entry: neither the fault's quick directory test nor the
+/// quick "the kernel's fault" answer may take the mirror for current, and
+/// the fault reports the entry instead of mapping through the old table.
+#[test]
+fn a_directory_entry_with_high_frame_bits_is_not_its_table() {
+    let (mut cache, mut m) = one_page_loaded();
     m.guest_mut(L1S[0])[2] = (0x1002 << 12) | P | RW | A | D;
     m.guest_mut(L2S[0])[0] = (1u64 << 44) | (u64::from(L1S[0]) << 12) | P | RW;
     assert_eq!(
@@ -791,26 +798,7 @@ fn a_directory_entry_with_high_frame_bits_is_not_its_table() {
 /// it causes, or at INVLPG, and repaired with a note.
 #[test]
 fn unannounced_changes_are_repaired() {
-    let steps = [
-        Step::SetPdpte {
-            cr3: 0,
-            slot: 0,
-            value: (u64::from(L2S[0]) << 12) | P,
-        },
-        Step::AllocateL1 { l1: 0 },
-        Step::SetPde {
-            l2: 0,
-            index: 0,
-            value: (u64::from(L1S[0]) << 12) | P | RW,
-        },
-        Step::SetPte {
-            l1: 0,
-            index: 1,
-            value: (0x1001 << 12) | P | RW | A | D,
-        },
-        Step::Load { cr3: 0 },
-    ];
-    let (mut cache, mut m) = run(&steps, 64);
+    let (mut cache, mut m) = one_page_loaded();
     // A new mapping written natively: found at its first access.
     m.guest_mut(L1S[0])[2] = (0x1002 << 12) | P | RW | A | D;
     assert_eq!(
