@@ -35,6 +35,7 @@ pub extern "C" fn get_cr0() -> u32 {
 /// CR0.PG: paging.
 const CR0_PG: u32 = 1 << 31;
 
+#[cfg_attr(feature = "image", optimize(size))]
 pub extern "C" fn set_cr0(value: u32) {
     let cr = &mut runtime().cr;
     let old = cr.cr0;
@@ -167,6 +168,7 @@ pub extern "C" fn wbinvd() {
 /// Halt: wait for an interrupt with interrupts enabled. SCHEDOP_block
 /// clears the upcall mask itself and returns at once if an event is
 /// already pending, so the sti/hlt race cannot lose a wake-up.
+#[cfg_attr(feature = "image", optimize(size))]
 pub extern "C" fn halt() {
     crate::events::halt();
 }

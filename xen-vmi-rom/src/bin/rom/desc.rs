@@ -347,6 +347,7 @@ pub fn load_tr(selector: u16) -> bool {
 /// WriteGDTEntry / WriteLDTEntry / WriteIDTEntry (vmi.h: table base, entry
 /// number, the descriptor's low and high words): the kernel's table gets
 /// the entry, and what Xen holds follows when the table is the loaded one.
+#[cfg_attr(feature = "image", optimize(size))]
 pub fn write_entry(kind: TableKind, base: u32, index: u32, lo: u32, hi: u32) {
     let addr = base.wrapping_add(index * 8);
     // SAFETY: the kernel names an entry of its own table.

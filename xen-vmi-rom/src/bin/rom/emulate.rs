@@ -384,6 +384,7 @@ pub fn general_protection(frame: &mut TrapFrame) -> Outcome {
 const HLT_OPCODE: u8 = 0xF4;
 
 /// A halt with the kernel's interrupts enabled: until an interrupt.
+#[cfg_attr(feature = "image", optimize(size))]
 fn halt() {
     crate::runtime::flush_console();
     // An interrupt already waiting (an IRQ the kernel saw requested at its

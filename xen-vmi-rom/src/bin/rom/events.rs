@@ -550,6 +550,7 @@ pub fn masked<R>(f: impl FnOnce() -> R) -> R {
 /// Takes the pending events without delivering anything (a kernel
 /// reading its interrupt controllers with interrupts off sees the requests
 /// made meanwhile, as on hardware).
+#[cfg_attr(feature = "image", optimize(size))]
 pub fn poll() {
     masked(|| {
         let words = words();
@@ -708,6 +709,7 @@ pub fn iret_window(frame: &mut crate::traps::TrapFrame) -> bool {
 /// delivers the upcall on the way back. An upcall that finds nothing for
 /// the kernel (a request the kernel masked meanwhile) is no wake-up: the
 /// vCPU blocks again, as `hlt` stays halted.
+#[cfg_attr(feature = "image", optimize(size))]
 pub fn halt() {
     crate::runtime::flush_console();
     let before = state().delivered;

@@ -508,6 +508,7 @@ impl RomHost<'_> {
     /// `view` when `key` has no slot: one is mapped now.
     #[cold]
     #[inline(never)]
+    #[cfg_attr(feature = "image", optimize(size))]
     fn view_miss(&mut self, key: u32, pte: u64) -> *mut u64 {
         if self.views.any_pending() {
             // The slot replaced now may have a mapping still queued, which

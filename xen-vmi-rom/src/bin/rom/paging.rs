@@ -340,6 +340,7 @@ pub extern "C" fn vmi_flush_tlb(flags: u32) {
 /// InvalPage (and a native INVLPG): the mapping of `va` as the kernel's
 /// tables have it now, checked against the shadow (a change the kernel
 /// made without telling is taken, with a note), then flushed.
+#[cfg_attr(feature = "image", optimize(size))]
 pub extern "C" fn inval_page(va: u32) {
     if !runtime().paging.enabled {
         return;
@@ -653,6 +654,7 @@ pub extern "C" fn release_page(pfn: u32, flags: u32) {
 }
 
 /// SetLinearMapping(slot, va, pages, pfn).
+#[cfg_attr(feature = "image", optimize(size))]
 pub extern "C" fn set_linear_mapping(slot: u32, va: u32, pages: u32, pfn: u32) {
     activate();
     finish(mmu_calls::set_linear_mapping(
