@@ -93,6 +93,7 @@ impl Line {
         }
     }
 
+    #[cfg_attr(feature = "image", optimize(size))]
     pub fn text(mut self, s: &[u8]) -> Self {
         for &b in s {
             if self.len < self.buf.len() - 1 {
@@ -126,6 +127,7 @@ impl Line {
         self.text(&[digit(v >> 4), digit(v & 0xF)])
     }
 
+    #[cfg_attr(feature = "image", optimize(size))]
     pub fn dec(self, mut v: u32) -> Self {
         let mut digits = [0u8; 10];
         let mut n = 0;
@@ -141,6 +143,7 @@ impl Line {
     }
 
     /// Prints the line (a newline is added).
+    #[cfg_attr(feature = "image", optimize(size))]
     pub fn print(mut self) {
         self.buf[self.len] = b'\n';
         self.len += 1;

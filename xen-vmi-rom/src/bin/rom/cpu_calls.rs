@@ -98,6 +98,7 @@ pub extern "C" fn set_dr(reg: u32, value: u32) {
     let _ = hypervisor().set_debugreg(reg, value);
 }
 
+#[cfg_attr(feature = "image", optimize(size))]
 pub extern "C" fn get_dr(reg: u32) -> u32 {
     hypervisor().get_debugreg(reg).unwrap_or(0)
 }
@@ -173,6 +174,7 @@ pub extern "C" fn halt() {
     crate::events::halt();
 }
 
+#[cfg_attr(feature = "image", optimize(size))]
 pub extern "C" fn shutdown() -> ! {
     crate::runtime::flush_console();
     loop {
@@ -180,6 +182,7 @@ pub extern "C" fn shutdown() -> ! {
     }
 }
 
+#[cfg_attr(feature = "image", optimize(size))]
 pub extern "C" fn reboot(_how: u32) -> ! {
     crate::runtime::flush_console();
     loop {

@@ -312,6 +312,7 @@ pub fn software_interrupt_gate(vector: u32, cpl: u8) -> Result<Gate, u32> {
 
 /// LTR: the TSS named by `selector` in the kernel's GDT; its SS0:ESP0 is
 /// where Xen switches stacks on a trap from ring 3 (stack_switch).
+#[cfg_attr(feature = "image", optimize(size))]
 pub fn load_tr(selector: u16) -> bool {
     let regs = runtime().tables;
     let index = u32::from(selector >> 3);

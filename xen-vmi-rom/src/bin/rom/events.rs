@@ -199,6 +199,7 @@ fn end_taken_tick() {
 /// A taken tick with no port to complete it with: the ROM's own state is
 /// broken.
 #[cold]
+#[cfg_attr(feature = "image", optimize(size))]
 fn lone_tick_without_port(vector: u32) -> ! {
     Line::new()
         .text(b"xen-vmi-rom: the timer tick's one-step path took vector ")

@@ -549,16 +549,19 @@ struct LineSink(Option<Line>);
 // every word of `Rejection::describe` took 11 KiB of the image.
 impl Sink for LineSink {
     #[inline(never)]
+    #[cfg_attr(feature = "image", optimize(size))]
     fn text(&mut self, s: &[u8]) {
         self.0 = self.0.take().map(|l| l.text(s));
     }
 
     #[inline(never)]
+    #[cfg_attr(feature = "image", optimize(size))]
     fn hex(&mut self, v: u32) {
         self.0 = self.0.take().map(|l| l.hex(v));
     }
 
     #[inline(never)]
+    #[cfg_attr(feature = "image", optimize(size))]
     fn dec(&mut self, v: u32) {
         self.0 = self.0.take().map(|l| l.dec(v));
     }
