@@ -313,6 +313,7 @@ pub fn write_msr(msr: u32, value: u64) -> bool {
 /// SetIOPLMask(mask): the IOPL field of EFLAGS (bits 12-13) the kernel
 /// wants; a ring-1 popf cannot change it, Xen keeps a virtual IOPL
 /// (PHYSDEVOP_set_iopl) that decides which rings may do port I/O.
+#[cfg_attr(feature = "image", optimize(size))]
 pub extern "C" fn set_iopl_mask(mask: u32) {
     let _ = hypervisor().physdev_set_iopl((mask >> 12) & 3);
 }

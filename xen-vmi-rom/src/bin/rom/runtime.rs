@@ -107,6 +107,7 @@ pub fn upcall_pending() -> &'static AtomicU8 {
 
 /// Wall-clock time now (ns since 1970, UTC): Xen's wall clock at system
 /// time 0 (shared_info wc_*, read under wc_version) plus system time.
+#[cfg_attr(feature = "image", optimize(size))]
 pub fn wallclock_ns() -> u64 {
     let si = shared_info();
     loop {
@@ -229,6 +230,7 @@ pub fn pool_give(mfn: u32) {
 
 /// Pushes out what the kernel wrote to COM1 and has not ended with a
 /// newline yet (before the ROM blocks, shuts down or crashes the domain).
+#[cfg_attr(feature = "image", optimize(size))]
 pub fn flush_console() {
     let (_, mut host) = runtime().split();
     host.flush();
