@@ -513,6 +513,7 @@ impl Uart {
         self.modem_inputs = inputs;
     }
 
+    #[cfg_attr(feature = "image", optimize(size))]
     fn update_irq(&mut self) {
         let level =
             self.interrupt_id() & iir::NONE == 0 && self.mcr & mcr::OUT2 != 0 && !self.loopback();

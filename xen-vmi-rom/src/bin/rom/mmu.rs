@@ -503,6 +503,7 @@ impl RomHost<'_> {
     /// mapping) goes out.
     #[cold]
     #[inline(never)]
+    #[cfg_attr(feature = "image", optimize(size))]
     fn make_real(&mut self) {
         barrier(self.batch, Barrier::CoherentRead);
         self.views.clear_pending();

@@ -732,6 +732,7 @@ pub extern "C" fn physical_to_machine(pfn: u32) -> u32 {
 /// MachineToPhysical(mfn): the kernel frame a machine frame holds, from
 /// Xen's machine-to-physical table (which the loader set to the kernel's
 /// numbering); 0xFFFFFFFF for a frame that is not the kernel's.
+#[cfg_attr(feature = "image", optimize(size))]
 pub extern "C" fn machine_to_physical(mfn: u32) -> u32 {
     let p = &mut runtime().paging;
     if p.m2p.0 == 0 {

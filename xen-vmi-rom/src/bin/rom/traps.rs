@@ -257,6 +257,7 @@ const RESUME_AT: u32 = 3;
 /// The gate is read once (every forwarded exception, each page fault the
 /// kernel handles, comes this way).
 #[inline(never)]
+#[cfg_attr(feature = "image", optimize(size))]
 fn forward(frame: &mut TrapFrame) -> Option<u32> {
     let vector = frame.vector;
     let gate = crate::desc::idt_gate(vector)?;
