@@ -567,23 +567,32 @@ extern "C" fn rom_trap(frame: &mut TrapFrame) -> u32 {
         };
     }
     if v == FAILSAFE {
-        // Xen's failsafe frame starts with the four data segment registers
-        // it could not reload (DS, ES, FS, GS), then EIP and CS.
-        let words = (&raw const frame.eip).cast::<u32>();
-        // SAFETY: the failsafe frame is on this stack above the stub's words.
-        let (ds, eip, cs) = unsafe { (words.read(), words.add(4).read(), words.add(5).read()) };
-        Line::new()
-            .text(b"xen-vmi-rom: Xen's failsafe callback: a segment register could not be reloaded on return to eip ")
-            .hex(eip)
-            .text(b" cs ")
-            .hex(cs & 0xFFFF)
-            .text(b" (ds was ")
-            .hex(ds & 0xFFFF)
-            .text(b")")
-            .print();
-        crash();
+        failsafe(frame);
     }
     unhandled(frame)
+}
+
+/// Xen's failsafe callback: a console line naming the segment register
+/// Xen could not reload, and the domain crashed. Cold text, out of line.
+#[cold]
+#[inline(never)]
+#[cfg_attr(feature = "image", optimize(size))]
+fn failsafe(frame: &TrapFrame) -> ! {
+    // Xen's failsafe frame starts with the four data segment registers
+    // it could not reload (DS, ES, FS, GS), then EIP and CS.
+    let words = (&raw const frame.eip).cast::<u32>();
+    // SAFETY: the failsafe frame is on this stack above the stub's words.
+    let (ds, eip, cs) = unsafe { (words.read(), words.add(4).read(), words.add(5).read()) };
+    Line::new()
+        .text(b"xen-vmi-rom: Xen's failsafe callback: a segment register could not be reloaded on return to eip ")
+        .hex(eip)
+        .text(b" cs ")
+        .hex(cs & 0xFFFF)
+        .text(b" (ds was ")
+        .hex(ds & 0xFFFF)
+        .text(b")")
+        .print();
+    crash();
 }
 
 /// An exception nobody handles (no gate in the kernel's IDT): a console
