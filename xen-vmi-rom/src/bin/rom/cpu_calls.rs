@@ -236,6 +236,7 @@ pub extern "C" fn apic_write(reg: u32, value: u32) {
     }
 }
 
+#[cfg_attr(feature = "image", optimize(size))]
 pub extern "C" fn apic_read(reg: u32) -> u32 {
     let index = apic_index(reg);
     // IRR, ISR and PPR: the event state's (events.rs).

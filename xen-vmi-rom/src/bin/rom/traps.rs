@@ -479,6 +479,9 @@ fn software_interrupt(frame: &mut TrapFrame) -> Option<u32> {
 
 /// Raises `int n` (EIP on the instruction) as the processor would: through
 /// the kernel's gate n past the instruction, or #GP/#NP(n * 8 + 2) at it.
+/// Out of line: an `int n` Xen refused is rare.
+#[inline(never)]
+#[cfg_attr(feature = "image", optimize(size))]
 fn raise_software_interrupt(frame: &mut TrapFrame, n: u32) -> Option<u32> {
     // Ring compression: the kernel's ring 0 runs in ring 1.
     let cpl = if frame.cs & 3 == 3 { 3 } else { 0 };
