@@ -361,8 +361,16 @@ fn interrupt(frame: &mut TrapFrame, vector: u8) -> u32 {
     if let Some(how) = forward_vector(frame, u32::from(vector), false) {
         return how;
     }
-    // No usable gate: the processor's #NP or #GP with the vector's IDT
-    // error code, delivered like any exception (events.rs).
+    interrupt_without_gate(frame, vector)
+}
+
+/// `interrupt` when the kernel's IDT has no usable gate for `vector`: the
+/// processor's #NP or #GP with the vector's IDT error code, delivered like
+/// any exception (events.rs). Rare: out of line, optimized for size.
+#[cold]
+#[inline(never)]
+#[cfg_attr(feature = "image", optimize(size))]
+fn interrupt_without_gate(frame: &mut TrapFrame, vector: u8) -> u32 {
     let (exception, error_code) = crate::events::undeliverable(vector);
     frame.vector = exception;
     frame.error_code = error_code;
