@@ -102,6 +102,7 @@ pub fn write(
 
 /// Waits until the backend has read everything (before the domain shuts
 /// down or crashes, so that its last lines are not lost with it).
+#[cfg_attr(feature = "image", optimize(size))]
 pub fn drain(page: &mut impl RingPage, backend: &mut impl Backend) -> Result<(), RingError> {
     let mut attempt = 0;
     let mut last = None;

@@ -673,6 +673,7 @@ pub fn release_page<H: CallHost>(
 /// SetLinearMapping(slot, va, pages, pfn): where the kernel maps its page
 /// tables (slot 0 its direct map, 1 and 2 HIGHPTE's temporary mappings):
 /// entry addresses there need no walk. `pages` 0 empties the slot.
+#[cfg_attr(feature = "image", optimize(size))]
 pub fn set_linear_mapping(
     state: &mut CallState,
     slot: u32,
@@ -777,6 +778,7 @@ pub fn flush_flags(flags: u32) -> Result<(), Rejection> {
 /// InvalPage(va) once activated: the mapping of `va` as the kernel's
 /// tables have it now, checked against the shadow (a change the kernel
 /// made without telling is taken, with a note), then flushed.
+#[cfg_attr(feature = "image", optimize(size))]
 pub fn inval_page<H: CallHost>(
     cache: &mut ShadowCache,
     host: &mut H,

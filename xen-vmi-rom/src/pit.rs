@@ -156,6 +156,7 @@ impl Counter {
     }
 
     /// CE (as a number of clocks, before BCD encoding) and OUT at `tick`.
+    #[cfg_attr(feature = "image", optimize(size))]
     fn ce_and_out(&self, tick: u64) -> (u64, bool) {
         let modulus = self.modulus();
         match self.state {

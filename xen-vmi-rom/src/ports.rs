@@ -255,6 +255,7 @@ impl IsaBus {
 
     /// The ROM's timer for IRQ0 fired (or it wants to catch up): raise
     /// IRQ0 on the PIC if OUT0 rose, and re-arm for the next edge.
+    #[cfg_attr(feature = "image", optimize(size))]
     pub fn poll_timer<H: IoHost>(&mut self, host: &mut H) {
         // Every change to channel 0 (a write to 0x40 or 0x43) is followed
         // by `service_timer`, which takes any edge it latched and records
@@ -277,6 +278,7 @@ impl IsaBus {
 
     /// The device if every byte of the access goes to the same place that
     /// needs no byte splitting (nothing, or silent all-ones), else None.
+    #[cfg_attr(feature = "image", optimize(size))]
     fn whole_access(&self, port: u16, width: Width) -> Option<Device> {
         let first = device_at(port);
         if !matches!(
@@ -341,6 +343,7 @@ impl IsaBus {
 
     /// COM1's interrupt output to IRQ4; a rise inside the last access is a
     /// new edge even when the line ends where it started.
+    #[cfg_attr(feature = "image", optimize(size))]
     fn route_com1(&mut self) {
         if self.com1.take_irq_edge() {
             self.pic.set_irq(COM1_IRQ, false);

@@ -936,6 +936,7 @@ impl ShadowCache {
     /// read-only empty page or nothing, with a note when `say`.
     #[cold]
     #[inline(never)]
+    #[cfg_attr(feature = "image", optimize(size))]
     fn refused_l1_value<H: Host>(
         host: &mut H,
         kfn: u32,

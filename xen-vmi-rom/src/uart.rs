@@ -350,6 +350,7 @@ impl Uart {
     }
 
     /// IIR as a read would return it, without the read's side effect.
+    #[cfg_attr(feature = "image", optimize(size))]
     pub fn interrupt_id(&self) -> u8 {
         let fifo_bits = if self.fifo_enabled() {
             iir::FIFOS_ENABLED
@@ -512,6 +513,7 @@ impl Uart {
         self.modem_inputs = inputs;
     }
 
+    #[cfg_attr(feature = "image", optimize(size))]
     fn update_irq(&mut self) {
         let level =
             self.interrupt_id() & iir::NONE == 0 && self.mcr & mcr::OUT2 != 0 && !self.loopback();

@@ -43,6 +43,7 @@ pub use vmi_get_relocation_info_entry as get_relocation_info_entry;
 
 /// What the ROM answers for `call`: where to call it (an address in the
 /// mapping the kernel called GetRelocationInfo through) and how.
+#[cfg_attr(feature = "image", optimize(size))]
 extern "C" fn get_relocation_info(call: u32) -> u64 {
     crate::entry::relocation(call).to_u64()
 }

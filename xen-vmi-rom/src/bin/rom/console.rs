@@ -51,6 +51,7 @@ fn ring() -> MappedRing {
 }
 
 /// Writes bytes to this domain's console.
+#[cfg_attr(feature = "image", optimize(size))]
 pub fn write(bytes: &[u8]) {
     match ring_port() {
         // Nothing can be done if the console itself fails.
@@ -71,6 +72,7 @@ pub fn write(bytes: &[u8]) {
 
 /// Waits until xenconsoled has read the whole ring (a domU's last lines
 /// before it shuts down or crashes); nothing to do for dom0.
+#[cfg_attr(feature = "image", optimize(size))]
 pub fn drain() {
     if let Some(port) = ring_port() {
         let _ = console_ring::drain(&mut ring(), &mut Xenconsoled { port });
@@ -91,6 +93,7 @@ impl Line {
         }
     }
 
+    #[cfg_attr(feature = "image", optimize(size))]
     pub fn text(mut self, s: &[u8]) -> Self {
         for &b in s {
             if self.len < self.buf.len() - 1 {
@@ -101,6 +104,7 @@ impl Line {
         self
     }
 
+    #[cfg_attr(feature = "image", optimize(size))]
     pub fn hex(self, v: u32) -> Self {
         let mut digits = [0u8; 10];
         digits[0] = b'0';
@@ -117,11 +121,13 @@ impl Line {
     }
 
     /// One byte as two hex digits.
+    #[cfg_attr(feature = "image", optimize(size))]
     pub fn hex2(self, v: u8) -> Self {
         let digit = |n: u8| if n < 10 { b'0' + n } else { b'a' + n - 10 };
         self.text(&[digit(v >> 4), digit(v & 0xF)])
     }
 
+    #[cfg_attr(feature = "image", optimize(size))]
     pub fn dec(self, mut v: u32) -> Self {
         let mut digits = [0u8; 10];
         let mut n = 0;
@@ -137,6 +143,7 @@ impl Line {
     }
 
     /// Prints the line (a newline is added).
+    #[cfg_attr(feature = "image", optimize(size))]
     pub fn print(mut self) {
         self.buf[self.len] = b'\n';
         self.len += 1;

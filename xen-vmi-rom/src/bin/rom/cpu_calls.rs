@@ -35,6 +35,7 @@ pub extern "C" fn get_cr0() -> u32 {
 /// CR0.PG: paging.
 const CR0_PG: u32 = 1 << 31;
 
+#[cfg_attr(feature = "image", optimize(size))]
 pub extern "C" fn set_cr0(value: u32) {
     let cr = &mut runtime().cr;
     let old = cr.cr0;
@@ -97,6 +98,7 @@ pub extern "C" fn set_dr(reg: u32, value: u32) {
     let _ = hypervisor().set_debugreg(reg, value);
 }
 
+#[cfg_attr(feature = "image", optimize(size))]
 pub extern "C" fn get_dr(reg: u32) -> u32 {
     hypervisor().get_debugreg(reg).unwrap_or(0)
 }
@@ -167,10 +169,12 @@ pub extern "C" fn wbinvd() {
 /// Halt: wait for an interrupt with interrupts enabled. SCHEDOP_block
 /// clears the upcall mask itself and returns at once if an event is
 /// already pending, so the sti/hlt race cannot lose a wake-up.
+#[cfg_attr(feature = "image", optimize(size))]
 pub extern "C" fn halt() {
     crate::events::halt();
 }
 
+#[cfg_attr(feature = "image", optimize(size))]
 pub extern "C" fn shutdown() -> ! {
     crate::runtime::flush_console();
     loop {
@@ -178,6 +182,7 @@ pub extern "C" fn shutdown() -> ! {
     }
 }
 
+#[cfg_attr(feature = "image", optimize(size))]
 pub extern "C" fn reboot(_how: u32) -> ! {
     crate::runtime::flush_console();
     loop {
@@ -231,6 +236,7 @@ pub extern "C" fn apic_write(reg: u32, value: u32) {
     }
 }
 
+#[cfg_attr(feature = "image", optimize(size))]
 pub extern "C" fn apic_read(reg: u32) -> u32 {
     let index = apic_index(reg);
     // IRR, ISR and PPR: the event state's (events.rs).
@@ -308,6 +314,7 @@ pub fn write_msr(msr: u32, value: u64) -> bool {
 /// SetIOPLMask(mask): the IOPL field of EFLAGS (bits 12-13) the kernel
 /// wants; a ring-1 popf cannot change it, Xen keeps a virtual IOPL
 /// (PHYSDEVOP_set_iopl) that decides which rings may do port I/O.
+#[cfg_attr(feature = "image", optimize(size))]
 pub extern "C" fn set_iopl_mask(mask: u32) {
     let _ = hypervisor().physdev_set_iopl((mask >> 12) & 3);
 }

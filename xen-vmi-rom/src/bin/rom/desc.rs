@@ -312,6 +312,7 @@ pub fn software_interrupt_gate(vector: u32, cpl: u8) -> Result<Gate, u32> {
 
 /// LTR: the TSS named by `selector` in the kernel's GDT; its SS0:ESP0 is
 /// where Xen switches stacks on a trap from ring 3 (stack_switch).
+#[cfg_attr(feature = "image", optimize(size))]
 pub fn load_tr(selector: u16) -> bool {
     let regs = runtime().tables;
     let index = u32::from(selector >> 3);
@@ -347,6 +348,7 @@ pub fn load_tr(selector: u16) -> bool {
 /// WriteGDTEntry / WriteLDTEntry / WriteIDTEntry (vmi.h: table base, entry
 /// number, the descriptor's low and high words): the kernel's table gets
 /// the entry, and what Xen holds follows when the table is the loaded one.
+#[cfg_attr(feature = "image", optimize(size))]
 pub fn write_entry(kind: TableKind, base: u32, index: u32, lo: u32, hi: u32) {
     let addr = base.wrapping_add(index * 8);
     // SAFETY: the kernel names an entry of its own table.

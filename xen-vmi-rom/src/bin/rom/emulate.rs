@@ -42,6 +42,7 @@ fn pseudo_descriptor(addr: u32, width: Width) -> (u32, u16) {
     (base, limit)
 }
 
+#[cfg_attr(feature = "image", optimize(size))]
 fn selector_of(rm: RmOperand, regs: &Regs) -> u16 {
     match rm {
         RmOperand::Reg(r) => regs.get(r) as u16,
@@ -384,6 +385,7 @@ pub fn general_protection(frame: &mut TrapFrame) -> Outcome {
 const HLT_OPCODE: u8 = 0xF4;
 
 /// A halt with the kernel's interrupts enabled: until an interrupt.
+#[cfg_attr(feature = "image", optimize(size))]
 fn halt() {
     crate::runtime::flush_console();
     // An interrupt already waiting (an IRQ the kernel saw requested at its
@@ -399,6 +401,7 @@ fn halt() {
 }
 
 /// INS/OUTS, one element per repetition, ES:EDI / DS:ESI taken as flat.
+#[cfg_attr(feature = "image", optimize(size))]
 fn string_io(eflags: u32, regs: &mut Regs, width: Width, rep: bool, input: bool) {
     let step = if eflags & EFLAGS_DF != 0 {
         0u32.wrapping_sub(width.bytes())

@@ -199,6 +199,7 @@ fn end_taken_tick() {
 /// A taken tick with no port to complete it with: the ROM's own state is
 /// broken.
 #[cold]
+#[cfg_attr(feature = "image", optimize(size))]
 fn lone_tick_without_port(vector: u32) -> ! {
     Line::new()
         .text(b"xen-vmi-rom: the timer tick's one-step path took vector ")
@@ -550,6 +551,7 @@ pub fn masked<R>(f: impl FnOnce() -> R) -> R {
 /// Takes the pending events without delivering anything (a kernel
 /// reading its interrupt controllers with interrupts off sees the requests
 /// made meanwhile, as on hardware).
+#[cfg_attr(feature = "image", optimize(size))]
 pub fn poll() {
     masked(|| {
         let words = words();
@@ -708,6 +710,7 @@ pub fn iret_window(frame: &mut crate::traps::TrapFrame) -> bool {
 /// delivers the upcall on the way back. An upcall that finds nothing for
 /// the kernel (a request the kernel masked meanwhile) is no wake-up: the
 /// vCPU blocks again, as `hlt` stays halted.
+#[cfg_attr(feature = "image", optimize(size))]
 pub fn halt() {
     crate::runtime::flush_console();
     let before = state().delivered;

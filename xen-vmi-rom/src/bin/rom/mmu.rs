@@ -126,6 +126,7 @@ fn build_heap() {
     runtime().paging.heap_ready = true;
 }
 
+#[cfg_attr(feature = "image", optimize(size))]
 fn out_of_frames() -> ! {
     let st = rom_state();
     Line::new()
@@ -355,6 +356,7 @@ impl FlushTarget<Tag> for XenTarget {
 }
 
 /// A 64-bit value as 0x and 16 hex digits.
+#[cfg_attr(feature = "image", optimize(size))]
 pub fn hex64(line: Line, v: u64) -> Line {
     let mut line = line.text(b"0x");
     for byte in v.to_be_bytes() {
@@ -367,6 +369,7 @@ pub fn hex64(line: Line, v: u64) -> Line {
 /// kernel's tables and Xen's now disagree, which the ROM never lets the
 /// kernel run with.
 #[cold]
+#[cfg_attr(feature = "image", optimize(size))]
 pub fn refused(f: Failures<Tag>) -> ! {
     Line::new()
         .text(b"xen-vmi-rom: ")
@@ -500,6 +503,7 @@ impl RomHost<'_> {
     /// mapping) goes out.
     #[cold]
     #[inline(never)]
+    #[cfg_attr(feature = "image", optimize(size))]
     fn make_real(&mut self) {
         barrier(self.batch, Barrier::CoherentRead);
         self.views.clear_pending();
@@ -508,6 +512,7 @@ impl RomHost<'_> {
     /// `view` when `key` has no slot: one is mapped now.
     #[cold]
     #[inline(never)]
+    #[cfg_attr(feature = "image", optimize(size))]
     fn view_miss(&mut self, key: u32, pte: u64) -> *mut u64 {
         if self.views.any_pending() {
             // The slot replaced now may have a mapping still queued, which
@@ -760,12 +765,14 @@ impl Host for RomHost<'_> {
             return;
         }
         let line = Line::new().text(b"xen-vmi-rom: ");
-        let entry_line = |line: Line, kfn: u32, index: u16, entry: u64| {
+        // A function, not a closure: the attribute reaches it (cold text).
+        #[cfg_attr(feature = "image", optimize(size))]
+        fn entry_line(line: Line, kfn: u32, index: u16, entry: u64) -> Line {
             hex64(
                 line.hex((kfn << 12) + u32::from(index) * 8).text(b" = "),
                 entry,
             )
-        };
+        }
         let line = match note {
             Note::NotKernelFrame { kfn, index, entry } => {
                 entry_line(line.text(b"page-table entry "), kfn, index, entry).text(

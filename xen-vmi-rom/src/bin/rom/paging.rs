@@ -340,6 +340,7 @@ pub extern "C" fn vmi_flush_tlb(flags: u32) {
 /// InvalPage (and a native INVLPG): the mapping of `va` as the kernel's
 /// tables have it now, checked against the shadow (a change the kernel
 /// made without telling is taken, with a note), then flushed.
+#[cfg_attr(feature = "image", optimize(size))]
 pub extern "C" fn inval_page(va: u32) {
     if !runtime().paging.enabled {
         return;
@@ -548,16 +549,19 @@ struct LineSink(Option<Line>);
 // every word of `Rejection::describe` took 11 KiB of the image.
 impl Sink for LineSink {
     #[inline(never)]
+    #[cfg_attr(feature = "image", optimize(size))]
     fn text(&mut self, s: &[u8]) {
         self.0 = self.0.take().map(|l| l.text(s));
     }
 
     #[inline(never)]
+    #[cfg_attr(feature = "image", optimize(size))]
     fn hex(&mut self, v: u32) {
         self.0 = self.0.take().map(|l| l.hex(v));
     }
 
     #[inline(never)]
+    #[cfg_attr(feature = "image", optimize(size))]
     fn dec(&mut self, v: u32) {
         self.0 = self.0.take().map(|l| l.dec(v));
     }
@@ -653,6 +657,7 @@ pub extern "C" fn release_page(pfn: u32, flags: u32) {
 }
 
 /// SetLinearMapping(slot, va, pages, pfn).
+#[cfg_attr(feature = "image", optimize(size))]
 pub extern "C" fn set_linear_mapping(slot: u32, va: u32, pages: u32, pfn: u32) {
     activate();
     finish(mmu_calls::set_linear_mapping(
@@ -727,6 +732,7 @@ pub extern "C" fn physical_to_machine(pfn: u32) -> u32 {
 /// MachineToPhysical(mfn): the kernel frame a machine frame holds, from
 /// Xen's machine-to-physical table (which the loader set to the kernel's
 /// numbering); 0xFFFFFFFF for a frame that is not the kernel's.
+#[cfg_attr(feature = "image", optimize(size))]
 pub extern "C" fn machine_to_physical(mfn: u32) -> u32 {
     let p = &mut runtime().paging;
     if p.m2p.0 == 0 {

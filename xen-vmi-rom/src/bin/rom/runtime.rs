@@ -107,6 +107,7 @@ pub fn upcall_pending() -> &'static AtomicU8 {
 
 /// Wall-clock time now (ns since 1970, UTC): Xen's wall clock at system
 /// time 0 (shared_info wc_*, read under wc_version) plus system time.
+#[cfg_attr(feature = "image", optimize(size))]
 pub fn wallclock_ns() -> u64 {
     let si = shared_info();
     loop {
@@ -182,6 +183,9 @@ impl IoHost for Host<'_> {
         wallclock_ns() / 1_000_000_000
     }
 
+    // Cold text, out of line: the bus's report stays small.
+    #[inline(never)]
+    #[cfg_attr(feature = "image", optimize(size))]
     fn report_unclaimed(&mut self, port: u16, width: Width, write: bool) {
         Line::new()
             .text(b"xen-vmi-rom: the kernel ")
@@ -229,6 +233,7 @@ pub fn pool_give(mfn: u32) {
 
 /// Pushes out what the kernel wrote to COM1 and has not ended with a
 /// newline yet (before the ROM blocks, shuts down or crashes the domain).
+#[cfg_attr(feature = "image", optimize(size))]
 pub fn flush_console() {
     let (_, mut host) = runtime().split();
     host.flush();

@@ -257,6 +257,7 @@ const RESUME_AT: u32 = 3;
 /// The gate is read once (every forwarded exception, each page fault the
 /// kernel handles, comes this way).
 #[inline(never)]
+#[cfg_attr(feature = "image", optimize(size))]
 fn forward(frame: &mut TrapFrame) -> Option<u32> {
     let vector = frame.vector;
     let gate = crate::desc::idt_gate(vector)?;
@@ -360,8 +361,16 @@ fn interrupt(frame: &mut TrapFrame, vector: u8) -> u32 {
     if let Some(how) = forward_vector(frame, u32::from(vector), false) {
         return how;
     }
-    // No usable gate: the processor's #NP or #GP with the vector's IDT
-    // error code, delivered like any exception (events.rs).
+    interrupt_without_gate(frame, vector)
+}
+
+/// `interrupt` when the kernel's IDT has no usable gate for `vector`: the
+/// processor's #NP or #GP with the vector's IDT error code, delivered like
+/// any exception (events.rs). Rare: out of line, optimized for size.
+#[cold]
+#[inline(never)]
+#[cfg_attr(feature = "image", optimize(size))]
+fn interrupt_without_gate(frame: &mut TrapFrame, vector: u8) -> u32 {
     let (exception, error_code) = crate::events::undeliverable(vector);
     frame.vector = exception;
     frame.error_code = error_code;
@@ -478,6 +487,9 @@ fn software_interrupt(frame: &mut TrapFrame) -> Option<u32> {
 
 /// Raises `int n` (EIP on the instruction) as the processor would: through
 /// the kernel's gate n past the instruction, or #GP/#NP(n * 8 + 2) at it.
+/// Out of line: an `int n` Xen refused is rare.
+#[inline(never)]
+#[cfg_attr(feature = "image", optimize(size))]
 fn raise_software_interrupt(frame: &mut TrapFrame, n: u32) -> Option<u32> {
     // Ring compression: the kernel's ring 0 runs in ring 1.
     let cpl = if frame.cs & 3 == 3 { 3 } else { 0 };
@@ -566,23 +578,32 @@ extern "C" fn rom_trap(frame: &mut TrapFrame) -> u32 {
         };
     }
     if v == FAILSAFE {
-        // Xen's failsafe frame starts with the four data segment registers
-        // it could not reload (DS, ES, FS, GS), then EIP and CS.
-        let words = (&raw const frame.eip).cast::<u32>();
-        // SAFETY: the failsafe frame is on this stack above the stub's words.
-        let (ds, eip, cs) = unsafe { (words.read(), words.add(4).read(), words.add(5).read()) };
-        Line::new()
-            .text(b"xen-vmi-rom: Xen's failsafe callback: a segment register could not be reloaded on return to eip ")
-            .hex(eip)
-            .text(b" cs ")
-            .hex(cs & 0xFFFF)
-            .text(b" (ds was ")
-            .hex(ds & 0xFFFF)
-            .text(b")")
-            .print();
-        crash();
+        failsafe(frame);
     }
     unhandled(frame)
+}
+
+/// Xen's failsafe callback: a console line naming the segment register
+/// Xen could not reload, and the domain crashed. Cold text, out of line.
+#[cold]
+#[inline(never)]
+#[cfg_attr(feature = "image", optimize(size))]
+fn failsafe(frame: &TrapFrame) -> ! {
+    // Xen's failsafe frame starts with the four data segment registers
+    // it could not reload (DS, ES, FS, GS), then EIP and CS.
+    let words = (&raw const frame.eip).cast::<u32>();
+    // SAFETY: the failsafe frame is on this stack above the stub's words.
+    let (ds, eip, cs) = unsafe { (words.read(), words.add(4).read(), words.add(5).read()) };
+    Line::new()
+        .text(b"xen-vmi-rom: Xen's failsafe callback: a segment register could not be reloaded on return to eip ")
+        .hex(eip)
+        .text(b" cs ")
+        .hex(cs & 0xFFFF)
+        .text(b" (ds was ")
+        .hex(ds & 0xFFFF)
+        .text(b")")
+        .print();
+    crash();
 }
 
 /// An exception nobody handles (no gate in the kernel's IDT): a console

@@ -55,6 +55,7 @@ pub fn hypervisor() -> Lowering<'static, CountedPage> {
 
 /// Ends the domain as crashed (after a diagnostic has been printed); a
 /// kernel that never called VMI_Init is named as such.
+#[cfg_attr(feature = "image", optimize(size))]
 pub fn crash() -> ! {
     crate::runtime::flush_console();
     report_never_activated();
@@ -64,6 +65,7 @@ pub fn crash() -> ! {
 }
 
 /// The line that says a kernel ran without ever activating VMI.
+#[cfg_attr(feature = "image", optimize(size))]
 fn report_never_activated() {
     if crate::runtime::rom_state().vmi_init_calls == 0 {
         crate::console::Line::new()
@@ -77,6 +79,7 @@ fn report_never_activated() {
 /// would stay halted for good, so the domain ends here, powered off by a
 /// kernel that activated VMI (a deliberate stop), crashed by one that never
 /// did (a kernel without VMI support, or one that died before activating).
+#[cfg_attr(feature = "image", optimize(size))]
 pub fn kernel_stopped(eip: u32) -> ! {
     crate::runtime::flush_console();
     crate::console::Line::new()
