@@ -408,13 +408,20 @@ impl<Tag: Copy, const N: usize> MmuBatch<Tag, N> {
             _ => self.mirrored = false,
         }
 
+        self.append_live(op, tag);
+        flushed
+    }
+
+    /// Queues `op` as a live slot behind the others (`make_room` has made
+    /// room for it).
+    #[inline(always)]
+    fn append_live(&mut self, op: Op, tag: Tag) {
         self.slots[self.len] = Some(Slot {
             op,
             tag,
             state: State::Live,
         });
         self.len += 1;
-        flushed
     }
 
     /// What every push does before it queues `op`: a full queue is
@@ -497,12 +504,7 @@ impl<Tag: Copy, const N: usize> MmuBatch<Tag, N> {
         // The plain run's request, built where Xen will read it (after a
         // merge or another kind of op the general layout rebuilds `reqs`).
         self.reqs[self.len] = req;
-        self.slots[self.len] = Some(Slot {
-            op,
-            tag,
-            state: State::Live,
-        });
-        self.len += 1;
+        self.append_live(op, tag);
         flushed
     }
 

@@ -118,6 +118,11 @@ const SWITCH_STACK_SIZE: usize = crate::boot::STACK_SIZE;
 static STACK_A: Global<Stack> = Global::new(Stack([0; SWITCH_STACK_SIZE]));
 static STACK_B: Global<Stack> = Global::new(Stack([0; SWITCH_STACK_SIZE]));
 
+/// The top (initial ESP) of one of the cases' switch stacks.
+fn stack_top(stack: &Global<Stack>) -> u32 {
+    stack.as_ptr() as u32 + SWITCH_STACK_SIZE as u32
+}
+
 /// Whether a ring-0 entry's frame sits in the top 512 bytes of the
 /// kernel's own ring-0 stack (where it lands once that stack is restored).
 fn on_kernel_stack(exit: &UserExit) -> bool {
@@ -136,10 +141,9 @@ fn frame_on(exit: &UserExit, stack: &Global<Stack>) -> bool {
 
 pub fn kernel_stack_switch() -> Outcome {
     let ds = pv::kernel_ds();
-    let top = |s: &Global<Stack>| s.as_ptr() as u32 + SWITCH_STACK_SIZE as u32;
-    pv::update_kernel_stack(ds, top(&STACK_A));
+    pv::update_kernel_stack(ds, stack_top(&STACK_A));
     let on_a = run(Snippet::Syscall, UserRegs::default());
-    pv::update_kernel_stack(ds, top(&STACK_B));
+    pv::update_kernel_stack(ds, stack_top(&STACK_B));
     let on_b = run(Snippet::Syscall, UserRegs::default());
     pv::update_kernel_stack(ds, crate::kmain::ring0_stack_top());
     let back = run(Snippet::Syscall, UserRegs::default());
@@ -147,13 +151,13 @@ pub fn kernel_stack_switch() -> Outcome {
         frame_on(&on_a, &STACK_A),
         "entry frame at {:#x}, not at the top of stack A ({:#x})",
         on_a.frame_address,
-        top(&STACK_A)
+        stack_top(&STACK_A)
     );
     ensure!(
         frame_on(&on_b, &STACK_B),
         "entry frame at {:#x}, not at the top of stack B ({:#x})",
         on_b.frame_address,
-        top(&STACK_B)
+        stack_top(&STACK_B)
     );
     ensure!(
         on_kernel_stack(&back),
@@ -175,10 +179,9 @@ pub fn kernel_stack_rom_entry_direct() -> Outcome {
         skip!("the ROM gives no code for UpdateKernelStack");
     };
     let ds = pv::kernel_ds();
-    let top = |s: &Global<Stack>| s.as_ptr() as u32 + SWITCH_STACK_SIZE as u32;
     // SAFETY: the ROM's UpdateKernelStack (regparm: EAX = SS, EDX = ESP0);
     // stack B is this case's own, free while the kernel runs here.
-    unsafe { pv::rom_call(update, u32::from(ds), top(&STACK_B), 0, [0, 0]) };
+    unsafe { pv::rom_call(update, u32::from(ds), stack_top(&STACK_B), 0, [0, 0]) };
     let on_b = run(Snippet::Syscall, UserRegs::default());
     pv::update_kernel_stack(ds, crate::kmain::ring0_stack_top());
     let back = run(Snippet::Syscall, UserRegs::default());
@@ -186,7 +189,7 @@ pub fn kernel_stack_rom_entry_direct() -> Outcome {
         frame_on(&on_b, &STACK_B),
         "entry frame at {:#x}, not at the top of stack B ({:#x}) given to the ROM's code",
         on_b.frame_address,
-        top(&STACK_B)
+        stack_top(&STACK_B)
     );
     ensure!(
         on_kernel_stack(&back),
