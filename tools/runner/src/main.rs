@@ -49,6 +49,8 @@ options:
                        (default two: dom0 rarely preempts the domU)
   --option-rom FILE    native VMI ROM (default out/native-vmi.rom)
   --cmdline TEXT       guest command line
+  --qemu-arg ARG       --dom0/--native: one more QEMU argument, appended last
+                       (repeatable; tools/profile uses it)
   --memory MB          guest memory in MiB (default 64)
   --dom0-kernel FILE   --domu: dom0's kernel (default out/dom0/vmlinuz)
   --dom0-initrd FILE   --domu: dom0's initramfs (default out/dom0/initrd.gz)
@@ -155,6 +157,7 @@ fn run_cmd(args: &[String]) -> i32 {
                 "--initrd" => cfg.initrd = Some(value("--initrd")?.into()),
                 "--option-rom" => cfg.option_rom = value("--option-rom")?.into(),
                 "--cmdline" => cfg.cmdline = value("--cmdline")?,
+                "--qemu-arg" => cfg.qemu_extra.push(value("--qemu-arg")?),
                 other => return Err(usage_error(&format!("unknown argument {other:?}"))),
             }
             Ok(())
@@ -162,6 +165,11 @@ fn run_cmd(args: &[String]) -> i32 {
         if let Err(code) = r {
             return code;
         }
+    }
+    if !cfg.qemu_extra.is_empty() && cfg.mode == qemu::Mode::Domu {
+        return usage_error(
+            "--qemu-arg only works with --dom0 or --native (the domU mode boots a dom0 first)",
+        );
     }
     if cfg.no_rom && cfg.mode != qemu::Mode::Native {
         return usage_error("--no-rom only makes sense with --native");

@@ -44,6 +44,9 @@ pub struct RunConfig {
     /// The Linux dom0 of the domU mode (tools/dom0/build links them here).
     pub dom0_kernel: PathBuf,
     pub dom0_initrd: PathBuf,
+    /// `--qemu-arg`: extra QEMU arguments, appended last (profiling:
+    /// tools/profile adds single-step exec logging).
+    pub qemu_extra: Vec<String>,
 }
 
 impl Default for RunConfig {
@@ -65,6 +68,7 @@ impl Default for RunConfig {
             shared_cpu: false,
             dom0_kernel: "out/dom0/vmlinuz".into(),
             dom0_initrd: "out/dom0/initrd.gz".into(),
+            qemu_extra: Vec::new(),
         }
     }
 }
@@ -220,6 +224,7 @@ pub fn command(cfg: &RunConfig) -> Result<Command, String> {
         }
     }
     headless(&mut cmd, cfg.icount);
+    cmd.args(&cfg.qemu_extra);
     Ok(cmd)
 }
 
@@ -497,6 +502,17 @@ mod tests {
         assert!(a.iter().any(|x| x.contains("dom0_mem=64M,max:64M")));
         assert!(a.windows(2).any(|w| w[0] == "-icount"));
         assert_eq!(cfg.platform_name(), "xen-dom0");
+        let extra = RunConfig {
+            qemu_extra: vec!["-d".into(), "exec".into()],
+            ..cfg.clone()
+        };
+        let b = argv(&extra);
+        assert_eq!(
+            b[b.len() - 2..],
+            ["-d", "exec"],
+            "extra QEMU arguments come last"
+        );
+        assert_eq!(b.len(), a.len() + 2);
         std::fs::remove_dir_all(&dir).unwrap();
     }
 
