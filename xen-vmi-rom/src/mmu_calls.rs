@@ -90,6 +90,12 @@ pub trait CallHost: Host {
         let _ = (va, entry_maddr);
         self.end_of_call();
     }
+    /// Whether [`end_of_call`](Self::end_of_call) does nothing now (the
+    /// queue is in lazy mode): a call may then skip working out whether
+    /// it needs one. False (the default) is always right.
+    fn queue_is_lazy(&self) -> bool {
+        false
+    }
     /// Queue MMU updates from now on, until [`leave_lazy`](Self::leave_lazy).
     fn enter_lazy(&mut self);
     /// Stop queueing and flush.
@@ -480,12 +486,18 @@ fn entry_changed_inline<H: CallHost>(
             None => return reject(call, not_ram),
         },
     };
-    let reaches_loaded = cache
-        .entry_changed(host, kfn, index, entry)
+    let reach = cache
+        .entry_changed_deferred(host, kfn, index, entry)
         .map_err(|e| Rejection {
             call,
             problem: Problem::Shadow(e),
         })?;
+    if state.lazy == LazyMode::Mmu && host.queue_is_lazy() {
+        // The end of a call in a lazy queue does nothing, whatever the
+        // change reaches: that is not worked out.
+        return Ok(());
+    }
+    let reaches_loaded = cache.reaches_current(reach);
     if reaches_loaded {
         match state.lazy {
             // A lazy MMU batch: the end of the call is one test (the

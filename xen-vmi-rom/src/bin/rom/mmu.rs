@@ -184,6 +184,13 @@ pub struct Views {
     next: [u8; VIEW_SETS],
     /// Views mapped at once (hypercalls) so far.
     pub misses: u32,
+    /// The kernel frame whose view `kernel_view` gave last, and that
+    /// view's address (0: none), so that the next look-up of the same
+    /// frame (a batch's next entry of the same table) is one compare. Set
+    /// only for a view that is mapped and not pending; dropped by
+    /// `replace` (the slot may be the one) and by a slot made pending.
+    last_kernel_kfn: u32,
+    last_kernel_va: u32,
 }
 
 impl Views {
@@ -210,6 +217,7 @@ impl Views {
 
     /// The slot `key` gets (its old tag dropped).
     fn replace(&mut self, key: u32) -> usize {
+        self.last_kernel_va = 0;
         let set = Self::set(key);
         let way = usize::from(self.next[set]);
         self.next[set] = ((way + 1) % VIEW_WAYS) as u8;
@@ -225,6 +233,7 @@ impl Views {
     fn set_pending(&mut self, slot: usize, pending: bool) {
         let bit = 1 << (slot % 64);
         if pending {
+            self.last_kernel_va = 0;
             self.pending[slot / 64] |= bit;
         } else {
             self.pending[slot / 64] &= !bit;
@@ -536,11 +545,27 @@ impl RomHost<'_> {
         va
     }
 
-    /// Kernel frame `kfn`, read-write (None: not the kernel's).
-    #[inline]
+    /// Kernel frame `kfn`, read-write (None: not the kernel's). Inline:
+    /// the frame of the last call (a batch writes one table entry after
+    /// entry) is one compare; a view exists only for a frame `k2m` knows,
+    /// so that answer is the look-up's.
+    #[inline(always)]
     fn kernel_view(&mut self, kfn: u32) -> Option<*mut u64> {
+        if self.views.last_kernel_kfn == kfn && self.views.last_kernel_va != 0 {
+            return Some(self.views.last_kernel_va as *mut u64);
+        }
+        self.kernel_view_lookup(kfn)
+    }
+
+    /// `kernel_view` by the look-up (its answer kept for the next call).
+    #[inline]
+    fn kernel_view_lookup(&mut self, kfn: u32) -> Option<*mut u64> {
         let mfn = k2m(u64::from(kfn))?;
-        Some(self.view(kfn, (mfn << 12) | PRESENT | RW | ACCESSED | DIRTY))
+        let va = self.view(kfn, (mfn << 12) | PRESENT | RW | ACCESSED | DIRTY);
+        // The view is mapped and not pending now (`view` made it real).
+        self.views.last_kernel_kfn = kfn;
+        self.views.last_kernel_va = va as u32;
+        Some(va)
     }
 
     /// A view of kernel frame `kfn` the ROM is about to need (a page table
