@@ -499,13 +499,70 @@ impl<Tag: Copy, const N: usize> MmuBatch<Tag, N> {
         target: &mut T,
     ) -> Result<(), Failures<Tag>> {
         let req = MmuUpdate::with_command(mode.command(), entry_maddr, val);
-        let op = Op::MmuUpdate(req);
-        let flushed = self.make_room(&op, target);
+        let at = self.len;
+        if at >= N {
+            return self.push_write_into_full(req, tag, target);
+        }
+        // `make_room` and `append_live` written out for a write below the
+        // queue's capacity (every SetPxE of a batch): the index needs no
+        // check, and the previous slot is found by `get` (none before the
+        // first: the index wraps).
+        self.counters.pushes += 1;
+        let last = at.wrapping_sub(1);
+        let replaces = if self.mirrored {
+            // Every slot is a live request, at the same index of `reqs`.
+            self.reqs
+                .get(last)
+                .is_some_and(|prev| request_replaces(&req, prev))
+        } else {
+            match self.slots.get(last) {
+                Some(Some(prev)) => {
+                    prev.state == State::Live
+                        && matches!(&prev.op, Op::MmuUpdate(p) if request_replaces(&req, p))
+                }
+                _ => false,
+            }
+        };
+        if replaces {
+            self.supersede(last);
+        }
         // The plain run's request, built where Xen will read it (after a
         // merge or another kind of op the general layout rebuilds `reqs`).
+        self.reqs[at] = req;
+        self.slots[at] = Some(Slot {
+            op: Op::MmuUpdate(req),
+            tag,
+            state: State::Live,
+        });
+        self.len = at + 1;
+        Ok(())
+    }
+
+    /// `push_pte_write` into a full queue: flushed first, then the write
+    /// pushed as any op (the queue is empty then: nothing to merge with).
+    #[cold]
+    #[inline(never)]
+    fn push_write_into_full<T: FlushTarget<Tag>>(
+        &mut self,
+        req: MmuUpdate,
+        tag: Tag,
+        target: &mut T,
+    ) -> Result<(), Failures<Tag>> {
+        let op = Op::MmuUpdate(req);
+        let flushed = self.make_room(&op, target);
         self.reqs[self.len] = req;
         self.append_live(op, tag);
         flushed
+    }
+
+    /// The op in slot `last` is replaced by the one being pushed (crate
+    /// documentation, "Merging"): out of line, a batch rarely writes one
+    /// entry twice in a row.
+    #[inline(never)]
+    fn supersede(&mut self, last: usize) {
+        self.slot_mut(last).state = State::Superseded;
+        self.counters.merges += 1;
+        self.mirrored = false;
     }
 
     /// Queues an `mmuext_op` (build it with `MmuextOp::pin_l1_table`,

@@ -441,7 +441,7 @@ fn entry_changed<H: CallHost>(
     ptep: u32,
     store: Option<(u64, bool)>,
 ) -> Result<(), Rejection> {
-    entry_changed_inline(cache, host, state, paging, call, ptep, store)
+    entry_changed_with::<H, false>(cache, host, state, paging, call, ptep, store)
 }
 
 /// [`entry_changed`], inline in SetPxELong's and UpdatePxELong's entries:
@@ -450,6 +450,21 @@ fn entry_changed<H: CallHost>(
 /// less per update, with the store inline too about 25.
 #[inline(always)]
 fn entry_changed_inline<H: CallHost>(
+    cache: &mut ShadowCache,
+    host: &mut H,
+    state: &CallState,
+    paging: Paging,
+    call: Call,
+    ptep: u32,
+    store: Option<(u64, bool)>,
+) -> Result<(), Rejection> {
+    entry_changed_with::<H, true>(cache, host, state, paging, call, ptep, store)
+}
+
+/// The body of [`entry_changed_inline`] (`INLINE`) and of the 4-byte
+/// calls' [`entry_changed`] (the shadow's L1 write out of line there).
+#[inline(always)]
+fn entry_changed_with<H: CallHost, const INLINE: bool>(
     cache: &mut ShadowCache,
     host: &mut H,
     state: &CallState,
@@ -486,12 +501,15 @@ fn entry_changed_inline<H: CallHost>(
             None => return reject(call, not_ram),
         },
     };
-    let reach = cache
-        .entry_changed_deferred(host, kfn, index, entry)
-        .map_err(|e| Rejection {
-            call,
-            problem: Problem::Shadow(e),
-        })?;
+    let reach = if INLINE {
+        cache.entry_changed_deferred(host, kfn, index, entry)
+    } else {
+        cache.entry_changed_deferred_small(host, kfn, index, entry)
+    };
+    let reach = reach.map_err(|e| Rejection {
+        call,
+        problem: Problem::Shadow(e),
+    })?;
     if state.lazy == LazyMode::Mmu && host.queue_is_lazy() {
         // The end of a call in a lazy queue does nothing, whatever the
         // change reaches: that is not worked out.

@@ -1239,19 +1239,51 @@ impl ShadowCache {
         index: usize,
         entry: u64,
     ) -> Result<Reach, ShadowError> {
+        self.entry_changed_with::<H, true>(host, kfn, index, entry)
+    }
+
+    /// [`entry_changed_deferred`](Self::entry_changed_deferred) with the
+    /// L1 write out of line (`write_l1`): for a copy of the calls kept
+    /// small (the 4-byte calls).
+    #[inline(always)]
+    pub fn entry_changed_deferred_small<H: Host>(
+        &mut self,
+        host: &mut H,
+        kfn: u32,
+        index: usize,
+        entry: u64,
+    ) -> Result<Reach, ShadowError> {
+        self.entry_changed_with::<H, false>(host, kfn, index, entry)
+    }
+
+    #[inline(always)]
+    fn entry_changed_with<H: Host, const INLINE: bool>(
+        &mut self,
+        host: &mut H,
+        kfn: u32,
+        index: usize,
+        entry: u64,
+    ) -> Result<Reach, ShadowError> {
+        let write_l1 = |cache: &mut Self, host: &mut H, i| {
+            if INLINE {
+                cache.write_l1_inline(host, i, index, entry);
+            } else {
+                cache.write_l1(host, i, index, entry);
+            }
+        };
         let records = self.records_of_cached(kfn);
         if records.l2 == 0 && records.top == 0 {
             // A page table's entry (the usual SetPxE). Writing it changes
             // no record's links and no root: what it reaches is the same
             // after as before.
             if let Some(i) = (records.l1 as usize).checked_sub(1) {
-                self.write_l1_inline(host, i, index, entry);
+                write_l1(self, host, i);
             }
             return Ok(Reach(ReachState::PageTable(records.l1)));
         }
         let reaches_current = self.records_reach_current(records);
         if let Some(i) = (records.l1 as usize).checked_sub(1) {
-            self.write_l1_inline(host, i, index, entry);
+            write_l1(self, host, i);
         }
         self.directory_entry_changed(host, records, index, entry)
             .map(|()| Reach(ReachState::Known(reaches_current)))

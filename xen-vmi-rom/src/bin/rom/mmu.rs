@@ -558,7 +558,8 @@ impl RomHost<'_> {
     }
 
     /// `kernel_view` by the look-up (its answer kept for the next call).
-    #[inline]
+    /// Out of line: taken once per table in a batch.
+    #[inline(never)]
     fn kernel_view_lookup(&mut self, kfn: u32) -> Option<*mut u64> {
         let mfn = k2m(u64::from(kfn))?;
         let va = self.view(kfn, (mfn << 12) | PRESENT | RW | ACCESSED | DIRTY);
@@ -617,6 +618,8 @@ impl RomHost<'_> {
     }
 
     /// The kernel's 8-byte entry at `kfn:index`, read through a view.
+    /// Inline: every UpdatePxELong reads the entry the kernel wrote.
+    #[inline]
     pub fn read(&mut self, kfn: u32, index: usize) -> Option<u64> {
         let page = self.kernel_view(kfn)?;
         // SAFETY: the view maps the whole frame; index < 512.
