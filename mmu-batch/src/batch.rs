@@ -499,14 +499,20 @@ impl<Tag: Copy, const N: usize> MmuBatch<Tag, N> {
         target: &mut T,
     ) -> Result<(), Failures<Tag>> {
         let req = MmuUpdate::with_command(mode.command(), entry_maddr, val);
-        let at = self.len;
+        let mut at = self.len;
         if at >= N {
-            return self.push_write_into_full(req, tag, target);
+            // A full queue is flushed first; a flush empties it.
+            if let Err(failures) = self.flush_full(target) {
+                self.push_write_after_refusal(req, tag);
+                return Err(failures);
+            }
+            debug_assert_eq!(self.len, 0, "a flush empties the queue");
+            at = 0;
         }
-        // `make_room` and `append_live` written out for a write below the
-        // queue's capacity (every SetPxE of a batch): the index needs no
-        // check, and the previous slot is found by `get` (none before the
-        // first: the index wraps).
+        // `make_room` and `append_live` written out for a write (every
+        // SetPxE of a batch): the index below the capacity needs no check,
+        // the previous slot is found by `get` (none before the first: the
+        // index wraps), and no flush result is carried.
         self.counters.pushes += 1;
         let last = at.wrapping_sub(1);
         let replaces = if self.mirrored {
@@ -526,8 +532,15 @@ impl<Tag: Copy, const N: usize> MmuBatch<Tag, N> {
         if replaces {
             self.supersede(last);
         }
-        // The plain run's request, built where Xen will read it (after a
-        // merge or another kind of op the general layout rebuilds `reqs`).
+        self.append_write(at, req, tag);
+        Ok(())
+    }
+
+    /// Queues the write `req` as a live slot at `at` (`len`, below the
+    /// capacity), its request also where Xen reads it (after a merge or
+    /// another kind of op the general layout rebuilds `reqs`).
+    #[inline(always)]
+    fn append_write(&mut self, at: usize, req: MmuUpdate, tag: Tag) {
         self.reqs[at] = req;
         self.slots[at] = Some(Slot {
             op: Op::MmuUpdate(req),
@@ -535,24 +548,16 @@ impl<Tag: Copy, const N: usize> MmuBatch<Tag, N> {
             state: State::Live,
         });
         self.len = at + 1;
-        Ok(())
     }
 
-    /// `push_pte_write` into a full queue: flushed first, then the write
-    /// pushed as any op (the queue is empty then: nothing to merge with).
+    /// `push_pte_write` after the full queue's flush met refusals: the
+    /// write is queued all the same (into the emptied queue).
     #[cold]
     #[inline(never)]
-    fn push_write_into_full<T: FlushTarget<Tag>>(
-        &mut self,
-        req: MmuUpdate,
-        tag: Tag,
-        target: &mut T,
-    ) -> Result<(), Failures<Tag>> {
-        let op = Op::MmuUpdate(req);
-        let flushed = self.make_room(&op, target);
-        self.reqs[self.len] = req;
-        self.append_live(op, tag);
-        flushed
+    fn push_write_after_refusal(&mut self, req: MmuUpdate, tag: Tag) {
+        debug_assert_eq!(self.len, 0, "a flush empties the queue");
+        self.counters.pushes += 1;
+        self.append_write(0, req, tag);
     }
 
     /// The op in slot `last` is replaced by the one being pushed (crate

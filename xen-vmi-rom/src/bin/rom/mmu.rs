@@ -551,22 +551,29 @@ impl RomHost<'_> {
     /// so that answer is the look-up's.
     #[inline(always)]
     fn kernel_view(&mut self, kfn: u32) -> Option<*mut u64> {
-        if self.views.last_kernel_kfn == kfn && self.views.last_kernel_va != 0 {
-            return Some(self.views.last_kernel_va as *mut u64);
-        }
-        self.kernel_view_lookup(kfn)
+        // A null pointer for none inside: the hit's answer then needs no
+        // second test where the two ways meet.
+        let page = if self.views.last_kernel_kfn == kfn && self.views.last_kernel_va != 0 {
+            self.views.last_kernel_va as *mut u64
+        } else {
+            self.kernel_view_lookup(kfn)
+        };
+        (!page.is_null()).then_some(page)
     }
 
-    /// `kernel_view` by the look-up (its answer kept for the next call).
-    /// Out of line: taken once per table in a batch.
+    /// `kernel_view` by the look-up (its answer kept for the next call);
+    /// null: not the kernel's frame. Out of line: taken once per table in
+    /// a batch.
     #[inline(never)]
-    fn kernel_view_lookup(&mut self, kfn: u32) -> Option<*mut u64> {
-        let mfn = k2m(u64::from(kfn))?;
+    fn kernel_view_lookup(&mut self, kfn: u32) -> *mut u64 {
+        let Some(mfn) = k2m(u64::from(kfn)) else {
+            return core::ptr::null_mut();
+        };
         let va = self.view(kfn, (mfn << 12) | PRESENT | RW | ACCESSED | DIRTY);
         // The view is mapped and not pending now (`view` made it real).
         self.views.last_kernel_kfn = kfn;
         self.views.last_kernel_va = va as u32;
-        Some(va)
+        va
     }
 
     /// A view of kernel frame `kfn` the ROM is about to need (a page table
