@@ -362,6 +362,13 @@ pub fn entry_frame<H: Host>(
     paging: Paging,
     ptep: u32,
 ) -> Option<u32> {
+    linear_entry_frame(state, paging, ptep).or_else(|| walked_entry_frame(cache, host, ptep))
+}
+
+/// [`entry_frame`] when no walk is needed (paging off, or the address in
+/// a SetLinearMapping slot); None: walk the kernel's tables.
+#[inline(always)]
+fn linear_entry_frame(state: &CallState, paging: Paging, ptep: u32) -> Option<u32> {
     if !paging.enabled {
         return Some(ptep >> 12);
     }
@@ -391,7 +398,7 @@ pub fn entry_frame<H: Host>(
         debug_assert!(s.pfn.checked_add(page).is_some());
         return Some(s.pfn.wrapping_add(page));
     }
-    walked_entry_frame(cache, host, ptep)
+    None
 }
 
 /// [`entry_frame`] of an address in no SetLinearMapping slot: out of line
@@ -478,8 +485,14 @@ fn entry_changed_with<H: CallHost, const INLINE: bool>(
     if !ptep.is_multiple_of(size) {
         return reject(call, Problem::EntryMisaligned { ptep });
     }
-    let Some(kfn) = entry_frame(cache, host, state, paging, ptep) else {
-        return reject(call, Problem::EntryNotMapped { ptep });
+    // `entry_frame`, its two ways apart: the usual one's frame needs no
+    // test of an Option where they would meet.
+    let kfn = match linear_entry_frame(state, paging, ptep) {
+        Some(kfn) => kfn,
+        None => match walked_entry_frame(cache, host, ptep) {
+            Some(kfn) => kfn,
+            None => return reject(call, Problem::EntryNotMapped { ptep }),
+        },
     };
     let not_ram = Problem::EntryNotRam { ptep, kfn };
     // The ROM's image and the empty bus around it are read-only hardware

@@ -185,10 +185,11 @@ pub struct Views {
     /// Views mapped at once (hypercalls) so far.
     pub misses: u32,
     /// The kernel frame whose view `kernel_view` gave last, and that
-    /// view's address (0: none), so that the next look-up of the same
-    /// frame (a batch's next entry of the same table) is one compare. Set
-    /// only for a view that is mapped and not pending; dropped by
-    /// `replace` (the slot may be the one) and by a slot made pending.
+    /// view's address, so that the next look-up of the same frame (a
+    /// batch's next entry of the same table) is one compare. Set only for
+    /// a view that is mapped and not pending; dropped (`drop_kernel_memo`:
+    /// frame u32::MAX, address 0) by `replace` (the slot may be the one)
+    /// and by a slot made pending.
     last_kernel_kfn: u32,
     last_kernel_va: u32,
 }
@@ -198,7 +199,10 @@ impl Views {
     /// `this` must be valid for writes and aligned.
     unsafe fn init_in_place(this: *mut Self) {
         // SAFETY: the caller vouches for `this`; integers only.
-        unsafe { core::ptr::write_bytes(this, 0, 1) };
+        unsafe {
+            core::ptr::write_bytes(this, 0, 1);
+            (*this).drop_kernel_memo();
+        }
     }
 
     fn va(slot: usize) -> *mut u64 {
@@ -217,13 +221,18 @@ impl Views {
 
     /// The slot `key` gets (its old tag dropped).
     fn replace(&mut self, key: u32) -> usize {
-        self.last_kernel_va = 0;
+        self.drop_kernel_memo();
         let set = Self::set(key);
         let way = usize::from(self.next[set]);
         self.next[set] = ((way + 1) % VIEW_WAYS) as u8;
         let slot = set * VIEW_WAYS + way;
         self.tags[slot] = key.wrapping_add(1);
         slot
+    }
+
+    fn drop_kernel_memo(&mut self) {
+        self.last_kernel_kfn = u32::MAX;
+        self.last_kernel_va = 0;
     }
 
     fn is_pending(&self, slot: usize) -> bool {
@@ -233,7 +242,7 @@ impl Views {
     fn set_pending(&mut self, slot: usize, pending: bool) {
         let bit = 1 << (slot % 64);
         if pending {
-            self.last_kernel_va = 0;
+            self.drop_kernel_memo();
             self.pending[slot / 64] |= bit;
         } else {
             self.pending[slot / 64] &= !bit;
@@ -552,8 +561,10 @@ impl RomHost<'_> {
     #[inline(always)]
     fn kernel_view(&mut self, kfn: u32) -> Option<*mut u64> {
         // A null pointer for none inside: the hit's answer then needs no
-        // second test where the two ways meet.
-        let page = if self.views.last_kernel_kfn == kfn && self.views.last_kernel_va != 0 {
+        // second test where the two ways meet. A memo dropped holds frame
+        // u32::MAX and null, which is also that frame's answer (beyond
+        // `kernel_frame_limit`: not the kernel's).
+        let page = if self.views.last_kernel_kfn == kfn {
             self.views.last_kernel_va as *mut u64
         } else {
             self.kernel_view_lookup(kfn)
