@@ -500,12 +500,11 @@ impl<Tag: Copy, const N: usize> MmuBatch<Tag, N> {
     ) -> Result<(), Failures<Tag>> {
         let req = MmuUpdate::with_command(mode.command(), entry_maddr, val);
         let mut at = self.len;
+        let mut flushed = Ok(());
         if at >= N {
-            // A full queue is flushed first; a flush empties it.
-            if let Err(failures) = self.flush_full(target) {
-                self.push_write_after_refusal(req, tag);
-                return Err(failures);
-            }
+            // A full queue is flushed first; a flush empties it (refused
+            // or not: the write is queued either way).
+            flushed = self.flush_full(target);
             debug_assert_eq!(self.len, 0, "a flush empties the queue");
             at = 0;
         }
@@ -533,7 +532,7 @@ impl<Tag: Copy, const N: usize> MmuBatch<Tag, N> {
             self.supersede(last);
         }
         self.append_write(at, req, tag);
-        Ok(())
+        flushed
     }
 
     /// Queues the write `req` as a live slot at `at` (`len`, below the
@@ -548,16 +547,6 @@ impl<Tag: Copy, const N: usize> MmuBatch<Tag, N> {
             state: State::Live,
         });
         self.len = at + 1;
-    }
-
-    /// `push_pte_write` after the full queue's flush met refusals: the
-    /// write is queued all the same (into the emptied queue).
-    #[cold]
-    #[inline(never)]
-    fn push_write_after_refusal(&mut self, req: MmuUpdate, tag: Tag) {
-        debug_assert_eq!(self.len, 0, "a flush empties the queue");
-        self.counters.pushes += 1;
-        self.append_write(0, req, tag);
     }
 
     /// The op in slot `last` is replaced by the one being pushed (crate
