@@ -572,6 +572,14 @@ impl RomHost<'_> {
         (!page.is_null()).then_some(page)
     }
 
+    /// `kernel_view` by the look-up alone (the memo neither read nor
+    /// kept), inline.
+    #[inline]
+    fn kernel_view_unkept(&mut self, kfn: u32) -> Option<*mut u64> {
+        let mfn = k2m(u64::from(kfn))?;
+        Some(self.view(kfn, (mfn << 12) | PRESENT | RW | ACCESSED | DIRTY))
+    }
+
     /// `kernel_view` by the look-up (its answer kept for the next call);
     /// null: not the kernel's frame. Out of line: taken once per table in
     /// a batch.
@@ -726,8 +734,10 @@ impl Host for RomHost<'_> {
     }
 
     fn guest_entries(&mut self, kfn: u32, first: usize, out: &mut [u64]) {
-        // One view for the run (a CR3 load's four PDPT entries).
-        let Some(page) = self.kernel_view(kfn) else {
+        // One view for the run (a CR3 load's four PDPT entries), by the
+        // look-up as it stands: a switch's PDPT is rarely the frame of the
+        // last entry call, and the memo's upkeep would cost the switch.
+        let Some(page) = self.kernel_view_unkept(kfn) else {
             out.fill(0);
             return;
         };
