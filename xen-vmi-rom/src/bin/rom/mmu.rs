@@ -719,6 +719,9 @@ impl RomHost<'_> {
 }
 
 impl Host for RomHost<'_> {
+    // Out of line: its callers are the fault path's fall-back and the
+    // shadows' fills, not the entry calls (which read inline).
+    #[inline(never)]
     fn guest_entry(&mut self, kfn: u32, index: usize) -> u64 {
         // A frame the kernel does not have holds no table.
         self.read(kfn, index).unwrap_or(0)
