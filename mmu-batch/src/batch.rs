@@ -499,13 +499,64 @@ impl<Tag: Copy, const N: usize> MmuBatch<Tag, N> {
         target: &mut T,
     ) -> Result<(), Failures<Tag>> {
         let req = MmuUpdate::with_command(mode.command(), entry_maddr, val);
-        let op = Op::MmuUpdate(req);
-        let flushed = self.make_room(&op, target);
-        // The plain run's request, built where Xen will read it (after a
-        // merge or another kind of op the general layout rebuilds `reqs`).
-        self.reqs[self.len] = req;
-        self.append_live(op, tag);
+        let mut at = self.len;
+        let mut flushed = Ok(());
+        if at >= N {
+            // A full queue is flushed first; a flush empties it (refused
+            // or not: the write is queued either way).
+            flushed = self.flush_full(target);
+            debug_assert_eq!(self.len, 0, "a flush empties the queue");
+            at = 0;
+        }
+        // `make_room` and `append_live` written out for a write (every
+        // SetPxE of a batch): the index below the capacity needs no check,
+        // the previous slot is found by `get` (none before the first: the
+        // index wraps), and no flush result is carried.
+        self.counters.pushes += 1;
+        let last = at.wrapping_sub(1);
+        let replaces = if self.mirrored {
+            // Every slot is a live request, at the same index of `reqs`.
+            self.reqs
+                .get(last)
+                .is_some_and(|prev| request_replaces(&req, prev))
+        } else {
+            match self.slots.get(last) {
+                Some(Some(prev)) => {
+                    prev.state == State::Live
+                        && matches!(&prev.op, Op::MmuUpdate(p) if request_replaces(&req, p))
+                }
+                _ => false,
+            }
+        };
+        if replaces {
+            self.supersede(last);
+        }
+        self.append_write(at, req, tag);
         flushed
+    }
+
+    /// Queues the write `req` as a live slot at `at` (`len`, below the
+    /// capacity), its request also where Xen reads it (after a merge or
+    /// another kind of op the general layout rebuilds `reqs`).
+    #[inline(always)]
+    fn append_write(&mut self, at: usize, req: MmuUpdate, tag: Tag) {
+        self.reqs[at] = req;
+        self.slots[at] = Some(Slot {
+            op: Op::MmuUpdate(req),
+            tag,
+            state: State::Live,
+        });
+        self.len = at + 1;
+    }
+
+    /// The op in slot `last` is replaced by the one being pushed (crate
+    /// documentation, "Merging"): out of line, a batch rarely writes one
+    /// entry twice in a row.
+    #[inline(never)]
+    fn supersede(&mut self, last: usize) {
+        self.slot_mut(last).state = State::Superseded;
+        self.counters.merges += 1;
+        self.mirrored = false;
     }
 
     /// Queues an `mmuext_op` (build it with `MmuextOp::pin_l1_table`,

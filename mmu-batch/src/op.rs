@@ -151,7 +151,7 @@ impl Op {
 
 /// [`Op::replaces`] for two `mmu_update` requests: a normal write of the
 /// entry a page-table write wrote (the last value wins).
-#[inline]
+#[inline(always)]
 pub(crate) fn request_replaces(later: &MmuUpdate, earlier: &MmuUpdate) -> bool {
     later.command() == MMU_NORMAL_PT_UPDATE
         && matches!(

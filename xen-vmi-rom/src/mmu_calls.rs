@@ -90,6 +90,12 @@ pub trait CallHost: Host {
         let _ = (va, entry_maddr);
         self.end_of_call();
     }
+    /// Whether [`end_of_call`](Self::end_of_call) does nothing now (the
+    /// queue is in lazy mode): a call may then skip working out whether
+    /// it needs one. False (the default) is always right.
+    fn queue_is_lazy(&self) -> bool {
+        false
+    }
     /// Queue MMU updates from now on, until [`leave_lazy`](Self::leave_lazy).
     fn enter_lazy(&mut self);
     /// Stop queueing and flush.
@@ -356,6 +362,13 @@ pub fn entry_frame<H: Host>(
     paging: Paging,
     ptep: u32,
 ) -> Option<u32> {
+    linear_entry_frame(state, paging, ptep).or_else(|| walked_entry_frame(cache, host, ptep))
+}
+
+/// [`entry_frame`] when no walk is needed (paging off, or the address in
+/// a SetLinearMapping slot); None: walk the kernel's tables.
+#[inline(always)]
+fn linear_entry_frame(state: &CallState, paging: Paging, ptep: u32) -> Option<u32> {
     if !paging.enabled {
         return Some(ptep >> 12);
     }
@@ -385,7 +398,7 @@ pub fn entry_frame<H: Host>(
         debug_assert!(s.pfn.checked_add(page).is_some());
         return Some(s.pfn.wrapping_add(page));
     }
-    walked_entry_frame(cache, host, ptep)
+    None
 }
 
 /// [`entry_frame`] of an address in no SetLinearMapping slot: out of line
@@ -435,7 +448,7 @@ fn entry_changed<H: CallHost>(
     ptep: u32,
     store: Option<(u64, bool)>,
 ) -> Result<(), Rejection> {
-    entry_changed_inline(cache, host, state, paging, call, ptep, store)
+    entry_changed_with::<H, false>(cache, host, state, paging, call, ptep, store)
 }
 
 /// [`entry_changed`], inline in SetPxELong's and UpdatePxELong's entries:
@@ -452,13 +465,34 @@ fn entry_changed_inline<H: CallHost>(
     ptep: u32,
     store: Option<(u64, bool)>,
 ) -> Result<(), Rejection> {
+    entry_changed_with::<H, true>(cache, host, state, paging, call, ptep, store)
+}
+
+/// The body of [`entry_changed_inline`] (`INLINE`) and of the 4-byte
+/// calls' [`entry_changed`] (the shadow's L1 write out of line there).
+#[inline(always)]
+fn entry_changed_with<H: CallHost, const INLINE: bool>(
+    cache: &mut ShadowCache,
+    host: &mut H,
+    state: &CallState,
+    paging: Paging,
+    call: Call,
+    ptep: u32,
+    store: Option<(u64, bool)>,
+) -> Result<(), Rejection> {
     let long = matches!(call, Call::SetPxELong | Call::UpdatePxELong);
     let size = if long { 8 } else { 4 };
     if !ptep.is_multiple_of(size) {
         return reject(call, Problem::EntryMisaligned { ptep });
     }
-    let Some(kfn) = entry_frame(cache, host, state, paging, ptep) else {
-        return reject(call, Problem::EntryNotMapped { ptep });
+    // `entry_frame`, its two ways apart: the usual one's frame needs no
+    // test of an Option where they would meet.
+    let kfn = match linear_entry_frame(state, paging, ptep) {
+        Some(kfn) => kfn,
+        None => match walked_entry_frame(cache, host, ptep) {
+            Some(kfn) => kfn,
+            None => return reject(call, Problem::EntryNotMapped { ptep }),
+        },
     };
     let not_ram = Problem::EntryNotRam { ptep, kfn };
     // The ROM's image and the empty bus around it are read-only hardware
@@ -480,12 +514,21 @@ fn entry_changed_inline<H: CallHost>(
             None => return reject(call, not_ram),
         },
     };
-    let reaches_loaded = cache
-        .entry_changed(host, kfn, index, entry)
-        .map_err(|e| Rejection {
-            call,
-            problem: Problem::Shadow(e),
-        })?;
+    let reach = if INLINE {
+        cache.entry_changed_deferred(host, kfn, index, entry)
+    } else {
+        cache.entry_changed_deferred_small(host, kfn, index, entry)
+    };
+    let reach = reach.map_err(|e| Rejection {
+        call,
+        problem: Problem::Shadow(e),
+    })?;
+    if state.lazy == LazyMode::Mmu && host.queue_is_lazy() {
+        // The end of a call in a lazy queue does nothing, whatever the
+        // change reaches: that is not worked out.
+        return Ok(());
+    }
+    let reaches_loaded = cache.reaches_current(reach);
     if reaches_loaded {
         match state.lazy {
             // A lazy MMU batch: the end of the call is one test (the

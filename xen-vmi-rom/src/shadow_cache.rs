@@ -71,7 +71,8 @@ use xen_abi::xen::MmuextOp;
 
 use crate::layout::rom_area_l2_slots;
 use crate::shadow_entry::{
-    eager_bits, shadow, Level, Refusal, ACCESSED, DIRTY, FRAME, NX, PAT_OR_PSE, PRESENT, RW, USER,
+    eager_bits, l1_value_quick, shadow, Level, Refusal, ACCESSED, DIRTY, FRAME, NX, PAT_OR_PSE,
+    PRESENT, RW, USER,
 };
 
 /// Entries in a page table.
@@ -463,6 +464,19 @@ impl FrameRecords {
     fn as_options(self) -> [Option<usize>; 3] {
         [self.l1, self.l2, self.top].map(|r| (r as usize).checked_sub(1))
     }
+}
+
+/// What [`ShadowCache::entry_changed_deferred`] leaves for
+/// [`ShadowCache::reaches_current`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Reach(ReachState);
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum ReachState {
+    /// A frame with no directory record: its L1 record + 1 (0: none).
+    PageTable(u16),
+    /// A directory's change, worked out before it.
+    Known(bool),
 }
 
 impl core::fmt::Debug for ShadowCache {
@@ -923,6 +937,29 @@ impl ShadowCache {
         entry: u64,
         say: bool,
     ) -> u64 {
+        let quick = l1_value_quick(
+            entry,
+            |f| host.machine_frame(f),
+            |f| host.read_only_frame(f),
+        );
+        match quick {
+            Some(value) => value,
+            None => Self::l1_value_general(host, kfn, index, entry, say),
+        }
+    }
+
+    /// `l1_value` by the general rule (an entry `l1_value_quick` leaves
+    /// to it).
+    #[cold]
+    #[inline(never)]
+    #[cfg_attr(feature = "image", optimize(size))]
+    fn l1_value_general<H: Host>(
+        host: &mut H,
+        kfn: u32,
+        index: usize,
+        entry: u64,
+        say: bool,
+    ) -> u64 {
         match shadow(entry, Level::L1, |f| host.machine_frame(f)) {
             Ok(s) if s.value != 0 && host.read_only_frame(u64::from(frame_of(entry))) => {
                 s.value & !RW
@@ -1177,9 +1214,7 @@ impl ShadowCache {
     /// table any cached root reaches, so nothing else needs to change. A
     /// PDPT entry is read at the next CR3 load, as the processor does.
     /// Returns [`may_change_current`](Self::may_change_current) as it was
-    /// before the change (one lookup for both). Inline: the body of every
-    /// SetPxELong and UpdatePxELong (the directory case is out of line).
-    #[inline(always)]
+    /// before the change (one lookup for both).
     pub fn entry_changed<H: Host>(
         &mut self,
         host: &mut H,
@@ -1187,17 +1222,88 @@ impl ShadowCache {
         index: usize,
         entry: u64,
     ) -> Result<bool, ShadowError> {
+        let reach = self.entry_changed_deferred(host, kfn, index, entry)?;
+        Ok(self.reaches_current(reach))
+    }
+
+    /// [`entry_changed`](Self::entry_changed), with the answer to
+    /// `may_change_current` left for [`reaches_current`]
+    /// (Self::reaches_current) to work out when the caller needs it (the
+    /// end of a call in a lazy batch does not). Inline: the body of every
+    /// SetPxELong and UpdatePxELong (the directory case is out of line).
+    #[inline(always)]
+    pub fn entry_changed_deferred<H: Host>(
+        &mut self,
+        host: &mut H,
+        kfn: u32,
+        index: usize,
+        entry: u64,
+    ) -> Result<Reach, ShadowError> {
+        self.entry_changed_with::<H, true>(host, kfn, index, entry)
+    }
+
+    /// [`entry_changed_deferred`](Self::entry_changed_deferred) with the
+    /// L1 write out of line (`write_l1`): for a copy of the calls kept
+    /// small (the 4-byte calls).
+    #[inline(always)]
+    pub fn entry_changed_deferred_small<H: Host>(
+        &mut self,
+        host: &mut H,
+        kfn: u32,
+        index: usize,
+        entry: u64,
+    ) -> Result<Reach, ShadowError> {
+        self.entry_changed_with::<H, false>(host, kfn, index, entry)
+    }
+
+    #[inline(always)]
+    fn entry_changed_with<H: Host, const INLINE: bool>(
+        &mut self,
+        host: &mut H,
+        kfn: u32,
+        index: usize,
+        entry: u64,
+    ) -> Result<Reach, ShadowError> {
+        let write_l1 = |cache: &mut Self, host: &mut H, i| {
+            if INLINE {
+                cache.write_l1_inline(host, i, index, entry);
+            } else {
+                cache.write_l1(host, i, index, entry);
+            }
+        };
         let records = self.records_of_cached(kfn);
+        if records.l2 == 0 && records.top == 0 {
+            // A page table's entry (the usual SetPxE). Writing it changes
+            // no record's links and no root: what it reaches is the same
+            // after as before.
+            if let Some(i) = (records.l1 as usize).checked_sub(1) {
+                write_l1(self, host, i);
+            }
+            return Ok(Reach(ReachState::PageTable(records.l1)));
+        }
         let reaches_current = self.records_reach_current(records);
         if let Some(i) = (records.l1 as usize).checked_sub(1) {
-            self.write_l1_inline(host, i, index, entry);
-        }
-        if records.l2 == 0 && records.top == 0 {
-            // A page table's entry (the usual SetPxE): done.
-            return Ok(reaches_current);
+            write_l1(self, host, i);
         }
         self.directory_entry_changed(host, records, index, entry)
-            .map(|()| reaches_current)
+            .map(|()| Reach(ReachState::Known(reaches_current)))
+    }
+
+    /// Whether the change [`entry_changed_deferred`]
+    /// (Self::entry_changed_deferred) made may change a shadow the loaded
+    /// address space reaches: `may_change_current` as it was before it.
+    #[inline(always)]
+    pub fn reaches_current(&self, reach: Reach) -> bool {
+        match reach.0 {
+            ReachState::Known(reaches) => reaches,
+            // What `records_reach_current` says of a frame with at most an
+            // L1 record.
+            ReachState::PageTable(l1) => {
+                self.current != 0
+                    && l1 != 0
+                    && self.tables[usize::from(l1 - 1) % MAX_TABLES].refs > 0
+            }
+        }
     }
 
     /// `entry_changed` for a frame that is a page directory (of PDPT slots

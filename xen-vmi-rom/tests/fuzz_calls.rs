@@ -271,6 +271,10 @@ impl CallHost for Backend {
         batch.end_of_call(&mut target).expect("nothing refused");
     }
 
+    fn queue_is_lazy(&self) -> bool {
+        self.batch.is_lazy()
+    }
+
     fn enter_lazy(&mut self) {
         self.batch.enter_lazy();
     }

@@ -184,6 +184,14 @@ pub struct Views {
     next: [u8; VIEW_SETS],
     /// Views mapped at once (hypercalls) so far.
     pub misses: u32,
+    /// The kernel frame whose view `kernel_view` gave last, and that
+    /// view's address, so that the next look-up of the same frame (a
+    /// batch's next entry of the same table) is one compare. Set only for
+    /// a view that is mapped and not pending; dropped (`drop_kernel_memo`:
+    /// frame u32::MAX, address 0) by `replace` (the slot may be the one)
+    /// and by a slot made pending.
+    last_kernel_kfn: u32,
+    last_kernel_va: u32,
 }
 
 impl Views {
@@ -191,7 +199,10 @@ impl Views {
     /// `this` must be valid for writes and aligned.
     unsafe fn init_in_place(this: *mut Self) {
         // SAFETY: the caller vouches for `this`; integers only.
-        unsafe { core::ptr::write_bytes(this, 0, 1) };
+        unsafe {
+            core::ptr::write_bytes(this, 0, 1);
+            (*this).drop_kernel_memo();
+        }
     }
 
     fn va(slot: usize) -> *mut u64 {
@@ -210,12 +221,18 @@ impl Views {
 
     /// The slot `key` gets (its old tag dropped).
     fn replace(&mut self, key: u32) -> usize {
+        self.drop_kernel_memo();
         let set = Self::set(key);
         let way = usize::from(self.next[set]);
         self.next[set] = ((way + 1) % VIEW_WAYS) as u8;
         let slot = set * VIEW_WAYS + way;
         self.tags[slot] = key.wrapping_add(1);
         slot
+    }
+
+    fn drop_kernel_memo(&mut self) {
+        self.last_kernel_kfn = u32::MAX;
+        self.last_kernel_va = 0;
     }
 
     fn is_pending(&self, slot: usize) -> bool {
@@ -225,6 +242,7 @@ impl Views {
     fn set_pending(&mut self, slot: usize, pending: bool) {
         let bit = 1 << (slot % 64);
         if pending {
+            self.drop_kernel_memo();
             self.pending[slot / 64] |= bit;
         } else {
             self.pending[slot / 64] &= !bit;
@@ -536,11 +554,45 @@ impl RomHost<'_> {
         va
     }
 
-    /// Kernel frame `kfn`, read-write (None: not the kernel's).
-    #[inline]
+    /// Kernel frame `kfn`, read-write (None: not the kernel's). Inline:
+    /// the frame of the last call (a batch writes one table entry after
+    /// entry) is one compare; a view exists only for a frame `k2m` knows,
+    /// so that answer is the look-up's.
+    #[inline(always)]
     fn kernel_view(&mut self, kfn: u32) -> Option<*mut u64> {
+        // A null pointer for none inside: the hit's answer then needs no
+        // second test where the two ways meet. A memo dropped holds frame
+        // u32::MAX and null, which is also that frame's answer (beyond
+        // `kernel_frame_limit`: not the kernel's).
+        let page = if self.views.last_kernel_kfn == kfn {
+            self.views.last_kernel_va as *mut u64
+        } else {
+            self.kernel_view_lookup(kfn)
+        };
+        (!page.is_null()).then_some(page)
+    }
+
+    /// `kernel_view` by the look-up alone (the memo neither read nor
+    /// kept), inline.
+    #[inline]
+    fn kernel_view_unkept(&mut self, kfn: u32) -> Option<*mut u64> {
         let mfn = k2m(u64::from(kfn))?;
         Some(self.view(kfn, (mfn << 12) | PRESENT | RW | ACCESSED | DIRTY))
+    }
+
+    /// `kernel_view` by the look-up (its answer kept for the next call);
+    /// null: not the kernel's frame. Out of line: taken once per table in
+    /// a batch.
+    #[inline(never)]
+    fn kernel_view_lookup(&mut self, kfn: u32) -> *mut u64 {
+        let Some(mfn) = k2m(u64::from(kfn)) else {
+            return core::ptr::null_mut();
+        };
+        let va = self.view(kfn, (mfn << 12) | PRESENT | RW | ACCESSED | DIRTY);
+        // The view is mapped and not pending now (`view` made it real).
+        self.views.last_kernel_kfn = kfn;
+        self.views.last_kernel_va = va as u32;
+        va
     }
 
     /// A view of kernel frame `kfn` the ROM is about to need (a page table
@@ -592,6 +644,8 @@ impl RomHost<'_> {
     }
 
     /// The kernel's 8-byte entry at `kfn:index`, read through a view.
+    /// Inline: every UpdatePxELong reads the entry the kernel wrote.
+    #[inline]
     pub fn read(&mut self, kfn: u32, index: usize) -> Option<u64> {
         let page = self.kernel_view(kfn)?;
         // SAFETY: the view maps the whole frame; index < 512.
@@ -665,6 +719,9 @@ impl RomHost<'_> {
 }
 
 impl Host for RomHost<'_> {
+    // Out of line: its callers are the fault path's fall-back and the
+    // shadows' fills, not the entry calls (which read inline).
+    #[inline(never)]
     fn guest_entry(&mut self, kfn: u32, index: usize) -> u64 {
         // A frame the kernel does not have holds no table.
         self.read(kfn, index).unwrap_or(0)
@@ -680,8 +737,10 @@ impl Host for RomHost<'_> {
     }
 
     fn guest_entries(&mut self, kfn: u32, first: usize, out: &mut [u64]) {
-        // One view for the run (a CR3 load's four PDPT entries).
-        let Some(page) = self.kernel_view(kfn) else {
+        // One view for the run (a CR3 load's four PDPT entries), by the
+        // look-up as it stands: a switch's PDPT is rarely the frame of the
+        // last entry call, and the memo's upkeep would cost the switch.
+        let Some(page) = self.kernel_view_unkept(kfn) else {
             out.fill(0);
             return;
         };

@@ -531,6 +531,11 @@ impl CallHost for RomHost<'_> {
         crate::mmu::end_of_call_mapped(self.batch, va, entry_maddr);
     }
 
+    #[inline(always)]
+    fn queue_is_lazy(&self) -> bool {
+        self.batch.is_lazy()
+    }
+
     fn enter_lazy(&mut self) {
         self.batch.enter_lazy();
     }
