@@ -152,11 +152,16 @@ pub extern "C" fn get_tr() -> u32 {
 
 /// UpdateKernelStack(ss, esp0): where Xen switches to on a trap from user
 /// mode (stack_switch; Xen raises the selector's RPL to 1).
-pub extern "C" fn update_kernel_stack(ss: u32, esp0: u32) {
+pub extern "fastcall" fn update_kernel_stack(ss: u32, esp0: u32) {
     // In lazy CPU mode it goes with the context switch's CR3 load.
-    if crate::paging::queue_stack_switch(ss, esp0) {
-        return;
+    if !crate::paging::queue_stack_switch(ss, esp0) {
+        switch_stack_now(ss, esp0);
     }
+}
+
+/// UpdateKernelStack outside lazy CPU mode.
+#[inline(never)]
+fn switch_stack_now(ss: u32, esp0: u32) {
     // SAFETY: tells Xen the kernel's stack for the next entry from ring 3.
     let _ = unsafe { hypervisor().stack_switch(ss, esp0) };
 }

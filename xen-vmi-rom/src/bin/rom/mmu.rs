@@ -218,6 +218,27 @@ impl Views {
         slot
     }
 
+    /// Entries `first..first + 4` of kernel frame `kfn` if view slot
+    /// `slot` (a root's note, `Host::root_pdpt`) is a view of it in use:
+    /// tagged with it and not pending. A slot tagged with a kernel frame
+    /// maps that frame, and exists only for a frame `k2m` knows (as
+    /// `RomHost::read_mapped`), so the entries are `guest_entries`'s.
+    /// None otherwise, with nothing changed.
+    #[inline(always)]
+    pub fn root_pdpt_at(&self, slot: u16, kfn: u32, first: usize) -> Option<[u64; 4]> {
+        let slot = usize::from(slot) % TABLE_VIEW_SLOTS as usize;
+        if self.tags[slot] != kfn.wrapping_add(1) || self.is_pending(slot) {
+            return None;
+        }
+        let page = Self::va(slot);
+        let mut pdpt = [0; 4];
+        for (k, e) in pdpt.iter_mut().enumerate() {
+            // SAFETY: the view maps the whole frame; the index stays in it.
+            *e = unsafe { page.add((first + k) & 511).read_volatile() };
+        }
+        Some(pdpt)
+    }
+
     fn is_pending(&self, slot: usize) -> bool {
         self.pending[slot / 64] & (1 << (slot % 64)) != 0
     }
@@ -536,6 +557,17 @@ impl RomHost<'_> {
         va
     }
 
+    /// `root_pdpt` when the noted slot is not the frame's (or is
+    /// pending): the view as `guest_entries` gets it, its slot noted.
+    #[inline(never)]
+    fn root_pdpt_view(&mut self, kfn: u32, hint: &mut u16) -> Option<*mut u64> {
+        let page = self.kernel_view(kfn)?;
+        if let Some(slot) = self.views.lookup(kfn) {
+            *hint = slot as u16;
+        }
+        Some(page)
+    }
+
     /// Kernel frame `kfn`, read-write (None: not the kernel's).
     #[inline]
     fn kernel_view(&mut self, kfn: u32) -> Option<*mut u64> {
@@ -689,6 +721,23 @@ impl Host for RomHost<'_> {
             // SAFETY: the view maps the whole frame; the index stays in it.
             *e = unsafe { page.add((first + k) & 511).read_volatile() };
         }
+    }
+
+    // A CR3 load of a cached root: the view slot its PDPT's frame had
+    // last time (`Views::root_pdpt_at`), else the view as
+    // `guest_entries` gets it, its slot noted.
+    #[inline(always)]
+    fn root_pdpt(&mut self, kfn: u32, first: usize, hint: &mut u16) -> Option<[u64; 4]> {
+        if let Some(pdpt) = self.views.root_pdpt_at(*hint, kfn, first) {
+            return Some(pdpt);
+        }
+        let page = self.root_pdpt_view(kfn, hint)?;
+        let mut pdpt = [0; 4];
+        for (k, e) in pdpt.iter_mut().enumerate() {
+            // SAFETY: the view maps the whole frame; the index stays in it.
+            *e = unsafe { page.add((first + k) & 511).read_volatile() };
+        }
+        Some(pdpt)
     }
 
     fn set_guest_bits(&mut self, kfn: u32, index: usize, bits: u64) {

@@ -206,7 +206,9 @@ fn lazy_cpu() -> bool {
 /// behind the CR3 load (XenLinux's lazy CPU mode does the same), so a
 /// context switch is one multicall at the mode's end. No trap from ring 3
 /// can come before: the kernel is in ring 1 until then. Returns false
-/// outside lazy CPU mode (the caller switches at once).
+/// outside lazy CPU mode (the caller switches at once). Inline: the
+/// held case is a few stores; queueing is out of line.
+#[inline(always)]
 pub fn queue_stack_switch(ss: u32, esp0: u32) -> bool {
     if !lazy_cpu() || !runtime().paging.heap_ready {
         return false;
@@ -217,12 +219,18 @@ pub fn queue_stack_switch(ss: u32, esp0: u32) -> bool {
         held.stack = Some((ss, esp0));
         return true;
     }
+    push_stack_switch(ss, esp0);
+    true
+}
+
+/// [`queue_stack_switch`] with no base switch held to join.
+#[inline(never)]
+fn push_stack_switch(ss: u32, esp0: u32) {
     let heap = heap();
     let (_, mut host) = heap.split();
     use xen_vmi_rom::shadow_cache::Host;
     let (op, tag) = stack_switch_op(ss, esp0);
     host.push(op, tag);
-    true
 }
 
 /// Drops every shadow and builds the current one again from the kernel's
@@ -297,9 +305,60 @@ pub fn native_set_cr3(value: u32) {
 }
 
 /// SetCR3 through the VMI call.
-pub extern "C" fn vmi_set_cr3(value: u32) {
+pub extern "fastcall" fn vmi_set_cr3(value: u32) {
+    if !switch_cr3(value) {
+        set_cr3_general(value);
+    }
+}
+
+/// SetCR3 through the VMI call, when it is not [`switch_cr3`]'s case.
+#[inline(never)]
+fn set_cr3_general(value: u32) {
     activate();
     set_cr3(value);
+}
+
+/// SetCR3 in a context switch (lazy CPU mode, nothing held or queued, a
+/// cached root whose PDPT is unchanged and read through the view its
+/// root noted): what `activate`, `set_cr3` and `load` do then, with no
+/// host to build and nothing else to test. False (nothing changed but
+/// the cache's root hint) for any other case, which takes the general
+/// path.
+#[inline(always)]
+fn switch_cr3(value: u32) -> bool {
+    let p = &mut runtime().paging;
+    if !(p.activated
+        && p.enabled
+        && p.heap_ready
+        && !p.held.held
+        && p.calls.lazy == vmi_abi::flags::LazyMode::Cpu)
+    {
+        return false;
+    }
+    let heap = crate::mmu::built_heap();
+    if !heap.batch.is_empty() {
+        return false;
+    }
+    let Some(cached) = heap.cache.cached_root(value) else {
+        return false;
+    };
+    let Some(pdpt) = heap
+        .views
+        .root_pdpt_at(cached.pdpt_hint, cached.kfn, cached.first)
+    else {
+        return false;
+    };
+    let Some(l3) = heap.cache.load_unchanged_root(cached, &pdpt) else {
+        return false;
+    };
+    p.last_fix = (0, 0, 0);
+    p.cr3 = value;
+    p.held = HeldSwitch {
+        held: true,
+        base: (l3, value),
+        stack: None,
+    };
+    true
 }
 
 pub extern "C" fn get_cr3() -> u32 {
@@ -670,50 +729,72 @@ pub extern "C" fn set_linear_mapping(slot: u32, va: u32, pages: u32, pfn: u32) {
 }
 
 /// SetLazyMode(mode).
-pub extern "C" fn set_lazy_mode(mode: u32) {
-    // A context switch's pair (CPU from NONE, then NONE from CPU), with
-    // the shadows cached: what `mmu_calls::set_lazy_mode` does for these
-    // two valid changes (no flush entering, the batch out leaving), with
-    // fewer checks on the way.
-    let p = &mut runtime().paging;
-    if p.activated && p.heap_ready {
-        use vmi_abi::flags::LazyMode;
-        match (p.calls.lazy, mode) {
-            (LazyMode::None, vmi_abi::flags::VMI_LAZY_CPU) => {
-                p.last_fix = (0, 0, 0);
-                p.calls.lazy = LazyMode::Cpu;
-                // No switch is held outside lazy CPU mode (SetLazyMode(NONE)
-                // and `mmu::heap` take it out), so nothing to queue first.
-                debug_assert!(!p.held.held);
-                crate::mmu::built_heap().batch.enter_lazy();
-                return;
-            }
-            (LazyMode::Cpu, vmi_abi::flags::VMI_LAZY_NONE) => {
-                p.last_fix = (0, 0, 0);
-                p.calls.lazy = LazyMode::None;
-                // Taken out before `heap()`, which would queue it; a base
-                // switch without its stack switch goes in as pushed.
-                let result = match p.held.stack {
-                    Some(stack) if p.held.held => {
-                        p.held.held = false;
-                        let (l3, cr3) = p.held.base;
-                        crate::mmu::built_heap().batch.leave_lazy_switching(
-                            MmuextOp::new_baseptr(Mfn(l3)),
-                            stack,
-                            || (new_base_op(l3, cr3).1, stack_switch_op(stack.0, stack.1).1),
-                            &mut crate::mmu::XenTarget,
-                        )
-                    }
-                    _ => heap().batch.leave_lazy(&mut crate::mmu::XenTarget),
-                };
-                if let Err(f) = result {
-                    crate::mmu::refused(f);
-                }
-                return;
-            }
-            _ => {}
-        }
+pub extern "fastcall" fn set_lazy_mode(mode: u32) {
+    if !switch_lazy_mode(mode) {
+        set_lazy_mode_general(mode);
     }
+}
+
+/// A context switch's pair (CPU from NONE, then NONE from CPU), with
+/// the shadows cached: what `mmu_calls::set_lazy_mode` does for these
+/// two valid changes (no flush entering, the batch out leaving), with
+/// fewer checks on the way. False (nothing done) for anything else.
+#[inline(always)]
+fn switch_lazy_mode(mode: u32) -> bool {
+    let p = &mut runtime().paging;
+    if !(p.activated && p.heap_ready) {
+        return false;
+    }
+    use vmi_abi::flags::LazyMode;
+    match (p.calls.lazy, mode) {
+        (LazyMode::None, vmi_abi::flags::VMI_LAZY_CPU) => {
+            p.last_fix = (0, 0, 0);
+            p.calls.lazy = LazyMode::Cpu;
+            // No switch is held outside lazy CPU mode (SetLazyMode(NONE)
+            // and `mmu::heap` take it out), so nothing to queue first.
+            debug_assert!(!p.held.held);
+            crate::mmu::built_heap().batch.enter_lazy();
+            true
+        }
+        (LazyMode::Cpu, vmi_abi::flags::VMI_LAZY_NONE) => {
+            p.last_fix = (0, 0, 0);
+            p.calls.lazy = LazyMode::None;
+            // Taken out before `heap()`, which would queue it; a base
+            // switch without its stack switch goes in as pushed.
+            match p.held.stack {
+                Some(stack) if p.held.held => {
+                    p.held.held = false;
+                    let (l3, cr3) = p.held.base;
+                    let issued = crate::mmu::built_heap().batch.leave_lazy_switching(
+                        MmuextOp::new_baseptr(Mfn(l3)),
+                        stack,
+                        || (new_base_op(l3, cr3).1, stack_switch_op(stack.0, stack.1).1),
+                        &mut crate::mmu::XenTarget,
+                    );
+                    if let Err(f) = issued {
+                        crate::mmu::refused(f);
+                    }
+                }
+                _ => leave_lazy_cpu(),
+            }
+            true
+        }
+        _ => false,
+    }
+}
+
+/// SetLazyMode(NONE) from CPU with no switch held whole: the queue
+/// (with a held base switch pushed first, `mmu::heap`) goes out.
+#[inline(never)]
+fn leave_lazy_cpu() {
+    if let Err(f) = heap().batch.leave_lazy(&mut crate::mmu::XenTarget) {
+        crate::mmu::refused(f);
+    }
+}
+
+/// SetLazyMode when it is not [`switch_lazy_mode`]'s case.
+#[inline(never)]
+fn set_lazy_mode_general(mode: u32) {
     activate();
     let (_, mut host) = heap().split();
     finish(mmu_calls::set_lazy_mode(
