@@ -633,10 +633,11 @@ impl<Tag: Copy, const N: usize> MmuBatch<Tag, N> {
         target: &mut T,
     ) -> Result<(), Failures<Tag>> {
         self.lazy = false;
-        if self.len != 0 || N < 2 || Op::Mmuext(base).is_full_flush() {
-            return self.switch_queued(base, (ss, esp), tags(), target);
-        }
+        // Laid out first: the other paths read it from there.
         self.switch_ext[0] = base;
+        if self.len != 0 || N < 2 || Op::Mmuext(base).is_full_flush() {
+            return self.switch_queued((ss, esp), tags(), target);
+        }
         let ext = (&raw const self.switch_ext[0]).expose_provenance() as u32;
         let [ref mut base_call, ref mut stack_call] = self.switch_calls;
         base_call.result = NOT_RUN as u32;
@@ -657,11 +658,11 @@ impl<Tag: Copy, const N: usize> MmuBatch<Tag, N> {
             );
             target.multicall(&mut calls)
         };
-        if list_result == 0 && self.switch_calls[0].result == 0 && self.switch_calls[1].result == 0
-        {
+        // Both results and the list's in one test.
+        if (list_result as u32 | self.switch_calls[0].result | self.switch_calls[1].result) == 0 {
             return Ok(());
         }
-        self.switch_refused(base, (ss, esp), tags(), list_result, target)
+        self.switch_refused(tags(), list_result, target)
     }
 
     /// Whether `switch_calls` still holds what is laid out once
@@ -682,11 +683,11 @@ impl<Tag: Copy, const N: usize> MmuBatch<Tag, N> {
     #[inline(never)]
     fn switch_queued<T: FlushTarget<Tag>>(
         &mut self,
-        base: MmuextOp,
         (ss, esp): (u32, u32),
         (base_tag, stack_tag): (Tag, Tag),
         target: &mut T,
     ) -> Result<(), Failures<Tag>> {
+        let base = self.switch_ext[0];
         let pushed = self.push(Op::Mmuext(base), base_tag, target);
         let pushed = pushed.and(self.push(Op::StackSwitch { ss, esp }, stack_tag, target));
         pushed.and(self.flush_for(FlushReason::LeaveLazy, target))
@@ -698,12 +699,14 @@ impl<Tag: Copy, const N: usize> MmuBatch<Tag, N> {
     #[inline(never)]
     fn switch_refused<T: FlushTarget<Tag>>(
         &mut self,
-        base: MmuextOp,
-        (ss, esp): (u32, u32),
         (base_tag, stack_tag): (Tag, Tag),
         list_result: i32,
         target: &mut T,
     ) -> Result<(), Failures<Tag>> {
+        // The pair as laid out (Xen reads the op and the stack switch's
+        // arguments, it never writes them).
+        let base = self.switch_ext[0];
+        let [ss, esp, ..] = self.switch_calls[1].args;
         // Settled in the general path's storage, as if the pair had been
         // laid out there.
         self.calls[..2].copy_from_slice(&self.switch_calls);

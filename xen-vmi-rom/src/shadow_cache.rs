@@ -1548,11 +1548,10 @@ impl ShadowCache {
     /// every CR3 load). Returns the shadow L3 to load (the caller queues
     /// MMUEXT_NEW_BASEPTR and flushes).
     ///
-    /// Inline: a context switch's load of a cached root is a few dozen
-    /// instructions, which a call frame of its own would add to; a root
-    /// to build or follow is out of line (`load_new_root`,
-    /// `load_changed_root`).
-    #[inline(always)]
+    /// A root to build or follow is out of line (`load_new_root`,
+    /// `load_changed_root`); a context switch's load of an unchanged root
+    /// can be had without a host ([`cached_root`](Self::cached_root)).
+    #[inline]
     pub fn load_root<H: Host>(&mut self, host: &mut H, cr3: u32) -> Result<u32, ShadowError> {
         let cr3 = cr3 & !0x1F;
         let Some(r) = self.find_root(cr3) else {
@@ -1606,17 +1605,25 @@ impl ShadowCache {
         })
     }
 
-    /// The second half: when `pdpt` (the entries `cached` names, as the
-    /// host reads them) is the PDPT the root was built from, the root is
-    /// loaded as [`load_root`](Self::load_root) loads it, and its shadow
-    /// L3 returned. None otherwise, with nothing changed: the caller then
-    /// takes `load_root`.
+    /// The second half: when the PDPT `cached` names (`entry(s)`: entry
+    /// `s` of the four, as the host reads it) is the one the root was
+    /// built from, the root is loaded as [`load_root`](Self::load_root)
+    /// loads it, and its shadow L3 returned. None otherwise, with nothing
+    /// changed: the caller then takes `load_root`.
     #[inline(always)]
-    pub fn load_unchanged_root(&mut self, cached: CachedRoot, pdpt: &[u64; 4]) -> Option<u32> {
+    pub fn load_unchanged_root(
+        &mut self,
+        cached: CachedRoot,
+        mut entry: impl FnMut(usize) -> u64,
+    ) -> Option<u32> {
         let r = cached.root;
-        let mut differ = 0;
-        for (s, &entry) in pdpt.iter().enumerate() {
-            differ |= self.roots[r].pdpte[s] ^ entry;
+        // Folded as `load_root` folds them, each entry read as it is
+        // compared.
+        // (In 32-bit halves: one register for the fold on i686.)
+        let mut differ = 0u32;
+        for s in 0..4 {
+            let d = self.roots[r].pdpte[s] ^ entry(s);
+            differ |= d as u32 | (d >> 32) as u32;
         }
         if differ != 0 {
             return None;

@@ -296,14 +296,11 @@ fn run_loading(steps: &[Step], pool: usize, switch_loads: bool) -> (Box<ShadowCa
                 let switched = switch_loads
                     .then(|| cache.cached_root(cr3))
                     .flatten()
+                    .filter(|_| !loads.is_multiple_of(3))
                     .and_then(|cached| {
-                        let mut pdpt = [0; 4];
-                        for (k, e) in pdpt.iter_mut().enumerate() {
-                            *e = m.guest_entry(cached.kfn, cached.first + k);
-                        }
-                        (!loads.is_multiple_of(3)).then_some((cached, pdpt))
-                    })
-                    .and_then(|(cached, pdpt)| cache.load_unchanged_root(cached, &pdpt));
+                        let entry = |s| m.guest_entry(cached.kfn, cached.first + s);
+                        cache.load_unchanged_root(cached, entry)
+                    });
                 if switch_loads {
                     SWITCH_LOADS.with(|c| {
                         let (taken, general) = c.get();

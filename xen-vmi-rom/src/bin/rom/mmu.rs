@@ -218,25 +218,18 @@ impl Views {
         slot
     }
 
-    /// Entries `first..first + 4` of kernel frame `kfn` if view slot
-    /// `slot` (a root's note, `Host::root_pdpt`) is a view of it in use:
-    /// tagged with it and not pending. A slot tagged with a kernel frame
-    /// maps that frame, and exists only for a frame `k2m` knows (as
-    /// `RomHost::read_mapped`), so the entries are `guest_entries`'s.
-    /// None otherwise, with nothing changed.
+    /// The view of kernel frame `kfn` in view slot `slot` (a root's note,
+    /// `Host::root_pdpt`), if that slot is a view of it in use: tagged
+    /// with it and not pending. A slot tagged with a kernel frame maps
+    /// that frame, and exists only for a frame `k2m` knows (as
+    /// `RomHost::read_mapped`), so what it reads is `guest_entries`'s.
     #[inline(always)]
-    pub fn root_pdpt_at(&self, slot: u16, kfn: u32, first: usize) -> Option<[u64; 4]> {
+    pub fn noted_view(&self, slot: u16, kfn: u32) -> Option<*const u64> {
         let slot = usize::from(slot) % TABLE_VIEW_SLOTS as usize;
         if self.tags[slot] != kfn.wrapping_add(1) || self.is_pending(slot) {
             return None;
         }
-        let page = Self::va(slot);
-        let mut pdpt = [0; 4];
-        for (k, e) in pdpt.iter_mut().enumerate() {
-            // SAFETY: the view maps the whole frame; the index stays in it.
-            *e = unsafe { page.add((first + k) & 511).read_volatile() };
-        }
-        Some(pdpt)
+        Some(Self::va(slot))
     }
 
     fn is_pending(&self, slot: usize) -> bool {
@@ -724,14 +717,14 @@ impl Host for RomHost<'_> {
     }
 
     // A CR3 load of a cached root: the view slot its PDPT's frame had
-    // last time (`Views::root_pdpt_at`), else the view as
+    // last time (`Views::noted_view`), else the view as
     // `guest_entries` gets it, its slot noted.
     #[inline(always)]
     fn root_pdpt(&mut self, kfn: u32, first: usize, hint: &mut u16) -> Option<[u64; 4]> {
-        if let Some(pdpt) = self.views.root_pdpt_at(*hint, kfn, first) {
-            return Some(pdpt);
-        }
-        let page = self.root_pdpt_view(kfn, hint)?;
+        let page = match self.views.noted_view(*hint, kfn) {
+            Some(page) => page,
+            None => self.root_pdpt_view(kfn, hint)?,
+        };
         let mut pdpt = [0; 4];
         for (k, e) in pdpt.iter_mut().enumerate() {
             // SAFETY: the view maps the whole frame; the index stays in it.
