@@ -744,22 +744,22 @@ pub extern "fastcall" fn set_lazy_mode(mode: u32) {
         crate::mmu::built_heap().batch.enter_lazy();
         return;
     }
-    leave_lazy_mode(mode);
-}
-
-/// SetLazyMode other than entering lazy CPU mode from NONE.
-#[inline(never)]
-fn leave_lazy_mode(mode: u32) {
-    use vmi_abi::flags::LazyMode;
-    let p = &mut runtime().paging;
-    if !(p.activated
+    if p.activated
         && p.heap_ready
         && p.calls.lazy == LazyMode::Cpu
-        && mode == vmi_abi::flags::VMI_LAZY_NONE)
+        && mode == vmi_abi::flags::VMI_LAZY_NONE
     {
-        set_lazy_mode_general(mode);
+        leave_lazy_cpu_mode();
         return;
     }
+    set_lazy_mode_general(mode);
+}
+
+/// SetLazyMode(NONE) from lazy CPU mode, with the shadows cached.
+#[inline(never)]
+fn leave_lazy_cpu_mode() {
+    use vmi_abi::flags::LazyMode;
+    let p = &mut runtime().paging;
     p.last_fix = (0, 0, 0);
     p.calls.lazy = LazyMode::None;
     // Taken out before `heap()`, which would queue it; a base switch
