@@ -1472,14 +1472,15 @@ impl ShadowCache {
     /// the first found, which becomes the slot's hint.
     #[inline(always)]
     fn find_root(&mut self, cr3: u32) -> Option<usize> {
-        let hint = self.root_hints[Self::root_hint_slot(cr3)];
-        if let Some(r) = (hint as usize).checked_sub(1) {
-            let root = &self.roots[r];
-            if root.l3 != 0 && root.cr3 == cr3 {
-                return Some(r);
-            }
-        }
-        self.search_root(cr3)
+        self.hinted_root(cr3).or_else(|| self.search_root(cr3))
+    }
+
+    /// The cached root of `cr3` if its hint slot names it.
+    #[inline(always)]
+    fn hinted_root(&self, cr3: u32) -> Option<usize> {
+        let r = (self.root_hints[Self::root_hint_slot(cr3)] as usize).checked_sub(1)?;
+        let root = &self.roots[r];
+        (root.l3 != 0 && root.cr3 == cr3).then_some(r)
     }
 
     /// [`find_root`](Self::find_root) past its hint.
@@ -1589,14 +1590,16 @@ impl ShadowCache {
     }
 
     /// The first half of [`load_root`](Self::load_root)'s usual case (a
-    /// context switch's): `cr3`'s cached root, if there is one, and where
-    /// its PDPT's entries are (the frame, the first entry, and the host's
+    /// context switch's): `cr3`'s cached root, if its hint slot names it
+    /// (no search: a CR3 whose root is not there, as a new space's first
+    /// load, is left to `load_root`, which searches once), and where its
+    /// PDPT's entries are (the frame, the first entry, and the host's
     /// note of where it found them last, `Host::root_pdpt`). Nothing
-    /// changes but the CR3's root hint, as `load_root` changes it.
+    /// changes.
     #[inline(always)]
-    pub fn cached_root(&mut self, cr3: u32) -> Option<CachedRoot> {
+    pub fn cached_root(&self, cr3: u32) -> Option<CachedRoot> {
         let cr3 = cr3 & !0x1F;
-        let root = self.find_root(cr3)?;
+        let root = self.hinted_root(cr3)?;
         Some(CachedRoot {
             root,
             kfn: cr3 >> 12,
