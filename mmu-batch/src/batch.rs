@@ -232,7 +232,42 @@ pub struct MmuBatch<Tag, const N: usize> {
     spans: [Span; N],
     /// Argument position -> queue slot it came from.
     arg_slot: [usize; N],
+    /// The context-switch pair's own multicall (`leave_lazy_switching`):
+    /// what never changes (the hypercalls, the unused arguments) is laid
+    /// out once, when the queue is built; each switch writes only its op,
+    /// its stack and the words Xen may have written: the results, and the
+    /// `mmuext_op` entry's four arguments, which a continuation rewrites
+    /// and `multicall.c` copies back into the entry (after a base switch
+    /// Xen drops the old base's reference in one, `old_guest_table` in
+    /// `do_mmuext_op`, with the result in place of `foreigndom`).
+    switch_calls: [MulticallEntry; 2],
+    switch_ext: [MmuextOp; 1],
+    /// Switches `leave_lazy_switching` issued on an empty queue, each one
+    /// push of two ops, one flush at the lazy mode's end and one
+    /// two-entry multicall: added into [`counters`](Self::counters) when
+    /// they are read, not counted field by field on every switch.
+    switch_pairs: u64,
 }
+
+/// [`MmuBatch::switch_calls`] as laid out once.
+const SWITCH_CALLS: [MulticallEntry; 2] = [
+    MulticallEntry {
+        op: __HYPERVISOR_mmuext_op,
+        result: NOT_RUN as u32,
+        args: [0, 1, 0, DOMID_SELF as u32, 0, 0],
+    },
+    MulticallEntry {
+        op: __HYPERVISOR_stack_switch,
+        result: NOT_RUN as u32,
+        args: [0; 6],
+    },
+];
+/// [`MmuBatch::switch_ext`] until the first switch writes it.
+const SWITCH_EXT: MmuextOp = MmuextOp {
+    cmd: 0,
+    arg1: 0,
+    arg2: 0,
+};
 
 impl<Tag, const N: usize> fmt::Debug for MmuBatch<Tag, N> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -282,6 +317,9 @@ impl<Tag: Copy, const N: usize> MmuBatch<Tag, N> {
             done: [0; N],
             spans: [Span { first: 0, count: 0 }; N],
             arg_slot: [0; N],
+            switch_calls: SWITCH_CALLS,
+            switch_ext: [SWITCH_EXT],
+            switch_pairs: 0,
         }
     }
 
@@ -326,6 +364,9 @@ impl<Tag: Copy, const N: usize> MmuBatch<Tag, N> {
             (&raw mut (*this).in_place_off).write(false);
             (&raw mut (*this).lazy).write(false);
             (&raw mut (*this).counters).write(Counters::ZERO);
+            (&raw mut (*this).switch_calls).write(SWITCH_CALLS);
+            (&raw mut (*this).switch_ext).write([SWITCH_EXT]);
+            (&raw mut (*this).switch_pairs).write(0);
         }
     }
 
@@ -351,13 +392,25 @@ impl<Tag: Copy, const N: usize> MmuBatch<Tag, N> {
     pub const LEN_OFFSET: usize = core::mem::offset_of!(Self, len);
 
     /// The counters.
-    pub fn counters(&self) -> &Counters {
-        &self.counters
+    pub fn counters(&self) -> Counters {
+        // The context-switch pairs, as `push` of both ops and a flush of
+        // them at the lazy mode's end would have counted them.
+        let n = self.switch_pairs;
+        let mut c = self.counters;
+        c.pushes += 2 * n;
+        c.flushes += n;
+        c.flushes_by_reason[FlushReason::LeaveLazy.index()] += n;
+        c.hypercalls += n;
+        c.multicalls += n;
+        c.multicall_entries += 2 * n;
+        c.requests += 2 * n;
+        c
     }
 
     /// Zeroes the counters.
     pub fn reset_counters(&mut self) {
         self.counters = Counters::ZERO;
+        self.switch_pairs = 0;
     }
 
     /// Test hook: with `off`, a flush of a queue that is not one plain run
@@ -614,9 +667,11 @@ impl<Tag: Copy, const N: usize> MmuBatch<Tag, N> {
     /// `stack_switch(ss, esp)`, tagged by `tags` (asked for only if the
     /// ops must be queued or reported). The same as pushing both and then
     /// [`leave_lazy`](Self::leave_lazy): on an empty queue that is the
-    /// two-entry multicall, laid out here straight from the arguments,
-    /// and when both entries succeed nothing is queued at all; otherwise
-    /// the two ops take their slots and the flush goes on as usual.
+    /// two-entry multicall, issued from the pair's own entries
+    /// (`switch_calls`, laid out once: only the changing words are
+    /// written), and when both entries succeed nothing is queued at all;
+    /// otherwise the two ops take their slots and the flush goes on as
+    /// usual.
     ///
     /// Inline (every context switch): the queued case and the settling
     /// after a refusal are out of line.
@@ -629,44 +684,47 @@ impl<Tag: Copy, const N: usize> MmuBatch<Tag, N> {
         target: &mut T,
     ) -> Result<(), Failures<Tag>> {
         self.lazy = false;
+        // Laid out first: the other paths read it from there.
+        self.switch_ext[0] = base;
         if self.len != 0 || N < 2 || Op::Mmuext(base).is_full_flush() {
-            return self.switch_queued(base, (ss, esp), tags(), target);
+            return self.switch_queued((ss, esp), tags(), target);
         }
-        self.counters.pushes += 2;
-        self.counters.flushes += 1;
-        self.counters.flushes_by_reason[FlushReason::LeaveLazy.index()] += 1;
-        // `emit`'s layout for the two (one request each, no `pdone`), with
-        // the argument pointer in place and the results cleared, as
-        // `Multicall::new` would leave them.
-        self.exts[0] = base;
-        let ext = (&raw const self.exts[0]).expose_provenance() as u32;
-        self.calls[0] = MulticallEntry {
-            op: __HYPERVISOR_mmuext_op,
-            result: NOT_RUN as u32,
-            args: [ext, 1, 0, u32::from(DOMID_SELF), 0, 0],
-        };
-        self.calls[1] = MulticallEntry {
-            op: __HYPERVISOR_stack_switch,
-            result: NOT_RUN as u32,
-            args: [ss, esp, 0, 0, 0, 0],
-        };
-        self.counters.hypercalls += 1;
-        self.counters.multicalls += 1;
-        self.counters.multicall_entries += 2;
-        self.counters.requests += 2;
+        let ext = (&raw const self.switch_ext[0]).expose_provenance() as u32;
+        let [ref mut base_call, ref mut stack_call] = self.switch_calls;
+        base_call.result = NOT_RUN as u32;
+        base_call.args[..4].copy_from_slice(&[ext, 1, 0, u32::from(DOMID_SELF)]);
+        stack_call.result = NOT_RUN as u32;
+        stack_call.args[0] = ss;
+        stack_call.args[1] = esp;
+        debug_assert!(self.switch_layout_intact());
+        // Counted whatever Xen answers, as the general path counts a flush
+        // before it settles the results.
+        self.switch_pairs += 1;
         let list_result = {
             let mut calls = Multicall::laid_out(
-                &mut self.calls[..2],
-                &self.reqs,
-                &self.exts,
+                &mut self.switch_calls,
+                &[],
+                &self.switch_ext,
                 &mut self.done[..2],
             );
             target.multicall(&mut calls)
         };
-        if list_result == 0 && self.calls[0].result == 0 && self.calls[1].result == 0 {
+        // Both results and the list's in one test.
+        if (list_result as u32 | self.switch_calls[0].result | self.switch_calls[1].result) == 0 {
             return Ok(());
         }
-        self.switch_refused(base, (ss, esp), tags(), list_result, target)
+        self.switch_refused(tags(), list_result, target)
+    }
+
+    /// Whether `switch_calls` still holds what is laid out once
+    /// (`SWITCH_CALLS`) where no switch writes.
+    fn switch_layout_intact(&self) -> bool {
+        let [base, stack] = &self.switch_calls;
+        let [laid_base, laid_stack] = &SWITCH_CALLS;
+        base.op == laid_base.op
+            && base.args[4..] == laid_base.args[4..]
+            && stack.op == laid_stack.op
+            && stack.args[2..] == laid_stack.args[2..]
     }
 
     /// [`leave_lazy_switching`](Self::leave_lazy_switching) with ops
@@ -676,11 +734,11 @@ impl<Tag: Copy, const N: usize> MmuBatch<Tag, N> {
     #[inline(never)]
     fn switch_queued<T: FlushTarget<Tag>>(
         &mut self,
-        base: MmuextOp,
         (ss, esp): (u32, u32),
         (base_tag, stack_tag): (Tag, Tag),
         target: &mut T,
     ) -> Result<(), Failures<Tag>> {
+        let base = self.switch_ext[0];
         let pushed = self.push(Op::Mmuext(base), base_tag, target);
         let pushed = pushed.and(self.push(Op::StackSwitch { ss, esp }, stack_tag, target));
         pushed.and(self.flush_for(FlushReason::LeaveLazy, target))
@@ -692,12 +750,18 @@ impl<Tag: Copy, const N: usize> MmuBatch<Tag, N> {
     #[inline(never)]
     fn switch_refused<T: FlushTarget<Tag>>(
         &mut self,
-        base: MmuextOp,
-        (ss, esp): (u32, u32),
         (base_tag, stack_tag): (Tag, Tag),
         list_result: i32,
         target: &mut T,
     ) -> Result<(), Failures<Tag>> {
+        // The pair as laid out (Xen reads the op and the stack switch's
+        // arguments, it never writes them).
+        let base = self.switch_ext[0];
+        let [ss, esp, ..] = self.switch_calls[1].args;
+        // Settled in the general path's storage, as if the pair had been
+        // laid out there.
+        self.calls[..2].copy_from_slice(&self.switch_calls);
+        self.exts[0] = self.switch_ext[0];
         for entry in 0..2 {
             self.spans[entry] = Span {
                 first: entry,

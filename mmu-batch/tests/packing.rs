@@ -556,7 +556,7 @@ fn built_in_place_is_an_empty_queue() {
         place.assume_init()
     };
     assert!(batch.is_empty() && !batch.is_lazy());
-    assert_eq!(*batch.counters(), mmu_batch::Counters::ZERO);
+    assert_eq!(batch.counters(), mmu_batch::Counters::ZERO);
     batch.enter_lazy();
     assert!(batch.is_lazy());
 }
@@ -620,66 +620,98 @@ fn a_refused_stack_switch_is_reported_and_the_rest_runs() {
 }
 
 /// `leave_lazy_switching` (a context switch held back out of the queue) makes
-/// the same hypercalls, reports the same failures and leaves Xen in the
-/// same state as pushing the two ops and leaving lazy mode: on an empty
-/// queue, with a refused stack switch, and behind a queued write.
+/// the same hypercalls, reports the same failures, leaves Xen in the same
+/// state and counts the same as pushing the two ops and leaving lazy mode:
+/// on an empty queue, with a refused stack switch, and behind a queued
+/// write, in every order over three switches in a row (the pair's entries
+/// are laid out once and reused, and a general flush between switches
+/// lays out its own multicall).
 #[test]
 fn leaving_lazy_mode_with_a_held_switch_is_pushing_it() {
-    for (queued_write, poisoned) in [(false, false), (false, true), (true, false), (true, true)] {
+    let kinds = [(false, false), (false, true), (true, false), (true, true)];
+    for sequence in 0..kinds.len().pow(3) {
+        let rounds: Vec<(bool, bool)> = (0..3)
+            .map(|k| kinds[sequence / kinds.len().pow(k) % kinds.len()])
+            .collect();
         let run = |held: bool| {
             let mut h = Harness::<64>::new();
-            h.enter_lazy();
-            if queued_write {
-                let a = w(&h, 0);
-                h.push(a).unwrap();
+            let mut results = Vec::new();
+            for (round, &(queued_write, poisoned)) in rounds.iter().enumerate() {
+                h.enter_lazy();
+                if queued_write {
+                    let a = w(&h, round);
+                    h.push(a).unwrap();
+                }
+                let base = x(&h, MMUEXT_NEW_BASEPTR, 4 + round as u32);
+                let esp = 0xC000_1FF0 - 0x100 * round as u32;
+                if !held {
+                    h.push(base).unwrap();
+                    let stack = stack_switch(h.next_id(), esp, poisoned);
+                    h.push(stack).unwrap();
+                    results.push(h.leave_lazy());
+                    continue;
+                }
+                // Held: the ops join the script as the harness's pushes
+                // would, but only the queue's leave_lazy_switching sees them.
+                h.xen.script.push(base);
+                h.xen.links.push(false);
+                let stack = stack_switch(h.next_id(), esp, poisoned);
+                h.xen.script.push(stack);
+                h.xen.links.push(false);
+                let (base_id, stack_id) = (id_of(&base), id_of(&stack));
+                let (Op::Mmuext(base_op), Op::StackSwitch { ss, esp }) = (base, stack) else {
+                    unreachable!()
+                };
+                results.push(h.batch.leave_lazy_switching(
+                    base_op,
+                    (ss, esp),
+                    || (base_id, stack_id),
+                    &mut h.xen,
+                ));
+                // The harness's own bookkeeping, as its leave_lazy would
+                // leave it (the queue is empty again).
+                h.fill.clear();
+                h.lazy = false;
             }
-            let base = x(&h, MMUEXT_NEW_BASEPTR, 4);
-            if !held {
-                h.push(base).unwrap();
-                let stack = stack_switch(h.next_id(), 0xC000_1FF0, poisoned);
-                h.push(stack).unwrap();
-                let result = h.leave_lazy();
-                return (
-                    h.xen.calls,
-                    h.xen.reported,
-                    h.xen.state,
-                    result,
-                    h.batch.len(),
-                );
-            }
-            // Held: the ops join the script as the harness's pushes would,
-            // but only the queue's leave_lazy_switching sees them.
-            h.xen.script.push(base);
-            h.xen.links.push(false);
-            let stack = stack_switch(h.next_id(), 0xC000_1FF0, poisoned);
-            h.xen.script.push(stack);
-            h.xen.links.push(false);
-            let (base_id, stack_id) = (id_of(&base), id_of(&stack));
-            let (Op::Mmuext(base_op), Op::StackSwitch { ss, esp }) = (base, stack) else {
-                unreachable!()
-            };
-            let result = h.batch.leave_lazy_switching(
-                base_op,
-                (ss, esp),
-                || (base_id, stack_id),
-                &mut h.xen,
-            );
             (
                 h.xen.calls,
                 h.xen.reported,
                 h.xen.state,
-                result,
+                results,
                 h.batch.len(),
+                h.batch.counters(),
             )
         };
         let (pushed, held) = (run(false), run(true));
-        assert_eq!(pushed.0, held.0, "hypercalls ({queued_write}, {poisoned})");
-        assert_eq!(pushed.1, held.1, "failures reported");
-        assert_eq!(pushed.2, held.2, "Xen's state");
-        assert_eq!(pushed.3, held.3, "the result");
+        assert_eq!(
+            without_pointers(&pushed.0),
+            without_pointers(&held.0),
+            "hypercalls ({rounds:?})"
+        );
+        assert_eq!(pushed.1, held.1, "failures reported ({rounds:?})");
+        assert_eq!(pushed.2, held.2, "Xen's state ({rounds:?})");
+        assert_eq!(pushed.3, held.3, "the results ({rounds:?})");
         assert_eq!((pushed.4, held.4), (0, 0), "the queue is empty");
-        assert_eq!(held.0.len(), 1, "one multicall");
+        assert_eq!(pushed.5, held.5, "the counters ({rounds:?})");
+        assert_eq!(held.0.len(), 3, "one multicall per switch ({rounds:?})");
     }
+}
+
+/// `calls` with the multicall entries' argument pointers taken out (the
+/// decoded calls hold what they point at): the held pair's entries point
+/// into storage of its own.
+fn without_pointers(calls: &[Recorded]) -> Vec<Recorded> {
+    let mut calls = calls.to_vec();
+    for call in &mut calls {
+        if let Recorded::Multicall { entries, .. } = call {
+            for entry in entries {
+                if entry.op == __HYPERVISOR_mmu_update || entry.op == __HYPERVISOR_mmuext_op {
+                    entry.args[0] = 0;
+                }
+            }
+        }
+    }
+    calls
 }
 
 /// What a flush of a queue of plain writes looks like to Xen, with ids
@@ -733,7 +765,7 @@ fn a_plain_run_flushes_as_the_general_path_does() {
                 assert_eq!(h.batch.counters().merges, u64::from(merged));
                 let result = h.leave_lazy();
                 assert_eq!(result.is_err(), refused.is_some());
-                let c = *h.batch.counters();
+                let c = h.batch.counters();
                 assert_eq!(c.hypercalls as usize, h.xen.calls.len());
                 assert_eq!(c.revived, 0);
                 let reissued = refused.map_or(0, |k| len - k - 1);
@@ -826,13 +858,13 @@ fn a_lone_write_is_one_request_with_the_general_reporting() {
                 let id = h.next_id();
                 let op = write(ADDRS[1], id, 0x067, mode, refused);
                 h.push(op).unwrap();
-                let before = *h.batch.counters();
+                let before = h.batch.counters();
                 let result = point(&mut h);
                 assert!(h.batch.is_empty());
                 assert_eq!(h.xen.calls.len(), 1);
                 assert!(matches!(&h.xen.calls[0], Recorded::MmuUpdate(r) if r.len() == 1));
                 assert_eq!(ids(&h.xen.calls[0]), [id]);
-                let c = *h.batch.counters();
+                let c = h.batch.counters();
                 assert_eq!(c.flushes, before.flushes + 1);
                 assert_eq!(
                     c.flushes_for(reason),
@@ -944,7 +976,7 @@ fn a_mixed_queue_in_place_flushes_as_the_general_path_does() {
                 h.xen.attempts.clone(),
                 h.xen.reported.clone(),
                 h.xen.state.clone(),
-                *h.batch.counters(),
+                h.batch.counters(),
             ));
         }
         assert_eq!(

@@ -212,6 +212,22 @@ pub trait Host {
             *e = self.guest_entry(kfn, first + k);
         }
     }
+    /// A cached root's four PDPT entries at a CR3 load: those of kernel
+    /// frame `kfn` from `first`, as [`guest_entries`](Self::guest_entries)
+    /// reads them, or None if `kfn` is not the kernel's RAM (as
+    /// [`machine_frame`](Self::machine_frame) answers). `hint` is the
+    /// host's own note of where it found the frame last time, kept with
+    /// the root (0 at first): a host whose way to the frame is a lookup
+    /// can check the noted place instead (a context switch's load reads
+    /// its PDPT there). Whatever `hint` holds, the entries are the frame's.
+    #[inline]
+    fn root_pdpt(&mut self, kfn: u32, first: usize, hint: &mut u16) -> Option<[u64; 4]> {
+        let _ = hint;
+        self.machine_frame(u64::from(kfn))?;
+        let mut pdpt = [0; 4];
+        self.guest_entries(kfn, first, &mut pdpt);
+        Some(pdpt)
+    }
     /// [`guest_entry`](Self::guest_entry) for the #PF path's quick answer
     /// (`ShadowCache::kernels_fault`): the same value, by whatever way is
     /// cheapest for a host to inline there.
@@ -292,6 +308,19 @@ const CODE_UNUSABLE: Code = 1 << 14;
 
 const _: () = assert!(MAX_TABLES < CODE_RECORD as usize);
 
+/// A cached root found for a CR3 load
+/// ([`ShadowCache::cached_root`]): where its PDPT's entries are.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct CachedRoot {
+    root: usize,
+    /// The PDPT's kernel frame and its first entry's index.
+    pub kfn: u32,
+    pub first: usize,
+    /// The host's note of where it found the frame last
+    /// (`Host::root_pdpt`).
+    pub pdpt_hint: u16,
+}
+
 /// A root: one kernel PDPT (a CR3 value) with its shadow L3 and top L2.
 #[derive(Clone, Copy, Debug, Default)]
 #[repr(C)]
@@ -308,6 +337,9 @@ struct Root {
     pdpte: [u64; 4],
     /// Last load (for eviction).
     stamp: u32,
+    /// The host's note of where it found the PDPT's frame last
+    /// (`Host::root_pdpt`).
+    pdpt_hint: u16,
 }
 
 /// Frames whose clear is queued, kept for the next shadow table.
@@ -558,6 +590,13 @@ impl ShadowCache {
     /// The CR3 of the root in use, if paging is on.
     pub fn current_cr3(&self) -> Option<u32> {
         self.current_root().map(|r| self.roots[r].cr3)
+    }
+
+    /// Every cached root's CR3 with the clock of its last load, and the
+    /// clock now: the order roots are evicted in (for tests).
+    pub fn load_order(&self) -> (impl Iterator<Item = (u32, u32)> + '_, u32) {
+        let roots = self.roots.iter().filter(|r| r.l3 != 0);
+        (roots.map(|r| (r.cr3, r.stamp)), self.clock)
     }
 
     fn current_root(&self) -> Option<usize> {
@@ -1537,14 +1576,22 @@ impl ShadowCache {
     /// The cached root of `cr3`: the one its hint slot names when that is
     /// it (a context switch among many spaces then needs no search), else
     /// the first found, which becomes the slot's hint.
+    #[inline(always)]
     fn find_root(&mut self, cr3: u32) -> Option<usize> {
-        let hint = &mut self.root_hints[Self::root_hint_slot(cr3)];
-        if let Some(r) = (*hint as usize).checked_sub(1) {
-            let root = &self.roots[r];
-            if root.l3 != 0 && root.cr3 == cr3 {
-                return Some(r);
-            }
-        }
+        self.hinted_root(cr3).or_else(|| self.search_root(cr3))
+    }
+
+    /// The cached root of `cr3` if its hint slot names it.
+    #[inline(always)]
+    fn hinted_root(&self, cr3: u32) -> Option<usize> {
+        let r = (self.root_hints[Self::root_hint_slot(cr3)] as usize).checked_sub(1)?;
+        let root = &self.roots[r];
+        (root.l3 != 0 && root.cr3 == cr3).then_some(r)
+    }
+
+    /// [`find_root`](Self::find_root) past its hint.
+    #[inline(never)]
+    fn search_root(&mut self, cr3: u32) -> Option<usize> {
         let r = self.roots.iter().position(|r| r.l3 != 0 && r.cr3 == cr3)?;
         self.root_hints[Self::root_hint_slot(cr3)] = r as u8 + 1;
         Some(r)
@@ -1608,39 +1655,104 @@ impl ShadowCache {
     /// every CR3 load). Returns the shadow L3 to load (the caller queues
     /// MMUEXT_NEW_BASEPTR and flushes).
     ///
-    /// Inline: a context switch's load of a cached root is a few dozen
-    /// instructions, which a call frame of its own would add to; a root
-    /// to build or follow is out of line (`load_changed_root`).
-    #[inline(always)]
+    /// A root to build or follow is out of line (`load_new_root`,
+    /// `load_changed_root`); a context switch's load of an unchanged root
+    /// can be had without a host ([`cached_root`](Self::cached_root)).
+    #[inline]
     pub fn load_root<H: Host>(&mut self, host: &mut H, cr3: u32) -> Result<u32, ShadowError> {
         let cr3 = cr3 & !0x1F;
+        let Some(r) = self.find_root(cr3) else {
+            return self.load_new_root(host, cr3);
+        };
+        // A cached root: its PDPT read where the host found it last
+        // (`Host::root_pdpt`).
+        let root = &mut self.roots[r];
+        let first = ((cr3 & 0xFE0) >> 3) as usize;
+        let Some(pdpt) = host.root_pdpt(cr3 >> 12, first, &mut root.pdpt_hint) else {
+            return Err(ShadowError::Cr3NotRam { cr3 });
+        };
+        self.clock = self.clock.wrapping_add(1).min(u32::MAX - 1);
+        // Folded, not `pdpte == pdpt` (a byte-wise memcmp call, 250
+        // instructions in the ROM) nor slot by slot with a branch each:
+        // the entries as the root was built from them. A root's slot is
+        // linked exactly where its recorded entry is present (the two
+        // change together, in `set_root_slot` and where a root is built),
+        // so equal entries mean every slot follows them.
+        let root = &mut self.roots[r];
+        let mut differ = 0;
+        for (s, &entry) in pdpt.iter().enumerate() {
+            differ |= root.pdpte[s] ^ entry;
+        }
+        debug_assert!((0..4).all(|s| (root.pdpte[s] & PRESENT != 0) == (root.slots[s] != 0)));
+        if differ == 0 {
+            // The PDPT as the root was built from (the usual context
+            // switch): checked then, and every slot already follows it
+            // (`set_root_slot` would change none).
+            root.stamp = self.clock;
+            self.current = r as u16 + 1;
+            return Ok(root.l3);
+        }
+        self.load_changed_root(host, cr3, &pdpt, Some(r))
+    }
+
+    /// The first half of [`load_root`](Self::load_root)'s usual case (a
+    /// context switch's): `cr3`'s cached root, if its hint slot names it
+    /// (no search: a CR3 whose root is not there, as a new space's first
+    /// load, is left to `load_root`, which searches once), and where its
+    /// PDPT's entries are (the frame, the first entry, and the host's
+    /// note of where it found them last, `Host::root_pdpt`). Nothing
+    /// changes.
+    #[inline(always)]
+    pub fn cached_root(&self, cr3: u32) -> Option<CachedRoot> {
+        let cr3 = cr3 & !0x1F;
+        let root = self.hinted_root(cr3)?;
+        Some(CachedRoot {
+            root,
+            kfn: cr3 >> 12,
+            first: ((cr3 & 0xFE0) >> 3) as usize,
+            pdpt_hint: self.roots[root].pdpt_hint,
+        })
+    }
+
+    /// The second half: when the PDPT `cached` names (`entry(s)`: entry
+    /// `s` of the four, as the host reads it) is the one the root was
+    /// built from, the root is loaded as [`load_root`](Self::load_root)
+    /// loads it, and its shadow L3 returned. None otherwise, with nothing
+    /// changed: the caller then takes `load_root`.
+    #[inline(always)]
+    pub fn load_unchanged_root(
+        &mut self,
+        cached: CachedRoot,
+        mut entry: impl FnMut(usize) -> u64,
+    ) -> Option<u32> {
+        let r = cached.root;
+        // Folded as `load_root` folds them, each entry read as it is
+        // compared.
+        // (In 32-bit halves: one register for the fold on i686.)
+        let mut differ = 0u32;
+        for s in 0..4 {
+            let d = self.roots[r].pdpte[s] ^ entry(s);
+            differ |= d as u32 | (d >> 32) as u32;
+        }
+        if differ != 0 {
+            return None;
+        }
+        // As `load_root` for an unchanged PDPT.
+        let clock = self.clock.wrapping_add(1).min(u32::MAX - 1);
+        self.clock = clock;
+        self.roots[r].stamp = clock;
+        self.current = r as u16 + 1;
+        Some(self.roots[r].l3)
+    }
+
+    /// [`load_root`](Self::load_root) of a CR3 no cached root has: its
+    /// PDPT read and a root built.
+    #[inline(never)]
+    fn load_new_root<H: Host>(&mut self, host: &mut H, cr3: u32) -> Result<u32, ShadowError> {
         let mut pdpt = [0; 4];
         Self::read_pdpt(host, cr3, &mut pdpt)?;
         self.clock = self.clock.wrapping_add(1).min(u32::MAX - 1);
-        let cached = self.find_root(cr3);
-        if let Some(r) = cached {
-            // Folded, not `pdpte == pdpt` (a byte-wise memcmp call, 250
-            // instructions in the ROM) nor slot by slot with a branch each:
-            // the entries as the root was built from them. A root's slot
-            // is linked exactly where its recorded entry is present (the
-            // two change together, in `set_root_slot` and where a root is
-            // built), so equal entries mean every slot follows them.
-            let root = &mut self.roots[r];
-            let mut differ = 0;
-            for (s, &entry) in pdpt.iter().enumerate() {
-                differ |= root.pdpte[s] ^ entry;
-            }
-            debug_assert!((0..4).all(|s| (root.pdpte[s] & PRESENT != 0) == (root.slots[s] != 0)));
-            if differ == 0 {
-                // The PDPT as the root was built from (the usual context
-                // switch): checked then, and every slot already follows it
-                // (`set_root_slot` would change none).
-                root.stamp = self.clock;
-                self.current = r as u16 + 1;
-                return Ok(root.l3);
-            }
-        }
-        self.load_changed_root(host, cr3, &pdpt, cached)
+        self.load_changed_root(host, cr3, &pdpt, None)
     }
 
     /// [`load_root`](Self::load_root) of a root not cached, or whose PDPT
@@ -1693,6 +1805,7 @@ impl ShadowCache {
             slots: [0; 4],
             pdpte: [0; 4],
             stamp: u32::MAX,
+            pdpt_hint: 0,
         };
         self.live_roots |= 1 << r;
         self.stats.roots_built += 1;

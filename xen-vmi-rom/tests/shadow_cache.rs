@@ -198,6 +198,16 @@ fn assert_detached(
 }
 
 fn run(steps: &[Step], pool: usize) -> (Box<ShadowCache>, Model) {
+    run_loading(steps, pool, false)
+}
+
+/// [`run`], with `switch_loads`: each CR3 load first tries the context
+/// switch's way (`cached_root`, the PDPT read by the caller,
+/// `load_unchanged_root`; the read refused every third time, as a host
+/// without a cheap way to the entries may) and takes `load_root` only
+/// when that answers None.
+fn run_loading(steps: &[Step], pool: usize, switch_loads: bool) -> (Box<ShadowCache>, Model) {
+    let mut loads = 0u32;
     // SAFETY: the cache is plain data for which all-zero bytes are valid
     // (its documentation), as the ROM relies on too.
     let mut cache: Box<ShadowCache> = unsafe { Box::new_zeroed().assume_init() };
@@ -282,7 +292,28 @@ fn run(steps: &[Step], pool: usize) -> (Box<ShadowCache>, Model) {
             Step::ReleasePdpt { cr3 } => cache.release(&mut m, CR3S[cr3] >> 12, true),
             Step::Load { cr3 } => {
                 let cr3 = CR3S[cr3];
-                let l3 = ok!(cache.load_root(&mut m, cr3));
+                loads += 1;
+                let switched = switch_loads
+                    .then(|| cache.cached_root(cr3))
+                    .flatten()
+                    .filter(|_| !loads.is_multiple_of(3))
+                    .and_then(|cached| {
+                        let entry = |s| m.guest_entry(cached.kfn, cached.first + s);
+                        cache.load_unchanged_root(cached, entry)
+                    });
+                if switch_loads {
+                    SWITCH_LOADS.with(|c| {
+                        let (taken, general) = c.get();
+                        c.set(match switched {
+                            Some(_) => (taken + 1, general),
+                            None => (taken, general + 1),
+                        });
+                    });
+                }
+                let l3 = match switched {
+                    Some(l3) => l3,
+                    None => ok!(cache.load_root(&mut m, cr3)),
+                };
                 let (_, root_l3, _, pdpte) = cache.roots().find(|r| r.0 == cr3).unwrap();
                 assert_eq!(l3, root_l3);
                 let first = ((cr3 & 0xFFF) / 8) as usize;
@@ -359,6 +390,35 @@ fn run(steps: &[Step], pool: usize) -> (Box<ShadowCache>, Model) {
         );
     }
     (cache, m)
+}
+
+thread_local! {
+    /// CR3 loads of `run_loading` with `switch_loads`: (the switch's way
+    /// answered, `load_root` taken).
+    static SWITCH_LOADS: std::cell::Cell<(usize, usize)> = const { std::cell::Cell::new((0, 0)) };
+}
+
+/// The random sequences load unchanged cached roots the switch's way, and
+/// reach its other answers too (a root not cached or changed, the read
+/// refused), so `a_switch_load_is_load_root` compares both.
+#[test]
+fn random_sequences_load_both_ways() {
+    use proptest::strategy::ValueTree;
+    use proptest::test_runner::TestRunner;
+
+    let mut runner = TestRunner::deterministic();
+    let strategy = prop::collection::vec(step(), 60..120);
+    for pool in [16, 4096] {
+        for _ in 0..20 {
+            let steps = strategy.new_tree(&mut runner).unwrap().current();
+            run_loading(&steps, pool, true);
+        }
+    }
+    let (taken, general) = SWITCH_LOADS.with(|c| c.get());
+    assert!(
+        taken > 50 && general > 50,
+        "switch loads {taken}, general {general}"
+    );
 }
 
 thread_local! {
@@ -566,6 +626,31 @@ proptest! {
     #[test]
     fn shadows_survive_eviction(steps in prop::collection::vec(step(), 1..120)) {
         run(&steps, 16);
+    }
+
+    /// A context switch's load (`cached_root`, then `load_unchanged_root`
+    /// where it answers) leaves everything as `load_root` leaves it: the
+    /// same roots, figures, ops to Xen, console notes and pool, and (with
+    /// a pool small enough to evict) the same roots chosen for eviction.
+    #[test]
+    fn a_switch_load_is_load_root(
+        steps in prop::collection::vec(step(), 1..120),
+        pool in prop::sample::select(vec![16usize, 4096]),
+    ) {
+        let (general, gm) = run_loading(&steps, pool, false);
+        let (switched, sm) = run_loading(&steps, pool, true);
+        prop_assert_eq!(general.roots().collect::<Vec<_>>(), switched.roots().collect::<Vec<_>>());
+        let order = |c: &ShadowCache| {
+            let (roots, clock) = c.load_order();
+            (roots.collect::<Vec<_>>(), clock)
+        };
+        prop_assert_eq!(order(&general), order(&switched));
+        prop_assert_eq!(general.stats(), switched.stats());
+        prop_assert_eq!(general.current_cr3(), switched.current_cr3());
+        prop_assert_eq!(&gm.xen, &sm.xen);
+        prop_assert_eq!(&gm.notes, &sm.notes);
+        prop_assert_eq!(&gm.pool, &sm.pool);
+        prop_assert_eq!(gm.ops, sm.ops);
     }
 }
 

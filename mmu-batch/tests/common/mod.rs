@@ -475,6 +475,18 @@ impl FlushTarget<u32> for ModelXen {
             } else {
                 assert!(!calls.write_done(j, done));
             }
+            // A base switch leaves the old base's last reference to be
+            // dropped by a continuation (`old_guest_table`, `do_mmuext_op`
+            // in Xen's mm.c), which in a multicall rewrites the entry's
+            // arguments (null ops, MMU_UPDATE_PREEMPTED, null pdone, the
+            // result in place of foreigndom) and leaves them so: the queue
+            // must lay every argument out again before it reuses an entry.
+            if let Recorded::Mmuext(ops) = rec {
+                if ops.iter().any(|op| op.cmd == MMUEXT_NEW_BASEPTR) {
+                    let args = &mut calls.entries_mut()[j].args;
+                    args[..4].copy_from_slice(&[0, 0x8000_0000, 0, result as u32]);
+                }
+            }
         }
         if run < entries.len() {
             let first = match &decoded[run] {

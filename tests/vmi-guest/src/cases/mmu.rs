@@ -755,6 +755,142 @@ pub fn cr3_switch_address_spaces() -> Outcome {
     pass!("six SetCR3 switches, each space sees its own page at {TEST_VA:#x}")
 }
 
+/// A context switch in lazy CPU mode (SetCR3 and UpdateKernelStack
+/// between SetLazyMode(CPU) and SetLazyMode(NONE), Linux's switch_to),
+/// with other work in between: the plain pair, a page-table update of the
+/// new space before the mode ends, the stack before the CR3 load, two CR3
+/// loads, and an interrupt taken between the calls (its handler reads the
+/// test page: the new space, as natively). After each the test page is
+/// the loaded space's, and a plain switch between cached spaces is one
+/// hypercall where the ROM counts them.
+pub fn lazy_cpu_switch_orders() -> Outcome {
+    use super::timer::{hz, ms, wait_until, IRQ0};
+    use vmi_abi::flags::{VMI_LAZY_CPU, VMI_LAZY_NONE};
+    need_paging!();
+    let kernel = mm::kernel_space().expect("paging is on");
+    let (f, g, h) = (marked_frame(), marked_frame(), marked_frame());
+    mm::map(TEST_VA, f, KERNEL_RW);
+    let second = SecondSpace::new(g);
+    let second_pt =
+        (mm::read_entry(mm::entry(second.space.pd[1], (TEST_VA >> 21) & 511)) & PTE_ADDR) as u32;
+    let stack = || pv::update_kernel_stack(pv::kernel_ds(), crate::kmain::ring0_stack_top());
+    let switch = |root: u32| {
+        pv::set_lazy_mode(VMI_LAZY_CPU);
+        pv::set_cr3(root);
+        stack();
+        pv::set_lazy_mode(VMI_LAZY_NONE);
+        read32(TEST_VA).unwrap_or(0)
+    };
+    // The plain pair, there and back (once first: the second space's
+    // first load builds its root).
+    switch(second.space.pdpt);
+    switch(kernel.pdpt);
+    let before = mm::rom_calls();
+    let plain = [switch(second.space.pdpt), switch(kernel.pdpt)];
+    let plain_calls = mm::rom_calls_since(before);
+    // A page-table update of the new space between SetCR3 and the end.
+    pv::set_lazy_mode(VMI_LAZY_CPU);
+    pv::set_cr3(second.space.pdpt);
+    pv::set_pxe_long(
+        u64::from(h) | KERNEL_RW,
+        mm::entry(second_pt, (TEST_VA >> 12) & 511),
+        PageLevel::Pt.bit(),
+    );
+    stack();
+    pv::set_lazy_mode(VMI_LAZY_NONE);
+    let updated = read32(TEST_VA).unwrap_or(0);
+    // The stack first, then the CR3 load.
+    pv::set_lazy_mode(VMI_LAZY_CPU);
+    stack();
+    pv::set_cr3(kernel.pdpt);
+    pv::set_lazy_mode(VMI_LAZY_NONE);
+    let stack_first = read32(TEST_VA).unwrap_or(0);
+    // Two CR3 loads in one switch: the last one stays.
+    pv::set_lazy_mode(VMI_LAZY_CPU);
+    pv::set_cr3(second.space.pdpt);
+    pv::set_cr3(kernel.pdpt);
+    stack();
+    pv::set_lazy_mode(VMI_LAZY_NONE);
+    let twice = read32(TEST_VA).unwrap_or(0);
+    // An interrupt between SetCR3 and UpdateKernelStack.
+    static IN_HANDLER: core::sync::atomic::AtomicU32 = core::sync::atomic::AtomicU32::new(0);
+    fn read_test_page(_: &mut crate::trap::TrapFrame) -> bool {
+        // SAFETY: the test page is mapped in both spaces.
+        let word = unsafe { (TEST_VA as *const u32).read_volatile() };
+        IN_HANDLER.store(word, Ordering::SeqCst);
+        false
+    }
+    IN_HANDLER.store(0, Ordering::SeqCst);
+    crate::trap::set_hook(IRQ0.vector, Some(read_test_page));
+    IRQ0.connect();
+    pv::irq_disable();
+    let count = crate::trap::irq_count(IRQ0.vector);
+    pv::set_alarm(IRQ0.flags(false), pv::cycles_now() + ms(1), 0);
+    let requested = wait_until(hz(), || IRQ0.pending());
+    pv::set_lazy_mode(VMI_LAZY_CPU);
+    pv::set_cr3(second.space.pdpt);
+    pv::irq_enable();
+    pv::irq_disable();
+    stack();
+    pv::set_lazy_mode(VMI_LAZY_NONE);
+    let delivered = crate::trap::irq_count(IRQ0.vector) - count;
+    let interrupted = read32(TEST_VA).unwrap_or(0);
+    IRQ0.disconnect();
+    crate::trap::set_hook(IRQ0.vector, None);
+    let in_handler = IN_HANDLER.load(Ordering::SeqCst);
+    pv::set_cr3(kernel.pdpt);
+    let cr3 = pv::get_cr3();
+    second.release();
+    mm::unmap(TEST_VA);
+    ensure_eq!(
+        plain[0],
+        mark(g),
+        "test page after the switch to the second space"
+    );
+    ensure_eq!(plain[1], mark(f), "test page after the switch back");
+    ensure_eq!(
+        updated,
+        mark(h),
+        "test page remapped between SetCR3 and SetLazyMode(NONE)"
+    );
+    ensure_eq!(
+        stack_first,
+        mark(f),
+        "test page after UpdateKernelStack, then SetCR3"
+    );
+    ensure_eq!(twice, mark(f), "test page after two SetCR3 in one switch");
+    ensure!(
+        requested,
+        "the alarm's interrupt was not requested within 1 s"
+    );
+    ensure_eq!(
+        delivered,
+        1u32,
+        "interrupts taken between SetCR3 and SetLazyMode(NONE)"
+    );
+    ensure_eq!(
+        in_handler,
+        mark(h),
+        "test page as the interrupt handler read it"
+    );
+    ensure_eq!(
+        interrupted,
+        mark(h),
+        "test page after the interrupted switch"
+    );
+    ensure_eq!(cr3, kernel.pdpt, "GetCR3 at the end");
+    if let Some(calls) = plain_calls {
+        ensure_eq!(calls, 2u32, "hypercalls for two plain switches");
+    }
+    pass!(
+        "lazy CPU switches: plain ({}), with an update, stack first, two CR3 loads, interrupted: each space sees its own page",
+        match plain_calls {
+            Some(_) => "1 hypercall each",
+            None => "no ROM figures",
+        }
+    )
+}
+
 pub fn lazy_mode_batch() -> Outcome {
     need_paging!();
     const PAGES: u32 = 64;

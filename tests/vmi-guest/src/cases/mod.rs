@@ -370,6 +370,7 @@ pub static ALL: &[Case] = &[
         "mmu_cr3_switch_address_spaces",
         mmu::cr3_switch_address_spaces,
     ),
+    case("mmu_lazy_cpu_switch_orders", mmu::lazy_cpu_switch_orders),
     case("mmu_lazy_mode_batch", mmu::lazy_mode_batch),
     case(
         "mmu_lazy_mode_flush_before_tlb_flush",

@@ -151,8 +151,19 @@ pub extern "C" fn get_tr() -> u32 {
 }
 
 /// UpdateKernelStack(ss, esp0): where Xen switches to on a trap from user
-/// mode (stack_switch; Xen raises the selector's RPL to 1).
-pub extern "C" fn update_kernel_stack(ss: u32, esp0: u32) {
+/// mode (stack_switch; Xen raises the selector's RPL to 1). In a context
+/// switch it joins the held base switch (a few stores, with no frame of
+/// its own); the rest is out of line.
+pub extern "fastcall" fn update_kernel_stack(ss: u32, esp0: u32) {
+    if crate::paging::hold_stack_switch(ss, esp0) {
+        return;
+    }
+    update_kernel_stack_otherwise(ss, esp0);
+}
+
+/// UpdateKernelStack with no base switch held to join.
+#[inline(never)]
+fn update_kernel_stack_otherwise(ss: u32, esp0: u32) {
     // In lazy CPU mode it goes with the context switch's CR3 load.
     if crate::paging::queue_stack_switch(ss, esp0) {
         return;

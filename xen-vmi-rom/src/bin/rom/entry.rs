@@ -75,6 +75,55 @@ macro_rules! masked_entry {
     };
 }
 
+/// [`masked_entry`] for an `extern "fastcall"` handler of one or two
+/// arguments (ECX, EDX): the kernel's EAX goes to ECX, its EDX stays,
+/// and nothing is copied to the stack. For the calls of a context switch
+/// (SetCR3, SetLazyMode), where the copies were a tenth of the ROM's work.
+macro_rules! masked_fastcall_entry {
+    ($entry:literal => $handler:path) => {
+        core::arch::global_asm!(
+            ".pushsection .text.vmi_calls, \"ax\"",
+            concat!(".globl ", $entry),
+            concat!($entry, ":"),
+            "push ebx",
+            "movzx ebx, byte ptr [{mask}]",
+            "mov byte ptr [{mask}], 1",
+            "mov ecx, eax",
+            "call {handler}",
+            "mov byte ptr [{mask}], bl",
+            "test bl, bl",
+            "jnz 1f",
+            "cmp byte ptr [{pending}], 0",
+            "je 1f",
+            "call vmi_force_upcall",
+            "1:",
+            "pop ebx",
+            "ret",
+            ".popsection",
+            handler = sym $handler,
+            mask = const SHARED_INFO_VA + 1,
+            pending = const SHARED_INFO_VA,
+        );
+    };
+}
+
+/// [`regparm_entry`] for an `extern "fastcall"` handler of one or two
+/// arguments: the kernel's EAX goes to ECX and the handler returns to the
+/// kernel itself (UpdateKernelStack, in every context switch).
+macro_rules! regparm_fastcall_entry {
+    ($entry:literal => $handler:path) => {
+        core::arch::global_asm!(
+            ".pushsection .text.vmi_calls, \"ax\"",
+            concat!(".globl ", $entry),
+            concat!($entry, ":"),
+            "mov ecx, eax",
+            "jmp {handler}",
+            ".popsection",
+            handler = sym $handler,
+        );
+    };
+}
+
 // SetAlarm(flags, expiry: u64 in EDX:ECX, period: u64 on the stack): five
 // words for the handler.
 masked_entry!("vmi_entry_set_alarm" => crate::time::set_alarm, "2");
@@ -126,7 +175,7 @@ regparm_entry!("vmi_entry_set_cr4" => cpu_calls::set_cr4);
 // events masked. SetPxELong(pte in EDX:EAX, ptep in ECX, flags on the
 // stack); AllocatePage(pfn, flags, clone pfn, start and count on the
 // stack); SetLinearMapping(slot, va, pages, pfn on the stack).
-masked_entry!("vmi_entry_set_cr3" => crate::paging::vmi_set_cr3, "0");
+masked_fastcall_entry!("vmi_entry_set_cr3" => crate::paging::vmi_set_cr3);
 regparm_entry!("vmi_entry_get_cr3" => crate::paging::get_cr3);
 masked_entry!("vmi_entry_flush_tlb" => crate::paging::vmi_flush_tlb, "0");
 masked_entry!("vmi_entry_inval_page" => crate::paging::vmi_inval_page, "0");
@@ -142,7 +191,7 @@ regparm_entry!("vmi_entry_physical_to_machine" => crate::paging::physical_to_mac
 masked_entry!("vmi_entry_allocate_page" => crate::paging::allocate_page, "2");
 masked_entry!("vmi_entry_release_page" => crate::paging::release_page, "0");
 masked_entry!("vmi_entry_set_linear_mapping" => crate::paging::set_linear_mapping, "1");
-masked_entry!("vmi_entry_set_lazy_mode" => crate::paging::set_lazy_mode, "0");
+masked_fastcall_entry!("vmi_entry_set_lazy_mode" => crate::paging::set_lazy_mode);
 regparm_entry!("vmi_entry_clts" => cpu_calls::clts);
 regparm_entry!("vmi_entry_set_dr" => cpu_calls::set_dr);
 regparm_entry!("vmi_entry_get_dr" => cpu_calls::get_dr);
@@ -154,7 +203,7 @@ masked_entry!("vmi_entry_set_tr" => cpu_calls::set_tr, "0");
 masked_entry!("vmi_entry_set_ldt" => cpu_calls::set_ldt, "0");
 regparm_entry!("vmi_entry_get_ldt" => cpu_calls::get_ldt);
 regparm_entry!("vmi_entry_get_tr" => cpu_calls::get_tr);
-regparm_entry!("vmi_entry_update_kernel_stack" => cpu_calls::update_kernel_stack);
+regparm_fastcall_entry!("vmi_entry_update_kernel_stack" => cpu_calls::update_kernel_stack);
 regparm_entry!("vmi_entry_wbinvd" => cpu_calls::wbinvd);
 regparm_entry!("vmi_entry_halt" => cpu_calls::halt);
 regparm_entry!("vmi_entry_shutdown" => cpu_calls::shutdown);

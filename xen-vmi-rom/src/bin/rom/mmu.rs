@@ -235,6 +235,20 @@ impl Views {
         self.last_kernel_va = 0;
     }
 
+    /// The view of kernel frame `kfn` in view slot `slot` (a root's note,
+    /// `Host::root_pdpt`), if that slot is a view of it in use: tagged
+    /// with it and not pending. A slot tagged with a kernel frame maps
+    /// that frame, and exists only for a frame `k2m` knows (as
+    /// `RomHost::read_mapped`), so what it reads is `guest_entries`'s.
+    #[inline(always)]
+    pub fn noted_view(&self, slot: u16, kfn: u32) -> Option<*const u64> {
+        let slot = usize::from(slot) % TABLE_VIEW_SLOTS as usize;
+        if self.tags[slot] != kfn.wrapping_add(1) || self.is_pending(slot) {
+            return None;
+        }
+        Some(Self::va(slot))
+    }
+
     fn is_pending(&self, slot: usize) -> bool {
         self.pending[slot / 64] & (1 << (slot % 64)) != 0
     }
@@ -554,6 +568,17 @@ impl RomHost<'_> {
         va
     }
 
+    /// `root_pdpt` when the noted slot is not the frame's (or is
+    /// pending): the view as `guest_entries` gets it, its slot noted.
+    #[inline(never)]
+    fn root_pdpt_view(&mut self, kfn: u32, hint: &mut u16) -> Option<*mut u64> {
+        let page = self.kernel_view_unkept(kfn)?;
+        if let Some(slot) = self.views.lookup(kfn) {
+            *hint = slot as u16;
+        }
+        Some(page)
+    }
+
     /// Kernel frame `kfn`, read-write (None: not the kernel's). Inline:
     /// the frame of the last call (a batch writes one table entry after
     /// entry) is one compare; a view exists only for a frame `k2m` knows,
@@ -748,6 +773,23 @@ impl Host for RomHost<'_> {
             // SAFETY: the view maps the whole frame; the index stays in it.
             *e = unsafe { page.add((first + k) & 511).read_volatile() };
         }
+    }
+
+    // A CR3 load of a cached root: the view slot its PDPT's frame had
+    // last time (`Views::noted_view`), else the view as
+    // `guest_entries` gets it, its slot noted.
+    #[inline(always)]
+    fn root_pdpt(&mut self, kfn: u32, first: usize, hint: &mut u16) -> Option<[u64; 4]> {
+        let page = match self.views.noted_view(*hint, kfn) {
+            Some(page) => page,
+            None => self.root_pdpt_view(kfn, hint)?,
+        };
+        let mut pdpt = [0; 4];
+        for (k, e) in pdpt.iter_mut().enumerate() {
+            // SAFETY: the view maps the whole frame; the index stays in it.
+            *e = unsafe { page.add((first + k) & 511).read_volatile() };
+        }
+        Some(pdpt)
     }
 
     fn set_guest_bits(&mut self, kfn: u32, index: usize, bits: u64) {

@@ -154,9 +154,10 @@ pub fn push_held_switch(heap: &mut crate::mmu::Heap) {
     }
 }
 
-/// Loads the shadow of the kernel's current CR3 (paging is on). Inline
-/// into SetCR3 (a context switch's): one call frame fewer.
-#[inline(always)]
+/// Loads the shadow of the kernel's current CR3 (paging is on). One copy
+/// for every path: a context switch's load of an unchanged cached root
+/// is [`switch_cr3`]'s.
+#[inline(never)]
 fn load(call: &[u8]) {
     let cr3 = runtime().paging.cr3;
     if !runtime().paging.activated {
@@ -187,19 +188,24 @@ fn load(call: &[u8]) {
     barrier(host.batch, Barrier::BaseSwitch);
 }
 
-/// [`load`] for the rare paths (a native CR3 load, paging turned on): one
-/// copy of it.
-#[inline(never)]
-#[cfg_attr(feature = "image", optimize(size))]
-fn load_out_of_line(call: &[u8]) {
-    load(call);
-}
-
 /// The kernel is in lazy CPU mode (SetLazyMode(CPU), Linux's context
 /// switch): a CR3 load and UpdateKernelStack wait in the queue until the
 /// mode ends, and go out as one multicall.
 fn lazy_cpu() -> bool {
     runtime().paging.calls.lazy == vmi_abi::flags::LazyMode::Cpu
+}
+
+/// UpdateKernelStack in a context switch (lazy CPU mode, a base switch
+/// held, `HeldSwitch`): the stack switch is held with it. False (nothing
+/// done) otherwise.
+#[inline(always)]
+pub fn hold_stack_switch(ss: u32, esp0: u32) -> bool {
+    let p = &mut runtime().paging;
+    if lazy_cpu() && p.heap_ready && p.held.held && p.held.stack.is_none() {
+        p.held.stack = Some((ss, esp0));
+        return true;
+    }
+    false
 }
 
 /// UpdateKernelStack in lazy CPU mode: the stack switch joins the queue
@@ -211,10 +217,7 @@ pub fn queue_stack_switch(ss: u32, esp0: u32) -> bool {
     if !lazy_cpu() || !runtime().paging.heap_ready {
         return false;
     }
-    let held = &mut runtime().paging.held;
-    if held.held && held.stack.is_none() {
-        // With the held base switch (`HeldSwitch`).
-        held.stack = Some((ss, esp0));
+    if hold_stack_switch(ss, esp0) {
         return true;
     }
     let heap = heap();
@@ -284,7 +287,7 @@ const CR4_PAE: u32 = 1 << 5;
 pub fn native_set_cr3(value: u32) {
     runtime().paging.cr3 = value;
     if runtime().paging.enabled {
-        load_out_of_line(b"mov to CR3");
+        load(b"mov to CR3");
         return;
     }
     // What the kernel reads natively from now on is Xen's CR0 (PG and WP
@@ -297,9 +300,60 @@ pub fn native_set_cr3(value: u32) {
 }
 
 /// SetCR3 through the VMI call.
-pub extern "C" fn vmi_set_cr3(value: u32) {
+pub extern "fastcall" fn vmi_set_cr3(value: u32) {
+    if !switch_cr3(value) {
+        set_cr3_general(value);
+    }
+}
+
+/// SetCR3 through the VMI call, when it is not [`switch_cr3`]'s case.
+#[inline(never)]
+fn set_cr3_general(value: u32) {
     activate();
     set_cr3(value);
+}
+
+/// SetCR3 in a context switch (lazy CPU mode, nothing held or queued, a
+/// cached root whose PDPT is unchanged and read through the view its
+/// root noted): what `activate`, `set_cr3` and `load` do then, with no
+/// host to build and nothing else to test. False (nothing changed but
+/// the cache's root hint) for any other case, which takes the general
+/// path.
+#[inline(always)]
+fn switch_cr3(value: u32) -> bool {
+    let p = &mut runtime().paging;
+    if !(p.activated
+        && p.enabled
+        && p.heap_ready
+        && !p.held.held
+        && p.calls.lazy == vmi_abi::flags::LazyMode::Cpu)
+    {
+        return false;
+    }
+    let heap = crate::mmu::built_heap();
+    if !heap.batch.is_empty() {
+        return false;
+    }
+    let Some(cached) = heap.cache.cached_root(value) else {
+        return false;
+    };
+    let Some(page) = heap.views.noted_view(cached.pdpt_hint, cached.kfn) else {
+        return false;
+    };
+    let first = cached.first;
+    // SAFETY: the view maps the whole frame; the index stays in it.
+    let entry = |s: usize| unsafe { page.add((first + s) & 511).read_volatile() };
+    let Some(l3) = heap.cache.load_unchanged_root(cached, entry) else {
+        return false;
+    };
+    p.last_fix = (0, 0, 0);
+    p.cr3 = value;
+    p.held = HeldSwitch {
+        held: true,
+        base: (l3, value),
+        stack: None,
+    };
+    true
 }
 
 pub extern "C" fn get_cr3() -> u32 {
@@ -315,7 +369,7 @@ pub fn set_paging(on: bool) {
     }
     rt.paging.enabled = on;
     if on {
-        load_out_of_line(b"SetCR0 (paging on)");
+        load(b"SetCR0 (paging on)");
     } else {
         let heap = heap();
         let (cache, mut host) = heap.split();
@@ -674,51 +728,87 @@ pub extern "C" fn set_linear_mapping(slot: u32, va: u32, pages: u32, pfn: u32) {
     ));
 }
 
-/// SetLazyMode(mode).
-pub extern "C" fn set_lazy_mode(mode: u32) {
-    // A context switch's pair (CPU from NONE, then NONE from CPU), with
-    // the shadows cached: what `mmu_calls::set_lazy_mode` does for these
-    // two valid changes (no flush entering, the batch out leaving), with
-    // fewer checks on the way.
+/// SetLazyMode(mode). A context switch's pair (CPU from NONE, then NONE
+/// from CPU), with the shadows cached, is what `mmu_calls::set_lazy_mode`
+/// does for these two valid changes (no flush entering, the batch out
+/// leaving), with fewer checks on the way. Entering is a few stores, here
+/// with no frame of its own; the rest is out of line.
+pub extern "fastcall" fn set_lazy_mode(mode: u32) {
+    use vmi_abi::flags::LazyMode;
     let p = &mut runtime().paging;
-    if p.activated && p.heap_ready {
-        use vmi_abi::flags::LazyMode;
-        match (p.calls.lazy, mode) {
-            (LazyMode::None, vmi_abi::flags::VMI_LAZY_CPU) => {
-                p.last_fix = (0, 0, 0);
-                p.calls.lazy = LazyMode::Cpu;
-                // No switch is held outside lazy CPU mode (SetLazyMode(NONE)
-                // and `mmu::heap` take it out), so nothing to queue first.
-                debug_assert!(!p.held.held);
-                crate::mmu::built_heap().batch.enter_lazy();
-                return;
-            }
-            (LazyMode::Cpu, vmi_abi::flags::VMI_LAZY_NONE) => {
-                p.last_fix = (0, 0, 0);
-                p.calls.lazy = LazyMode::None;
-                // Taken out before `heap()`, which would queue it; a base
-                // switch without its stack switch goes in as pushed.
-                let result = match p.held.stack {
-                    Some(stack) if p.held.held => {
-                        p.held.held = false;
-                        let (l3, cr3) = p.held.base;
-                        crate::mmu::built_heap().batch.leave_lazy_switching(
-                            MmuextOp::new_baseptr(Mfn(l3)),
-                            stack,
-                            || (new_base_op(l3, cr3).1, stack_switch_op(stack.0, stack.1).1),
-                            &mut crate::mmu::XenTarget,
-                        )
-                    }
-                    _ => heap().batch.leave_lazy(&mut crate::mmu::XenTarget),
-                };
-                if let Err(f) = result {
-                    crate::mmu::refused(f);
-                }
-                return;
-            }
-            _ => {}
-        }
+    if p.activated
+        && p.heap_ready
+        && p.calls.lazy == LazyMode::None
+        && mode == vmi_abi::flags::VMI_LAZY_CPU
+    {
+        p.last_fix = (0, 0, 0);
+        p.calls.lazy = LazyMode::Cpu;
+        // No switch is held outside lazy CPU mode (SetLazyMode(NONE) and
+        // `mmu::heap` take it out), so nothing to queue first.
+        debug_assert!(!p.held.held);
+        crate::mmu::built_heap().batch.enter_lazy();
+        return;
     }
+    if p.activated
+        && p.heap_ready
+        && p.calls.lazy == LazyMode::Cpu
+        && mode == vmi_abi::flags::VMI_LAZY_NONE
+    {
+        leave_lazy_cpu_mode();
+        return;
+    }
+    set_lazy_mode_general(mode);
+}
+
+/// SetLazyMode(NONE) from lazy CPU mode, with the shadows cached.
+#[inline(never)]
+fn leave_lazy_cpu_mode() {
+    use vmi_abi::flags::LazyMode;
+    let p = &mut runtime().paging;
+    p.last_fix = (0, 0, 0);
+    p.calls.lazy = LazyMode::None;
+    // Taken out before `heap()`, which would queue it; a base switch
+    // without its stack switch goes in as pushed.
+    match p.held.stack {
+        Some(stack) if p.held.held => {
+            p.held.held = false;
+            let issued = crate::mmu::built_heap().batch.leave_lazy_switching(
+                MmuextOp::new_baseptr(Mfn(p.held.base.0)),
+                stack,
+                held_switch_tags,
+                &mut crate::mmu::XenTarget,
+            );
+            if let Err(f) = issued {
+                crate::mmu::refused(f);
+            }
+        }
+        _ => leave_lazy_cpu(),
+    }
+}
+
+/// The tags of the switch just taken out of `HeldSwitch` (still there,
+/// no longer held): asked for only if Xen refused part of it.
+#[cold]
+#[inline(never)]
+fn held_switch_tags() -> (Tag, Tag) {
+    let held = &runtime().paging.held;
+    let (l3, cr3) = held.base;
+    let (ss, esp0) = held.stack.unwrap_or_default();
+    (new_base_op(l3, cr3).1, stack_switch_op(ss, esp0).1)
+}
+
+/// SetLazyMode(NONE) from CPU with no switch held whole: the queue
+/// (with a held base switch pushed first, `mmu::heap`) goes out.
+#[inline(never)]
+fn leave_lazy_cpu() {
+    if let Err(f) = heap().batch.leave_lazy(&mut crate::mmu::XenTarget) {
+        crate::mmu::refused(f);
+    }
+}
+
+/// SetLazyMode when it is neither of a context switch's pair.
+#[inline(never)]
+fn set_lazy_mode_general(mode: u32) {
     activate();
     let (_, mut host) = heap().split();
     finish(mmu_calls::set_lazy_mode(
