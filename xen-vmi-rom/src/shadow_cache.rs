@@ -95,6 +95,12 @@ const ROOT_HINTS: usize = 64;
 /// pinned"): enough for the tables of a few address spaces torn down
 /// before the next are built; beyond that a frame goes back to the pool.
 pub const CLEAN_FRAMES: usize = 64;
+/// Frames of freed roots kept as they are, per kind (L3, top L2), for the
+/// next roots ("Only roots are pinned"): a fork's new root takes its
+/// parent's top L2 by `MMUEXT_COPY_PAGE`, which overwrites the whole
+/// frame, and writes its L3's four slots, the only ones a root's L3 ever
+/// has written; clearing either when the old root went was wasted.
+pub const SPARE_ROOT_FRAMES: usize = 4;
 const BUCKETS: usize = 1024;
 
 /// The first L2 slot under PDPT slot 3 that is not the kernel's: the
@@ -316,6 +322,46 @@ struct CleanFrames {
     len: u16,
 }
 
+/// Frames of freed roots of one kind (their unpin is queued: no type),
+/// not cleared (`SPARE_ROOT_FRAMES`).
+#[derive(Clone, Copy, Debug)]
+struct SpareFrames {
+    frames: [u32; SPARE_ROOT_FRAMES],
+    len: u8,
+}
+
+impl SpareFrames {
+    fn pop(&mut self) -> Option<u32> {
+        self.len = self.len.checked_sub(1)?;
+        Some(self.frames[usize::from(self.len)])
+    }
+
+    /// Keeps `mfn`; false when full.
+    fn keep(&mut self, mfn: u32) -> bool {
+        let Some(slot) = self.frames.get_mut(usize::from(self.len)) else {
+            return false;
+        };
+        *slot = mfn;
+        self.len += 1;
+        true
+    }
+
+    fn as_slice(&self) -> &[u32] {
+        &self.frames[..usize::from(self.len)]
+    }
+}
+
+/// How a new root's L3 frame starts.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum L3Start {
+    /// Clear.
+    Clear,
+    /// Unknown contents (a pool frame): cleared first.
+    Unknown,
+    /// A freed root's L3: only slots 0-3 may be other than 0.
+    OldRoot,
+}
+
 /// Figures for the benchmarks and the console.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Stats {
@@ -431,6 +477,11 @@ pub struct ShadowCache {
     /// The ROM area's L1s, linked into every top L2.
     rom_links: [u32; 4],
     clean: CleanFrames,
+    /// L3s of freed roots, not cleared: only their four slots can be
+    /// other than zero.
+    spare_l3s: SpareFrames,
+    /// Top L2s of freed roots, not cleared.
+    spare_tops: SpareFrames,
     stats: Stats,
     /// Whether the kernel's tables, as the last `fault` walked them, map
     /// its address to a present page (for the error code of a fault that
@@ -530,6 +581,8 @@ impl ShadowCache {
         self.clock = 0;
         self.rom_links = rom_links;
         self.clean.len = 0;
+        self.spare_l3s.len = 0;
+        self.spare_tops.len = 0;
         self.stats = Stats::default();
         self.fault_mapped = false;
         self.fault_va = None;
@@ -604,7 +657,20 @@ impl ShadowCache {
             .iter()
             .filter(|t| t.kind != Kind::Free && t.mfn != 0)
             .count();
-        tables + 2 * self.roots.iter().filter(|r| r.l3 != 0).count() + self.clean_frames().len()
+        tables
+            + 2 * self.roots.iter().filter(|r| r.l3 != 0).count()
+            + self.clean_frames().len()
+            + self.spare_root_frames().count()
+    }
+
+    /// The frames of freed roots kept, not cleared, for the next roots
+    /// (no type: their unpin is queued).
+    pub fn spare_root_frames(&self) -> impl Iterator<Item = u32> + '_ {
+        self.spare_l3s
+            .as_slice()
+            .iter()
+            .chain(self.spare_tops.as_slice())
+            .copied()
     }
 
     /// The frames kept clear for the next shadow tables.
@@ -689,6 +755,10 @@ impl ShadowCache {
                 return Ok((self.clean.frames[len as usize], true));
             }
             if let Some(mfn) = host.take_frame() {
+                return Ok((mfn, false));
+            }
+            // A freed root's frame: untyped, but not clear.
+            if let Some(mfn) = self.spare_tops.pop().or_else(|| self.spare_l3s.pop()) {
                 return Ok((mfn, false));
             }
             if attempt == 0 {
@@ -1553,7 +1623,7 @@ impl ShadowCache {
             // Not to be evicted while its slots change.
             self.roots[r].stamp = u32::MAX;
             for (slot, &entry) in pdpt.iter().enumerate() {
-                self.set_root_slot(host, r, slot, entry)?;
+                self.set_root_slot(host, r, slot, entry, false)?;
             }
             self.roots[r].stamp = self.clock;
             self.current = r as u16 + 1;
@@ -1572,14 +1642,7 @@ impl ShadowCache {
                 r
             }
         };
-        let (l3, l3_clean) = self.take_frame(host)?;
-        let (top, top_clean) = match self.take_frame(host) {
-            Ok(f) => f,
-            Err(e) => {
-                self.untake(host, l3, l3_clean);
-                return Err(e);
-            }
-        };
+        let (l3, l3_start, top, top_clean) = self.root_frames(host)?;
         self.roots[r] = Root {
             cr3,
             l3,
@@ -1645,11 +1708,15 @@ impl ShadowCache {
         }
         self.roots[r].slots[3] = top_record.map_or(0, |t| t as u16 + 1);
         self.roots[r].pdpte[3] = pdpt[3];
-        if !l3_clean {
-            host.push(
+        match l3_start {
+            L3Start::Clear => {}
+            L3Start::Unknown => host.push(
                 Op::Mmuext(MmuextOp::clear_page(Mfn(l3))),
                 Self::root_tag(cr3, What::Clear, 0, 0),
-            );
+            ),
+            // An old root's L3, not cleared: `set_root_slot` writes all
+            // its slots below.
+            L3Start::OldRoot => {}
         }
         Self::push_write(
             host,
@@ -1658,8 +1725,9 @@ impl ShadowCache {
             (u64::from(top) << 12) | PRESENT,
             Self::root_tag(cr3, What::Pdpte, 3, pdpt[3]),
         );
+        let old_l3 = l3_start == L3Start::OldRoot;
         for (slot, &entry) in pdpt.iter().enumerate().take(3) {
-            self.set_root_slot(host, r, slot, entry)?;
+            self.set_root_slot(host, r, slot, entry, old_l3)?;
         }
         host.push(
             Op::Mmuext(MmuextOp::pin_l3_table(Mfn(l3))),
@@ -1670,15 +1738,52 @@ impl ShadowCache {
         Ok(l3)
     }
 
-    /// Root `r`'s PDPT slot follows the kernel's entry.
+    /// The frames of a new root: its L3 (and how it starts) and its top L2
+    /// (and whether it is clear). A freed root's frames first
+    /// ([`SPARE_ROOT_FRAMES`]): the top L2 is then a frame of unknown
+    /// contents to the caller (copied over or cleared), the L3 needs only
+    /// its four slots written.
+    #[inline(never)]
+    fn root_frames<H: Host>(
+        &mut self,
+        host: &mut H,
+    ) -> Result<(u32, L3Start, u32, bool), ShadowError> {
+        let (l3, l3_start) = match self.spare_l3s.pop() {
+            Some(mfn) => (mfn, L3Start::OldRoot),
+            None => match self.take_frame(host)? {
+                (mfn, true) => (mfn, L3Start::Clear),
+                (mfn, false) => (mfn, L3Start::Unknown),
+            },
+        };
+        if let Some(top) = self.spare_tops.pop() {
+            return Ok((l3, l3_start, top, false));
+        }
+        match self.take_frame(host) {
+            Ok((top, top_clean)) => Ok((l3, l3_start, top, top_clean)),
+            Err(e) => {
+                match l3_start {
+                    L3Start::OldRoot => {
+                        self.spare_l3s.keep(l3);
+                    }
+                    start => self.untake(host, l3, start == L3Start::Clear),
+                }
+                Err(e)
+            }
+        }
+    }
+
+    /// Root `r`'s PDPT slot follows the kernel's entry; `rewrite`: its L3
+    /// entry is written even when the slot does not change (a new root on
+    /// an old root's L3, whose slots may hold anything).
     fn set_root_slot<H: Host>(
         &mut self,
         host: &mut H,
         r: usize,
         slot: usize,
         entry: u64,
+        rewrite: bool,
     ) -> Result<(), ShadowError> {
-        let same = {
+        let same = !(rewrite && slot < 3) && {
             let root = &self.roots[r];
             root.pdpte[slot] == entry && (entry & PRESENT == 0) == (root.slots[slot] == 0)
         };
@@ -1736,9 +1841,15 @@ impl ShadowCache {
         );
         // Unpinned, the L3 has no type left (the ROM never drops the loaded
         // root), nor its top L2, which only the L3 linked.
+        // Both are kept as they are for the next roots while there is
+        // room (`SPARE_ROOT_FRAMES`), else cleared and kept or given back.
         let clear = Self::root_tag(root.cr3, What::Clear, 0, 0);
-        self.release_frame(host, root.l3, clear);
-        self.release_frame(host, root.top, clear);
+        if !self.spare_l3s.keep(root.l3) {
+            self.release_frame(host, root.l3, clear);
+        }
+        if !self.spare_tops.keep(root.top) {
+            self.release_frame(host, root.top, clear);
+        }
         self.roots[r] = Root::default();
         self.live_roots &= !(1 << r);
         if self.current as usize == r + 1 {
