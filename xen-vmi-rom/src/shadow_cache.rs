@@ -1381,10 +1381,14 @@ impl ShadowCache {
         clone: Option<(u32, core::ops::Range<usize>)>,
     ) -> Result<(), ShadowError> {
         if let Some((source, range)) = &clone {
-            let source_is_pdpt = self
-                .roots
-                .iter()
-                .any(|r| r.l3 != 0 && r.cr3 >> 12 == *source);
+            // The cached roots only (a bit each), not the 32 slots.
+            let mut live = self.live_roots;
+            let mut source_is_pdpt = false;
+            while live != 0 {
+                let r = live.trailing_zeros() as usize % MAX_ROOTS;
+                live &= live - 1;
+                source_is_pdpt |= self.roots[r].cr3 >> 12 == *source;
+            }
             if source_is_pdpt || range.end <= 4 {
                 return Ok(());
             }
@@ -1744,6 +1748,7 @@ impl ShadowCache {
     /// contents to the caller (copied over or cleared), the L3 needs only
     /// its four slots written.
     #[inline(never)]
+    #[cfg_attr(feature = "image", optimize(size))]
     fn root_frames<H: Host>(
         &mut self,
         host: &mut H,
@@ -1783,7 +1788,7 @@ impl ShadowCache {
         entry: u64,
         rewrite: bool,
     ) -> Result<(), ShadowError> {
-        let same = !(rewrite && slot < 3) && {
+        let same = !rewrite && {
             let root = &self.roots[r];
             root.pdpte[slot] == entry && (entry & PRESENT == 0) == (root.slots[slot] == 0)
         };
