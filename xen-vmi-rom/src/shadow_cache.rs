@@ -892,15 +892,6 @@ impl ShadowCache {
     /// kept, or given back.
     fn free_record<H: Host>(&mut self, host: &mut H, i: usize) {
         let t = self.tables[i];
-        if t.mfn != 0 {
-            let tag = Tag {
-                what: What::Clear,
-                kfn: t.kfn,
-                index: 0,
-                guest: 0,
-            };
-            self.release_frame(host, t.mfn, tag);
-        }
         // Unhook from the hash chain before anything below can look it up.
         self.last_valid = false;
         let b = Self::bucket(t.kfn);
@@ -915,6 +906,10 @@ impl ShadowCache {
             ..Table::default()
         };
         self.free_tables = i as u16 + 1;
+        // Whether the shadow L2 still has an entry that is not 0: one per
+        // linked mirror code (`link` writes `code_value` of every code it
+        // stores, and that is 0 exactly for a code naming no record).
+        let mut linked = false;
         if t.mirror != 0 {
             let m = t.mirror as usize - 1;
             // Only the groups `link` wrote (a directory links few tables),
@@ -933,6 +928,7 @@ impl ShadowCache {
                     self.mirrors[m][first..first + 4].fill(0);
                     for code in codes {
                         if let Some(l1) = ((code & CODE_RECORD) as usize).checked_sub(1) {
+                            linked = true;
                             self.unlink(host, l1);
                         }
                     }
@@ -941,6 +937,24 @@ impl ShadowCache {
             debug_assert!(self.mirrors[m].iter().all(|&c| c == 0));
             self.mirror_used[m] = false;
         }
+        if t.mfn == 0 {
+            return;
+        }
+        if t.kind == Kind::L2 && !linked && (self.clean.len as usize) < CLEAN_FRAMES {
+            // Clear already, once the writes that unlinked its entries are
+            // applied (queued before this): kept with no clear of its own
+            // (Linux clears a directory's entries before it frees it).
+            self.clean.frames[self.clean.len as usize] = t.mfn;
+            self.clean.len += 1;
+            return;
+        }
+        let tag = Tag {
+            what: What::Clear,
+            kfn: t.kfn,
+            index: 0,
+            guest: 0,
+        };
+        self.release_frame(host, t.mfn, tag);
     }
 
     /// Drops one link of record `i`, freeing it when none is left and the
