@@ -358,6 +358,13 @@ impl<Tag: Copy, const N: usize> MmuBatch<Tag, N> {
     /// general way while anything is queued).
     pub const LEN_OFFSET: usize = core::mem::offset_of!(Self, len);
 
+    /// Where the counters are kept in the batch (a byte offset): a host
+    /// that places the batch at a fixed address keeps them 8-byte aligned
+    /// there, so that each push's count is one add to memory (at an
+    /// address that is only 4-byte aligned the ROM's compiler splits the
+    /// 64-bit add into loads and stores).
+    pub const COUNTERS_OFFSET: usize = core::mem::offset_of!(Self, counters);
+
     /// The counters.
     pub fn counters(&self) -> &Counters {
         &self.counters
@@ -981,13 +988,15 @@ impl<Tag: Copy, const N: usize> MmuBatch<Tag, N> {
                 }
             }
             let after = idx + run;
-            if run > 1 && (run > SPLIT_RUN_MAX || after == len) {
-                self.emit_in_place(entries, idx, run);
-                return (entries + 1, after, after - start);
-            }
-            for single in idx..after {
-                self.emit_in_place(entries, single, 1);
+            // One entry that ends the hypercall, or single entries.
+            let ends = run > 1 && (run > SPLIT_RUN_MAX || after == len);
+            let (count, singles) = if ends { (run, 1) } else { (1, run) };
+            for k in 0..singles {
+                self.emit_in_place(entries, idx + k, count);
                 entries += 1;
+            }
+            if ends {
+                return (entries, after, after - start);
             }
             idx = after;
         }

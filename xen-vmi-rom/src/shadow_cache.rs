@@ -95,11 +95,12 @@ const ROOT_HINTS: usize = 64;
 /// pinned"): enough for the tables of a few address spaces torn down
 /// before the next are built; beyond that a frame goes back to the pool.
 pub const CLEAN_FRAMES: usize = 64;
-/// Frames of freed roots kept as they are, per kind (L3, top L2), for the
-/// next roots ("Only roots are pinned"): a fork's new root takes its
-/// parent's top L2 by `MMUEXT_COPY_PAGE`, which overwrites the whole
-/// frame, and writes its L3's four slots, the only ones a root's L3 ever
-/// has written; clearing either when the old root went was wasted.
+/// Freed roots whose L3 and top L2 are kept as they are for the next roots
+/// ("Only roots are pinned"): a fork's new root takes its parent's top L2
+/// by `MMUEXT_COPY_PAGE`, which overwrites the whole frame, and its L3
+/// needs only the slots (of four, the only ones a root's L3 ever has
+/// written) whose entry differs from the old root's; clearing either
+/// when the old root went was wasted.
 pub const SPARE_ROOT_FRAMES: usize = 4;
 const BUCKETS: usize = 1024;
 
@@ -322,45 +323,36 @@ struct CleanFrames {
     len: u16,
 }
 
-/// Frames of freed roots of one kind (their unpin is queued: no type),
-/// not cleared (`SPARE_ROOT_FRAMES`).
+/// The frames of freed roots (their unpin is queued: no type), not
+/// cleared ([`SPARE_ROOT_FRAMES`]): per root its L3, its top L2 and the
+/// shadow frames its L3's four entries name (0: the entry is 0; the rest
+/// of the L3 is 0).
 #[derive(Clone, Copy, Debug)]
-struct SpareFrames {
-    frames: [u32; SPARE_ROOT_FRAMES],
-    len: u8,
+struct SpareRoots {
+    l3s: [u32; SPARE_ROOT_FRAMES],
+    tops: [u32; SPARE_ROOT_FRAMES],
+    linked: [[u32; 4]; SPARE_ROOT_FRAMES],
+    len: u32,
+    /// Keeps the queue behind the cache in the ROM's heap where its
+    /// counters are 8-byte aligned (`mmu.rs` asserts it).
+    _pad: u32,
 }
 
-impl SpareFrames {
-    fn pop(&mut self) -> Option<u32> {
+impl SpareRoots {
+    /// The last root's L3, top L2 and L3 entries.
+    fn pop(&mut self) -> Option<(u32, u32, [u64; 4])> {
         self.len = self.len.checked_sub(1)?;
-        Some(self.frames[usize::from(self.len)])
-    }
-
-    /// Keeps `mfn`; false when full.
-    fn keep(&mut self, mfn: u32) -> bool {
-        let Some(slot) = self.frames.get_mut(usize::from(self.len)) else {
-            return false;
-        };
-        *slot = mfn;
-        self.len += 1;
-        true
-    }
-
-    fn as_slice(&self) -> &[u32] {
-        &self.frames[..usize::from(self.len)]
+        let k = self.len as usize % SPARE_ROOT_FRAMES;
+        let entries = self.linked[k].map(|mfn| match mfn {
+            0 => 0,
+            mfn => (u64::from(mfn) << 12) | PRESENT,
+        });
+        Some((self.l3s[k], self.tops[k], entries))
     }
 }
 
-/// How a new root's L3 frame starts.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum L3Start {
-    /// Clear.
-    Clear,
-    /// Unknown contents (a pool frame): cleared first.
-    Unknown,
-    /// A freed root's L3: only slots 0-3 may be other than 0.
-    OldRoot,
-}
+/// No L3 entry the ROM writes is all ones: "not known".
+const NOT_HELD: u64 = u64::MAX;
 
 /// Figures for the benchmarks and the console.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -477,11 +469,8 @@ pub struct ShadowCache {
     /// The ROM area's L1s, linked into every top L2.
     rom_links: [u32; 4],
     clean: CleanFrames,
-    /// L3s of freed roots, not cleared: only their four slots can be
-    /// other than zero.
-    spare_l3s: SpareFrames,
-    /// Top L2s of freed roots, not cleared.
-    spare_tops: SpareFrames,
+    /// Freed roots' frames, not cleared, for the next roots.
+    spares: SpareRoots,
     stats: Stats,
     /// Whether the kernel's tables, as the last `fault` walked them, map
     /// its address to a present page (for the error code of a fault that
@@ -581,8 +570,7 @@ impl ShadowCache {
         self.clock = 0;
         self.rom_links = rom_links;
         self.clean.len = 0;
-        self.spare_l3s.len = 0;
-        self.spare_tops.len = 0;
+        self.spares.len = 0;
         self.stats = Stats::default();
         self.fault_mapped = false;
         self.fault_va = None;
@@ -666,11 +654,9 @@ impl ShadowCache {
     /// The frames of freed roots kept, not cleared, for the next roots
     /// (no type: their unpin is queued).
     pub fn spare_root_frames(&self) -> impl Iterator<Item = u32> + '_ {
-        self.spare_l3s
-            .as_slice()
-            .iter()
-            .chain(self.spare_tops.as_slice())
-            .copied()
+        let live = &self.spares.l3s[..self.spares.len as usize];
+        let tops = &self.spares.tops[..self.spares.len as usize];
+        live.iter().chain(tops).copied()
     }
 
     /// The frames kept clear for the next shadow tables.
@@ -748,6 +734,7 @@ impl ShadowCache {
     /// A frame for a shadow table, and whether it is clear already (one
     /// kept clear, else one from the pool); the caller queues its clear
     /// if not (or overwrites it whole).
+    #[inline(never)]
     fn take_frame<H: Host>(&mut self, host: &mut H) -> Result<(u32, bool), ShadowError> {
         for attempt in 0..2 {
             if let Some(len) = self.clean.len.checked_sub(1) {
@@ -757,9 +744,15 @@ impl ShadowCache {
             if let Some(mfn) = host.take_frame() {
                 return Ok((mfn, false));
             }
-            // A freed root's frame: untyped, but not clear.
-            if let Some(mfn) = self.spare_tops.pop().or_else(|| self.spare_l3s.pop()) {
-                return Ok((mfn, false));
+            // A freed root's frames: untyped, but not clear (its top L2
+            // cleared and kept).
+            if let Some((l3, top, _)) = self.spares.pop() {
+                let tag = Tag {
+                    what: What::Clear,
+                    ..Tag::default()
+                };
+                self.release_frame(host, top, tag);
+                return Ok((l3, false));
             }
             if attempt == 0 {
                 self.evict(host);
@@ -783,8 +776,16 @@ impl ShadowCache {
     /// reference is queued. It is cleared and kept for the next table, or
     /// given back when enough are kept.
     fn release_frame<H: Host>(&mut self, host: &mut H, mfn: u32, tag: Tag) {
+        self.release_frame_as(host, mfn, tag, true);
+    }
+
+    /// [`release_frame`](Self::release_frame) of a frame that is clear
+    /// already (once the ops queued so far are applied) unless `clear`.
+    fn release_frame_as<H: Host>(&mut self, host: &mut H, mfn: u32, tag: Tag, clear: bool) {
         if (self.clean.len as usize) < CLEAN_FRAMES {
-            host.push(Op::Mmuext(MmuextOp::clear_page(Mfn(mfn))), tag);
+            if clear {
+                host.push(Op::Mmuext(MmuextOp::clear_page(Mfn(mfn))), tag);
+            }
             self.clean.frames[self.clean.len as usize] = mfn;
             self.clean.len += 1;
         } else {
@@ -940,21 +941,18 @@ impl ShadowCache {
         if t.mfn == 0 {
             return;
         }
-        if t.kind == Kind::L2 && !linked && (self.clean.len as usize) < CLEAN_FRAMES {
-            // Clear already, once the writes that unlinked its entries are
-            // applied (queued before this): kept with no clear of its own
-            // (Linux clears a directory's entries before it frees it).
-            self.clean.frames[self.clean.len as usize] = t.mfn;
-            self.clean.len += 1;
-            return;
-        }
         let tag = Tag {
             what: What::Clear,
             kfn: t.kfn,
             index: 0,
             guest: 0,
         };
-        self.release_frame(host, t.mfn, tag);
+        // A directory whose mirror linked nothing is clear already, once
+        // the writes that unlinked its entries are applied (queued before
+        // this): kept with no clear of its own (Linux clears a directory's
+        // entries before it frees it).
+        let clear = t.kind != Kind::L2 || linked;
+        self.release_frame_as(host, t.mfn, tag, clear);
     }
 
     /// Drops one link of record `i`, freeing it when none is left and the
@@ -1063,6 +1061,13 @@ impl ShadowCache {
                 0
             }
         }
+    }
+
+    /// `host.push` in one out-of-line copy, for rare paths.
+    #[inline(never)]
+    #[cfg_attr(feature = "image", optimize(size))]
+    fn push_rare<H: Host>(host: &mut H, op: Op, tag: Tag) {
+        host.push(op, tag);
     }
 
     fn push_write<H: Host>(host: &mut H, mfn: u32, index: usize, value: u64, tag: Tag) {
@@ -1641,7 +1646,7 @@ impl ShadowCache {
             // Not to be evicted while its slots change.
             self.roots[r].stamp = u32::MAX;
             for (slot, &entry) in pdpt.iter().enumerate() {
-                self.set_root_slot(host, r, slot, entry, false)?;
+                self.set_root_slot(host, r, slot, entry, NOT_HELD)?;
             }
             self.roots[r].stamp = self.clock;
             self.current = r as u16 + 1;
@@ -1660,7 +1665,7 @@ impl ShadowCache {
                 r
             }
         };
-        let (l3, l3_start, top, top_clean) = self.root_frames(host)?;
+        let (l3, held, top, top_clean) = self.root_frames(host, cr3, pdpt[3])?;
         self.roots[r] = Root {
             cr3,
             l3,
@@ -1726,26 +1731,11 @@ impl ShadowCache {
         }
         self.roots[r].slots[3] = top_record.map_or(0, |t| t as u16 + 1);
         self.roots[r].pdpte[3] = pdpt[3];
-        match l3_start {
-            L3Start::Clear => {}
-            L3Start::Unknown => host.push(
-                Op::Mmuext(MmuextOp::clear_page(Mfn(l3))),
-                Self::root_tag(cr3, What::Clear, 0, 0),
-            ),
-            // An old root's L3, not cleared: `set_root_slot` writes all
-            // its slots below.
-            L3Start::OldRoot => {}
-        }
-        Self::push_write(
-            host,
-            l3,
-            3,
-            (u64::from(top) << 12) | PRESENT,
-            Self::root_tag(cr3, What::Pdpte, 3, pdpt[3]),
-        );
-        let old_l3 = l3_start == L3Start::OldRoot;
+        // Each slot is written unless the L3 holds its value already (an
+        // old root's L3 is untyped: a write of the same value would change
+        // nothing).
         for (slot, &entry) in pdpt.iter().enumerate().take(3) {
-            self.set_root_slot(host, r, slot, entry, old_l3)?;
+            self.set_root_slot(host, r, slot, entry, held[slot])?;
         }
         host.push(
             Op::Mmuext(MmuextOp::pin_l3_table(Mfn(l3))),
@@ -1756,53 +1746,68 @@ impl ShadowCache {
         Ok(l3)
     }
 
-    /// The frames of a new root: its L3 (and how it starts) and its top L2
-    /// (and whether it is clear). A freed root's frames first
-    /// ([`SPARE_ROOT_FRAMES`]): the top L2 is then a frame of unknown
-    /// contents to the caller (copied over or cleared), the L3 needs only
-    /// its four slots written.
+    /// The frames of a new root (`cr3`, PDPT entry 3 `pdpte3`): its L3,
+    /// made ready up to its slot 3 (cleared if its contents are unknown,
+    /// the link to the top L2 written unless it holds it), with what its
+    /// slots 0-2 hold; and its top L2, with whether it is clear. A freed
+    /// root's frames first ([`SPARE_ROOT_FRAMES`]): its top L2 is then a
+    /// frame of unknown contents to the caller (copied over or cleared),
+    /// its L3 holds the four entries it was freed with.
     #[inline(never)]
     #[cfg_attr(feature = "image", optimize(size))]
     fn root_frames<H: Host>(
         &mut self,
         host: &mut H,
-    ) -> Result<(u32, L3Start, u32, bool), ShadowError> {
-        let (l3, l3_start) = match self.spare_l3s.pop() {
-            Some(mfn) => (mfn, L3Start::OldRoot),
-            None => match self.take_frame(host)? {
-                (mfn, true) => (mfn, L3Start::Clear),
-                (mfn, false) => (mfn, L3Start::Unknown),
-            },
-        };
-        if let Some(top) = self.spare_tops.pop() {
-            return Ok((l3, l3_start, top, false));
+        cr3: u32,
+        pdpte3: u64,
+    ) -> Result<(u32, [u64; 4], u32, bool), ShadowError> {
+        // A freed root's pair holds its own top link in slot 3.
+        if let Some((l3, top, held)) = self.spares.pop() {
+            debug_assert_eq!(held[3], (u64::from(top) << 12) | PRESENT);
+            return Ok((l3, held, top, false));
         }
-        match self.take_frame(host) {
-            Ok((top, top_clean)) => Ok((l3, l3_start, top, top_clean)),
+        let (l3, l3_clean) = self.take_frame(host)?;
+        let (top, top_clean) = match self.take_frame(host) {
+            Ok(f) => f,
             Err(e) => {
-                match l3_start {
-                    L3Start::OldRoot => {
-                        self.spare_l3s.keep(l3);
-                    }
-                    start => self.untake(host, l3, start == L3Start::Clear),
-                }
-                Err(e)
+                self.untake(host, l3, l3_clean);
+                return Err(e);
             }
+        };
+        // One out-of-line push for both (a new root not on a freed root's
+        // frames is rare): the same ops as `host.push` and `push_write`.
+        if !l3_clean {
+            Self::push_rare(
+                host,
+                Op::Mmuext(MmuextOp::clear_page(Mfn(l3))),
+                Self::root_tag(cr3, What::Clear, 0, 0),
+            );
         }
+        Self::push_rare(
+            host,
+            Op::pte_write(
+                entry_maddr(l3, 3),
+                (u64::from(top) << 12) | PRESENT,
+                PteWrite::Normal,
+            ),
+            Self::root_tag(cr3, What::Pdpte, 3, pdpte3),
+        );
+        let held = [0, 0, 0, (u64::from(top) << 12) | PRESENT];
+        Ok((l3, held, top, top_clean))
     }
 
-    /// Root `r`'s PDPT slot follows the kernel's entry; `rewrite`: its L3
-    /// entry is written even when the slot does not change (a new root on
-    /// an old root's L3, whose slots may hold anything).
+    /// Root `r`'s PDPT slot follows the kernel's entry; `held`: the value
+    /// its L3 entry is known to hold (a new root on an old root's L3), to
+    /// be written unless it is the new one, or [`NOT_HELD`].
     fn set_root_slot<H: Host>(
         &mut self,
         host: &mut H,
         r: usize,
         slot: usize,
         entry: u64,
-        rewrite: bool,
+        held: u64,
     ) -> Result<(), ShadowError> {
-        let same = !rewrite && {
+        let same = held == NOT_HELD && {
             let root = &self.roots[r];
             root.pdpte[slot] == entry && (entry & PRESENT == 0) == (root.slots[slot] == 0)
         };
@@ -1821,13 +1826,17 @@ impl ShadowCache {
         self.roots[r].pdpte[slot] = entry;
         if slot < 3 {
             let value = new.map_or(0, |i| (u64::from(self.tables[i].mfn) << 12) | PRESENT);
-            Self::push_write(
-                host,
-                root.l3,
-                slot,
-                value,
-                Self::root_tag(root.cr3, What::Pdpte, slot, entry),
-            );
+            if held == value {
+                // The old root's L3 holds it already.
+            } else {
+                Self::push_write(
+                    host,
+                    root.l3,
+                    slot,
+                    value,
+                    Self::root_tag(root.cr3, What::Pdpte, slot, entry),
+                );
+            }
         } else if new != old {
             // Slot 3 of a pinned L3 cannot change (Xen): the root keeps its
             // top L2 and takes the new directory's entries into it.
@@ -1860,15 +1869,7 @@ impl ShadowCache {
         );
         // Unpinned, the L3 has no type left (the ROM never drops the loaded
         // root), nor its top L2, which only the L3 linked.
-        // Both are kept as they are for the next roots while there is
-        // room (`SPARE_ROOT_FRAMES`), else cleared and kept or given back.
-        let clear = Self::root_tag(root.cr3, What::Clear, 0, 0);
-        if !self.spare_l3s.keep(root.l3) {
-            self.release_frame(host, root.l3, clear);
-        }
-        if !self.spare_tops.keep(root.top) {
-            self.release_frame(host, root.top, clear);
-        }
+        self.keep_root_frames(host, &root);
         self.roots[r] = Root::default();
         self.live_roots &= !(1 << r);
         if self.current as usize == r + 1 {
@@ -1878,6 +1879,33 @@ impl ShadowCache {
             if let Some(i) = (slot as usize).checked_sub(1) {
                 self.unlink(host, i);
             }
+        }
+    }
+
+    /// A freed root's L3 and top L2 are kept as they are for the next roots
+    /// while there is room ([`SPARE_ROOT_FRAMES`]), else cleared and kept
+    /// or given back; the L3 with its four entries as `set_root_slot` and
+    /// the build wrote them (its directories' records are still linked).
+    #[inline(never)]
+    #[cfg_attr(feature = "image", optimize(size))]
+    fn keep_root_frames<H: Host>(&mut self, host: &mut H, root: &Root) {
+        let clear = Self::root_tag(root.cr3, What::Clear, 0, 0);
+        let mut linked = [root.top; 4];
+        for (slot, mfn) in linked.iter_mut().enumerate().take(3) {
+            *mfn = match (root.slots[slot] as usize).checked_sub(1) {
+                Some(i) => self.tables[i % MAX_TABLES].mfn,
+                None => 0,
+            };
+        }
+        let k = self.spares.len as usize;
+        if k < SPARE_ROOT_FRAMES {
+            self.spares.l3s[k] = root.l3;
+            self.spares.tops[k] = root.top;
+            self.spares.linked[k] = linked;
+            self.spares.len += 1;
+        } else {
+            self.release_frame(host, root.l3, clear);
+            self.release_frame(host, root.top, clear);
         }
     }
 
