@@ -43,7 +43,9 @@
 //! checked once at its first load, as direct PV does.
 //!
 //! A frame that stops being a table is cleared (`MMUEXT_CLEAR_PAGE`, queued
-//! behind whatever dropped its last link) and kept for the next table
+//! behind whatever dropped its last link; a directory whose entries were
+//! all unlinked is clear already, a freed root's frames are kept as they
+//! are, [`SPARE_ROOT_FRAMES`]) and kept for the next table
 //! ([`CLEAN_FRAMES`] of them), which then needs no clear of its own: the
 //! ops that tear an address space down go before the calls that build the
 //! next, and those are page-table writes alone, one run in the queue.
@@ -57,10 +59,12 @@
 //!    and root slots that link it; a record with no links is freed unless
 //!    the kernel announced it (AllocatePage) and has not released it.
 //! 3. Every frame taken from the pool belongs to exactly one record or
-//!    root, or is kept clear for the next one, until it is given back,
-//!    after the ops that drop its last type reference are queued.
-//! 4. Ops are queued in an order Xen accepts: a frame is clear before its
-//!    entries are written, an L1 exists before an entry links it, a frame
+//!    root, or is kept clear for the next one, or is kept as a freed
+//!    root's frame ([`SPARE_ROOT_FRAMES`]), until it is given back, after
+//!    the ops that drop its last type reference are queued.
+//! 4. Ops are queued in an order Xen accepts: a frame is clear (or holds
+//!    exactly what the ROM knows it holds) before its entries are
+//!    written, an L1 exists before an entry links it, a frame
 //!    is cleared or given back only behind the op that drops its last
 //!    type reference, an L3 is complete before it is pinned (its slot 3
 //!    cannot change afterwards).
@@ -332,23 +336,43 @@ struct SpareRoots {
     l3s: [u32; SPARE_ROOT_FRAMES],
     tops: [u32; SPARE_ROOT_FRAMES],
     linked: [[u32; 4]; SPARE_ROOT_FRAMES],
+    /// The top record + 1 whose entries the top L2 holds, and the
+    /// `ShadowCache::top_epoch` then.
+    top_as: [(u32, u32); SPARE_ROOT_FRAMES],
     len: u32,
-    /// Keeps the queue behind the cache in the ROM's heap where its
-    /// counters are 8-byte aligned (`mmu.rs` asserts it).
-    _pad: u32,
 }
 
 impl SpareRoots {
-    /// The last root's L3, top L2 and L3 entries.
-    fn pop(&mut self) -> Option<(u32, u32, [u64; 4])> {
+    /// The last root's frames.
+    fn pop(&mut self) -> Option<RootFrames> {
         self.len = self.len.checked_sub(1)?;
         let k = self.len as usize % SPARE_ROOT_FRAMES;
         let entries = self.linked[k].map(|mfn| match mfn {
             0 => 0,
             mfn => (u64::from(mfn) << 12) | PRESENT,
         });
-        Some((self.l3s[k], self.tops[k], entries))
+        Some(RootFrames {
+            l3: self.l3s[k],
+            held: entries,
+            top: self.tops[k],
+            top_clean: false,
+            top_as: self.top_as[k],
+        })
     }
+}
+
+/// The frames of a new root (`ShadowCache::root_frames`).
+#[derive(Clone, Copy, Debug)]
+struct RootFrames {
+    l3: u32,
+    /// What the L3's four entries hold.
+    held: [u64; 4],
+    top: u32,
+    /// Whether the top L2 is clear.
+    top_clean: bool,
+    /// The top record + 1 whose entries the top L2 holds, with the
+    /// `ShadowCache::top_epoch` then ((0, 0): none).
+    top_as: (u32, u32),
 }
 
 /// No L3 entry the ROM writes is all ones: "not known".
@@ -363,7 +387,8 @@ pub struct Stats {
     pub announced: u32,
     /// Roots built.
     pub roots_built: u32,
-    /// Of those, with the top L2 copied from a sibling root.
+    /// Of those, with the top L2 copied from a sibling root (or an old
+    /// root's top L2 taken as it is, holding the same entries).
     pub tops_copied: u32,
     /// Faults that set A in a kernel entry.
     pub accessed_faults: u32,
@@ -471,6 +496,10 @@ pub struct ShadowCache {
     clean: CleanFrames,
     /// Freed roots' frames, not cleared, for the next roots.
     spares: SpareRoots,
+    /// Changes of any top record's mirror (and frees of top records) so
+    /// far: a freed root's top L2 still holds its top record's entries
+    /// while this is what it was when the root went.
+    top_epoch: u32,
     stats: Stats,
     /// Whether the kernel's tables, as the last `fault` walked them, map
     /// its address to a present page (for the error code of a fault that
@@ -746,13 +775,13 @@ impl ShadowCache {
             }
             // A freed root's frames: untyped, but not clear (its top L2
             // cleared and kept).
-            if let Some((l3, top, _)) = self.spares.pop() {
+            if let Some(spare) = self.spares.pop() {
                 let tag = Tag {
                     what: What::Clear,
                     ..Tag::default()
                 };
-                self.release_frame(host, top, tag);
-                return Ok((l3, false));
+                self.release_frame(host, spare.top, tag);
+                return Ok((spare.l3, false));
             }
             if attempt == 0 {
                 self.evict(host);
@@ -911,6 +940,10 @@ impl ShadowCache {
         // linked mirror code (`link` writes `code_value` of every code it
         // stores, and that is 0 exactly for a code naming no record).
         let mut linked = false;
+        if t.kind == Kind::Top {
+            // Its index may name another top record next.
+            self.top_epoch = self.top_epoch.wrapping_add(1);
+        }
         if t.mirror != 0 {
             let m = t.mirror as usize - 1;
             // Only the groups `link` wrote (a directory links few tables),
@@ -1246,6 +1279,8 @@ impl ShadowCache {
             if kind == Kind::L2 {
                 Self::push_write(host, mfn, index, value, tag);
             } else {
+                // Freed roots' top L2s no longer follow (`top_epoch`).
+                self.top_epoch = self.top_epoch.wrapping_add(1);
                 for r in self.live_roots() {
                     let root = self.roots[r];
                     if root.l3 != 0 && root.slots[3] as usize == i + 1 {
@@ -1665,7 +1700,13 @@ impl ShadowCache {
                 r
             }
         };
-        let (l3, held, top, top_clean) = self.root_frames(host, cr3, pdpt[3])?;
+        let RootFrames {
+            l3,
+            held,
+            top,
+            top_clean,
+            top_as,
+        } = self.root_frames(host, cr3, pdpt[3])?;
         self.roots[r] = Root {
             cr3,
             l3,
@@ -1690,7 +1731,14 @@ impl ShadowCache {
                 o.l3 != 0 && o.cr3 != cr3 && o.slots[3] as usize == t + 1
             })
         });
-        if let Some(s) = sibling {
+        // An old root's top L2 that holds the top record's entries as
+        // they are now (no top mirror changed since, `top_epoch`) needs
+        // nothing: the ROM's links are the same in every top L2, and Xen
+        // fills its own slots when the pin validates it.
+        let holds_entries = top_record.is_some_and(|t| top_as == (t as u32 + 1, self.top_epoch));
+        if holds_entries {
+            self.stats.tops_copied += 1;
+        } else if let Some(s) = sibling {
             host.push(
                 Op::Mmuext(MmuextOp::copy_page(Mfn(top), Mfn(self.roots[s].top))),
                 Self::root_tag(cr3, What::CopyTop, 3, pdpt[3]),
@@ -1760,11 +1808,11 @@ impl ShadowCache {
         host: &mut H,
         cr3: u32,
         pdpte3: u64,
-    ) -> Result<(u32, [u64; 4], u32, bool), ShadowError> {
+    ) -> Result<RootFrames, ShadowError> {
         // A freed root's pair holds its own top link in slot 3.
-        if let Some((l3, top, held)) = self.spares.pop() {
-            debug_assert_eq!(held[3], (u64::from(top) << 12) | PRESENT);
-            return Ok((l3, held, top, false));
+        if let Some(spare) = self.spares.pop() {
+            debug_assert_eq!(spare.held[3], (u64::from(spare.top) << 12) | PRESENT);
+            return Ok(spare);
         }
         let (l3, l3_clean) = self.take_frame(host)?;
         let (top, top_clean) = match self.take_frame(host) {
@@ -1792,8 +1840,13 @@ impl ShadowCache {
             ),
             Self::root_tag(cr3, What::Pdpte, 3, pdpte3),
         );
-        let held = [0, 0, 0, (u64::from(top) << 12) | PRESENT];
-        Ok((l3, held, top, top_clean))
+        Ok(RootFrames {
+            l3,
+            held: [0, 0, 0, (u64::from(top) << 12) | PRESENT],
+            top,
+            top_clean,
+            top_as: (0, 0),
+        })
     }
 
     /// Root `r`'s PDPT slot follows the kernel's entry; `held`: the value
@@ -1902,6 +1955,7 @@ impl ShadowCache {
             self.spares.l3s[k] = root.l3;
             self.spares.tops[k] = root.top;
             self.spares.linked[k] = linked;
+            self.spares.top_as[k] = (u32::from(root.slots[3]), self.top_epoch);
             self.spares.len += 1;
         } else {
             self.release_frame(host, root.l3, clear);
