@@ -44,7 +44,8 @@ const HEAP_PAGES: usize = core::mem::size_of::<Heap>().div_ceil(4096);
 // page aligned): each push counts with one add to memory
 // (`MmuBatch::COUNTERS_OFFSET`; pad `ShadowCache` when this fails).
 const _: () = assert!(
-    (core::mem::offset_of!(Heap, batch) + MmuBatch::<Tag, BATCH>::COUNTERS_OFFSET) % 8 == 0,
+    (core::mem::offset_of!(Heap, batch) + MmuBatch::<Tag, BATCH>::COUNTERS_OFFSET)
+        .is_multiple_of(8),
     "the queue's counters are not 8-byte aligned in the heap"
 );
 const _: () = assert!(HEAP_PAGES * 4096 <= SHADOW_HEAP_MAX as usize);
