@@ -217,6 +217,12 @@ pub struct MmuBatch<Tag, const N: usize> {
     /// queue; any other op or a merge makes it false until the queue is
     /// empty again.
     mirrored: bool,
+    /// Whether every queued op is live (nothing merged away or dropped
+    /// since the queue was last empty): the in-place layout's condition
+    /// (`flush_in_place`). Every push builds its request or `mmuext_op`
+    /// at its own slot index of `reqs` / `exts`, so such a queue is laid
+    /// out already. `mirrored` implies it.
+    all_live: bool,
     /// Test switch: flushes skip the in-place layout (`flush_in_place`)
     /// and take the general path, so that tests can compare the two.
     in_place_off: bool,
@@ -300,6 +306,7 @@ impl<Tag: Copy, const N: usize> MmuBatch<Tag, N> {
             slots: [None; N],
             len: 0,
             mirrored: true,
+            all_live: true,
             in_place_off: false,
             lazy: false,
             counters: Counters::ZERO,
@@ -361,6 +368,7 @@ impl<Tag: Copy, const N: usize> MmuBatch<Tag, N> {
             }
             (&raw mut (*this).len).write(0);
             (&raw mut (*this).mirrored).write(true);
+            (&raw mut (*this).all_live).write(true);
             (&raw mut (*this).in_place_off).write(false);
             (&raw mut (*this).lazy).write(false);
             (&raw mut (*this).counters).write(Counters::ZERO);
@@ -390,6 +398,13 @@ impl<Tag: Copy, const N: usize> MmuBatch<Tag, N> {
     /// a reader in assembly (the ROM's timer tick path sends a tick the
     /// general way while anything is queued).
     pub const LEN_OFFSET: usize = core::mem::offset_of!(Self, len);
+
+    /// Where the counters are kept in the batch (a byte offset): a host
+    /// that places the batch at a fixed address keeps them 8-byte aligned
+    /// there, so that each push's count is one add to memory (at an
+    /// address that is only 4-byte aligned the ROM's compiler splits the
+    /// 64-bit add into loads and stores).
+    pub const COUNTERS_OFFSET: usize = core::mem::offset_of!(Self, counters);
 
     /// The counters.
     pub fn counters(&self) -> Counters {
@@ -455,9 +470,14 @@ impl<Tag: Copy, const N: usize> MmuBatch<Tag, N> {
         if op.is_full_flush() {
             self.drop_covered(&op);
         }
-        // The plain run's request, built where Xen will read it.
+        // The op's arguments, built where Xen will read them (the plain
+        // run's and the in-place layout's).
         match op {
-            Op::MmuUpdate(req) if self.mirrored => self.reqs[self.len] = req,
+            Op::MmuUpdate(req) => self.reqs[self.len] = req,
+            Op::Mmuext(ext) => {
+                self.exts[self.len] = ext;
+                self.mirrored = false;
+            }
             _ => self.mirrored = false,
         }
 
@@ -511,6 +531,7 @@ impl<Tag: Copy, const N: usize> MmuBatch<Tag, N> {
                 self.slot_mut(last).state = State::Superseded;
                 self.counters.merges += 1;
                 self.mirrored = false;
+                self.all_live = false;
             }
         }
         flushed
@@ -533,6 +554,9 @@ impl<Tag: Copy, const N: usize> MmuBatch<Tag, N> {
                 slot.state = State::Dropped;
                 dropped += 1;
             }
+        }
+        if dropped != 0 {
+            self.all_live = false;
         }
         self.counters.dropped_flushes += dropped;
     }
@@ -940,6 +964,7 @@ impl<Tag: Copy, const N: usize> MmuBatch<Tag, N> {
         }
         self.len = 0;
         self.mirrored = true;
+        self.all_live = true;
         count
     }
 
@@ -1019,48 +1044,32 @@ impl<Tag: Copy, const N: usize> MmuBatch<Tag, N> {
     }
 
     /// A queue whose every slot is live (nothing merged away or dropped:
-    /// a fork's mix of unpins, clears, writes, pins and base switches):
-    /// each op's arguments go to the argument arrays at its own slot
-    /// index, so a run's requests are `first..first + count` where the
-    /// slots stand, and the hypercalls are laid out with no search for
-    /// live slots, no copy per round and no compaction. The entries are
-    /// [`pack`](Self::pack)'s (the same runs, splits and ends of a
-    /// hypercall; with every slot live no entry can revive a merged-away
-    /// write). While every entry succeeds the next round starts behind the
-    /// last one; at the first refusal (or an entry Xen did not run) the
-    /// rounds so far are resolved as the general path resolves them, that
-    /// round is settled as it settles it, and the general path finishes.
-    /// Returns None, having issued nothing, when a slot is not live.
+    /// a fork's mix of unpins, clears, writes, pins and base switches,
+    /// `all_live`): each op's arguments are at its own slot index of the
+    /// argument arrays already (its push built them there), so a run's
+    /// requests are `first..first + count` where the slots stand, and the
+    /// hypercalls are laid out with no search for live slots, no copy and
+    /// no compaction, each entry written once with its pointers in place.
+    /// The entries are [`pack`](Self::pack)'s (the same runs, splits and
+    /// ends of a hypercall; with every slot live no entry can revive a
+    /// merged-away write). While every entry succeeds the next round starts
+    /// behind the last one; at the first refusal (or an entry Xen did not
+    /// run) the rounds so far are resolved as the general path resolves
+    /// them, that round is settled as it settles it, and the general path
+    /// finishes. Returns None, having issued nothing, when a slot is not
+    /// live.
     fn flush_in_place<T: FlushTarget<Tag>>(
         &mut self,
         target: &mut T,
     ) -> Option<Result<(), Failures<Tag>>> {
-        let len = self.len;
-        // `arg_slot` holds each slot's hypercall number until a hand-over
-        // (which makes it the general path's map again): the layout below
-        // compares numbers instead of decoding the ops again.
-        for i in 0..len {
-            let slot = self.slots[i].as_ref()?;
-            if slot.state != State::Live {
-                return None;
-            }
-            self.arg_slot[i] = match slot.op {
-                Op::MmuUpdate(req) => {
-                    self.reqs[i] = req;
-                    __HYPERVISOR_mmu_update
-                }
-                Op::Mmuext(op) => {
-                    self.exts[i] = op;
-                    __HYPERVISOR_mmuext_op
-                }
-                Op::UpdateVaMapping { .. } => __HYPERVISOR_update_va_mapping,
-                Op::StackSwitch { .. } => __HYPERVISOR_stack_switch,
-            } as usize;
+        if !self.all_live {
+            return None;
         }
+        let len = self.len;
         let mut start = 0;
         while start < len {
-            let (entries, end) = self.pack_in_place(start);
-            if let Some(handed_over) = self.issue_in_place(start, entries, target) {
+            let (entries, end, requests) = self.pack_in_place(start);
+            if let Some(handed_over) = self.issue_in_place(start, entries, requests, target) {
                 return Some(handed_over);
             }
             start = end;
@@ -1072,75 +1081,104 @@ impl<Tag: Copy, const N: usize> MmuBatch<Tag, N> {
         Some(Ok(()))
     }
 
+    /// The hypercall number of the op in live slot `idx`.
+    #[inline(always)]
+    fn kind_at(&self, idx: usize) -> u32 {
+        self.slot(idx).op.hypercall()
+    }
+
     /// [`pack`](Self::pack) for the in-place layout of live slots
-    /// `start..len`: returns the entry count and the slot the next round
-    /// starts at.
-    fn pack_in_place(&mut self, start: usize) -> (usize, usize) {
+    /// `start..len`: returns the entry count, the slot the next round
+    /// starts at and the requests laid out.
+    fn pack_in_place(&mut self, start: usize) -> (usize, usize, usize) {
         let len = self.len;
         let mut entries = 0;
         let mut idx = start;
         while idx < len {
-            let kind = self.arg_slot[idx];
+            let kind = self.kind_at(idx);
             let mut run = 1;
-            if kind != __HYPERVISOR_update_va_mapping as usize
-                && kind != __HYPERVISOR_stack_switch as usize
-            {
-                while idx + run < len && self.arg_slot[idx + run] == kind {
+            if kind != __HYPERVISOR_update_va_mapping && kind != __HYPERVISOR_stack_switch {
+                while idx + run < len && self.kind_at(idx + run) == kind {
                     run += 1;
                 }
             }
             let after = idx + run;
-            if run > 1 && (run > SPLIT_RUN_MAX || after == len) {
-                self.emit_in_place(entries, idx, run);
-                return (entries + 1, after);
-            }
-            for single in idx..after {
-                self.emit_in_place(entries, single, 1);
+            // One entry that ends the hypercall, or single entries.
+            let ends = run > 1 && (run > SPLIT_RUN_MAX || after == len);
+            let (count, singles) = if ends { (run, 1) } else { (1, run) };
+            for k in 0..singles {
+                self.emit_in_place(entries, idx + k, count);
                 entries += 1;
+            }
+            if ends {
+                return (entries, after, after - start);
             }
             idx = after;
         }
-        (entries, len)
+        (entries, len, len - start)
     }
 
-    /// [`emit`](Self::emit) for the in-place layout: entry `entry` for the
-    /// `count` requests at slots `first..first + count`, whose arguments
-    /// are at the same positions.
+    /// [`emit`](Self::emit) and [`Multicall::new`] in one, for the
+    /// in-place layout: entry `entry` for the `count` requests at slots
+    /// `first..first + count`, whose arguments are at the same positions,
+    /// with its pointers in place, its `pdone` word cleared and its result
+    /// [`NOT_RUN`].
     fn emit_in_place(&mut self, entry: usize, first: usize, count: usize) {
-        let op = self.arg_slot[first] as u32;
-        let args = match op {
-            __HYPERVISOR_mmu_update | __HYPERVISOR_mmuext_op => [
-                first as u32,
-                count as u32,
-                u32::from(count > 1),
-                u32::from(DOMID_SELF),
-                0,
-                0,
-            ],
-            _ => match self.slot(first).op {
-                Op::UpdateVaMapping { va, pte, flags } => {
-                    [va, pte as u32, (pte >> 32) as u32, flags, 0, 0]
-                }
-                Op::StackSwitch { ss, esp } => [ss, esp, 0, 0, 0, 0],
-                Op::MmuUpdate(_) | Op::Mmuext(_) => unreachable!("numbered as such above"),
-            },
+        let (op, args) = match self.slot(first).op {
+            Op::MmuUpdate(_) => (
+                __HYPERVISOR_mmu_update,
+                self.run_args(self.reqs.as_ptr().wrapping_add(first), entry, count),
+            ),
+            Op::Mmuext(_) => (
+                __HYPERVISOR_mmuext_op,
+                self.run_args(self.exts.as_ptr().wrapping_add(first), entry, count),
+            ),
+            Op::UpdateVaMapping { va, pte, flags } => (
+                __HYPERVISOR_update_va_mapping,
+                [va, pte as u32, (pte >> 32) as u32, flags, 0, 0],
+            ),
+            Op::StackSwitch { ss, esp } => (__HYPERVISOR_stack_switch, [ss, esp, 0, 0, 0, 0]),
         };
         self.calls[entry] = MulticallEntry {
             op,
-            result: 0,
+            result: NOT_RUN as u32,
             args,
         };
+        self.done[entry] = 0;
         self.spans[entry] = Span { first, count };
     }
 
+    /// The arguments of an `mmu_update` / `mmuext_op` entry `entry` for
+    /// `count` requests at `requests` (`emit`'s layout, as
+    /// [`Multicall::new`] leaves it): a `pdone` word for two or more.
+    #[inline(always)]
+    fn run_args<R>(&self, requests: *const R, entry: usize, count: usize) -> [u32; 6] {
+        // Exposed, not just converted: Xen reads the requests and writes
+        // the count behind an `asm!` the compiler cannot see through.
+        let pdone = if count > 1 {
+            self.done.as_ptr().wrapping_add(entry).expose_provenance() as u32
+        } else {
+            0
+        };
+        [
+            requests.expose_provenance() as u32,
+            count as u32,
+            pdone,
+            u32::from(DOMID_SELF),
+            0,
+            0,
+        ]
+    }
+
     /// Issues a round of the in-place layout (slots `start..` laid out as
-    /// `entries`), as [`issue`](Self::issue) does. None when every entry
-    /// succeeded; otherwise the general path takes the queue over from
-    /// here and its result is returned.
+    /// `entries`, `requests` in all), as [`issue`](Self::issue) does. None
+    /// when every entry succeeded; otherwise the general path takes the
+    /// queue over from here and its result is returned.
     fn issue_in_place<T: FlushTarget<Tag>>(
         &mut self,
         start: usize,
         entries: usize,
+        requests: usize,
         target: &mut T,
     ) -> Option<Result<(), Failures<Tag>>> {
         let mut failures = None;
@@ -1166,7 +1204,21 @@ impl<Tag: Copy, const N: usize> MmuBatch<Tag, N> {
                 &mut failures,
             );
         } else {
-            let list_result = self.call_multicall(entries, target);
+            // `call_multicall`'s count and call, on the entries laid out
+            // with their pointers.
+            self.counters.hypercalls += 1;
+            self.counters.multicalls += 1;
+            self.counters.multicall_entries += entries as u64;
+            self.counters.requests += requests as u64;
+            let list_result = {
+                let mut calls = Multicall::laid_out(
+                    &mut self.calls[..entries],
+                    &self.reqs,
+                    &self.exts,
+                    &mut self.done[..entries],
+                );
+                target.multicall(&mut calls)
+            };
             // `settle_multicall` takes an entry that ran with a result of
             // 0 or more as done, whatever the list's own result.
             if self.calls[..entries].iter().all(|c| c.result as i32 >= 0) {
@@ -1186,6 +1238,7 @@ impl<Tag: Copy, const N: usize> MmuBatch<Tag, N> {
     #[inline(never)]
     fn hand_over(&mut self, start: usize) {
         self.mirrored = false;
+        self.all_live = false;
         for idx in 0..self.len {
             self.arg_slot[idx] = idx;
             if idx < start {
@@ -1213,6 +1266,7 @@ impl<Tag: Copy, const N: usize> MmuBatch<Tag, N> {
         }
         debug_assert_eq!(self.len, 0);
         self.mirrored = true;
+        self.all_live = true;
         match failures {
             None => Ok(()),
             Some(failures) => Err(failures),
@@ -1231,6 +1285,7 @@ impl<Tag: Copy, const N: usize> MmuBatch<Tag, N> {
         self.slots[0] = None;
         self.len = 0;
         self.mirrored = true;
+        self.all_live = true;
         self.counters.hypercalls += 1;
         self.counters.requests += 1;
         let mut done = 0;
@@ -1400,7 +1455,8 @@ impl<Tag: Copy, const N: usize> MmuBatch<Tag, N> {
 
     /// The `entries` laid out as one `HYPERVISOR_multicall`, counted;
     /// returns the hypercall's own result (each entry's is in its
-    /// `result`).
+    /// `result`). Out of line: the general path's rounds only.
+    #[inline(never)]
     fn call_multicall<T: FlushTarget<Tag>>(&mut self, entries: usize, target: &mut T) -> i32 {
         self.counters.hypercalls += 1;
         self.counters.multicalls += 1;

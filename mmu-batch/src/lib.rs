@@ -76,11 +76,11 @@
 //!    above give for that queue; a refusal is settled by the general path.
 //! 6. Any other queue whose every slot is live (nothing merged away or
 //!    dropped: a fork's mix of unpins, clears, writes, pins and the switch)
-//!    is laid out in place: each op's arguments are copied once to the
+//!    is laid out in place: each op's push builds its arguments in the
 //!    argument arrays at its own slot index, so a run's requests are
-//!    contiguous where the slots stand, and the rounds above follow one
-//!    another without a search for live slots, a copy per round or a
-//!    compaction. The entries are exactly those of rules 1-4; at the first
+//!    contiguous where the slots stand, each entry is written once with
+//!    its pointers, and the rounds above follow one another without a
+//!    search for live slots, a copy or a compaction. The entries are exactly those of rules 1-4; at the first
 //!    refusal (or an entry Xen did not run) the rounds so far are resolved
 //!    as the general path resolves them and it takes over (model-tested
 //!    against the general path, `MmuBatch::set_in_place_layout_off`).

@@ -228,9 +228,10 @@ impl<'a> Multicall<'a> {
         }
     }
 
-    /// Wraps `entries` laid out with their argument pointers in place and
-    /// every `result` already [`NOT_RUN`] (the queue's context-switch
-    /// pair, `MmuBatch::leave_lazy_switching`); no entry has a `pdone`.
+    /// Wraps `entries` laid out with their argument pointers in place,
+    /// every `result` already [`NOT_RUN`] and every `pdone` word an entry
+    /// points at cleared (the queue's context-switch pair,
+    /// `MmuBatch::leave_lazy_switching`, and its in-place layout).
     pub(crate) fn laid_out(
         entries: &'a mut [MulticallEntry],
         reqs: &'a [MmuUpdate],

@@ -43,7 +43,9 @@
 //! checked once at its first load, as direct PV does.
 //!
 //! A frame that stops being a table is cleared (`MMUEXT_CLEAR_PAGE`, queued
-//! behind whatever dropped its last link) and kept for the next table
+//! behind whatever dropped its last link; a directory whose entries were
+//! all unlinked is clear already, a freed root's frames are kept as they
+//! are, [`SPARE_ROOT_FRAMES`]) and kept for the next table
 //! ([`CLEAN_FRAMES`] of them), which then needs no clear of its own: the
 //! ops that tear an address space down go before the calls that build the
 //! next, and those are page-table writes alone, one run in the queue.
@@ -57,10 +59,12 @@
 //!    and root slots that link it; a record with no links is freed unless
 //!    the kernel announced it (AllocatePage) and has not released it.
 //! 3. Every frame taken from the pool belongs to exactly one record or
-//!    root, or is kept clear for the next one, until it is given back,
-//!    after the ops that drop its last type reference are queued.
-//! 4. Ops are queued in an order Xen accepts: a frame is clear before its
-//!    entries are written, an L1 exists before an entry links it, a frame
+//!    root, or is kept clear for the next one, or is kept as a freed
+//!    root's frame ([`SPARE_ROOT_FRAMES`]), until it is given back, after
+//!    the ops that drop its last type reference are queued.
+//! 4. Ops are queued in an order Xen accepts: a frame is clear (or holds
+//!    exactly what the ROM knows it holds) before its entries are
+//!    written, an L1 exists before an entry links it, a frame
 //!    is cleared or given back only behind the op that drops its last
 //!    type reference, an L3 is complete before it is pinned (its slot 3
 //!    cannot change afterwards).
@@ -96,6 +100,13 @@ const ROOT_HINTS: usize = 64;
 /// pinned"): enough for the tables of a few address spaces torn down
 /// before the next are built; beyond that a frame goes back to the pool.
 pub const CLEAN_FRAMES: usize = 64;
+/// Freed roots whose L3 and top L2 are kept as they are for the next roots
+/// ("Only roots are pinned"): a fork's new root takes its parent's top L2
+/// by `MMUEXT_COPY_PAGE`, which overwrites the whole frame, and its L3
+/// needs only the slots (of four, the only ones a root's L3 ever has
+/// written) whose entry differs from the old root's; clearing either
+/// when the old root went was wasted.
+pub const SPARE_ROOT_FRAMES: usize = 4;
 const BUCKETS: usize = 1024;
 
 /// The first L2 slot under PDPT slot 3 that is not the kernel's: the
@@ -349,6 +360,57 @@ struct CleanFrames {
     len: u16,
 }
 
+/// The frames of freed roots (their unpin is queued: no type), not
+/// cleared ([`SPARE_ROOT_FRAMES`]): per root its L3, its top L2 and the
+/// shadow frames its L3's four entries name (0: the entry is 0; the rest
+/// of the L3 is 0).
+#[derive(Clone, Copy, Debug)]
+struct SpareRoots {
+    l3s: [u32; SPARE_ROOT_FRAMES],
+    tops: [u32; SPARE_ROOT_FRAMES],
+    linked: [[u32; 4]; SPARE_ROOT_FRAMES],
+    /// The top record + 1 whose entries the top L2 holds, and the
+    /// `ShadowCache::top_epoch` then.
+    top_as: [(u32, u32); SPARE_ROOT_FRAMES],
+    len: u32,
+}
+
+impl SpareRoots {
+    /// The last root's frames.
+    fn pop(&mut self) -> Option<RootFrames> {
+        self.len = self.len.checked_sub(1)?;
+        let k = self.len as usize % SPARE_ROOT_FRAMES;
+        let entries = self.linked[k].map(|mfn| match mfn {
+            0 => 0,
+            mfn => (u64::from(mfn) << 12) | PRESENT,
+        });
+        Some(RootFrames {
+            l3: self.l3s[k],
+            held: entries,
+            top: self.tops[k],
+            top_clean: false,
+            top_as: self.top_as[k],
+        })
+    }
+}
+
+/// The frames of a new root (`ShadowCache::root_frames`).
+#[derive(Clone, Copy, Debug)]
+struct RootFrames {
+    l3: u32,
+    /// What the L3's four entries hold.
+    held: [u64; 4],
+    top: u32,
+    /// Whether the top L2 is clear.
+    top_clean: bool,
+    /// The top record + 1 whose entries the top L2 holds, with the
+    /// `ShadowCache::top_epoch` then ((0, 0): none).
+    top_as: (u32, u32),
+}
+
+/// No L3 entry the ROM writes is all ones: "not known".
+const NOT_HELD: u64 = u64::MAX;
+
 /// Figures for the benchmarks and the console.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Stats {
@@ -358,7 +420,8 @@ pub struct Stats {
     pub announced: u32,
     /// Roots built.
     pub roots_built: u32,
-    /// Of those, with the top L2 copied from a sibling root.
+    /// Of those, with the top L2 copied from a sibling root (or an old
+    /// root's top L2 taken as it is, holding the same entries).
     pub tops_copied: u32,
     /// Faults that set A in a kernel entry.
     pub accessed_faults: u32,
@@ -464,6 +527,12 @@ pub struct ShadowCache {
     /// The ROM area's L1s, linked into every top L2.
     rom_links: [u32; 4],
     clean: CleanFrames,
+    /// Freed roots' frames, not cleared, for the next roots.
+    spares: SpareRoots,
+    /// Changes of any top record's mirror (and frees of top records) so
+    /// far: a freed root's top L2 still holds its top record's entries
+    /// while this is what it was when the root went.
+    top_epoch: u32,
     stats: Stats,
     /// Whether the kernel's tables, as the last `fault` walked them, map
     /// its address to a present page (for the error code of a fault that
@@ -576,6 +645,7 @@ impl ShadowCache {
         self.clock = 0;
         self.rom_links = rom_links;
         self.clean.len = 0;
+        self.spares.len = 0;
         self.stats = Stats::default();
         self.fault_mapped = false;
         self.fault_va = None;
@@ -657,7 +727,18 @@ impl ShadowCache {
             .iter()
             .filter(|t| t.kind != Kind::Free && t.mfn != 0)
             .count();
-        tables + 2 * self.roots.iter().filter(|r| r.l3 != 0).count() + self.clean_frames().len()
+        tables
+            + 2 * self.roots.iter().filter(|r| r.l3 != 0).count()
+            + self.clean_frames().len()
+            + self.spare_root_frames().count()
+    }
+
+    /// The frames of freed roots kept, not cleared, for the next roots
+    /// (no type: their unpin is queued).
+    pub fn spare_root_frames(&self) -> impl Iterator<Item = u32> + '_ {
+        let live = &self.spares.l3s[..self.spares.len as usize];
+        let tops = &self.spares.tops[..self.spares.len as usize];
+        live.iter().chain(tops).copied()
     }
 
     /// The frames kept clear for the next shadow tables.
@@ -735,6 +816,7 @@ impl ShadowCache {
     /// A frame for a shadow table, and whether it is clear already (one
     /// kept clear, else one from the pool); the caller queues its clear
     /// if not (or overwrites it whole).
+    #[inline(never)]
     fn take_frame<H: Host>(&mut self, host: &mut H) -> Result<(u32, bool), ShadowError> {
         for attempt in 0..2 {
             if let Some(len) = self.clean.len.checked_sub(1) {
@@ -743,6 +825,16 @@ impl ShadowCache {
             }
             if let Some(mfn) = host.take_frame() {
                 return Ok((mfn, false));
+            }
+            // A freed root's frames: untyped, but not clear (its top L2
+            // cleared and kept).
+            if let Some(spare) = self.spares.pop() {
+                let tag = Tag {
+                    what: What::Clear,
+                    ..Tag::default()
+                };
+                self.release_frame(host, spare.top, tag);
+                return Ok((spare.l3, false));
             }
             if attempt == 0 {
                 self.evict(host);
@@ -766,8 +858,16 @@ impl ShadowCache {
     /// reference is queued. It is cleared and kept for the next table, or
     /// given back when enough are kept.
     fn release_frame<H: Host>(&mut self, host: &mut H, mfn: u32, tag: Tag) {
+        self.release_frame_as(host, mfn, tag, true);
+    }
+
+    /// [`release_frame`](Self::release_frame) of a frame that is clear
+    /// already (once the ops queued so far are applied) unless `clear`.
+    fn release_frame_as<H: Host>(&mut self, host: &mut H, mfn: u32, tag: Tag, clear: bool) {
         if (self.clean.len as usize) < CLEAN_FRAMES {
-            host.push(Op::Mmuext(MmuextOp::clear_page(Mfn(mfn))), tag);
+            if clear {
+                host.push(Op::Mmuext(MmuextOp::clear_page(Mfn(mfn))), tag);
+            }
             self.clean.frames[self.clean.len as usize] = mfn;
             self.clean.len += 1;
         } else {
@@ -875,15 +975,6 @@ impl ShadowCache {
     /// kept, or given back.
     fn free_record<H: Host>(&mut self, host: &mut H, i: usize) {
         let t = self.tables[i];
-        if t.mfn != 0 {
-            let tag = Tag {
-                what: What::Clear,
-                kfn: t.kfn,
-                index: 0,
-                guest: 0,
-            };
-            self.release_frame(host, t.mfn, tag);
-        }
         // Unhook from the hash chain before anything below can look it up.
         self.last_valid = false;
         let b = Self::bucket(t.kfn);
@@ -898,6 +989,14 @@ impl ShadowCache {
             ..Table::default()
         };
         self.free_tables = i as u16 + 1;
+        // Whether the shadow L2 still has an entry that is not 0: one per
+        // linked mirror code (`link` writes `code_value` of every code it
+        // stores, and that is 0 exactly for a code naming no record).
+        let mut linked = false;
+        if t.kind == Kind::Top {
+            // Its index may name another top record next.
+            self.top_epoch = self.top_epoch.wrapping_add(1);
+        }
         if t.mirror != 0 {
             let m = t.mirror as usize - 1;
             // Only the groups `link` wrote (a directory links few tables),
@@ -916,6 +1015,7 @@ impl ShadowCache {
                     self.mirrors[m][first..first + 4].fill(0);
                     for code in codes {
                         if let Some(l1) = ((code & CODE_RECORD) as usize).checked_sub(1) {
+                            linked = true;
                             self.unlink(host, l1);
                         }
                     }
@@ -924,6 +1024,21 @@ impl ShadowCache {
             debug_assert!(self.mirrors[m].iter().all(|&c| c == 0));
             self.mirror_used[m] = false;
         }
+        if t.mfn == 0 {
+            return;
+        }
+        let tag = Tag {
+            what: What::Clear,
+            kfn: t.kfn,
+            index: 0,
+            guest: 0,
+        };
+        // A directory whose mirror linked nothing is clear already, once
+        // the writes that unlinked its entries are applied (queued before
+        // this): kept with no clear of its own (Linux clears a directory's
+        // entries before it frees it).
+        let clear = t.kind != Kind::L2 || linked;
+        self.release_frame_as(host, t.mfn, tag, clear);
     }
 
     /// Drops one link of record `i`, freeing it when none is left and the
@@ -1055,6 +1170,13 @@ impl ShadowCache {
                 0
             }
         }
+    }
+
+    /// `host.push` in one out-of-line copy, for rare paths.
+    #[inline(never)]
+    #[cfg_attr(feature = "image", optimize(size))]
+    fn push_rare<H: Host>(host: &mut H, op: Op, tag: Tag) {
+        host.push(op, tag);
     }
 
     fn push_write<H: Host>(host: &mut H, mfn: u32, index: usize, value: u64, tag: Tag) {
@@ -1233,6 +1355,8 @@ impl ShadowCache {
             if kind == Kind::L2 {
                 Self::push_write(host, mfn, index, value, tag);
             } else {
+                // Freed roots' top L2s no longer follow (`top_epoch`).
+                self.top_epoch = self.top_epoch.wrapping_add(1);
                 for r in self.live_roots() {
                     let root = self.roots[r];
                     if root.l3 != 0 && root.slots[3] as usize == i + 1 {
@@ -1456,10 +1580,14 @@ impl ShadowCache {
         clone: Option<(u32, core::ops::Range<usize>)>,
     ) -> Result<(), ShadowError> {
         if let Some((source, range)) = &clone {
-            let source_is_pdpt = self
-                .roots
-                .iter()
-                .any(|r| r.l3 != 0 && r.cr3 >> 12 == *source);
+            // The cached roots only (a bit each), not the 32 slots.
+            let mut live = self.live_roots;
+            let mut source_is_pdpt = false;
+            while live != 0 {
+                let r = live.trailing_zeros() as usize % MAX_ROOTS;
+                live &= live - 1;
+                source_is_pdpt |= self.roots[r].cr3 >> 12 == *source;
+            }
             if source_is_pdpt || range.end <= 4 {
                 return Ok(());
             }
@@ -1771,7 +1899,7 @@ impl ShadowCache {
             // Not to be evicted while its slots change.
             self.roots[r].stamp = u32::MAX;
             for (slot, &entry) in pdpt.iter().enumerate() {
-                self.set_root_slot(host, r, slot, entry)?;
+                self.set_root_slot(host, r, slot, entry, NOT_HELD)?;
             }
             self.roots[r].stamp = self.clock;
             self.current = r as u16 + 1;
@@ -1790,14 +1918,13 @@ impl ShadowCache {
                 r
             }
         };
-        let (l3, l3_clean) = self.take_frame(host)?;
-        let (top, top_clean) = match self.take_frame(host) {
-            Ok(f) => f,
-            Err(e) => {
-                self.untake(host, l3, l3_clean);
-                return Err(e);
-            }
-        };
+        let RootFrames {
+            l3,
+            held,
+            top,
+            top_clean,
+            top_as,
+        } = self.root_frames(host, cr3, pdpt[3])?;
         self.roots[r] = Root {
             cr3,
             l3,
@@ -1823,7 +1950,14 @@ impl ShadowCache {
                 o.l3 != 0 && o.cr3 != cr3 && o.slots[3] as usize == t + 1
             })
         });
-        if let Some(s) = sibling {
+        // An old root's top L2 that holds the top record's entries as
+        // they are now (no top mirror changed since, `top_epoch`) needs
+        // nothing: the ROM's links are the same in every top L2, and Xen
+        // fills its own slots when the pin validates it.
+        let holds_entries = top_record.is_some_and(|t| top_as == (t as u32 + 1, self.top_epoch));
+        if holds_entries {
+            self.stats.tops_copied += 1;
+        } else if let Some(s) = sibling {
             host.push(
                 Op::Mmuext(MmuextOp::copy_page(Mfn(top), Mfn(self.roots[s].top))),
                 Self::root_tag(cr3, What::CopyTop, 3, pdpt[3]),
@@ -1864,21 +1998,11 @@ impl ShadowCache {
         }
         self.roots[r].slots[3] = top_record.map_or(0, |t| t as u16 + 1);
         self.roots[r].pdpte[3] = pdpt[3];
-        if !l3_clean {
-            host.push(
-                Op::Mmuext(MmuextOp::clear_page(Mfn(l3))),
-                Self::root_tag(cr3, What::Clear, 0, 0),
-            );
-        }
-        Self::push_write(
-            host,
-            l3,
-            3,
-            (u64::from(top) << 12) | PRESENT,
-            Self::root_tag(cr3, What::Pdpte, 3, pdpt[3]),
-        );
+        // Each slot is written unless the L3 holds its value already (an
+        // old root's L3 is untyped: a write of the same value would change
+        // nothing).
         for (slot, &entry) in pdpt.iter().enumerate().take(3) {
-            self.set_root_slot(host, r, slot, entry)?;
+            self.set_root_slot(host, r, slot, entry, held[slot])?;
         }
         host.push(
             Op::Mmuext(MmuextOp::pin_l3_table(Mfn(l3))),
@@ -1889,15 +2013,73 @@ impl ShadowCache {
         Ok(l3)
     }
 
-    /// Root `r`'s PDPT slot follows the kernel's entry.
+    /// The frames of a new root (`cr3`, PDPT entry 3 `pdpte3`): its L3,
+    /// made ready up to its slot 3 (cleared if its contents are unknown,
+    /// the link to the top L2 written unless it holds it), with what its
+    /// slots 0-2 hold; and its top L2, with whether it is clear. A freed
+    /// root's frames first ([`SPARE_ROOT_FRAMES`]): its top L2 is then a
+    /// frame of unknown contents to the caller (copied over or cleared),
+    /// its L3 holds the four entries it was freed with.
+    #[inline(never)]
+    #[cfg_attr(feature = "image", optimize(size))]
+    fn root_frames<H: Host>(
+        &mut self,
+        host: &mut H,
+        cr3: u32,
+        pdpte3: u64,
+    ) -> Result<RootFrames, ShadowError> {
+        // A freed root's pair holds its own top link in slot 3.
+        if let Some(spare) = self.spares.pop() {
+            debug_assert_eq!(spare.held[3], (u64::from(spare.top) << 12) | PRESENT);
+            return Ok(spare);
+        }
+        let (l3, l3_clean) = self.take_frame(host)?;
+        let (top, top_clean) = match self.take_frame(host) {
+            Ok(f) => f,
+            Err(e) => {
+                self.untake(host, l3, l3_clean);
+                return Err(e);
+            }
+        };
+        // One out-of-line push for both (a new root not on a freed root's
+        // frames is rare): the same ops as `host.push` and `push_write`.
+        if !l3_clean {
+            Self::push_rare(
+                host,
+                Op::Mmuext(MmuextOp::clear_page(Mfn(l3))),
+                Self::root_tag(cr3, What::Clear, 0, 0),
+            );
+        }
+        Self::push_rare(
+            host,
+            Op::pte_write(
+                entry_maddr(l3, 3),
+                (u64::from(top) << 12) | PRESENT,
+                PteWrite::Normal,
+            ),
+            Self::root_tag(cr3, What::Pdpte, 3, pdpte3),
+        );
+        Ok(RootFrames {
+            l3,
+            held: [0, 0, 0, (u64::from(top) << 12) | PRESENT],
+            top,
+            top_clean,
+            top_as: (0, 0),
+        })
+    }
+
+    /// Root `r`'s PDPT slot follows the kernel's entry; `held`: the value
+    /// its L3 entry is known to hold (a new root on an old root's L3), to
+    /// be written unless it is the new one, or [`NOT_HELD`].
     fn set_root_slot<H: Host>(
         &mut self,
         host: &mut H,
         r: usize,
         slot: usize,
         entry: u64,
+        held: u64,
     ) -> Result<(), ShadowError> {
-        let same = {
+        let same = held == NOT_HELD && {
             let root = &self.roots[r];
             root.pdpte[slot] == entry && (entry & PRESENT == 0) == (root.slots[slot] == 0)
         };
@@ -1916,13 +2098,17 @@ impl ShadowCache {
         self.roots[r].pdpte[slot] = entry;
         if slot < 3 {
             let value = new.map_or(0, |i| (u64::from(self.tables[i].mfn) << 12) | PRESENT);
-            Self::push_write(
-                host,
-                root.l3,
-                slot,
-                value,
-                Self::root_tag(root.cr3, What::Pdpte, slot, entry),
-            );
+            if held == value {
+                // The old root's L3 holds it already.
+            } else {
+                Self::push_write(
+                    host,
+                    root.l3,
+                    slot,
+                    value,
+                    Self::root_tag(root.cr3, What::Pdpte, slot, entry),
+                );
+            }
         } else if new != old {
             // Slot 3 of a pinned L3 cannot change (Xen): the root keeps its
             // top L2 and takes the new directory's entries into it.
@@ -1955,9 +2141,7 @@ impl ShadowCache {
         );
         // Unpinned, the L3 has no type left (the ROM never drops the loaded
         // root), nor its top L2, which only the L3 linked.
-        let clear = Self::root_tag(root.cr3, What::Clear, 0, 0);
-        self.release_frame(host, root.l3, clear);
-        self.release_frame(host, root.top, clear);
+        self.keep_root_frames(host, &root);
         self.roots[r] = Root::default();
         self.live_roots &= !(1 << r);
         if self.current as usize == r + 1 {
@@ -1967,6 +2151,34 @@ impl ShadowCache {
             if let Some(i) = (slot as usize).checked_sub(1) {
                 self.unlink(host, i);
             }
+        }
+    }
+
+    /// A freed root's L3 and top L2 are kept as they are for the next roots
+    /// while there is room ([`SPARE_ROOT_FRAMES`]), else cleared and kept
+    /// or given back; the L3 with its four entries as `set_root_slot` and
+    /// the build wrote them (its directories' records are still linked).
+    #[inline(never)]
+    #[cfg_attr(feature = "image", optimize(size))]
+    fn keep_root_frames<H: Host>(&mut self, host: &mut H, root: &Root) {
+        let clear = Self::root_tag(root.cr3, What::Clear, 0, 0);
+        let mut linked = [root.top; 4];
+        for (slot, mfn) in linked.iter_mut().enumerate().take(3) {
+            *mfn = match (root.slots[slot] as usize).checked_sub(1) {
+                Some(i) => self.tables[i % MAX_TABLES].mfn,
+                None => 0,
+            };
+        }
+        let k = self.spares.len as usize;
+        if k < SPARE_ROOT_FRAMES {
+            self.spares.l3s[k] = root.l3;
+            self.spares.tops[k] = root.top;
+            self.spares.linked[k] = linked;
+            self.spares.top_as[k] = (u32::from(root.slots[3]), self.top_epoch);
+            self.spares.len += 1;
+        } else {
+            self.release_frame(host, root.l3, clear);
+            self.release_frame(host, root.top, clear);
         }
     }
 

@@ -777,6 +777,57 @@ fn second_root_copies_the_kernel_part() {
     check(&cache, &m);
 }
 
+/// A freed root's L3 and top L2 go to the next root as they are: its top
+/// L2 holds the kernel part only while no top directory entry changed
+/// since, and its L3 slots are written only where they differ.
+#[test]
+fn a_freed_roots_frames_are_reused_as_they_stand() {
+    let mut steps = vec![
+        Step::SetPdpte {
+            cr3: 0,
+            slot: 3,
+            value: (u64::from(L2S[3]) << 12) | P,
+        },
+        Step::SetPdpte {
+            cr3: 1,
+            slot: 3,
+            value: (u64::from(L2S[3]) << 12) | P,
+        },
+        Step::SetPdpte {
+            cr3: 1,
+            slot: 0,
+            value: (u64::from(L2S[0]) << 12) | P,
+        },
+    ];
+    for (i, l1) in L1S.iter().enumerate().take(4) {
+        steps.push(Step::SetPde {
+            l2: 3,
+            index: i,
+            value: (u64::from(*l1) << 12) | P | RW,
+        });
+    }
+    steps.push(Step::Load { cr3: 1 });
+    steps.push(Step::Load { cr3: 0 });
+    let (mut cache, mut m) = run(&steps, 256);
+    // Root 1 goes; the kernel part changes while it is gone.
+    cache.release(&mut m, CR3S[1] >> 12, true);
+    m.guest_mut(L2S[3])[5] = (u64::from(L1S[5]) << 12) | P;
+    cache
+        .entry_changed(&mut m, L2S[3], 5, (u64::from(L1S[5]) << 12) | P)
+        .unwrap();
+    cache.load_root(&mut m, CR3S[1]).unwrap();
+    check(&cache, &m);
+    // Gone again, nothing changed: the same frames (and the same clear
+    // frame for the L2 under slot 0, freed with the root) need only the
+    // pin: no copy, no clear, no L3 entry.
+    cache.load_root(&mut m, CR3S[0]).unwrap();
+    cache.release(&mut m, CR3S[1] >> 12, true);
+    let before = m.ops;
+    cache.load_root(&mut m, CR3S[1]).unwrap();
+    check(&cache, &m);
+    assert_eq!(m.ops - before, 1);
+}
+
 /// ReleasePage of a table still linked keeps it (with a note) until the
 /// link goes; then it is freed.
 #[test]

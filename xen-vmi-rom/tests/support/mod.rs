@@ -480,6 +480,12 @@ pub fn check(cache: &ShadowCache, m: &Model) {
             "kept frame {f:#x} is not clear"
         );
     }
+    for f in cache.spare_root_frames() {
+        assert!(
+            m.typed(f).is_none(),
+            "spare root frame {f:#x} is a page table"
+        );
+    }
     assert_eq!(
         m.pool_total - m.pool.len(),
         cache.frames_in_use(),

@@ -40,6 +40,14 @@ pub struct Heap {
 }
 
 const HEAP_PAGES: usize = core::mem::size_of::<Heap>().div_ceil(4096);
+// The queue's counters 8-byte aligned at their fixed address (the heap is
+// page aligned): each push counts with one add to memory
+// (`MmuBatch::COUNTERS_OFFSET`; pad `ShadowCache` when this fails).
+const _: () = assert!(
+    (core::mem::offset_of!(Heap, batch) + MmuBatch::<Tag, BATCH>::COUNTERS_OFFSET)
+        .is_multiple_of(8),
+    "the queue's counters are not 8-byte aligned in the heap"
+);
 const _: () = assert!(HEAP_PAGES * 4096 <= SHADOW_HEAP_MAX as usize);
 /// The heap's page-table entries: ROM-area L1 number 2 covers
 /// 0xF5400000-0xF55FFFFF.
