@@ -531,6 +531,16 @@ impl CallHost for RomHost<'_> {
         crate::mmu::end_of_call_mapped(self.batch, va, entry_maddr);
     }
 
+    #[inline(always)]
+    fn mapped_write_ready(&self) -> bool {
+        self.batch.is_idle()
+    }
+
+    #[inline(always)]
+    fn write_mapped(&mut self, w: xen_vmi_rom::shadow_cache::MappedWrite) {
+        crate::mmu::write_mapped(self.batch, w);
+    }
+
     fn enter_lazy(&mut self) {
         self.batch.enter_lazy();
     }
