@@ -213,8 +213,12 @@ pub trait Host {
     }
     /// [`guest_entry`](Self::guest_entry) for the #PF path's quick answer
     /// (`ShadowCache::kernels_fault`): the same value, by whatever way is
-    /// cheapest for a host to inline there.
-    fn fault_entry(&mut self, kfn: u32, index: usize) -> u64 {
+    /// cheapest for a host to inline there. `hint` is the host's own note
+    /// of where it found the frame last time (kept by the caller for the
+    /// next read of the same frame; any value is allowed, a stale one only
+    /// costs the usual look-up).
+    fn fault_entry(&mut self, kfn: u32, index: usize, hint: &mut u16) -> u64 {
+        let _ = hint;
         self.guest_entry(kfn, index)
     }
     /// Sets `bits` in that entry (the A and D bits the processor would set).
@@ -470,6 +474,10 @@ pub struct ShadowCache {
 struct FaultPath {
     /// Root + 1 (0: nothing remembered).
     current: u16,
+    /// The host's hints for reading the directory and the table
+    /// (`Host::fault_entry`): kept whatever else changes.
+    l2_hint: u16,
+    l1_hint: u16,
     /// L1 record + 1.
     l1: u16,
     /// The L1's kernel frame has no L2 or top record.
@@ -2003,12 +2011,13 @@ impl ShadowCache {
             frame_of(pdpte)
         };
         // `walk`'s reads, in its order.
-        let pde = host.fault_entry(l2_kfn, index2);
+        let pde = host.fault_entry(l2_kfn, index2, &mut self.fault_path.l2_hint);
         let remembered = same_dir && pde == fp.pde;
         if !remembered && !self.fault_directory(host, r, va, l2_kfn, pde) {
             return None;
         }
-        let pte = host.fault_entry(frame_of(pde), ((va >> 12) & 511) as usize);
+        let index1 = ((va >> 12) & 511) as usize;
+        let pte = host.fault_entry(frame_of(pde), index1, &mut self.fault_path.l1_hint);
         let mapped = pte & PRESENT != 0;
         if mapped {
             let rights = pde & pte;
@@ -2053,6 +2062,8 @@ impl ShadowCache {
         let records = self.records_of(l1_kfn);
         self.fault_path = FaultPath {
             current: r as u16 + 1,
+            l2_hint: self.fault_path.l2_hint,
+            l1_hint: self.fault_path.l1_hint,
             l1,
             only_l1: records.l2 == 0 && records.top == 0,
             dir: va >> 21,

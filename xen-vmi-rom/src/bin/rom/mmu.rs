@@ -597,24 +597,6 @@ impl RomHost<'_> {
         );
     }
 
-    /// `read` when a view of `kfn` is mapped already (its common case),
-    /// inline; None: ask `read`. A kernel frame's view exists only for a
-    /// frame `k2m` knows (`kernel_view` and `prefetch` ask it first; the
-    /// table is fixed after boot), so the value is `read`'s. Views are
-    /// keyed by frame, shadow frames with `SHADOW_VIEW` (bit 31) set: the
-    /// callers pass kernel frames they found in the kernel's tables, below
-    /// that bit.
-    #[inline(always)]
-    pub fn read_mapped(&self, kfn: u32, index: usize) -> Option<u64> {
-        debug_assert!(kfn & SHADOW_VIEW == 0, "a kernel frame with bit 31 set");
-        let slot = self.views.lookup(kfn)?;
-        if self.views.is_pending(slot) {
-            return None;
-        }
-        // SAFETY: the view maps the whole frame; the index stays in it.
-        Some(unsafe { Views::va(slot).add(index & 511).read_volatile() })
-    }
-
     /// The kernel's 8-byte entry at `kfn:index`, read through a view.
     pub fn read(&mut self, kfn: u32, index: usize) -> Option<u64> {
         let page = self.kernel_view(kfn)?;
@@ -694,12 +676,32 @@ impl Host for RomHost<'_> {
         self.read(kfn, index).unwrap_or(0)
     }
 
-    // The #PF path: the two reads inline when their views are mapped.
+    // The #PF path: the two reads inline when their views are mapped (the
+    // common case), first at the hint, the view slot that held the frame
+    // last time (checked as the look-up checks a slot: its tag, and no
+    // mapping still queued), then by the look-up; otherwise `read`'s way.
+    // A kernel frame's view exists only for a frame `k2m` knows
+    // (`kernel_view` and `prefetch` ask it first; the table is fixed after
+    // boot), so the value is `read`'s. Views are keyed by frame, shadow
+    // frames with `SHADOW_VIEW` (bit 31) set: the callers pass kernel
+    // frames of the kernel's RAM (a loaded PDPT entry's, or the table of a
+    // directory entry `directory_named` accepted), below that bit.
     #[inline(always)]
-    fn fault_entry(&mut self, kfn: u32, index: usize) -> u64 {
-        match self.read_mapped(kfn, index) {
-            Some(entry) => entry,
-            None => self.guest_entry(kfn, index),
+    fn fault_entry(&mut self, kfn: u32, index: usize, hint: &mut u16) -> u64 {
+        debug_assert!(kfn & SHADOW_VIEW == 0, "a kernel frame with bit 31 set");
+        let slot = usize::from(*hint);
+        let hit = self.views.tags.get(slot) == Some(&kfn.wrapping_add(1));
+        if hit && !self.views.is_pending(slot) {
+            // SAFETY: the view maps the whole frame; the index stays in it.
+            return unsafe { Views::va(slot).add(index & 511).read_volatile() };
+        }
+        match self.views.lookup(kfn) {
+            Some(slot) if !self.views.is_pending(slot) => {
+                *hint = slot as u16;
+                // SAFETY: as above.
+                unsafe { Views::va(slot).add(index & 511).read_volatile() }
+            }
+            _ => self.guest_entry(kfn, index),
         }
     }
 
