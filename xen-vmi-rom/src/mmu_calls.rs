@@ -541,7 +541,7 @@ fn entry_changed_inline<H: CallHost>(
 /// of the entry the address maps) and nothing is queued; false, with
 /// nothing done: the general way. One copy for SetPxELong and
 /// UpdatePxELong.
-#[inline(never)]
+#[inline(always)]
 fn fault_entry_update<H: CallHost>(
     cache: &mut ShadowCache,
     host: &mut H,
