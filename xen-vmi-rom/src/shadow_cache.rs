@@ -976,6 +976,19 @@ impl ShadowCache {
         entry: u64,
         say: bool,
     ) -> u64 {
+        Self::l1_value_inline(host, kfn, index, entry, say)
+    }
+
+    /// [`l1_value`](Self::l1_value), inline where one call frame counts
+    /// (the kernel's update after a page fault, `fault_entry_changed`).
+    #[inline(always)]
+    fn l1_value_inline<H: Host>(
+        host: &mut H,
+        kfn: u32,
+        index: usize,
+        entry: u64,
+        say: bool,
+    ) -> u64 {
         match shadow(entry, Level::L1, |f| host.machine_frame(f)) {
             Ok(s) if s.value != 0 && host.read_only_frame(u64::from(frame_of(entry))) => {
                 s.value & !RW
@@ -1049,14 +1062,15 @@ impl ShadowCache {
     /// SetPxE of a page table's entry).
     #[inline(always)]
     fn write_l1_inline<H: Host>(&mut self, host: &mut H, l1: usize, index: usize, entry: u64) {
-        let (mfn, value, tag) = self.l1_write(host, l1, index, entry);
+        let (mfn, value, tag) = self.l1_write::<H, false>(host, l1, index, entry);
         Self::push_write(host, mfn, index, value, tag);
     }
 
     /// What [`write_l1`](Self::write_l1) writes (the shadow frame, the
-    /// value and its tag), the kernel's entry given its eager bits first.
+    /// value and its tag), the kernel's entry given its eager bits first;
+    /// `INLINE`: with [`l1_value`](Self::l1_value) inline too.
     #[inline(always)]
-    fn l1_write<H: Host>(
+    fn l1_write<H: Host, const INLINE: bool>(
         &mut self,
         host: &mut H,
         l1: usize,
@@ -1069,7 +1083,11 @@ impl ShadowCache {
             host.set_guest_bits(kfn, index, eager);
         }
         let entry = entry | eager;
-        let value = self.l1_value(host, kfn, index, entry, true);
+        let value = if INLINE {
+            Self::l1_value_inline(host, kfn, index, entry, true)
+        } else {
+            self.l1_value(host, kfn, index, entry, true)
+        };
         let tag = Tag {
             what: What::L1Entry,
             kfn,
@@ -2145,7 +2163,8 @@ impl ShadowCache {
             return None;
         }
         self.fault_va = None;
-        let (mfn, value, tag) = self.l1_write(host, usize::from(fp.l1 - 1), index, entry);
+        let l1 = usize::from(fp.l1 - 1);
+        let (mfn, value, tag) = self.l1_write::<H, true>(host, l1, index, entry);
         Some(MappedWrite {
             va,
             entry_maddr: entry_maddr(mfn, index),

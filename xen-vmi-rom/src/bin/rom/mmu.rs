@@ -679,7 +679,9 @@ impl Host for RomHost<'_> {
     // The #PF path: the two reads inline when their views are mapped (the
     // common case), first at the hint, the view slot that held the frame
     // last time (checked as the look-up checks a slot: its tag, and no
-    // mapping still queued), then by the look-up; otherwise `read`'s way.
+    // mapping still queued: none with the queue empty, as it is on this
+    // path, since every view mapping goes out with the queue), then by the
+    // look-up; otherwise `read`'s way.
     // A kernel frame's view exists only for a frame `k2m` knows
     // (`kernel_view` and `prefetch` ask it first; the table is fixed after
     // boot), so the value is `read`'s. Views are keyed by frame, shadow
@@ -691,7 +693,7 @@ impl Host for RomHost<'_> {
         debug_assert!(kfn & SHADOW_VIEW == 0, "a kernel frame with bit 31 set");
         let slot = usize::from(*hint);
         let hit = self.views.tags.get(slot) == Some(&kfn.wrapping_add(1));
-        if hit && !self.views.is_pending(slot) {
+        if hit && (self.batch.is_empty() || !self.views.is_pending(slot)) {
             // SAFETY: the view maps the whole frame; the index stays in it.
             return unsafe { Views::va(slot).add(index & 511).read_volatile() };
         }
