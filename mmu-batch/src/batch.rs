@@ -528,10 +528,7 @@ impl<Tag: Copy, const N: usize> MmuBatch<Tag, N> {
                 prev.state == State::Live && op.replaces(&prev.op)
             };
             if replaces {
-                self.slot_mut(last).state = State::Superseded;
-                self.counters.merges += 1;
-                self.mirrored = false;
-                self.all_live = false;
+                self.supersede(last);
             }
         }
         flushed
@@ -633,7 +630,10 @@ impl<Tag: Copy, const N: usize> MmuBatch<Tag, N> {
     fn supersede(&mut self, last: usize) {
         self.slot_mut(last).state = State::Superseded;
         self.counters.merges += 1;
+        // Neither the mirrored array nor the in-place layout holds a
+        // queue with a dead slot.
         self.mirrored = false;
+        self.all_live = false;
     }
 
     /// Queues an `mmuext_op` (build it with `MmuextOp::pin_l1_table`,
@@ -875,6 +875,63 @@ impl<Tag: Copy, const N: usize> MmuBatch<Tag, N> {
             return self.single_refused(result, target);
         }
         self.end_of_call(target)
+    }
+
+    /// Whether nothing is queued, outside lazy mode: a write the
+    /// [`write_mapped`](Self::write_mapped) way can go out at once.
+    #[inline(always)]
+    pub fn is_idle(&self) -> bool {
+        self.len == 0 && self.mirrored && !self.lazy
+    }
+
+    /// A normal write of the page-table entry at machine address
+    /// `entry_maddr` ending a VMI call, `va` of the loaded address space
+    /// being mapped by that entry, on an idle queue ([`is_idle`]
+    /// (Self::is_idle)): what `push_pte_write` with [`PteWrite::Normal`]
+    /// then [`end_of_call_mapped`](Self::end_of_call_mapped)`(va,
+    /// entry_maddr)` do there (entries, counters and failures alike), that
+    /// is one `update_va_mapping(va, val, 0)`, issued here without the
+    /// queue's slot, request or checks (the kernel's update of the entry of
+    /// a page fault it was just given). A refusal is reported as the mapped
+    /// end reports it. None, with nothing done, when the queue is not idle.
+    #[inline(always)]
+    pub fn write_mapped<T: FlushTarget<Tag>>(
+        &mut self,
+        target: &mut T,
+        va: u32,
+        entry_maddr: u64,
+        val: u64,
+        tag: Tag,
+    ) -> Option<Result<(), Failures<Tag>>> {
+        if !self.is_idle() {
+            return None;
+        }
+        self.counters.pushes += 1;
+        self.counters.flushes += 1;
+        self.counters.flushes_by_reason[FlushReason::EndOfCall.index()] += 1;
+        self.counters.hypercalls += 1;
+        self.counters.requests += 1;
+        let result = target.update_va_mapping(va, val, 0);
+        if result >= 0 {
+            return Some(Ok(()));
+        }
+        Some(self.mapped_write_refused(entry_maddr, val, tag, result, target))
+    }
+
+    /// [`write_mapped`](Self::write_mapped)'s `update_va_mapping` refused:
+    /// reported as the queued write's refusal would be.
+    #[cold]
+    #[inline(never)]
+    fn mapped_write_refused<T: FlushTarget<Tag>>(
+        &mut self,
+        entry_maddr: u64,
+        val: u64,
+        tag: Tag,
+        result: i32,
+        target: &mut T,
+    ) -> Result<(), Failures<Tag>> {
+        let op = Op::pte_write(entry_maddr, val, PteWrite::Normal);
+        self.single_refusal(tag, op, result, target)
     }
 
     /// The flush of a queue that is one live `mmu_update` request, laid

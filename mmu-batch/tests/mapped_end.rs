@@ -5,7 +5,9 @@
 //! entry that maps it) and one with `end_of_call`, leave the same entries,
 //! the same counters and the same reported failures, and the first issues
 //! `update_va_mapping(va, val, 0)` exactly where the second issues a lone
-//! normal `mmu_update` of that entry.
+//! normal `mmu_update` of that entry. And `MmuBatch::write_mapped` (the
+//! ROM's update after a page fault, straight to `update_va_mapping` on an
+//! idle queue) against the push and mapped end it stands for.
 
 use std::collections::BTreeMap;
 
@@ -201,4 +203,144 @@ fn lone_normal_write_goes_by_address() {
     assert_eq!((f.first.tag, f.first.errno, f.count), (10, EPERM, 1));
     assert_eq!(xen.failures, vec![(10, EPERM)]);
     assert_eq!(q.counters().hypercalls, 4);
+}
+
+#[derive(Clone, Debug)]
+struct FaultCall {
+    /// Writes pushed first (as `CallSteps::writes`): usually none, so that
+    /// the queue is idle.
+    writes: Vec<(usize, bool, bool)>,
+    /// The entry and address of the call's last write, a normal one.
+    mapped: usize,
+    /// Its value is one Xen refuses.
+    poison: bool,
+    toggle_lazy: bool,
+}
+
+fn fault_call() -> impl Strategy<Value = FaultCall> {
+    (
+        prop::collection::vec(
+            (
+                0..4usize,
+                prop::bool::weighted(0.8),
+                prop::bool::weighted(0.1),
+            ),
+            0..3,
+        )
+        .prop_map(|w| if w.len() == 2 { Vec::new() } else { w }),
+        0..4usize,
+        prop::bool::weighted(0.1),
+        prop::bool::weighted(0.15),
+    )
+        .prop_map(|(writes, mapped, poison, toggle_lazy)| FaultCall {
+            writes,
+            mapped,
+            poison,
+            toggle_lazy,
+        })
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 512, ..ProptestConfig::default() })]
+
+    /// `MmuBatch::write_mapped` (the ROM's page-fault update) against the
+    /// push and `end_of_call_mapped` it stands for: on an idle queue the
+    /// same entries, counters, failures and `update_va_mapping`s; on any
+    /// other queue it does nothing and says so (the caller then pushes).
+    #[test]
+    fn write_mapped_matches_push_and_mapped_end(calls in prop::collection::vec(fault_call(), 1..40)) {
+        let (mut a, mut b) = (MmuBatch::<u32, 8>::new(), MmuBatch::<u32, 8>::new());
+        let (mut xa, mut xb) = (Xen::default(), Xen::default());
+        let mut id = 0u32;
+        let mut lazy = false;
+        for c in &calls {
+            if c.toggle_lazy {
+                if lazy {
+                    let ra = a.leave_lazy(&mut xa).map_err(|f| (f.first.tag, f.count));
+                    let rb = b.leave_lazy(&mut xb).map_err(|f| (f.first.tag, f.count));
+                    prop_assert_eq!(ra, rb);
+                } else {
+                    a.enter_lazy();
+                    b.enter_lazy();
+                }
+                lazy = !lazy;
+            }
+            for &(k, normal, poison) in &c.writes {
+                id += 1;
+                let val = (u64::from(id) << 12) | 0x67 | if poison { POISON } else { 0 };
+                let mode = if normal { PteWrite::Normal } else { PteWrite::PreserveAd };
+                let ra = a.push_pte_write(ENTRIES[k], val, mode, id, &mut xa).map_err(|f| (f.first.tag, f.count));
+                let rb = b.push_pte_write(ENTRIES[k], val, mode, id, &mut xb).map_err(|f| (f.first.tag, f.count));
+                prop_assert_eq!(ra, rb);
+            }
+            id += 1;
+            let val = (u64::from(id) << 12) | 0x67 | if c.poison { POISON } else { 0 };
+            let (va, entry) = (VAS[c.mapped], ENTRIES[c.mapped]);
+            let idle = a.is_idle();
+            prop_assert_eq!(idle, a.is_empty() && !lazy);
+            let ra = match a.write_mapped(&mut xa, va, entry, val, id) {
+                Some(r) => {
+                    prop_assert!(idle);
+                    r
+                }
+                None => {
+                    prop_assert!(!idle);
+                    a.push_pte_write(entry, val, PteWrite::Normal, id, &mut xa)
+                        .and_then(|()| a.end_of_call_mapped(&mut xa, va, entry))
+                }
+            }
+            .map_err(|f| (f.first.tag, f.first.errno, f.count));
+            let rb = b
+                .push_pte_write(entry, val, PteWrite::Normal, id, &mut xb)
+                .and_then(|()| b.end_of_call_mapped(&mut xb, va, entry))
+                .map_err(|f| (f.first.tag, f.first.errno, f.count));
+            prop_assert_eq!(ra, rb);
+            prop_assert_eq!(a.len(), b.len());
+            prop_assert_eq!(&xa.mem, &xb.mem);
+            prop_assert_eq!(&xa.uvms, &xb.uvms);
+            prop_assert_eq!(&xa.mmu_updates, &xb.mmu_updates);
+        }
+        prop_assert_eq!(a.counters(), b.counters());
+        prop_assert_eq!(&xa.failures, &xb.failures);
+    }
+}
+
+/// The direct way and its refusal: one update_va_mapping with no flush, a
+/// refusal reported as the write's failure, and nothing done on a busy or
+/// lazy queue.
+#[test]
+fn write_mapped_on_an_idle_queue() {
+    let mut q = MmuBatch::<u32, 8>::new();
+    let mut xen = Xen::default();
+    assert!(q.is_idle());
+    assert!(q
+        .write_mapped(&mut xen, VAS[1], ENTRIES[1], 0x5067, 7)
+        .unwrap()
+        .is_ok());
+    assert_eq!(xen.uvms, vec![(VAS[1], 0x5067, 0)]);
+    assert_eq!(xen.mem.get(&ENTRIES[1]), Some(&0x5067));
+    assert_eq!(q.counters().hypercalls, 1);
+    assert_eq!(q.counters().pushes, 1);
+    let f = q
+        .write_mapped(&mut xen, VAS[1], ENTRIES[1], 0x6067 | POISON, 8)
+        .unwrap()
+        .unwrap_err();
+    assert_eq!((f.first.tag, f.first.errno, f.count), (8, EPERM, 1));
+    assert_eq!(xen.failures, vec![(8, EPERM)]);
+    assert!(q.is_idle());
+    q.push_pte_write(ENTRIES[2], 0x7067, PteWrite::Normal, 9, &mut xen)
+        .unwrap();
+    assert!(!q.is_idle());
+    assert!(q
+        .write_mapped(&mut xen, VAS[1], ENTRIES[1], 0x8067, 10)
+        .is_none());
+    assert_eq!(q.len(), 1);
+    q.end_of_call(&mut xen).unwrap();
+    q.enter_lazy();
+    assert!(!q.is_idle());
+    assert!(q
+        .write_mapped(&mut xen, VAS[1], ENTRIES[1], 0x8067, 10)
+        .is_none());
+    assert_eq!(xen.uvms.len(), 2);
+    assert_eq!(xen.mmu_updates.len(), 1);
 }

@@ -22,7 +22,7 @@ use vmi_abi::flags::{
 };
 use xen_abi::xen::MmuextOp;
 
-use crate::shadow_cache::{Host, ShadowCache, ShadowError, Tag, What, ENTRIES};
+use crate::shadow_cache::{Host, MappedWrite, ShadowCache, ShadowError, Tag, What, ENTRIES};
 use crate::shadow_entry::{FRAME, PAT_OR_PSE, PRESENT};
 
 /// SetLinearMapping slots (vmi.h: slot 0 the lowmem direct map, 1 and 2
@@ -95,6 +95,23 @@ pub trait CallHost: Host {
     /// it needs one. False (the default) is always right.
     fn queue_is_lazy(&self) -> bool {
         false
+    }
+    /// Whether [`write_mapped`](Self::write_mapped) may end a call now
+    /// (the ROM: nothing queued, outside lazy mode). False: updates take
+    /// the general way.
+    fn mapped_write_ready(&self) -> bool {
+        false
+    }
+    /// The shadow write `w` of the entry that maps `w.va` in the loaded
+    /// address space (`ShadowCache::fault_entry_changed`) ends the call,
+    /// [`mapped_write_ready`](Self::mapped_write_ready) having said so with
+    /// nothing queued since: what queueing it and
+    /// [`end_of_call_mapped`](Self::end_of_call_mapped) do (the ROM issues
+    /// it at once, `MmuBatch::write_mapped`: the same hypercall, without
+    /// the queue).
+    fn write_mapped(&mut self, w: MappedWrite) {
+        self.push_pte_write(w.entry_maddr, w.value, w.tag);
+        self.end_of_call_mapped(w.va, w.entry_maddr);
     }
     /// Queue MMU updates from now on, until [`leave_lazy`](Self::leave_lazy).
     fn enter_lazy(&mut self);
@@ -514,6 +531,12 @@ fn entry_changed_with<H: CallHost, const INLINE: bool>(
             None => return reject(call, not_ram),
         },
     };
+    // The kernel's handler updating the entry of the page fault it was
+    // just given (an 8-byte update outside lazy mode): `entry_changed` and
+    // the mapped end below in one step.
+    if long && state.lazy == LazyMode::None && fault_entry_update(cache, host, kfn, index, entry) {
+        return Ok(());
+    }
     let reach = if INLINE {
         cache.entry_changed_deferred(host, kfn, index, entry)
     } else {
@@ -543,11 +566,8 @@ fn entry_changed_with<H: CallHost, const INLINE: bool>(
             // name that address: Xen then finds the entry by its own walk
             // of the loaded tables, the one the mirrors describe.
             LazyMode::None => {
-                let fault_va = cache.take_fault_va();
-                match fault_va.and_then(|va| Some((va, cache.loaded_entry_maddr(va)?))) {
-                    Some((va, entry_maddr)) => host.end_of_call_mapped(va, entry_maddr),
-                    None => host.end_of_call(),
-                }
+                cache.take_fault_va();
+                host.end_of_call();
             }
         }
     }
@@ -555,6 +575,33 @@ fn entry_changed_with<H: CallHost, const INLINE: bool>(
     // frames): they wait in the queue past the call's end, to go out with
     // the next hypercall (the comment below).
     Ok(())
+}
+
+/// `entry_changed` and the mapped end of an update outside lazy mode, when
+/// the entry is the one that maps the address of the page fault last given
+/// to the kernel (`ShadowCache::fault_entry_changed`: the same shadow
+/// write and the same end, with no record look-up, no queue and no look-up
+/// of the entry the address maps) and nothing is queued; false, with
+/// nothing done: the general way. One copy for SetPxELong and
+/// UpdatePxELong.
+#[inline(always)]
+fn fault_entry_update<H: CallHost>(
+    cache: &mut ShadowCache,
+    host: &mut H,
+    kfn: u32,
+    index: usize,
+    entry: u64,
+) -> bool {
+    if !host.mapped_write_ready() {
+        return false;
+    }
+    match cache.fault_entry_changed(host, kfn, index, entry) {
+        Some(w) => {
+            host.write_mapped(w);
+            true
+        }
+        None => false,
+    }
 }
 
 // A call whose ops touch no shadow the loaded address space reaches

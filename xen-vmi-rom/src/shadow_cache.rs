@@ -241,8 +241,12 @@ pub trait Host {
     }
     /// [`guest_entry`](Self::guest_entry) for the #PF path's quick answer
     /// (`ShadowCache::kernels_fault`): the same value, by whatever way is
-    /// cheapest for a host to inline there.
-    fn fault_entry(&mut self, kfn: u32, index: usize) -> u64 {
+    /// cheapest for a host to inline there. `hint` is the host's own note
+    /// of where it found the frame last time (kept by the caller for the
+    /// next read of the same frame; any value is allowed, a stale one only
+    /// costs the usual look-up).
+    fn fault_entry(&mut self, kfn: u32, index: usize, hint: &mut u16) -> u64 {
+        let _ = hint;
         self.guest_entry(kfn, index)
     }
     /// Sets `bits` in that entry (the A and D bits the processor would set).
@@ -543,6 +547,10 @@ pub struct ShadowCache {
     /// gave the kernel, until [`take_fault_va`](Self::take_fault_va): the
     /// kernel's handler usually updates the entry that maps it next.
     fault_va: Option<u32>,
+    /// The directory entry the last page fault found shadowed as it is
+    /// ([`FaultPath`]): the next fault under it, and the kernel's update of
+    /// the faulting entry, need not look it up again.
+    fault_path: FaultPath,
     /// The records of the frame `entry_changed` looked up last (a lazy
     /// batch writes one table entry after entry): `last_kfn`'s records,
     /// valid while `last_valid`. Every record created or freed clears it,
@@ -550,6 +558,48 @@ pub struct ShadowCache {
     last_kfn: u32,
     last_records: FrameRecords,
     last_valid: bool,
+}
+
+/// A directory entry of the loaded root that a page fault found shadowed
+/// as it is (`directory_named` held for it): root `current`'s PDPT slot and
+/// entry `dir` (an address >> 21), the kernel's entry `pde` as it was
+/// then, in kernel frame `l2_kfn`, the L1 record it links and that
+/// table's frame, and whether the frame has no other record (no directory
+/// record: its entries' changes are `write_l1`'s alone). Valid while
+/// `current` is nonzero and the loaded root's: every change of what that
+/// answer depends on (a mirror entry, a record created or freed, a root
+/// slot, a root freed, everything dropped) forgets it
+/// ([`forget_fault_path`](ShadowCache::forget_fault_path)), and the
+/// kernel's entry is read again and compared, so a change the kernel made
+/// without telling is seen as before.
+#[derive(Clone, Copy, Debug, Default)]
+struct FaultPath {
+    /// Root + 1 (0: nothing remembered).
+    current: u16,
+    /// The host's hints for reading the directory and the table
+    /// (`Host::fault_entry`): kept whatever else changes.
+    l2_hint: u16,
+    l1_hint: u16,
+    /// L1 record + 1.
+    l1: u16,
+    /// The L1's kernel frame has no L2 or top record.
+    only_l1: bool,
+    dir: u32,
+    l2_kfn: u32,
+    l1_kfn: u32,
+    pde: u64,
+}
+
+/// The shadow write of the entry a page fault's address maps, for the
+/// kernel's update of it ([`ShadowCache::fault_entry_changed`]): the
+/// entry's machine address, its new shadow value and tag, and the address
+/// it maps in the loaded root.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct MappedWrite {
+    pub va: u32,
+    pub entry_maddr: u64,
+    pub value: u64,
+    pub tag: Tag,
 }
 
 /// The records of one kernel frame, record + 1 each (0: none): at most
@@ -649,6 +699,7 @@ impl ShadowCache {
         self.stats = Stats::default();
         self.fault_mapped = false;
         self.fault_va = None;
+        self.fault_path = FaultPath::default();
         self.last_valid = false;
     }
 
@@ -958,6 +1009,7 @@ impl ShadowCache {
         };
         self.buckets[b] = i as u16 + 1;
         self.last_valid = false;
+        self.forget_fault_path();
         if mfn != 0 && !clean {
             let tag = Tag {
                 what: What::Clear,
@@ -977,6 +1029,7 @@ impl ShadowCache {
         let t = self.tables[i];
         // Unhook from the hash chain before anything below can look it up.
         self.last_valid = false;
+        self.forget_fault_path();
         let b = Self::bucket(t.kfn);
         let mut link = &mut self.buckets[b];
         while *link as usize != i + 1 {
@@ -1091,6 +1144,20 @@ impl ShadowCache {
         entry: u64,
         say: bool,
     ) -> u64 {
+        Self::l1_value_inline(host, kfn, index, entry, say)
+    }
+
+    /// [`l1_value`](Self::l1_value), inline where one call frame counts
+    /// (the kernel's update after a page fault, `fault_entry_changed`):
+    /// the quick rule inline, the general one out of line.
+    #[inline(always)]
+    fn l1_value_inline<H: Host>(
+        host: &mut H,
+        kfn: u32,
+        index: usize,
+        entry: u64,
+        say: bool,
+    ) -> u64 {
         let quick = l1_value_quick(
             entry,
             |f| host.machine_frame(f),
@@ -1194,20 +1261,39 @@ impl ShadowCache {
     /// SetPxE of a page table's entry).
     #[inline(always)]
     fn write_l1_inline<H: Host>(&mut self, host: &mut H, l1: usize, index: usize, entry: u64) {
+        let (mfn, value, tag) = self.l1_write::<H, false>(host, l1, index, entry);
+        Self::push_write(host, mfn, index, value, tag);
+    }
+
+    /// What [`write_l1`](Self::write_l1) writes (the shadow frame, the
+    /// value and its tag), the kernel's entry given its eager bits first;
+    /// `INLINE`: with [`l1_value`](Self::l1_value) inline too.
+    #[inline(always)]
+    fn l1_write<H: Host, const INLINE: bool>(
+        &mut self,
+        host: &mut H,
+        l1: usize,
+        index: usize,
+        entry: u64,
+    ) -> (u32, u64, Tag) {
         let Table { kfn, mfn, .. } = self.tables[l1 % MAX_TABLES];
         let eager = eager_bits(entry);
         if eager != 0 {
             host.set_guest_bits(kfn, index, eager);
         }
         let entry = entry | eager;
-        let value = self.l1_value(host, kfn, index, entry, true);
+        let value = if INLINE {
+            Self::l1_value_inline(host, kfn, index, entry, true)
+        } else {
+            self.l1_value(host, kfn, index, entry, true)
+        };
         let tag = Tag {
             what: What::L1Entry,
             kfn,
             index: index as u16,
             guest: entry,
         };
-        Self::push_write(host, mfn, index, value, tag);
+        (mfn, value, tag)
     }
 
     /// The L1 record of kernel frame `kfn`, with one more link; discovered
@@ -1336,6 +1422,7 @@ impl ShadowCache {
             }
         };
         let code = Self::code(entry, l1);
+        self.forget_fault_path();
         let old = core::mem::replace(&mut self.mirror_mut(i)[index], code);
         if code != 0 {
             self.mirror_groups[self.tables[i].mirror as usize - 1] |= 1 << (index / MIRROR_GROUP);
@@ -2086,6 +2173,7 @@ impl ShadowCache {
         if same {
             return Ok(());
         }
+        self.forget_fault_path();
         let root = self.roots[r];
         let kind = if slot == 3 { Kind::Top } else { Kind::L2 };
         let new = if entry & PRESENT != 0 {
@@ -2134,6 +2222,7 @@ impl ShadowCache {
     }
 
     fn free_root<H: Host>(&mut self, host: &mut H, r: usize) {
+        self.forget_fault_path();
         let root = self.roots[r];
         host.push(
             Op::Mmuext(MmuextOp::unpin_table(Mfn(root.l3))),
@@ -2193,6 +2282,7 @@ impl ShadowCache {
     /// kernel may have changed natively; this is the simple exact way.
     pub fn drop_all<H: Host>(&mut self, host: &mut H) {
         self.current = 0;
+        self.forget_fault_path();
         for r in 0..MAX_ROOTS {
             if self.roots[r].l3 != 0 {
                 self.free_root(host, r);
@@ -2354,21 +2444,30 @@ impl ShadowCache {
         wp: bool,
     ) -> Option<bool> {
         let r = self.current_root()?;
-        let slot = (va >> 30) as usize;
         let index2 = ((va >> 21) & 511) as usize;
-        let root = &self.roots[r];
-        let pdpte = root.pdpte[slot];
-        if pdpte & PRESENT == 0 || (slot == 3 && index2 >= TOP_KERNEL_SLOTS) {
-            return None;
-        }
-        let l2 = (root.slots[slot] as usize).checked_sub(1)?;
+        let fp = self.fault_path;
+        // Under the directory entry of the last fault (a process touching
+        // page after page), nothing the answer depends on has changed since
+        // (`FaultPath`) but the kernel's entry, read again and compared.
+        let same_dir = fp.current == self.current && fp.dir == va >> 21;
+        let l2_kfn = if same_dir {
+            fp.l2_kfn
+        } else {
+            let slot = (va >> 30) as usize;
+            let pdpte = self.roots[r].pdpte[slot];
+            if pdpte & PRESENT == 0 || (slot == 3 && index2 >= TOP_KERNEL_SLOTS) {
+                return None;
+            }
+            frame_of(pdpte)
+        };
         // `walk`'s reads, in its order.
-        let pde = host.fault_entry(frame_of(pdpte), index2);
-        // Present, a table (not a large page) with its record, unchanged.
-        if !self.directory_named(host, self.mirror(l2)[index2], pde) {
+        let pde = host.fault_entry(l2_kfn, index2, &mut self.fault_path.l2_hint);
+        let remembered = same_dir && pde == fp.pde;
+        if !remembered && !self.fault_directory(host, r, va, l2_kfn, pde) {
             return None;
         }
-        let pte = host.fault_entry(frame_of(pde), ((va >> 12) & 511) as usize);
+        let index1 = ((va >> 12) & 511) as usize;
+        let pte = host.fault_entry(frame_of(pde), index1, &mut self.fault_path.l1_hint);
         let mapped = pte & PRESENT != 0;
         if mapped {
             let rights = pde & pte;
@@ -2381,6 +2480,129 @@ impl ShadowCache {
         self.fault_mapped = mapped;
         self.fault_va = Some(va);
         Some(mapped)
+    }
+
+    /// Whether the shadow has directory entry `pde` (of `va` in root `r`,
+    /// the PDPT slot's entry present and the kernel's, at frame `l2_kfn`)
+    /// as it is, for `kernels_fault` (`directory_named`: present, a table
+    /// with its record, unchanged); if so it is remembered for the next
+    /// fault (`FaultPath`). False for everything else (no shadowed
+    /// directory, a large page, an unannounced change). Out of line: the
+    /// first fault under a directory entry comes here, the next ones find
+    /// it remembered.
+    #[inline(never)]
+    #[cfg_attr(feature = "image", optimize(size))]
+    fn fault_directory<H: Host>(
+        &mut self,
+        host: &mut H,
+        r: usize,
+        va: u32,
+        l2_kfn: u32,
+        pde: u64,
+    ) -> bool {
+        let Some(l2) = (self.roots[r].slots[(va >> 30) as usize] as usize).checked_sub(1) else {
+            return false;
+        };
+        let code = self.mirror(l2)[((va >> 21) & 511) as usize];
+        if !self.directory_named(host, code, pde) {
+            return false;
+        }
+        let l1 = code & CODE_RECORD;
+        let l1_kfn = frame_of(pde);
+        let records = self.records_of(l1_kfn);
+        self.fault_path = FaultPath {
+            current: r as u16 + 1,
+            l2_hint: self.fault_path.l2_hint,
+            l1_hint: self.fault_path.l1_hint,
+            l1,
+            only_l1: records.l2 == 0 && records.top == 0,
+            dir: va >> 21,
+            l2_kfn,
+            l1_kfn,
+            pde,
+        };
+        true
+    }
+
+    /// For the property tests: whether the remembered directory entry
+    /// (`FaultPath`), if it is for the loaded root, still says what
+    /// looking it up again says: the PDPT slot's entry and record, the
+    /// mirror code naming the L1 record, that record the entry's table
+    /// (`directory_named` of the entry as remembered), the table's frame
+    /// and its other records. True when nothing is remembered for the
+    /// loaded root.
+    #[doc(hidden)]
+    pub fn fault_path_holds<H: Host>(&self, host: &mut H) -> bool {
+        let fp = self.fault_path;
+        if fp.current == 0 || fp.current != self.current {
+            return true;
+        }
+        let r = usize::from(fp.current) - 1;
+        let (slot, index2) = ((fp.dir >> 9) as usize, (fp.dir & 511) as usize);
+        let pdpte = self.roots[r].pdpte[slot];
+        let Some(l2) = (self.roots[r].slots[slot] as usize).checked_sub(1) else {
+            return false;
+        };
+        let code = self.mirror(l2)[index2];
+        let records = self.records_of(fp.l1_kfn);
+        pdpte & PRESENT != 0
+            && !(slot == 3 && index2 >= TOP_KERNEL_SLOTS)
+            && frame_of(pdpte) == fp.l2_kfn
+            && code & CODE_RECORD == fp.l1
+            && self.directory_named(host, code, fp.pde)
+            && frame_of(fp.pde) == fp.l1_kfn
+            && records.l1 == fp.l1
+            && fp.only_l1 == (records.l2 == 0 && records.top == 0)
+    }
+
+    /// Forgets the directory entry the last fault found ([`FaultPath`]):
+    /// something it depended on changes.
+    #[inline(always)]
+    fn forget_fault_path(&mut self) {
+        self.fault_path.current = 0;
+    }
+
+    /// The kernel's entry `index` of frame `kfn` changed to `entry`, and it
+    /// is the one that maps the address of the last fault
+    /// [`kernels_fault`](Self::kernels_fault) answered, in a directory entry
+    /// remembered since (`FaultPath`: the loaded root's, nothing changed
+    /// since), in a frame that is a page table only (its one record that
+    /// L1): what [`entry_changed`](Self::entry_changed) does for it except
+    /// queueing the shadow write, which is returned with that address
+    /// instead (the address is then taken, as
+    /// [`take_fault_va`](Self::take_fault_va) takes it). Exactly the write
+    /// `entry_changed` would queue, and its entry the one
+    /// [`loaded_entry_maddr`](Self::loaded_entry_maddr) names for the
+    /// address; `entry_changed` would answer true (the L1 is linked from
+    /// the loaded root). None, with nothing changed: ask `entry_changed`.
+    #[inline(always)]
+    pub fn fault_entry_changed<H: Host>(
+        &mut self,
+        host: &mut H,
+        kfn: u32,
+        index: usize,
+        entry: u64,
+    ) -> Option<MappedWrite> {
+        let va = self.fault_va?;
+        let fp = self.fault_path;
+        if fp.current == 0
+            || fp.current != self.current
+            || fp.l1_kfn != kfn
+            || !fp.only_l1
+            || fp.dir != va >> 21
+            || ((va >> 12) & 511) as usize != index
+        {
+            return None;
+        }
+        self.fault_va = None;
+        let l1 = usize::from(fp.l1 - 1);
+        let (mfn, value, tag) = self.l1_write::<H, true>(host, l1, index, entry);
+        Some(MappedWrite {
+            va,
+            entry_maddr: entry_maddr(mfn, index),
+            value,
+            tag,
+        })
     }
 
     /// The address of the last fault [`kernels_fault`](Self::kernels_fault)

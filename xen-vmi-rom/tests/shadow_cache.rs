@@ -80,6 +80,12 @@ enum Step {
     FaultLast {
         write: bool,
     },
+    /// The same, then the kernel's update of the entry that maps the
+    /// address (as its handler would make it), to `value`.
+    FaultLastUpdate {
+        write: bool,
+        value: u64,
+    },
     Verify {
         slot: usize,
         pde: usize,
@@ -138,6 +144,7 @@ fn step() -> impl Strategy<Value = Step> {
         4 => (0..CR3S.len(), 0..4usize, 0..L2S.len(), index.clone(), 0..L1S.len(), index, pte_value())
             .prop_map(|(cr3, slot, l2, pde, l1, pte, value)| Step::Chain { cr3, slot, l2, pde, l1, pte, value }),
         4 => any::<bool>().prop_map(|write| Step::FaultLast { write }),
+        4 => (any::<bool>(), pte_value()).prop_map(|(write, value)| Step::FaultLastUpdate { write, value }),
     ]
 }
 
@@ -246,7 +253,7 @@ fn run_loading(steps: &[Step], pool: usize, switch_loads: bool) -> (Box<ShadowCa
             Step::SetPte { l1, index, value } => {
                 let kfn = L1S[l1];
                 m.guest_mut(kfn)[index] = value;
-                let seen = ok!(cache.entry_changed(&mut m, kfn, index, value));
+                let seen = ok!(entry_update(&mut cache, &mut m, kfn, index, value));
                 assert_eq!(seen, !detached, "entry_changed's answer");
             }
             Step::SetPde { l2, index, value } => {
@@ -339,6 +346,23 @@ fn run_loading(steps: &[Step], pool: usize, switch_loads: bool) -> (Box<ShadowCa
                 ok!(cache.load_root(&mut m, last_chain.1));
                 ok!(fault(&mut cache, &mut m, last_chain.0, write, false))
             }
+            Step::FaultLastUpdate { write, value } => {
+                let va = last_chain.0;
+                ok!(cache.load_root(&mut m, last_chain.1));
+                ok!(fault(&mut cache, &mut m, va, write, true));
+                // The entry the kernel's tables use for the address, if
+                // they reach a page table.
+                let cr3 = last_chain.1;
+                let pdpte = cache.roots().find(|r| r.0 == cr3).unwrap().3[(va >> 30) as usize];
+                let pde =
+                    m.guest_entry(((pdpte & FRAME) >> 12) as u32, ((va >> 21) & 511) as usize);
+                let kfn = ((pde & FRAME) >> 12) as u32;
+                if pdpte & P != 0 && pde & P != 0 && L1S.contains(&kfn) {
+                    let index = ((va >> 12) & 511) as usize;
+                    m.guest_mut(kfn)[index] = value;
+                    ok!(entry_update(&mut cache, &mut m, kfn, index, value));
+                }
+            }
             Step::Chain {
                 cr3,
                 slot,
@@ -388,6 +412,10 @@ fn run_loading(steps: &[Step], pool: usize, switch_loads: bool) -> (Box<ShadowCa
             cache.lookup_cache_agrees(),
             "the last-hit record cache disagrees with the hash chains after {step:?}"
         );
+        assert!(
+            cache.fault_path_holds(&mut m),
+            "the directory entry remembered from a fault is stale after {step:?}"
+        );
     }
     (cache, m)
 }
@@ -419,6 +447,76 @@ fn random_sequences_load_both_ways() {
         taken > 50 && general > 50,
         "switch loads {taken}, general {general}"
     );
+}
+
+thread_local! {
+    /// Entry updates `ShadowCache::fault_entry_changed` took in `run`.
+    static FUSED_UPDATES: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
+}
+
+/// A bitwise copy of the cache (plain data: integers, bools and enums, no
+/// pointer and no `Drop`), to run the general path beside the quick one.
+fn copy_of(cache: &ShadowCache) -> Box<ShadowCache> {
+    // SAFETY: all-zero bytes are a valid cache (its documentation), and
+    // the copy then takes every byte of a valid one.
+    let mut copy: Box<ShadowCache> = unsafe { Box::new_zeroed().assume_init() };
+    // SAFETY: two distinct, valid, aligned caches; the type has no
+    // pointers or destructor, so the bytes are an independent value.
+    unsafe { std::ptr::copy_nonoverlapping(cache, &mut *copy, 1) };
+    copy
+}
+
+/// The kernel's entry `kfn:index` changed to `value` (already in the
+/// model's guest memory), announced. Where `fault_entry_changed` takes it
+/// (the entry of the last quick fault's address), it must do exactly what
+/// the general path does, which runs beside it on a copy: `entry_changed`
+/// (answering true), then the end of a call outside lazy mode naming the
+/// fault's address, whose entry `loaded_entry_maddr` gives: the same
+/// address and entry, the same one write queued, the same kernel and Xen
+/// tables, notes and statistics, and the address taken in both.
+fn entry_update(
+    cache: &mut Box<ShadowCache>,
+    m: &mut Model,
+    kfn: u32,
+    index: usize,
+    value: u64,
+) -> Result<bool, ShadowError> {
+    let (mut general, mut gm) = (copy_of(cache), m.clone());
+    let general_seen = general.entry_changed(&mut gm, kfn, index, value);
+    let general_va = general.take_fault_va();
+    let Some(w) = cache.fault_entry_changed(m, kfn, index, value) else {
+        return cache.entry_changed(m, kfn, index, value);
+    };
+    let ctx = format!(
+        "entry {kfn:#x}:{index} = {value:#x} after a fault at {:#x}",
+        w.va
+    );
+    assert_eq!(general_seen, Ok(true), "{ctx}: entry_changed's answer");
+    assert_eq!(general_va, Some(w.va), "{ctx}: the fault's address");
+    loaded_entry_is_xens(&general, &gm, w.va);
+    assert_eq!(
+        general.loaded_entry_maddr(w.va),
+        Some(w.entry_maddr),
+        "{ctx}: the entry the address maps"
+    );
+    assert_eq!(w.tag.kfn, kfn, "{ctx}: the tag");
+    assert_eq!(usize::from(w.tag.index), index, "{ctx}: the tag");
+    m.push_pte_write(w.entry_maddr, w.value, w.tag);
+    assert_eq!(m.ops, gm.ops, "{ctx}: ops queued");
+    assert!(
+        m.xen == gm.xen,
+        "{ctx}: Xen's tables differ from the general path's"
+    );
+    assert!(m.guest == gm.guest, "{ctx}: the kernel's tables differ");
+    assert_eq!(m.notes, gm.notes, "{ctx}: notes");
+    assert_eq!(cache.stats(), general.stats(), "{ctx}: statistics");
+    assert_eq!(
+        cache.take_fault_va(),
+        None,
+        "{ctx}: the address is taken once"
+    );
+    FUSED_UPDATES.with(|c| c.set(c.get() + 1));
+    Ok(true)
 }
 
 thread_local! {
@@ -1076,6 +1174,9 @@ fn random_sequences_reach_every_path() {
     // The fault path's entry for update_va_mapping is named often.
     let loaded = LOADED_ENTRIES.with(|c| c.get());
     assert!(loaded > 100, "loaded entries named: {loaded}");
+    // The kernel's update after a fault is taken in one step often.
+    let fused = FUSED_UPDATES.with(|c| c.get());
+    assert!(fused > 30, "updates taken with the fault's entry: {fused}");
     assert!(totals.roots_built > 100, "{totals:?}");
     assert!(totals.tops_copied > 2, "{totals:?}");
     assert!(
@@ -1439,4 +1540,156 @@ mod through_the_queue {
             host.hypercalls
         );
     }
+}
+
+/// A fault's remembered directory entry (`FaultPath`) against the changes
+/// the random sequences meet rarely: the PDPT slot of the loaded root
+/// naming another (announced, so surviving) directory, the faulting table's
+/// frame becoming a directory too, a frame that is a table and a directory
+/// at once. After each, what is remembered still holds
+/// (`fault_path_holds`), and the kernel's update of the fault's entry is
+/// not taken in one step where the general path would write elsewhere.
+#[test]
+fn fault_path_follows_root_slots_and_records() {
+    let user_pde = |l1: u32| (u64::from(l1) << 12) | P | RW | US;
+    let write = Access {
+        write: true,
+        user: true,
+        fetch: false,
+    };
+    let setup = || {
+        run(
+            &[
+                Step::SetPdpte {
+                    cr3: 0,
+                    slot: 0,
+                    value: (u64::from(L2S[0]) << 12) | P,
+                },
+                Step::AllocateL2 { l2: 0 },
+                Step::AllocateL2 { l2: 1 },
+                Step::AllocateL1 { l1: 0 },
+                Step::AllocateL1 { l1: 1 },
+                Step::SetPde {
+                    l2: 0,
+                    index: 0,
+                    value: user_pde(L1S[0]),
+                },
+                Step::SetPde {
+                    l2: 1,
+                    index: 0,
+                    value: user_pde(L1S[1]),
+                },
+                Step::Load { cr3: 0 },
+            ],
+            64,
+        )
+    };
+    let page = (0x1001 << 12) | P | RW | US | A | D;
+
+    // The root's slot 0 moves to the other directory.
+    let (mut cache, mut m) = setup();
+    let fault_va = va(0, 0, 1);
+    assert_eq!(
+        cache.kernels_fault(&mut m, fault_va, write, true),
+        Some(false)
+    );
+    assert!(cache.fault_path_holds(&mut m));
+    let pdpt = CR3S[0] >> 12;
+    let first = ((CR3S[0] & 0xFFF) / 8) as usize;
+    m.guest_mut(pdpt)[first] = (u64::from(L2S[1]) << 12) | P;
+    cache
+        .entry_changed(&mut m, pdpt, first, (u64::from(L2S[1]) << 12) | P)
+        .unwrap();
+    cache.load_root(&mut m, CR3S[0]).unwrap();
+    assert!(
+        cache.fault_path_holds(&mut m),
+        "after the root slot changed"
+    );
+    m.guest_mut(L1S[0])[1] = page;
+    assert_eq!(cache.fault_entry_changed(&mut m, L1S[0], 1, page), None);
+    cache.entry_changed(&mut m, L1S[0], 1, page).unwrap();
+    check(&cache, &m);
+
+    // The root released while another is loaded, and its place taken by a
+    // new root whose slot (0, or 3: the top directory, which a new root
+    // takes without a slot change) names the other directory.
+    for slot in [0, 3] {
+        let (mut cache, mut m) = setup();
+        let at = |cr3: u32| ((cr3 & 0xFFF) / 8) as usize + slot;
+        let dir = |l2: u32| (u64::from(l2) << 12) | P;
+        // The first root with the directory in `slot` instead, loaded.
+        m.guest_mut(pdpt)[first] = 0;
+        m.guest_mut(pdpt)[at(CR3S[0])] = dir(L2S[0]);
+        cache.load_root(&mut m, CR3S[0]).unwrap();
+        let fault_va = va(slot, 0, 1);
+        assert_eq!(
+            cache.kernels_fault(&mut m, fault_va, write, true),
+            Some(false)
+        );
+        let other = CR3S[2];
+        m.guest_mut(other >> 12)[at(other)] = dir(L2S[0]);
+        cache.load_root(&mut m, other).unwrap();
+        cache.release(&mut m, pdpt, true);
+        assert!(
+            cache.roots().all(|r| r.0 != CR3S[0]),
+            "the first root is gone"
+        );
+        let third = CR3S[3];
+        m.guest_mut(third >> 12)[at(third)] = dir(L2S[1]);
+        cache.load_root(&mut m, third).unwrap();
+        assert!(
+            cache.fault_path_holds(&mut m),
+            "slot {slot}: after the root was replaced"
+        );
+        m.guest_mut(L1S[0])[1] = page;
+        assert_eq!(cache.fault_entry_changed(&mut m, L1S[0], 1, page), None);
+        cache.entry_changed(&mut m, L1S[0], 1, page).unwrap();
+        check(&cache, &m);
+    }
+
+    // The faulting table's frame announced as a directory as well.
+    let (mut cache, mut m) = setup();
+    assert_eq!(
+        cache.kernels_fault(&mut m, fault_va, write, true),
+        Some(false)
+    );
+    cache.allocate_l2(&mut m, L1S[0], false, None).unwrap();
+    assert!(cache.fault_path_holds(&mut m), "after a directory record");
+    m.guest_mut(L1S[0])[1] = page;
+    assert_eq!(cache.fault_entry_changed(&mut m, L1S[0], 1, page), None);
+    cache.entry_changed(&mut m, L1S[0], 1, page).unwrap();
+    check(&cache, &m);
+
+    // A directory whose entry 2 names itself: a fault under it is in a
+    // table that is a directory too; its entry's change is the general
+    // path's (the mirror follows).
+    let (mut cache, mut m) = setup();
+    m.guest_mut(L2S[0])[2] = user_pde(L2S[0]);
+    cache
+        .entry_changed(&mut m, L2S[0], 2, user_pde(L2S[0]))
+        .unwrap();
+    let self_mapped = va(0, 2, 7);
+    assert_eq!(
+        cache.kernels_fault(&mut m, self_mapped, write, true),
+        Some(false)
+    );
+    assert!(cache.fault_path_holds(&mut m));
+    let pde = user_pde(L1S[1]);
+    m.guest_mut(L2S[0])[7] = pde;
+    assert_eq!(cache.fault_entry_changed(&mut m, L2S[0], 7, pde), None);
+    cache.entry_changed(&mut m, L2S[0], 7, pde).unwrap();
+    check(&cache, &m);
+    assert!(cache.fault_path_holds(&mut m));
+
+    // And the usual case, for contrast: taken in one step.
+    let (mut cache, mut m) = setup();
+    assert_eq!(
+        cache.kernels_fault(&mut m, fault_va, write, true),
+        Some(false)
+    );
+    m.guest_mut(L1S[0])[1] = page;
+    let w = entry_update(&mut cache, &mut m, L1S[0], 1, page).unwrap();
+    assert!(w);
+    assert_eq!(FUSED_UPDATES.with(|c| c.get()), 1);
+    check(&cache, &m);
 }

@@ -72,7 +72,7 @@ pub enum PtType {
     L3,
 }
 
-#[derive(Default)]
+#[derive(Clone, Default)]
 pub struct Model {
     pub guest: HashMap<u32, [u64; ENTRIES]>,
     pub xen: HashMap<u32, [u64; ENTRIES]>,

@@ -44,6 +44,47 @@ pub struct TableRegs {
     pub ldt_loaded: u32,
     /// Machine frame of Xen's copy of the LDT (0 until first needed).
     pub ldt_mfn: u32,
+    /// The kernel's #PF gate as the ROM's page-fault path forwards through
+    /// it (`page_fault_gate_changed`).
+    pub page_fault_gate: ForwardGate,
+}
+
+/// An IDT gate the ROM forwards through, read and checked in advance:
+/// `usable` when the kernel's IDT has a present interrupt or trap gate for
+/// the vector whose selector names a present code segment (what `forward`
+/// in traps.rs checks at each exception), with its offset, selector and
+/// kind; otherwise the forward takes the general path, which reads the
+/// tables and raises what the processor would.
+#[derive(Clone, Copy, Default)]
+pub struct ForwardGate {
+    pub offset: u32,
+    pub selector: u16,
+    /// A trap gate (0xF): the kernel's interrupt flag is left as it was.
+    pub trap: bool,
+    pub usable: bool,
+}
+
+/// Vector of #PF.
+const PAGE_FAULT: u32 = 14;
+
+/// Reads the kernel's #PF gate and its code segment again (`ForwardGate`):
+/// after every change of what they are read from, that is every IDT, GDT
+/// and LDT load and entry write the kernel makes (LIDT, LGDT, LLDT and
+/// Write*Entry, whose paths end here). A kernel changes its tables through
+/// these calls (vmi.h); a native store into a loaded table is not seen by
+/// Xen's trap table, GDT or LDT copies either.
+#[cfg_attr(feature = "image", optimize(size))]
+pub fn page_fault_gate_changed() {
+    let gate = idt_gate(PAGE_FAULT).filter(|g| is_code_segment(g.selector));
+    runtime().tables.page_fault_gate = match gate {
+        Some(g) => ForwardGate {
+            offset: g.offset,
+            selector: g.selector,
+            trap: g.kind == 0xF,
+            usable: true,
+        },
+        None => ForwardGate::default(),
+    };
 }
 
 /// Gets (on first use: takes from the pool and clears) the shadow frames.
@@ -201,6 +242,7 @@ pub fn load_gdt_for(base: u32, limit: u16, kernel_cs: u16) -> bool {
     if regs.idt_limit != 0 {
         sync_trap_table(0..256);
     }
+    page_fault_gate_changed();
     true
 }
 
@@ -289,6 +331,7 @@ pub fn sync_trap_table(vectors: core::ops::Range<u32>) {
         let _ = unsafe { xen.set_trap_table(&chunk[..=n]) };
     }
     crate::events::tick_gate_changed();
+    page_fault_gate_changed();
 }
 
 /// The kernel's present interrupt or trap gate for `vector`.
@@ -386,6 +429,11 @@ pub fn write_entry(kind: TableKind, base: u32, index: u32, lo: u32, hi: u32) {
         }
         _ => {}
     }
+    // The #PF gate's code segment may be the entry just written (an IDT
+    // entry's write ends in `sync_trap_table`).
+    if kind != TableKind::Idt {
+        page_fault_gate_changed();
+    }
 }
 
 /// Which table a Write*Entry call names.
@@ -430,6 +478,7 @@ pub fn load_ldt(selector: u16) -> bool {
         let ok =
             unsafe { xen.mmuext_op(&[MmuextOp::set_ldt(0, 0)], u32::from(DOMID_SELF)) }.is_ok();
         runtime().tables.ldt = 0;
+        page_fault_gate_changed();
         return ok;
     }
     let regs = runtime().tables;
@@ -475,6 +524,7 @@ pub fn load_ldt(selector: u16) -> bool {
     t.ldt = selector;
     t.ldt_base = base;
     t.ldt_loaded = entries;
+    page_fault_gate_changed();
     ok
 }
 

@@ -444,6 +444,30 @@ pub fn end_of_call_mapped(batch: &mut MmuBatch<Tag, BATCH>, va: u32, entry_maddr
     }
 }
 
+/// The shadow write of the entry that maps `w.va` in the loaded tables,
+/// ending a call, the queue idle (`MmuBatch::write_mapped`: one
+/// `update_va_mapping`).
+#[inline(always)]
+pub fn write_mapped(batch: &mut MmuBatch<Tag, BATCH>, w: xen_vmi_rom::shadow_cache::MappedWrite) {
+    match batch.write_mapped(&mut XenTarget, w.va, w.entry_maddr, w.value, w.tag) {
+        Some(Ok(())) => {}
+        Some(Err(f)) => refused(f),
+        None => queue_not_idle(),
+    }
+}
+
+/// `write_mapped` with something queued: `mapped_write_ready` said the
+/// queue was idle and nothing may push in between (a ROM bug otherwise).
+#[cold]
+#[inline(never)]
+#[cfg_attr(feature = "image", optimize(size))]
+fn queue_not_idle() -> ! {
+    Line::new()
+        .text(b"xen-vmi-rom: a fault's entry update found the queue busy (a ROM bug): crashing the domain")
+        .print();
+    crate::xen::crash();
+}
+
 /// A shadow-cache error: the guest cannot go on.
 #[cfg_attr(feature = "image", optimize(size))]
 pub fn fatal(call: &[u8], e: ShadowError) -> ! {
@@ -658,24 +682,6 @@ impl RomHost<'_> {
         );
     }
 
-    /// `read` when a view of `kfn` is mapped already (its common case),
-    /// inline; None: ask `read`. A kernel frame's view exists only for a
-    /// frame `k2m` knows (`kernel_view` and `prefetch` ask it first; the
-    /// table is fixed after boot), so the value is `read`'s. Views are
-    /// keyed by frame, shadow frames with `SHADOW_VIEW` (bit 31) set: the
-    /// callers pass kernel frames they found in the kernel's tables, below
-    /// that bit.
-    #[inline(always)]
-    pub fn read_mapped(&self, kfn: u32, index: usize) -> Option<u64> {
-        debug_assert!(kfn & SHADOW_VIEW == 0, "a kernel frame with bit 31 set");
-        let slot = self.views.lookup(kfn)?;
-        if self.views.is_pending(slot) {
-            return None;
-        }
-        // SAFETY: the view maps the whole frame; the index stays in it.
-        Some(unsafe { Views::va(slot).add(index & 511).read_volatile() })
-    }
-
     /// The kernel's 8-byte entry at `kfn:index`, read through a view.
     /// Inline: every UpdatePxELong reads the entry the kernel wrote.
     #[inline]
@@ -760,12 +766,34 @@ impl Host for RomHost<'_> {
         self.read(kfn, index).unwrap_or(0)
     }
 
-    // The #PF path: the two reads inline when their views are mapped.
+    // The #PF path: the two reads inline when their views are mapped (the
+    // common case), first at the hint, the view slot that held the frame
+    // last time (checked as the look-up checks a slot: its tag, and no
+    // mapping still queued: none with the queue empty, as it is on this
+    // path, since every view mapping goes out with the queue), then by the
+    // look-up; otherwise `read`'s way.
+    // A kernel frame's view exists only for a frame `k2m` knows
+    // (`kernel_view` and `prefetch` ask it first; the table is fixed after
+    // boot), so the value is `read`'s. Views are keyed by frame, shadow
+    // frames with `SHADOW_VIEW` (bit 31) set: the callers pass kernel
+    // frames of the kernel's RAM (a loaded PDPT entry's, or the table of a
+    // directory entry `directory_named` accepted), below that bit.
     #[inline(always)]
-    fn fault_entry(&mut self, kfn: u32, index: usize) -> u64 {
-        match self.read_mapped(kfn, index) {
-            Some(entry) => entry,
-            None => self.guest_entry(kfn, index),
+    fn fault_entry(&mut self, kfn: u32, index: usize, hint: &mut u16) -> u64 {
+        debug_assert!(kfn & SHADOW_VIEW == 0, "a kernel frame with bit 31 set");
+        let slot = usize::from(*hint);
+        let hit = self.views.tags.get(slot) == Some(&kfn.wrapping_add(1));
+        if hit && (self.batch.is_empty() || !self.views.is_pending(slot)) {
+            // SAFETY: the view maps the whole frame; the index stays in it.
+            return unsafe { Views::va(slot).add(index & 511).read_volatile() };
+        }
+        match self.views.lookup(kfn) {
+            Some(slot) if !self.views.is_pending(slot) => {
+                *hint = slot as u16;
+                // SAFETY: as above.
+                unsafe { Views::va(slot).add(index & 511).read_volatile() }
+            }
+            _ => self.guest_entry(kfn, index),
         }
     }
 

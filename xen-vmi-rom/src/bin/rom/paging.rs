@@ -590,6 +590,16 @@ impl CallHost for RomHost<'_> {
         self.batch.is_lazy()
     }
 
+    #[inline(always)]
+    fn mapped_write_ready(&self) -> bool {
+        self.batch.is_idle()
+    }
+
+    #[inline(always)]
+    fn write_mapped(&mut self, w: xen_vmi_rom::shadow_cache::MappedWrite) {
+        crate::mmu::write_mapped(self.batch, w);
+    }
+
     fn enter_lazy(&mut self) {
         self.batch.enter_lazy();
     }

@@ -267,18 +267,25 @@ fn forward(frame: &mut TrapFrame) -> Option<u32> {
     Some(deliver_through(frame, &gate, has_error_code(vector)))
 }
 
-/// `forward` of a #PF, inlined into the page-fault path (no call, no
-/// second prologue for the commonest forward); the gate's number and the
-/// error code's presence are constants here, not read back from the frame
-/// after the shadow's work.
+/// `forward` of a #PF, inlined into the page-fault path: through the gate
+/// read and checked in advance (`desc::ForwardGate`, kept by every path
+/// that changes the IDT, GDT or LDT), with the error code's presence a
+/// constant; only a gate that is not usable reads the tables again, in
+/// `forward`, which raises what the processor would.
 #[inline(always)]
 fn forward_page_fault(frame: &mut TrapFrame) -> Option<u32> {
     const _: () = assert!(has_error_code(PAGE_FAULT));
-    let gate = crate::desc::idt_gate(PAGE_FAULT)?;
-    if !crate::desc::is_code_segment(gate.selector) {
-        return undeliverable_gate(frame, gate.selector);
+    let gate = crate::runtime::runtime().tables.page_fault_gate;
+    if !gate.usable {
+        return forward(frame);
     }
-    Some(deliver_through(frame, &gate, true))
+    // A trap gate leaves the interrupt flag as it was (`deliver_through`).
+    if gate.trap {
+        restore_events(frame);
+    }
+    frame.spare = gate.offset;
+    frame.vector = u32::from(gate.selector);
+    Some(FORWARD_WITH_ERROR_CODE)
 }
 
 /// The usual #PF the kernel gets: its own tables do not map the page, or
