@@ -78,7 +78,8 @@ macro_rules! masked_entry {
 /// [`masked_entry`] for an `extern "fastcall"` handler of one or two
 /// arguments (ECX, EDX): the kernel's EAX goes to ECX, its EDX stays,
 /// and nothing is copied to the stack. For the calls of a context switch
-/// (SetCR3, SetLazyMode), where the copies were a tenth of the ROM's work.
+/// (SetCR3, SetLazyMode, UpdateKernelStack), where the copies were a tenth
+/// of the ROM's work.
 macro_rules! masked_fastcall_entry {
     ($entry:literal => $handler:path) => {
         core::arch::global_asm!(
@@ -103,23 +104,6 @@ macro_rules! masked_fastcall_entry {
             handler = sym $handler,
             mask = const SHARED_INFO_VA + 1,
             pending = const SHARED_INFO_VA,
-        );
-    };
-}
-
-/// [`regparm_entry`] for an `extern "fastcall"` handler of one or two
-/// arguments: the kernel's EAX goes to ECX and the handler returns to the
-/// kernel itself (UpdateKernelStack, in every context switch).
-macro_rules! regparm_fastcall_entry {
-    ($entry:literal => $handler:path) => {
-        core::arch::global_asm!(
-            ".pushsection .text.vmi_calls, \"ax\"",
-            concat!(".globl ", $entry),
-            concat!($entry, ":"),
-            "mov ecx, eax",
-            "jmp {handler}",
-            ".popsection",
-            handler = sym $handler,
         );
     };
 }
@@ -203,7 +187,11 @@ masked_entry!("vmi_entry_set_tr" => cpu_calls::set_tr, "0");
 masked_entry!("vmi_entry_set_ldt" => cpu_calls::set_ldt, "0");
 regparm_entry!("vmi_entry_get_ldt" => cpu_calls::get_ldt);
 regparm_entry!("vmi_entry_get_tr" => cpu_calls::get_tr);
-regparm_fastcall_entry!("vmi_entry_update_kernel_stack" => cpu_calls::update_kernel_stack);
+// Masked: its held case is a test and a store of the held switch, which
+// an event's handler (`heap()` pushing the held switch) must not split,
+// and its other cases push onto the queue. The VMI ABI does not promise a
+// caller with interrupts off.
+masked_fastcall_entry!("vmi_entry_update_kernel_stack" => cpu_calls::update_kernel_stack);
 regparm_entry!("vmi_entry_wbinvd" => cpu_calls::wbinvd);
 regparm_entry!("vmi_entry_halt" => cpu_calls::halt);
 regparm_entry!("vmi_entry_shutdown" => cpu_calls::shutdown);
