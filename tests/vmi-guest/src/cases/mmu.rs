@@ -296,6 +296,45 @@ pub fn pte_clear_not_present() -> Outcome {
     pass!("cleared PTE: read #PF(0), write #PF(2), CR2 = the address")
 }
 
+/// The kernel stores a new #PF gate into its loaded IDT natively (no
+/// WriteIDTEntry): the processor reads the gate at each delivery, so the
+/// next page fault goes through the new gate (here the #GP stub, which
+/// reports vector 13 with the #PF's error code), and through the old one
+/// again once it is stored back.
+pub fn page_fault_gate_stored_natively() -> Outcome {
+    need_paging!();
+    const PF: usize = 14;
+    const GP: usize = 13;
+    let f = marked_frame();
+    mm::map(TEST_VA, f, KERNEL_RW);
+    mm::unmap(TEST_VA);
+    let gate = (crate::desc::Table::base(&crate::desc::IDT) as *mut u64).wrapping_add(PF);
+    let original = crate::desc::Table::read(&crate::desc::IDT, PF);
+    let redirected = crate::desc::Table::read(&crate::desc::IDT, GP);
+    let before = read32(TEST_VA + 0x30);
+    // SAFETY: the kernel's own IDT entry 14, stored as a kernel may; the
+    // #GP stub it names handles a frame with an error code, as #PF's.
+    unsafe { gate.write_volatile(redirected) };
+    let through_new = read32(TEST_VA + 0x30);
+    // SAFETY: as above, the entry as it was.
+    unsafe { gate.write_volatile(original) };
+    let through_old = read32(TEST_VA + 0x30);
+    ensure_page_fault!(before, 0, TEST_VA + 0x30, "read before the store");
+    match through_new {
+        Err(f) if f.vector == GP as u32 && f.error_code & 7 == 0 => {}
+        other => {
+            fail!("a page fault after storing the #GP gate into IDT[14]: {other:?}, expected vector 13 with error code 0");
+        }
+    }
+    ensure_page_fault!(
+        through_old,
+        0,
+        TEST_VA + 0x30,
+        "read after storing the gate back"
+    );
+    pass!("IDT[14] stored natively: the next #PF went through the new gate, then the old one again")
+}
+
 pub fn read_only_write_faults() -> Outcome {
     need_paging!();
     let f = marked_frame();

@@ -348,6 +348,10 @@ pub static ALL: &[Case] = &[
         mmu::set_pxe_long_rom_entry_direct,
     ),
     case("mmu_pte_clear_not_present", mmu::pte_clear_not_present),
+    case(
+        "mmu_page_fault_gate_stored_natively",
+        mmu::page_fault_gate_stored_natively,
+    ),
     case("mmu_read_only_write_faults", mmu::read_only_write_faults),
     case("mmu_cr0_wp_semantics", mmu::cr0_wp_semantics),
     case("mmu_update_pxe_long", mmu::update_pxe_long),

@@ -55,6 +55,12 @@ pub struct TableRegs {
 /// in traps.rs checks at each exception), with its offset, selector and
 /// kind; otherwise the forward takes the general path, which reads the
 /// tables and raises what the processor would.
+///
+/// The gate and the code segment's descriptor are kept as they were read,
+/// with their addresses: the forward compares both with the tables as
+/// they are at the fault (two 8-byte reads), so that a kernel storing into
+/// its loaded IDT or GDT natively (what the processor would see at the
+/// next delivery) takes the general path, which reads them afresh.
 #[derive(Clone, Copy, Default)]
 pub struct ForwardGate {
     pub offset: u32,
@@ -62,6 +68,25 @@ pub struct ForwardGate {
     /// A trap gate (0xF): the kernel's interrupt flag is left as it was.
     pub trap: bool,
     pub usable: bool,
+    /// IDT[14] as read, and where (the loaded IDT's base + 14 * 8).
+    pub gate_addr: u32,
+    pub gate_raw: u64,
+    /// The gate's code-segment descriptor as read, and where (the GDT or
+    /// the LDT, by the selector).
+    pub segment_addr: u32,
+    pub segment_raw: u64,
+}
+
+impl ForwardGate {
+    /// The cached gate, if usable and both descriptors are still what was
+    /// read (None: the forward reads the tables, as the processor would).
+    #[inline(always)]
+    pub fn current(&self) -> Option<&Self> {
+        (self.usable
+            && read_descriptor(self.gate_addr) == self.gate_raw
+            && read_descriptor(self.segment_addr) == self.segment_raw)
+            .then_some(self)
+    }
 }
 
 /// Vector of #PF.
@@ -75,16 +100,24 @@ const PAGE_FAULT: u32 = 14;
 /// Xen's trap table, GDT or LDT copies either.
 #[cfg_attr(feature = "image", optimize(size))]
 pub fn page_fault_gate_changed() {
-    let gate = idt_gate(PAGE_FAULT).filter(|g| is_code_segment(g.selector));
-    runtime().tables.page_fault_gate = match gate {
-        Some(g) => ForwardGate {
+    let regs = runtime().tables;
+    let gate = descriptors::idt_entry_offset(PAGE_FAULT, regs.idt_limit).and_then(|offset| {
+        let gate_addr = regs.idt_base + offset;
+        let gate_raw = read_descriptor(gate_addr);
+        let g = descriptors::idt_gate(Some(gate_raw))?;
+        let segment_addr = code_segment_address(g.selector)?;
+        Some(ForwardGate {
             offset: g.offset,
             selector: g.selector,
             trap: g.kind == 0xF,
             usable: true,
-        },
-        None => ForwardGate::default(),
-    };
+            gate_addr,
+            gate_raw,
+            segment_addr,
+            segment_raw: read_descriptor(segment_addr),
+        })
+    });
+    runtime().tables.page_fault_gate = gate.unwrap_or_default();
 }
 
 /// Gets (on first use: takes from the pool and clears) the shadow frames.
@@ -429,11 +462,10 @@ pub fn write_entry(kind: TableKind, base: u32, index: u32, lo: u32, hi: u32) {
         }
         _ => {}
     }
-    // The #PF gate's code segment may be the entry just written (an IDT
-    // entry's write ends in `sync_trap_table`).
-    if kind != TableKind::Idt {
-        page_fault_gate_changed();
-    }
+    // The #PF gate or its code segment may be the entry just written, for
+    // an IDT entry also through an address other than the loaded base (an
+    // alias of the loaded table: `sync_trap_table` runs only for the base).
+    page_fault_gate_changed();
 }
 
 /// Which table a Write*Entry call names.
@@ -531,13 +563,18 @@ pub fn load_ldt(selector: u16) -> bool {
 /// Whether `selector` names a present code segment in the kernel's GDT or
 /// LDT (what an IDT gate must point at).
 pub fn is_code_segment(selector: u16) -> bool {
+    code_segment_address(selector).is_some()
+}
+
+/// Where `selector`'s descriptor is (the GDT or the LDT), if it is in its
+/// table's limit and names a present code segment.
+fn code_segment_address(selector: u16) -> Option<u32> {
     let regs = runtime().tables;
     // No LDT loaded (LLDT of a null selector): no LDT selector is valid.
     let ldt = (regs.ldt != 0).then_some(regs.ldt_loaded);
-    let addr = match descriptors::selector_offset(selector, regs.gdt_limit, ldt) {
-        Some(SelectorIn::Gdt(offset)) => regs.gdt_base + offset,
-        Some(SelectorIn::Ldt(offset)) => regs.ldt_base + offset,
-        None => return false,
+    let addr = match descriptors::selector_offset(selector, regs.gdt_limit, ldt)? {
+        SelectorIn::Gdt(offset) => regs.gdt_base + offset,
+        SelectorIn::Ldt(offset) => regs.ldt_base + offset,
     };
-    descriptors::is_code_descriptor(read_descriptor(addr))
+    descriptors::is_code_descriptor(read_descriptor(addr)).then_some(addr)
 }

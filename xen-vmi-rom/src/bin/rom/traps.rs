@@ -269,16 +269,17 @@ fn forward(frame: &mut TrapFrame) -> Option<u32> {
 
 /// `forward` of a #PF, inlined into the page-fault path: through the gate
 /// read and checked in advance (`desc::ForwardGate`, kept by every path
-/// that changes the IDT, GDT or LDT), with the error code's presence a
-/// constant; only a gate that is not usable reads the tables again, in
-/// `forward`, which raises what the processor would.
+/// that changes the IDT, GDT or LDT, and compared with the tables as they
+/// are now), with the error code's presence a constant; a gate that is not
+/// usable, or whose descriptors changed natively, reads the tables again,
+/// in `forward`, which raises what the processor would.
 #[inline(always)]
 fn forward_page_fault(frame: &mut TrapFrame) -> Option<u32> {
     const _: () = assert!(has_error_code(PAGE_FAULT));
-    let gate = crate::runtime::runtime().tables.page_fault_gate;
-    if !gate.usable {
+    let cached = crate::runtime::runtime().tables.page_fault_gate;
+    let Some(gate) = cached.current() else {
         return forward(frame);
-    }
+    };
     // A trap gate leaves the interrupt flag as it was (`deliver_through`).
     if gate.trap {
         restore_events(frame);
