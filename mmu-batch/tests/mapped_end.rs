@@ -120,6 +120,46 @@ fn call() -> impl Strategy<Value = CallSteps> {
         })
 }
 
+/// A random call's first steps on both queues: lazy mode toggled (its
+/// end's flush compared), then its entry writes pushed (each push's
+/// result compared). `id` numbers the writes (their tags and frames).
+fn same_writes(
+    [(a, xa), (b, xb)]: [(&mut MmuBatch<u32, 8>, &mut Xen); 2],
+    lazy: &mut bool,
+    toggle_lazy: bool,
+    writes: &[(usize, bool, bool)],
+    id: &mut u32,
+) -> Result<(), TestCaseError> {
+    if toggle_lazy {
+        if *lazy {
+            let ra = a.leave_lazy(xa).map_err(|f| (f.first.tag, f.count));
+            let rb = b.leave_lazy(xb).map_err(|f| (f.first.tag, f.count));
+            prop_assert_eq!(ra, rb);
+        } else {
+            a.enter_lazy();
+            b.enter_lazy();
+        }
+        *lazy = !*lazy;
+    }
+    for &(k, normal, poison) in writes {
+        *id += 1;
+        let val = (u64::from(*id) << 12) | 0x67 | if poison { POISON } else { 0 };
+        let mode = if normal {
+            PteWrite::Normal
+        } else {
+            PteWrite::PreserveAd
+        };
+        let ra = a
+            .push_pte_write(ENTRIES[k], val, mode, *id, xa)
+            .map_err(|f| (f.first.tag, f.count));
+        let rb = b
+            .push_pte_write(ENTRIES[k], val, mode, *id, xb)
+            .map_err(|f| (f.first.tag, f.count));
+        prop_assert_eq!(ra, rb);
+    }
+    Ok(())
+}
+
 proptest! {
     #![proptest_config(ProptestConfig { cases: 512, ..ProptestConfig::default() })]
 
@@ -131,25 +171,13 @@ proptest! {
         let mut lazy = false;
         let mut expected_uvms = Vec::new();
         for c in &calls {
-            if c.toggle_lazy {
-                if lazy {
-                    let ra = a.leave_lazy(&mut xa).map_err(|f| (f.first.tag, f.count));
-                    let rb = b.leave_lazy(&mut xb).map_err(|f| (f.first.tag, f.count));
-                    prop_assert_eq!(ra, rb);
-                } else {
-                    a.enter_lazy();
-                    b.enter_lazy();
-                }
-                lazy = !lazy;
-            }
-            for &(k, normal, poison) in &c.writes {
-                id += 1;
-                let val = (u64::from(id) << 12) | 0x67 | if poison { POISON } else { 0 };
-                let mode = if normal { PteWrite::Normal } else { PteWrite::PreserveAd };
-                let ra = a.push_pte_write(ENTRIES[k], val, mode, id, &mut xa).map_err(|f| (f.first.tag, f.count));
-                let rb = b.push_pte_write(ENTRIES[k], val, mode, id, &mut xb).map_err(|f| (f.first.tag, f.count));
-                prop_assert_eq!(ra, rb);
-            }
+            same_writes(
+                [(&mut a, &mut xa), (&mut b, &mut xb)],
+                &mut lazy,
+                c.toggle_lazy,
+                &c.writes,
+                &mut id,
+            )?;
             let lone = (!lazy && a.len() == 1).then(|| a.pending().next().unwrap().0);
             if let Some(mmu_batch::Op::MmuUpdate(r)) = lone {
                 if r.ptr.get() == ENTRIES[c.mapped] | u64::from(MMU_NORMAL_PT_UPDATE) {
@@ -254,25 +282,13 @@ proptest! {
         let mut id = 0u32;
         let mut lazy = false;
         for c in &calls {
-            if c.toggle_lazy {
-                if lazy {
-                    let ra = a.leave_lazy(&mut xa).map_err(|f| (f.first.tag, f.count));
-                    let rb = b.leave_lazy(&mut xb).map_err(|f| (f.first.tag, f.count));
-                    prop_assert_eq!(ra, rb);
-                } else {
-                    a.enter_lazy();
-                    b.enter_lazy();
-                }
-                lazy = !lazy;
-            }
-            for &(k, normal, poison) in &c.writes {
-                id += 1;
-                let val = (u64::from(id) << 12) | 0x67 | if poison { POISON } else { 0 };
-                let mode = if normal { PteWrite::Normal } else { PteWrite::PreserveAd };
-                let ra = a.push_pte_write(ENTRIES[k], val, mode, id, &mut xa).map_err(|f| (f.first.tag, f.count));
-                let rb = b.push_pte_write(ENTRIES[k], val, mode, id, &mut xb).map_err(|f| (f.first.tag, f.count));
-                prop_assert_eq!(ra, rb);
-            }
+            same_writes(
+                [(&mut a, &mut xa), (&mut b, &mut xb)],
+                &mut lazy,
+                c.toggle_lazy,
+                &c.writes,
+                &mut id,
+            )?;
             id += 1;
             let val = (u64::from(id) << 12) | 0x67 | if c.poison { POISON } else { 0 };
             let (va, entry) = (VAS[c.mapped], ENTRIES[c.mapped]);

@@ -826,11 +826,10 @@ fn accessed_then_dirty() {
     );
 }
 
-/// A new root whose kernel directory a cached root already uses gets its
-/// top L2 by one copy; loading a cached root costs no op but the PDPT
-/// check.
-#[test]
-fn second_root_copies_the_kernel_part() {
+/// Two address spaces, CR3S[0] and CR3S[1], sharing the kernel's top
+/// directory (PDPT slot 3, four tables linked), the second with a user
+/// directory in slot 0 too; nothing loaded yet.
+fn two_roots_sharing_the_kernel_part() -> Vec<Step> {
     let mut steps = vec![
         Step::SetPdpte {
             cr3: 0,
@@ -855,6 +854,15 @@ fn second_root_copies_the_kernel_part() {
             value: (u64::from(*l1) << 12) | P | RW,
         });
     }
+    steps
+}
+
+/// A new root whose kernel directory a cached root already uses gets its
+/// top L2 by one copy; loading a cached root costs no op but the PDPT
+/// check.
+#[test]
+fn second_root_copies_the_kernel_part() {
+    let mut steps = two_roots_sharing_the_kernel_part();
     steps.push(Step::Load { cr3: 0 });
     let (mut cache, mut m) = run(&steps, 256);
     let before = m.ops;
@@ -880,30 +888,7 @@ fn second_root_copies_the_kernel_part() {
 /// since, and its L3 slots are written only where they differ.
 #[test]
 fn a_freed_roots_frames_are_reused_as_they_stand() {
-    let mut steps = vec![
-        Step::SetPdpte {
-            cr3: 0,
-            slot: 3,
-            value: (u64::from(L2S[3]) << 12) | P,
-        },
-        Step::SetPdpte {
-            cr3: 1,
-            slot: 3,
-            value: (u64::from(L2S[3]) << 12) | P,
-        },
-        Step::SetPdpte {
-            cr3: 1,
-            slot: 0,
-            value: (u64::from(L2S[0]) << 12) | P,
-        },
-    ];
-    for (i, l1) in L1S.iter().enumerate().take(4) {
-        steps.push(Step::SetPde {
-            l2: 3,
-            index: i,
-            value: (u64::from(*l1) << 12) | P | RW,
-        });
-    }
+    let mut steps = two_roots_sharing_the_kernel_part();
     steps.push(Step::Load { cr3: 1 });
     steps.push(Step::Load { cr3: 0 });
     let (mut cache, mut m) = run(&steps, 256);
