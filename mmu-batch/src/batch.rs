@@ -1209,11 +1209,15 @@ impl<Tag: Copy, const N: usize> MmuBatch<Tag, N> {
     /// `count` requests at `requests` (`emit`'s layout, as
     /// [`Multicall::new`] leaves it): a `pdone` word for two or more.
     #[inline(always)]
-    fn run_args<R>(&self, requests: *const R, entry: usize, count: usize) -> [u32; 6] {
+    fn run_args<R>(&mut self, requests: *const R, entry: usize, count: usize) -> [u32; 6] {
         // Exposed, not just converted: Xen reads the requests and writes
-        // the count behind an `asm!` the compiler cannot see through.
+        // the count behind an `asm!` the compiler cannot see through (so
+        // the count's pointer comes from a mutable borrow).
         let pdone = if count > 1 {
-            self.done.as_ptr().wrapping_add(entry).expose_provenance() as u32
+            self.done
+                .as_mut_ptr()
+                .wrapping_add(entry)
+                .expose_provenance() as u32
         } else {
             0
         };

@@ -465,7 +465,13 @@ pub fn write_entry(kind: TableKind, base: u32, index: u32, lo: u32, hi: u32) {
     // The #PF gate or its code segment may be the entry just written, for
     // an IDT entry also through an address other than the loaded base (an
     // alias of the loaded table: `sync_trap_table` runs only for the base).
-    page_fault_gate_changed();
+    // A usable cache is compared with both descriptors at each fault, so a
+    // GDT or LDT write elsewhere (Linux's TLS entries at every switch)
+    // leaves it as it is; an unusable one may become usable.
+    let gate = &runtime().tables.page_fault_gate;
+    if kind == TableKind::Idt || !gate.usable || addr == gate.segment_addr {
+        page_fault_gate_changed();
+    }
 }
 
 /// Which table a Write*Entry call names.
