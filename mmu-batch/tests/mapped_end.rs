@@ -100,24 +100,27 @@ struct CallSteps {
     toggle_lazy: bool,
 }
 
-fn call() -> impl Strategy<Value = CallSteps> {
-    (
-        prop::collection::vec(
-            (
-                0..4usize,
-                prop::bool::weighted(0.8),
-                prop::bool::weighted(0.1),
-            ),
-            0..4,
+/// Up to `max - 1` entry writes: (entry, normal (else preserving A/D),
+/// poisoned).
+fn entry_writes(max: usize) -> impl Strategy<Value = Vec<(usize, bool, bool)>> {
+    prop::collection::vec(
+        (
+            0..4usize,
+            prop::bool::weighted(0.8),
+            prop::bool::weighted(0.1),
         ),
-        0..4usize,
-        prop::bool::weighted(0.15),
+        0..max,
     )
-        .prop_map(|(writes, mapped, toggle_lazy)| CallSteps {
+}
+
+fn call() -> impl Strategy<Value = CallSteps> {
+    (entry_writes(4), 0..4usize, prop::bool::weighted(0.15)).prop_map(
+        |(writes, mapped, toggle_lazy)| CallSteps {
             writes,
             mapped,
             toggle_lazy,
-        })
+        },
+    )
 }
 
 /// A random call's first steps on both queues: lazy mode toggled (its
@@ -247,15 +250,7 @@ struct FaultCall {
 
 fn fault_call() -> impl Strategy<Value = FaultCall> {
     (
-        prop::collection::vec(
-            (
-                0..4usize,
-                prop::bool::weighted(0.8),
-                prop::bool::weighted(0.1),
-            ),
-            0..3,
-        )
-        .prop_map(|w| if w.len() == 2 { Vec::new() } else { w }),
+        entry_writes(3).prop_map(|w| if w.len() == 2 { Vec::new() } else { w }),
         0..4usize,
         prop::bool::weighted(0.1),
         prop::bool::weighted(0.15),

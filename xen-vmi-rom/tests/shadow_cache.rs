@@ -1003,6 +1003,13 @@ fn a_directory_entry_with_high_frame_bits_is_not_its_table() {
         .fault(&mut m, va(0, 0, 2), Access::default(), true)
         .unwrap();
     assert_ne!(outcome, Fault::Fixed, "mapped through the old table");
+    assert_directory_entry_noted(&m, before);
+    check(&cache, &m);
+}
+
+/// Among the notes since `before`: the kernel's unannounced change of
+/// entry 0 of directory L2S[0].
+fn assert_directory_entry_noted(m: &Model, before: usize) {
     assert!(
         m.notes[before..]
             .iter()
@@ -1010,7 +1017,6 @@ fn a_directory_entry_with_high_frame_bits_is_not_its_table() {
         "{:?}",
         &m.notes[before..]
     );
-    check(&cache, &m);
 }
 
 /// A change the kernel made without telling the ROM is found at the fault
@@ -1055,13 +1061,7 @@ fn unannounced_changes_are_repaired() {
             .unwrap(),
         Fault::Fixed
     );
-    assert!(
-        m.notes[before..]
-            .iter()
-            .any(|n| matches!(n, Note::Unannounced { kfn, index: 0, .. } if *kfn == L2S[0])),
-        "{:?}",
-        &m.notes[before..]
-    );
+    assert_directory_entry_noted(&m, before);
     check(&cache, &m);
     assert_eq!(
         cache.directory_check(&mut m, va(0, 0, 3)),

@@ -35,13 +35,13 @@ macro_rules! regparm_entry {
     };
 }
 
-/// A regparm(3) entry that runs `$handler` with events masked: the calls
-/// that change state an event could meet half-done (the shadow tables, the
-/// descriptor tables, the alarm and the interrupt controllers). The
-/// kernel's flag is kept in EBX (callee-saved), restored afterwards, and a
-/// pending event is delivered then, as EnableInterrupts does.
-macro_rules! masked_entry {
-    ($entry:literal => $handler:path, $stack_args:literal) => {
+/// The masked call around `$handler`, shared by the two masked entries
+/// below: the kernel's flag is kept in EBX (callee-saved), events masked
+/// for the `$call` lines (which call `{handler}`), the flag restored
+/// afterwards and a pending event delivered then, as EnableInterrupts
+/// does.
+macro_rules! masked_around {
+    ($entry:literal => $handler:path; $($call:expr),+ $(,)?) => {
         core::arch::global_asm!(
             ".pushsection .text.vmi_calls, \"ax\"",
             concat!(".globl ", $entry),
@@ -49,15 +49,7 @@ macro_rules! masked_entry {
             "push ebx",
             "movzx ebx, byte ptr [{mask}]",
             "mov byte ptr [{mask}], 1",
-            // The caller's stack arguments, past EBX and the return address.
-            concat!(".rept ", $stack_args),
-            concat!("push dword ptr [esp + 4 * ", $stack_args, " + 4]"),
-            ".endr",
-            "push ecx",
-            "push edx",
-            "push eax",
-            "call {handler}",
-            concat!("add esp, 12 + 4 * ", $stack_args),
+            $($call,)+
             "mov byte ptr [{mask}], bl",
             "test bl, bl",
             "jnz 1f",
@@ -75,6 +67,25 @@ macro_rules! masked_entry {
     };
 }
 
+/// A regparm(3) entry that runs `$handler` with events masked: the calls
+/// that change state an event could meet half-done (the shadow tables, the
+/// descriptor tables, the alarm and the interrupt controllers).
+macro_rules! masked_entry {
+    ($entry:literal => $handler:path, $stack_args:literal) => {
+        masked_around!($entry => $handler;
+            // The caller's stack arguments, past EBX and the return address.
+            concat!(".rept ", $stack_args),
+            concat!("push dword ptr [esp + 4 * ", $stack_args, " + 4]"),
+            ".endr",
+            "push ecx",
+            "push edx",
+            "push eax",
+            "call {handler}",
+            concat!("add esp, 12 + 4 * ", $stack_args),
+        );
+    };
+}
+
 /// [`masked_entry`] for an `extern "fastcall"` handler of one or two
 /// arguments (ECX, EDX): the kernel's EAX goes to ECX, its EDX stays,
 /// and nothing is copied to the stack. For the calls of a context switch
@@ -82,29 +93,7 @@ macro_rules! masked_entry {
 /// of the ROM's work.
 macro_rules! masked_fastcall_entry {
     ($entry:literal => $handler:path) => {
-        core::arch::global_asm!(
-            ".pushsection .text.vmi_calls, \"ax\"",
-            concat!(".globl ", $entry),
-            concat!($entry, ":"),
-            "push ebx",
-            "movzx ebx, byte ptr [{mask}]",
-            "mov byte ptr [{mask}], 1",
-            "mov ecx, eax",
-            "call {handler}",
-            "mov byte ptr [{mask}], bl",
-            "test bl, bl",
-            "jnz 1f",
-            "cmp byte ptr [{pending}], 0",
-            "je 1f",
-            "call vmi_force_upcall",
-            "1:",
-            "pop ebx",
-            "ret",
-            ".popsection",
-            handler = sym $handler,
-            mask = const SHARED_INFO_VA + 1,
-            pending = const SHARED_INFO_VA,
-        );
+        masked_around!($entry => $handler; "mov ecx, eax", "call {handler}");
     };
 }
 

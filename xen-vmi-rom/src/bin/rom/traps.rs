@@ -276,7 +276,7 @@ fn forward(frame: &mut TrapFrame) -> Option<u32> {
 #[inline(always)]
 fn forward_page_fault(frame: &mut TrapFrame) -> Option<u32> {
     const _: () = assert!(has_error_code(PAGE_FAULT));
-    let cached = crate::runtime::runtime().tables.page_fault_gate;
+    let cached = &crate::runtime::runtime().tables.page_fault_gate;
     let Some(gate) = cached.current() else {
         return forward(frame);
     };
