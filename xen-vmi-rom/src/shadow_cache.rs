@@ -571,8 +571,11 @@ pub struct ShadowCache {
 /// slot, a root freed, everything dropped) forgets it
 /// ([`forget_fault_path`](ShadowCache::forget_fault_path)), and the
 /// kernel's entry is read again and compared, so a change the kernel made
-/// without telling is seen as before.
-#[derive(Clone, Copy, Debug, Default)]
+/// without telling is seen as before. Forgotten, `dir` is also
+/// [`FaultPath::NO_DIR`] (no address's): matching `dir` alone then says
+/// `current` is nonzero, which the #PF one-step path in assembly relies on
+/// ([`ShadowCache::quick_kernels_fault`]).
+#[derive(Clone, Copy, Debug)]
 struct FaultPath {
     /// Root + 1 (0: nothing remembered).
     current: u16,
@@ -588,6 +591,69 @@ struct FaultPath {
     l2_kfn: u32,
     l1_kfn: u32,
     pde: u64,
+}
+
+impl FaultPath {
+    /// `dir` of nothing remembered: above every address >> 21.
+    const NO_DIR: u32 = u32::MAX;
+}
+
+impl Default for FaultPath {
+    fn default() -> Self {
+        Self {
+            current: 0,
+            l2_hint: 0,
+            l1_hint: 0,
+            l1: 0,
+            only_l1: false,
+            dir: Self::NO_DIR,
+            l2_kfn: 0,
+            l1_kfn: 0,
+            pde: 0,
+        }
+    }
+}
+
+/// Where the ROM's #PF one-step path (traps.rs, in assembly) finds what it
+/// reads and writes of the cache, as byte offsets in [`ShadowCache`]: the
+/// loaded root, the remembered directory entry ([`FaultPath`]) and the
+/// last fault's answer (`fault_mapped`, `fault_va`). What it does with
+/// them is [`ShadowCache::quick_kernels_fault`].
+#[doc(hidden)]
+pub mod quick_fault_layout {
+    use super::{FaultPath, ShadowCache};
+    use core::mem::offset_of;
+
+    /// `ShadowCache::current`, a u16.
+    pub const CURRENT: usize = offset_of!(ShadowCache, current);
+    const PATH: usize = offset_of!(ShadowCache, fault_path);
+    /// `FaultPath::current`, a u16.
+    pub const PATH_CURRENT: usize = PATH + offset_of!(FaultPath, current);
+    /// `FaultPath::dir`, a u32 (`NO_DIR` when forgotten).
+    pub const PATH_DIR: usize = PATH + offset_of!(FaultPath, dir);
+    /// `FaultPath::l2_hint` and `l1_hint`, u16 view slots.
+    pub const PATH_L2_HINT: usize = PATH + offset_of!(FaultPath, l2_hint);
+    pub const PATH_L1_HINT: usize = PATH + offset_of!(FaultPath, l1_hint);
+    /// `FaultPath::l2_kfn` and `l1_kfn`, u32 kernel frames.
+    pub const PATH_L2_KFN: usize = PATH + offset_of!(FaultPath, l2_kfn);
+    pub const PATH_L1_KFN: usize = PATH + offset_of!(FaultPath, l1_kfn);
+    /// `FaultPath::pde`, a u64 (low word first).
+    pub const PATH_PDE: usize = PATH + offset_of!(FaultPath, pde);
+    /// `ShadowCache::fault_mapped`, a bool (one byte, 0 or 1).
+    pub const FAULT_MAPPED: usize = offset_of!(ShadowCache, fault_mapped);
+    /// `ShadowCache::fault_va`, an `Option<u32>`: `Some(va)` is the words
+    /// 1 and `va` (checked below), so the assembly stores those two.
+    pub const FAULT_VA: usize = offset_of!(ShadowCache, fault_va);
+
+    const _: () = {
+        assert!(core::mem::size_of::<Option<u32>>() == 8);
+        // SAFETY: both types are 8 bytes; a padding byte in `Some`'s
+        // representation would stop this constant's evaluation (the
+        // words are then not what the assembly stores).
+        let some: [u32; 2] = unsafe { core::mem::transmute(Some(0x1234_5678u32)) };
+        assert!(some[0] == 1 && some[1] == 0x1234_5678);
+        assert!(core::mem::size_of::<bool>() == 1);
+    };
 }
 
 /// The shadow write of the entry a page fault's address maps, for the
@@ -2479,6 +2545,50 @@ impl ShadowCache {
         Some(mapped)
     }
 
+    /// The ROM's #PF one-step path (traps.rs, `vmi_page_fault_quick`, in
+    /// assembly), step for step, for the tests: [`kernels_fault`]'s answer
+    /// for a fault at `va` with #PF error code `error_code` and CR0.WP set
+    /// (the path declines when it is clear), when `va` is under the
+    /// remembered directory entry ([`FaultPath`]: `dir` matches, which says
+    /// something is remembered, and `current` is the loaded root's) and
+    /// the kernel's entry there still reads as remembered. The leaf entry
+    /// not present: the kernel's, P clear. Present: denied when a right the
+    /// access needs is missing from the directory and leaf entries
+    /// together, that is when `error_code & (RW | USER)` (W and U.S sit at
+    /// RW's and USER's bits) has a bit `pde & pte` lacks: a write needs RW
+    /// (CR0.WP set), a user access USER; then the kernel's, P set. None:
+    /// the path declines, and the general path (`kernels_fault`, then
+    /// `fault`) decides. Reads only; the assembly then leaves what
+    /// `kernels_fault` leaves (`fault_mapped`, `fault_va`).
+    ///
+    /// [`kernels_fault`]: Self::kernels_fault
+    #[doc(hidden)]
+    pub fn quick_kernels_fault<H: Host>(&self, host: &mut H, va: u32, error_code: u32) -> Option<bool> {
+        let fp = &self.fault_path;
+        if fp.dir != va >> 21 || fp.current != self.current {
+            return None;
+        }
+        let pde = host.guest_entry(fp.l2_kfn, ((va >> 21) & 511) as usize);
+        if pde != fp.pde {
+            return None;
+        }
+        // The assembly reads the low words only: P, RW and USER are there.
+        let pte = host.guest_entry(fp.l1_kfn, ((va >> 12) & 511) as usize) as u32;
+        if pte & PRESENT as u32 == 0 {
+            return Some(false);
+        }
+        let missing = error_code & (RW | USER) as u32 & !(pde as u32 & pte);
+        (missing != 0).then_some(true)
+    }
+
+    /// Whether a fault at `va` is under the remembered directory entry
+    /// of the loaded root ([`FaultPath`]), for the tests.
+    #[doc(hidden)]
+    pub fn fault_path_remembers(&self, va: u32) -> bool {
+        let fp = &self.fault_path;
+        fp.current != 0 && fp.current == self.current && fp.dir == va >> 21
+    }
+
     /// Whether the shadow has directory entry `pde` (of `va` in root `r`,
     /// the PDPT slot's entry present and the kernel's, at frame `l2_kfn`)
     /// as it is, for `kernels_fault` (`directory_named`: present, a table
@@ -2531,6 +2641,11 @@ impl ShadowCache {
     #[doc(hidden)]
     pub fn fault_path_holds<H: Host>(&self, host: &mut H) -> bool {
         let fp = self.fault_path;
+        // Forgotten, the directory is no address's (`NO_DIR`): the quick
+        // path's one compare says both.
+        if (fp.current == 0) != (fp.dir == FaultPath::NO_DIR) {
+            return false;
+        }
         if fp.current == 0 || fp.current != self.current {
             return true;
         }
@@ -2557,6 +2672,7 @@ impl ShadowCache {
     #[inline(always)]
     fn forget_fault_path(&mut self) {
         self.fault_path.current = 0;
+        self.fault_path.dir = FaultPath::NO_DIR;
     }
 
     /// The kernel's entry `index` of frame `kfn` changed to `entry`, and it

@@ -555,6 +555,12 @@ fn check_directory_tests(cache: &ShadowCache, m: &mut Model, step: &Step) {
 }
 
 thread_local! {
+    /// Faults the one-step path's decision (`ShadowCache::quick_kernels_fault`)
+    /// answered in the tests, before `kernels_fault` did.
+    static QUICK_PATH_FAULTS: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
+}
+
+thread_local! {
     /// Faults `ShadowCache::kernels_fault` answered in the tests: (not
     /// mapped, mapped and denied).
     static QUICK_FAULTS: std::cell::Cell<(usize, usize)> = const { std::cell::Cell::new((0, 0)) };
@@ -612,9 +618,39 @@ fn quick_kernel_faults(cache: &mut ShadowCache, m: &mut Model, va: u32) -> Resul
         };
         let wp = kind & 8 != 0;
         let (ops, notes, stats) = (m.ops, m.notes.len(), cache.stats());
-        let Some(mapped) = cache.kernels_fault(m, va, access, wp) else {
+        // The #PF one-step path's decision (in assembly in the ROM), asked
+        // first: `kernels_fault` may remember a directory entry. Xen's P
+        // bit varies with the kind: the path must not look at it.
+        let error_code = u32::from(access.write) * 2
+            | u32::from(access.user) * 4
+            | u32::from(access.fetch) * 16
+            | (kind >> 2) & 1;
+        let quick = wp.then(|| cache.quick_kernels_fault(m, va, error_code)).flatten();
+        let answer = cache.kernels_fault(m, va, access, wp);
+        if let Some(quick) = quick {
+            assert_eq!(
+                answer,
+                Some(quick),
+                "va {va:#x} {access:?}: the one-step path's decision is not kernels_fault's"
+            );
+            QUICK_PATH_FAULTS.with(|c| c.set(c.get() + 1));
+        }
+        let Some(mapped) = answer else {
             continue;
         };
+        // Answered, the directory entry is remembered: the next such fault
+        // takes the one-step path, with the same answer.
+        if wp {
+            assert!(
+                cache.fault_path_remembers(va),
+                "va {va:#x} {access:?}: kernels_fault answered without remembering the entry"
+            );
+            assert_eq!(
+                cache.quick_kernels_fault(m, va, error_code),
+                Some(mapped),
+                "va {va:#x} {access:?}: the one-step path declines what kernels_fault answered"
+            );
+        }
         // The entries `fault` would set A or D in (it sets nothing else).
         let walked = walked_entries(cache, m, va);
         let ctx = format!("va {va:#x} {access:?} wp {wp}");
@@ -1156,6 +1192,10 @@ fn random_sequences_reach_every_path() {
         not_mapped > 100 && denied > 100,
         "quick kernel faults: {not_mapped} not mapped, {denied} denied"
     );
+    // The one-step path's decision answers before `kernels_fault` often
+    // (a fault under the directory entry of the one before).
+    let one_step = QUICK_PATH_FAULTS.with(|c| c.get());
+    assert!(one_step > 100, "one-step path faults: {one_step}");
     // The fault path's entry for update_va_mapping is named often.
     let loaded = LOADED_ENTRIES.with(|c| c.get());
     assert!(loaded > 100, "loaded entries named: {loaded}");

@@ -61,7 +61,13 @@ pub struct TableRegs {
 /// they are at the fault (two 8-byte reads), so that a kernel storing into
 /// its loaded IDT or GDT natively (what the processor would see at the
 /// next delivery) takes the general path, which reads them afresh.
+///
+/// Laid out for the #PF one-step path (traps.rs, `vmi_page_fault_quick`):
+/// `offset` then `selector` are its far jump's pointer (m16:32), and
+/// `trap` then `usable` one 16-bit word it compares with
+/// `INTERRUPT_GATE_USABLE`.
 #[derive(Clone, Copy, Default)]
+#[repr(C)]
 pub struct ForwardGate {
     pub offset: u32,
     pub selector: u16,
@@ -77,7 +83,18 @@ pub struct ForwardGate {
     pub segment_raw: u64,
 }
 
+const _: () = {
+    use core::mem::offset_of;
+    assert!(offset_of!(ForwardGate, selector) == offset_of!(ForwardGate, offset) + 4);
+    assert!(offset_of!(ForwardGate, usable) == offset_of!(ForwardGate, trap) + 1);
+    assert!(offset_of!(ForwardGate, trap) % 2 == 0);
+};
+
 impl ForwardGate {
+    /// The little-endian 16-bit word of `trap` and `usable` for a usable
+    /// interrupt gate (the #PF one-step path takes no other).
+    pub const INTERRUPT_GATE_USABLE: u16 = 0x0100;
+
     /// The cached gate, if usable and both descriptors are still what was
     /// read (None: the forward reads the tables, as the processor would).
     #[inline(always)]

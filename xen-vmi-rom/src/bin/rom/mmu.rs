@@ -56,6 +56,12 @@ const HEAP_FIRST_ENTRY: usize = ((SHADOW_HEAP_VA >> 12) & 511) as usize;
 const _: () =
     assert!((SHADOW_HEAP_VA - xen_vmi_rom::layout::ROM_AREA_START) >> 21 == HEAP_AREA_L1 as u32);
 
+/// Where the views' tags are (`Views::tags`: kernel frame + 1 per slot),
+/// for the #PF one-step path (traps.rs), which reads the kernel's entries
+/// through the view slots a fault remembered.
+pub const VIEW_TAGS_VA: u32 = SHADOW_HEAP_VA
+    + (core::mem::offset_of!(Heap, views) + core::mem::offset_of!(Views, tags)) as u32;
+
 /// The heap, mapped and built the first time paging needs it. Inline:
 /// every page-table call starts here, and once built it is one test.
 #[inline]

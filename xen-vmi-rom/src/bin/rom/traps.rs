@@ -39,7 +39,7 @@ vmi_trap_stubs:
     .byte 0x6A, (vec - 128) & 0xFF
     .byte 0xE9
     .if vec == {page_fault_vector}
-    .long vmi_page_fault_common - (. + 4)
+    .long vmi_page_fault_quick - (. + 4)
     .else
     .long vmi_trap_stub_common - (. + 4)
     .endif
@@ -121,6 +121,130 @@ vmi_page_fault_common:
     popad
     retf
 
+    // #PF, the one-step path: the kernel's usual fault under the directory
+    // entry of the one before (the remembered `FaultPath`), decided as
+    // `ShadowCache::quick_kernels_fault` says (the host tests hold it to
+    // `kernels_fault`), Xen's frame then the kernel's through its cached
+    // interrupt gate. Whatever it does not answer goes to the path above
+    // with the stack as the stub left it: `rom_page_fault`, which decides
+    // again from the start (nothing is changed before the answer). Stack:
+    // the stub's vector word, then Xen's frame (error code first).
+vmi_page_fault_quick:
+    // What `rom_page_fault` and `kernels_page_fault` test first: no write
+    // step, paging on, the heap built, no context switch held, nothing
+    // queued (the views are then all mapped); and CR0.WP set, a usable
+    // interrupt gate (a trap gate gives the kernel its flag back).
+    cmp byte ptr [{write_step_active}], 0
+    jne vmi_page_fault_common
+    cmp byte ptr [{paging_enabled}], 0
+    je vmi_page_fault_common
+    cmp byte ptr [{heap_ready}], 0
+    je vmi_page_fault_common
+    cmp byte ptr [{held}], 0
+    jne vmi_page_fault_common
+    cmp dword ptr [{batch_len}], 0
+    jne vmi_page_fault_common
+    test byte ptr [{cr0} + 2], {cr0_wp_in_byte_2}
+    jz vmi_page_fault_common
+    cmp word ptr [{gate} + {gate_trap}], {interrupt_gate_usable}
+    jne vmi_page_fault_common
+    push eax
+    push ecx
+    push edx
+    // The gate and its code segment's descriptor as they were read
+    // (`ForwardGate::current`).
+    mov ecx, [{gate} + {gate_addr}]
+    mov edx, [ecx]
+    cmp edx, [{gate} + {gate_raw}]
+    jne 9f
+    mov edx, [ecx + 4]
+    cmp edx, [{gate} + {gate_raw} + 4]
+    jne 9f
+    mov ecx, [{gate} + {segment_addr}]
+    mov edx, [ecx]
+    cmp edx, [{gate} + {segment_raw}]
+    jne 9f
+    mov edx, [ecx + 4]
+    cmp edx, [{gate} + {segment_raw} + 4]
+    jne 9f
+    // Under the remembered directory entry (its `dir` matching says one is
+    // remembered), of the loaded root.
+    mov eax, [{cr2}]
+    mov edx, eax
+    shr edx, 21
+    cmp edx, [{cache} + {path_dir}]
+    jne 9f
+    mov cx, [{cache} + {path_current}]
+    cmp cx, [{cache} + {current}]
+    jne 9f
+    // The kernel's directory entry through the view slot it was read
+    // through (still that frame's: its tag), as remembered.
+    movzx ecx, word ptr [{cache} + {path_l2_hint}]
+    and ecx, {slot_mask}
+    mov edx, [{cache} + {path_l2_kfn}]
+    inc edx
+    cmp [{view_tags} + ecx * 4], edx
+    jne 9f
+    shl ecx, 12
+    mov edx, eax
+    shr edx, 18
+    and edx, 0xFF8
+    add ecx, edx
+    mov edx, [{views} + ecx]
+    cmp edx, [{cache} + {path_pde}]
+    jne 9f
+    mov edx, [{views} + ecx + 4]
+    cmp edx, [{cache} + {path_pde} + 4]
+    jne 9f
+    // The leaf entry's low word (P, RW, U/S) through its view slot.
+    movzx ecx, word ptr [{cache} + {path_l1_hint}]
+    and ecx, {slot_mask}
+    mov edx, [{cache} + {path_l1_kfn}]
+    inc edx
+    cmp [{view_tags} + ecx * 4], edx
+    jne 9f
+    shl ecx, 12
+    mov edx, eax
+    shr edx, 9
+    and edx, 0xFF8
+    mov ecx, [{views} + ecx + edx]
+    mov edx, [esp + 16]
+    test cl, 1
+    jz 2f
+    // Present: the kernel's when the access lacks a right (the error
+    // code's W and U/S bits sit at RW's and U/S's), else the general
+    // path's (A and D, a stale shadow entry).
+    and ecx, [{cache} + {path_pde}]
+    not ecx
+    and ecx, edx
+    test cl, 6
+    jz 9f
+    or edx, 1
+    mov byte ptr [{cache} + {fault_mapped}], 1
+    jmp 3f
+2:  and edx, -2
+    mov byte ptr [{cache} + {fault_mapped}], 0
+3:  // What `kernels_page_fault` leaves: the error code's P bit from the
+    // kernel's tables, the fault's address for the kernel's update of its
+    // entry (`Some(va)`), the "same fault fixed twice" guard reset.
+    mov [esp + 16], edx
+    mov dword ptr [{cache} + {fault_va}], 1
+    mov [{cache} + {fault_va} + 4], eax
+    mov dword ptr [{last_fix}], 0
+    mov dword ptr [{last_fix} + 4], 0
+    mov dword ptr [{last_fix} + 8], 0
+    pop edx
+    pop ecx
+    pop eax
+    add esp, 4
+    // As the general path's handler leaves it (its Rust code needs it).
+    cld
+    jmp fword ptr [{gate}]
+9:  pop edx
+    pop ecx
+    pop eax
+    jmp vmi_page_fault_common
+
     .balign 16
     .globl vmi_event_entry
 vmi_event_entry:
@@ -143,7 +267,82 @@ vmi_failsafe_entry:
     forward_with_error_code = const FORWARD_WITH_ERROR_CODE,
     stub_size = const STUB_SIZE,
     resume = const xen_vmi_rom::layout::ROM_STATE_VA + xen_vmi_rom::rom_state::RESUME_AT_OFFSET,
+    write_step_active = const quick::WRITE_STEP_ACTIVE_VA,
+    paging_enabled = const quick::PAGING_ENABLED_VA,
+    heap_ready = const quick::HEAP_READY_VA,
+    held = const quick::HELD_VA,
+    batch_len = const quick::BATCH_LEN_VA,
+    cr0 = const quick::CR0_VA,
+    cr0_wp_in_byte_2 = const 1 << (CR0_WP_BIT - 16),
+    gate = const quick::GATE_VA,
+    gate_trap = const core::mem::offset_of!(crate::desc::ForwardGate, trap),
+    interrupt_gate_usable = const crate::desc::ForwardGate::INTERRUPT_GATE_USABLE,
+    gate_addr = const core::mem::offset_of!(crate::desc::ForwardGate, gate_addr),
+    gate_raw = const core::mem::offset_of!(crate::desc::ForwardGate, gate_raw),
+    segment_addr = const core::mem::offset_of!(crate::desc::ForwardGate, segment_addr),
+    segment_raw = const core::mem::offset_of!(crate::desc::ForwardGate, segment_raw),
+    cr2 = const xen_vmi_rom::layout::SHARED_INFO_VA + crate::cpu_calls::CR2_OFFSET,
+    cache = const quick::CACHE_VA,
+    current = const layout::CURRENT,
+    path_dir = const layout::PATH_DIR,
+    path_current = const layout::PATH_CURRENT,
+    path_l2_hint = const layout::PATH_L2_HINT,
+    path_l1_hint = const layout::PATH_L1_HINT,
+    path_l2_kfn = const layout::PATH_L2_KFN,
+    path_l1_kfn = const layout::PATH_L1_KFN,
+    path_pde = const layout::PATH_PDE,
+    fault_mapped = const layout::FAULT_MAPPED,
+    fault_va = const layout::FAULT_VA,
+    slot_mask = const xen_vmi_rom::layout::TABLE_VIEW_SLOTS - 1,
+    view_tags = const crate::mmu::VIEW_TAGS_VA,
+    views = const xen_vmi_rom::layout::TABLE_VIEW_VA,
+    last_fix = const quick::LAST_FIX_VA,
 );
+
+use xen_vmi_rom::shadow_cache::quick_fault_layout as layout;
+
+/// Where `vmi_page_fault_quick` finds the state it reads and writes: the
+/// run-time state's (at ROM_STATE_VA + ROM_RUNTIME_OFFSET, mapped in every
+/// address space) and the heap's (at SHADOW_HEAP_VA once `heap_ready`).
+mod quick {
+    use crate::paging::{HeldSwitch, Paging, WriteStep};
+    use crate::runtime::Runtime;
+    use core::mem::offset_of;
+
+    const RUNTIME_VA: u32 =
+        xen_vmi_rom::layout::ROM_STATE_VA + xen_vmi_rom::rom_state::ROM_RUNTIME_OFFSET;
+    const PAGING_VA: u32 = RUNTIME_VA + offset_of!(Runtime, paging) as u32;
+    pub const PAGING_ENABLED_VA: u32 = PAGING_VA + offset_of!(Paging, enabled) as u32;
+    pub const HEAP_READY_VA: u32 = PAGING_VA + offset_of!(Paging, heap_ready) as u32;
+    pub const WRITE_STEP_ACTIVE_VA: u32 =
+        PAGING_VA + (offset_of!(Paging, write_step) + offset_of!(WriteStep, active)) as u32;
+    pub const HELD_VA: u32 =
+        PAGING_VA + (offset_of!(Paging, held) + offset_of!(HeldSwitch, held)) as u32;
+    /// `Paging::last_fix`, three words the path zeroes.
+    pub const LAST_FIX_VA: u32 = PAGING_VA + offset_of!(Paging, last_fix) as u32;
+    pub const CR0_VA: u32 = RUNTIME_VA
+        + (offset_of!(Runtime, cr) + offset_of!(crate::cpu_calls::ControlRegs, cr0)) as u32;
+    pub const GATE_VA: u32 = RUNTIME_VA
+        + (offset_of!(Runtime, tables) + offset_of!(crate::desc::TableRegs, page_fault_gate))
+            as u32;
+    const HEAP_VA: u32 = xen_vmi_rom::layout::SHADOW_HEAP_VA;
+    pub const CACHE_VA: u32 = HEAP_VA + offset_of!(crate::mmu::Heap, cache) as u32;
+    /// The paging queue's length (no heap, no queue).
+    pub const BATCH_LEN_VA: u32 = HEAP_VA
+        + offset_of!(crate::mmu::Heap, batch) as u32
+        + mmu_batch::MmuBatch::<xen_vmi_rom::shadow_cache::Tag, { crate::mmu::BATCH }>::LEN_OFFSET
+            as u32;
+
+    const _: () = {
+        assert!(core::mem::size_of::<(u32, u32, u32)>() == 12);
+        assert!(xen_vmi_rom::layout::TABLE_VIEW_SLOTS.is_power_of_two());
+        // CR0.WP is bit 16: bit 0 of CR0's byte 2.
+        assert!(super::CR0_WP_BIT == 16);
+    };
+}
+
+/// CR0.WP's bit.
+const CR0_WP_BIT: u32 = 16;
 
 // Run-time addresses of ROM symbols, computed from EIP: a symbol's address
 // held anywhere (a GOT slot, a static) would be absolute and wrong once the
