@@ -2563,7 +2563,12 @@ impl ShadowCache {
     ///
     /// [`kernels_fault`]: Self::kernels_fault
     #[doc(hidden)]
-    pub fn quick_kernels_fault<H: Host>(&self, host: &mut H, va: u32, error_code: u32) -> Option<bool> {
+    pub fn quick_kernels_fault<H: Host>(
+        &self,
+        host: &mut H,
+        va: u32,
+        error_code: u32,
+    ) -> Option<bool> {
         let fp = &self.fault_path;
         if fp.dir != va >> 21 || fp.current != self.current {
             return None;

@@ -621,11 +621,17 @@ fn quick_kernel_faults(cache: &mut ShadowCache, m: &mut Model, va: u32) -> Resul
         // The #PF one-step path's decision (in assembly in the ROM), asked
         // first: `kernels_fault` may remember a directory entry. Xen's P
         // bit varies with the kind: the path must not look at it.
-        let error_code = u32::from(access.write) * 2
-            | u32::from(access.user) * 4
-            | u32::from(access.fetch) * 16
-            | (kind >> 2) & 1;
-        let quick = wp.then(|| cache.quick_kernels_fault(m, va, error_code)).flatten();
+        let error_code = [
+            (access.write, 2),
+            (access.user, 4),
+            (access.fetch, 16),
+            (kind & 4 != 0, 1),
+        ]
+        .iter()
+        .fold(0, |code, &(set, bit)| if set { code | bit } else { code });
+        let quick = wp
+            .then(|| cache.quick_kernels_fault(m, va, error_code))
+            .flatten();
         let answer = cache.kernels_fault(m, va, access, wp);
         if let Some(quick) = quick {
             assert_eq!(

@@ -34,6 +34,8 @@ pub extern "C" fn get_cr0() -> u32 {
 
 /// CR0.PG: paging.
 const CR0_PG: u32 = 1 << 31;
+/// CR0.WP: supervisor writes obey read-only pages.
+const CR0_WP: u32 = 1 << 16;
 
 #[cfg_attr(feature = "image", optimize(size))]
 pub extern "C" fn set_cr0(value: u32) {
@@ -43,6 +45,10 @@ pub extern "C" fn set_cr0(value: u32) {
         let _ = hypervisor().fpu_taskswitch(value & CR0_TS != 0);
     }
     cr.cr0 = value;
+    if (old ^ value) & (CR0_PG | CR0_WP) != 0 {
+        // The #PF one-step path takes both as set (traps.rs).
+        crate::traps::disarm_page_fault_path();
+    }
     if (old ^ value) & CR0_PG != 0 {
         crate::paging::set_paging(value & CR0_PG != 0);
     }

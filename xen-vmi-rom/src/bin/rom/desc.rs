@@ -63,9 +63,7 @@ pub struct TableRegs {
 /// next delivery) takes the general path, which reads them afresh.
 ///
 /// Laid out for the #PF one-step path (traps.rs, `vmi_page_fault_quick`):
-/// `offset` then `selector` are its far jump's pointer (m16:32), and
-/// `trap` then `usable` one 16-bit word it compares with
-/// `INTERRUPT_GATE_USABLE`.
+/// `offset` then `selector` are its far jump's pointer (m16:32).
 #[derive(Clone, Copy, Default)]
 #[repr(C)]
 pub struct ForwardGate {
@@ -74,6 +72,9 @@ pub struct ForwardGate {
     /// A trap gate (0xF): the kernel's interrupt flag is left as it was.
     pub trap: bool,
     pub usable: bool,
+    /// The #PF one-step path may run (traps.rs `arm_page_fault_path`, a
+    /// byte the assembly tests): cleared by every new read of the gate.
+    pub one_step: bool,
     /// IDT[14] as read, and where (the loaded IDT's base + 14 * 8).
     pub gate_addr: u32,
     pub gate_raw: u64,
@@ -83,25 +84,23 @@ pub struct ForwardGate {
     pub segment_raw: u64,
 }
 
-const _: () = {
-    use core::mem::offset_of;
-    assert!(offset_of!(ForwardGate, selector) == offset_of!(ForwardGate, offset) + 4);
-    assert!(offset_of!(ForwardGate, usable) == offset_of!(ForwardGate, trap) + 1);
-    assert!(offset_of!(ForwardGate, trap) % 2 == 0);
-};
+const _: () = assert!(
+    core::mem::offset_of!(ForwardGate, selector) == core::mem::offset_of!(ForwardGate, offset) + 4
+);
 
 impl ForwardGate {
-    /// The little-endian 16-bit word of `trap` and `usable` for a usable
-    /// interrupt gate (the #PF one-step path takes no other).
-    pub const INTERRUPT_GATE_USABLE: u16 = 0x0100;
-
-    /// The cached gate, if usable and both descriptors are still what was
-    /// read (None: the forward reads the tables, as the processor would).
+    /// The cached gate, if usable and the gate and its segment's
+    /// descriptor are still what was read (None: the forward reads the
+    /// tables, as the processor would). Of the segment's descriptor only
+    /// the high word counts: it alone says whether it is a present code
+    /// segment (`descriptors::is_code_descriptor`), all a forward asks of
+    /// it (the rest, base and limit, is Xen's copy's at the far transfer).
+    /// The #PF one-step path (traps.rs) makes the same three compares.
     #[inline(always)]
     pub fn current(&self) -> Option<&Self> {
         (self.usable
             && read_descriptor(self.gate_addr) == self.gate_raw
-            && read_descriptor(self.segment_addr) == self.segment_raw)
+            && read_descriptor(self.segment_addr) >> 32 == self.segment_raw >> 32)
             .then_some(self)
     }
 }
@@ -128,6 +127,8 @@ pub fn page_fault_gate_changed() {
             selector: g.selector,
             trap: g.kind == 0xF,
             usable: true,
+            // Armed again by the next #PF's general path.
+            one_step: false,
             gate_addr,
             gate_raw,
             segment_addr,

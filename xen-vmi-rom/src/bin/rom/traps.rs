@@ -30,7 +30,14 @@ core::arch::global_asm!(
 vmi_trap_stubs:
     .set vec, 0
     .rept 256
-    .if (vec == 8) || (vec == 10) || (vec == 11) || (vec == 12) || (vec == 13) || (vec == 14) || (vec == 17) || (vec == 21) || (vec == 29) || (vec == 30)
+    .if vec == {page_fault_vector}
+    // #PF: straight to its one-step path, which pushes the vector word
+    // only when it leaves the fault to the general path.
+    .byte 0xE9
+    .long vmi_page_fault_quick - (. + 4)
+    .byte 0xCC, 0xCC, 0xCC, 0xCC
+    .else
+    .if (vec == 8) || (vec == 10) || (vec == 11) || (vec == 12) || (vec == 13) || (vec == 17) || (vec == 21) || (vec == 29) || (vec == 30)
     .else
     .byte 0x6A, 0x00
     .endif
@@ -38,13 +45,10 @@ vmi_trap_stubs:
     // back), so that every vector fits a two-byte push.
     .byte 0x6A, (vec - 128) & 0xFF
     .byte 0xE9
-    .if vec == {page_fault_vector}
-    .long vmi_page_fault_quick - (. + 4)
-    .else
     .long vmi_trap_stub_common - (. + 4)
-    .endif
-    .if (vec == 8) || (vec == 10) || (vec == 11) || (vec == 12) || (vec == 13) || (vec == 14) || (vec == 17) || (vec == 21) || (vec == 29) || (vec == 30)
+    .if (vec == 8) || (vec == 10) || (vec == 11) || (vec == 12) || (vec == 13) || (vec == 17) || (vec == 21) || (vec == 29) || (vec == 30)
     .byte 0xCC, 0xCC
+    .endif
     .endif
     .set vec, vec + 1
     .endr
@@ -129,30 +133,38 @@ vmi_page_fault_common:
     // with the stack as the stub left it: `rom_page_fault`, which decides
     // again from the start (nothing is changed before the answer). Stack:
     // the stub's vector word, then Xen's frame (error code first).
+    // The rest of what `kernels_page_fault` leaves (the fault's address
+    // for the kernel's update of its entry, `Some(va)`; the "same fault
+    // fixed twice" guard reset), then the kernel's gate, the error code
+    // kept, Xen's frame its own.
+    .macro page_fault_quick_to_gate
+    mov edx, [{cr2}]
+    mov dword ptr [{cache} + {fault_va}], 1
+    mov [{cache} + {fault_va} + 4], edx
+    mov dword ptr [{last_fix}], 0
+    mov dword ptr [{last_fix} + 4], 0
+    mov dword ptr [{last_fix} + 8], 0
+    pop edx
+    pop ecx
+    // As the general path's handler leaves it (its Rust code needs it).
+    cld
+    jmp fword ptr [{gate}]
+    .endm
 vmi_page_fault_quick:
-    // What `rom_page_fault` and `kernels_page_fault` test first: no write
-    // step, paging on, the heap built, no context switch held, nothing
-    // queued (the views are then all mapped); and CR0.WP set, a usable
-    // interrupt gate (a trap gate gives the kernel its flag back).
-    cmp byte ptr [{write_step_active}], 0
-    jne vmi_page_fault_common
-    cmp byte ptr [{paging_enabled}], 0
-    je vmi_page_fault_common
-    cmp byte ptr [{heap_ready}], 0
-    je vmi_page_fault_common
+    // Armed (`ForwardGate::one_step`): paging on, the heap built, CR0.WP
+    // set, no write step, the gate a usable interrupt gate (a trap gate
+    // gives the kernel its flag back). Then what changes at any time: no
+    // context switch held, nothing queued (the views are all mapped).
+    cmp byte ptr [{gate} + {gate_one_step}], 0
+    je 8f
     cmp byte ptr [{held}], 0
-    jne vmi_page_fault_common
+    jne 8f
     cmp dword ptr [{batch_len}], 0
-    jne vmi_page_fault_common
-    test byte ptr [{cr0} + 2], {cr0_wp_in_byte_2}
-    jz vmi_page_fault_common
-    cmp word ptr [{gate} + {gate_trap}], {interrupt_gate_usable}
-    jne vmi_page_fault_common
-    push eax
+    jne 8f
     push ecx
     push edx
-    // The gate and its code segment's descriptor as they were read
-    // (`ForwardGate::current`).
+    // The gate as it was read, and its code segment's descriptor's high
+    // word (`ForwardGate::current`).
     mov ecx, [{gate} + {gate_addr}]
     mov edx, [ecx]
     cmp edx, [{gate} + {gate_raw}]
@@ -161,16 +173,12 @@ vmi_page_fault_quick:
     cmp edx, [{gate} + {gate_raw} + 4]
     jne 9f
     mov ecx, [{gate} + {segment_addr}]
-    mov edx, [ecx]
-    cmp edx, [{gate} + {segment_raw}]
-    jne 9f
     mov edx, [ecx + 4]
     cmp edx, [{gate} + {segment_raw} + 4]
     jne 9f
     // Under the remembered directory entry (its `dir` matching says one is
     // remembered), of the loaded root.
-    mov eax, [{cr2}]
-    mov edx, eax
+    mov edx, [{cr2}]
     shr edx, 21
     cmp edx, [{cache} + {path_dir}]
     jne 9f
@@ -178,15 +186,15 @@ vmi_page_fault_quick:
     cmp cx, [{cache} + {current}]
     jne 9f
     // The kernel's directory entry through the view slot it was read
-    // through (still that frame's: its tag), as remembered.
+    // through (a slot `Views::lookup` gave; still that frame's: its tag),
+    // as remembered.
     movzx ecx, word ptr [{cache} + {path_l2_hint}]
-    and ecx, {slot_mask}
     mov edx, [{cache} + {path_l2_kfn}]
     inc edx
     cmp [{view_tags} + ecx * 4], edx
     jne 9f
     shl ecx, 12
-    mov edx, eax
+    mov edx, [{cr2}]
     shr edx, 18
     and edx, 0xFF8
     add ecx, edx
@@ -198,17 +206,15 @@ vmi_page_fault_quick:
     jne 9f
     // The leaf entry's low word (P, RW, U/S) through its view slot.
     movzx ecx, word ptr [{cache} + {path_l1_hint}]
-    and ecx, {slot_mask}
     mov edx, [{cache} + {path_l1_kfn}]
     inc edx
     cmp [{view_tags} + ecx * 4], edx
     jne 9f
     shl ecx, 12
-    mov edx, eax
+    mov edx, [{cr2}]
     shr edx, 9
     and edx, 0xFF8
     mov ecx, [{views} + ecx + edx]
-    mov edx, [esp + 16]
     test cl, 1
     jz 2f
     // Present: the kernel's when the access lacks a right (the error
@@ -216,33 +222,20 @@ vmi_page_fault_quick:
     // path's (A and D, a stale shadow entry).
     and ecx, [{cache} + {path_pde}]
     not ecx
-    and ecx, edx
+    and ecx, [esp + 8]
     test cl, 6
     jz 9f
-    or edx, 1
+    // The error code's P bit from the kernel's tables.
+    or dword ptr [esp + 8], 1
     mov byte ptr [{cache} + {fault_mapped}], 1
-    jmp 3f
-2:  and edx, -2
+    page_fault_quick_to_gate
+2:  and dword ptr [esp + 8], -2
     mov byte ptr [{cache} + {fault_mapped}], 0
-3:  // What `kernels_page_fault` leaves: the error code's P bit from the
-    // kernel's tables, the fault's address for the kernel's update of its
-    // entry (`Some(va)`), the "same fault fixed twice" guard reset.
-    mov [esp + 16], edx
-    mov dword ptr [{cache} + {fault_va}], 1
-    mov [{cache} + {fault_va} + 4], eax
-    mov dword ptr [{last_fix}], 0
-    mov dword ptr [{last_fix} + 4], 0
-    mov dword ptr [{last_fix} + 8], 0
-    pop edx
-    pop ecx
-    pop eax
-    add esp, 4
-    // As the general path's handler leaves it (its Rust code needs it).
-    cld
-    jmp fword ptr [{gate}]
+    page_fault_quick_to_gate
 9:  pop edx
     pop ecx
-    pop eax
+8:  // The general path, with the stub's vector word it expects.
+    push {page_fault_vector} - 128
     jmp vmi_page_fault_common
 
     .balign 16
@@ -267,16 +260,10 @@ vmi_failsafe_entry:
     forward_with_error_code = const FORWARD_WITH_ERROR_CODE,
     stub_size = const STUB_SIZE,
     resume = const xen_vmi_rom::layout::ROM_STATE_VA + xen_vmi_rom::rom_state::RESUME_AT_OFFSET,
-    write_step_active = const quick::WRITE_STEP_ACTIVE_VA,
-    paging_enabled = const quick::PAGING_ENABLED_VA,
-    heap_ready = const quick::HEAP_READY_VA,
     held = const quick::HELD_VA,
     batch_len = const quick::BATCH_LEN_VA,
-    cr0 = const quick::CR0_VA,
-    cr0_wp_in_byte_2 = const 1 << (CR0_WP_BIT - 16),
     gate = const quick::GATE_VA,
-    gate_trap = const core::mem::offset_of!(crate::desc::ForwardGate, trap),
-    interrupt_gate_usable = const crate::desc::ForwardGate::INTERRUPT_GATE_USABLE,
+    gate_one_step = const core::mem::offset_of!(crate::desc::ForwardGate, one_step),
     gate_addr = const core::mem::offset_of!(crate::desc::ForwardGate, gate_addr),
     gate_raw = const core::mem::offset_of!(crate::desc::ForwardGate, gate_raw),
     segment_addr = const core::mem::offset_of!(crate::desc::ForwardGate, segment_addr),
@@ -293,7 +280,6 @@ vmi_failsafe_entry:
     path_pde = const layout::PATH_PDE,
     fault_mapped = const layout::FAULT_MAPPED,
     fault_va = const layout::FAULT_VA,
-    slot_mask = const xen_vmi_rom::layout::TABLE_VIEW_SLOTS - 1,
     view_tags = const crate::mmu::VIEW_TAGS_VA,
     views = const xen_vmi_rom::layout::TABLE_VIEW_VA,
     last_fix = const quick::LAST_FIX_VA,
@@ -305,23 +291,17 @@ use xen_vmi_rom::shadow_cache::quick_fault_layout as layout;
 /// run-time state's (at ROM_STATE_VA + ROM_RUNTIME_OFFSET, mapped in every
 /// address space) and the heap's (at SHADOW_HEAP_VA once `heap_ready`).
 mod quick {
-    use crate::paging::{HeldSwitch, Paging, WriteStep};
+    use crate::paging::{HeldSwitch, Paging};
     use crate::runtime::Runtime;
     use core::mem::offset_of;
 
     const RUNTIME_VA: u32 =
         xen_vmi_rom::layout::ROM_STATE_VA + xen_vmi_rom::rom_state::ROM_RUNTIME_OFFSET;
     const PAGING_VA: u32 = RUNTIME_VA + offset_of!(Runtime, paging) as u32;
-    pub const PAGING_ENABLED_VA: u32 = PAGING_VA + offset_of!(Paging, enabled) as u32;
-    pub const HEAP_READY_VA: u32 = PAGING_VA + offset_of!(Paging, heap_ready) as u32;
-    pub const WRITE_STEP_ACTIVE_VA: u32 =
-        PAGING_VA + (offset_of!(Paging, write_step) + offset_of!(WriteStep, active)) as u32;
     pub const HELD_VA: u32 =
         PAGING_VA + (offset_of!(Paging, held) + offset_of!(HeldSwitch, held)) as u32;
     /// `Paging::last_fix`, three words the path zeroes.
     pub const LAST_FIX_VA: u32 = PAGING_VA + offset_of!(Paging, last_fix) as u32;
-    pub const CR0_VA: u32 = RUNTIME_VA
-        + (offset_of!(Runtime, cr) + offset_of!(crate::cpu_calls::ControlRegs, cr0)) as u32;
     pub const GATE_VA: u32 = RUNTIME_VA
         + (offset_of!(Runtime, tables) + offset_of!(crate::desc::TableRegs, page_fault_gate))
             as u32;
@@ -335,14 +315,9 @@ mod quick {
 
     const _: () = {
         assert!(core::mem::size_of::<(u32, u32, u32)>() == 12);
-        assert!(xen_vmi_rom::layout::TABLE_VIEW_SLOTS.is_power_of_two());
-        // CR0.WP is bit 16: bit 0 of CR0's byte 2.
-        assert!(super::CR0_WP_BIT == 16);
+        assert!(core::mem::size_of::<bool>() == 1);
     };
 }
-
-/// CR0.WP's bit.
-const CR0_WP_BIT: u32 = 16;
 
 // Run-time addresses of ROM symbols, computed from EIP: a symbol's address
 // held anywhere (a GOT slot, a static) would be absolute and wrong once the
@@ -488,6 +463,36 @@ fn forward_page_fault(frame: &mut TrapFrame) -> Option<u32> {
     Some(FORWARD_WITH_ERROR_CODE)
 }
 
+/// CR0.WP.
+const CR0_WP: u32 = 1 << 16;
+
+/// Arms the #PF one-step path (`vmi_page_fault_quick`) when what it takes
+/// as known holds now: paging on, the heap built, CR0.WP set (then
+/// `kernels_fault`'s rights rule is the path's one), no write step, and the
+/// cached #PF gate a usable interrupt gate (`ForwardGate::one_step`).
+/// Every #PF the path leaves to the general one comes here first. Whatever
+/// undoes one of these disarms it: a new gate (`page_fault_gate_changed`),
+/// a CR0 write changing PG or WP (`set_cr0`, the only way paging goes off
+/// or WP clears); the heap stays, and a write step starts only at a fault
+/// with CR0.WP clear (`Fault::WriteProtectOff`), so after a disarm, and
+/// ends before the next #PF is looked at (`rom_trap`).
+#[inline(always)]
+fn arm_page_fault_path() {
+    let rt = crate::runtime::runtime();
+    let gate = &mut rt.tables.page_fault_gate;
+    gate.one_step = gate.usable
+        && !gate.trap
+        && rt.paging.enabled
+        && rt.paging.heap_ready
+        && rt.cr.cr0 & CR0_WP != 0
+        && !rt.paging.write_step.active;
+}
+
+/// Disarms the #PF one-step path (`arm_page_fault_path`).
+pub fn disarm_page_fault_path() {
+    crate::runtime::runtime().tables.page_fault_gate.one_step = false;
+}
+
 /// The usual #PF the kernel gets: its own tables do not map the page, or
 /// deny the access, and nothing is queued (`ShadowCache::kernels_fault`).
 /// Does what `paging::page_fault` does for such a fault (`Fault::Kernel`:
@@ -496,8 +501,6 @@ fn forward_page_fault(frame: &mut TrapFrame) -> Option<u32> {
 /// walk, and says so; false: `paging::page_fault` decides, from the start.
 #[inline(always)]
 fn kernels_page_fault(cr2: u32, frame: &mut TrapFrame) -> bool {
-    /// CR0.WP.
-    const CR0_WP: u32 = 1 << 16;
     /// The error code's P bit: a protection violation (SDM vol. 3,
     /// "Page-Fault Error Code").
     const PF_PRESENT: u32 = 1;
@@ -725,6 +728,7 @@ fn raise_software_interrupt(frame: &mut TrapFrame, n: u32) -> Option<u32> {
 /// fault during the WP-clear write step, and every fault the shadow must
 /// look at, takes `rom_trap`'s general path.
 extern "C" fn rom_page_fault(frame: &mut TrapFrame) -> u32 {
+    arm_page_fault_path();
     if !crate::runtime::runtime().paging.write_step.active {
         let cr2 = crate::cpu_calls::get_cr2();
         if kernels_page_fault(cr2, frame) {
