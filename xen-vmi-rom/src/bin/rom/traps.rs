@@ -194,10 +194,11 @@ vmi_page_fault_quick:
     cmp [{view_tags} + ecx * 4], edx
     jne 9f
     shl ecx, 12
-    mov edx, [{cr2}]
-    shr edx, 18
-    and edx, 0xFF8
-    add ecx, edx
+    // The entry's index: the address's bits 21-29, the remembered
+    // directory's low bits (compared above).
+    mov edx, [{cache} + {path_dir}]
+    and edx, 511
+    lea ecx, [ecx + edx * 8]
     mov edx, [{views} + ecx]
     cmp edx, [{cache} + {path_pde}]
     jne 9f
