@@ -137,6 +137,22 @@ vmi_page_fault_common:
     // for the kernel's update of its entry, `Some(va)`; the "same fault
     // fixed twice" guard reset), then the kernel's gate, the error code
     // kept, Xen's frame its own.
+    // The gate as it was read, and its code segment's descriptor's high
+    // word (`ForwardGate::current`): last, once the fault is known to be
+    // the kernel's, so that a declined fault does not pay for it.
+    .macro page_fault_quick_gate_current
+    mov ecx, [{gate} + {gate_addr}]
+    mov edx, [ecx]
+    cmp edx, [{gate} + {gate_raw}]
+    jne 9f
+    mov edx, [ecx + 4]
+    cmp edx, [{gate} + {gate_raw} + 4]
+    jne 9f
+    mov ecx, [{gate} + {segment_addr}]
+    mov edx, [ecx + 4]
+    cmp edx, [{gate} + {segment_raw} + 4]
+    jne 9f
+    .endm
     .macro page_fault_quick_to_gate
     mov edx, [{cr2}]
     mov dword ptr [{cache} + {fault_va}], 1
@@ -163,19 +179,6 @@ vmi_page_fault_quick:
     jne 8f
     push ecx
     push edx
-    // The gate as it was read, and its code segment's descriptor's high
-    // word (`ForwardGate::current`).
-    mov ecx, [{gate} + {gate_addr}]
-    mov edx, [ecx]
-    cmp edx, [{gate} + {gate_raw}]
-    jne 9f
-    mov edx, [ecx + 4]
-    cmp edx, [{gate} + {gate_raw} + 4]
-    jne 9f
-    mov ecx, [{gate} + {segment_addr}]
-    mov edx, [ecx + 4]
-    cmp edx, [{gate} + {segment_raw} + 4]
-    jne 9f
     // Under the remembered directory entry (its `dir` matching says one is
     // remembered), of the loaded root.
     mov edx, [{cr2}]
@@ -226,11 +229,13 @@ vmi_page_fault_quick:
     and ecx, [esp + 8]
     test cl, 6
     jz 9f
+    page_fault_quick_gate_current
     // The error code's P bit from the kernel's tables.
     or dword ptr [esp + 8], 1
     mov byte ptr [{cache} + {fault_mapped}], 1
     page_fault_quick_to_gate
-2:  and dword ptr [esp + 8], -2
+2:  page_fault_quick_gate_current
+    and dword ptr [esp + 8], -2
     mov byte ptr [{cache} + {fault_mapped}], 0
     page_fault_quick_to_gate
 9:  pop edx
@@ -471,7 +476,9 @@ const CR0_WP: u32 = 1 << 16;
 /// as known holds now: paging on, the heap built, CR0.WP set (then
 /// `kernels_fault`'s rights rule is the path's one), no write step, and the
 /// cached #PF gate a usable interrupt gate (`ForwardGate::one_step`).
-/// Every #PF the path leaves to the general one comes here first. Whatever
+/// Every #PF the path leaves to the general one that `kernels_page_fault`
+/// then answers comes here (the next one under the same directory entry
+/// is the path's; a fault that is not the kernel's pays nothing). Whatever
 /// undoes one of these disarms it: a new gate (`page_fault_gate_changed`),
 /// a CR0 write changing PG or WP (`set_cr0`, the only way paging goes off
 /// or WP clears); the heap stays, and a write step starts only at a fault
@@ -481,6 +488,13 @@ const CR0_WP: u32 = 1 << 16;
 fn arm_page_fault_path() {
     let rt = crate::runtime::runtime();
     let gate = &mut rt.tables.page_fault_gate;
+    if gate.one_step {
+        // Armed, all of it still holds (see above): the path declined
+        // this fault for what it tests itself.
+        return;
+    }
+    // Here paging is on, the heap built and no write step
+    // (`kernels_page_fault` answered), but each is tested: this is rare.
     gate.one_step = gate.usable
         && !gate.trap
         && rt.paging.enabled
@@ -729,10 +743,10 @@ fn raise_software_interrupt(frame: &mut TrapFrame, n: u32) -> Option<u32> {
 /// fault during the WP-clear write step, and every fault the shadow must
 /// look at, takes `rom_trap`'s general path.
 extern "C" fn rom_page_fault(frame: &mut TrapFrame) -> u32 {
-    arm_page_fault_path();
     if !crate::runtime::runtime().paging.write_step.active {
         let cr2 = crate::cpu_calls::get_cr2();
         if kernels_page_fault(cr2, frame) {
+            arm_page_fault_path();
             return forward_page_fault(frame).unwrap_or_else(|| unhandled(frame));
         }
     }
