@@ -566,18 +566,18 @@ pub struct ShadowCache {
 /// then, in kernel frame `l2_kfn`, the L1 record it links and that
 /// table's frame, and whether the frame has no other record (no directory
 /// record: its entries' changes are `write_l1`'s alone). Valid while
-/// `current` is nonzero and the loaded root's: every change of what that
-/// answer depends on (a mirror entry, a record created or freed, a root
-/// slot, a root freed, everything dropped) forgets it
-/// ([`forget_fault_path`](ShadowCache::forget_fault_path)), and the
+/// `dir` is an address's and `current` the loaded root's: every change of
+/// what that answer depends on (a mirror entry, a record created or freed,
+/// a root slot, a root freed, everything dropped) forgets it
+/// ([`forget_fault_path`](ShadowCache::forget_fault_path): `dir` becomes
+/// [`FaultPath::NO_DIR`], which no address >> 21 matches), and the
 /// kernel's entry is read again and compared, so a change the kernel made
-/// without telling is seen as before. Forgotten, `dir` is also
-/// [`FaultPath::NO_DIR`] (no address's): matching `dir` alone then says
-/// `current` is nonzero, which the #PF one-step path in assembly relies on
-/// ([`ShadowCache::quick_kernels_fault`]).
+/// without telling is seen as before. Every use compares `dir` with the
+/// fault's; the #PF one-step path in assembly then compares `current` with
+/// the loaded root's ([`ShadowCache::quick_kernels_fault`]).
 #[derive(Clone, Copy, Debug)]
 struct FaultPath {
-    /// Root + 1 (0: nothing remembered).
+    /// Root + 1 (0 only with `dir` `NO_DIR`).
     current: u16,
     /// The host's hints for reading the directory and the table
     /// (`Host::fault_entry`): kept whatever else changes.
@@ -2646,12 +2646,15 @@ impl ShadowCache {
     #[doc(hidden)]
     pub fn fault_path_holds<H: Host>(&self, host: &mut H) -> bool {
         let fp = self.fault_path;
-        // Forgotten, the directory is no address's (`NO_DIR`): the quick
-        // path's one compare says both.
-        if (fp.current == 0) != (fp.dir == FaultPath::NO_DIR) {
+        // Forgotten: the directory is no address's (`NO_DIR`). Remembered:
+        // a root's (the #PF one-step path compares `dir` alone for both).
+        if fp.dir == FaultPath::NO_DIR {
+            return true;
+        }
+        if fp.current == 0 {
             return false;
         }
-        if fp.current == 0 || fp.current != self.current {
+        if fp.current != self.current {
             return true;
         }
         let r = usize::from(fp.current) - 1;
@@ -2676,7 +2679,8 @@ impl ShadowCache {
     /// something it depended on changes.
     #[inline(always)]
     fn forget_fault_path(&mut self) {
-        self.fault_path.current = 0;
+        // No address's directory: every use of the entry compares `dir`
+        // (one store on the paths that forget it, fork's among them).
         self.fault_path.dir = FaultPath::NO_DIR;
     }
 
