@@ -588,6 +588,9 @@ struct FaultPath {
     /// The L1's kernel frame has no L2 or top record.
     only_l1: bool,
     dir: u32,
+    /// The directory entry's byte offset in its table, `(dir & 511) * 8`
+    /// (for the #PF one-step path's read of it; below 4096).
+    pde_offset: u16,
     l2_kfn: u32,
     l1_kfn: u32,
     pde: u64,
@@ -607,6 +610,7 @@ impl Default for FaultPath {
             l1: 0,
             only_l1: false,
             dir: Self::NO_DIR,
+            pde_offset: 0,
             l2_kfn: 0,
             l1_kfn: 0,
             pde: 0,
@@ -637,6 +641,8 @@ pub mod quick_fault_layout {
     /// `FaultPath::l2_kfn` and `l1_kfn`, u32 kernel frames.
     pub const PATH_L2_KFN: usize = PATH + offset_of!(FaultPath, l2_kfn);
     pub const PATH_L1_KFN: usize = PATH + offset_of!(FaultPath, l1_kfn);
+    /// `FaultPath::pde_offset`, a u16.
+    pub const PATH_PDE_OFFSET: usize = PATH + offset_of!(FaultPath, pde_offset);
     /// `FaultPath::pde`, a u64 (low word first).
     pub const PATH_PDE: usize = PATH + offset_of!(FaultPath, pde);
     /// `ShadowCache::fault_mapped`, a bool (one byte, 0 or 1).
@@ -2573,7 +2579,7 @@ impl ShadowCache {
         if fp.dir != va >> 21 || fp.current != self.current {
             return None;
         }
-        let pde = host.guest_entry(fp.l2_kfn, ((va >> 21) & 511) as usize);
+        let pde = host.guest_entry(fp.l2_kfn, usize::from(fp.pde_offset / 8));
         if pde != fp.pde {
             return None;
         }
@@ -2629,6 +2635,7 @@ impl ShadowCache {
             l1,
             only_l1: records.l2 == 0 && records.top == 0,
             dir: va >> 21,
+            pde_offset: (((va >> 21) & 511) * 8) as u16,
             l2_kfn,
             l1_kfn,
             pde,
@@ -2671,6 +2678,7 @@ impl ShadowCache {
             && code & CODE_RECORD == fp.l1
             && self.directory_named(host, code, fp.pde)
             && frame_of(fp.pde) == fp.l1_kfn
+            && u32::from(fp.pde_offset) == (fp.dir & 511) * 8
             && records.l1 == fp.l1
             && fp.only_l1 == (records.l2 == 0 && records.top == 0)
     }

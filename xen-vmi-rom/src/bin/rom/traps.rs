@@ -197,11 +197,9 @@ vmi_page_fault_quick:
     cmp [{view_tags} + ecx * 4], edx
     jne 9f
     shl ecx, 12
-    // The entry's index: the address's bits 21-29, the remembered
-    // directory's low bits (compared above).
-    mov edx, [{cache} + {path_dir}]
-    and edx, 511
-    lea ecx, [ecx + edx * 8]
+    // The entry's offset, the remembered directory's (compared above):
+    // below 4096, so a 16-bit add to the slot's offset never carries.
+    add cx, word ptr [{cache} + {path_pde_offset}]
     mov edx, [{views} + ecx]
     cmp edx, [{cache} + {path_pde}]
     jne 9f
@@ -284,6 +282,7 @@ vmi_failsafe_entry:
     path_l2_kfn = const layout::PATH_L2_KFN,
     path_l1_kfn = const layout::PATH_L1_KFN,
     path_pde = const layout::PATH_PDE,
+    path_pde_offset = const layout::PATH_PDE_OFFSET,
     fault_mapped = const layout::FAULT_MAPPED,
     fault_va = const layout::FAULT_VA,
     view_tags = const crate::mmu::VIEW_TAGS_VA,
