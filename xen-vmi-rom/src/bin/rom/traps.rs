@@ -125,18 +125,16 @@ vmi_page_fault_common:
     popad
     retf
 
-    // #PF, the one-step path: the kernel's usual fault under the directory
-    // entry of the one before (the remembered `FaultPath`), decided as
-    // `ShadowCache::quick_kernels_fault` says (the host tests hold it to
-    // `kernels_fault`), Xen's frame then the kernel's through its cached
-    // interrupt gate. Whatever it does not answer goes to the path above
-    // with the stack as the stub left it: `rom_page_fault`, which decides
-    // again from the start (nothing is changed before the answer). Stack:
-    // the stub's vector word, then Xen's frame (error code first).
-    // The rest of what `kernels_page_fault` leaves (the fault's address
-    // for the kernel's update of its entry, `Some(va)`; the "same fault
-    // fixed twice" guard reset), then the kernel's gate, the error code
-    // kept, Xen's frame its own.
+    // #PF, the one-step path (`vmi_page_fault_quick` below): the kernel's
+    // usual fault under the directory entry of the one before (the
+    // remembered `FaultPath`), decided as `ShadowCache::quick_kernels_fault`
+    // says (the host tests hold it to `kernels_fault`), Xen's frame then the
+    // kernel's through its cached interrupt gate. Whatever it does not
+    // answer goes to the path above with the vector word the stub would
+    // have pushed: `rom_page_fault`, which decides again from the start
+    // (nothing is changed before the answer). Stack on entry: Xen's frame
+    // (error code first); ECX and EDX are saved below it.
+
     // The gate as it was read, and its code segment's descriptor's high
     // word (`ForwardGate::current`): last, once the fault is known to be
     // the kernel's, so that a declined fault does not pay for it.
@@ -153,6 +151,11 @@ vmi_page_fault_common:
     cmp edx, [{gate} + {segment_raw} + 4]
     jne 9f
     .endm
+
+    // The rest of what `kernels_page_fault` leaves (the fault's address
+    // for the kernel's update of its entry, `Some(va)`; the "same fault
+    // fixed twice" guard reset), then the kernel's gate, the error code
+    // kept, Xen's frame its own.
     .macro page_fault_quick_to_gate
     mov edx, [{cr2}]
     mov dword ptr [{cache} + {fault_va}], 1
@@ -232,7 +235,8 @@ vmi_page_fault_quick:
     or dword ptr [esp + 8], 1
     mov byte ptr [{cache} + {fault_mapped}], 1
     page_fault_quick_to_gate
-2:  page_fault_quick_gate_current
+2:  // Not present: the kernel's, P clear.
+    page_fault_quick_gate_current
     and dword ptr [esp + 8], -2
     mov byte ptr [{cache} + {fault_mapped}], 0
     page_fault_quick_to_gate
