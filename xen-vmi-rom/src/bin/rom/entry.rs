@@ -97,6 +97,78 @@ macro_rules! masked_fastcall_entry {
     };
 }
 
+/// Where the kernel's lazy mode is kept (`CallState::lazy`, a `LazyMode`:
+/// `repr(u32)`, `VMI_LAZY_NONE` 0), for the stubs below.
+const LAZY_MODE_VA: u32 = xen_vmi_rom::layout::ROM_STATE_VA
+    + xen_vmi_rom::rom_state::ROM_RUNTIME_OFFSET
+    + core::mem::offset_of!(crate::runtime::Runtime, paging) as u32
+    + core::mem::offset_of!(crate::paging::Paging, calls) as u32
+    + core::mem::offset_of!(xen_vmi_rom::mmu_calls::CallState, lazy) as u32;
+const _: () = assert!(
+    core::mem::size_of::<vmi_abi::flags::LazyMode>() == 4
+        && vmi_abi::flags::LazyMode::None as u32 == 0
+);
+
+/// The masked entry of SetPxELong and UpdatePxELong. Outside lazy mode
+/// (one compare here) the one-step path after a page fault, `$fast`, is
+/// tried first, out of the way of a lazy batch: an `extern "fastcall"`
+/// handler with ECX the entry's address (after `$fast_args`) and EDX
+/// pointing at the kernel's EDX and EAX as pushed here (SetPxELong's new
+/// value, high half first);
+/// the kernel's ECX, EDX and EAX are kept around it. Otherwise, or when
+/// it answers false, `$handler`, an `extern "fastcall"` handler given
+/// `$args` (its arguments in ECX, EDX and, for a third, one push the
+/// handler itself pops): fewer moves than the three pushes of
+/// [`masked_entry`], so that the lazy update's entry is no longer than
+/// it was with no one-step path at all.
+macro_rules! masked_after_fault_entry {
+    ($entry:literal => $handler:path, $($args:literal),*; $fast:path, $($fast_args:literal),*) => {
+        core::arch::global_asm!(
+            ".pushsection .text.vmi_calls, \"ax\"",
+            concat!(".globl ", $entry),
+            concat!($entry, ":"),
+            "push ebx",
+            "movzx ebx, byte ptr [{mask}]",
+            "mov byte ptr [{mask}], 1",
+            "cmp dword ptr [{lazy}], 0",
+            "je 5f",
+            "6:",
+            $($args,)*
+            "call {handler}",
+            "7:",
+            "mov byte ptr [{mask}], bl",
+            "test bl, bl",
+            "jnz 1f",
+            "cmp byte ptr [{pending}], 0",
+            "je 1f",
+            "call vmi_force_upcall",
+            "1:",
+            "pop ebx",
+            "ret",
+            "5:",
+            "push eax",
+            "push edx",
+            "push ecx",
+            "lea edx, [esp + 4]",
+            $($fast_args,)*
+            "call {fast}",
+            // POP leaves the flags as TEST set them.
+            "test al, al",
+            "pop ecx",
+            "pop edx",
+            "pop eax",
+            "jz 6b",
+            "jmp 7b",
+            ".popsection",
+            handler = sym $handler,
+            fast = sym $fast,
+            lazy = const LAZY_MODE_VA,
+            mask = const SHARED_INFO_VA + 1,
+            pending = const SHARED_INFO_VA,
+        );
+    };
+}
+
 // SetAlarm(flags, expiry: u64 in EDX:ECX, period: u64 on the stack): five
 // words for the handler.
 masked_entry!("vmi_entry_set_alarm" => crate::time::set_alarm, "2");
@@ -156,9 +228,14 @@ masked_entry!("vmi_entry_set_pxe" => crate::paging::set_pxe, "0");
 // SetPxELong's flags (a hint of which address space the entry is in) are
 // not needed: the shadows know which tables the loaded space reaches. Not
 // copied for the handler (one push less on every page-table update).
-masked_entry!("vmi_entry_set_pxe_long" => crate::paging::set_pxe_long, "0");
+// SetPxELong: the address is in ECX already, the value's low half goes on
+// the stack for the general handler.
+masked_after_fault_entry!("vmi_entry_set_pxe_long" => crate::paging::set_pxe_long, "push eax";
+    crate::paging::set_pxe_long_after_fault,);
 masked_entry!("vmi_entry_update_pxe" => crate::paging::update_pxe, "0");
-masked_entry!("vmi_entry_update_pxe_long" => crate::paging::update_pxe_long, "0");
+// UpdatePxELong(ptep in EAX, flags in EDX).
+masked_after_fault_entry!("vmi_entry_update_pxe_long" => crate::paging::update_pxe_long, "mov ecx, eax";
+    crate::paging::update_pxe_long_after_fault, "mov ecx, eax");
 regparm_entry!("vmi_entry_machine_to_physical" => crate::paging::machine_to_physical);
 regparm_entry!("vmi_entry_physical_to_machine" => crate::paging::physical_to_machine);
 masked_entry!("vmi_entry_allocate_page" => crate::paging::allocate_page, "2");

@@ -445,27 +445,14 @@ pub fn end_of_call_mapped(batch: &mut MmuBatch<Tag, BATCH>, va: u32, entry_maddr
 }
 
 /// The shadow write of the entry that maps `w.va` in the loaded tables,
-/// ending a call, the queue idle (`MmuBatch::write_mapped`: one
-/// `update_va_mapping`).
+/// ending a call, the queue idle (`RomHost::mapped_write_ready` said so
+/// right before, with nothing pushed since: `MmuBatch::write_mapped_idle`,
+/// one `update_va_mapping`).
 #[inline(always)]
 pub fn write_mapped(batch: &mut MmuBatch<Tag, BATCH>, w: xen_vmi_rom::shadow_cache::MappedWrite) {
-    match batch.write_mapped(&mut XenTarget, w.va, w.entry_maddr, w.value, w.tag) {
-        Some(Ok(())) => {}
-        Some(Err(f)) => refused(f),
-        None => queue_not_idle(),
+    if let Err(f) = batch.write_mapped_idle(&mut XenTarget, w.va, w.entry_maddr, w.value, w.tag) {
+        refused(f);
     }
-}
-
-/// `write_mapped` with something queued: `mapped_write_ready` said the
-/// queue was idle and nothing may push in between (a ROM bug otherwise).
-#[cold]
-#[inline(never)]
-#[cfg_attr(feature = "image", optimize(size))]
-fn queue_not_idle() -> ! {
-    Line::new()
-        .text(b"xen-vmi-rom: a fault's entry update found the queue busy (a ROM bug): crashing the domain")
-        .print();
-    crate::xen::crash();
 }
 
 /// A shadow-cache error: the guest cannot go on.

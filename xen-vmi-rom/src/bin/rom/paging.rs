@@ -692,9 +692,10 @@ pub extern "C" fn set_pxe(pte: u32, ptep: u32, _flags: u32) {
     entry_call(|c, h, s, p| mmu_calls::set_pxe(c, h, s, p, pte, ptep));
 }
 
-/// SetPxELong(pte low, pte high, ptep, flags): the entry stub leaves the
-/// flags on the caller's stack (unused, `entry.rs`).
-pub extern "C" fn set_pxe_long(lo: u32, hi: u32, ptep: u32) {
+/// SetPxELong(pte low, pte high, ptep, flags): the entry stub passes the
+/// kernel's ECX and EDX as they are and its EAX on the stack, and leaves
+/// the flags on the caller's stack (unused, `entry.rs`).
+pub extern "fastcall" fn set_pxe_long(ptep: u32, hi: u32, lo: u32) {
     let value = (u64::from(hi) << 32) | u64::from(lo);
     entry_call(|c, h, s, p| mmu_calls::set_pxe_long(c, h, s, p, value, ptep));
 }
@@ -704,9 +705,48 @@ pub extern "C" fn update_pxe(ptep: u32, _flags: u32) {
     entry_call(|c, h, s, p| mmu_calls::update_pxe(c, h, s, p, ptep, false));
 }
 
-/// UpdatePxELong(ptep, flags).
-pub extern "C" fn update_pxe_long(ptep: u32, _flags: u32) {
+/// UpdatePxELong(ptep, flags): the flags are unused (the entry stub
+/// passes the address alone, in ECX).
+pub extern "fastcall" fn update_pxe_long(ptep: u32) {
     entry_call(|c, h, s, p| mmu_calls::update_pxe(c, h, s, p, ptep, true));
+}
+
+/// SetPxELong's one-step path (`mmu_calls::fault_entry_update`): the
+/// entry stub calls it outside lazy mode with ECX the entry's address and
+/// EDX pointing at the new value's two halves (high, low: the stub's own
+/// pushes of the kernel's EAX, then EDX), before the general call. True:
+/// done.
+pub extern "fastcall" fn set_pxe_long_after_fault(ptep: u32, value: &[u32; 2]) -> bool {
+    let value = (u64::from(value[0]) << 32) | u64::from(value[1]);
+    fault_entry_update(ptep, Some(value))
+}
+
+/// UpdatePxELong's one-step path, as [`set_pxe_long_after_fault`] (ECX
+/// the entry's address).
+pub extern "fastcall" fn update_pxe_long_after_fault(ptep: u32) -> bool {
+    fault_entry_update(ptep, None)
+}
+
+/// The kernel's update of the entry of the page fault it was just given,
+/// in one step, or false with nothing observable done (the general call
+/// follows and does everything, the activation and `last_fix` included).
+/// The call's frame as `entry_call` makes it, for a kernel already
+/// activated (the general call activates).
+#[inline(always)]
+fn fault_entry_update(ptep: u32, store: Option<u64>) -> bool {
+    if !runtime().paging.activated {
+        return false;
+    }
+    let (cache, mut host) = heap().split();
+    let paging = call_paging();
+    let calls = &mut runtime().paging.calls;
+    let done = mmu_calls::fault_entry_update(cache, &mut host, calls, paging, ptep, store);
+    if done {
+        // As `activate` at every call: a fix repeated with a call in
+        // between is progress, not a loop.
+        runtime().paging.last_fix = (0, 0, 0);
+    }
+    done
 }
 
 /// AllocatePage(pfn, flags, clone pfn, start, count).
