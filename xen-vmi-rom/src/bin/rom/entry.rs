@@ -114,8 +114,8 @@ const _: () = assert!(
 /// tried first, out of the way of a lazy batch: an `extern "fastcall"`
 /// handler with ECX the entry's address (after `$fast_args`) and EDX
 /// pointing at the kernel's EDX and EAX as pushed here (SetPxELong's new
-/// value, high half first);
-/// the kernel's ECX, EDX and EAX are kept around it. Otherwise, or when
+/// value, high half first); the kernel's ECX, EDX and EAX are kept around
+/// it. Otherwise, or when
 /// it answers false, `$handler`, an `extern "fastcall"` handler given
 /// `$args` (its arguments in ECX, EDX and, for a third, one push the
 /// handler itself pops): fewer moves than the three pushes of
@@ -227,14 +227,16 @@ masked_entry!("vmi_entry_inval_page" => crate::paging::vmi_inval_page, "0");
 masked_entry!("vmi_entry_set_pxe" => crate::paging::set_pxe, "0");
 // SetPxELong's flags (a hint of which address space the entry is in) are
 // not needed: the shadows know which tables the loaded space reaches. Not
-// copied for the handler (one push less on every page-table update).
-// SetPxELong: the address is in ECX already, the value's low half goes on
-// the stack for the general handler.
-masked_after_fault_entry!("vmi_entry_set_pxe_long" => crate::paging::set_pxe_long, "push eax";
+// copied for the handler (one push less on every page-table update). The
+// general handler takes the value's halves in ECX and EDX and the address
+// on the stack; the one-step path the address in ECX, where it is.
+masked_after_fault_entry!("vmi_entry_set_pxe_long" => crate::paging::set_pxe_long,
+    "push ecx", "mov ecx, eax";
     crate::paging::set_pxe_long_after_fault,);
 masked_entry!("vmi_entry_update_pxe" => crate::paging::update_pxe, "0");
 // UpdatePxELong(ptep in EAX, flags in EDX).
-masked_after_fault_entry!("vmi_entry_update_pxe_long" => crate::paging::update_pxe_long, "mov ecx, eax";
+masked_after_fault_entry!("vmi_entry_update_pxe_long" => crate::paging::update_pxe_long,
+    "mov ecx, eax";
     crate::paging::update_pxe_long_after_fault, "mov ecx, eax");
 regparm_entry!("vmi_entry_machine_to_physical" => crate::paging::machine_to_physical);
 regparm_entry!("vmi_entry_physical_to_machine" => crate::paging::physical_to_machine);
