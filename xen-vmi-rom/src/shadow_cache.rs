@@ -612,6 +612,24 @@ pub struct FaultEntry {
     index: u16,
 }
 
+/// The first 32-bit word of an `Option<u32>` (its discriminant:
+/// initialized bytes whatever the variant, or the constant below fails to
+/// compile).
+const fn option_first_word(v: &Option<u32>) -> u32 {
+    // SAFETY: an `Option<u32>` is 8 bytes, 4-aligned (asserted below).
+    unsafe { *(v as *const Option<u32>).cast::<u32>() }
+}
+
+// `Option<u32>` as [`ShadowCache::FAULT_VA_OFFSET`] says: a first 32-bit
+// word that is 0 for None and not for Some, read as the assembly reads it.
+const _: () = {
+    assert!(core::mem::size_of::<Option<u32>>() == 8);
+    assert!(core::mem::align_of::<Option<u32>>() >= 4);
+    assert!(option_first_word(&None) == 0);
+    assert!(option_first_word(&Some(0)) != 0);
+    assert!(option_first_word(&Some(u32::MAX)) != 0);
+};
+
 /// The records of one kernel frame, record + 1 each (0: none): at most
 /// one per kind.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -2647,6 +2665,13 @@ impl ShadowCache {
             tag,
         }
     }
+
+    /// Where the address of the last quick fault is kept (a byte offset in
+    /// the cache), for a reader in assembly: its first 32-bit word is 0
+    /// exactly when there is none (checked below). The ROM's SetPxELong
+    /// and UpdatePxELong entries try the one-step update only when there
+    /// is one ([`fault_entry`](Self::fault_entry) needs it).
+    pub const FAULT_VA_OFFSET: usize = core::mem::offset_of!(Self, fault_va);
 
     /// The address of the last fault [`kernels_fault`](Self::kernels_fault)
     /// answered, once.

@@ -83,6 +83,36 @@ pub fn built_heap() -> &'static mut Heap {
     unsafe { &mut *(SHADOW_HEAP_VA as *mut Heap) }
 }
 
+/// The built heap's parts other than the shadow cache, borrowed apart
+/// from it, for a host made where it is needed (paging.rs, the one-step
+/// update after a page fault, which holds the cache meanwhile).
+pub struct HeapParts {
+    pub batch: &'static mut MmuBatch<Tag, BATCH>,
+    pub views: &'static mut Views,
+    pub notes: &'static mut NoteCounts,
+    pub hole_mfn: u32,
+}
+
+/// [`HeapParts`] of the built heap (`paging.heap_ready`), each borrowed
+/// alone: a borrow of the cache is left as it is. The caller keeps at most
+/// one of these at a time.
+#[inline(always)]
+pub fn built_heap_parts() -> HeapParts {
+    debug_assert!(runtime().paging.heap_ready);
+    let heap = SHADOW_HEAP_VA as *mut Heap;
+    // SAFETY: as in `built_heap`; the fields are reached through the raw
+    // pointer one by one, so no reference to the whole heap (or to its
+    // cache) is made here.
+    unsafe {
+        HeapParts {
+            batch: &mut *(&raw mut (*heap).batch),
+            views: &mut *(&raw mut (*heap).views),
+            notes: &mut *(&raw mut (*heap).notes),
+            hole_mfn: (*heap).hole_mfn,
+        }
+    }
+}
+
 #[cold]
 #[inline(never)]
 #[cfg_attr(feature = "image", optimize(size))]
