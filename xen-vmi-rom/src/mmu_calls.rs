@@ -23,7 +23,7 @@ use vmi_abi::flags::{
 use xen_abi::xen::MmuextOp;
 
 use crate::shadow_cache::{Host, MappedWrite, ShadowCache, ShadowError, Tag, What, ENTRIES};
-use crate::shadow_entry::{FRAME, PAT_OR_PSE, PRESENT};
+use crate::shadow_entry::{l1_value_settled, FRAME, PAT_OR_PSE, PRESENT};
 
 /// SetLinearMapping slots (vmi.h: slot 0 the lowmem direct map, 1 and 2
 /// HIGHPTE's kmap_atomic_pte windows).
@@ -585,9 +585,11 @@ fn entry_changed_with<H: CallHost, const INLINE: bool>(
 /// handler's usual next call), outside lazy mode, in one step: the entry
 /// in a SetLinearMapping slot, named by `ShadowCache::fault_entry` (asked
 /// before the kernel's entry is stored or read, so that any other update
-/// is declined after a few tests), and nothing queued; then the eager bits
-/// and the shadow value as `entry_changed` computes them and the write
-/// ended by its address (`CallHost::write_mapped`, in the ROM one
+/// is declined after a few tests), the new entry one with nothing for
+/// the ROM to add (`shadow_entry::l1_value_settled`: present and
+/// accessed, no A or D bit to set first, a frame the general rule would
+/// not refuse), and nothing queued; then the shadow value as
+/// `entry_changed` computes it and the write ended by its address (`CallHost::write_mapped`, in the ROM one
 /// `update_va_mapping`), with no record look-up, no queue and no look-up
 /// of the entry the address maps. True: done, exactly as the general call
 /// does it (an `Ok` with the same store, shadow write, end and counters;
@@ -640,10 +642,20 @@ pub fn fault_entry_update<H: CallHost>(
             None => return false,
         },
     };
+    // An entry with A or D bits to add, or one the general rule must
+    // decide, takes the general way.
+    let settled = l1_value_settled(
+        entry,
+        |f| host.machine_frame(f),
+        |f| host.read_only_frame(f),
+    );
+    let Some(value) = settled else {
+        return false;
+    };
     if !host.mapped_write_ready() {
         return false;
     }
-    let w = cache.fault_entry_write(host, target, entry);
+    let w = cache.fault_entry_write_settled(target, entry, value);
     host.write_mapped(w);
     true
 }

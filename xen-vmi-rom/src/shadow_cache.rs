@@ -2666,6 +2666,35 @@ impl ShadowCache {
         }
     }
 
+    /// [`fault_entry_write`](Self::fault_entry_write) of an entry with
+    /// nothing for the ROM to add (no eager bits) whose shadow value
+    /// `value` the caller has worked out as `write_l1` would
+    /// (`shadow_entry::l1_value_settled`): the same write, with nothing of
+    /// the kernel's touched and the value not computed again.
+    #[inline(always)]
+    pub fn fault_entry_write_settled(
+        &mut self,
+        target: FaultEntry,
+        entry: u64,
+        value: u64,
+    ) -> MappedWrite {
+        debug_assert_eq!(eager_bits(entry), 0);
+        self.fault_va = None;
+        let index = usize::from(target.index);
+        let Table { kfn, mfn, .. } = self.tables[usize::from(target.l1 - 1) % MAX_TABLES];
+        MappedWrite {
+            va: target.va,
+            entry_maddr: entry_maddr(mfn, index),
+            value,
+            tag: Tag {
+                what: What::L1Entry,
+                kfn,
+                index: target.index,
+                guest: entry,
+            },
+        }
+    }
+
     /// Where the address of the last quick fault is kept (a byte offset in
     /// the cache), for a reader in assembly: its first 32-bit word is 0
     /// exactly when there is none (checked below). The ROM's SetPxELong

@@ -701,7 +701,7 @@ impl RomHost<'_> {
 
     /// The kernel's 8-byte entry at `kfn:index`, read through a view.
     /// Inline: every UpdatePxELong reads the entry the kernel wrote.
-    #[inline]
+    #[inline(always)]
     pub fn read(&mut self, kfn: u32, index: usize) -> Option<u64> {
         let page = self.kernel_view(kfn)?;
         // SAFETY: the view maps the whole frame; index < 512.
@@ -710,7 +710,7 @@ impl RomHost<'_> {
 
     /// Writes 4 or 8 bytes at byte `offset` of kernel frame `kfn` (a
     /// SetPxE or SetPxELong store). Inline: every SetPxELong stores.
-    #[inline]
+    #[inline(always)]
     pub fn write(&mut self, kfn: u32, offset: u32, value: u64, long: bool) -> bool {
         let Some(page) = self.kernel_view(kfn) else {
             return false;

@@ -733,13 +733,16 @@ pub extern "fastcall" fn update_pxe_long_after_fault(ptep: u32) -> bool {
 /// in one step, or false with nothing observable done (the general call
 /// follows and does everything, the activation and `last_fix` included).
 /// The call's frame as `entry_call` makes it, for a kernel already
-/// activated (the general call activates), with [`FaultHost`] for host.
+/// activated (the general call activates) with no context switch held
+/// (`heap` would queue it first: the general call does), with
+/// [`FaultHost`] for host. The entry stub has seen the heap built.
 #[inline(always)]
 fn fault_entry_update(ptep: u32, store: Option<u64>) -> bool {
-    if !runtime().paging.activated {
+    let p = &runtime().paging;
+    if !p.activated || p.held.held {
         return false;
     }
-    let cache = &mut heap().cache;
+    let cache = &mut crate::mmu::built_heap().cache;
     let paging = call_paging();
     let calls = &mut runtime().paging.calls;
     let done = mmu_calls::fault_entry_update(cache, &mut FaultHost, calls, paging, ptep, store);
@@ -843,12 +846,14 @@ impl xen_vmi_rom::shadow_cache::Host for FaultHost {
 impl CallHost for FaultHost {
     #[inline(always)]
     fn read_entry(&mut self, kfn: u32, index: usize) -> Option<u64> {
-        self.rom().read_entry(kfn, index)
+        self.rom().read(kfn, index)
     }
 
     #[inline(always)]
     fn store_entry(&mut self, kfn: u32, offset: u32, value: u64, long: bool) -> bool {
-        self.rom().store_entry(kfn, offset, value, long)
+        // `RomHost::write` inline (the way through the trait is left out
+        // of line here).
+        self.rom().write(kfn, offset, value, long)
     }
 
     #[inline(always)]
