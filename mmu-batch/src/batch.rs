@@ -257,9 +257,15 @@ pub struct MmuBatch<Tag, const N: usize> {
     /// each one push, one flush at the end of a call and one
     /// `update_va_mapping` of one request: added into
     /// [`counters`](Self::counters) when they are read (one add on the
-    /// fault's update instead of five).
-    mapped_writes: u64,
+    /// fault's update instead of five). 8-byte aligned, as the counters
+    /// are: one add to memory and one add with carry on i686.
+    mapped_writes: AlignedCount,
 }
+
+/// A 64-bit count kept 8-byte aligned (`MmuBatch::mapped_writes`).
+#[derive(Clone, Copy, Debug, Default)]
+#[repr(C, align(8))]
+struct AlignedCount(u64);
 
 /// [`MmuBatch::switch_calls`] as laid out once.
 const SWITCH_CALLS: [MulticallEntry; 2] = [
@@ -333,7 +339,7 @@ impl<Tag: Copy, const N: usize> MmuBatch<Tag, N> {
             switch_calls: SWITCH_CALLS,
             switch_ext: [SWITCH_EXT],
             switch_pairs: 0,
-            mapped_writes: 0,
+            mapped_writes: AlignedCount(0),
         }
     }
 
@@ -382,7 +388,7 @@ impl<Tag: Copy, const N: usize> MmuBatch<Tag, N> {
             (&raw mut (*this).switch_calls).write(SWITCH_CALLS);
             (&raw mut (*this).switch_ext).write([SWITCH_EXT]);
             (&raw mut (*this).switch_pairs).write(0);
-            (&raw mut (*this).mapped_writes).write(0);
+            (&raw mut (*this).mapped_writes).write(AlignedCount(0));
         }
     }
 
@@ -429,7 +435,7 @@ impl<Tag: Copy, const N: usize> MmuBatch<Tag, N> {
         c.requests += 2 * n;
         // The mapped writes, as `push` and the mapped end of the call
         // would have counted them.
-        let w = self.mapped_writes;
+        let w = self.mapped_writes.0;
         c.pushes += w;
         c.flushes += w;
         c.flushes_by_reason[FlushReason::EndOfCall.index()] += w;
@@ -442,7 +448,7 @@ impl<Tag: Copy, const N: usize> MmuBatch<Tag, N> {
     pub fn reset_counters(&mut self) {
         self.counters = Counters::ZERO;
         self.switch_pairs = 0;
-        self.mapped_writes = 0;
+        self.mapped_writes = AlignedCount(0);
     }
 
     /// Test hook: with `off`, a flush of a queue that is not one plain run
@@ -942,7 +948,7 @@ impl<Tag: Copy, const N: usize> MmuBatch<Tag, N> {
         tag: Tag,
     ) -> Result<(), Failures<Tag>> {
         debug_assert!(self.is_idle(), "a mapped write on a busy queue");
-        self.mapped_writes += 1;
+        self.mapped_writes.0 += 1;
         let result = target.update_va_mapping(va, val, 0);
         if result >= 0 {
             return Ok(());

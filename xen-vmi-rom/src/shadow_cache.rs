@@ -2669,19 +2669,27 @@ impl ShadowCache {
     /// [`fault_entry_write`](Self::fault_entry_write) of an entry with
     /// nothing for the ROM to add (no eager bits) whose shadow value
     /// `value` the caller has worked out as `write_l1` would
-    /// (`shadow_entry::l1_value_settled`): the same write, with nothing of
-    /// the kernel's touched and the value not computed again.
+    /// (`shadow_entry::l1_value_settled`), `kfn` the frame `target` was
+    /// found for: the same write, with nothing of the kernel's touched and
+    /// the value not computed again.
     #[inline(always)]
     pub fn fault_entry_write_settled(
         &mut self,
         target: FaultEntry,
+        kfn: u32,
         entry: u64,
         value: u64,
     ) -> MappedWrite {
         debug_assert_eq!(eager_bits(entry), 0);
         self.fault_va = None;
         let index = usize::from(target.index);
-        let Table { kfn, mfn, .. } = self.tables[usize::from(target.l1 - 1) % MAX_TABLES];
+        // The table's frame is the entry's (`FaultPath`: the L1 record is
+        // the frame's), which the caller has: only the shadow is read.
+        let mfn = self.tables[usize::from(target.l1 - 1) % MAX_TABLES].mfn;
+        debug_assert_eq!(
+            self.tables[usize::from(target.l1 - 1) % MAX_TABLES].kfn,
+            kfn
+        );
         MappedWrite {
             va: target.va,
             entry_maddr: entry_maddr(mfn, index),
