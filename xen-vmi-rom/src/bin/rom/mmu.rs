@@ -105,9 +105,9 @@ pub fn built_heap_parts() -> HeapParts {
     // cache) is made here.
     unsafe {
         HeapParts {
-            batch: &mut *(&raw mut (*heap).batch),
-            views: &mut *(&raw mut (*heap).views),
-            notes: &mut *(&raw mut (*heap).notes),
+            batch: &mut (*heap).batch,
+            views: &mut (*heap).views,
+            notes: &mut (*heap).notes,
             hole_mfn: (*heap).hole_mfn,
         }
     }
