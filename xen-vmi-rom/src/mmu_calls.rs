@@ -23,7 +23,7 @@ use vmi_abi::flags::{
 use xen_abi::xen::MmuextOp;
 
 use crate::shadow_cache::{Host, MappedWrite, ShadowCache, ShadowError, Tag, What, ENTRIES};
-use crate::shadow_entry::{FRAME, PAT_OR_PSE, PRESENT};
+use crate::shadow_entry::{l1_value_settled, FRAME, PAT_OR_PSE, PRESENT};
 
 /// SetLinearMapping slots (vmi.h: slot 0 the lowmem direct map, 1 and 2
 /// HIGHPTE's kmap_atomic_pte windows).
@@ -51,6 +51,14 @@ pub struct CallState {
     /// The lazy mode the kernel is in (SetLazyMode): lazy modes do not nest
     /// (Linux's paravirt enter_lazy insists on LAZY_NONE before entering).
     pub lazy: LazyMode,
+    /// The page of entry addresses the last one-step update after a page
+    /// fault ([`fault_entry_update`]) found in a linear slot, with paging
+    /// on: the page's address with bits 0-11 set (0: none, which no
+    /// address with those bits set equals) and its kernel frame, what
+    /// `linear_entry_frame` says for every address in that page. Forgotten
+    /// whenever a slot changes ([`set_linear_mapping`]): the kernel's
+    /// handler updates entry after entry of one page table, one compare.
+    pub fault_linear: (u32, u32),
 }
 
 impl Default for CallState {
@@ -59,6 +67,7 @@ impl Default for CallState {
             linear: [LinearSlot::default(); LINEAR_SLOTS],
             in_use: [LinearSlot::default(); LINEAR_SLOTS],
             lazy: LazyMode::None,
+            fault_linear: (0, 0),
         }
     }
 }
@@ -531,12 +540,6 @@ fn entry_changed_with<H: CallHost, const INLINE: bool>(
             None => return reject(call, not_ram),
         },
     };
-    // The kernel's handler updating the entry of the page fault it was
-    // just given (an 8-byte update outside lazy mode): `entry_changed` and
-    // the mapped end below in one step.
-    if long && state.lazy == LazyMode::None && fault_entry_update(cache, host, kfn, index, entry) {
-        return Ok(());
-    }
     let reach = if INLINE {
         cache.entry_changed_deferred(host, kfn, index, entry)
     } else {
@@ -577,31 +580,84 @@ fn entry_changed_with<H: CallHost, const INLINE: bool>(
     Ok(())
 }
 
-/// `entry_changed` and the mapped end of an update outside lazy mode, when
-/// the entry is the one that maps the address of the page fault last given
-/// to the kernel (`ShadowCache::fault_entry_changed`: the same shadow
-/// write and the same end, with no record look-up, no queue and no look-up
-/// of the entry the address maps) and nothing is queued; false, with
-/// nothing done: the general way. One copy for SetPxELong and
-/// UpdatePxELong.
+/// SetPxELong (`store`: the value) or UpdatePxELong (None) of the entry
+/// that maps the address of the page fault last given to the kernel (its
+/// handler's usual next call), outside lazy mode, in one step: the entry
+/// in a SetLinearMapping slot, named by `ShadowCache::fault_entry` (asked
+/// before the kernel's entry is stored or read, so that any other update
+/// is declined after a few tests), the new entry one with nothing for
+/// the ROM to add (`shadow_entry::l1_value_settled`: present and
+/// accessed, no A or D bit to set first, a frame the general rule would
+/// not refuse), and nothing queued; then the shadow value as
+/// `entry_changed` computes it and the write ended by its address (`CallHost::write_mapped`, in the ROM one
+/// `update_va_mapping`), with no record look-up, no queue and no look-up
+/// of the entry the address maps. True: done, exactly as the general call
+/// does it (an `Ok` with the same store, shadow write, end and counters;
+/// a refusal from Xen reported as the queued write's). False: not that
+/// case, take the general call; nothing observable has changed (a store
+/// already made is of the value the general call stores again). The ROM
+/// calls it from SetPxELong's and UpdatePxELong's entry stubs outside
+/// lazy mode, before the general call, so the lazy path's code is its own.
 #[inline(always)]
-fn fault_entry_update<H: CallHost>(
+pub fn fault_entry_update<H: CallHost>(
     cache: &mut ShadowCache,
     host: &mut H,
-    kfn: u32,
-    index: usize,
-    entry: u64,
+    state: &mut CallState,
+    paging: Paging,
+    ptep: u32,
+    store: Option<u64>,
 ) -> bool {
+    if state.lazy != LazyMode::None || !ptep.is_multiple_of(8) {
+        return false;
+    }
+    let (page, frame) = state.fault_linear;
+    let kfn = if paging.enabled && ptep | 0xFFF == page {
+        frame
+    } else {
+        let Some(kfn) = linear_entry_frame(state, paging, ptep) else {
+            return false;
+        };
+        if paging.enabled {
+            state.fault_linear = (ptep | 0xFFF, kfn);
+        }
+        kfn
+    };
+    let index = ((ptep & 0xFFF) >> 3) as usize;
+    let Some(target) = cache.fault_entry(kfn, index) else {
+        return false;
+    };
+    // The general call's checks before its store, where it rejects.
+    if host.read_only_frame(u64::from(kfn)) {
+        return false;
+    }
+    let entry = match store {
+        Some(value) => {
+            if !host.store_entry(kfn, ptep & 0xFFF, value, true) {
+                return false;
+            }
+            value
+        }
+        None => match host.read_entry(kfn, index) {
+            Some(entry) => entry,
+            None => return false,
+        },
+    };
+    // An entry with A or D bits to add, or one the general rule must
+    // decide, takes the general way.
+    let settled = l1_value_settled(
+        entry,
+        |f| host.machine_frame(f),
+        |f| host.read_only_frame(f),
+    );
+    let Some(value) = settled else {
+        return false;
+    };
     if !host.mapped_write_ready() {
         return false;
     }
-    match cache.fault_entry_changed(host, kfn, index, entry) {
-        Some(w) => {
-            host.write_mapped(w);
-            true
-        }
-        None => false,
-    }
+    let w = cache.fault_entry_write_settled(target, kfn, entry, value);
+    host.write_mapped(w);
+    true
 }
 
 // A call whose ops touch no shadow the loaded address space reaches
@@ -799,6 +855,7 @@ pub fn set_linear_mapping(
         *to = *from;
     }
     state.in_use = in_use;
+    state.fault_linear = (0, 0);
     Ok(())
 }
 

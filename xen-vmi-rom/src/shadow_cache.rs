@@ -674,6 +674,34 @@ pub struct MappedWrite {
     pub tag: Tag,
 }
 
+/// The entry [`ShadowCache::fault_entry`] found to map the last quick
+/// fault's address: that address, the L1 record (+ 1) and the entry's
+/// index, for [`ShadowCache::fault_entry_write`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct FaultEntry {
+    va: u32,
+    l1: u16,
+    index: u16,
+}
+
+/// The first 32-bit word of an `Option<u32>` (its discriminant:
+/// initialized bytes whatever the variant, or the constant below fails to
+/// compile).
+const fn option_first_word(v: &Option<u32>) -> u32 {
+    // SAFETY: an `Option<u32>` is 8 bytes, 4-aligned (asserted below).
+    unsafe { *(v as *const Option<u32>).cast::<u32>() }
+}
+
+// `Option<u32>` as [`ShadowCache::FAULT_VA_OFFSET`] says: a first 32-bit
+// word that is 0 for None and not for Some, read as the assembly reads it.
+const _: () = {
+    assert!(core::mem::size_of::<Option<u32>>() == 8);
+    assert!(core::mem::align_of::<Option<u32>>() >= 4);
+    assert!(option_first_word(&None) == 0);
+    assert!(option_first_word(&Some(0)) != 0);
+    assert!(option_first_word(&Some(u32::MAX)) != 0);
+};
+
 /// The records of one kernel frame, record + 1 each (0: none): at most
 /// one per kind.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -2713,27 +2741,107 @@ impl ShadowCache {
         index: usize,
         entry: u64,
     ) -> Option<MappedWrite> {
+        let target = self.fault_entry(kfn, index)?;
+        Some(self.fault_entry_write(host, target, entry))
+    }
+
+    /// The first half of [`fault_entry_changed`](Self::fault_entry_changed),
+    /// which reads nothing of the kernel's: whether entry `index` of kernel
+    /// frame `kfn` is the one that maps the last quick fault's address in
+    /// its remembered directory entry, a page table only. It can be asked
+    /// before the kernel's entry is stored or read (SetPxELong and
+    /// UpdatePxELong then decline any other update at once); None, with
+    /// nothing changed: not that entry.
+    #[inline(always)]
+    pub fn fault_entry(&self, kfn: u32, index: usize) -> Option<FaultEntry> {
         let va = self.fault_va?;
         let fp = self.fault_path;
+        // The directory entry and the index in one compare: `dir` is the
+        // address >> 21, so (dir << 9) | index is the address >> 12 for an
+        // index below 512 (tested).
+        let page = (fp.dir << 9) | index as u32;
         if fp.current == 0
             || fp.current != self.current
             || fp.l1_kfn != kfn
             || !fp.only_l1
-            || fp.dir != va >> 21
-            || ((va >> 12) & 511) as usize != index
+            || index >= ENTRIES
+            || va >> 12 != page
         {
             return None;
         }
-        self.fault_va = None;
-        let l1 = usize::from(fp.l1 - 1);
-        let (mfn, value, tag) = self.l1_write::<H, true>(host, l1, index, entry);
-        Some(MappedWrite {
+        Some(FaultEntry {
             va,
+            l1: fp.l1,
+            index: index as u16,
+        })
+    }
+
+    /// The second half of [`fault_entry_changed`](Self::fault_entry_changed):
+    /// the entry [`fault_entry`](Self::fault_entry) named is now `entry`
+    /// (nothing of the cache changed in between): its eager bits, its
+    /// shadow write, and the fault's address taken.
+    #[inline(always)]
+    pub fn fault_entry_write<H: Host>(
+        &mut self,
+        host: &mut H,
+        target: FaultEntry,
+        entry: u64,
+    ) -> MappedWrite {
+        self.fault_va = None;
+        let l1 = usize::from(target.l1 - 1);
+        let index = usize::from(target.index);
+        let (mfn, value, tag) = self.l1_write::<H, true>(host, l1, index, entry);
+        MappedWrite {
+            va: target.va,
             entry_maddr: entry_maddr(mfn, index),
             value,
             tag,
-        })
+        }
     }
+
+    /// [`fault_entry_write`](Self::fault_entry_write) of an entry with
+    /// nothing for the ROM to add (no eager bits) whose shadow value
+    /// `value` the caller has worked out as `write_l1` would
+    /// (`shadow_entry::l1_value_settled`), `kfn` the frame `target` was
+    /// found for: the same write, with nothing of the kernel's touched and
+    /// the value not computed again.
+    #[inline(always)]
+    pub fn fault_entry_write_settled(
+        &mut self,
+        target: FaultEntry,
+        kfn: u32,
+        entry: u64,
+        value: u64,
+    ) -> MappedWrite {
+        debug_assert_eq!(eager_bits(entry), 0);
+        self.fault_va = None;
+        let index = usize::from(target.index);
+        // The table's frame is the entry's (`FaultPath`: the L1 record is
+        // the frame's), which the caller has: only the shadow is read.
+        let mfn = self.tables[usize::from(target.l1 - 1) % MAX_TABLES].mfn;
+        debug_assert_eq!(
+            self.tables[usize::from(target.l1 - 1) % MAX_TABLES].kfn,
+            kfn
+        );
+        MappedWrite {
+            va: target.va,
+            entry_maddr: entry_maddr(mfn, index),
+            value,
+            tag: Tag {
+                what: What::L1Entry,
+                kfn,
+                index: target.index,
+                guest: entry,
+            },
+        }
+    }
+
+    /// Where the address of the last quick fault is kept (a byte offset in
+    /// the cache), for a reader in assembly: its first 32-bit word is 0
+    /// exactly when there is none (checked below). The ROM's SetPxELong
+    /// and UpdatePxELong entries try the one-step update only when there
+    /// is one ([`fault_entry`](Self::fault_entry) needs it).
+    pub const FAULT_VA_OFFSET: usize = core::mem::offset_of!(Self, fault_va);
 
     /// The address of the last fault [`kernels_fault`](Self::kernels_fault)
     /// answered, once.

@@ -42,7 +42,7 @@ use xen_abi::xen::{MmuUpdate, MmuextOp};
 use xen_vmi_rom::mmu_calls::{
     self, Call, CallHost, CallState, Outcome, Paging, Problem, Rejection, Sink,
 };
-use xen_vmi_rom::shadow_cache::{Host, Note, ShadowCache, ShadowError, Tag, ENTRIES};
+use xen_vmi_rom::shadow_cache::{Access, Host, Note, ShadowCache, ShadowError, Tag, ENTRIES};
 
 /// Where the kernel maps its RAM (Linux's PAGE_OFFSET), slot 0.
 const DIRECT_MAP: u32 = 0xC000_0000;
@@ -275,6 +275,14 @@ impl CallHost for Backend {
         self.batch.is_lazy()
     }
 
+    // The one-step update after a fault (`mmu_calls::fault_entry_update`)
+    // ends its call as the ROM's queue would let it; the write itself goes
+    // the trait's way (queued, then the end of the call), which
+    // mmu-batch/tests/mapped_end.rs checks against the ROM's.
+    fn mapped_write_ready(&self) -> bool {
+        self.batch.is_idle()
+    }
+
     fn enter_lazy(&mut self) {
         self.batch.enter_lazy();
     }
@@ -297,6 +305,20 @@ enum EntryRef {
     Window { t: u32, index: u32 },
     /// Any address.
     Raw(u32),
+}
+
+/// What the kernel's handler does after a page fault (`Step::Fault`).
+#[derive(Clone, Copy, Debug)]
+enum FaultUpdate {
+    /// Nothing.
+    None,
+    /// A write fault's usual answer: RW, D and A added to the entry, stored
+    /// natively, then UpdatePxELong.
+    Protect,
+    /// SetPxELong of `value`.
+    Set { value: u64 },
+    /// `value` stored natively, then UpdatePxELong.
+    Update { value: u64 },
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -351,6 +373,16 @@ enum Step {
     },
     Paging {
         on: bool,
+    },
+    /// A page fault at `va` the shadow answers as the kernel's in one step
+    /// (`ShadowCache::kernels_fault`, with CR0.WP set); if it does, the
+    /// kernel's handler updates the entry that maps `va` (through the
+    /// direct map) as `update` says.
+    Fault {
+        va: u32,
+        write: bool,
+        user: bool,
+        update: FaultUpdate,
     },
     /// Maps table frame `table` in window page `t` (through the calls),
     /// then reloads CR3 so the PDPT entry is read.
@@ -487,7 +519,38 @@ fn plausible_step() -> impl Strategy<Value = Step> {
         3 => prop::sample::select(CR3S.to_vec()).prop_map(|cr3| Step::SetCr3 { cr3 }),
         1 => prop::bool::weighted(0.7).prop_map(|on| Step::Paging { on }),
         3 => (0..8u32, prop::sample::select(table_frames())).prop_map(|(t, table)| Step::MapWindow { t, table }),
+        6 => fault_step(),
     ]
+}
+
+/// A page fault, mostly at an address the steps map, mostly followed by
+/// the handler's update of its entry with a usual entry (a user page of
+/// the kernel's RAM, present and accessed, dirty when writable), now and
+/// then an odd one.
+fn fault_step() -> impl Strategy<Value = Step> {
+    let usual = (0x100u64..0x3000, any::<bool>())
+        .prop_map(|(frame, rw)| (frame << 12) | P | US | A | if rw { RW | D } else { 0 });
+    let value = prop_oneof![4 => usual, 1 => any::<u64>()];
+    let update = prop_oneof![
+        1 => Just(FaultUpdate::None),
+        3 => Just(FaultUpdate::Protect),
+        3 => value.clone().prop_map(|value| FaultUpdate::Set { value }),
+        2 => value.prop_map(|value| FaultUpdate::Update { value }),
+    ];
+    // Half of them in the window's table past the pages the steps use
+    // (present in every root: faults there meet the remembered directory
+    // entry), half anywhere the loaded tables link a table.
+    let va = prop_oneof![
+        (8..24u32).prop_map(window_va),
+        (0..4u32, prop::sample::select(INDICES.to_vec()), 0..4u32)
+            .prop_map(|(s, d, t)| (s << 30) | ((d as u32) << 21) | (t << 12)),
+    ];
+    (va, any::<bool>(), any::<bool>(), update).prop_map(|(va, write, user, update)| Step::Fault {
+        va,
+        write,
+        user,
+        update,
+    })
 }
 
 /// Any call with any arguments.
@@ -807,6 +870,47 @@ impl Figures {
     }
 }
 
+thread_local! {
+    /// Page faults `ShadowCache::kernels_fault` answered in `run`.
+    static QUICK_FAULTS: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
+    /// Updates `mmu_calls::fault_entry_update` took in one step in `run`.
+    static ONE_STEP_UPDATES: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
+}
+
+/// SetPxELong as the ROM's entry makes it: the one-step update after a
+/// fault tried first (`mmu_calls::fault_entry_update`), the general call
+/// when it declines. Every check of the run applies to the two together:
+/// the verdict, the store, and Xen's tables at every flush point.
+fn rom_set_pxe_long(
+    cache: &mut ShadowCache,
+    b: &mut Backend,
+    state: &mut CallState,
+    paging: Paging,
+    value: u64,
+    ptep: u32,
+) -> Result<(), Rejection> {
+    if mmu_calls::fault_entry_update(cache, b, state, paging, ptep, Some(value)) {
+        ONE_STEP_UPDATES.with(|c| c.set(c.get() + 1));
+        return Ok(());
+    }
+    mmu_calls::set_pxe_long(cache, b, state, paging, value, ptep)
+}
+
+/// UpdatePxELong as the ROM's entry makes it ([`rom_set_pxe_long`]).
+fn rom_update_pxe_long(
+    cache: &mut ShadowCache,
+    b: &mut Backend,
+    state: &mut CallState,
+    paging: Paging,
+    ptep: u32,
+) -> Result<(), Rejection> {
+    if mmu_calls::fault_entry_update(cache, b, state, paging, ptep, None) {
+        ONE_STEP_UPDATES.with(|c| c.set(c.get() + 1));
+        return Ok(());
+    }
+    mmu_calls::update_pxe(cache, b, state, paging, ptep, true)
+}
+
 /// Runs `steps` from a kernel with paging on, an empty address space
 /// loaded, and its direct map in slot 0.
 fn run(steps: &[Step], pool: usize) -> Figures {
@@ -906,7 +1010,7 @@ fn run(steps: &[Step], pool: usize) -> Figures {
                 let stored = e
                     .ok()
                     .map(|kfn| (kfn, ((ptep & 0xFFF) / 8) as usize, value));
-                let r = mmu_calls::set_pxe_long(&mut cache, &mut b, &state, paging, value, ptep);
+                let r = rom_set_pxe_long(&mut cache, &mut b, &mut state, paging, value, ptep);
                 (r, e.map(|_| ()), stored)
             }
             Step::Update { entry, value, long } => {
@@ -919,8 +1023,95 @@ fn run(steps: &[Step], pool: usize) -> Figures {
                     b.model.guest_mut(kfn)[i] = v;
                     stored = Some((kfn, i, v));
                 }
-                let r = mmu_calls::update_pxe(&mut cache, &mut b, &state, paging, ptep, long);
+                let r = if long {
+                    rom_update_pxe_long(&mut cache, &mut b, &mut state, paging, ptep)
+                } else {
+                    mmu_calls::update_pxe(&mut cache, &mut b, &state, paging, ptep, false)
+                };
                 (r, e.map(|_| ()), stored)
+            }
+            Step::Fault {
+                va,
+                write,
+                user,
+                update,
+            } => {
+                let access = Access {
+                    write,
+                    user,
+                    fetch: false,
+                };
+                // The first directory entry from `va`'s on (its PDPT slot,
+                // then the next ones; the directory indices the steps
+                // write) that links a page table: random tables seldom
+                // link one where a random address falls.
+                let linked = |b: &mut Backend, slot: u32, d: usize| {
+                    let pdpte = k.pdpte[slot as usize];
+                    let table = ((pdpte & 0x000F_FFFF_FFFF_F000) >> 12) as u32;
+                    pdpte & P != 0 && {
+                        let pde = b.model.guest_entry(table, d);
+                        pde & P != 0 && pde & PS == 0
+                    }
+                };
+                let own = (va >> 30, ((va >> 21) & 511) as usize);
+                let start = INDICES.iter().position(|&d| d == own.1).unwrap_or(0);
+                let found = std::iter::once(own)
+                    .chain((0..4u32).flat_map(|s| {
+                        (0..INDICES.len())
+                            .map(move |j| ((own.0 + s) % 4, INDICES[(start + j) % INDICES.len()]))
+                    }))
+                    .find(|&(slot, d)| linked(&mut b, slot, d));
+                let Some((slot, d)) = found else {
+                    continue;
+                };
+                let va = (slot << 30) | ((d as u32) << 21) | (va & 0x1F_F000);
+                // The ROM's #PF path answers in one step only with nothing
+                // queued (a fault is a flush point).
+                b.barrier(Barrier::CoherentRead);
+                let answer = cache.kernels_fault(&mut b, va, access, true);
+                if std::env::var("FUZZ_DEBUG").is_ok() {
+                    eprintln!("fault {va:#x} {access:?}: {answer:?}");
+                }
+                if answer.is_none() {
+                    continue;
+                }
+                QUICK_FAULTS.with(|c| c.set(c.get() + 1));
+                // The entry that maps `va`, as the kernel finds it: its
+                // loaded PDPT entry, then its directory.
+                let frame = |e: u64| ((e & 0x000F_FFFF_FFFF_F000) >> 12) as u32;
+                let pde = b.model.guest_entry(
+                    frame(k.pdpte[(va >> 30) as usize]),
+                    ((va >> 21) & 511) as usize,
+                );
+                let (l1, index) = (frame(pde), (va >> 12) & 511);
+                let entry = EntryRef::Table {
+                    phys: l1 * 4096 + index * 8,
+                };
+                let ptep = address(entry, &k);
+                let e = expect_entry(&k, &b.model, ptep, true);
+                match (update, e) {
+                    (FaultUpdate::None, _) => continue,
+                    (FaultUpdate::Set { value }, _) => {
+                        let stored = e.ok().map(|kfn| (kfn, index as usize, value));
+                        let r =
+                            rom_set_pxe_long(&mut cache, &mut b, &mut state, paging, value, ptep);
+                        (r, e.map(|_| ()), stored)
+                    }
+                    (FaultUpdate::Protect | FaultUpdate::Update { .. }, Ok(kfn)) => {
+                        let i = index as usize;
+                        let value = match update {
+                            FaultUpdate::Update { value } => value,
+                            _ => b.model.guest_entry(kfn, i) | RW | D | A,
+                        };
+                        b.model.guest_mut(kfn)[i] = value;
+                        let r = rom_update_pxe_long(&mut cache, &mut b, &mut state, paging, ptep);
+                        (r, Ok(()), Some((kfn, i, value)))
+                    }
+                    (_, Err(_)) => {
+                        let r = rom_update_pxe_long(&mut cache, &mut b, &mut state, paging, ptep);
+                        (r, e.map(|_| ()), None)
+                    }
+                }
             }
             Step::Allocate {
                 pfn,
@@ -1272,6 +1463,17 @@ fn random_sequences_reach_every_path() {
     assert!(t.evictions > 5, "{t:?}");
     assert!(t.lazy_flushes > 20, "{t:?}");
     assert!(t.flush_points > 1000, "{t:?}");
+    // Faults answered in one step, and the handler's update after them
+    // taken in one step (the rest declined to the general call).
+    let (faults, one_step) = (
+        QUICK_FAULTS.with(|c| c.get()),
+        ONE_STEP_UPDATES.with(|c| c.get()),
+    );
+    eprintln!("quick faults {faults}, one-step updates {one_step}");
+    assert!(
+        faults > 100 && one_step > 50,
+        "quick faults {faults}, one-step updates {one_step}"
+    );
 }
 
 /// What the fuzzing found in the ROM's calls, one case each (each failed

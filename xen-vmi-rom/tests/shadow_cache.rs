@@ -16,7 +16,7 @@ use proptest::prelude::*;
 use xen_vmi_rom::shadow_cache::{
     Access, Fault, Host, Kind, Note, ShadowCache, ShadowError, Tag, What, ENTRIES, TOP_KERNEL_SLOTS,
 };
-use xen_vmi_rom::shadow_entry::eager_bits;
+use xen_vmi_rom::shadow_entry::{eager_bits, l1_value_settled};
 
 mod support;
 use support::*;
@@ -452,6 +452,8 @@ fn random_sequences_load_both_ways() {
 thread_local! {
     /// Entry updates `ShadowCache::fault_entry_changed` took in `run`.
     static FUSED_UPDATES: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
+    /// Of those, the ones `fault_entry_write_settled` took too.
+    static SETTLED_UPDATES: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
 }
 
 /// A bitwise copy of the cache (plain data: integers, bools and enums, no
@@ -484,9 +486,35 @@ fn entry_update(
     let (mut general, mut gm) = (copy_of(cache), m.clone());
     let general_seen = general.entry_changed(&mut gm, kfn, index, value);
     let general_va = general.take_fault_va();
+    // The ROM's one-step write of an entry with nothing to add
+    // (`fault_entry_write_settled`, its value from `l1_value_settled`), on
+    // a copy: where it applies, the same write and the same cache after.
+    let mut settled = copy_of(cache);
+    let settled_write = settled.fault_entry(kfn, index).and_then(|target| {
+        let v = l1_value_settled(value, |f| m.machine_frame(f), |f| m.read_only_frame(f))?;
+        Some(settled.fault_entry_write_settled(target, kfn, value, v))
+    });
     let Some(w) = cache.fault_entry_changed(m, kfn, index, value) else {
+        assert_eq!(
+            settled_write, None,
+            "the settled write where fault_entry_changed declines"
+        );
         return cache.entry_changed(m, kfn, index, value);
     };
+    if let Some(ws) = settled_write {
+        assert_eq!(ws, w, "the settled write");
+        assert_eq!(
+            settled.stats(),
+            cache.stats(),
+            "the settled write's statistics"
+        );
+        assert_eq!(
+            settled.take_fault_va(),
+            None,
+            "the settled write takes the address"
+        );
+        SETTLED_UPDATES.with(|c| c.set(c.get() + 1));
+    }
     let ctx = format!(
         "entry {kfn:#x}:{index} = {value:#x} after a fault at {:#x}",
         w.va
@@ -1208,6 +1236,9 @@ fn random_sequences_reach_every_path() {
     // The kernel's update after a fault is taken in one step often.
     let fused = FUSED_UPDATES.with(|c| c.get());
     assert!(fused > 30, "updates taken with the fault's entry: {fused}");
+    let settled = SETTLED_UPDATES.with(|c| c.get());
+    eprintln!("updates with the fault's entry: {fused}, settled: {settled}");
+    assert!(settled > 10, "settled writes: {settled} of {fused}");
     assert!(totals.roots_built > 100, "{totals:?}");
     assert!(totals.tops_copied > 2, "{totals:?}");
     assert!(

@@ -97,6 +97,96 @@ macro_rules! masked_fastcall_entry {
     };
 }
 
+/// Where the kernel's lazy mode is kept (`CallState::lazy`, a `LazyMode`:
+/// `repr(u32)`, `VMI_LAZY_NONE` 0), for the stubs below.
+const LAZY_MODE_VA: u32 = xen_vmi_rom::layout::ROM_STATE_VA
+    + xen_vmi_rom::rom_state::ROM_RUNTIME_OFFSET
+    + core::mem::offset_of!(crate::runtime::Runtime, paging) as u32
+    + core::mem::offset_of!(crate::paging::Paging, calls) as u32
+    + core::mem::offset_of!(xen_vmi_rom::mmu_calls::CallState, lazy) as u32;
+/// Whether the heap is built (`Paging::heap_ready`, a bool).
+const HEAP_READY_VA: u32 = xen_vmi_rom::layout::ROM_STATE_VA
+    + xen_vmi_rom::rom_state::ROM_RUNTIME_OFFSET
+    + core::mem::offset_of!(crate::runtime::Runtime, paging) as u32
+    + core::mem::offset_of!(crate::paging::Paging, heap_ready) as u32;
+/// The shadow cache's address of the last quick fault, once the heap is
+/// built (`ShadowCache::FAULT_VA_OFFSET`: 0 in its first word when none).
+const FAULT_VA_VA: u32 = xen_vmi_rom::layout::SHADOW_HEAP_VA
+    + core::mem::offset_of!(crate::mmu::Heap, cache) as u32
+    + xen_vmi_rom::shadow_cache::ShadowCache::FAULT_VA_OFFSET as u32;
+const _: () = assert!(
+    core::mem::size_of::<vmi_abi::flags::LazyMode>() == 4
+        && vmi_abi::flags::LazyMode::None as u32 == 0
+);
+
+/// The masked entry of SetPxELong and UpdatePxELong. Outside lazy mode
+/// (one compare here, so that a lazy update pays nothing more) and with
+/// the address of a quick fault remembered (two more: other updates pay
+/// little) the one-step path after a page fault, `$fast`, is tried
+/// first: an `extern "fastcall"`
+/// handler answering true when it did the call, set up by `$fast_setup`,
+/// which keeps what `$handler` needs, and undone by `$fast_done` (the
+/// call done: the kernel's EAX, ECX and EDX are the call's to clobber,
+/// regparm(3)) or `$fast_declined` (which restores what `$handler`'s
+/// `$args` read). Otherwise `$handler`, an `extern "fastcall"` handler
+/// given `$args` (its arguments in ECX, EDX and, for a third, one push the
+/// handler itself pops): fewer moves than the three pushes of
+/// [`masked_entry`], so that the lazy update's entry is no longer than it
+/// was with no one-step path at all.
+macro_rules! masked_after_fault_entry {
+    ($entry:literal => $handler:path, [$($args:literal),*];
+     $fast:path, [$($fast_setup:literal),*], [$($fast_done:literal),*],
+     [$($fast_declined:literal),*]) => {
+        core::arch::global_asm!(
+            ".pushsection .text.vmi_calls, \"ax\"",
+            concat!(".globl ", $entry),
+            concat!($entry, ":"),
+            "push ebx",
+            "movzx ebx, byte ptr [{mask}]",
+            "mov byte ptr [{mask}], 1",
+            "cmp dword ptr [{lazy}], 0",
+            "je 5f",
+            "6:",
+            $($args,)*
+            "call {handler}",
+            "7:",
+            "mov byte ptr [{mask}], bl",
+            "test bl, bl",
+            "jnz 1f",
+            "cmp byte ptr [{pending}], 0",
+            "je 1f",
+            "call vmi_force_upcall",
+            "1:",
+            "pop ebx",
+            "ret",
+            "5:",
+            // No address of a quick fault remembered (or no heap yet, to
+            // remember one in): nothing for the one-step path.
+            "cmp byte ptr [{heap_ready}], 0",
+            "je 6b",
+            "cmp dword ptr [{fault_va}], 0",
+            "je 6b",
+            $($fast_setup,)*
+            "call {fast}",
+            "test al, al",
+            "jz 8f",
+            $($fast_done,)*
+            "jmp 7b",
+            "8:",
+            $($fast_declined,)*
+            "jmp 6b",
+            ".popsection",
+            handler = sym $handler,
+            fast = sym $fast,
+            lazy = const LAZY_MODE_VA,
+            heap_ready = const HEAP_READY_VA,
+            fault_va = const FAULT_VA_VA,
+            mask = const SHARED_INFO_VA + 1,
+            pending = const SHARED_INFO_VA,
+        );
+    };
+}
+
 // SetAlarm(flags, expiry: u64 in EDX:ECX, period: u64 on the stack): five
 // words for the handler.
 masked_entry!("vmi_entry_set_alarm" => crate::time::set_alarm, "2");
@@ -155,10 +245,25 @@ masked_entry!("vmi_entry_inval_page" => crate::paging::vmi_inval_page, "0");
 masked_entry!("vmi_entry_set_pxe" => crate::paging::set_pxe, "0");
 // SetPxELong's flags (a hint of which address space the entry is in) are
 // not needed: the shadows know which tables the loaded space reaches. Not
-// copied for the handler (one push less on every page-table update).
-masked_entry!("vmi_entry_set_pxe_long" => crate::paging::set_pxe_long, "0");
+// copied for the handler (one push less on every page-table update). The
+// general handler takes the value's halves in ECX and EDX and the address
+// on the stack; the one-step path the address in ECX, where it is.
+masked_after_fault_entry!("vmi_entry_set_pxe_long" => crate::paging::set_pxe_long,
+    ["push ecx", "mov ecx, eax"];
+    // The one-step path: the address in ECX, EDX pointing at the value's
+    // halves (low, high) pushed below it, with the address kept on top.
+    crate::paging::set_pxe_long_after_fault,
+    ["push ecx", "push edx", "push eax", "mov edx, esp"],
+    ["add esp, 12"],
+    ["pop eax", "pop edx", "pop ecx"]);
 masked_entry!("vmi_entry_update_pxe" => crate::paging::update_pxe, "0");
-masked_entry!("vmi_entry_update_pxe_long" => crate::paging::update_pxe_long, "0");
+// UpdatePxELong(ptep in EAX, flags in EDX).
+masked_after_fault_entry!("vmi_entry_update_pxe_long" => crate::paging::update_pxe_long,
+    ["mov ecx, eax"];
+    crate::paging::update_pxe_long_after_fault,
+    ["push eax", "mov ecx, eax"],
+    ["pop eax"],
+    ["pop eax"]);
 regparm_entry!("vmi_entry_machine_to_physical" => crate::paging::machine_to_physical);
 regparm_entry!("vmi_entry_physical_to_machine" => crate::paging::physical_to_machine);
 masked_entry!("vmi_entry_allocate_page" => crate::paging::allocate_page, "2");

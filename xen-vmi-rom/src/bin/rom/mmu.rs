@@ -89,6 +89,36 @@ pub fn built_heap() -> &'static mut Heap {
     unsafe { &mut *(SHADOW_HEAP_VA as *mut Heap) }
 }
 
+/// The built heap's parts other than the shadow cache, borrowed apart
+/// from it, for a host made where it is needed (paging.rs, the one-step
+/// update after a page fault, which holds the cache meanwhile).
+pub struct HeapParts {
+    pub batch: &'static mut MmuBatch<Tag, BATCH>,
+    pub views: &'static mut Views,
+    pub notes: &'static mut NoteCounts,
+    pub hole_mfn: u32,
+}
+
+/// [`HeapParts`] of the built heap (`paging.heap_ready`), each borrowed
+/// alone: a borrow of the cache is left as it is. The caller keeps at most
+/// one of these at a time.
+#[inline(always)]
+pub fn built_heap_parts() -> HeapParts {
+    debug_assert!(runtime().paging.heap_ready);
+    let heap = SHADOW_HEAP_VA as *mut Heap;
+    // SAFETY: as in `built_heap`; the fields are reached through the raw
+    // pointer one by one, so no reference to the whole heap (or to its
+    // cache) is made here.
+    unsafe {
+        HeapParts {
+            batch: &mut (*heap).batch,
+            views: &mut (*heap).views,
+            notes: &mut (*heap).notes,
+            hole_mfn: (*heap).hole_mfn,
+        }
+    }
+}
+
 #[cold]
 #[inline(never)]
 #[cfg_attr(feature = "image", optimize(size))]
@@ -451,27 +481,14 @@ pub fn end_of_call_mapped(batch: &mut MmuBatch<Tag, BATCH>, va: u32, entry_maddr
 }
 
 /// The shadow write of the entry that maps `w.va` in the loaded tables,
-/// ending a call, the queue idle (`MmuBatch::write_mapped`: one
-/// `update_va_mapping`).
+/// ending a call, the queue idle (`RomHost::mapped_write_ready` said so
+/// right before, with nothing pushed since: `MmuBatch::write_mapped_idle`,
+/// one `update_va_mapping`).
 #[inline(always)]
 pub fn write_mapped(batch: &mut MmuBatch<Tag, BATCH>, w: xen_vmi_rom::shadow_cache::MappedWrite) {
-    match batch.write_mapped(&mut XenTarget, w.va, w.entry_maddr, w.value, w.tag) {
-        Some(Ok(())) => {}
-        Some(Err(f)) => refused(f),
-        None => queue_not_idle(),
+    if let Err(f) = batch.write_mapped_idle(&mut XenTarget, w.va, w.entry_maddr, w.value, w.tag) {
+        refused(f);
     }
-}
-
-/// `write_mapped` with something queued: `mapped_write_ready` said the
-/// queue was idle and nothing may push in between (a ROM bug otherwise).
-#[cold]
-#[inline(never)]
-#[cfg_attr(feature = "image", optimize(size))]
-fn queue_not_idle() -> ! {
-    Line::new()
-        .text(b"xen-vmi-rom: a fault's entry update found the queue busy (a ROM bug): crashing the domain")
-        .print();
-    crate::xen::crash();
 }
 
 /// A shadow-cache error: the guest cannot go on.
@@ -690,7 +707,7 @@ impl RomHost<'_> {
 
     /// The kernel's 8-byte entry at `kfn:index`, read through a view.
     /// Inline: every UpdatePxELong reads the entry the kernel wrote.
-    #[inline]
+    #[inline(always)]
     pub fn read(&mut self, kfn: u32, index: usize) -> Option<u64> {
         let page = self.kernel_view(kfn)?;
         // SAFETY: the view maps the whole frame; index < 512.
@@ -699,7 +716,7 @@ impl RomHost<'_> {
 
     /// Writes 4 or 8 bytes at byte `offset` of kernel frame `kfn` (a
     /// SetPxE or SetPxELong store). Inline: every SetPxELong stores.
-    #[inline]
+    #[inline(always)]
     pub fn write(&mut self, kfn: u32, offset: u32, value: u64, long: bool) -> bool {
         let Some(page) = self.kernel_view(kfn) else {
             return false;
