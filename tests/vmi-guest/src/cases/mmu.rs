@@ -458,6 +458,48 @@ pub fn page_fault_trap_gate() -> Outcome {
     )
 }
 
+/// The kernel loads its IDT through an alias that is a user page with A
+/// clear (read-only), and takes page faults: the processor reads the #PF
+/// gate through the alias at each delivery (setting A), and CR2 stays the
+/// fault's address; the handler's GetCR2 must give that address, not the
+/// gate's (a platform that reads the gate in software may fault on it).
+/// A is cleared again before each fault (SetPxELong of the entry), and
+/// the two faults are under one directory entry (the first one after the
+/// IDT load, then the next).
+pub fn page_fault_cr2_idt_alias_not_accessed() -> Outcome {
+    need_paging!();
+    /// The IDT's alias, under the test page's directory entry.
+    const ALIAS_VA: u32 = TEST_VA + 0x10_000;
+    let idt = crate::desc::Table::base(&crate::desc::IDT);
+    let not_accessed = PTE_P | PTE_US;
+    mm::map(TEST_VA, marked_frame(), KERNEL_RW);
+    mm::unmap(TEST_VA);
+    mm::map(ALIAS_VA, idt, not_accessed);
+    pv::set_idt(&native_rom::hw::cpu::DescriptorTablePointer {
+        limit: 256 * 8 - 1,
+        base: ALIAS_VA,
+    });
+    mm::map(ALIAS_VA, idt, not_accessed);
+    let first = read32(TEST_VA + 0x50);
+    mm::map(ALIAS_VA, idt, not_accessed);
+    let second = read32(TEST_VA + 0x90);
+    pv::set_idt(&crate::desc::idt_pointer());
+    mm::unmap(ALIAS_VA);
+    ensure_page_fault!(
+        first,
+        0,
+        TEST_VA + 0x50,
+        "the first read of a not-present page, the IDT through its alias"
+    );
+    ensure_page_fault!(
+        second,
+        0,
+        TEST_VA + 0x90,
+        "the next read under the same directory entry"
+    );
+    pass!("IDT loaded through a not-yet-accessed user alias: each #PF's CR2 is its own address")
+}
+
 pub fn read_only_write_faults() -> Outcome {
     need_paging!();
     let f = marked_frame();
