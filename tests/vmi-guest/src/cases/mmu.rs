@@ -13,7 +13,7 @@ use vmi_abi::flags::{
 };
 use vmi_abi::{VmiCall, VmiRelocationInfo, VmiRelocationType};
 
-use native_rom::hw::cpu::{CR0_PG, CR0_WP, CR4_PAE};
+use native_rom::hw::cpu::{CR0_PG, CR0_WP, CR4_PAE, EFLAGS_IF};
 
 use super::{ensure, ensure_eq, ensure_word, fail, pass, skip, Outcome};
 use crate::mm::{
@@ -22,6 +22,7 @@ use crate::mm::{
 };
 use core::sync::atomic::{AtomicBool, Ordering};
 
+use crate::console::Text;
 use crate::pv;
 use crate::sync::Global;
 use crate::trap::{catch, Fault};
@@ -333,6 +334,170 @@ pub fn page_fault_gate_stored_natively() -> Outcome {
         "read after storing the gate back"
     );
     pass!("IDT[14] stored natively: the next #PF went through the new gate, then the old one again")
+}
+
+/// What the #PF hook of [`page_fault_trap_gate`] saw at the handler's
+/// entry: the interrupt flag (GetInterruptMask), the frame's EFLAGS.IF,
+/// and CR2; `seen` counts the faults.
+struct HandlerView {
+    seen: u32,
+    flag: u32,
+    frame_flag: u32,
+    cr2: u32,
+}
+
+static PF_HANDLER_VIEW: Global<HandlerView> = Global::new(HandlerView {
+    seen: 0,
+    flag: 0,
+    frame_flag: 0,
+    cr2: 0,
+});
+
+/// The #PF hook of [`page_fault_trap_gate`]: records, then lets the
+/// dispatcher hand the fault to the catch.
+fn record_page_fault(frame: &mut crate::trap::TrapFrame) -> bool {
+    // First: nothing between the gate and here changes the flag or CR2.
+    let flag = pv::save_fl();
+    let cr2 = pv::get_cr2();
+    PF_HANDLER_VIEW.with(|v| {
+        v.seen += 1;
+        v.flag = flag;
+        v.frame_flag = frame.eflags & EFLAGS_IF;
+        v.cr2 = cr2;
+    });
+    false
+}
+
+/// One fault of [`page_fault_trap_gate`] taken with interrupts enabled:
+/// FAIL unless it is a #PF with `error_code` at `va` and the handler saw
+/// CR2 = `va`, the interrupted code's IF set and its own flag `inside`
+/// (an interrupt gate clears it, a trap gate leaves it as it was).
+fn fault_through_gate(
+    va: u32,
+    write: bool,
+    error_code: u32,
+    inside: bool,
+    what: &str,
+) -> Option<Outcome> {
+    PF_HANDLER_VIEW.with(|v| v.seen = 0);
+    let flags = pv::save_fl();
+    pv::irq_enable();
+    let result = if write { write32(va, 1) } else { read32(va) };
+    pv::restore_fl(flags);
+    let view = PF_HANDLER_VIEW.with(|v| (v.seen, v.flag, v.frame_flag, v.cr2));
+    if let Some(o) = page_fault_mismatch(result, error_code, va, what) {
+        return Some(o);
+    }
+    let (seen, flag, frame_flag, cr2) = view;
+    let expected = if inside { EFLAGS_IF } else { 0 };
+    if seen != 1 || flag != expected || frame_flag != EFLAGS_IF || cr2 != va {
+        return Some(Outcome::fail(format_args!(
+            "{what}: the handler saw {seen} fault(s), its interrupt flag {flag:#x} \
+             (expected {expected:#x}), the frame's IF {frame_flag:#x} (expected {EFLAGS_IF:#x}), \
+             CR2 {cr2:#x} (expected {va:#x})"
+        )));
+    }
+    None
+}
+
+/// IDT[14] becomes a trap gate (WriteIDTEntry), and back: a page fault
+/// taken with interrupts enabled reaches the handler with the interrupt
+/// flag still set through the trap gate (SDM vol. 3: only an interrupt
+/// gate clears IF), clear through the interrupt gate, with the error code
+/// and CR2 of the access each time (a not-present read, a write to a
+/// read-only page; each twice in a row under the same directory entry, as
+/// a process touching page after page faults).
+pub fn page_fault_trap_gate() -> Outcome {
+    need_paging!();
+    const PF: usize = 14;
+    /// Type bit 0 of a gate's access byte: a trap gate (0xF), not an
+    /// interrupt gate (0xE).
+    const TRAP_TYPE_BIT: u64 = 1 << 40;
+    let absent = marked_frame();
+    let read_only = marked_frame();
+    mm::map(TEST_VA, absent, KERNEL_RW);
+    mm::unmap(TEST_VA);
+    mm::map(TEST_VA + PAGE_SIZE, read_only, PTE_P);
+    let idt = crate::desc::Table::base(&crate::desc::IDT);
+    let original = crate::desc::Table::read(&crate::desc::IDT, PF);
+    if (original >> 40) & 0x9F != 0x8E {
+        mm::unmap(TEST_VA + PAGE_SIZE);
+        fail!("IDT[14] is {original:#x}, not a present 32-bit interrupt gate");
+    }
+    crate::trap::set_hook(PF as u32, Some(record_page_fault));
+    let faults = [
+        (TEST_VA + 0x40, false, 0, "a read of a not-present page"),
+        (TEST_VA + 0x80, false, 0, "the next read of it"),
+        (
+            TEST_VA + PAGE_SIZE + 0x40,
+            true,
+            3,
+            "a write to a read-only page",
+        ),
+        (TEST_VA + PAGE_SIZE + 0x80, true, 3, "the next write to it"),
+    ];
+    let run = |inside: bool, gate: &str| -> Option<Outcome> {
+        faults.iter().find_map(|&(va, write, error_code, what)| {
+            let what = Text::from_fmt(format_args!("{what} through the {gate}"));
+            fault_through_gate(va, write, error_code, inside, what.as_str())
+        })
+    };
+    let before = run(false, "interrupt gate");
+    pv::write_idt_entry(idt, PF as u32, original | TRAP_TYPE_BIT);
+    let through_trap_gate = run(true, "trap gate");
+    pv::write_idt_entry(idt, PF as u32, original);
+    let after = run(false, "interrupt gate stored back");
+    crate::trap::set_hook(PF as u32, None);
+    mm::unmap(TEST_VA + PAGE_SIZE);
+    if let Some(outcome) = before.or(through_trap_gate).or(after) {
+        return outcome;
+    }
+    pass!(
+        "#PF through a trap gate: IF still set in the handler; through the interrupt gate \
+         (before and after) clear; error codes 0 and 3 and CR2 right each time"
+    )
+}
+
+/// The kernel loads its IDT through an alias that is a user page with A
+/// clear (read-only), and takes page faults: the processor reads the #PF
+/// gate through the alias at each delivery (setting A), and CR2 stays the
+/// fault's address; the handler's GetCR2 must give that address, not the
+/// gate's (a platform that reads the gate in software may fault on it).
+/// A is cleared again before each fault (SetPxELong of the entry), and
+/// the two faults are under one directory entry (the first one after the
+/// IDT load, then the next).
+pub fn page_fault_cr2_idt_alias_not_accessed() -> Outcome {
+    need_paging!();
+    /// The IDT's alias, under the test page's directory entry.
+    const ALIAS_VA: u32 = TEST_VA + 0x10_000;
+    let idt = crate::desc::Table::base(&crate::desc::IDT);
+    let not_accessed = PTE_P | PTE_US;
+    mm::map(TEST_VA, marked_frame(), KERNEL_RW);
+    mm::unmap(TEST_VA);
+    mm::map(ALIAS_VA, idt, not_accessed);
+    pv::set_idt(&native_rom::hw::cpu::DescriptorTablePointer {
+        limit: 256 * 8 - 1,
+        base: ALIAS_VA,
+    });
+    mm::map(ALIAS_VA, idt, not_accessed);
+    let first = read32(TEST_VA + 0x50);
+    mm::map(ALIAS_VA, idt, not_accessed);
+    let second = read32(TEST_VA + 0x90);
+    pv::set_idt(&crate::desc::idt_pointer());
+    mm::unmap(ALIAS_VA);
+    ensure_page_fault!(
+        first,
+        0,
+        TEST_VA + 0x50,
+        "the first read of a not-present page, the IDT through its alias"
+    );
+    ensure_page_fault!(
+        second,
+        0,
+        TEST_VA + 0x90,
+        "the next read under the same directory entry"
+    );
+    pass!("IDT loaded through a not-yet-accessed user alias: each #PF's CR2 is its own address")
 }
 
 pub fn read_only_write_faults() -> Outcome {

@@ -352,6 +352,11 @@ pub static ALL: &[Case] = &[
         "mmu_page_fault_gate_stored_natively",
         mmu::page_fault_gate_stored_natively,
     ),
+    case("mmu_page_fault_trap_gate", mmu::page_fault_trap_gate),
+    case(
+        "mmu_page_fault_cr2_idt_alias_not_accessed",
+        mmu::page_fault_cr2_idt_alias_not_accessed,
+    ),
     case("mmu_read_only_write_faults", mmu::read_only_write_faults),
     case("mmu_cr0_wp_semantics", mmu::cr0_wp_semantics),
     case("mmu_update_pxe_long", mmu::update_pxe_long),

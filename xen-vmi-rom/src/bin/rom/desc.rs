@@ -155,10 +155,19 @@ fn shadow_frames() -> Option<[u32; GDT_FRAMES]> {
     Some(regs.gdt_mfns)
 }
 
+/// The descriptor at `addr` of a table the kernel loaded, read as the
+/// processor reads it at a delivery or a segment load: CR2 stays as it is.
+/// The ROM's read may fault (the table's page not shadowed yet: the ROM
+/// fills it in and the read runs again), which writes Xen's CR2, the
+/// kernel's (vcpu_info.arch.cr2), perhaps of a #PF on its way to the
+/// kernel's handler; it is put back.
 fn read_descriptor(addr: u32) -> u64 {
+    let cr2 = crate::cpu_calls::get_cr2();
     // SAFETY: an address inside the table the kernel loaded; a bad one
     // faults the kernel as the processor's own access would.
-    unsafe { core::ptr::read_unaligned(addr as *const u64) }
+    let descriptor = unsafe { core::ptr::read_unaligned(addr as *const u64) };
+    crate::cpu_calls::set_cr2(cr2);
+    descriptor
 }
 
 /// The kernel's segment registers now: `cs` (the interrupted CS for an

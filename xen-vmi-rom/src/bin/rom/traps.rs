@@ -137,8 +137,16 @@ vmi_page_fault_common:
 
     // The gate as it was read, and its code segment's descriptor's high
     // word (`ForwardGate::current`): last, once the fault is known to be
-    // the kernel's, so that a declined fault does not pay for it.
+    // the kernel's, so that a declined fault does not pay for it. First
+    // the fault's address goes where `kernels_page_fault` leaves it (the
+    // kernel's update of its entry, `Some(va)`; the general path sets the
+    // same if the gate declines): a read of the kernel's IDT or GDT may
+    // fault (its page not shadowed yet: the ROM fills it in and the read
+    // runs again), and that fault writes Xen's CR2.
     .macro page_fault_quick_gate_current
+    mov edx, [{cr2}]
+    mov dword ptr [{cache} + {fault_va}], 1
+    mov [{cache} + {fault_va} + 4], edx
     mov ecx, [{gate} + {gate_addr}]
     mov edx, [ecx]
     cmp edx, [{gate} + {gate_raw}]
@@ -152,14 +160,14 @@ vmi_page_fault_common:
     jne 9f
     .endm
 
-    // The rest of what `kernels_page_fault` leaves (the fault's address
-    // for the kernel's update of its entry, `Some(va)`; the "same fault
-    // fixed twice" guard reset), then the kernel's gate, the error code
-    // kept, Xen's frame its own.
+    // CR2 the fault's again for the kernel's handler (GetCR2), as the
+    // processor's reads of the gate would have left it; the rest of what
+    // `kernels_page_fault` leaves (the "same fault fixed twice" guard
+    // reset), then the kernel's gate, the error code kept, Xen's frame its
+    // own.
     .macro page_fault_quick_to_gate
-    mov edx, [{cr2}]
-    mov dword ptr [{cache} + {fault_va}], 1
-    mov [{cache} + {fault_va} + 4], edx
+    mov edx, [{cache} + {fault_va} + 4]
+    mov [{cr2}], edx
     mov dword ptr [{last_fix}], 0
     mov dword ptr [{last_fix} + 4], 0
     mov dword ptr [{last_fix} + 8], 0
