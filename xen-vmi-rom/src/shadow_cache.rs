@@ -623,6 +623,11 @@ pub struct ShadowCache {
     last_kfn: u32,
     last_records: FrameRecords,
     last_valid: bool,
+    /// The same for the last page table whose frame is a [`KnownFrame`]
+    /// (never in `last_records`): `known_kfn`'s L1 record + 1 (0: none),
+    /// cleared with `last_valid`.
+    known_kfn: u32,
+    known_l1: u16,
 }
 
 /// A directory entry of the loaded root that a page fault found shadowed
@@ -773,6 +778,7 @@ impl ShadowCache {
         self.fault_va = None;
         self.fault_path = FaultPath::default();
         self.last_valid = false;
+        self.known_l1 = 0;
     }
 
     /// The figures so far.
@@ -946,18 +952,29 @@ impl ShadowCache {
         found
     }
 
-    /// [`records_of`](Self::records_of) through the last-hit cache (every
-    /// SetPxE asks; a batch asks for the same table 512 times in a row).
-    #[inline]
-    fn records_of_cached(&mut self, kfn: u32) -> FrameRecords {
-        if self.last_valid && self.last_kfn == kfn {
-            return self.last_records;
-        }
+    /// Whether the last-hit cache holds `kfn`'s records (every SetPxE
+    /// asks; a batch asks for the same table 512 times in a row).
+    #[inline(always)]
+    fn records_cached(&self, kfn: u32) -> bool {
+        self.last_valid && self.last_kfn == kfn
+    }
+
+    /// `kfn`'s records into the last-hit cache, unless its L1 record's
+    /// frame is a [`KnownFrame`] (such a frame has no directory record):
+    /// then its record + 1, and it is not cached, so that its writes go
+    /// through `known_write`, out of line, and the plain page tables' path
+    /// is as it was.
+    fn cache_records(&mut self, kfn: u32) -> Option<u16> {
         let found = self.records_of(kfn);
+        if let Some(i) = (found.l1 as usize).checked_sub(1) {
+            if self.tables[i % MAX_TABLES].mirror != 0 {
+                return Some(found.l1);
+            }
+        }
         self.last_kfn = kfn;
         self.last_records = found;
         self.last_valid = true;
-        found
+        None
     }
 
     /// Whether the last-hit cache of frame records agrees with the hash
@@ -965,7 +982,10 @@ impl ShadowCache {
     /// calls).
     #[doc(hidden)]
     pub fn lookup_cache_agrees(&self) -> bool {
-        !self.last_valid || self.records_of(self.last_kfn) == self.last_records
+        (!self.last_valid || self.records_of(self.last_kfn) == self.last_records)
+            && (self.known_l1 == 0
+                || (self.records_of(self.known_kfn).l1 == self.known_l1
+                    && self.tables[usize::from(self.known_l1 - 1)].mirror != 0))
     }
 
     /// A frame for a shadow table, and whether it is clear already (one
@@ -1064,8 +1084,21 @@ impl ShadowCache {
     /// New L1 record `i` on its frame: the kept frame's slot `kept` with
     /// its entries (all stale), or else (a frame clear once the ops queued
     /// are applied) a free slot, or the oldest slot given up.
+    /// A frame that is also a directory (of another record) has no slot:
+    /// a record that had one gives it up, a kept frame just taken is given
+    /// its record and given up.
     #[cfg_attr(feature = "image", optimize(size))]
     fn attach_known<H: Host>(&mut self, host: &mut H, i: usize, kept: Option<usize>) {
+        let kfn = self.tables[i].kfn;
+        let directory = self.find(kfn, Kind::L2).is_some() || self.find(kfn, Kind::Top).is_some();
+        if directory {
+            if let Some(k) = (self.tables[i].mirror as usize).checked_sub(1) {
+                self.give_up_known(host, k);
+            }
+            if kept.is_none() {
+                return;
+            }
+        }
         let k = match kept {
             Some(k) => {
                 self.stats.known_reused += 1;
@@ -1099,6 +1132,9 @@ impl ShadowCache {
             self.known_stale |= 1 << k;
         }
         self.tables[i].mirror = k as u16 + 1;
+        if directory {
+            self.give_up_known(host, k);
+        }
     }
 
     /// Slot `k` freed: its record's table no longer followed (the stale
@@ -1112,6 +1148,9 @@ impl ShadowCache {
             Some(i) => {
                 self.settle_known(host, k);
                 self.tables[i % MAX_TABLES].mirror = 0;
+                // The frame's records changed (`FrameRecords::known`).
+                self.last_valid = false;
+                self.known_l1 = 0;
             }
             None if f.mfn != 0 => {
                 let tag = Tag {
@@ -1426,6 +1465,7 @@ impl ShadowCache {
         };
         self.buckets[b] = i as u16 + 1;
         self.last_valid = false;
+        self.known_l1 = 0;
         self.forget_fault_path();
         if mfn != 0 && !clean {
             let tag = Tag {
@@ -1436,8 +1476,14 @@ impl ShadowCache {
             };
             host.push(Op::Mmuext(MmuextOp::clear_page(Mfn(mfn))), tag);
         }
-        if kind == Kind::L1 {
-            self.attach_known(host, i, kept);
+        // A frame with a known L1 has no directory record
+        // (`cache_records`).
+        let l1 = match kind {
+            Kind::L1 => Some(i),
+            _ => self.find(kfn, Kind::L1),
+        };
+        if let Some(l1) = l1 {
+            self.attach_known(host, l1, kept);
         }
         Ok(i)
     }
@@ -1449,6 +1495,7 @@ impl ShadowCache {
         let t = self.tables[i];
         // Unhook from the hash chain before anything below can look it up.
         self.last_valid = false;
+        self.known_l1 = 0;
         self.forget_fault_path();
         let b = Self::bucket(t.kfn);
         let mut link = &mut self.buckets[b];
@@ -1681,17 +1728,18 @@ impl ShadowCache {
     /// a supervisor entry gets its A and D now (`eager_bits`).
     #[inline(never)]
     fn write_l1<H: Host>(&mut self, host: &mut H, l1: usize, index: usize, entry: u64) {
-        self.write_l1_inline(host, l1, index, entry);
-    }
-
-    /// [`write_l1`](Self::write_l1), inline in `entry_changed` (every
-    /// SetPxE of a page table's entry).
-    #[inline(always)]
-    fn write_l1_inline<H: Host>(&mut self, host: &mut H, l1: usize, index: usize, entry: u64) {
         let (mfn, value, tag) = self.l1_shadow::<H, false>(host, l1, index, entry);
         if self.known_write(host, l1, index, value) {
             return;
         }
+        Self::push_write(host, mfn, index, value, tag);
+    }
+
+    /// [`write_l1`](Self::write_l1) of a record with no [`KnownFrame`],
+    /// inline in `entry_changed` (every SetPxE of a page table's entry).
+    #[inline(always)]
+    fn write_l1_inline<H: Host>(&mut self, host: &mut H, l1: usize, index: usize, entry: u64) {
+        let (mfn, value, tag) = self.l1_shadow::<H, false>(host, l1, index, entry);
         Self::push_write(host, mfn, index, value, tag);
     }
 
@@ -1967,7 +2015,10 @@ impl ShadowCache {
         index: usize,
         entry: u64,
     ) -> Result<Reach, ShadowError> {
-        let records = self.records_of_cached(kfn);
+        if !self.records_cached(kfn) {
+            return self.entry_changed_missed(host, kfn, index, entry);
+        }
+        let records = self.last_records;
         // A page table's entry (the usual SetPxE): writing it changes no
         // record's links and no root, so what it reaches is the same after
         // as before. A directory's: what it reaches is taken first.
@@ -1987,6 +2038,39 @@ impl ShadowCache {
         }
         self.directory_entry_changed(host, records, index, entry)
             .map(|()| Reach(ReachState::Known(reaches_current)))
+    }
+
+    /// `entry_changed` when the last-hit cache does not hold the frame's
+    /// records (once per table of a batch): they are looked up and
+    /// cached, or for a page table whose frame is a [`KnownFrame`] the
+    /// write goes through `known_write`. Out of line, with the write's own
+    /// copy.
+    #[inline(never)]
+    fn entry_changed_missed<H: Host>(
+        &mut self,
+        host: &mut H,
+        kfn: u32,
+        index: usize,
+        entry: u64,
+    ) -> Result<Reach, ShadowError> {
+        let known = if self.known_l1 != 0 && self.known_kfn == kfn {
+            Some(self.known_l1)
+        } else {
+            self.cache_records(kfn)
+        };
+        match known {
+            Some(l1) => {
+                self.known_kfn = kfn;
+                self.known_l1 = l1;
+                let i = usize::from(l1 - 1) % MAX_TABLES;
+                let (mfn, value, tag) = self.l1_shadow::<H, true>(host, i, index, entry);
+                if !self.known_write(host, i, index, value) {
+                    Self::push_write(host, mfn, index, value, tag);
+                }
+                Ok(Reach(ReachState::PageTable(l1)))
+            }
+            None => self.entry_changed_with::<H, false>(host, kfn, index, entry),
+        }
     }
 
     /// Whether the change [`entry_changed_deferred`]
