@@ -933,6 +933,19 @@ fn fork_and_exit(
     pages: usize,
     last: usize,
 ) -> (usize, usize) {
+    fork_and_exit_ordered(cache, m, pages, last, false)
+}
+
+/// [`fork_and_exit`], the tables torn down in the other order when
+/// `reversed` (the benchmark's exit frees its stack's table first, which
+/// its fork builds second).
+fn fork_and_exit_ordered(
+    cache: &mut ShadowCache,
+    m: &mut Model,
+    pages: usize,
+    last: usize,
+    reversed: bool,
+) -> (usize, usize) {
     let start = m.ops;
     cache.allocate_l2(m, L2S[0], true, None).unwrap();
     for (l1, index) in [(0, 1), (1, 5)] {
@@ -964,7 +977,11 @@ fn fork_and_exit(
     check(cache, m);
     let loaded = m.ops;
     cache.load_root(m, CR3S[0]).unwrap();
-    for (l1, index) in [(0, 1), (1, 5)] {
+    let mut tables = [(0, 1), (1, 5)];
+    if reversed {
+        tables.reverse();
+    }
+    for (l1, index) in tables {
         m.guest_mut(L1S[l1]).fill(0);
         set_entry(cache, m, L2S[0], index, 0);
         cache.release(m, L1S[l1], false);
@@ -1027,6 +1044,21 @@ fn a_freed_tables_frame_is_reused_as_it_stands() {
     );
     assert_eq!(build, 2, "the build writes only the two directory entries");
     assert_eq!(load, 1, "the child's load is its pin alone");
+    // Torn down in the other order: each table still takes, at its link,
+    // the kept frame last linked at the same directory entry.
+    fork_and_exit_ordered(cache, &mut m, 16, 511, true);
+    let before = cache.stats();
+    let (build, load) = fork_and_exit(cache, &mut m, 16, 511);
+    let s = cache.stats();
+    assert_eq!(
+        (
+            s.known_writes_skipped - before.known_writes_skipped,
+            s.known_stale_zeroed - before.known_stale_zeroed
+        ),
+        (17, 0),
+        "{s:?}"
+    );
+    assert_eq!((build, load), (2, 1));
     // Fewer entries, another one in the second table: the rest is zeroed
     // before the child's root is pinned (`check` compares every entry a
     // root reaches with the kernel's).
