@@ -48,7 +48,11 @@
 //! are, [`SPARE_ROOT_FRAMES`]) and kept for the next table
 //! ([`CLEAN_FRAMES`] of them), which then needs no clear of its own: the
 //! ops that tear an address space down go before the calls that build the
-//! next, and those are page-table writes alone, one run in the queue.
+//! next, and those are page-table writes alone, one run in the queue. A
+//! page table's frame whose non-zero entries the cache lists
+//! ([`KnownFrame`], [`KNOWN_SLOTS`] of them) is kept as it is instead, for
+//! the next page table, which writes only the entries that differ; the
+//! entries it does not have are zeroed before a pinned root can reach it.
 //!
 //! # Invariants (checked by `tests/shadow_cache.rs` against a model of Xen)
 //!
@@ -60,8 +64,11 @@
 //!    the kernel announced it (AllocatePage) and has not released it.
 //! 3. Every frame taken from the pool belongs to exactly one record or
 //!    root, or is kept clear for the next one, or is kept as a freed
-//!    root's frame ([`SPARE_ROOT_FRAMES`]), until it is given back, after
-//!    the ops that drop its last type reference are queued.
+//!    root's frame ([`SPARE_ROOT_FRAMES`]) or a freed page table's
+//!    ([`KnownFrame`]), until it is given back, after the ops that drop
+//!    its last type reference are queued. A [`KnownFrame`] holds exactly
+//!    the entries it lists (the rest 0), and one with stale entries (its
+//!    record's table does not have them) is reached by no pinned root.
 //! 4. Ops are queued in an order Xen accepts: a frame is clear (or holds
 //!    exactly what the ROM knows it holds) before its entries are
 //!    written, an L1 exists before an entry links it, a frame
@@ -433,9 +440,6 @@ struct KnownFrame {
     /// A bit per listed entry the owner's table does not have: its shadow
     /// is 0 though the frame holds the entry.
     stale: u32,
-    /// When the slot took its record (the oldest is given up first) or
-    /// its frame was freed (the oldest kept frame is taken first).
-    order: u32,
     /// The directory entry index + 1 its record was last linked at (0:
     /// none), and whether the record has written nothing yet and is linked
     /// nowhere: its frame may still be exchanged for a kept one that was
@@ -593,11 +597,8 @@ pub struct ShadowCache {
     known: [KnownFrame; KNOWN_SLOTS],
     /// A bit per `known` slot whose record's table has stale entries.
     known_stale: u32,
-    /// Counts slots taken and frames kept (`KnownFrame::order`).
-    known_clock: u32,
-    /// Keeps the queue that follows the cache in the ROM's heap 8-byte
-    /// aligned (`MmuBatch::COUNTERS_OFFSET`, mmu.rs).
-    _pad: u32,
+    /// The slot a new table takes when none is free (round robin).
+    known_next: u32,
     /// Changes of any top record's mirror (and frees of top records) so
     /// far: a freed root's top L2 still holds its top record's entries
     /// while this is what it was when the root went.
@@ -623,11 +624,11 @@ pub struct ShadowCache {
     last_kfn: u32,
     last_records: FrameRecords,
     last_valid: bool,
-    /// The same for the last page table whose frame is a [`KnownFrame`]
-    /// (never in `last_records`): `known_kfn`'s L1 record + 1 (0: none),
-    /// cleared with `last_valid`.
+    /// The same for the last frame whose page table's frame is a
+    /// [`KnownFrame`] (never in `last_records`), cleared with `last_valid`.
     known_kfn: u32,
-    known_l1: u16,
+    known_records: FrameRecords,
+    known_valid: bool,
 }
 
 /// A directory entry of the loaded root that a page fault found shadowed
@@ -778,7 +779,7 @@ impl ShadowCache {
         self.fault_va = None;
         self.fault_path = FaultPath::default();
         self.last_valid = false;
-        self.known_l1 = 0;
+        self.known_valid = false;
     }
 
     /// The figures so far.
@@ -934,6 +935,7 @@ impl ShadowCache {
 
     /// Records of `kfn` (up to one per kind: L1, L2, top), in one walk of
     /// its hash chain.
+    #[inline(never)]
     fn records_of(&self, kfn: u32) -> FrameRecords {
         let mut found = FrameRecords::default();
         let mut link = self.buckets[Self::bucket(kfn)];
@@ -959,22 +961,30 @@ impl ShadowCache {
         self.last_valid && self.last_kfn == kfn
     }
 
-    /// `kfn`'s records into the last-hit cache, unless its L1 record's
-    /// frame is a [`KnownFrame`] (such a frame has no directory record):
-    /// then its record + 1, and it is not cached, so that its writes go
-    /// through `known_write`, out of line, and the plain page tables' path
-    /// is as it was.
-    fn cache_records(&mut self, kfn: u32) -> Option<u16> {
-        let found = self.records_of(kfn);
-        if let Some(i) = (found.l1 as usize).checked_sub(1) {
-            if self.tables[i % MAX_TABLES].mirror != 0 {
-                return Some(found.l1);
-            }
+    /// `kfn`'s records when the last-hit cache misses (once per table of
+    /// a batch), cached: in `last_records`, or for a frame whose page
+    /// table's frame is a [`KnownFrame`] in `known_records`, so that
+    /// `entry_changed`'s inline path never writes such a table (its
+    /// writes go through `known_write`, out of line, and the plain page
+    /// tables' path is as it was).
+    fn records_uncached(&mut self, kfn: u32) -> FrameRecords {
+        if self.known_valid && self.known_kfn == kfn {
+            return self.known_records;
         }
-        self.last_kfn = kfn;
-        self.last_records = found;
-        self.last_valid = true;
-        None
+        let found = self.records_of(kfn);
+        let known = (found.l1 as usize)
+            .checked_sub(1)
+            .is_some_and(|i| self.tables[i % MAX_TABLES].mirror != 0);
+        if known {
+            self.known_kfn = kfn;
+            self.known_records = found;
+            self.known_valid = true;
+        } else {
+            self.last_kfn = kfn;
+            self.last_records = found;
+            self.last_valid = true;
+        }
+        found
     }
 
     /// Whether the last-hit cache of frame records agrees with the hash
@@ -983,9 +993,7 @@ impl ShadowCache {
     #[doc(hidden)]
     pub fn lookup_cache_agrees(&self) -> bool {
         (!self.last_valid || self.records_of(self.last_kfn) == self.last_records)
-            && (self.known_l1 == 0
-                || (self.records_of(self.known_kfn).l1 == self.known_l1
-                    && self.tables[usize::from(self.known_l1 - 1)].mirror != 0))
+            && (!self.known_valid || self.records_of(self.known_kfn) == self.known_records)
     }
 
     /// A frame for a shadow table, and whether it is clear already (one
@@ -1003,8 +1011,7 @@ impl ShadowCache {
             }
             // A freed page table's frame kept with its entries: no type,
             // not clear.
-            if let Some(k) = self.oldest_known(false) {
-                let mfn = core::mem::take(&mut self.known[k].mfn);
+            if let Some(mfn) = self.take_kept_frame() {
                 return Ok((mfn, false));
             }
             // A freed root's frames: untyped, but not clear (its top L2
@@ -1059,22 +1066,30 @@ impl ShadowCache {
     // -----------------------------------------------------------------
     // Known L1 frames ([`KnownFrame`])
 
-    /// The oldest slot holding a frame, of a record (`owned`) or kept for
-    /// the next page table.
-    fn oldest_known(&self, owned: bool) -> Option<usize> {
-        (0..KNOWN_SLOTS)
-            .filter(|&k| self.known[k].mfn != 0 && (self.known[k].owner != 0) == owned)
-            .max_by_key(|&k| self.known_clock.wrapping_sub(self.known[k].order))
+    /// A slot holding a freed page table's frame, kept for the next one.
+    #[cfg_attr(feature = "image", optimize(size))]
+    fn kept_known(&self) -> Option<usize> {
+        (0..KNOWN_SLOTS).find(|&k| self.known[k].mfn != 0 && self.known[k].owner == 0)
+    }
+
+    /// A kept page table's frame, out of its slot.
+    #[inline(never)]
+    #[cfg_attr(feature = "image", optimize(size))]
+    fn take_kept_frame(&mut self) -> Option<u32> {
+        let k = self.kept_known()?;
+        Some(core::mem::take(&mut self.known[k].mfn))
     }
 
     /// The frame for a new L1 record, whether it is clear, and the slot of
-    /// a freed page table's frame taken as it is (the oldest: Linux frees
-    /// and builds page tables in address order).
+    /// a freed page table's frame taken as it is (any: the link exchanges
+    /// it for the one that mapped the same addresses, `match_known`).
+    #[inline(never)]
+    #[cfg_attr(feature = "image", optimize(size))]
     fn take_l1_frame<H: Host>(
         &mut self,
         host: &mut H,
     ) -> Result<(u32, bool, Option<usize>), ShadowError> {
-        if let Some(k) = self.oldest_known(false) {
+        if let Some(k) = self.kept_known() {
             return Ok((self.known[k].mfn, true, Some(k)));
         }
         let (mfn, clean) = self.take_frame(host)?;
@@ -1084,57 +1099,37 @@ impl ShadowCache {
     /// New L1 record `i` on its frame: the kept frame's slot `kept` with
     /// its entries (all stale), or else (a frame clear once the ops queued
     /// are applied) a free slot, or the oldest slot given up.
-    /// A frame that is also a directory (of another record) has no slot:
-    /// a record that had one gives it up, a kept frame just taken is given
-    /// its record and given up.
+    #[inline(never)]
     #[cfg_attr(feature = "image", optimize(size))]
     fn attach_known<H: Host>(&mut self, host: &mut H, i: usize, kept: Option<usize>) {
-        let kfn = self.tables[i].kfn;
-        let directory = self.find(kfn, Kind::L2).is_some() || self.find(kfn, Kind::Top).is_some();
-        if directory {
-            if let Some(k) = (self.tables[i].mirror as usize).checked_sub(1) {
-                self.give_up_known(host, k);
-            }
-            if kept.is_none() {
-                return;
-            }
-        }
         let k = match kept {
             Some(k) => {
                 self.stats.known_reused += 1;
                 k
             }
             None => {
+                // A free slot, else the next in turn, given up (a free one
+                // is only emptied).
                 let k = match self.known.iter().position(|k| k.mfn == 0) {
                     Some(k) => k,
                     None => {
-                        let k = (0..KNOWN_SLOTS)
-                            .max_by_key(|&k| self.known_clock.wrapping_sub(self.known[k].order))
-                            .unwrap_or(0);
-                        self.give_up_known(host, k);
-                        k
+                        self.known_next = self.known_next.wrapping_add(1);
+                        self.known_next as usize % KNOWN_SLOTS
                     }
                 };
-                self.known[k].len = 0;
-                self.known[k].stale = 0;
-                self.known[k].link = 0;
+                self.give_up_known(host, k);
                 k
             }
         };
-        self.known_clock = self.known_clock.wrapping_add(1);
         let f = &mut self.known[k];
         f.mfn = self.tables[i].mfn;
         f.owner = i as u16 + 1;
         f.hint = 0;
-        f.order = self.known_clock;
         f.untouched = true;
         if f.stale != 0 {
             self.known_stale |= 1 << k;
         }
         self.tables[i].mirror = k as u16 + 1;
-        if directory {
-            self.give_up_known(host, k);
-        }
     }
 
     /// Slot `k` freed: its record's table no longer followed (the stale
@@ -1143,21 +1138,24 @@ impl ShadowCache {
     #[inline(never)]
     #[cfg_attr(feature = "image", optimize(size))]
     fn give_up_known<H: Host>(&mut self, host: &mut H, k: usize) {
-        let f = self.known[k % KNOWN_SLOTS];
-        match (f.owner as usize).checked_sub(1) {
+        let (owner, mfn) = (
+            self.known[k % KNOWN_SLOTS].owner,
+            self.known[k % KNOWN_SLOTS].mfn,
+        );
+        match (owner as usize).checked_sub(1) {
             Some(i) => {
                 self.settle_known(host, k);
                 self.tables[i % MAX_TABLES].mirror = 0;
-                // The frame's records changed (`FrameRecords::known`).
+                // Its writes may take the inline path now (`records_uncached`).
                 self.last_valid = false;
-                self.known_l1 = 0;
+                self.known_valid = false;
             }
-            None if f.mfn != 0 => {
+            None if mfn != 0 => {
                 let tag = Tag {
                     what: What::Clear,
                     ..Tag::default()
                 };
-                self.release_frame(host, f.mfn, tag);
+                self.release_frame(host, mfn, tag);
             }
             None => {}
         }
@@ -1166,6 +1164,7 @@ impl ShadowCache {
         f.owner = 0;
         f.len = 0;
         f.stale = 0;
+        f.link = 0;
     }
 
     /// The record's page table of slot `k` has no stale entry any more:
@@ -1194,15 +1193,24 @@ impl ShadowCache {
                 index,
                 guest: 0,
             };
-            Self::push_write(host, mfn, index as usize, 0, tag);
+            let write = Op::pte_write(entry_maddr(mfn, index as usize), 0, PteWrite::Normal);
+            Self::push_rare(host, write, tag);
         }
     }
 
     /// Before a pinned root may come to reach L1 records it did not (a
     /// root slot written, a root pinned): every linked record's stale
     /// entries are zeroed.
-    #[inline]
+    #[inline(always)]
     fn settle_linked<H: Host>(&mut self, host: &mut H) {
+        if self.known_stale != 0 {
+            self.settle_linked_records(host);
+        }
+    }
+
+    #[inline(never)]
+    #[cfg_attr(feature = "image", optimize(size))]
+    fn settle_linked_records<H: Host>(&mut self, host: &mut H) {
         let mut stale = self.known_stale;
         while stale != 0 {
             let k = stale.trailing_zeros() as usize % KNOWN_SLOTS;
@@ -1228,35 +1236,30 @@ impl ShadowCache {
         let l1 = l1 % MAX_TABLES;
         let k = (self.tables[l1].mirror as usize - 1) % KNOWN_SLOTS;
         let link = index as u16 + 1;
-        let f = self.known[k];
-        if f.untouched && f.stale != 0 && f.link != link && self.tables[l1].refs == 1 {
+        let f = &self.known[k];
+        let (untouched, stale, old_link, owner) = (f.untouched, f.stale, f.link, f.owner);
+        let mut slot = k;
+        if untouched && stale != 0 && old_link != link && self.tables[l1].refs == 1 {
             let other = (0..KNOWN_SLOTS).find(|&o| {
                 let o = &self.known[o];
                 o.mfn != 0 && o.owner == 0 && o.link == link
             });
             if let Some(o) = other {
-                // The record moves to slot `o`, slot `k` is kept as it was.
-                let (order, owner) = (self.known[o].order, f.owner);
+                // The record moves to slot `o`, slot `k` is kept as it
+                // was.
                 self.known[o].owner = owner;
-                self.known[o].order = f.order;
-                self.known[o].untouched = true;
                 self.known[o].hint = 0;
                 self.known[k].owner = 0;
-                self.known[k].order = order;
                 self.known_stale &= !(1 << k);
                 if self.known[o].stale != 0 {
                     self.known_stale |= 1 << o;
                 }
                 self.tables[l1].mfn = self.known[o].mfn;
                 self.tables[l1].mirror = o as u16 + 1;
-                return self.match_known_done(o, link);
+                slot = o;
             }
         }
-        self.match_known_done(k, link);
-    }
-
-    fn match_known_done(&mut self, k: usize, link: u16) {
-        let f = &mut self.known[k % KNOWN_SLOTS];
+        let f = &mut self.known[slot];
         f.link = link;
         f.untouched = false;
     }
@@ -1299,6 +1302,7 @@ impl ShadowCache {
     }
 
     #[inline(never)]
+    #[cfg_attr(feature = "image", optimize(size))]
     fn known_write_listed<H: Host>(
         &mut self,
         host: &mut H,
@@ -1352,10 +1356,11 @@ impl ShadowCache {
 
     /// L1 record `i` goes: its frame is kept as it is, every entry it
     /// holds stale, for the next page table.
+    #[inline(never)]
+    #[cfg_attr(feature = "image", optimize(size))]
     fn keep_known(&mut self, k: usize) {
         let k = k % KNOWN_SLOTS;
         self.known_stale &= !(1 << k);
-        self.known_clock = self.known_clock.wrapping_add(1);
         let f = &mut self.known[k];
         let mut n = 0;
         for p in 0..(f.len as usize).min(KNOWN_ENTRIES) {
@@ -1373,7 +1378,6 @@ impl ShadowCache {
         };
         f.owner = 0;
         f.hint = 0;
-        f.order = self.known_clock;
     }
 
     fn take_record<H: Host>(&mut self, host: &mut H) -> Result<usize, ShadowError> {
@@ -1413,6 +1417,7 @@ impl ShadowCache {
 
     /// A new record for `kfn` with one link (the caller's); for L1 and L2 a
     /// fresh shadow frame, clear (not pinned: "Only roots are pinned").
+    #[cfg_attr(feature = "image", optimize(size))]
     fn new_record<H: Host>(
         &mut self,
         host: &mut H,
@@ -1465,7 +1470,7 @@ impl ShadowCache {
         };
         self.buckets[b] = i as u16 + 1;
         self.last_valid = false;
-        self.known_l1 = 0;
+        self.known_valid = false;
         self.forget_fault_path();
         if mfn != 0 && !clean {
             let tag = Tag {
@@ -1476,14 +1481,8 @@ impl ShadowCache {
             };
             host.push(Op::Mmuext(MmuextOp::clear_page(Mfn(mfn))), tag);
         }
-        // A frame with a known L1 has no directory record
-        // (`cache_records`).
-        let l1 = match kind {
-            Kind::L1 => Some(i),
-            _ => self.find(kfn, Kind::L1),
-        };
-        if let Some(l1) = l1 {
-            self.attach_known(host, l1, kept);
+        if kind == Kind::L1 {
+            self.attach_known(host, i, kept);
         }
         Ok(i)
     }
@@ -1495,7 +1494,7 @@ impl ShadowCache {
         let t = self.tables[i];
         // Unhook from the hash chain before anything below can look it up.
         self.last_valid = false;
-        self.known_l1 = 0;
+        self.known_valid = false;
         self.forget_fault_path();
         let b = Self::bucket(t.kfn);
         let mut link = &mut self.buckets[b];
@@ -1580,6 +1579,7 @@ impl ShadowCache {
 
     /// Drops every cached shadow not in use: the roots other than the
     /// current one, then every record nothing links.
+    #[cfg_attr(feature = "image", optimize(size))]
     fn evict<H: Host>(&mut self, host: &mut H) {
         let mut roots = 0;
         for r in 0..MAX_ROOTS {
@@ -2015,10 +2015,41 @@ impl ShadowCache {
         index: usize,
         entry: u64,
     ) -> Result<Reach, ShadowError> {
-        if !self.records_cached(kfn) {
-            return self.entry_changed_missed(host, kfn, index, entry);
+        if !INLINE || !self.records_cached(kfn) {
+            return self.entry_changed_general(host, kfn, index, entry);
         }
         let records = self.last_records;
+        self.entry_changed_records::<H, INLINE>(host, records, index, entry)
+    }
+
+    /// `entry_changed` out of line: the 4-byte calls' (the L1 write out of
+    /// line too), and the inline path's when the last-hit cache misses.
+    #[inline(never)]
+    #[cfg_attr(feature = "image", optimize(size))]
+    fn entry_changed_general<H: Host>(
+        &mut self,
+        host: &mut H,
+        kfn: u32,
+        index: usize,
+        entry: u64,
+    ) -> Result<Reach, ShadowError> {
+        let records = if self.records_cached(kfn) {
+            self.last_records
+        } else {
+            self.records_uncached(kfn)
+        };
+        self.entry_changed_records::<H, false>(host, records, index, entry)
+    }
+
+    /// `entry_changed` of a frame with `records`.
+    #[inline(always)]
+    fn entry_changed_records<H: Host, const INLINE: bool>(
+        &mut self,
+        host: &mut H,
+        records: FrameRecords,
+        index: usize,
+        entry: u64,
+    ) -> Result<Reach, ShadowError> {
         // A page table's entry (the usual SetPxE): writing it changes no
         // record's links and no root, so what it reaches is the same after
         // as before. A directory's: what it reaches is taken first.
@@ -2038,39 +2069,6 @@ impl ShadowCache {
         }
         self.directory_entry_changed(host, records, index, entry)
             .map(|()| Reach(ReachState::Known(reaches_current)))
-    }
-
-    /// `entry_changed` when the last-hit cache does not hold the frame's
-    /// records (once per table of a batch): they are looked up and
-    /// cached, or for a page table whose frame is a [`KnownFrame`] the
-    /// write goes through `known_write`. Out of line, with the write's own
-    /// copy.
-    #[inline(never)]
-    fn entry_changed_missed<H: Host>(
-        &mut self,
-        host: &mut H,
-        kfn: u32,
-        index: usize,
-        entry: u64,
-    ) -> Result<Reach, ShadowError> {
-        let known = if self.known_l1 != 0 && self.known_kfn == kfn {
-            Some(self.known_l1)
-        } else {
-            self.cache_records(kfn)
-        };
-        match known {
-            Some(l1) => {
-                self.known_kfn = kfn;
-                self.known_l1 = l1;
-                let i = usize::from(l1 - 1) % MAX_TABLES;
-                let (mfn, value, tag) = self.l1_shadow::<H, true>(host, i, index, entry);
-                if !self.known_write(host, i, index, value) {
-                    Self::push_write(host, mfn, index, value, tag);
-                }
-                Ok(Reach(ReachState::PageTable(l1)))
-            }
-            None => self.entry_changed_with::<H, false>(host, kfn, index, entry),
-        }
     }
 
     /// Whether the change [`entry_changed_deferred`]
@@ -2193,6 +2191,7 @@ impl ShadowCache {
     /// a PDPT (Linux's pgd_ctor: `clone_kfn` is a root's PDPT frame, or the
     /// range lies within a PDPT's four entries) is about PDPT entries,
     /// which the next CR3 load reads: nothing to do.
+    #[cfg_attr(feature = "image", optimize(size))]
     pub fn allocate_l2<H: Host>(
         &mut self,
         host: &mut H,
@@ -2246,6 +2245,7 @@ impl ShadowCache {
     /// linked only from tables no address space uses goes with them.
     /// Released PDPT frames drop their roots (Linux 2.6.29+ releases a pgd
     /// this way).
+    #[cfg_attr(feature = "image", optimize(size))]
     pub fn release<H: Host>(&mut self, host: &mut H, kfn: u32, directory: bool) {
         if directory {
             for r in self.live_roots() {
@@ -2507,6 +2507,7 @@ impl ShadowCache {
     /// [`load_root`](Self::load_root) of a root not cached, or whose PDPT
     /// changed.
     #[inline(never)]
+    #[cfg_attr(feature = "image", optimize(size))]
     fn load_changed_root<H: Host>(
         &mut self,
         host: &mut H,
@@ -2693,6 +2694,7 @@ impl ShadowCache {
     /// Root `r`'s PDPT slot follows the kernel's entry; `held`: the value
     /// its L3 entry is known to hold (a new root on an old root's L3), to
     /// be written unless it is the new one, or [`NOT_HELD`].
+    #[cfg_attr(feature = "image", optimize(size))]
     fn set_root_slot<H: Host>(
         &mut self,
         host: &mut H,
@@ -2817,6 +2819,7 @@ impl ShadowCache {
     /// Drops every shadow (the caller has left them all: paging off, or
     /// the boot space loaded). Before activation, a flush drops what the
     /// kernel may have changed natively; this is the simple exact way.
+    #[cfg_attr(feature = "image", optimize(size))]
     pub fn drop_all<H: Host>(&mut self, host: &mut H) {
         self.current = 0;
         self.forget_fault_path();
