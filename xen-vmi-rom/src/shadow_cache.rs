@@ -1098,7 +1098,7 @@ impl ShadowCache {
 
     /// New L1 record `i` on its frame: the kept frame's slot `kept` with
     /// its entries (all stale), or else (a frame clear once the ops queued
-    /// are applied) a free slot, or the oldest slot given up.
+    /// are applied) a free slot, or the next slot in turn given up.
     #[inline(never)]
     #[cfg_attr(feature = "image", optimize(size))]
     fn attach_known<H: Host>(&mut self, host: &mut H, i: usize, kept: Option<usize>) {
