@@ -48,7 +48,11 @@
 //! are, [`SPARE_ROOT_FRAMES`]) and kept for the next table
 //! ([`CLEAN_FRAMES`] of them), which then needs no clear of its own: the
 //! ops that tear an address space down go before the calls that build the
-//! next, and those are page-table writes alone, one run in the queue.
+//! next, and those are page-table writes alone, one run in the queue. A
+//! page table's frame whose non-zero entries the cache lists
+//! ([`KnownFrame`], [`KNOWN_SLOTS`] of them) is kept as it is instead, for
+//! the next page table, which writes only the entries that differ; the
+//! entries it does not have are zeroed before a pinned root can reach it.
 //!
 //! # Invariants (checked by `tests/shadow_cache.rs` against a model of Xen)
 //!
@@ -60,8 +64,11 @@
 //!    the kernel announced it (AllocatePage) and has not released it.
 //! 3. Every frame taken from the pool belongs to exactly one record or
 //!    root, or is kept clear for the next one, or is kept as a freed
-//!    root's frame ([`SPARE_ROOT_FRAMES`]), until it is given back, after
-//!    the ops that drop its last type reference are queued.
+//!    root's frame ([`SPARE_ROOT_FRAMES`]) or a freed page table's
+//!    ([`KnownFrame`]), until it is given back, after the ops that drop
+//!    its last type reference are queued. A [`KnownFrame`] holds exactly
+//!    the entries it lists (the rest 0), and one with stale entries (its
+//!    record's table does not have them) is reached by no pinned root.
 //! 4. Ops are queued in an order Xen accepts: a frame is clear (or holds
 //!    exactly what the ROM knows it holds) before its entries are
 //!    written, an L1 exists before an entry links it, a frame
@@ -107,6 +114,14 @@ pub const CLEAN_FRAMES: usize = 64;
 /// written) whose entry differs from the old root's; clearing either
 /// when the old root went was wasted.
 pub const SPARE_ROOT_FRAMES: usize = 4;
+/// L1 shadow frames whose non-zero entries the cache lists
+/// ([`KnownFrame`]): a freed page table's frame is kept as it is, with its
+/// list, for the next page table instead of being cleared.
+pub const KNOWN_SLOTS: usize = 8;
+/// Entries a [`KnownFrame`] lists: a table with more non-zero entries is
+/// no longer followed (its frame is cleared when freed, as before).
+pub const KNOWN_ENTRIES: usize = 32;
+const _: () = assert!(KNOWN_ENTRIES <= u32::BITS as usize && KNOWN_SLOTS <= u8::BITS as usize);
 const BUCKETS: usize = 1024;
 
 /// The first L2 slot under PDPT slot 3 that is not the kernel's: the
@@ -303,7 +318,8 @@ struct Table {
     kind: Kind,
     flags: u8,
     refs: u16,
-    /// Mirror slot + 1 (L2 and top records).
+    /// Mirror slot + 1 (L2 and top records); for an L1 record its
+    /// [`KnownFrame`] slot + 1 (0: its frame's contents are not listed).
     mirror: u16,
     /// Hash chain or free list: record + 1.
     next: u16,
@@ -398,6 +414,42 @@ impl SpareRoots {
     }
 }
 
+/// An L1 shadow frame whose every non-zero entry is listed (entries not
+/// listed are 0 once the ops queued so far are applied: it was clear, or
+/// kept with its list, when its record took it, and every write to it since
+/// went through `ShadowCache::known_write`), so that the frame of a freed
+/// page table need not be cleared: the next page table takes it as it is
+/// (Linux's exit frees a process's page tables in address order and fork
+/// builds the next one's in the same order, usually the same entries with
+/// the same values), writes only the entries that differ, and the entries
+/// its own table does not have (*stale*, a bit each) are zeroed before any
+/// pinned root can reach the frame (`ShadowCache::settle_known`). A frame
+/// no pinned root reaches has no type in Xen, so its contents are plain
+/// data until then ("Only roots are pinned").
+#[derive(Clone, Copy, Debug)]
+struct KnownFrame {
+    /// The shadow frame (0: the slot is free).
+    mfn: u32,
+    /// The L1 record + 1 the frame is the shadow of (0: kept for the next
+    /// page table, every entry stale).
+    owner: u16,
+    len: u8,
+    /// Where the entry after the last one found is listed (a table is
+    /// written in the order its last user wrote it).
+    hint: u8,
+    /// A bit per listed entry the owner's table does not have: its shadow
+    /// is 0 though the frame holds the entry.
+    stale: u32,
+    /// The directory entry index + 1 its record was last linked at (0:
+    /// none), and whether the record has written nothing yet and is linked
+    /// nowhere: its frame may still be exchanged for a kept one that was
+    /// linked at the same index (`ShadowCache::match_known`).
+    link: u16,
+    untouched: bool,
+    index: [u16; KNOWN_ENTRIES],
+    value: [u64; KNOWN_ENTRIES],
+}
+
 /// The frames of a new root (`ShadowCache::root_frames`).
 #[derive(Clone, Copy, Debug)]
 struct RootFrames {
@@ -435,6 +487,13 @@ pub struct Stats {
     pub repaired: u32,
     /// Times the pool ran dry and shadows were dropped.
     pub evictions: u32,
+    /// Page tables that took a freed page table's frame as it was
+    /// ([`KnownFrame`]) instead of a clear one.
+    pub known_reused: u32,
+    /// Shadow L1 writes left out because the frame held the value.
+    pub known_writes_skipped: u32,
+    /// Stale entries zeroed before a pinned root could reach them.
+    pub known_stale_zeroed: u32,
 }
 
 /// The access a page fault was for (error code bits 1, 2 and 4).
@@ -533,6 +592,13 @@ pub struct ShadowCache {
     clean: CleanFrames,
     /// Freed roots' frames, not cleared, for the next roots.
     spares: SpareRoots,
+    /// L1 frames with their non-zero entries listed: page tables' and
+    /// freed ones kept for the next page tables.
+    known: [KnownFrame; KNOWN_SLOTS],
+    /// A bit per `known` slot whose record's table has stale entries.
+    known_stale: u32,
+    /// The slot a new table takes when none is free (round robin).
+    known_next: u32,
     /// Changes of any top record's mirror (and frees of top records) so
     /// far: a freed root's top L2 still holds its top record's entries
     /// while this is what it was when the root went.
@@ -558,6 +624,11 @@ pub struct ShadowCache {
     last_kfn: u32,
     last_records: FrameRecords,
     last_valid: bool,
+    /// The same for the last frame whose page table's frame is a
+    /// [`KnownFrame`] (never in `last_records`), cleared with `last_valid`.
+    known_kfn: u32,
+    known_records: FrameRecords,
+    known_valid: bool,
 }
 
 /// A directory entry of the loaded root that a page fault found shadowed
@@ -796,11 +867,19 @@ impl ShadowCache {
         self.rom_links = rom_links;
         self.clean.len = 0;
         self.spares.len = 0;
+        for k in &mut self.known {
+            k.mfn = 0;
+            k.owner = 0;
+            k.len = 0;
+            k.stale = 0;
+        }
+        self.known_stale = 0;
         self.stats = Stats::default();
         self.fault_mapped = false;
         self.fault_va = None;
         self.fault_path = FaultPath::default();
         self.last_valid = false;
+        self.known_valid = false;
     }
 
     /// The figures so far.
@@ -882,6 +961,38 @@ impl ShadowCache {
             + 2 * self.roots.iter().filter(|r| r.l3 != 0).count()
             + self.clean_frames().len()
             + self.spare_root_frames().count()
+            + self
+                .known
+                .iter()
+                .filter(|k| k.mfn != 0 && k.owner == 0)
+                .count()
+    }
+
+    /// Every L1 frame whose entries the cache lists ([`KnownFrame`]): the
+    /// frame, its record's kernel frame (None: kept for the next page
+    /// table), and the entries listed (index, value, and whether it is
+    /// stale: the record's table does not have it), every other entry
+    /// being 0. For the tests.
+    #[allow(clippy::type_complexity)]
+    pub fn known_frames(
+        &self,
+    ) -> impl Iterator<
+        Item = (
+            u32,
+            Option<u32>,
+            [Option<(usize, u64, bool)>; KNOWN_ENTRIES],
+        ),
+    > + '_ {
+        self.known.iter().filter(|k| k.mfn != 0).map(|k| {
+            let owner = (k.owner as usize)
+                .checked_sub(1)
+                .map(|i| self.tables[i].kfn);
+            let entries = core::array::from_fn(|p| {
+                (p < k.len as usize)
+                    .then(|| (k.index[p] as usize, k.value[p], k.stale & 1 << p != 0))
+            });
+            (k.mfn, owner, entries)
+        })
     }
 
     /// The frames of freed roots kept, not cleared, for the next roots
@@ -924,6 +1035,7 @@ impl ShadowCache {
 
     /// Records of `kfn` (up to one per kind: L1, L2, top), in one walk of
     /// its hash chain.
+    #[inline(never)]
     fn records_of(&self, kfn: u32) -> FrameRecords {
         let mut found = FrameRecords::default();
         let mut link = self.buckets[Self::bucket(kfn)];
@@ -942,17 +1054,36 @@ impl ShadowCache {
         found
     }
 
-    /// [`records_of`](Self::records_of) through the last-hit cache (every
-    /// SetPxE asks; a batch asks for the same table 512 times in a row).
-    #[inline]
-    fn records_of_cached(&mut self, kfn: u32) -> FrameRecords {
-        if self.last_valid && self.last_kfn == kfn {
-            return self.last_records;
+    /// Whether the last-hit cache holds `kfn`'s records (every SetPxE
+    /// asks; a batch asks for the same table 512 times in a row).
+    #[inline(always)]
+    fn records_cached(&self, kfn: u32) -> bool {
+        self.last_valid && self.last_kfn == kfn
+    }
+
+    /// `kfn`'s records when the last-hit cache misses (once per table of
+    /// a batch), cached: in `last_records`, or for a frame whose page
+    /// table's frame is a [`KnownFrame`] in `known_records`, so that
+    /// `entry_changed`'s inline path never writes such a table (its
+    /// writes go through `known_write`, out of line, and the plain page
+    /// tables' path is as it was).
+    fn records_uncached(&mut self, kfn: u32) -> FrameRecords {
+        if self.known_valid && self.known_kfn == kfn {
+            return self.known_records;
         }
         let found = self.records_of(kfn);
-        self.last_kfn = kfn;
-        self.last_records = found;
-        self.last_valid = true;
+        let known = (found.l1 as usize)
+            .checked_sub(1)
+            .is_some_and(|i| self.tables[i % MAX_TABLES].mirror != 0);
+        if known {
+            self.known_kfn = kfn;
+            self.known_records = found;
+            self.known_valid = true;
+        } else {
+            self.last_kfn = kfn;
+            self.last_records = found;
+            self.last_valid = true;
+        }
         found
     }
 
@@ -961,7 +1092,8 @@ impl ShadowCache {
     /// calls).
     #[doc(hidden)]
     pub fn lookup_cache_agrees(&self) -> bool {
-        !self.last_valid || self.records_of(self.last_kfn) == self.last_records
+        (!self.last_valid || self.records_of(self.last_kfn) == self.last_records)
+            && (!self.known_valid || self.records_of(self.known_kfn) == self.known_records)
     }
 
     /// A frame for a shadow table, and whether it is clear already (one
@@ -975,6 +1107,11 @@ impl ShadowCache {
                 return Ok((self.clean.frames[len as usize], true));
             }
             if let Some(mfn) = host.take_frame() {
+                return Ok((mfn, false));
+            }
+            // A freed page table's frame kept with its entries: no type,
+            // not clear.
+            if let Some(mfn) = self.take_kept_frame() {
                 return Ok((mfn, false));
             }
             // A freed root's frames: untyped, but not clear (its top L2
@@ -1026,6 +1163,323 @@ impl ShadowCache {
         }
     }
 
+    // -----------------------------------------------------------------
+    // Known L1 frames ([`KnownFrame`])
+
+    /// A slot holding a freed page table's frame, kept for the next one.
+    #[cfg_attr(feature = "image", optimize(size))]
+    fn kept_known(&self) -> Option<usize> {
+        (0..KNOWN_SLOTS).find(|&k| self.known[k].mfn != 0 && self.known[k].owner == 0)
+    }
+
+    /// A kept page table's frame, out of its slot.
+    #[inline(never)]
+    #[cfg_attr(feature = "image", optimize(size))]
+    fn take_kept_frame(&mut self) -> Option<u32> {
+        let k = self.kept_known()?;
+        Some(core::mem::take(&mut self.known[k].mfn))
+    }
+
+    /// The frame for a new L1 record, whether it is clear, and the slot of
+    /// a freed page table's frame taken as it is (any: the link exchanges
+    /// it for the one that mapped the same addresses, `match_known`).
+    #[inline(never)]
+    #[cfg_attr(feature = "image", optimize(size))]
+    fn take_l1_frame<H: Host>(
+        &mut self,
+        host: &mut H,
+    ) -> Result<(u32, bool, Option<usize>), ShadowError> {
+        if let Some(k) = self.kept_known() {
+            return Ok((self.known[k].mfn, true, Some(k)));
+        }
+        let (mfn, clean) = self.take_frame(host)?;
+        Ok((mfn, clean, None))
+    }
+
+    /// New L1 record `i` on its frame: the kept frame's slot `kept` with
+    /// its entries (all stale), or else (a frame clear once the ops queued
+    /// are applied) a free slot, or the next slot in turn given up.
+    #[inline(never)]
+    #[cfg_attr(feature = "image", optimize(size))]
+    fn attach_known<H: Host>(&mut self, host: &mut H, i: usize, kept: Option<usize>) {
+        let k = match kept {
+            Some(k) => {
+                self.stats.known_reused += 1;
+                k
+            }
+            None => {
+                // A free slot, else the next in turn, given up (a free one
+                // is only emptied).
+                let k = match self.known.iter().position(|k| k.mfn == 0) {
+                    Some(k) => k,
+                    None => {
+                        self.known_next = self.known_next.wrapping_add(1);
+                        self.known_next as usize % KNOWN_SLOTS
+                    }
+                };
+                self.give_up_known(host, k);
+                k
+            }
+        };
+        let f = &mut self.known[k];
+        f.mfn = self.tables[i].mfn;
+        f.owner = i as u16 + 1;
+        f.hint = 0;
+        f.untouched = true;
+        if f.stale != 0 {
+            self.known_stale |= 1 << k;
+        }
+        self.tables[i].mirror = k as u16 + 1;
+    }
+
+    /// Slot `k` freed: its record's table no longer followed (the stale
+    /// entries zeroed first; its frame cleared when the record goes), or
+    /// its kept frame cleared and kept clear.
+    #[inline(never)]
+    #[cfg_attr(feature = "image", optimize(size))]
+    fn give_up_known<H: Host>(&mut self, host: &mut H, k: usize) {
+        let (owner, mfn) = (
+            self.known[k % KNOWN_SLOTS].owner,
+            self.known[k % KNOWN_SLOTS].mfn,
+        );
+        match (owner as usize).checked_sub(1) {
+            Some(i) => {
+                self.settle_known(host, k);
+                self.tables[i % MAX_TABLES].mirror = 0;
+                // Its writes may take the inline path now (`records_uncached`).
+                self.last_valid = false;
+                self.known_valid = false;
+            }
+            None if mfn != 0 => {
+                let tag = Tag {
+                    what: What::Clear,
+                    ..Tag::default()
+                };
+                self.release_frame(host, mfn, tag);
+            }
+            None => {}
+        }
+        let f = &mut self.known[k % KNOWN_SLOTS];
+        f.mfn = 0;
+        f.owner = 0;
+        f.len = 0;
+        f.stale = 0;
+        f.link = 0;
+    }
+
+    /// The record's page table of slot `k` has no stale entry any more:
+    /// each is zeroed (one write each, queued before whatever makes a
+    /// pinned root reach the frame).
+    #[inline(never)]
+    #[cfg_attr(feature = "image", optimize(size))]
+    fn settle_known<H: Host>(&mut self, host: &mut H, k: usize) {
+        let k = k % KNOWN_SLOTS;
+        self.known_stale &= !(1 << k);
+        let f = &mut self.known[k];
+        let mut stale = core::mem::take(&mut f.stale);
+        let (mfn, owner) = (f.mfn, f.owner);
+        let kfn = (owner as usize)
+            .checked_sub(1)
+            .map_or(0, |i| self.tables[i % MAX_TABLES].kfn);
+        while stale != 0 {
+            let p = stale.trailing_zeros() as usize % KNOWN_ENTRIES;
+            stale &= stale - 1;
+            let index = self.known[k].index[p];
+            self.known[k].value[p] = 0;
+            self.stats.known_stale_zeroed += 1;
+            let tag = Tag {
+                what: What::L1Entry,
+                kfn,
+                index,
+                guest: 0,
+            };
+            let write = Op::pte_write(entry_maddr(mfn, index as usize), 0, PteWrite::Normal);
+            Self::push_rare(host, write, tag);
+        }
+    }
+
+    /// Before a pinned root may come to reach L1 records it did not (a
+    /// root slot written, a root pinned): every linked record's stale
+    /// entries are zeroed.
+    #[inline(always)]
+    fn settle_linked<H: Host>(&mut self, host: &mut H) {
+        if self.known_stale != 0 {
+            self.settle_linked_records(host);
+        }
+    }
+
+    #[inline(never)]
+    #[cfg_attr(feature = "image", optimize(size))]
+    fn settle_linked_records<H: Host>(&mut self, host: &mut H) {
+        let mut stale = self.known_stale;
+        while stale != 0 {
+            let k = stale.trailing_zeros() as usize % KNOWN_SLOTS;
+            stale &= stale - 1;
+            let owner = self.known[k].owner as usize;
+            if owner != 0 && self.tables[(owner - 1) % MAX_TABLES].refs > 0 {
+                self.settle_known(host, k);
+            }
+        }
+    }
+
+    /// `link` of L1 record `l1` (with a slot) at directory entry `index`:
+    /// a record that took a kept frame and has neither written an entry
+    /// nor been linked before takes instead the kept frame last linked at
+    /// this index, if another (a process's tables are built in whatever
+    /// order its kernel likes: the frame that mapped the same addresses
+    /// last time likely holds the same entries); its own goes back to the
+    /// kept ones. Nothing queued names the frame yet, so the exchange is
+    /// the cache's alone. The slot then remembers the index.
+    #[inline(never)]
+    #[cfg_attr(feature = "image", optimize(size))]
+    fn match_known(&mut self, l1: usize, index: usize) {
+        let l1 = l1 % MAX_TABLES;
+        let k = (self.tables[l1].mirror as usize - 1) % KNOWN_SLOTS;
+        let link = index as u16 + 1;
+        let f = &self.known[k];
+        let (untouched, stale, old_link, owner) = (f.untouched, f.stale, f.link, f.owner);
+        let mut slot = k;
+        if untouched && stale != 0 && old_link != link && self.tables[l1].refs == 1 {
+            let other = (0..KNOWN_SLOTS).find(|&o| {
+                let o = &self.known[o];
+                o.mfn != 0 && o.owner == 0 && o.link == link
+            });
+            if let Some(o) = other {
+                // The record moves to slot `o`, slot `k` is kept as it
+                // was.
+                self.known[o].owner = owner;
+                self.known[o].hint = 0;
+                self.known[k].owner = 0;
+                self.known_stale &= !(1 << k);
+                if self.known[o].stale != 0 {
+                    self.known_stale |= 1 << o;
+                }
+                self.tables[l1].mfn = self.known[o].mfn;
+                self.tables[l1].mirror = o as u16 + 1;
+                slot = o;
+            }
+        }
+        let f = &mut self.known[slot];
+        f.link = link;
+        f.untouched = false;
+    }
+
+    /// `link` of record `l1` into directory record `dir` (of `kind`): a
+    /// directory a pinned root reaches (a top record, or an L2 in a root
+    /// slot) gets no table with stale entries.
+    #[inline(never)]
+    #[cfg_attr(feature = "image", optimize(size))]
+    fn settle_if_reached<H: Host>(&mut self, host: &mut H, dir: usize, kind: Kind, l1: usize) {
+        let Some(k) = (self.tables[l1 % MAX_TABLES].mirror as usize).checked_sub(1) else {
+            return;
+        };
+        if self.known_stale & (1 << k) == 0 {
+            return;
+        }
+        let link = dir as u16 + 1;
+        let reached = kind == Kind::Top
+            || self
+                .live_roots()
+                .any(|r| self.roots[r].slots[..3].contains(&link));
+        if reached {
+            self.settle_known(host, k);
+        }
+    }
+
+    /// Record `l1`'s frame gets `value` in entry `index`: true when it
+    /// holds that already and need not be written. Every write to an L1
+    /// record's frame comes here first. Only a table with stale entries
+    /// (no pinned root reaches it: a freed table's frame being filled
+    /// again) leaves writes out, so a table the loaded root reaches is
+    /// written as before (the fault's quick update,
+    /// `fault_entry_changed`, writes what `entry_changed` writes).
+    #[inline(always)]
+    fn known_write<H: Host>(&mut self, host: &mut H, l1: usize, index: usize, value: u64) -> bool {
+        match (self.tables[l1 % MAX_TABLES].mirror as usize).checked_sub(1) {
+            None => false,
+            Some(k) => self.known_write_listed(host, k, index, value),
+        }
+    }
+
+    #[inline(never)]
+    #[cfg_attr(feature = "image", optimize(size))]
+    fn known_write_listed<H: Host>(
+        &mut self,
+        host: &mut H,
+        k: usize,
+        index: usize,
+        value: u64,
+    ) -> bool {
+        let k = k % KNOWN_SLOTS;
+        let f = &mut self.known[k];
+        let unreached = f.stale != 0;
+        f.untouched = false;
+        let len = (f.len as usize).min(KNOWN_ENTRIES);
+        let hint = f.hint as usize;
+        let found = if hint < len && f.index[hint] as usize == index {
+            Some(hint)
+        } else {
+            f.index[..len].iter().position(|&i| i as usize == index)
+        };
+        if let Some(p) = found {
+            f.hint = p as u8 + 1;
+            f.stale &= !(1 << p);
+            if f.stale == 0 {
+                self.known_stale &= !(1 << k);
+            }
+            if f.value[p] == value && unreached {
+                self.stats.known_writes_skipped += 1;
+                return true;
+            }
+            f.value[p] = value;
+            return false;
+        }
+        if value == 0 && unreached {
+            // Not listed: the frame holds 0 there.
+            self.stats.known_writes_skipped += 1;
+            return true;
+        }
+        if value == 0 {
+            return false;
+        }
+        if len < KNOWN_ENTRIES {
+            f.index[len] = index as u16;
+            f.value[len] = value;
+            f.len = len as u8 + 1;
+            f.hint = f.len;
+            return false;
+        }
+        // More entries than a slot lists: the table is followed no more.
+        self.give_up_known(host, k);
+        false
+    }
+
+    /// L1 record `i` goes: its frame is kept as it is, every entry it
+    /// holds stale, for the next page table.
+    #[inline(never)]
+    #[cfg_attr(feature = "image", optimize(size))]
+    fn keep_known(&mut self, k: usize) {
+        let k = k % KNOWN_SLOTS;
+        self.known_stale &= !(1 << k);
+        let f = &mut self.known[k];
+        let mut n = 0;
+        for p in 0..(f.len as usize).min(KNOWN_ENTRIES) {
+            if f.value[p] != 0 {
+                f.index[n] = f.index[p];
+                f.value[n] = f.value[p];
+                n += 1;
+            }
+        }
+        f.len = n as u8;
+        f.stale = if n >= KNOWN_ENTRIES {
+            u32::MAX
+        } else {
+            (1 << n) - 1
+        };
+        f.owner = 0;
+        f.hint = 0;
+    }
+
     fn take_record<H: Host>(&mut self, host: &mut H) -> Result<usize, ShadowError> {
         if self.free_tables == 0 {
             self.evict(host);
@@ -1063,15 +1517,22 @@ impl ShadowCache {
 
     /// A new record for `kfn` with one link (the caller's); for L1 and L2 a
     /// fresh shadow frame, clear (not pinned: "Only roots are pinned").
+    #[cfg_attr(feature = "image", optimize(size))]
     fn new_record<H: Host>(
         &mut self,
         host: &mut H,
         kfn: u32,
         kind: Kind,
     ) -> Result<usize, ShadowError> {
-        let (mfn, clean) = match kind {
-            Kind::L1 | Kind::L2 => self.take_frame(host)?,
-            _ => (0, true),
+        // A kept L1 frame (`kept`) is taken for good only once the record
+        // is made: until then its slot still holds it.
+        let (mfn, clean, kept) = match kind {
+            Kind::L1 => self.take_l1_frame(host)?,
+            Kind::L2 => {
+                let (mfn, clean) = self.take_frame(host)?;
+                (mfn, clean, None)
+            }
+            _ => (0, true, None),
         };
         let mirror = match kind {
             Kind::L2 | Kind::Top => match self.take_mirror(host) {
@@ -1088,7 +1549,7 @@ impl ShadowCache {
         let i = match self.take_record(host) {
             Ok(i) => i,
             Err(e) => {
-                if mfn != 0 {
+                if mfn != 0 && kept.is_none() {
                     self.untake(host, mfn, clean);
                 }
                 if mirror != 0 {
@@ -1109,6 +1570,7 @@ impl ShadowCache {
         };
         self.buckets[b] = i as u16 + 1;
         self.last_valid = false;
+        self.known_valid = false;
         self.forget_fault_path();
         if mfn != 0 && !clean {
             let tag = Tag {
@@ -1118,6 +1580,9 @@ impl ShadowCache {
                 guest: 0,
             };
             host.push(Op::Mmuext(MmuextOp::clear_page(Mfn(mfn))), tag);
+        }
+        if kind == Kind::L1 {
+            self.attach_known(host, i, kept);
         }
         Ok(i)
     }
@@ -1129,6 +1594,7 @@ impl ShadowCache {
         let t = self.tables[i];
         // Unhook from the hash chain before anything below can look it up.
         self.last_valid = false;
+        self.known_valid = false;
         self.forget_fault_path();
         let b = Self::bucket(t.kfn);
         let mut link = &mut self.buckets[b];
@@ -1146,11 +1612,18 @@ impl ShadowCache {
         // linked mirror code (`link` writes `code_value` of every code it
         // stores, and that is 0 exactly for a code naming no record).
         let mut linked = false;
+        if t.kind == Kind::L1 {
+            if let Some(k) = (t.mirror as usize).checked_sub(1) {
+                // Kept as it is, its entries listed, for the next table.
+                self.keep_known(k);
+                return;
+            }
+        }
         if t.kind == Kind::Top {
             // Its index may name another top record next.
             self.top_epoch = self.top_epoch.wrapping_add(1);
         }
-        if t.mirror != 0 {
+        if t.kind != Kind::L1 && t.mirror != 0 {
             let m = t.mirror as usize - 1;
             // Only the groups `link` wrote (a directory links few tables),
             // four entries at a time; the mirror is left all zero for its
@@ -1206,6 +1679,7 @@ impl ShadowCache {
 
     /// Drops every cached shadow not in use: the roots other than the
     /// current one, then every record nothing links.
+    #[cfg_attr(feature = "image", optimize(size))]
     fn evict<H: Host>(&mut self, host: &mut H) {
         let mut roots = 0;
         for r in 0..MAX_ROOTS {
@@ -1354,22 +1828,41 @@ impl ShadowCache {
     /// a supervisor entry gets its A and D now (`eager_bits`).
     #[inline(never)]
     fn write_l1<H: Host>(&mut self, host: &mut H, l1: usize, index: usize, entry: u64) {
-        self.write_l1_inline(host, l1, index, entry);
+        let (mfn, value, tag) = self.l1_shadow::<H, false>(host, l1, index, entry);
+        if self.known_write(host, l1, index, value) {
+            return;
+        }
+        Self::push_write(host, mfn, index, value, tag);
     }
 
-    /// [`write_l1`](Self::write_l1), inline in `entry_changed` (every
-    /// SetPxE of a page table's entry).
+    /// [`write_l1`](Self::write_l1) of a record with no [`KnownFrame`],
+    /// inline in `entry_changed` (every SetPxE of a page table's entry).
     #[inline(always)]
     fn write_l1_inline<H: Host>(&mut self, host: &mut H, l1: usize, index: usize, entry: u64) {
-        let (mfn, value, tag) = self.l1_write::<H, false>(host, l1, index, entry);
+        let (mfn, value, tag) = self.l1_shadow::<H, false>(host, l1, index, entry);
         Self::push_write(host, mfn, index, value, tag);
     }
 
     /// What [`write_l1`](Self::write_l1) writes (the shadow frame, the
-    /// value and its tag), the kernel's entry given its eager bits first;
-    /// `INLINE`: with [`l1_value`](Self::l1_value) inline too.
+    /// value and its tag), for a caller that writes it whatever the frame
+    /// holds; `INLINE`: with [`l1_value`](Self::l1_value) inline too.
     #[inline(always)]
     fn l1_write<H: Host, const INLINE: bool>(
+        &mut self,
+        host: &mut H,
+        l1: usize,
+        index: usize,
+        entry: u64,
+    ) -> (u32, u64, Tag) {
+        let (mfn, value, tag) = self.l1_shadow::<H, INLINE>(host, l1, index, entry);
+        self.known_write(host, l1, index, value);
+        (mfn, value, tag)
+    }
+
+    /// The shadow frame, value and tag of record `l1`'s entry `index` for
+    /// the kernel's `entry`, the kernel's entry given its eager bits first.
+    #[inline(always)]
+    fn l1_shadow<H: Host, const INLINE: bool>(
         &mut self,
         host: &mut H,
         l1: usize,
@@ -1522,6 +2015,14 @@ impl ShadowCache {
             }
         };
         let code = Self::code(entry, l1);
+        if let Some(l1) = l1 {
+            if self.tables[l1 % MAX_TABLES].mirror != 0 {
+                self.match_known(l1, index);
+            }
+            if self.known_stale != 0 {
+                self.settle_if_reached(host, i, kind, l1);
+            }
+        }
         self.forget_fault_path();
         let old = core::mem::replace(&mut self.mirror_mut(i)[index], code);
         if code != 0 {
@@ -1614,7 +2115,41 @@ impl ShadowCache {
         index: usize,
         entry: u64,
     ) -> Result<Reach, ShadowError> {
-        let records = self.records_of_cached(kfn);
+        if !INLINE || !self.records_cached(kfn) {
+            return self.entry_changed_general(host, kfn, index, entry);
+        }
+        let records = self.last_records;
+        self.entry_changed_records::<H, INLINE>(host, records, index, entry)
+    }
+
+    /// `entry_changed` out of line: the 4-byte calls' (the L1 write out of
+    /// line too), and the inline path's when the last-hit cache misses.
+    #[inline(never)]
+    #[cfg_attr(feature = "image", optimize(size))]
+    fn entry_changed_general<H: Host>(
+        &mut self,
+        host: &mut H,
+        kfn: u32,
+        index: usize,
+        entry: u64,
+    ) -> Result<Reach, ShadowError> {
+        let records = if self.records_cached(kfn) {
+            self.last_records
+        } else {
+            self.records_uncached(kfn)
+        };
+        self.entry_changed_records::<H, false>(host, records, index, entry)
+    }
+
+    /// `entry_changed` of a frame with `records`.
+    #[inline(always)]
+    fn entry_changed_records<H: Host, const INLINE: bool>(
+        &mut self,
+        host: &mut H,
+        records: FrameRecords,
+        index: usize,
+        entry: u64,
+    ) -> Result<Reach, ShadowError> {
         // A page table's entry (the usual SetPxE): writing it changes no
         // record's links and no root, so what it reaches is the same after
         // as before. A directory's: what it reaches is taken first.
@@ -1756,6 +2291,7 @@ impl ShadowCache {
     /// a PDPT (Linux's pgd_ctor: `clone_kfn` is a root's PDPT frame, or the
     /// range lies within a PDPT's four entries) is about PDPT entries,
     /// which the next CR3 load reads: nothing to do.
+    #[cfg_attr(feature = "image", optimize(size))]
     pub fn allocate_l2<H: Host>(
         &mut self,
         host: &mut H,
@@ -1809,6 +2345,7 @@ impl ShadowCache {
     /// linked only from tables no address space uses goes with them.
     /// Released PDPT frames drop their roots (Linux 2.6.29+ releases a pgd
     /// this way).
+    #[cfg_attr(feature = "image", optimize(size))]
     pub fn release<H: Host>(&mut self, host: &mut H, kfn: u32, directory: bool) {
         if directory {
             for r in self.live_roots() {
@@ -2070,6 +2607,7 @@ impl ShadowCache {
     /// [`load_root`](Self::load_root) of a root not cached, or whose PDPT
     /// changed.
     #[inline(never)]
+    #[cfg_attr(feature = "image", optimize(size))]
     fn load_changed_root<H: Host>(
         &mut self,
         host: &mut H,
@@ -2188,6 +2726,7 @@ impl ShadowCache {
         for (slot, &entry) in pdpt.iter().enumerate().take(3) {
             self.set_root_slot(host, r, slot, entry, held[slot])?;
         }
+        self.settle_linked(host);
         host.push(
             Op::Mmuext(MmuextOp::pin_l3_table(Mfn(l3))),
             Self::root_tag(cr3, What::Pin, 0, 0),
@@ -2255,6 +2794,7 @@ impl ShadowCache {
     /// Root `r`'s PDPT slot follows the kernel's entry; `held`: the value
     /// its L3 entry is known to hold (a new root on an old root's L3), to
     /// be written unless it is the new one, or [`NOT_HELD`].
+    #[cfg_attr(feature = "image", optimize(size))]
     fn set_root_slot<H: Host>(
         &mut self,
         host: &mut H,
@@ -2279,6 +2819,8 @@ impl ShadowCache {
             None
         };
         let old = (root.slots[slot] as usize).checked_sub(1);
+        // The directory's tables come to be reached by a pinned root.
+        self.settle_linked(host);
         self.roots[r].slots[slot] = new.map_or(0, |i| i as u16 + 1);
         self.roots[r].pdpte[slot] = entry;
         if slot < 3 {
@@ -2377,6 +2919,7 @@ impl ShadowCache {
     /// Drops every shadow (the caller has left them all: paging off, or
     /// the boot space loaded). Before activation, a flush drops what the
     /// kernel may have changed natively; this is the simple exact way.
+    #[cfg_attr(feature = "image", optimize(size))]
     pub fn drop_all<H: Host>(&mut self, host: &mut H) {
         self.current = 0;
         self.forget_fault_path();

@@ -14,7 +14,8 @@
 use mmu_batch::Op;
 use proptest::prelude::*;
 use xen_vmi_rom::shadow_cache::{
-    Access, Fault, Host, Kind, Note, ShadowCache, ShadowError, Tag, What, ENTRIES, TOP_KERNEL_SLOTS,
+    Access, Fault, Host, Kind, Note, ShadowCache, ShadowError, Tag, What, ENTRIES, KNOWN_SLOTS,
+    TOP_KERNEL_SLOTS,
 };
 use xen_vmi_rom::shadow_entry::{eager_bits, l1_value_settled};
 
@@ -981,6 +982,221 @@ fn a_freed_roots_frames_are_reused_as_they_stand() {
     assert_eq!(m.ops - before, 1);
 }
 
+/// A kernel entry written and announced.
+fn set_entry(cache: &mut ShadowCache, m: &mut Model, kfn: u32, index: usize, value: u64) {
+    m.guest_mut(kfn)[index] = value;
+    cache.entry_changed(m, kfn, index, value).unwrap();
+    check(cache, m);
+}
+
+/// One fork and exit as the benchmark's (tests/bench-core `fork`): root 2
+/// (the child, CR3S[2]: its own directory L2S[0] under slot 0, the kernel
+/// part L2S[3] under slot 3) gets page table L1S[0] at directory entry 1
+/// with `pages` entries and L1S[1] at entry 5 with one at `last`, is
+/// loaded, root 0 loaded again, then the child torn down as Linux's exit
+/// does (the tables cleared natively, unlinked, released, then the
+/// directory and the PDPT). Returns the ops of the build and of the
+/// child's load.
+fn fork_and_exit(
+    cache: &mut ShadowCache,
+    m: &mut Model,
+    pages: usize,
+    last: usize,
+) -> (usize, usize) {
+    fork_and_exit_ordered(cache, m, pages, last, false)
+}
+
+/// [`fork_and_exit`], the tables torn down in the other order when
+/// `reversed` (the benchmark's exit frees its stack's table first, which
+/// its fork builds second).
+fn fork_and_exit_ordered(
+    cache: &mut ShadowCache,
+    m: &mut Model,
+    pages: usize,
+    last: usize,
+    reversed: bool,
+) -> (usize, usize) {
+    let start = m.ops;
+    cache.allocate_l2(m, L2S[0], true, None).unwrap();
+    for (l1, index) in [(0, 1), (1, 5)] {
+        cache.allocate_l1(m, L1S[l1], true).unwrap();
+        set_entry(
+            cache,
+            m,
+            L2S[0],
+            index,
+            (u64::from(L1S[l1]) << 12) | P | RW | US,
+        );
+        let entries: Vec<usize> = if l1 == 0 {
+            (0..pages).collect()
+        } else {
+            vec![last]
+        };
+        for j in entries {
+            set_entry(
+                cache,
+                m,
+                L1S[l1],
+                j,
+                ((0x1000 + j as u64) << 12) | P | US | A,
+            );
+        }
+    }
+    let built = m.ops;
+    cache.load_root(m, CR3S[2]).unwrap();
+    check(cache, m);
+    let loaded = m.ops;
+    cache.load_root(m, CR3S[0]).unwrap();
+    let mut tables = [(0, 1), (1, 5)];
+    if reversed {
+        tables.reverse();
+    }
+    for (l1, index) in tables {
+        m.guest_mut(L1S[l1]).fill(0);
+        set_entry(cache, m, L2S[0], index, 0);
+        cache.release(m, L1S[l1], false);
+        check(cache, m);
+    }
+    cache.release(m, L2S[0], true);
+    cache.release(m, CR3S[2] >> 12, true);
+    assert!(
+        cache.roots().all(|r| r.0 != CR3S[2]),
+        "the child's root is gone"
+    );
+    check(cache, m);
+    (built - start, loaded - built)
+}
+
+/// A freed page table's shadow frame is kept with its entries listed and
+/// taken as it is by the next page table: a fork that maps what the last
+/// one did writes nothing into it and clears nothing; entries the new
+/// table does not have are zeroed before the child's root reaches them;
+/// a table with more entries than a slot lists is followed no more.
+#[test]
+fn a_freed_tables_frame_is_reused_as_it_stands() {
+    let steps = [
+        Step::SetPdpte {
+            cr3: 0,
+            slot: 3,
+            value: (u64::from(L2S[3]) << 12) | P,
+        },
+        Step::SetPdpte {
+            cr3: 2,
+            slot: 0,
+            value: (u64::from(L2S[0]) << 12) | P,
+        },
+        Step::SetPdpte {
+            cr3: 2,
+            slot: 3,
+            value: (u64::from(L2S[3]) << 12) | P,
+        },
+        Step::Load { cr3: 0 },
+    ];
+    let (mut cache, mut m) = run(&steps, 256);
+    let cache = &mut *cache;
+    // The first fork: fresh frames.
+    let (first_build, _) = fork_and_exit(cache, &mut m, 16, 511);
+    let s = cache.stats();
+    assert_eq!((s.known_reused, s.known_writes_skipped), (0, 0), "{s:?}");
+    // The same again: the two tables take the freed frames as they are
+    // (in the order they were freed) and write none of their entries.
+    let (build, load) = fork_and_exit(cache, &mut m, 16, 511);
+    let s = cache.stats();
+    assert_eq!(
+        (s.known_reused, s.known_writes_skipped, s.known_stale_zeroed),
+        (2, 17, 0),
+        "{s:?}"
+    );
+    assert_eq!(
+        first_build,
+        3 + 2 + 17,
+        "the first build: three clears, the links, the entries"
+    );
+    assert_eq!(build, 2, "the build writes only the two directory entries");
+    assert_eq!(load, 1, "the child's load is its pin alone");
+    // Torn down in the other order: each table still takes, at its link,
+    // the kept frame last linked at the same directory entry.
+    fork_and_exit_ordered(cache, &mut m, 16, 511, true);
+    let before = cache.stats();
+    let (build, load) = fork_and_exit(cache, &mut m, 16, 511);
+    let s = cache.stats();
+    assert_eq!(
+        (
+            s.known_writes_skipped - before.known_writes_skipped,
+            s.known_stale_zeroed - before.known_stale_zeroed
+        ),
+        (17, 0),
+        "{s:?}"
+    );
+    assert_eq!((build, load), (2, 1));
+    // Fewer entries, another one in the second table: the rest is zeroed
+    // before the child's root is pinned (`check` compares every entry a
+    // root reaches with the kernel's).
+    let before = cache.stats();
+    let (_, load) = fork_and_exit(cache, &mut m, 10, 300);
+    let s = cache.stats();
+    assert_eq!(
+        s.known_writes_skipped - before.known_writes_skipped,
+        10,
+        "{s:?}"
+    );
+    assert_eq!(
+        s.known_stale_zeroed - before.known_stale_zeroed,
+        6 + 1,
+        "{s:?}"
+    );
+    assert_eq!(load, 1 + 7, "the pin and the stale entries' zeroes");
+    // More entries than a slot lists: followed no more, cleared when freed.
+    fork_and_exit(cache, &mut m, 40, 511);
+    let before = cache.stats();
+    fork_and_exit(cache, &mut m, 16, 511);
+    let s = cache.stats();
+    assert_eq!(
+        s.known_reused - before.known_reused,
+        1,
+        "one table's frame kept: {s:?}"
+    );
+    // A page table linked from a directory the loaded root reaches: its
+    // stale entries are zeroed at the link.
+    fork_and_exit(cache, &mut m, 16, 511);
+    cache.allocate_l1(&mut m, L1S[2], true).unwrap();
+    let stale: usize = cache
+        .known_frames()
+        .filter(|f| f.1 == Some(L1S[2]))
+        .map(|f| f.2.iter().flatten().filter(|e| e.2).count())
+        .sum();
+    assert!(stale > 0, "the table took a freed table's frame");
+    let before = cache.stats();
+    set_entry(cache, &mut m, L2S[3], 7, (u64::from(L1S[2]) << 12) | P | RW);
+    let s = cache.stats();
+    assert_eq!(
+        (s.known_stale_zeroed - before.known_stale_zeroed) as usize,
+        stale,
+        "{s:?}"
+    );
+    // More page tables than slots: the oldest give theirs up (stale
+    // entries zeroed first), every frame still accounted for.
+    let tables: Vec<u32> = (0..KNOWN_SLOTS as u32 + 3).map(|k| 0x2010 + k).collect();
+    for (k, &l1) in tables.iter().enumerate() {
+        cache.allocate_l1(&mut m, l1, true).unwrap();
+        set_entry(cache, &mut m, L2S[3], 8 + k, (u64::from(l1) << 12) | P | RW);
+        for j in 0..3 {
+            set_entry(cache, &mut m, l1, j, ((0x1000 + j as u64) << 12) | P | A);
+        }
+    }
+    assert_eq!(
+        cache.known_frames().count(),
+        KNOWN_SLOTS,
+        "every slot in use"
+    );
+    for (k, &l1) in tables.iter().enumerate() {
+        m.guest_mut(l1).fill(0);
+        set_entry(cache, &mut m, L2S[3], 8 + k, 0);
+        cache.release(&mut m, l1, false);
+        check(cache, &m);
+    }
+}
+
 /// ReleasePage of a table still linked keeps it (with a note) until the
 /// link goes; then it is freed.
 #[test]
@@ -1203,6 +1419,9 @@ fn random_sequences_reach_every_path() {
             totals.dirty_faults += s.dirty_faults;
             totals.evictions += s.evictions;
             totals.discovered += s.discovered;
+            totals.known_reused += s.known_reused;
+            totals.known_writes_skipped += s.known_writes_skipped;
+            totals.known_stale_zeroed += s.known_stale_zeroed;
             for n in &m.notes {
                 match n {
                     Note::ReleasedLive { .. } => released_live += 1,
@@ -1247,6 +1466,14 @@ fn random_sequences_reach_every_path() {
     );
     assert!(totals.evictions > 10, "{totals:?}");
     assert!(totals.discovered > 100, "{totals:?}");
+    // Freed page tables' frames taken as they are, writes of what they
+    // hold left out, stale entries zeroed before a root reaches them.
+    assert!(
+        totals.known_reused > 50
+            && totals.known_writes_skipped > 30
+            && totals.known_stale_zeroed > 20,
+        "{totals:?}"
+    );
     assert!(released_live > 10 && unusable > 10 && not_ram > 10);
     assert!(
         detached_writes > 20,

@@ -480,6 +480,41 @@ pub fn check(cache: &ShadowCache, m: &Model) {
             "kept frame {f:#x} is not clear"
         );
     }
+    for (mfn, owner, entries) in cache.known_frames() {
+        // Every entry listed holds its value, every other one is 0; stale
+        // entries only where no pinned root reaches the frame (no type).
+        let shadow = m.shadow(mfn);
+        let mut listed = [false; ENTRIES];
+        let mut stale = false;
+        for (index, value, is_stale) in entries.into_iter().flatten() {
+            assert_eq!(
+                shadow[index], value,
+                "known frame {mfn:#x} (table {owner:x?}) entry {index}: listed {value:#x}"
+            );
+            assert!(
+                !listed[index],
+                "known frame {mfn:#x} lists entry {index} twice"
+            );
+            listed[index] = true;
+            assert!(
+                is_stale || owner.is_some(),
+                "a kept frame's entries are stale"
+            );
+            stale |= is_stale;
+        }
+        for (index, &e) in shadow.iter().enumerate() {
+            assert!(
+                listed[index] || e == 0,
+                "known frame {mfn:#x} (table {owner:x?}) entry {index} = {e:#x} is not listed"
+            );
+        }
+        if stale || owner.is_none() {
+            assert!(
+                m.typed(mfn).is_none(),
+                "known frame {mfn:#x} (table {owner:x?}) with stale entries is a page table"
+            );
+        }
+    }
     for f in cache.spare_root_frames() {
         assert!(
             m.typed(f).is_none(),
