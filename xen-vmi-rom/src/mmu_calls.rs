@@ -655,7 +655,7 @@ pub fn fault_entry_update<H: CallHost>(
     if !host.mapped_write_ready() {
         return false;
     }
-    let w = cache.fault_entry_write_settled(target, kfn, entry, value);
+    let w = cache.fault_entry_write_settled(host, target, kfn, entry, value);
     host.write_mapped(w);
     true
 }

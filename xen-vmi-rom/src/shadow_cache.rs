@@ -3349,8 +3349,9 @@ impl ShadowCache {
     /// found for: the same write, with nothing of the kernel's touched and
     /// the value not computed again.
     #[inline(always)]
-    pub fn fault_entry_write_settled(
+    pub fn fault_entry_write_settled<H: Host>(
         &mut self,
+        host: &mut H,
         target: FaultEntry,
         kfn: u32,
         entry: u64,
@@ -3359,6 +3360,14 @@ impl ShadowCache {
         debug_assert_eq!(eager_bits(entry), 0);
         self.fault_va = None;
         let index = usize::from(target.index);
+        let l1 = usize::from(target.l1 - 1);
+        if self.tables[l1 % MAX_TABLES].mirror != 0 {
+            // A known frame's list follows every write to it, as
+            // `l1_write` keeps it. The fault was under the loaded root,
+            // which reaches the table, so it has no stale entry: nothing
+            // is skipped and nothing is queued (`known_write_listed`).
+            self.known_write(host, l1, index, value);
+        }
         // The table's frame is the entry's (`FaultPath`: the L1 record is
         // the frame's), which the caller has: only the shadow is read.
         let mfn = self.tables[usize::from(target.l1 - 1) % MAX_TABLES].mfn;

@@ -493,7 +493,8 @@ fn entry_update(
     let mut settled = copy_of(cache);
     let settled_write = settled.fault_entry(kfn, index).and_then(|target| {
         let v = l1_value_settled(value, |f| m.machine_frame(f), |f| m.read_only_frame(f))?;
-        Some(settled.fault_entry_write_settled(target, kfn, value, v))
+        let mut sm = m.clone();
+        Some(settled.fault_entry_write_settled(&mut sm, target, kfn, value, v))
     });
     let Some(w) = cache.fault_entry_changed(m, kfn, index, value) else {
         assert_eq!(
