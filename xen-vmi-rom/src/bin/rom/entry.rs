@@ -538,7 +538,7 @@ mod quick_update {
         assert!(words[0] == 1 && words[1] == 2);
         assert!(core::mem::size_of::<bool>() == 1);
         assert!(core::mem::size_of::<usize>() == 4);
-        assert!(Batch::MAPPED_WRITES_OFFSET % 8 == 0 && BATCH_VA % 8 == 0);
+        assert!(Batch::MAPPED_WRITES_OFFSET.is_multiple_of(8) && BATCH_VA.is_multiple_of(8));
         assert!(core::mem::size_of::<(u32, u32, u32)>() == 12);
     };
 }
