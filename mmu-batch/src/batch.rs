@@ -420,6 +420,14 @@ impl<Tag: Copy, const N: usize> MmuBatch<Tag, N> {
     /// 64-bit add into loads and stores).
     pub const COUNTERS_OFFSET: usize = core::mem::offset_of!(Self, counters);
 
+    /// Where [`is_idle`](Self::is_idle)'s two flags and the mapped-write
+    /// count (8-byte aligned, a `u64`) are kept (byte offsets), for the
+    /// ROM's UpdatePxELong path in assembly, which does what
+    /// [`write_mapped_idle`](Self::write_mapped_idle) does.
+    pub const MIRRORED_OFFSET: usize = core::mem::offset_of!(Self, mirrored);
+    pub const LAZY_OFFSET: usize = core::mem::offset_of!(Self, lazy);
+    pub const MAPPED_WRITES_OFFSET: usize = core::mem::offset_of!(Self, mapped_writes);
+
     /// The counters.
     pub fn counters(&self) -> Counters {
         // The context-switch pairs, as `push` of both ops and a flush of
@@ -957,10 +965,12 @@ impl<Tag: Copy, const N: usize> MmuBatch<Tag, N> {
     }
 
     /// [`write_mapped`](Self::write_mapped)'s `update_va_mapping` refused:
-    /// reported as the queued write's refusal would be.
+    /// reported as the queued write's refusal would be. Public for a
+    /// caller that made [`write_mapped_idle`](Self::write_mapped_idle)'s
+    /// count and hypercall itself (the ROM's path in assembly).
     #[cold]
     #[inline(never)]
-    fn mapped_write_refused<T: FlushTarget<Tag>>(
+    pub fn mapped_write_refused<T: FlushTarget<Tag>>(
         &mut self,
         entry_maddr: u64,
         val: u64,

@@ -712,6 +712,10 @@ pub mod quick_fault_layout {
     /// `FaultPath::l2_kfn` and `l1_kfn`, u32 kernel frames.
     pub const PATH_L2_KFN: usize = PATH + offset_of!(FaultPath, l2_kfn);
     pub const PATH_L1_KFN: usize = PATH + offset_of!(FaultPath, l1_kfn);
+    /// `FaultPath::l1`, a u16 (the L1 record + 1).
+    pub const PATH_L1: usize = PATH + offset_of!(FaultPath, l1);
+    /// `FaultPath::only_l1`, a bool (one byte, 0 or 1).
+    pub const PATH_ONLY_L1: usize = PATH + offset_of!(FaultPath, only_l1);
     /// `FaultPath::pde_offset`, a u16.
     pub const PATH_PDE_OFFSET: usize = PATH + offset_of!(FaultPath, pde_offset);
     /// `FaultPath::pde`, a u64 (low word first).
@@ -3357,8 +3361,31 @@ impl ShadowCache {
         entry: u64,
         value: u64,
     ) -> MappedWrite {
-        debug_assert_eq!(eager_bits(entry), 0);
         self.fault_va = None;
+        self.fault_path_write_settled(target.va, kfn, target.index, entry, value)
+    }
+
+    /// What [`fault_entry_write_settled`](Self::fault_entry_write_settled)
+    /// answers for entry `index` of the remembered fault path's L1 table
+    /// (kernel frame `kfn`), the fault's address `va`, once
+    /// [`fault_entry`](Self::fault_entry) has named it, without taking the
+    /// fault's address: for the ROM's UpdatePxELong path in assembly, which
+    /// does the write itself and needs this only to report Xen's refusal.
+    #[inline(always)]
+    pub fn fault_path_write_settled(
+        &self,
+        va: u32,
+        kfn: u32,
+        index: u16,
+        entry: u64,
+        value: u64,
+    ) -> MappedWrite {
+        debug_assert_eq!(eager_bits(entry), 0);
+        let target = FaultEntry {
+            va,
+            l1: self.fault_path.l1,
+            index,
+        };
         let index = usize::from(target.index);
         let l1 = usize::from(target.l1 - 1);
         if self.tables[l1 % MAX_TABLES].mirror != 0 {

@@ -505,6 +505,14 @@ fn entry_update(
     };
     if let Some(ws) = settled_write {
         assert_eq!(ws, w, "the settled write");
+        // What the ROM's UpdatePxELong path in assembly has worked out
+        // again to report Xen's refusal, the address already taken
+        // (`paging::update_pxe_long_quick_refused`): the same write.
+        assert_eq!(
+            settled.fault_path_write_settled(ws.va, kfn, index as u16, value, ws.value),
+            ws,
+            "the fault path's write, for a refusal's report"
+        );
         assert_eq!(
             settled.stats(),
             cache.stats(),

@@ -257,13 +257,291 @@ masked_after_fault_entry!("vmi_entry_set_pxe_long" => crate::paging::set_pxe_lon
     ["add esp, 12"],
     ["pop eax", "pop edx", "pop ecx"]);
 masked_entry!("vmi_entry_update_pxe" => crate::paging::update_pxe, "0");
-// UpdatePxELong(ptep in EAX, flags in EDX).
-masked_after_fault_entry!("vmi_entry_update_pxe_long" => crate::paging::update_pxe_long,
-    ["mov ecx, eax"];
-    crate::paging::update_pxe_long_after_fault,
-    ["push eax", "mov ecx, eax"],
-    ["pop eax"],
-    ["pop eax"]);
+// UpdatePxELong(ptep in EAX, flags in EDX): `masked_after_fault_entry`
+// with the one-step path's usual case in assembly first (below).
+core::arch::global_asm!(
+    ".pushsection .text.vmi_calls, \"ax\"",
+    ".globl vmi_entry_update_pxe_long",
+    "vmi_entry_update_pxe_long:",
+    "push ebx",
+    "movzx ebx, byte ptr [{mask}]",
+    "mov byte ptr [{mask}], 1",
+    "cmp dword ptr [{lazy}], 0",
+    "je 5f",
+    "6:",
+    "mov ecx, eax",
+    "call {handler}",
+    "7:",
+    "mov byte ptr [{mask}], bl",
+    "test bl, bl",
+    "jnz 1f",
+    "cmp byte ptr [{pending}], 0",
+    "je 1f",
+    "call vmi_force_upcall",
+    "1:",
+    "pop ebx",
+    "ret",
+    "5:",
+    // No address of a quick fault remembered (or no heap yet, to
+    // remember one in): nothing for the one-step path.
+    "cmp byte ptr [{heap_ready}], 0",
+    "je 6b",
+    "cmp dword ptr [{cache} + {fault_va}], 0",
+    "je 6b",
+    // `paging::fault_entry_update`: the kernel activated, no switch held;
+    // `mmu_calls::fault_entry_update`: paging on (lazy mode is off, seen
+    // above), the address 8-aligned, in the page of the page memo
+    // (`CallState::fault_linear`: its frame is the entry's table's).
+    // `host.mapped_write_ready()` is tested here too, before anything is
+    // read (`MmuBatch::is_idle`: nothing queued, mirrored, not lazy; so
+    // every view slot is mapped, none pending).
+    "cmp byte ptr [{activated}], 0",
+    "je 4f",
+    "cmp byte ptr [{held}], 0",
+    "jne 4f",
+    "cmp byte ptr [{enabled}], 0",
+    "je 4f",
+    "cmp dword ptr [{batch_len}], 0",
+    "jne 4f",
+    "cmp byte ptr [{batch_mirrored}], 0",
+    "je 4f",
+    "cmp byte ptr [{batch_lazy}], 0",
+    "jne 4f",
+    "test al, 7",
+    "jnz 4f",
+    "mov ecx, eax",
+    "or ecx, 0xFFF",
+    "cmp ecx, [{fault_linear_page}]",
+    "jne 4f",
+    "mov ecx, [{fault_linear_frame}]",
+    // `ShadowCache::fault_entry(kfn, index)`: the path's root remembered
+    // and loaded, its L1 the entry's frame with no other record, and the
+    // fault's page the entry's ((dir << 9) | index == va >> 12, as there,
+    // in 32 bits).
+    "cmp ecx, [{cache} + {path_l1_kfn}]",
+    "jne 4f",
+    "cmp byte ptr [{cache} + {path_only_l1}], 0",
+    "je 4f",
+    "mov dx, [{cache} + {path_current}]",
+    "test dx, dx",
+    "jz 4f",
+    "cmp dx, [{cache} + {current}]",
+    "jne 4f",
+    "push esi",
+    "push edi",
+    "mov edx, [{cache} + {path_dir}]",
+    "shl edx, 9",
+    "mov esi, eax",
+    "and esi, 0xFF8",
+    "shr esi, 3",
+    "or edx, esi",
+    "mov esi, [{cache} + {fault_va} + 4]",
+    "shr esi, 12",
+    "cmp edx, esi",
+    "jne 3f",
+    // `host.read_only_frame(kfn)` (`mmu::is_rom_frame`: the PC's reserved
+    // area, LOW_RAM_END to HIGH_RAM_START).
+    "lea edx, [ecx - {rom_first}]",
+    "cmp edx, {rom_frames}",
+    "jb 3f",
+    // `host.read_entry(kfn, index)`: through the view slot the fault path
+    // remembered for its L1 (`l1_hint`), still that frame's (its tag
+    // `kfn + 1`, as the #PF path's read, traps.rs): the slot the view
+    // look-up finds, a frame's only one.
+    "inc ecx",
+    "movzx edx, word ptr [{cache} + {path_l1_hint}]",
+    "cmp [{view_tags} + edx * 4], ecx",
+    "jne 3f",
+    "shl edx, 12",
+    "mov ecx, eax",
+    "and ecx, 0xFF8",
+    "add edx, ecx",
+    "mov esi, [{views} + edx]",
+    "mov edi, [{views} + edx + 4]",
+    // `shadow_entry::l1_value_settled(entry)`, ESI the low half, EDI the
+    // high: present and accessed; not a supervisor writable entry that
+    // is not dirty; bits 44-62 clear.
+    "mov ecx, esi",
+    "and ecx, {present_accessed}",
+    "cmp ecx, {present_accessed}",
+    "jne 3f",
+    "mov ecx, esi",
+    "and ecx, {dirty_to_add}",
+    "cmp ecx, {rw}",
+    "je 3f",
+    "test edi, 0x7FFFF000",
+    "jnz 3f",
+    // The frame, (low >> 12) | (high << 20), and `k2m` of it (mmu.rs):
+    // below `kernel_frame_limit`, its word in the table not all ones.
+    "mov ecx, esi",
+    "shr ecx, 12",
+    "mov edx, edi",
+    "shl edx, 20",
+    "or ecx, edx",
+    "cmp ecx, [{frame_limit}]",
+    "jae 3f",
+    "lea edx, [ecx - {rom_first}]",
+    "mov ecx, [{k2m} + ecx * 4]",
+    "cmp ecx, -1",
+    "je 3f",
+    // RW kept only from D (`writable`, `(low >> 5) & RW`), none for a
+    // ROM frame (`read_only`); the flags `low & kept & (!RW | writable)`.
+    "cmp edx, {rom_frames}",
+    "mov edx, 0",
+    "jb 2f",
+    "mov edx, esi",
+    "shr edx, 5",
+    "and edx, {rw}",
+    "2:",
+    "or edx, {not_rw}",
+    "and edx, {kept}",
+    "and esi, edx",
+    // The value: the low half machine << 12 | the flags, the high
+    // machine >> 20 | NX (the machine frame is 32 bits: `FRAME` keeps it).
+    "mov edx, ecx",
+    "shl ecx, 12",
+    "or ecx, esi",
+    "shr edx, 20",
+    "and edi, 0x80000000",
+    "or edx, edi",
+    // The write (`fault_entry_write_settled`, `write_mapped_idle`): the
+    // fault's address taken, the mapped-write count and the hypercall
+    // count, `update_va_mapping(va, val, 0)` (xen.h: EBX va, ECX and EDX
+    // the new entry's low and high halves, ESI the flags, 0: no flush;
+    // through the hypercall page, 32 bytes per call), `last_fix` reset.
+    // EBX (the flag saved) and the entry's address kept around it.
+    "push ebx",
+    "push eax",
+    "mov ebx, [{cache} + {fault_va} + 4]",
+    "mov dword ptr [{cache} + {fault_va}], 0",
+    "add dword ptr [{mapped_writes}], 1",
+    "adc dword ptr [{mapped_writes} + 4], 0",
+    "inc dword ptr [{hypercall_count}]",
+    "xor esi, esi",
+    "xor edi, edi",
+    "mov eax, {update_va_mapping_stub}",
+    "call eax",
+    "test eax, eax",
+    "js 9f",
+    "mov dword ptr [{last_fix}], 0",
+    "mov dword ptr [{last_fix} + 4], 0",
+    "mov dword ptr [{last_fix} + 8], 0",
+    "pop eax",
+    "pop ebx",
+    "pop edi",
+    "pop esi",
+    "jmp 7b",
+    "9:",
+    "pop ecx",
+    "mov edx, eax",
+    "call {refused}",
+    "3:",
+    "pop edi",
+    "pop esi",
+    "4:",
+    // The one-step path in Rust, then the general call.
+    "push eax",
+    "mov ecx, eax",
+    "call {fast}",
+    "test al, al",
+    "pop eax",
+    "jnz 7b",
+    "jmp 6b",
+    ".popsection",
+    handler = sym crate::paging::update_pxe_long,
+    fast = sym crate::paging::update_pxe_long_after_fault,
+    refused = sym crate::paging::update_pxe_long_quick_refused,
+    lazy = const LAZY_MODE_VA,
+    heap_ready = const HEAP_READY_VA,
+    fault_va = const quick_update::FAULT_VA,
+    activated = const quick_update::ACTIVATED_VA,
+    held = const quick_update::HELD_VA,
+    enabled = const quick_update::ENABLED_VA,
+    batch_len = const quick_update::BATCH_VA + quick_update::Batch::LEN_OFFSET as u32,
+    batch_mirrored = const quick_update::BATCH_VA + quick_update::Batch::MIRRORED_OFFSET as u32,
+    batch_lazy = const quick_update::BATCH_VA + quick_update::Batch::LAZY_OFFSET as u32,
+    mapped_writes = const quick_update::BATCH_VA
+        + quick_update::Batch::MAPPED_WRITES_OFFSET as u32,
+    fault_linear_page = const quick_update::FAULT_LINEAR_VA,
+    fault_linear_frame = const quick_update::FAULT_LINEAR_VA + 4,
+    cache = const quick_update::CACHE_VA,
+    current = const layout::CURRENT,
+    path_current = const layout::PATH_CURRENT,
+    path_dir = const layout::PATH_DIR,
+    path_l1_kfn = const layout::PATH_L1_KFN,
+    path_l1_hint = const layout::PATH_L1_HINT,
+    path_only_l1 = const layout::PATH_ONLY_L1,
+    rom_first = const xen_vmi_rom::layout::LOW_RAM_END >> 12,
+    rom_frames = const (xen_vmi_rom::layout::HIGH_RAM_START - xen_vmi_rom::layout::LOW_RAM_END) >> 12,
+    view_tags = const crate::mmu::VIEW_TAGS_VA,
+    views = const xen_vmi_rom::layout::TABLE_VIEW_VA,
+    present_accessed = const (shadow_entry::PRESENT | shadow_entry::ACCESSED) as u32,
+    dirty_to_add = const (shadow_entry::USER | shadow_entry::RW | shadow_entry::DIRTY) as u32,
+    rw = const shadow_entry::RW as u32,
+    not_rw = const !(shadow_entry::RW as u32),
+    kept = const (shadow_entry::PRESENT
+        | shadow_entry::RW
+        | shadow_entry::USER
+        | shadow_entry::ACCESSED
+        | shadow_entry::DIRTY
+        | shadow_entry::GLOBAL
+        | shadow_entry::AVAIL) as u32,
+    frame_limit = const xen_vmi_rom::layout::ROM_STATE_VA
+        + core::mem::offset_of!(xen_vmi_rom::rom_state::RomState, kernel_frame_limit) as u32,
+    k2m = const xen_vmi_rom::layout::K2M_VA,
+    hypercall_count = const crate::xen::HYPERCALL_COUNT_VA,
+    update_va_mapping_stub = const HYPERCALL_PAGE_VA
+        + xen_abi::xen::__HYPERVISOR_update_va_mapping * xen_abi::xen::HYPERCALL_STUB_SIZE,
+    last_fix = const quick_update::LAST_FIX_VA,
+    mask = const SHARED_INFO_VA + 1,
+    pending = const SHARED_INFO_VA,
+);
+
+use xen_vmi_rom::shadow_cache::quick_fault_layout as layout;
+use xen_vmi_rom::shadow_entry;
+
+/// Where UpdatePxELong's path in assembly finds the state it reads and
+/// writes: the run-time state's (mapped in every address space) and the
+/// heap's (once `heap_ready`, which the stub tests first).
+mod quick_update {
+    use crate::paging::{HeldSwitch, Paging};
+    use crate::runtime::Runtime;
+    use core::mem::offset_of;
+
+    const PAGING_VA: u32 = xen_vmi_rom::layout::ROM_STATE_VA
+        + xen_vmi_rom::rom_state::ROM_RUNTIME_OFFSET
+        + offset_of!(Runtime, paging) as u32;
+    /// `Paging::activated`, `enabled` (bools) and `held.held` (a bool).
+    pub const ACTIVATED_VA: u32 = PAGING_VA + offset_of!(Paging, activated) as u32;
+    pub const ENABLED_VA: u32 = PAGING_VA + offset_of!(Paging, enabled) as u32;
+    pub const HELD_VA: u32 =
+        PAGING_VA + (offset_of!(Paging, held) + offset_of!(HeldSwitch, held)) as u32;
+    /// `CallState::fault_linear`: the page (address | 0xFFF), then its
+    /// frame (u32 each).
+    pub const FAULT_LINEAR_VA: u32 = PAGING_VA
+        + (offset_of!(Paging, calls) + offset_of!(xen_vmi_rom::mmu_calls::CallState, fault_linear))
+            as u32;
+    /// `Paging::last_fix`, three words zeroed.
+    pub const LAST_FIX_VA: u32 = PAGING_VA + offset_of!(Paging, last_fix) as u32;
+    const HEAP_VA: u32 = xen_vmi_rom::layout::SHADOW_HEAP_VA;
+    pub const CACHE_VA: u32 = HEAP_VA + offset_of!(crate::mmu::Heap, cache) as u32;
+    /// `ShadowCache::fault_va`: 0 in its first word is None (checked in
+    /// `quick_fault_layout`).
+    pub const FAULT_VA: usize = super::layout::FAULT_VA;
+    pub type Batch = mmu_batch::MmuBatch<xen_vmi_rom::shadow_cache::Tag, { crate::mmu::BATCH }>;
+    pub const BATCH_VA: u32 = HEAP_VA + offset_of!(crate::mmu::Heap, batch) as u32;
+
+    const _: () = {
+        let fault_linear: (u32, u32) = (1, 2);
+        // SAFETY: a pair of u32 is 8 bytes of two u32s (asserted).
+        let words: [u32; 2] = unsafe { core::mem::transmute(fault_linear) };
+        assert!(words[0] == 1 && words[1] == 2);
+        assert!(core::mem::size_of::<bool>() == 1);
+        assert!(core::mem::size_of::<usize>() == 4);
+        assert!(Batch::MAPPED_WRITES_OFFSET.is_multiple_of(8) && BATCH_VA.is_multiple_of(8));
+        assert!(core::mem::size_of::<(u32, u32, u32)>() == 12);
+    };
+}
 regparm_entry!("vmi_entry_machine_to_physical" => crate::paging::machine_to_physical);
 regparm_entry!("vmi_entry_physical_to_machine" => crate::paging::physical_to_machine);
 masked_entry!("vmi_entry_allocate_page" => crate::paging::allocate_page, "2");

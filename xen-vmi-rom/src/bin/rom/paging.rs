@@ -729,6 +729,40 @@ pub extern "fastcall" fn update_pxe_long_after_fault(ptep: u32) -> bool {
     fault_entry_update(ptep, None)
 }
 
+/// Xen refused the `update_va_mapping` of UpdatePxELong's path in
+/// assembly (entry.rs, `vmi_entry_update_pxe_long`; ECX the entry's
+/// address, EDX Xen's answer): reported as `MmuBatch::write_mapped_idle`
+/// reports it (`mapped_write_refused`, then the crash of `mmu::refused`),
+/// with the write's machine address, value and tag worked out again as
+/// the Rust path's `fault_entry_write_settled` does. Nothing the assembly
+/// read has changed since: the entry's frame is the page memo's, its
+/// value is read again through the view, and the fault path is kept (only
+/// the fault's address was taken, which the report does not use).
+#[cold]
+#[inline(never)]
+#[cfg_attr(feature = "image", optimize(size))]
+pub extern "fastcall" fn update_pxe_long_quick_refused(ptep: u32, result: i32) -> ! {
+    let kfn = runtime().paging.calls.fault_linear.1;
+    let index = (ptep & 0xFFF) >> 3;
+    let (cache, mut host) = crate::mmu::built_heap().split();
+    let entry = host.read(kfn, index as usize).unwrap_or(0);
+    let value = xen_vmi_rom::shadow_entry::l1_value_settled(entry, crate::mmu::k2m, |f| {
+        crate::mmu::is_rom_frame(f)
+    })
+    .unwrap_or(0);
+    let w = cache.fault_path_write_settled(0, kfn, index as u16, entry, value);
+    match host.batch.mapped_write_refused(
+        w.entry_maddr,
+        w.value,
+        w.tag,
+        result,
+        &mut crate::mmu::XenTarget,
+    ) {
+        Err(f) => crate::mmu::refused(f),
+        Ok(()) => crate::xen::crash(),
+    }
+}
+
 /// The kernel's update of the entry of the page fault it was just given,
 /// in one step, or false with nothing observable done (the general call
 /// follows and does everything, the activation and `last_fix` included).
