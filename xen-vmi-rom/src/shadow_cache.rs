@@ -714,6 +714,16 @@ pub mod quick_fault_layout {
     pub const PATH_L1_KFN: usize = PATH + offset_of!(FaultPath, l1_kfn);
     /// `FaultPath::l1`, a u16 (the L1 record + 1).
     pub const PATH_L1: usize = PATH + offset_of!(FaultPath, l1);
+    /// `ShadowCache::tables`, records of `TABLE_SIZE` bytes, and
+    /// `Table::mirror` in one, a u16 (an L1 record's known frame slot + 1,
+    /// 0: none: the ROM's UpdatePxELong path in assembly declines a known
+    /// frame's table, whose writes keep its list, see
+    /// `ShadowCache::fault_entry_write_settled`).
+    pub const TABLES: usize = offset_of!(ShadowCache, tables);
+    pub const TABLE_SIZE: usize = core::mem::size_of::<super::Table>();
+    pub const TABLE_MIRROR: usize = offset_of!(super::Table, mirror);
+    // The assembly compares a 16-bit word there.
+    const _: fn(&super::Table) -> u16 = |t| t.mirror;
     /// `FaultPath::only_l1`, a bool (one byte, 0 or 1).
     pub const PATH_ONLY_L1: usize = PATH + offset_of!(FaultPath, only_l1);
     /// `FaultPath::pde_offset`, a u16.
@@ -3362,6 +3372,14 @@ impl ShadowCache {
         value: u64,
     ) -> MappedWrite {
         self.fault_va = None;
+        let l1 = usize::from(target.l1 - 1);
+        if self.tables[l1 % MAX_TABLES].mirror != 0 {
+            // A known frame's list follows every write to it, as
+            // `l1_write` keeps it. The fault was under the loaded root,
+            // which reaches the table, so it has no stale entry: nothing
+            // is skipped and nothing is queued (`known_write_listed`).
+            self.known_write(host, l1, usize::from(target.index), value);
+        }
         self.fault_path_write_settled(target.va, kfn, target.index, entry, value)
     }
 
@@ -3387,14 +3405,6 @@ impl ShadowCache {
             index,
         };
         let index = usize::from(target.index);
-        let l1 = usize::from(target.l1 - 1);
-        if self.tables[l1 % MAX_TABLES].mirror != 0 {
-            // A known frame's list follows every write to it, as
-            // `l1_write` keeps it. The fault was under the loaded root,
-            // which reaches the table, so it has no stale entry: nothing
-            // is skipped and nothing is queued (`known_write_listed`).
-            self.known_write(host, l1, index, value);
-        }
         // The table's frame is the entry's (`FaultPath`: the L1 record is
         // the frame's), which the caller has: only the shadow is read.
         let mfn = self.tables[usize::from(target.l1 - 1) % MAX_TABLES].mfn;

@@ -322,6 +322,13 @@ core::arch::global_asm!(
     "jne 4f",
     "cmp byte ptr [{cache} + {path_only_l1}], 0",
     "je 4f",
+    // Not a known frame's table (its record's `mirror`, the known slot +
+    // 1): its writes keep the frame's list, which the path in Rust does
+    // (`ShadowCache::fault_entry_write_settled`).
+    "movzx edx, word ptr [{cache} + {path_l1}]",
+    "imul edx, edx, {table_size}",
+    "cmp word ptr [{cache} + {tables} - {table_size} + {table_mirror} + edx], 0",
+    "jne 4f",
     "mov dx, [{cache} + {path_current}]",
     "test dx, dx",
     "jz 4f",
@@ -468,6 +475,10 @@ core::arch::global_asm!(
     current = const layout::CURRENT,
     path_current = const layout::PATH_CURRENT,
     path_dir = const layout::PATH_DIR,
+    path_l1 = const layout::PATH_L1,
+    tables = const layout::TABLES,
+    table_size = const layout::TABLE_SIZE,
+    table_mirror = const layout::TABLE_MIRROR,
     path_l1_kfn = const layout::PATH_L1_KFN,
     path_l1_hint = const layout::PATH_L1_HINT,
     path_only_l1 = const layout::PATH_ONLY_L1,
