@@ -20,8 +20,8 @@ use core::sync::atomic::Ordering;
 
 use event_channel::{
     disable_interrupts, enable_interrupts, interrupt_mask, set_interrupt_mask, AtomicEventWords,
-    Binding, Delivery, EventBitmaps, LoneRomPort, PortTable, Route, ScanBudget, VcpuEventFlags,
-    VcpuEvents, Vector, Wakeup,
+    Binding, Delivery, EventBitmaps, EventWords, LoneRomPort, PortTable, Route, ScanBudget,
+    VcpuEventFlags, VcpuEvents, Vector, Wakeup,
 };
 use xen_abi::hypercall::Hypervisor;
 use xen_vmi_rom::layout::{ROM_STATE_VA, SHARED_INFO_VA};
@@ -86,8 +86,10 @@ struct LoneTick {
     /// bound, or in another word (Xen gives the lowest free port, and the
     /// ROM binds a few; a port beyond 31 would take the general path).
     port_bit: u32,
-    /// The IRET window's stops as bits of EIP & 31 (`bt` in the assembly).
-    window_stops: u32,
+    /// The IRET window's stops as bits of EIP & 255 (`bt` in the
+    /// assembly on EIP's low byte): the window's stops in every 32-byte
+    /// block, since the window's own block is 32-byte aligned.
+    window_stops: [u32; 8],
     /// The vector the path is armed for (the LVT entry's), or 0: not
     /// armed.
     vector: u32,
@@ -214,8 +216,17 @@ fn lone_tick_without_port(vector: u32) -> ! {
 #[inline(never)]
 fn refresh_tick_path(st: &mut EventState) {
     let lvt = runtime().apic.0[crate::time::LVT_TIMER_INDEX];
+    // The paging heap built (the assembly reads the queue's length, which
+    // lives there; `heap_ready` never goes back), and the port unmasked
+    // (the ROM never masks it: its events are the ROM's own; the
+    // assembly then needs only the pending word).
     let vector = match st.vcpu.lone_lvt_vector(lvt) {
-        Some(vector) if st.lone.port_bit != 0 && u32::from(vector.get()) == st.lone.gate_vector => {
+        Some(vector)
+            if st.lone.port_bit != 0
+                && u32::from(vector.get()) == st.lone.gate_vector
+                && runtime().paging.heap_ready
+                && words().mask_word(0) & st.lone.port_bit == 0 =>
+        {
             u32::from(vector.get())
         }
         _ => 0,
@@ -279,9 +290,6 @@ pub fn tick_gate_changed() {
 const EVENT_STATE_VA: u32 = ROM_STATE_VA + EVENT_STATE_OFFSET;
 const LONE_VA: u32 = EVENT_STATE_VA + core::mem::offset_of!(EventState, lone) as u32;
 const RUNTIME_VA: u32 = ROM_STATE_VA + ROM_RUNTIME_OFFSET;
-const HEAP_READY_VA: u32 = RUNTIME_VA
-    + core::mem::offset_of!(Runtime, paging) as u32
-    + core::mem::offset_of!(crate::paging::Paging, heap_ready) as u32;
 const HELD_SWITCH_VA: u32 = RUNTIME_VA
     + core::mem::offset_of!(Runtime, paging) as u32
     + core::mem::offset_of!(crate::paging::Paging, held) as u32
@@ -344,9 +352,9 @@ pub fn init() {
                     gate_offset: 0,
                     gate_selector: 0,
                     port_bit: 0,
-                    window_stops: IRET_WINDOW_STOPS.iter().fold(0, |bits, stop| {
+                    window_stops: [IRET_WINDOW_STOPS.iter().fold(0, |bits, stop| {
                         bits | 1 << ((IRET_WINDOW_OFFSET + stop) & 31)
-                    }),
+                    }); 8],
                     vector: 0,
                     alarm_version: NEVER,
                     gate_vector: 0,
@@ -448,36 +456,32 @@ core::arch::global_asm!(
     .globl vmi_event_tick_entry
 vmi_event_tick_entry:
     push eax
-    // [esp + 4]: Xen's frame, EIP then CS.
-    mov eax, [esp + 4]
-    and eax, 31
+    // [esp + 4]: Xen's frame, EIP then CS. The stops repeat in every
+    // 32-byte block: a bit per value of EIP's low byte.
+    movzx eax, byte ptr [esp + 4]
     bt [{lone} + {window_stops}], eax
     jc 7f
 1:  mov eax, [{time_version}]
     cmp eax, [{lone} + {armed}]
     jne 9f
-    cmp byte ptr [{held}], 0
-    jne 9f
-    cmp byte ptr [{heap_ready}], 0
-    je 2f
-    cmp dword ptr [{batch_len}], 0
-    jne 9f
-2:  mov al, [{pic_imr}]
+    // Nothing held or queued (the heap is built: armed only then), no
+    // unmasked request at the 8259: all of EAX zero.
+    movzx eax, byte ptr [{pic_imr}]
     not al
     and al, [{pic_irr}]
+    or al, [{held}]
+    or eax, [{batch_len}]
     jnz 9f
     // Taken as a scan round takes a lone port: upcall_pending cleared,
     // the selector taken, it and the port's word (word 0: armed only
-    // then) holding only the port, its pending bit cleared.
+    // then) holding only the port (unmasked: armed only then), its
+    // pending bit cleared.
     mov byte ptr [{upcall_pending}], 0
-    xor eax, eax
     xchg [{selector}], eax
     cmp eax, 1
     jne 6f
-    mov eax, [{mask_word}]
-    not eax
-    and eax, [{pending_word}]
-    cmp eax, [{lone} + {port_bit}]
+    mov eax, [{lone} + {port_bit}]
+    cmp eax, [{pending_word}]
     jne 5f
     // EAX: the port's bit, set (Xen never clears one): cleared.
     lock xor [{pending_word}], eax
@@ -521,10 +525,8 @@ vmi_event_tick_entry:
     gate_offset = const core::mem::offset_of!(LoneTick, gate_offset),
     port_bit = const core::mem::offset_of!(LoneTick, port_bit),
     pending_word = const SHARED_INFO_VA + event_channel::abi::SHARED_INFO_EVTCHN_PENDING as u32,
-    mask_word = const SHARED_INFO_VA + event_channel::abi::SHARED_INFO_EVTCHN_MASK as u32,
     window_stops = const core::mem::offset_of!(LoneTick, window_stops),
     held = const HELD_SWITCH_VA,
-    heap_ready = const HEAP_READY_VA,
     batch_len = const BATCH_LEN_VA,
     pic_irr = const PIC_VA + xen_vmi_rom::pic::PicPair::MASTER_IRR_OFFSET as u32,
     pic_imr = const PIC_VA + xen_vmi_rom::pic::PicPair::MASTER_IMR_OFFSET as u32,
