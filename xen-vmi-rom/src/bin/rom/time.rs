@@ -66,6 +66,9 @@ pub struct TimeState {
     /// GetCycleFrequency's answer, fixed at boot: the TSC's rate does not
     /// change, while Xen's scale is recalibrated now and then.
     frequency: u64,
+    /// What `program` adds to an alarm's expiry in system time, fixed at
+    /// boot (`deadline_slack_ns`).
+    deadline_slack_ns: u64,
     /// Xen keeps this vCPU's runstate here (registered at boot).
     runstate: VcpuRunstateInfo,
     runstate_registered: bool,
@@ -122,6 +125,7 @@ pub fn init() {
                 xen: XenTimer::default(),
                 counters: CycleCounters::new(),
                 frequency: time_snapshot().tsc_frequency_hz().unwrap_or(0),
+                deadline_slack_ns: 0,
                 runstate: VcpuRunstateInfo::default(),
                 runstate_registered: false,
                 bad_lvt_vector_reported: false,
@@ -129,6 +133,7 @@ pub fn init() {
             },
         );
     }
+    raw_state().deadline_slack_ns = deadline_slack_ns(raw_state().frequency);
     let mut xen = hypervisor();
     raw_state().periodic_stopped = xen.vcpu_stop_periodic_timer(0).is_ok();
     match xen.evtchn_bind_virq(VIRQ_TIMER, 0) {
@@ -408,17 +413,9 @@ fn program() {
         }
         // Before the snapshot's stamp the scaling would wrap: such an
         // expiry is past, and fires at once.
-        // One TSC period of slack past the expiry's time: a domU's TSC is
-        // emulated from system time with a scale of its own, rounded down
-        // as the time info's is, so a read right at Xen's deadline could
-        // otherwise show a cycle or two before the expiry.
-        let period_ns = match state().frequency {
-            0 => 1,
-            hz => 1_000_000_000u64.div_ceil(hz),
-        };
         let ns = snap
             .system_time_at(real.max(snap.tsc_timestamp.get()))
-            .saturating_add(1 + period_ns);
+            .saturating_add(state().deadline_slack_ns);
         want = Some(want.map_or(ns, |w| w.min(ns)));
     }
     let clean = set_xen_timer(want);
@@ -432,6 +429,78 @@ fn program() {
     // emulates it).
     let one_step = lone && clean && state().periodic_stopped;
     crate::events::set_tick_alarm(one_step.then_some(snap.version));
+}
+
+/// What an alarm's deadline in system time adds to its expiry's time
+/// (`system_time_at`, rounded down as Xen's own scaling is), so that the
+/// TSC is past the expiry when Xen's timer fires. Xen runs a timer only
+/// once `expires < now` (xen/common/timer.c), and its `now` is the time
+/// info's scaling of the TSC (`get_s_time_fixed`, the scale the time info
+/// copies): at a TSC not past the expiry, `now` would be at most the
+/// expiry's time, the deadline itself. So with the TSC the processor's own
+/// nothing is added, as a direct-PV kernel does. Where Xen emulates the
+/// TSC (its CPUID time leaf says so; a domU under the default tsc_mode
+/// on a host whose TSC Xen does not trust), a read is scaled from system
+/// time with a scale of its own, rounded down, and may show a cycle or two
+/// less: one TSC period and a nanosecond are added (what every deadline
+/// had before), as when the leaf cannot be read.
+#[cfg_attr(feature = "image", optimize(size))]
+fn deadline_slack_ns(frequency: u64) -> u64 {
+    let emulated = match xen_cpuid(XEN_CPUID_BASE, 0) {
+        [max, XEN_SIGNATURE_EBX, XEN_SIGNATURE_ECX, XEN_SIGNATURE_EDX]
+            if max >= XEN_CPUID_BASE + XEN_CPUID_TIME_LEAF =>
+        {
+            xen_cpuid(XEN_CPUID_BASE + XEN_CPUID_TIME_LEAF, 0)[0] & XEN_CPUID_TSC_EMULATED != 0
+        }
+        _ => true,
+    };
+    tsc_slack_ns(emulated, frequency)
+}
+
+/// [`deadline_slack_ns`] once the TSC's kind is known.
+const fn tsc_slack_ns(emulated: bool, frequency: u64) -> u64 {
+    if !emulated {
+        return 0;
+    }
+    match frequency {
+        0 => 2,
+        hz => 1 + 1_000_000_000u64.div_ceil(hz),
+    }
+}
+
+/// Xen's CPUID leaves for a PV guest start here (arch-x86/cpuid.h; a PV
+/// domain is never a Viridian one, whose leaves move up by 0x100).
+const XEN_CPUID_BASE: u32 = 0x4000_0000;
+/// "XenVMMXenVMM" in EBX, ECX, EDX of the base leaf (arch-x86/cpuid.h).
+const XEN_SIGNATURE_EBX: u32 = 0x566e_6558;
+const XEN_SIGNATURE_ECX: u32 = 0x6558_4d4d;
+const XEN_SIGNATURE_EDX: u32 = 0x4d4d_566e;
+/// The time leaf (base + 3), subleaf 0: EAX's features.
+const XEN_CPUID_TIME_LEAF: u32 = 3;
+/// XEN_CPUID_TSC_EMULATED: this domain's rdtsc is emulated by Xen.
+const XEN_CPUID_TSC_EMULATED: u32 = 1 << 0;
+
+/// CPUID as Xen answers it for this guest: the forced-emulation prefix
+/// (ud2a; "xen") before it, as the ROM's CPUID entry uses (entry.rs).
+fn xen_cpuid(leaf: u32, subleaf: u32) -> [u32; 4] {
+    let (a, b, c, d): (u32, u32, u32, u32);
+    // SAFETY: Xen emulates the prefixed cpuid for a PV guest; it only
+    // writes the four registers (EBX through a scratch register, which
+    // the compiler may keep for itself).
+    unsafe {
+        core::arch::asm!(
+            "xchg {b:e}, ebx",
+            ".byte 0x0f, 0x0b, 0x78, 0x65, 0x6e",
+            "cpuid",
+            "xchg {b:e}, ebx",
+            b = out(reg) b,
+            inout("eax") leaf => a,
+            inout("ecx") subleaf => c,
+            out("edx") d,
+            options(nomem, nostack, preserves_flags),
+        );
+    }
+    [a, b, c, d]
 }
 
 /// Sets Xen's one-shot timer to `want` (None: stopped), with no hypercall
