@@ -466,9 +466,7 @@ vmi_event_tick_entry:
     jne 9f
     // Nothing held or queued (the heap is built: armed only then), no
     // unmasked request at the 8259: all of EAX zero.
-    movzx eax, byte ptr [{pic_imr}]
-    not al
-    and al, [{pic_irr}]
+    movzx eax, byte ptr [{pic_unmasked}]
     or al, [{held}]
     or eax, [{batch_len}]
     jnz 9f
@@ -528,8 +526,7 @@ vmi_event_tick_entry:
     window_stops = const core::mem::offset_of!(LoneTick, window_stops),
     held = const HELD_SWITCH_VA,
     batch_len = const BATCH_LEN_VA,
-    pic_irr = const PIC_VA + xen_vmi_rom::pic::PicPair::MASTER_IRR_OFFSET as u32,
-    pic_imr = const PIC_VA + xen_vmi_rom::pic::PicPair::MASTER_IMR_OFFSET as u32,
+    pic_unmasked = const PIC_VA + xen_vmi_rom::pic::PicPair::MASTER_UNMASKED_OFFSET as u32,
     selector = const SHARED_INFO_VA + event_channel::abi::VCPU_INFO_PENDING_SEL as u32,
     upcall_pending = const SHARED_INFO_VA + event_channel::abi::VCPU_INFO_UPCALL_PENDING as u32,
     in_window = sym in_iret_window,
