@@ -87,9 +87,16 @@ struct LoneTick {
     /// ROM binds a few; a port beyond 31 would take the general path).
     port_bit: u32,
     /// The IRET window's stops as bits of EIP & 255 (`bt` in the
-    /// assembly on EIP's low byte): the window's stops in every 32-byte
-    /// block, since the window's own block is 32-byte aligned.
+    /// assembly on EIP's low byte). The kernel runs the ROM in place
+    /// through page mappings, which keep an address's low 12 bits, so
+    /// only these 3 of 256 values can be a stop (a stop at 3 of every 32
+    /// bytes sent about a tenth of the ticks, landing anywhere in the
+    /// kernel's code, to the exact test in Rust); `iret_window_start`
+    /// then tests the window's bytes.
     window_stops: [u32; 8],
+    /// The IRET window's address in the mapping `init` ran in: its page
+    /// offset is the window's in every mapping.
+    window_start: u32,
     /// The vector the path is armed for (the LVT entry's), or 0: not
     /// armed.
     vector: u32,
@@ -352,9 +359,12 @@ pub fn init() {
                     gate_offset: 0,
                     gate_selector: 0,
                     port_bit: 0,
-                    window_stops: [IRET_WINDOW_STOPS.iter().fold(0, |bits, stop| {
-                        bits | 1 << ((IRET_WINDOW_OFFSET + stop) & 31)
-                    }); 8],
+                    window_start: window,
+                    window_stops: IRET_WINDOW_STOPS.iter().fold([0; 8], |mut bits, stop| {
+                        let byte = (window + stop) & 255;
+                        bits[(byte / 32) as usize] |= 1 << (byte % 32);
+                        bits
+                    }),
                     vector: 0,
                     alarm_version: NEVER,
                     gate_vector: 0,
@@ -456,8 +466,8 @@ core::arch::global_asm!(
     .globl vmi_event_tick_entry
 vmi_event_tick_entry:
     push eax
-    // [esp + 4]: Xen's frame, EIP then CS. The stops repeat in every
-    // 32-byte block: a bit per value of EIP's low byte.
+    // [esp + 4]: Xen's frame, EIP then CS. The window's stops: a bit
+    // per value of EIP's low byte.
     movzx eax, byte ptr [esp + 4]
     bt [{lone} + {window_stops}], eax
     jc 7f
@@ -493,8 +503,14 @@ vmi_event_tick_entry:
 6:  lock or [{selector}], eax
     mov byte ptr [{upcall_pending}], 1
     jmp 9f
-7:  // EIP at a stop of a 32-byte block: in ring 1, with the window's
-    // bytes there, it is the general path's.
+7:  // EIP's low byte is a stop's: at one if its page offset is (the
+    // stops lie within the window's first 10 bytes), and then, in ring 1
+    // with the window's bytes there, it is the general path's.
+    mov eax, [esp + 4]
+    sub eax, [{lone} + {window_start}]
+    and eax, 0xFFF
+    cmp eax, {window_last_stop}
+    ja 1b
     test byte ptr [esp + 8], 2
     jnz 1b
     push ecx
@@ -524,6 +540,8 @@ vmi_event_tick_entry:
     port_bit = const core::mem::offset_of!(LoneTick, port_bit),
     pending_word = const SHARED_INFO_VA + event_channel::abi::SHARED_INFO_EVTCHN_PENDING as u32,
     window_stops = const core::mem::offset_of!(LoneTick, window_stops),
+    window_start = const core::mem::offset_of!(LoneTick, window_start),
+    window_last_stop = const IRET_WINDOW_STOPS[IRET_WINDOW_STOPS.len() - 1],
     held = const HELD_SWITCH_VA,
     batch_len = const BATCH_LEN_VA,
     pic_unmasked = const PIC_VA + xen_vmi_rom::pic::PicPair::MASTER_UNMASKED_OFFSET as u32,

@@ -20,7 +20,7 @@ use xen_abi::hypercall::Hypervisor;
 use xen_abi::vcpu::{RUNSTATE_offline, RUNSTATE_runnable, VcpuRunstateInfo, XEN_RUNSTATE_UPDATE};
 use xen_abi::xen::{VMASST_CMD_enable, VIRQ_TIMER};
 use xen_vmi_rom::layout::ROM_STATE_VA;
-use xen_vmi_rom::timekeeping::{Alarm, CycleCounters};
+use xen_vmi_rom::timekeeping::{alarm_deadline_ns, emulated_tsc_slack_ns, Alarm, CycleCounters};
 
 use crate::console::Line;
 use crate::events::TIME_STATE_OFFSET;
@@ -66,9 +66,10 @@ pub struct TimeState {
     /// GetCycleFrequency's answer, fixed at boot: the TSC's rate does not
     /// change, while Xen's scale is recalibrated now and then.
     frequency: u64,
-    /// What `program` adds to an alarm's expiry in system time, fixed at
-    /// boot (`deadline_slack_ns`).
-    deadline_slack_ns: u64,
+    /// Where Xen emulates the TSC, what an alarm's deadline adds to its
+    /// expiry's time (`timekeeping::alarm_deadline_ns`); None with the
+    /// processor's TSC. Fixed at boot (`emulated_tsc_slack`).
+    emulated_tsc_slack_ns: Option<u64>,
     /// Xen keeps this vCPU's runstate here (registered at boot).
     runstate: VcpuRunstateInfo,
     runstate_registered: bool,
@@ -125,7 +126,7 @@ pub fn init() {
                 xen: XenTimer::default(),
                 counters: CycleCounters::new(),
                 frequency: time_snapshot().tsc_frequency_hz().unwrap_or(0),
-                deadline_slack_ns: 0,
+                emulated_tsc_slack_ns: None,
                 runstate: VcpuRunstateInfo::default(),
                 runstate_registered: false,
                 bad_lvt_vector_reported: false,
@@ -133,7 +134,7 @@ pub fn init() {
             },
         );
     }
-    raw_state().deadline_slack_ns = deadline_slack_ns(raw_state().frequency);
+    raw_state().emulated_tsc_slack_ns = emulated_tsc_slack(raw_state().frequency);
     let mut xen = hypervisor();
     raw_state().periodic_stopped = xen.vcpu_stop_periodic_timer(0).is_ok();
     match xen.evtchn_bind_virq(VIRQ_TIMER, 0) {
@@ -411,18 +412,14 @@ fn program() {
             });
             real = real.saturating_add(shift);
         }
-        // Before the snapshot's stamp the scaling would wrap: such an
-        // expiry is past, and fires at once.
-        let ns = snap
-            .system_time_at(real.max(snap.tsc_timestamp.get()))
-            .saturating_add(state().deadline_slack_ns);
+        let ns = alarm_deadline_ns(&snap, real, state().emulated_tsc_slack_ns);
         want = Some(want.map_or(ns, |w| w.min(ns)));
     }
     let clean = set_xen_timer(want);
     // A VIRQ_TIMER of this deadline (`clean`) comes at a system time past
-    // it, so at a TSC past the alarm's expiry as long as the scale it was
-    // computed with holds (`snap.version` unchanged: ns = the expiry's
-    // time + a TSC period + 1, and system time is monotonic in the TSC)
+    // it, so at a TSC past the alarm's expiry as long as the scale
+    // it was computed with holds (`snap.version` unchanged:
+    // `alarm_deadline_ns`)
     // and Xen's periodic timer, the only other source of VIRQ_TIMER, is
     // stopped: the tick the upcall may take in one step (events.rs
     // `vmi_event_tick_entry`), with no TSC read (a trap where Xen
@@ -431,21 +428,13 @@ fn program() {
     crate::events::set_tick_alarm(one_step.then_some(snap.version));
 }
 
-/// What an alarm's deadline in system time adds to its expiry's time
-/// (`system_time_at`, rounded down as Xen's own scaling is), so that the
-/// TSC is past the expiry when Xen's timer fires. Xen runs a timer only
-/// once `expires < now` (xen/common/timer.c), and its `now` is the time
-/// info's scaling of the TSC (`get_s_time_fixed`, the scale the time info
-/// copies): at a TSC not past the expiry, `now` would be at most the
-/// expiry's time, the deadline itself. So with the TSC the processor's own
-/// nothing is added, as a direct-PV kernel does. Where Xen emulates the
-/// TSC (its CPUID time leaf says so; a domU under the default tsc_mode
-/// on a host whose TSC Xen does not trust), a read is scaled from system
-/// time with a scale of its own, rounded down, and may show a cycle or two
-/// less: one TSC period and a nanosecond are added (what every deadline
-/// had before), as when the leaf cannot be read.
+/// Whether Xen emulates the TSC (its CPUID time leaf; assumed so if the
+/// leaf cannot be read): the slack `timekeeping::alarm_deadline_ns` adds
+/// then, None with the processor's own TSC (dom0 under the default
+/// tsc_mode; a domU's is emulated where Xen does not trust the host's
+/// TSC, as under QEMU).
 #[cfg_attr(feature = "image", optimize(size))]
-fn deadline_slack_ns(frequency: u64) -> u64 {
+fn emulated_tsc_slack(frequency: u64) -> Option<u64> {
     let emulated = match xen_cpuid(XEN_CPUID_BASE, 0) {
         [max, XEN_SIGNATURE_EBX, XEN_SIGNATURE_ECX, XEN_SIGNATURE_EDX]
             if max >= XEN_CPUID_BASE + XEN_CPUID_TIME_LEAF =>
@@ -454,18 +443,7 @@ fn deadline_slack_ns(frequency: u64) -> u64 {
         }
         _ => true,
     };
-    tsc_slack_ns(emulated, frequency)
-}
-
-/// [`deadline_slack_ns`] once the TSC's kind is known.
-const fn tsc_slack_ns(emulated: bool, frequency: u64) -> u64 {
-    if !emulated {
-        return 0;
-    }
-    match frequency {
-        0 => 2,
-        hz => 1 + 1_000_000_000u64.div_ceil(hz),
-    }
+    emulated.then(|| emulated_tsc_slack_ns(frequency))
 }
 
 /// Xen's CPUID leaves for a PV guest start here (arch-x86/cpuid.h; a PV
