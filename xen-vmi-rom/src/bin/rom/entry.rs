@@ -179,21 +179,23 @@ regparm_entry!("vmi_entry_get_cycle_frequency" => crate::time::get_cycle_frequen
 // GetCycleCounter(counter in EAX) -> u64 in EDX:EAX. The real counter is
 // the TSC itself (time.rs): answered by the instruction here, since a
 // kernel reads it around everything it times (and Linux's sched_clock on
-// every scheduler decision); the others go to the handler.
+// every scheduler decision); the others go to the handler. The TSC is read
+// first, the counter asked for kept in ECX (regparm(3) lets it go): the
+// value is the counter as close to the call as the processor's would be
+// (an interrupt handler stamping its entry gets the time it came in).
 core::arch::global_asm!(
     ".pushsection .text.vmi_calls, \"ax\"",
     ".globl vmi_entry_get_cycle_counter",
     "vmi_entry_get_cycle_counter:",
-    "cmp eax, {real}",
-    "jne 1f",
+    "mov ecx, eax",
     "rdtsc",
+    "cmp ecx, {real}",
+    "jne 1f",
     "ret",
     "1:",
     "push ecx",
-    "push edx",
-    "push eax",
     "call {handler}",
-    "add esp, 12",
+    "add esp, 4",
     "ret",
     ".popsection",
     real = const vmi_abi::time::VMI_CYCLES_REAL,
