@@ -482,20 +482,27 @@ vmi_event_tick_entry:
     jnz 9f
     // Taken as a scan round takes a lone port: upcall_pending cleared,
     // the selector taken, it and the port's word (word 0: armed only
-    // then) holding only the port (unmasked: armed only then), its
-    // pending bit cleared.
+    // then) holding only the port (unmasked: armed only then) or masked
+    // ports besides, its pending bit cleared.
     mov byte ptr [{upcall_pending}], 0
     xchg [{selector}], eax
     cmp eax, 1
     jne 6f
     mov eax, [{lone} + {port_bit}]
     cmp eax, [{pending_word}]
-    jne 5f
+    jne 4f
     // EAX: the port's bit, set (Xen never clears one): cleared.
-    lock xor [{pending_word}], eax
+3:  lock xor [{pending_word}], eax
     mov dword ptr [{lone} + {armed}], {taken}
     pop eax
     jmp fword ptr [{lone} + {gate_offset}]
+4:  // Other ports pending in word 0: alone still if they are all masked
+    // (a domU's console and store ports, which the ROM leaves masked).
+    mov eax, [{mask_word}]
+    not eax
+    and eax, [{pending_word}]
+    cmp eax, [{lone} + {port_bit}]
+    je 3b
 5:  // Not alone after all (Xen raised another port meanwhile): the
     // selector bits taken (EAX) go back with the signal Xen gave with
     // them, for the general path.
@@ -539,6 +546,7 @@ vmi_event_tick_entry:
     gate_offset = const core::mem::offset_of!(LoneTick, gate_offset),
     port_bit = const core::mem::offset_of!(LoneTick, port_bit),
     pending_word = const SHARED_INFO_VA + event_channel::abi::SHARED_INFO_EVTCHN_PENDING as u32,
+    mask_word = const SHARED_INFO_VA + event_channel::abi::SHARED_INFO_EVTCHN_MASK as u32,
     window_stops = const core::mem::offset_of!(LoneTick, window_stops),
     window_start = const core::mem::offset_of!(LoneTick, window_start),
     window_last_stop = const IRET_WINDOW_STOPS[IRET_WINDOW_STOPS.len() - 1],
