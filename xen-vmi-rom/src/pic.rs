@@ -84,6 +84,9 @@ pub struct I8259 {
     irr: u8,
     isr: u8,
     imr: u8,
+    /// `irr & !imr`, kept with every change of either (`sync_unmasked`):
+    /// the ROM's one-step timer tick path reads the master's as one byte.
+    unmasked: u8,
     /// Current level of each IR input (edge detection, level mode IRR).
     inputs: u8,
     vector_base: u8,
@@ -105,6 +108,7 @@ impl I8259 {
             irr: 0,
             isr: 0,
             imr: 0xFF,
+            unmasked: 0,
             inputs: 0,
             vector_base,
             init: InitStep::Ready,
@@ -132,6 +136,16 @@ impl I8259 {
     /// Interrupt mask register (OCW1).
     pub fn imr(&self) -> u8 {
         self.imr
+    }
+
+    /// The unmasked requests: `irr & !imr`.
+    pub fn unmasked_requests(&self) -> u8 {
+        self.unmasked
+    }
+
+    /// After every change of IRR or IMR.
+    fn sync_unmasked(&mut self) {
+        self.unmasked = self.irr & !self.imr;
     }
 
     /// Vector of IR0 (ICW2 & 0xF8).
@@ -191,7 +205,7 @@ impl I8259 {
     pub fn int_output(&self) -> bool {
         // No unmasked request, nothing to rank: the common case, asked on
         // every interrupt delivery and EOI.
-        self.irr & !self.imr != 0 && self.request().is_some()
+        self.unmasked != 0 && self.request().is_some()
     }
 
     /// An IR input changes. Edge mode latches a request on a rising edge;
@@ -209,6 +223,7 @@ impl I8259 {
             self.irr &= !bit;
             self.inputs &= !bit;
         }
+        self.sync_unmasked();
     }
 
     /// The INTA cycle on this chip: the level it answers for, or None when
@@ -220,6 +235,7 @@ impl I8259 {
         // its input does (the ISR bit keeps it from re-entering).
         if !self.level_triggered() {
             self.irr &= !bit;
+            self.sync_unmasked();
         }
         if self.auto_eoi() {
             if self.rotate_on_aeoi {
@@ -262,7 +278,10 @@ impl I8259 {
             return;
         }
         match self.init {
-            InitStep::Ready => self.imr = value,
+            InitStep::Ready => {
+                self.imr = value;
+                self.sync_unmasked();
+            }
             InitStep::Icw2 => {
                 // x86 mode: T7-T3; the low three bits are the level.
                 self.vector_base = value & 0xF8;
@@ -304,6 +323,7 @@ impl I8259 {
         } else {
             0
         };
+        self.sync_unmasked();
         self.lowest = 7;
         self.special_mask = false;
         self.read_isr = false;
@@ -407,14 +427,12 @@ impl PicPair {
         self.set_irq(irq, true);
     }
 
-    /// Byte offsets of the master's IRR and IMR in a `PicPair`: the ROM's
-    /// one-step timer tick path (assembly) refuses while the master has an
-    /// unmasked request (`irr & !imr != 0`, the first test of
-    /// `int_output`), leaving it to the general path.
-    pub const MASTER_IRR_OFFSET: usize =
-        core::mem::offset_of!(PicPair, master) + core::mem::offset_of!(I8259, irr);
-    pub const MASTER_IMR_OFFSET: usize =
-        core::mem::offset_of!(PicPair, master) + core::mem::offset_of!(I8259, imr);
+    /// Byte offset of the master's unmasked requests (`irr & !imr`) in a
+    /// `PicPair`: the ROM's one-step timer tick path (assembly) refuses
+    /// while the master has one (the first test of `int_output`), leaving
+    /// it to the general path.
+    pub const MASTER_UNMASKED_OFFSET: usize =
+        core::mem::offset_of!(PicPair, master) + core::mem::offset_of!(I8259, unmasked);
 
     /// The master's INT output: the CPU has an interrupt to take.
     pub fn int_output(&self) -> bool {
@@ -613,6 +631,7 @@ mod tests {
         pic.set_irq(9, true);
         assert!(pic.int_output());
         pic.slave.imr = 0xFF;
+        pic.slave.sync_unmasked();
         assert_eq!(pic.acknowledge(), 0x3F);
         assert_eq!(pic.slave().isr(), 0);
         assert_eq!(pic.master().isr(), 1 << 2);
@@ -735,8 +754,51 @@ mod tests {
         EoiNewest,
     }
 
+    /// Anything a kernel or the ROM does to the pair.
+    #[derive(Debug, Clone)]
+    enum RawAction {
+        Write(u8, u8),
+        Read(u8),
+        SetIrq(u8, bool),
+        Pulse(u8),
+        Acknowledge,
+    }
+
     proptest! {
         #![proptest_config(ProptestConfig { cases: 512, failure_persistence: None, ..ProptestConfig::default() })]
+
+        /// The unmasked-request byte the ROM's tick path reads stays
+        /// `irr & !imr` whatever is done to either chip: ICW sequences in
+        /// any state, OCWs, poll and register reads, level and edge
+        /// inputs, INTA cycles.
+        #[test]
+        fn unmasked_requests_follow_irr_and_imr(actions in proptest::collection::vec(prop_oneof![
+            (0u8..4, prop_oneof![any::<u8>(), Just(0x11u8), Just(0x19u8), Just(0x0Cu8), Just(0x20u8)])
+                .prop_map(|(port, v)| RawAction::Write(port, v)),
+            (0u8..4).prop_map(RawAction::Read),
+            (0u8..16, any::<bool>()).prop_map(|(irq, high)| RawAction::SetIrq(irq, high)),
+            (0u8..16).prop_map(RawAction::Pulse),
+            Just(RawAction::Acknowledge),
+        ], 0..160)) {
+            let ports = [MASTER_CMD, MASTER_DATA, SLAVE_CMD, SLAVE_DATA];
+            let mut pic = PicPair::new();
+            for a in actions {
+                match a {
+                    RawAction::Write(port, value) => pic.write(ports[usize::from(port)], value),
+                    RawAction::Read(port) => {
+                        let _ = pic.read(ports[usize::from(port)]);
+                    }
+                    RawAction::SetIrq(irq, high) => pic.set_irq(irq, high),
+                    RawAction::Pulse(irq) => pic.pulse_irq(irq),
+                    RawAction::Acknowledge => {
+                        let _ = pic.acknowledge();
+                    }
+                }
+                for chip in [pic.master(), pic.slave()] {
+                    prop_assert_eq!(chip.unmasked_requests(), chip.irr() & !chip.imr());
+                }
+            }
+        }
 
         /// Edge requests, masks, INTA and specific EOIs (in LIFO order, as
         /// a kernel nests handlers) against a model that knows only the

@@ -1,7 +1,8 @@
 //! The arithmetic of the VMI timer on Xen, kept apart from the ROM so it can
 //! be tested on the host: when an alarm's interrupt is due and when it next
 //! expires ([`Alarm`]), and the available/stolen cycle counters built from
-//! Xen's runstate ([`CycleCounters`]).
+//! Xen's runstate ([`CycleCounters`]), and the Xen deadline of an alarm
+//! ([`alarm_deadline_ns`]).
 //!
 //! # The tick rule
 //!
@@ -18,6 +19,41 @@
 //! leaves exactly one tick for it, as on hardware, and the alarm keeps its
 //! phase: the next expiry is the first one of the original grid
 //! (`first + k * period`) after the look, never `look + period`.
+
+use xen_abi::xen::VcpuTimeInfo;
+
+/// Xen's system time (ns) to set its one-shot timer to for an alarm at
+/// cycle `expiry`, through the time info `snap`, so that the TSC is past
+/// `expiry` (the alarm due: [`Alarm::look`]) whenever Xen runs the timer.
+/// Xen runs a timer only once `expires < now` (xen/common/timer.c), and
+/// its `now` is the TSC through the scale the time info copies
+/// (`get_s_time_fixed`), rounded down as `system_time_at` is, so never
+/// decreasing in the TSC: past the expiry's time, the TSC is past the
+/// expiry. Where the TSC is the processor's own (`emulated_slack_ns`
+/// None) the deadline is that time, as a direct-PV kernel sets it (the
+/// time of the cycle before would do as well, without that cycle of
+/// margin against a scale Xen has changed and not yet published). Where
+/// Xen emulates the TSC, a read is scaled from system time with a scale
+/// of its own, rounded down, and may show a cycle or two less: the slack
+/// is added. An expiry before the snapshot's stamp (the scaling would
+/// wrap) is past: the stamp's time, which fires at once.
+pub fn alarm_deadline_ns(snap: &VcpuTimeInfo, expiry: u64, emulated_slack_ns: Option<u64>) -> u64 {
+    let stamp = snap.tsc_timestamp.get();
+    match emulated_slack_ns {
+        None => snap.system_time_at(expiry.max(stamp)),
+        Some(slack) => snap.system_time_at(expiry.max(stamp)).saturating_add(slack),
+    }
+}
+
+/// The slack [`alarm_deadline_ns`] adds where Xen emulates the TSC: one
+/// TSC period (at `frequency` Hz, 0 if unknown: a nanosecond) and a
+/// nanosecond.
+pub const fn emulated_tsc_slack_ns(frequency: u64) -> u64 {
+    match frequency {
+        0 => 2,
+        hz => 1 + 1_000_000_000u64.div_ceil(hz),
+    }
+}
 
 /// An armed VMI alarm, in cycles of the real counter (vmi_time.h:
 /// `SetAlarm(flags, expiry, period)`).
@@ -226,6 +262,36 @@ mod tests {
     }
 
     proptest! {
+        /// A native TSC's deadline lets Xen's timer run (`now > deadline`)
+        /// at no cycle up to the expiry and is the expiry's own time (a
+        /// direct-PV kernel's deadline); an emulated TSC's is that plus the
+        /// slack.
+        #[test]
+        fn alarm_deadlines_never_let_the_timer_run_early(
+            stamp in 0u64..1 << 40,
+            system_time in 0u64..1 << 50,
+            mul in 1u32..,
+            shift in -4i8..4,
+            ahead in 0u64..1 << 32,
+            before in 0u64..1 << 20,
+            slack in 0u64..1000,
+        ) {
+            let snap = VcpuTimeInfo {
+                tsc_timestamp: stamp.into(),
+                system_time: system_time.into(),
+                tsc_to_system_mul: mul,
+                tsc_shift: shift,
+                ..VcpuTimeInfo::default()
+            };
+            let expiry = stamp + ahead;
+            let deadline = alarm_deadline_ns(&snap, expiry, None);
+            let not_past = expiry.saturating_sub(before).max(stamp);
+            prop_assert!(snap.system_time_at(not_past) <= deadline);
+            prop_assert_eq!(deadline, snap.system_time_at(expiry));
+            let emulated = alarm_deadline_ns(&snap, expiry, Some(slack));
+            prop_assert_eq!(emulated, deadline + slack);
+        }
+
         /// Against the grid of expiries: a look raises exactly when at least
         /// one expiry fell since the previous look (never early, never a
         /// window with an expiry left silent), and what stays armed expires

@@ -35,11 +35,10 @@ macro_rules! regparm_entry {
     };
 }
 
-/// The masked call around `$handler`, shared by the two masked entries
-/// below: the kernel's flag is kept in EBX (callee-saved), events masked
-/// for the `$call` lines (which call `{handler}`), the flag restored
-/// afterwards and a pending event delivered then, as EnableInterrupts
-/// does.
+/// The masked call around `$handler`, for [`masked_entry`]: the kernel's
+/// flag is kept in EBX (callee-saved), events masked for the `$call`
+/// lines (which call `{handler}`), the flag restored afterwards and a
+/// pending event delivered then, as EnableInterrupts does.
 macro_rules! masked_around {
     ($entry:literal => $handler:path; $($call:expr),+ $(,)?) => {
         core::arch::global_asm!(
@@ -91,9 +90,84 @@ macro_rules! masked_entry {
 /// and nothing is copied to the stack. For the calls of a context switch
 /// (SetCR3, SetLazyMode, UpdateKernelStack), where the copies were a tenth
 /// of the ROM's work.
+///
+/// A kernel makes them with interrupts off (Linux's scheduler switches
+/// under its runqueue lock, with interrupts disabled): then the handler is
+/// jumped to, since masking, restoring the flag and looking for a pending
+/// event would all leave things as they are (the handlers give the mask
+/// back as they found it: `events::masked`). With the flag set, the
+/// kernel's flag is known to be clear, so nothing is kept in a register.
 macro_rules! masked_fastcall_entry {
     ($entry:literal => $handler:path) => {
-        masked_around!($entry => $handler; "mov ecx, eax", "call {handler}");
+        core::arch::global_asm!(
+            ".pushsection .text.vmi_calls, \"ax\"",
+            concat!(".globl ", $entry),
+            concat!($entry, ":"),
+            "mov ecx, eax",
+            "cmp byte ptr [{mask}], 0",
+            "jne {handler}",
+            "mov byte ptr [{mask}], 1",
+            "call {handler}",
+            "mov byte ptr [{mask}], 0",
+            "cmp byte ptr [{pending}], 0",
+            "jne vmi_force_upcall",
+            "ret",
+            ".popsection",
+            handler = sym $handler,
+            mask = const SHARED_INFO_VA + 1,
+            pending = const SHARED_INFO_VA,
+        );
+    };
+}
+
+/// [`masked_entry`] for the timer's calls (SetAlarm, APICWrite), which a
+/// kernel makes from its interrupt handler or with interrupts off: with
+/// the kernel's flag already masked the handler is called with the
+/// kernel's arguments and nothing else (as [`masked_fastcall_entry`]
+/// does); otherwise events are masked around it and the flag given back
+/// clear, a pending event delivered then.
+macro_rules! masked_timer_entry {
+    ($entry:literal => $handler:path, $stack_args:literal) => {
+        core::arch::global_asm!(
+            ".pushsection .text.vmi_calls, \"ax\"",
+            concat!(".globl ", $entry),
+            concat!($entry, ":"),
+            "cmp byte ptr [{mask}], 0",
+            "jne 2f",
+            "mov byte ptr [{mask}], 1",
+            "call 3f",
+            "mov byte ptr [{mask}], 0",
+            "cmp byte ptr [{pending}], 0",
+            "jne vmi_force_upcall",
+            "ret",
+            // Masked: the caller's stack arguments are past the return
+            // address.
+            "2:",
+            concat!(".rept ", $stack_args),
+            concat!("push dword ptr [esp + 4 * ", $stack_args, "]"),
+            ".endr",
+            "push ecx",
+            "push edx",
+            "push eax",
+            "call {handler}",
+            concat!("add esp, 12 + 4 * ", $stack_args),
+            "ret",
+            // Unmasked: past this path's return address too.
+            "3:",
+            concat!(".rept ", $stack_args),
+            concat!("push dword ptr [esp + 4 * ", $stack_args, " + 4]"),
+            ".endr",
+            "push ecx",
+            "push edx",
+            "push eax",
+            "call {handler}",
+            concat!("add esp, 12 + 4 * ", $stack_args),
+            "ret",
+            ".popsection",
+            handler = sym $handler,
+            mask = const SHARED_INFO_VA + 1,
+            pending = const SHARED_INFO_VA,
+        );
     };
 }
 
@@ -189,27 +263,29 @@ macro_rules! masked_after_fault_entry {
 
 // SetAlarm(flags, expiry: u64 in EDX:ECX, period: u64 on the stack): five
 // words for the handler.
-masked_entry!("vmi_entry_set_alarm" => crate::time::set_alarm, "2");
+masked_timer_entry!("vmi_entry_set_alarm" => crate::time::set_alarm, "2");
 masked_entry!("vmi_entry_cancel_alarm" => crate::time::cancel_alarm, "0");
 regparm_entry!("vmi_entry_get_cycle_frequency" => crate::time::get_cycle_frequency);
 // GetCycleCounter(counter in EAX) -> u64 in EDX:EAX. The real counter is
 // the TSC itself (time.rs): answered by the instruction here, since a
 // kernel reads it around everything it times (and Linux's sched_clock on
-// every scheduler decision); the others go to the handler.
+// every scheduler decision); the others go to the handler. The TSC is read
+// first, the counter asked for kept in ECX (regparm(3) lets it go): the
+// value is the counter as close to the call as the processor's would be
+// (an interrupt handler stamping its entry gets the time it came in).
 core::arch::global_asm!(
     ".pushsection .text.vmi_calls, \"ax\"",
     ".globl vmi_entry_get_cycle_counter",
     "vmi_entry_get_cycle_counter:",
-    "cmp eax, {real}",
-    "jne 1f",
+    "mov ecx, eax",
     "rdtsc",
+    "cmp ecx, {real}",
+    "jne 1f",
     "ret",
     "1:",
     "push ecx",
-    "push edx",
-    "push eax",
     "call {handler}",
-    "add esp, 12",
+    "add esp, 4",
     "ret",
     ".popsection",
     real = const vmi_abi::time::VMI_CYCLES_REAL,
@@ -579,7 +655,7 @@ regparm_entry!("vmi_entry_wbinvd" => cpu_calls::wbinvd);
 regparm_entry!("vmi_entry_halt" => cpu_calls::halt);
 regparm_entry!("vmi_entry_shutdown" => cpu_calls::shutdown);
 regparm_entry!("vmi_entry_reboot" => cpu_calls::reboot);
-masked_entry!("vmi_entry_apic_write" => cpu_calls::apic_write, "0");
+masked_timer_entry!("vmi_entry_apic_write" => cpu_calls::apic_write, "0");
 regparm_entry!("vmi_entry_set_iopl_mask" => cpu_calls::set_iopl_mask);
 regparm_entry!("vmi_entry_apic_read" => cpu_calls::apic_read);
 regparm_entry!("vmi_entry_get_wallclock_time" => cpu_calls::get_wallclock_time);

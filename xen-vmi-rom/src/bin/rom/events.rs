@@ -20,8 +20,8 @@ use core::sync::atomic::Ordering;
 
 use event_channel::{
     disable_interrupts, enable_interrupts, interrupt_mask, set_interrupt_mask, AtomicEventWords,
-    Binding, Delivery, EventBitmaps, LoneRomPort, PortTable, Route, ScanBudget, VcpuEventFlags,
-    VcpuEvents, Vector, Wakeup,
+    Binding, Delivery, EventBitmaps, EventWords, LoneRomPort, PortTable, Route, ScanBudget,
+    VcpuEventFlags, VcpuEvents, Vector, Wakeup,
 };
 use xen_abi::hypercall::Hypervisor;
 use xen_vmi_rom::layout::{ROM_STATE_VA, SHARED_INFO_VA};
@@ -86,8 +86,17 @@ struct LoneTick {
     /// bound, or in another word (Xen gives the lowest free port, and the
     /// ROM binds a few; a port beyond 31 would take the general path).
     port_bit: u32,
-    /// The IRET window's stops as bits of EIP & 31 (`bt` in the assembly).
-    window_stops: u32,
+    /// The IRET window's stops as bits of EIP & 255 (`bt` in the
+    /// assembly on EIP's low byte). The kernel runs the ROM in place
+    /// through page mappings, which keep an address's low 12 bits, so
+    /// only these 3 of 256 values can be a stop (a stop at 3 of every 32
+    /// bytes sent about a tenth of the ticks, landing anywhere in the
+    /// kernel's code, to the exact test in Rust); `iret_window_start`
+    /// then tests the window's bytes.
+    window_stops: [u32; 8],
+    /// The IRET window's address in the mapping `init` ran in: its page
+    /// offset is the window's in every mapping.
+    window_start: u32,
     /// The vector the path is armed for (the LVT entry's), or 0: not
     /// armed.
     vector: u32,
@@ -214,8 +223,17 @@ fn lone_tick_without_port(vector: u32) -> ! {
 #[inline(never)]
 fn refresh_tick_path(st: &mut EventState) {
     let lvt = runtime().apic.0[crate::time::LVT_TIMER_INDEX];
+    // The paging heap built (the assembly reads the queue's length, which
+    // lives there; `heap_ready` never goes back), and the port unmasked
+    // (the ROM never masks it: its events are the ROM's own; the
+    // assembly then needs only the pending word).
     let vector = match st.vcpu.lone_lvt_vector(lvt) {
-        Some(vector) if st.lone.port_bit != 0 && u32::from(vector.get()) == st.lone.gate_vector => {
+        Some(vector)
+            if st.lone.port_bit != 0
+                && u32::from(vector.get()) == st.lone.gate_vector
+                && runtime().paging.heap_ready
+                && words().mask_word(0) & st.lone.port_bit == 0 =>
+        {
             u32::from(vector.get())
         }
         _ => 0,
@@ -279,9 +297,6 @@ pub fn tick_gate_changed() {
 const EVENT_STATE_VA: u32 = ROM_STATE_VA + EVENT_STATE_OFFSET;
 const LONE_VA: u32 = EVENT_STATE_VA + core::mem::offset_of!(EventState, lone) as u32;
 const RUNTIME_VA: u32 = ROM_STATE_VA + ROM_RUNTIME_OFFSET;
-const HEAP_READY_VA: u32 = RUNTIME_VA
-    + core::mem::offset_of!(Runtime, paging) as u32
-    + core::mem::offset_of!(crate::paging::Paging, heap_ready) as u32;
 const HELD_SWITCH_VA: u32 = RUNTIME_VA
     + core::mem::offset_of!(Runtime, paging) as u32
     + core::mem::offset_of!(crate::paging::Paging, held) as u32
@@ -344,8 +359,11 @@ pub fn init() {
                     gate_offset: 0,
                     gate_selector: 0,
                     port_bit: 0,
-                    window_stops: IRET_WINDOW_STOPS.iter().fold(0, |bits, stop| {
-                        bits | 1 << ((IRET_WINDOW_OFFSET + stop) & 31)
+                    window_start: window,
+                    window_stops: IRET_WINDOW_STOPS.iter().fold([0; 8], |mut bits, stop| {
+                        let byte = (window + stop) & 255;
+                        bits[(byte / 32) as usize] |= 1 << (byte % 32);
+                        bits
                     }),
                     vector: 0,
                     alarm_version: NEVER,
@@ -448,42 +466,43 @@ core::arch::global_asm!(
     .globl vmi_event_tick_entry
 vmi_event_tick_entry:
     push eax
-    // [esp + 4]: Xen's frame, EIP then CS.
-    mov eax, [esp + 4]
-    and eax, 31
+    // [esp + 4]: Xen's frame, EIP then CS. The window's stops: a bit
+    // per value of EIP's low byte.
+    movzx eax, byte ptr [esp + 4]
     bt [{lone} + {window_stops}], eax
     jc 7f
 1:  mov eax, [{time_version}]
     cmp eax, [{lone} + {armed}]
     jne 9f
-    cmp byte ptr [{held}], 0
-    jne 9f
-    cmp byte ptr [{heap_ready}], 0
-    je 2f
-    cmp dword ptr [{batch_len}], 0
-    jne 9f
-2:  mov al, [{pic_imr}]
-    not al
-    and al, [{pic_irr}]
+    // Nothing held or queued (the heap is built: armed only then), no
+    // unmasked request at the 8259: all of EAX zero.
+    movzx eax, byte ptr [{pic_unmasked}]
+    or al, [{held}]
+    or eax, [{batch_len}]
     jnz 9f
     // Taken as a scan round takes a lone port: upcall_pending cleared,
     // the selector taken, it and the port's word (word 0: armed only
-    // then) holding only the port, its pending bit cleared.
+    // then) holding only the port (unmasked: armed only then) or masked
+    // ports besides, its pending bit cleared.
     mov byte ptr [{upcall_pending}], 0
-    xor eax, eax
     xchg [{selector}], eax
     cmp eax, 1
     jne 6f
+    mov eax, [{lone} + {port_bit}]
+    cmp eax, [{pending_word}]
+    jne 4f
+    // EAX: the port's bit, set (Xen never clears one): cleared.
+3:  lock xor [{pending_word}], eax
+    mov dword ptr [{lone} + {armed}], {taken}
+    pop eax
+    jmp fword ptr [{lone} + {gate_offset}]
+4:  // Other ports pending in word 0: alone still if they are all masked
+    // (a domU's console and store ports, which the ROM leaves masked).
     mov eax, [{mask_word}]
     not eax
     and eax, [{pending_word}]
     cmp eax, [{lone} + {port_bit}]
-    jne 5f
-    // EAX: the port's bit, set (Xen never clears one): cleared.
-    lock xor [{pending_word}], eax
-    mov dword ptr [{lone} + {armed}], {taken}
-    pop eax
-    jmp fword ptr [{lone} + {gate_offset}]
+    je 3b
 5:  // Not alone after all (Xen raised another port meanwhile): the
     // selector bits taken (EAX) go back with the signal Xen gave with
     // them, for the general path.
@@ -491,8 +510,14 @@ vmi_event_tick_entry:
 6:  lock or [{selector}], eax
     mov byte ptr [{upcall_pending}], 1
     jmp 9f
-7:  // EIP at a stop of a 32-byte block: in ring 1, with the window's
-    // bytes there, it is the general path's.
+7:  // EIP's low byte is a stop's: at one if its page offset is (the
+    // stops lie within the window's first 10 bytes), and then, in ring 1
+    // with the window's bytes there, it is the general path's.
+    mov eax, [esp + 4]
+    sub eax, [{lone} + {window_start}]
+    and eax, 0xFFF
+    cmp eax, {window_last_stop}
+    ja 1b
     test byte ptr [esp + 8], 2
     jnz 1b
     push ecx
@@ -523,11 +548,11 @@ vmi_event_tick_entry:
     pending_word = const SHARED_INFO_VA + event_channel::abi::SHARED_INFO_EVTCHN_PENDING as u32,
     mask_word = const SHARED_INFO_VA + event_channel::abi::SHARED_INFO_EVTCHN_MASK as u32,
     window_stops = const core::mem::offset_of!(LoneTick, window_stops),
+    window_start = const core::mem::offset_of!(LoneTick, window_start),
+    window_last_stop = const IRET_WINDOW_STOPS[IRET_WINDOW_STOPS.len() - 1],
     held = const HELD_SWITCH_VA,
-    heap_ready = const HEAP_READY_VA,
     batch_len = const BATCH_LEN_VA,
-    pic_irr = const PIC_VA + xen_vmi_rom::pic::PicPair::MASTER_IRR_OFFSET as u32,
-    pic_imr = const PIC_VA + xen_vmi_rom::pic::PicPair::MASTER_IMR_OFFSET as u32,
+    pic_unmasked = const PIC_VA + xen_vmi_rom::pic::PicPair::MASTER_UNMASKED_OFFSET as u32,
     selector = const SHARED_INFO_VA + event_channel::abi::VCPU_INFO_PENDING_SEL as u32,
     upcall_pending = const SHARED_INFO_VA + event_channel::abi::VCPU_INFO_UPCALL_PENDING as u32,
     in_window = sym in_iret_window,

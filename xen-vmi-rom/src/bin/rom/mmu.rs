@@ -10,8 +10,8 @@ use mmu_batch::{Barrier, Failure, Failures, FlushTarget, MmuBatch, Multicall, Op
 use xen_abi::hypercall::{Call, Hypervisor, RawHypercall};
 use xen_abi::p2m::Mfn;
 use xen_abi::xen::{
-    __HYPERVISOR_mmu_update, __HYPERVISOR_multicall, __HYPERVISOR_update_va_mapping, MmuUpdate,
-    MmuextOp, DOMID_SELF, MMUEXT_CLEAR_PAGE, UVMF_INVLPG,
+    __HYPERVISOR_mmu_update, __HYPERVISOR_update_va_mapping, MmuUpdate, MmuextOp, DOMID_SELF,
+    MMUEXT_CLEAR_PAGE, UVMF_INVLPG,
 };
 use xen_vmi_rom::layout::{
     HIGH_RAM_START, K2M_VA, LOW_RAM_END, SHADOW_HEAP_MAX, SHADOW_HEAP_VA, TABLE_VIEW_SLOTS,
@@ -387,11 +387,7 @@ impl FlushTarget<Tag> for XenTarget {
         // SAFETY: the entries and the arguments they point at live in the
         // queue (the ROM's heap, mapped in every address space) for the
         // whole call; each entry is one of the calls above.
-        unsafe {
-            hypervisor()
-                .raw_mut()
-                .raw_hypercall(__HYPERVISOR_multicall, [list, count, 0, 0, 0]) as i32
-        }
+        unsafe { crate::xen::multicall(list, count) }
     }
 
     #[cfg_attr(feature = "image", optimize(size))]

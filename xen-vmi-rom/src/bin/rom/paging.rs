@@ -54,7 +54,9 @@ pub struct Paging {
     /// the lazy mode).
     pub calls: CallState,
     /// The last fault the shadow was fixed for (address, EIP, error code):
-    /// the same fault again means the shadow cannot give the access.
+    /// the same fault again means the shadow cannot give the access. None
+    /// is (0, 0, 0), or any triple whose error code no #PF has
+    /// (`forget_last_fix`, one store for a context switch's calls).
     pub last_fix: (u32, u32, u32),
     /// Xen's read-only machine-to-physical table for this guest: where it
     /// starts and the largest machine frame in it (0, 0 until asked).
@@ -248,6 +250,15 @@ fn rebuild(call: &[u8]) {
     barrier(host.batch, Barrier::BaseSwitch);
 }
 
+/// A VMI call came since the last fixed fault (a fix repeated with a call
+/// in between is progress, not a loop): as `last_fix = (0, 0, 0)` does,
+/// with one store. A #PF error code uses the low bits only (SDM vol. 3,
+/// "Page-Fault Error Code"), so no fault's triple has this one's.
+#[inline(always)]
+fn forget_last_fix(p: &mut Paging) {
+    p.last_fix.2 = u32::MAX;
+}
+
 /// The first VMI MMU call: what the kernel wrote natively until now is
 /// read once more, then trusted to change only through the calls.
 #[inline]
@@ -346,7 +357,7 @@ fn switch_cr3(value: u32) -> bool {
     let Some(l3) = heap.cache.load_unchanged_root(cached, entry) else {
         return false;
     };
-    p.last_fix = (0, 0, 0);
+    forget_last_fix(p);
     p.cr3 = value;
     p.held = HeldSwitch {
         held: true,
@@ -983,7 +994,7 @@ pub extern "fastcall" fn set_lazy_mode(mode: u32) {
         && p.calls.lazy == LazyMode::None
         && mode == vmi_abi::flags::VMI_LAZY_CPU
     {
-        p.last_fix = (0, 0, 0);
+        forget_last_fix(p);
         p.calls.lazy = LazyMode::Cpu;
         // No switch is held outside lazy CPU mode (SetLazyMode(NONE) and
         // `mmu::heap` take it out), so nothing to queue first.
@@ -1007,7 +1018,7 @@ pub extern "fastcall" fn set_lazy_mode(mode: u32) {
 fn leave_lazy_cpu_mode() {
     use vmi_abi::flags::LazyMode;
     let p = &mut runtime().paging;
-    p.last_fix = (0, 0, 0);
+    forget_last_fix(p);
     p.calls.lazy = LazyMode::None;
     // Taken out before `heap()`, which would queue it; a base switch
     // without its stack switch goes in as pushed.

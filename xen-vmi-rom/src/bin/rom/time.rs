@@ -20,7 +20,7 @@ use xen_abi::hypercall::Hypervisor;
 use xen_abi::vcpu::{RUNSTATE_offline, RUNSTATE_runnable, VcpuRunstateInfo, XEN_RUNSTATE_UPDATE};
 use xen_abi::xen::{VMASST_CMD_enable, VIRQ_TIMER};
 use xen_vmi_rom::layout::ROM_STATE_VA;
-use xen_vmi_rom::timekeeping::{Alarm, CycleCounters};
+use xen_vmi_rom::timekeeping::{alarm_deadline_ns, emulated_tsc_slack_ns, Alarm, CycleCounters};
 
 use crate::console::Line;
 use crate::events::TIME_STATE_OFFSET;
@@ -66,6 +66,10 @@ pub struct TimeState {
     /// GetCycleFrequency's answer, fixed at boot: the TSC's rate does not
     /// change, while Xen's scale is recalibrated now and then.
     frequency: u64,
+    /// Where Xen emulates the TSC, what an alarm's deadline adds to its
+    /// expiry's time (`timekeeping::alarm_deadline_ns`); None with the
+    /// processor's TSC. Fixed at boot (`emulated_tsc_slack`).
+    emulated_tsc_slack_ns: Option<u64>,
     /// Xen keeps this vCPU's runstate here (registered at boot).
     runstate: VcpuRunstateInfo,
     runstate_registered: bool,
@@ -122,6 +126,7 @@ pub fn init() {
                 xen: XenTimer::default(),
                 counters: CycleCounters::new(),
                 frequency: time_snapshot().tsc_frequency_hz().unwrap_or(0),
+                emulated_tsc_slack_ns: None,
                 runstate: VcpuRunstateInfo::default(),
                 runstate_registered: false,
                 bad_lvt_vector_reported: false,
@@ -129,6 +134,7 @@ pub fn init() {
             },
         );
     }
+    raw_state().emulated_tsc_slack_ns = emulated_tsc_slack(raw_state().frequency);
     let mut xen = hypervisor();
     raw_state().periodic_stopped = xen.vcpu_stop_periodic_timer(0).is_ok();
     match xen.evtchn_bind_virq(VIRQ_TIMER, 0) {
@@ -406,32 +412,73 @@ fn program() {
             });
             real = real.saturating_add(shift);
         }
-        // Before the snapshot's stamp the scaling would wrap: such an
-        // expiry is past, and fires at once.
-        // One TSC period of slack past the expiry's time: a domU's TSC is
-        // emulated from system time with a scale of its own, rounded down
-        // as the time info's is, so a read right at Xen's deadline could
-        // otherwise show a cycle or two before the expiry.
-        let period_ns = match state().frequency {
-            0 => 1,
-            hz => 1_000_000_000u64.div_ceil(hz),
-        };
-        let ns = snap
-            .system_time_at(real.max(snap.tsc_timestamp.get()))
-            .saturating_add(1 + period_ns);
+        let ns = alarm_deadline_ns(&snap, real, state().emulated_tsc_slack_ns);
         want = Some(want.map_or(ns, |w| w.min(ns)));
     }
     let clean = set_xen_timer(want);
     // A VIRQ_TIMER of this deadline (`clean`) comes at a system time past
-    // it, so at a TSC past the alarm's expiry as long as the scale it was
-    // computed with holds (`snap.version` unchanged: ns = the expiry's
-    // time + a TSC period + 1, and system time is monotonic in the TSC)
+    // it, so at a TSC past the alarm's expiry as long as the scale
+    // it was computed with holds (`snap.version` unchanged:
+    // `alarm_deadline_ns`)
     // and Xen's periodic timer, the only other source of VIRQ_TIMER, is
     // stopped: the tick the upcall may take in one step (events.rs
     // `vmi_event_tick_entry`), with no TSC read (a trap where Xen
     // emulates it).
     let one_step = lone && clean && state().periodic_stopped;
     crate::events::set_tick_alarm(one_step.then_some(snap.version));
+}
+
+/// Whether Xen emulates the TSC (its CPUID time leaf; assumed so if the
+/// leaf cannot be read): the slack `timekeeping::alarm_deadline_ns` adds
+/// then, None with the processor's own TSC (dom0 under the default
+/// tsc_mode; a domU's is emulated where Xen does not trust the host's
+/// TSC, as under QEMU).
+#[cfg_attr(feature = "image", optimize(size))]
+fn emulated_tsc_slack(frequency: u64) -> Option<u64> {
+    let emulated = match xen_cpuid(XEN_CPUID_BASE, 0) {
+        [max, XEN_SIGNATURE_EBX, XEN_SIGNATURE_ECX, XEN_SIGNATURE_EDX]
+            if max >= XEN_CPUID_BASE + XEN_CPUID_TIME_LEAF =>
+        {
+            xen_cpuid(XEN_CPUID_BASE + XEN_CPUID_TIME_LEAF, 0)[0] & XEN_CPUID_TSC_EMULATED != 0
+        }
+        _ => true,
+    };
+    emulated.then(|| emulated_tsc_slack_ns(frequency))
+}
+
+/// Xen's CPUID leaves for a PV guest start here (arch-x86/cpuid.h; a PV
+/// domain is never a Viridian one, whose leaves move up by 0x100).
+const XEN_CPUID_BASE: u32 = 0x4000_0000;
+/// "XenVMMXenVMM" in EBX, ECX, EDX of the base leaf (arch-x86/cpuid.h).
+const XEN_SIGNATURE_EBX: u32 = 0x566e_6558;
+const XEN_SIGNATURE_ECX: u32 = 0x6558_4d4d;
+const XEN_SIGNATURE_EDX: u32 = 0x4d4d_566e;
+/// The time leaf (base + 3), subleaf 0: EAX's features.
+const XEN_CPUID_TIME_LEAF: u32 = 3;
+/// XEN_CPUID_TSC_EMULATED: this domain's rdtsc is emulated by Xen.
+const XEN_CPUID_TSC_EMULATED: u32 = 1 << 0;
+
+/// CPUID as Xen answers it for this guest: the forced-emulation prefix
+/// (ud2a; "xen") before it, as the ROM's CPUID entry uses (entry.rs).
+fn xen_cpuid(leaf: u32, subleaf: u32) -> [u32; 4] {
+    let (a, b, c, d): (u32, u32, u32, u32);
+    // SAFETY: Xen emulates the prefixed cpuid for a PV guest; it only
+    // writes the four registers (EBX through a scratch register, which
+    // the compiler may keep for itself).
+    unsafe {
+        core::arch::asm!(
+            "xchg {b:e}, ebx",
+            ".byte 0x0f, 0x0b, 0x78, 0x65, 0x6e",
+            "cpuid",
+            "xchg {b:e}, ebx",
+            b = out(reg) b,
+            inout("eax") leaf => a,
+            inout("ecx") subleaf => c,
+            out("edx") d,
+            options(nomem, nostack, preserves_flags),
+        );
+    }
+    [a, b, c, d]
 }
 
 /// Sets Xen's one-shot timer to `want` (None: stopped), with no hypercall

@@ -21,6 +21,41 @@ fn count_one() {
     unsafe { p.write_volatile(p.read_volatile().wrapping_add(1)) };
 }
 
+/// `HYPERVISOR_multicall(list, count)`, counted: the page's stub called
+/// with the two arguments in EBX and ECX, and nothing else set up (the
+/// general `raw_hypercall` passes the fourth argument and the stub through
+/// a block in memory, for ESI, which a multicall does not use). A debug
+/// Xen overwrites the argument registers a hypercall does not use (EDX,
+/// ESI, EDI here): declared, ESI saved around the call.
+///
+/// # Safety
+///
+/// `list` must address `count` multicall entries (xen.h, `multicall_entry`)
+/// whose calls and arguments are valid for what Xen does with them, in
+/// memory mapped in every address space for the whole call.
+#[inline(always)]
+pub unsafe fn multicall(list: u32, count: u32) -> i32 {
+    count_one();
+    let ret: u32;
+    // SAFETY: the stub follows the hypercall convention: it changes EAX and
+    // (in a debug Xen) the argument registers, all declared or saved, plus
+    // flags; the caller vouches for the entries Xen reads and writes. The
+    // stack is balanced.
+    unsafe {
+        core::arch::asm!(
+            "push esi",
+            "call eax",
+            "pop esi",
+            inout("eax") HYPERCALL_PAGE_VA + xen_abi::xen::__HYPERVISOR_multicall * 32 => ret,
+            inout("ebx") list => _,
+            inout("ecx") count => _,
+            out("edx") _,
+            out("edi") _,
+        );
+    }
+    ret as i32
+}
+
 /// Hypercalls the ROM has made so far.
 pub fn hypercall_count() -> u32 {
     // SAFETY: as in `count_one`.
