@@ -82,8 +82,11 @@ pub fn note_flat_data(selector: u16) {
     {
         return;
     }
-    if descriptors::is_flat_data(read_descriptor(regs.gdt_base + index * 8)) {
-        regs.flat_data = [u32::from(selector) * 0x1_0001, regs.flat_data[0]];
+    let pair = u32::from(selector) * 0x1_0001;
+    if regs.flat_data[0] != pair
+        && descriptors::is_flat_data(read_descriptor(regs.gdt_base + index * 8))
+    {
+        regs.flat_data = [pair, regs.flat_data[0]];
     }
 }
 

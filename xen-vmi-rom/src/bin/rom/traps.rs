@@ -82,7 +82,16 @@ vmi_trap_stubs:
     .macro data_segments_for_rom
     data_segments_known_flat 5f
     jmp 6f
-5:  mov eax, ss
+5:  // Both SS's selector (the kernel's stack segment, flat): the ROM's own
+    // code interrupted (a fill-in fault, an event once the kernel's flag
+    // is back) after an entry loaded it; nothing to save (the slot may
+    // hold the interrupted entry's pair).
+    mov eax, ss
+    mov edx, eax
+    shl edx, 16
+    or edx, eax
+    cmp ecx, edx
+    je 6f
     mov ds, ax
     mov es, ax
     mov [{saved_segments}], ecx
