@@ -82,21 +82,22 @@ vmi_trap_stubs:
     .macro data_segments_for_rom
     data_segments_known_flat 5f
     jmp 6f
-5:  // Both SS's selector (the kernel's stack segment, flat): the ROM's own
-    // code interrupted (a fill-in fault, an event once the kernel's flag
-    // is back) after an entry loaded it; nothing to save (the slot may
-    // hold the interrupted entry's pair).
+5:  // Both SS's selector (the kernel's stack segment, flat: the kernel's
+    // own, or the ROM's code interrupted after an entry loaded it, by a
+    // fill-in fault or an event once the kernel's flag is back): nothing
+    // to save (the slot may hold the interrupted entry's pair), only to
+    // learn.
     mov eax, ss
     mov edx, eax
     shl edx, 16
     or edx, eax
     cmp ecx, edx
-    je 6f
+    je 8f
     mov ds, ax
     mov es, ax
     mov [{saved_segments}], ecx
     mov [{saved_frame}], esp
-    push ecx
+8:  push ecx
     call {note_segments}
     add esp, 4
 6:
