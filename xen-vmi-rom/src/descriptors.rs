@@ -183,6 +183,23 @@ pub const fn usable(desc: u64, u: SegmentUse) -> bool {
         }
 }
 
+/// A segment the ROM may address its own memory through: a present,
+/// writable, expand-up data segment with base 0 and a 4 GiB limit (G set,
+/// limit field 0xFFFFF). DS or ES holding a selector of one needs no
+/// reload at the ROM's entries from Xen (traps.rs, "known-flat").
+pub const fn is_flat_data(desc: u64) -> bool {
+    /// Segment type bit 2 of a data segment: expand-down.
+    const EXPAND_DOWN: u32 = 1 << 10;
+    /// Granularity: the limit counts 4 KiB units.
+    const GRANULARITY: u32 = 1 << 23;
+    let (lo, hi) = (desc as u32, (desc >> 32) as u32);
+    usable(desc, SegmentUse::Stack)
+        && hi & EXPAND_DOWN == 0
+        && hi & GRANULARITY != 0
+        && descriptor_base(lo, hi) == 0
+        && descriptor_limit(lo, hi) == 0xF_FFFF
+}
+
 /// A present code segment (what an IDT gate's selector must name).
 pub const fn is_code_descriptor(desc: u64) -> bool {
     let hi = (desc >> 32) as u32;

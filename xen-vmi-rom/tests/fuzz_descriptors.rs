@@ -8,9 +8,9 @@ use proptest::prelude::*;
 use proptest::test_runner::{Config, FileFailurePersistence};
 use xen_vmi_rom::descriptors::{
     decode_gate, descriptor_base, direct_gate, for_xen, idt_entry_offset, idt_gate,
-    is_code_descriptor, is_tss_or_ldt, ldt_descriptor, selector_offset, software_interrupt_gate,
-    trap_table_dpl, tss_descriptor, usable, Gate, SegmentUse, SelectorIn, GENERAL_PROTECTION,
-    SEGMENT_NOT_PRESENT,
+    is_code_descriptor, is_flat_data, is_tss_or_ldt, ldt_descriptor, selector_offset,
+    software_interrupt_gate, trap_table_dpl, tss_descriptor, usable, Gate, SegmentUse, SelectorIn,
+    GENERAL_PROTECTION, SEGMENT_NOT_PRESENT,
 };
 
 /// A descriptor's fields, as the SDM draws them.
@@ -163,6 +163,27 @@ proptest! {
         prop_assert_eq!(usable(d, SegmentUse::Stack), ok && !code && rw);
         prop_assert_eq!(usable(d, SegmentUse::Data), ok && (!code || rw));
         prop_assert_eq!(is_code_descriptor(d), ok && code);
+    }
+
+    /// Known-flat data segments (the ROM's entries keep DS/ES holding one):
+    /// a flat writable data descriptor with one bit flipped stays flat only
+    /// when the bit is one the ROM's accesses do not depend on (accessed,
+    /// DPL, AVL, L, D/B); any descriptor is flat only when its base, limit,
+    /// granularity and type say so, field by field.
+    #[test]
+    fn flat_data(bit in 0..64u32, d in descriptor()) {
+        /// Present, DPL 3, writable data, G, D/B, limit 0xFFFFF, base 0.
+        const FLAT: u64 = 0x00CF_F200_0000_FFFF;
+        prop_assert!(is_flat_data(FLAT));
+        let harmless = matches!(bit, 40 | 45 | 46 | 52 | 53 | 54);
+        prop_assert_eq!(is_flat_data(FLAT ^ (1 << bit)), harmless);
+        let f = fields(d);
+        let base = (d >> 16 & 0xFF_FFFF) | (d >> 32 & 0xFF00_0000);
+        let limit = (d & 0xFFFF) | (d >> 32 & 0xF_0000);
+        let granular = d >> 55 & 1 == 1;
+        let want = f.present && f.segment && f.kind & 0b1110 == 0b0010 && base == 0
+            && limit == 0xF_FFFF && granular;
+        prop_assert_eq!(is_flat_data(d), want);
     }
 
     /// Selectors: GDT entry 0 is nothing; an LDT selector is nothing when

@@ -72,7 +72,10 @@ trap_common:
     .byte 0x0F, 0xA0            // push fs
     .byte 0x0F, 0xA8            // push gs
     pushad
-    mov ax, word ptr [{kds}]
+    // Through SS (the kernel's stack segment after the gate's stack
+    // switch, or already the kernel's): DS may hold anything ring 3
+    // loaded, a null selector or a segment with a base.
+    mov ax, word ptr ss:[{kds}]
     mov ds, ax
     mov es, ax
     cld
@@ -101,7 +104,7 @@ pv_iret_site_end:
     .globl sysenter_entry
 sysenter_entry:
     pushad
-    mov ax, word ptr [{kds}]
+    mov ax, word ptr ss:[{kds}]
     mov ds, ax
     mov es, ax
     cld

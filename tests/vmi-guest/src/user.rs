@@ -85,6 +85,27 @@ user_store:
     mov [ebx], ecx
     int 0x80
 
+    // DS and ES = DX (a null selector, or any data segment ring 3 may
+    // load), then EAX = SS:[EBX] and INT 0x80 with them still so.
+    .globl user_segments_load
+user_segments_load:
+    mov ds, dx
+    mov es, dx
+    mov eax, ss:[ebx]
+    int 0x80
+
+    // DS and ES = DX, then spins until SS:[EBX] becomes non-zero or ECX
+    // counts down to 0, then INT 0x80.
+    .globl user_segments_wait
+user_segments_wait:
+    mov ds, dx
+    mov es, dx
+2:  cmp dword ptr ss:[ebx], 0
+    jne 3f
+    dec ecx
+    jnz 2b
+3:  int 0x80
+
     // EDX:EAX = TSC, then INT 0x80.
     .globl user_rdtsc
 user_rdtsc:
@@ -176,6 +197,8 @@ extern "C" {
     fn user_load();
     fn user_store();
     fn user_rdtsc();
+    fn user_segments_load();
+    fn user_segments_wait();
     fn user_port_in();
     fn user_sysenter();
 }
@@ -203,6 +226,10 @@ pub enum Snippet {
     Store,
     /// RDTSC.
     Rdtsc,
+    /// DS = ES = DX, then EAX = SS:[EBX].
+    SegmentsLoad,
+    /// DS = ES = DX, then spin until SS:[EBX] != 0 or ECX runs out.
+    SegmentsWait,
     /// IN AL, DX.
     PortIn,
     /// Report EFLAGS/CS/SS and SYSENTER (after SYSEXIT).
@@ -223,6 +250,8 @@ impl Snippet {
             Snippet::Load => user_load,
             Snippet::Store => user_store,
             Snippet::Rdtsc => user_rdtsc,
+            Snippet::SegmentsLoad => user_segments_load,
+            Snippet::SegmentsWait => user_segments_wait,
             Snippet::PortIn => user_port_in,
             Snippet::Sysenter => user_sysenter,
         };

@@ -1117,3 +1117,85 @@ pub fn irq_iret_rom_entry_direct() -> Outcome {
         pv::relocation(VmiCall::Iret).type_
     )
 }
+
+/// A timer interrupt over ring 3 whose DS and ES hold an LDT data segment
+/// with a non-zero base: the kernel's handler gets them in its frame, its
+/// IRET gives them back to ring 3 (whose loop then ends by INT 0x80, DS
+/// and ES still so). A platform addressing its memory through the
+/// interrupted code's DS on the way in (or on the IRET) would read and
+/// write elsewhere.
+pub fn irq_over_user_ldt_data_segments() -> Outcome {
+    super::usermode::with_shifted_ldt_segment(irq_over_user_data_segments)
+}
+
+/// The selector ring 3 runs `SegmentsWait` with.
+static WAIT_SELECTOR: AtomicU32 = AtomicU32::new(0);
+
+/// The LVT timer over `SegmentsWait`: once ring 3 has loaded its data
+/// segments (an earlier interrupt, before its first instruction, is
+/// acknowledged and the alarm set again), recorded, and ring 3 let finish.
+fn segments_wait_interrupt(frame: &mut TrapFrame) -> bool {
+    if frame.ds & 0xFFFF != WAIT_SELECTOR.load(Ordering::SeqCst) {
+        pv::apic_write(apic::REG_EOI, 0);
+        pv::set_alarm(LVTT.flags(false), pv::cycles_now() + ms(1), 0);
+        return true;
+    }
+    user_interrupt(frame)
+}
+
+fn irq_over_user_data_segments(selector: u16) -> Outcome {
+    OUTER_FRAME.with(|f| *f = None);
+    USER_WORD.with(|w| *w = 0);
+    WAIT_SELECTOR.store(u32::from(selector), Ordering::SeqCst);
+    trap::set_hook(LVTT.vector, Some(segments_wait_interrupt));
+    LVTT.connect();
+    pv::set_alarm(LVTT.flags(false), pv::cycles_now() + ms(2), 0);
+    let spins = 0x4000_0000;
+    let exit = user::run_iret(
+        Snippet::SegmentsWait,
+        UserRegs {
+            ebx: USER_WORD.as_ptr() as u32,
+            ecx: spins,
+            edx: u32::from(selector),
+            ..UserRegs::default()
+        },
+        0x202,
+    );
+    pv::irq_disable();
+    trap::set_hook(LVTT.vector, None);
+    LVTT.disconnect();
+    ensure_eq!(
+        exit.frame.vector,
+        trap::VECTOR_SYSCALL,
+        "how the user run ended"
+    );
+    ensure!(
+        exit.frame.ecx != 0,
+        "ring 3 spun {spins} times without the interrupt coming back to it"
+    );
+    let Some((frame, _)) = OUTER_FRAME.with(|f| *f) else {
+        fail!("no LVT timer interrupt over ring 3");
+    };
+    ensure_eq!(
+        frame.cs & 0xFFFF,
+        u32::from(USER_CS),
+        "CS of the interrupted code"
+    );
+    let want = u32::from(selector);
+    ensure_eq!(frame.ds & 0xFFFF, want, "DS in the interrupt's frame");
+    ensure_eq!(frame.es & 0xFFFF, want, "ES in the interrupt's frame");
+    ensure_eq!(
+        exit.frame.ds & 0xFFFF,
+        want,
+        "DS back in ring 3 after the IRET"
+    );
+    ensure_eq!(
+        exit.frame.es & 0xFFFF,
+        want,
+        "ES back in ring 3 after the IRET"
+    );
+    pass!(
+        "LVT timer over ring 3 with DS = ES = {selector:#x} (LDT, base 0x1000) at eip {:#x}: in the frame, back after the IRET",
+        frame.eip
+    )
+}

@@ -327,6 +327,10 @@ pub static ALL: &[Case] = &[
         "irq_pending_at_iret_to_user",
         irq::irq_pending_at_iret_to_user,
     ),
+    case(
+        "irq_over_user_ldt_data_segments",
+        irq::irq_over_user_ldt_data_segments,
+    ),
     case("irq_mask_hypercalls", irq::irq_mask_hypercalls),
     case("halt_wakes_on_interrupt", timer::halt_wakes_on_interrupt),
     case(
@@ -341,6 +345,15 @@ pub static ALL: &[Case] = &[
     case("rom_hot_call_hypercalls", cost::hot_call_hypercalls),
     // Paging.
     case("mmu_enable_pae_paging", mmu::enable_pae_paging),
+    // Ring 3's data segments at a fault on an unmapped page (paging on).
+    case(
+        "user_null_data_segments_page_fault",
+        usermode::null_data_segments_page_fault,
+    ),
+    case(
+        "user_ldt_data_segments_page_fault",
+        usermode::ldt_data_segments_page_fault,
+    ),
     case("mmu_identity_and_alias", mmu::identity_and_alias),
     case("mmu_set_pxe_long_maps_page", mmu::set_pxe_long_maps_page),
     case(

@@ -303,3 +303,90 @@ pub fn rdtsc_cr4_tsd() -> Outcome {
     );
     pass!("ring 3 RDTSC faults with CR4.TSD, works without")
 }
+
+/// An address no case maps (the test region's, between the pages the
+/// paging cases use), for a ring-3 fault on an unmapped page.
+const UNMAPPED_VA: u32 = crate::mm::TEST_BASE + (100 << 20) + 0x124;
+
+/// The LDT entry the data-segment cases give ring 3: a writable DPL-3 data
+/// segment with a 4 GiB limit and a non-zero base, `SHIFTED_BASE`.
+const SHIFTED_LDT_INDEX: u16 = 2;
+const SHIFTED_BASE: u32 = 0x0000_1000;
+
+/// Ring 3 loads `selector` into DS and ES, then faults on an unmapped page
+/// through SS, then (a second run) reads its own word through SS and ends
+/// by INT 0x80: the kernel's handlers get #PF (CR2 the address, error code
+/// "user read, not present") and the system call, their frames holding
+/// `selector` in DS and ES, as the processor leaves them (the gate's entry
+/// loads its own). A platform addressing its own memory through the
+/// interrupted code's DS on the way would fault on a null one or, on a
+/// segment with a base, read and write elsewhere.
+fn data_segments_reach_kernel(selector: u16, what: &str) -> Outcome {
+    if crate::mm::kernel_space().is_none() {
+        skip!("paging is not enabled (mmu_enable_pae_paging failed): no page to fault on");
+    }
+    let exit = run(
+        Snippet::SegmentsLoad,
+        UserRegs {
+            ebx: UNMAPPED_VA,
+            edx: u32::from(selector),
+            ..UserRegs::default()
+        },
+    );
+    let f = &exit.frame;
+    ensure!(
+        f.vector == 14,
+        "ring 3 with DS = ES = {selector:#x} reading an unmapped page: {}",
+        describe(&exit)
+    );
+    ensure_eq!(exit.cr2, UNMAPPED_VA, "CR2 of the fault");
+    ensure_eq!(f.error_code, 4u32, "error code (user read, not present)");
+    ensure_eq!(f.cs & 0xFFFF, u32::from(USER_CS), "CS pushed");
+    ensure_eq!(f.ds & 0xFFFF, u32::from(selector), "DS in the #PF frame");
+    ensure_eq!(f.es & 0xFFFF, u32::from(selector), "ES in the #PF frame");
+    // SAFETY: the user word is the kernel's to write while no user code runs.
+    unsafe { user::USER_WORD.as_ptr().write_volatile(0x5E6_0000) };
+    let exit = run(
+        Snippet::SegmentsLoad,
+        UserRegs {
+            ebx: user::USER_WORD.as_ptr() as u32,
+            edx: u32::from(selector),
+            ..UserRegs::default()
+        },
+    );
+    let f = &exit.frame;
+    ensure!(
+        f.vector == VECTOR_SYSCALL,
+        "ring 3 with DS = ES = {selector:#x} reading its own word: {}",
+        describe(&exit)
+    );
+    ensure_eq!(f.eax, 0x5E6_0000u32, "EAX read through SS");
+    ensure_eq!(f.ds & 0xFFFF, u32::from(selector), "DS at INT 0x80");
+    ensure_eq!(f.es & 0xFFFF, u32::from(selector), "ES at INT 0x80");
+    pass!("ring 3 with DS = ES = {selector:#x} ({what}): #PF(4) at cr2 {UNMAPPED_VA:#x} and INT 0x80 reach the kernel with them kept")
+}
+
+/// DS and ES null (legal in ring 3).
+pub fn null_data_segments_page_fault() -> Outcome {
+    data_segments_reach_kernel(0, "null")
+}
+
+/// Gives ring 3 an LDT data segment based at `SHIFTED_BASE` and runs `f`
+/// with its selector; the LDT is unloaded after.
+pub fn with_shifted_ldt_segment(f: impl FnOnce(u16) -> Outcome) -> Outcome {
+    use crate::desc::{descriptor, Table, ACCESS_USER_DATA, FLAGS_4K_32BIT, LDT, LDT_SELECTOR};
+    let d = descriptor(SHIFTED_BASE, 0xF_FFFF, ACCESS_USER_DATA, FLAGS_4K_32BIT);
+    pv::write_ldt_entry(Table::base(&LDT), u32::from(SHIFTED_LDT_INDEX), d);
+    pv::set_ldt(LDT_SELECTOR);
+    let outcome = f((SHIFTED_LDT_INDEX << 3) | 4 | 3);
+    pv::set_ldt(0);
+    outcome
+}
+
+/// DS and ES an LDT data segment with a non-zero base (what Linux's
+/// modify_ldt gives a program).
+pub fn ldt_data_segments_page_fault() -> Outcome {
+    with_shifted_ldt_segment(|selector| {
+        data_segments_reach_kernel(selector, "an LDT segment based at 0x1000")
+    })
+}

@@ -47,6 +47,52 @@ pub struct TableRegs {
     /// The kernel's #PF gate as the ROM's page-fault path forwards through
     /// it (`page_fault_gate_changed`).
     pub page_fault_gate: ForwardGate,
+    /// The known-flat data selectors (`is_flat_data`), each as DS's value
+    /// in the low half and ES's in the high half, most recent first:
+    /// entries from Xen whose DS and ES hold one of these pairs use them as
+    /// they are; any other pair is saved and replaced by SS's selector for
+    /// the ROM's work (traps.rs, `data_segments_known_flat`). Only GDT
+    /// selectors are learnt, and a change of their descriptor (SetGDT,
+    /// WriteGDTEntry of that entry) forgets them all. `NO_FLAT_DATA` when
+    /// empty.
+    pub flat_data: [u32; 2],
+    /// An entry that replaced DS and ES: their values (DS low, ES high),
+    /// and the address of its register frame (0: none), whose exit loads
+    /// them back (traps.rs). One at a time: inside the ROM DS and ES are
+    /// known-flat, so a nested entry never replaces them.
+    pub saved_data_segments: u32,
+    pub saved_data_frame: u32,
+}
+
+/// An empty `TableRegs::flat_data` slot: DS and ES both 0xFFFF, LDT entry
+/// 8191, which no segment register holds here (Xen's copy of the LDT is
+/// one frame, 512 entries).
+pub const NO_FLAT_DATA: u32 = 0xFFFF_FFFF;
+
+/// Records `selector` as known-flat when DS and ES both held it at an entry
+/// from Xen and it names a flat data segment (`is_flat_data`) of the loaded
+/// GDT (LDT selectors are never recorded: LLDT changes them wholesale).
+pub fn note_flat_data(selector: u16) {
+    let regs = &mut runtime().tables;
+    let index = u32::from(selector >> 3);
+    if selector & 4 != 0
+        || index == 0
+        || index >= regs.gdt_loaded
+        || index * 8 + 7 > u32::from(regs.gdt_limit)
+    {
+        return;
+    }
+    let pair = u32::from(selector) * 0x1_0001;
+    if regs.flat_data[0] != pair
+        && descriptors::is_flat_data(read_descriptor(regs.gdt_base + index * 8))
+    {
+        regs.flat_data = [pair, regs.flat_data[0]];
+    }
+}
+
+/// Forgets the known-flat selectors (a GDT descriptor they may name changed).
+fn forget_flat_data() {
+    runtime().tables.flat_data = [NO_FLAT_DATA; 2];
 }
 
 /// An IDT gate the ROM forwards through, read and checked in advance:
@@ -298,6 +344,7 @@ pub fn load_gdt_for(base: u32, limit: u16, kernel_cs: u16) -> bool {
     regs.gdt_base = base;
     regs.gdt_limit = limit;
     regs.gdt_loaded = xen_entries;
+    forget_flat_data();
     // Which gates Xen may deliver directly depends on their code segments.
     if regs.idt_limit != 0 {
         sync_trap_table(0..256);
@@ -459,6 +506,13 @@ pub fn write_entry(kind: TableKind, base: u32, index: u32, lo: u32, hi: u32) {
     let regs = runtime().tables;
     match kind {
         TableKind::Gdt if base == regs.gdt_base && index < regs.gdt_loaded => {
+            if regs
+                .flat_data
+                .iter()
+                .any(|&pair| pair >> 3 & 0x1FFF == index)
+            {
+                forget_flat_data();
+            }
             let desc = for_xen((u64::from(hi) << 32) | u64::from(lo));
             let maddr = (u64::from(regs.gdt_mfns[(index / 512) as usize]) << 12)
                 + u64::from(index % 512) * 8;

@@ -720,7 +720,7 @@ vmi_force_upcall:
     // between clearing the mask and the iretd would be delivered on the
     // ROM's code in ring 1, not after the return. The upcall recognises
     // that window (events::iret_window, which knows its bytes and layout:
-    // entry 32-byte aligned, window at +17) and finishes the IRET through
+    // entry 32-byte aligned, window at +18) and finishes the IRET through
     // Xen instead, as it is finished when an event is already pending:
     // Xen's iret (hypercall 23; its stub pushes EAX) restores EIP, CS,
     // EFLAGS (and ESP, SS for ring 3) and the upcall mask from the frame's
@@ -731,19 +731,21 @@ vmi_force_upcall:
 vmi_entry_iret:
     test dword ptr [esp + 8], 0x200
     jz 2f
-    mov byte ptr [{mask}], 0
+    // Through SS, the kernel's flat stack segment: DS holds what the
+    // IRET gives back (a user's null or LDT selector).
+    mov byte ptr ss:[{mask}], 0
     .globl vmi_iret_window
 vmi_iret_window:
-    cmp byte ptr [{pending}], 0
+    cmp byte ptr ss:[{pending}], 0
     jne 3f
     iretd
     .globl vmi_iret_via_xen
 vmi_iret_via_xen:
-3:  mov byte ptr [{mask}], 1
-    inc dword ptr [{count}]
+3:  mov byte ptr ss:[{mask}], 1
+    inc dword ptr ss:[{count}]
     push {xen_iret}
     ret
-2:  mov byte ptr [{mask}], 1
+2:  mov byte ptr ss:[{mask}], 1
     iretd
 
     // CPUID as Xen's policy for this guest has it: the forced-emulation

@@ -333,7 +333,7 @@ pub fn init() {
     // SAFETY: as above.
     let bytes = |at: u32| unsafe { ((window + at) as *const u8).read() };
     if !(window - IRET_WINDOW_OFFSET).is_multiple_of(32)
-        || (bytes(0), bytes(7), bytes(9)) != (0x80, 0x75, 0xCF)
+        || (bytes(0), bytes(1), bytes(8), bytes(10)) != (0x36, 0x80, 0x75, 0xCF)
     {
         Line::new()
             .text(b"xen-vmi-rom: the IRET window is not laid out as events.rs expects")
@@ -466,6 +466,16 @@ core::arch::global_asm!(
     .globl vmi_event_tick_entry
 vmi_event_tick_entry:
     push eax
+    // DS and ES known-flat, else the general path (traps.rs).
+    mov eax, es
+    shl eax, 16
+    // mov ax, ds (16-bit: the assembler would drop the prefix).
+    .byte 0x66, 0x8C, 0xD8
+    cmp eax, ss:[{flat_data}]
+    je 2f
+    cmp eax, ss:[{flat_data} + 4]
+    jne 9f
+2:
     // [esp + 4]: Xen's frame, EIP then CS. The window's stops: a bit
     // per value of EIP's low byte.
     movzx eax, byte ptr [esp + 4]
@@ -511,7 +521,7 @@ vmi_event_tick_entry:
     mov byte ptr [{upcall_pending}], 1
     jmp 9f
 7:  // EIP's low byte is a stop's: at one if its page offset is (the
-    // stops lie within the window's first 10 bytes), and then, in ring 1
+    // stops lie within the window's first 11 bytes), and then, in ring 1
     // with the window's bytes there, it is the general path's.
     mov eax, [esp + 4]
     sub eax, [{lone} + {window_start}]
@@ -556,6 +566,7 @@ vmi_event_tick_entry:
     selector = const SHARED_INFO_VA + event_channel::abi::VCPU_INFO_PENDING_SEL as u32,
     upcall_pending = const SHARED_INFO_VA + event_channel::abi::VCPU_INFO_UPCALL_PENDING as u32,
     in_window = sym in_iret_window,
+    flat_data = const crate::traps::quick::FLAT_DATA_VA,
 );
 
 /// Runs `f` with events masked, then gives the kernel's flag back and
@@ -685,14 +696,15 @@ extern "C" {
     fn vmi_addr_iret_window() -> u32;
 }
 
-/// The IRET window's bytes: `cmp byte ptr [pending], 0` (7), `jne` to
-/// the Xen path (2), `iretd` (1); the Xen path follows.
-const IRET_WINDOW_LEN: u32 = 10;
+/// The IRET window's bytes: `cmp byte ptr ss:[pending], 0` (8, through
+/// SS: DS is what the IRET gives back), `jne` to the Xen path (2),
+/// `iretd` (1); the Xen path follows.
+const IRET_WINDOW_LEN: u32 = 11;
 /// Where an event can stop it: at the cmp, the jne, the iretd.
-const IRET_WINDOW_STOPS: [u32; 3] = [0, 7, 9];
+const IRET_WINDOW_STOPS: [u32; 3] = [0, 8, 10];
 /// The window's offset from `vmi_entry_iret`, which is 32-byte aligned,
 /// so the window never crosses a page in any mapping of the ROM.
-const IRET_WINDOW_OFFSET: u32 = 17;
+const IRET_WINDOW_OFFSET: u32 = 18;
 
 /// Where the ROM's IRET window starts if an upcall at `eip` in `cs` stopped
 /// it there: ring 1, at one of the window's stops in its 32-byte block

@@ -31,31 +31,33 @@ core::arch::global_asm!(
     // Xen's callback: its frame is dropped with the stack it is on.
     .globl vmi_sysenter_entry
 vmi_sysenter_entry:
-    lss esp, [{slots}]
-    jmp fword ptr [{slots} + 8]
+    // Through SS: DS and ES are the user's (the kernel's entry gets them,
+    // as SYSENTER leaves them).
+    lss esp, ss:[{slots}]
+    jmp fword ptr ss:[{slots} + 8]
 
     // SYSEXIT (jumped to): `sti; sysexit`.
     .globl vmi_entry_sysexit
 vmi_entry_sysexit:
-    push dword ptr [{slots} + 20]
+    push dword ptr ss:[{slots} + 20]
     push ecx
     pushfd
     or dword ptr [esp], 0x200
-    push dword ptr [{slots} + 16]
+    push dword ptr ss:[{slots} + 16]
     push edx
     jmp vmi_entry_iret
 
     // An emulated `sysexit`: the kernel's IF (the event mask) as it is.
     .globl vmi_sysexit_keep_flag
 vmi_sysexit_keep_flag:
-    push dword ptr [{slots} + 20]
+    push dword ptr ss:[{slots} + 20]
     push ecx
     pushfd
     or dword ptr [esp], 0x200
-    cmp byte ptr [{mask}], 0
+    cmp byte ptr ss:[{mask}], 0
     je 1f
     and dword ptr [esp], ~0x200
-1:  push dword ptr [{slots} + 16]
+1:  push dword ptr ss:[{slots} + 16]
     push edx
     jmp vmi_entry_iret
     .popsection

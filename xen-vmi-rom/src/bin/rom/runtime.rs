@@ -62,6 +62,7 @@ pub fn init() {
         core::ptr::write_bytes(rt.cast::<u8>(), 0, core::mem::size_of::<Runtime>());
         (*rt).bus.reset();
         (*rt).cr.cr0 = INITIAL_CR0;
+        (*rt).tables.flat_data = [crate::desc::NO_FLAT_DATA; 2];
         core::ptr::write(&raw mut (*rt).apic, ApicRegs::default());
         core::ptr::write(&raw mut (*rt).paging, Paging::default());
     }

@@ -56,6 +56,53 @@ vmi_trap_stubs:
     .error "a trap stub is not STUB_SIZE bytes"
     .endif
 
+    // DS and ES at an entry from Xen are the interrupted code's (Xen
+    // reloads only CS and SS on a bounce): a known-flat pair
+    // (`TableRegs::flat_data`, read through SS, the kernel's flat stack
+    // segment) is used as it is, anything else (a null selector, an LDT
+    // segment with a base) makes the ROM's accesses fault or land
+    // elsewhere. ECX (clobbered) gets ES:DS.
+    .macro data_segments_known_flat other
+    mov ecx, es
+    shl ecx, 16
+    // mov cx, ds, with its operand-size prefix: the assembler would drop
+    // it, and the 32-bit form zero-extends.
+    .byte 0x66, 0x8C, 0xD9
+    cmp ecx, ss:[{flat_data}]
+    je .Lknown_flat\@
+    cmp ecx, ss:[{flat_data} + 4]
+    jne \other
+.Lknown_flat\@:
+    .endm
+
+    // The general entries' check, after PUSHAD: not known-flat, DS and ES
+    // saved with the frame's address and replaced by SS's selector (and
+    // the pair learnt if flat, `desc::note_flat_data`); the frame's exit
+    // (`vmi_data_segments_back`) loads them back.
+    .macro data_segments_for_rom
+    data_segments_known_flat 5f
+    jmp 6f
+5:  // Both SS's selector (the kernel's stack segment, flat: the kernel's
+    // own, or the ROM's code interrupted after an entry loaded it, by a
+    // fill-in fault or an event once the kernel's flag is back): nothing
+    // to save (the slot may hold the interrupted entry's pair), only to
+    // learn.
+    mov eax, ss
+    mov edx, eax
+    shl edx, 16
+    or edx, eax
+    cmp ecx, edx
+    je 8f
+    mov ds, ax
+    mov es, ax
+    mov [{saved_segments}], ecx
+    mov [{saved_frame}], esp
+8:  push ecx
+    call {note_segments}
+    add esp, 4
+6:
+    .endm
+
 vmi_trap_stub_common:
     add dword ptr [esp], 128
     // Falls through: the event and failsafe entries push their full
@@ -70,12 +117,15 @@ vmi_trap_common:
     // is written into these slots, so no global slot is ever in use.
     sub esp, 4
     pushad
+    data_segments_for_rom
     mov eax, esp
     push eax
     call {trap}
 vmi_trap_returned:
     add esp, 4
-    test eax, eax
+    cmp esp, [{saved_frame}]
+    je 7f
+3:  test eax, eax
     jnz 1f
     // Back to Xen's frame through the ROM's IRET: the kernel's flag from
     // the frame's IF, a pending event delivered after the return.
@@ -101,11 +151,28 @@ vmi_trap_returned:
     // pending after the return. An event taken before the slot was read
     // could otherwise refill it (its handler's own ring compression).
     popad
-    lss esp, [{resume} + 12]
-    push dword ptr [{resume} + 8]
-    push dword ptr [{resume} + 4]
-    push dword ptr [{resume}]
+    // Through SS: DS may be the interrupted code's again.
+    lss esp, ss:[{resume} + 12]
+    push dword ptr ss:[{resume} + 8]
+    push dword ptr ss:[{resume} + 4]
+    push dword ptr ss:[{resume}]
     jmp vmi_entry_iret
+7:  // This frame's entry replaced DS and ES: theirs again, whichever way
+    // out (to the kernel's gate as the processor delivers, with the
+    // interrupted code's data segments; the ROM's IRET reads through SS).
+    call vmi_data_segments_back
+    jmp 3b
+
+    // DS and ES as `data_segments_for_rom` saved them; EAX and ESP kept.
+vmi_data_segments_back:
+    push eax
+    mov dword ptr [{saved_frame}], 0
+    mov eax, [{saved_segments}]
+    mov ds, ax
+    shr eax, 16
+    mov es, ax
+    pop eax
+    ret
 
     // #PF: the same frame, entering `rom_page_fault` (the kernel's usual
     // page fault found in one step; every other one goes on to `rom_trap`).
@@ -114,6 +181,7 @@ vmi_page_fault_common:
     mov dword ptr [esp], {page_fault_vector}
     sub esp, 4
     pushad
+    data_segments_for_rom
     mov eax, esp
     push eax
     call {page_fault}
@@ -122,7 +190,10 @@ vmi_page_fault_common:
     cmp eax, {forward_with_error_code}
     jne vmi_trap_returned
     add esp, 4
-    popad
+    cmp esp, [{saved_frame}]
+    jne 1f
+    call vmi_data_segments_back
+1:  popad
     retf
 
     // #PF, the one-step path (`vmi_page_fault_quick` below): the kernel's
@@ -178,18 +249,20 @@ vmi_page_fault_common:
     jmp fword ptr [{gate}]
     .endm
 vmi_page_fault_quick:
+    push ecx
+    push edx
+    // DS and ES known-flat (else the general path replaces them).
+    data_segments_known_flat 9f
     // Armed (`ForwardGate::one_step`): paging on, the heap built, CR0.WP
     // set, no write step, the gate a usable interrupt gate (a trap gate
     // gives the kernel its flag back). Then what changes at any time: no
     // context switch held, nothing queued (the views are all mapped).
     cmp byte ptr [{gate} + {gate_one_step}], 0
-    je 8f
+    je 9f
     cmp byte ptr [{held}], 0
-    jne 8f
+    jne 9f
     cmp dword ptr [{batch_len}], 0
-    jne 8f
-    push ecx
-    push edx
+    jne 9f
     // Under the remembered directory entry (its `dir` matching says one is
     // remembered), of the loaded root.
     mov edx, [{cr2}]
@@ -250,7 +323,7 @@ vmi_page_fault_quick:
     page_fault_quick_to_gate
 9:  pop edx
     pop ecx
-8:  // The general path, with the stub's vector word it expects.
+    // The general path, with the stub's vector word it expects.
     push {page_fault_vector} - 128
     jmp vmi_page_fault_common
 
@@ -300,6 +373,10 @@ vmi_failsafe_entry:
     view_tags = const crate::mmu::VIEW_TAGS_VA,
     views = const xen_vmi_rom::layout::TABLE_VIEW_VA,
     last_fix = const quick::LAST_FIX_VA,
+    flat_data = const quick::FLAT_DATA_VA,
+    saved_segments = const quick::SAVED_SEGMENTS_VA,
+    saved_frame = const quick::SAVED_FRAME_VA,
+    note_segments = sym rom_note_data_segments,
 );
 
 use xen_vmi_rom::shadow_cache::quick_fault_layout as layout;
@@ -307,7 +384,7 @@ use xen_vmi_rom::shadow_cache::quick_fault_layout as layout;
 /// Where `vmi_page_fault_quick` finds the state it reads and writes: the
 /// run-time state's (at ROM_STATE_VA + ROM_RUNTIME_OFFSET, mapped in every
 /// address space) and the heap's (at SHADOW_HEAP_VA once `heap_ready`).
-mod quick {
+pub(crate) mod quick {
     use crate::paging::{HeldSwitch, Paging};
     use crate::runtime::Runtime;
     use core::mem::offset_of;
@@ -322,6 +399,13 @@ mod quick {
     pub const GATE_VA: u32 = RUNTIME_VA
         + (offset_of!(Runtime, tables) + offset_of!(crate::desc::TableRegs, page_fault_gate))
             as u32;
+    const TABLES_VA: u32 = RUNTIME_VA + offset_of!(Runtime, tables) as u32;
+    /// `TableRegs::flat_data`, also read by the tick path (events.rs).
+    pub const FLAT_DATA_VA: u32 = TABLES_VA + offset_of!(crate::desc::TableRegs, flat_data) as u32;
+    pub const SAVED_SEGMENTS_VA: u32 =
+        TABLES_VA + offset_of!(crate::desc::TableRegs, saved_data_segments) as u32;
+    pub const SAVED_FRAME_VA: u32 =
+        TABLES_VA + offset_of!(crate::desc::TableRegs, saved_data_frame) as u32;
     const HEAP_VA: u32 = xen_vmi_rom::layout::SHADOW_HEAP_VA;
     pub const CACHE_VA: u32 = HEAP_VA + offset_of!(crate::mmu::Heap, cache) as u32;
     /// The paging queue's length (no heap, no queue).
@@ -746,6 +830,15 @@ fn raise_software_interrupt(frame: &mut TrapFrame, n: u32) -> Option<u32> {
             frame.error_code = n * 8 + 2;
             forward(frame)
         }
+    }
+}
+
+/// An entry from Xen found DS and ES (`es_ds`: DS low, ES high) not a
+/// known-flat pair and replaced them: a pair of one flat GDT selector is
+/// learnt, so that the next entry with it takes no detour.
+extern "C" fn rom_note_data_segments(es_ds: u32) {
+    if es_ds >> 16 == es_ds & 0xFFFF {
+        crate::desc::note_flat_data(es_ds as u16);
     }
 }
 
