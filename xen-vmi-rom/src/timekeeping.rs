@@ -292,6 +292,40 @@ mod tests {
             prop_assert_eq!(emulated, deadline + slack);
         }
 
+        /// An expiry however far ahead (a kernel's "never", u64::MAX) gives
+        /// a deadline Xen reads as a time no earlier than any TSC up to the
+        /// expiry could reach: within its signed system time (s_time_t; a
+        /// deadline at 2^63 or more is negative there and runs at once),
+        /// and not wrapped by the scaling's shift to an earlier time.
+        #[test]
+        fn far_alarm_deadlines_stay_far(
+            stamp in 0u64..1 << 40,
+            system_time in 0u64..1 << 50,
+            mul in 1u32..,
+            shift in -4i8..4,
+            ahead in prop_oneof![Just(u64::MAX), 1u64 << 40.., 0u64..1 << 32],
+            slack in prop_oneof![Just(None), (0u64..1000).prop_map(Some)],
+        ) {
+            let snap = VcpuTimeInfo {
+                tsc_timestamp: stamp.into(),
+                system_time: system_time.into(),
+                tsc_to_system_mul: mul,
+                tsc_shift: shift,
+                ..VcpuTimeInfo::default()
+            };
+            let expiry = stamp.saturating_add(ahead);
+            let deadline = alarm_deadline_ns(&snap, expiry, slack);
+            prop_assert!(deadline <= i64::MAX as u64, "deadline {:#x} negative for Xen", deadline);
+            // The TSC a run can reach (2^40 cycles: minutes at any rate)
+            // converts without wrapping: Xen's own time at that TSC.
+            let reachable = expiry.min(stamp + (1 << 40));
+            prop_assert!(
+                snap.system_time_at(reachable) <= deadline,
+                "deadline {:#x} before the time {:#x} of TSC {:#x} (expiry {:#x})",
+                deadline, snap.system_time_at(reachable), reachable, expiry
+            );
+        }
+
         /// Against the grid of expiries: a look raises exactly when at least
         /// one expiry fell since the previous look (never early, never a
         /// window with an expiry left silent), and what stays armed expires
