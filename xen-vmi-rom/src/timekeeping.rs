@@ -20,6 +20,7 @@
 //! phase: the next expiry is the first one of the original grid
 //! (`first + k * period`) after the look, never `look + period`.
 
+use xen_abi::time::scale_delta;
 use xen_abi::xen::VcpuTimeInfo;
 
 /// Xen's system time (ns) to set its one-shot timer to for an alarm at
@@ -36,14 +37,30 @@ use xen_abi::xen::VcpuTimeInfo;
 /// Xen emulates the TSC, a read is scaled from system time with a scale
 /// of its own, rounded down, and may show a cycle or two less: the slack
 /// is added. An expiry before the snapshot's stamp (the scaling would
-/// wrap) is past: the stamp's time, which fires at once.
+/// wrap) is past: the stamp's time, which fires at once. An expiry so far
+/// ahead that its time is past Xen's signed system time (s_time_t: a
+/// deadline of 2^63 or more is negative there and runs at once), or that
+/// the scale's left shift would wrap (a kernel's "never", u64::MAX), is
+/// [`NEVER_NS`]: no run reaches it.
 pub fn alarm_deadline_ns(snap: &VcpuTimeInfo, expiry: u64, emulated_slack_ns: Option<u64>) -> u64 {
-    let stamp = snap.tsc_timestamp.get();
+    let delta = expiry.saturating_sub(snap.tsc_timestamp.get());
+    let shift = snap.tsc_shift;
+    if shift > 0 && delta != 0 && delta.leading_zeros() < shift as u32 {
+        return NEVER_NS;
+    }
+    let time =
+        snap.system_time
+            .get()
+            .saturating_add(scale_delta(delta, snap.tsc_to_system_mul, shift));
     match emulated_slack_ns {
-        None => snap.system_time_at(expiry.max(stamp)),
-        Some(slack) => snap.system_time_at(expiry.max(stamp)).saturating_add(slack),
+        None => time.min(NEVER_NS),
+        Some(slack) => time.saturating_add(slack).min(NEVER_NS),
     }
 }
+
+/// The latest deadline Xen's timer takes (STIME_MAX, xen/include/xen/time.h:
+/// the largest s_time_t).
+pub const NEVER_NS: u64 = i64::MAX as u64;
 
 /// The slack [`alarm_deadline_ns`] adds where Xen emulates the TSC: one
 /// TSC period (at `frequency` Hz, 0 if unknown: a nanosecond) and a
@@ -290,6 +307,40 @@ mod tests {
             prop_assert_eq!(deadline, snap.system_time_at(expiry));
             let emulated = alarm_deadline_ns(&snap, expiry, Some(slack));
             prop_assert_eq!(emulated, deadline + slack);
+        }
+
+        /// An expiry however far ahead (a kernel's "never", u64::MAX) gives
+        /// a deadline Xen reads as a time no earlier than any TSC up to the
+        /// expiry could reach: within its signed system time (s_time_t; a
+        /// deadline at 2^63 or more is negative there and runs at once),
+        /// and not wrapped by the scaling's shift to an earlier time.
+        #[test]
+        fn far_alarm_deadlines_stay_far(
+            stamp in 0u64..1 << 40,
+            system_time in 0u64..1 << 50,
+            mul in 1u32..,
+            shift in -4i8..4,
+            ahead in prop_oneof![Just(u64::MAX), 1u64 << 40.., 0u64..1 << 32],
+            slack in prop_oneof![Just(None), (0u64..1000).prop_map(Some)],
+        ) {
+            let snap = VcpuTimeInfo {
+                tsc_timestamp: stamp.into(),
+                system_time: system_time.into(),
+                tsc_to_system_mul: mul,
+                tsc_shift: shift,
+                ..VcpuTimeInfo::default()
+            };
+            let expiry = stamp.saturating_add(ahead);
+            let deadline = alarm_deadline_ns(&snap, expiry, slack);
+            prop_assert!(deadline <= i64::MAX as u64, "deadline {:#x} negative for Xen", deadline);
+            // The TSC a run can reach (2^40 cycles: minutes at any rate)
+            // converts without wrapping: Xen's own time at that TSC.
+            let reachable = expiry.min(stamp + (1 << 40));
+            prop_assert!(
+                snap.system_time_at(reachable) <= deadline,
+                "deadline {:#x} before the time {:#x} of TSC {:#x} (expiry {:#x})",
+                deadline, snap.system_time_at(reachable), reachable, expiry
+            );
         }
 
         /// Against the grid of expiries: a look raises exactly when at least
