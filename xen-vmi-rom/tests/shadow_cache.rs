@@ -233,6 +233,7 @@ fn run_loading(steps: &[Step], pool: usize, switch_loads: bool) -> (Box<ShadowCa
         };
     }
     let mut last_chain = (0, CR3S[0]);
+    m.validated_l1 = Some(Vec::new());
     for step in steps {
         // Calls the ROM would leave queued: their ops must not reach the
         // loaded tree (checked after the step).
@@ -345,12 +346,15 @@ fn run_loading(steps: &[Step], pool: usize, switch_loads: bool) -> (Box<ShadowCa
             }
             Step::FaultLast { write } => {
                 ok!(cache.load_root(&mut m, last_chain.1));
+                m.check_validated(step);
                 ok!(fault(&mut cache, &mut m, last_chain.0, write, false))
             }
             Step::FaultLastUpdate { write, value } => {
                 let va = last_chain.0;
                 ok!(cache.load_root(&mut m, last_chain.1));
+                m.check_validated(step);
                 ok!(fault(&mut cache, &mut m, va, write, true));
+                m.check_validated(step);
                 // The entry the kernel's tables use for the address, if
                 // they reach a page table.
                 let cr3 = last_chain.1;
@@ -387,6 +391,7 @@ fn run_loading(steps: &[Step], pool: usize, switch_loads: bool) -> (Box<ShadowCa
                 for (kfn, index, value) in writes {
                     m.guest_mut(kfn)[index] = value;
                     ok!(cache.entry_changed(&mut m, kfn, index, value));
+                    m.check_validated(step);
                 }
             }
             Step::Verify { slot, pde, pte } => {
@@ -408,6 +413,7 @@ fn run_loading(steps: &[Step], pool: usize, switch_loads: bool) -> (Box<ShadowCa
             }
         }
         check(&cache, &m);
+        m.check_validated(step);
         check_directory_tests(&cache, &mut m, step);
         assert!(
             cache.lookup_cache_agrees(),
