@@ -1212,6 +1212,100 @@ fn a_freed_tables_frame_is_reused_as_it_stands() {
     }
 }
 
+/// A freed table's frame taken with stale entries, then linked from a
+/// directory that only a cached root other than the loaded one reaches
+/// (pinned all the same): the stale entries are zeroed at that link,
+/// before the directory's entry is written (`settle_if_reached` looks at
+/// every cached root, not the loaded one alone); until then a write of
+/// what the frame holds is left out.
+#[test]
+fn a_stale_table_linked_under_another_cached_root_is_settled_first() {
+    let steps = [
+        Step::SetPdpte {
+            cr3: 0,
+            slot: 0,
+            value: (u64::from(L2S[0]) << 12) | P,
+        },
+        Step::SetPdpte {
+            cr3: 2,
+            slot: 0,
+            value: (u64::from(L2S[1]) << 12) | P,
+        },
+        Step::Load { cr3: 2 },
+        Step::Load { cr3: 0 },
+    ];
+    let (mut cache, mut m) = run(&steps, 256);
+    let cache = &mut *cache;
+    let page = |j: usize| ((0x1000 + j as u64) << 12) | P | US | A;
+    // A table under the loaded root, cleared natively, unlinked, released:
+    // its frame is kept with its five entries listed.
+    cache.allocate_l1(&mut m, L1S[3], true).unwrap();
+    set_entry(
+        cache,
+        &mut m,
+        L2S[0],
+        5,
+        (u64::from(L1S[3]) << 12) | P | RW | US,
+    );
+    for j in 0..5 {
+        set_entry(cache, &mut m, L1S[3], j, page(j));
+    }
+    m.guest_mut(L1S[3]).fill(0);
+    set_entry(cache, &mut m, L2S[0], 5, 0);
+    cache.release(&mut m, L1S[3], false);
+    check(cache, &m);
+    // The next table takes it as it stands, every entry stale.
+    let before = cache.stats();
+    cache.allocate_l1(&mut m, L1S[4], true).unwrap();
+    let stale = |cache: &ShadowCache| -> usize {
+        cache
+            .known_frames()
+            .filter(|f| f.1 == Some(L1S[4]))
+            .map(|f| f.2.iter().flatten().filter(|e| e.2).count())
+            .sum()
+    };
+    assert_eq!(cache.stats().known_reused - before.known_reused, 1);
+    assert_eq!(stale(cache), 5);
+    set_entry(cache, &mut m, L1S[4], 0, page(0));
+    assert_eq!(
+        cache.stats().known_writes_skipped - before.known_writes_skipped,
+        1,
+        "a write of what the unreached frame holds is left out"
+    );
+    assert_eq!(stale(cache), 4);
+    // Linked where only root 2 (cached, pinned, not loaded) reaches it.
+    assert!(cache.roots().any(|r| r.0 == CR3S[2]), "root 2 is cached");
+    assert_eq!(cache.current_cr3(), Some(CR3S[0]));
+    let frame = cache
+        .known_frames()
+        .find(|f| f.1 == Some(L1S[4]))
+        .expect("the table's frame is known")
+        .0;
+    assert_eq!(m.typed(frame), None);
+    m.validated_l1 = Some(Vec::new());
+    let before = cache.stats();
+    set_entry(
+        cache,
+        &mut m,
+        L2S[1],
+        7,
+        (u64::from(L1S[4]) << 12) | P | RW | US,
+    );
+    assert_eq!(m.typed(frame), Some(PtType::L1), "root 2 reaches the table");
+    assert!(
+        m.validated_l1.iter().flatten().any(|v| v.0 == frame),
+        "validated at the link"
+    );
+    m.check_validated(&"the link under root 2");
+    assert_eq!(
+        cache.stats().known_stale_zeroed - before.known_stale_zeroed,
+        4,
+        "the stale entries zeroed at the link"
+    );
+    assert_eq!(stale(cache), 0);
+    check(cache, &m);
+}
+
 /// ReleasePage of a table still linked keeps it (with a note) until the
 /// link goes; then it is freed.
 #[test]
