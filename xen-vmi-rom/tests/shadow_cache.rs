@@ -1306,6 +1306,87 @@ fn a_stale_table_linked_under_another_cached_root_is_settled_first() {
     check(cache, &m);
 }
 
+/// A table with stale entries linked from a directory no root reaches,
+/// that directory's entry cloned into a new directory (AllocatePage with
+/// a clone range), and the clone put under the loaded root's PDPT slot 1:
+/// the stale entries are zeroed at the CR3 load, before the slot's write
+/// makes the pinned root reach the table (`settle_linked`).
+#[test]
+fn a_stale_table_reached_through_a_cloned_directory_is_settled_first() {
+    let steps = [
+        Step::SetPdpte {
+            cr3: 0,
+            slot: 0,
+            value: (u64::from(L2S[0]) << 12) | P,
+        },
+        Step::Load { cr3: 0 },
+    ];
+    let (mut cache, mut m) = run(&steps, 256);
+    let cache = &mut *cache;
+    let page = |j: usize| ((0x1000 + j as u64) << 12) | P | US | A;
+    cache.allocate_l1(&mut m, L1S[3], true).unwrap();
+    set_entry(
+        cache,
+        &mut m,
+        L2S[0],
+        5,
+        (u64::from(L1S[3]) << 12) | P | RW | US,
+    );
+    for j in 0..5 {
+        set_entry(cache, &mut m, L1S[3], j, page(j));
+    }
+    m.guest_mut(L1S[3]).fill(0);
+    set_entry(cache, &mut m, L2S[0], 5, 0);
+    cache.release(&mut m, L1S[3], false);
+    cache.allocate_l1(&mut m, L1S[4], true).unwrap();
+    let stale = |cache: &ShadowCache| -> usize {
+        cache
+            .known_frames()
+            .filter(|f| f.1 == Some(L1S[4]))
+            .map(|f| f.2.iter().flatten().filter(|e| e.2).count())
+            .sum()
+    };
+    assert_eq!(
+        stale(cache),
+        5,
+        "the freed table's frame taken as it stands"
+    );
+    // Linked from a directory no root reaches: left stale.
+    cache.allocate_l2(&mut m, L2S[1], true, None).unwrap();
+    let pde = (u64::from(L1S[4]) << 12) | P | RW | US;
+    set_entry(cache, &mut m, L2S[1], 7, pde);
+    assert_eq!(stale(cache), 5);
+    // Its entry cloned into a new directory, still reached by no root.
+    m.guest_mut(L2S[2])[7] = pde;
+    cache
+        .allocate_l2(&mut m, L2S[2], false, Some((L2S[1], 7..8)))
+        .unwrap();
+    check(cache, &m);
+    assert_eq!(stale(cache), 5);
+    // The clone under the loaded root's slot 1, taken at the CR3 load.
+    let before = cache.stats();
+    m.validated_l1 = Some(Vec::new());
+    set_entry(
+        cache,
+        &mut m,
+        CR3S[0] >> 12,
+        1,
+        (u64::from(L2S[2]) << 12) | P,
+    );
+    cache.load_root(&mut m, CR3S[0]).unwrap();
+    assert!(
+        m.validated_l1.iter().flatten().next().is_some(),
+        "the slot's write validated the table"
+    );
+    m.check_validated(&"the clone under slot 1");
+    assert_eq!(
+        cache.stats().known_stale_zeroed - before.known_stale_zeroed,
+        5
+    );
+    assert_eq!(stale(cache), 0);
+    check(cache, &m);
+}
+
 /// ReleasePage of a table still linked keeps it (with a note) until the
 /// link goes; then it is freed.
 #[test]
