@@ -233,6 +233,7 @@ fn run_loading(steps: &[Step], pool: usize, switch_loads: bool) -> (Box<ShadowCa
         };
     }
     let mut last_chain = (0, CR3S[0]);
+    m.validated_l1 = Some(Vec::new());
     for step in steps {
         // Calls the ROM would leave queued: their ops must not reach the
         // loaded tree (checked after the step).
@@ -345,12 +346,15 @@ fn run_loading(steps: &[Step], pool: usize, switch_loads: bool) -> (Box<ShadowCa
             }
             Step::FaultLast { write } => {
                 ok!(cache.load_root(&mut m, last_chain.1));
+                m.check_validated(step);
                 ok!(fault(&mut cache, &mut m, last_chain.0, write, false))
             }
             Step::FaultLastUpdate { write, value } => {
                 let va = last_chain.0;
                 ok!(cache.load_root(&mut m, last_chain.1));
+                m.check_validated(step);
                 ok!(fault(&mut cache, &mut m, va, write, true));
+                m.check_validated(step);
                 // The entry the kernel's tables use for the address, if
                 // they reach a page table.
                 let cr3 = last_chain.1;
@@ -387,6 +391,7 @@ fn run_loading(steps: &[Step], pool: usize, switch_loads: bool) -> (Box<ShadowCa
                 for (kfn, index, value) in writes {
                     m.guest_mut(kfn)[index] = value;
                     ok!(cache.entry_changed(&mut m, kfn, index, value));
+                    m.check_validated(step);
                 }
             }
             Step::Verify { slot, pde, pte } => {
@@ -408,6 +413,7 @@ fn run_loading(steps: &[Step], pool: usize, switch_loads: bool) -> (Box<ShadowCa
             }
         }
         check(&cache, &m);
+        m.check_validated(step);
         check_directory_tests(&cache, &mut m, step);
         assert!(
             cache.lookup_cache_agrees(),
@@ -1204,6 +1210,181 @@ fn a_freed_tables_frame_is_reused_as_it_stands() {
         cache.release(&mut m, l1, false);
         check(cache, &m);
     }
+}
+
+/// A freed table's frame taken with stale entries, then linked from a
+/// directory that only a cached root other than the loaded one reaches
+/// (pinned all the same): the stale entries are zeroed at that link,
+/// before the directory's entry is written (`settle_if_reached` looks at
+/// every cached root, not the loaded one alone); until then a write of
+/// what the frame holds is left out.
+#[test]
+fn a_stale_table_linked_under_another_cached_root_is_settled_first() {
+    let steps = [
+        Step::SetPdpte {
+            cr3: 0,
+            slot: 0,
+            value: (u64::from(L2S[0]) << 12) | P,
+        },
+        Step::SetPdpte {
+            cr3: 2,
+            slot: 0,
+            value: (u64::from(L2S[1]) << 12) | P,
+        },
+        Step::Load { cr3: 2 },
+        Step::Load { cr3: 0 },
+    ];
+    let (mut cache, mut m) = run(&steps, 256);
+    let cache = &mut *cache;
+    let page = |j: usize| ((0x1000 + j as u64) << 12) | P | US | A;
+    // A table under the loaded root, cleared natively, unlinked, released:
+    // its frame is kept with its five entries listed.
+    cache.allocate_l1(&mut m, L1S[3], true).unwrap();
+    set_entry(
+        cache,
+        &mut m,
+        L2S[0],
+        5,
+        (u64::from(L1S[3]) << 12) | P | RW | US,
+    );
+    for j in 0..5 {
+        set_entry(cache, &mut m, L1S[3], j, page(j));
+    }
+    m.guest_mut(L1S[3]).fill(0);
+    set_entry(cache, &mut m, L2S[0], 5, 0);
+    cache.release(&mut m, L1S[3], false);
+    check(cache, &m);
+    // The next table takes it as it stands, every entry stale.
+    let before = cache.stats();
+    cache.allocate_l1(&mut m, L1S[4], true).unwrap();
+    let stale = |cache: &ShadowCache| -> usize {
+        cache
+            .known_frames()
+            .filter(|f| f.1 == Some(L1S[4]))
+            .map(|f| f.2.iter().flatten().filter(|e| e.2).count())
+            .sum()
+    };
+    assert_eq!(cache.stats().known_reused - before.known_reused, 1);
+    assert_eq!(stale(cache), 5);
+    set_entry(cache, &mut m, L1S[4], 0, page(0));
+    assert_eq!(
+        cache.stats().known_writes_skipped - before.known_writes_skipped,
+        1,
+        "a write of what the unreached frame holds is left out"
+    );
+    assert_eq!(stale(cache), 4);
+    // Linked where only root 2 (cached, pinned, not loaded) reaches it.
+    assert!(cache.roots().any(|r| r.0 == CR3S[2]), "root 2 is cached");
+    assert_eq!(cache.current_cr3(), Some(CR3S[0]));
+    let frame = cache
+        .known_frames()
+        .find(|f| f.1 == Some(L1S[4]))
+        .expect("the table's frame is known")
+        .0;
+    assert_eq!(m.typed(frame), None);
+    m.validated_l1 = Some(Vec::new());
+    let before = cache.stats();
+    set_entry(
+        cache,
+        &mut m,
+        L2S[1],
+        7,
+        (u64::from(L1S[4]) << 12) | P | RW | US,
+    );
+    assert_eq!(m.typed(frame), Some(PtType::L1), "root 2 reaches the table");
+    assert!(
+        m.validated_l1.iter().flatten().any(|v| v.0 == frame),
+        "validated at the link"
+    );
+    m.check_validated(&"the link under root 2");
+    assert_eq!(
+        cache.stats().known_stale_zeroed - before.known_stale_zeroed,
+        4,
+        "the stale entries zeroed at the link"
+    );
+    assert_eq!(stale(cache), 0);
+    check(cache, &m);
+}
+
+/// A table with stale entries linked from a directory no root reaches,
+/// that directory's entry cloned into a new directory (AllocatePage with
+/// a clone range), and the clone put under the loaded root's PDPT slot 1:
+/// the stale entries are zeroed at the CR3 load, before the slot's write
+/// makes the pinned root reach the table (`settle_linked`).
+#[test]
+fn a_stale_table_reached_through_a_cloned_directory_is_settled_first() {
+    let steps = [
+        Step::SetPdpte {
+            cr3: 0,
+            slot: 0,
+            value: (u64::from(L2S[0]) << 12) | P,
+        },
+        Step::Load { cr3: 0 },
+    ];
+    let (mut cache, mut m) = run(&steps, 256);
+    let cache = &mut *cache;
+    let page = |j: usize| ((0x1000 + j as u64) << 12) | P | US | A;
+    cache.allocate_l1(&mut m, L1S[3], true).unwrap();
+    set_entry(
+        cache,
+        &mut m,
+        L2S[0],
+        5,
+        (u64::from(L1S[3]) << 12) | P | RW | US,
+    );
+    for j in 0..5 {
+        set_entry(cache, &mut m, L1S[3], j, page(j));
+    }
+    m.guest_mut(L1S[3]).fill(0);
+    set_entry(cache, &mut m, L2S[0], 5, 0);
+    cache.release(&mut m, L1S[3], false);
+    cache.allocate_l1(&mut m, L1S[4], true).unwrap();
+    let stale = |cache: &ShadowCache| -> usize {
+        cache
+            .known_frames()
+            .filter(|f| f.1 == Some(L1S[4]))
+            .map(|f| f.2.iter().flatten().filter(|e| e.2).count())
+            .sum()
+    };
+    assert_eq!(
+        stale(cache),
+        5,
+        "the freed table's frame taken as it stands"
+    );
+    // Linked from a directory no root reaches: left stale.
+    cache.allocate_l2(&mut m, L2S[1], true, None).unwrap();
+    let pde = (u64::from(L1S[4]) << 12) | P | RW | US;
+    set_entry(cache, &mut m, L2S[1], 7, pde);
+    assert_eq!(stale(cache), 5);
+    // Its entry cloned into a new directory, still reached by no root.
+    m.guest_mut(L2S[2])[7] = pde;
+    cache
+        .allocate_l2(&mut m, L2S[2], false, Some((L2S[1], 7..8)))
+        .unwrap();
+    check(cache, &m);
+    assert_eq!(stale(cache), 5);
+    // The clone under the loaded root's slot 1, taken at the CR3 load.
+    let before = cache.stats();
+    m.validated_l1 = Some(Vec::new());
+    set_entry(
+        cache,
+        &mut m,
+        CR3S[0] >> 12,
+        1,
+        (u64::from(L2S[2]) << 12) | P,
+    );
+    cache.load_root(&mut m, CR3S[0]).unwrap();
+    assert!(
+        m.validated_l1.iter().flatten().next().is_some(),
+        "the slot's write validated the table"
+    );
+    m.check_validated(&"the clone under slot 1");
+    assert_eq!(
+        cache.stats().known_stale_zeroed - before.known_stale_zeroed,
+        5
+    );
+    assert_eq!(stale(cache), 0);
+    check(cache, &m);
 }
 
 /// ReleasePage of a table still linked keeps it (with a note) until the

@@ -94,6 +94,9 @@ pub struct Model {
     /// ReleasePage of a table nothing linked (the record freed at once,
     /// without a look at the roots).
     pub released_unlinked: usize,
+    /// When set: each L1 frame validated (its first type reference) with
+    /// its entries then, for [`check_validated`](Self::check_validated).
+    pub validated_l1: Option<Vec<(u32, [u64; ENTRIES])>>,
 }
 
 impl Model {
@@ -158,6 +161,37 @@ impl Model {
             }
         }
         self.types.insert(mfn, (level, 1));
+        if level == PtType::L1 {
+            if let Some(log) = &mut self.validated_l1 {
+                log.push((mfn, table));
+            }
+        }
+    }
+
+    /// Queue order of the zeroing of stale entries (a freed table's frame
+    /// taken as it stands): no entry an L1 held when it was validated (a
+    /// link from a reached directory, a root slot written, a pin) is
+    /// zeroed later in the same call, while it is still a table. A stale
+    /// entry zeroed behind the op that made a pinned root reach its frame
+    /// would be checked and referenced by Xen, and visible to its walks,
+    /// until then; the end-of-step `check` cannot see that. Starts a new
+    /// log.
+    pub fn check_validated(&mut self, what: &dyn std::fmt::Debug) {
+        let Some(log) = self.validated_l1.replace(Vec::new()) else {
+            return;
+        };
+        for (mfn, at) in log {
+            if self.typed(mfn) != Some(PtType::L1) {
+                continue;
+            }
+            let now = self.shadow(mfn);
+            for (i, (&was, &is)) in at.iter().zip(now.iter()).enumerate() {
+                assert!(
+                    was == 0 || is != 0,
+                    "{what:?}: L1 {mfn:#x} validated with entry {i} = {was:#x}, zeroed after it"
+                );
+            }
+        }
     }
 
     /// `put_page_type`: the last reference gone, the frame's entries drop
