@@ -1212,6 +1212,37 @@ fn a_freed_tables_frame_is_reused_as_it_stands() {
     }
 }
 
+/// The user page entry `j` of the freed tables below maps.
+fn stale_page(j: usize) -> u64 {
+    ((0x1000 + j as u64) << 12) | P | US | A
+}
+
+/// A table (L1S[3]) under directory L2S[0] entry 5 with five entries
+/// (`stale_page`), cleared natively, unlinked and released: its frame is
+/// kept with its five entries listed; then a new table, L1S[4], takes it
+/// as it stands, every entry stale.
+fn take_freed_tables_frame(cache: &mut ShadowCache, m: &mut Model) {
+    cache.allocate_l1(m, L1S[3], true).unwrap();
+    set_entry(cache, m, L2S[0], 5, (u64::from(L1S[3]) << 12) | P | RW | US);
+    for j in 0..5 {
+        set_entry(cache, m, L1S[3], j, stale_page(j));
+    }
+    m.guest_mut(L1S[3]).fill(0);
+    set_entry(cache, m, L2S[0], 5, 0);
+    cache.release(m, L1S[3], false);
+    check(cache, m);
+    cache.allocate_l1(m, L1S[4], true).unwrap();
+}
+
+/// How many of table `kfn`'s known frame's listed entries are stale.
+fn stale_entries(cache: &ShadowCache, kfn: u32) -> usize {
+    cache
+        .known_frames()
+        .filter(|f| f.1 == Some(kfn))
+        .map(|f| f.2.iter().flatten().filter(|e| e.2).count())
+        .sum()
+}
+
 /// A freed table's frame taken with stale entries, then linked from a
 /// directory that only a cached root other than the loaded one reaches
 /// (pinned all the same): the stale entries are zeroed at that link,
@@ -1236,34 +1267,10 @@ fn a_stale_table_linked_under_another_cached_root_is_settled_first() {
     ];
     let (mut cache, mut m) = run(&steps, 256);
     let cache = &mut *cache;
-    let page = |j: usize| ((0x1000 + j as u64) << 12) | P | US | A;
-    // A table under the loaded root, cleared natively, unlinked, released:
-    // its frame is kept with its five entries listed.
-    cache.allocate_l1(&mut m, L1S[3], true).unwrap();
-    set_entry(
-        cache,
-        &mut m,
-        L2S[0],
-        5,
-        (u64::from(L1S[3]) << 12) | P | RW | US,
-    );
-    for j in 0..5 {
-        set_entry(cache, &mut m, L1S[3], j, page(j));
-    }
-    m.guest_mut(L1S[3]).fill(0);
-    set_entry(cache, &mut m, L2S[0], 5, 0);
-    cache.release(&mut m, L1S[3], false);
-    check(cache, &m);
-    // The next table takes it as it stands, every entry stale.
+    let page = stale_page;
     let before = cache.stats();
-    cache.allocate_l1(&mut m, L1S[4], true).unwrap();
-    let stale = |cache: &ShadowCache| -> usize {
-        cache
-            .known_frames()
-            .filter(|f| f.1 == Some(L1S[4]))
-            .map(|f| f.2.iter().flatten().filter(|e| e.2).count())
-            .sum()
-    };
+    take_freed_tables_frame(cache, &mut m);
+    let stale = |cache: &ShadowCache| stale_entries(cache, L1S[4]);
     assert_eq!(cache.stats().known_reused - before.known_reused, 1);
     assert_eq!(stale(cache), 5);
     set_entry(cache, &mut m, L1S[4], 0, page(0));
@@ -1323,29 +1330,8 @@ fn a_stale_table_reached_through_a_cloned_directory_is_settled_first() {
     ];
     let (mut cache, mut m) = run(&steps, 256);
     let cache = &mut *cache;
-    let page = |j: usize| ((0x1000 + j as u64) << 12) | P | US | A;
-    cache.allocate_l1(&mut m, L1S[3], true).unwrap();
-    set_entry(
-        cache,
-        &mut m,
-        L2S[0],
-        5,
-        (u64::from(L1S[3]) << 12) | P | RW | US,
-    );
-    for j in 0..5 {
-        set_entry(cache, &mut m, L1S[3], j, page(j));
-    }
-    m.guest_mut(L1S[3]).fill(0);
-    set_entry(cache, &mut m, L2S[0], 5, 0);
-    cache.release(&mut m, L1S[3], false);
-    cache.allocate_l1(&mut m, L1S[4], true).unwrap();
-    let stale = |cache: &ShadowCache| -> usize {
-        cache
-            .known_frames()
-            .filter(|f| f.1 == Some(L1S[4]))
-            .map(|f| f.2.iter().flatten().filter(|e| e.2).count())
-            .sum()
-    };
+    take_freed_tables_frame(cache, &mut m);
+    let stale = |cache: &ShadowCache| stale_entries(cache, L1S[4]);
     assert_eq!(
         stale(cache),
         5,
