@@ -278,6 +278,17 @@ mod tests {
         count_upto(upto) - after.map_or(0, count_upto)
     }
 
+    /// Xen's time info with the TSC stamp, system time and scale given.
+    fn time_snapshot(stamp: u64, system_time: u64, mul: u32, shift: i8) -> VcpuTimeInfo {
+        VcpuTimeInfo {
+            tsc_timestamp: stamp.into(),
+            system_time: system_time.into(),
+            tsc_to_system_mul: mul,
+            tsc_shift: shift,
+            ..VcpuTimeInfo::default()
+        }
+    }
+
     proptest! {
         /// A native TSC's deadline lets Xen's timer run (`now > deadline`)
         /// at no cycle up to the expiry and is the expiry's own time (a
@@ -293,13 +304,7 @@ mod tests {
             before in 0u64..1 << 20,
             slack in 0u64..1000,
         ) {
-            let snap = VcpuTimeInfo {
-                tsc_timestamp: stamp.into(),
-                system_time: system_time.into(),
-                tsc_to_system_mul: mul,
-                tsc_shift: shift,
-                ..VcpuTimeInfo::default()
-            };
+            let snap = time_snapshot(stamp, system_time, mul, shift);
             let expiry = stamp + ahead;
             let deadline = alarm_deadline_ns(&snap, expiry, None);
             let not_past = expiry.saturating_sub(before).max(stamp);
@@ -323,13 +328,7 @@ mod tests {
             ahead in prop_oneof![Just(u64::MAX), 1u64 << 40.., 0u64..1 << 32],
             slack in prop_oneof![Just(None), (0u64..1000).prop_map(Some)],
         ) {
-            let snap = VcpuTimeInfo {
-                tsc_timestamp: stamp.into(),
-                system_time: system_time.into(),
-                tsc_to_system_mul: mul,
-                tsc_shift: shift,
-                ..VcpuTimeInfo::default()
-            };
+            let snap = time_snapshot(stamp, system_time, mul, shift);
             let expiry = stamp.saturating_add(ahead);
             let deadline = alarm_deadline_ns(&snap, expiry, slack);
             prop_assert!(deadline <= i64::MAX as u64, "deadline {:#x} negative for Xen", deadline);

@@ -206,6 +206,19 @@ vmi_page_fault_common:
     // (nothing is changed before the answer). Stack on entry: Xen's frame
     // (error code first); ECX and EDX are saved below it.
 
+    // ECX: the byte offset of the view slot the fault path remembered
+    // (`hint`, a u16 slot number) for kernel frame `kfn` (a u32), if the
+    // slot is still that frame's (a slot `Views::lookup` gave; its tag is
+    // the frame + 1); else on to 9 (the general path). Clobbers EDX.
+    .macro page_fault_quick_view hint, kfn
+    movzx ecx, word ptr [{cache} + \hint]
+    mov edx, [{cache} + \kfn]
+    inc edx
+    cmp [{view_tags} + ecx * 4], edx
+    jne 9f
+    shl ecx, 12
+    .endm
+
     // The gate as it was read, and its code segment's descriptor's high
     // word (`ForwardGate::current`): last, once the fault is known to be
     // the kernel's, so that a declined fault does not pay for it. First
@@ -273,14 +286,8 @@ vmi_page_fault_quick:
     cmp cx, [{cache} + {current}]
     jne 9f
     // The kernel's directory entry through the view slot it was read
-    // through (a slot `Views::lookup` gave; still that frame's: its tag),
-    // as remembered.
-    movzx ecx, word ptr [{cache} + {path_l2_hint}]
-    mov edx, [{cache} + {path_l2_kfn}]
-    inc edx
-    cmp [{view_tags} + ecx * 4], edx
-    jne 9f
-    shl ecx, 12
+    // through, as remembered.
+    page_fault_quick_view {path_l2_hint}, {path_l2_kfn}
     // The entry's offset, the remembered directory's (compared above):
     // below 4096, so a 16-bit add to the slot's offset never carries.
     add cx, word ptr [{cache} + {path_pde_offset}]
@@ -291,12 +298,7 @@ vmi_page_fault_quick:
     cmp edx, [{cache} + {path_pde} + 4]
     jne 9f
     // The leaf entry's low word (P, RW, U/S) through its view slot.
-    movzx ecx, word ptr [{cache} + {path_l1_hint}]
-    mov edx, [{cache} + {path_l1_kfn}]
-    inc edx
-    cmp [{view_tags} + ecx * 4], edx
-    jne 9f
-    shl ecx, 12
+    page_fault_quick_view {path_l1_hint}, {path_l1_kfn}
     mov edx, [{cr2}]
     shr edx, 9
     and edx, 0xFF8
