@@ -665,11 +665,30 @@ struct FaultPath {
     l2_kfn: u32,
     l1_kfn: u32,
     pde: u64,
+    /// `l2_kfn + 1` and `l1_kfn + 1`, the view slots' tags for those
+    /// frames (`Views`: a slot's tag is its frame + 1), so the #PF
+    /// one-step path compares a slot's tag with one load.
+    l2_tag: u32,
+    l1_tag: u32,
+    /// `l1_kfn` when the kernel's update of an entry of that table may
+    /// take UpdatePxELong's path in assembly (entry.rs): the frame has no
+    /// other record (`only_l1`), its L1 record no known frame (`mirror`
+    /// 0: a known frame's writes keep its list, which only the Rust path
+    /// does) and it is not a read-only frame (`Host::read_only_frame`,
+    /// the general call's refusal); else [`FaultPath::NO_UPDATE`]. Set
+    /// with the path; a record's `mirror` becomes non-zero only for a new
+    /// record (`attach_known`), which forgets the path, so this never
+    /// names a table the assembly must not write (it may stay `NO_UPDATE`
+    /// after the mirror is given up: the Rust path then takes it).
+    update_kfn: u32,
 }
 
 impl FaultPath {
     /// `dir` of nothing remembered: above every address >> 21.
     const NO_DIR: u32 = u32::MAX;
+    /// `update_kfn` of a table UpdatePxELong's assembly path declines:
+    /// no frame's number (frames are below 2^32 - 1).
+    const NO_UPDATE: u32 = u32::MAX;
 }
 
 impl Default for FaultPath {
@@ -685,6 +704,9 @@ impl Default for FaultPath {
             l2_kfn: 0,
             l1_kfn: 0,
             pde: 0,
+            l2_tag: 0,
+            l1_tag: 0,
+            update_kfn: Self::NO_UPDATE,
         }
     }
 }
@@ -730,6 +752,11 @@ pub mod quick_fault_layout {
     pub const PATH_PDE_OFFSET: usize = PATH + offset_of!(FaultPath, pde_offset);
     /// `FaultPath::pde`, a u64 (low word first).
     pub const PATH_PDE: usize = PATH + offset_of!(FaultPath, pde);
+    /// `FaultPath::l2_tag` and `l1_tag`, u32 view-slot tags (frame + 1).
+    pub const PATH_L2_TAG: usize = PATH + offset_of!(FaultPath, l2_tag);
+    pub const PATH_L1_TAG: usize = PATH + offset_of!(FaultPath, l1_tag);
+    /// `FaultPath::update_kfn`, a u32 (`u32::MAX`: none).
+    pub const PATH_UPDATE_KFN: usize = PATH + offset_of!(FaultPath, update_kfn);
     /// `ShadowCache::fault_mapped`, a bool (one byte, 0 or 1).
     pub const FAULT_MAPPED: usize = offset_of!(ShadowCache, fault_mapped);
     /// `ShadowCache::fault_va`, an `Option<u32>`: `Some(va)` is the words
@@ -3213,17 +3240,29 @@ impl ShadowCache {
         let l1 = code & CODE_RECORD;
         let l1_kfn = frame_of(pde);
         let records = self.records_of(l1_kfn);
+        let only_l1 = records.l2 == 0 && records.top == 0;
+        let update_kfn = if only_l1
+            && self.tables[usize::from(l1 - 1) % MAX_TABLES].mirror == 0
+            && !host.read_only_frame(u64::from(l1_kfn))
+        {
+            l1_kfn
+        } else {
+            FaultPath::NO_UPDATE
+        };
         self.fault_path = FaultPath {
             current: r as u16 + 1,
             l2_hint: self.fault_path.l2_hint,
             l1_hint: self.fault_path.l1_hint,
             l1,
-            only_l1: records.l2 == 0 && records.top == 0,
+            only_l1,
             dir: va >> 21,
             pde_offset: (((va >> 21) & 511) * 8) as u16,
             l2_kfn,
             l1_kfn,
             pde,
+            l2_tag: l2_kfn.wrapping_add(1),
+            l1_tag: l1_kfn.wrapping_add(1),
+            update_kfn,
         };
         true
     }
@@ -3266,6 +3305,13 @@ impl ShadowCache {
             && u32::from(fp.pde_offset) == (fp.dir & 511) * 8
             && records.l1 == fp.l1
             && fp.only_l1 == (records.l2 == 0 && records.top == 0)
+            && fp.l2_tag == fp.l2_kfn.wrapping_add(1)
+            && fp.l1_tag == fp.l1_kfn.wrapping_add(1)
+            && (fp.update_kfn == FaultPath::NO_UPDATE
+                || (fp.update_kfn == fp.l1_kfn
+                    && fp.only_l1
+                    && self.tables[usize::from(fp.l1 - 1) % MAX_TABLES].mirror == 0
+                    && !host.read_only_frame(u64::from(fp.l1_kfn))))
     }
 
     /// Forgets the directory entry the last fault found ([`FaultPath`]):
@@ -3333,6 +3379,42 @@ impl ShadowCache {
         })
     }
 
+    /// The ROM's UpdatePxELong path in assembly (entry.rs,
+    /// `vmi_entry_update_pxe_long`), step for step, for the tests: the
+    /// entry at byte offset `offset` (the address's low 12 bits) of kernel
+    /// frame `kfn` is the one [`fault_entry`](Self::fault_entry) names,
+    /// in a table the assembly may write itself (`FaultPath::update_kfn`:
+    /// no other record, no known frame, not read-only). A fault's address
+    /// is kept, `kfn` is the path's `update_kfn`, the path is the loaded
+    /// root's (`current`; a forgotten path's `dir` matches no address),
+    /// under the fault's directory entry, and `offset` is 8-aligned and
+    /// the fault's entry's. Some is always `fault_entry`'s answer (the
+    /// tests hold it to that); None: the Rust path decides.
+    #[doc(hidden)]
+    pub fn quick_fault_entry(&self, kfn: u32, offset: u32) -> Option<FaultEntry> {
+        let va = self.fault_va?;
+        let fp = &self.fault_path;
+        if fp.update_kfn != kfn
+            || fp.current != self.current
+            || va >> 21 != fp.dir
+            || (va >> 9) & 0xFF8 != offset & 0xFFF
+        {
+            return None;
+        }
+        Some(FaultEntry {
+            va,
+            l1: fp.l1,
+            index: ((offset & 0xFFF) >> 3) as u16,
+        })
+    }
+
+    /// For the tests: whether the table of entry `target` has no known
+    /// frame (`mirror` 0), whose writes the Rust path alone keeps listed.
+    #[doc(hidden)]
+    pub fn quick_update_table_unlisted(&self, target: FaultEntry) -> bool {
+        self.tables[usize::from(target.l1 - 1) % MAX_TABLES].mirror == 0
+    }
+
     /// The second half of [`fault_entry_changed`](Self::fault_entry_changed):
     /// the entry [`fault_entry`](Self::fault_entry) named is now `entry`
     /// (nothing of the cache changed in between): its eager bits, its
@@ -3379,6 +3461,13 @@ impl ShadowCache {
             // which reaches the table, so it has no stale entry: nothing
             // is skipped and nothing is queued (`known_write_listed`).
             self.known_write(host, l1, usize::from(target.index), value);
+        } else if !host.read_only_frame(u64::from(kfn)) {
+            // The table's known frame was given up since the path was
+            // remembered (`give_up_known`): the next updates of its
+            // entries may take UpdatePxELong's path in assembly
+            // (`FaultPath::update_kfn`; `fault_entry` found the path's L1
+            // with no other record).
+            self.fault_path.update_kfn = kfn;
         }
         self.fault_path_write_settled(target.va, kfn, target.index, entry, value)
     }

@@ -461,6 +461,9 @@ thread_local! {
     static FUSED_UPDATES: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
     /// Of those, the ones `fault_entry_write_settled` took too.
     static SETTLED_UPDATES: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
+    /// Entry updates `ShadowCache::quick_fault_entry` (UpdatePxELong's
+    /// path in assembly) named.
+    static QUICK_UPDATES: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
 }
 
 /// A bitwise copy of the cache (plain data: integers, bools and enums, no
@@ -490,6 +493,31 @@ fn entry_update(
     index: usize,
     value: u64,
 ) -> Result<bool, ShadowError> {
+    // UpdatePxELong's path in assembly (`quick_fault_entry`): only where
+    // `fault_entry` names the same entry, in a table with no known frame
+    // (whose writes keep a list only the Rust path keeps) and not
+    // read-only; never for an address that is not 8-aligned.
+    let offset = (index as u32) * 8;
+    let quick = cache.quick_fault_entry(kfn, offset);
+    for misaligned in [offset + 1, offset + 4] {
+        assert_eq!(
+            cache.quick_fault_entry(kfn, misaligned),
+            None,
+            "the assembly's update path at offset {misaligned:#x}"
+        );
+    }
+    if let Some(q) = quick {
+        assert_eq!(
+            cache.fault_entry(kfn, index),
+            Some(q),
+            "the assembly's update path names another entry than fault_entry"
+        );
+        assert!(
+            cache.quick_update_table_unlisted(q) && !m.read_only_frame(u64::from(kfn)),
+            "the assembly's update path takes a known or read-only frame's table"
+        );
+        QUICK_UPDATES.with(|c| c.set(c.get() + 1));
+    }
     let (mut general, mut gm) = (copy_of(cache), m.clone());
     let general_seen = general.entry_changed(&mut gm, kfn, index, value);
     let general_va = general.take_fault_va();
@@ -1634,6 +1662,12 @@ fn random_sequences_reach_every_path() {
     let settled = SETTLED_UPDATES.with(|c| c.get());
     eprintln!("updates with the fault's entry: {fused}, settled: {settled}");
     assert!(settled > 10, "settled writes: {settled} of {fused}");
+    // The sequences use at most `KNOWN_SLOTS` tables, so a table keeps
+    // its known frame and the assembly path rarely applies here; its
+    // answers are checked whenever it does (`entry_update`), and
+    // `assembly_update_path_takes_unlisted_tables_only` takes it.
+    let quick = QUICK_UPDATES.with(|c| c.get());
+    eprintln!("updates the assembly path takes: {quick}");
     assert!(totals.roots_built > 100, "{totals:?}");
     assert!(totals.tops_copied > 2, "{totals:?}");
     assert!(
@@ -2157,4 +2191,82 @@ fn fault_path_follows_root_slots_and_records() {
     assert!(w);
     assert_eq!(FUSED_UPDATES.with(|c| c.get()), 1);
     check(&cache, &m);
+}
+
+/// UpdatePxELong's path in assembly (`quick_fault_entry`) takes the
+/// update of a fault's entry only in a table whose known frame is gone
+/// (`FaultPath::update_kfn`): declined while the table's record has its
+/// known frame (the Rust path keeps the frame's list), taken once enough
+/// new tables have taken every known slot in turn, and then exactly the
+/// general path's write (`entry_update`). Never at another entry of the
+/// table, nor after the address was taken.
+#[test]
+fn assembly_update_path_takes_unlisted_tables_only() {
+    let user_pde = |l1: u32| (u64::from(l1) << 12) | P | RW | US;
+    let write = Access {
+        write: true,
+        user: true,
+        fetch: false,
+    };
+    let (mut cache, mut m) = run(
+        &[
+            Step::SetPdpte {
+                cr3: 0,
+                slot: 0,
+                value: (u64::from(L2S[0]) << 12) | P,
+            },
+            Step::AllocateL2 { l2: 0 },
+            Step::AllocateL1 { l1: 0 },
+            Step::SetPde {
+                l2: 0,
+                index: 0,
+                value: user_pde(L1S[0]),
+            },
+            Step::Load { cr3: 0 },
+        ],
+        4096,
+    );
+    let page = (0x1001 << 12) | P | RW | US | A | D;
+    let fault_va = va(0, 0, 1);
+    // A new table's record has a known frame: the assembly declines.
+    assert_eq!(
+        cache.kernels_fault(&mut m, fault_va, write, true),
+        Some(false)
+    );
+    assert_eq!(
+        cache.quick_fault_entry(L1S[0], 8),
+        None,
+        "a known frame's table"
+    );
+    assert!(cache.fault_path_holds(&mut m));
+    m.guest_mut(L1S[0])[1] = page;
+    assert!(entry_update(&mut cache, &mut m, L1S[0], 1, page).unwrap());
+    check(&cache, &m);
+    // Twice as many new tables as known slots: every slot given up in turn.
+    for i in 0..2 * KNOWN_SLOTS as u32 {
+        cache.allocate_l1(&mut m, 0x2300 + i, true).unwrap();
+    }
+    assert!(cache.fault_path_holds(&mut m));
+    let fault_va = va(0, 0, 2);
+    assert_eq!(
+        cache.kernels_fault(&mut m, fault_va, write, true),
+        Some(false)
+    );
+    assert!(cache.fault_path_holds(&mut m));
+    let target = cache.quick_fault_entry(L1S[0], 16);
+    assert!(target.is_some(), "an unlisted table's entry");
+    assert_eq!(target, cache.fault_entry(L1S[0], 2));
+    assert_eq!(cache.quick_fault_entry(L1S[0], 8), None, "another entry");
+    assert_eq!(cache.quick_fault_entry(L1S[0], 20), None, "misaligned");
+    assert_eq!(cache.quick_fault_entry(L1S[1], 16), None, "another frame");
+    let before = QUICK_UPDATES.with(|c| c.get());
+    m.guest_mut(L1S[0])[2] = page;
+    assert!(entry_update(&mut cache, &mut m, L1S[0], 2, page).unwrap());
+    assert_eq!(QUICK_UPDATES.with(|c| c.get()), before + 1);
+    check(&cache, &m);
+    assert_eq!(
+        cache.quick_fault_entry(L1S[0], 16),
+        None,
+        "the address taken"
+    );
 }

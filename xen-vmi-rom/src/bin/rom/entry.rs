@@ -358,92 +358,75 @@ core::arch::global_asm!(
     "pop ebx",
     "ret",
     "5:",
-    // No address of a quick fault remembered (or no heap yet, to
-    // remember one in): nothing for the one-step path.
-    "cmp byte ptr [{heap_ready}], 0",
-    "je 6b",
+    // `paging::fault_entry_update`'s and `mmu_calls::fault_entry_update`'s
+    // state: paging on, the kernel activated, the heap built (`Paging`'s
+    // `enabled`, `activated` and `heap_ready`, three bytes in a row,
+    // asserted below, each 1; lazy mode is off, seen above); else 8,
+    // which tells them apart. The address of a quick fault kept (else
+    // nothing for the one-step path: the general call); no switch held;
+    // `host.mapped_write_ready()` (`MmuBatch::is_idle`: nothing queued,
+    // mirrored, not lazy; so every view slot is mapped, none pending),
+    // tested before anything is read.
+    "mov ecx, [{enabled}]",
+    "and ecx, 0xFFFFFF",
+    "cmp ecx, 0x010101",
+    "jne 8f",
     "cmp dword ptr [{cache} + {fault_va}], 0",
     "je 6b",
-    // `paging::fault_entry_update`: the kernel activated, no switch held;
-    // `mmu_calls::fault_entry_update`: paging on (lazy mode is off, seen
-    // above), the address 8-aligned, in the page of the page memo
-    // (`CallState::fault_linear`: its frame is the entry's table's).
-    // `host.mapped_write_ready()` is tested here too, before anything is
-    // read (`MmuBatch::is_idle`: nothing queued, mirrored, not lazy; so
-    // every view slot is mapped, none pending).
-    "cmp byte ptr [{activated}], 0",
-    "je 4f",
     "cmp byte ptr [{held}], 0",
     "jne 4f",
-    "cmp byte ptr [{enabled}], 0",
-    "je 4f",
     "cmp dword ptr [{batch_len}], 0",
     "jne 4f",
     "cmp byte ptr [{batch_mirrored}], 0",
     "je 4f",
     "cmp byte ptr [{batch_lazy}], 0",
     "jne 4f",
-    "test al, 7",
-    "jnz 4f",
+    // `ShadowCache::quick_fault_entry` (the host tests hold it to
+    // `fault_entry`): the entry's page the page memo's
+    // (`CallState::fault_linear`), its frame the remembered path's
+    // `update_kfn` (its L1 with no other record, no known frame, not
+    // read-only: `host.read_only_frame(kfn)` is settled there), the
+    // path's root the loaded one.
     "mov ecx, eax",
     "or ecx, 0xFFF",
     "cmp ecx, [{fault_linear_page}]",
     "jne 4f",
     "mov ecx, [{fault_linear_frame}]",
-    // `ShadowCache::fault_entry(kfn, index)`: the path's root remembered
-    // and loaded, its L1 the entry's frame with no other record, and the
-    // fault's page the entry's ((dir << 9) | index == va >> 12, as there,
-    // in 32 bits).
-    "cmp ecx, [{cache} + {path_l1_kfn}]",
-    "jne 4f",
-    "cmp byte ptr [{cache} + {path_only_l1}], 0",
-    "je 4f",
-    // Not a known frame's table (its record's `mirror`, the known slot +
-    // 1): its writes keep the frame's list, which the path in Rust does
-    // (`ShadowCache::fault_entry_write_settled`).
-    "movzx edx, word ptr [{cache} + {path_l1}]",
-    "imul edx, edx, {table_size}",
-    "cmp word ptr [{cache} + {tables} - {table_size} + {table_mirror} + edx], 0",
+    "cmp ecx, [{cache} + {path_update_kfn}]",
     "jne 4f",
     "mov dx, [{cache} + {path_current}]",
-    "test dx, dx",
-    "jz 4f",
     "cmp dx, [{cache} + {current}]",
     "jne 4f",
-    "push esi",
-    "push edi",
-    "mov edx, [{cache} + {path_dir}]",
-    "shl edx, 9",
-    "mov esi, eax",
-    "and esi, 0xFF8",
-    "shr esi, 3",
-    "or edx, esi",
-    "mov esi, [{cache} + {fault_va} + 4]",
-    "shr esi, 12",
-    "cmp edx, esi",
-    "jne 3f",
-    // `host.read_only_frame(kfn)` (`mmu::is_rom_frame`: the PC's reserved
-    // area, LOW_RAM_END to HIGH_RAM_START).
-    "lea edx, [ecx - {rom_first}]",
-    "cmp edx, {rom_frames}",
-    "jb 3f",
-    // `host.read_entry(kfn, index)`: through the view slot the fault path
+    // `host.read_entry(kfn, index)`'s view slot: the one the fault path
     // remembered for its L1 (`l1_hint`), still that frame's (its tag
     // `kfn + 1`, as the #PF path's read, traps.rs): the slot the view
     // look-up finds, a frame's only one.
     "inc ecx",
     "movzx edx, word ptr [{cache} + {path_l1_hint}]",
     "cmp [{view_tags} + edx * 4], ecx",
-    "jne 3f",
-    "shl edx, 12",
-    "mov ecx, eax",
+    "jne 4f",
+    // The fault's directory entry the path's, and the entry's byte offset
+    // (8-aligned) the fault's entry's: `(va >> 9) & 0xFF8`, which is
+    // also where the entry is in the slot's page.
+    "mov ecx, [{cache} + {fault_va} + 4]",
+    "shr ecx, 21",
+    "cmp ecx, [{cache} + {path_dir}]",
+    "jne 4f",
+    "mov ecx, [{cache} + {fault_va} + 4]",
+    "shr ecx, 9",
     "and ecx, 0xFF8",
+    "shl edx, 12",
     "add edx, ecx",
+    "xor ecx, eax",
+    "test ecx, 0xFFF",
+    "jnz 4f",
+    // ESI the entry's low half, EBX its high (the flag saved below them).
+    "push esi",
+    "push ebx",
     "mov esi, [{views} + edx]",
-    "mov edi, [{views} + edx + 4]",
-    // `shadow_entry::l1_value_settled(entry)`, ESI the low half, EDI the
-    // high: present and accessed; not a supervisor writable entry that
-    // is not dirty; bits 44-62 clear.
+    "mov ebx, [{views} + edx + 4]",
+    // `shadow_entry::l1_value_settled(entry)`: present and accessed; not
+    // a supervisor writable entry that is not dirty; bits 44-62 clear.
     "mov ecx, esi",
     "and ecx, {present_accessed}",
     "cmp ecx, {present_accessed}",
@@ -452,30 +435,25 @@ core::arch::global_asm!(
     "and ecx, {dirty_to_add}",
     "cmp ecx, {rw}",
     "je 3f",
-    "test edi, 0x7FFFF000",
+    "test ebx, 0x7FFFF000",
     "jnz 3f",
     // The frame, (low >> 12) | (high << 20), and `k2m` of it (mmu.rs):
-    // below `kernel_frame_limit`, its word in the table not all ones.
+    // below `kernel_frame_limit`, its word in the table not all ones. A
+    // ROM frame (`read_only`, mapped without RW) is the Rust path's.
     "mov ecx, esi",
-    "shr ecx, 12",
-    "mov edx, edi",
-    "shl edx, 20",
-    "or ecx, edx",
+    "shrd ecx, ebx, 12",
     "cmp ecx, [{frame_limit}]",
     "jae 3f",
     "lea edx, [ecx - {rom_first}]",
+    "cmp edx, {rom_frames}",
+    "jb 3f",
     "mov ecx, [{k2m} + ecx * 4]",
     "cmp ecx, -1",
     "je 3f",
-    // RW kept only from D (`writable`, `(low >> 5) & RW`), none for a
-    // ROM frame (`read_only`); the flags `low & kept & (!RW | writable)`.
-    "cmp edx, {rom_frames}",
-    "mov edx, 0",
-    "jb 2f",
+    // RW kept only from D (`writable`, `(low >> 5) & RW`): the flags
+    // `low & kept & (!RW | writable)`.
     "mov edx, esi",
     "shr edx, 5",
-    "and edx, {rw}",
-    "2:",
     "or edx, {not_rw}",
     "and edx, {kept}",
     "and esi, edx",
@@ -485,41 +463,34 @@ core::arch::global_asm!(
     "shl ecx, 12",
     "or ecx, esi",
     "shr edx, 20",
-    "and edi, 0x80000000",
-    "or edx, edi",
+    "and ebx, 0x80000000",
+    "or edx, ebx",
     // The write (`fault_entry_write_settled`, `write_mapped_idle`): the
-    // fault's address taken, the mapped-write count and the hypercall
-    // count, `update_va_mapping(va, val, 0)` (xen.h: EBX va, ECX and EDX
-    // the new entry's low and high halves, ESI the flags, 0: no flush;
-    // through the hypercall page, 32 bytes per call), `last_fix` reset.
-    // EBX (the flag saved) and the entry's address kept around it.
-    "push ebx",
-    "push eax",
+    // mapped-write count and the hypercall count,
+    // `update_va_mapping(va, val, 0)` (xen.h: EBX va, ECX and EDX the new
+    // entry's low and high halves, ESI the flags, 0: no flush; through
+    // the hypercall page, 32 bytes per call), then the fault's address
+    // taken (a refusal's report reads it) and `last_fix` forgotten
+    // (`paging::forget_last_fix`).
     "mov ebx, [{cache} + {fault_va} + 4]",
-    "mov dword ptr [{cache} + {fault_va}], 0",
     "add dword ptr [{mapped_writes}], 1",
     "adc dword ptr [{mapped_writes} + 4], 0",
     "inc dword ptr [{hypercall_count}]",
     "xor esi, esi",
-    "xor edi, edi",
     "mov eax, {update_va_mapping_stub}",
     "call eax",
     "test eax, eax",
     "js 9f",
-    "mov dword ptr [{last_fix}], 0",
-    "mov dword ptr [{last_fix} + 4], 0",
-    "mov dword ptr [{last_fix} + 8], 0",
-    "pop eax",
+    "mov dword ptr [{cache} + {fault_va}], 0",
+    "mov dword ptr [{last_fix} + 8], -1",
     "pop ebx",
-    "pop edi",
     "pop esi",
     "jmp 7b",
     "9:",
-    "pop ecx",
-    "mov edx, eax",
+    "mov ecx, eax",
     "call {refused}",
     "3:",
-    "pop edi",
+    "pop ebx",
     "pop esi",
     "4:",
     // The one-step path in Rust, then the general call.
@@ -530,6 +501,14 @@ core::arch::global_asm!(
     "pop eax",
     "jnz 7b",
     "jmp 6b",
+    "8:",
+    // Not all three: the heap not built, or no fault's address, as the
+    // general call; else the Rust one-step path (it declines).
+    "cmp byte ptr [{heap_ready}], 0",
+    "je 6b",
+    "cmp dword ptr [{cache} + {fault_va}], 0",
+    "je 6b",
+    "jmp 4b",
     ".popsection",
     handler = sym crate::paging::update_pxe_long,
     fast = sym crate::paging::update_pxe_long_after_fault,
@@ -537,7 +516,6 @@ core::arch::global_asm!(
     lazy = const LAZY_MODE_VA,
     heap_ready = const HEAP_READY_VA,
     fault_va = const quick_update::FAULT_VA,
-    activated = const quick_update::ACTIVATED_VA,
     held = const quick_update::HELD_VA,
     enabled = const quick_update::ENABLED_VA,
     batch_len = const quick_update::BATCH_VA + quick_update::Batch::LEN_OFFSET as u32,
@@ -551,13 +529,8 @@ core::arch::global_asm!(
     current = const layout::CURRENT,
     path_current = const layout::PATH_CURRENT,
     path_dir = const layout::PATH_DIR,
-    path_l1 = const layout::PATH_L1,
-    tables = const layout::TABLES,
-    table_size = const layout::TABLE_SIZE,
-    table_mirror = const layout::TABLE_MIRROR,
-    path_l1_kfn = const layout::PATH_L1_KFN,
+    path_update_kfn = const layout::PATH_UPDATE_KFN,
     path_l1_hint = const layout::PATH_L1_HINT,
-    path_only_l1 = const layout::PATH_ONLY_L1,
     rom_first = const xen_vmi_rom::layout::LOW_RAM_END >> 12,
     rom_frames = const (xen_vmi_rom::layout::HIGH_RAM_START - xen_vmi_rom::layout::LOW_RAM_END) >> 12,
     view_tags = const crate::mmu::VIEW_TAGS_VA,
@@ -627,6 +600,9 @@ mod quick_update {
         assert!(core::mem::size_of::<usize>() == 4);
         assert!(Batch::MAPPED_WRITES_OFFSET.is_multiple_of(8) && BATCH_VA.is_multiple_of(8));
         assert!(core::mem::size_of::<(u32, u32, u32)>() == 12);
+        // The path reads `enabled`, `activated` and `heap_ready` as the
+        // low three bytes of one word.
+        assert!(ACTIVATED_VA == ENABLED_VA + 1 && super::HEAP_READY_VA == ENABLED_VA + 2);
     };
 }
 regparm_entry!("vmi_entry_machine_to_physical" => crate::paging::machine_to_physical);

@@ -255,7 +255,7 @@ fn rebuild(call: &[u8]) {
 /// with one store. A #PF error code uses the low bits only (SDM vol. 3,
 /// "Page-Fault Error Code"), so no fault's triple has this one's.
 #[inline(always)]
-fn forget_last_fix(p: &mut Paging) {
+pub(crate) fn forget_last_fix(p: &mut Paging) {
     p.last_fix.2 = u32::MAX;
 }
 
@@ -741,27 +741,29 @@ pub extern "fastcall" fn update_pxe_long_after_fault(ptep: u32) -> bool {
 }
 
 /// Xen refused the `update_va_mapping` of UpdatePxELong's path in
-/// assembly (entry.rs, `vmi_entry_update_pxe_long`; ECX the entry's
-/// address, EDX Xen's answer): reported as `MmuBatch::write_mapped_idle`
-/// reports it (`mapped_write_refused`, then the crash of `mmu::refused`),
-/// with the write's machine address, value and tag worked out again as
-/// the Rust path's `fault_entry_write_settled` does. Nothing the assembly
-/// read has changed since: the entry's frame is the page memo's, its
-/// value is read again through the view, and the fault path is kept (only
-/// the fault's address was taken, which the report does not use).
+/// assembly (entry.rs, `vmi_entry_update_pxe_long`; ECX Xen's answer):
+/// reported as `MmuBatch::write_mapped_idle` reports it
+/// (`mapped_write_refused`, then the crash of `mmu::refused`), with the
+/// write's machine address, value and tag worked out again as the Rust
+/// path's `fault_entry_write_settled` does. Nothing the assembly read has
+/// changed since: the entry's frame is the page memo's, its index the
+/// fault's address's (the assembly compared the two; the address is
+/// still kept, the assembly takes it only after Xen's success), its value
+/// is read again through the view, and the fault path is kept.
 #[cold]
 #[inline(never)]
 #[cfg_attr(feature = "image", optimize(size))]
-pub extern "fastcall" fn update_pxe_long_quick_refused(ptep: u32, result: i32) -> ! {
+pub extern "fastcall" fn update_pxe_long_quick_refused(result: i32) -> ! {
     let kfn = runtime().paging.calls.fault_linear.1;
-    let index = (ptep & 0xFFF) >> 3;
     let (cache, mut host) = crate::mmu::built_heap().split();
+    let va = cache.take_fault_va().unwrap_or(0);
+    let index = (va >> 12) & 511;
     let entry = host.read(kfn, index as usize).unwrap_or(0);
     let value = xen_vmi_rom::shadow_entry::l1_value_settled(entry, crate::mmu::k2m, |f| {
         crate::mmu::is_rom_frame(f)
     })
     .unwrap_or(0);
-    let w = cache.fault_path_write_settled(0, kfn, index as u16, entry, value);
+    let w = cache.fault_path_write_settled(va, kfn, index as u16, entry, value);
     match host.batch.mapped_write_refused(
         w.entry_maddr,
         w.value,
@@ -793,8 +795,9 @@ fn fault_entry_update(ptep: u32, store: Option<u64>) -> bool {
     let done = mmu_calls::fault_entry_update(cache, &mut FaultHost, calls, paging, ptep, store);
     if done {
         // As `activate` at every call: a fix repeated with a call in
-        // between is progress, not a loop.
-        runtime().paging.last_fix = (0, 0, 0);
+        // between is progress, not a loop (one store, as the path in
+        // assembly does it).
+        forget_last_fix(&mut runtime().paging);
     }
     done
 }

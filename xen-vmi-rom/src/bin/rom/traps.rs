@@ -206,15 +206,21 @@ vmi_page_fault_common:
     // (nothing is changed before the answer). Stack on entry: Xen's frame
     // (error code first); ECX and EDX are saved below it.
 
+    // Every memory operand below goes through SS, the kernel's flat
+    // stack segment (Xen loads it on the bounce): DS and ES are the
+    // interrupted code's, whatever they hold, and stay so for the
+    // kernel's gate, as the processor delivers a fault (the general path
+    // replaces and restores them, `data_segments_for_rom`).
+
     // ECX: the byte offset of the view slot the fault path remembered
-    // (`hint`, a u16 slot number) for kernel frame `kfn` (a u32), if the
-    // slot is still that frame's (a slot `Views::lookup` gave; its tag is
-    // the frame + 1); else on to 9 (the general path). Clobbers EDX.
-    .macro page_fault_quick_view hint, kfn
-    movzx ecx, word ptr [{cache} + \hint]
-    mov edx, [{cache} + \kfn]
-    inc edx
-    cmp [{view_tags} + ecx * 4], edx
+    // (`hint`, a u16 slot number) for the kernel frame whose slot tag is
+    // `tag` (a u32, the frame + 1: `FaultPath::l2_tag`, `l1_tag`), if the
+    // slot is still that frame's (a slot `Views::lookup` gave); else on
+    // to 9 (the general path). Clobbers EDX.
+    .macro page_fault_quick_view hint, tag
+    movzx ecx, word ptr ss:[{cache} + \hint]
+    mov edx, ss:[{cache} + \tag]
+    cmp ss:[{view_tags} + ecx * 4], edx
     jne 9f
     shl ecx, 12
     .endm
@@ -228,87 +234,84 @@ vmi_page_fault_common:
     // fault (its page not shadowed yet: the ROM fills it in and the read
     // runs again), and that fault writes Xen's CR2.
     .macro page_fault_quick_gate_current
-    mov edx, [{cr2}]
-    mov dword ptr [{cache} + {fault_va}], 1
-    mov [{cache} + {fault_va} + 4], edx
-    mov ecx, [{gate} + {gate_addr}]
-    mov edx, [ecx]
-    cmp edx, [{gate} + {gate_raw}]
+    mov edx, ss:[{cr2}]
+    mov dword ptr ss:[{cache} + {fault_va}], 1
+    mov ss:[{cache} + {fault_va} + 4], edx
+    mov ecx, ss:[{gate} + {gate_addr}]
+    mov edx, ss:[ecx]
+    cmp edx, ss:[{gate} + {gate_raw}]
     jne 9f
-    mov edx, [ecx + 4]
-    cmp edx, [{gate} + {gate_raw} + 4]
+    mov edx, ss:[ecx + 4]
+    cmp edx, ss:[{gate} + {gate_raw} + 4]
     jne 9f
-    mov ecx, [{gate} + {segment_addr}]
-    mov edx, [ecx + 4]
-    cmp edx, [{gate} + {segment_raw} + 4]
+    mov ecx, ss:[{gate} + {segment_addr}]
+    mov edx, ss:[ecx + 4]
+    cmp edx, ss:[{gate} + {segment_raw} + 4]
     jne 9f
     .endm
 
     // CR2 the fault's again for the kernel's handler (GetCR2), as the
     // processor's reads of the gate would have left it; the rest of what
     // `kernels_page_fault` leaves (the "same fault fixed twice" guard
-    // reset), then the kernel's gate, the error code kept, Xen's frame its
-    // own.
+    // forgotten: `paging::forget_last_fix`, an error code no #PF has),
+    // then the kernel's gate, the error code kept, Xen's frame its own.
     .macro page_fault_quick_to_gate
-    mov edx, [{cache} + {fault_va} + 4]
-    mov [{cr2}], edx
-    mov dword ptr [{last_fix}], 0
-    mov dword ptr [{last_fix} + 4], 0
-    mov dword ptr [{last_fix} + 8], 0
+    mov edx, ss:[{cache} + {fault_va} + 4]
+    mov ss:[{cr2}], edx
+    mov dword ptr ss:[{last_fix} + 8], -1
     pop edx
     pop ecx
     // As the general path's handler leaves it (its Rust code needs it).
     cld
-    jmp fword ptr [{gate}]
+    jmp fword ptr ss:[{gate}]
     .endm
+    .globl vmi_page_fault_quick
 vmi_page_fault_quick:
     push ecx
     push edx
-    // DS and ES known-flat (else the general path replaces them).
-    data_segments_known_flat 9f
     // Armed (`ForwardGate::one_step`): paging on, the heap built, CR0.WP
     // set, no write step, the gate a usable interrupt gate (a trap gate
     // gives the kernel its flag back). Then what changes at any time: no
     // context switch held, nothing queued (the views are all mapped).
-    cmp byte ptr [{gate} + {gate_one_step}], 0
+    cmp byte ptr ss:[{gate} + {gate_one_step}], 0
     je 9f
-    cmp byte ptr [{held}], 0
+    cmp byte ptr ss:[{held}], 0
     jne 9f
-    cmp dword ptr [{batch_len}], 0
+    cmp dword ptr ss:[{batch_len}], 0
     jne 9f
     // Under the remembered directory entry (its `dir` matching says one is
     // remembered), of the loaded root.
-    mov edx, [{cr2}]
+    mov edx, ss:[{cr2}]
     shr edx, 21
-    cmp edx, [{cache} + {path_dir}]
+    cmp edx, ss:[{cache} + {path_dir}]
     jne 9f
-    mov cx, [{cache} + {path_current}]
-    cmp cx, [{cache} + {current}]
+    mov cx, ss:[{cache} + {path_current}]
+    cmp cx, ss:[{cache} + {current}]
     jne 9f
     // The kernel's directory entry through the view slot it was read
     // through, as remembered.
-    page_fault_quick_view {path_l2_hint}, {path_l2_kfn}
+    page_fault_quick_view {path_l2_hint}, {path_l2_tag}
     // The entry's offset, the remembered directory's (compared above):
     // below 4096, so a 16-bit add to the slot's offset never carries.
-    add cx, word ptr [{cache} + {path_pde_offset}]
-    mov edx, [{views} + ecx]
-    cmp edx, [{cache} + {path_pde}]
+    add cx, word ptr ss:[{cache} + {path_pde_offset}]
+    mov edx, ss:[{views} + ecx]
+    cmp edx, ss:[{cache} + {path_pde}]
     jne 9f
-    mov edx, [{views} + ecx + 4]
-    cmp edx, [{cache} + {path_pde} + 4]
+    mov edx, ss:[{views} + ecx + 4]
+    cmp edx, ss:[{cache} + {path_pde} + 4]
     jne 9f
     // The leaf entry's low word (P, RW, U/S) through its view slot.
-    page_fault_quick_view {path_l1_hint}, {path_l1_kfn}
-    mov edx, [{cr2}]
+    page_fault_quick_view {path_l1_hint}, {path_l1_tag}
+    mov edx, ss:[{cr2}]
     shr edx, 9
     and edx, 0xFF8
-    mov ecx, [{views} + ecx + edx]
+    mov ecx, ss:[{views} + ecx + edx]
     test cl, 1
     jz 2f
     // Present: the kernel's when the access lacks a right (the error
     // code's W and U/S bits sit at RW's and U/S's), else the general
     // path's (A and D, a stale shadow entry).
-    and ecx, [{cache} + {path_pde}]
+    and ecx, ss:[{cache} + {path_pde}]
     not ecx
     and ecx, [esp + 8]
     test cl, 6
@@ -316,12 +319,12 @@ vmi_page_fault_quick:
     page_fault_quick_gate_current
     // The error code's P bit from the kernel's tables.
     or dword ptr [esp + 8], 1
-    mov byte ptr [{cache} + {fault_mapped}], 1
+    mov byte ptr ss:[{cache} + {fault_mapped}], 1
     page_fault_quick_to_gate
 2:  // Not present: the kernel's, P clear.
     page_fault_quick_gate_current
     and dword ptr [esp + 8], -2
-    mov byte ptr [{cache} + {fault_mapped}], 0
+    mov byte ptr ss:[{cache} + {fault_mapped}], 0
     page_fault_quick_to_gate
 9:  pop edx
     pop ecx
@@ -366,8 +369,8 @@ vmi_failsafe_entry:
     path_current = const layout::PATH_CURRENT,
     path_l2_hint = const layout::PATH_L2_HINT,
     path_l1_hint = const layout::PATH_L1_HINT,
-    path_l2_kfn = const layout::PATH_L2_KFN,
-    path_l1_kfn = const layout::PATH_L1_KFN,
+    path_l2_tag = const layout::PATH_L2_TAG,
+    path_l1_tag = const layout::PATH_L1_TAG,
     path_pde = const layout::PATH_PDE,
     path_pde_offset = const layout::PATH_PDE_OFFSET,
     fault_mapped = const layout::FAULT_MAPPED,
@@ -439,6 +442,7 @@ core::arch::global_asm!(
     .endm
     runtime_address vmi_addr_rom_base, vmi_rom_header
     runtime_address vmi_addr_trap_stubs, vmi_trap_stubs
+    runtime_address vmi_addr_page_fault_quick, vmi_page_fault_quick
     // Xen's event callback: the timer tick's one-step path first (events.rs).
     runtime_address vmi_addr_event_entry, vmi_event_tick_entry
     runtime_address vmi_addr_failsafe_entry, vmi_failsafe_entry
@@ -452,6 +456,7 @@ core::arch::global_asm!(
 extern "C" {
     fn vmi_addr_rom_base() -> u32;
     fn vmi_addr_trap_stubs() -> u32;
+    fn vmi_addr_page_fault_quick() -> u32;
     fn vmi_addr_event_entry() -> u32;
     fn vmi_addr_failsafe_entry() -> u32;
     // fast_syscall.rs: SYSENTER's callback and the emulated SYSEXIT.
@@ -467,9 +472,15 @@ pub fn alias(addr: u32) -> u32 {
     xen_vmi_rom::layout::ROM_CODE_VA + (addr - base)
 }
 
-/// The trap table entry for `vector`.
+/// The trap table entry for `vector`: its stub's, but #PF's goes
+/// straight to the stub's target, the one-step path (one jump less per
+/// page fault; the stub stays for its place in the table).
 pub fn stub_alias(vector: u32) -> u32 {
     const _: () = assert!(!has_error_code(0) && has_error_code(13));
+    if vector == PAGE_FAULT {
+        // SAFETY: computes an address from EIP.
+        return alias(unsafe { vmi_addr_page_fault_quick() });
+    }
     // SAFETY: computes an address from EIP.
     alias(unsafe { vmi_addr_trap_stubs() } + vector * STUB_SIZE)
 }
@@ -630,7 +641,7 @@ fn kernels_page_fault(cr2: u32, frame: &mut TrapFrame) -> bool {
     let Some(mapped) = cache.kernels_fault(&mut host, cr2, access, wp) else {
         return false;
     };
-    crate::runtime::runtime().paging.last_fix = (0, 0, 0);
+    crate::paging::forget_last_fix(&mut crate::runtime::runtime().paging);
     frame.error_code = (frame.error_code & !PF_PRESENT) | u32::from(mapped);
     if !host.batch.is_empty() {
         crate::mmu::barrier(host.batch, mmu_batch::Barrier::CoherentRead);
