@@ -607,7 +607,8 @@ pub struct ShadowCache {
     /// Whether the kernel's tables, as the last `fault` walked them, map
     /// its address to a present page (for the error code of a fault that
     /// is the kernel's, without a second walk; one flag, not the walk: the
-    /// fault path is hot).
+    /// fault path is hot). [`kernels_fault`](Self::kernels_fault) returns
+    /// its answer instead of keeping it here.
     fault_mapped: bool,
     /// The address of the last fault [`kernels_fault`](Self::kernels_fault)
     /// gave the kernel, until [`take_fault_va`](Self::take_fault_va): the
@@ -714,7 +715,7 @@ impl Default for FaultPath {
 /// Where the ROM's #PF one-step path (traps.rs, in assembly) finds what it
 /// reads and writes of the cache, as byte offsets in [`ShadowCache`]: the
 /// loaded root, the remembered directory entry ([`FaultPath`]) and the
-/// last fault's answer (`fault_mapped`, `fault_va`). What it does with
+/// last quick fault's address (`fault_va`). What it does with
 /// them is [`ShadowCache::quick_kernels_fault`].
 #[doc(hidden)]
 pub mod quick_fault_layout {
@@ -757,8 +758,6 @@ pub mod quick_fault_layout {
     pub const PATH_L1_TAG: usize = PATH + offset_of!(FaultPath, l1_tag);
     /// `FaultPath::update_kfn`, a u32 (`u32::MAX`: none).
     pub const PATH_UPDATE_KFN: usize = PATH + offset_of!(FaultPath, update_kfn);
-    /// `ShadowCache::fault_mapped`, a bool (one byte, 0 or 1).
-    pub const FAULT_MAPPED: usize = offset_of!(ShadowCache, fault_mapped);
     /// `ShadowCache::fault_va`, an `Option<u32>`: `Some(va)` is the words
     /// 1 and `va` (checked below), so the assembly stores those two.
     pub const FAULT_VA: usize = offset_of!(ShadowCache, fault_va);
@@ -3106,9 +3105,9 @@ impl ShadowCache {
     /// The quick answer to a page fault that is the kernel's, for the
     /// ROM's #PF path: `Some(mapped)` when [`fault`](Self::fault) would
     /// answer `Fault::Kernel` and change nothing (no repair, no A or D bit,
-    /// nothing queued), with `mapped` what
-    /// [`last_fault_mapped`](Self::last_fault_mapped) then says (and now
-    /// says); None when only `fault` can tell. It answers the two usual
+    /// nothing queued), with `mapped` the error code's P bit (what
+    /// [`last_fault_mapped`](Self::last_fault_mapped) says after `fault`);
+    /// None when only `fault` can tell. It answers the two usual
     /// kernel faults, in a directory entry the shadow mirrors as it is
     /// (`directory_named`): the leaf entry not present (a page not mapped
     /// yet), or its rights denying the access (a user access to a
@@ -3158,7 +3157,6 @@ impl ShadowCache {
                 return None;
             }
         }
-        self.fault_mapped = mapped;
         self.fault_va = Some(va);
         Some(mapped)
     }
@@ -3177,7 +3175,7 @@ impl ShadowCache {
     /// (CR0.WP set), a user access USER; then the kernel's, P set. None:
     /// the path declines, and the general path (`kernels_fault`, then
     /// `fault`) decides. Reads only; the assembly then leaves what
-    /// `kernels_fault` leaves (`fault_mapped`, `fault_va`).
+    /// `kernels_fault` leaves (`fault_va`).
     ///
     /// [`kernels_fault`]: Self::kernels_fault
     #[doc(hidden)]

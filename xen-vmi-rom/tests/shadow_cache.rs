@@ -737,7 +737,6 @@ fn quick_kernel_faults(cache: &mut ShadowCache, m: &mut Model, va: u32) -> Resul
             (ops, notes),
             "{ctx}: the quick answer queued or noted something"
         );
-        assert_eq!(cache.last_fault_mapped(), mapped, "{ctx}");
         assert_eq!(
             cache.fault(m, va, access, wp)?,
             Fault::Kernel,

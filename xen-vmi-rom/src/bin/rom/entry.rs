@@ -357,74 +357,17 @@ core::arch::global_asm!(
     "1:",
     "pop ebx",
     "ret",
-    "5:",
-    // `paging::fault_entry_update`'s and `mmu_calls::fault_entry_update`'s
-    // state: paging on, the kernel activated, the heap built (`Paging`'s
-    // `enabled`, `activated` and `heap_ready`, three bytes in a row,
-    // asserted below, each 1; lazy mode is off, seen above); else 8,
-    // which tells them apart. The address of a quick fault kept (else
-    // nothing for the one-step path: the general call); no switch held;
-    // `host.mapped_write_ready()` (`MmuBatch::is_idle`: nothing queued,
-    // mirrored, not lazy; so every view slot is mapped, none pending),
-    // tested before anything is read.
-    "mov ecx, [{enabled}]",
-    "and ecx, 0xFFFFFF",
-    "cmp ecx, 0x010101",
-    "jne 8f",
-    "cmp dword ptr [{cache} + {fault_va}], 0",
-    "je 6b",
-    "cmp byte ptr [{held}], 0",
-    "jne 4f",
-    "cmp dword ptr [{batch_len}], 0",
-    "jne 4f",
-    "cmp byte ptr [{batch_mirrored}], 0",
-    "je 4f",
-    "cmp byte ptr [{batch_lazy}], 0",
-    "jne 4f",
-    // `ShadowCache::quick_fault_entry` (the host tests hold it to
-    // `fault_entry`): the entry's page the page memo's
-    // (`CallState::fault_linear`), its frame the remembered path's
-    // `update_kfn` (its L1 with no other record, no known frame, not
-    // read-only: `host.read_only_frame(kfn)` is settled there), the
-    // path's root the loaded one.
-    "mov ecx, eax",
-    "or ecx, 0xFFF",
-    "cmp ecx, [{fault_linear_page}]",
-    "jne 4f",
-    "mov ecx, [{fault_linear_frame}]",
-    "cmp ecx, [{cache} + {path_update_kfn}]",
-    "jne 4f",
-    "mov dx, [{cache} + {path_current}]",
-    "cmp dx, [{cache} + {current}]",
-    "jne 4f",
-    // `host.read_entry(kfn, index)`'s view slot: the one the fault path
-    // remembered for its L1 (`l1_hint`), still that frame's (its tag
-    // `kfn + 1`, as the #PF path's read, traps.rs): the slot the view
-    // look-up finds, a frame's only one.
-    "inc ecx",
-    "movzx edx, word ptr [{cache} + {path_l1_hint}]",
-    "cmp [{view_tags} + edx * 4], ecx",
-    "jne 4f",
-    // The fault's directory entry the path's, and the entry's byte offset
-    // (8-aligned) the fault's entry's: `(va >> 9) & 0xFF8`, which is
-    // also where the entry is in the slot's page.
-    "mov ecx, [{cache} + {fault_va} + 4]",
-    "shr ecx, 21",
-    "cmp ecx, [{cache} + {path_dir}]",
-    "jne 4f",
-    "mov ecx, [{cache} + {fault_va} + 4]",
-    "shr ecx, 9",
-    "and ecx, 0xFF8",
-    "shl edx, 12",
-    "add edx, ecx",
-    "xor ecx, eax",
-    "test ecx, 0xFFF",
-    "jnz 4f",
-    // ESI the entry's low half, EBX its high (the flag saved below them).
-    "push esi",
-    "push ebx",
-    "mov esi, [{views} + edx]",
-    "mov ebx, [{views} + edx + 4]",
+    // The write and the way out of UpdatePxELong's path in assembly
+    // (below), for a caller with events masked (`masked` 1: the flag
+    // saved in EBX was 1, so the mask stays as it is, and EBX is free) or
+    // not (0: the mask cleared after the write, and an event pending
+    // delivered, as the stub's way out does). ESI (saved) holds the view
+    // slot's page offset, ECX the entry's offset in it.
+    ".macro quick_update_write masked",
+    "add ecx, esi",
+    // ESI the entry's low half, EBX its high.
+    "mov esi, [{views} + ecx]",
+    "mov ebx, [{views} + ecx + 4]",
     // `shadow_entry::l1_value_settled(entry)`: present and accessed; not
     // a supervisor writable entry that is not dirty; bits 44-62 clear.
     "mov ecx, esi",
@@ -439,14 +382,16 @@ core::arch::global_asm!(
     "jnz 3f",
     // The frame, (low >> 12) | (high << 20), and `k2m` of it (mmu.rs):
     // below `kernel_frame_limit`, its word in the table not all ones. A
-    // ROM frame (`read_only`, mapped without RW) is the Rust path's.
+    // frame in the PC's reserved area (`read_only`: the ROM's, mapped
+    // without RW) is the Rust path's: below 1 MiB a frame is tested
+    // again (low RAM is the path's).
     "mov ecx, esi",
     "shrd ecx, ebx, 12",
     "cmp ecx, [{frame_limit}]",
     "jae 3f",
-    "lea edx, [ecx - {rom_first}]",
-    "cmp edx, {rom_frames}",
-    "jb 3f",
+    "cmp ecx, {high_first}",
+    "jb 2f",
+    "1:",
     "mov ecx, [{k2m} + ecx * 4]",
     "cmp ecx, -1",
     "je 3f",
@@ -483,14 +428,93 @@ core::arch::global_asm!(
     "js 9f",
     "mov dword ptr [{cache} + {fault_va}], 0",
     "mov dword ptr [{last_fix} + 8], -1",
-    "pop ebx",
     "pop esi",
+    ".if \\masked",
+    "pop ebx",
+    "ret",
+    ".else",
+    "xor ebx, ebx",
     "jmp 7b",
+    ".endif",
+    "2:",
+    "cmp ecx, {rom_first}",
+    "jb 1b",
+    "3:",
+    // Declined: the Rust path, with EBX the flag as the stub saved it.
+    "pop esi",
+    "mov ebx, \\masked",
+    "jmp 4f",
     "9:",
     "mov ecx, eax",
     "call {refused}",
-    "3:",
-    "pop ebx",
+    ".endm",
+    "5:",
+    // `paging::fault_entry_update`'s and `mmu_calls::fault_entry_update`'s
+    // state: the kernel activated and the heap built (`Paging`'s
+    // `activated` and `heap_ready`, two bytes in a row, asserted below,
+    // each 1; lazy mode is off, seen above); else 8, which tells them
+    // apart. Paging is on: a quick fault's address is kept only then
+    // (`paging::set_paging` takes it when paging goes off; the path's
+    // root is then no longer the loaded one either: `leave_root`). The
+    // address of a quick fault kept (else nothing for the one-step path:
+    // the general call); no switch held; `host.mapped_write_ready()`
+    // (`MmuBatch::is_idle`: nothing queued, mirrored, not lazy; so every
+    // view slot is mapped, none pending), tested before anything is read.
+    "cmp word ptr [{activated}], 0x0101",
+    "jne 8f",
+    "cmp dword ptr [{cache} + {fault_va}], 0",
+    "je 6b",
+    "cmp byte ptr [{held}], 0",
+    "jne 4f",
+    "cmp dword ptr [{batch_len}], 0",
+    "jne 4f",
+    "cmp byte ptr [{batch_mirrored}], 0",
+    "je 4f",
+    "cmp byte ptr [{batch_lazy}], 0",
+    "jne 4f",
+    // `ShadowCache::quick_fault_entry` (the host tests hold it to
+    // `fault_entry`). The entry's address in the page of the page memo
+    // (`CallState::fault_linear`: `ptep | 0xFFF` and its frame) and at
+    // the fault's entry's offset, `(va >> 9) & 0xFF8` (so 8-aligned):
+    // `ptep ^ (page | 0xFFF) ^ offset` is 0xFFF. ECX keeps the offset.
+    "mov ecx, [{cache} + {fault_va} + 4]",
+    "shr ecx, 9",
+    "and ecx, 0xFF8",
+    "mov edx, eax",
+    "xor edx, [{fault_linear_page}]",
+    "xor edx, ecx",
+    "cmp edx, 0xFFF",
+    "jne 4f",
+    // The memo's frame the remembered path's `update_kfn` (its L1 with no
+    // other record, no known frame, not read-only:
+    // `host.read_only_frame(kfn)` is settled there), the fault's
+    // directory entry the path's, the path's root the loaded one.
+    "mov edx, [{fault_linear_frame}]",
+    "cmp edx, [{cache} + {path_update_kfn}]",
+    "jne 4f",
+    "push esi",
+    "mov esi, [{cache} + {fault_va} + 4]",
+    "shr esi, 21",
+    "cmp esi, [{cache} + {path_dir}]",
+    "jne 31f",
+    "mov si, [{cache} + {path_current}]",
+    "cmp si, [{cache} + {current}]",
+    "jne 31f",
+    // `host.read_entry(kfn, index)`'s view slot: the one the fault path
+    // remembered for its L1 (`l1_hint`), still that frame's (its tag
+    // `kfn + 1`, as the #PF path's read, traps.rs): the slot the view
+    // look-up finds, a frame's only one.
+    "inc edx",
+    "movzx esi, word ptr [{cache} + {path_l1_hint}]",
+    "cmp [{view_tags} + esi * 4], edx",
+    "jne 31f",
+    "shl esi, 12",
+    "test bl, bl",
+    "jz 21f",
+    "quick_update_write 1",
+    "21:",
+    "quick_update_write 0",
+    "31:",
     "pop esi",
     "4:",
     // The one-step path in Rust, then the general call.
@@ -502,7 +526,7 @@ core::arch::global_asm!(
     "jnz 7b",
     "jmp 6b",
     "8:",
-    // Not all three: the heap not built, or no fault's address, as the
+    // Not both: the heap not built, or no fault's address, as the
     // general call; else the Rust one-step path (it declines).
     "cmp byte ptr [{heap_ready}], 0",
     "je 6b",
@@ -517,7 +541,7 @@ core::arch::global_asm!(
     heap_ready = const HEAP_READY_VA,
     fault_va = const quick_update::FAULT_VA,
     held = const quick_update::HELD_VA,
-    enabled = const quick_update::ENABLED_VA,
+    activated = const quick_update::ACTIVATED_VA,
     batch_len = const quick_update::BATCH_VA + quick_update::Batch::LEN_OFFSET as u32,
     batch_mirrored = const quick_update::BATCH_VA + quick_update::Batch::MIRRORED_OFFSET as u32,
     batch_lazy = const quick_update::BATCH_VA + quick_update::Batch::LAZY_OFFSET as u32,
@@ -532,7 +556,7 @@ core::arch::global_asm!(
     path_update_kfn = const layout::PATH_UPDATE_KFN,
     path_l1_hint = const layout::PATH_L1_HINT,
     rom_first = const xen_vmi_rom::layout::LOW_RAM_END >> 12,
-    rom_frames = const (xen_vmi_rom::layout::HIGH_RAM_START - xen_vmi_rom::layout::LOW_RAM_END) >> 12,
+    high_first = const xen_vmi_rom::layout::HIGH_RAM_START >> 12,
     view_tags = const crate::mmu::VIEW_TAGS_VA,
     views = const xen_vmi_rom::layout::TABLE_VIEW_VA,
     present_accessed = const (shadow_entry::PRESENT | shadow_entry::ACCESSED) as u32,
@@ -571,9 +595,8 @@ mod quick_update {
     const PAGING_VA: u32 = xen_vmi_rom::layout::ROM_STATE_VA
         + xen_vmi_rom::rom_state::ROM_RUNTIME_OFFSET
         + offset_of!(Runtime, paging) as u32;
-    /// `Paging::activated`, `enabled` (bools) and `held.held` (a bool).
+    /// `Paging::activated` (a bool) and `held.held` (a bool).
     pub const ACTIVATED_VA: u32 = PAGING_VA + offset_of!(Paging, activated) as u32;
-    pub const ENABLED_VA: u32 = PAGING_VA + offset_of!(Paging, enabled) as u32;
     pub const HELD_VA: u32 =
         PAGING_VA + (offset_of!(Paging, held) + offset_of!(HeldSwitch, held)) as u32;
     /// `CallState::fault_linear`: the page (address | 0xFFF), then its
@@ -600,9 +623,8 @@ mod quick_update {
         assert!(core::mem::size_of::<usize>() == 4);
         assert!(Batch::MAPPED_WRITES_OFFSET.is_multiple_of(8) && BATCH_VA.is_multiple_of(8));
         assert!(core::mem::size_of::<(u32, u32, u32)>() == 12);
-        // The path reads `enabled`, `activated` and `heap_ready` as the
-        // low three bytes of one word.
-        assert!(ACTIVATED_VA == ENABLED_VA + 1 && super::HEAP_READY_VA == ENABLED_VA + 2);
+        // The path reads `activated` and `heap_ready` as one 16-bit word.
+        assert!(super::HEAP_READY_VA == ACTIVATED_VA + 1);
     };
 }
 regparm_entry!("vmi_entry_machine_to_physical" => crate::paging::machine_to_physical);

@@ -386,6 +386,11 @@ pub fn set_paging(on: bool) {
         let (cache, mut host) = heap.split();
         new_base(&mut host, rom_state().boot_l3_mfn, 0);
         cache.leave_root();
+        // No quick fault's address with paging off: UpdatePxELong's path
+        // in assembly (entry.rs) relies on it instead of testing
+        // `enabled` (a fault is the kernel's quick one only with paging
+        // on, `kernels_page_fault`).
+        let _ = cache.take_fault_va();
         barrier(host.batch, Barrier::BaseSwitch);
     }
 }

@@ -319,12 +319,10 @@ vmi_page_fault_quick:
     page_fault_quick_gate_current
     // The error code's P bit from the kernel's tables.
     or dword ptr [esp + 8], 1
-    mov byte ptr ss:[{cache} + {fault_mapped}], 1
     page_fault_quick_to_gate
 2:  // Not present: the kernel's, P clear.
     page_fault_quick_gate_current
     and dword ptr [esp + 8], -2
-    mov byte ptr ss:[{cache} + {fault_mapped}], 0
     page_fault_quick_to_gate
 9:  pop edx
     pop ecx
@@ -373,7 +371,6 @@ vmi_failsafe_entry:
     path_l1_tag = const layout::PATH_L1_TAG,
     path_pde = const layout::PATH_PDE,
     path_pde_offset = const layout::PATH_PDE_OFFSET,
-    fault_mapped = const layout::FAULT_MAPPED,
     fault_va = const layout::FAULT_VA,
     view_tags = const crate::mmu::VIEW_TAGS_VA,
     views = const xen_vmi_rom::layout::TABLE_VIEW_VA,
