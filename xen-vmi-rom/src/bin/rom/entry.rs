@@ -364,18 +364,18 @@ core::arch::global_asm!(
     // delivered, as the stub's way out does). ESI (saved) holds the view
     // slot's page offset, ECX the entry's offset in it.
     ".macro quick_update_write masked",
-    "add ecx, esi",
     // ESI the entry's low half, EBX its high.
-    "mov esi, [{views} + ecx]",
-    "mov ebx, [{views} + ecx + 4]",
+    "mov ebx, [{views} + ecx + esi + 4]",
+    "mov esi, [{views} + ecx + esi]",
     // `shadow_entry::l1_value_settled(entry)`: present and accessed; not
     // a supervisor writable entry that is not dirty; bits 44-62 clear.
+    // Of P, RW, U/S, A and D (`settled_bits`) with P and A flipped, those
+    // two clear and not RW alone.
     "mov ecx, esi",
-    "and ecx, {present_accessed}",
-    "cmp ecx, {present_accessed}",
-    "jne 3f",
-    "mov ecx, esi",
-    "and ecx, {dirty_to_add}",
+    "and ecx, {settled_bits}",
+    "xor ecx, {present_accessed}",
+    "test ecx, {present_accessed}",
+    "jnz 3f",
     "cmp ecx, {rw}",
     "je 3f",
     "test ebx, 0x7FFFF000",
@@ -560,7 +560,11 @@ core::arch::global_asm!(
     view_tags = const crate::mmu::VIEW_TAGS_VA,
     views = const xen_vmi_rom::layout::TABLE_VIEW_VA,
     present_accessed = const (shadow_entry::PRESENT | shadow_entry::ACCESSED) as u32,
-    dirty_to_add = const (shadow_entry::USER | shadow_entry::RW | shadow_entry::DIRTY) as u32,
+    settled_bits = const (shadow_entry::PRESENT
+        | shadow_entry::ACCESSED
+        | shadow_entry::USER
+        | shadow_entry::RW
+        | shadow_entry::DIRTY) as u32,
     rw = const shadow_entry::RW as u32,
     not_rw = const !(shadow_entry::RW as u32),
     kept = const (shadow_entry::PRESENT
