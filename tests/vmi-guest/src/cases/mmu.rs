@@ -1642,6 +1642,64 @@ pub fn fork_clone_cow_teardown() -> Outcome {
     )
 }
 
+/// A write-protect fault the kernel answers with interrupts on: two
+/// supervisor writes to a read-only page fault (CR0.WP set; the second
+/// under the directory entry the first one's walk found), then the kernel
+/// enables interrupts, makes the entry writable natively through the
+/// alias of its page table (a SetLinearMapping slot, as Linux reaches its
+/// tables) and announces it with UpdatePxELong. Twice over (a platform
+/// may learn the alias's page in the first round): each time the flag is
+/// still on after the call, and the next write goes through to the frame.
+pub fn update_after_fault_interrupts_on() -> Outcome {
+    need_paging!();
+    let f = marked_frame();
+    mm::map(TEST_VA, f, KERNEL_RW);
+    let ptep = mm::pte_ptr(TEST_VA);
+    let table = ptep as u32;
+    if table + 8 > mm::alias_size() {
+        mm::unmap(TEST_VA);
+        skip!("the test page table at {table:#x} has no alias");
+    }
+    let alias = (mm::ALIAS_BASE + table) as *mut u64;
+    let flags = mm::current_as_flags(PageLevel::Pt, TEST_VA);
+    let writable = mm::read_entry(ptep) | PTE_RW | PTE_A | PTE_D;
+    let was = pv::save_fl();
+    let mut rounds = [(false, false, 0u32, false); 2];
+    for (round, r) in rounds.iter_mut().enumerate() {
+        // SAFETY: the kernel's own test page table.
+        unsafe { pv::store_pxe_long(ptep, writable & !PTE_RW) };
+        pv::update_pxe_long(ptep, flags);
+        pv::inval_page(TEST_VA);
+        let first = write32(TEST_VA, 1).is_err();
+        let second = write32(TEST_VA, 2).is_err();
+        pv::irq_enable();
+        // SAFETY: the same entry, through the alias of its table.
+        unsafe { pv::store_pxe_long(alias, writable) };
+        pv::update_pxe_long(alias, flags);
+        let on = pv::save_fl();
+        pv::restore_fl(was);
+        let written = write32(TEST_VA + 4, 0x5EC0_0000 + round as u32).is_ok();
+        *r = (first, second, on, written);
+    }
+    // SAFETY: the test page's frame, identity mapped.
+    let word = unsafe { ((f + 4) as *const u32).read_volatile() };
+    mm::unmap(TEST_VA);
+    for (round, &(first, second, on, written)) in rounds.iter().enumerate() {
+        ensure!(
+            first && second,
+            "round {round}: writes to the read-only page faulted: {first}, {second}"
+        );
+        ensure_eq!(
+            on,
+            EFLAGS_IF,
+            "round {round}: the interrupt flag after UpdatePxELong with interrupts on"
+        );
+        ensure!(written, "round {round}: the write after the entry was made writable faulted");
+    }
+    ensure_eq!(word, 0x5EC0_0001u32, "the page's frame after both rounds");
+    pass!("write-protect faults answered with interrupts on: UpdatePxELong through the table's alias keeps the flag on and the page writable")
+}
+
 pub fn accessed_dirty_cleared_and_set_again() -> Outcome {
     need_paging!();
     let f = marked_frame();

@@ -373,6 +373,10 @@ pub static ALL: &[Case] = &[
     case("mmu_read_only_write_faults", mmu::read_only_write_faults),
     case("mmu_cr0_wp_semantics", mmu::cr0_wp_semantics),
     case("mmu_update_pxe_long", mmu::update_pxe_long),
+    case(
+        "mmu_update_after_fault_interrupts_on",
+        mmu::update_after_fault_interrupts_on,
+    ),
     case("mmu_set_pxe_low_half", mmu::set_pxe_low_half),
     case("mmu_update_pxe_low_half", mmu::update_pxe_low_half),
     case("mmu_accessed_dirty_bits", mmu::accessed_dirty_bits),
