@@ -1694,7 +1694,10 @@ pub fn update_after_fault_interrupts_on() -> Outcome {
             EFLAGS_IF,
             "round {round}: the interrupt flag after UpdatePxELong with interrupts on"
         );
-        ensure!(written, "round {round}: the write after the entry was made writable faulted");
+        ensure!(
+            written,
+            "round {round}: the write after the entry was made writable faulted"
+        );
     }
     ensure_eq!(word, 0x5EC0_0001u32, "the page's frame after both rounds");
     pass!("write-protect faults answered with interrupts on: UpdatePxELong through the table's alias keeps the flag on and the page writable")
