@@ -732,23 +732,6 @@ pub mod quick_fault_layout {
     /// `FaultPath::l2_hint` and `l1_hint`, u16 view slots.
     pub const PATH_L2_HINT: usize = PATH + offset_of!(FaultPath, l2_hint);
     pub const PATH_L1_HINT: usize = PATH + offset_of!(FaultPath, l1_hint);
-    /// `FaultPath::l2_kfn` and `l1_kfn`, u32 kernel frames.
-    pub const PATH_L2_KFN: usize = PATH + offset_of!(FaultPath, l2_kfn);
-    pub const PATH_L1_KFN: usize = PATH + offset_of!(FaultPath, l1_kfn);
-    /// `FaultPath::l1`, a u16 (the L1 record + 1).
-    pub const PATH_L1: usize = PATH + offset_of!(FaultPath, l1);
-    /// `ShadowCache::tables`, records of `TABLE_SIZE` bytes, and
-    /// `Table::mirror` in one, a u16 (an L1 record's known frame slot + 1,
-    /// 0: none: the ROM's UpdatePxELong path in assembly declines a known
-    /// frame's table, whose writes keep its list, see
-    /// `ShadowCache::fault_entry_write_settled`).
-    pub const TABLES: usize = offset_of!(ShadowCache, tables);
-    pub const TABLE_SIZE: usize = core::mem::size_of::<super::Table>();
-    pub const TABLE_MIRROR: usize = offset_of!(super::Table, mirror);
-    // The assembly compares a 16-bit word there.
-    const _: fn(&super::Table) -> u16 = |t| t.mirror;
-    /// `FaultPath::only_l1`, a bool (one byte, 0 or 1).
-    pub const PATH_ONLY_L1: usize = PATH + offset_of!(FaultPath, only_l1);
     /// `FaultPath::pde_offset`, a u16.
     pub const PATH_PDE_OFFSET: usize = PATH + offset_of!(FaultPath, pde_offset);
     /// `FaultPath::pde`, a u64 (low word first).
