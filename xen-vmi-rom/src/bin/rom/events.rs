@@ -164,6 +164,7 @@ pub fn tick_taken() -> bool {
 /// run with the kernel's flag (APICRead, Halt).
 #[cold]
 #[inline(never)]
+#[cfg_attr(feature = "image", optimize(size))]
 fn complete_lone_tick(st: &mut EventState) {
     let words = words();
     let saved = interrupt_mask(&words);
@@ -210,8 +211,7 @@ fn end_taken_tick() {
 #[cold]
 #[cfg_attr(feature = "image", optimize(size))]
 fn lone_tick_without_port(vector: u32) -> ! {
-    Line::new()
-        .text(b"xen-vmi-rom: the timer tick's one-step path took vector ")
+    Line::rom(b"the timer tick's one-step path took vector ")
         .dec(vector)
         .text(b" without its port")
         .print();
@@ -335,9 +335,7 @@ pub fn init() {
     if !(window - IRET_WINDOW_OFFSET).is_multiple_of(32)
         || (bytes(0), bytes(1), bytes(8), bytes(10)) != (0x36, 0x80, 0x75, 0xCF)
     {
-        Line::new()
-            .text(b"xen-vmi-rom: the IRET window is not laid out as events.rs expects")
-            .print();
+        Line::rom(b"the IRET window is not laid out as events.rs expects").print();
         crate::xen::crash();
     }
     let st = (ROM_STATE_VA + EVENT_STATE_OFFSET) as *mut EventState;
@@ -384,8 +382,7 @@ pub fn bind_rom_port(port: u32, binding: Binding, tag: u8) {
         .bind(port, binding, 0, Route::Rom(tag))
         .is_err()
     {
-        Line::new()
-            .text(b"xen-vmi-rom: event channel port ")
+        Line::rom(b"event channel port ")
             .dec(port)
             .text(b" could not be recorded (out of range, taken, or no slot left)")
             .print();
@@ -801,8 +798,7 @@ pub fn undeliverable(vector: u8) -> (u32, u32) {
             )
         }
     };
-    Line::new()
-        .text(b"xen-vmi-rom: interrupt vector ")
+    Line::rom(b"interrupt vector ")
         .dec(u32::from(vector))
         .text(b" ")
         .text(what)

@@ -648,8 +648,7 @@ fn kernels_page_fault(cr2: u32, frame: &mut TrapFrame) -> bool {
 #[inline(never)]
 #[cfg_attr(feature = "image", optimize(size))]
 fn undeliverable_gate(frame: &mut TrapFrame, selector: u16) -> Option<u32> {
-    let line = crate::console::Line::new()
-        .text(b"xen-vmi-rom: IDT gate ")
+    let line = crate::console::Line::rom(b"IDT gate ")
         .dec(frame.vector)
         .text(b" names selector ")
         .hex(u32::from(selector))
@@ -697,8 +696,7 @@ fn interrupt_without_gate(frame: &mut TrapFrame, vector: u8) -> u32 {
     frame.vector = exception;
     frame.error_code = error_code;
     forward(frame).unwrap_or_else(|| {
-        crate::console::Line::new()
-            .text(b"xen-vmi-rom: and the kernel's IDT has no gate for that exception either")
+        crate::console::Line::rom(b"and the kernel's IDT has no gate for that exception either")
             .print();
         crate::xen::crash()
     })
@@ -838,6 +836,7 @@ fn raise_software_interrupt(frame: &mut TrapFrame, n: u32) -> Option<u32> {
 /// An entry from Xen found DS and ES (`es_ds`: DS low, ES high) not a
 /// known-flat pair and replaced them: a pair of one flat GDT selector is
 /// learnt, so that the next entry with it takes no detour.
+#[cfg_attr(feature = "image", optimize(size))]
 extern "C" fn rom_note_data_segments(es_ds: u32) {
     if es_ds >> 16 == es_ds & 0xFFFF {
         crate::desc::note_flat_data(es_ds as u16);
@@ -926,15 +925,16 @@ fn failsafe(frame: &TrapFrame) -> ! {
     let words = (&raw const frame.eip).cast::<u32>();
     // SAFETY: the failsafe frame is on this stack above the stub's words.
     let (ds, eip, cs) = unsafe { (words.read(), words.add(4).read(), words.add(5).read()) };
-    Line::new()
-        .text(b"xen-vmi-rom: Xen's failsafe callback: a segment register could not be reloaded on return to eip ")
-        .hex(eip)
-        .text(b" cs ")
-        .hex(cs & 0xFFFF)
-        .text(b" (ds was ")
-        .hex(ds & 0xFFFF)
-        .text(b")")
-        .print();
+    Line::rom(
+        b"Xen's failsafe callback: a segment register could not be reloaded on return to eip ",
+    )
+    .hex(eip)
+    .text(b" cs ")
+    .hex(cs & 0xFFFF)
+    .text(b" (ds was ")
+    .hex(ds & 0xFFFF)
+    .text(b")")
+    .print();
     crash();
 }
 
@@ -945,7 +945,7 @@ fn failsafe(frame: &TrapFrame) -> ! {
 #[cfg_attr(feature = "image", optimize(size))]
 fn unhandled(frame: &TrapFrame) -> ! {
     let v = frame.vector;
-    let line = Line::new().text(b"xen-vmi-rom: ");
+    let line = Line::rom(b"");
     let line = if v < 22 {
         let i = (v * 3) as usize;
         line.text(b"unhandled #")
