@@ -206,6 +206,7 @@ fn available_and_stolen(real: u64) -> (u64, u64) {
 
 /// GetCycleCounter(counter): real (the TSC), available (real minus
 /// stolen), stolen (time runnable or offline); 0 for any other counter.
+#[cfg_attr(feature = "image", optimize(size))]
 pub extern "C" fn get_cycle_counter(counter: u32) -> u64 {
     match counter {
         VMI_CYCLES_REAL => rdtsc(),
