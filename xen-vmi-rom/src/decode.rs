@@ -238,6 +238,7 @@ pub struct MemOperand {
 impl MemOperand {
     /// The offset within `segment` (wrapping at 4 GiB, as 32-bit address
     /// arithmetic does).
+    #[cfg_attr(feature = "image", optimize(size))]
     pub fn offset(&self, regs: &Regs) -> u32 {
         let base = self.base.map_or(0, |r| regs.get(r));
         let index = self.index.map_or(0, |r| regs.get(r));
@@ -641,6 +642,7 @@ impl Cursor<'_> {
         Ok(u16::from_le_bytes([low, high]))
     }
 
+    #[cfg_attr(feature = "image", optimize(size))]
     fn next_u32(&mut self) -> Result<u32, DecodeError> {
         let mut value = 0u32;
         for shift in [0, 8, 16, 24] {

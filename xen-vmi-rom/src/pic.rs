@@ -188,6 +188,8 @@ impl I8259 {
     /// The request the chip would present now: the highest unmasked one
     /// with a higher priority than everything in service (in special mask
     /// mode, masked in-service levels do not block).
+    #[inline(never)]
+    #[cfg_attr(feature = "image", optimize(size))]
     fn request(&self) -> Option<u8> {
         let level = self.highest(self.irr & !self.imr)?;
         let blocking = if self.special_mask {
@@ -409,6 +411,8 @@ impl PicPair {
     /// Drives ISA IRQ line `irq` (0..=15) to `high`. IRQ 2 is the cascade
     /// on an AT; a device on the bus's IRQ2 pin reaches the slave's IR1
     /// (IRQ 9), and so does a `set_irq(2, ..)` here.
+    #[inline(never)]
+    #[cfg_attr(feature = "image", optimize(size))]
     pub fn set_irq(&mut self, irq: u8, high: bool) {
         match irq {
             0 | 1 | 3..=7 => self.master.set_input(irq, high),
@@ -422,6 +426,8 @@ impl PicPair {
     /// A rising edge on `irq`: the line is driven low, then high, and left
     /// high, as a PIT's OUT0 is after its edge in modes 0, 2 and 4. The
     /// request stays valid until acknowledged; the next pulse is a new edge.
+    #[inline(never)]
+    #[cfg_attr(feature = "image", optimize(size))]
     pub fn pulse_irq(&mut self, irq: u8) {
         self.set_irq(irq, false);
         self.set_irq(irq, true);
@@ -443,6 +449,8 @@ impl PicPair {
     /// master answers its IR7 vector (spurious, no ISR bit); a slave with
     /// nothing to say answers its own IR7 vector (spurious IRQ15) while the
     /// master's IR2 goes in service, as on the real pair.
+    #[inline(never)]
+    #[cfg_attr(feature = "image", optimize(size))]
     pub fn acknowledge(&mut self) -> u8 {
         let vector = match self.master.ack() {
             Some(level) if self.master.has_slave_on(level) => {

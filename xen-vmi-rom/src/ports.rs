@@ -255,7 +255,7 @@ impl IsaBus {
 
     /// The ROM's timer for IRQ0 fired (or it wants to catch up): raise
     /// IRQ0 on the PIC if OUT0 rose, and re-arm for the next edge.
-    #[cfg_attr(feature = "image", optimize(size))]
+    #[inline]
     pub fn poll_timer<H: IoHost>(&mut self, host: &mut H) {
         // Every change to channel 0 (a write to 0x40 or 0x43) is followed
         // by `service_timer`, which takes any edge it latched and records
@@ -266,6 +266,14 @@ impl IsaBus {
         if self.irq0_deadline.is_none() {
             return;
         }
+        self.poll_running_timer(host);
+    }
+
+    /// `poll_timer` with an edge recorded: the clock read and the look.
+    /// Out of line, optimized for size: only a kernel on the PIT gets here.
+    #[inline(never)]
+    #[cfg_attr(feature = "image", optimize(size))]
+    fn poll_running_timer<H: IoHost>(&mut self, host: &mut H) {
         let now = host.now_ns();
         self.service_timer(host, now);
     }

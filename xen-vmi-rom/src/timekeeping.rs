@@ -123,19 +123,28 @@ impl Alarm {
                 alarm: Some(self),
             };
         }
-        let alarm = match (now - self.next).checked_div(self.period) {
-            None => None,
-            Some(gone) => {
-                // The first expiry of the grid after `now`; an alarm so far
-                // out that it cannot be represented stops at the end of time.
-                let step = (gone + 1).saturating_mul(self.period);
-                Some(Alarm {
-                    next: self.next.saturating_add(step),
-                    period: self.period,
-                })
-            }
+        let alarm = if self.period == 0 {
+            None
+        } else {
+            Some(self.first_after(now))
         };
         Expiry { raise: true, alarm }
+    }
+
+    /// A periodic alarm due at `now` moved to the first expiry of its grid
+    /// after `now`; an alarm so far out that it cannot be represented
+    /// stops at the end of time. Out of line, optimized for size: the
+    /// 64-bit division and the saturating product are for periodic alarms
+    /// only (a kernel's boot-time tick), not for the one-shots after it.
+    #[inline(never)]
+    #[cfg_attr(feature = "image", optimize(size))]
+    fn first_after(self, now: u64) -> Alarm {
+        let gone = (now - self.next) / self.period;
+        let step = (gone + 1).saturating_mul(self.period);
+        Alarm {
+            next: self.next.saturating_add(step),
+            period: self.period,
+        }
     }
 }
 

@@ -90,8 +90,7 @@ extern "C" fn rom_boot(state: *mut RomState) -> ! {
     // SAFETY: the loader passes ROM_STATE_VA, mapped and filled.
     let st = unsafe { &*state };
     if st.magic != ROM_STATE_MAGIC {
-        Line::new()
-            .text(b"xen-vmi-rom: ROM state at ")
+        Line::rom(b"ROM state at ")
             .hex(state as u32)
             .text(b" was not filled by the loader")
             .print();
@@ -146,8 +145,7 @@ extern "C" fn rom_boot(state: *mut RomState) -> ! {
         )
     };
     if traps_ok.is_err() || callbacks_ok.is_err() || base_ok.is_err() || unpin_ok.is_err() {
-        Line::new()
-            .text(b"xen-vmi-rom: Xen refused the ROM's trap table, callbacks, the kernel's address space or unpinning the builder's")
+        Line::rom(b"Xen refused the ROM's trap table, callbacks, the kernel's address space or unpinning the builder's")
             .print();
         crash();
     }
@@ -158,8 +156,7 @@ extern "C" fn rom_boot(state: *mut RomState) -> ! {
     if st.entry_gdt_limit != 0
         && !crate::desc::load_gdt(st.entry_gdt_base, st.entry_gdt_limit as u16)
     {
-        Line::new()
-            .text(b"xen-vmi-rom: Xen refused the kernel's boot GDT at ")
+        Line::rom(b"Xen refused the kernel's boot GDT at ")
             .hex(st.entry_gdt_base)
             .print();
         crash();
@@ -170,8 +167,7 @@ extern "C" fn rom_boot(state: *mut RomState) -> ! {
     } else {
         ring(st.entry_cs)
     };
-    Line::new()
-        .text(b"xen-vmi-rom: ROM ready, entering the kernel at ")
+    Line::rom(b"ROM ready, entering the kernel at ")
         .hex(st.entry)
         .print();
     // SAFETY: the kernel's image and first address space are in place, and

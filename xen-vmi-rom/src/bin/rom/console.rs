@@ -93,6 +93,14 @@ impl Line {
         }
     }
 
+    /// A line of the ROM's own: "xen-vmi-rom: " then `s`. Out of line: the
+    /// prefix and the line's set-up are not repeated at every report.
+    #[inline(never)]
+    #[cfg_attr(feature = "image", optimize(size))]
+    pub fn rom(s: &[u8]) -> Self {
+        Self::new().text(b"xen-vmi-rom: ").text(s)
+    }
+
     #[cfg_attr(feature = "image", optimize(size))]
     pub fn text(mut self, s: &[u8]) -> Self {
         for &b in s {

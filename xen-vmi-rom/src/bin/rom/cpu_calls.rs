@@ -240,6 +240,15 @@ pub extern "C" fn apic_write(reg: u32, value: u32) {
     if crate::events::apic_write(index, value) {
         return;
     }
+    store_apic_register(index, value);
+}
+
+/// APICWrite of a register other than EOI: kept for APICRead, and the LVT
+/// timer entry re-read by the tick path. Rare (a kernel writes its LVT
+/// entries at boot): out of line, optimized for size.
+#[inline(never)]
+#[cfg_attr(feature = "image", optimize(size))]
+fn store_apic_register(index: usize, value: u32) {
     // ID, version, the in-service/trigger/request bitmaps and the current
     // count are read-only; EOI is write-only and keeps nothing.
     if matches!(index, 0x03 | 0x10..=0x27 | 0x39 | 0x0B) {

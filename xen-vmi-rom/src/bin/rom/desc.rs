@@ -265,16 +265,13 @@ pub fn load_gdt(base: u32, limit: u16) -> bool {
 #[cfg_attr(feature = "image", optimize(size))]
 pub fn load_gdt_for(base: u32, limit: u16, kernel_cs: u16) -> bool {
     let Some(frames) = shadow_frames() else {
-        Line::new()
-            .text(b"xen-vmi-rom: no frames left for the GDT")
-            .print();
+        Line::rom(b"no frames left for the GDT").print();
         return false;
     };
     let entries = (u32::from(limit) + 1) / 8;
     let loaded = entries.min(GDT_MAX_ENTRIES);
     if loaded < entries {
-        Line::new()
-            .text(b"xen-vmi-rom: the kernel's GDT has ")
+        Line::rom(b"the kernel's GDT has ")
             .dec(entries)
             .text(b" entries; Xen gets the first ")
             .dec(loaded)
@@ -327,8 +324,7 @@ pub fn load_gdt_for(base: u32, limit: u16, kernel_cs: u16) -> bool {
         let maddr = (u64::from(frames[(i / 512) as usize]) << 12) + u64::from(i % 512) * 8;
         // SAFETY: writes one entry of the shadow GDT, which Xen validates.
         if unsafe { xen.update_descriptor(maddr, desc) }.is_err() {
-            Line::new()
-                .text(b"xen-vmi-rom: Xen refused GDT entry ")
+            Line::rom(b"Xen refused GDT entry ")
                 .dec(i)
                 .text(b" (")
                 .hex((desc >> 32) as u32)
@@ -518,8 +514,7 @@ pub fn write_entry(kind: TableKind, base: u32, index: u32, lo: u32, hi: u32) {
                 + u64::from(index % 512) * 8;
             // SAFETY: one entry of the shadow GDT, validated by Xen.
             if unsafe { hypervisor().update_descriptor(maddr, desc) }.is_err() {
-                Line::new()
-                    .text(b"xen-vmi-rom: WriteGDTEntry: Xen refused entry ")
+                Line::rom(b"WriteGDTEntry: Xen refused entry ")
                     .dec(index)
                     .text(b" (")
                     .hex(hi)
@@ -611,9 +606,7 @@ pub fn load_ldt(selector: u16) -> bool {
         return false;
     };
     let Some(mfn) = ldt_frame() else {
-        Line::new()
-            .text(b"xen-vmi-rom: no frame left for the LDT")
-            .print();
+        Line::rom(b"no frame left for the LDT").print();
         return false;
     };
     for i in 0..entries.max(regs.ldt_loaded) {

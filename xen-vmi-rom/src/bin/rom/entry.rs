@@ -884,8 +884,7 @@ extern "C" {
 pub fn relocation(call: u32) -> VmiRelocationInfo {
     let none = VmiRelocationInfo::new(0, VmiRelocationType::None);
     if VmiCall::from_u32(call).is_none() || call as usize >= vmi_abi::VMI_NUM_CALLS {
-        crate::console::Line::new()
-            .text(b"xen-vmi-rom: GetRelocationInfo: call number ")
+        crate::console::Line::rom(b"GetRelocationInfo: call number ")
             .dec(call)
             .text(b" is not in the VMI API 3.0: answered NONE")
             .print();

@@ -164,6 +164,7 @@ pub fn tick_taken() -> bool {
 /// run with the kernel's flag (APICRead, Halt).
 #[cold]
 #[inline(never)]
+#[cfg_attr(feature = "image", optimize(size))]
 fn complete_lone_tick(st: &mut EventState) {
     let words = words();
     let saved = interrupt_mask(&words);
@@ -210,8 +211,7 @@ fn end_taken_tick() {
 #[cold]
 #[cfg_attr(feature = "image", optimize(size))]
 fn lone_tick_without_port(vector: u32) -> ! {
-    Line::new()
-        .text(b"xen-vmi-rom: the timer tick's one-step path took vector ")
+    Line::rom(b"the timer tick's one-step path took vector ")
         .dec(vector)
         .text(b" without its port")
         .print();
@@ -335,9 +335,7 @@ pub fn init() {
     if !(window - IRET_WINDOW_OFFSET).is_multiple_of(32)
         || (bytes(0), bytes(1), bytes(8), bytes(10)) != (0x36, 0x80, 0x75, 0xCF)
     {
-        Line::new()
-            .text(b"xen-vmi-rom: the IRET window is not laid out as events.rs expects")
-            .print();
+        Line::rom(b"the IRET window is not laid out as events.rs expects").print();
         crate::xen::crash();
     }
     let st = (ROM_STATE_VA + EVENT_STATE_OFFSET) as *mut EventState;
@@ -384,8 +382,7 @@ pub fn bind_rom_port(port: u32, binding: Binding, tag: u8) {
         .bind(port, binding, 0, Route::Rom(tag))
         .is_err()
     {
-        Line::new()
-            .text(b"xen-vmi-rom: event channel port ")
+        Line::rom(b"event channel port ")
             .dec(port)
             .text(b" could not be recorded (out of range, taken, or no slot left)")
             .print();
@@ -444,9 +441,10 @@ extern "C" fn in_iret_window(eip: u32) -> bool {
 // Xen's event callback (boot.rs registers it through traps.rs
 // `event_alias`): the timer tick's one-step path, in assembly, else the
 // general path (`vmi_event_entry`, traps.rs) with every register as Xen
-// left it. Its checks, the common case first: not at a stop of the ROM's
-// IRET window (EIP & 31 against a bit mask; at a stop, the window's own
-// test); vcpu 0's time info version equal to `armed_version`, which holds
+// left it. It addresses its state through SS only, so the interrupted
+// code's DS and ES need no check. Its checks, the common case first: not
+// at a stop of the ROM's IRET window (EIP's low byte against a bit map; at
+// a stop, the window's own test); vcpu 0's time info version equal to `armed_version`, which holds
 // every condition known in advance (`LoneTick`: then this VIRQ_TIMER is
 // the alarm's, due); no context switch held and no update queued (once
 // the paging heap is built; `paging::before_interrupt` would send them
@@ -455,7 +453,8 @@ extern "C" fn in_iret_window(eip: u32) -> bool {
 // the event words as a scan round does, VIRQ_TIMER's port the only pending
 // unmasked port and its word the only selector bit
 // (`VcpuEvents::take_lone_rom_port`; if not, what was taken goes back).
-// Then the port's pending bit is cleared, the tick marked taken
+// Then the port's pending bit is cleared (word 0 is exchanged with zero,
+// and masked ports' bits taken with it go back), the tick marked taken
 // (`armed_version` TAKEN) for Rust to complete at its next look at the event
 // or timer state, and the gate entered by a far return over Xen's frame
 // with events still masked, as the general path's FORWARD does.
@@ -466,7 +465,76 @@ core::arch::global_asm!(
     .globl vmi_event_tick_entry
 vmi_event_tick_entry:
     push eax
-    // DS and ES known-flat, else the general path (traps.rs).
+    // Every access below goes through SS (the kernel's flat stack segment,
+    // as Xen's bounce leaves it) and none through DS or ES, which are the
+    // interrupted code's (a null or LDT selector in ring 3): no check of
+    // them here, the kernel's gate gets them as the processor delivers
+    // them. Only the Rust call at 7 needs them known-flat.
+    // [esp + 4]: Xen's frame, EIP then CS. The window's stops: a bit
+    // per value of EIP's low byte.
+    movzx eax, byte ptr [esp + 4]
+    bt ss:[{lone} + {window_stops}], eax
+    jc 7f
+1:  mov eax, ss:[{time_version}]
+    cmp eax, ss:[{lone} + {armed}]
+    jne 9f
+    // Nothing held or queued (the heap is built: armed only then), no
+    // unmasked request at the 8259: all of EAX zero.
+    movzx eax, byte ptr ss:[{pic_unmasked}]
+    or al, ss:[{held}]
+    or eax, ss:[{batch_len}]
+    jnz 9f
+    // Taken as a scan round takes a lone port: upcall_pending cleared,
+    // the selector taken (EAX zero), it holding word 0 (the port's: armed
+    // only then) alone, then word 0 taken whole (EAX zero again): the
+    // port's bit alone (unmasked: armed only then), or with masked ports
+    // besides, whose bits go back.
+    mov byte ptr ss:[{upcall_pending}], 0
+    xchg ss:[{selector}], eax
+    dec eax
+    jnz 8f
+    xchg ss:[{pending_word}], eax
+    cmp eax, ss:[{lone} + {port_bit}]
+    jne 4f
+3:  mov dword ptr ss:[{lone} + {armed}], {taken}
+    pop eax
+    jmp fword ptr ss:[{lone} + {gate_offset}]
+4:  // EAX: word 0 as taken, not the port's bit alone. Alone still if the
+    // other ports pending are all masked (a domU's console and store
+    // ports, which the ROM leaves masked): they go back without it.
+    push eax
+    mov eax, ss:[{mask_word}]
+    not eax
+    and eax, [esp]
+    cmp eax, ss:[{lone} + {port_bit}]
+    pop eax
+    jne 5f
+    xor eax, ss:[{lone} + {port_bit}]
+    lock or ss:[{pending_word}], eax
+    jmp 3b
+5:  // Not alone after all (Xen raised another port meanwhile): word 0
+    // goes back whole, and the selector bit taken with the signal Xen
+    // gave with it, for the general path.
+    lock or ss:[{pending_word}], eax
+    mov eax, 1
+    jmp 6f
+8:  // The selector held other words: its bits (EAX + 1) go back.
+    inc eax
+6:  lock or ss:[{selector}], eax
+    mov byte ptr ss:[{upcall_pending}], 1
+    jmp 9f
+7:  // EIP's low byte is a stop's: at one if its page offset is (the
+    // stops lie within the window's first 11 bytes), and then, in ring 1
+    // with the window's bytes there, it is the general path's.
+    mov eax, [esp + 4]
+    sub eax, ss:[{lone} + {window_start}]
+    and eax, 0xFFF
+    cmp eax, {window_last_stop}
+    ja 1b
+    test byte ptr [esp + 8], 2
+    jnz 1b
+    // The Rust test addresses memory through DS and ES: a known-flat
+    // pair (traps.rs), else the general path.
     mov eax, es
     shl eax, 16
     // mov ax, ds (16-bit: the assembler would drop the prefix).
@@ -475,62 +543,7 @@ vmi_event_tick_entry:
     je 2f
     cmp eax, ss:[{flat_data} + 4]
     jne 9f
-2:
-    // [esp + 4]: Xen's frame, EIP then CS. The window's stops: a bit
-    // per value of EIP's low byte.
-    movzx eax, byte ptr [esp + 4]
-    bt [{lone} + {window_stops}], eax
-    jc 7f
-1:  mov eax, [{time_version}]
-    cmp eax, [{lone} + {armed}]
-    jne 9f
-    // Nothing held or queued (the heap is built: armed only then), no
-    // unmasked request at the 8259: all of EAX zero.
-    movzx eax, byte ptr [{pic_unmasked}]
-    or al, [{held}]
-    or eax, [{batch_len}]
-    jnz 9f
-    // Taken as a scan round takes a lone port: upcall_pending cleared,
-    // the selector taken, it and the port's word (word 0: armed only
-    // then) holding only the port (unmasked: armed only then) or masked
-    // ports besides, its pending bit cleared.
-    mov byte ptr [{upcall_pending}], 0
-    xchg [{selector}], eax
-    cmp eax, 1
-    jne 6f
-    mov eax, [{lone} + {port_bit}]
-    cmp eax, [{pending_word}]
-    jne 4f
-    // EAX: the port's bit, set (Xen never clears one): cleared.
-3:  lock xor [{pending_word}], eax
-    mov dword ptr [{lone} + {armed}], {taken}
-    pop eax
-    jmp fword ptr [{lone} + {gate_offset}]
-4:  // Other ports pending in word 0: alone still if they are all masked
-    // (a domU's console and store ports, which the ROM leaves masked).
-    mov eax, [{mask_word}]
-    not eax
-    and eax, [{pending_word}]
-    cmp eax, [{lone} + {port_bit}]
-    je 3b
-5:  // Not alone after all (Xen raised another port meanwhile): the
-    // selector bits taken (EAX) go back with the signal Xen gave with
-    // them, for the general path.
-    mov eax, 1
-6:  lock or [{selector}], eax
-    mov byte ptr [{upcall_pending}], 1
-    jmp 9f
-7:  // EIP's low byte is a stop's: at one if its page offset is (the
-    // stops lie within the window's first 11 bytes), and then, in ring 1
-    // with the window's bytes there, it is the general path's.
-    mov eax, [esp + 4]
-    sub eax, [{lone} + {window_start}]
-    and eax, 0xFFF
-    cmp eax, {window_last_stop}
-    ja 1b
-    test byte ptr [esp + 8], 2
-    jnz 1b
-    push ecx
+2:  push ecx
     push edx
     push dword ptr [esp + 12]
     // Rust code: the interrupted code's direction flag cleared (its
@@ -801,8 +814,7 @@ pub fn undeliverable(vector: u8) -> (u32, u32) {
             )
         }
     };
-    Line::new()
-        .text(b"xen-vmi-rom: interrupt vector ")
+    Line::rom(b"interrupt vector ")
         .dec(u32::from(vector))
         .text(b" ")
         .text(what)

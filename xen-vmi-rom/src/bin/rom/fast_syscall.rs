@@ -97,8 +97,7 @@ pub fn msrs_changed(cs: u64, esp: u64, eip: u64) {
         hypervisor().callback_register(CALLBACKTYPE_sysenter, CALLBACKF_mask_events, address)
     };
     if let Err(e) = result {
-        Line::new()
-            .text(b"xen-vmi-rom: Xen refused the SYSENTER callback: error ")
+        Line::rom(b"Xen refused the SYSENTER callback: error ")
             .dec(e.errno().unsigned_abs())
             .print();
     }

@@ -141,9 +141,7 @@ fn build_heap() {
             // SAFETY: maps pool frames (no other mapping, not tables) at VAs
             // of the ROM area nothing uses yet.
             if unsafe { xen.mmu_update(&reqs[..n], u32::from(DOMID_SELF)) }.is_err() {
-                Line::new()
-                    .text(b"xen-vmi-rom: Xen refused to map the ROM's shadow bookkeeping")
-                    .print();
+                Line::rom(b"Xen refused to map the ROM's shadow bookkeeping").print();
                 crate::xen::crash();
             }
             n = 0;
@@ -173,8 +171,7 @@ fn build_heap() {
 #[cfg_attr(feature = "image", optimize(size))]
 fn out_of_frames() -> ! {
     let st = rom_state();
-    Line::new()
-        .text(b"xen-vmi-rom: no frame left for the shadow page tables (pool of ")
+    Line::rom(b"no frame left for the shadow page tables (pool of ")
         .dec(st.pool_free)
         .text(b" frames all in use): give the domain more memory")
         .print();
@@ -393,7 +390,7 @@ impl FlushTarget<Tag> for XenTarget {
     #[cfg_attr(feature = "image", optimize(size))]
     fn failed(&mut self, failure: &Failure<Tag>) {
         let t = failure.tag;
-        let line = Line::new().text(b"xen-vmi-rom: Xen refused ");
+        let line = Line::rom(b"Xen refused ");
         // Each arm prints its own words: a table of string slices would
         // hold absolute pointers, which the ROM cannot carry.
         let line = match t.what {
@@ -443,8 +440,7 @@ pub fn hex64(line: Line, v: u64) -> Line {
 #[cold]
 #[cfg_attr(feature = "image", optimize(size))]
 pub fn refused(f: Failures<Tag>) -> ! {
-    Line::new()
-        .text(b"xen-vmi-rom: ")
+    Line::rom(b"")
         .dec(f.count)
         .text(b" shadow update(s) refused (the kernel's tables and Xen's would disagree): crashing the domain")
         .print();
@@ -490,7 +486,7 @@ pub fn write_mapped(batch: &mut MmuBatch<Tag, BATCH>, w: xen_vmi_rom::shadow_cac
 /// A shadow-cache error: the guest cannot go on.
 #[cfg_attr(feature = "image", optimize(size))]
 pub fn fatal(call: &[u8], e: ShadowError) -> ! {
-    let line = Line::new().text(b"xen-vmi-rom: ").text(call).text(b": ");
+    let line = Line::rom(b"").text(call).text(b": ");
     match e {
         ShadowError::OutOfFrames => out_of_frames(),
         ShadowError::OutOfRecords => line
@@ -610,8 +606,7 @@ impl RomHost<'_> {
         // kernel's RAM (read-write) or a shadow table (read-only).
         let ok = unsafe { hypervisor().update_va_mapping(va as u32, pte, UVMF_INVLPG) };
         if ok.is_err() {
-            Line::new()
-                .text(b"xen-vmi-rom: Xen refused a view of frame ")
+            Line::rom(b"Xen refused a view of frame ")
                 .hex((pte >> 12) as u32)
                 .print();
             crate::xen::crash();
@@ -920,7 +915,7 @@ impl Host for RomHost<'_> {
         if *count > NOTES_SHOWN {
             return;
         }
-        let line = Line::new().text(b"xen-vmi-rom: ");
+        let line = Line::rom(b"");
         // A function, not a closure: the attribute reaches it (cold text).
         #[cfg_attr(feature = "image", optimize(size))]
         fn entry_line(line: Line, kfn: u32, index: u16, entry: u64) -> Line {
@@ -977,9 +972,7 @@ impl Host for RomHost<'_> {
         };
         line.print();
         if *count == NOTES_SHOWN {
-            Line::new()
-                .text(b"xen-vmi-rom: (further lines of this kind are not shown)")
-                .print();
+            Line::rom(b"(further lines of this kind are not shown)").print();
         }
     }
 }

@@ -144,6 +144,7 @@ fn stack_switch_op(ss: u32, esp0: u32) -> (Op, Tag) {
 /// held, so no path reaches the queue past it.
 #[cold]
 #[inline(never)]
+#[cfg_attr(feature = "image", optimize(size))]
 pub fn push_held_switch(heap: &mut crate::mmu::Heap) {
     let held = core::mem::take(&mut runtime().paging.held);
     let (_, mut host) = heap.split();

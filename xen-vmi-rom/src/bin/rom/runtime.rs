@@ -188,8 +188,7 @@ impl IoHost for Host<'_> {
     #[inline(never)]
     #[cfg_attr(feature = "image", optimize(size))]
     fn report_unclaimed(&mut self, port: u16, width: Width, write: bool) {
-        Line::new()
-            .text(b"xen-vmi-rom: the kernel ")
+        Line::rom(b"the kernel ")
             .text(if write { b"wrote" } else { b"read " })
             .text(b" port ")
             .hex(u32::from(port))

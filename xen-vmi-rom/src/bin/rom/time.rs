@@ -139,9 +139,7 @@ pub fn init() {
     raw_state().periodic_stopped = xen.vcpu_stop_periodic_timer(0).is_ok();
     match xen.evtchn_bind_virq(VIRQ_TIMER, 0) {
         Ok(port) => crate::events::bind_rom_port(port, Binding::Virq(VIRQ_TIMER), 0),
-        Err(_) => Line::new()
-            .text(b"xen-vmi-rom: Xen refused to bind VIRQ_TIMER: no alarms, no PIT ticks")
-            .print(),
+        Err(_) => Line::rom(b"Xen refused to bind VIRQ_TIMER: no alarms, no PIT ticks").print(),
     }
     let _ = xen.vm_assist(VMASST_CMD_enable, VMASST_TYPE_RUNSTATE_UPDATE_FLAG);
     // SAFETY: the area is in the ROM's state page, mapped at the same
@@ -201,12 +199,14 @@ fn ns_to_cycles(ns: u64) -> u64 {
 /// counters' last values are a read-modify-write, and a timer upcall that
 /// read them in the middle (its alarms on the available counter) would
 /// leave the older pair behind, or a torn 64-bit half.
+#[cfg_attr(feature = "image", optimize(size))]
 fn available_and_stolen(real: u64) -> (u64, u64) {
     state().counters.read(real, ns_to_cycles(stolen_ns()))
 }
 
 /// GetCycleCounter(counter): real (the TSC), available (real minus
 /// stolen), stolen (time runnable or offline); 0 for any other counter.
+#[cfg_attr(feature = "image", optimize(size))]
 pub extern "C" fn get_cycle_counter(counter: u32) -> u64 {
     match counter {
         VMI_CYCLES_REAL => rdtsc(),
@@ -330,13 +330,21 @@ fn lvt_vector() -> Option<Vector> {
     let st = state();
     if vector.is_none() && !st.bad_lvt_vector_reported {
         st.bad_lvt_vector_reported = true;
-        Line::new()
-            .text(b"xen-vmi-rom: the LVT timer names vector ")
-            .dec(lvt & 0xFF)
-            .text(b", below 32: its expiries are not delivered")
-            .print();
+        report_bad_lvt_vector(lvt);
     }
     vector
+}
+
+/// The console line for an LVT timer entry naming a vector below 32
+/// (once). Cold text, out of line.
+#[cold]
+#[inline(never)]
+#[cfg_attr(feature = "image", optimize(size))]
+fn report_bad_lvt_vector(lvt: u32) {
+    Line::rom(b"the LVT timer names vector ")
+        .dec(lvt & 0xFF)
+        .text(b", below 32: its expiries are not delivered")
+        .print();
 }
 
 /// VIRQ_TIMER fired (events.rs, inside the upcall or a poll): Xen's
@@ -406,10 +414,7 @@ fn program() {
         let mut real = armed.alarm.next();
         if armed.counter == VMI_CYCLES_AVAILABLE {
             // The counters read once (an emulated TSC costs a trap).
-            let shift = *stolen_shift.get_or_insert_with(|| {
-                let now = rdtsc();
-                now - available_and_stolen(now).0
-            });
+            let shift = *stolen_shift.get_or_insert_with(stolen_so_far);
             real = real.saturating_add(shift);
         }
         let ns = alarm_deadline_ns(&snap, real, state().emulated_tsc_slack_ns);
@@ -426,6 +431,16 @@ fn program() {
     // emulates it).
     let one_step = lone && clean && state().periodic_stopped;
     crate::events::set_tick_alarm(one_step.then_some(snap.version));
+}
+
+/// The cycles stolen so far: what moves an expiry on the available
+/// counter onto the real one. Out of line, optimized for size: alarms on
+/// the available counter are rare (kernels arm the real one).
+#[inline(never)]
+#[cfg_attr(feature = "image", optimize(size))]
+fn stolen_so_far() -> u64 {
+    let now = rdtsc();
+    now - available_and_stolen(now).0
 }
 
 /// Whether Xen emulates the TSC (its CPUID time leaf; assumed so if the

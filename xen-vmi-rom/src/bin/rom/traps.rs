@@ -18,9 +18,42 @@ const fn has_error_code(v: u32) -> bool {
 
 /// Bytes per stub: `push 0` (where the processor pushes no error code),
 /// `push imm8`, `jmp rel32`, each encoded by hand so every stub has the
-/// same size (9 bytes, 2.3 KiB for the 256 instead of 4 KiB at 16: the
+/// same size (9 bytes, 288 for the 32 exceptions instead of 512 at 16: the
 /// image has a size limit, `ROM_CODE_MAX`).
 const STUB_SIZE: u32 = 9;
+
+/// The stubs of vectors 32-255, which only an `int n` reaches (n not 0x80,
+/// the one Xen delivers directly: `descriptors::is_direct_vector`), a rare
+/// trap: 4 bytes each (`push imm8`, `jmp rel8`) in groups of 32, each group
+/// followed by its hub (16 bytes: the error code word put under the vector
+/// word, `jmp rel32` to the common path), two instructions more per trap
+/// than a 9-byte stub and 1,008 bytes less for the 224.
+const SOFT_STUB_SIZE: u32 = 4;
+const SOFT_STUBS_PER_HUB: u32 = 32;
+const SOFT_HUB_SIZE: u32 = 16;
+const SOFT_GROUP_SIZE: u32 = SOFT_STUBS_PER_HUB * SOFT_STUB_SIZE + SOFT_HUB_SIZE;
+const _: () = assert!((256 - 32) % SOFT_STUBS_PER_HUB == 0);
+// The first stub of a group reaches its hub with a rel8.
+const _: () = assert!(SOFT_STUBS_PER_HUB * SOFT_STUB_SIZE - 4 <= 127);
+
+/// The stub of `vector`, from the start of the stubs.
+const fn stub_offset(vector: u32) -> u32 {
+    if vector < 32 {
+        vector * STUB_SIZE
+    } else {
+        let n = vector - 32;
+        32 * STUB_SIZE
+            + (n / SOFT_STUBS_PER_HUB) * SOFT_GROUP_SIZE
+            + (n % SOFT_STUBS_PER_HUB) * SOFT_STUB_SIZE
+    }
+}
+const _: () = assert!(
+    stub_offset(31) == 279
+        && stub_offset(32) == 288
+        && stub_offset(63) == 288 + 31 * 4
+        && stub_offset(64) == 288 + 144
+        && stub_offset(255) == 288 + 6 * 144 + 31 * 4
+);
 
 core::arch::global_asm!(
     r#"
@@ -29,7 +62,7 @@ core::arch::global_asm!(
     .globl vmi_trap_stubs
 vmi_trap_stubs:
     .set vec, 0
-    .rept 256
+    .rept 32
     .if vec == {page_fault_vector}
     // #PF: straight to its one-step path, which pushes the vector word
     // only when it leaves the fault to the general path.
@@ -52,8 +85,25 @@ vmi_trap_stubs:
     .endif
     .set vec, vec + 1
     .endr
-    .if . - vmi_trap_stubs != 256 * {stub_size}
+    .if . - vmi_trap_stubs != 32 * {stub_size}
     .error "a trap stub is not STUB_SIZE bytes"
+    .endif
+    // Vectors 32-255 (`SOFT_STUB_SIZE`): push imm8 of vec - 128, jmp rel8
+    // to the group's hub, which copies that word down and puts the error
+    // code word (0) where it was, as a 9-byte stub's two pushes leave them.
+    .rept (256 - 32) / {soft_per_hub}
+    .rept {soft_per_hub}
+    .byte 0x6A, (vec - 128) & 0xFF
+    .byte 0xEB, 1f - (. + 1)
+    .set vec, vec + 1
+    .endr
+1:  push dword ptr [esp]
+    mov dword ptr [esp + 4], 0
+    .byte 0xE9
+    .long vmi_trap_stub_common - (. + 4)
+    .endr
+    .if . - vmi_trap_stubs != 32 * {stub_size} + (256 - 32) / {soft_per_hub} * {soft_group}
+    .error "a soft trap stub or hub is not SOFT_STUB_SIZE or SOFT_HUB_SIZE bytes"
     .endif
 
     // DS and ES at an entry from Xen are the interrupted code's (Xen
@@ -351,6 +401,8 @@ vmi_failsafe_entry:
     page_fault_vector = const PAGE_FAULT,
     forward_with_error_code = const FORWARD_WITH_ERROR_CODE,
     stub_size = const STUB_SIZE,
+    soft_per_hub = const SOFT_STUBS_PER_HUB,
+    soft_group = const SOFT_GROUP_SIZE,
     resume = const xen_vmi_rom::layout::ROM_STATE_VA + xen_vmi_rom::rom_state::RESUME_AT_OFFSET,
     held = const quick::HELD_VA,
     batch_len = const quick::BATCH_LEN_VA,
@@ -479,7 +531,7 @@ pub fn stub_alias(vector: u32) -> u32 {
         return alias(unsafe { vmi_addr_page_fault_quick() });
     }
     // SAFETY: computes an address from EIP.
-    alias(unsafe { vmi_addr_trap_stubs() } + vector * STUB_SIZE)
+    alias(unsafe { vmi_addr_trap_stubs() } + stub_offset(vector))
 }
 
 pub fn event_alias() -> u32 {
@@ -656,8 +708,7 @@ fn kernels_page_fault(cr2: u32, frame: &mut TrapFrame) -> bool {
 #[inline(never)]
 #[cfg_attr(feature = "image", optimize(size))]
 fn undeliverable_gate(frame: &mut TrapFrame, selector: u16) -> Option<u32> {
-    let line = crate::console::Line::new()
-        .text(b"xen-vmi-rom: IDT gate ")
+    let line = crate::console::Line::rom(b"IDT gate ")
         .dec(frame.vector)
         .text(b" names selector ")
         .hex(u32::from(selector))
@@ -705,8 +756,7 @@ fn interrupt_without_gate(frame: &mut TrapFrame, vector: u8) -> u32 {
     frame.vector = exception;
     frame.error_code = error_code;
     forward(frame).unwrap_or_else(|| {
-        crate::console::Line::new()
-            .text(b"xen-vmi-rom: and the kernel's IDT has no gate for that exception either")
+        crate::console::Line::rom(b"and the kernel's IDT has no gate for that exception either")
             .print();
         crate::xen::crash()
     })
@@ -846,6 +896,7 @@ fn raise_software_interrupt(frame: &mut TrapFrame, n: u32) -> Option<u32> {
 /// An entry from Xen found DS and ES (`es_ds`: DS low, ES high) not a
 /// known-flat pair and replaced them: a pair of one flat GDT selector is
 /// learnt, so that the next entry with it takes no detour.
+#[cfg_attr(feature = "image", optimize(size))]
 extern "C" fn rom_note_data_segments(es_ds: u32) {
     if es_ds >> 16 == es_ds & 0xFFFF {
         crate::desc::note_flat_data(es_ds as u16);
@@ -934,15 +985,16 @@ fn failsafe(frame: &TrapFrame) -> ! {
     let words = (&raw const frame.eip).cast::<u32>();
     // SAFETY: the failsafe frame is on this stack above the stub's words.
     let (ds, eip, cs) = unsafe { (words.read(), words.add(4).read(), words.add(5).read()) };
-    Line::new()
-        .text(b"xen-vmi-rom: Xen's failsafe callback: a segment register could not be reloaded on return to eip ")
-        .hex(eip)
-        .text(b" cs ")
-        .hex(cs & 0xFFFF)
-        .text(b" (ds was ")
-        .hex(ds & 0xFFFF)
-        .text(b")")
-        .print();
+    Line::rom(
+        b"Xen's failsafe callback: a segment register could not be reloaded on return to eip ",
+    )
+    .hex(eip)
+    .text(b" cs ")
+    .hex(cs & 0xFFFF)
+    .text(b" (ds was ")
+    .hex(ds & 0xFFFF)
+    .text(b")")
+    .print();
     crash();
 }
 
@@ -953,7 +1005,7 @@ fn failsafe(frame: &TrapFrame) -> ! {
 #[cfg_attr(feature = "image", optimize(size))]
 fn unhandled(frame: &TrapFrame) -> ! {
     let v = frame.vector;
-    let line = Line::new().text(b"xen-vmi-rom: ");
+    let line = Line::rom(b"");
     let line = if v < 22 {
         let i = (v * 3) as usize;
         line.text(b"unhandled #")

@@ -103,10 +103,11 @@ pub fn crash() -> ! {
 #[cfg_attr(feature = "image", optimize(size))]
 fn report_never_activated() {
     if crate::runtime::rom_state().vmi_init_calls == 0 {
-        crate::console::Line::new()
-            .text(b"xen-vmi-rom: the kernel never activated VMI (it did not call VMI_Init at ROM+0x80): \
-                    it ran on the ROM's emulation of native instructions only")
-            .print();
+        crate::console::Line::rom(
+            b"the kernel never activated VMI (it did not call VMI_Init at ROM+0x80): \
+                    it ran on the ROM's emulation of native instructions only",
+        )
+        .print();
     }
 }
 
@@ -117,8 +118,7 @@ fn report_never_activated() {
 #[cfg_attr(feature = "image", optimize(size))]
 pub fn kernel_stopped(eip: u32) -> ! {
     crate::runtime::flush_console();
-    crate::console::Line::new()
-        .text(b"xen-vmi-rom: the kernel halted with interrupts disabled at eip ")
+    crate::console::Line::rom(b"the kernel halted with interrupts disabled at eip ")
         .hex(eip)
         .text(b": nothing can resume it, the domain ends")
         .print();
