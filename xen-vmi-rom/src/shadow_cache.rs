@@ -1231,6 +1231,14 @@ impl ShadowCache {
                 return Ok((spare.l3, false));
             }
             if attempt == 0 {
+                // Freed directories' frames cleared and kept clear (here,
+                // not in `evict`, which may run while `new_record` holds
+                // one it is taking).
+                for d in 0..KNOWN_DIRS {
+                    if self.dirs[d].owner == 0 {
+                        self.give_up_dir(host, d);
+                    }
+                }
                 self.evict(host);
             }
         }
@@ -2017,12 +2025,6 @@ impl ShadowCache {
             if self.roots[r].l3 != 0 && Some(r) != self.current_root() && !self.is_building(r) {
                 self.free_root(host, r);
                 roots += 1;
-            }
-        }
-        // Freed directories' frames cleared and kept clear.
-        for d in 0..KNOWN_DIRS {
-            if self.dirs[d].owner == 0 {
-                self.give_up_dir(host, d);
             }
         }
         let mut tables = 0;
