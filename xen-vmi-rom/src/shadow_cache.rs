@@ -405,13 +405,20 @@ struct SpareRoots {
     /// `ShadowCache::top_epoch` then.
     top_as: [(u32, u32); SPARE_ROOT_FRAMES],
     len: u32,
+    /// Where the oldest is (the `len` kept follow it, round the ring).
+    first: u32,
 }
 
 impl SpareRoots {
-    /// The last root's frames.
+    /// The frames of the root freed first (a ring from `first`): a
+    /// process's spaces tend to be freed in the order they are made again
+    /// (fork_exec frees the child's, then the exec'd one's), so each new
+    /// root takes the L3 whose slots already name its directories' frames
+    /// (kept, `KnownDir`).
     fn pop(&mut self) -> Option<RootFrames> {
         self.len = self.len.checked_sub(1)?;
-        let k = self.len as usize % SPARE_ROOT_FRAMES;
+        let k = self.first as usize % SPARE_ROOT_FRAMES;
+        self.first = self.first.wrapping_add(1);
         let entries = self.linked[k].map(|mfn| match mfn {
             0 => 0,
             mfn => (u64::from(mfn) << 12) | PRESENT,
@@ -1103,9 +1110,11 @@ impl ShadowCache {
     /// The frames of freed roots kept, not cleared, for the next roots
     /// (no type: their unpin is queued).
     pub fn spare_root_frames(&self) -> impl Iterator<Item = u32> + '_ {
-        let live = &self.spares.l3s[..self.spares.len as usize];
-        let tops = &self.spares.tops[..self.spares.len as usize];
-        live.iter().chain(tops).copied()
+        let ring = (0..self.spares.len)
+            .map(|j| self.spares.first.wrapping_add(j) as usize % SPARE_ROOT_FRAMES);
+        ring.clone()
+            .map(|k| self.spares.l3s[k])
+            .chain(ring.map(|k| self.spares.tops[k]))
     }
 
     /// The frames kept clear for the next shadow tables.
@@ -1704,20 +1713,18 @@ impl ShadowCache {
         let d = d % KNOWN_DIRS;
         self.dirs_stale &= !(1 << d);
         let mut stale = core::mem::take(&mut self.dirs[d].stale);
-        let kfn = (self.dirs[d].owner as usize)
-            .checked_sub(1)
-            .map_or(0, |i| self.tables[i % MAX_TABLES].kfn);
         while stale != 0 {
             let p = stale.trailing_zeros() as usize % KNOWN_DIR_ENTRIES;
             stale &= stale - 1;
             let f = &mut self.dirs[d];
             f.value[p] = 0;
             self.stats.dir_stale_zeroed += 1;
+            // No kernel frame in the tag: Xen refuses no write of 0 (the
+            // frame may have no record any more).
             let tag = Tag {
                 what: What::L2Entry,
-                kfn,
                 index: f.index[p],
-                guest: 0,
+                ..Tag::default()
             };
             let write = Op::pte_write(entry_maddr(f.mfn, f.index[p] as usize), 0, PteWrite::Normal);
             Self::push_rare(host, write, tag);
@@ -3255,8 +3262,8 @@ impl ShadowCache {
                 None => 0,
             };
         }
-        let k = self.spares.len as usize;
-        if k < SPARE_ROOT_FRAMES {
+        if (self.spares.len as usize) < SPARE_ROOT_FRAMES {
+            let k = self.spares.first.wrapping_add(self.spares.len) as usize % SPARE_ROOT_FRAMES;
             self.spares.l3s[k] = root.l3;
             self.spares.tops[k] = root.top;
             self.spares.linked[k] = linked;
