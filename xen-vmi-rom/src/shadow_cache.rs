@@ -122,6 +122,18 @@ pub const KNOWN_SLOTS: usize = 8;
 /// no longer followed (its frame is cleared when freed, as before).
 pub const KNOWN_ENTRIES: usize = 32;
 const _: () = assert!(KNOWN_ENTRIES <= u32::BITS as usize && KNOWN_SLOTS <= u8::BITS as usize);
+/// L2 shadow frames of page directories (PDPT slots 0-2) whose non-zero
+/// entries the cache lists ([`KnownDir`]): a freed directory's frame is
+/// kept with its links for the next directory, so that neither the unlinks
+/// at an exit nor the links of the next fork need a write.
+pub const KNOWN_DIRS: usize = 2;
+/// Entries a [`KnownDir`] lists: a directory with more non-zero entries is
+/// no longer followed.
+pub const KNOWN_DIR_ENTRIES: usize = 8;
+const _: () = assert!(
+    KNOWN_DIR_ENTRIES <= u8::BITS as usize && KNOWN_DIRS <= u32::BITS as usize,
+    "a stale bit per listed entry in a u8, a dirs_stale bit per slot in a u32"
+);
 const BUCKETS: usize = 1024;
 
 /// The first L2 slot under PDPT slot 3 that is not the kernel's: the
@@ -393,13 +405,20 @@ struct SpareRoots {
     /// `ShadowCache::top_epoch` then.
     top_as: [(u32, u32); SPARE_ROOT_FRAMES],
     len: u32,
+    /// Where the oldest is (the `len` kept follow it, round the ring).
+    first: u32,
 }
 
 impl SpareRoots {
-    /// The last root's frames.
+    /// The frames of the root freed first (a ring from `first`): a
+    /// process's spaces tend to be freed in the order they are made again
+    /// (fork_exec frees the child's, then the exec'd one's), so each new
+    /// root takes the L3 whose slots already name its directories' frames
+    /// (kept, `KnownDir`).
     fn pop(&mut self) -> Option<RootFrames> {
         self.len = self.len.checked_sub(1)?;
-        let k = self.len as usize % SPARE_ROOT_FRAMES;
+        let k = self.first as usize % SPARE_ROOT_FRAMES;
+        self.first = self.first.wrapping_add(1);
         let entries = self.linked[k].map(|mfn| match mfn {
             0 => 0,
             mfn => (u64::from(mfn) << 12) | PRESENT,
@@ -450,6 +469,33 @@ struct KnownFrame {
     value: [u64; KNOWN_ENTRIES],
 }
 
+/// An L2 shadow frame (a page directory of PDPT slots 0-2) whose every
+/// non-zero entry is listed, as [`KnownFrame`] for page tables: a
+/// directory no pinned root reaches has no type in Xen, so when the kernel
+/// clears one of its entries (Linux's exit unlinks each page table of a
+/// space it no longer runs in) the frame may go on holding the old link,
+/// *stale*, instead of being written (`ShadowCache::known_dir_write`, which
+/// first drops the cached roots other than the loaded one that reach the
+/// directory: the kernel is tearing that space down). A freed directory's
+/// frame is kept with its list for the next directory, whose links of the
+/// same page-table frames at the same entries then need no write; the
+/// entries it does not have are zeroed before any pinned root can reach
+/// it (`ShadowCache::settle_dir`, at every root slot written and every
+/// pin).
+#[derive(Clone, Copy, Debug)]
+struct KnownDir {
+    /// The shadow frame (0: the slot is free).
+    mfn: u32,
+    /// The L2 record + 1 the frame is the shadow of (0: kept for the next
+    /// directory, every entry stale).
+    owner: u16,
+    len: u8,
+    /// A bit per listed entry the owner's directory does not have.
+    stale: u8,
+    index: [u16; KNOWN_DIR_ENTRIES],
+    value: [u64; KNOWN_DIR_ENTRIES],
+}
+
 /// The frames of a new root (`ShadowCache::root_frames`).
 #[derive(Clone, Copy, Debug)]
 struct RootFrames {
@@ -494,6 +540,15 @@ pub struct Stats {
     pub known_writes_skipped: u32,
     /// Stale entries zeroed before a pinned root could reach them.
     pub known_stale_zeroed: u32,
+    /// Page directories that took a freed directory's frame as it was
+    /// ([`KnownDir`]).
+    pub dirs_reused: u32,
+    /// Shadow L2 writes left out: links of a value the frame held, and
+    /// unlinks of a directory no pinned root reaches.
+    pub dir_writes_skipped: u32,
+    /// Stale directory entries zeroed before a pinned root could reach
+    /// them.
+    pub dir_stale_zeroed: u32,
 }
 
 /// The access a page fault was for (error code bits 1, 2 and 4).
@@ -597,6 +652,12 @@ pub struct ShadowCache {
     known: [KnownFrame; KNOWN_SLOTS],
     /// A bit per `known` slot whose record's table has stale entries.
     known_stale: u32,
+    /// Page directories' frames with their entries listed.
+    dirs: [KnownDir; KNOWN_DIRS],
+    /// A bit per `dirs` slot whose record's directory has stale entries.
+    dirs_stale: u32,
+    /// The slot a new directory takes when none is free (round robin).
+    dirs_next: u32,
     /// The slot a new table takes when none is free (round robin).
     known_next: u32,
     /// Changes of any top record's mirror (and frees of top records) so
@@ -897,6 +958,13 @@ impl ShadowCache {
             k.stale = 0;
         }
         self.known_stale = 0;
+        for d in &mut self.dirs {
+            d.mfn = 0;
+            d.owner = 0;
+            d.len = 0;
+            d.stale = 0;
+        }
+        self.dirs_stale = 0;
         self.stats = Stats::default();
         self.fault_mapped = false;
         self.fault_va = None;
@@ -989,6 +1057,36 @@ impl ShadowCache {
                 .iter()
                 .filter(|k| k.mfn != 0 && k.owner == 0)
                 .count()
+            + self
+                .dirs
+                .iter()
+                .filter(|d| d.mfn != 0 && d.owner == 0)
+                .count()
+    }
+
+    /// Every page directory's frame whose entries the cache lists
+    /// ([`KnownDir`]), as [`known_frames`](Self::known_frames). For the
+    /// tests.
+    #[allow(clippy::type_complexity)]
+    pub fn known_dirs(
+        &self,
+    ) -> impl Iterator<
+        Item = (
+            u32,
+            Option<u32>,
+            [Option<(usize, u64, bool)>; KNOWN_DIR_ENTRIES],
+        ),
+    > + '_ {
+        self.dirs.iter().filter(|d| d.mfn != 0).map(|d| {
+            let owner = (d.owner as usize)
+                .checked_sub(1)
+                .map(|i| self.tables[i].kfn);
+            let entries = core::array::from_fn(|p| {
+                (p < d.len as usize)
+                    .then(|| (d.index[p] as usize, d.value[p], d.stale & 1 << p != 0))
+            });
+            (d.mfn, owner, entries)
+        })
     }
 
     /// Every L1 frame whose entries the cache lists ([`KnownFrame`]): the
@@ -1021,9 +1119,11 @@ impl ShadowCache {
     /// The frames of freed roots kept, not cleared, for the next roots
     /// (no type: their unpin is queued).
     pub fn spare_root_frames(&self) -> impl Iterator<Item = u32> + '_ {
-        let live = &self.spares.l3s[..self.spares.len as usize];
-        let tops = &self.spares.tops[..self.spares.len as usize];
-        live.iter().chain(tops).copied()
+        let ring = (0..self.spares.len)
+            .map(|j| self.spares.first.wrapping_add(j) as usize % SPARE_ROOT_FRAMES);
+        ring.clone()
+            .map(|k| self.spares.l3s[k])
+            .chain(ring.map(|k| self.spares.tops[k]))
     }
 
     /// The frames kept clear for the next shadow tables.
@@ -1123,6 +1223,7 @@ impl ShadowCache {
     /// kept clear, else one from the pool); the caller queues its clear
     /// if not (or overwrites it whole).
     #[inline(never)]
+    #[cfg_attr(feature = "image", optimize(size))]
     fn take_frame<H: Host>(&mut self, host: &mut H) -> Result<(u32, bool), ShadowError> {
         for attempt in 0..2 {
             if let Some(len) = self.clean.len.checked_sub(1) {
@@ -1148,6 +1249,14 @@ impl ShadowCache {
                 return Ok((spare.l3, false));
             }
             if attempt == 0 {
+                // Freed directories' frames cleared and kept clear (here,
+                // not in `evict`, which may run while `new_record` holds
+                // one it is taking).
+                for d in 0..KNOWN_DIRS {
+                    if self.dirs[d].owner == 0 {
+                        self.give_up_dir(host, d);
+                    }
+                }
                 self.evict(host);
             }
         }
@@ -1326,7 +1435,7 @@ impl ShadowCache {
     /// entries are zeroed.
     #[inline(always)]
     fn settle_linked<H: Host>(&mut self, host: &mut H) {
-        if self.known_stale != 0 {
+        if self.known_stale | self.dirs_stale != 0 {
             self.settle_linked_records(host);
         }
     }
@@ -1341,6 +1450,17 @@ impl ShadowCache {
             let owner = self.known[k].owner as usize;
             if owner != 0 && self.tables[(owner - 1) % MAX_TABLES].refs > 0 {
                 self.settle_known(host, k);
+            }
+        }
+        // Directories are linked from root slots only: one linked now is
+        // about to be reached.
+        let mut stale = self.dirs_stale;
+        while stale != 0 {
+            let d = stale.trailing_zeros() as usize % KNOWN_DIRS;
+            stale &= stale - 1;
+            let owner = self.dirs[d].owner as usize;
+            if owner != 0 && self.tables[(owner - 1) % MAX_TABLES].refs > 0 {
+                self.settle_dir(host, d);
             }
         }
     }
@@ -1503,6 +1623,207 @@ impl ShadowCache {
         f.hint = 0;
     }
 
+    // -----------------------------------------------------------------
+    // Known directory frames ([`KnownDir`])
+
+    /// The `dirs` slot of L2 record `i`, if its frame is listed.
+    #[inline(never)]
+    #[cfg_attr(feature = "image", optimize(size))]
+    fn dir_slot(&self, i: usize) -> Option<usize> {
+        let owner = i as u16 + 1;
+        (0..KNOWN_DIRS).find(|&d| self.dirs[d].owner == owner && self.dirs[d].mfn != 0)
+    }
+
+    /// A slot holding a freed directory's frame, kept for the next one.
+    #[cfg_attr(feature = "image", optimize(size))]
+    fn kept_dir(&self) -> Option<usize> {
+        (0..KNOWN_DIRS).find(|&d| self.dirs[d].mfn != 0 && self.dirs[d].owner == 0)
+    }
+
+    /// New L2 record `i` on its frame (clear once the ops queued are
+    /// applied, or the kept frame of slot `kept` with its entries, all
+    /// stale): the slot `kept`, else a free one, else the next in turn
+    /// given up (its directory followed no more, or its kept frame cleared
+    /// and kept clear): the directories made last are the ones followed.
+    #[inline(never)]
+    #[cfg_attr(feature = "image", optimize(size))]
+    fn attach_dir<H: Host>(&mut self, host: &mut H, i: usize, kept: Option<usize>) {
+        let d = match kept {
+            Some(d) => {
+                self.stats.dirs_reused += 1;
+                d
+            }
+            None => {
+                let d = match self.dirs.iter().position(|d| d.mfn == 0) {
+                    Some(d) => d,
+                    None => {
+                        self.dirs_next = self.dirs_next.wrapping_add(1);
+                        self.dirs_next as usize % KNOWN_DIRS
+                    }
+                };
+                self.give_up_dir(host, d);
+                d
+            }
+        };
+        let f = &mut self.dirs[d % KNOWN_DIRS];
+        f.mfn = self.tables[i].mfn;
+        f.owner = i as u16 + 1;
+        if f.stale != 0 {
+            self.dirs_stale |= 1 << d;
+        }
+    }
+
+    /// Slot `d` emptied: its record's directory followed no more (its stale
+    /// entries zeroed first), or its kept frame cleared and kept clear.
+    #[inline(never)]
+    #[cfg_attr(feature = "image", optimize(size))]
+    fn give_up_dir<H: Host>(&mut self, host: &mut H, d: usize) {
+        let d = d % KNOWN_DIRS;
+        let f = self.dirs[d];
+        if f.owner != 0 {
+            self.settle_dir(host, d);
+        } else if f.mfn != 0 {
+            let tag = Tag {
+                what: What::Clear,
+                ..Tag::default()
+            };
+            self.release_frame(host, f.mfn, tag);
+        }
+        self.dirs_stale &= !(1 << d);
+        let f = &mut self.dirs[d];
+        f.mfn = 0;
+        f.owner = 0;
+        f.len = 0;
+        f.stale = 0;
+    }
+
+    /// L2 record `i` goes, nothing linking it: its frame, if listed, is
+    /// kept as it is, every listed entry stale (true).
+    #[inline(never)]
+    #[cfg_attr(feature = "image", optimize(size))]
+    fn keep_dir(&mut self, i: usize) -> bool {
+        let Some(d) = self.dir_slot(i) else {
+            return false;
+        };
+        let d = d % KNOWN_DIRS;
+        self.dirs_stale &= !(1 << d);
+        let f = &mut self.dirs[d];
+        f.owner = 0;
+        f.stale = ((1u32 << f.len) - 1) as u8;
+        true
+    }
+
+    /// The listed entries of slot `d` that its record's directory does not
+    /// have are zeroed (one write each, queued before whatever makes a
+    /// pinned root reach the frame).
+    #[inline(never)]
+    #[cfg_attr(feature = "image", optimize(size))]
+    fn settle_dir<H: Host>(&mut self, host: &mut H, d: usize) {
+        let d = d % KNOWN_DIRS;
+        self.dirs_stale &= !(1 << d);
+        let mut stale = core::mem::take(&mut self.dirs[d].stale);
+        while stale != 0 {
+            let p = stale.trailing_zeros() as usize % KNOWN_DIR_ENTRIES;
+            stale &= stale - 1;
+            let f = &mut self.dirs[d];
+            f.value[p] = 0;
+            self.stats.dir_stale_zeroed += 1;
+            // No kernel frame in the tag: Xen refuses no write of 0 (the
+            // frame may have no record any more).
+            let tag = Tag {
+                what: What::L2Entry,
+                index: f.index[p],
+                ..Tag::default()
+            };
+            let write = Op::pte_write(entry_maddr(f.mfn, f.index[p] as usize), 0, PteWrite::Normal);
+            Self::push_rare(host, write, tag);
+        }
+    }
+
+    /// L2 record `i` (slot `d`) gets `value` in entry `index`: true when
+    /// the write is left out. A link of the value a stale entry holds is
+    /// left out (stale entries exist only while no pinned root reaches the
+    /// frame), and so is an unlink once no cached root reaches the
+    /// directory: the cached roots other than the loaded one that reach it
+    /// are dropped first (the kernel clears entries of a directory of a
+    /// space it does not run in when it tears that space down), and the
+    /// frame keeps the old link, stale. Not when the loaded root or a root
+    /// being built reaches it. A directory with more entries than a slot
+    /// lists is followed no more. False for a directory not followed.
+    #[inline(never)]
+    #[cfg_attr(feature = "image", optimize(size))]
+    fn known_dir_write<H: Host>(
+        &mut self,
+        host: &mut H,
+        i: usize,
+        index: usize,
+        value: u64,
+    ) -> bool {
+        let Some(d) = self.dir_slot(i) else {
+            return false;
+        };
+        let d = d % KNOWN_DIRS;
+        let len = self.dirs[d].len as usize % (KNOWN_DIR_ENTRIES + 1);
+        let Some(p) = self.dirs[d].index[..len]
+            .iter()
+            .position(|&x| x as usize == index)
+        else {
+            // Not listed: the frame holds 0 there.
+            if value == 0 {
+                return true;
+            }
+            if len < KNOWN_DIR_ENTRIES {
+                let f = &mut self.dirs[d];
+                f.index[len] = index as u16;
+                f.value[len] = value;
+                f.len += 1;
+            } else {
+                self.give_up_dir(host, d);
+            }
+            return false;
+        };
+        let bit = 1u8 << p;
+        let stale = self.dirs[d].stale & bit != 0;
+        // The frame holds the value already (a write of it would change
+        // nothing, typed or not).
+        let mut skip = self.dirs[d].value[p] == value;
+        let mut keep_stale = false;
+        if !skip && value == 0 {
+            keep_stale = stale || {
+                let link = i as u16 + 1;
+                let current = self.current_root();
+                let mut unreached = true;
+                for r in self.live_roots() {
+                    if self.roots[r].slots[..3].contains(&link) {
+                        if Some(r) == current || self.is_building(r) {
+                            unreached = false;
+                            break;
+                        }
+                        self.free_root(host, r);
+                    }
+                }
+                unreached
+            };
+            skip = keep_stale;
+        }
+        if skip {
+            self.stats.dir_writes_skipped += 1;
+        }
+        let f = &mut self.dirs[d];
+        if keep_stale {
+            // The frame keeps the old link, stale.
+            f.stale |= bit;
+            self.dirs_stale |= 1 << d;
+            return true;
+        }
+        f.value[p] = value;
+        f.stale &= !bit;
+        if f.stale == 0 {
+            self.dirs_stale &= !(1 << d);
+        }
+        skip
+    }
+
     fn take_record<H: Host>(&mut self, host: &mut H) -> Result<usize, ShadowError> {
         if self.free_tables == 0 {
             self.evict(host);
@@ -1547,21 +1868,24 @@ impl ShadowCache {
         kfn: u32,
         kind: Kind,
     ) -> Result<usize, ShadowError> {
-        // A kept L1 frame (`kept`) is taken for good only once the record
-        // is made: until then its slot still holds it.
+        // A kept L1 or directory frame (`kept`) is taken for good only
+        // once the record is made: until then its slot still holds it.
         let (mfn, clean, kept) = match kind {
             Kind::L1 => self.take_l1_frame(host)?,
-            Kind::L2 => {
-                let (mfn, clean) = self.take_frame(host)?;
-                (mfn, clean, None)
-            }
+            Kind::L2 => match self.kept_dir() {
+                Some(d) => (self.dirs[d].mfn, true, Some(d)),
+                None => {
+                    let (mfn, clean) = self.take_frame(host)?;
+                    (mfn, clean, None)
+                }
+            },
             _ => (0, true, None),
         };
         let mirror = match kind {
             Kind::L2 | Kind::Top => match self.take_mirror(host) {
                 Ok(m) => m as u16 + 1,
                 Err(e) => {
-                    if mfn != 0 {
+                    if mfn != 0 && kept.is_none() {
                         self.untake(host, mfn, clean);
                     }
                     return Err(e);
@@ -1606,6 +1930,8 @@ impl ShadowCache {
         }
         if kind == Kind::L1 {
             self.attach_known(host, i, kept);
+        } else if kind == Kind::L2 {
+            self.attach_dir(host, i, kept);
         }
         Ok(i)
     }
@@ -1613,6 +1939,7 @@ impl ShadowCache {
     /// Removes record `i` (its links are gone, and with them the shadow's
     /// type in Xen): its mirror's links are dropped, its frame cleared and
     /// kept, or given back.
+    #[cfg_attr(feature = "image", optimize(size))]
     fn free_record<H: Host>(&mut self, host: &mut H, i: usize) {
         let t = self.tables[i];
         // Unhook from the hash chain before anything below can look it up.
@@ -1674,6 +2001,11 @@ impl ShadowCache {
             self.mirror_used[m] = false;
         }
         if t.mfn == 0 {
+            return;
+        }
+        if t.kind == Kind::L2 && self.keep_dir(i) {
+            // Nothing links it, so no root: kept as it is, every entry
+            // stale, for the next directory.
             return;
         }
         let tag = Tag {
@@ -1925,6 +2257,7 @@ impl ShadowCache {
         Ok(i)
     }
 
+    #[cfg_attr(feature = "image", optimize(size))]
     fn fill_l1<H: Host>(&mut self, host: &mut H, i: usize, range: core::ops::Range<usize>) {
         let kfn = self.tables[i].kfn;
         for index in range {
@@ -1937,6 +2270,7 @@ impl ShadowCache {
 
     /// The record of page directory `kfn` as `kind` (L2 or top), with one
     /// more link; discovered if it has none yet.
+    #[cfg_attr(feature = "image", optimize(size))]
     fn acquire_l2<H: Host>(
         &mut self,
         host: &mut H,
@@ -1953,6 +2287,7 @@ impl ShadowCache {
         Ok(i)
     }
 
+    #[cfg_attr(feature = "image", optimize(size))]
     fn fill_l2<H: Host>(
         &mut self,
         host: &mut H,
@@ -2001,6 +2336,7 @@ impl ShadowCache {
     /// = `entry`: the L1 it names gets a record and a link, the shadow
     /// entry (in the L2's frame, or in every top L2 of the roots using the
     /// top record) is written, the old link dropped.
+    #[cfg_attr(feature = "image", optimize(size))]
     fn link<H: Host>(
         &mut self,
         host: &mut H,
@@ -2064,7 +2400,9 @@ impl ShadowCache {
         };
         if old != code {
             if kind == Kind::L2 {
-                Self::push_write(host, mfn, index, value, tag);
+                if !self.known_dir_write(host, i, index, value) {
+                    Self::push_write(host, mfn, index, value, tag);
+                }
             } else {
                 // Freed roots' top L2s no longer follow (`top_epoch`).
                 self.top_epoch = self.top_epoch.wrapping_add(1);
@@ -2214,6 +2552,7 @@ impl ShadowCache {
     /// `entry_changed` for a frame that is a page directory (of PDPT slots
     /// 0-2, of slot 3, or both): every mirror follows.
     #[inline(never)]
+    #[cfg_attr(feature = "image", optimize(size))]
     fn directory_entry_changed<H: Host>(
         &mut self,
         host: &mut H,
@@ -2225,17 +2564,26 @@ impl ShadowCache {
         // A link of our own on each directory record while it changes: an
         // eviction on the way (the new entry's table needing a frame) must
         // not free a record nothing else links (an announced directory).
-        let dirs = [l2, top];
-        for i in dirs.into_iter().flatten() {
+        // No iterator adapters: under `optimize(size)` they stay out of
+        // line (a fork's four directory writes paid about 500 instructions
+        // for them).
+        if let Some(i) = l2 {
             self.tables[i].refs += 1;
         }
-        let mut result = Ok(());
-        for i in dirs.into_iter().flatten() {
-            if result.is_ok() {
-                result = self.link(host, i, index, entry);
-            }
+        if let Some(i) = top {
+            self.tables[i].refs += 1;
         }
-        for i in dirs.into_iter().flatten() {
+        let mut result = match l2 {
+            Some(i) => self.link(host, i, index, entry),
+            None => Ok(()),
+        };
+        if let (Ok(()), Some(i)) = (&result, top) {
+            result = self.link(host, i, index, entry);
+        }
+        if let Some(i) = l2 {
+            self.unlink(host, i);
+        }
+        if let Some(i) = top {
             self.unlink(host, i);
         }
         result
@@ -2424,6 +2772,7 @@ impl ShadowCache {
     /// directories). Root slots link directories (L2 and top records) and
     /// mirror entries link page tables (L1 records) only, so only an L1
     /// record's question needs the mirrors read.
+    #[cfg_attr(feature = "image", optimize(size))]
     fn reaches(&self, r: usize, i: usize) -> bool {
         let slots = self.roots[r].slots;
         if slots.contains(&(i as u16 + 1)) {
@@ -2620,6 +2969,7 @@ impl ShadowCache {
     /// [`load_root`](Self::load_root) of a CR3 no cached root has: its
     /// PDPT read and a root built.
     #[inline(never)]
+    #[cfg_attr(feature = "image", optimize(size))]
     fn load_new_root<H: Host>(&mut self, host: &mut H, cr3: u32) -> Result<u32, ShadowError> {
         let mut pdpt = [0; 4];
         Self::read_pdpt(host, cr3, &mut pdpt)?;
@@ -2883,6 +3233,7 @@ impl ShadowCache {
         Ok(())
     }
 
+    #[cfg_attr(feature = "image", optimize(size))]
     fn free_root<H: Host>(&mut self, host: &mut H, r: usize) {
         self.forget_fault_path();
         let root = self.roots[r];
@@ -2920,8 +3271,8 @@ impl ShadowCache {
                 None => 0,
             };
         }
-        let k = self.spares.len as usize;
-        if k < SPARE_ROOT_FRAMES {
+        if (self.spares.len as usize) < SPARE_ROOT_FRAMES {
+            let k = self.spares.first.wrapping_add(self.spares.len) as usize % SPARE_ROOT_FRAMES;
             self.spares.l3s[k] = root.l3;
             self.spares.tops[k] = root.top;
             self.spares.linked[k] = linked;

@@ -1037,14 +1037,14 @@ fn set_entry(cache: &mut ShadowCache, m: &mut Model, kfn: u32, index: usize, val
 /// with `pages` entries and L1S[1] at entry 5 with one at `last`, is
 /// loaded, root 0 loaded again, then the child torn down as Linux's exit
 /// does (the tables cleared natively, unlinked, released, then the
-/// directory and the PDPT). Returns the ops of the build and of the
-/// child's load.
+/// directory and the PDPT). Returns the ops of the build, of the child's
+/// load and of the teardown.
 fn fork_and_exit(
     cache: &mut ShadowCache,
     m: &mut Model,
     pages: usize,
     last: usize,
-) -> (usize, usize) {
+) -> (usize, usize, usize) {
     fork_and_exit_ordered(cache, m, pages, last, false)
 }
 
@@ -1057,7 +1057,7 @@ fn fork_and_exit_ordered(
     pages: usize,
     last: usize,
     reversed: bool,
-) -> (usize, usize) {
+) -> (usize, usize, usize) {
     let start = m.ops;
     cache.allocate_l2(m, L2S[0], true, None).unwrap();
     for (l1, index) in [(0, 1), (1, 5)] {
@@ -1089,6 +1089,7 @@ fn fork_and_exit_ordered(
     check(cache, m);
     let loaded = m.ops;
     cache.load_root(m, CR3S[0]).unwrap();
+    let back = m.ops;
     let mut tables = [(0, 1), (1, 5)];
     if reversed {
         tables.reverse();
@@ -1106,7 +1107,7 @@ fn fork_and_exit_ordered(
         "the child's root is gone"
     );
     check(cache, m);
-    (built - start, loaded - built)
+    (built - start, loaded - built, m.ops - back)
 }
 
 /// A freed page table's shadow frame is kept with its entries listed and
@@ -1137,12 +1138,12 @@ fn a_freed_tables_frame_is_reused_as_it_stands() {
     let (mut cache, mut m) = run(&steps, 256);
     let cache = &mut *cache;
     // The first fork: fresh frames.
-    let (first_build, _) = fork_and_exit(cache, &mut m, 16, 511);
+    let (first_build, _, first_exit) = fork_and_exit(cache, &mut m, 16, 511);
     let s = cache.stats();
     assert_eq!((s.known_reused, s.known_writes_skipped), (0, 0), "{s:?}");
     // The same again: the two tables take the freed frames as they are
     // (in the order they were freed) and write none of their entries.
-    let (build, load) = fork_and_exit(cache, &mut m, 16, 511);
+    let (build, load, exit) = fork_and_exit(cache, &mut m, 16, 511);
     let s = cache.stats();
     assert_eq!(
         (s.known_reused, s.known_writes_skipped, s.known_stale_zeroed),
@@ -1154,13 +1155,26 @@ fn a_freed_tables_frame_is_reused_as_it_stands() {
         3 + 2 + 17,
         "the first build: three clears, the links, the entries"
     );
-    assert_eq!(build, 2, "the build writes only the two directory entries");
+    assert_eq!(
+        first_exit, 1,
+        "the exit: the child's unpin; its directory's unlinks left out"
+    );
+    // The directory's frame was kept with its two links, which are the
+    // new tables' (their frames are the old tables'): nothing written
+    // (two unlinks at each exit, two links at the build left out).
+    assert_eq!(
+        (s.dirs_reused, s.dir_writes_skipped, s.dir_stale_zeroed),
+        (1, 2 + 2 + 2, 0),
+        "{s:?}"
+    );
+    assert_eq!(build, 0, "the build writes nothing");
     assert_eq!(load, 1, "the child's load is its pin alone");
+    assert_eq!(exit, 1, "the exit is the child's unpin alone");
     // Torn down in the other order: each table still takes, at its link,
     // the kept frame last linked at the same directory entry.
     fork_and_exit_ordered(cache, &mut m, 16, 511, true);
     let before = cache.stats();
-    let (build, load) = fork_and_exit(cache, &mut m, 16, 511);
+    let (build, load, _) = fork_and_exit(cache, &mut m, 16, 511);
     let s = cache.stats();
     assert_eq!(
         (
@@ -1170,12 +1184,12 @@ fn a_freed_tables_frame_is_reused_as_it_stands() {
         (17, 0),
         "{s:?}"
     );
-    assert_eq!((build, load), (2, 1));
+    assert_eq!((build, load), (0, 1));
     // Fewer entries, another one in the second table: the rest is zeroed
     // before the child's root is pinned (`check` compares every entry a
     // root reaches with the kernel's).
     let before = cache.stats();
-    let (_, load) = fork_and_exit(cache, &mut m, 10, 300);
+    let (_, load, _) = fork_and_exit(cache, &mut m, 10, 300);
     let s = cache.stats();
     assert_eq!(
         s.known_writes_skipped - before.known_writes_skipped,
@@ -1237,6 +1251,142 @@ fn a_freed_tables_frame_is_reused_as_it_stands() {
         cache.release(&mut m, l1, false);
         check(cache, &m);
     }
+}
+
+/// A page table of a space: its kernel frame, its directory entry, its
+/// entries (index, value).
+type SpaceTable = (u32, usize, Vec<(usize, u64)>);
+
+/// A new space's user directory `l2` with page tables `tables` (table,
+/// directory entry, its entries), as the benchmarks' fork and exec build
+/// one. Returns the ops queued.
+fn build_space(cache: &mut ShadowCache, m: &mut Model, l2: u32, tables: &[SpaceTable]) -> usize {
+    let start = m.ops;
+    cache.allocate_l2(m, l2, true, None).unwrap();
+    for (l1, index, entries) in tables {
+        cache.allocate_l1(m, *l1, true).unwrap();
+        set_entry(cache, m, l2, *index, (u64::from(*l1) << 12) | P | RW | US);
+        for &(j, value) in entries {
+            set_entry(cache, m, *l1, j, value);
+        }
+    }
+    m.ops - start
+}
+
+/// Space `cr3` (directory `l2`, page tables `tables`), not loaded, torn
+/// down as Linux's exit does. Returns the ops queued.
+fn tear_down_space(
+    cache: &mut ShadowCache,
+    m: &mut Model,
+    cr3: u32,
+    l2: u32,
+    tables: &[SpaceTable],
+) -> usize {
+    let start = m.ops;
+    for (l1, index, _) in tables {
+        m.guest_mut(*l1).fill(0);
+        set_entry(cache, m, l2, *index, 0);
+        cache.release(m, *l1, false);
+        check(cache, m);
+    }
+    cache.release(m, l2, true);
+    cache.release(m, cr3 >> 12, true);
+    check(cache, m);
+    m.ops - start
+}
+
+/// The benchmarks' fork_exec, again and again: the child (root 2,
+/// directory L2S[0]) maps the parent's pages read-only and is loaded, its
+/// exec builds a second space (root 3, directory L2S[1]) with pages of its
+/// own, loads it and tears the child down; then the parent's space is
+/// loaded and the exec'd space torn down. Both directories' frames are
+/// kept with their links, so after the first round neither build writes a
+/// directory entry and neither exit unlinks one.
+#[test]
+fn fork_and_exec_keep_both_directories() {
+    let steps = [
+        Step::SetPdpte {
+            cr3: 0,
+            slot: 3,
+            value: (u64::from(L2S[3]) << 12) | P,
+        },
+        Step::SetPdpte {
+            cr3: 2,
+            slot: 0,
+            value: (u64::from(L2S[0]) << 12) | P,
+        },
+        Step::SetPdpte {
+            cr3: 2,
+            slot: 3,
+            value: (u64::from(L2S[3]) << 12) | P,
+        },
+        Step::SetPdpte {
+            cr3: 3,
+            slot: 0,
+            value: (u64::from(L2S[1]) << 12) | P,
+        },
+        Step::SetPdpte {
+            cr3: 3,
+            slot: 3,
+            value: (u64::from(L2S[3]) << 12) | P,
+        },
+        Step::Load { cr3: 0 },
+    ];
+    let (mut cache, mut m) = run(&steps, 256);
+    let cache = &mut *cache;
+    let page = |f: u64, rw: bool| (f << 12) | P | US | A | if rw { RW | D } else { 0 };
+    let child = [
+        (
+            L1S[0],
+            1,
+            (0..16)
+                .map(|j| (j, page(0x1000 + j as u64, false)))
+                .collect(),
+        ),
+        (L1S[1], 5, vec![(511, page(0x1100, false))]),
+    ];
+    let exec = [
+        (
+            L1S[2],
+            1,
+            (0..16)
+                .map(|j| (j, page(0x1200 + j as u64, true)))
+                .collect(),
+        ),
+        (L1S[3], 5, vec![(511, page(0x1300, true))]),
+    ];
+    let round = |cache: &mut ShadowCache, m: &mut Model| {
+        let mut ops = build_space(cache, m, L2S[0], &child);
+        cache.load_root(m, CR3S[2]).unwrap();
+        check(cache, m);
+        ops += build_space(cache, m, L2S[1], &exec);
+        cache.load_root(m, CR3S[3]).unwrap();
+        check(cache, m);
+        ops += tear_down_space(cache, m, CR3S[2], L2S[0], &child);
+        cache.load_root(m, CR3S[0]).unwrap();
+        ops += tear_down_space(cache, m, CR3S[3], L2S[1], &exec);
+        ops
+    };
+    round(cache, &mut m);
+    let before = cache.stats();
+    let start = m.ops;
+    let ops = round(cache, &mut m);
+    let s = cache.stats();
+    assert_eq!(s.dirs_reused - before.dirs_reused, 2, "{s:?}");
+    assert_eq!(
+        s.dir_writes_skipped - before.dir_writes_skipped,
+        8,
+        "four links and four unlinks left out: {s:?}"
+    );
+    assert_eq!(
+        s.known_writes_skipped - before.known_writes_skipped,
+        34,
+        "{s:?}"
+    );
+    // The builds and teardowns: the two unpins. The loads: the two pins
+    // alone (each new root takes the spare L3 of the root freed first,
+    // whose slot 0 names its directory's frame already).
+    assert_eq!((ops, m.ops - start), (2, 2 + 2));
 }
 
 /// The user page entry `j` of the freed tables below maps.
@@ -1625,6 +1775,9 @@ fn random_sequences_reach_every_path() {
             totals.known_reused += s.known_reused;
             totals.known_writes_skipped += s.known_writes_skipped;
             totals.known_stale_zeroed += s.known_stale_zeroed;
+            totals.dirs_reused += s.dirs_reused;
+            totals.dir_writes_skipped += s.dir_writes_skipped;
+            totals.dir_stale_zeroed += s.dir_stale_zeroed;
             for n in &m.notes {
                 match n {
                     Note::ReleasedLive { .. } => released_live += 1,
@@ -1681,6 +1834,13 @@ fn random_sequences_reach_every_path() {
         totals.known_reused > 50
             && totals.known_writes_skipped > 30
             && totals.known_stale_zeroed > 20,
+        "{totals:?}"
+    );
+    // The same for freed directories' frames, and unlinks of directories
+    // no pinned root reaches left out.
+    eprintln!("{totals:?}");
+    assert!(
+        totals.dirs_reused > 20 && totals.dir_writes_skipped > 20 && totals.dir_stale_zeroed > 10,
         "{totals:?}"
     );
     assert!(released_live > 10 && unusable > 10 && not_ram > 10);

@@ -94,8 +94,9 @@ pub struct Model {
     /// ReleasePage of a table nothing linked (the record freed at once,
     /// without a look at the roots).
     pub released_unlinked: usize,
-    /// When set: each L1 frame validated (its first type reference) with
-    /// its entries then, for [`check_validated`](Self::check_validated).
+    /// When set: each L1 and L2 frame validated (its first type
+    /// reference) with its entries then, for
+    /// [`check_validated`](Self::check_validated).
     pub validated_l1: Option<Vec<(u32, [u64; ENTRIES])>>,
 }
 
@@ -161,7 +162,7 @@ impl Model {
             }
         }
         self.types.insert(mfn, (level, 1));
-        if level == PtType::L1 {
+        if level == PtType::L1 || level == PtType::L2 {
             if let Some(log) = &mut self.validated_l1 {
                 log.push((mfn, table));
             }
@@ -181,14 +182,14 @@ impl Model {
             return;
         };
         for (mfn, at) in log {
-            if self.typed(mfn) != Some(PtType::L1) {
+            if !matches!(self.typed(mfn), Some(PtType::L1 | PtType::L2)) {
                 continue;
             }
             let now = self.shadow(mfn);
             for (i, (&was, &is)) in at.iter().zip(now.iter()).enumerate() {
                 assert!(
                     was == 0 || is != 0,
-                    "{what:?}: L1 {mfn:#x} validated with entry {i} = {was:#x}, zeroed after it"
+                    "{what:?}: table {mfn:#x} validated with entry {i} = {was:#x}, zeroed after it"
                 );
             }
         }
@@ -546,6 +547,42 @@ pub fn check(cache: &ShadowCache, m: &Model) {
             assert!(
                 m.typed(mfn).is_none(),
                 "known frame {mfn:#x} (table {owner:x?}) with stale entries is a page table"
+            );
+        }
+    }
+    for (mfn, owner, entries) in cache.known_dirs() {
+        // The same for page directories' frames: every entry listed holds
+        // its value, every other one is 0, and stale entries only while no
+        // pinned root reaches the frame (no type).
+        let shadow = m.shadow(mfn);
+        let mut listed = [false; ENTRIES];
+        let mut stale = false;
+        for (index, value, is_stale) in entries.into_iter().flatten() {
+            assert_eq!(
+                shadow[index], value,
+                "known directory {mfn:#x} (directory {owner:x?}) entry {index}: listed {value:#x}"
+            );
+            assert!(
+                !listed[index],
+                "known directory {mfn:#x} lists entry {index} twice"
+            );
+            listed[index] = true;
+            assert!(
+                is_stale || owner.is_some(),
+                "a kept directory's entries are stale"
+            );
+            stale |= is_stale;
+        }
+        for (index, &e) in shadow.iter().enumerate() {
+            assert!(
+                listed[index] || e == 0,
+                "known directory {mfn:#x} (directory {owner:x?}) entry {index} = {e:#x} is not listed"
+            );
+        }
+        if stale || owner.is_none() {
+            assert!(
+                m.typed(mfn).is_none(),
+                "known directory {mfn:#x} (directory {owner:x?}) with stale entries is a page table"
             );
         }
     }

@@ -1703,6 +1703,87 @@ pub fn update_after_fault_interrupts_on() -> Outcome {
     pass!("write-protect faults answered with interrupts on: UpdatePxELong through the table's alias keeps the flag on and the page writable")
 }
 
+/// A forked space torn down while another is loaded, then a second fork
+/// that maps less: the second child sees only its own mappings. Its page
+/// table's neighbour (the first child's second table, one directory entry
+/// on) and the entry after its page were the first child's and must fault
+/// in the second, as natively (an implementation that reuses the first
+/// child's page-directory or page-table memory must not show them).
+pub fn fork_teardown_fork_forgets() -> Outcome {
+    need_paging!();
+    let kernel = mm::kernel_space().expect("paging is on");
+    let (f, g, h) = (marked_frame(), marked_frame(), marked_frame());
+    let user_page = |frame: u32| u64::from(frame) | KERNEL_RW | PTE_US;
+    let next_va = TEST_VA + (2 << 20);
+    // The first child: TEST_VA and the page after it, and a second page
+    // table one directory entry on mapping `h`.
+    let first = Child::new(user_page(f));
+    pv::set_pxe_long(
+        user_page(g),
+        mm::entry(first.pt, ((TEST_VA >> 12) + 1) & 511),
+        PageLevel::Pt.bit(),
+    );
+    let second_pt = mm::alloc_frame();
+    pv::allocate_page(second_pt >> 12, VMI_PAGE_L1_PAE, 0, 0, 0);
+    pv::set_pxe_long(
+        user_page(h),
+        mm::entry(second_pt, (next_va >> 12) & 511),
+        PageLevel::Pt.bit(),
+    );
+    pv::set_pxe_long(
+        u64::from(second_pt) | PTE_P | PTE_RW | PTE_US,
+        mm::entry(first.pd1, (next_va >> 21) & 511),
+        PageLevel::Pd.bit(),
+    );
+    pv::set_cr3(first.pdpt);
+    let first_reads = [
+        read32(TEST_VA),
+        read32(TEST_VA + PAGE_SIZE),
+        read32(next_va),
+    ];
+    pv::set_cr3(kernel.pdpt);
+    // Torn down while not loaded, as Linux's exit after the switch away:
+    // the tables cleared natively, unlinked, released.
+    for (pt, va) in [(first.pt, TEST_VA + PAGE_SIZE), (second_pt, next_va)] {
+        // SAFETY: the first child's page tables, identity mapped.
+        unsafe { pv::store_pxe_long(mm::entry(pt, (va >> 12) & 511), 0) };
+    }
+    pv::set_pxe_long(
+        0,
+        mm::entry(first.pd1, (next_va >> 21) & 511),
+        PageLevel::Pd.bit(),
+    );
+    pv::release_page(second_pt >> 12, VMI_PAGE_L1_PAE);
+    first.tear_down();
+    // The second child maps TEST_VA alone.
+    let second = Child::new(user_page(f));
+    pv::set_cr3(second.pdpt);
+    let own = read32(TEST_VA);
+    let next_page = read32(TEST_VA + PAGE_SIZE);
+    let next_table = read32(next_va);
+    pv::set_cr3(kernel.pdpt);
+    second.tear_down();
+    for (k, (got, frame)) in first_reads.iter().zip([f, g, h]).enumerate() {
+        if *got != Ok(mark(frame)) {
+            fail!("the first child's page {k}: {got:x?}");
+        }
+    }
+    ensure_word!(own, mark(f), "the second child's page");
+    ensure_page_fault!(
+        next_page,
+        0,
+        TEST_VA + PAGE_SIZE,
+        "the first child's second page, in the second child"
+    );
+    ensure_page_fault!(
+        next_table,
+        0,
+        next_va,
+        "the first child's second page table, in the second child"
+    );
+    pass!("a second fork after a teardown sees its own page only; the first child's page and page table are gone")
+}
+
 pub fn accessed_dirty_cleared_and_set_again() -> Outcome {
     need_paging!();
     let f = marked_frame();

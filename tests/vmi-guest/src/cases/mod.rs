@@ -427,6 +427,10 @@ pub static ALL: &[Case] = &[
         mmu::accessed_dirty_cleared_and_set_again,
     ),
     case("mmu_fork_clone_cow_teardown", mmu::fork_clone_cow_teardown),
+    case(
+        "mmu_fork_teardown_fork_forgets",
+        mmu::fork_teardown_fork_forgets,
+    ),
     case("mmu_lazy_batch_thousands", mmu::lazy_batch_thousands),
     case("mmu_hypercall_counts", mmu::hypercall_counts),
     case(
