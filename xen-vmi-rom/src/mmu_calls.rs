@@ -53,12 +53,24 @@ pub struct CallState {
     pub lazy: LazyMode,
     /// The page of entry addresses the last one-step update after a page
     /// fault ([`fault_entry_update`]) found in a linear slot, with paging
-    /// on: the page's address with bits 0-11 set (0: none, which no
-    /// address with those bits set equals) and its kernel frame, what
-    /// `linear_entry_frame` says for every address in that page. Forgotten
-    /// whenever a slot changes ([`set_linear_mapping`]): the kernel's
-    /// handler updates entry after entry of one page table, one compare.
+    /// on: the page's address with bits 0-11 set and its kernel frame,
+    /// what `linear_entry_frame` says for every address in that page, or
+    /// [`CallState::NO_FAULT_LINEAR`]. Forgotten whenever a slot changes
+    /// ([`set_linear_mapping`]): the kernel's handler updates entry after
+    /// entry of one page table, one compare.
     pub fault_linear: (u32, u32),
+}
+
+impl CallState {
+    /// `fault_linear` of no page: page 0, which no address with bits 0-11
+    /// set equals, and a frame no page table has (beyond every frame the
+    /// ROM's k2m table can describe, and not `u32::MAX`, the fault path's
+    /// "no table" for UpdatePxELong's path in assembly). That path tests
+    /// the page and the entry's offset in one compare (`ptep ^ page ^
+    /// offset` is 0xFFF), which page 0 passes for an address in page 0
+    /// with bits 0-2 set; it then compares the frame, which this one
+    /// fails, so such an address takes the general call's refusal.
+    pub const NO_FAULT_LINEAR: (u32, u32) = (0, u32::MAX - 1);
 }
 
 impl Default for CallState {
@@ -67,7 +79,7 @@ impl Default for CallState {
             linear: [LinearSlot::default(); LINEAR_SLOTS],
             in_use: [LinearSlot::default(); LINEAR_SLOTS],
             lazy: LazyMode::None,
-            fault_linear: (0, 0),
+            fault_linear: Self::NO_FAULT_LINEAR,
         }
     }
 }
@@ -855,7 +867,7 @@ pub fn set_linear_mapping(
         *to = *from;
     }
     state.in_use = in_use;
-    state.fault_linear = (0, 0);
+    state.fault_linear = CallState::NO_FAULT_LINEAR;
     Ok(())
 }
 

@@ -800,8 +800,10 @@ pub mod quick_fault_layout {
     /// `FaultPath::l2_tag` and `l1_tag`, u32 view-slot tags (frame + 1).
     pub const PATH_L2_TAG: usize = PATH + offset_of!(FaultPath, l2_tag);
     pub const PATH_L1_TAG: usize = PATH + offset_of!(FaultPath, l1_tag);
-    /// `FaultPath::update_kfn`, a u32 (`u32::MAX`: none).
+    /// `FaultPath::update_kfn`, a u32 ([`NO_UPDATE`]: none).
     pub const PATH_UPDATE_KFN: usize = PATH + offset_of!(FaultPath, update_kfn);
+    /// `FaultPath::update_kfn` of no table the assembly may write.
+    pub const NO_UPDATE: u32 = FaultPath::NO_UPDATE;
     /// `ShadowCache::fault_va`, an `Option<u32>`: `Some(va)` is the words
     /// 1 and `va` (checked below), so the assembly stores those two.
     pub const FAULT_VA: usize = offset_of!(ShadowCache, fault_va);

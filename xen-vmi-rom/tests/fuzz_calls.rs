@@ -875,6 +875,8 @@ thread_local! {
     static QUICK_FAULTS: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
     /// Updates `mmu_calls::fault_entry_update` took in one step in `run`.
     static ONE_STEP_UPDATES: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
+    /// Of UpdatePxELong's, those its path in assembly would take.
+    static ASSEMBLY_UPDATES: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
 }
 
 /// SetPxELong as the ROM's entry makes it: the one-step update after a
@@ -896,7 +898,28 @@ fn rom_set_pxe_long(
     mmu_calls::set_pxe_long(cache, b, state, paging, value, ptep)
 }
 
-/// UpdatePxELong as the ROM's entry makes it ([`rom_set_pxe_long`]).
+/// The entry UpdatePxELong's path in assembly (entry.rs) would write for
+/// `ptep`, as far as its tests before the entry's value decide: outside
+/// lazy mode, nothing queued, the page memo's page and the fault's
+/// entry's offset in one compare (`ptep ^ page ^ offset` is 0xFFF), then
+/// `quick_fault_entry` of the memo's frame (`update_kfn`, the path, the
+/// fault's directory entry). Paging is not tested: the path infers it.
+fn assembly_update_target(cache: &ShadowCache, b: &Backend, state: &CallState, ptep: u32) -> bool {
+    if state.lazy != vmi_abi::flags::LazyMode::None || !b.mapped_write_ready() {
+        return false;
+    }
+    let (page, frame) = state.fault_linear;
+    (ptep ^ page) & !0xFFF == 0
+        && cache
+            .quick_fault_entry(frame, (ptep ^ page ^ 0xFFF) & 0xFFF)
+            .is_some()
+}
+
+/// UpdatePxELong as the ROM's entry makes it ([`rom_set_pxe_long`]); its
+/// path in assembly first ([`assembly_update_target`]), which may take
+/// only the entry the one-step update names: `ptep` 8-aligned, in the
+/// memo's page, with paging on, and `fault_entry`'s entry of the memo's
+/// frame.
 fn rom_update_pxe_long(
     cache: &mut ShadowCache,
     b: &mut Backend,
@@ -904,6 +927,21 @@ fn rom_update_pxe_long(
     paging: Paging,
     ptep: u32,
 ) -> Result<(), Rejection> {
+    if assembly_update_target(cache, b, state, ptep) {
+        let (page, frame) = state.fault_linear;
+        assert!(
+            paging.enabled && ptep.is_multiple_of(8) && ptep | 0xFFF == page,
+            "the assembly's update path takes {ptep:#x} (memo {page:#x} frame {frame:#x}, paging {})",
+            paging.enabled
+        );
+        assert!(
+            cache
+                .fault_entry(frame, ((ptep & 0xFFF) >> 3) as usize)
+                .is_some(),
+            "the assembly's update path takes {ptep:#x}, fault_entry does not"
+        );
+        ASSEMBLY_UPDATES.with(|c| c.set(c.get() + 1));
+    }
     if mmu_calls::fault_entry_update(cache, b, state, paging, ptep, None) {
         ONE_STEP_UPDATES.with(|c| c.set(c.get() + 1));
         return Ok(());
@@ -1469,7 +1507,10 @@ fn random_sequences_reach_every_path() {
         QUICK_FAULTS.with(|c| c.get()),
         ONE_STEP_UPDATES.with(|c| c.get()),
     );
-    eprintln!("quick faults {faults}, one-step updates {one_step}");
+    eprintln!(
+        "quick faults {faults}, one-step updates {one_step}, the assembly's {}",
+        ASSEMBLY_UPDATES.with(|c| c.get())
+    );
     assert!(
         faults > 100 && one_step > 50,
         "quick faults {faults}, one-step updates {one_step}"

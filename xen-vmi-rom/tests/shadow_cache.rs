@@ -92,7 +92,16 @@ enum Step {
         pde: usize,
         pte: usize,
     },
+    /// A page table no step links (frame `SPARE_L1 + n`) announced: its
+    /// record takes a known slot, giving up another table's in turn
+    /// (only in [`step_giving_up_known`]'s sequences).
+    AllocateSpareL1 {
+        n: u32,
+    },
 }
+
+/// The first frame of [`Step::AllocateSpareL1`]'s page tables.
+const SPARE_L1: u32 = 0x2300;
 
 fn pte_value() -> impl Strategy<Value = u64> {
     prop_oneof![
@@ -146,6 +155,19 @@ fn step() -> impl Strategy<Value = Step> {
             .prop_map(|(cr3, slot, l2, pde, l1, pte, value)| Step::Chain { cr3, slot, l2, pde, l1, pte, value }),
         4 => any::<bool>().prop_map(|write| Step::FaultLast { write }),
         4 => (any::<bool>(), pte_value()).prop_map(|(write, value)| Step::FaultLastUpdate { write, value }),
+    ]
+}
+
+/// [`step`], with spare page tables announced often: each takes a known
+/// slot, so the tables the steps link lose theirs in turn and their
+/// entries' updates after a fault may take UpdatePxELong's path in
+/// assembly (`ShadowCache::quick_fault_entry`, `FaultPath::update_kfn`),
+/// among every other change between the fault and the update.
+fn step_giving_up_known() -> impl Strategy<Value = Step> {
+    prop_oneof![
+        8 => step(),
+        1 => (0..2 * KNOWN_SLOTS as u32).prop_map(|n| Step::AllocateSpareL1 { n }),
+        2 => (any::<bool>(), pte_value()).prop_map(|(write, value)| Step::FaultLastUpdate { write, value }),
     ]
 }
 
@@ -245,7 +267,8 @@ fn run_loading(steps: &[Step], pool: usize, switch_loads: bool) -> (Box<ShadowCa
             | Step::AllocateL2 { .. }
             | Step::ReleaseL1 { .. }
             | Step::ReleaseL2 { .. }
-            | Step::ReleasePdpt { .. } => true,
+            | Step::ReleasePdpt { .. }
+            | Step::AllocateSpareL1 { .. } => true,
             _ => false,
         };
         let before = detached.then(|| loaded_tree(&cache, &m));
@@ -273,6 +296,11 @@ fn run_loading(steps: &[Step], pool: usize, switch_loads: bool) -> (Box<ShadowCa
             }
             Step::AllocateL1 { l1 } => {
                 let kfn = L1S[l1];
+                let zeroed = m.guest.get(&kfn).is_none_or(|t| t.iter().all(|&e| e == 0));
+                ok!(cache.allocate_l1(&mut m, kfn, zeroed));
+            }
+            Step::AllocateSpareL1 { n } => {
+                let kfn = SPARE_L1 + n;
                 let zeroed = m.guest.get(&kfn).is_none_or(|t| t.iter().all(|&e| e == 0));
                 ok!(cache.allocate_l1(&mut m, kfn, zeroed));
             }
@@ -423,8 +451,56 @@ fn run_loading(steps: &[Step], pool: usize, switch_loads: bool) -> (Box<ShadowCa
             cache.fault_path_holds(&mut m),
             "the directory entry remembered from a fault is stale after {step:?}"
         );
+        check_assembly_update_path(&cache, &m, step);
     }
     (cache, m)
+}
+
+thread_local! {
+    /// Entries UpdatePxELong's path in assembly would take, found by
+    /// `check_assembly_update_path` after the steps.
+    static QUICK_NAMED: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
+}
+
+/// After any step (whatever came between the fault and now: another
+/// entry's update, a table announced or released, a directory entry
+/// changed, a root loaded or freed, a known frame given up or settled),
+/// every entry UpdatePxELong's path in assembly would take
+/// (`quick_fault_entry`, tried at every frame and entry the steps use) is
+/// the one `fault_entry` names, in a table with no known frame, not
+/// read-only, with no other record: the Rust path's one-step update, never
+/// another. At most one entry is ever named (the fault's).
+fn check_assembly_update_path(cache: &ShadowCache, m: &Model, step: &Step) {
+    let mut named = 0;
+    let spares = (0..2 * KNOWN_SLOTS as u32).map(|n| SPARE_L1 + n);
+    for kfn in L1S.iter().copied().chain(L2S).chain(spares) {
+        for &index in &INDICES {
+            let Some(q) = cache.quick_fault_entry(kfn, (index * 8) as u32) else {
+                continue;
+            };
+            named += 1;
+            assert_eq!(
+                cache.fault_entry(kfn, index),
+                Some(q),
+                "after {step:?}: the assembly's update path takes {kfn:#x}:{index}, \
+                 fault_entry does not name it"
+            );
+            assert!(
+                cache.quick_update_table_unlisted(q) && !m.read_only_frame(u64::from(kfn)),
+                "after {step:?}: the assembly's update path takes {kfn:#x}:{index}, \
+                 a known or read-only frame's table"
+            );
+            for kind in [Kind::L2, Kind::Top] {
+                assert_eq!(
+                    cache.table(kfn, kind),
+                    None,
+                    "after {step:?}: the assembly's update path takes {kfn:#x}, also a {kind:?}"
+                );
+            }
+        }
+    }
+    assert!(named <= 1, "after {step:?}: {named} entries named");
+    QUICK_NAMED.with(|c| c.set(c.get() + named));
 }
 
 thread_local! {
@@ -2428,4 +2504,33 @@ fn assembly_update_path_takes_unlisted_tables_only() {
         None,
         "the address taken"
     );
+}
+
+/// Random sequences in which known slots are given up often
+/// (`step_giving_up_known`): UpdatePxELong's path in assembly then takes
+/// many of the kernel's updates after a fault, each exactly the general
+/// path's (`entry_update`), and after every step whatever it would take
+/// is `fault_entry`'s (`check_assembly_update_path`).
+#[test]
+fn random_sequences_reach_the_assembly_update_path() {
+    use proptest::strategy::ValueTree;
+    use proptest::test_runner::TestRunner;
+
+    let mut runner = TestRunner::deterministic();
+    let strategy = prop::collection::vec(step_giving_up_known(), 60..160);
+    let (quick_before, named_before) = (
+        QUICK_UPDATES.with(|c| c.get()),
+        QUICK_NAMED.with(|c| c.get()),
+    );
+    for pool in [16, 4096] {
+        for _ in 0..25 {
+            let steps = strategy.new_tree(&mut runner).unwrap().current();
+            run(&steps, pool);
+        }
+    }
+    let quick = QUICK_UPDATES.with(|c| c.get()) - quick_before;
+    let named = QUICK_NAMED.with(|c| c.get()) - named_before;
+    eprintln!("assembly update path: {quick} updates taken, named after {named} steps");
+    assert!(quick > 30, "updates the assembly path takes: {quick}");
+    assert!(named > 20, "steps after which it names an entry: {named}");
 }

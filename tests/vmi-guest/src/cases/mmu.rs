@@ -500,6 +500,82 @@ pub fn page_fault_cr2_idt_alias_not_accessed() -> Outcome {
     pass!("IDT loaded through a not-yet-accessed user alias: each #PF's CR2 is its own address")
 }
 
+/// GetCR2 as the #GP handler of
+/// [`page_fault_gate_stored_natively_idt_alias_not_accessed`] saw it.
+static GP_HANDLER_CR2: Global<u32> = Global::new(0);
+
+/// The #GP hook of that case: records GetCR2, then lets the dispatcher
+/// hand the fault to the catch.
+fn record_cr2_at_gp(_: &mut crate::trap::TrapFrame) -> bool {
+    let cr2 = pv::get_cr2();
+    GP_HANDLER_CR2.with(|c| *c = cr2);
+    false
+}
+
+/// The two cases before together: the kernel's IDT loaded through a
+/// read-only user alias with A clear, and a new #PF gate (the #GP stub's)
+/// stored into it natively after a first page fault under the test page's
+/// directory entry. The next write to the not-present page goes through
+/// the new gate with its own error code (2: a write, not present) and
+/// CR2 its own address, as the processor delivers it: a platform that
+/// reads the gate in software and faults on the alias (A clear) must not
+/// take the gate's address for the fault's, nor the alias's rights (a
+/// write to a read-only page) for the page's.
+pub fn page_fault_gate_stored_natively_idt_alias_not_accessed() -> Outcome {
+    need_paging!();
+    const PF: usize = 14;
+    const GP: u32 = 13;
+    /// The IDT's alias, under the test page's directory entry.
+    const ALIAS_VA: u32 = TEST_VA + 0x10_000;
+    let idt = crate::desc::Table::base(&crate::desc::IDT);
+    let not_accessed = PTE_P | PTE_US;
+    mm::map(TEST_VA, marked_frame(), KERNEL_RW);
+    mm::unmap(TEST_VA);
+    mm::map(ALIAS_VA, idt, not_accessed);
+    pv::set_idt(&native_rom::hw::cpu::DescriptorTablePointer {
+        limit: 256 * 8 - 1,
+        base: ALIAS_VA,
+    });
+    let first = write32(TEST_VA + 0x50, 1);
+    let gate = (idt as *mut u64).wrapping_add(PF);
+    let original = crate::desc::Table::read(&crate::desc::IDT, PF);
+    let redirected = crate::desc::Table::read(&crate::desc::IDT, GP as usize);
+    // SAFETY: the kernel's own IDT entry 14, stored as a kernel may; the
+    // #GP stub it names handles a frame with an error code, as #PF's.
+    unsafe { gate.write_volatile(redirected) };
+    mm::map(ALIAS_VA, idt, not_accessed);
+    GP_HANDLER_CR2.with(|c| *c = 0);
+    crate::trap::set_hook(GP, Some(record_cr2_at_gp));
+    let second = write32(TEST_VA + 0x90, 1);
+    crate::trap::set_hook(GP, None);
+    let cr2_seen = GP_HANDLER_CR2.with(|c| *c);
+    // SAFETY: as above, the entry as it was.
+    unsafe { gate.write_volatile(original) };
+    pv::set_idt(&crate::desc::idt_pointer());
+    mm::unmap(ALIAS_VA);
+    ensure_page_fault!(
+        first,
+        2,
+        TEST_VA + 0x50,
+        "the first write to a not-present page, the IDT through its alias"
+    );
+    match second {
+        Err(f) if f.vector == GP && f.error_code & 7 == 2 && cr2_seen == TEST_VA + 0x90 => {}
+        other => {
+            fail!(
+                "the next write after storing the #GP gate into IDT[14] (alias with A clear): \
+                 {other:?}, its handler's CR2 {cr2_seen:#x}; expected vector 13 with error code 2 \
+                 and CR2 {:#x}",
+                TEST_VA + 0x90
+            );
+        }
+    }
+    pass!(
+        "IDT[14] stored natively, the IDT through a not-yet-accessed alias: the next #PF went \
+         through the new gate with its own error code and CR2"
+    )
+}
+
 pub fn read_only_write_faults() -> Outcome {
     need_paging!();
     let f = marked_frame();

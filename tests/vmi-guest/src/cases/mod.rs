@@ -370,6 +370,10 @@ pub static ALL: &[Case] = &[
         "mmu_page_fault_cr2_idt_alias_not_accessed",
         mmu::page_fault_cr2_idt_alias_not_accessed,
     ),
+    case(
+        "mmu_page_fault_gate_stored_natively_idt_alias_not_accessed",
+        mmu::page_fault_gate_stored_natively_idt_alias_not_accessed,
+    ),
     case("mmu_read_only_write_faults", mmu::read_only_write_faults),
     case("mmu_cr0_wp_semantics", mmu::cr0_wp_semantics),
     case("mmu_update_pxe_long", mmu::update_pxe_long),

@@ -629,6 +629,13 @@ mod quick_update {
         assert!(core::mem::size_of::<(u32, u32, u32)>() == 12);
         // The path reads `activated` and `heap_ready` as one 16-bit word.
         assert!(super::HEAP_READY_VA == ACTIVATED_VA + 1);
+        // The page memo's "none" fails the frame compare (its page alone
+        // passes for an address in page 0 with bits 0-2 set): no page
+        // table's frame (k2m describes frames below K2M_MAX_FRAMES) and
+        // not the path's "no table".
+        let none = xen_vmi_rom::mmu_calls::CallState::NO_FAULT_LINEAR;
+        assert!(none.0 == 0 && none.1 >= xen_vmi_rom::layout::K2M_MAX_FRAMES);
+        assert!(none.1 != super::layout::NO_UPDATE);
     };
 }
 regparm_entry!("vmi_entry_machine_to_physical" => crate::paging::machine_to_physical);

@@ -279,10 +279,11 @@ vmi_page_fault_common:
     // word (`ForwardGate::current`): last, once the fault is known to be
     // the kernel's, so that a declined fault does not pay for it. First
     // the fault's address goes where `kernels_page_fault` leaves it (the
-    // kernel's update of its entry, `Some(va)`; the general path sets the
-    // same if the gate declines): a read of the kernel's IDT or GDT may
-    // fault (its page not shadowed yet: the ROM fills it in and the read
-    // runs again), and that fault writes Xen's CR2.
+    // kernel's update of its entry, `Some(va)`): a read of the kernel's
+    // IDT or GDT may fault (its page not shadowed yet: the ROM fills it in
+    // and the read runs again), and that fault writes Xen's CR2, which the
+    // way out (to the gate, or to the general path when the gate changed:
+    // 8 below) sets back from it.
     .macro page_fault_quick_gate_current
     mov edx, ss:[{cr2}]
     mov dword ptr ss:[{cache} + {fault_va}], 1
@@ -290,14 +291,14 @@ vmi_page_fault_common:
     mov ecx, ss:[{gate} + {gate_addr}]
     mov edx, ss:[ecx]
     cmp edx, ss:[{gate} + {gate_raw}]
-    jne 9f
+    jne 8f
     mov edx, ss:[ecx + 4]
     cmp edx, ss:[{gate} + {gate_raw} + 4]
-    jne 9f
+    jne 8f
     mov ecx, ss:[{gate} + {segment_addr}]
     mov edx, ss:[ecx + 4]
     cmp edx, ss:[{gate} + {segment_raw} + 4]
-    jne 9f
+    jne 8f
     .endm
 
     // CR2 the fault's again for the kernel's handler (GetCR2), as the
@@ -374,6 +375,15 @@ vmi_page_fault_quick:
     page_fault_quick_gate_current
     and dword ptr [esp + 8], -2
     page_fault_quick_to_gate
+8:  // The gate or its segment changed (natively): declined after the
+    // fault's address was noted and the kernel's tables read, and a read
+    // that faulted (the ROM filled the page in) left its own address in
+    // Xen's CR2. The fault's again, and the address noted forgotten, so
+    // that the general path decides from the fault as Xen gave it (not
+    // from the gate's address and its page's rights).
+    mov edx, ss:[{cache} + {fault_va} + 4]
+    mov ss:[{cr2}], edx
+    mov dword ptr ss:[{cache} + {fault_va}], 0
 9:  pop edx
     pop ecx
     // The general path, with the stub's vector word it expects.
