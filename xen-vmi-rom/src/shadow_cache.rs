@@ -1225,7 +1225,6 @@ impl ShadowCache {
     /// kept clear, else one from the pool); the caller queues its clear
     /// if not (or overwrites it whole).
     #[inline(never)]
-    #[cfg_attr(feature = "image", optimize(size))]
     fn take_frame<H: Host>(&mut self, host: &mut H) -> Result<(u32, bool), ShadowError> {
         for attempt in 0..2 {
             if let Some(len) = self.clean.len.checked_sub(1) {
@@ -1630,14 +1629,12 @@ impl ShadowCache {
 
     /// The `dirs` slot of L2 record `i`, if its frame is listed.
     #[inline(never)]
-    #[cfg_attr(feature = "image", optimize(size))]
     fn dir_slot(&self, i: usize) -> Option<usize> {
         let owner = i as u16 + 1;
         (0..KNOWN_DIRS).find(|&d| self.dirs[d].owner == owner && self.dirs[d].mfn != 0)
     }
 
     /// A slot holding a freed directory's frame, kept for the next one.
-    #[cfg_attr(feature = "image", optimize(size))]
     fn kept_dir(&self) -> Option<usize> {
         (0..KNOWN_DIRS).find(|&d| self.dirs[d].mfn != 0 && self.dirs[d].owner == 0)
     }
@@ -1648,7 +1645,6 @@ impl ShadowCache {
     /// given up (its directory followed no more, or its kept frame cleared
     /// and kept clear): the directories made last are the ones followed.
     #[inline(never)]
-    #[cfg_attr(feature = "image", optimize(size))]
     fn attach_dir<H: Host>(&mut self, host: &mut H, i: usize, kept: Option<usize>) {
         let d = match kept {
             Some(d) => {
@@ -1678,7 +1674,6 @@ impl ShadowCache {
     /// Slot `d` emptied: its record's directory followed no more (its stale
     /// entries zeroed first), or its kept frame cleared and kept clear.
     #[inline(never)]
-    #[cfg_attr(feature = "image", optimize(size))]
     fn give_up_dir<H: Host>(&mut self, host: &mut H, d: usize) {
         let d = d % KNOWN_DIRS;
         let f = self.dirs[d];
@@ -1702,7 +1697,6 @@ impl ShadowCache {
     /// L2 record `i` goes, nothing linking it: its frame, if listed, is
     /// kept as it is, every listed entry stale (true).
     #[inline(never)]
-    #[cfg_attr(feature = "image", optimize(size))]
     fn keep_dir(&mut self, i: usize) -> bool {
         let Some(d) = self.dir_slot(i) else {
             return false;
@@ -1719,7 +1713,6 @@ impl ShadowCache {
     /// have are zeroed (one write each, queued before whatever makes a
     /// pinned root reach the frame).
     #[inline(never)]
-    #[cfg_attr(feature = "image", optimize(size))]
     fn settle_dir<H: Host>(&mut self, host: &mut H, d: usize) {
         let d = d % KNOWN_DIRS;
         self.dirs_stale &= !(1 << d);
@@ -1753,7 +1746,6 @@ impl ShadowCache {
     /// being built reaches it. A directory with more entries than a slot
     /// lists is followed no more. False for a directory not followed.
     #[inline(never)]
-    #[cfg_attr(feature = "image", optimize(size))]
     fn known_dir_write<H: Host>(
         &mut self,
         host: &mut H,
@@ -1941,7 +1933,6 @@ impl ShadowCache {
     /// Removes record `i` (its links are gone, and with them the shadow's
     /// type in Xen): its mirror's links are dropped, its frame cleared and
     /// kept, or given back.
-    #[cfg_attr(feature = "image", optimize(size))]
     fn free_record<H: Host>(&mut self, host: &mut H, i: usize) {
         let t = self.tables[i];
         // Unhook from the hash chain before anything below can look it up.
@@ -2259,7 +2250,6 @@ impl ShadowCache {
         Ok(i)
     }
 
-    #[cfg_attr(feature = "image", optimize(size))]
     fn fill_l1<H: Host>(&mut self, host: &mut H, i: usize, range: core::ops::Range<usize>) {
         let kfn = self.tables[i].kfn;
         for index in range {
@@ -2272,7 +2262,6 @@ impl ShadowCache {
 
     /// The record of page directory `kfn` as `kind` (L2 or top), with one
     /// more link; discovered if it has none yet.
-    #[cfg_attr(feature = "image", optimize(size))]
     fn acquire_l2<H: Host>(
         &mut self,
         host: &mut H,
@@ -2289,7 +2278,6 @@ impl ShadowCache {
         Ok(i)
     }
 
-    #[cfg_attr(feature = "image", optimize(size))]
     fn fill_l2<H: Host>(
         &mut self,
         host: &mut H,
@@ -2338,7 +2326,6 @@ impl ShadowCache {
     /// = `entry`: the L1 it names gets a record and a link, the shadow
     /// entry (in the L2's frame, or in every top L2 of the roots using the
     /// top record) is written, the old link dropped.
-    #[cfg_attr(feature = "image", optimize(size))]
     fn link<H: Host>(
         &mut self,
         host: &mut H,
@@ -2554,7 +2541,6 @@ impl ShadowCache {
     /// `entry_changed` for a frame that is a page directory (of PDPT slots
     /// 0-2, of slot 3, or both): every mirror follows.
     #[inline(never)]
-    #[cfg_attr(feature = "image", optimize(size))]
     fn directory_entry_changed<H: Host>(
         &mut self,
         host: &mut H,
@@ -2566,7 +2552,6 @@ impl ShadowCache {
         // A link of our own on each directory record while it changes: an
         // eviction on the way (the new entry's table needing a frame) must
         // not free a record nothing else links (an announced directory).
-        // No iterator adapters: under `optimize(size)` they stay out of
         // line (a fork's four directory writes paid about 500 instructions
         // for them).
         if let Some(i) = l2 {
@@ -2774,7 +2759,6 @@ impl ShadowCache {
     /// directories). Root slots link directories (L2 and top records) and
     /// mirror entries link page tables (L1 records) only, so only an L1
     /// record's question needs the mirrors read.
-    #[cfg_attr(feature = "image", optimize(size))]
     fn reaches(&self, r: usize, i: usize) -> bool {
         let slots = self.roots[r].slots;
         if slots.contains(&(i as u16 + 1)) {
@@ -2971,7 +2955,6 @@ impl ShadowCache {
     /// [`load_root`](Self::load_root) of a CR3 no cached root has: its
     /// PDPT read and a root built.
     #[inline(never)]
-    #[cfg_attr(feature = "image", optimize(size))]
     fn load_new_root<H: Host>(&mut self, host: &mut H, cr3: u32) -> Result<u32, ShadowError> {
         let mut pdpt = [0; 4];
         Self::read_pdpt(host, cr3, &mut pdpt)?;
@@ -3235,7 +3218,6 @@ impl ShadowCache {
         Ok(())
     }
 
-    #[cfg_attr(feature = "image", optimize(size))]
     fn free_root<H: Host>(&mut self, host: &mut H, r: usize) {
         self.forget_fault_path();
         let root = self.roots[r];
