@@ -1418,7 +1418,8 @@ impl ShadowCache {
     /// [`known_write`](Self::known_write) of a kept frame's write when the
     /// slot's hint names the entry (a table written in the order its last
     /// user wrote it: every write of a fork's child), inline in
-    /// [`write_l1`](Self::write_l1); else the search, out of line. The same answer and upkeep either way.
+    /// [`write_l1`](Self::write_l1); else the search, out of line. The
+    /// same answer and upkeep either way (a listed entry is listed once).
     #[inline(always)]
     fn known_write_hinted<H: Host>(
         &mut self,
@@ -2171,41 +2172,28 @@ impl ShadowCache {
             return self.entry_changed_general(host, kfn, index, entry);
         }
         if !self.records_cached(kfn) {
-            return self.entry_changed_miss(host, kfn, index, entry);
+            // A miss. A write to a page table whose frame is a
+            // `KnownFrame` (the records `records_uncached` keeps in
+            // `known_records`, an L1 record alone: every write of a fork's
+            // child and of an exec's new tables) goes straight to
+            // `write_l1`, which is all `entry_changed_general` would do for
+            // it, with no general frame; every other miss goes there.
+            let records = self.known_records;
+            if self.known_valid && self.known_kfn == kfn && records.l2 == 0 && records.top == 0 {
+                if let Some(i) = (records.l1 as usize).checked_sub(1) {
+                    self.write_l1(host, i, index, entry);
+                    return Ok(Reach(ReachState::PageTable(records.l1)));
+                }
+            }
+            return self.entry_changed_general(host, kfn, index, entry);
         }
         let records = self.last_records;
         self.entry_changed_records::<H, INLINE>(host, records, index, entry)
     }
 
-    /// The inline path's `entry_changed` when the last-hit cache misses:
-    /// a write to a page table whose frame is a [`KnownFrame`] (the
-    /// records `records_uncached` keeps in `known_records`, an L1 record
-    /// alone) goes straight to [`write_l1`](Self::write_l1), what
-    /// `entry_changed_records` does for it, every other miss to
-    /// [`entry_changed_general`](Self::entry_changed_general).
-    /// The same results as the general path (property-tested in
-    /// tests/shadow_cache.rs against the model, and in fuzz_calls).
-    #[inline(never)]
-    fn entry_changed_miss<H: Host>(
-        &mut self,
-        host: &mut H,
-        kfn: u32,
-        index: usize,
-        entry: u64,
-    ) -> Result<Reach, ShadowError> {
-        let records = self.known_records;
-        if self.known_valid && self.known_kfn == kfn && records.l2 == 0 && records.top == 0 {
-            if let Some(i) = (records.l1 as usize).checked_sub(1) {
-                self.write_l1(host, i, index, entry);
-                return Ok(Reach(ReachState::PageTable(records.l1)));
-            }
-        }
-        self.entry_changed_general(host, kfn, index, entry)
-    }
-
     /// `entry_changed` out of line: the 4-byte calls' (the L1 write out of
     /// line too), and the inline path's when the last-hit cache misses on
-    /// anything but a known frame's page table.
+    /// anything but a known frame's page table (`entry_changed_with`).
     #[inline(never)]
     #[cfg_attr(feature = "image", optimize(size))]
     fn entry_changed_general<H: Host>(
