@@ -264,8 +264,9 @@ fn forget_last_fix(p: &mut Paging) {
 #[inline]
 fn activate() {
     let p = &mut runtime().paging;
-    // A fix repeated with a call in between is progress, not a loop.
-    p.last_fix = (0, 0, 0);
+    // A fix repeated with a call in between is progress, not a loop (one
+    // store: every MMU call's frame makes it).
+    forget_last_fix(p);
     if p.activated {
         return;
     }
