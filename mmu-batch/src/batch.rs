@@ -1100,10 +1100,13 @@ impl<Tag: Copy, const N: usize> MmuBatch<Tag, N> {
         if self.mirrored {
             return self.flush_plain_run(target);
         }
-        if !self.in_place_off {
-            if let Some(result) = self.flush_in_place(target) {
-                return result;
-            }
+        if !self.in_place_off && self.all_live {
+            // Ok written here rather than carried out of
+            // `flush_in_place` (a copy of the whole result per flush).
+            return match self.flush_in_place(target) {
+                None => Ok(()),
+                Some(handed_over) => handed_over,
+            };
         }
         self.finish_flush(target, None)
     }
@@ -1161,15 +1164,13 @@ impl<Tag: Copy, const N: usize> MmuBatch<Tag, N> {
     /// behind the last one; at the first refusal (or an entry Xen did not
     /// run) the rounds so far are resolved as the general path resolves
     /// them, that round is settled as it settles it, and the general path
-    /// finishes. Returns None, having issued nothing, when a slot is not
-    /// live.
+    /// finishes (its result returned). None: every op took effect. The
+    /// caller has checked that every slot is live.
     fn flush_in_place<T: FlushTarget<Tag>>(
         &mut self,
         target: &mut T,
     ) -> Option<Result<(), Failures<Tag>>> {
-        if !self.all_live {
-            return None;
-        }
+        debug_assert!(self.all_live);
         let len = self.len;
         let mut start = 0;
         while start < len {
@@ -1183,7 +1184,7 @@ impl<Tag: Copy, const N: usize> MmuBatch<Tag, N> {
         // them: nothing to clear.
         self.len = 0;
         self.mirrored = true;
-        Some(Ok(()))
+        None
     }
 
     /// The hypercall number of the op in live slot `idx`.

@@ -1545,6 +1545,55 @@ impl ShadowCache {
         }
     }
 
+    /// [`known_write`](Self::known_write) of a kept frame's write when the
+    /// slot's hint names the entry (a table written in the order its last
+    /// user wrote it: every write of a fork's child), inline in
+    /// [`write_l1`](Self::write_l1); else the search, out of line. The
+    /// same answer and upkeep either way (a listed entry is listed once).
+    #[inline(always)]
+    fn known_write_hinted<H: Host>(
+        &mut self,
+        host: &mut H,
+        l1: usize,
+        index: usize,
+        value: u64,
+    ) -> bool {
+        let Some(k) = (self.tables[l1 % MAX_TABLES].mirror as usize).checked_sub(1) else {
+            return false;
+        };
+        let k = k % KNOWN_SLOTS;
+        let f = &mut self.known[k];
+        let p = f.hint as usize;
+        if p < (f.len as usize).min(KNOWN_ENTRIES) && f.index[p] as usize == index {
+            let unreached = f.stale != 0;
+            f.untouched = false;
+            return self.known_write_found(k, p, value, unreached);
+        }
+        self.known_write_listed(host, k, index, value)
+    }
+
+    /// Slot `k` lists the entry at position `p`: no longer stale, and
+    /// true (no write) when the frame holds `value` there already and no
+    /// pinned root reaches it (`unreached`: the slot had stale entries
+    /// before this write).
+    #[inline(always)]
+    fn known_write_found(&mut self, k: usize, p: usize, value: u64, unreached: bool) -> bool {
+        let k = k % KNOWN_SLOTS;
+        let p = p % KNOWN_ENTRIES;
+        let f = &mut self.known[k];
+        f.hint = p as u8 + 1;
+        f.stale &= !(1 << p);
+        if f.stale == 0 {
+            self.known_stale &= !(1 << k);
+        }
+        if f.value[p] == value && unreached {
+            self.stats.known_writes_skipped += 1;
+            return true;
+        }
+        f.value[p] = value;
+        false
+    }
+
     #[inline(never)]
     #[cfg_attr(feature = "image", optimize(size))]
     fn known_write_listed<H: Host>(
@@ -1566,17 +1615,7 @@ impl ShadowCache {
             f.index[..len].iter().position(|&i| i as usize == index)
         };
         if let Some(p) = found {
-            f.hint = p as u8 + 1;
-            f.stale &= !(1 << p);
-            if f.stale == 0 {
-                self.known_stale &= !(1 << k);
-            }
-            if f.value[p] == value && unreached {
-                self.stats.known_writes_skipped += 1;
-                return true;
-            }
-            f.value[p] = value;
-            return false;
+            return self.known_write_found(k, p, value, unreached);
         }
         if value == 0 && unreached {
             // Not listed: the frame holds 0 there.
@@ -2177,7 +2216,7 @@ impl ShadowCache {
     #[inline(never)]
     fn write_l1<H: Host>(&mut self, host: &mut H, l1: usize, index: usize, entry: u64) {
         let (mfn, value, tag) = self.l1_shadow::<H, false>(host, l1, index, entry);
-        if self.known_write(host, l1, index, value) {
+        if self.known_write_hinted(host, l1, index, value) {
             return;
         }
         Self::push_write(host, mfn, index, value, tag);
@@ -2465,7 +2504,23 @@ impl ShadowCache {
         index: usize,
         entry: u64,
     ) -> Result<Reach, ShadowError> {
-        if !INLINE || !self.records_cached(kfn) {
+        if !INLINE {
+            return self.entry_changed_general(host, kfn, index, entry);
+        }
+        if !self.records_cached(kfn) {
+            // A miss. A write to a page table whose frame is a
+            // `KnownFrame` (the records `records_uncached` keeps in
+            // `known_records`, an L1 record alone: every write of a fork's
+            // child and of an exec's new tables) goes straight to
+            // `write_l1`, which is all `entry_changed_general` would do for
+            // it, with no general frame; every other miss goes there.
+            let records = self.known_records;
+            if self.known_valid && self.known_kfn == kfn && records.l2 == 0 && records.top == 0 {
+                if let Some(i) = (records.l1 as usize).checked_sub(1) {
+                    self.write_l1(host, i, index, entry);
+                    return Ok(Reach(ReachState::PageTable(records.l1)));
+                }
+            }
             return self.entry_changed_general(host, kfn, index, entry);
         }
         let records = self.last_records;
@@ -2473,7 +2528,8 @@ impl ShadowCache {
     }
 
     /// `entry_changed` out of line: the 4-byte calls' (the L1 write out of
-    /// line too), and the inline path's when the last-hit cache misses.
+    /// line too), and the inline path's when the last-hit cache misses on
+    /// anything but a known frame's page table (`entry_changed_with`).
     #[inline(never)]
     #[cfg_attr(feature = "image", optimize(size))]
     fn entry_changed_general<H: Host>(

@@ -1496,6 +1496,74 @@ fn stale_entries(cache: &ShadowCache, kfn: u32) -> usize {
         .sum()
 }
 
+/// A kept frame's writes are looked up first at the list's hint (the
+/// position after the last one found: a table written in the order its
+/// last user wrote it) and otherwise searched: written in the listed
+/// order, in reverse (every hint but one missing) or with a value that
+/// differs in the middle, the writes left out, the writes queued, the
+/// list and the shadow a root then reaches are the same either way.
+#[test]
+fn a_kept_frames_writes_agree_in_any_order() {
+    let steps = [
+        Step::SetPdpte {
+            cr3: 0,
+            slot: 0,
+            value: (u64::from(L2S[0]) << 12) | P,
+        },
+        Step::Load { cr3: 0 },
+    ];
+    // The new table's writes: entries 0-4 of `stale_page`, entry 2 with
+    // another frame when `changed`, in `order`.
+    let outcome = |order: &[usize], changed: bool| {
+        let (mut cache, mut m) = run(&steps, 256);
+        let cache = &mut *cache;
+        take_freed_tables_frame(cache, &mut m);
+        assert_eq!(stale_entries(cache, L1S[4]), 5);
+        let (before, ops) = (cache.stats(), m.ops);
+        for &j in order {
+            let value = if changed && j == 2 {
+                ((0x1800 + j as u64) << 12) | P | US | A
+            } else {
+                stale_page(j)
+            };
+            set_entry(cache, &mut m, L1S[4], j, value);
+        }
+        let skipped = cache.stats().known_writes_skipped - before.known_writes_skipped;
+        let queued = m.ops - ops;
+        let mut listed: Vec<_> = cache
+            .known_frames()
+            .filter(|f| f.1 == Some(L1S[4]))
+            .flat_map(|f| f.2.into_iter().flatten())
+            .collect();
+        listed.sort();
+        // Linked where the loaded root reaches it: `check` compares every
+        // entry with the kernel's.
+        set_entry(
+            cache,
+            &mut m,
+            L2S[0],
+            6,
+            (u64::from(L1S[4]) << 12) | P | RW | US,
+        );
+        check(cache, &m);
+        (skipped, queued, listed)
+    };
+    let forward = [0, 1, 2, 3, 4];
+    let reverse = [4, 3, 2, 1, 0];
+    let same = outcome(&forward, false);
+    assert_eq!((same.0, same.1), (5, 0), "nothing written: {same:?}");
+    assert!(same.2.iter().all(|e| !e.2), "nothing stale: {same:?}");
+    assert_eq!(outcome(&reverse, false), same);
+    let changed = outcome(&forward, true);
+    assert_eq!(
+        (changed.0, changed.1),
+        (4, 1),
+        "entry 2 written: {changed:?}"
+    );
+    assert_eq!(outcome(&reverse, true), changed);
+    assert_eq!(outcome(&[2, 0, 1, 3, 4], true), changed);
+}
+
 /// A freed table's frame taken with stale entries, then linked from a
 /// directory that only a cached root other than the loaded one reaches
 /// (pinned all the same): the stale entries are zeroed at that link,

@@ -265,8 +265,9 @@ pub(crate) fn forget_last_fix(p: &mut Paging) {
 #[inline]
 fn activate() {
     let p = &mut runtime().paging;
-    // A fix repeated with a call in between is progress, not a loop.
-    p.last_fix = (0, 0, 0);
+    // A fix repeated with a call in between is progress, not a loop (one
+    // store: every MMU call's frame makes it).
+    forget_last_fix(p);
     if p.activated {
         return;
     }
@@ -1019,7 +1020,37 @@ pub extern "fastcall" fn set_lazy_mode(mode: u32) {
         leave_lazy_cpu_mode();
         return;
     }
+    if p.activated && p.heap_ready {
+        set_lazy_mmu_mode(mode);
+        return;
+    }
     set_lazy_mode_general(mode);
+}
+
+/// SetLazyMode once activated with the shadows cached, other than a
+/// context switch's pair: a batch of page-table updates (MMU from NONE:
+/// the queue goes lazy; NONE from MMU: it goes out, as
+/// `mmu_calls::set_lazy_mode` does for these two valid changes, with
+/// nothing held outside lazy CPU mode), the rest by the general call.
+#[inline(never)]
+fn set_lazy_mmu_mode(mode: u32) {
+    use vmi_abi::flags::LazyMode;
+    let p = &mut runtime().paging;
+    match (p.calls.lazy, mode) {
+        (LazyMode::None, vmi_abi::flags::VMI_LAZY_MMU) => {
+            forget_last_fix(p);
+            p.calls.lazy = LazyMode::Mmu;
+            debug_assert!(!p.held.held);
+            crate::mmu::built_heap().batch.enter_lazy();
+        }
+        (LazyMode::Mmu, vmi_abi::flags::VMI_LAZY_NONE) => {
+            forget_last_fix(p);
+            p.calls.lazy = LazyMode::None;
+            debug_assert!(!p.held.held);
+            leave_lazy_queue();
+        }
+        _ => set_lazy_mode_general(mode),
+    }
 }
 
 /// SetLazyMode(NONE) from lazy CPU mode, with the shadows cached.
@@ -1044,7 +1075,7 @@ fn leave_lazy_cpu_mode() {
                 crate::mmu::refused(f);
             }
         }
-        _ => leave_lazy_cpu(),
+        _ => leave_lazy_queue(),
     }
 }
 
@@ -1059,10 +1090,10 @@ fn held_switch_tags() -> (Tag, Tag) {
     (new_base_op(l3, cr3).1, stack_switch_op(ss, esp0).1)
 }
 
-/// SetLazyMode(NONE) from CPU with no switch held whole: the queue
-/// (with a held base switch pushed first, `mmu::heap`) goes out.
+/// SetLazyMode(NONE) from CPU with no switch held whole, or from MMU:
+/// the queue (with a held base switch pushed first, `mmu::heap`) goes out.
 #[inline(never)]
-fn leave_lazy_cpu() {
+fn leave_lazy_queue() {
     if let Err(f) = heap().batch.leave_lazy(&mut crate::mmu::XenTarget) {
         crate::mmu::refused(f);
     }
