@@ -1963,6 +1963,13 @@ impl ShadowCache {
         }
         if kind == Kind::L1 {
             self.attach_known(host, i, kept);
+            // The new table's first write (its link's or the kernel's
+            // first SetPxE) finds its records in `known_records` at once
+            // instead of missing both caches (`records_uncached` would
+            // cache the same: the record has a known frame now).
+            self.known_kfn = kfn;
+            self.known_records = self.records_of(kfn);
+            self.known_valid = true;
         } else if kind == Kind::L2 {
             self.attach_dir(host, i, kept);
         }
