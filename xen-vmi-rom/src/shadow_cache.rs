@@ -1640,7 +1640,6 @@ impl ShadowCache {
     /// L1 record `i` goes: its frame is kept as it is, every entry it
     /// holds stale, for the next page table.
     #[inline(never)]
-    #[cfg_attr(feature = "image", optimize(size))]
     fn keep_known(&mut self, k: usize) {
         let k = k % KNOWN_SLOTS;
         self.known_stale &= !(1 << k);
@@ -3028,7 +3027,6 @@ impl ShadowCache {
     /// [`load_root`](Self::load_root) of a root not cached, or whose PDPT
     /// changed.
     #[inline(never)]
-    #[cfg_attr(feature = "image", optimize(size))]
     fn load_changed_root<H: Host>(
         &mut self,
         host: &mut H,
@@ -3215,7 +3213,6 @@ impl ShadowCache {
     /// Root `r`'s PDPT slot follows the kernel's entry; `held`: the value
     /// its L3 entry is known to hold (a new root on an old root's L3), to
     /// be written unless it is the new one, or [`NOT_HELD`].
-    #[cfg_attr(feature = "image", optimize(size))]
     fn set_root_slot<H: Host>(
         &mut self,
         host: &mut H,
