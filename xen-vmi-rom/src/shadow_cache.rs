@@ -1640,7 +1640,6 @@ impl ShadowCache {
     /// L1 record `i` goes: its frame is kept as it is, every entry it
     /// holds stale, for the next page table.
     #[inline(never)]
-    #[cfg_attr(feature = "image", optimize(size))]
     fn keep_known(&mut self, k: usize) {
         let k = k % KNOWN_SLOTS;
         self.known_stale &= !(1 << k);
@@ -1963,6 +1962,13 @@ impl ShadowCache {
         }
         if kind == Kind::L1 {
             self.attach_known(host, i, kept);
+            // The new table's first write (its link's or the kernel's
+            // first SetPxE) finds its records in `known_records` at once
+            // instead of missing both caches (`records_uncached` would
+            // cache the same: the record has a known frame now).
+            self.known_kfn = kfn;
+            self.known_records = self.records_of(kfn);
+            self.known_valid = true;
         } else if kind == Kind::L2 {
             self.attach_dir(host, i, kept);
         }
@@ -3021,7 +3027,6 @@ impl ShadowCache {
     /// [`load_root`](Self::load_root) of a root not cached, or whose PDPT
     /// changed.
     #[inline(never)]
-    #[cfg_attr(feature = "image", optimize(size))]
     fn load_changed_root<H: Host>(
         &mut self,
         host: &mut H,
@@ -3208,7 +3213,6 @@ impl ShadowCache {
     /// Root `r`'s PDPT slot follows the kernel's entry; `held`: the value
     /// its L3 entry is known to hold (a new root on an old root's L3), to
     /// be written unless it is the new one, or [`NOT_HELD`].
-    #[cfg_attr(feature = "image", optimize(size))]
     fn set_root_slot<H: Host>(
         &mut self,
         host: &mut H,
