@@ -2602,3 +2602,66 @@ fn random_sequences_reach_the_assembly_update_path() {
     assert!(quick > 30, "updates the assembly path takes: {quick}");
     assert!(named > 20, "steps after which it names an entry: {named}");
 }
+
+/// Page tables of the loaded space (frames `0x2400 + n`, linked at entry
+/// `n` of directory L2S[1] under PDPT slot 0) announced and linked until
+/// the pool runs dry. Returns how many were linked.
+fn link_tables_until_dry(cache: &mut ShadowCache, m: &mut Model) -> usize {
+    for n in 0..ENTRIES {
+        let l1 = 0x2400 + n as u32;
+        match cache.allocate_l1(m, l1, true) {
+            Ok(()) => {}
+            Err(ShadowError::OutOfFrames) => return n,
+            Err(e) => panic!("{e:?}"),
+        }
+        m.guest_mut(L2S[1])[n] = (u64::from(l1) << 12) | P | RW;
+        match cache.entry_changed(m, L2S[1], n, (u64::from(l1) << 12) | P | RW) {
+            Ok(_) => {}
+            Err(ShadowError::OutOfFrames) => return n,
+            Err(e) => panic!("{e:?}"),
+        }
+        check(cache, m);
+    }
+    panic!("the pool never ran dry");
+}
+
+/// The loaded space: PDPT slot 0 names directory L2S[1], loaded.
+fn loaded_space(pool: usize) -> (Box<ShadowCache>, Model) {
+    let steps = [
+        Step::SetPdpte {
+            cr3: 0,
+            slot: 0,
+            value: (u64::from(L2S[1]) << 12) | P,
+        },
+        Step::Load { cr3: 0 },
+    ];
+    run(&steps, pool)
+}
+
+/// Out of frames only when none is left: with the pool dry, the frame of
+/// an announced directory nothing links (evicted, its frame then kept for
+/// the next directory, `KnownDir`) goes to the next page table instead,
+/// as every other frame an eviction frees does. When the pool is finally
+/// out, every frame the cache holds is one the loaded space reaches.
+#[test]
+fn a_dry_pool_takes_an_evicted_directorys_frame() {
+    const POOL: usize = 24;
+    // The same space with no other directory: how many tables it takes.
+    let (mut cache, mut m) = loaded_space(POOL);
+    let alone = link_tables_until_dry(&mut cache, &mut m);
+    assert_eq!(cache.frames_in_use(), loaded_tree(&cache, &m).len());
+    // Now with a directory announced (a fork's, under no root yet): one
+    // frame of the pool is its, until the pool runs dry and the eviction
+    // frees its record.
+    let (mut cache, mut m) = loaded_space(POOL);
+    cache.allocate_l2(&mut m, L2S[0], true, None).unwrap();
+    check(&cache, &m);
+    let linked = link_tables_until_dry(&mut cache, &mut m);
+    let kept: Vec<_> = cache.known_dirs().filter(|d| d.1.is_none()).collect();
+    assert_eq!(
+        (linked, cache.frames_in_use(), kept.len()),
+        (alone, loaded_tree(&cache, &m).len(), 0),
+        "out of frames with a frame kept for a directory: {kept:x?}"
+    );
+    check(&cache, &m);
+}
