@@ -15,7 +15,7 @@ use mmu_batch::Op;
 use proptest::prelude::*;
 use xen_vmi_rom::shadow_cache::{
     Access, Fault, Host, Kind, Note, ShadowCache, ShadowError, Tag, What, ENTRIES, KNOWN_SLOTS,
-    TOP_KERNEL_SLOTS,
+    MAX_TABLES, TOP_KERNEL_SLOTS,
 };
 use xen_vmi_rom::shadow_entry::{eager_bits, l1_value_settled};
 
@@ -2604,18 +2604,18 @@ fn random_sequences_reach_the_assembly_update_path() {
 }
 
 /// Page tables of the loaded space (frames `0x2400 + n`, linked at entry
-/// `n` of directory L2S[1] under PDPT slot 0) announced and linked until
-/// the pool runs dry. Returns how many were linked.
-fn link_tables_until_dry(cache: &mut ShadowCache, m: &mut Model) -> usize {
-    for n in 0..ENTRIES {
+/// `first + n` of its directory `dir`) announced and linked until the pool
+/// runs dry. Returns how many were linked.
+fn link_tables_until_dry(cache: &mut ShadowCache, m: &mut Model, dir: u32, first: usize) -> usize {
+    for n in 0..ENTRIES - first {
         let l1 = 0x2400 + n as u32;
         match cache.allocate_l1(m, l1, true) {
             Ok(()) => {}
             Err(ShadowError::OutOfFrames) => return n,
             Err(e) => panic!("{e:?}"),
         }
-        m.guest_mut(L2S[1])[n] = (u64::from(l1) << 12) | P | RW;
-        match cache.entry_changed(m, L2S[1], n, (u64::from(l1) << 12) | P | RW) {
+        m.guest_mut(dir)[first + n] = (u64::from(l1) << 12) | P | RW;
+        match cache.entry_changed(m, dir, first + n, (u64::from(l1) << 12) | P | RW) {
             Ok(_) => {}
             Err(ShadowError::OutOfFrames) => return n,
             Err(e) => panic!("{e:?}"),
@@ -2648,7 +2648,7 @@ fn a_dry_pool_takes_an_evicted_directorys_frame() {
     const POOL: usize = 24;
     // The same space with no other directory: how many tables it takes.
     let (mut cache, mut m) = loaded_space(POOL);
-    let alone = link_tables_until_dry(&mut cache, &mut m);
+    let alone = link_tables_until_dry(&mut cache, &mut m, L2S[1], 0);
     assert_eq!(cache.frames_in_use(), loaded_tree(&cache, &m).len());
     // Now with a directory announced (a fork's, under no root yet): one
     // frame of the pool is its, until the pool runs dry and the eviction
@@ -2656,7 +2656,7 @@ fn a_dry_pool_takes_an_evicted_directorys_frame() {
     let (mut cache, mut m) = loaded_space(POOL);
     cache.allocate_l2(&mut m, L2S[0], true, None).unwrap();
     check(&cache, &m);
-    let linked = link_tables_until_dry(&mut cache, &mut m);
+    let linked = link_tables_until_dry(&mut cache, &mut m, L2S[1], 0);
     let kept: Vec<_> = cache.known_dirs().filter(|d| d.1.is_none()).collect();
     assert_eq!(
         (linked, cache.frames_in_use(), kept.len()),
@@ -2664,4 +2664,95 @@ fn a_dry_pool_takes_an_evicted_directorys_frame() {
         "out of frames with a frame kept for a directory: {kept:x?}"
     );
     check(&cache, &m);
+}
+
+/// Announced page tables nothing links (frames from `0x2800`) until every
+/// record is in use: the next record needs an eviction. Returns how many.
+fn fill_records(cache: &mut ShadowCache, m: &mut Model) -> u32 {
+    let mut n = 0;
+    while cache.records().iter().sum::<usize>() < MAX_TABLES {
+        cache.allocate_l1(m, 0x2800 + n, true).unwrap();
+        n += 1;
+    }
+    check(cache, m);
+    n
+}
+
+/// A new directory taking a freed directory's frame as it stands
+/// (`KnownDir`) while its record needs an eviction (`take_record` inside
+/// `new_record`): the eviction frees another directory, whose frame is
+/// kept in turn, and tables whose frames are kept or cleared; no frame is
+/// handed out twice (the model's frame accounting and types), both kept
+/// frames go to the next two directories, and a space built on them is
+/// exact once loaded. Then the same with the pool dry: the kept frames are
+/// given back whole.
+#[test]
+fn a_kept_directory_taken_while_its_record_evicts() {
+    // The loaded space has no directory of its own (both `KnownDir` slots
+    // for the directories below).
+    let (mut cache, mut m) = run(&[Step::Load { cr3: 0 }], 4096);
+    let cache = &mut *cache;
+    // Directory L2S[0] with two tables linked, later freed with its
+    // links: its frame kept with both entries listed, stale.
+    let link = |l1: u32| (u64::from(l1) << 12) | P | RW | US;
+    cache.allocate_l2(&mut m, L2S[0], true, None).unwrap();
+    for (l1, index) in [(L1S[0], 1), (L1S[1], 5)] {
+        cache.allocate_l1(&mut m, l1, true).unwrap();
+        set_entry(cache, &mut m, L2S[0], index, link(l1));
+        set_entry(cache, &mut m, l1, 0, stale_page(index));
+    }
+    // Another directory announced with a table linked, nothing linking it:
+    // the eviction below frees it.
+    cache.allocate_l2(&mut m, L2S[2], true, None).unwrap();
+    set_entry(cache, &mut m, L2S[2], 9, link(L1S[2]));
+    cache.release(&mut m, L2S[0], true);
+    check(cache, &m);
+    let kept = |cache: &ShadowCache| cache.known_dirs().filter(|d| d.1.is_none()).count();
+    assert_eq!(kept(cache), 1);
+    let filled = fill_records(cache, &mut m);
+    let before = cache.stats();
+    // The new directory: its frame is the kept one, its record made after
+    // an eviction.
+    cache.allocate_l2(&mut m, L2S[4], true, None).unwrap();
+    check(cache, &m);
+    let s = cache.stats();
+    assert_eq!(
+        (
+            s.evictions - before.evictions,
+            s.dirs_reused - before.dirs_reused
+        ),
+        (1, 1),
+        "{s:?}"
+    );
+    assert_eq!(kept(cache), 1, "the evicted directory's frame kept");
+    // Its entries as L2S[0]'s were, one the same, one another table.
+    set_entry(cache, &mut m, L2S[4], 1, link(L1S[0]));
+    set_entry(cache, &mut m, L2S[4], 7, link(L1S[3]));
+    // The evicted directory comes back (its frame the other kept one).
+    cache.allocate_l2(&mut m, L2S[2], true, None).unwrap();
+    set_entry(cache, &mut m, L2S[2], 9, link(L1S[2]));
+    assert_eq!(kept(cache), 0);
+    for (cr3, l2) in [(2, L2S[4]), (3, L2S[2])] {
+        let index = ((CR3S[cr3] & 0xFFF) / 8) as usize;
+        m.guest_mut(CR3S[cr3] >> 12)[index] = (u64::from(l2) << 12) | P;
+        cache.load_root(&mut m, CR3S[cr3]).unwrap();
+        m.check_validated(&"load");
+        check(cache, &m);
+        for pde in [1, 5, 7, 9] {
+            loaded_entry_is_xens(cache, &m, va(0, pde, 0));
+        }
+    }
+    // The pool dry (the announced tables the eviction left released
+    // first): every frame the cache holds ends up in a loaded tree.
+    for n in 0..filled {
+        cache.release(&mut m, 0x2800 + n, false);
+    }
+    check(cache, &m);
+    m.pool_total -= m.pool.len();
+    m.pool.clear();
+    cache.load_root(&mut m, CR3S[2]).unwrap();
+    let linked = link_tables_until_dry(cache, &mut m, L2S[4], 10);
+    assert!(linked > 0);
+    assert_eq!(kept(cache), 0);
+    check(cache, &m);
 }
