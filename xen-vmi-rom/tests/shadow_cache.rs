@@ -14,8 +14,8 @@
 use mmu_batch::Op;
 use proptest::prelude::*;
 use xen_vmi_rom::shadow_cache::{
-    Access, Fault, Host, Kind, Note, ShadowCache, ShadowError, Tag, What, ENTRIES, KNOWN_SLOTS,
-    MAX_TABLES, TOP_KERNEL_SLOTS,
+    Access, Fault, Host, Kind, Note, ShadowCache, ShadowError, Tag, What, ENTRIES,
+    KNOWN_DIR_ENTRIES, KNOWN_SLOTS, MAX_TABLES, TOP_KERNEL_SLOTS,
 };
 use xen_vmi_rom::shadow_entry::{eager_bits, l1_value_settled};
 
@@ -2755,4 +2755,142 @@ fn a_kept_directory_taken_while_its_record_evicts() {
     assert!(linked > 0);
     assert_eq!(kept(cache), 0);
     check(cache, &m);
+}
+
+/// Sets PDPT slot 0 of root `cr3` (an index of CR3S) to directory `l2`.
+fn set_pdpt_slot0(m: &mut Model, cr3: usize, l2: u32) {
+    let index = ((CR3S[cr3] & 0xFFF) / 8) as usize;
+    m.guest_mut(CR3S[cr3] >> 12)[index] = (u64::from(l2) << 12) | P;
+}
+
+/// A kept directory frame with every listed entry stale, taken by a
+/// directory with more entries than a `KnownDir` lists (some the same
+/// links, some other tables at the same entries, some at new ones): the
+/// directory is followed no more (its stale entries zeroed first), and
+/// once loaded its shadow is exactly its entries, no stale link left.
+#[test]
+fn a_kept_directory_taken_by_a_larger_directory() {
+    let (mut cache, mut m) = run(&[Step::Load { cr3: 0 }], 4096);
+    let cache = &mut *cache;
+    let link = |l1: u32| (u64::from(l1) << 12) | P | RW | US;
+    let table = |n: usize| 0x2400 + n as u32;
+    cache.allocate_l2(&mut m, L2S[0], true, None).unwrap();
+    for n in 0..KNOWN_DIR_ENTRIES {
+        cache.allocate_l1(&mut m, table(n), true).unwrap();
+        set_entry(cache, &mut m, L2S[0], 2 * n, link(table(n)));
+        set_entry(cache, &mut m, table(n), 0, stale_page(n));
+    }
+    cache.release(&mut m, L2S[0], true);
+    check(cache, &m);
+    assert_eq!(
+        cache.known_dirs().filter(|d| d.1.is_none()).count(),
+        1,
+        "the freed directory's frame kept"
+    );
+    let before = cache.stats();
+    cache.allocate_l2(&mut m, L2S[2], true, None).unwrap();
+    assert_eq!(cache.stats().dirs_reused - before.dirs_reused, 1);
+    // Entries 0 and 2: the same tables; 4: another table; 1, 3, 5 ...:
+    // new entries, past what a slot lists.
+    let mut entries = vec![(0, table(0)), (2, table(1)), (4, table(40))];
+    entries.extend((0..KNOWN_DIR_ENTRIES).map(|n| (2 * n + 1, table(50 + n))));
+    for &(index, l1) in &entries {
+        cache.allocate_l1(&mut m, l1, true).unwrap();
+        set_entry(cache, &mut m, L2S[2], index, link(l1));
+        set_entry(cache, &mut m, l1, 3, stale_page(index));
+    }
+    let s = cache.stats();
+    assert!(
+        s.dir_stale_zeroed > before.dir_stale_zeroed,
+        "the stale entries zeroed when the directory was given up: {s:?}"
+    );
+    assert!(cache.known_dirs().all(|d| d.1 != Some(L2S[2])));
+    set_pdpt_slot0(&mut m, 2, L2S[2]);
+    cache.load_root(&mut m, CR3S[2]).unwrap();
+    m.check_validated(&"load");
+    check(cache, &m);
+    let l3 = cache.roots().find(|r| r.0 == CR3S[2]).unwrap().1;
+    let dir = ((m.shadow(l3)[0] & FRAME) >> 12) as u32;
+    let linked = m.shadow(dir).iter().filter(|&&e| e != 0).count();
+    assert_eq!(linked, entries.len(), "the directory's links and no other");
+}
+
+/// [`set_entry`], then the queue order of what it validated checked
+/// (`Model::check_validated`) for that call alone.
+fn set_entry_checked(cache: &mut ShadowCache, m: &mut Model, kfn: u32, index: usize, value: u64) {
+    set_entry(cache, m, kfn, index, value);
+    m.check_validated(&(kfn, index, value));
+}
+
+/// Unlinks in a directory the loaded root does not reach are left out
+/// (the frame keeps the old link, stale, and the cached root reaching it
+/// is dropped): the space loaded again, with an entry unlinked, one
+/// linked again with the same table, and one with another table, is
+/// exactly the kernel's, and a second space sharing the directory, built
+/// while the entries are stale, too.
+#[test]
+fn an_unlink_left_out_is_never_reached() {
+    let (mut cache, mut m) = run(&[Step::Load { cr3: 0 }], 4096);
+    let cache = &mut *cache;
+    let link = |l1: u32| (u64::from(l1) << 12) | P | RW | US;
+    cache.allocate_l2(&mut m, L2S[0], true, None).unwrap();
+    for (n, &l1) in L1S[..4].iter().enumerate() {
+        cache.allocate_l1(&mut m, l1, true).unwrap();
+        set_entry_checked(cache, &mut m, L2S[0], n, link(l1));
+        set_entry_checked(cache, &mut m, l1, 0, stale_page(n));
+    }
+    set_pdpt_slot0(&mut m, 2, L2S[0]);
+    cache.load_root(&mut m, CR3S[2]).unwrap();
+    check(cache, &m);
+    cache.load_root(&mut m, CR3S[0]).unwrap();
+    m.check_validated(&"setup");
+    for round in 0..3 {
+        let before = cache.stats();
+        // Entries 0-2 unlinked (their pages first), entry 1 linked again,
+        // entry 2's table released and entry 2 linked again.
+        for index in 0..3 {
+            set_entry_checked(cache, &mut m, L1S[index], 0, 0);
+            set_entry_checked(cache, &mut m, L2S[0], index, 0);
+        }
+        cache.release(&mut m, L1S[2], false);
+        m.check_validated(&"release");
+        set_entry_checked(cache, &mut m, L2S[0], 1, link(L1S[1]));
+        set_entry_checked(cache, &mut m, L1S[1], 0, stale_page(1));
+        // Even rounds: another table at entry 2; odd rounds: the same
+        // table announced again.
+        let other = if round % 2 == 0 { L1S[5] } else { L1S[2] };
+        cache.allocate_l1(&mut m, other, true).unwrap();
+        m.check_validated(&"allocate");
+        set_entry_checked(cache, &mut m, L2S[0], 2, link(other));
+        set_entry_checked(cache, &mut m, other, 9, stale_page(9));
+        let s = cache.stats();
+        assert!(
+            s.dir_writes_skipped > before.dir_writes_skipped,
+            "round {round}: {s:?}"
+        );
+        assert!(cache.current_cr3() == Some(CR3S[0]));
+        // A second space sharing the directory, then the first again.
+        set_pdpt_slot0(&mut m, 3, L2S[0]);
+        for cr3 in [3, 2, 0] {
+            cache.load_root(&mut m, CR3S[cr3]).unwrap();
+            m.check_validated(&(round, cr3));
+            check(cache, &m);
+        }
+        // Back as the round began: L1S[0] and L1S[2] at entries 0 and 2,
+        // with their pages.
+        set_entry_checked(cache, &mut m, L2S[0], 0, link(L1S[0]));
+        set_entry_checked(cache, &mut m, L1S[0], 0, stale_page(0));
+        if other != L1S[2] {
+            set_entry_checked(cache, &mut m, other, 9, 0);
+            set_entry_checked(cache, &mut m, L2S[0], 2, 0);
+            cache.release(&mut m, other, false);
+            cache.allocate_l1(&mut m, L1S[2], true).unwrap();
+            m.check_validated(&"allocate");
+            set_entry_checked(cache, &mut m, L2S[0], 2, link(L1S[2]));
+        } else {
+            set_entry_checked(cache, &mut m, L1S[2], 9, 0);
+        }
+        set_entry_checked(cache, &mut m, L1S[2], 0, stale_page(2));
+        check(cache, &m);
+    }
 }
