@@ -2848,8 +2848,8 @@ fn an_unlink_left_out_is_never_reached() {
         let before = cache.stats();
         // Entries 0-2 unlinked (their pages first), entry 1 linked again,
         // entry 2's table released and entry 2 linked again.
-        for index in 0..3 {
-            set_entry_checked(cache, &mut m, L1S[index], 0, 0);
+        for (index, &l1) in L1S[..3].iter().enumerate() {
+            set_entry_checked(cache, &mut m, l1, 0, 0);
             set_entry_checked(cache, &mut m, L2S[0], index, 0);
         }
         cache.release(&mut m, L1S[2], false);
