@@ -1250,15 +1250,15 @@ impl ShadowCache {
                 return Ok((spare.l3, false));
             }
             if attempt == 0 {
-                // Freed directories' frames cleared and kept clear (here,
-                // not in `evict`, which may run while `new_record` holds
-                // one it is taking).
+                self.evict(host);
+                // Freed directories' frames cleared and kept clear, the
+                // eviction's own among them (here, not in `evict`, which
+                // may run while `new_record` holds one it is taking).
                 for d in 0..KNOWN_DIRS {
                     if self.dirs[d].owner == 0 {
                         self.give_up_dir(host, d);
                     }
                 }
-                self.evict(host);
             }
         }
         Err(ShadowError::OutOfFrames)

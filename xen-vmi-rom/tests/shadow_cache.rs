@@ -14,8 +14,8 @@
 use mmu_batch::Op;
 use proptest::prelude::*;
 use xen_vmi_rom::shadow_cache::{
-    Access, Fault, Host, Kind, Note, ShadowCache, ShadowError, Tag, What, ENTRIES, KNOWN_SLOTS,
-    TOP_KERNEL_SLOTS,
+    Access, Fault, Host, Kind, Note, ShadowCache, ShadowError, Tag, What, ENTRIES,
+    KNOWN_DIR_ENTRIES, KNOWN_SLOTS, MAX_TABLES, TOP_KERNEL_SLOTS,
 };
 use xen_vmi_rom::shadow_entry::{eager_bits, l1_value_settled};
 
@@ -2601,4 +2601,296 @@ fn random_sequences_reach_the_assembly_update_path() {
     eprintln!("assembly update path: {quick} updates taken, named after {named} steps");
     assert!(quick > 30, "updates the assembly path takes: {quick}");
     assert!(named > 20, "steps after which it names an entry: {named}");
+}
+
+/// Page tables of the loaded space (frames `0x2400 + n`, linked at entry
+/// `first + n` of its directory `dir`) announced and linked until the pool
+/// runs dry. Returns how many were linked.
+fn link_tables_until_dry(cache: &mut ShadowCache, m: &mut Model, dir: u32, first: usize) -> usize {
+    for n in 0..ENTRIES - first {
+        let l1 = 0x2400 + n as u32;
+        match cache.allocate_l1(m, l1, true) {
+            Ok(()) => {}
+            Err(ShadowError::OutOfFrames) => return n,
+            Err(e) => panic!("{e:?}"),
+        }
+        m.guest_mut(dir)[first + n] = (u64::from(l1) << 12) | P | RW;
+        match cache.entry_changed(m, dir, first + n, (u64::from(l1) << 12) | P | RW) {
+            Ok(_) => {}
+            Err(ShadowError::OutOfFrames) => return n,
+            Err(e) => panic!("{e:?}"),
+        }
+        check(cache, m);
+    }
+    panic!("the pool never ran dry");
+}
+
+/// The loaded space: PDPT slot 0 names directory L2S[1], loaded.
+fn loaded_space(pool: usize) -> (Box<ShadowCache>, Model) {
+    let steps = [
+        Step::SetPdpte {
+            cr3: 0,
+            slot: 0,
+            value: (u64::from(L2S[1]) << 12) | P,
+        },
+        Step::Load { cr3: 0 },
+    ];
+    run(&steps, pool)
+}
+
+/// Out of frames only when none is left: with the pool dry, the frame of
+/// an announced directory nothing links (evicted, its frame then kept for
+/// the next directory, `KnownDir`) goes to the next page table instead,
+/// as every other frame an eviction frees does. When the pool is finally
+/// out, every frame the cache holds is one the loaded space reaches.
+#[test]
+fn a_dry_pool_takes_an_evicted_directorys_frame() {
+    const POOL: usize = 24;
+    // The same space with no other directory: how many tables it takes.
+    let (mut cache, mut m) = loaded_space(POOL);
+    let alone = link_tables_until_dry(&mut cache, &mut m, L2S[1], 0);
+    assert_eq!(cache.frames_in_use(), loaded_tree(&cache, &m).len());
+    // Now with a directory announced (a fork's, under no root yet): one
+    // frame of the pool is its, until the pool runs dry and the eviction
+    // frees its record.
+    let (mut cache, mut m) = loaded_space(POOL);
+    cache.allocate_l2(&mut m, L2S[0], true, None).unwrap();
+    check(&cache, &m);
+    let linked = link_tables_until_dry(&mut cache, &mut m, L2S[1], 0);
+    let kept: Vec<_> = cache.known_dirs().filter(|d| d.1.is_none()).collect();
+    assert_eq!(
+        (linked, cache.frames_in_use(), kept.len()),
+        (alone, loaded_tree(&cache, &m).len(), 0),
+        "out of frames with a frame kept for a directory: {kept:x?}"
+    );
+    check(&cache, &m);
+}
+
+/// Announced page tables nothing links (frames from `0x2800`) until every
+/// record is in use: the next record needs an eviction. Returns how many.
+fn fill_records(cache: &mut ShadowCache, m: &mut Model) -> u32 {
+    let mut n = 0;
+    while cache.records().iter().sum::<usize>() < MAX_TABLES {
+        cache.allocate_l1(m, 0x2800 + n, true).unwrap();
+        n += 1;
+    }
+    check(cache, m);
+    n
+}
+
+/// A new directory taking a freed directory's frame as it stands
+/// (`KnownDir`) while its record needs an eviction (`take_record` inside
+/// `new_record`): the eviction frees another directory, whose frame is
+/// kept in turn, and tables whose frames are kept or cleared; no frame is
+/// handed out twice (the model's frame accounting and types), both kept
+/// frames go to the next two directories, and a space built on them is
+/// exact once loaded. Then the same with the pool dry: the kept frames are
+/// given back whole.
+#[test]
+fn a_kept_directory_taken_while_its_record_evicts() {
+    // The loaded space has no directory of its own (both `KnownDir` slots
+    // for the directories below).
+    let (mut cache, mut m) = run(&[Step::Load { cr3: 0 }], 4096);
+    let cache = &mut *cache;
+    // Directory L2S[0] with two tables linked, later freed with its
+    // links: its frame kept with both entries listed, stale.
+    let link = |l1: u32| (u64::from(l1) << 12) | P | RW | US;
+    cache.allocate_l2(&mut m, L2S[0], true, None).unwrap();
+    for (l1, index) in [(L1S[0], 1), (L1S[1], 5)] {
+        cache.allocate_l1(&mut m, l1, true).unwrap();
+        set_entry(cache, &mut m, L2S[0], index, link(l1));
+        set_entry(cache, &mut m, l1, 0, stale_page(index));
+    }
+    // Another directory announced with a table linked, nothing linking it:
+    // the eviction below frees it.
+    cache.allocate_l2(&mut m, L2S[2], true, None).unwrap();
+    set_entry(cache, &mut m, L2S[2], 9, link(L1S[2]));
+    cache.release(&mut m, L2S[0], true);
+    check(cache, &m);
+    let kept = |cache: &ShadowCache| cache.known_dirs().filter(|d| d.1.is_none()).count();
+    assert_eq!(kept(cache), 1);
+    let filled = fill_records(cache, &mut m);
+    let before = cache.stats();
+    // The new directory: its frame is the kept one, its record made after
+    // an eviction.
+    cache.allocate_l2(&mut m, L2S[4], true, None).unwrap();
+    check(cache, &m);
+    let s = cache.stats();
+    assert_eq!(
+        (
+            s.evictions - before.evictions,
+            s.dirs_reused - before.dirs_reused
+        ),
+        (1, 1),
+        "{s:?}"
+    );
+    assert_eq!(kept(cache), 1, "the evicted directory's frame kept");
+    // Its entries as L2S[0]'s were, one the same, one another table.
+    set_entry(cache, &mut m, L2S[4], 1, link(L1S[0]));
+    set_entry(cache, &mut m, L2S[4], 7, link(L1S[3]));
+    // The evicted directory comes back (its frame the other kept one).
+    cache.allocate_l2(&mut m, L2S[2], true, None).unwrap();
+    set_entry(cache, &mut m, L2S[2], 9, link(L1S[2]));
+    assert_eq!(kept(cache), 0);
+    for (cr3, l2) in [(2, L2S[4]), (3, L2S[2])] {
+        let index = ((CR3S[cr3] & 0xFFF) / 8) as usize;
+        m.guest_mut(CR3S[cr3] >> 12)[index] = (u64::from(l2) << 12) | P;
+        cache.load_root(&mut m, CR3S[cr3]).unwrap();
+        m.check_validated(&"load");
+        check(cache, &m);
+        for pde in [1, 5, 7, 9] {
+            loaded_entry_is_xens(cache, &m, va(0, pde, 0));
+        }
+    }
+    // The pool dry (the announced tables the eviction left released
+    // first): every frame the cache holds ends up in a loaded tree.
+    for n in 0..filled {
+        cache.release(&mut m, 0x2800 + n, false);
+    }
+    check(cache, &m);
+    m.pool_total -= m.pool.len();
+    m.pool.clear();
+    cache.load_root(&mut m, CR3S[2]).unwrap();
+    let linked = link_tables_until_dry(cache, &mut m, L2S[4], 10);
+    assert!(linked > 0);
+    assert_eq!(kept(cache), 0);
+    check(cache, &m);
+}
+
+/// Sets PDPT slot 0 of root `cr3` (an index of CR3S) to directory `l2`.
+fn set_pdpt_slot0(m: &mut Model, cr3: usize, l2: u32) {
+    let index = ((CR3S[cr3] & 0xFFF) / 8) as usize;
+    m.guest_mut(CR3S[cr3] >> 12)[index] = (u64::from(l2) << 12) | P;
+}
+
+/// A kept directory frame with every listed entry stale, taken by a
+/// directory with more entries than a `KnownDir` lists (some the same
+/// links, some other tables at the same entries, some at new ones): the
+/// directory is followed no more (its stale entries zeroed first), and
+/// once loaded its shadow is exactly its entries, no stale link left.
+#[test]
+fn a_kept_directory_taken_by_a_larger_directory() {
+    let (mut cache, mut m) = run(&[Step::Load { cr3: 0 }], 4096);
+    let cache = &mut *cache;
+    let link = |l1: u32| (u64::from(l1) << 12) | P | RW | US;
+    let table = |n: usize| 0x2400 + n as u32;
+    cache.allocate_l2(&mut m, L2S[0], true, None).unwrap();
+    for n in 0..KNOWN_DIR_ENTRIES {
+        cache.allocate_l1(&mut m, table(n), true).unwrap();
+        set_entry(cache, &mut m, L2S[0], 2 * n, link(table(n)));
+        set_entry(cache, &mut m, table(n), 0, stale_page(n));
+    }
+    cache.release(&mut m, L2S[0], true);
+    check(cache, &m);
+    assert_eq!(
+        cache.known_dirs().filter(|d| d.1.is_none()).count(),
+        1,
+        "the freed directory's frame kept"
+    );
+    let before = cache.stats();
+    cache.allocate_l2(&mut m, L2S[2], true, None).unwrap();
+    assert_eq!(cache.stats().dirs_reused - before.dirs_reused, 1);
+    // Entries 0 and 2: the same tables; 4: another table; 1, 3, 5 ...:
+    // new entries, past what a slot lists.
+    let mut entries = vec![(0, table(0)), (2, table(1)), (4, table(40))];
+    entries.extend((0..KNOWN_DIR_ENTRIES).map(|n| (2 * n + 1, table(50 + n))));
+    for &(index, l1) in &entries {
+        cache.allocate_l1(&mut m, l1, true).unwrap();
+        set_entry(cache, &mut m, L2S[2], index, link(l1));
+        set_entry(cache, &mut m, l1, 3, stale_page(index));
+    }
+    let s = cache.stats();
+    assert!(
+        s.dir_stale_zeroed > before.dir_stale_zeroed,
+        "the stale entries zeroed when the directory was given up: {s:?}"
+    );
+    assert!(cache.known_dirs().all(|d| d.1 != Some(L2S[2])));
+    set_pdpt_slot0(&mut m, 2, L2S[2]);
+    cache.load_root(&mut m, CR3S[2]).unwrap();
+    m.check_validated(&"load");
+    check(cache, &m);
+    let l3 = cache.roots().find(|r| r.0 == CR3S[2]).unwrap().1;
+    let dir = ((m.shadow(l3)[0] & FRAME) >> 12) as u32;
+    let linked = m.shadow(dir).iter().filter(|&&e| e != 0).count();
+    assert_eq!(linked, entries.len(), "the directory's links and no other");
+}
+
+/// [`set_entry`], then the queue order of what it validated checked
+/// (`Model::check_validated`) for that call alone.
+fn set_entry_checked(cache: &mut ShadowCache, m: &mut Model, kfn: u32, index: usize, value: u64) {
+    set_entry(cache, m, kfn, index, value);
+    m.check_validated(&(kfn, index, value));
+}
+
+/// Unlinks in a directory the loaded root does not reach are left out
+/// (the frame keeps the old link, stale, and the cached root reaching it
+/// is dropped): the space loaded again, with an entry unlinked, one
+/// linked again with the same table, and one with another table, is
+/// exactly the kernel's, and a second space sharing the directory, built
+/// while the entries are stale, too.
+#[test]
+fn an_unlink_left_out_is_never_reached() {
+    let (mut cache, mut m) = run(&[Step::Load { cr3: 0 }], 4096);
+    let cache = &mut *cache;
+    let link = |l1: u32| (u64::from(l1) << 12) | P | RW | US;
+    cache.allocate_l2(&mut m, L2S[0], true, None).unwrap();
+    for (n, &l1) in L1S[..4].iter().enumerate() {
+        cache.allocate_l1(&mut m, l1, true).unwrap();
+        set_entry_checked(cache, &mut m, L2S[0], n, link(l1));
+        set_entry_checked(cache, &mut m, l1, 0, stale_page(n));
+    }
+    set_pdpt_slot0(&mut m, 2, L2S[0]);
+    cache.load_root(&mut m, CR3S[2]).unwrap();
+    check(cache, &m);
+    cache.load_root(&mut m, CR3S[0]).unwrap();
+    m.check_validated(&"setup");
+    for round in 0..3 {
+        let before = cache.stats();
+        // Entries 0-2 unlinked (their pages first), entry 1 linked again,
+        // entry 2's table released and entry 2 linked again.
+        for (index, &l1) in L1S[..3].iter().enumerate() {
+            set_entry_checked(cache, &mut m, l1, 0, 0);
+            set_entry_checked(cache, &mut m, L2S[0], index, 0);
+        }
+        cache.release(&mut m, L1S[2], false);
+        m.check_validated(&"release");
+        set_entry_checked(cache, &mut m, L2S[0], 1, link(L1S[1]));
+        set_entry_checked(cache, &mut m, L1S[1], 0, stale_page(1));
+        // Even rounds: another table at entry 2; odd rounds: the same
+        // table announced again.
+        let other = if round % 2 == 0 { L1S[5] } else { L1S[2] };
+        cache.allocate_l1(&mut m, other, true).unwrap();
+        m.check_validated(&"allocate");
+        set_entry_checked(cache, &mut m, L2S[0], 2, link(other));
+        set_entry_checked(cache, &mut m, other, 9, stale_page(9));
+        let s = cache.stats();
+        assert!(
+            s.dir_writes_skipped > before.dir_writes_skipped,
+            "round {round}: {s:?}"
+        );
+        assert!(cache.current_cr3() == Some(CR3S[0]));
+        // A second space sharing the directory, then the first again.
+        set_pdpt_slot0(&mut m, 3, L2S[0]);
+        for cr3 in [3, 2, 0] {
+            cache.load_root(&mut m, CR3S[cr3]).unwrap();
+            m.check_validated(&(round, cr3));
+            check(cache, &m);
+        }
+        // Back as the round began: L1S[0] and L1S[2] at entries 0 and 2,
+        // with their pages.
+        set_entry_checked(cache, &mut m, L2S[0], 0, link(L1S[0]));
+        set_entry_checked(cache, &mut m, L1S[0], 0, stale_page(0));
+        if other != L1S[2] {
+            set_entry_checked(cache, &mut m, other, 9, 0);
+            set_entry_checked(cache, &mut m, L2S[0], 2, 0);
+            cache.release(&mut m, other, false);
+            cache.allocate_l1(&mut m, L1S[2], true).unwrap();
+            m.check_validated(&"allocate");
+            set_entry_checked(cache, &mut m, L2S[0], 2, link(L1S[2]));
+        } else {
+            set_entry_checked(cache, &mut m, L1S[2], 9, 0);
+        }
+        set_entry_checked(cache, &mut m, L1S[2], 0, stale_page(2));
+        check(cache, &m);
+    }
 }
