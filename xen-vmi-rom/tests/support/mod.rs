@@ -451,6 +451,50 @@ pub fn check_pde(m: &Model, s: u64, g: u64, what: &str, seen: &mut HashSet<(u32,
 }
 
 /// Invariant 1 for every cached root, invariant 3 for the pool.
+/// A kept frame's listing (page table's or page directory's, `kind`):
+/// every entry listed holds its value and is listed once, every other one
+/// is 0, and stale entries only while no pinned root reaches the frame
+/// (no type), as are a frame's no table owns any more.
+fn check_kept_listing(
+    m: &Model,
+    kind: &str,
+    mfn: u32,
+    owner: Option<u32>,
+    entries: impl IntoIterator<Item = Option<(usize, u64, bool)>>,
+) {
+    let shadow = m.shadow(mfn);
+    let mut listed = [false; ENTRIES];
+    let mut stale = false;
+    for (index, value, is_stale) in entries.into_iter().flatten() {
+        assert_eq!(
+            shadow[index], value,
+            "known {kind} {mfn:#x} (owner {owner:x?}) entry {index}: listed {value:#x}"
+        );
+        assert!(
+            !listed[index],
+            "known {kind} {mfn:#x} lists entry {index} twice"
+        );
+        listed[index] = true;
+        assert!(
+            is_stale || owner.is_some(),
+            "a kept {kind}'s entries are stale"
+        );
+        stale |= is_stale;
+    }
+    for (index, &e) in shadow.iter().enumerate() {
+        assert!(
+            listed[index] || e == 0,
+            "known {kind} {mfn:#x} (owner {owner:x?}) entry {index} = {e:#x} is not listed"
+        );
+    }
+    if stale || owner.is_none() {
+        assert!(
+            m.typed(mfn).is_none(),
+            "known {kind} {mfn:#x} (owner {owner:x?}) with stale entries is a page table"
+        );
+    }
+}
+
 pub fn check(cache: &ShadowCache, m: &Model) {
     let seen = &mut HashSet::new();
     for (cr3, l3, top, pdpte) in cache.roots() {
@@ -516,75 +560,10 @@ pub fn check(cache: &ShadowCache, m: &Model) {
         );
     }
     for (mfn, owner, entries) in cache.known_frames() {
-        // Every entry listed holds its value, every other one is 0; stale
-        // entries only where no pinned root reaches the frame (no type).
-        let shadow = m.shadow(mfn);
-        let mut listed = [false; ENTRIES];
-        let mut stale = false;
-        for (index, value, is_stale) in entries.into_iter().flatten() {
-            assert_eq!(
-                shadow[index], value,
-                "known frame {mfn:#x} (table {owner:x?}) entry {index}: listed {value:#x}"
-            );
-            assert!(
-                !listed[index],
-                "known frame {mfn:#x} lists entry {index} twice"
-            );
-            listed[index] = true;
-            assert!(
-                is_stale || owner.is_some(),
-                "a kept frame's entries are stale"
-            );
-            stale |= is_stale;
-        }
-        for (index, &e) in shadow.iter().enumerate() {
-            assert!(
-                listed[index] || e == 0,
-                "known frame {mfn:#x} (table {owner:x?}) entry {index} = {e:#x} is not listed"
-            );
-        }
-        if stale || owner.is_none() {
-            assert!(
-                m.typed(mfn).is_none(),
-                "known frame {mfn:#x} (table {owner:x?}) with stale entries is a page table"
-            );
-        }
+        check_kept_listing(m, "frame", mfn, owner, entries);
     }
     for (mfn, owner, entries) in cache.known_dirs() {
-        // The same for page directories' frames: every entry listed holds
-        // its value, every other one is 0, and stale entries only while no
-        // pinned root reaches the frame (no type).
-        let shadow = m.shadow(mfn);
-        let mut listed = [false; ENTRIES];
-        let mut stale = false;
-        for (index, value, is_stale) in entries.into_iter().flatten() {
-            assert_eq!(
-                shadow[index], value,
-                "known directory {mfn:#x} (directory {owner:x?}) entry {index}: listed {value:#x}"
-            );
-            assert!(
-                !listed[index],
-                "known directory {mfn:#x} lists entry {index} twice"
-            );
-            listed[index] = true;
-            assert!(
-                is_stale || owner.is_some(),
-                "a kept directory's entries are stale"
-            );
-            stale |= is_stale;
-        }
-        for (index, &e) in shadow.iter().enumerate() {
-            assert!(
-                listed[index] || e == 0,
-                "known directory {mfn:#x} (directory {owner:x?}) entry {index} = {e:#x} is not listed"
-            );
-        }
-        if stale || owner.is_none() {
-            assert!(
-                m.typed(mfn).is_none(),
-                "known directory {mfn:#x} (directory {owner:x?}) with stale entries is a page table"
-            );
-        }
+        check_kept_listing(m, "directory", mfn, owner, entries);
     }
     for f in cache.spare_root_frames() {
         assert!(
