@@ -42,6 +42,14 @@ exc_int3:
 exc_int3_after:
     ret
 
+    // A kernel-mode system call, for the cases that take its gate away.
+    .globl exc_int80
+exc_int80:
+    .globl exc_int80_insn
+exc_int80_insn:
+    int 0x80
+    ret
+
     .globl exc_into
 exc_into:
     mov al, 0x7F
@@ -76,6 +84,8 @@ extern "C" {
     fn exc_bad_selector_insn();
     fn exc_int3();
     fn exc_int3_after();
+    fn exc_int80();
+    fn exc_int80_insn();
     fn exc_into();
     fn exc_into_after();
     fn exc_bound();
@@ -197,4 +207,61 @@ pub fn gp_gate_bad_selector_double_fault() -> Outcome {
         Ok(_) => fail!("a selector past the GDT limit loaded without a fault"),
         Err(f) => fail!("#GP through a #GP gate naming a data segment: {f}, expected #DF(0)"),
     }
+}
+
+/// A kernel-mode `int 0x80` whose gate is not present, then whose gate
+/// names a data segment: natively #NP with the gate's IDT error code
+/// ((0x80 << 3) | 2: the vector, IDT bit) at the INT, then #GP with the
+/// gate's selector (SDM vol. 3, "Interrupt 11" and "Interrupt 13"). The
+/// error code names the vector the platform saw, so a paravirtual entry
+/// that loses or widens it (a vector above 0x7F pushed as a sign-extended
+/// byte) shows here as a wrong error code or a wrong gate.
+pub fn syscall_gate_undeliverable() -> Outcome {
+    const SYSCALL: u32 = 0x80;
+    const NP: u32 = 11;
+    const GP: u32 = 13;
+    let idt = Table::base(&IDT);
+    let good = Table::read(&IDT, SYSCALL as usize);
+    let ds = u64::from(pv::kernel_ds());
+    // Bit 47: the gate's present bit; bits 16-31: its selector.
+    pv::write_idt_entry(idt, SYSCALL, good & !(1 << 47));
+    let absent = raise(exc_int80);
+    pv::write_idt_entry(idt, SYSCALL, (good & !0xFFFF_0000) | (ds << 16));
+    let data_segment = raise(exc_int80);
+    pv::write_idt_entry(idt, SYSCALL, good);
+    let insn = exc_int80_insn as *const () as usize as u32;
+    let cs = u32::from(pv::kernel_cs());
+    let absent = match absent {
+        Ok(_) => fail!("int 0x80 through a gate not present: no exception"),
+        Err(f) => f,
+    };
+    ensure_eq!(absent.vector, NP, "vector, gate not present (#NP)");
+    ensure_eq!(
+        absent.error_code,
+        (SYSCALL << 3) | 2,
+        "#NP error code (vector 0x80, IDT)"
+    );
+    ensure_eq!(absent.eip, insn, "EIP pushed for #NP (the INT)");
+    ensure_eq!(absent.cs, cs, "CS pushed for #NP");
+    let data_segment = match data_segment {
+        Ok(_) => fail!("int 0x80 through a gate naming a data segment: no exception"),
+        Err(f) => f,
+    };
+    ensure_eq!(
+        data_segment.vector,
+        GP,
+        "vector, gate naming a data segment (#GP)"
+    );
+    ensure!(
+        u64::from(data_segment.error_code & 0xFFFC) == ds & 0xFFFC,
+        "#GP error code {:#x}: expected the gate's selector {:#x}",
+        data_segment.error_code,
+        ds
+    );
+    ensure_eq!(data_segment.eip, insn, "EIP pushed for #GP (the INT)");
+    pass!(
+        "int 0x80 in ring 0: gate not present #NP({:#x}), gate naming a data segment #GP({:#x})",
+        absent.error_code,
+        data_segment.error_code
+    )
 }

@@ -203,6 +203,10 @@ pub static ALL: &[Case] = &[
         "exc_gp_gate_bad_selector_double_fault",
         exceptions::gp_gate_bad_selector_double_fault,
     ),
+    case(
+        "exc_syscall_gate_undeliverable",
+        exceptions::syscall_gate_undeliverable,
+    ),
     // FPU and debug registers.
     case("fpu_lazy_switch_nm", fpu_debug::fpu_lazy_switch_nm),
     case(

@@ -849,6 +849,12 @@ fn code_bytes(addr: u32) -> [u8; 2] {
 /// - #OF or 0x80, the only vectors Xen passes through directly, entered
 ///   after an `int n` with another n: that same QEMU code, shifted by Xen
 ///   into a vector these admit (n = 2 or 0x82 gives 4; 0x40 or 0xC0, 0x80).
+/// - #OF or 0x80 entered through the ROM's stub after an `int n` with that
+///   same n: Xen's table admits it (`trap_table_dpl`), but the kernel's gate
+///   is not one Xen may deliver (`desc::direct_gate`: not present, or no
+///   code segment), so the processor's answer is a #NP or #GP at the INT,
+///   not a forward (which would have no gate, or report the #GP of an
+///   external event, EXT set, past the instruction).
 fn software_interrupt(frame: &mut TrapFrame) -> Option<u32> {
     match frame.vector {
         GENERAL_PROTECTION => {
@@ -864,7 +870,7 @@ fn software_interrupt(frame: &mut TrapFrame) -> Option<u32> {
             let at = frame.eip.wrapping_sub(2);
             let [op, n] = code_bytes(at);
             let n = u32::from(n);
-            if op == 0xCD && n != v && (n * 2) & 0xFF == v {
+            if op == 0xCD && (n == v || (n * 2) & 0xFF == v) {
                 frame.eip = at;
                 Some(n)
             } else {
