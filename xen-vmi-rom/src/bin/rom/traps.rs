@@ -22,9 +22,11 @@ const fn has_error_code(v: u32) -> bool {
 /// image has a size limit, `ROM_CODE_MAX`).
 const STUB_SIZE: u32 = 9;
 
-/// The stubs of vectors 32-255, which only an `int n` reaches (n not 0x80,
-/// the one Xen delivers directly: `descriptors::is_direct_vector`), a rare
-/// trap: 4 bytes each (`push imm8`, `jmp rel8`) in groups of 32, each group
+/// The stubs of vectors 32-255, which only an `int n` could reach, and of
+/// those Xen's trap table lets through only 0x80 (the others get DPL 0:
+/// `descriptors::trap_table_dpl`, so an `int n` is a #GP in vector 13's
+/// stub), and that only when the kernel's gate is not one Xen delivers
+/// directly (`descriptors::direct_gate`): a rare trap. 4 bytes each (`push imm8`, `jmp rel8`) in groups of 32, each group
 /// followed by its hub (16 bytes: the error code word put under the vector
 /// word, `jmp rel32` to the common path), two instructions more per trap
 /// than a 9-byte stub and 1,008 bytes less for the 224.
