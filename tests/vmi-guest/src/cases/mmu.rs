@@ -458,6 +458,23 @@ pub fn page_fault_trap_gate() -> Outcome {
     )
 }
 
+/// The set-up of the two IDT-alias cases: the test page's directory entry
+/// made and its page unmapped again, the IDT's frame mapped at `alias`
+/// read-only for the user with A clear, and the IDT loaded through it.
+/// Returns the IDT's frame and the alias's flags.
+fn load_idt_through_unaccessed_alias(alias: u32) -> (u32, u64) {
+    let idt = crate::desc::Table::base(&crate::desc::IDT);
+    let not_accessed = PTE_P | PTE_US;
+    mm::map(TEST_VA, marked_frame(), KERNEL_RW);
+    mm::unmap(TEST_VA);
+    mm::map(alias, idt, not_accessed);
+    pv::set_idt(&native_rom::hw::cpu::DescriptorTablePointer {
+        limit: 256 * 8 - 1,
+        base: alias,
+    });
+    (idt, not_accessed)
+}
+
 /// The kernel loads its IDT through an alias that is a user page with A
 /// clear (read-only), and takes page faults: the processor reads the #PF
 /// gate through the alias at each delivery (setting A), and CR2 stays the
@@ -470,15 +487,7 @@ pub fn page_fault_cr2_idt_alias_not_accessed() -> Outcome {
     need_paging!();
     /// The IDT's alias, under the test page's directory entry.
     const ALIAS_VA: u32 = TEST_VA + 0x10_000;
-    let idt = crate::desc::Table::base(&crate::desc::IDT);
-    let not_accessed = PTE_P | PTE_US;
-    mm::map(TEST_VA, marked_frame(), KERNEL_RW);
-    mm::unmap(TEST_VA);
-    mm::map(ALIAS_VA, idt, not_accessed);
-    pv::set_idt(&native_rom::hw::cpu::DescriptorTablePointer {
-        limit: 256 * 8 - 1,
-        base: ALIAS_VA,
-    });
+    let (idt, not_accessed) = load_idt_through_unaccessed_alias(ALIAS_VA);
     mm::map(ALIAS_VA, idt, not_accessed);
     let first = read32(TEST_VA + 0x50);
     mm::map(ALIAS_VA, idt, not_accessed);
@@ -527,15 +536,7 @@ pub fn page_fault_gate_stored_natively_idt_alias_not_accessed() -> Outcome {
     const GP: u32 = 13;
     /// The IDT's alias, under the test page's directory entry.
     const ALIAS_VA: u32 = TEST_VA + 0x10_000;
-    let idt = crate::desc::Table::base(&crate::desc::IDT);
-    let not_accessed = PTE_P | PTE_US;
-    mm::map(TEST_VA, marked_frame(), KERNEL_RW);
-    mm::unmap(TEST_VA);
-    mm::map(ALIAS_VA, idt, not_accessed);
-    pv::set_idt(&native_rom::hw::cpu::DescriptorTablePointer {
-        limit: 256 * 8 - 1,
-        base: ALIAS_VA,
-    });
+    let (idt, not_accessed) = load_idt_through_unaccessed_alias(ALIAS_VA);
     let first = write32(TEST_VA + 0x50, 1);
     let gate = (idt as *mut u64).wrapping_add(PF);
     let original = crate::desc::Table::read(&crate::desc::IDT, PF);
