@@ -1408,27 +1408,47 @@ impl ShadowCache {
     fn settle_known<H: Host>(&mut self, host: &mut H, k: usize) {
         let k = k % KNOWN_SLOTS;
         self.known_stale &= !(1 << k);
-        let f = &mut self.known[k];
-        let mut stale = core::mem::take(&mut f.stale);
-        let (mfn, owner) = (f.mfn, f.owner);
-        let kfn = (owner as usize)
+        let kfn = (self.known[k].owner as usize)
             .checked_sub(1)
             .map_or(0, |i| self.tables[i % MAX_TABLES].kfn);
+        let f = &mut self.known[k];
+        let stale = core::mem::take(&mut f.stale);
+        let tag = Tag {
+            what: What::L1Entry,
+            kfn,
+            ..Tag::default()
+        };
+        self.stats.known_stale_zeroed +=
+            Self::zero_stale_entries(host, f.mfn, stale, &f.index, &mut f.value, tag);
+    }
+
+    /// A kept frame's stale entries (a bit each in `stale`, positions in
+    /// its list `index` / `value`) are zeroed: one write each, queued in
+    /// list order with `tag` naming the entry; the list's values become 0.
+    /// Returns how many were written. Shared by page tables' and page
+    /// directories' kept frames (`settle_known`, `settle_dir`).
+    fn zero_stale_entries<H: Host>(
+        host: &mut H,
+        mfn: u32,
+        mut stale: u32,
+        index: &[u16],
+        value: &mut [u64],
+        tag: Tag,
+    ) -> u32 {
+        let mut zeroed = 0;
         while stale != 0 {
-            let p = stale.trailing_zeros() as usize % KNOWN_ENTRIES;
+            let p = stale.trailing_zeros() as usize % index.len();
             stale &= stale - 1;
-            let index = self.known[k].index[p];
-            self.known[k].value[p] = 0;
-            self.stats.known_stale_zeroed += 1;
+            value[p] = 0;
+            zeroed += 1;
+            let write = Op::pte_write(entry_maddr(mfn, index[p] as usize), 0, PteWrite::Normal);
             let tag = Tag {
-                what: What::L1Entry,
-                kfn,
-                index,
-                guest: 0,
+                index: index[p],
+                ..tag
             };
-            let write = Op::pte_write(entry_maddr(mfn, index as usize), 0, PteWrite::Normal);
             Self::push_rare(host, write, tag);
         }
+        zeroed
     }
 
     /// Before a pinned root may come to reach L1 records it did not (a
@@ -1754,23 +1774,16 @@ impl ShadowCache {
     fn settle_dir<H: Host>(&mut self, host: &mut H, d: usize) {
         let d = d % KNOWN_DIRS;
         self.dirs_stale &= !(1 << d);
-        let mut stale = core::mem::take(&mut self.dirs[d].stale);
-        while stale != 0 {
-            let p = stale.trailing_zeros() as usize % KNOWN_DIR_ENTRIES;
-            stale &= stale - 1;
-            let f = &mut self.dirs[d];
-            f.value[p] = 0;
-            self.stats.dir_stale_zeroed += 1;
-            // No kernel frame in the tag: Xen refuses no write of 0 (the
-            // frame may have no record any more).
-            let tag = Tag {
-                what: What::L2Entry,
-                index: f.index[p],
-                ..Tag::default()
-            };
-            let write = Op::pte_write(entry_maddr(f.mfn, f.index[p] as usize), 0, PteWrite::Normal);
-            Self::push_rare(host, write, tag);
-        }
+        let f = &mut self.dirs[d];
+        let stale = u32::from(core::mem::take(&mut f.stale));
+        // No kernel frame in the tag: Xen refuses no write of 0 (the
+        // frame may have no record any more).
+        let tag = Tag {
+            what: What::L2Entry,
+            ..Tag::default()
+        };
+        self.stats.dir_stale_zeroed +=
+            Self::zero_stale_entries(host, f.mfn, stale, &f.index, &mut f.value, tag);
     }
 
     /// L2 record `i` (slot `d`) gets `value` in entry `index`: true when
