@@ -168,6 +168,62 @@ pub fn init(si: &StartInfo) {
             "pv-bench-guest: the builder left L3 slot 1 empty (it fills all four for a 32-bit guest)"
         ));
     }
+    map_page_offset_alias(si.nr_pages, m2p(((l3e(3) & PTE_ADDR) >> 12) as u32));
+}
+
+/// Where XenLinux (and a Linux VMI kernel) maps low memory: PAGE_OFFSET,
+/// in PDPT slot 3.
+pub const PAGE_OFFSET: u32 = 0xC000_0000;
+/// Most memory mapped there (the VMI guest's limit, `ALIAS_MAX`).
+const PAGE_OFFSET_MAX_PAGES: u32 = (256 << 20) / 4096;
+
+/// Maps the domain's memory at [`PAGE_OFFSET`] (read-only, supervisor),
+/// through page tables linked into the kernel's PDPT-slot-3 directory
+/// (`ktop`, the builder's).
+///
+/// Why: a XenLinux kernel runs at PAGE_OFFSET with its low memory mapped
+/// there, as the VMI guest does (mm.rs `enable_paging`), so every new
+/// space's slot-3 directory (a copy, since Xen never shares a 32-bit
+/// guest's slot-3 L2) holds one entry per 2 MiB of memory, and every pin
+/// validates them (`get_page_from_l2e`) and every unpin drops them. This
+/// image runs at its pseudo-physical addresses instead (VIRT_BASE 0), so
+/// without this its slot-3 directories would hold none of the kernel's
+/// entries and a fork would cost Xen less than it costs XenLinux or the
+/// VMI guest. Read-only, so the page-table frames among the pages need
+/// no second read-only remap at a pin.
+fn map_page_offset_alias(nr_pages: u32, ktop: Frame) {
+    let pages = nr_pages.min(PAGE_OFFSET_MAX_PAGES);
+    let first_slot = (PAGE_OFFSET >> 21) & 511;
+    for (t, first) in (0..pages).step_by(512).enumerate() {
+        let table = new_frame();
+        for i in first..(first + 512).min(pages) {
+            write_entry(table, i - first, kernel_pte(i * 4096, false));
+        }
+        // A page table must have no writable mapping when Xen types it.
+        hv::update_va_mapping(table, kernel_pte(table, false), UVMF_INVLPG);
+        let slot = first_slot + t as u32;
+        hv::mmu_update(
+            maddr(ktop, slot * 8),
+            maddr(table, 0) | PTE_P | PTE_RW | PTE_A,
+        );
+    }
+    hv::flush();
+    // The alias reads what the identity map reads (a word of this code).
+    let probe = (map_page_offset_alias as fn(u32, Frame)) as usize as u32 & !3;
+    // SAFETY: `probe` is in the image, mapped at its pseudo-physical
+    // address and, below `pages`, at PAGE_OFFSET plus that address.
+    let (direct, alias) = unsafe {
+        (
+            (probe as *const u32).read_volatile(),
+            ((PAGE_OFFSET + probe) as *const u32).read_volatile(),
+        )
+    };
+    if direct != alias {
+        fatal(format_args!(
+            "pv-bench-guest: {:#x} reads {alias:#x} at PAGE_OFFSET, {direct:#x} directly",
+            PAGE_OFFSET + probe
+        ));
+    }
 }
 
 /// Makes the pages from `start` to `end` user-accessible in the kernel's
