@@ -292,16 +292,11 @@ pub fn create() -> SpaceId {
     let user_l2 = frames::take_zeroed(&mut p);
     let top_l2 = frames::take_zeroed(&mut p);
     let kl3 = |i: u32| read_entry(kernel_l3, i);
-    // The kernel's part of directory 3 (below the hypervisor hole); Xen
-    // fills its own slots when it validates the copy.
-    let ktop = m2p(((kl3(3) & PTE_ADDR) >> 12) as u32);
-    let first_xen_slot = (M2P.load(Ordering::Relaxed) >> 21) & 511;
-    for i in 0..first_xen_slot {
-        let e = read_entry(ktop, i);
-        if e != 0 {
-            write_entry(top_l2, i, e);
-        }
-    }
+    // Directory 3 is the kernel's, copied whole, as XenLinux's `pgd_alloc`
+    // copies the kernel's PMD into a zeroed page with `memcpy`: Xen checks
+    // only the guest's slots when it validates the copy and rewrites its
+    // own (the slots from the hypervisor hole up).
+    copy_page(top_l2, m2p(((kl3(3) & PTE_ADDR) >> 12) as u32));
     write_entry(l3, 0, kl3(0));
     write_entry(l3, 1, maddr(user_l2, 0) | PTE_P);
     write_entry(l3, 2, kl3(2));
@@ -318,6 +313,29 @@ pub fn create() -> SpaceId {
         }
     });
     SpaceId(id as u32)
+}
+
+/// Copies a page as Linux's i386 `memcpy` does (`rep movsl`): under
+/// QEMU's icount one instruction per word moved, where a loop takes
+/// several.
+fn copy_page(to: Frame, from: Frame) {
+    // SAFETY: both are kernel-mapped pool or builder frames, `to` writable
+    // and not a page table yet, `from` readable; the direction flag is
+    // clear (the calling convention, and every trap entry clears it).
+    unsafe {
+        // ESI is LLVM's on i686: kept in a scratch register meanwhile.
+        core::arch::asm!(
+            "mov {saved}, esi",
+            "mov esi, {from}",
+            "rep movsd",
+            "mov esi, {saved}",
+            from = in(reg) from,
+            saved = out(reg) _,
+            inout("ecx") 1024u32 => _,
+            inout("edi") to => _,
+            options(nostack, preserves_flags),
+        );
+    }
 }
 
 /// The table frames of a space this kernel built.
