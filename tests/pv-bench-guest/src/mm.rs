@@ -26,7 +26,7 @@ use bench_core::user::USER_BASE;
 use bench_core::{frames, Frame, SpaceId};
 use xen_abi::hypercall::Hypervisor;
 use xen_abi::p2m::Mfn;
-use xen_abi::xen::{MmuextOp, StartInfo, UVMF_INVLPG};
+use xen_abi::xen::{MmuextOp, StartInfo, UVMF_INVLPG, UVMF_NONE, UVMF_TLB_FLUSH};
 
 use crate::console::fatal;
 use crate::hv;
@@ -346,14 +346,23 @@ fn table_frames(s: &Space) -> impl Iterator<Item = Frame> + '_ {
         .filter(|f| *f != 0)
 }
 
+/// Queues the remapping of a space's table frames in the kernel's map,
+/// read-only for a pin or writable after an unpin, as XenLinux's
+/// `xen_pgd_pin` / `xen_pgd_unpin` walk does: one `update_va_mapping` per
+/// frame, the L3's last and the only one with a TLB flush.
+fn queue_remap_tables(s: &Space, writable: bool) {
+    for f in table_frames(s).filter(|f| *f != s.l3) {
+        hv::update_va_mapping(f, kernel_pte(f, writable), UVMF_NONE);
+    }
+    hv::update_va_mapping(s.l3, kernel_pte(s.l3, writable), UVMF_TLB_FLUSH);
+}
+
 /// Queues the pin of a space: its tables read-only in the kernel's map,
 /// then `MMUEXT_PIN_L3_TABLE` (Xen validates the whole tree).
 fn queue_pin(id: SpaceId) {
     let l3 = SPACES.with(|sp| {
         let s = &mut sp[id.0 as usize];
-        for f in table_frames(s) {
-            hv::update_va_mapping(f, kernel_pte(f, false), 0);
-        }
+        queue_remap_tables(s, false);
         s.pinned = true;
         s.l3
     });
@@ -383,9 +392,7 @@ pub fn destroy(id: SpaceId) {
         let s = &mut sp[id.0 as usize];
         if s.pinned {
             hv::mmuext(MmuextOp::unpin_table(Mfn(mfn(s.l3))));
-            for f in table_frames(s) {
-                hv::update_va_mapping(f, kernel_pte(f, true), UVMF_INVLPG);
-            }
+            queue_remap_tables(s, true);
         }
         // The frames go back to the pool writable.
         hv::flush();
