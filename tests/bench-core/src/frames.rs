@@ -55,10 +55,32 @@ pub fn available() -> usize {
 }
 
 /// Fills a frame with zeros.
+///
+/// With `rep stosd`, as Linux's i386 `clear_page` does: the builtin
+/// memset's word loop costs four instructions a word (about 4,100 a
+/// page), which made every page a guest zeroes (its new tables, and on
+/// direct PV also the tables Xen uses) count several times its real
+/// price in the fork rows.
 pub fn zero(frame: Frame) {
+    #[cfg(target_arch = "x86")]
     // SAFETY: pool frames are identity mapped read-write and owned by
-    // whoever took them.
-    unsafe { core::ptr::write_bytes(frame as *mut u8, 0, PAGE_SIZE as usize) };
+    // whoever took them; `rep stosd` writes PAGE_SIZE / 4 words from
+    // `frame` upwards (the direction flag is clear, as the ABI keeps it)
+    // and changes only EDI, ECX and memory.
+    unsafe {
+        core::arch::asm!(
+            "rep stosd",
+            inout("edi") frame => _,
+            inout("ecx") PAGE_SIZE / 4 => _,
+            in("eax") 0u32,
+            options(nostack, preserves_flags)
+        );
+    }
+    #[cfg(not(target_arch = "x86"))]
+    // SAFETY: as above.
+    unsafe {
+        core::ptr::write_bytes(frame as *mut u8, 0, PAGE_SIZE as usize)
+    };
 }
 
 /// Writes `word` at the start of a frame (through the identity map).

@@ -178,8 +178,18 @@ impl Platform for VmiPlatform {
                 continue;
             }
             let pt = (pde & PTE_ADDR) as u32;
-            // SAFETY: the space is not loaded; its page table is ours.
-            unsafe { core::ptr::write_bytes(pt as *mut u8, 0, 4096) };
+            // The present entries cleared natively, as Linux's exit does
+            // (`zap_pte_range` with a full teardown clears each present
+            // entry without a paravirt call; the ROM is told nothing
+            // until ReleasePage).
+            for j in 0..512 {
+                let ptep = mm::entry(pt, j);
+                if mm::read_entry(ptep) != 0 {
+                    // SAFETY: the space is not loaded; its page table is
+                    // ours, identity mapped read-write.
+                    unsafe { ptep.write_volatile(0) };
+                }
+            }
             pv::set_pxe_long(0, pdep, PageLevel::Pd.bit());
             pv::release_page(pt >> 12, VMI_PAGE_L1_PAE);
             frames::give(pt);
