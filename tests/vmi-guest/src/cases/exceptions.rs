@@ -50,10 +50,19 @@ exc_int80_insn:
     int 0x80
     ret
 
+    // `int 3` in its two-byte form (CD 03; an assembler may shorten the
+    // mnemonic to INT3).
+    .globl exc_int_3
+exc_int_3:
+    .byte 0xCD, 0x03
+    ret
+
     .globl exc_into
 exc_into:
     mov al, 0x7F
     add al, 1
+    .globl exc_into_insn
+exc_into_insn:
     into
     .globl exc_into_after
 exc_into_after:
@@ -86,7 +95,9 @@ extern "C" {
     fn exc_int3_after();
     fn exc_int80();
     fn exc_int80_insn();
+    fn exc_int_3();
     fn exc_into();
+    fn exc_into_insn();
     fn exc_into_after();
     fn exc_bound();
     fn exc_bound_insn();
@@ -146,6 +157,16 @@ pub fn breakpoint() -> Outcome {
         0,
         exc_int3_after,
     )
+}
+
+/// The kernel's INT3 (`exc_int3`): the vector delivered (0xFFFF_FFFF if
+/// none), the EIP pushed, and the address after the INT3.
+pub fn raise_int3() -> (u32, u32, u32) {
+    let after = exc_int3_after as *const () as usize as u32;
+    match raise(exc_int3) {
+        Ok(_) => (u32::MAX, 0, after),
+        Err(f) => (f.vector, f.eip, after),
+    }
 }
 
 pub fn overflow() -> Outcome {
@@ -263,5 +284,107 @@ pub fn syscall_gate_undeliverable() -> Outcome {
         "int 0x80 in ring 0: gate not present #NP({:#x}), gate naming a data segment #GP({:#x})",
         absent.error_code,
         data_segment.error_code
+    )
+}
+
+/// What a software interrupt raised in ring 0 through a gate the processor
+/// cannot use must give: `vector` with `error_code`, reported at the
+/// instruction itself (a fault during delivery: the saved EIP is the INT3,
+/// INTO or INT n, not the one after it).
+fn expect_at(
+    what: &str,
+    result: Result<u32, Fault>,
+    vector: u32,
+    error_code: u32,
+    insn: unsafe extern "C" fn(),
+) -> Outcome {
+    let f = match result {
+        Ok(_) => fail!("{what}: no exception"),
+        Err(f) => f,
+    };
+    let insn = insn as usize as u32;
+    let cs = u32::from(pv::kernel_cs());
+    ensure!(
+        f.vector == vector && f.error_code == error_code && f.eip == insn && f.cs == cs,
+        "{what}: {f}, expected vector {vector} error {error_code:#x} at {cs:#x}:{insn:#x} (the instruction)"
+    );
+    pass!("{what}: {f}")
+}
+
+/// #NP.
+const SEGMENT_NOT_PRESENT: u32 = 11;
+/// #GP.
+const GENERAL_PROTECTION: u32 = 13;
+/// Bit 47 of a gate: present.
+const GATE_PRESENT: u64 = 1 << 47;
+
+/// INT3 (CC) and `int 3` (CD 03) in ring 0 with the #BP gate not present:
+/// natively #NP with the gate's IDT error code (3 << 3 | 2: the vector, IDT
+/// bit, EXT clear for a software interrupt) at each instruction (SDM vol. 2,
+/// INT n/INTO/INT3: the gate checks; vol. 3, "Interrupt 11"). The one-byte
+/// and the two-byte form both trap with EIP after them when delivered, so
+/// a platform that sees only that EIP must tell which it was.
+pub fn int3_gate_not_present() -> Outcome {
+    const BP: u32 = 3;
+    let idt = Table::base(&IDT);
+    let good = Table::read(&IDT, BP as usize);
+    pv::write_idt_entry(idt, BP, good & !GATE_PRESENT);
+    let one_byte = raise(exc_int3);
+    let two_bytes = raise(exc_int_3);
+    pv::write_idt_entry(idt, BP, good);
+    let code = (BP << 3) | 2;
+    let first = expect_at("INT3", one_byte, SEGMENT_NOT_PRESENT, code, exc_int3);
+    if first.status != super::Status::Pass {
+        return first;
+    }
+    let second = expect_at(
+        "INT 3 (CD 03)",
+        two_bytes,
+        SEGMENT_NOT_PRESENT,
+        code,
+        exc_int_3,
+    );
+    if second.status != super::Status::Pass {
+        return second;
+    }
+    pass!("INT3 and INT 3 through a #BP gate not present: #NP({code:#x}) at each")
+}
+
+/// INTO with OF set in ring 0, the #OF gate not present: natively #NP with
+/// error code 4 << 3 | 2 at the INTO.
+pub fn into_gate_not_present() -> Outcome {
+    const OF: u32 = 4;
+    let idt = Table::base(&IDT);
+    let good = Table::read(&IDT, OF as usize);
+    pv::write_idt_entry(idt, OF, good & !GATE_PRESENT);
+    let result = raise(exc_into);
+    pv::write_idt_entry(idt, OF, good);
+    expect_at(
+        "INTO through a gate not present",
+        result,
+        SEGMENT_NOT_PRESENT,
+        (OF << 3) | 2,
+        exc_into_insn,
+    )
+}
+
+/// INTO with OF set in ring 0, the #OF gate naming a data segment:
+/// natively #GP with the gate's selector (EXT clear: a software interrupt)
+/// at the INTO, not a #GP past it as for an external event.
+pub fn into_gate_data_segment() -> Outcome {
+    const OF: u32 = 4;
+    let idt = Table::base(&IDT);
+    let good = Table::read(&IDT, OF as usize);
+    let ds = u32::from(pv::kernel_ds());
+    // The gate's selector lives in bits 16-31.
+    pv::write_idt_entry(idt, OF, (good & !0xFFFF_0000) | (u64::from(ds) << 16));
+    let result = raise(exc_into);
+    pv::write_idt_entry(idt, OF, good);
+    expect_at(
+        "INTO through a gate naming a data segment",
+        result,
+        GENERAL_PROTECTION,
+        ds & 0xFFFC,
+        exc_into_insn,
     )
 }

@@ -207,6 +207,18 @@ pub static ALL: &[Case] = &[
         "exc_syscall_gate_undeliverable",
         exceptions::syscall_gate_undeliverable,
     ),
+    case(
+        "exc_int3_gate_not_present",
+        exceptions::int3_gate_not_present,
+    ),
+    case(
+        "exc_into_gate_not_present",
+        exceptions::into_gate_not_present,
+    ),
+    case(
+        "exc_into_gate_data_segment",
+        exceptions::into_gate_data_segment,
+    ),
     // FPU and debug registers.
     case("fpu_lazy_switch_nm", fpu_debug::fpu_lazy_switch_nm),
     case(
@@ -243,6 +255,10 @@ pub static ALL: &[Case] = &[
     ),
     case("user_breakpoint_gate", usermode::breakpoint_gate),
     case("user_dpl0_gate_faults", usermode::dpl0_gate_faults),
+    case(
+        "user_breakpoint_dpl0_gate_faults",
+        usermode::breakpoint_dpl0_gate_faults,
+    ),
     case("user_kernel_stack_switch", usermode::kernel_stack_switch),
     case(
         "user_kernel_stack_rom_entry_direct",
