@@ -1069,14 +1069,43 @@ fn mem_operand(cur: &mut Cursor<'_>, pfx: &Prefixes, modrm: u8) -> Result<MemOpe
     })
 }
 
-/// A software interrupt found from the address after it: the vector the
-/// instruction names and its length from the opcode on.
+/// A software interrupt found by the bytes around a trap: the vector the
+/// instruction names and its length.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct SoftwareInterrupt {
     /// 3 for INT3 (CC), 4 for INTO (CE), n for INT n (CD n).
     pub vector: u8,
-    /// 1 (CC, CE) or 2 (CD n).
+    /// Its length from where it was found to start: its prefixes included
+    /// when read forwards ([`int_n_at`]), from the opcode on when read
+    /// backwards ([`software_interrupt_before`]: 1 for CC and CE, 2 for
+    /// CD n).
     pub len: u8,
+}
+
+/// An `INT n` (CD n) at a fault's EIP (`byte_at(k)`: the byte k bytes on,
+/// read in order and no further than the instruction), behind any
+/// segment, operand-size, address-size or REP prefixes, which INT n
+/// ignores. None for anything else, LOCK included (INT n with LOCK is #UD,
+/// raised before any gate is looked at) and an instruction past 15 bytes
+/// (#GP(0)). Agrees with [`decode`]'s `Op::Int`.
+// Out of line and small in the ROM: on its rare paths only.
+#[inline(never)]
+#[cfg_attr(feature = "image", optimize(size))]
+pub fn int_n_at(mut byte_at: impl FnMut(u32) -> u8) -> Option<SoftwareInterrupt> {
+    // At most 13 prefixes leave room for CD n within 15 bytes.
+    for k in 0..MAX_INSN_LEN as u32 - 1 {
+        match byte_at(k) {
+            0x26 | 0x2E | 0x36 | 0x3E | 0x64 | 0x65 | 0x66 | 0x67 | 0xF2 | 0xF3 => {}
+            0xCD => {
+                return Some(SoftwareInterrupt {
+                    vector: byte_at(k + 1),
+                    len: k as u8 + 2,
+                })
+            }
+            _ => return None,
+        }
+    }
+    None
 }
 
 /// The software interrupt that ends where a trap of vector `arrived`
@@ -1094,6 +1123,9 @@ pub struct SoftwareInterrupt {
 /// 0x82 as 4, 0x40 or 0xC0 as 0x80; never as 3 (odd). Prefixes before the
 /// opcode are not counted: read backwards, a prefix byte cannot be told
 /// from the end of the instruction before (`mov al, 0x66; int3`).
+// Out of line and small in the ROM: on its rare paths only.
+#[inline(never)]
+#[cfg_attr(feature = "image", optimize(size))]
 pub fn software_interrupt_before(
     arrived: u8,
     mut byte_before: impl FnMut(u32) -> u8,
@@ -1778,6 +1810,33 @@ mod tests {
         })
     }
 
+    /// `int_n_at` over a byte slice, and how far it read.
+    fn int_n(bytes: &[u8]) -> (Option<SoftwareInterrupt>, usize) {
+        let mut furthest = 0;
+        let found = int_n_at(|k| {
+            furthest = furthest.max(k as usize + 1);
+            bytes[k as usize]
+        });
+        (found, furthest)
+    }
+
+    #[test]
+    fn int_n_at_skips_prefixes() {
+        let int = |vector, len| Some(SoftwareInterrupt { vector, len });
+        assert_eq!(int_n(&[0xCD, 0x81]).0, int(0x81, 2));
+        assert_eq!(int_n(&[0x3E, 0xCD, 0x81]).0, int(0x81, 3));
+        assert_eq!(int_n(&[0x66, 0xF3, 0x2E, 0xCD, 0x03]).0, int(3, 5));
+        assert_eq!(int_n(&[0xF0, 0xCD, 0x81]).0, None);
+        assert_eq!(int_n(&[0xCC, 0xCD]).0, None);
+        assert_eq!(int_n(&[0x3E, 0xCE, 0xCD]).0, None);
+        let mut longest = vec![0x3E; 13];
+        longest.extend([0xCD, 0x81]);
+        assert_eq!(int_n(&longest), (int(0x81, 15), 15));
+        let mut too_long = vec![0x3E; 14];
+        too_long.extend([0xCD, 0x81]);
+        assert_eq!(int_n(&too_long), (None, 14));
+    }
+
     /// What ends before a trap's return address, from the two bytes there
     /// (`[2 before, 1 before]`), and which of them were read.
     fn ending(arrived: u8, bytes: [u8; 2]) -> (Option<SoftwareInterrupt>, bool) {
@@ -1888,6 +1947,32 @@ mod tests {
                     prop_assert_eq!(decode(&bytes[..len]), Ok(insn));
                     prop_assert_eq!(decode(&bytes[..len - 1]), Err(DecodeError::Truncated));
                 }
+            }
+        }
+
+        /// `int_n_at` finds exactly the INT n that `decode` names, with
+        /// its length, behind any prefixes (LOCK and too long: neither),
+        /// and reads no byte past the instruction.
+        #[test]
+        fn int_n_at_agrees_with_decode(
+            prefixes in proptest::collection::vec(prop_oneof![
+                Just(0x26u8), Just(0x2E), Just(0x36), Just(0x3E), Just(0x64), Just(0x65),
+                Just(0x66), Just(0x67), Just(0xF0), Just(0xF2), Just(0xF3),
+            ], 0..16),
+            opcode in prop_oneof![Just(0xCDu8), Just(0xCC), Just(0xCE), any::<u8>()],
+            tail in proptest::collection::vec(any::<u8>(), 16),
+        ) {
+            let mut bytes = prefixes.clone();
+            bytes.push(opcode);
+            bytes.extend(&tail);
+            let (found, read) = int_n(&bytes);
+            let want = match decode(&bytes) {
+                Ok(Insn { op: Op::Int(n), len }) => Some(SoftwareInterrupt { vector: n, len }),
+                _ => None,
+            };
+            prop_assert_eq!(found, want);
+            if let Some(insn) = found {
+                prop_assert_eq!(read, usize::from(insn.len));
             }
         }
 

@@ -4,7 +4,8 @@
 use super::{ensure, ensure_eq, fail, pass, Outcome};
 use crate::desc::{Table, IDT};
 use crate::pv;
-use crate::trap::{catch, Fault};
+use crate::trap::{catch, Fault, TrapFrame, VECTOR_TEST};
+use core::sync::atomic::{AtomicU32, Ordering};
 
 core::arch::global_asm!(
     r#"
@@ -57,6 +58,15 @@ exc_int_3:
     .byte 0xCD, 0x03
     ret
 
+    // `int 0x81` behind a DS override and an operand-size prefix, which
+    // INT n ignores.
+    .globl exc_prefixed_int_test
+exc_prefixed_int_test:
+    .byte 0x3E, 0x66, 0xCD, 0x81
+    .globl exc_prefixed_int_test_after
+exc_prefixed_int_test_after:
+    ret
+
     .globl exc_into
 exc_into:
     mov al, 0x7F
@@ -96,6 +106,8 @@ extern "C" {
     fn exc_int80();
     fn exc_int80_insn();
     fn exc_int_3();
+    fn exc_prefixed_int_test();
+    fn exc_prefixed_int_test_after();
     fn exc_into();
     fn exc_into_insn();
     fn exc_into_after();
@@ -387,4 +399,31 @@ pub fn into_gate_data_segment() -> Outcome {
         ds & 0xFFFC,
         exc_into_insn,
     )
+}
+
+/// Where the test gate's hook found the last `int 0x81` returning to.
+static TEST_GATE_EIP: AtomicU32 = AtomicU32::new(0);
+
+fn record_test_gate_eip(frame: &mut TrapFrame) -> bool {
+    TEST_GATE_EIP.store(frame.eip, Ordering::SeqCst);
+    true
+}
+
+/// `int 0x81` with two prefixes (3E 66 CD 81) in ring 0, through the test
+/// gate (DPL 0): natively delivered like the bare INT, with EIP after the
+/// whole instruction, prefixes included. A platform that must look at the
+/// instruction to check the gate (the INT faults in a less privileged
+/// ring) has to read past the prefixes to find it.
+pub fn prefixed_int_n() -> Outcome {
+    TEST_GATE_EIP.store(0, Ordering::SeqCst);
+    crate::trap::set_hook(VECTOR_TEST, Some(record_test_gate_eip));
+    let result = raise(exc_prefixed_int_test);
+    crate::trap::set_hook(VECTOR_TEST, None);
+    let after = exc_prefixed_int_test_after as *const () as usize as u32;
+    if let Err(f) = result {
+        fail!("3E 66 CD 81 in ring 0: {f}, expected the DPL 0 gate 0x81 entered");
+    }
+    let eip = TEST_GATE_EIP.load(Ordering::SeqCst);
+    ensure_eq!(eip, after, "EIP pushed by the prefixed INT 0x81 (after it)");
+    pass!("3E 66 CD 81 in ring 0 entered gate 0x81, EIP {eip:#x} after its 4 bytes")
 }

@@ -842,10 +842,11 @@ fn code_byte(addr: u32) -> u8 {
 /// length), with the frame's EIP moved onto the instruction, or None.
 ///
 /// - #GP whose error code names IDT entry n (bit 1 set, bit 0 clear) at an
-///   `int n` (CD n): Xen refused it (trap_table_dpl). The processor's code
-///   is `n * 8 + 2`; QEMU's TCG in long mode gives `n * 16 + 2`, and Xen
-///   then takes the wrong vector from it; both are recognised, from the
-///   instruction itself, so the kernel sees the processor's answer.
+///   `int n` (CD n, after any prefixes: `decode::int_n_at`): Xen refused
+///   it (trap_table_dpl). The processor's code is `n * 8 + 2`; QEMU's TCG
+///   in long mode gives `n * 16 + 2`, and Xen then takes the wrong vector
+///   from it; both are recognised, from the instruction itself, so the
+///   kernel sees the processor's answer.
 /// - #BP, #OF or 0x80, the vectors Xen passes through (for #BP and #OF at
 ///   any ring, whatever the DPL in its table), entered through the ROM's
 ///   stub: the kernel's gate is not one Xen may deliver (`desc::direct_gate`:
@@ -860,13 +861,14 @@ fn code_byte(addr: u32) -> u8 {
 fn software_interrupt(frame: &mut TrapFrame) -> Option<SoftwareInterrupt> {
     match frame.vector {
         GENERAL_PROTECTION => {
-            if frame.error_code & 3 != 2 || code_byte(frame.eip) != 0xCD {
+            if frame.error_code & 3 != 2 {
                 return None;
             }
-            let n = code_byte(frame.eip.wrapping_add(1));
-            let code = u32::from(n);
-            let names_n = frame.error_code == code * 8 + 2 || frame.error_code == code * 16 + 2;
-            names_n.then_some(SoftwareInterrupt { vector: n, len: 2 })
+            let at = frame.eip;
+            let insn = xen_vmi_rom::decode::int_n_at(|k| code_byte(at.wrapping_add(k)))?;
+            let n = u32::from(insn.vector);
+            let names_n = frame.error_code == n * 8 + 2 || frame.error_code == n * 16 + 2;
+            names_n.then_some(insn)
         }
         v @ (BREAKPOINT | OVERFLOW | SYSCALL) => {
             let after = frame.eip;
