@@ -7,8 +7,8 @@
 use proptest::prelude::*;
 use proptest::test_runner::{Config, FileFailurePersistence};
 use xen_vmi_rom::descriptors::{
-    decode_gate, descriptor_base, direct_gate, for_xen, idt_entry_offset, idt_gate,
-    is_code_descriptor, is_flat_data, is_tss_or_ldt, ldt_descriptor, selector_offset,
+    decode_gate, descriptor_base, direct_gate, for_xen, gate_segment_fault, idt_entry_offset,
+    idt_gate, is_code_descriptor, is_flat_data, is_tss_or_ldt, ldt_descriptor, selector_offset,
     software_interrupt_gate, trap_table_dpl, tss_descriptor, usable, Gate, SegmentUse, SelectorIn,
     GENERAL_PROTECTION, SEGMENT_NOT_PRESENT,
 };
@@ -123,6 +123,25 @@ proptest! {
             Ok(decode_gate(d).gate)
         };
         prop_assert_eq!(software_interrupt_gate(entry, cpl), want);
+    }
+
+    /// A software interrupt's gate enters a present code segment; any
+    /// other descriptor is #GP, a code segment not present #NP, and a
+    /// selector naming no descriptor #GP.
+    #[test]
+    fn gate_segments(d in descriptor(), named in prop::bool::weighted(0.9)) {
+        let f = fields(d);
+        let code = f.kind & 8 != 0;
+        let want = if !named || !f.segment || !code {
+            Some(GENERAL_PROTECTION)
+        } else if !f.present {
+            Some(SEGMENT_NOT_PRESENT)
+        } else {
+            None
+        };
+        let desc = named.then_some(d);
+        prop_assert_eq!(gate_segment_fault(desc), want);
+        prop_assert_eq!(gate_segment_fault(desc).is_none(), named && is_code_descriptor(d));
     }
 
     /// Xen delivers directly only the listed vectors, through a delivery

@@ -2,7 +2,7 @@
 //! with the vector, error code and EIP the processor defines.
 
 use super::{ensure, ensure_eq, fail, pass, Outcome};
-use crate::desc::{Table, IDT};
+use crate::desc::{selector, Table, GDT, GDT_SPARE, IDT};
 use crate::pv;
 use crate::trap::{catch, Fault, TrapFrame, VECTOR_TEST};
 use core::sync::atomic::{AtomicU32, Ordering};
@@ -397,6 +397,35 @@ pub fn into_gate_data_segment() -> Outcome {
         result,
         GENERAL_PROTECTION,
         ds & 0xFFFC,
+        exc_into_insn,
+    )
+}
+
+/// INTO with OF set in ring 0, the #OF gate naming a copy of the kernel's
+/// code segment marked not present: natively #NP with that selector (EXT
+/// clear) at the INTO (SDM vol. 2, INT n: the gate's code segment is
+/// checked after the gate, its presence last).
+pub fn into_gate_code_segment_not_present() -> Outcome {
+    const OF: u32 = 4;
+    // A GDT entry no other case uses.
+    let index = GDT_SPARE + 3;
+    let gdt = Table::base(&GDT);
+    let old_entry = Table::read(&GDT, index);
+    let code = Table::read(&GDT, usize::from(pv::kernel_cs() >> 3));
+    // Bit 47 of a segment descriptor is its present bit, as for a gate.
+    pv::write_gdt_entry(gdt, index as u32, code & !GATE_PRESENT);
+    let absent = selector(index, pv::kernel_rpl());
+    let idt = Table::base(&IDT);
+    let good = Table::read(&IDT, OF as usize);
+    pv::write_idt_entry(idt, OF, (good & !0xFFFF_0000) | (u64::from(absent) << 16));
+    let result = raise(exc_into);
+    pv::write_idt_entry(idt, OF, good);
+    pv::write_gdt_entry(gdt, index as u32, old_entry);
+    expect_at(
+        "INTO through a gate naming a code segment not present",
+        result,
+        SEGMENT_NOT_PRESENT,
+        u32::from(absent & 0xFFFC),
         exc_into_insn,
     )
 }

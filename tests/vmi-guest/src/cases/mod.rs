@@ -219,6 +219,10 @@ pub static ALL: &[Case] = &[
         "exc_into_gate_data_segment",
         exceptions::into_gate_data_segment,
     ),
+    case(
+        "exc_into_gate_code_segment_not_present",
+        exceptions::into_gate_code_segment_not_present,
+    ),
     case("exc_prefixed_int_n", exceptions::prefixed_int_n),
     // FPU and debug registers.
     case("fpu_lazy_switch_nm", fpu_debug::fpu_lazy_switch_nm),

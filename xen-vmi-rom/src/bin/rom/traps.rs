@@ -894,17 +894,20 @@ fn raise_software_interrupt(frame: &mut TrapFrame, insn: SoftwareInterrupt) -> O
     // Ring compression: the kernel's ring 0 runs in ring 1.
     let cpl = if frame.cs & 3 == 3 { 3 } else { 0 };
     match crate::desc::software_interrupt_gate(n, cpl) {
-        Ok(gate) if crate::desc::is_code_segment(gate.selector) => {
-            frame.eip = frame.eip.wrapping_add(u32::from(insn.len));
-            Some(deliver_through(frame, &gate, false))
-        }
-        // A gate naming no code segment: #GP(selector), EXT clear for a
-        // software interrupt.
-        Ok(gate) => {
-            frame.vector = GENERAL_PROTECTION;
-            frame.error_code = u32::from(gate.selector & 0xFFFC);
-            forward(frame)
-        }
+        Ok(gate) => match crate::desc::gate_segment_fault(gate.selector) {
+            None => {
+                frame.eip = frame.eip.wrapping_add(u32::from(insn.len));
+                Some(deliver_through(frame, &gate, false))
+            }
+            // A gate naming no code segment, #GP(selector), or a code
+            // segment not present, #NP(selector); EXT clear for a software
+            // interrupt.
+            Some(fault) => {
+                frame.vector = fault;
+                frame.error_code = u32::from(gate.selector & 0xFFFC);
+                forward(frame)
+            }
+        },
         Err(fault) => {
             frame.vector = fault;
             frame.error_code = n * 8 + 2;
