@@ -200,6 +200,10 @@ pub static ALL: &[Case] = &[
     case("exc_bound_range", exceptions::bound_range),
     case("exc_gate_bad_selector", exceptions::gate_bad_selector),
     case(
+        "exc_gate_code_segment_not_present",
+        exceptions::gate_code_segment_not_present,
+    ),
+    case(
         "exc_gp_gate_bad_selector_double_fault",
         exceptions::gp_gate_bad_selector_double_fault,
     ),

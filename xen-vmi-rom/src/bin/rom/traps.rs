@@ -602,8 +602,9 @@ const RESUME_AT: u32 = 3;
 
 /// Sends the exception to the kernel's IDT gate, as the processor would:
 /// through an interrupt gate the (virtual) IF is cleared. A gate whose
-/// selector is not a present code segment raises #GP(selector) instead, as
-/// the processor does (SDM vol. 3, "Interrupt and Exception Handling").
+/// selector is not a code segment raises #GP(selector) instead, and one
+/// naming a code segment not present #NP(selector), as the processor does
+/// (SDM vol. 3, "Interrupt and Exception Handling"; vol. 2, INT n).
 /// The gate is read once (every forwarded exception, each page fault the
 /// kernel handles, comes this way).
 #[inline(never)]
@@ -611,8 +612,8 @@ const RESUME_AT: u32 = 3;
 fn forward(frame: &mut TrapFrame) -> Option<u32> {
     let vector = frame.vector;
     let gate = crate::desc::idt_gate(vector)?;
-    if !crate::desc::is_code_segment(gate.selector) {
-        return undeliverable_gate(frame, gate.selector);
+    if let Some(fault) = crate::desc::gate_segment_fault(gate.selector) {
+        return undeliverable_gate(frame, gate.selector, fault);
     }
     Some(deliver_through(frame, &gate, has_error_code(vector)))
 }
@@ -712,15 +713,17 @@ fn kernels_page_fault(cr2: u32, frame: &mut TrapFrame) -> bool {
 }
 
 /// The kernel's gate for the frame's exception names no present code
-/// segment: delivering it faults. SDM vol. 3, "Interrupt 8--Double Fault
+/// segment: delivering it faults, with `fault` (#GP, or #NP for a code
+/// segment not present). SDM vol. 3, "Interrupt 8--Double Fault
 /// Exception" (table "Conditions for Generating a Double Fault"): that
-/// #GP (the gate's selector with EXT) during a contributory exception (#DE
-/// #TS #NP #SS #GP) or a #PF is a #DF(0); during #DF itself a triple fault
-/// (shutdown); otherwise the #GP is delivered on its own.
+/// fault (the gate's selector with EXT), contributory itself, during a
+/// contributory exception (#DE #TS #NP #SS #GP) or a #PF is a #DF(0);
+/// during #DF itself a triple fault (shutdown); otherwise it is delivered
+/// on its own.
 #[cold]
 #[inline(never)]
 #[cfg_attr(feature = "image", optimize(size))]
-fn undeliverable_gate(frame: &mut TrapFrame, selector: u16) -> Option<u32> {
+fn undeliverable_gate(frame: &mut TrapFrame, selector: u16, fault: u32) -> Option<u32> {
     let line = crate::console::Line::rom(b"IDT gate ")
         .dec(frame.vector)
         .text(b" names selector ")
@@ -736,9 +739,14 @@ fn undeliverable_gate(frame: &mut TrapFrame, selector: u16) -> Option<u32> {
         frame.error_code = 0;
         frame.vector = DOUBLE_FAULT;
     } else {
-        line.text(b"#GP to the kernel").print();
+        let name: &[u8] = if fault == xen_vmi_rom::descriptors::SEGMENT_NOT_PRESENT {
+            b"#NP to the kernel"
+        } else {
+            b"#GP to the kernel"
+        };
+        line.text(name).print();
         frame.error_code = u32::from(selector & 0xFFFC) | 1;
-        frame.vector = GENERAL_PROTECTION;
+        frame.vector = fault;
     }
     forward(frame)
 }
