@@ -213,13 +213,14 @@ pub const fn is_code_descriptor(desc: u64) -> bool {
     hi & P != 0 && hi & S != 0 && hi & CODE != 0
 }
 
-/// What delivering a software interrupt through a gate raises for the
-/// gate's code segment, from its descriptor (None: null or beyond its
-/// table) (SDM vol. 2, INT n, protected mode): no code segment, #GP; a code
-/// segment not present, #NP; both with the selector as error code. None: a
-/// present code segment, entered. (The check of its DPL against the
-/// caller's is not made: a ring-compressed kernel's segments are DPL 0 in
-/// its own table, and the ROM enters the gate as if that check passed.)
+/// What delivering an exception or a software interrupt through a gate
+/// raises for the gate's code segment, from its descriptor (None: null or
+/// beyond its table) (SDM vol. 2, INT n, protected mode): no code segment,
+/// #GP; a code segment not present, #NP; both with the selector as error
+/// code (and EXT for an exception). None: a present code segment, entered.
+/// (The check of its DPL against the caller's is not made: a
+/// ring-compressed kernel's segments are DPL 0 in its own table, and the
+/// ROM enters the gate as if that check passed.)
 pub fn gate_segment_fault(desc: Option<u64>) -> Option<u32> {
     let Some(desc) = desc else {
         return Some(GENERAL_PROTECTION);

@@ -667,9 +667,9 @@ fn descriptor_address(selector: u16) -> Option<u32> {
     )
 }
 
-/// What a software interrupt through a gate naming `selector` raises for
-/// the segment (`descriptors::gate_segment_fault`): None, the gate is
-/// entered; #GP or #NP, with the selector as error code.
+/// What delivery through a gate naming `selector` raises for the segment
+/// (`descriptors::gate_segment_fault`): None, the gate is entered; #GP or
+/// #NP, with the selector as error code.
 pub fn gate_segment_fault(selector: u16) -> Option<u32> {
     descriptors::gate_segment_fault(descriptor_address(selector).map(read_descriptor))
 }
