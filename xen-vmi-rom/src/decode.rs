@@ -1069,6 +1069,88 @@ fn mem_operand(cur: &mut Cursor<'_>, pfx: &Prefixes, modrm: u8) -> Result<MemOpe
     })
 }
 
+/// A software interrupt found by the bytes around a trap: the vector the
+/// instruction names and its length.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SoftwareInterrupt {
+    /// 3 for INT3 (CC), 4 for INTO (CE), n for INT n (CD n).
+    pub vector: u8,
+    /// Its length from where it was found to start: its prefixes included
+    /// when read forwards ([`int_n_at`]), from the opcode on when read
+    /// backwards ([`software_interrupt_before`]: 1 for CC and CE, 2 for
+    /// CD n).
+    pub len: u8,
+}
+
+/// An `INT n` (CD n) at a fault's EIP (`byte_at(k)`: the byte k bytes on,
+/// read in order and no further than the instruction), behind any
+/// segment, operand-size, address-size or REP prefixes, which INT n
+/// ignores. None for anything else, LOCK included (INT n with LOCK is #UD,
+/// raised before any gate is looked at) and an instruction past 15 bytes
+/// (#GP(0)). Agrees with [`decode`]'s `Op::Int`.
+// Out of line and small in the ROM: on its rare paths only.
+#[inline(never)]
+#[cfg_attr(feature = "image", optimize(size))]
+pub fn int_n_at(mut byte_at: impl FnMut(u32) -> u8) -> Option<SoftwareInterrupt> {
+    // At most 13 prefixes leave room for CD n within 15 bytes.
+    for k in 0..MAX_INSN_LEN as u32 - 1 {
+        match byte_at(k) {
+            0x26 | 0x2E | 0x36 | 0x3E | 0x64 | 0x65 | 0x66 | 0x67 | 0xF2 | 0xF3 => {}
+            0xCD => {
+                return Some(SoftwareInterrupt {
+                    vector: byte_at(k + 1),
+                    len: k as u8 + 2,
+                })
+            }
+            _ => return None,
+        }
+    }
+    None
+}
+
+/// The software interrupt that ends where a trap of vector `arrived`
+/// returns to, from the bytes before that address (`byte_before(k)`: the
+/// byte k bytes before it, asked for k = 1 and only then, if needed, 2).
+///
+/// A trap reports the address after its instruction, and vectors 3 and 4
+/// come only from software (ICEBP, F1, is vector 1): INT3 (CC) or `INT 3`
+/// (CD 03), INTO (CE) or `INT 4` (CD 04). The one-byte and two-byte forms
+/// end in different bytes (the opcode against the immediate), so the last
+/// byte decides, and the byte before it is read only for CD n: a one-byte
+/// INT3 first on a page may follow an unmapped one. An `INT n` also
+/// arrives as vector 2n mod 256 under QEMU's TCG (docs/traps-and-
+/// privilege.md, the n * 16 + 2 error code Xen divides by 8): n = 2 or
+/// 0x82 as 4, 0x40 or 0xC0 as 0x80; never as 3 (odd). Prefixes before the
+/// opcode are not counted: read backwards, a prefix byte cannot be told
+/// from the end of the instruction before (`mov al, 0x66; int3`).
+// Out of line and small in the ROM: on its rare paths only.
+#[inline(never)]
+#[cfg_attr(feature = "image", optimize(size))]
+pub fn software_interrupt_before(
+    arrived: u8,
+    mut byte_before: impl FnMut(u32) -> u8,
+) -> Option<SoftwareInterrupt> {
+    let last = byte_before(1);
+    let one_byte = match arrived {
+        3 => 0xCC,
+        4 => 0xCE,
+        // No other vector has a one-byte form (INT1 is not checked
+        // against its gate's DPL and never reaches here).
+        _ => 0,
+    };
+    if one_byte != 0 && last == one_byte {
+        return Some(SoftwareInterrupt {
+            vector: arrived,
+            len: 1,
+        });
+    }
+    let int_n = last == arrived || last.wrapping_mul(2) == arrived;
+    (int_n && byte_before(2) == 0xCD).then_some(SoftwareInterrupt {
+        vector: last,
+        len: 2,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use proptest::prelude::*;
@@ -1728,6 +1810,126 @@ mod tests {
         })
     }
 
+    /// `int_n_at` over a byte slice, and how far it read.
+    fn int_n(bytes: &[u8]) -> (Option<SoftwareInterrupt>, usize) {
+        let mut furthest = 0;
+        let found = int_n_at(|k| {
+            furthest = furthest.max(k as usize + 1);
+            bytes[k as usize]
+        });
+        (found, furthest)
+    }
+
+    #[test]
+    fn int_n_at_skips_prefixes() {
+        let int = |vector, len| Some(SoftwareInterrupt { vector, len });
+        assert_eq!(int_n(&[0xCD, 0x81]).0, int(0x81, 2));
+        assert_eq!(int_n(&[0x3E, 0xCD, 0x81]).0, int(0x81, 3));
+        assert_eq!(int_n(&[0x66, 0xF3, 0x2E, 0xCD, 0x03]).0, int(3, 5));
+        assert_eq!(int_n(&[0xF0, 0xCD, 0x81]).0, None);
+        assert_eq!(int_n(&[0xCC, 0xCD]).0, None);
+        assert_eq!(int_n(&[0x3E, 0xCE, 0xCD]).0, None);
+        let mut longest = vec![0x3E; 13];
+        longest.extend([0xCD, 0x81]);
+        assert_eq!(int_n(&longest), (int(0x81, 15), 15));
+        let mut too_long = vec![0x3E; 14];
+        too_long.extend([0xCD, 0x81]);
+        assert_eq!(int_n(&too_long), (None, 14));
+    }
+
+    /// What ends before a trap's return address, from the two bytes there
+    /// (`[2 before, 1 before]`), and which of them were read.
+    fn ending(arrived: u8, bytes: [u8; 2]) -> (Option<SoftwareInterrupt>, bool) {
+        let mut read_second = false;
+        let found = software_interrupt_before(arrived, |k| {
+            read_second |= k == 2;
+            bytes[2 - k as usize]
+        });
+        (found, read_second)
+    }
+
+    #[test]
+    fn software_interrupt_before_tells_the_forms_apart() {
+        let int = |vector, len| Some(SoftwareInterrupt { vector, len });
+        #[rustfmt::skip]
+        let cases: &[(u8, [u8; 2], Option<SoftwareInterrupt>)] = &[
+            // INT3 and INT 3: both vector 3, told apart by the last byte.
+            (3, [0x90, 0xCC], int(3, 1)),
+            (3, [0xCD, 0x03], int(3, 2)),
+            // `mov al, 0xCD; int3`: the CD is the previous instruction's.
+            (3, [0xCD, 0xCC], int(3, 1)),
+            // A prefix before INT3 is not counted (it cannot be told from
+            // an immediate 0x66 ending the instruction before).
+            (3, [0x66, 0xCC], int(3, 1)),
+            (4, [0x04, 0xCE], int(4, 1)),
+            (4, [0xCD, 0x04], int(4, 2)),
+            (0x80, [0xCD, 0x80], int(0x80, 2)),
+            // QEMU's INT n error code, Xen's vector 2n mod 256.
+            (4, [0xCD, 0x02], int(2, 2)),
+            (4, [0xCD, 0x82], int(0x82, 2)),
+            (0x80, [0xCD, 0x40], int(0x40, 2)),
+            (0x80, [0xCD, 0xC0], int(0xC0, 2)),
+            // Nothing that raises the vector ends there.
+            (3, [0x90, 0x03], None),
+            (3, [0xCD, 0x01], None),
+            (3, [0x90, 0xCE], None),
+            (4, [0x90, 0xCC], None),
+            (4, [0xCD, 0x03], None),
+            (0x80, [0x90, 0xCE], None),
+            (0x80, [0x90, 0xCC], None),
+            (0x80, [0xCC, 0x80], None),
+        ];
+        for &(arrived, bytes, want) in cases {
+            assert_eq!(
+                ending(arrived, bytes).0,
+                want,
+                "vector {arrived:#x}, bytes {bytes:02x?}"
+            );
+        }
+    }
+
+    /// Every pair of bytes, for each vector that reaches a stub from
+    /// software: a result is an encoding that raises the vector and ends
+    /// in those bytes, there is one whenever such an encoding does, and the
+    /// byte two before is read only when the last is no one-byte form.
+    #[test]
+    fn software_interrupt_before_matches_the_encodings() {
+        for arrived in [3u8, 4, 0x80] {
+            let one_byte = match arrived {
+                3 => Some(0xCC),
+                4 => Some(0xCE),
+                _ => None,
+            };
+            for b in 0..=0xFFFFu16 {
+                let bytes = [(b >> 8) as u8, b as u8];
+                let (found, read_second) = ending(arrived, bytes);
+                let one = one_byte == Some(bytes[1]);
+                let raises = |n: u8| n == arrived || n.wrapping_mul(2) == arrived;
+                let two = bytes[0] == 0xCD && raises(bytes[1]);
+                let want = if one {
+                    Some(SoftwareInterrupt {
+                        vector: arrived,
+                        len: 1,
+                    })
+                } else if two {
+                    Some(SoftwareInterrupt {
+                        vector: bytes[1],
+                        len: 2,
+                    })
+                } else {
+                    None
+                };
+                assert_eq!(found, want, "vector {arrived:#x}, bytes {bytes:02x?}");
+                assert!(
+                    !(one && read_second),
+                    "read before a one-byte form: {bytes:02x?}"
+                );
+                // Both forms can never fit the same bytes.
+                assert!(!(one && two), "{bytes:02x?}");
+            }
+        }
+    }
+
     proptest! {
         #![proptest_config(ProptestConfig { cases: 4096, failure_persistence: None, ..ProptestConfig::default() })]
 
@@ -1745,6 +1947,32 @@ mod tests {
                     prop_assert_eq!(decode(&bytes[..len]), Ok(insn));
                     prop_assert_eq!(decode(&bytes[..len - 1]), Err(DecodeError::Truncated));
                 }
+            }
+        }
+
+        /// `int_n_at` finds exactly the INT n that `decode` names, with
+        /// its length, behind any prefixes (LOCK and too long: neither),
+        /// and reads no byte past the instruction.
+        #[test]
+        fn int_n_at_agrees_with_decode(
+            prefixes in proptest::collection::vec(prop_oneof![
+                Just(0x26u8), Just(0x2E), Just(0x36), Just(0x3E), Just(0x64), Just(0x65),
+                Just(0x66), Just(0x67), Just(0xF0), Just(0xF2), Just(0xF3),
+            ], 0..16),
+            opcode in prop_oneof![Just(0xCDu8), Just(0xCC), Just(0xCE), any::<u8>()],
+            tail in proptest::collection::vec(any::<u8>(), 16),
+        ) {
+            let mut bytes = prefixes.clone();
+            bytes.push(opcode);
+            bytes.extend(&tail);
+            let (found, read) = int_n(&bytes);
+            let want = match decode(&bytes) {
+                Ok(Insn { op: Op::Int(n), len }) => Some(SoftwareInterrupt { vector: n, len }),
+                _ => None,
+            };
+            prop_assert_eq!(found, want);
+            if let Some(insn) = found {
+                prop_assert_eq!(read, usize::from(insn.len));
             }
         }
 

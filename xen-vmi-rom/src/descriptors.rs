@@ -100,7 +100,12 @@ pub const fn is_direct_vector(vector: u32) -> bool {
 
 /// The kernel's gate for `vector` when Xen may deliver it without the ROM:
 /// a direct vector whose gate is a present interrupt or trap gate with a
-/// present code segment for its selector (`code_segment` answers that).
+/// present code segment for its selector (`code_segment` answers that),
+/// and for #BP and #OF a gate of DPL 3. Xen's own IDT admits `int3`,
+/// `into` and `int 3`/`int 4` from every ring and bounces them to the
+/// trap table's entry without looking at its DPL, where the processor
+/// refuses them, #GP(n * 8 + 2), to a caller above the gate's DPL: a lower
+/// DPL therefore sends them to the ROM's stub, which checks it.
 pub fn direct_gate(
     vector: u32,
     gate: Option<Gate>,
@@ -109,13 +114,15 @@ pub fn direct_gate(
     if !is_direct_vector(vector) {
         return None;
     }
-    gate.filter(|g| code_segment(g.selector))
+    let gate = gate.filter(|g| !matches!(vector, 3 | 4) || g.dpl == 3)?;
+    code_segment(gate.selector).then_some(gate)
 }
 
 /// The DPL Xen's trap table gets for `vector`: #BP, #OF and the system
 /// call keep the kernel's gate DPL (ring compression: at least 1, the
 /// kernel's ring 0 being ring 1); every other vector 0, so an `int n` for
-/// it comes to the ROM as #GP and is checked there.
+/// it comes to the ROM as #GP and is checked there. Xen checks the DPL for
+/// 0x80 only: #BP and #OF reach their entry from any ring (`direct_gate`).
 pub fn trap_table_dpl(vector: u32, gate: Option<Gate>) -> u8 {
     match vector {
         3 | 4 | 0x80 => gate.map_or(0, |g| g.dpl).max(1),
@@ -204,6 +211,28 @@ pub const fn is_flat_data(desc: u64) -> bool {
 pub const fn is_code_descriptor(desc: u64) -> bool {
     let hi = (desc >> 32) as u32;
     hi & P != 0 && hi & S != 0 && hi & CODE != 0
+}
+
+/// What delivering an exception or a software interrupt through a gate
+/// raises for the gate's code segment, from its descriptor (None: null or
+/// beyond its table) (SDM vol. 2, INT n, protected mode): no code segment,
+/// #GP; a code segment not present, #NP; both with the selector as error
+/// code (and EXT for an exception). None: a present code segment, entered.
+/// (The check of its DPL against the caller's is not made: a
+/// ring-compressed kernel's segments are DPL 0 in its own table, and the
+/// ROM enters the gate as if that check passed.)
+pub fn gate_segment_fault(desc: Option<u64>) -> Option<u32> {
+    let Some(desc) = desc else {
+        return Some(GENERAL_PROTECTION);
+    };
+    let hi = (desc >> 32) as u32;
+    if hi & S == 0 || hi & CODE == 0 {
+        Some(GENERAL_PROTECTION)
+    } else if hi & P == 0 {
+        Some(SEGMENT_NOT_PRESENT)
+    } else {
+        None
+    }
 }
 
 /// Where the descriptor `selector` names lives: the byte offset from the

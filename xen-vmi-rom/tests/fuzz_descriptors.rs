@@ -7,8 +7,8 @@
 use proptest::prelude::*;
 use proptest::test_runner::{Config, FileFailurePersistence};
 use xen_vmi_rom::descriptors::{
-    decode_gate, descriptor_base, direct_gate, for_xen, idt_entry_offset, idt_gate,
-    is_code_descriptor, is_flat_data, is_tss_or_ldt, ldt_descriptor, selector_offset,
+    decode_gate, descriptor_base, direct_gate, for_xen, gate_segment_fault, idt_entry_offset,
+    idt_gate, is_code_descriptor, is_flat_data, is_tss_or_ldt, ldt_descriptor, selector_offset,
     software_interrupt_gate, trap_table_dpl, tss_descriptor, usable, Gate, SegmentUse, SelectorIn,
     GENERAL_PROTECTION, SEGMENT_NOT_PRESENT,
 };
@@ -125,8 +125,29 @@ proptest! {
         prop_assert_eq!(software_interrupt_gate(entry, cpl), want);
     }
 
+    /// A software interrupt's gate enters a present code segment; any
+    /// other descriptor is #GP, a code segment not present #NP, and a
+    /// selector naming no descriptor #GP.
+    #[test]
+    fn gate_segments(d in descriptor(), named in prop::bool::weighted(0.9)) {
+        let f = fields(d);
+        let code = f.kind & 8 != 0;
+        let want = if !named || !f.segment || !code {
+            Some(GENERAL_PROTECTION)
+        } else if !f.present {
+            Some(SEGMENT_NOT_PRESENT)
+        } else {
+            None
+        };
+        let desc = named.then_some(d);
+        prop_assert_eq!(gate_segment_fault(desc), want);
+        prop_assert_eq!(gate_segment_fault(desc).is_none(), named && is_code_descriptor(d));
+    }
+
     /// Xen delivers directly only the listed vectors, through a delivery
-    /// gate with a code segment; the trap table's DPL keeps ring 3 out of
+    /// gate with a code segment, and #BP and #OF (which Xen's IDT admits
+    /// from every ring) only through a gate of DPL 3, the one that admits
+    /// every caller natively; the trap table's DPL keeps ring 3 out of
     /// every vector but #BP, #OF and the system call, and is never 0 for
     /// those.
     #[test]
@@ -134,7 +155,9 @@ proptest! {
         let gate = idt_gate(Some(d));
         let direct = direct_gate(vector, gate, |_| code);
         let listed = [0, 3, 4, 5, 6, 16, 17, 19, 0x80].contains(&vector);
-        prop_assert_eq!(direct.is_some(), listed && gate.is_some() && code);
+        let admits_all = ![3, 4].contains(&vector) || gate.is_some_and(|g| g.dpl == 3);
+        prop_assert_eq!(direct.is_some(), listed && gate.is_some() && code && admits_all);
+        prop_assert_eq!(direct, direct.and(gate));
         let dpl = trap_table_dpl(vector, gate);
         if [3, 4, 0x80].contains(&vector) {
             prop_assert!(dpl >= 1);

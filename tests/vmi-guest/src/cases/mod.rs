@@ -200,6 +200,10 @@ pub static ALL: &[Case] = &[
     case("exc_bound_range", exceptions::bound_range),
     case("exc_gate_bad_selector", exceptions::gate_bad_selector),
     case(
+        "exc_gate_code_segment_not_present",
+        exceptions::gate_code_segment_not_present,
+    ),
+    case(
         "exc_gp_gate_bad_selector_double_fault",
         exceptions::gp_gate_bad_selector_double_fault,
     ),
@@ -207,6 +211,23 @@ pub static ALL: &[Case] = &[
         "exc_syscall_gate_undeliverable",
         exceptions::syscall_gate_undeliverable,
     ),
+    case(
+        "exc_int3_gate_not_present",
+        exceptions::int3_gate_not_present,
+    ),
+    case(
+        "exc_into_gate_not_present",
+        exceptions::into_gate_not_present,
+    ),
+    case(
+        "exc_into_gate_data_segment",
+        exceptions::into_gate_data_segment,
+    ),
+    case(
+        "exc_into_gate_code_segment_not_present",
+        exceptions::into_gate_code_segment_not_present,
+    ),
+    case("exc_prefixed_int_n", exceptions::prefixed_int_n),
     // FPU and debug registers.
     case("fpu_lazy_switch_nm", fpu_debug::fpu_lazy_switch_nm),
     case(
@@ -243,6 +264,10 @@ pub static ALL: &[Case] = &[
     ),
     case("user_breakpoint_gate", usermode::breakpoint_gate),
     case("user_dpl0_gate_faults", usermode::dpl0_gate_faults),
+    case(
+        "user_breakpoint_dpl0_gate_faults",
+        usermode::breakpoint_dpl0_gate_faults,
+    ),
     case("user_kernel_stack_switch", usermode::kernel_stack_switch),
     case(
         "user_kernel_stack_rom_entry_direct",

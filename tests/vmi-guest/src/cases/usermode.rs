@@ -6,7 +6,7 @@ use native_rom::hw::cpu::{CR4_TSD, EFLAGS_IF, EFLAGS_IOPL};
 
 use super::{ensure, ensure_eq, pass, skip, Outcome};
 use crate::boot::Stack;
-use crate::desc::{USER_CS, USER_DS};
+use crate::desc::{Table, IDT, USER_CS, USER_DS};
 use crate::pv;
 use crate::sync::Global;
 use crate::trap::{TrapFrame, VECTOR_SYSCALL, VECTOR_TEST};
@@ -110,6 +110,43 @@ pub fn dpl0_gate_faults() -> Outcome {
     );
     pass!(
         "INT 0x81 (DPL 0 gate) from ring 3 raised #GP({:#x})",
+        f.error_code
+    )
+}
+
+/// INT3 from ring 3 through a #BP gate of DPL 0: natively #GP with the
+/// gate's IDT error code (3 << 3 | 2) at the INT3, since INT3, like INT n
+/// and INTO, is refused by a gate whose DPL is below the caller's CPL (SDM
+/// vol. 2, INT n/INTO/INT3). The kernel's own INT3 through that gate is
+/// still #BP with EIP after it.
+pub fn breakpoint_dpl0_gate_faults() -> Outcome {
+    const BP: u32 = 3;
+    // Bits 45-46 of a gate: its DPL.
+    const GATE_DPL: u64 = 3 << 45;
+    let idt = Table::base(&IDT);
+    let good = Table::read(&IDT, BP as usize);
+    pv::write_idt_entry(idt, BP, good & !GATE_DPL);
+    let exit = run(Snippet::Int3, UserRegs::default());
+    let kernel = super::exceptions::raise_int3();
+    pv::write_idt_entry(idt, BP, good);
+    let f = &exit.frame;
+    ensure!(
+        f.vector == 13 && f.error_code == (BP << 3) | 2,
+        "INT3 from ring 3 through a DPL 0 gate: {}, expected #GP({:#x})",
+        describe(&exit),
+        (BP << 3) | 2
+    );
+    ensure_eq!(f.eip, Snippet::Int3.address(), "EIP of the #GP (the INT3)");
+    ensure_eq!(f.cs & 0xFFFF, u32::from(USER_CS), "CS pushed");
+    let (vector, eip, after) = kernel;
+    ensure_eq!(
+        vector,
+        BP,
+        "vector of the kernel's INT3 through the DPL 0 gate"
+    );
+    ensure_eq!(eip, after, "EIP of the kernel's #BP (after the INT3)");
+    pass!(
+        "INT3 through a DPL 0 gate: #GP({:#x}) from ring 3, #BP in ring 0",
         f.error_code
     )
 }

@@ -649,12 +649,27 @@ pub fn is_code_segment(selector: u16) -> bool {
 /// Where `selector`'s descriptor is (the GDT or the LDT), if it is in its
 /// table's limit and names a present code segment.
 fn code_segment_address(selector: u16) -> Option<u32> {
+    let addr = descriptor_address(selector)?;
+    descriptors::is_code_descriptor(read_descriptor(addr)).then_some(addr)
+}
+
+/// Where `selector`'s descriptor is (the GDT or the LDT), if it is in its
+/// table's limit.
+fn descriptor_address(selector: u16) -> Option<u32> {
     let regs = runtime().tables;
     // No LDT loaded (LLDT of a null selector): no LDT selector is valid.
     let ldt = (regs.ldt != 0).then_some(regs.ldt_loaded);
-    let addr = match descriptors::selector_offset(selector, regs.gdt_limit, ldt)? {
-        SelectorIn::Gdt(offset) => regs.gdt_base + offset,
-        SelectorIn::Ldt(offset) => regs.ldt_base + offset,
-    };
-    descriptors::is_code_descriptor(read_descriptor(addr)).then_some(addr)
+    Some(
+        match descriptors::selector_offset(selector, regs.gdt_limit, ldt)? {
+            SelectorIn::Gdt(offset) => regs.gdt_base + offset,
+            SelectorIn::Ldt(offset) => regs.ldt_base + offset,
+        },
+    )
+}
+
+/// What delivery through a gate naming `selector` raises for the segment
+/// (`descriptors::gate_segment_fault`): None, the gate is entered; #GP or
+/// #NP, with the selector as error code.
+pub fn gate_segment_fault(selector: u16) -> Option<u32> {
+    descriptors::gate_segment_fault(descriptor_address(selector).map(read_descriptor))
 }

@@ -8,6 +8,7 @@
 
 use crate::console::Line;
 use crate::xen::crash;
+use xen_vmi_rom::decode::SoftwareInterrupt;
 
 /// Vectors for which the processor pushes an error code (#DF, #TS, #NP,
 /// #SS, #GP, #PF, #AC, #CP, #VC, #SX); `int n` never pushes one, and
@@ -601,8 +602,9 @@ const RESUME_AT: u32 = 3;
 
 /// Sends the exception to the kernel's IDT gate, as the processor would:
 /// through an interrupt gate the (virtual) IF is cleared. A gate whose
-/// selector is not a present code segment raises #GP(selector) instead, as
-/// the processor does (SDM vol. 3, "Interrupt and Exception Handling").
+/// selector is not a code segment raises #GP(selector) instead, and one
+/// naming a code segment not present #NP(selector), as the processor does
+/// (SDM vol. 3, "Interrupt and Exception Handling"; vol. 2, INT n).
 /// The gate is read once (every forwarded exception, each page fault the
 /// kernel handles, comes this way).
 #[inline(never)]
@@ -610,8 +612,8 @@ const RESUME_AT: u32 = 3;
 fn forward(frame: &mut TrapFrame) -> Option<u32> {
     let vector = frame.vector;
     let gate = crate::desc::idt_gate(vector)?;
-    if !crate::desc::is_code_segment(gate.selector) {
-        return undeliverable_gate(frame, gate.selector);
+    if let Some(fault) = crate::desc::gate_segment_fault(gate.selector) {
+        return undeliverable_gate(frame, gate.selector, fault);
     }
     Some(deliver_through(frame, &gate, has_error_code(vector)))
 }
@@ -711,15 +713,17 @@ fn kernels_page_fault(cr2: u32, frame: &mut TrapFrame) -> bool {
 }
 
 /// The kernel's gate for the frame's exception names no present code
-/// segment: delivering it faults. SDM vol. 3, "Interrupt 8--Double Fault
+/// segment: delivering it faults, with `fault` (#GP, or #NP for a code
+/// segment not present). SDM vol. 3, "Interrupt 8--Double Fault
 /// Exception" (table "Conditions for Generating a Double Fault"): that
-/// #GP (the gate's selector with EXT) during a contributory exception (#DE
-/// #TS #NP #SS #GP) or a #PF is a #DF(0); during #DF itself a triple fault
-/// (shutdown); otherwise the #GP is delivered on its own.
+/// fault (the gate's selector with EXT), contributory itself, during a
+/// contributory exception (#DE #TS #NP #SS #GP) or a #PF is a #DF(0);
+/// during #DF itself a triple fault (shutdown); otherwise it is delivered
+/// on its own.
 #[cold]
 #[inline(never)]
 #[cfg_attr(feature = "image", optimize(size))]
-fn undeliverable_gate(frame: &mut TrapFrame, selector: u16) -> Option<u32> {
+fn undeliverable_gate(frame: &mut TrapFrame, selector: u16, fault: u32) -> Option<u32> {
     let line = crate::console::Line::rom(b"IDT gate ")
         .dec(frame.vector)
         .text(b" names selector ")
@@ -735,9 +739,14 @@ fn undeliverable_gate(frame: &mut TrapFrame, selector: u16) -> Option<u32> {
         frame.error_code = 0;
         frame.vector = DOUBLE_FAULT;
     } else {
-        line.text(b"#GP to the kernel").print();
+        let name: &[u8] = if fault == xen_vmi_rom::descriptors::SEGMENT_NOT_PRESENT {
+            b"#NP to the kernel"
+        } else {
+            b"#GP to the kernel"
+        };
+        line.text(name).print();
         frame.error_code = u32::from(selector & 0xFFFC) | 1;
-        frame.vector = GENERAL_PROTECTION;
+        frame.vector = fault;
     }
     forward(frame)
 }
@@ -823,86 +832,90 @@ fn restore_events(frame: &TrapFrame) {
     }
 }
 
+/// Vector of #BP (`int3`), raised by ring 1 and 3 straight through Xen.
+const BREAKPOINT: u32 = 3;
 /// Vector of #OF (`into`), raised by ring 1 and 3 straight through Xen.
 const OVERFLOW: u32 = 4;
 /// The system-call vector, raised straight through Xen.
 const SYSCALL: u32 = 0x80;
 
-/// The two bytes at `addr`: code the processor has just fetched.
-fn code_bytes(addr: u32) -> [u8; 2] {
-    // SAFETY: the kernel (or its user code) executed or faulted on these
-    // bytes, so they are mapped; byte reads, no alignment needed.
-    unsafe {
-        [
-            (addr as *const u8).read(),
-            (addr.wrapping_add(1) as *const u8).read(),
-        ]
-    }
+/// The byte at `addr`: code the processor has just fetched.
+fn code_byte(addr: u32) -> u8 {
+    // SAFETY: the kernel (or its user code) executed or faulted on this
+    // byte, so it is mapped; a byte read, no alignment needed.
+    unsafe { (addr as *const u8).read() }
 }
 
-/// The `n` of an `int n` this trap stands for, with the frame's EIP on the
-/// instruction, or None.
+/// The `int n`, `int3` or `into` this trap stands for (its vector and
+/// length), with the frame's EIP moved onto the instruction, or None.
 ///
 /// - #GP whose error code names IDT entry n (bit 1 set, bit 0 clear) at an
-///   `int n` (CD n): Xen refused it (trap_table_dpl). The processor's code
-///   is `n * 8 + 2`; QEMU's TCG in long mode gives `n * 16 + 2`, and Xen
-///   then takes the wrong vector from it; both are recognised, from the
-///   instruction itself, so the kernel sees the processor's answer.
-/// - #OF or 0x80, the only vectors Xen passes through directly, entered
-///   after an `int n` with another n: that same QEMU code, shifted by Xen
-///   into a vector these admit (n = 2 or 0x82 gives 4; 0x40 or 0xC0, 0x80).
-/// - #OF or 0x80 entered through the ROM's stub after an `int n` with that
-///   same n: Xen's table admits it (`trap_table_dpl`), but the kernel's gate
-///   is not one Xen may deliver (`desc::direct_gate`: not present, or no
-///   code segment), so the processor's answer is a #NP or #GP at the INT,
-///   not a forward (which would have no gate, or report the #GP of an
-///   external event, EXT set, past the instruction).
-fn software_interrupt(frame: &mut TrapFrame) -> Option<u32> {
+///   `int n` (CD n, after any prefixes: `decode::int_n_at`): Xen refused
+///   it (trap_table_dpl). The processor's code is `n * 8 + 2`; QEMU's TCG
+///   in long mode gives `n * 16 + 2`, and Xen then takes the wrong vector
+///   from it; both are recognised, from the instruction itself, so the
+///   kernel sees the processor's answer.
+/// - #BP, #OF or 0x80, the vectors Xen passes through (for #BP and #OF at
+///   any ring, whatever the DPL in its table), entered through the ROM's
+///   stub: the kernel's gate is not one Xen may deliver (`desc::direct_gate`:
+///   not present, no code segment, or for #BP and #OF a DPL below 3), so the
+///   processor's answer may be a #NP or #GP at the instruction, or the gate
+///   entered past it, not a forward (which would have no gate, or report
+///   the #GP of an external event, EXT set, past the instruction). The
+///   instruction is found from Xen's EIP after it
+///   (`decode::software_interrupt_before`: `int3` or `int 3`, `into` or
+///   `int 4`, or an `int n` with QEMU's error code that Xen shifted onto
+///   4 or 0x80).
+fn software_interrupt(frame: &mut TrapFrame) -> Option<SoftwareInterrupt> {
     match frame.vector {
         GENERAL_PROTECTION => {
             if frame.error_code & 3 != 2 {
                 return None;
             }
-            let [op, n] = code_bytes(frame.eip);
-            let n = u32::from(n);
+            let at = frame.eip;
+            let insn = xen_vmi_rom::decode::int_n_at(|k| code_byte(at.wrapping_add(k)))?;
+            let n = u32::from(insn.vector);
             let names_n = frame.error_code == n * 8 + 2 || frame.error_code == n * 16 + 2;
-            (op == 0xCD && names_n).then_some(n)
+            names_n.then_some(insn)
         }
-        v @ (OVERFLOW | SYSCALL) => {
-            let at = frame.eip.wrapping_sub(2);
-            let [op, n] = code_bytes(at);
-            let n = u32::from(n);
-            if op == 0xCD && (n == v || (n * 2) & 0xFF == v) {
-                frame.eip = at;
-                Some(n)
-            } else {
-                None
-            }
+        v @ (BREAKPOINT | OVERFLOW | SYSCALL) => {
+            let after = frame.eip;
+            let insn = xen_vmi_rom::decode::software_interrupt_before(v as u8, |k| {
+                code_byte(after.wrapping_sub(k))
+            })?;
+            frame.eip = after.wrapping_sub(u32::from(insn.len));
+            Some(insn)
         }
         _ => None,
     }
 }
 
-/// Raises `int n` (EIP on the instruction) as the processor would: through
-/// the kernel's gate n past the instruction, or #GP/#NP(n * 8 + 2) at it.
-/// Out of line: an `int n` Xen refused is rare.
+/// Raises a software interrupt (EIP on the instruction) as the processor
+/// would: through the kernel's gate past the instruction, or #GP/#NP with
+/// the gate's IDT error code (n * 8 + 2) at it. The gate's DPL is checked
+/// against the caller for `int3` and `into` as for `int n` (SDM vol. 2,
+/// INT n/INTO/INT3; ICEBP is the one that skips it). Out of line: rare.
 #[inline(never)]
 #[cfg_attr(feature = "image", optimize(size))]
-fn raise_software_interrupt(frame: &mut TrapFrame, n: u32) -> Option<u32> {
+fn raise_software_interrupt(frame: &mut TrapFrame, insn: SoftwareInterrupt) -> Option<u32> {
+    let n = u32::from(insn.vector);
     // Ring compression: the kernel's ring 0 runs in ring 1.
     let cpl = if frame.cs & 3 == 3 { 3 } else { 0 };
     match crate::desc::software_interrupt_gate(n, cpl) {
-        Ok(gate) if crate::desc::is_code_segment(gate.selector) => {
-            frame.eip = frame.eip.wrapping_add(2);
-            Some(deliver_through(frame, &gate, false))
-        }
-        // A gate naming no code segment: #GP(selector), EXT clear for a
-        // software interrupt.
-        Ok(gate) => {
-            frame.vector = GENERAL_PROTECTION;
-            frame.error_code = u32::from(gate.selector & 0xFFFC);
-            forward(frame)
-        }
+        Ok(gate) => match crate::desc::gate_segment_fault(gate.selector) {
+            None => {
+                frame.eip = frame.eip.wrapping_add(u32::from(insn.len));
+                Some(deliver_through(frame, &gate, false))
+            }
+            // A gate naming no code segment, #GP(selector), or a code
+            // segment not present, #NP(selector); EXT clear for a software
+            // interrupt.
+            Some(fault) => {
+                frame.vector = fault;
+                frame.error_code = u32::from(gate.selector & 0xFFFC);
+                forward(frame)
+            }
+        },
         Err(fault) => {
             frame.vector = fault;
             frame.error_code = n * 8 + 2;
@@ -944,7 +957,8 @@ extern "C" fn rom_trap(frame: &mut TrapFrame) -> u32 {
     }
     let v = frame.vector;
     // A page fault first (the commonest trap the ROM takes): it is never
-    // an `int n` (`software_interrupt` looks at #GP, #OF and 0x80 only).
+    // an `int n` (`software_interrupt` looks at #GP, #BP, #OF and 0x80
+    // only).
     if v == PAGE_FAULT {
         let cr2 = crate::cpu_calls::get_cr2();
         if crate::paging::page_fault(cr2, frame) {
@@ -955,8 +969,8 @@ extern "C" fn rom_trap(frame: &mut TrapFrame) -> u32 {
         }
         unhandled(frame);
     }
-    if let Some(n) = software_interrupt(frame) {
-        if let Some(how) = raise_software_interrupt(frame, n) {
+    if let Some(insn) = software_interrupt(frame) {
+        if let Some(how) = raise_software_interrupt(frame, insn) {
             return how;
         }
     }
