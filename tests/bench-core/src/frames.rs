@@ -83,6 +83,27 @@ pub fn zero(frame: Frame) {
     };
 }
 
+/// Clears the present entries of a page table that no longer maps
+/// anything a processor may walk (a space being torn down, not loaded),
+/// with plain stores: what Linux's exit does on every platform
+/// (`zap_pte_range` over each table, a full teardown clearing each present
+/// entry natively; XenLinux first unpins, so its tables are writable
+/// again). Both benchmark kernels call it for each of a dying space's page
+/// tables, so the teardown's loop counts alike on both sides.
+pub fn clear_present_entries(table: Frame) {
+    let entries = table as *mut u64;
+    for i in 0..(PAGE_SIZE / 8) as usize {
+        // SAFETY: the table is a pool frame, identity mapped read-write by
+        // the time its space is torn down; `i` stays inside the page.
+        unsafe {
+            let entry = entries.add(i);
+            if entry.read() != 0 {
+                entry.write(0);
+            }
+        }
+    }
+}
+
 /// Writes `word` at the start of a frame (through the identity map).
 pub fn write_word(frame: Frame, offset: u32, word: u32) {
     // SAFETY: as in `zero`; offset is inside the page.

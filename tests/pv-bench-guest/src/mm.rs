@@ -396,6 +396,11 @@ pub fn destroy(id: SpaceId) {
         }
         // The frames go back to the pool writable.
         hv::flush();
+        // Linux's exit clears each table's present entries (XenLinux after
+        // the unpin, with plain stores), as the VMI guest does.
+        for &l1 in s.l1s.iter().filter(|f| **f != 0) {
+            frames::clear_present_entries(l1);
+        }
         for f in table_frames(s) {
             frames::give(f);
         }

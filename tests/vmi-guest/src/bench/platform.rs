@@ -178,18 +178,9 @@ impl Platform for VmiPlatform {
                 continue;
             }
             let pt = (pde & PTE_ADDR) as u32;
-            // The present entries cleared natively, as Linux's exit does
-            // (`zap_pte_range` with a full teardown clears each present
-            // entry without a paravirt call; the ROM is told nothing
-            // until ReleasePage).
-            for j in 0..512 {
-                let ptep = mm::entry(pt, j);
-                if mm::read_entry(ptep) != 0 {
-                    // SAFETY: the space is not loaded; its page table is
-                    // ours, identity mapped read-write.
-                    unsafe { ptep.write_volatile(0) };
-                }
-            }
+            // Cleared natively, as Linux's exit does (the ROM is told
+            // nothing until ReleasePage).
+            frames::clear_present_entries(pt);
             pv::set_pxe_long(0, pdep, PageLevel::Pd.bit());
             pv::release_page(pt >> 12, VMI_PAGE_L1_PAE);
             frames::give(pt);
