@@ -2487,7 +2487,14 @@ impl ShadowCache {
     #[inline(never)]
     fn write_l1<H: Host>(&mut self, host: &mut H, l1: usize, index: usize, entry: u64) {
         let (mfn, value, tag) = self.l1_shadow::<H, false>(host, l1, index, entry);
-        if self.known_write_hinted(host, l1, index, value) || self.scratch_write(host, l1, index) {
+        if self.known_write_hinted(host, l1, index, value) {
+            return;
+        }
+        // The scratch only for a frame with stale entries or its owner (a
+        // table the loaded root reaches has none: no call).
+        if self.known_stale | u32::from(self.scratch.owner) != 0
+            && self.scratch_write(host, l1, index)
+        {
             return;
         }
         Self::push_write(host, mfn, index, value, tag);
