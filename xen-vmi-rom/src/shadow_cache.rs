@@ -53,6 +53,9 @@
 //! ([`KnownFrame`], [`KNOWN_SLOTS`] of them) is kept as it is instead, for
 //! the next page table, which writes only the entries that differ; the
 //! entries it does not have are zeroed before a pinned root can reach it.
+//! When those differ in many entries (an exec maps fresh frames), the
+//! writes go into the host's scratch frame instead ([`Scratch`]) and onto
+//! the table's frame in one `MMUEXT_COPY_PAGE` at that same point.
 //!
 //! # Invariants (checked by `tests/shadow_cache.rs` against a model of Xen)
 //!
