@@ -53,6 +53,9 @@
 //! ([`KnownFrame`], [`KNOWN_SLOTS`] of them) is kept as it is instead, for
 //! the next page table, which writes only the entries that differ; the
 //! entries it does not have are zeroed before a pinned root can reach it.
+//! When those differ in many entries (an exec maps fresh frames), the
+//! writes go into the host's scratch frame instead ([`Scratch`]) and onto
+//! the table's frame in one `MMUEXT_COPY_PAGE` at that same point.
 //!
 //! # Invariants (checked by `tests/shadow_cache.rs` against a model of Xen)
 //!
@@ -135,6 +138,17 @@ const _: () = assert!(
     "a stale bit per listed entry in a u8, a dirs_stale bit per slot in a u32"
 );
 const BUCKETS: usize = 1024;
+/// Writes to an unreached page table's frame that make one
+/// `MMUEXT_COPY_PAGE` from the scratch frame ([`Host::scratch_frame`])
+/// worth its cost: Xen's copy of a page, with the ROM's push, measured at
+/// about 2,800 instructions (fork_exec, dom0), the scratch's upkeep about
+/// 400 per table; a write put in the scratch instead of the queue saves
+/// about 300 (Xen's `mmu_update` request on a frame of no type and the
+/// queue's push, less the store). Fewer go out as writes. A table takes
+/// the scratch only while its frame has a stale entry at list position
+/// `SCRATCH_COPY_MIN - 1` or beyond (its last user had at least that many
+/// entries: the new one likely writes as many).
+pub const SCRATCH_COPY_MIN: u32 = 10;
 
 /// The first L2 slot under PDPT slot 3 that is not the kernel's: the
 /// ROM's area (`virtual_top`), then Xen's.
@@ -163,6 +177,9 @@ pub enum What {
     Unpin,
     /// Copying a sibling root's top L2 into a new root's.
     CopyTop,
+    /// Copying the scratch frame, which holds a page table's entries, onto
+    /// its shadow frame (`kfn`: the kernel's table).
+    FillTable,
     /// Loading a root (`kfn:index`: its PDPT).
     NewBase,
     /// A TLB flush or INVLPG for the kernel.
@@ -303,6 +320,26 @@ pub trait Host {
     }
     /// Reports something worth a console line.
     fn note(&mut self, note: Note);
+    /// The machine frame of the host's scratch frame, 0 when it has none:
+    /// a frame of no type that the host maps writable for itself (so Xen
+    /// never lets it become a table) and that the cache fills with
+    /// [`scratch_store`](Self::scratch_store) and copies onto an unreached
+    /// page table's frame with one `MMUEXT_COPY_PAGE` ([`SCRATCH_COPY_MIN`]).
+    fn scratch_frame(&self) -> u32 {
+        0
+    }
+    /// A plain store of `value` into entry `index` of the scratch frame.
+    fn scratch_store(&mut self, index: usize, value: u64) {
+        let _ = (index, value);
+    }
+    /// A count that grows past its value at a push only once the queue has
+    /// been flushed whole since (every op queued before it reached Xen):
+    /// a copy from the scratch frame reads the frame when Xen runs it, so
+    /// the scratch may change only after that. (A count that wraps or is
+    /// reset only keeps the scratch from being used for a while.)
+    fn flush_count(&self) -> u32 {
+        0
+    }
 }
 
 /// Kind of a record.
@@ -496,6 +533,38 @@ struct KnownDir {
     value: [u64; KNOWN_DIR_ENTRIES],
 }
 
+/// The scratch frame ([`Host::scratch_frame`]): the writes of one page
+/// table whose frame no pinned root reaches (a kept frame being filled
+/// again, [`KnownFrame`] with stale entries) are stored in it instead of
+/// being queued, and one `MMUEXT_COPY_PAGE` puts the whole page on the
+/// table's frame before anything can make a pinned root reach it (where
+/// its stale entries would be zeroed: `ShadowCache::settle_known`), or
+/// before the frame is kept again. The scratch holds the owner's listed
+/// entries with their values (the list is the frame's contents once the
+/// copy is applied) and 0 everywhere else.
+#[derive(Clone, Copy, Debug, Default)]
+struct Scratch {
+    /// The `known` slot + 1 whose writes the scratch holds (0: none).
+    owner: u8,
+    /// Whether a copy from the scratch may still be queued: until the
+    /// host's `flush_count` passes `sent`, the scratch must not change.
+    in_flight: bool,
+    /// How many of `index` the scratch may hold not 0.
+    len: u8,
+    /// Writes the owner stored in it (modulo 256).
+    writes: u8,
+    /// [`SCRATCH_COPY_MIN`] (a test may set another).
+    min: u8,
+    /// A bit per list position of the owner written to the scratch and
+    /// not yet to the frame.
+    written: u32,
+    sent: u32,
+    /// The host's scratch frame, as it named it when the owner took it.
+    frame: u32,
+    /// The entries the scratch may hold not 0 (the last owner's list).
+    index: [u16; KNOWN_ENTRIES],
+}
+
 /// The frames of a new root (`ShadowCache::root_frames`).
 #[derive(Clone, Copy, Debug)]
 struct RootFrames {
@@ -549,6 +618,11 @@ pub struct Stats {
     /// Stale directory entries zeroed before a pinned root could reach
     /// them.
     pub dir_stale_zeroed: u32,
+    /// Page tables' frames filled from the scratch frame by one copy
+    /// ([`SCRATCH_COPY_MIN`] writes or more).
+    pub scratch_copies: u32,
+    /// Writes that went into the scratch frame instead of the queue.
+    pub scratch_writes: u32,
 }
 
 /// The access a page fault was for (error code bits 1, 2 and 4).
@@ -691,6 +765,8 @@ pub struct ShadowCache {
     known_kfn: u32,
     known_records: FrameRecords,
     known_valid: bool,
+    /// The writes held in the host's scratch frame ([`Scratch`]).
+    scratch: Scratch,
 }
 
 /// A directory entry of the loaded root that a page fault found shadowed
@@ -953,6 +1029,14 @@ impl ShadowCache {
         self.rom_links = rom_links;
         self.clean.len = 0;
         self.spares.len = 0;
+        // The scratch keeps its contents: what it may hold not 0 is the
+        // list of its owner, if it has one, which it gives up (nothing is
+        // queued, and no copy is made: every shadow is gone).
+        if let Some(k) = (self.scratch.owner as usize).checked_sub(1) {
+            self.scratch_close(k, true);
+        }
+        self.scratch.in_flight = false;
+        self.scratch.min = SCRATCH_COPY_MIN as u8;
         for k in &mut self.known {
             k.mfn = 0;
             k.owner = 0;
@@ -1407,6 +1491,11 @@ impl ShadowCache {
     #[cfg_attr(feature = "image", optimize(size))]
     fn settle_known<H: Host>(&mut self, host: &mut H, k: usize) {
         let k = k % KNOWN_SLOTS;
+        // The scratch's writes: one copy, or written here with the zeroes.
+        let mut written = 0;
+        if self.scratch.owner as usize == k + 1 {
+            written = self.scratch_flush(host, k, false);
+        }
         self.known_stale &= !(1 << k);
         let kfn = (self.known[k].owner as usize)
             .checked_sub(1)
@@ -1419,36 +1508,44 @@ impl ShadowCache {
             ..Tag::default()
         };
         self.stats.known_stale_zeroed +=
-            Self::zero_stale_entries(host, f.mfn, stale, &f.index, &mut f.value, tag);
+            Self::write_listed(host, f.mfn, stale, written, &f.index, &mut f.value, tag);
     }
 
-    /// A kept frame's stale entries (a bit each in `stale`, positions in
-    /// its list `index` / `value`) are zeroed: one write each, queued in
-    /// list order with `tag` naming the entry; the list's values become 0.
-    /// Returns how many were written. Shared by page tables' and page
-    /// directories' kept frames (`settle_known`, `settle_dir`).
-    fn zero_stale_entries<H: Host>(
+    /// A kept frame's listed entries (a bit each in `zero` or `keep`,
+    /// positions in its list `index` / `value`) are written: one write
+    /// each, queued in list order with `tag` naming the entry; those of
+    /// `zero` (stale entries) get 0, and so do their listed values, those
+    /// of `keep` their listed value (the scratch's writes). Returns how
+    /// many were zeroed. Shared by page tables' and page directories' kept
+    /// frames (`settle_known`, `settle_dir`).
+    fn write_listed<H: Host>(
         host: &mut H,
         mfn: u32,
-        mut stale: u32,
+        zero: u32,
+        keep: u32,
         index: &[u16],
         value: &mut [u64],
         tag: Tag,
     ) -> u32 {
-        let mut zeroed = 0;
-        while stale != 0 {
-            let p = stale.trailing_zeros() as usize % index.len();
-            stale &= stale - 1;
-            value[p] = 0;
-            zeroed += 1;
-            let write = Op::pte_write(entry_maddr(mfn, index[p] as usize), 0, PteWrite::Normal);
+        let mut mask = zero | keep;
+        while mask != 0 {
+            let p = mask.trailing_zeros() as usize % index.len();
+            mask &= mask - 1;
+            if zero & 1 << p != 0 {
+                value[p] = 0;
+            }
+            let write = Op::pte_write(
+                entry_maddr(mfn, index[p] as usize),
+                value[p],
+                PteWrite::Normal,
+            );
             let tag = Tag {
                 index: index[p],
                 ..tag
             };
             Self::push_rare(host, write, tag);
         }
-        zeroed
+        zero.count_ones()
     }
 
     /// Before a pinned root may come to reach L1 records it did not (a
@@ -1456,7 +1553,7 @@ impl ShadowCache {
     /// entries are zeroed.
     #[inline(always)]
     fn settle_linked<H: Host>(&mut self, host: &mut H) {
-        if self.known_stale | self.dirs_stale != 0 {
+        if self.known_stale | self.dirs_stale | u32::from(self.scratch.owner) != 0 {
             self.settle_linked_records(host);
         }
     }
@@ -1464,7 +1561,8 @@ impl ShadowCache {
     #[inline(never)]
     #[cfg_attr(feature = "image", optimize(size))]
     fn settle_linked_records<H: Host>(&mut self, host: &mut H) {
-        let mut stale = self.known_stale;
+        // The scratch's owner counts as stale: no pinned root reaches it.
+        let mut stale = self.known_stale | Self::scratch_bit(self.scratch.owner);
         while stale != 0 {
             let k = stale.trailing_zeros() as usize % KNOWN_SLOTS;
             stale &= stale - 1;
@@ -1537,7 +1635,9 @@ impl ShadowCache {
         let Some(k) = (self.tables[l1 % MAX_TABLES].mirror as usize).checked_sub(1) else {
             return;
         };
-        if self.known_stale & (1 << k) == 0 {
+        if (self.known_stale | Self::scratch_bit(self.scratch.owner)) & (1 << (k % KNOWN_SLOTS))
+            == 0
+        {
             return;
         }
         let link = dir as u16 + 1;
@@ -1561,7 +1661,13 @@ impl ShadowCache {
     fn known_write<H: Host>(&mut self, host: &mut H, l1: usize, index: usize, value: u64) -> bool {
         match (self.tables[l1 % MAX_TABLES].mirror as usize).checked_sub(1) {
             None => false,
-            Some(k) => self.known_write_listed(host, k, index, value),
+            Some(k) => {
+                // Its callers write a table the loaded root reaches, never
+                // the scratch's owner (which no pinned root reaches): the
+                // write they queue is the frame's, not the scratch's.
+                debug_assert_ne!(usize::from(self.scratch.owner), k % KNOWN_SLOTS + 1);
+                self.known_write_listed(host, k, index, value)
+            }
         }
     }
 
@@ -1655,6 +1761,150 @@ impl ShadowCache {
         // More entries than a slot lists: the table is followed no more.
         self.give_up_known(host, k);
         false
+    }
+
+    /// The `known_stale` bit of the scratch's owner `owner` (a slot + 1;
+    /// 0: none, no bit).
+    #[inline(always)]
+    fn scratch_bit(owner: u8) -> u32 {
+        (1u32 << (owner as usize % (KNOWN_SLOTS + 1))) >> 1
+    }
+
+    /// [`write_l1`](Self::write_l1) of a write record `l1`'s list has taken
+    /// (its value listed, or an entry not listed: 0) and its frame must
+    /// get: stored in the scratch frame instead of queued when the frame
+    /// is the scratch's owner, or becomes it (the frame has stale
+    /// entries, so no pinned root reaches it, and the scratch is free: no
+    /// copy from it may still be queued). True: stored there. The owner's
+    /// frame gets the scratch before anything can make a pinned root reach
+    /// it (`settle_known`) or it is kept again (`free_record`).
+    #[inline(never)]
+    #[cfg_attr(feature = "image", optimize(size))]
+    fn scratch_write<H: Host>(&mut self, host: &mut H, l1: usize, index: usize) -> bool {
+        let Some(k) = (self.tables[l1 % MAX_TABLES].mirror as usize).checked_sub(1) else {
+            return false;
+        };
+        let k = k % KNOWN_SLOTS;
+        if self.scratch.owner as usize != k + 1 && !self.scratch_take(host, k) {
+            return false;
+        }
+        // The write's list position is the hint's (`known_write_found`
+        // and an append leave it there, and it is never beyond the list).
+        let f = &self.known[k];
+        let p = (f.hint as usize).wrapping_sub(1);
+        if f.index.get(p).is_some_and(|&i| usize::from(i) == index) {
+            host.scratch_store(index, f.value[p]);
+            self.scratch.written |= 1 << p;
+        }
+        // Else the entry is not listed: 0, as the scratch holds it.
+        // (Counted modulo 256: a count that wrapped only costs the copy.)
+        self.scratch.writes = self.scratch.writes.wrapping_add(1);
+        self.stats.scratch_writes += 1;
+        true
+    }
+
+    /// Slot `k` becomes the scratch's owner if it may (it has stale
+    /// entries, so no pinned root reaches its frame, enough of them,
+    /// [`SCRATCH_COPY_MIN`], and no copy from the scratch may still be
+    /// queued): the scratch then holds what the frame holds (its list, 0
+    /// elsewhere).
+    #[inline(never)]
+    #[cfg_attr(feature = "image", optimize(size))]
+    fn scratch_take<H: Host>(&mut self, host: &mut H, k: usize) -> bool {
+        let k = k % KNOWN_SLOTS;
+        let sc = &self.scratch;
+        let frame = host.scratch_frame();
+        if sc.owner != 0
+            || self.known[k]
+                .stale
+                .wrapping_shr(u32::from(sc.min.wrapping_sub(1)))
+                == 0
+            || frame == 0
+            || (sc.in_flight && host.flush_count() <= sc.sent)
+        {
+            return false;
+        }
+        for &i in sc.index.iter().take(sc.len as usize) {
+            host.scratch_store(i as usize, 0);
+        }
+        let f = &self.known[k];
+        for (&i, &value) in f.index.iter().zip(&f.value).take(f.len as usize) {
+            host.scratch_store(i as usize, value);
+        }
+        let sc = &mut self.scratch;
+        sc.owner = k as u8 + 1;
+        sc.frame = frame;
+        sc.written = 0;
+        sc.writes = 0;
+        sc.in_flight = false;
+        true
+    }
+
+    /// The scratch gives its owner (slot `k`) up, holding the owner's
+    /// list. With [`SCRATCH_COPY_MIN`] writes or more, or `copy`, they go
+    /// to the owner's frame in one copy of the whole page (queued: the
+    /// scratch must not change until it has reached Xen), and the answer
+    /// is 0; else the list positions written to the scratch alone are the
+    /// answer, for the caller to write (`settle_known`).
+    #[inline(never)]
+    #[cfg_attr(feature = "image", optimize(size))]
+    fn scratch_flush<H: Host>(&mut self, host: &mut H, k: usize, copy: bool) -> u32 {
+        let Some(tag) = self.scratch_close(k, copy) else {
+            return core::mem::take(&mut self.scratch.written);
+        };
+        let copy = MmuextOp::copy_page(
+            Mfn(self.known[k % KNOWN_SLOTS].mfn),
+            Mfn(self.scratch.frame),
+        );
+        Self::push_rare(host, Op::Mmuext(copy), tag);
+        self.scratch.sent = host.flush_count();
+        0
+    }
+
+    /// [`scratch_flush`](Self::scratch_flush)'s bookkeeping: the tag of
+    /// the copy when there is one (its written positions then forgotten).
+    #[inline(never)]
+    #[cfg_attr(feature = "image", optimize(size))]
+    fn scratch_close(&mut self, k: usize, copy: bool) -> Option<Tag> {
+        let f = &self.known[k % KNOWN_SLOTS];
+        let sc = &mut self.scratch;
+        sc.owner = 0;
+        sc.index = f.index;
+        sc.len = f.len;
+        if !copy && sc.writes < sc.min {
+            return None;
+        }
+        sc.written = 0;
+        sc.in_flight = true;
+        self.stats.scratch_copies += 1;
+        let kfn = (f.owner as usize)
+            .checked_sub(1)
+            .map_or(0, |i| self.tables[i % MAX_TABLES].kfn);
+        Some(Tag {
+            what: What::FillTable,
+            kfn,
+            ..Tag::default()
+        })
+    }
+
+    /// Test hook: the scratch's threshold ([`SCRATCH_COPY_MIN`]) is `min`
+    /// (1 to 32) instead, so that the model's small tables reach it.
+    #[doc(hidden)]
+    pub fn set_scratch_copy_min(&mut self, min: u32) {
+        self.scratch.min = min.clamp(1, KNOWN_ENTRIES as u32) as u8;
+    }
+
+    /// The frame the scratch holds writes for (not applied yet: the frame
+    /// holds its list once they are), if any, with the entries written to
+    /// the scratch alone (every other entry of the frame is the
+    /// scratch's). For the tests.
+    pub fn scratch_owner_frame(&self) -> Option<(u32, [Option<usize>; KNOWN_ENTRIES])> {
+        let k = (self.scratch.owner as usize).checked_sub(1)? % KNOWN_SLOTS;
+        let f = &self.known[k];
+        let written = core::array::from_fn(|p| {
+            (self.scratch.written & 1 << p != 0).then_some(f.index[p] as usize)
+        });
+        Some((f.mfn, written))
     }
 
     /// L1 record `i` goes: its frame is kept as it is, every entry it
@@ -1783,7 +2033,7 @@ impl ShadowCache {
             ..Tag::default()
         };
         self.stats.dir_stale_zeroed +=
-            Self::zero_stale_entries(host, f.mfn, stale, &f.index, &mut f.value, tag);
+            Self::write_listed(host, f.mfn, stale, 0, &f.index, &mut f.value, tag);
     }
 
     /// L2 record `i` (slot `d`) gets `value` in entry `index`: true when
@@ -2015,7 +2265,12 @@ impl ShadowCache {
         let mut linked = false;
         if t.kind == Kind::L1 {
             if let Some(k) = (t.mirror as usize).checked_sub(1) {
-                // Kept as it is, its entries listed, for the next table.
+                // Kept as it is, its entries listed, for the next table:
+                // the frame holds its list once the scratch's writes are
+                // queued.
+                if self.scratch.owner as usize == k % KNOWN_SLOTS + 1 {
+                    self.scratch_flush(host, k, true);
+                }
                 self.keep_known(k);
                 return;
             }
@@ -2238,6 +2493,13 @@ impl ShadowCache {
         if self.known_write_hinted(host, l1, index, value) {
             return;
         }
+        // The scratch only for a frame with stale entries or its owner (a
+        // table the loaded root reaches has none: no call).
+        if self.known_stale | u32::from(self.scratch.owner) != 0
+            && self.scratch_write(host, l1, index)
+        {
+            return;
+        }
         Self::push_write(host, mfn, index, value, tag);
     }
 
@@ -2425,7 +2687,7 @@ impl ShadowCache {
             if self.tables[l1 % MAX_TABLES].mirror != 0 {
                 self.match_known(l1, index);
             }
-            if self.known_stale != 0 {
+            if self.known_stale | u32::from(self.scratch.owner) != 0 {
                 self.settle_if_reached(host, i, kind, l1);
             }
         }

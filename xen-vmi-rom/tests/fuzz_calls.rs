@@ -225,6 +225,23 @@ impl Host for Backend {
     fn note(&mut self, note: Note) {
         self.model.note(note)
     }
+
+    fn scratch_frame(&self) -> u32 {
+        SCRATCH
+    }
+
+    // A plain store, seen by both models at once: a copy from the scratch
+    // still queued would then read what the reference (applied at the
+    // push) did not, and the models would differ at the flush point.
+    fn scratch_store(&mut self, index: usize, value: u64) {
+        self.model.store_scratch(index, value);
+        self.reference.store_scratch(index, value);
+    }
+
+    // The queue's own count, as the ROM's host answers it.
+    fn flush_count(&self) -> u32 {
+        self.batch.counters().flushes as u32
+    }
 }
 
 impl CallHost for Backend {
@@ -616,6 +633,90 @@ fn step() -> impl Strategy<Value = Step> {
     prop_oneof![100 => plausible_step(), 1 => noise_step()]
 }
 
+/// A page table filled entry after entry from its first (a fork's copy of
+/// a table, an exec's mapping of its image): `count` SetPxELong of pages
+/// from `first`.
+fn fill_steps() -> impl Strategy<Value = Vec<Step>> {
+    (
+        prop::sample::select(L1S.to_vec()),
+        2..14u32,
+        0x1000u64..0x1100,
+    )
+        .prop_map(|(kfn, count, first)| {
+            (0..count)
+                .map(|j| Step::SetPxELong {
+                    entry: EntryRef::Table {
+                        phys: kfn * 4096 + j * 8,
+                    },
+                    value: ((first + u64::from(j)) << 12) | P | US | A,
+                })
+                .collect()
+        })
+}
+
+/// A page table replaced as Linux's exit and the next exec do: unlinked
+/// from a directory, released, announced again, filled
+/// ([`fill_steps`]), linked again. Its shadow frame is then a freed
+/// table's, kept with its entries, and the fill's writes meet a frame no
+/// pinned root reaches (the shadow cache's scratch frame).
+fn refill_steps() -> impl Strategy<Value = Vec<Step>> {
+    (
+        prop::sample::select(L2S.to_vec()),
+        prop::sample::select(vec![0u32, 1, 5]),
+        fill_steps(),
+    )
+        .prop_map(|(l2, index, fill)| {
+            let Step::SetPxELong {
+                entry: EntryRef::Table { phys },
+                ..
+            } = fill[0]
+            else {
+                unreachable!("fill_steps makes table writes")
+            };
+            let pfn = phys / 4096;
+            let dir = EntryRef::Table {
+                phys: l2 * 4096 + index * 8,
+            };
+            let mut steps = vec![
+                Step::SetPxELong {
+                    entry: dir,
+                    value: 0,
+                },
+                Step::Release {
+                    pfn,
+                    flags: VMI_PAGE_L1,
+                },
+                Step::Allocate {
+                    pfn,
+                    flags: VMI_PAGE_L1,
+                    clone_pfn: 0,
+                    start: 0,
+                    count: 0,
+                },
+            ];
+            steps.extend(fill);
+            steps.push(Step::SetPxELong {
+                entry: dir,
+                value: (u64::from(pfn) << 12) | P | RW | US,
+            });
+            steps
+        })
+}
+
+/// A sequence of about `len` calls: single steps, now and then a table
+/// filled or replaced ([`fill_steps`], [`refill_steps`]).
+fn steps(len: std::ops::Range<usize>) -> impl Strategy<Value = Vec<Step>> {
+    prop::collection::vec(
+        prop_oneof![
+            40 => step().prop_map(|s| vec![s]),
+            1 => fill_steps(),
+            2 => refill_steps(),
+        ],
+        len,
+    )
+    .prop_map(|v| v.concat())
+}
+
 // ---------------------------------------------------------------------------
 // The kernel as this test knows it, and the checks
 
@@ -846,6 +947,9 @@ struct Figures {
     evictions: usize,
     /// Flush points reached with more than one op delivered.
     lazy_flushes: usize,
+    /// Writes held in the scratch frame, and copies from it.
+    scratch_writes: usize,
+    scratch_copies: usize,
 }
 
 impl Figures {
@@ -860,6 +964,8 @@ impl Figures {
         self.window_stores += o.window_stores;
         self.evictions += o.evictions;
         self.lazy_flushes += o.lazy_flushes;
+        self.scratch_writes += o.scratch_writes;
+        self.scratch_copies += o.scratch_copies;
     }
 
     fn rejected(&mut self, p: &Problem) {
@@ -956,6 +1062,10 @@ fn run(steps: &[Step], pool: usize) -> Figures {
     // (its documentation), as the ROM relies on too.
     let mut cache: Box<ShadowCache> = unsafe { Box::new_zeroed().assume_init() };
     cache.reset(ROM_LINKS);
+    // The scratch frame's threshold low (1, now and then 2), so that the
+    // sequences' small tables take it and are copied from it, the copy
+    // queued with the calls' other work.
+    cache.set_scratch_copy_min(1 + u32::from(steps.len().is_multiple_of(4)));
     let mut b = Backend::new(pool);
     let mut state = CallState::default();
     let mut k = Kernel {
@@ -1322,6 +1432,8 @@ fn run(steps: &[Step], pool: usize) -> Figures {
                 f.rejected(&r.problem);
                 f.crashed = true;
                 f.evictions = cache.stats().evictions as usize;
+                f.scratch_writes = cache.stats().scratch_writes as usize;
+                f.scratch_copies = cache.stats().scratch_copies as usize;
                 return f;
             }
             (Ok(()), Ok(())) => {}
@@ -1335,6 +1447,8 @@ fn run(steps: &[Step], pool: usize) -> Figures {
                     }
                     f.crashed = true;
                     f.evictions = cache.stats().evictions as usize;
+                    f.scratch_writes = cache.stats().scratch_writes as usize;
+                    f.scratch_copies = cache.stats().scratch_copies as usize;
                     return f;
                 }
             }
@@ -1367,6 +1481,8 @@ fn run(steps: &[Step], pool: usize) -> Figures {
     b.leave_lazy();
     check_flush_point(&cache, &mut b);
     f.evictions = cache.stats().evictions as usize;
+    f.scratch_writes = cache.stats().scratch_writes as usize;
+    f.scratch_copies = cache.stats().scratch_copies as usize;
     f
 }
 
@@ -1395,7 +1511,7 @@ fn fuzz(name: &str, pool: usize, default_cases: u32) {
     let sequences = std::cell::Cell::new(0usize);
     let started = std::time::Instant::now();
     let mut runner = TestRunner::new(config(default_cases));
-    let result = runner.run(&prop::collection::vec(step(), 1..100), |steps| {
+    let result = runner.run(&steps(1..100), |steps| {
         let f = run(&steps, pool);
         sequences.set(sequences.get() + 1);
         totals.borrow_mut().add(&f);
@@ -1460,7 +1576,7 @@ fn random_sequences_reach_every_path() {
     use proptest::strategy::ValueTree;
 
     let mut runner = TestRunner::deterministic();
-    let strategy = prop::collection::vec(step(), 60..100);
+    let strategy = steps(60..100);
     let mut t = Figures::default();
     for pool in [12, 4096] {
         for _ in 0..60 {
@@ -1500,6 +1616,7 @@ fn random_sequences_reach_every_path() {
     assert!(t.window_stores > 20, "{t:?}");
     assert!(t.evictions > 5, "{t:?}");
     assert!(t.lazy_flushes > 20, "{t:?}");
+    assert!(t.scratch_writes > 20 && t.scratch_copies > 4, "{t:?}");
     assert!(t.flush_points > 1000, "{t:?}");
     // Faults answered in one step, and the handler's update after them
     // taken in one step (the rest declined to the general call).

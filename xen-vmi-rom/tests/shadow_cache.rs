@@ -231,6 +231,20 @@ fn run(steps: &[Step], pool: usize) -> (Box<ShadowCache>, Model) {
     run_loading(steps, pool, false)
 }
 
+thread_local! {
+    /// The scratch frame's threshold `run` sets (`set_scratch_copy_min`):
+    /// the ROM's `SCRATCH_COPY_MIN` unless a random test lowers it, so that
+    /// the model's tables (writing at most `INDICES.len()` entries) take the
+    /// scratch, fill it, and are copied or written from it.
+    static SCRATCH_MIN: std::cell::Cell<u32> =
+        const { std::cell::Cell::new(xen_vmi_rom::shadow_cache::SCRATCH_COPY_MIN) };
+}
+
+/// A threshold for a random sequence of `n` steps: 1 to 4.
+fn scratch_min_for(n: usize) -> u32 {
+    1 + n as u32 % 4
+}
+
 /// [`run`], with `switch_loads`: each CR3 load first tries the context
 /// switch's way (`cached_root`, the PDPT read by the caller,
 /// `load_unchanged_root`; the read refused every third time, as a host
@@ -242,6 +256,7 @@ fn run_loading(steps: &[Step], pool: usize, switch_loads: bool) -> (Box<ShadowCa
     // (its documentation), as the ROM relies on too.
     let mut cache: Box<ShadowCache> = unsafe { Box::new_zeroed().assume_init() };
     cache.reset(ROM_LINKS);
+    cache.set_scratch_copy_min(SCRATCH_MIN.with(|c| c.get()));
     let mut m = Model::new(pool);
     // Running out of frames for the current root is the one legitimate
     // error (the ROM then crashes the guest): the run ends there.
@@ -905,6 +920,7 @@ proptest! {
     /// A pool large enough that nothing is evicted.
     #[test]
     fn shadows_follow_the_kernels_tables(steps in prop::collection::vec(step(), 1..120)) {
+        SCRATCH_MIN.with(|c| c.set(scratch_min_for(steps.len())));
         let (cache, m) = run(&steps, 4096);
         prop_assert_eq!(cache.stats().evictions, 0, "{:?}", m.notes.iter().find(|n| matches!(n, Note::Evicted { .. })));
     }
@@ -912,6 +928,7 @@ proptest! {
     /// A pool so small that cached shadows are dropped and rebuilt.
     #[test]
     fn shadows_survive_eviction(steps in prop::collection::vec(step(), 1..120)) {
+        SCRATCH_MIN.with(|c| c.set(scratch_min_for(steps.len())));
         run(&steps, 16);
     }
 
@@ -1134,6 +1151,19 @@ fn fork_and_exit_ordered(
     last: usize,
     reversed: bool,
 ) -> (usize, usize, usize) {
+    fork_and_exit_mapping(cache, m, pages, last, reversed, 0x1000)
+}
+
+/// [`fork_and_exit_ordered`], entry `j` of the tables mapping kernel frame
+/// `first + j` (an exec maps fresh frames).
+fn fork_and_exit_mapping(
+    cache: &mut ShadowCache,
+    m: &mut Model,
+    pages: usize,
+    last: usize,
+    reversed: bool,
+    first: u64,
+) -> (usize, usize, usize) {
     let start = m.ops;
     cache.allocate_l2(m, L2S[0], true, None).unwrap();
     for (l1, index) in [(0, 1), (1, 5)] {
@@ -1156,7 +1186,7 @@ fn fork_and_exit_ordered(
                 m,
                 L1S[l1],
                 j,
-                ((0x1000 + j as u64) << 12) | P | US | A,
+                ((first + j as u64) << 12) | P | US | A,
             );
         }
     }
@@ -1184,6 +1214,55 @@ fn fork_and_exit_ordered(
     );
     check(cache, m);
     (built - start, loaded - built, m.ops - back)
+}
+
+/// An exec's fresh page table on a kept frame (every entry another page):
+/// its writes go into the scratch frame and onto the table's frame in one
+/// copy, queued before the pin (nothing at the build); a copy not yet
+/// flushed keeps the scratch from the next table, whose writes are queued
+/// as before, and the scratch is taken again once it has gone out. Xen's
+/// model applies the copy when it is released, so a scratch changed
+/// meanwhile would leave a frame unlike its list (`check`).
+#[test]
+fn fresh_tables_are_filled_from_the_scratch_frame() {
+    let (mut cache, mut m) = run(&[Step::Load { cr3: 0 }], 4096);
+    let cache = &mut *cache;
+    // Warmed up: the child's tables kept as they stand.
+    fork_and_exit(cache, &mut m, 16, 511);
+    let (_, same_load, _) = fork_and_exit(cache, &mut m, 16, 511);
+    let round = |cache: &mut ShadowCache, m: &mut Model, first: u64| {
+        let before = cache.stats();
+        let ops = fork_and_exit_mapping(cache, m, 16, 511, false, first);
+        let s = cache.stats();
+        (
+            s.scratch_writes - before.scratch_writes,
+            s.scratch_copies - before.scratch_copies,
+            ops,
+        )
+    };
+    // The second table's one entry (another page too) is written.
+    let (writes, copies, (build, load, _)) = round(cache, &mut m, 0x1800);
+    assert_eq!((writes, copies), (16, 1));
+    assert_eq!(
+        (build, load),
+        (1, same_load + 1),
+        "the copy at the load (before its pin)"
+    );
+    // The queue held from here: the next table's copy stays queued.
+    m.held = Some(Vec::new());
+    let (writes, copies, _) = round(cache, &mut m, 0x1000);
+    assert_eq!((writes, copies), (16, 1));
+    let (writes, copies, (build, ..)) = round(cache, &mut m, 0x1800);
+    assert_eq!(
+        (writes, copies, build),
+        (0, 0, 1 + 16),
+        "the scratch is busy: the writes queued"
+    );
+    m.release_held();
+    check(cache, &m);
+    let (writes, copies, _) = round(cache, &mut m, 0x1000);
+    assert_eq!((writes, copies), (16, 1), "the scratch free again");
+    check(cache, &m);
 }
 
 /// A freed page table's shadow frame is kept with its entries listed and
@@ -1529,7 +1608,8 @@ fn a_kept_frames_writes_agree_in_any_order() {
             set_entry(cache, &mut m, L1S[4], j, value);
         }
         let skipped = cache.stats().known_writes_skipped - before.known_writes_skipped;
-        let queued = m.ops - ops;
+        // Queued, or held in the scratch frame until the link below.
+        let queued = m.ops - ops + (cache.stats().scratch_writes - before.scratch_writes) as usize;
         let mut listed: Vec<_> = cache
             .known_frames()
             .filter(|f| f.1 == Some(L1S[4]))
@@ -1906,6 +1986,7 @@ fn random_sequences_reach_every_path() {
     for pool in [16, 4096] {
         for _ in 0..25 {
             let steps = strategy.new_tree(&mut runner).unwrap().current();
+            SCRATCH_MIN.with(|c| c.set(scratch_min_for(steps.len())));
             let (cache, m) = run(&steps, pool);
             let s = cache.stats();
             detached_writes += m.detached_writes;
@@ -1922,6 +2003,8 @@ fn random_sequences_reach_every_path() {
             totals.dirs_reused += s.dirs_reused;
             totals.dir_writes_skipped += s.dir_writes_skipped;
             totals.dir_stale_zeroed += s.dir_stale_zeroed;
+            totals.scratch_copies += s.scratch_copies;
+            totals.scratch_writes += s.scratch_writes;
             for n in &m.notes {
                 match n {
                     Note::ReleasedLive { .. } => released_live += 1,
@@ -1978,6 +2061,16 @@ fn random_sequences_reach_every_path() {
         totals.known_reused > 50
             && totals.known_writes_skipped > 30
             && totals.known_stale_zeroed > 20,
+        "{totals:?}"
+    );
+    // Writes to an unreached frame held in the scratch frame, and some of
+    // those tables filled by one copy (the rest written one by one).
+    eprintln!(
+        "scratch: {} writes, {} copies",
+        totals.scratch_writes, totals.scratch_copies
+    );
+    assert!(
+        totals.scratch_writes > 20 && totals.scratch_copies > 4,
         "{totals:?}"
     );
     // The same for freed directories' frames, and unlinks of directories

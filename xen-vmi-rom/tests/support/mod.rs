@@ -49,6 +49,9 @@ pub fn machine(kfn: u64) -> Option<u64> {
 pub const HOLE: u64 = 0x30_0000;
 pub const ROM_LINKS: [u32; 4] = [0x31_0000, 0x31_0001, 0x31_0002, 0x31_0003];
 pub const POOL_BASE: u32 = 0x40_0000;
+/// The host's scratch frame (`Host::scratch_frame`): the ROM's own, mapped
+/// writable by it, so Xen never lets it become a table.
+pub const SCRATCH: u32 = 0x32_0000;
 
 /// Data frames pages may map (a few odd ones: the hole, the ROM).
 pub const DATA: [u64; 8] = [0x1000, 0x1001, 0x1002, 0x1003, 0xA5, 0xC1, 0x1004, 0x1005];
@@ -98,6 +101,16 @@ pub struct Model {
     /// reference) with its entries then, for
     /// [`check_validated`](Self::check_validated).
     pub validated_l1: Option<Vec<(u32, [u64; ENTRIES])>>,
+    /// When set: ops pushed are held here, as a queue not flushed yet,
+    /// until [`release_held`](Self::release_held) applies them (and Xen's
+    /// rules that depend on their effects, and `check`, wait till then).
+    pub held: Option<Vec<Op>>,
+    /// The scratch frame as it was when each held copy from it was
+    /// pushed: it must not change until the copy is applied.
+    pub held_scratch: Vec<[u64; ENTRIES]>,
+    /// Flushes so far (`Host::flush_count`): each op applied at its push
+    /// counts one, a release of held ops one.
+    pub flushes: u32,
 }
 
 impl Model {
@@ -105,8 +118,37 @@ impl Model {
         Model {
             pool: (0..pool as u32).map(|i| POOL_BASE + i).rev().collect(),
             pool_total: pool,
+            // The scratch frame: clear, and mapped writable (by the ROM's
+            // own L1, which the model does not hold: one reference).
+            xen: HashMap::from([(SCRATCH, [0; ENTRIES])]),
+            writable: HashMap::from([(SCRATCH, 1)]),
             ..Model::default()
         }
+    }
+
+    /// Applies the held ops in order and stops holding.
+    pub fn release_held(&mut self) {
+        let mut snapshots = std::mem::take(&mut self.held_scratch).into_iter();
+        for op in self.held.take().unwrap_or_default() {
+            if Self::copies_scratch(&op) {
+                assert!(
+                    snapshots.next().as_ref() == Some(self.shadow(SCRATCH)),
+                    "the scratch frame changed while a copy from it was queued"
+                );
+            }
+            self.apply(op);
+        }
+        self.flushes += 1;
+    }
+
+    fn copies_scratch(op: &Op) -> bool {
+        matches!(op, Op::Mmuext(e) if e.cmd == MMUEXT_COPY_PAGE && e.arg2 == SCRATCH)
+    }
+
+    /// A plain store into the scratch frame, as the ROM makes through its
+    /// writable mapping.
+    pub fn store_scratch(&mut self, index: usize, value: u64) {
+        self.xen.get_mut(&SCRATCH).expect("the scratch frame")[index] = value;
     }
 
     pub fn guest_mut(&mut self, kfn: u32) -> &mut [u64; ENTRIES] {
@@ -307,6 +349,7 @@ impl Model {
                             self.typed(mfn).is_none(),
                             "Xen refuses to copy onto {mfn:#x}: it is a page table"
                         );
+                        assert_ne!(mfn, SCRATCH, "a copy onto the scratch frame");
                         let src = *self.shadow(e.arg2);
                         self.xen.insert(mfn, src);
                     }
@@ -365,6 +408,11 @@ impl Host for Model {
     }
 
     fn give_frame(&mut self, mfn: u32) {
+        if self.held.is_some() {
+            // The unpin or unlink that dropped its type may still be held.
+            self.pool.push(mfn);
+            return;
+        }
         assert!(
             !self.pinned.contains(&mfn),
             "frame {mfn:#x} given back while pinned"
@@ -381,11 +429,31 @@ impl Host for Model {
 
     fn push(&mut self, op: Op, _tag: Tag) {
         self.ops += 1;
+        if let Some(held) = &mut self.held {
+            held.push(op);
+            if Self::copies_scratch(&op) {
+                self.held_scratch.push(*self.shadow(SCRATCH));
+            }
+            return;
+        }
         self.apply(op);
+        self.flushes += 1;
     }
 
     fn note(&mut self, note: Note) {
         self.notes.push(note);
+    }
+
+    fn scratch_frame(&self) -> u32 {
+        SCRATCH
+    }
+
+    fn scratch_store(&mut self, index: usize, value: u64) {
+        self.store_scratch(index, value);
+    }
+
+    fn flush_count(&self) -> u32 {
+        self.flushes
     }
 }
 
@@ -461,8 +529,11 @@ fn check_kept_listing(
     mfn: u32,
     owner: Option<u32>,
     entries: impl IntoIterator<Item = Option<(usize, u64, bool)>>,
+    pending: bool,
 ) {
-    let shadow = m.shadow(mfn);
+    // A frame whose writes the scratch holds: the scratch is what the
+    // frame will hold, and no pinned root may reach the frame meanwhile.
+    let shadow = m.shadow(if pending { SCRATCH } else { mfn });
     let mut listed = [false; ENTRIES];
     let mut stale = false;
     for (index, value, is_stale) in entries.into_iter().flatten() {
@@ -487,7 +558,7 @@ fn check_kept_listing(
             "known {kind} {mfn:#x} (owner {owner:x?}) entry {index} = {e:#x} is not listed"
         );
     }
-    if stale || owner.is_none() {
+    if stale || owner.is_none() || pending {
         assert!(
             m.typed(mfn).is_none(),
             "known {kind} {mfn:#x} (owner {owner:x?}) with stale entries is a page table"
@@ -496,6 +567,10 @@ fn check_kept_listing(
 }
 
 pub fn check(cache: &ShadowCache, m: &Model) {
+    if m.held.is_some() {
+        // Xen's state waits for the held ops: checked after their release.
+        return;
+    }
     let seen = &mut HashSet::new();
     for (cr3, l3, top, pdpte) in cache.roots() {
         assert!(m.pinned.contains(&l3), "root {cr3:#x}: L3 not pinned");
@@ -559,11 +634,29 @@ pub fn check(cache: &ShadowCache, m: &Model) {
             "kept frame {f:#x} is not clear"
         );
     }
+    let pending = cache.scratch_owner_frame().map(|(mfn, written)| {
+        assert!(
+            cache.known_frames().any(|f| f.0 == mfn && f.1.is_some()),
+            "the scratch holds writes for {mfn:#x}, not a page table's known frame"
+        );
+        // The frame differs from the scratch only where the scratch took
+        // writes (so they may still go out one by one).
+        let (frame, scratch) = (m.shadow(mfn), m.shadow(SCRATCH));
+        for i in 0..ENTRIES {
+            assert!(
+                frame[i] == scratch[i] || written.contains(&Some(i)),
+                "frame {mfn:#x} entry {i} = {:#x}, the scratch {:#x}, not written there",
+                frame[i],
+                scratch[i]
+            );
+        }
+        mfn
+    });
     for (mfn, owner, entries) in cache.known_frames() {
-        check_kept_listing(m, "frame", mfn, owner, entries);
+        check_kept_listing(m, "frame", mfn, owner, entries, Some(mfn) == pending);
     }
     for (mfn, owner, entries) in cache.known_dirs() {
-        check_kept_listing(m, "directory", mfn, owner, entries);
+        check_kept_listing(m, "directory", mfn, owner, entries, false);
     }
     for f in cache.spare_root_frames() {
         assert!(

@@ -37,7 +37,17 @@ pub struct Heap {
     /// The read-only empty page standing for frames the kernel does not
     /// have (a pool frame, cleared, never mapped writable).
     pub hole_mfn: u32,
+    /// The machine frame of `scratch`.
+    pub scratch_mfn: u32,
+    /// The shadow cache's scratch frame (`Host::scratch_frame`): a page
+    /// of the heap, mapped writable for good (so Xen never lets the frame
+    /// become a table).
+    pub scratch: ScratchPage,
 }
+
+/// A page of the heap on a page of its own.
+#[repr(C, align(4096))]
+pub struct ScratchPage(pub [u64; 512]);
 
 const HEAP_PAGES: usize = core::mem::size_of::<Heap>().div_ceil(4096);
 // The queue's counters 8-byte aligned at their fixed address (the heap is
@@ -49,6 +59,41 @@ const _: () = assert!(
     "the queue's counters are not 8-byte aligned in the heap"
 );
 const _: () = assert!(HEAP_PAGES * 4096 <= SHADOW_HEAP_MAX as usize);
+/// The heap's page that is the scratch frame (`build_heap` notes its
+/// machine frame), and its address.
+const SCRATCH_PAGE: usize = core::mem::offset_of!(Heap, scratch) / 4096;
+const SCRATCH_VA: u32 = SHADOW_HEAP_VA + (SCRATCH_PAGE * 4096) as u32;
+
+/// The scratch frame's machine frame (the heap is built).
+#[inline(always)]
+pub fn scratch_mfn() -> u32 {
+    let heap = SHADOW_HEAP_VA as *const Heap;
+    // SAFETY: the heap is built (`paging.heap_ready`, every caller is a
+    // shadow cache's host); one word read through the raw pointer, no
+    // reference to the heap made.
+    unsafe { (&raw const (*heap).scratch_mfn).read() }
+}
+
+/// The queue's flushes so far (`Host::flush_count`): every flush it
+/// counts sends all it held (a context switch's pair and a mapped write
+/// are counted on an empty queue).
+#[inline(never)]
+#[cfg_attr(feature = "image", optimize(size))]
+pub fn queue_flushes(batch: &MmuBatch<Tag, BATCH>) -> u32 {
+    batch.counters().flushes as u32
+}
+
+/// A plain store into entry `index` of the scratch frame.
+#[inline(always)]
+pub fn scratch_store(index: usize, value: u64) {
+    // SAFETY: SCRATCH_VA maps the scratch frame read-write (build_heap);
+    // index < 512 keeps the store inside it.
+    unsafe {
+        (SCRATCH_VA as *mut u64)
+            .add(index & 511)
+            .write_volatile(value)
+    }
+}
 /// The heap's page-table entries: ROM-area L1 number 2 covers
 /// 0xF5400000-0xF55FFFFF.
 const HEAP_AREA_L1: usize = 2;
@@ -128,10 +173,14 @@ fn build_heap() {
     let mut reqs = [MmuUpdate::default(); 16];
     let mut n = 0;
     let mut xen = hypervisor();
+    let mut scratch = 0;
     for page in 0..HEAP_PAGES {
         let Some(mfn) = pool_take() else {
             out_of_frames();
         };
+        if page == SCRATCH_PAGE {
+            scratch = mfn;
+        }
         reqs[n] = MmuUpdate::normal_pt_update(
             area_l1 + ((HEAP_FIRST_ENTRY + page) * 8) as u64,
             (u64::from(mfn) << 12) | PRESENT | RW | ACCESSED | DIRTY,
@@ -164,6 +213,10 @@ fn build_heap() {
         Views::init_in_place(&raw mut (*heap).views);
         (&raw mut (*heap).notes).write(NoteCounts::default());
         (&raw mut (*heap).hole_mfn).write(hole);
+        (&raw mut (*heap).scratch_mfn).write(scratch);
+        // Clear, as the shadow cache takes it (a pool frame's contents
+        // are unknown).
+        (&raw mut (*heap).scratch).write_bytes(0, 1);
     }
     runtime().paging.heap_ready = true;
 }
@@ -398,7 +451,9 @@ impl FlushTarget<Tag> for XenTarget {
             What::L2Entry | What::TopEntry => line.text(b"the shadow of page-directory entry"),
             What::Pdpte => line.text(b"the shadow of PDPT entry"),
             What::RomLink => line.text(b"the ROM area's link for the PDPT entry"),
-            What::Clear => line.text(b"clearing a shadow frame for the table holding"),
+            What::Clear | What::FillTable => {
+                line.text(b"clearing or filling a shadow frame for the table holding")
+            }
             What::Pin => line.text(b"pinning the shadow of the table holding"),
             What::Unpin => line.text(b"unpinning the shadow of the table holding"),
             What::CopyTop => line.text(b"copying a top L2 for the PDPT entry"),
@@ -880,6 +935,19 @@ impl Host for RomHost<'_> {
         if let Err(f) = self.batch.push(op, tag, &mut XenTarget) {
             refused(f);
         }
+    }
+
+    #[inline(always)]
+    fn scratch_frame(&self) -> u32 {
+        scratch_mfn()
+    }
+
+    fn scratch_store(&mut self, index: usize, value: u64) {
+        scratch_store(index, value);
+    }
+
+    fn flush_count(&self) -> u32 {
+        queue_flushes(self.batch)
     }
 
     #[inline(always)]

@@ -896,6 +896,18 @@ impl xen_vmi_rom::shadow_cache::Host for FaultHost {
     fn note(&mut self, note: xen_vmi_rom::shadow_cache::Note) {
         self.rom().note(note)
     }
+
+    fn scratch_frame(&self) -> u32 {
+        crate::mmu::scratch_mfn()
+    }
+
+    fn scratch_store(&mut self, index: usize, value: u64) {
+        crate::mmu::scratch_store(index, value);
+    }
+
+    fn flush_count(&self) -> u32 {
+        crate::mmu::queue_flushes(crate::mmu::built_heap_parts().batch)
+    }
 }
 
 impl CallHost for FaultHost {
