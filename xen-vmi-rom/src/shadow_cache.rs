@@ -4080,12 +4080,39 @@ impl ShadowCache {
         self.fault_va = None;
         let l1 = usize::from(target.l1 - 1);
         let index = usize::from(target.index);
+        let kfn = self.tables[l1 % MAX_TABLES].kfn;
+        self.follow_no_more_at_fault(host, l1, kfn);
         let (mfn, value, tag) = self.l1_write::<H, true>(host, l1, index, entry);
         MappedWrite {
             va: target.va,
             entry_maddr: entry_maddr(mfn, index),
             value,
             tag,
+        }
+    }
+
+    /// A fault's one-step update of L1 record `l1`'s table: if its frame
+    /// is followed ([`KnownFrame`]), it is followed no more
+    /// (`give_up_known`). Following pays when a table is built while no
+    /// pinned root reaches it and freed soon after (a fork's child: its
+    /// frame is kept as it is, no clear, and the next child's writes of the
+    /// same values are left out), but a table the kernel fills by faults
+    /// is one the loaded root reaches, where no write is ever left out:
+    /// there each update paid the list's upkeep (about 100 instructions,
+    /// page_fault's table of up to 32 pages) for one clear saved when the
+    /// table goes, and kept UpdatePxELong's path in assembly away. The
+    /// fault was under the loaded root, so the table has no stale entry and
+    /// nothing is queued. The table (kernel frame `kfn`, the path's L1
+    /// with no other record: `fault_entry`) then has no known frame, so
+    /// unless it is read-only the next updates of its entries may take
+    /// UpdatePxELong's path in assembly (`FaultPath::update_kfn`).
+    #[inline(always)]
+    fn follow_no_more_at_fault<H: Host>(&mut self, host: &mut H, l1: usize, kfn: u32) {
+        if let Some(k) = (self.tables[l1 % MAX_TABLES].mirror as usize).checked_sub(1) {
+            self.give_up_known(host, k);
+        }
+        if !host.read_only_frame(u64::from(kfn)) {
+            self.fault_path.update_kfn = kfn;
         }
     }
 
@@ -4106,20 +4133,7 @@ impl ShadowCache {
     ) -> MappedWrite {
         self.fault_va = None;
         let l1 = usize::from(target.l1 - 1);
-        if self.tables[l1 % MAX_TABLES].mirror != 0 {
-            // A known frame's list follows every write to it, as
-            // `l1_write` keeps it. The fault was under the loaded root,
-            // which reaches the table, so it has no stale entry: nothing
-            // is skipped and nothing is queued (`known_write_listed`).
-            self.known_write(host, l1, usize::from(target.index), value);
-        } else if !host.read_only_frame(u64::from(kfn)) {
-            // The table's known frame was given up since the path was
-            // remembered (`give_up_known`): the next updates of its
-            // entries may take UpdatePxELong's path in assembly
-            // (`FaultPath::update_kfn`; `fault_entry` found the path's L1
-            // with no other record).
-            self.fault_path.update_kfn = kfn;
-        }
+        self.follow_no_more_at_fault(host, l1, kfn);
         self.fault_path_write_settled(target.va, kfn, target.index, entry, value)
     }
 

@@ -2987,3 +2987,80 @@ fn an_unlink_left_out_is_never_reached() {
         check(cache, &m);
     }
 }
+
+/// A fault's one-step update of a page table whose frame is followed
+/// (`KnownFrame`: a new table takes a free slot) stops following it: the
+/// loaded root reaches the table, so no write to it is ever left out, and
+/// each update would pay the list's upkeep. The update is the general
+/// path's, and the next one may take the path in assembly.
+#[test]
+fn a_faults_update_stops_following_the_table() {
+    let user_pde = |l1: u32| (u64::from(l1) << 12) | P | RW | US;
+    let write = Access {
+        write: true,
+        user: true,
+        fetch: false,
+    };
+    let (mut cache, mut m) = run(
+        &[
+            Step::SetPdpte {
+                cr3: 0,
+                slot: 0,
+                value: (u64::from(L2S[0]) << 12) | P,
+            },
+            Step::AllocateL2 { l2: 0 },
+            Step::AllocateL1 { l1: 0 },
+            Step::SetPde {
+                l2: 0,
+                index: 0,
+                value: user_pde(L1S[0]),
+            },
+            Step::Load { cr3: 0 },
+        ],
+        64,
+    );
+    let followed = |cache: &ShadowCache| cache.known_frames().any(|k| k.1 == Some(L1S[0]));
+    assert!(followed(&cache), "a new table's frame is followed");
+    for (n, index) in [1usize, 2].into_iter().enumerate() {
+        let fault_va = va(0, 0, index);
+        assert_eq!(
+            cache.kernels_fault(&mut m, fault_va, write, true),
+            Some(false)
+        );
+        let page = ((0x1001 + n as u64) << 12) | P | RW | US | A | D;
+        m.guest_mut(L1S[0])[index] = page;
+        // The one-step update beside the general path (`entry_update`:
+        // the same write, ops, tables and statistics).
+        let fused = FUSED_UPDATES.with(|c| c.get());
+        assert_eq!(
+            entry_update(&mut cache, &mut m, L1S[0], index, page),
+            Ok(true)
+        );
+        assert_eq!(
+            FUSED_UPDATES.with(|c| c.get()),
+            fused + 1,
+            "update {n}: taken in one step"
+        );
+        assert!(
+            !followed(&cache),
+            "update {n}: the table is followed no more"
+        );
+        assert!(
+            cache
+                .quick_fault_entry(L1S[0], (index * 8) as u32)
+                .is_none(),
+            "update {n}: the address is taken"
+        );
+        check(&cache, &m);
+    }
+    // The path in assembly may take the table's next fault.
+    let fault_va = va(0, 0, 3);
+    assert_eq!(
+        cache.kernels_fault(&mut m, fault_va, write, true),
+        Some(false)
+    );
+    assert!(
+        cache.quick_fault_entry(L1S[0], 3 * 8).is_some(),
+        "no known frame keeps UpdatePxELong's path in assembly away"
+    );
+}
