@@ -18,6 +18,7 @@ use crate::desc::{USER_CS, USER_DS};
 use crate::mm::{self, PTE_A, PTE_ADDR, PTE_D, PTE_P, PTE_RW, PTE_US};
 use crate::trap::{self, TrapFrame, VECTOR_APIC_TIMER};
 use crate::{kmain, pv, user};
+use bench_core::user::{USER_BASE, USER_END};
 use native_rom::hw::apic;
 
 /// The hypercall count port a hypervisor's ROM may decode (32-bit read;
@@ -179,8 +180,13 @@ impl Platform for VmiPlatform {
                 }
             });
         }
-        let user = directory(space, bench_core::user::USER_BASE);
-        for i in 0..512 {
+        // The page tables unlinked and released, walking only the
+        // directory entries of the user region (where every benchmark
+        // maps), as Linux's `free_pgtables` walks only the entries from
+        // the first VMA to the last: not all 512 of the directory.
+        let user = directory(space, USER_BASE);
+        let first = (USER_BASE >> 21) & 511;
+        for i in first..first + ((USER_END - USER_BASE) >> 21) {
             let pdep = mm::entry(user, i);
             let pde = mm::read_entry(pdep);
             if pde & PTE_P == 0 {
