@@ -17,7 +17,7 @@
 //!   then on its entries change by `mmu_update` (queued in lazy mode) or,
 //!   in the loaded space, `update_va_mapping`. Destroying a pinned space
 //!   unpins it and makes its frames writable again in one batch
-//!   (`xen_pgd_unpin`); its entries are never zapped one by one.
+//!   (`xen_pgd_unpin`); its entries are never zapped through Xen.
 
 use core::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
 
