@@ -14,7 +14,7 @@ use core::fmt;
 use crate::frames::{self, read_word, take, write_word};
 use crate::kernel::{self, FaultMode, Process, PPID, STAT_RECORD, SYS_EXIT, SYS_YIELD};
 use crate::platform::{
-    Frame, Lazy, Platform, SpaceId, UserExit, UserState, PAGE_SIZE, USER_EFLAGS,
+    Frame, Lazy, Mapped, Platform, SpaceId, UserExit, UserState, PAGE_SIZE, USER_EFLAGS,
 };
 use crate::sync::Global;
 use crate::text::{failed, Text};
@@ -570,13 +570,28 @@ fn context_switch<P: Platform>(
     });
     for (i, slot) in procs.iter().enumerate().take(nprocs) {
         let (process, stack) = slot.expect("created above");
-        p.destroy_space(process.space);
+        p.destroy_space(process.space, &process_mapped(ws_pages));
         frames::give(stack);
         for f in &ws_frames[i][..ws_pages as usize] {
             frames::give(*f);
         }
     }
     result
+}
+
+/// What a benchmark process's space maps (its VMAs): the stack page and
+/// `ws_pages` pages from `WS_VA`.
+fn process_mapped(ws_pages: u32) -> [Mapped; 2] {
+    [
+        Mapped {
+            va: STACK_VA,
+            pages: 1,
+        },
+        Mapped {
+            va: WS_VA,
+            pages: ws_pages,
+        },
+    ]
 }
 
 /// Pages of a forked process (shared with the parent) and of an exec'd
@@ -630,7 +645,7 @@ fn fork<P: Platform>(p: &mut P, run: Run, exec: bool) -> Result<Figures, Text> {
                 let exit = p.run_user(&state);
                 // exit: back to the parent, the child's space goes.
                 switch_home(p);
-                p.destroy_space(runs_in);
+                p.destroy_space(runs_in, &process_mapped(PROCESS_PAGES));
                 if let Some(image) = image {
                     image.iter().for_each(|f| frames::give(*f));
                 }
@@ -681,7 +696,7 @@ fn exec_image<P: Platform>(p: &mut P, old: SpaceId, op: u32) -> (SpaceId, Image,
     p.map(new, STACK_VA, image[PROCESS_PAGES as usize], true);
     p.set_lazy(Lazy::None);
     switch_to(p, new, kernel::kernel_stack_top(1));
-    p.destroy_space(old);
+    p.destroy_space(old, &process_mapped(PROCESS_PAGES));
     (new, image, sum)
 }
 

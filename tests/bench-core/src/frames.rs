@@ -83,16 +83,18 @@ pub fn zero(frame: Frame) {
     };
 }
 
-/// Clears the present entries of a page table that no longer maps
-/// anything a processor may walk (a space being torn down, not loaded),
-/// with plain stores: what Linux's exit does on every platform
-/// (`zap_pte_range` over each table, a full teardown clearing each present
-/// entry natively; XenLinux first unpins, so its tables are writable
-/// again). Both benchmark kernels call it for each of a dying space's page
-/// tables, so the teardown's loop counts alike on both sides.
-pub fn clear_present_entries(table: Frame) {
+/// Clears the present entries `first..first + count` of a page table
+/// that no longer maps anything a processor may walk (a space being torn
+/// down, not loaded), with plain stores: what Linux's exit does on every
+/// platform (`zap_pte_range` over each VMA's part of each table, clearing
+/// each present entry natively; XenLinux first unpins, so its tables are
+/// writable again). Both benchmark kernels call it for the ranges a dying
+/// space maps (see [`crate::Mapped`]), so the teardown's loop counts alike
+/// on both sides and walks no more entries than Linux's does.
+pub fn clear_present_entries(table: Frame, first: u32, count: u32) {
+    let end = (first + count).min(PAGE_SIZE / 8);
     let entries = table as *mut u64;
-    for i in 0..(PAGE_SIZE / 8) as usize {
+    for i in first as usize..end as usize {
         // SAFETY: the table is a pool frame, identity mapped read-write by
         // the time its space is torn down; `i` stays inside the page.
         unsafe {

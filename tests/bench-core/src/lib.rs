@@ -33,7 +33,7 @@ pub mod text;
 pub mod user;
 
 pub use benches::{Config, Figures, BENCHES};
-pub use platform::{Frame, Lazy, Platform, SpaceId, UserExit, UserFrame, UserState};
+pub use platform::{Frame, Lazy, Mapped, Platform, SpaceId, UserExit, UserFrame, UserState};
 pub use text::{Text, TextBuf};
 
 /// The configuration from the values of the command line's `bench_reps=`

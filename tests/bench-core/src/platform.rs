@@ -17,6 +17,32 @@ pub type Frame = u32;
 /// Page size.
 pub const PAGE_SIZE: u32 = 4096;
 
+/// A range of user pages a space maps (Linux: a VMA), from `va` (page
+/// aligned) for `pages` pages.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Mapped {
+    pub va: u32,
+    pub pages: u32,
+}
+
+impl Mapped {
+    /// Calls `f(va, first, count)` for each page table the range crosses:
+    /// `va` an address the table covers, `first` the range's first entry
+    /// in it and `count` its entries there (Linux's `zap_pmd_range` step
+    /// from one 2 MiB boundary to the next).
+    pub fn for_each_table(&self, mut f: impl FnMut(u32, u32, u32)) {
+        let mut va = self.va;
+        let mut left = self.pages;
+        while left > 0 {
+            let first = (va >> 12) & 511;
+            let count = left.min(512 - first);
+            f(va, first, count);
+            va = va.wrapping_add(count * PAGE_SIZE);
+            left -= count;
+        }
+    }
+}
+
 /// An address space, as the platform names it (a page-directory-pointer
 /// table's address, or an index into the platform's own table).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -143,8 +169,10 @@ pub trait Platform {
     fn create_space(&mut self) -> SpaceId;
     /// Frees an address space that is not loaded, with its page tables
     /// (Linux's `exit_mmap` + `pgd_free`); the frames its user pages
-    /// mapped stay the caller's.
-    fn destroy_space(&mut self, space: SpaceId);
+    /// mapped stay the caller's. `mapped` lists every range the space
+    /// maps (its VMAs): the teardown clears entries only there, as
+    /// Linux's `unmap_vmas` walks only the VMAs' addresses.
+    fn destroy_space(&mut self, space: SpaceId, mapped: &[Mapped]);
     /// Loads an address space (a CR3 load).
     fn switch_space(&mut self, space: SpaceId);
     /// The stack traps from ring 3 arrive on (TSS esp0).

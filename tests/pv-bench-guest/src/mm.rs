@@ -17,13 +17,13 @@
 //!   then on its entries change by `mmu_update` (queued in lazy mode) or,
 //!   in the loaded space, `update_va_mapping`. Destroying a pinned space
 //!   unpins it and makes its frames writable again in one batch
-//!   (`xen_pgd_unpin`); its entries are never zapped one by one.
+//!   (`xen_pgd_unpin`); its entries are never zapped through Xen.
 
 use core::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
 
 use bench_core::sync::Global;
 use bench_core::user::USER_BASE;
-use bench_core::{frames, Frame, SpaceId};
+use bench_core::{frames, Frame, Mapped, SpaceId};
 use xen_abi::hypercall::Hypervisor;
 use xen_abi::p2m::Mfn;
 use xen_abi::xen::{MmuextOp, StartInfo, UVMF_INVLPG, UVMF_NONE, UVMF_TLB_FLUSH};
@@ -381,7 +381,7 @@ pub fn switch(id: SpaceId) {
 }
 
 /// Frees a space that is not loaded.
-pub fn destroy(id: SpaceId) {
+pub fn destroy(id: SpaceId, mapped: &[Mapped]) {
     if id == KERNEL_SPACE || id == current() {
         fatal(format_args!(
             "pv-bench-guest: destroy of space {} (kernel or loaded)",
@@ -396,10 +396,15 @@ pub fn destroy(id: SpaceId) {
         }
         // The frames go back to the pool writable.
         hv::flush();
-        // Linux's exit clears each table's present entries (XenLinux after
-        // the unpin, with plain stores), as the VMI guest does.
-        for &l1 in s.l1s.iter().filter(|f| **f != 0) {
-            frames::clear_present_entries(l1);
+        // Linux's exit clears the present entries of each VMA (XenLinux
+        // after the unpin, with plain stores), as the VMI guest does.
+        for range in mapped {
+            range.for_each_table(|va, first, count| {
+                let l1 = s.l1s[slot_of(va).0];
+                if l1 != 0 {
+                    frames::clear_present_entries(l1, first, count);
+                }
+            });
         }
         for f in table_frames(s) {
             frames::give(f);

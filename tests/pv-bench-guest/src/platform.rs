@@ -4,7 +4,7 @@
 
 use core::fmt;
 
-use bench_core::{Frame, Lazy, Platform, SpaceId, UserExit, UserState};
+use bench_core::{Frame, Lazy, Mapped, Platform, SpaceId, UserExit, UserState};
 use xen_abi::arch_x86_32::FLAT_KERNEL_DS;
 use xen_abi::xen::MmuextOp;
 
@@ -68,8 +68,8 @@ impl Platform for PvPlatform {
         mm::create()
     }
 
-    fn destroy_space(&mut self, space: SpaceId) {
-        mm::destroy(space);
+    fn destroy_space(&mut self, space: SpaceId, mapped: &[Mapped]) {
+        mm::destroy(space, mapped);
     }
 
     fn switch_space(&mut self, space: SpaceId) {

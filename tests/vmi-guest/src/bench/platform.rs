@@ -7,7 +7,7 @@
 use core::fmt;
 use core::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 
-use bench_core::{frames, Frame, Lazy, Platform, SpaceId, UserExit, UserFrame, UserState};
+use bench_core::{frames, Frame, Lazy, Mapped, Platform, SpaceId, UserExit, UserFrame, UserState};
 use vmi_abi::flags::{
     PageLevel, VMI_FLUSH_TLB, VMI_LAZY_CPU, VMI_LAZY_MMU, VMI_LAZY_NONE, VMI_PAGE_CLONE,
     VMI_PAGE_CURRENT_AS, VMI_PAGE_DEFER, VMI_PAGE_L1_PAE, VMI_PAGE_L2_PAE, VMI_PAGE_VA_MASK,
@@ -18,6 +18,7 @@ use crate::desc::{USER_CS, USER_DS};
 use crate::mm::{self, PTE_A, PTE_ADDR, PTE_D, PTE_P, PTE_RW, PTE_US};
 use crate::trap::{self, TrapFrame, VECTOR_APIC_TIMER};
 use crate::{kmain, pv, user};
+use bench_core::user::{USER_BASE, USER_END};
 use native_rom::hw::apic;
 
 /// The hypercall count port a hypervisor's ROM may decode (32-bit read;
@@ -169,18 +170,29 @@ impl Platform for VmiPlatform {
     /// update), each page table unlinked (SetPxELong) and released, the
     /// space's own directory released (`pgd_mop_up_pmds`), then the PDPT
     /// (`vmi_pgd_free`: ReleasePage(PDPT, L2)).
-    fn destroy_space(&mut self, space: SpaceId) {
-        let user = directory(space, bench_core::user::USER_BASE);
-        for i in 0..512 {
+    fn destroy_space(&mut self, space: SpaceId, mapped: &[Mapped]) {
+        // Each VMA's present entries cleared natively, as Linux's exit
+        // does (`unmap_vmas`; the ROM is told nothing until ReleasePage).
+        for range in mapped {
+            range.for_each_table(|va, first, count| {
+                if let Some(pt) = page_table(space, va) {
+                    frames::clear_present_entries(pt, first, count);
+                }
+            });
+        }
+        // The page tables unlinked and released, walking only the
+        // directory entries of the user region (where every benchmark
+        // maps), as Linux's `free_pgtables` walks only the entries from
+        // the first VMA to the last: not all 512 of the directory.
+        let user = directory(space, USER_BASE);
+        let first = (USER_BASE >> 21) & 511;
+        for i in first..first + ((USER_END - USER_BASE) >> 21) {
             let pdep = mm::entry(user, i);
             let pde = mm::read_entry(pdep);
             if pde & PTE_P == 0 {
                 continue;
             }
             let pt = (pde & PTE_ADDR) as u32;
-            // Cleared natively, as Linux's exit does (the ROM is told
-            // nothing until ReleasePage).
-            frames::clear_present_entries(pt);
             pv::set_pxe_long(0, pdep, PageLevel::Pd.bit());
             pv::release_page(pt >> 12, VMI_PAGE_L1_PAE);
             frames::give(pt);
