@@ -694,13 +694,13 @@ fn entry_call(
     call: impl FnOnce(
         &mut ShadowCache,
         &mut RomHost<'_>,
-        &CallState,
+        &mut CallState,
         mmu_calls::Paging,
     ) -> Result<(), Rejection>,
 ) {
     activate();
     let (cache, mut host) = heap().split();
-    let calls = &runtime().paging.calls;
+    let calls = &mut runtime().paging.calls;
     finish(call(cache, &mut host, calls, call_paging()));
 }
 
