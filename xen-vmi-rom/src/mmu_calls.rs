@@ -582,8 +582,10 @@ fn entry_changed_with<H: CallHost, const INLINE: bool>(
             None => return reject(call, not_ram),
         },
     };
-    let reach = if INLINE {
+    let reach = if INLINE && call == Call::SetPxELong {
         cache.entry_changed_deferred(host, kfn, index, entry)
+    } else if INLINE {
+        cache.entry_changed_deferred_lean(host, kfn, index, entry)
     } else {
         cache.entry_changed_deferred_small(host, kfn, index, entry)
     };

@@ -2556,7 +2556,22 @@ impl ShadowCache {
         index: usize,
         entry: u64,
     ) -> Result<Reach, ShadowError> {
-        self.entry_changed_with::<H, true>(host, kfn, index, entry)
+        self.entry_changed_with::<H, true, true>(host, kfn, index, entry)
+    }
+
+    /// [`entry_changed_deferred`](Self::entry_changed_deferred) with the
+    /// L1 write of the last-hit cache's table out of line (`write_l1`):
+    /// UpdatePxELong's general call, whose usual case in a lazy batch is
+    /// the ROM's path in assembly.
+    #[inline(always)]
+    pub fn entry_changed_deferred_lean<H: Host>(
+        &mut self,
+        host: &mut H,
+        kfn: u32,
+        index: usize,
+        entry: u64,
+    ) -> Result<Reach, ShadowError> {
+        self.entry_changed_with::<H, true, false>(host, kfn, index, entry)
     }
 
     /// [`entry_changed_deferred`](Self::entry_changed_deferred) with the
@@ -2570,11 +2585,11 @@ impl ShadowCache {
         index: usize,
         entry: u64,
     ) -> Result<Reach, ShadowError> {
-        self.entry_changed_with::<H, false>(host, kfn, index, entry)
+        self.entry_changed_with::<H, false, false>(host, kfn, index, entry)
     }
 
     #[inline(always)]
-    fn entry_changed_with<H: Host, const INLINE: bool>(
+    fn entry_changed_with<H: Host, const INLINE: bool, const INLINE_HIT: bool>(
         &mut self,
         host: &mut H,
         kfn: u32,
@@ -2600,8 +2615,18 @@ impl ShadowCache {
             }
             return self.entry_changed_general(host, kfn, index, entry);
         }
+        // A hit. With `INLINE_HIT` the L1 write inline; else out of line
+        // too (`write_l1`): the usual hit, a lazy batch's next entry of a
+        // plain page table, is the ROM's path in assembly
+        // (`mmu_calls::quick_entry_update`), and what comes here is the
+        // rest (outside lazy mode, eager bits, a queue that is no plain
+        // run).
         let records = self.last_records;
-        self.entry_changed_records::<H, INLINE>(host, records, index, entry)
+        if INLINE_HIT {
+            self.entry_changed_records::<H, true>(host, records, index, entry)
+        } else {
+            self.entry_changed_records::<H, false>(host, records, index, entry)
+        }
     }
 
     /// The quick update's record (`mmu_calls::quick_entry_update`): the L1

@@ -299,6 +299,12 @@ core::arch::global_asm!(
     "jne 58f",
     "cmp byte ptr [{batch} + {lazy_off}], 0",
     "je 58f",
+    // The queue a plain run (`mirrored`) with room: early, as a batch
+    // with other ops queued (a new table's) declines every write.
+    "cmp byte ptr [{batch} + {mirrored}], 0",
+    "je 58f",
+    "cmp dword ptr [{batch} + {len}], {capacity}",
+    "jae 58f",
     "cmp byte ptr [{paging_on}], 0",
     "je 58f",
     "test cl, 7",
@@ -338,13 +344,10 @@ core::arch::global_asm!(
     "mov eax, [ebp]",
     "mov edx, [ebp + 4]",
     ".endif",
-    // The queue appends the write (`MmuBatch::appends_write`): room, a
-    // mirrored queue, the last request (if any) of another entry.
+    // The queue appends the write (`MmuBatch::appends_write`): room and
+    // a mirrored queue (above), the last request (if any) of another
+    // entry.
     "mov esi, [{batch} + {len}]",
-    "cmp esi, {capacity}",
-    "jae 59f",
-    "cmp byte ptr [{batch} + {mirrored}], 0",
-    "je 59f",
     "test esi, esi",
     "jz 55f",
     "shl esi, 4",
@@ -357,10 +360,10 @@ core::arch::global_asm!(
     "55:",
     // No eager bits (`eager_bits`): a user or not-present entry, or a
     // supervisor one accessed and, if writable, dirty.
-    "mov ebx, eax",
-    "and ebx, {p_u}",
-    "cmp ebx, {p}",
-    "jne 56f",
+    "test al, {u}",
+    "jnz 56f",
+    "test al, {p}",
+    "jz 56f",
     "mov ebx, eax",
     "and ebx, {a_rw_d}",
     "cmp ebx, {a_rw}",
@@ -763,7 +766,7 @@ core::arch::global_asm!(
     l1_entry = const tables::L1_ENTRY,
     p = const shadow_entry::PRESENT as u32,
     a = const shadow_entry::ACCESSED as u32,
-    p_u = const (shadow_entry::PRESENT | shadow_entry::USER) as u32,
+    u = const shadow_entry::USER as u32,
     a_rw = const (shadow_entry::ACCESSED | shadow_entry::RW) as u32,
     a_rw_d = const (shadow_entry::ACCESSED | shadow_entry::RW | shadow_entry::DIRTY) as u32,
     refused = sym crate::paging::update_pxe_long_quick_refused,
