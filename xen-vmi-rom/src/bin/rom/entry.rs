@@ -273,20 +273,25 @@ core::arch::global_asm!(
     ".if \\set == 0",
     "mov ecx, eax",
     ".endif",
+    // In lazy MMU mode the kernel has activated and the heap is built
+    // (SetLazyMode enters the mode only then, and both stay so): the
+    // cache may be read. First the last-hit record cache's records: a
+    // page table's alone (`quick_page_table`; a fork's writes of a new
+    // table with a known frame, after its directory's, decline here).
+    "cmp word ptr [{cache} + {last_l2}], 0",
+    "jne 6f",
+    "cmp word ptr [{cache} + {last_top}], 0",
+    "jne 6f",
     "push esi",
     // The entry's kernel frame (`linear_entry_frame`): the page memo's
     // (`CallState::lazy_linear`), else the general call (which keeps the
-    // page it finds there). The general call keeps it once the kernel
-    // has activated and the heap is built (`activate`, `heap`: both stay
-    // so): a hit says so, and the heap may be read.
+    // page it finds there in the memo).
     "mov esi, ecx",
     "or esi, 0xFFF",
     "cmp esi, [{memo_page}]",
-    "jne 40f",
+    "jne 58f",
     "mov esi, [{memo_kfn}]",
-    // The page table the last-hit record cache holds (`quick_page_table`):
-    // the frame's records, first the frame (the usual decline: a known
-    // frame's table or a directory is another frame).
+    // The last-hit record cache holds that frame's records.
     "cmp [{cache} + {last_kfn}], esi",
     "jne 58f",
     "cmp byte ptr [{cache} + {last_valid}], 0",
@@ -314,10 +319,6 @@ core::arch::global_asm!(
     "push edi",
     "push ebp",
     "push ecx",
-    "cmp word ptr [{cache} + {last_l2}], 0",
-    "jne 59f",
-    "cmp word ptr [{cache} + {last_top}], 0",
-    "jne 59f",
     "movzx edi, word ptr [{cache} + {last_l1}]",
     "sub edi, 1",
     "jb 59f",
@@ -465,14 +466,6 @@ core::arch::global_asm!(
     "pop edi",
     "pop ebx",
     "58:",
-    "pop esi",
-    ".if \\set == 0",
-    "mov eax, ecx",
-    ".endif",
-    "jmp 6f",
-    "40:",
-    // The page memo missed: the general call finds the frame and keeps
-    // it in the memo (`entry_changed`), for the next update.
     "pop esi",
     ".if \\set == 0",
     "mov eax, ecx",
