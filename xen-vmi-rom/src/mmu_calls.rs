@@ -76,6 +76,14 @@ impl CallState {
     /// with bits 0-2 set; it then compares the frame, which this one
     /// fails, so such an address takes the general call's refusal.
     pub const NO_FAULT_LINEAR: (u32, u32) = (0, u32::MAX - 1);
+
+    /// Paging goes off: the lazy path's page memo (`lazy_linear`, kept
+    /// only with paging on) is forgotten, so that a page it holds says
+    /// paging is on (the ROM's lazy path in assembly relies on it instead
+    /// of testing paging).
+    pub fn paging_off(&mut self) {
+        self.lazy_linear = Self::NO_FAULT_LINEAR;
+    }
 }
 
 impl Default for CallState {
@@ -646,7 +654,8 @@ fn end_of_entry_call<H: CallHost>(
 /// cache holds that frame's records (`ShadowCache::quick_page_table`: a
 /// page table's alone, no known frame); the kernel activated (the ROM
 /// tests that, the heap and a held switch, too); the queue lazy in lazy
-/// MMU mode; paging on; the address 8-aligned; an entry with no eager
+/// MMU mode; the address 8-aligned (paging is on: the memo holds a page
+/// only then, `CallState::paging_off`); an entry with no eager
 /// bits whose shadow value the quick rule gives
 /// (`ShadowCache::quick_l1_write`); a queue that appends the write
 /// (`CallHost::appends_write`). Then the store, the shadow write queued,
@@ -672,11 +681,9 @@ pub fn quick_entry_update<H: CallHost>(
     let Some(table) = cache.quick_page_table(kfn) else {
         return false;
     };
-    if state.lazy != LazyMode::Mmu
-        || !host.queue_is_lazy()
-        || !paging.enabled
-        || !ptep.is_multiple_of(8)
-    {
+    // Paging is on: the memo holds a page only then (`paging_off`).
+    debug_assert!(paging.enabled);
+    if state.lazy != LazyMode::Mmu || !host.queue_is_lazy() || !ptep.is_multiple_of(8) {
         return false;
     }
     let index = ((ptep & 0xFFF) >> 3) as usize;

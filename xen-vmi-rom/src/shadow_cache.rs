@@ -841,10 +841,9 @@ pub mod quick_table_layout {
     pub const LAST_L2: usize = LAST + offset_of!(FrameRecords, l2);
     pub const LAST_TOP: usize = LAST + offset_of!(FrameRecords, top);
     /// `tables[i].mfn` (a u32) is at `TABLE_MFN + (i << TABLE_SHIFT)`, for
-    /// `i` below `MAX_TABLES` (`TABLES_MASK`).
+    /// `i` below `MAX_TABLES` (a record link less one always is).
     pub const TABLE_MFN: usize = offset_of!(ShadowCache, tables) + offset_of!(Table, mfn);
     pub const TABLE_SHIFT: u32 = size_of::<Table>().trailing_zeros();
-    pub const TABLES_MASK: usize = MAX_TABLES - 1;
     /// A [`Tag`]'s fields: `kfn` (u32), `index` (u16), `guest` (u64, low
     /// word first), `what` (a byte: `L1_ENTRY` for [`What::L1Entry`]).
     pub const TAG_KFN: usize = offset_of!(Tag, kfn);

@@ -925,15 +925,16 @@ thread_local! {
     static LAZY_UPDATES: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
 }
 
-/// The lazy path's page memo (`CallState::lazy_linear`) says what the
-/// linear slots say for its page with paging on, and never names a frame
-/// of the ROM's area: the general call, which trusts it, and the lazy
+/// The lazy path's page memo (`CallState::lazy_linear`) holds a page only
+/// with paging on, says what the linear slots say for it, and never names
+/// a frame of the ROM's area: the general call, which trusts it, and the lazy
 /// path then find the frame `linear_entry_frame` finds.
-fn check_lazy_memo(state: &CallState) {
+fn check_lazy_memo(state: &CallState, paging: Paging) {
     let (page, frame) = state.lazy_linear;
     if page == CallState::NO_FAULT_LINEAR.0 {
         return;
     }
+    assert!(paging.enabled, "memo page {page:#x} with paging off");
     assert_eq!(page & 0xFFF, 0xFFF, "memo page {page:#x}");
     let slot = state
         .in_use
@@ -997,7 +998,7 @@ fn lazy_path(
     ptep: u32,
     store: Option<u64>,
 ) -> bool {
-    check_lazy_memo(state);
+    check_lazy_memo(state, paging);
     let mut general = copy_world(cache, b, state);
     if !mmu_calls::quick_entry_update(cache, b, state, paging, ptep, store) {
         // Declined: nothing but the memo changed.
@@ -1006,7 +1007,7 @@ fn lazy_path(
             b.model.guest == general.b.model.guest,
             "declined, yet a store"
         );
-        check_lazy_memo(state);
+        check_lazy_memo(state, paging);
         return false;
     }
     let g = &mut general;
@@ -1046,7 +1047,7 @@ fn lazy_path(
     s.lazy_linear = state.lazy_linear;
     assert_eq!(*state, s);
     assert!(cache.lookup_cache_agrees());
-    check_lazy_memo(state);
+    check_lazy_memo(state, paging);
     LAZY_UPDATES.with(|c| c.set(c.get() + 1));
     true
 }
@@ -1539,6 +1540,8 @@ fn run(steps: &[Step], pool: usize) -> Figures {
             Step::Paging { on: false } => {
                 k.paging = false;
                 cache.leave_root();
+                // As the ROM's SetCR0 (paging.rs `set_paging`).
+                state.paging_off();
                 (Ok(()), Ok(()), None)
             }
             Step::MapWindow { .. } | Step::Run { .. } => unreachable!("expanded"),

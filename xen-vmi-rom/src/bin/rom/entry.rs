@@ -296,12 +296,13 @@ core::arch::global_asm!(
     "jne 58f",
     "cmp byte ptr [{cache} + {last_valid}], 0",
     "je 58f",
-    // `activate` and `heap` with nothing more to do (no switch held), the
-    // queue lazy (`queue_is_lazy`), paging on, the address aligned; then
-    // what `activate` does at every call: `last_fix` forgotten (the
-    // general handler would do it again).
-    "cmp byte ptr [{held}], 0",
-    "jne 58f",
+    // `activate` and `heap` with nothing more to do (no switch is held in
+    // lazy MMU mode: one is held only in lazy CPU mode, and entering MMU
+    // mode from there goes through `heap`, which queues it), the queue
+    // lazy (`queue_is_lazy`), the address aligned (paging is on: the memo
+    // holds a page only then, `CallState::paging_off`); then what
+    // `activate` does at every call: `last_fix` forgotten (the general
+    // handler would do it again).
     "cmp byte ptr [{batch} + {lazy_off}], 0",
     "je 58f",
     // The queue a plain run (`mirrored`) with room: early, as a batch
@@ -310,8 +311,6 @@ core::arch::global_asm!(
     "je 58f",
     "cmp dword ptr [{batch} + {len}], {capacity}",
     "jae 58f",
-    "cmp byte ptr [{paging_on}], 0",
-    "je 58f",
     "test cl, 7",
     "jnz 58f",
     "mov dword ptr [{last_fix} + 8], -1",
@@ -322,7 +321,6 @@ core::arch::global_asm!(
     "movzx edi, word ptr [{cache} + {last_l1}]",
     "sub edi, 1",
     "jb 59f",
-    "and edi, {tables_mask}",
     "shl edi, {table_shift}",
     "mov edi, [{cache} + {table_mfn} + edi]",
     // The kernel's view of the frame: the memo's (`kernel_view`'s first
@@ -359,12 +357,13 @@ core::arch::global_asm!(
     "cmp [{batch} + {reqs} + esi - 12], ecx",
     "je 59f",
     "55:",
-    // No eager bits (`eager_bits`): a user or not-present entry, or a
+    // A not-present entry: no eager bits (`eager_bits`), the shadow value
+    // 0 (`l1_value_quick`). Else no eager bits: a user entry, or a
     // supervisor one accessed and, if writable, dirty.
+    "test al, {p}",
+    "jz 61f",
     "test al, {u}",
     "jnz 56f",
-    "test al, {p}",
-    "jz 56f",
     "mov ebx, eax",
     "and ebx, {a_rw_d}",
     "cmp ebx, {a_rw}",
@@ -372,13 +371,11 @@ core::arch::global_asm!(
     "test bl, {a}",
     "jz 59f",
     "56:",
-    // The shadow value (`l1_value_quick`): 0 when not present; bits 44-62
+    // The shadow value of a present entry (`l1_value_quick`): bits 44-62
     // clear (else the general rule); the frame, (low >> 12) | (high <<
     // 20), `k2m` of it (below `kernel_frame_limit`, its word not all
     // ones), not in the PC's reserved area (the general rule's writable
     // test; the ROM's frames are left to the general call).
-    "test al, {p}",
-    "jz 61f",
     "test edx, 0x7FFFF000",
     "jnz 59f",
     "mov ebx, eax",
@@ -459,7 +456,16 @@ core::arch::global_asm!(
     "pop edi",
     "pop ebx",
     "pop esi",
-    "jmp 7f",
+    // The stub's way out (`7f`), here.
+    "mov byte ptr [{mask}], bl",
+    "test bl, bl",
+    "jnz 1f",
+    "cmp byte ptr [{pending}], 0",
+    "je 1f",
+    "call vmi_force_upcall",
+    "1:",
+    "pop ebx",
+    "ret",
     "59:",
     "pop ecx",
     "pop ebp",
@@ -722,7 +728,6 @@ core::arch::global_asm!(
     set_handler = sym crate::paging::set_pxe_long,
     set_fast = sym crate::paging::set_pxe_long_after_fault,
     lazy_mmu = const vmi_abi::flags::LazyMode::Mmu as u32,
-    paging_on = const quick_update::PAGING_ON_VA,
     lazy_off = const quick_update::Batch::LAZY_OFFSET,
     batch = const quick_update::BATCH_VA,
     ro_first = const xen_vmi_rom::layout::LOW_RAM_END >> 12,
@@ -734,7 +739,6 @@ core::arch::global_asm!(
     last_l1 = const tables::LAST_L1,
     last_l2 = const tables::LAST_L2,
     last_top = const tables::LAST_TOP,
-    tables_mask = const tables::TABLES_MASK,
     table_shift = const tables::TABLE_SHIFT,
     table_mfn = const tables::TABLE_MFN,
     view_kfn = const crate::mmu::LAST_KERNEL_KFN_VA,
@@ -851,8 +855,6 @@ mod quick_update {
     pub const LAZY_LINEAR_VA: u32 = PAGING_VA
         + (offset_of!(Paging, calls) + offset_of!(xen_vmi_rom::mmu_calls::CallState, lazy_linear))
             as u32;
-    /// `Paging::enabled` (a bool).
-    pub const PAGING_ON_VA: u32 = PAGING_VA + offset_of!(Paging, enabled) as u32;
 
     const _: () = {
         let fault_linear: (u32, u32) = (1, 2);
