@@ -857,6 +857,8 @@ pub mod quick_table_layout {
         assert!(MAX_TABLES.is_power_of_two());
         assert!(size_of::<bool>() == 1 && size_of::<What>() == 1);
         assert!(size_of::<FrameRecords>() == 6);
+        // The path reads `l2` and `top` as one 32-bit word.
+        assert!(LAST_TOP == LAST_L2 + 2);
     };
 }
 

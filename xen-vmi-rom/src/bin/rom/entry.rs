@@ -276,11 +276,10 @@ core::arch::global_asm!(
     // In lazy MMU mode the kernel has activated and the heap is built
     // (SetLazyMode enters the mode only then, and both stay so): the
     // cache may be read. First the last-hit record cache's records: a
-    // page table's alone (`quick_page_table`; a fork's writes of a new
-    // table with a known frame, after its directory's, decline here).
-    "cmp word ptr [{cache} + {last_l2}], 0",
-    "jne 6f",
-    "cmp word ptr [{cache} + {last_top}], 0",
+    // page table's alone (`quick_page_table`: no L2 or top record, two
+    // u16 in a row; a fork's writes of a new table with a known frame,
+    // after its directory's, decline here).
+    "cmp dword ptr [{cache} + {last_l2}], 0",
     "jne 6f",
     "push esi",
     // The entry's kernel frame (`linear_entry_frame`): the page memo's
@@ -345,10 +344,10 @@ core::arch::global_asm!(
     ".endif",
     // The queue appends the write (`MmuBatch::appends_write`): room and
     // a mirrored queue (above), the last request (if any) of another
-    // entry.
+    // entry. An empty queue's "last request" is the 16 bytes before the
+    // array, inside the queue: if they happen to name the entry, a
+    // decline.
     "mov esi, [{batch} + {len}]",
-    "test esi, esi",
-    "jz 55f",
     "shl esi, 4",
     "mov ebx, [{batch} + {reqs} + esi - 16]",
     "and ebx, -4",
@@ -738,7 +737,6 @@ core::arch::global_asm!(
     last_kfn = const tables::LAST_KFN,
     last_l1 = const tables::LAST_L1,
     last_l2 = const tables::LAST_L2,
-    last_top = const tables::LAST_TOP,
     table_shift = const tables::TABLE_SHIFT,
     table_mfn = const tables::TABLE_MFN,
     view_kfn = const crate::mmu::LAST_KERNEL_KFN_VA,
@@ -865,6 +863,9 @@ mod quick_update {
         assert!(core::mem::size_of::<usize>() == 4);
         assert!(Batch::MAPPED_WRITES_OFFSET.is_multiple_of(8) && BATCH_VA.is_multiple_of(8));
         assert!(core::mem::size_of::<(u32, u32, u32)>() == 12);
+        // The lazy path reads the 16 bytes before `reqs` for an empty
+        // queue's last request: inside the queue.
+        assert!(WRITE.reqs >= 16);
         // The path reads `activated` and `heap_ready` as one 16-bit word.
         assert!(super::HEAP_READY_VA == ACTIVATED_VA + 1);
         // The page memo's "none" fails the frame compare (its page alone
