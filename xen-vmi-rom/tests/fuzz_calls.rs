@@ -999,15 +999,30 @@ fn lazy_path(
     store: Option<u64>,
 ) -> bool {
     check_lazy_memo(state, paging);
+    // The world is copied (about 200 KiB) only where the path's first
+    // tests pass: lazy MMU mode, the memo's page, the last-hit table.
+    let (page, kfn) = state.lazy_linear;
+    let may_take = state.lazy == vmi_abi::flags::LazyMode::Mmu
+        && ptep | 0xFFF == page
+        && cache.quick_page_table(kfn).is_some();
+    if !may_take {
+        let (pushed, before) = (b.pushed.len(), *state);
+        assert!(!mmu_calls::quick_entry_update(
+            cache, b, state, paging, ptep, store
+        ));
+        assert_eq!(b.pushed.len(), pushed, "declined, yet a push");
+        assert_eq!(*state, before);
+        return false;
+    }
     let mut general = copy_world(cache, b, state);
     if !mmu_calls::quick_entry_update(cache, b, state, paging, ptep, store) {
-        // Declined: nothing but the memo changed.
+        // Declined: nothing changed.
         assert_eq!(b.pushed, general.b.pushed);
         assert!(
             b.model.guest == general.b.model.guest,
             "declined, yet a store"
         );
-        check_lazy_memo(state, paging);
+        assert_eq!(*state, general.state);
         return false;
     }
     let g = &mut general;
