@@ -316,7 +316,6 @@ core::arch::global_asm!(
     "push ebx",
     "push edi",
     "push ebp",
-    "push ecx",
     "movzx edi, word ptr [{cache} + {last_l1}]",
     "sub edi, 1",
     "jb 59f",
@@ -354,7 +353,7 @@ core::arch::global_asm!(
     "cmp ebx, edi",
     "jne 55f",
     "cmp [{batch} + {reqs} + esi - 12], ecx",
-    "je 59f",
+    "je 57f",
     "55:",
     // A not-present entry: no eager bits (`eager_bits`), the shadow value
     // 0 (`l1_value_quick`). Else no eager bits: a user entry, or a
@@ -366,9 +365,9 @@ core::arch::global_asm!(
     "mov ebx, eax",
     "and ebx, {a_rw_d}",
     "cmp ebx, {a_rw}",
-    "je 59f",
+    "je 57f",
     "test bl, {a}",
-    "jz 59f",
+    "jz 57f",
     "56:",
     // The shadow value of a present entry (`l1_value_quick`): bits 44-62
     // clear (else the general rule); the frame, (low >> 12) | (high <<
@@ -376,17 +375,17 @@ core::arch::global_asm!(
     // ones), not in the PC's reserved area (the general rule's writable
     // test; the ROM's frames are left to the general call).
     "test edx, 0x7FFFF000",
-    "jnz 59f",
+    "jnz 57f",
     "mov ebx, eax",
     "shrd ebx, edx, 12",
     "cmp ebx, [{frame_limit}]",
-    "jae 59f",
+    "jae 57f",
     "lea esi, [ebx - {ro_first}]",
     "cmp esi, {ro_count}",
-    "jb 59f",
+    "jb 57f",
     "mov ebx, [{k2m} + ebx * 4]",
     "cmp ebx, -1",
-    "je 59f",
+    "je 57f",
     // Done from here. SetPxELong's store, the high half first for a
     // present entry (`RomHost::write`).
     ".if \\set",
@@ -403,13 +402,14 @@ core::arch::global_asm!(
     "or esi, {not_rw}",
     "and esi, {kept}",
     "and esi, eax",
-    "mov ebp, ebx",
-    "shr ebp, 20",
+    // The high half: NX (bit 31 of EDX) moved down 12 and the machine
+    // frame's top 12 bits shifted in under it (`shld`).
+    "mov ebp, edx",
+    "and ebp, 0x80000000",
+    "shr ebp, 12",
+    "shld ebp, ebx, 12",
     "shl ebx, 12",
     "or ebx, esi",
-    "mov esi, edx",
-    "and esi, 0x80000000",
-    "or ebp, esi",
     "jmp 63f",
     "61:",
     ".if \\set",
@@ -450,7 +450,6 @@ core::arch::global_asm!(
     "add dword ptr [{batch} + {pushes}], 1",
     "adc dword ptr [{batch} + {pushes} + 4], 0",
     "inc dword ptr [{batch} + {len}]",
-    "add esp, 4",
     "pop ebp",
     "pop edi",
     "pop ebx",
@@ -465,8 +464,15 @@ core::arch::global_asm!(
     "1:",
     "pop ebx",
     "ret",
+    "57:",
+    // A decline once ECX holds the machine address's high half: the
+    // entry's address again, the memo's page with the entry's offset
+    // (EDI's bits 0-11; `ptep` is 8-aligned).
+    "mov ecx, edi",
+    "and ecx, 0xFFF",
+    "xor ecx, 0xFFF",
+    "xor ecx, [{memo_page}]",
     "59:",
-    "pop ecx",
     "pop ebp",
     "pop edi",
     "pop ebx",
