@@ -652,11 +652,11 @@ fn end_of_entry_call<H: CallHost>(
 /// which the general call keeps: a page first met goes the general way,
 /// and the next update of it finds its frame there); the last-hit record
 /// cache holds that frame's records (`ShadowCache::quick_page_table`: a
-/// page table's alone, no known frame); the kernel activated (the ROM
-/// tests that, the heap and a held switch, too); the queue lazy in lazy
-/// MMU mode; the address 8-aligned (paging is on: the memo holds a page
-/// only then, `CallState::paging_off`); an entry with no eager
-/// bits whose shadow value the quick rule gives
+/// page table's alone, no known frame); lazy MMU mode (in the ROM the
+/// kernel has then activated, the heap is built and no switch is held;
+/// the queue is lazy); the address 8-aligned (paging is on: the memo
+/// holds a page only then, `CallState::paging_off`); an entry with no
+/// eager bits whose shadow value the quick rule gives
 /// (`ShadowCache::quick_l1_write`); a queue that appends the write
 /// (`CallHost::appends_write`). Then the store, the shadow write queued,
 /// and nothing at the call's end (a lazy queue's). True: done, exactly as
@@ -683,9 +683,12 @@ pub fn quick_entry_update<H: CallHost>(
     };
     // Paging is on: the memo holds a page only then (`paging_off`).
     debug_assert!(paging.enabled);
-    if state.lazy != LazyMode::Mmu || !host.queue_is_lazy() || !ptep.is_multiple_of(8) {
+    if state.lazy != LazyMode::Mmu || !ptep.is_multiple_of(8) {
         return false;
     }
+    // The queue is lazy in a lazy mode (`set_lazy_mode`): the assembly
+    // does not test it.
+    debug_assert!(host.queue_is_lazy());
     let index = ((ptep & 0xFFF) >> 3) as usize;
     let entry = match store {
         Some(value) => value,

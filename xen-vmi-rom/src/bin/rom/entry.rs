@@ -297,13 +297,12 @@ core::arch::global_asm!(
     "je 58f",
     // `activate` and `heap` with nothing more to do (no switch is held in
     // lazy MMU mode: one is held only in lazy CPU mode, and entering MMU
-    // mode from there goes through `heap`, which queues it), the queue
-    // lazy (`queue_is_lazy`), the address aligned (paging is on: the memo
-    // holds a page only then, `CallState::paging_off`); then what
+    // mode from there goes through `heap`, which queues it; the queue is
+    // lazy in a lazy mode, `queue_is_lazy`), the address aligned (paging
+    // is on: the memo holds a page only then, `CallState::paging_off`);
+    // then what
     // `activate` does at every call: `last_fix` forgotten (the general
     // handler would do it again).
-    "cmp byte ptr [{batch} + {lazy_off}], 0",
-    "je 58f",
     // The queue a plain run (`mirrored`) with room: early, as a batch
     // with other ops queued (a new table's) declines every write.
     "cmp byte ptr [{batch} + {mirrored}], 0",
@@ -733,7 +732,6 @@ core::arch::global_asm!(
     set_handler = sym crate::paging::set_pxe_long,
     set_fast = sym crate::paging::set_pxe_long_after_fault,
     lazy_mmu = const vmi_abi::flags::LazyMode::Mmu as u32,
-    lazy_off = const quick_update::Batch::LAZY_OFFSET,
     batch = const quick_update::BATCH_VA,
     ro_first = const xen_vmi_rom::layout::LOW_RAM_END >> 12,
     memo_page = const quick_update::LAZY_LINEAR_VA,
