@@ -140,8 +140,10 @@ impl Counters {
     }
 }
 
-/// Where a queued op stands.
+/// Where a queued op stands (a byte: [`MmuBatch::WRITE_SLOT`] gives
+/// `Live`'s value to a host that queues a write in assembly).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u8)]
 enum State {
     /// To be submitted.
     Live,
@@ -260,6 +262,31 @@ pub struct MmuBatch<Tag, const N: usize> {
     /// fault's update instead of five). 8-byte aligned, as the counters
     /// are: one add to memory and one add with carry on i686.
     mapped_writes: AlignedCount,
+}
+
+/// [`MmuBatch::WRITE_SLOT`]: byte offsets in the queue (`reqs`, `slots`,
+/// `pushes`, `len`) and in a slot (the rest) of what a write that
+/// [`MmuBatch::appends_write`] changes.
+#[derive(Clone, Copy, Debug)]
+pub struct WriteSlotLayout {
+    /// The request array (16-byte `mmu_update` requests).
+    pub reqs: usize,
+    /// The slot array, `slot_size` bytes a slot.
+    pub slots: usize,
+    pub slot_size: usize,
+    /// The 32-bit word at `op_word_at` of a slot holding a write: `op_word`.
+    pub op_word_at: usize,
+    pub op_word: u32,
+    /// The write's request (the same 16 bytes as in `reqs`).
+    pub request_at: usize,
+    /// The caller's tag.
+    pub tag_at: usize,
+    /// The slot's state, a byte: `live`.
+    pub state_at: usize,
+    pub live: u8,
+    /// `Counters::pushes` (a u64) and `len` (a usize).
+    pub pushes: usize,
+    pub len: usize,
 }
 
 /// A 64-bit count kept 8-byte aligned (`MmuBatch::mapped_writes`).
@@ -427,6 +454,63 @@ impl<Tag: Copy, const N: usize> MmuBatch<Tag, N> {
     pub const MIRRORED_OFFSET: usize = core::mem::offset_of!(Self, mirrored);
     pub const LAZY_OFFSET: usize = core::mem::offset_of!(Self, lazy);
     pub const MAPPED_WRITES_OFFSET: usize = core::mem::offset_of!(Self, mapped_writes);
+
+    /// Whether [`push_pte_write`](Self::push_pte_write) of a
+    /// `PteWrite::Normal` write to `entry_maddr` would do no more than
+    /// append it: room in the queue, a mirrored queue (every slot a live
+    /// request at its index of the argument array), and a last request of
+    /// another entry (so nothing is superseded). It then counts the push,
+    /// builds the request at `reqs[len]` and the live slot at
+    /// `slots[len]`, and adds one to `len`: what the ROM's lazy
+    /// SetPxELong and UpdatePxELong do in assembly in this case
+    /// ([`WRITE_SLOT`](Self::WRITE_SLOT) says where).
+    #[inline]
+    pub fn appends_write(&self, entry_maddr: u64) -> bool {
+        self.len < N
+            && self.mirrored
+            && self
+                .len
+                .checked_sub(1)
+                .is_none_or(|last| self.reqs[last].machine_addr() != entry_maddr)
+    }
+
+    /// Where [`appends_write`](Self::appends_write)'s write goes, as byte
+    /// offsets, for a host that makes it in assembly.
+    pub const WRITE_SLOT: WriteSlotLayout = {
+        use core::mem::{offset_of, size_of};
+        // `Some(slot)` is the slot's bytes as they stand: the option
+        // takes its niche inside the slot.
+        assert!(size_of::<Option<Slot<Tag>>>() == size_of::<Slot<Tag>>());
+        let op = Op::MmuUpdate(MmuUpdate::normal_pt_update(0, 0));
+        let (op_word, request) = match &op {
+            Op::MmuUpdate(req) => {
+                let base = (&op as *const Op).cast::<u8>();
+                // SAFETY: `req` points into `op`.
+                let at = unsafe { (req as *const MmuUpdate).cast::<u8>().offset_from(base) };
+                // The op's first word is its discriminant alone (an
+                // uninitialized byte there would stop the evaluation).
+                assert!(at >= 4);
+                // SAFETY: `op` is at least 4-aligned and holds 4 bytes
+                // before the request.
+                (unsafe { *(&op as *const Op).cast::<u32>() }, at as usize)
+            }
+            _ => panic!("an MmuUpdate op"),
+        };
+        let slot_op = offset_of!(Slot<Tag>, op);
+        WriteSlotLayout {
+            reqs: offset_of!(Self, reqs),
+            slots: offset_of!(Self, slots),
+            slot_size: size_of::<Option<Slot<Tag>>>(),
+            op_word_at: slot_op,
+            op_word,
+            request_at: slot_op + request,
+            tag_at: offset_of!(Slot<Tag>, tag),
+            state_at: offset_of!(Slot<Tag>, state),
+            live: State::Live as u8,
+            pushes: offset_of!(Self, counters) + offset_of!(Counters, pushes),
+            len: offset_of!(Self, len),
+        }
+    };
 
     /// The counters.
     pub fn counters(&self) -> Counters {

@@ -164,6 +164,6 @@ mod batch;
 mod op;
 mod target;
 
-pub use batch::{Barrier, Counters, FlushReason, MmuBatch, SPLIT_RUN_MAX};
+pub use batch::{Barrier, Counters, FlushReason, MmuBatch, WriteSlotLayout, SPLIT_RUN_MAX};
 pub use op::{Op, PteWrite};
 pub use target::{Call, Cause, Failure, Failures, FlushTarget, Multicall, NOT_RUN};

@@ -22,7 +22,7 @@ use vmi_abi::flags::{
 };
 use xen_abi::xen::MmuextOp;
 
-use crate::shadow_cache::{Host, MappedWrite, ShadowCache, ShadowError, Tag, What, ENTRIES};
+use crate::shadow_cache::{Host, MappedWrite, Reach, ShadowCache, ShadowError, Tag, What, ENTRIES};
 use crate::shadow_entry::{l1_value_settled, FRAME, PAT_OR_PSE, PRESENT};
 
 /// SetLinearMapping slots (vmi.h: slot 0 the lowmem direct map, 1 and 2
@@ -59,6 +59,11 @@ pub struct CallState {
     /// ([`set_linear_mapping`]): the kernel's handler updates entry after
     /// entry of one page table, one compare.
     pub fault_linear: (u32, u32),
+    /// The same for the lazy update's path ([`quick_entry_update`]): the
+    /// page of entry addresses it last found in a linear slot (with
+    /// paging on) and its kernel frame, never a frame of the ROM's area,
+    /// or [`CallState::NO_FAULT_LINEAR`]. Forgotten with `fault_linear`.
+    pub lazy_linear: (u32, u32),
 }
 
 impl CallState {
@@ -71,6 +76,14 @@ impl CallState {
     /// with bits 0-2 set; it then compares the frame, which this one
     /// fails, so such an address takes the general call's refusal.
     pub const NO_FAULT_LINEAR: (u32, u32) = (0, u32::MAX - 1);
+
+    /// Paging goes off: the lazy path's page memo (`lazy_linear`, kept
+    /// only with paging on) is forgotten, so that a page it holds says
+    /// paging is on (the ROM's lazy path in assembly relies on it instead
+    /// of testing paging).
+    pub fn paging_off(&mut self) {
+        self.lazy_linear = Self::NO_FAULT_LINEAR;
+    }
 }
 
 impl Default for CallState {
@@ -80,6 +93,7 @@ impl Default for CallState {
             in_use: [LinearSlot::default(); LINEAR_SLOTS],
             lazy: LazyMode::None,
             fault_linear: Self::NO_FAULT_LINEAR,
+            lazy_linear: Self::NO_FAULT_LINEAR,
         }
     }
 }
@@ -133,6 +147,13 @@ pub trait CallHost: Host {
     fn write_mapped(&mut self, w: MappedWrite) {
         self.push_pte_write(w.entry_maddr, w.value, w.tag);
         self.end_of_call_mapped(w.va, w.entry_maddr);
+    }
+    /// Whether a `PteWrite::Normal` write to `entry_maddr` pushed now only
+    /// appends it to the queue (`MmuBatch::appends_write`). False (the
+    /// default) is always right.
+    fn appends_write(&self, entry_maddr: u64) -> bool {
+        let _ = entry_maddr;
+        false
     }
     /// Queue MMU updates from now on, until [`leave_lazy`](Self::leave_lazy).
     fn enter_lazy(&mut self);
@@ -480,7 +501,7 @@ const LARGE_PAGE_LOW: u64 = 0x1F_F000;
 fn entry_changed<H: CallHost>(
     cache: &mut ShadowCache,
     host: &mut H,
-    state: &CallState,
+    state: &mut CallState,
     paging: Paging,
     call: Call,
     ptep: u32,
@@ -497,7 +518,7 @@ fn entry_changed<H: CallHost>(
 fn entry_changed_inline<H: CallHost>(
     cache: &mut ShadowCache,
     host: &mut H,
-    state: &CallState,
+    state: &mut CallState,
     paging: Paging,
     call: Call,
     ptep: u32,
@@ -512,7 +533,7 @@ fn entry_changed_inline<H: CallHost>(
 fn entry_changed_with<H: CallHost, const INLINE: bool>(
     cache: &mut ShadowCache,
     host: &mut H,
-    state: &CallState,
+    state: &mut CallState,
     paging: Paging,
     call: Call,
     ptep: u32,
@@ -523,21 +544,38 @@ fn entry_changed_with<H: CallHost, const INLINE: bool>(
     if !ptep.is_multiple_of(size) {
         return reject(call, Problem::EntryMisaligned { ptep });
     }
-    // `entry_frame`, its two ways apart: the usual one's frame needs no
-    // test of an Option where they would meet.
-    let kfn = match linear_entry_frame(state, paging, ptep) {
-        Some(kfn) => kfn,
-        None => match walked_entry_frame(cache, host, ptep) {
-            Some(kfn) => kfn,
-            None => return reject(call, Problem::EntryNotMapped { ptep }),
-        },
+    // `entry_frame`, its ways apart: the usual one's frame needs no test
+    // of an Option where they would meet. First the lazy path's page memo
+    // (`CallState::lazy_linear`, what `linear_entry_frame` says for its
+    // page with paging on, never a frame of the ROM's area): the
+    // updates that path declines (a known frame's table, a directory)
+    // then skip the slots' search.
+    // A frame found in a slot with paging on is kept in the memo (the
+    // lazy path declines a page it does not know: its next update finds
+    // it there).
+    let (memo_page, memo_frame) = state.lazy_linear;
+    let kfn = if paging.enabled && ptep | 0xFFF == memo_page {
+        memo_frame
+    } else {
+        let (kfn, linear) = match linear_entry_frame(state, paging, ptep) {
+            Some(kfn) => (kfn, paging.enabled),
+            None => match walked_entry_frame(cache, host, ptep) {
+                Some(kfn) => (kfn, false),
+                None => return reject(call, Problem::EntryNotMapped { ptep }),
+            },
+        };
+        // The ROM's image and the empty bus around it are read-only
+        // hardware to the kernel: a store there would change the ROM
+        // itself.
+        if host.read_only_frame(u64::from(kfn)) {
+            return reject(call, Problem::EntryNotRam { ptep, kfn });
+        }
+        if linear {
+            state.lazy_linear = (ptep | 0xFFF, kfn);
+        }
+        kfn
     };
     let not_ram = Problem::EntryNotRam { ptep, kfn };
-    // The ROM's image and the empty bus around it are read-only hardware
-    // to the kernel: a store there would change the ROM itself.
-    if host.read_only_frame(u64::from(kfn)) {
-        return reject(call, not_ram);
-    }
     if let Some((value, long)) = store {
         if !host.store_entry(kfn, ptep & 0xFFF, value, long) {
             return reject(call, not_ram);
@@ -552,8 +590,10 @@ fn entry_changed_with<H: CallHost, const INLINE: bool>(
             None => return reject(call, not_ram),
         },
     };
-    let reach = if INLINE {
+    let reach = if INLINE && call == Call::SetPxELong {
         cache.entry_changed_deferred(host, kfn, index, entry)
+    } else if INLINE {
+        cache.entry_changed_deferred_lean(host, kfn, index, entry)
     } else {
         cache.entry_changed_deferred_small(host, kfn, index, entry)
     };
@@ -561,10 +601,26 @@ fn entry_changed_with<H: CallHost, const INLINE: bool>(
         call,
         problem: Problem::Shadow(e),
     })?;
+    end_of_entry_call(cache, host, state, reach);
+    // Otherwise the ops touch only shadows no loaded root reaches (and new
+    // frames): they wait in the queue past the call's end, to go out with
+    // the next hypercall (the comment below).
+    Ok(())
+}
+
+/// The end of an entry call whose change `entry_changed_deferred` left as
+/// `reach`: the general path's and [`quick_entry_update`]'s, one copy.
+#[inline(always)]
+fn end_of_entry_call<H: CallHost>(
+    cache: &mut ShadowCache,
+    host: &mut H,
+    state: &CallState,
+    reach: Reach,
+) {
     if state.lazy == LazyMode::Mmu && host.queue_is_lazy() {
         // The end of a call in a lazy queue does nothing, whatever the
         // change reaches: that is not worked out.
-        return Ok(());
+        return;
     }
     let reaches_loaded = cache.reaches_current(reach);
     if reaches_loaded {
@@ -586,10 +642,74 @@ fn entry_changed_with<H: CallHost, const INLINE: bool>(
             }
         }
     }
-    // Otherwise the ops touch only shadows no loaded root reaches (and new
-    // frames): they wait in the queue past the call's end, to go out with
-    // the next hypercall (the comment below).
-    Ok(())
+}
+
+/// SetPxELong (`store`: the value) or UpdatePxELong (None) in a lazy MMU
+/// batch, in its usual case: the decisions of the ROM's path in assembly
+/// (entry.rs, `lazy_entry_update`), step for step, which also declines
+/// when its memo of the kernel's view (`kernel_view`'s first compare)
+/// misses. The entry's page is the page memo's (`CallState::lazy_linear`,
+/// which the general call keeps: a page first met goes the general way,
+/// and the next update of it finds its frame there); the last-hit record
+/// cache holds that frame's records (`ShadowCache::quick_page_table`: a
+/// page table's alone, no known frame); lazy MMU mode (in the ROM the
+/// kernel has then activated, the heap is built and no switch is held;
+/// the queue is lazy); the address 8-aligned (paging is on: the memo
+/// holds a page only then, `CallState::paging_off`); an entry with no
+/// eager bits whose shadow value the quick rule gives
+/// (`ShadowCache::quick_l1_write`); a queue that appends the write
+/// (`CallHost::appends_write`). Then the store, the shadow write queued,
+/// and nothing at the call's end (a lazy queue's). True: done, exactly as
+/// the general call does it (the same store, queued write and tag,
+/// counters, and an `Ok`). False: not that case, take the general call;
+/// nothing has changed. tests/fuzz_calls.rs holds it to the general
+/// call, which it runs on a copy of the state before each update this
+/// takes.
+#[inline(always)]
+pub fn quick_entry_update<H: CallHost>(
+    cache: &ShadowCache,
+    host: &mut H,
+    state: &CallState,
+    paging: Paging,
+    ptep: u32,
+    store: Option<u64>,
+) -> bool {
+    let (page, kfn) = state.lazy_linear;
+    if ptep | 0xFFF != page {
+        return false;
+    }
+    let Some(table) = cache.quick_page_table(kfn) else {
+        return false;
+    };
+    // Paging is on: the memo holds a page only then (`paging_off`).
+    debug_assert!(paging.enabled);
+    if state.lazy != LazyMode::Mmu || !ptep.is_multiple_of(8) {
+        return false;
+    }
+    // The queue is lazy in a lazy mode (`set_lazy_mode`): the assembly
+    // does not test it.
+    debug_assert!(host.queue_is_lazy());
+    let index = ((ptep & 0xFFF) >> 3) as usize;
+    let entry = match store {
+        Some(value) => value,
+        None => match host.read_entry(kfn, index) {
+            Some(entry) => entry,
+            None => return false,
+        },
+    };
+    let Some(w) = cache.quick_l1_write(host, table, index, entry) else {
+        return false;
+    };
+    if !host.appends_write(w.entry_maddr) {
+        return false;
+    }
+    if let Some(value) = store {
+        if !host.store_entry(kfn, ptep & 0xFFF, value, true) {
+            return false;
+        }
+    }
+    host.push_pte_write(w.entry_maddr, w.value, w.tag);
+    true
 }
 
 /// SetPxELong (`store`: the value) or UpdatePxELong (None) of the entry
@@ -688,7 +808,7 @@ pub fn fault_entry_update<H: CallHost>(
 pub fn set_pxe<H: CallHost>(
     cache: &mut ShadowCache,
     host: &mut H,
-    state: &CallState,
+    state: &mut CallState,
     paging: Paging,
     pte: u32,
     ptep: u32,
@@ -702,7 +822,7 @@ pub fn set_pxe<H: CallHost>(
 pub fn set_pxe_long<H: CallHost>(
     cache: &mut ShadowCache,
     host: &mut H,
-    state: &CallState,
+    state: &mut CallState,
     paging: Paging,
     pte: u64,
     ptep: u32,
@@ -717,7 +837,7 @@ pub fn set_pxe_long<H: CallHost>(
 pub fn update_pxe<H: CallHost>(
     cache: &mut ShadowCache,
     host: &mut H,
-    state: &CallState,
+    state: &mut CallState,
     paging: Paging,
     ptep: u32,
     long: bool,
@@ -868,6 +988,7 @@ pub fn set_linear_mapping(
     }
     state.in_use = in_use;
     state.fault_linear = CallState::NO_FAULT_LINEAR;
+    state.lazy_linear = CallState::NO_FAULT_LINEAR;
     Ok(())
 }
 

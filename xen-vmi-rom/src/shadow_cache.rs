@@ -156,6 +156,7 @@ pub const TOP_KERNEL_SLOTS: usize = rom_area_l2_slots().start as usize;
 
 /// What a queued op is for (the ROM prints it when Xen refuses one).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[repr(u8)]
 pub enum What {
     /// A shadow L1 entry for the kernel's entry `kfn:index` = `guest`.
     #[default]
@@ -895,6 +896,48 @@ pub mod quick_fault_layout {
     };
 }
 
+/// Where the ROM's lazy SetPxELong and UpdatePxELong path in assembly
+/// (entry.rs, `lazy_entry_update`) finds what it reads of the cache, as
+/// byte offsets in [`ShadowCache`] (and in a [`Tag`]): the last-hit record
+/// cache and the records' shadow frames. What it does with them is
+/// `mmu_calls::quick_entry_update` ([`ShadowCache::quick_page_table`],
+/// [`ShadowCache::quick_l1_write`]).
+#[doc(hidden)]
+pub mod quick_table_layout {
+    use super::{FrameRecords, ShadowCache, Table, Tag, What, MAX_TABLES};
+    use core::mem::{offset_of, size_of};
+
+    /// `ShadowCache::last_valid`, a bool.
+    pub const LAST_VALID: usize = offset_of!(ShadowCache, last_valid);
+    /// `ShadowCache::last_kfn`, a u32.
+    pub const LAST_KFN: usize = offset_of!(ShadowCache, last_kfn);
+    const LAST: usize = offset_of!(ShadowCache, last_records);
+    /// `last_records.l1`, `.l2` and `.top`, u16 record links (+ 1).
+    pub const LAST_L1: usize = LAST + offset_of!(FrameRecords, l1);
+    pub const LAST_L2: usize = LAST + offset_of!(FrameRecords, l2);
+    pub const LAST_TOP: usize = LAST + offset_of!(FrameRecords, top);
+    /// `tables[i].mfn` (a u32) is at `TABLE_MFN + (i << TABLE_SHIFT)`, for
+    /// `i` below `MAX_TABLES` (a record link less one always is).
+    pub const TABLE_MFN: usize = offset_of!(ShadowCache, tables) + offset_of!(Table, mfn);
+    pub const TABLE_SHIFT: u32 = size_of::<Table>().trailing_zeros();
+    /// A [`Tag`]'s fields: `kfn` (u32), `index` (u16), `guest` (u64, low
+    /// word first), `what` (a byte: `L1_ENTRY` for [`What::L1Entry`]).
+    pub const TAG_KFN: usize = offset_of!(Tag, kfn);
+    pub const TAG_INDEX: usize = offset_of!(Tag, index);
+    pub const TAG_GUEST: usize = offset_of!(Tag, guest);
+    pub const TAG_WHAT: usize = offset_of!(Tag, what);
+    pub const L1_ENTRY: u8 = What::L1Entry as u8;
+
+    const _: () = {
+        assert!(1 << TABLE_SHIFT == size_of::<Table>());
+        assert!(MAX_TABLES.is_power_of_two());
+        assert!(size_of::<bool>() == 1 && size_of::<What>() == 1);
+        assert!(size_of::<FrameRecords>() == 6);
+        // The path reads `l2` and `top` as one 32-bit word.
+        assert!(LAST_TOP == LAST_L2 + 2);
+    };
+}
+
 /// The shadow write of the entry a page fault's address maps, for the
 /// kernel's update of it ([`ShadowCache::fault_entry_changed`]): the
 /// entry's machine address, its new shadow value and tag, and the address
@@ -961,6 +1004,22 @@ enum ReachState {
     PageTable(u16),
     /// A directory's change, worked out before it.
     Known(bool),
+}
+
+/// A page table's L1 record as [`ShadowCache::quick_page_table`] found
+/// it (record + 1, never 0).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct QuickTable {
+    link: u16,
+}
+
+/// A shadow L1 write worked out by [`ShadowCache::quick_l1_write`]: what
+/// `write_l1_inline` pushes (`Host::push_pte_write`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct QuickWrite {
+    pub entry_maddr: u64,
+    pub value: u64,
+    pub tag: Tag,
 }
 
 impl core::fmt::Debug for ShadowCache {
@@ -2760,7 +2819,22 @@ impl ShadowCache {
         index: usize,
         entry: u64,
     ) -> Result<Reach, ShadowError> {
-        self.entry_changed_with::<H, true>(host, kfn, index, entry)
+        self.entry_changed_with::<H, true, true>(host, kfn, index, entry)
+    }
+
+    /// [`entry_changed_deferred`](Self::entry_changed_deferred) with the
+    /// L1 write of the last-hit cache's table out of line (`write_l1`):
+    /// UpdatePxELong's general call, whose usual case in a lazy batch is
+    /// the ROM's path in assembly.
+    #[inline(always)]
+    pub fn entry_changed_deferred_lean<H: Host>(
+        &mut self,
+        host: &mut H,
+        kfn: u32,
+        index: usize,
+        entry: u64,
+    ) -> Result<Reach, ShadowError> {
+        self.entry_changed_with::<H, true, false>(host, kfn, index, entry)
     }
 
     /// [`entry_changed_deferred`](Self::entry_changed_deferred) with the
@@ -2774,11 +2848,11 @@ impl ShadowCache {
         index: usize,
         entry: u64,
     ) -> Result<Reach, ShadowError> {
-        self.entry_changed_with::<H, false>(host, kfn, index, entry)
+        self.entry_changed_with::<H, false, false>(host, kfn, index, entry)
     }
 
     #[inline(always)]
-    fn entry_changed_with<H: Host, const INLINE: bool>(
+    fn entry_changed_with<H: Host, const INLINE: bool, const INLINE_HIT: bool>(
         &mut self,
         host: &mut H,
         kfn: u32,
@@ -2804,8 +2878,71 @@ impl ShadowCache {
             }
             return self.entry_changed_general(host, kfn, index, entry);
         }
+        // A hit. With `INLINE_HIT` the L1 write inline; else out of line
+        // too (`write_l1`): the usual hit, a lazy batch's next entry of a
+        // plain page table, is the ROM's path in assembly
+        // (`mmu_calls::quick_entry_update`), and what comes here is the
+        // rest (outside lazy mode, eager bits, a queue that is no plain
+        // run).
         let records = self.last_records;
-        self.entry_changed_records::<H, INLINE>(host, records, index, entry)
+        if INLINE_HIT {
+            self.entry_changed_records::<H, true>(host, records, index, entry)
+        } else {
+            self.entry_changed_records::<H, false>(host, records, index, entry)
+        }
+    }
+
+    /// The quick update's record (`mmu_calls::quick_entry_update`): the L1
+    /// record of `kfn` when the last-hit record cache holds `kfn` and its
+    /// records are a page table's alone (no directory record) with an L1
+    /// record, the case in which [`entry_changed_deferred`]
+    /// (Self::entry_changed_deferred) is `write_l1_inline` of that record
+    /// and nothing else. The last-hit cache never holds a table whose
+    /// frame is a [`KnownFrame`] (`records_uncached`), so neither does
+    /// this. None: any other case (nothing read but the cache).
+    #[inline(always)]
+    pub fn quick_page_table(&self, kfn: u32) -> Option<QuickTable> {
+        let r = self.last_records;
+        if !self.records_cached(kfn) || r.l2 != 0 || r.top != 0 || r.l1 == 0 {
+            return None;
+        }
+        Some(QuickTable { link: r.l1 })
+    }
+
+    /// What `write_l1_inline(l1, index, entry)` writes, worked out with no
+    /// change made: the shadow frame, the value and the tag. None when the
+    /// kernel's entry needs eager bits (`eager_bits`: a supervisor entry
+    /// without A, or writable without D; the ROM's path in assembly
+    /// leaves those to the general call) or its value needs the general
+    /// rule (`l1_value_quick` declines: the general rule may say something
+    /// on the console), so that the caller can still decline.
+    #[inline(always)]
+    pub fn quick_l1_write<H: Host>(
+        &self,
+        host: &H,
+        table: QuickTable,
+        index: usize,
+        entry: u64,
+    ) -> Option<QuickWrite> {
+        let Table { kfn, mfn, .. } = self.tables[usize::from(table.link - 1) % MAX_TABLES];
+        if eager_bits(entry) != 0 {
+            return None;
+        }
+        let value = l1_value_quick(
+            entry,
+            |f| host.machine_frame(f),
+            |f| host.read_only_frame(f),
+        )?;
+        Some(QuickWrite {
+            entry_maddr: entry_maddr(mfn, index),
+            value,
+            tag: Tag {
+                what: What::L1Entry,
+                kfn,
+                index: index as u16,
+                guest: entry,
+            },
+        })
     }
 
     /// `entry_changed` out of line: the 4-byte calls' (the L1 write out of

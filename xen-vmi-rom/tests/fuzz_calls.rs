@@ -42,7 +42,9 @@ use xen_abi::xen::{MmuUpdate, MmuextOp};
 use xen_vmi_rom::mmu_calls::{
     self, Call, CallHost, CallState, Outcome, Paging, Problem, Rejection, Sink,
 };
-use xen_vmi_rom::shadow_cache::{Access, Host, Note, ShadowCache, ShadowError, Tag, ENTRIES};
+use xen_vmi_rom::shadow_cache::{
+    Access, Host, Note, ShadowCache, ShadowError, Tag, ENTRIES, KNOWN_SLOTS,
+};
 
 /// Where the kernel maps its RAM (Linux's PAGE_OFFSET), slot 0.
 const DIRECT_MAP: u32 = 0xC000_0000;
@@ -300,6 +302,10 @@ impl CallHost for Backend {
         self.batch.is_idle()
     }
 
+    fn appends_write(&self, entry_maddr: u64) -> bool {
+        self.batch.appends_write(entry_maddr)
+    }
+
     fn enter_lazy(&mut self) {
         self.batch.enter_lazy();
     }
@@ -340,6 +346,23 @@ enum FaultUpdate {
 
 #[derive(Clone, Copy, Debug)]
 enum Step {
+    /// Lazy MMU mode (if not in a lazy mode already), then SetPxELong of
+    /// four entries of one page table in a row from entry `first` (or the
+    /// kernel's own store and UpdatePxELong: `update`), as a batch of
+    /// updates comes (the lazy path's case); expanded into those steps.
+    Run {
+        table: u32,
+        first: u32,
+        values: [u64; 4],
+        update: bool,
+        /// AllocatePage of the table and [`Step::Spares`] first.
+        spares: bool,
+    },
+    /// Twice `KNOWN_SLOTS` spare page tables announced and released in a
+    /// row (AllocatePage, ReleasePage): every table's known frame given
+    /// up, so that the lazy path (`quick_entry_update`, which declines a
+    /// known frame's table) meets plain tables.
+    Spares,
     /// SetPxE of one half (`high`: the upper 4 bytes).
     SetPxE {
         entry: EntryRef,
@@ -434,6 +457,19 @@ fn pte_value() -> BoxedStrategy<u64> {
         8 => (frame, any::<u16>()).prop_map(|(f, bits)| {
             (f << 12) | P | (u64::from(bits) & (RW | US | A | D | 0x100 | 0x200))
         }),
+    ]
+    .boxed()
+}
+
+/// An entry of a [`Step::Run`]: mostly a usual user page (present and
+/// accessed, dirty when writable, of the kernel's RAM) or none, else any
+/// page-table entry value.
+fn run_value() -> BoxedStrategy<u64> {
+    prop_oneof![
+        6 => (0x100u64..0x3000, any::<bool>())
+            .prop_map(|(f, w)| (f << 12) | P | US | A | if w { RW | D } else { 0 }),
+        1 => Just(0u64),
+        3 => pte_value(),
     ]
     .boxed()
 }
@@ -537,8 +573,15 @@ fn plausible_step() -> impl Strategy<Value = Step> {
         1 => prop::bool::weighted(0.7).prop_map(|on| Step::Paging { on }),
         3 => (0..8u32, prop::sample::select(table_frames())).prop_map(|(t, table)| Step::MapWindow { t, table }),
         6 => fault_step(),
+        1 => Just(Step::Spares),
+        3 => (prop::sample::select(L1S.to_vec()), 0..509u32, [run_value(), run_value(), run_value(), run_value()], any::<bool>(), any::<bool>())
+            .prop_map(|(table, first, values, update, spares)| Step::Run { table, first, values, update, spares }),
     ]
 }
+
+/// Frames [`Step::Spares`] announces as page tables (the kernel's RAM, no
+/// other step's).
+const SPARES: std::ops::Range<u32> = 0x2300..0x2300 + 2 * KNOWN_SLOTS as u32;
 
 /// A page fault, mostly at an address the steps map, mostly followed by
 /// the handler's update of its entry with a usual entry (a user page of
@@ -983,6 +1026,151 @@ thread_local! {
     static ONE_STEP_UPDATES: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
     /// Of UpdatePxELong's, those its path in assembly would take.
     static ASSEMBLY_UPDATES: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
+    /// SetPxELong and UpdatePxELong calls the lazy path
+    /// (`mmu_calls::quick_entry_update`) took in `run`.
+    static LAZY_UPDATES: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
+}
+
+/// The lazy path's page memo (`CallState::lazy_linear`) holds a page only
+/// with paging on, says what the linear slots say for it, and never names
+/// a frame of the ROM's area: the general call, which trusts it, and the lazy
+/// path then find the frame `linear_entry_frame` finds.
+fn check_lazy_memo(state: &CallState, paging: Paging) {
+    let (page, frame) = state.lazy_linear;
+    if page == CallState::NO_FAULT_LINEAR.0 {
+        return;
+    }
+    assert!(paging.enabled, "memo page {page:#x} with paging off");
+    assert_eq!(page & 0xFFF, 0xFFF, "memo page {page:#x}");
+    let slot = state
+        .in_use
+        .iter()
+        .find(|s| page.wrapping_sub(s.va) / 4096 < s.pages)
+        .unwrap_or_else(|| panic!("memo page {page:#x} in no linear slot"));
+    assert_eq!(
+        slot.pfn + page.wrapping_sub(slot.va) / 4096,
+        frame,
+        "memo page {page:#x}"
+    );
+    assert!(
+        !is_rom(u64::from(frame)),
+        "memo frame {frame:#x} is the ROM's"
+    );
+}
+
+/// The world an entry call may change, copied whole: the cache (plain
+/// data, as the ROM keeps it), the backend (the queue bit for bit) and the
+/// calls' state, for the general call run on the copy.
+struct World {
+    cache: Box<ShadowCache>,
+    b: Backend,
+    state: CallState,
+}
+
+fn copy_world(cache: &ShadowCache, b: &Backend, state: &CallState) -> World {
+    // SAFETY: all-zero bytes are a valid cache (its documentation), which
+    // is then overwritten with a copy of a valid one: plain data, no
+    // pointers, nothing dropped.
+    let mut copy: Box<ShadowCache> = unsafe { Box::new_zeroed().assume_init() };
+    // SAFETY: two distinct caches, one each.
+    unsafe { core::ptr::copy_nonoverlapping(cache, &mut *copy, 1) };
+    // SAFETY: the queue is plain data with no drop glue (arrays of plain
+    // values and counters): a bitwise copy is an independent queue.
+    let batch = Box::new(unsafe { core::ptr::read(&*b.batch) });
+    World {
+        cache: copy,
+        b: Backend {
+            model: b.model.clone(),
+            reference: b.reference.clone(),
+            batch,
+            pushed: b.pushed.clone(),
+            delivered: b.delivered.clone(),
+        },
+        state: *state,
+    }
+}
+
+/// The lazy path (`mmu_calls::quick_entry_update`) first, as the ROM's
+/// entries try it in lazy MMU mode; when it takes the update, the general
+/// call on a copy of the world from before must have done the same: an
+/// `Ok`, the same kernel memory, Xen's tables as the pushes leave them,
+/// the same ops pushed and queued with the same tags, the same counters,
+/// and the same calls' state but for the page memo. True: taken.
+fn lazy_path(
+    cache: &mut ShadowCache,
+    b: &mut Backend,
+    state: &mut CallState,
+    paging: Paging,
+    ptep: u32,
+    store: Option<u64>,
+) -> bool {
+    check_lazy_memo(state, paging);
+    // The world is copied (about 200 KiB) only where the path's first
+    // tests pass: lazy MMU mode, the memo's page, the last-hit table.
+    let (page, kfn) = state.lazy_linear;
+    let may_take = state.lazy == vmi_abi::flags::LazyMode::Mmu
+        && ptep | 0xFFF == page
+        && cache.quick_page_table(kfn).is_some();
+    if !may_take {
+        let (pushed, before) = (b.pushed.len(), *state);
+        assert!(!mmu_calls::quick_entry_update(
+            cache, b, state, paging, ptep, store
+        ));
+        assert_eq!(b.pushed.len(), pushed, "declined, yet a push");
+        assert_eq!(*state, before);
+        return false;
+    }
+    let mut general = copy_world(cache, b, state);
+    if !mmu_calls::quick_entry_update(cache, b, state, paging, ptep, store) {
+        // Declined: nothing changed.
+        assert_eq!(b.pushed, general.b.pushed);
+        assert!(
+            b.model.guest == general.b.model.guest,
+            "declined, yet a store"
+        );
+        assert_eq!(*state, general.state);
+        return false;
+    }
+    let g = &mut general;
+    let r = match store {
+        Some(value) => {
+            mmu_calls::set_pxe_long(&mut g.cache, &mut g.b, &mut g.state, paging, value, ptep)
+        }
+        None => mmu_calls::update_pxe(&mut g.cache, &mut g.b, &mut g.state, paging, ptep, true),
+    };
+    assert_eq!(
+        r,
+        Ok(()),
+        "the lazy path took {ptep:#x}, the general call refused it"
+    );
+    assert!(
+        b.model.guest == g.b.model.guest,
+        "kernel memory differs at {ptep:#x}"
+    );
+    assert!(
+        b.model.xen == g.b.model.xen,
+        "Xen's tables differ at {ptep:#x}"
+    );
+    assert!(
+        b.reference.xen == g.b.reference.xen,
+        "pushes differ at {ptep:#x}"
+    );
+    assert_eq!(b.pushed, g.b.pushed);
+    assert_eq!(b.delivered, g.b.delivered);
+    assert_eq!(
+        b.batch.pending().collect::<Vec<_>>(),
+        g.b.batch.pending().collect::<Vec<_>>()
+    );
+    assert_eq!(b.batch.len(), g.b.batch.len());
+    assert_eq!(b.batch.counters(), g.b.batch.counters());
+    assert_eq!(b.model.notes, g.b.model.notes);
+    let mut s = g.state;
+    s.lazy_linear = state.lazy_linear;
+    assert_eq!(*state, s);
+    assert!(cache.lookup_cache_agrees());
+    check_lazy_memo(state, paging);
+    LAZY_UPDATES.with(|c| c.set(c.get() + 1));
+    true
 }
 
 /// SetPxELong as the ROM's entry makes it: the one-step update after a
@@ -997,6 +1185,9 @@ fn rom_set_pxe_long(
     value: u64,
     ptep: u32,
 ) -> Result<(), Rejection> {
+    if lazy_path(cache, b, state, paging, ptep, Some(value)) {
+        return Ok(());
+    }
     if mmu_calls::fault_entry_update(cache, b, state, paging, ptep, Some(value)) {
         ONE_STEP_UPDATES.with(|c| c.set(c.get() + 1));
         return Ok(());
@@ -1047,6 +1238,9 @@ fn rom_update_pxe_long(
             "the assembly's update path takes {ptep:#x}, fault_entry does not"
         );
         ASSEMBLY_UPDATES.with(|c| c.set(c.get() + 1));
+    }
+    if lazy_path(cache, b, state, paging, ptep, None) {
+        return Ok(());
     }
     if mmu_calls::fault_entry_update(cache, b, state, paging, ptep, None) {
         ONE_STEP_UPDATES.with(|c| c.set(c.get() + 1));
@@ -1118,6 +1312,44 @@ fn run(steps: &[Step], pool: usize) -> Figures {
                     Step::SetCr3 { cr3: k.cr3 },
                 ]);
             }
+            Step::Run {
+                table,
+                first,
+                values,
+                update,
+                spares,
+            } => {
+                if spares {
+                    // The table announced, then its known frame given up.
+                    queue.push(Step::Allocate {
+                        pfn: table,
+                        flags: VMI_PAGE_L1,
+                        clone_pfn: 0,
+                        start: 0,
+                        count: 0,
+                    });
+                    queue.push(Step::Spares);
+                    // The queue empty again, a plain run from here.
+                    queue.push(Step::Flush {
+                        flags: VMI_FLUSH_TLB,
+                    });
+                }
+                queue.push(Step::Lazy { mode: VMI_LAZY_MMU });
+                queue.extend(values.iter().enumerate().map(|(j, &value)| {
+                    let entry = EntryRef::Table {
+                        phys: table * 4096 + (first + j as u32) * 8,
+                    };
+                    if update {
+                        Step::Update {
+                            entry,
+                            value: Some(value),
+                            long: true,
+                        }
+                    } else {
+                        Step::SetPxELong { entry, value }
+                    }
+                }));
+            }
             other => queue.push(other),
         }
     }
@@ -1149,7 +1381,7 @@ fn run(steps: &[Step], pool: usize) -> Figures {
                     };
                     (kfn, i, new)
                 });
-                let r = mmu_calls::set_pxe(&mut cache, &mut b, &state, paging, value, ptep);
+                let r = mmu_calls::set_pxe(&mut cache, &mut b, &mut state, paging, value, ptep);
                 (r, e.map(|_| ()), stored)
             }
             Step::SetPxELong { entry, value } => {
@@ -1174,7 +1406,7 @@ fn run(steps: &[Step], pool: usize) -> Figures {
                 let r = if long {
                     rom_update_pxe_long(&mut cache, &mut b, &mut state, paging, ptep)
                 } else {
-                    mmu_calls::update_pxe(&mut cache, &mut b, &state, paging, ptep, false)
+                    mmu_calls::update_pxe(&mut cache, &mut b, &mut state, paging, ptep, false)
                 };
                 (r, e.map(|_| ()), stored)
             }
@@ -1357,6 +1589,17 @@ fn run(steps: &[Step], pool: usize) -> Figures {
                 );
                 (r, e, None)
             }
+            Step::Spares => {
+                for pfn in SPARES {
+                    let r = mmu_calls::allocate_page(&mut cache, &mut b, pfn, VMI_PAGE_L1, 0, 0, 0);
+                    assert_eq!(r, Ok(()), "AllocatePage of spare {pfn:#x}");
+                }
+                for pfn in SPARES {
+                    let r = mmu_calls::release_page(&mut cache, &mut b, pfn, VMI_PAGE_L1);
+                    assert_eq!(r, Ok(()), "ReleasePage of spare {pfn:#x}");
+                }
+                (Ok(()), Ok(()), None)
+            }
             Step::Flush { flags } => {
                 let e = if flags & !3 != 0 || flags & 1 == 0 {
                     Err(Problem::FlushFlags { flags })
@@ -1422,9 +1665,11 @@ fn run(steps: &[Step], pool: usize) -> Figures {
             Step::Paging { on: false } => {
                 k.paging = false;
                 cache.leave_root();
+                // As the ROM's SetCR0 (paging.rs `set_paging`).
+                state.paging_off();
                 (Ok(()), Ok(()), None)
             }
-            Step::MapWindow { .. } => unreachable!("expanded"),
+            Step::MapWindow { .. } | Step::Run { .. } => unreachable!("expanded"),
         };
         match (&result, &expected) {
             (Err(r), _) if r.problem == Problem::Shadow(ShadowError::OutOfFrames) && small_pool => {
@@ -1624,10 +1869,12 @@ fn random_sequences_reach_every_path() {
         QUICK_FAULTS.with(|c| c.get()),
         ONE_STEP_UPDATES.with(|c| c.get()),
     );
+    let lazy = LAZY_UPDATES.with(|c| c.get());
     eprintln!(
-        "quick faults {faults}, one-step updates {one_step}, the assembly's {}",
+        "quick faults {faults}, one-step updates {one_step}, the assembly's {}, lazy path {lazy}",
         ASSEMBLY_UPDATES.with(|c| c.get())
     );
+    assert!(lazy > 100, "lazy path updates {lazy}");
     assert!(
         faults > 100 && one_step > 50,
         "quick faults {faults}, one-step updates {one_step}"
@@ -1666,15 +1913,17 @@ mod found {
     /// half into the next page of the ROM's view area.
     #[test]
     fn a_misaligned_entry_address_is_refused_before_the_store() {
-        let (mut cache, mut b, state) = setup();
+        let (mut cache, mut b, mut state) = setup();
         let before = b.model.guest.clone();
         let ptep = DIRECT_MAP + L1S[0] * 4096 + 0xFFC;
         let p = crash(mmu_calls::set_pxe_long(
-            &mut cache, &mut b, &state, ON, 1, ptep,
+            &mut cache, &mut b, &mut state, ON, 1, ptep,
         ));
         assert_eq!(p, Problem::EntryMisaligned { ptep });
         let ptep = DIRECT_MAP + L1S[0] * 4096 + 0xFFE;
-        let p = crash(mmu_calls::set_pxe(&mut cache, &mut b, &state, ON, 1, ptep));
+        let p = crash(mmu_calls::set_pxe(
+            &mut cache, &mut b, &mut state, ON, 1, ptep,
+        ));
         assert_eq!(p, Problem::EntryMisaligned { ptep });
         assert_eq!(b.model.guest, before, "nothing stored");
     }
@@ -1683,10 +1932,10 @@ mod found {
     /// check let SetPxE write into the ROM itself.
     #[test]
     fn the_roms_frames_take_no_entries() {
-        let (mut cache, mut b, state) = setup();
+        let (mut cache, mut b, mut state) = setup();
         let ptep = DIRECT_MAP + 0xC1 * 4096 + 8;
         let p = crash(mmu_calls::set_pxe_long(
-            &mut cache, &mut b, &state, ON, 1, ptep,
+            &mut cache, &mut b, &mut state, ON, 1, ptep,
         ));
         assert_eq!(p, Problem::EntryNotRam { ptep, kfn: 0xC1 });
         let r = mmu_calls::allocate_page(&mut cache, &mut b, 0xC1, VMI_PAGE_L1, 0, 0, 0);
@@ -1702,15 +1951,15 @@ mod found {
     /// entry pointed.
     #[test]
     fn a_table_beyond_32_bit_frames_is_no_alias() {
-        let (mut cache, mut b, state) = setup();
+        let (mut cache, mut b, mut state) = setup();
         b.model.guest_mut(L1S[3])[0] = (u64::from(L1S[4]) << 12) | P | RW | A | D;
         let pde = (((1u64 << 32) | u64::from(L1S[3])) << 12) | P | RW;
         let at = DIRECT_MAP + L2S[0] * 4096 + WINDOW_PDE * 8;
-        mmu_calls::set_pxe_long(&mut cache, &mut b, &state, ON, pde, at).unwrap();
+        mmu_calls::set_pxe_long(&mut cache, &mut b, &mut state, ON, pde, at).unwrap();
         let before = b.model.guest.clone();
         let ptep = window_va(0);
         let p = crash(mmu_calls::set_pxe_long(
-            &mut cache, &mut b, &state, ON, 1, ptep,
+            &mut cache, &mut b, &mut state, ON, 1, ptep,
         ));
         assert_eq!(p, Problem::EntryNotMapped { ptep });
         assert_eq!(b.model.guest, before, "nothing stored");
@@ -1720,15 +1969,15 @@ mod found {
     /// part of the frame, one frame off.
     #[test]
     fn a_large_page_with_pat_reaches_its_own_frames() {
-        let (mut cache, mut b, state) = setup();
+        let (mut cache, mut b, mut state) = setup();
         let pde = (u64::from(L1S[0]) << 12) | 0x1000 | P | RW | PS;
         let at = DIRECT_MAP + L2S[0] * 4096 + WINDOW_PDE * 8;
-        mmu_calls::set_pxe_long(&mut cache, &mut b, &state, ON, pde, at).unwrap();
+        mmu_calls::set_pxe_long(&mut cache, &mut b, &mut state, ON, pde, at).unwrap();
         // The page's base is bits 21 up: the window's first page is frame
         // L1S[0] rounded down to 512 frames (0x2000 already is).
         let base = L1S[0] & !511;
         let ptep = window_va(0) + 8;
-        mmu_calls::set_pxe_long(&mut cache, &mut b, &state, ON, 0x1234, ptep).unwrap();
+        mmu_calls::set_pxe_long(&mut cache, &mut b, &mut state, ON, 0x1234, ptep).unwrap();
         assert_eq!(b.model.guest_entry(base, 1), 0x1234);
         assert_eq!(b.model.guest_entry(base + 1, 1), 0, "one frame off");
     }
@@ -1745,7 +1994,7 @@ mod found {
         // The slot was left empty: the address is not mapped.
         let ptep = 0xFF80_1000;
         let p = crash(mmu_calls::set_pxe_long(
-            &mut cache, &mut b, &state, ON, 1, ptep,
+            &mut cache, &mut b, &mut state, ON, 1, ptep,
         ));
         assert_eq!(p, Problem::EntryNotMapped { ptep });
     }
@@ -1755,13 +2004,13 @@ mod found {
     /// alone and left the entry out (the long run's first find).
     #[test]
     fn a_clone_without_zeroed_reads_the_whole_directory() {
-        let (mut cache, mut b, state) = setup();
+        let (mut cache, mut b, mut state) = setup();
         let pde = (u64::from(L1S[0]) << 12) | P;
         let at = DIRECT_MAP + L2S[1] * 4096 + 7 * 8;
-        mmu_calls::set_pxe_long(&mut cache, &mut b, &state, ON, pde, at).unwrap();
+        mmu_calls::set_pxe_long(&mut cache, &mut b, &mut state, ON, pde, at).unwrap();
         let pdpte = (u64::from(L2S[1]) << 12) | P;
         let at = DIRECT_MAP + CR3S[2];
-        mmu_calls::set_pxe_long(&mut cache, &mut b, &state, ON, pdpte, at).unwrap();
+        mmu_calls::set_pxe_long(&mut cache, &mut b, &mut state, ON, pdpte, at).unwrap();
         let flags = VMI_PAGE_PD | VMI_PAGE_CLONE;
         let clone_pfn = CR3S[2] >> 12;
         mmu_calls::allocate_page(&mut cache, &mut b, L2S[1], flags, clone_pfn, 2, 3).unwrap();
@@ -1781,7 +2030,7 @@ mod found {
         assert!(b.batch.is_lazy());
         let ptep = DIRECT_MAP + L2S[0] * 4096;
         let pde = (u64::from(L1S[0]) << 12) | P | RW;
-        mmu_calls::set_pxe_long(&mut cache, &mut b, &state, ON, pde, ptep).unwrap();
+        mmu_calls::set_pxe_long(&mut cache, &mut b, &mut state, ON, pde, ptep).unwrap();
         assert!(!b.batch.is_empty(), "queued in lazy MMU mode");
         let r = mmu_calls::set_lazy_mode(&mut state, &mut b, VMI_LAZY_CPU).unwrap_err();
         assert_eq!(

@@ -183,83 +183,12 @@ const HEAP_READY_VA: u32 = xen_vmi_rom::layout::ROM_STATE_VA
     + xen_vmi_rom::rom_state::ROM_RUNTIME_OFFSET
     + core::mem::offset_of!(crate::runtime::Runtime, paging) as u32
     + core::mem::offset_of!(crate::paging::Paging, heap_ready) as u32;
-/// The shadow cache's address of the last quick fault, once the heap is
-/// built (`ShadowCache::FAULT_VA_OFFSET`: 0 in its first word when none).
-const FAULT_VA_VA: u32 = xen_vmi_rom::layout::SHADOW_HEAP_VA
-    + core::mem::offset_of!(crate::mmu::Heap, cache) as u32
-    + xen_vmi_rom::shadow_cache::ShadowCache::FAULT_VA_OFFSET as u32;
 const _: () = assert!(
     core::mem::size_of::<vmi_abi::flags::LazyMode>() == 4
         && vmi_abi::flags::LazyMode::None as u32 == 0
+        && vmi_abi::flags::LazyMode::Mmu as u32 == 1
+        && vmi_abi::flags::LazyMode::Cpu as u32 == 2
 );
-
-/// The masked entry of SetPxELong and UpdatePxELong. Outside lazy mode
-/// (one compare here, so that a lazy update pays nothing more) and with
-/// the address of a quick fault remembered (two more: other updates pay
-/// little) the one-step path after a page fault, `$fast`, is tried
-/// first: an `extern "fastcall"`
-/// handler answering true when it did the call, set up by `$fast_setup`,
-/// which keeps what `$handler` needs, and undone by `$fast_done` (the
-/// call done: the kernel's EAX, ECX and EDX are the call's to clobber,
-/// regparm(3)) or `$fast_declined` (which restores what `$handler`'s
-/// `$args` read). Otherwise `$handler`, an `extern "fastcall"` handler
-/// given `$args` (its arguments in ECX, EDX and, for a third, one push the
-/// handler itself pops): fewer moves than the three pushes of
-/// [`masked_entry`], so that the lazy update's entry is no longer than it
-/// was with no one-step path at all.
-macro_rules! masked_after_fault_entry {
-    ($entry:literal => $handler:path, [$($args:literal),*];
-     $fast:path, [$($fast_setup:literal),*], [$($fast_done:literal),*],
-     [$($fast_declined:literal),*]) => {
-        core::arch::global_asm!(
-            ".pushsection .text.vmi_calls, \"ax\"",
-            concat!(".globl ", $entry),
-            concat!($entry, ":"),
-            "push ebx",
-            "movzx ebx, byte ptr [{mask}]",
-            "mov byte ptr [{mask}], 1",
-            "cmp dword ptr [{lazy}], 0",
-            "je 5f",
-            "6:",
-            $($args,)*
-            "call {handler}",
-            "7:",
-            "mov byte ptr [{mask}], bl",
-            "test bl, bl",
-            "jnz 1f",
-            "cmp byte ptr [{pending}], 0",
-            "je 1f",
-            "call vmi_force_upcall",
-            "1:",
-            "pop ebx",
-            "ret",
-            "5:",
-            // No address of a quick fault remembered (or no heap yet, to
-            // remember one in): nothing for the one-step path.
-            "cmp byte ptr [{heap_ready}], 0",
-            "je 6b",
-            "cmp dword ptr [{fault_va}], 0",
-            "je 6b",
-            $($fast_setup,)*
-            "call {fast}",
-            "test al, al",
-            "jz 8f",
-            $($fast_done,)*
-            "jmp 7b",
-            "8:",
-            $($fast_declined,)*
-            "jmp 6b",
-            ".popsection",
-            handler = sym $handler,
-            fast = sym $fast,
-            lazy = const LAZY_MODE_VA,
-            heap_ready = const HEAP_READY_VA,
-            fault_va = const FAULT_VA_VA,
-            mask = const SHARED_INFO_VA + 1,
-            pending = const SHARED_INFO_VA,
-        );
-    };
-}
 
 // SetAlarm(flags, expiry: u64 in EDX:ECX, period: u64 on the stack): five
 // words for the handler.
@@ -319,31 +248,295 @@ regparm_entry!("vmi_entry_get_cr3" => crate::paging::get_cr3);
 masked_entry!("vmi_entry_flush_tlb" => crate::paging::vmi_flush_tlb, "0");
 masked_entry!("vmi_entry_inval_page" => crate::paging::vmi_inval_page, "0");
 masked_entry!("vmi_entry_set_pxe" => crate::paging::set_pxe, "0");
-// SetPxELong's flags (a hint of which address space the entry is in) are
-// not needed: the shadows know which tables the loaded space reaches. Not
-// copied for the handler (one push less on every page-table update). The
-// general handler takes the value's halves in ECX and EDX and the address
-// on the stack; the one-step path the address in ECX, where it is.
-masked_after_fault_entry!("vmi_entry_set_pxe_long" => crate::paging::set_pxe_long,
-    ["push ecx", "mov ecx, eax"];
-    // The one-step path: the address in ECX, EDX pointing at the value's
-    // halves (low, high) pushed below it, with the address kept on top.
-    crate::paging::set_pxe_long_after_fault,
-    ["push ecx", "push edx", "push eax", "mov edx, esp"],
-    ["add esp, 12"],
-    ["pop eax", "pop edx", "pop ecx"]);
 masked_entry!("vmi_entry_update_pxe" => crate::paging::update_pxe, "0");
-// UpdatePxELong(ptep in EAX, flags in EDX): `masked_after_fault_entry`
-// with the one-step path's usual case in assembly first (below).
+// SetPxELong(pte in EDX:EAX, ptep in ECX, flags on the stack) and
+// UpdatePxELong(ptep in EAX, flags in EDX). The flags (a hint of which
+// address space the entry is in) are not needed: the shadows know which
+// tables the loaded space reaches. Both stubs are the masked entry of
+// `masked_after_fault_entry` (the one-step path after a page fault tried
+// first outside lazy mode; UpdatePxELong's usual case of it in assembly,
+// below) with, in lazy MMU mode, the usual update in assembly first
+// (`lazy_entry_update`). SetPxELong's general handler takes the value's
+// halves in ECX and EDX and the address on the stack; its one-step path
+// the address in ECX, EDX pointing at the value's halves (low, high)
+// pushed below it, with the address kept on top.
 core::arch::global_asm!(
     ".pushsection .text.vmi_calls, \"ax\"",
+    // `mmu_calls::quick_entry_update` (tests/fuzz_calls.rs holds it to the
+    // general call), for SetPxELong (`set` 1: EDX:EAX the new entry, ECX
+    // its address) or UpdatePxELong (0: EAX the address), in lazy MMU
+    // mode (tested by the stub), EBX the caller's event mask as the stub
+    // saved it. Every test is made before the first change; a decline
+    // leaves the registers as the stub had them and goes to the general
+    // handler (`6f`), the update done to the stub's way out (`7f`).
+    ".macro lazy_entry_update set",
+    ".if \\set == 0",
+    "mov ecx, eax",
+    ".endif",
+    // In lazy MMU mode the kernel has activated and the heap is built
+    // (SetLazyMode enters the mode only then, and both stay so): the
+    // cache may be read. First the last-hit record cache's records: a
+    // page table's alone (`quick_page_table`: no L2 or top record, two
+    // u16 in a row; a fork's writes of a new table with a known frame,
+    // after its directory's, decline here).
+    "cmp dword ptr [{cache} + {last_l2}], 0",
+    "jne 6f",
+    "push esi",
+    // The entry's kernel frame (`linear_entry_frame`): the page memo's
+    // (`CallState::lazy_linear`), else the general call (which keeps the
+    // page it finds there in the memo).
+    "mov esi, ecx",
+    "or esi, 0xFFF",
+    "cmp esi, [{memo_page}]",
+    "jne 58f",
+    "mov esi, [{memo_kfn}]",
+    // The last-hit record cache holds that frame's records.
+    "cmp [{cache} + {last_kfn}], esi",
+    "jne 58f",
+    "cmp byte ptr [{cache} + {last_valid}], 0",
+    "je 58f",
+    // `activate` and `heap` with nothing more to do (no switch is held in
+    // lazy MMU mode: one is held only in lazy CPU mode, and entering MMU
+    // mode from there goes through `heap`, which queues it; the queue is
+    // lazy in a lazy mode, `queue_is_lazy`), the address aligned (paging
+    // is on: the memo holds a page only then, `CallState::paging_off`);
+    // then what
+    // `activate` does at every call: `last_fix` forgotten (the general
+    // handler would do it again).
+    // The queue a plain run (`mirrored`) with room: early, as a batch
+    // with other ops queued (a new table's) declines every write.
+    "cmp byte ptr [{batch} + {mirrored}], 0",
+    "je 58f",
+    "cmp dword ptr [{batch} + {len}], {capacity}",
+    "jae 58f",
+    "test cl, 7",
+    "jnz 58f",
+    "mov dword ptr [{last_fix} + 8], -1",
+    "push ebx",
+    "push edi",
+    "push ebp",
+    "movzx edi, word ptr [{cache} + {last_l1}]",
+    "sub edi, 1",
+    "jb 59f",
+    "shl edi, {table_shift}",
+    "mov edi, [{cache} + {table_mfn} + edi]",
+    // The kernel's view of the frame: the memo's (`kernel_view`'s first
+    // compare; else the general call looks it up). EBP the entry in it,
+    // EDI:ECX the shadow entry's machine address (`entry_maddr`).
+    "cmp [{view_kfn}], esi",
+    "jne 59f",
+    "mov ebp, [{view_va}]",
+    "test ebp, ebp",
+    "jz 59f",
+    "mov ebx, ecx",
+    "and ebx, 0xFF8",
+    "add ebp, ebx",
+    "mov ecx, edi",
+    "shr ecx, 20",
+    "shl edi, 12",
+    "or edi, ebx",
+    ".if \\set == 0",
+    // UpdatePxELong: the entry as the kernel wrote it (`read_entry`).
+    "mov eax, [ebp]",
+    "mov edx, [ebp + 4]",
+    ".endif",
+    // The queue appends the write (`MmuBatch::appends_write`): room and
+    // a mirrored queue (above), the last request (if any) of another
+    // entry. An empty queue's "last request" is the 16 bytes before the
+    // array, inside the queue: if they happen to name the entry, a
+    // decline.
+    "mov esi, [{batch} + {len}]",
+    "shl esi, 4",
+    "mov ebx, [{batch} + {reqs} + esi - 16]",
+    "and ebx, -4",
+    "cmp ebx, edi",
+    "jne 55f",
+    "cmp [{batch} + {reqs} + esi - 12], ecx",
+    "je 57f",
+    "55:",
+    // A not-present entry: no eager bits (`eager_bits`), the shadow value
+    // 0 (`l1_value_quick`). Else no eager bits: a user entry, or a
+    // supervisor one accessed and, if writable, dirty.
+    "test al, {p}",
+    "jz 61f",
+    "test al, {u}",
+    "jnz 56f",
+    "mov ebx, eax",
+    "and ebx, {a_rw_d}",
+    "cmp ebx, {a_rw}",
+    "je 57f",
+    "test bl, {a}",
+    "jz 57f",
+    "56:",
+    // The shadow value of a present entry (`l1_value_quick`): bits 44-62
+    // clear (else the general rule); the frame, (low >> 12) | (high <<
+    // 20), `k2m` of it (below `kernel_frame_limit`, its word not all
+    // ones), not in the PC's reserved area (the general rule's writable
+    // test; the ROM's frames are left to the general call).
+    "test edx, 0x7FFFF000",
+    "jnz 57f",
+    "mov ebx, eax",
+    "shrd ebx, edx, 12",
+    "cmp ebx, [{frame_limit}]",
+    "jae 57f",
+    "lea esi, [ebx - {ro_first}]",
+    "cmp esi, {ro_count}",
+    "jb 57f",
+    "mov ebx, [{k2m} + ebx * 4]",
+    "cmp ebx, -1",
+    "je 57f",
+    // Done from here. SetPxELong's store, the high half first for a
+    // present entry (`RomHost::write`).
+    ".if \\set",
+    "mov [ebp + 4], edx",
+    "mov [ebp], eax",
+    ".endif",
+    // Not accessed: 0. Else the low half machine << 12 | the flags `low &
+    // kept & (!RW | (low >> 5) & RW)`, the high machine >> 20 | NX: into
+    // EBX and EBP.
+    "test al, {a}",
+    "jz 62f",
+    "mov esi, eax",
+    "shr esi, 5",
+    "or esi, {not_rw}",
+    "and esi, {kept}",
+    "and esi, eax",
+    // The high half: NX (bit 31 of EDX) moved down 12 and the machine
+    // frame's top 12 bits shifted in under it (`shld`).
+    "mov ebp, edx",
+    "and ebp, 0x80000000",
+    "shr ebp, 12",
+    "shld ebp, ebx, 12",
+    "shl ebx, 12",
+    "or ebx, esi",
+    "jmp 63f",
+    "61:",
+    ".if \\set",
+    "mov [ebp], eax",
+    "mov [ebp + 4], edx",
+    ".endif",
+    "62:",
+    "xor ebx, ebx",
+    "xor ebp, ebp",
+    "63:",
+    // `push_pte_write` appending (`MmuBatch::WRITE_SLOT`): the request
+    // (EDI:ECX the address, command 0: MMU_NORMAL_PT_UPDATE; EBX:EBP the
+    // value) at `reqs[len]` and in the live slot `slots[len]` with its tag
+    // (`What::L1Entry`, the frame, the index, the kernel's entry), the
+    // push counted, `len` one more. Nothing at the call's end: the queue
+    // is lazy.
+    "mov esi, [{batch} + {len}]",
+    "shl esi, 4",
+    "mov [{batch} + {reqs} + esi], edi",
+    "mov [{batch} + {reqs} + esi + 4], ecx",
+    "mov [{batch} + {reqs} + esi + 8], ebx",
+    "mov [{batch} + {reqs} + esi + 12], ebp",
+    "imul esi, dword ptr [{batch} + {len}], {slot_bytes}",
+    "mov dword ptr [{batch} + {slots} + esi + {op_word_at}], {op_word}",
+    "mov [{batch} + {slots} + esi + {request_at}], edi",
+    "mov [{batch} + {slots} + esi + {request_at} + 4], ecx",
+    "mov [{batch} + {slots} + esi + {request_at} + 8], ebx",
+    "mov [{batch} + {slots} + esi + {request_at} + 12], ebp",
+    "mov [{batch} + {slots} + esi + {tag_at} + {tag_guest}], eax",
+    "mov [{batch} + {slots} + esi + {tag_at} + {tag_guest} + 4], edx",
+    "and edi, 0xFFF",
+    "shr edi, 3",
+    "mov word ptr [{batch} + {slots} + esi + {tag_at} + {tag_index}], di",
+    "mov ecx, [{cache} + {last_kfn}]",
+    "mov [{batch} + {slots} + esi + {tag_at} + {tag_kfn}], ecx",
+    "mov byte ptr [{batch} + {slots} + esi + {tag_at} + {tag_what}], {l1_entry}",
+    "mov byte ptr [{batch} + {slots} + esi + {state_at}], {live}",
+    "add dword ptr [{batch} + {pushes}], 1",
+    "adc dword ptr [{batch} + {pushes} + 4], 0",
+    "inc dword ptr [{batch} + {len}]",
+    "pop ebp",
+    "pop edi",
+    "pop ebx",
+    "pop esi",
+    // The stub's way out (`7f`), here.
+    "mov byte ptr [{mask}], bl",
+    "test bl, bl",
+    "jnz 1f",
+    "cmp byte ptr [{pending}], 0",
+    "je 1f",
+    "call vmi_force_upcall",
+    "1:",
+    "pop ebx",
+    "ret",
+    "57:",
+    // A decline once ECX holds the machine address's high half: the
+    // entry's address again, the memo's page with the entry's offset
+    // (EDI's bits 0-11; `ptep` is 8-aligned).
+    "mov ecx, edi",
+    "and ecx, 0xFFF",
+    "xor ecx, 0xFFF",
+    "xor ecx, [{memo_page}]",
+    "59:",
+    "pop ebp",
+    "pop edi",
+    "pop ebx",
+    "58:",
+    "pop esi",
+    ".if \\set == 0",
+    "mov eax, ecx",
+    ".endif",
+    "jmp 6f",
+    ".endm",
+    ".globl vmi_entry_set_pxe_long",
+    "vmi_entry_set_pxe_long:",
+    "push ebx",
+    "movzx ebx, byte ptr [{mask}]",
+    "mov byte ptr [{mask}], 1",
+    // Lazy mode: none (0) below MMU (1), CPU (2) above.
+    "cmp dword ptr [{lazy}], {lazy_mmu}",
+    "jb 5f",
+    "ja 6f",
+    "lazy_entry_update 1",
+    "6:",
+    "push ecx",
+    "mov ecx, eax",
+    "call {set_handler}",
+    "7:",
+    "mov byte ptr [{mask}], bl",
+    "test bl, bl",
+    "jnz 1f",
+    "cmp byte ptr [{pending}], 0",
+    "je 1f",
+    "call vmi_force_upcall",
+    "1:",
+    "pop ebx",
+    "ret",
+    "5:",
+    // No address of a quick fault remembered (or no heap yet, to
+    // remember one in): nothing for the one-step path.
+    "cmp byte ptr [{heap_ready}], 0",
+    "je 6b",
+    "cmp dword ptr [{cache} + {fault_va}], 0",
+    "je 6b",
+    "push ecx",
+    "push edx",
+    "push eax",
+    "mov edx, esp",
+    "call {set_fast}",
+    "test al, al",
+    "jz 8f",
+    "add esp, 12",
+    "jmp 7b",
+    "8:",
+    "pop eax",
+    "pop edx",
+    "pop ecx",
+    "jmp 6b",
     ".globl vmi_entry_update_pxe_long",
     "vmi_entry_update_pxe_long:",
     "push ebx",
     "movzx ebx, byte ptr [{mask}]",
     "mov byte ptr [{mask}], 1",
-    "cmp dword ptr [{lazy}], 0",
-    "je 5f",
+    // Lazy mode: none (0) below MMU (1), CPU (2) above.
+    "cmp dword ptr [{lazy}], {lazy_mmu}",
+    "jb 5f",
+    "ja 6f",
+    "lazy_entry_update 0",
     "6:",
     "mov ecx, eax",
     "call {handler}",
@@ -536,6 +729,45 @@ core::arch::global_asm!(
     ".popsection",
     handler = sym crate::paging::update_pxe_long,
     fast = sym crate::paging::update_pxe_long_after_fault,
+    set_handler = sym crate::paging::set_pxe_long,
+    set_fast = sym crate::paging::set_pxe_long_after_fault,
+    lazy_mmu = const vmi_abi::flags::LazyMode::Mmu as u32,
+    batch = const quick_update::BATCH_VA,
+    ro_first = const xen_vmi_rom::layout::LOW_RAM_END >> 12,
+    memo_page = const quick_update::LAZY_LINEAR_VA,
+    memo_kfn = const quick_update::LAZY_LINEAR_VA + 4,
+    ro_count = const (xen_vmi_rom::layout::HIGH_RAM_START - xen_vmi_rom::layout::LOW_RAM_END) >> 12,
+    last_valid = const tables::LAST_VALID,
+    last_kfn = const tables::LAST_KFN,
+    last_l1 = const tables::LAST_L1,
+    last_l2 = const tables::LAST_L2,
+    table_shift = const tables::TABLE_SHIFT,
+    table_mfn = const tables::TABLE_MFN,
+    view_kfn = const crate::mmu::LAST_KERNEL_KFN_VA,
+    view_va = const crate::mmu::LAST_KERNEL_VA_VA,
+    len = const quick_update::Batch::LEN_OFFSET,
+    capacity = const crate::mmu::BATCH,
+    mirrored = const quick_update::Batch::MIRRORED_OFFSET,
+    reqs = const quick_update::WRITE.reqs,
+    slots = const quick_update::WRITE.slots,
+    slot_bytes = const quick_update::WRITE.slot_size,
+    op_word_at = const quick_update::WRITE.op_word_at,
+    op_word = const quick_update::WRITE.op_word,
+    request_at = const quick_update::WRITE.request_at,
+    tag_at = const quick_update::WRITE.tag_at,
+    state_at = const quick_update::WRITE.state_at,
+    live = const quick_update::WRITE.live,
+    pushes = const quick_update::WRITE.pushes,
+    tag_kfn = const tables::TAG_KFN,
+    tag_index = const tables::TAG_INDEX,
+    tag_guest = const tables::TAG_GUEST,
+    tag_what = const tables::TAG_WHAT,
+    l1_entry = const tables::L1_ENTRY,
+    p = const shadow_entry::PRESENT as u32,
+    a = const shadow_entry::ACCESSED as u32,
+    u = const shadow_entry::USER as u32,
+    a_rw = const (shadow_entry::ACCESSED | shadow_entry::RW) as u32,
+    a_rw_d = const (shadow_entry::ACCESSED | shadow_entry::RW | shadow_entry::DIRTY) as u32,
     refused = sym crate::paging::update_pxe_long_quick_refused,
     lazy = const LAZY_MODE_VA,
     heap_ready = const HEAP_READY_VA,
@@ -586,6 +818,7 @@ core::arch::global_asm!(
 );
 
 use xen_vmi_rom::shadow_cache::quick_fault_layout as layout;
+use xen_vmi_rom::shadow_cache::quick_table_layout as tables;
 use xen_vmi_rom::shadow_entry;
 
 /// Where UpdatePxELong's path in assembly finds the state it reads and
@@ -617,6 +850,13 @@ mod quick_update {
     pub const FAULT_VA: usize = super::layout::FAULT_VA;
     pub type Batch = mmu_batch::MmuBatch<xen_vmi_rom::shadow_cache::Tag, { crate::mmu::BATCH }>;
     pub const BATCH_VA: u32 = HEAP_VA + offset_of!(crate::mmu::Heap, batch) as u32;
+    /// Where a write the queue appends goes (`MmuBatch::appends_write`).
+    pub const WRITE: mmu_batch::WriteSlotLayout = Batch::WRITE_SLOT;
+    /// `CallState::lazy_linear`: the page (address | 0xFFF), then its
+    /// frame (u32 each, as `fault_linear`).
+    pub const LAZY_LINEAR_VA: u32 = PAGING_VA
+        + (offset_of!(Paging, calls) + offset_of!(xen_vmi_rom::mmu_calls::CallState, lazy_linear))
+            as u32;
 
     const _: () = {
         let fault_linear: (u32, u32) = (1, 2);
@@ -627,6 +867,9 @@ mod quick_update {
         assert!(core::mem::size_of::<usize>() == 4);
         assert!(Batch::MAPPED_WRITES_OFFSET.is_multiple_of(8) && BATCH_VA.is_multiple_of(8));
         assert!(core::mem::size_of::<(u32, u32, u32)>() == 12);
+        // The lazy path reads the 16 bytes before `reqs` for an empty
+        // queue's last request: inside the queue.
+        assert!(WRITE.reqs >= 16);
         // The path reads `activated` and `heap_ready` as one 16-bit word.
         assert!(super::HEAP_READY_VA == ACTIVATED_VA + 1);
         // The page memo's "none" fails the frame compare (its page alone

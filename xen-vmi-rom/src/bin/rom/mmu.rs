@@ -288,6 +288,15 @@ pub struct Views {
     last_kernel_va: u32,
 }
 
+/// Where the ROM's lazy SetPxELong and UpdatePxELong path in assembly
+/// (entry.rs) finds the kernel view memo (`Views::last_kernel_kfn` and
+/// `last_kernel_va`, u32 each): what `RomHost::kernel_view` compares
+/// first.
+pub const LAST_KERNEL_KFN_VA: u32 = SHADOW_HEAP_VA
+    + (core::mem::offset_of!(Heap, views) + core::mem::offset_of!(Views, last_kernel_kfn)) as u32;
+pub const LAST_KERNEL_VA_VA: u32 = SHADOW_HEAP_VA
+    + (core::mem::offset_of!(Heap, views) + core::mem::offset_of!(Views, last_kernel_va)) as u32;
+
 impl Views {
     /// # Safety
     /// `this` must be valid for writes and aligned.

@@ -393,6 +393,9 @@ pub fn set_paging(on: bool) {
         // `enabled` (a fault is the kernel's quick one only with paging
         // on, `kernels_page_fault`).
         let _ = cache.take_fault_va();
+        // Nor a page in the lazy path's memo: that path (entry.rs) relies
+        // on it instead of testing `enabled` too.
+        rt.paging.calls.paging_off();
         barrier(host.batch, Barrier::BaseSwitch);
     }
 }
@@ -694,13 +697,13 @@ fn entry_call(
     call: impl FnOnce(
         &mut ShadowCache,
         &mut RomHost<'_>,
-        &CallState,
+        &mut CallState,
         mmu_calls::Paging,
     ) -> Result<(), Rejection>,
 ) {
     activate();
     let (cache, mut host) = heap().split();
-    let calls = &runtime().paging.calls;
+    let calls = &mut runtime().paging.calls;
     finish(call(cache, &mut host, calls, call_paging()));
 }
 

@@ -1,0 +1,207 @@
+//! `MmuBatch::appends_write` and `MmuBatch::WRITE_SLOT`: the ROM's lazy
+//! SetPxELong and UpdatePxELong path queues a write in assembly, by the
+//! layout `WRITE_SLOT` gives, where `appends_write` says the push would only
+//! append it. Transcribed here word for word (the request at `reqs[len]`,
+//! the slot's op word, request, tag and state, the push count, `len` one
+//! more), against `push_pte_write` on a copy of the queue: on random
+//! writes (a few entries, so that the last request is often the same
+//! entry; other ops now and then, which end the queue's mirrored run; a
+//! small queue, often full; flushes), the two queues hold the same ops
+//! and tags, the same length and counters, and flush the same requests.
+
+use mmu_batch::{Failure, FlushTarget, MmuBatch, Multicall, Op, PteWrite};
+use proptest::prelude::*;
+use xen_abi::xen::{MmuUpdate, MmuextOp};
+
+const N: usize = 6;
+
+/// A tag shaped as the ROM's (`shadow_cache::Tag`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+struct Tag {
+    what: u8,
+    kfn: u32,
+    index: u16,
+    guest: u64,
+}
+
+/// Xen taking everything, recording the requests.
+#[derive(Default)]
+struct Xen {
+    requests: Vec<(u64, u64)>,
+    exts: usize,
+}
+
+impl FlushTarget<Tag> for Xen {
+    fn mmu_update(&mut self, reqs: &[MmuUpdate], pdone: &mut u32) -> i32 {
+        self.requests
+            .extend(reqs.iter().map(|r| (r.ptr.get(), r.val.get())));
+        *pdone = reqs.len() as u32;
+        0
+    }
+
+    fn mmuext_op(&mut self, ops: &[MmuextOp], pdone: &mut u32) -> i32 {
+        self.exts += ops.len();
+        *pdone = ops.len() as u32;
+        0
+    }
+
+    fn update_va_mapping(&mut self, _va: u32, _pte: u64, _flags: u32) -> i32 {
+        0
+    }
+
+    fn stack_switch(&mut self, _ss: u32, _esp: u32) -> i32 {
+        0
+    }
+
+    fn multicall(&mut self, calls: &mut Multicall<'_>) -> i32 {
+        for j in 0..calls.len() {
+            let done = match calls.decode(j).expect("an entry the queue made") {
+                mmu_batch::Call::MmuUpdate { reqs, .. } => {
+                    self.requests
+                        .extend(reqs.iter().map(|r| (r.ptr.get(), r.val.get())));
+                    reqs.len()
+                }
+                mmu_batch::Call::MmuextOp { ops, .. } => {
+                    self.exts += ops.len();
+                    ops.len()
+                }
+                _ => 1,
+            };
+            calls.write_done(j, done as u32);
+            calls.set_result(j, 0);
+        }
+        0
+    }
+
+    fn failed(&mut self, failure: &Failure<Tag>) {
+        panic!("nothing is refused here: {:?}", failure.tag);
+    }
+}
+
+/// The assembly's write (entry.rs, `lazy_entry_update`), by the layout.
+fn append_by_layout(batch: &mut MmuBatch<Tag, N>, maddr: u64, val: u64, tag: Tag) {
+    let l = MmuBatch::<Tag, N>::WRITE_SLOT;
+    let base = (batch as *mut MmuBatch<Tag, N>).cast::<u8>();
+    // SAFETY: the offsets are the batch's own (`WRITE_SLOT`), `len` is
+    // below the capacity (`appends_write` said so), and every write is of
+    // a field's own type at its offset (unaligned writes: the layout is
+    // not assumed aligned here).
+    unsafe {
+        let len = base.add(l.len).cast::<usize>().read_unaligned();
+        assert!(len < N);
+        let words = [
+            maddr as u32,
+            (maddr >> 32) as u32,
+            val as u32,
+            (val >> 32) as u32,
+        ];
+        let req = base.add(l.reqs + len * 16).cast::<[u32; 4]>();
+        req.write_unaligned(words);
+        let slot = base.add(l.slots + len * l.slot_size);
+        slot.add(l.op_word_at)
+            .cast::<u32>()
+            .write_unaligned(l.op_word);
+        slot.add(l.request_at)
+            .cast::<[u32; 4]>()
+            .write_unaligned(words);
+        slot.add(l.tag_at).cast::<Tag>().write_unaligned(tag);
+        slot.add(l.state_at).write(l.live);
+        let pushes = base.add(l.pushes).cast::<u64>();
+        pushes.write_unaligned(pushes.read_unaligned() + 1);
+        base.add(l.len).cast::<usize>().write_unaligned(len + 1);
+    }
+}
+
+#[derive(Clone, Copy, Debug)]
+enum Step {
+    Write { entry: u64, val: u64, id: u32 },
+    Flush,
+    Other(u32),
+}
+
+fn step() -> impl Strategy<Value = Step> {
+    prop_oneof![
+        12 => (0..3u64, any::<u64>(), any::<u32>()).prop_map(|(e, val, id)| Step::Write {
+            entry: 0x1_2345_6000 + e * 8,
+            val,
+            id,
+        }),
+        1 => Just(Step::Flush),
+        1 => any::<u32>().prop_map(Step::Other),
+    ]
+}
+
+proptest! {
+    #[test]
+    fn the_layouts_write_is_the_pushs(steps in prop::collection::vec(step(), 1..80)) {
+        let mut by_layout: Box<MmuBatch<Tag, N>> = Box::new(MmuBatch::new());
+        let mut pushed: Box<MmuBatch<Tag, N>> = Box::new(MmuBatch::new());
+        let (mut xen_a, mut xen_b) = (Xen::default(), Xen::default());
+        let mut appended = 0;
+        for s in steps {
+            match s {
+                Step::Write { entry, val, id } => {
+                    let tag = Tag { what: 0, kfn: id, index: (entry & 0xFFF) as u16 / 8, guest: val ^ 1 };
+                    if by_layout.appends_write(entry) {
+                        append_by_layout(&mut by_layout, entry, val, tag);
+                        appended += 1;
+                    } else {
+                        by_layout.push_pte_write(entry, val, PteWrite::Normal, tag, &mut xen_a).unwrap();
+                    }
+                    pushed.push_pte_write(entry, val, PteWrite::Normal, tag, &mut xen_b).unwrap();
+                }
+                Step::Flush => {
+                    by_layout.end_of_call(&mut xen_a).unwrap();
+                    pushed.end_of_call(&mut xen_b).unwrap();
+                }
+                Step::Other(id) => {
+                    let op = Op::Mmuext(MmuextOp::invlpg_local(id & !0xFFF));
+                    by_layout.push(op, Tag::default(), &mut xen_a).unwrap();
+                    pushed.push(op, Tag::default(), &mut xen_b).unwrap();
+                }
+            }
+            prop_assert_eq!(by_layout.len(), pushed.len());
+            prop_assert_eq!(by_layout.pending().collect::<Vec<_>>(), pushed.pending().collect::<Vec<_>>());
+            prop_assert_eq!(by_layout.counters(), pushed.counters());
+        }
+        by_layout.end_of_call(&mut xen_a).unwrap();
+        pushed.end_of_call(&mut xen_b).unwrap();
+        prop_assert_eq!(&xen_a.requests, &xen_b.requests);
+        prop_assert_eq!(xen_a.exts, xen_b.exts);
+        prop_assert_eq!(by_layout.counters(), pushed.counters());
+        let _ = appended;
+    }
+}
+
+/// `appends_write`'s three conditions, one at a time.
+#[test]
+fn appends_write_needs_room_a_mirrored_queue_and_another_entry() {
+    let mut xen = Xen::default();
+    let mut b: Box<MmuBatch<Tag, N>> = Box::new(MmuBatch::new());
+    b.enter_lazy();
+    assert!(b.appends_write(0x1000), "an empty queue");
+    b.push_pte_write(0x1000, 1, PteWrite::Normal, Tag::default(), &mut xen)
+        .unwrap();
+    assert!(!b.appends_write(0x1000), "the last request's entry");
+    assert!(b.appends_write(0x1008), "another entry");
+    for k in 1..N as u64 {
+        b.push_pte_write(
+            0x1000 + 8 * k,
+            1,
+            PteWrite::Normal,
+            Tag::default(),
+            &mut xen,
+        )
+        .unwrap();
+    }
+    assert_eq!(b.len(), N);
+    assert!(!b.appends_write(0x3000), "a full queue");
+    b.leave_lazy(&mut xen).unwrap();
+    b.push(
+        Op::Mmuext(MmuextOp::tlb_flush_local()),
+        Tag::default(),
+        &mut xen,
+    )
+    .unwrap();
+    assert!(!b.appends_write(0x3000), "a queue that is no plain run");
+}
