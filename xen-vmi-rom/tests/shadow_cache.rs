@@ -15,7 +15,7 @@ use mmu_batch::Op;
 use proptest::prelude::*;
 use xen_vmi_rom::shadow_cache::{
     Access, Fault, Host, Kind, Note, ShadowCache, ShadowError, Tag, What, ENTRIES,
-    KNOWN_DIR_ENTRIES, KNOWN_SLOTS, MAX_TABLES, TOP_KERNEL_SLOTS,
+    KNOWN_DIR_ENTRIES, KNOWN_ENTRIES, KNOWN_SLOTS, MAX_TABLES, TOP_KERNEL_SLOTS,
 };
 use xen_vmi_rom::shadow_entry::{eager_bits, l1_value_settled};
 
@@ -2986,4 +2986,84 @@ fn an_unlink_left_out_is_never_reached() {
         set_entry_checked(cache, &mut m, L1S[2], 0, stale_page(2));
         check(cache, &m);
     }
+}
+
+/// Root 2's child as [`fork_and_exit_mapping`] builds it, with one page
+/// table (L1S[0] at directory entry 1) whose entries are `writes`, in that
+/// order, loaded, then torn down; checked at every step.
+fn fork_one_table(cache: &mut ShadowCache, m: &mut Model, writes: &[(usize, u64)]) {
+    cache.allocate_l2(m, L2S[0], true, None).unwrap();
+    cache.allocate_l1(m, L1S[0], true).unwrap();
+    set_entry(cache, m, L2S[0], 1, (u64::from(L1S[0]) << 12) | P | RW | US);
+    for &(j, value) in writes {
+        set_entry(cache, m, L1S[0], j, value);
+    }
+    cache.load_root(m, CR3S[2]).unwrap();
+    check(cache, m);
+    cache.load_root(m, CR3S[0]).unwrap();
+    check(cache, m);
+    m.guest_mut(L1S[0]).fill(0);
+    set_entry(cache, m, L2S[0], 1, 0);
+    cache.release(m, L1S[0], false);
+    cache.release(m, L2S[0], true);
+    cache.release(m, CR3S[2] >> 12, true);
+    check(cache, m);
+}
+
+/// A table whose writes the scratch frame holds and that comes to list
+/// more entries than a slot does is followed no more: the scratch's
+/// writes reach its frame first (one copy, or with fewer than the
+/// threshold each as a write) and the write that overflowed is queued
+/// behind them; its frame is then exactly its entries at the load.
+#[test]
+fn a_table_overflowing_its_list_on_the_scratch_frame() {
+    let steps = [
+        Step::SetPdpte {
+            cr3: 0,
+            slot: 3,
+            value: (u64::from(L2S[3]) << 12) | P,
+        },
+        Step::SetPdpte {
+            cr3: 2,
+            slot: 0,
+            value: (u64::from(L2S[0]) << 12) | P,
+        },
+        Step::Load { cr3: 0 },
+    ];
+    let page = |frame: u64| (frame << 12) | P | US | A;
+    let listed = KNOWN_ENTRIES;
+    // Many fresh writes: the copy.
+    let (mut cache, mut m) = run(&steps, 4096);
+    let warm: Vec<_> = (0..16).map(|j| (j, page(0x1000 + j as u64))).collect();
+    fork_one_table(&mut cache, &mut m, &warm);
+    fork_one_table(&mut cache, &mut m, &warm);
+    let before = cache.stats();
+    let fresh: Vec<_> = (0..listed + 8)
+        .map(|j| (j, page(0x1800 + j as u64)))
+        .collect();
+    fork_one_table(&mut cache, &mut m, &fresh);
+    let s = cache.stats();
+    assert_eq!(s.scratch_copies - before.scratch_copies, 1, "{s:?}");
+    assert_eq!(s.scratch_writes - before.scratch_writes, listed as u32);
+    // One fresh write, then the listed ones unchanged (left out) and one
+    // more: the fresh one written from the list at the overflow.
+    let (mut cache, mut m) = run(&steps, 4096);
+    cache.set_scratch_copy_min(listed as u32);
+    let warm: Vec<_> = (0..listed).map(|j| (j, page(0x1000 + j as u64))).collect();
+    fork_one_table(&mut cache, &mut m, &warm);
+    fork_one_table(&mut cache, &mut m, &warm);
+    let before = cache.stats();
+    let mut writes = vec![(0, page(0x1800))];
+    writes.extend_from_slice(&warm[1..]);
+    writes.push((listed, page(0x1900)));
+    fork_one_table(&mut cache, &mut m, &writes);
+    let s = cache.stats();
+    assert_eq!(
+        (
+            s.scratch_writes - before.scratch_writes,
+            s.scratch_copies - before.scratch_copies
+        ),
+        (1, 0),
+        "{s:?}"
+    );
 }
