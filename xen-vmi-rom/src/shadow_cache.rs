@@ -2243,6 +2243,14 @@ impl ShadowCache {
     /// kept, or given back.
     fn free_record<H: Host>(&mut self, host: &mut H, i: usize) {
         let t = self.tables[i];
+        // A page table whose writes the scratch holds: they are queued for
+        // its frame, which then holds its list (kept below), while the
+        // record still names the table (the copy's tag).
+        if let Some(k) = (t.mirror as usize).checked_sub(1) {
+            if t.kind == Kind::L1 && self.scratch.owner as usize == k % KNOWN_SLOTS + 1 {
+                self.scratch_flush(host, k, true);
+            }
+        }
         // Unhook from the hash chain before anything below can look it up.
         self.last_valid = false;
         self.known_valid = false;
@@ -2265,12 +2273,7 @@ impl ShadowCache {
         let mut linked = false;
         if t.kind == Kind::L1 {
             if let Some(k) = (t.mirror as usize).checked_sub(1) {
-                // Kept as it is, its entries listed, for the next table:
-                // the frame holds its list once the scratch's writes are
-                // queued.
-                if self.scratch.owner as usize == k % KNOWN_SLOTS + 1 {
-                    self.scratch_flush(host, k, true);
-                }
+                // Kept as it is, its entries listed, for the next table.
                 self.keep_known(k);
                 return;
             }

@@ -3067,3 +3067,53 @@ fn a_table_overflowing_its_list_on_the_scratch_frame() {
         "{s:?}"
     );
 }
+
+/// A copy from the scratch frame names the kernel table whose frame it
+/// fills (what the ROM prints if Xen refuses it): at the load, and when the
+/// table's record goes before anything reached it (an exec that fails
+/// after it built its tables).
+#[test]
+fn a_copy_from_the_scratch_frame_names_its_table() {
+    let (mut cache, mut m) = run(&[Step::Load { cr3: 0 }], 4096);
+    let cache = &mut *cache;
+    fork_and_exit(cache, &mut m, 16, 511);
+    fork_and_exit(cache, &mut m, 16, 511);
+    // Copied at the load.
+    m.fills.clear();
+    fork_and_exit_mapping(cache, &mut m, 16, 511, false, 0x1800);
+    let table = cache.known_frames().map(|f| f.0).collect::<Vec<_>>();
+    assert_eq!(m.fills.len(), 1);
+    let (frame, tag) = m.fills[0];
+    assert!(table.contains(&frame));
+    assert_eq!((tag.what, tag.kfn), (What::FillTable, L1S[0]));
+    // Freed before its space is loaded: unlinked and released.
+    m.fills.clear();
+    cache.allocate_l2(&mut m, L2S[0], true, None).unwrap();
+    cache.allocate_l1(&mut m, L1S[0], true).unwrap();
+    set_entry(
+        cache,
+        &mut m,
+        L2S[0],
+        1,
+        (u64::from(L1S[0]) << 12) | P | RW | US,
+    );
+    for j in 0..16 {
+        set_entry(
+            cache,
+            &mut m,
+            L1S[0],
+            j,
+            ((0x1000 + j as u64) << 12) | P | US | A,
+        );
+    }
+    assert!(cache.scratch_owner_frame().is_some(), "the scratch taken");
+    m.guest_mut(L1S[0]).fill(0);
+    set_entry(cache, &mut m, L2S[0], 1, 0);
+    cache.release(&mut m, L1S[0], false);
+    check(cache, &m);
+    assert_eq!(m.fills.len(), 1, "the copy before the frame is kept");
+    assert_eq!(
+        (m.fills[0].1.what, m.fills[0].1.kfn),
+        (What::FillTable, L1S[0])
+    );
+}

@@ -111,6 +111,9 @@ pub struct Model {
     /// Flushes so far (`Host::flush_count`): each op applied at its push
     /// counts one, a release of held ops one.
     pub flushes: u32,
+    /// The copies from the scratch frame pushed, with their tags: the
+    /// frame they fill and the kernel table the tag names.
+    pub fills: Vec<(u32, Tag)>,
 }
 
 impl Model {
@@ -427,8 +430,13 @@ impl Host for Model {
         self.pool.push(mfn);
     }
 
-    fn push(&mut self, op: Op, _tag: Tag) {
+    fn push(&mut self, op: Op, tag: Tag) {
         self.ops += 1;
+        if let Op::Mmuext(e) = &op {
+            if Self::copies_scratch(&op) {
+                self.fills.push((e.arg1, tag));
+            }
+        }
         if let Some(held) = &mut self.held {
             held.push(op);
             if Self::copies_scratch(&op) {
