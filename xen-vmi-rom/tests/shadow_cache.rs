@@ -3117,3 +3117,56 @@ fn a_copy_from_the_scratch_frame_names_its_table() {
         (What::FillTable, L1S[0])
     );
 }
+
+/// Every shadow dropped (`drop_all`: paging off, or the ROM's rebuild)
+/// while a table's writes are in the scratch frame, and while a copy from
+/// it is still queued: its frame is filled before it is kept, the scratch
+/// is not taken again before the copy has gone out, and the spaces built
+/// next are exact.
+#[test]
+fn dropping_every_shadow_with_the_scratch_frame_in_use() {
+    for held in [false, true] {
+        let (mut cache, mut m) = run(&[Step::Load { cr3: 0 }], 4096);
+        let cache = &mut *cache;
+        fork_and_exit(cache, &mut m, 16, 511);
+        fork_and_exit(cache, &mut m, 16, 511);
+        if held {
+            // A fresh child loaded: its copy queued (held) at the load.
+            m.held = Some(Vec::new());
+            fork_and_exit_mapping(cache, &mut m, 16, 511, false, 0x1800);
+        }
+        // A fresh child built, not loaded: its writes in the scratch (or
+        // queued, while a copy is).
+        cache.allocate_l2(&mut m, L2S[0], true, None).unwrap();
+        cache.allocate_l1(&mut m, L1S[0], true).unwrap();
+        set_entry(
+            cache,
+            &mut m,
+            L2S[0],
+            1,
+            (u64::from(L1S[0]) << 12) | P | RW | US,
+        );
+        for j in 0..16 {
+            set_entry(
+                cache,
+                &mut m,
+                L1S[0],
+                j,
+                ((0x1C00 + j as u64) << 12) | P | US | A,
+            );
+        }
+        assert_eq!(cache.scratch_owner_frame().is_some(), !held);
+        cache.drop_all(&mut m);
+        assert!(cache.scratch_owner_frame().is_none());
+        if held {
+            m.release_held();
+        }
+        check(cache, &m);
+        // Built again and used: the child's table as the kernel has it.
+        cache.load_root(&mut m, CR3S[0]).unwrap();
+        check(cache, &m);
+        fork_and_exit_mapping(cache, &mut m, 16, 511, false, 0x1900);
+        fork_and_exit_mapping(cache, &mut m, 16, 511, false, 0x1A00);
+        check(cache, &m);
+    }
+}
