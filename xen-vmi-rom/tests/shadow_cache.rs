@@ -240,6 +240,14 @@ thread_local! {
         const { std::cell::Cell::new(xen_vmi_rom::shadow_cache::SCRATCH_COPY_MIN) };
 }
 
+thread_local! {
+    /// Whether `run` holds the model's ops back over each run of table
+    /// changes (lazy MMU mode: they reach Xen at the next load, fault or
+    /// INVLPG), so that a copy from the scratch frame stays queued while
+    /// the next tables are written.
+    static HOLD_LAZY: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
 /// A threshold for a random sequence of `n` steps: 1 to 4.
 fn scratch_min_for(n: usize) -> u32 {
     1 + n as u32 % 4
@@ -271,7 +279,29 @@ fn run_loading(steps: &[Step], pool: usize, switch_loads: bool) -> (Box<ShadowCa
     }
     let mut last_chain = (0, CR3S[0]);
     m.validated_l1 = Some(Vec::new());
+    let hold = HOLD_LAZY.with(|c| c.get());
     for step in steps {
+        // Lazy MMU mode (`HOLD_LAZY`): the ops of a run of table changes
+        // reach Xen together, at the next step that flushes the queue.
+        let lazy = matches!(
+            *step,
+            Step::SetPte { .. }
+                | Step::SetPde { .. }
+                | Step::SetPdpte { .. }
+                | Step::AllocateL1 { .. }
+                | Step::AllocateL2 { .. }
+                | Step::ReleaseL1 { .. }
+                | Step::ReleaseL2 { .. }
+                | Step::ReleasePdpt { .. }
+                | Step::AllocateSpareL1 { .. }
+                | Step::Chain { .. }
+        );
+        if hold && lazy && m.held.is_none() {
+            m.held = Some(Vec::new());
+        } else if !lazy && m.held.is_some() {
+            m.release_held();
+            check(&cache, &m);
+        }
         // Calls the ROM would leave queued: their ops must not reach the
         // loaded tree (checked after the step).
         let detached = match *step {
@@ -467,6 +497,10 @@ fn run_loading(steps: &[Step], pool: usize, switch_loads: bool) -> (Box<ShadowCa
             "the directory entry remembered from a fault is stale after {step:?}"
         );
         check_assembly_update_path(&cache, &m, step);
+    }
+    if m.held.is_some() {
+        m.release_held();
+        check(&cache, &m);
     }
     (cache, m)
 }
@@ -930,6 +964,15 @@ proptest! {
     fn shadows_survive_eviction(steps in prop::collection::vec(step(), 1..120)) {
         SCRATCH_MIN.with(|c| c.set(scratch_min_for(steps.len())));
         run(&steps, 16);
+    }
+
+    /// Table changes reaching Xen in lazy batches (the model holding ops
+    /// back until a load, fault or INVLPG), with pools large and small.
+    #[test]
+    fn shadows_follow_lazy_batches(steps in prop::collection::vec(step(), 1..120), small in any::<bool>()) {
+        SCRATCH_MIN.with(|c| c.set(scratch_min_for(steps.len())));
+        HOLD_LAZY.with(|c| c.set(true));
+        run(&steps, if small { 16 } else { 4096 });
     }
 
     /// A context switch's load (`cached_root`, then `load_unchanged_root`
