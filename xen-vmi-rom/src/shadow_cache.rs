@@ -70,14 +70,18 @@
 //!    root's frame ([`SPARE_ROOT_FRAMES`]) or a freed page table's
 //!    ([`KnownFrame`]), until it is given back, after the ops that drop
 //!    its last type reference are queued. A [`KnownFrame`] holds exactly
-//!    the entries it lists (the rest 0), and one with stale entries (its
-//!    record's table does not have them) is reached by no pinned root.
+//!    the entries it lists (the rest 0), but for the scratch's owner
+//!    ([`Scratch`]): the scratch frame holds them, and the owner's frame
+//!    differs from it only at entries written to the scratch alone. One
+//!    with stale entries (its record's table does not have them), and the
+//!    scratch's owner, is reached by no pinned root.
 //! 4. Ops are queued in an order Xen accepts: a frame is clear (or holds
 //!    exactly what the ROM knows it holds) before its entries are
 //!    written, an L1 exists before an entry links it, a frame
 //!    is cleared or given back only behind the op that drops its last
 //!    type reference, an L3 is complete before it is pinned (its slot 3
-//!    cannot change afterwards).
+//!    cannot change afterwards), the scratch frame does not change while
+//!    a copy from it may still be queued.
 
 use mmu_batch::{Op, PteWrite};
 use xen_abi::p2m::Mfn;
@@ -2302,6 +2306,14 @@ impl ShadowCache {
     /// kept, or given back.
     fn free_record<H: Host>(&mut self, host: &mut H, i: usize) {
         let t = self.tables[i];
+        // A page table whose writes the scratch holds: they are queued for
+        // its frame, which then holds its list (kept below), while the
+        // record still names the table (the copy's tag).
+        if let Some(k) = (t.mirror as usize).checked_sub(1) {
+            if t.kind == Kind::L1 && self.scratch.owner as usize == k % KNOWN_SLOTS + 1 {
+                self.scratch_flush(host, k, true);
+            }
+        }
         // Unhook from the hash chain before anything below can look it up.
         self.last_valid = false;
         self.known_valid = false;
@@ -2324,12 +2336,7 @@ impl ShadowCache {
         let mut linked = false;
         if t.kind == Kind::L1 {
             if let Some(k) = (t.mirror as usize).checked_sub(1) {
-                // Kept as it is, its entries listed, for the next table:
-                // the frame holds its list once the scratch's writes are
-                // queued.
-                if self.scratch.owner as usize == k % KNOWN_SLOTS + 1 {
-                    self.scratch_flush(host, k, true);
-                }
+                // Kept as it is, its entries listed, for the next table.
                 self.keep_known(k);
                 return;
             }

@@ -15,7 +15,7 @@ use mmu_batch::Op;
 use proptest::prelude::*;
 use xen_vmi_rom::shadow_cache::{
     Access, Fault, Host, Kind, Note, ShadowCache, ShadowError, Tag, What, ENTRIES,
-    KNOWN_DIR_ENTRIES, KNOWN_SLOTS, MAX_TABLES, TOP_KERNEL_SLOTS,
+    KNOWN_DIR_ENTRIES, KNOWN_ENTRIES, KNOWN_SLOTS, MAX_TABLES, TOP_KERNEL_SLOTS,
 };
 use xen_vmi_rom::shadow_entry::{eager_bits, l1_value_settled};
 
@@ -240,6 +240,14 @@ thread_local! {
         const { std::cell::Cell::new(xen_vmi_rom::shadow_cache::SCRATCH_COPY_MIN) };
 }
 
+thread_local! {
+    /// Whether `run` holds the model's ops back over each run of table
+    /// changes (lazy MMU mode: they reach Xen at the next load, fault or
+    /// INVLPG), so that a copy from the scratch frame stays queued while
+    /// the next tables are written.
+    static HOLD_LAZY: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
 /// A threshold for a random sequence of `n` steps: 1 to 4.
 fn scratch_min_for(n: usize) -> u32 {
     1 + n as u32 % 4
@@ -271,7 +279,29 @@ fn run_loading(steps: &[Step], pool: usize, switch_loads: bool) -> (Box<ShadowCa
     }
     let mut last_chain = (0, CR3S[0]);
     m.validated_l1 = Some(Vec::new());
+    let hold = HOLD_LAZY.with(|c| c.get());
     for step in steps {
+        // Lazy MMU mode (`HOLD_LAZY`): the ops of a run of table changes
+        // reach Xen together, at the next step that flushes the queue.
+        let lazy = matches!(
+            *step,
+            Step::SetPte { .. }
+                | Step::SetPde { .. }
+                | Step::SetPdpte { .. }
+                | Step::AllocateL1 { .. }
+                | Step::AllocateL2 { .. }
+                | Step::ReleaseL1 { .. }
+                | Step::ReleaseL2 { .. }
+                | Step::ReleasePdpt { .. }
+                | Step::AllocateSpareL1 { .. }
+                | Step::Chain { .. }
+        );
+        if hold && lazy && m.held.is_none() {
+            m.held = Some(Vec::new());
+        } else if !lazy && m.held.is_some() {
+            m.release_held();
+            check(&cache, &m);
+        }
         // Calls the ROM would leave queued: their ops must not reach the
         // loaded tree (checked after the step).
         let detached = match *step {
@@ -467,6 +497,10 @@ fn run_loading(steps: &[Step], pool: usize, switch_loads: bool) -> (Box<ShadowCa
             "the directory entry remembered from a fault is stale after {step:?}"
         );
         check_assembly_update_path(&cache, &m, step);
+    }
+    if m.held.is_some() {
+        m.release_held();
+        check(&cache, &m);
     }
     (cache, m)
 }
@@ -930,6 +964,15 @@ proptest! {
     fn shadows_survive_eviction(steps in prop::collection::vec(step(), 1..120)) {
         SCRATCH_MIN.with(|c| c.set(scratch_min_for(steps.len())));
         run(&steps, 16);
+    }
+
+    /// Table changes reaching Xen in lazy batches (the model holding ops
+    /// back until a load, fault or INVLPG), with pools large and small.
+    #[test]
+    fn shadows_follow_lazy_batches(steps in prop::collection::vec(step(), 1..120), small in any::<bool>()) {
+        SCRATCH_MIN.with(|c| c.set(scratch_min_for(steps.len())));
+        HOLD_LAZY.with(|c| c.set(true));
+        run(&steps, if small { 16 } else { 4096 });
     }
 
     /// A context switch's load (`cached_root`, then `load_unchanged_root`
@@ -3063,4 +3106,187 @@ fn a_faults_update_stops_following_the_table() {
         cache.quick_fault_entry(L1S[0], 3 * 8).is_some(),
         "no known frame keeps UpdatePxELong's path in assembly away"
     );
+}
+
+/// Root 2's child as [`fork_and_exit_mapping`] builds it, with one page
+/// table (L1S[0] at directory entry 1) whose entries are `writes`, in that
+/// order, loaded, then torn down; checked at every step.
+fn fork_one_table(cache: &mut ShadowCache, m: &mut Model, writes: &[(usize, u64)]) {
+    cache.allocate_l2(m, L2S[0], true, None).unwrap();
+    cache.allocate_l1(m, L1S[0], true).unwrap();
+    set_entry(cache, m, L2S[0], 1, (u64::from(L1S[0]) << 12) | P | RW | US);
+    for &(j, value) in writes {
+        set_entry(cache, m, L1S[0], j, value);
+    }
+    cache.load_root(m, CR3S[2]).unwrap();
+    check(cache, m);
+    cache.load_root(m, CR3S[0]).unwrap();
+    check(cache, m);
+    m.guest_mut(L1S[0]).fill(0);
+    set_entry(cache, m, L2S[0], 1, 0);
+    cache.release(m, L1S[0], false);
+    cache.release(m, L2S[0], true);
+    cache.release(m, CR3S[2] >> 12, true);
+    check(cache, m);
+}
+
+/// A table whose writes the scratch frame holds and that comes to list
+/// more entries than a slot does is followed no more: the scratch's
+/// writes reach its frame first (one copy, or with fewer than the
+/// threshold each as a write) and the write that overflowed is queued
+/// behind them; its frame is then exactly its entries at the load.
+#[test]
+fn a_table_overflowing_its_list_on_the_scratch_frame() {
+    let steps = [
+        Step::SetPdpte {
+            cr3: 0,
+            slot: 3,
+            value: (u64::from(L2S[3]) << 12) | P,
+        },
+        Step::SetPdpte {
+            cr3: 2,
+            slot: 0,
+            value: (u64::from(L2S[0]) << 12) | P,
+        },
+        Step::Load { cr3: 0 },
+    ];
+    let page = |frame: u64| (frame << 12) | P | US | A;
+    let listed = KNOWN_ENTRIES;
+    // Many fresh writes: the copy.
+    let (mut cache, mut m) = run(&steps, 4096);
+    let warm: Vec<_> = (0..16).map(|j| (j, page(0x1000 + j as u64))).collect();
+    fork_one_table(&mut cache, &mut m, &warm);
+    fork_one_table(&mut cache, &mut m, &warm);
+    let before = cache.stats();
+    let fresh: Vec<_> = (0..listed + 8)
+        .map(|j| (j, page(0x1800 + j as u64)))
+        .collect();
+    fork_one_table(&mut cache, &mut m, &fresh);
+    let s = cache.stats();
+    assert_eq!(s.scratch_copies - before.scratch_copies, 1, "{s:?}");
+    assert_eq!(s.scratch_writes - before.scratch_writes, listed as u32);
+    // One fresh write, then the listed ones unchanged (left out) and one
+    // more: the fresh one written from the list at the overflow.
+    let (mut cache, mut m) = run(&steps, 4096);
+    cache.set_scratch_copy_min(listed as u32);
+    let warm: Vec<_> = (0..listed).map(|j| (j, page(0x1000 + j as u64))).collect();
+    fork_one_table(&mut cache, &mut m, &warm);
+    fork_one_table(&mut cache, &mut m, &warm);
+    let before = cache.stats();
+    let mut writes = vec![(0, page(0x1800))];
+    writes.extend_from_slice(&warm[1..]);
+    writes.push((listed, page(0x1900)));
+    fork_one_table(&mut cache, &mut m, &writes);
+    let s = cache.stats();
+    assert_eq!(
+        (
+            s.scratch_writes - before.scratch_writes,
+            s.scratch_copies - before.scratch_copies
+        ),
+        (1, 0),
+        "{s:?}"
+    );
+}
+
+/// A copy from the scratch frame names the kernel table whose frame it
+/// fills (what the ROM prints if Xen refuses it): at the load, and when the
+/// table's record goes before anything reached it (an exec that fails
+/// after it built its tables).
+#[test]
+fn a_copy_from_the_scratch_frame_names_its_table() {
+    let (mut cache, mut m) = run(&[Step::Load { cr3: 0 }], 4096);
+    let cache = &mut *cache;
+    fork_and_exit(cache, &mut m, 16, 511);
+    fork_and_exit(cache, &mut m, 16, 511);
+    // Copied at the load.
+    m.fills.clear();
+    fork_and_exit_mapping(cache, &mut m, 16, 511, false, 0x1800);
+    let table = cache.known_frames().map(|f| f.0).collect::<Vec<_>>();
+    assert_eq!(m.fills.len(), 1);
+    let (frame, tag) = m.fills[0];
+    assert!(table.contains(&frame));
+    assert_eq!((tag.what, tag.kfn), (What::FillTable, L1S[0]));
+    // Freed before its space is loaded: unlinked and released.
+    m.fills.clear();
+    cache.allocate_l2(&mut m, L2S[0], true, None).unwrap();
+    cache.allocate_l1(&mut m, L1S[0], true).unwrap();
+    set_entry(
+        cache,
+        &mut m,
+        L2S[0],
+        1,
+        (u64::from(L1S[0]) << 12) | P | RW | US,
+    );
+    for j in 0..16 {
+        set_entry(
+            cache,
+            &mut m,
+            L1S[0],
+            j,
+            ((0x1000 + j as u64) << 12) | P | US | A,
+        );
+    }
+    assert!(cache.scratch_owner_frame().is_some(), "the scratch taken");
+    m.guest_mut(L1S[0]).fill(0);
+    set_entry(cache, &mut m, L2S[0], 1, 0);
+    cache.release(&mut m, L1S[0], false);
+    check(cache, &m);
+    assert_eq!(m.fills.len(), 1, "the copy before the frame is kept");
+    assert_eq!(
+        (m.fills[0].1.what, m.fills[0].1.kfn),
+        (What::FillTable, L1S[0])
+    );
+}
+
+/// Every shadow dropped (`drop_all`: paging off, or the ROM's rebuild)
+/// while a table's writes are in the scratch frame, and while a copy from
+/// it is still queued: its frame is filled before it is kept, the scratch
+/// is not taken again before the copy has gone out, and the spaces built
+/// next are exact.
+#[test]
+fn dropping_every_shadow_with_the_scratch_frame_in_use() {
+    for held in [false, true] {
+        let (mut cache, mut m) = run(&[Step::Load { cr3: 0 }], 4096);
+        let cache = &mut *cache;
+        fork_and_exit(cache, &mut m, 16, 511);
+        fork_and_exit(cache, &mut m, 16, 511);
+        if held {
+            // A fresh child loaded: its copy queued (held) at the load.
+            m.held = Some(Vec::new());
+            fork_and_exit_mapping(cache, &mut m, 16, 511, false, 0x1800);
+        }
+        // A fresh child built, not loaded: its writes in the scratch (or
+        // queued, while a copy is).
+        cache.allocate_l2(&mut m, L2S[0], true, None).unwrap();
+        cache.allocate_l1(&mut m, L1S[0], true).unwrap();
+        set_entry(
+            cache,
+            &mut m,
+            L2S[0],
+            1,
+            (u64::from(L1S[0]) << 12) | P | RW | US,
+        );
+        for j in 0..16 {
+            set_entry(
+                cache,
+                &mut m,
+                L1S[0],
+                j,
+                ((0x1C00 + j as u64) << 12) | P | US | A,
+            );
+        }
+        assert_eq!(cache.scratch_owner_frame().is_some(), !held);
+        cache.drop_all(&mut m);
+        assert!(cache.scratch_owner_frame().is_none());
+        if held {
+            m.release_held();
+        }
+        check(cache, &m);
+        // Built again and used: the child's table as the kernel has it.
+        cache.load_root(&mut m, CR3S[0]).unwrap();
+        check(cache, &m);
+        fork_and_exit_mapping(cache, &mut m, 16, 511, false, 0x1900);
+        fork_and_exit_mapping(cache, &mut m, 16, 511, false, 0x1A00);
+        check(cache, &m);
+    }
 }

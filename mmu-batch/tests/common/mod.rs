@@ -659,6 +659,12 @@ pub struct Harness<const N: usize> {
     /// compared with the reference.
     pub flushes_checked: usize,
     pub packings_checked: usize,
+    /// `counters().flushes` right after each push, by id: while an op is
+    /// still queued the count must not have grown past it (the shadow
+    /// cache's `Host::flush_count` rule: a copy's source may change once
+    /// the count has grown, every op queued before then having reached
+    /// Xen).
+    pub flushes_at_push: Vec<u64>,
 }
 
 impl<const N: usize> Harness<N> {
@@ -673,6 +679,7 @@ impl<const N: usize> Harness<N> {
             lazy: false,
             flushes_checked: 0,
             packings_checked: 0,
+            flushes_at_push: Vec::new(),
         }
     }
 
@@ -729,6 +736,12 @@ impl<const N: usize> Harness<N> {
         // ops before it.
         self.xen.script.push(op);
         self.xen.links.push(link);
+        // By id (a test may add ops to the script without a push).
+        let at = id as usize;
+        if self.flushes_at_push.len() <= at {
+            self.flushes_at_push.resize(at + 1, u64::MAX);
+        }
+        self.flushes_at_push[at] = self.batch.counters().flushes;
         if capacity_flush {
             self.check_flush(&flushed_fill, calls, reports, &result, 1);
         } else {
@@ -795,6 +808,14 @@ impl<const N: usize> Harness<N> {
     /// What the queue must hold between flushes.
     fn check_queue(&self) {
         assert_eq!(self.batch.is_lazy(), self.lazy, "lazy mode");
+        let flushes = self.batch.counters().flushes;
+        for &id in &self.fill {
+            assert_eq!(
+                self.flushes_at_push.get(id as usize),
+                Some(&flushes),
+                "op {id} is still queued, but the flush count grew past its push's"
+            );
+        }
         assert_eq!(
             self.batch.len(),
             self.fill.len(),

@@ -108,9 +108,16 @@ pub struct Model {
     /// The scratch frame as it was when each held copy from it was
     /// pushed: it must not change until the copy is applied.
     pub held_scratch: Vec<[u64; ENTRIES]>,
+    /// The number of ops held at each `check_validated` while ops are
+    /// held: it is asked again at each as they are released (it checks
+    /// the ops since the last time).
+    pub held_calls: Vec<usize>,
     /// Flushes so far (`Host::flush_count`): each op applied at its push
     /// counts one, a release of held ops one.
     pub flushes: u32,
+    /// The copies from the scratch frame pushed, with their tags: the
+    /// frame they fill and the kernel table the tag names.
+    pub fills: Vec<(u32, Tag)>,
 }
 
 impl Model {
@@ -129,7 +136,11 @@ impl Model {
     /// Applies the held ops in order and stops holding.
     pub fn release_held(&mut self) {
         let mut snapshots = std::mem::take(&mut self.held_scratch).into_iter();
-        for op in self.held.take().unwrap_or_default() {
+        let mut calls = std::mem::take(&mut self.held_calls).into_iter().peekable();
+        for (n, op) in self.held.take().unwrap_or_default().into_iter().enumerate() {
+            while calls.next_if(|&end| end <= n).is_some() {
+                self.check_validated(&"a held call");
+            }
             if Self::copies_scratch(&op) {
                 assert!(
                     snapshots.next().as_ref() == Some(self.shadow(SCRATCH)),
@@ -138,6 +149,7 @@ impl Model {
             }
             self.apply(op);
         }
+        self.check_validated(&"a held call");
         self.flushes += 1;
     }
 
@@ -220,6 +232,11 @@ impl Model {
     /// until then; the end-of-step `check` cannot see that. Starts a new
     /// log.
     pub fn check_validated(&mut self, what: &dyn std::fmt::Debug) {
+        if let Some(held) = &self.held {
+            // Asked again when the ops held so far are released.
+            self.held_calls.push(held.len());
+            return;
+        }
         let Some(log) = self.validated_l1.replace(Vec::new()) else {
             return;
         };
@@ -427,8 +444,13 @@ impl Host for Model {
         self.pool.push(mfn);
     }
 
-    fn push(&mut self, op: Op, _tag: Tag) {
+    fn push(&mut self, op: Op, tag: Tag) {
         self.ops += 1;
+        if let Op::Mmuext(e) = &op {
+            if Self::copies_scratch(&op) {
+                self.fills.push((e.arg1, tag));
+            }
+        }
         if let Some(held) = &mut self.held {
             held.push(op);
             if Self::copies_scratch(&op) {
