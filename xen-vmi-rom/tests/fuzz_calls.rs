@@ -1875,8 +1875,13 @@ fn random_sequences_reach_every_path() {
         ASSEMBLY_UPDATES.with(|c| c.get())
     );
     assert!(lazy > 100, "lazy path updates {lazy}");
+    // A floor, not a figure: the one-step updates are the Rust path's,
+    // and since a fault's update stops following a known table
+    // (`follow_no_more_at_fault`) its next updates go to the assembly's
+    // instead, so the split moves with the mix of steps (44 and 5 here
+    // once the lazy path's and the scratch frame's steps joined).
     assert!(
-        faults > 100 && one_step > 50,
+        faults > 100 && one_step > 30,
         "quick faults {faults}, one-step updates {one_step}"
     );
 }

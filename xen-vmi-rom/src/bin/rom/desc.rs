@@ -186,6 +186,9 @@ pub fn page_fault_gate_changed() {
 
 /// Gets (on first use: takes from the pool and clears) the shadow frames.
 fn shadow_frames() -> Option<[u32; GDT_FRAMES]> {
+    if runtime().tables.gdt_mfns[0] == 0 {
+        crate::mmu::before_foreign_take();
+    }
     let regs = &mut runtime().tables;
     if regs.gdt_mfns[0] == 0 {
         for slot in regs.gdt_mfns.iter_mut() {
@@ -561,6 +564,9 @@ pub enum TableKind {
 /// Gets (on first use: takes from the pool, clears and maps read-only at
 /// LDT_SHADOW_VA) the frame of Xen's LDT copy.
 fn ldt_frame() -> Option<u32> {
+    if runtime().tables.ldt_mfn == 0 {
+        crate::mmu::before_foreign_take();
+    }
     let regs = &mut runtime().tables;
     if regs.ldt_mfn == 0 {
         let mfn = pool_take()?;

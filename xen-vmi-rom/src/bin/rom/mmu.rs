@@ -519,6 +519,23 @@ pub fn barrier(batch: &mut MmuBatch<Tag, BATCH>, reason: Barrier) {
     }
 }
 
+/// Before a frame is taken from the pool for anything but a shadow table
+/// (desc.rs: the GDT and LDT copies, used at once by direct hypercalls):
+/// the queue may still hold ops naming a frame the shadow cache gave back
+/// (an unpin, a clear, a copy onto a kept table's frame), which Xen would
+/// run after that use, on the frame's new contents or type. They go out
+/// first. The cache's own takes need nothing: its ops on a frame it takes
+/// are queued behind them. (Found in session 9's reviews.)
+#[inline(never)]
+#[cfg_attr(feature = "image", optimize(size))]
+pub fn before_foreign_take() {
+    // A held context switch needs nothing: it is held only while nothing
+    // is queued (`paging::load`), and stays held.
+    if runtime().paging.heap_ready && !built_heap().batch.is_empty() {
+        barrier(&mut built_heap().batch, Barrier::CoherentRead);
+    }
+}
+
 /// The end of a VMI call: outside lazy mode, its ops go out now.
 #[inline(always)]
 pub fn end_of_call(batch: &mut MmuBatch<Tag, BATCH>) {
