@@ -2639,15 +2639,18 @@ fn fault_path_follows_root_slots_and_records() {
 /// new tables have taken every known slot in turn, and then exactly the
 /// general path's write (`entry_update`). Never at another entry of the
 /// table, nor after the address was taken.
-#[test]
-fn assembly_update_path_takes_unlisted_tables_only() {
-    let user_pde = |l1: u32| (u64::from(l1) << 12) | P | RW | US;
-    let write = Access {
-        write: true,
-        user: true,
-        fetch: false,
-    };
-    let (mut cache, mut m) = run(
+/// A user write, as the processor reports it in a #PF error code.
+const USER_WRITE: Access = Access {
+    write: true,
+    user: true,
+    fetch: false,
+};
+
+/// Root 0 loaded with one directory (L2S[0] in PDPT slot 0) linking one
+/// page table (L1S[0] at entry 0), on a pool of `pool` frames.
+fn one_table_loaded(pool: usize) -> (Box<ShadowCache>, Model) {
+    let user_pde = (u64::from(L1S[0]) << 12) | P | RW | US;
+    run(
         &[
             Step::SetPdpte {
                 cr3: 0,
@@ -2659,12 +2662,18 @@ fn assembly_update_path_takes_unlisted_tables_only() {
             Step::SetPde {
                 l2: 0,
                 index: 0,
-                value: user_pde(L1S[0]),
+                value: user_pde,
             },
             Step::Load { cr3: 0 },
         ],
-        4096,
-    );
+        pool,
+    )
+}
+
+#[test]
+fn assembly_update_path_takes_unlisted_tables_only() {
+    let write = USER_WRITE;
+    let (mut cache, mut m) = one_table_loaded(4096);
     let page = (0x1001 << 12) | P | RW | US | A | D;
     let fault_va = va(0, 0, 1);
     // A new table's record has a known frame: the assembly declines.
@@ -3038,30 +3047,8 @@ fn an_unlink_left_out_is_never_reached() {
 /// path's, and the next one may take the path in assembly.
 #[test]
 fn a_faults_update_stops_following_the_table() {
-    let user_pde = |l1: u32| (u64::from(l1) << 12) | P | RW | US;
-    let write = Access {
-        write: true,
-        user: true,
-        fetch: false,
-    };
-    let (mut cache, mut m) = run(
-        &[
-            Step::SetPdpte {
-                cr3: 0,
-                slot: 0,
-                value: (u64::from(L2S[0]) << 12) | P,
-            },
-            Step::AllocateL2 { l2: 0 },
-            Step::AllocateL1 { l1: 0 },
-            Step::SetPde {
-                l2: 0,
-                index: 0,
-                value: user_pde(L1S[0]),
-            },
-            Step::Load { cr3: 0 },
-        ],
-        64,
-    );
+    let write = USER_WRITE;
+    let (mut cache, mut m) = one_table_loaded(64);
     let followed = |cache: &ShadowCache| cache.known_frames().any(|k| k.1 == Some(L1S[0]));
     assert!(followed(&cache), "a new table's frame is followed");
     for (n, index) in [1usize, 2].into_iter().enumerate() {
