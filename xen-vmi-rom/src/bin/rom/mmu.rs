@@ -698,7 +698,6 @@ impl RomHost<'_> {
     /// `root_pdpt` when the noted slot is not the frame's (or is
     /// pending): the view as `guest_entries` gets it, its slot noted.
     #[inline(never)]
-    #[cfg_attr(feature = "image", optimize(size))]
     fn root_pdpt_view(&mut self, kfn: u32, hint: &mut u16) -> Option<*mut u64> {
         let page = self.kernel_view_unkept(kfn)?;
         if let Some(slot) = self.views.lookup(kfn) {
