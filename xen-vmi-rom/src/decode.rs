@@ -1013,6 +1013,7 @@ fn control_reg(number: u8) -> Result<ControlReg, DecodeError> {
     }
 }
 
+#[cfg_attr(feature = "image", optimize(size))]
 fn rm_operand(cur: &mut Cursor<'_>, pfx: &Prefixes, modrm: u8) -> Result<RmOperand, DecodeError> {
     if modrm >> 6 == 3 {
         Ok(RmOperand::Reg(Reg32::from_field(modrm)))

@@ -1372,6 +1372,7 @@ impl ShadowCache {
     /// kept clear, else one from the pool); the caller queues its clear
     /// if not (or overwrites it whole).
     #[inline(never)]
+    #[cfg_attr(feature = "image", optimize(size))]
     fn take_frame<H: Host>(&mut self, host: &mut H) -> Result<(u32, bool), ShadowError> {
         for attempt in 0..2 {
             if let Some(len) = self.clean.len.checked_sub(1) {
@@ -1413,6 +1414,7 @@ impl ShadowCache {
 
     /// A frame taken by [`take_frame`](Self::take_frame) and not used (a
     /// later step failed): back where it came from.
+    #[cfg_attr(feature = "image", optimize(size))]
     fn untake<H: Host>(&mut self, host: &mut H, mfn: u32, clean: bool) {
         if clean && (self.clean.len as usize) < CLEAN_FRAMES {
             self.clean.frames[self.clean.len as usize] = mfn;
@@ -1431,6 +1433,7 @@ impl ShadowCache {
 
     /// [`release_frame`](Self::release_frame) of a frame that is clear
     /// already (once the ops queued so far are applied) unless `clear`.
+    #[cfg_attr(feature = "image", optimize(size))]
     fn release_frame_as<H: Host>(&mut self, host: &mut H, mfn: u32, tag: Tag, clear: bool) {
         if (self.clean.len as usize) < CLEAN_FRAMES {
             if clear {
@@ -2045,6 +2048,7 @@ impl ShadowCache {
     /// Slot `d` emptied: its record's directory followed no more (its stale
     /// entries zeroed first), or its kept frame cleared and kept clear.
     #[inline(never)]
+    #[cfg_attr(feature = "image", optimize(size))]
     fn give_up_dir<H: Host>(&mut self, host: &mut H, d: usize) {
         let d = d % KNOWN_DIRS;
         let f = self.dirs[d];
@@ -2084,6 +2088,7 @@ impl ShadowCache {
     /// have are zeroed (one write each, queued before whatever makes a
     /// pinned root reach the frame).
     #[inline(never)]
+    #[cfg_attr(feature = "image", optimize(size))]
     fn settle_dir<H: Host>(&mut self, host: &mut H, d: usize) {
         let d = d % KNOWN_DIRS;
         self.dirs_stale &= !(1 << d);
@@ -2396,6 +2401,7 @@ impl ShadowCache {
 
     /// Drops one link of record `i`, freeing it when none is left and the
     /// kernel does not hold it announced.
+    #[cfg_attr(feature = "image", optimize(size))]
     fn unlink<H: Host>(&mut self, host: &mut H, i: usize) {
         let t = &mut self.tables[i];
         t.refs -= 1;

@@ -100,6 +100,7 @@ pub extern "C" fn set_cr4(value: u32) {
     }
 }
 
+#[cfg_attr(feature = "image", optimize(size))]
 pub extern "C" fn set_dr(reg: u32, value: u32) {
     let _ = hypervisor().set_debugreg(reg, value);
 }

@@ -676,6 +676,7 @@ fn descriptor_address(selector: u16) -> Option<u32> {
 /// What delivery through a gate naming `selector` raises for the segment
 /// (`descriptors::gate_segment_fault`): None, the gate is entered; #GP or
 /// #NP, with the selector as error code.
+#[cfg_attr(feature = "image", optimize(size))]
 pub fn gate_segment_fault(selector: u16) -> Option<u32> {
     descriptors::gate_segment_fault(descriptor_address(selector).map(read_descriptor))
 }

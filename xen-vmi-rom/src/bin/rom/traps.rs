@@ -949,6 +949,7 @@ extern "C" fn rom_page_fault(frame: &mut TrapFrame) -> u32 {
     rom_trap(frame)
 }
 
+#[cfg_attr(feature = "image", optimize(size))]
 extern "C" fn rom_trap(frame: &mut TrapFrame) -> u32 {
     // A write the ROM let through with CR0.WP clear (paging.rs) ends at the
     // single-step trap after it, or at whatever else interrupts it.
