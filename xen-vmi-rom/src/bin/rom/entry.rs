@@ -507,12 +507,66 @@ core::arch::global_asm!(
     "pop ebx",
     "ret",
     "5:",
-    // No address of a quick fault remembered (or no heap yet, to
-    // remember one in): nothing for the one-step path.
-    "cmp byte ptr [{heap_ready}], 0",
-    "je 6b",
+    // Outside lazy mode: SetPxELong's one-step path after a fault in
+    // assembly, UpdatePxELong's (below) with the store before the
+    // write: the same state tested, in the same order (see there), with
+    // ECX the entry's address, EDX:EAX the new entry and ESI the only
+    // register free (saved).
+    "cmp word ptr [{activated}], 0x0101",
+    "jne 38f",
     "cmp dword ptr [{cache} + {fault_va}], 0",
     "je 6b",
+    "cmp byte ptr [{held}], 0",
+    "jne 4f",
+    "cmp dword ptr [{batch_len}], 0",
+    "jne 4f",
+    "cmp byte ptr [{batch_mirrored}], 0",
+    "je 4f",
+    "cmp byte ptr [{batch_lazy}], 0",
+    "jne 4f",
+    "push esi",
+    "mov esi, [{cache} + {fault_va} + 4]",
+    "shr esi, 9",
+    "and esi, 0xFF8",
+    "xor esi, ecx",
+    "xor esi, [{fault_linear_page}]",
+    "cmp esi, 0xFFF",
+    "jne 3f",
+    "mov esi, [{cache} + {fault_va} + 4]",
+    "shr esi, 21",
+    "cmp esi, [{cache} + {path_dir}]",
+    "jne 3f",
+    "mov si, [{cache} + {path_current}]",
+    "cmp si, [{cache} + {current}]",
+    "jne 3f",
+    "mov esi, [{fault_linear_frame}]",
+    "cmp esi, [{cache} + {path_update_kfn}]",
+    "jne 3f",
+    // The view slot's tag the frame + 1 (`l1_hint`, as below): its tag
+    // less 1 compared with the frame, then the slot read again (one
+    // register).
+    "movzx esi, word ptr [{cache} + {path_l1_hint}]",
+    "mov esi, [{view_tags} + esi * 4]",
+    "dec esi",
+    "cmp esi, [{fault_linear_frame}]",
+    "jne 3f",
+    "movzx esi, word ptr [{cache} + {path_l1_hint}]",
+    "shl esi, 12",
+    // The store (`RomHost::write`), the high half first (the entry the
+    // write takes is present; one that is not is stored again, low half
+    // first, by the Rust path the write declines to). Then the shared
+    // write with ECX the entry's offset and EAX 1, odd: SetPxELong's
+    // (UpdatePxELong's EAX, the entry's address, is 8-aligned there), so
+    // that a decline comes back here (`.Lset_pxe_long_declined`).
+    "and ecx, 0xFFF",
+    "mov [{views} + ecx + esi + 4], edx",
+    "mov [{views} + ecx + esi], eax",
+    "mov eax, 1",
+    "jmp .Lfault_update_write",
+    "3:",
+    "pop esi",
+    "4:",
+    // The one-step path in Rust, then the general call.
     "push ecx",
     "push edx",
     "push eax",
@@ -527,6 +581,31 @@ core::arch::global_asm!(
     "pop edx",
     "pop ecx",
     "jmp 6b",
+    "38:",
+    // Not both: no heap yet, or no address of a quick fault remembered,
+    // as the general call; else the Rust one-step path (it declines).
+    "cmp byte ptr [{heap_ready}], 0",
+    "je 6b",
+    "cmp dword ptr [{cache} + {fault_va}], 0",
+    "je 6b",
+    "jmp 4b",
+    // The shared write declined after the store (the entry is one it
+    // leaves to the Rust path, EBX the flag as the stub saved it): the
+    // entry's address again (the memo's page with the fault's entry's
+    // offset, which it was compared with) and the new entry read back
+    // through the view slot, then the Rust path as before the store.
+    ".Lset_pxe_long_declined:",
+    "mov ecx, [{cache} + {fault_va} + 4]",
+    "shr ecx, 9",
+    "and ecx, 0xFF8",
+    "movzx eax, word ptr [{cache} + {path_l1_hint}]",
+    "shl eax, 12",
+    "add eax, ecx",
+    "mov edx, [{views} + eax + 4]",
+    "mov eax, [{views} + eax]",
+    "xor ecx, 0xFFF",
+    "xor ecx, [{fault_linear_page}]",
+    "jmp 4b",
     ".globl vmi_entry_update_pxe_long",
     "vmi_entry_update_pxe_long:",
     "push ebx",
@@ -633,9 +712,12 @@ core::arch::global_asm!(
     "cmp ecx, {rom_first}",
     "jb 1b",
     "3:",
-    // Declined: the Rust path, with EBX the flag as the stub saved it.
+    // Declined: the Rust path, with EBX the flag as the stub saved it
+    // (SetPxELong's, EAX odd, after its store).
     "pop esi",
     "mov ebx, \\masked",
+    "test al, 1",
+    "jnz .Lset_pxe_long_declined",
     "jmp 4f",
     "9:",
     "mov ecx, eax",
@@ -702,6 +784,8 @@ core::arch::global_asm!(
     "cmp [{view_tags} + esi * 4], edx",
     "jne 31f",
     "shl esi, 12",
+    // SetPxELong's path joins here after its store (above).
+    ".Lfault_update_write:",
     "test bl, bl",
     "jz 21f",
     "quick_update_write 1",
