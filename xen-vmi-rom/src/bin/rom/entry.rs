@@ -513,7 +513,7 @@ core::arch::global_asm!(
     // ECX the entry's address, EDX:EAX the new entry and ESI the only
     // register free (saved).
     "cmp word ptr [{activated}], 0x0101",
-    "jne 38f",
+    "jne 6b",
     "cmp dword ptr [{cache} + {fault_va}], 0",
     "je 6b",
     "cmp byte ptr [{held}], 0",
@@ -581,14 +581,6 @@ core::arch::global_asm!(
     "pop edx",
     "pop ecx",
     "jmp 6b",
-    "38:",
-    // Not both: no heap yet, or no address of a quick fault remembered,
-    // as the general call; else the Rust one-step path (it declines).
-    "cmp byte ptr [{heap_ready}], 0",
-    "je 6b",
-    "cmp dword ptr [{cache} + {fault_va}], 0",
-    "je 6b",
-    "jmp 4b",
     // The shared write declined after the store (the entry is one it
     // leaves to the Rust path, EBX the flag as the stub saved it): the
     // entry's address again (the memo's page with the fault's entry's
@@ -727,8 +719,9 @@ core::arch::global_asm!(
     // `paging::fault_entry_update`'s and `mmu_calls::fault_entry_update`'s
     // state: the kernel activated and the heap built (`Paging`'s
     // `activated` and `heap_ready`, two bytes in a row, asserted below,
-    // each 1; lazy mode is off, seen above); else 8, which tells them
-    // apart. Paging is on: a quick fault's address is kept only then
+    // each 1; lazy mode is off, seen above); else the general call (the
+    // Rust one-step path declines a kernel not activated at once,
+    // `paging::fault_entry_update`, and needs the heap). Paging is on: a quick fault's address is kept only then
     // (`paging::set_paging` takes it when paging goes off; the path's
     // root is then no longer the loaded one either: `leave_root`). The
     // address of a quick fault kept (else nothing for the one-step path:
@@ -736,7 +729,7 @@ core::arch::global_asm!(
     // (`MmuBatch::is_idle`: nothing queued, mirrored, not lazy; so every
     // view slot is mapped, none pending), tested before anything is read.
     "cmp word ptr [{activated}], 0x0101",
-    "jne 8f",
+    "jne 6b",
     "cmp dword ptr [{cache} + {fault_va}], 0",
     "je 6b",
     "cmp byte ptr [{held}], 0",
@@ -802,14 +795,6 @@ core::arch::global_asm!(
     "pop eax",
     "jnz 7b",
     "jmp 6b",
-    "8:",
-    // Not both: the heap not built, or no fault's address, as the
-    // general call; else the Rust one-step path (it declines).
-    "cmp byte ptr [{heap_ready}], 0",
-    "je 6b",
-    "cmp dword ptr [{cache} + {fault_va}], 0",
-    "je 6b",
-    "jmp 4b",
     ".popsection",
     handler = sym crate::paging::update_pxe_long,
     fast = sym crate::paging::update_pxe_long_after_fault,
@@ -854,7 +839,6 @@ core::arch::global_asm!(
     a_rw_d = const (shadow_entry::ACCESSED | shadow_entry::RW | shadow_entry::DIRTY) as u32,
     refused = sym crate::paging::update_pxe_long_quick_refused,
     lazy = const LAZY_MODE_VA,
-    heap_ready = const HEAP_READY_VA,
     fault_va = const quick_update::FAULT_VA,
     held = const quick_update::HELD_VA,
     activated = const quick_update::ACTIVATED_VA,
