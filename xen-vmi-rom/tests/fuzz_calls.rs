@@ -708,18 +708,22 @@ fn fault_run_steps() -> impl Strategy<Value = Vec<Step>> {
     let usual = (0x100u64..0x3000, any::<bool>())
         .prop_map(|(frame, rw)| (frame << 12) | P | US | A | if rw { RW | D } else { 0 });
     let value = prop_oneof![6 => usual, 1 => any::<u64>()];
-    (8..16u32, prop::collection::vec((value, any::<bool>()), 2..9)).prop_map(|(first, updates)| {
-        updates
-            .into_iter()
-            .zip(first..)
-            .map(|((value, user), t)| Step::Fault {
-                va: window_va(t),
-                write: true,
-                user,
-                update: FaultUpdate::Set { value },
-            })
-            .collect()
-    })
+    (
+        8..16u32,
+        prop::collection::vec((value, any::<bool>()), 2..9),
+    )
+        .prop_map(|(first, updates)| {
+            updates
+                .into_iter()
+                .zip(first..)
+                .map(|((value, user), t)| Step::Fault {
+                    va: window_va(t),
+                    write: true,
+                    user,
+                    update: FaultUpdate::Set { value },
+                })
+                .collect()
+        })
 }
 
 /// A page table replaced as Linux's exit and the next exec do: unlinked
