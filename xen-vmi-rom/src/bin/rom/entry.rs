@@ -633,15 +633,17 @@ core::arch::global_asm!(
     "mov esi, [{views} + ecx + esi]",
     // `shadow_entry::l1_value_settled(entry)`: present and accessed; not
     // a supervisor writable entry that is not dirty; bits 44-62 clear.
-    // Of P, RW, U/S, A and D (`settled_bits`) with P and A flipped, those
-    // two clear and not RW alone.
+    // Of P, RW, U/S, A and D (`settled_bits`) with P, RW and A flipped
+    // (`settled_flip`): not all clear (RW alone), P and A clear (the
+    // `xor` sets ZF for the first test). The tests of shadow_entry.rs
+    // hold this write, step for step (`quick_write_steps`), to
+    // `l1_value_settled`.
     "mov ecx, esi",
     "and ecx, {settled_bits}",
-    "xor ecx, {present_accessed}",
+    "xor ecx, {settled_flip}",
+    "jz 3f",
     "test ecx, {present_accessed}",
     "jnz 3f",
-    "cmp ecx, {rw}",
-    "je 3f",
     "test ebx, 0x7FFFF000",
     "jnz 3f",
     // The frame, (low >> 12) | (high << 20), and `k2m` of it (mmu.rs):
@@ -660,12 +662,12 @@ core::arch::global_asm!(
     "cmp ecx, -1",
     "je 3f",
     // RW kept only from D (`writable`, `(low >> 5) & RW`): the flags
-    // `low & kept & (!RW | writable)`.
-    "mov edx, esi",
-    "shr edx, 5",
-    "or edx, {not_rw}",
-    "and edx, {kept}",
-    "and esi, edx",
+    // `low & kept & (!RW | writable)`, RW cleared when D is clear.
+    "test esi, {d}",
+    "jnz 11f",
+    "and esi, {not_rw}",
+    "11:",
+    "and esi, {kept}",
     // The value: the low half machine << 12 | the flags, the high
     // machine >> 20 | NX (the machine frame is 32 bits: `FRAME` keeps it).
     "mov edx, ecx",
@@ -860,12 +862,13 @@ core::arch::global_asm!(
     view_tags = const crate::mmu::VIEW_TAGS_VA,
     views = const xen_vmi_rom::layout::TABLE_VIEW_VA,
     present_accessed = const (shadow_entry::PRESENT | shadow_entry::ACCESSED) as u32,
+    settled_flip = const (shadow_entry::PRESENT | shadow_entry::ACCESSED | shadow_entry::RW) as u32,
+    d = const shadow_entry::DIRTY as u32,
     settled_bits = const (shadow_entry::PRESENT
         | shadow_entry::ACCESSED
         | shadow_entry::USER
         | shadow_entry::RW
         | shadow_entry::DIRTY) as u32,
-    rw = const shadow_entry::RW as u32,
     not_rw = const !(shadow_entry::RW as u32),
     kept = const (shadow_entry::PRESENT
         | shadow_entry::RW
