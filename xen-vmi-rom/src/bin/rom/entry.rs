@@ -509,21 +509,14 @@ core::arch::global_asm!(
     "5:",
     // Outside lazy mode: SetPxELong's one-step path after a fault in
     // assembly, UpdatePxELong's (below) with the store before the
-    // write: the same state tested, in the same order (see there), with
-    // ECX the entry's address, EDX:EAX the new entry and ESI the only
-    // register free (saved).
+    // write: the same state tested (see there; nothing is changed before
+    // the last test, and the view is not touched before the queue is
+    // seen idle), with ECX the entry's address, EDX:EAX the new entry
+    // and ESI the only register free (saved).
     "cmp word ptr [{activated}], 0x0101",
     "jne 6b",
     "cmp dword ptr [{cache} + {fault_va}], 0",
     "je 6b",
-    "cmp byte ptr [{held}], 0",
-    "jne 4f",
-    "cmp dword ptr [{batch_len}], 0",
-    "jne 4f",
-    "cmp byte ptr [{batch_mirrored}], 0",
-    "je 4f",
-    "cmp byte ptr [{batch_lazy}], 0",
-    "jne 4f",
     "push esi",
     "mov esi, [{cache} + {fault_va} + 4]",
     "shr esi, 9",
@@ -549,6 +542,15 @@ core::arch::global_asm!(
     "mov esi, [{view_tags} + esi * 4]",
     "dec esi",
     "cmp esi, [{fault_linear_frame}]",
+    "jne 3f",
+    // No switch held, the queue idle (short jumps: last).
+    "cmp byte ptr [{held}], 0",
+    "jne 3f",
+    "cmp dword ptr [{batch_len}], 0",
+    "jne 3f",
+    "cmp byte ptr [{batch_mirrored}], 0",
+    "je 3f",
+    "cmp byte ptr [{batch_lazy}], 0",
     "jne 3f",
     "movzx esi, word ptr [{cache} + {path_l1_hint}]",
     "shl esi, 12",
