@@ -2012,6 +2012,30 @@ mod found {
         assert_eq!(b.model.guest, before, "nothing stored");
     }
 
+    /// A linear slot whose frame is the last 32-bit one, u32::MAX: the
+    /// one-step path kept it in its page memo (`CallState::fault_linear`),
+    /// where the paths in assembly compare it with the fault path's
+    /// `update_kfn`, which is u32::MAX for "no table" (`NO_UPDATE`): an
+    /// entry of that page at the fault's offset passed for the table's.
+    #[test]
+    fn the_last_frame_is_not_the_one_step_memos() {
+        let (mut cache, mut b, mut state) = setup();
+        let va = 0xFF80_0000;
+        mmu_calls::set_linear_mapping(&mut state, 1, va, 1, u32::MAX).unwrap();
+        assert!(!mmu_calls::fault_entry_update(
+            &mut cache,
+            &mut b,
+            &mut state,
+            ON,
+            va + 8,
+            Some(0)
+        ));
+        assert_ne!(
+            state.fault_linear.1,
+            xen_vmi_rom::shadow_cache::quick_fault_layout::NO_UPDATE
+        );
+    }
+
     /// The ROM's image (0xC0000-0xCFFFF) has machine frames, so the old
     /// check let SetPxE write into the ROM itself.
     #[test]
