@@ -624,7 +624,7 @@ core::arch::global_asm!(
     "pop ebx",
     "ret",
     // The write and the way out of UpdatePxELong's path in assembly
-    // (below), for a caller with events masked (`masked` 1: the flag
+    // (below; SetPxELong's joins it after its store), for a caller with events masked (`masked` 1: the flag
     // saved in EBX was 1, so the mask stays as it is, and EBX is free) or
     // not (0: the mask cleared after the write, and an event pending
     // delivered, as the stub's way out does). ESI (saved) holds the view
@@ -894,7 +894,7 @@ use xen_vmi_rom::shadow_cache::quick_fault_layout as layout;
 use xen_vmi_rom::shadow_cache::quick_table_layout as tables;
 use xen_vmi_rom::shadow_entry;
 
-/// Where UpdatePxELong's path in assembly finds the state it reads and
+/// Where SetPxELong's and UpdatePxELong's paths in assembly find the state they read and
 /// writes: the run-time state's (mapped in every address space) and the
 /// heap's (once `heap_ready`, which the stub tests first).
 mod quick_update {
