@@ -54,8 +54,9 @@ pub struct CallState {
     /// The page of entry addresses the last one-step update after a page
     /// fault ([`fault_entry_update`]) found in a linear slot, with paging
     /// on: the page's address with bits 0-11 set and its kernel frame,
-    /// what `linear_entry_frame` says for every address in that page, or
-    /// [`CallState::NO_FAULT_LINEAR`]. Forgotten whenever a slot changes
+    /// what `linear_entry_frame` says for every address in that page
+    /// (never frame u32::MAX, the fault path's "no table" the ROM's paths
+    /// in assembly compare it with), or [`CallState::NO_FAULT_LINEAR`]. Forgotten whenever a slot changes
     /// ([`set_linear_mapping`]): the kernel's handler updates entry after
     /// entry of one page table, one compare.
     pub fault_linear: (u32, u32),
@@ -749,7 +750,10 @@ pub fn fault_entry_update<H: CallHost>(
         let Some(kfn) = linear_entry_frame(state, paging, ptep) else {
             return false;
         };
-        if paging.enabled {
+        // Not the last frame, u32::MAX: the paths in assembly compare the
+        // memo's frame with the fault path's `update_kfn`, whose "no
+        // table" that is (`quick_fault_layout::NO_UPDATE`).
+        if paging.enabled && kfn != u32::MAX {
             state.fault_linear = (ptep | 0xFFF, kfn);
         }
         kfn

@@ -814,7 +814,7 @@ struct FaultPath {
     l2_tag: u32,
     l1_tag: u32,
     /// `l1_kfn` when the kernel's update of an entry of that table may
-    /// take UpdatePxELong's path in assembly (entry.rs): the frame has no
+    /// take SetPxELong's and UpdatePxELong's path in assembly (entry.rs): the frame has no
     /// other record (`only_l1`), its L1 record no known frame (`mirror`
     /// 0: a known frame's writes keep its list, which only the Rust path
     /// does) and it is not a read-only frame (`Host::read_only_frame`,
@@ -4180,8 +4180,10 @@ impl ShadowCache {
         })
     }
 
-    /// The ROM's UpdatePxELong path in assembly (entry.rs,
-    /// `vmi_entry_update_pxe_long`), step for step, for the tests: the
+    /// The ROM's SetPxELong and UpdatePxELong paths in assembly (entry.rs,
+    /// `vmi_entry_set_pxe_long`, `vmi_entry_update_pxe_long`: SetPxELong's
+    /// stores the new entry through the view slot once these tests pass,
+    /// before the shared write), step for step, for the tests: the
     /// entry at byte offset `offset` (the address's low 12 bits) of kernel
     /// frame `kfn` is the one [`fault_entry`](Self::fault_entry) names,
     /// in a table the assembly may write itself (`FaultPath::update_kfn`:
@@ -4291,7 +4293,7 @@ impl ShadowCache {
     /// answers for entry `index` of the remembered fault path's L1 table
     /// (kernel frame `kfn`), the fault's address `va`, once
     /// [`fault_entry`](Self::fault_entry) has named it, without taking the
-    /// fault's address: for the ROM's UpdatePxELong path in assembly, which
+    /// fault's address: for the ROM's SetPxELong and UpdatePxELong paths in assembly, which
     /// does the write itself and needs this only to report Xen's refusal.
     #[inline(always)]
     pub fn fault_path_write_settled(

@@ -402,6 +402,44 @@ mod tests {
         (0x9F..0x100).contains(&frame) || (0x200..0x210).contains(&frame)
     }
 
+    /// The ROM's one-step write in assembly (entry.rs,
+    /// `quick_update_write`), step for step on 32-bit words: the entry's
+    /// halves, the frame below `limit` (`kernel_frame_limit`), outside the
+    /// ROM's area `rom_first..high_first`, its machine frame from `k2m`
+    /// (None: the table's all-ones word); Some(value) when it writes, None
+    /// when it leaves the entry to the Rust path.
+    fn quick_write_steps(
+        entry: u64,
+        limit: u32,
+        rom_first: u32,
+        high_first: u32,
+        k2m: impl Fn(u32) -> Option<u32>,
+    ) -> Option<u64> {
+        let (low, high) = (entry as u32, (entry >> 32) as u32);
+        let settled_bits = (PRESENT | ACCESSED | USER | RW | DIRTY) as u32;
+        let flipped = (low & settled_bits) ^ (PRESENT | ACCESSED | RW) as u32;
+        if flipped == 0 || flipped & (PRESENT | ACCESSED) as u32 != 0 {
+            return None;
+        }
+        if high & 0x7FFF_F000 != 0 {
+            return None;
+        }
+        // `shrd`: the low half's bits 12-31 and the high half's 0-11.
+        let frame = (low >> 12) | (high << 20);
+        if frame >= limit || (rom_first..high_first).contains(&frame) {
+            return None;
+        }
+        let machine = k2m(frame)?;
+        let mut flags = low;
+        if flags & DIRTY as u32 == 0 {
+            flags &= !(RW as u32);
+        }
+        flags &= (PRESENT | RW | USER | ACCESSED | DIRTY | GLOBAL | AVAIL) as u32;
+        let value_low = (machine << 12) | flags;
+        let value_high = (machine >> 20) | (high & 0x8000_0000);
+        Some((u64::from(value_high) << 32) | u64::from(value_low))
+    }
+
     /// Entries near the interesting bits: frames in, around and far
     /// beyond the kernel's, every flag, reserved and high frame bits.
     fn any_entry() -> impl Strategy<Value = u64> {
@@ -439,6 +477,26 @@ mod tests {
             let p_a = PRESENT | ACCESSED;
             let plain = entry & p_a == p_a && eager_bits(entry) == 0 && quick.is_some();
             prop_assert_eq!(settled.is_some(), plain, "{:#x}", entry);
+        }
+
+        #[test]
+        fn quick_write_steps_are_l1_value_settled(entry in any_entry()) {
+            // The ROM's area, its only read-only frames (`mmu::is_rom_frame`),
+            // is the kernel frames 0x9F..0x100 here, below them low RAM.
+            let rom_area = |f: u64| (0x9F..0x100).contains(&f);
+            let steps = quick_write_steps(entry, 0x4000, 0x9F, 0x100, |f| {
+                known(u64::from(f)).map(|m| m as u32)
+            });
+            let settled = l1_value_settled(entry, known, rom_area);
+            match steps {
+                Some(v) => prop_assert_eq!(Some(v), settled, "{:#x}", entry),
+                // Declined where the rule declines, or for a frame of the
+                // ROM's area (the Rust path's).
+                None => prop_assert!(
+                    settled.is_none() || (0x9F..0x100).contains(&((entry & FRAME) >> 12)),
+                    "{entry:#x} declined, the rule says {settled:x?}"
+                ),
+            }
         }
 
         #[test]

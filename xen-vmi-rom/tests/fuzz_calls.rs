@@ -697,6 +697,35 @@ fn fill_steps() -> impl Strategy<Value = Vec<Step>> {
         })
 }
 
+/// A handler's run of faults in one table, as page_fault's: writes at
+/// consecutive pages of the window's table (linked in every root), each
+/// fault followed by SetPxELong of its entry. After the first the
+/// one-step path's page memo (`CallState::fault_linear`) and the table's
+/// `FaultPath::update_kfn` hold, so SetPxELong's path in assembly
+/// ([`rom_set_pxe_long`]) takes the next ones; an odd value now and then
+/// is one its write leaves to Rust after the store.
+fn fault_run_steps() -> impl Strategy<Value = Vec<Step>> {
+    let usual = (0x100u64..0x3000, any::<bool>())
+        .prop_map(|(frame, rw)| (frame << 12) | P | US | A | if rw { RW | D } else { 0 });
+    let value = prop_oneof![6 => usual, 1 => any::<u64>()];
+    (
+        8..16u32,
+        prop::collection::vec((value, any::<bool>()), 2..9),
+    )
+        .prop_map(|(first, updates)| {
+            updates
+                .into_iter()
+                .zip(first..)
+                .map(|((value, user), t)| Step::Fault {
+                    va: window_va(t),
+                    write: true,
+                    user,
+                    update: FaultUpdate::Set { value },
+                })
+                .collect()
+        })
+}
+
 /// A page table replaced as Linux's exit and the next exec do: unlinked
 /// from a directory, released, announced again, filled
 /// ([`fill_steps`]), linked again. Its shadow frame is then a freed
@@ -754,6 +783,7 @@ fn steps(len: std::ops::Range<usize>) -> impl Strategy<Value = Vec<Step>> {
             40 => step().prop_map(|s| vec![s]),
             1 => fill_steps(),
             2 => refill_steps(),
+            2 => fault_run_steps(),
         ],
         len,
     )
@@ -1026,6 +1056,10 @@ thread_local! {
     static ONE_STEP_UPDATES: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
     /// Of UpdatePxELong's, those its path in assembly would take.
     static ASSEMBLY_UPDATES: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
+    /// Of SetPxELong's, those its path in assembly would take (and store).
+    static ASSEMBLY_SETS: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
+    /// Of those, the ones it leaves to Rust after its store.
+    static ASSEMBLY_SETS_DECLINED: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
     /// SetPxELong and UpdatePxELong calls the lazy path
     /// (`mmu_calls::quick_entry_update`) took in `run`.
     static LAZY_UPDATES: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
@@ -1186,6 +1220,42 @@ fn rom_set_pxe_long(
     ptep: u32,
 ) -> Result<(), Rejection> {
     if lazy_path(cache, b, state, paging, ptep, Some(value)) {
+        return Ok(());
+    }
+    if assembly_update_target(cache, b, state, ptep) {
+        // SetPxELong's path in assembly (entry.rs): UpdatePxELong's tests,
+        // then the store through the frame's view slot before the shared
+        // write decides. An entry that write leaves to Rust goes on to the
+        // one-step path and the general call with the value already
+        // stored: they store it again, and nothing may tell the two
+        // apart (every check of the run: the verdict, the store, Xen's
+        // tables).
+        let (page, frame) = state.fault_linear;
+        let index = ((ptep & 0xFFF) >> 3) as usize;
+        assert!(
+            paging.enabled && ptep.is_multiple_of(8) && ptep | 0xFFF == page,
+            "the assembly's set path takes {ptep:#x} (memo {page:#x} frame {frame:#x}, paging {})",
+            paging.enabled
+        );
+        assert!(
+            cache.fault_entry(frame, index).is_some(),
+            "the assembly's set path takes {ptep:#x}, fault_entry does not"
+        );
+        assert!(
+            !b.read_only_frame(u64::from(frame)),
+            "the assembly's set path stores into read-only frame {frame:#x}"
+        );
+        assert!(
+            b.store_entry(frame, ptep & 0xFFF, value, true),
+            "the assembly's set path stores {ptep:#x} through no view"
+        );
+        assert_eq!(b.model.guest_entry(frame, index), value);
+        ASSEMBLY_SETS.with(|c| c.set(c.get() + 1));
+        if !mmu_calls::fault_entry_update(cache, b, state, paging, ptep, Some(value)) {
+            ASSEMBLY_SETS_DECLINED.with(|c| c.set(c.get() + 1));
+            return mmu_calls::set_pxe_long(cache, b, state, paging, value, ptep);
+        }
+        ONE_STEP_UPDATES.with(|c| c.set(c.get() + 1));
         return Ok(());
     }
     if mmu_calls::fault_entry_update(cache, b, state, paging, ptep, Some(value)) {
@@ -1870,9 +1940,18 @@ fn random_sequences_reach_every_path() {
         ONE_STEP_UPDATES.with(|c| c.get()),
     );
     let lazy = LAZY_UPDATES.with(|c| c.get());
+    let assembly_sets = ASSEMBLY_SETS.with(|c| c.get());
+    let assembly_declined = ASSEMBLY_SETS_DECLINED.with(|c| c.get());
     eprintln!(
-        "quick faults {faults}, one-step updates {one_step}, the assembly's {}, lazy path {lazy}",
+        "quick faults {faults}, one-step updates {one_step}, the assembly's {} and {assembly_sets} (SetPxELong, {assembly_declined} left to Rust after the store), lazy path {lazy}",
         ASSEMBLY_UPDATES.with(|c| c.get())
+    );
+    // SetPxELong's path in assembly, fed by the runs of faults in one
+    // table (`fault_run_steps`): its usual write and its decline after
+    // the store (an odd value) both met.
+    assert!(
+        assembly_sets > 100 && assembly_declined > 5,
+        "SetPxELong's path in assembly {assembly_sets}, left to Rust {assembly_declined}"
     );
     assert!(lazy > 100, "lazy path updates {lazy}");
     // A floor, not a figure: the one-step updates are the Rust path's,
@@ -1931,6 +2010,30 @@ mod found {
         ));
         assert_eq!(p, Problem::EntryMisaligned { ptep });
         assert_eq!(b.model.guest, before, "nothing stored");
+    }
+
+    /// A linear slot whose frame is the last 32-bit one, u32::MAX: the
+    /// one-step path kept it in its page memo (`CallState::fault_linear`),
+    /// where the paths in assembly compare it with the fault path's
+    /// `update_kfn`, which is u32::MAX for "no table" (`NO_UPDATE`): an
+    /// entry of that page at the fault's offset passed for the table's.
+    #[test]
+    fn the_last_frame_is_not_the_one_step_memos() {
+        let (mut cache, mut b, mut state) = setup();
+        let va = 0xFF80_0000;
+        mmu_calls::set_linear_mapping(&mut state, 1, va, 1, u32::MAX).unwrap();
+        assert!(!mmu_calls::fault_entry_update(
+            &mut cache,
+            &mut b,
+            &mut state,
+            ON,
+            va + 8,
+            Some(0)
+        ));
+        assert_ne!(
+            state.fault_linear.1,
+            xen_vmi_rom::shadow_cache::quick_fault_layout::NO_UPDATE
+        );
     }
 
     /// The ROM's image (0xC0000-0xCFFFF) has machine frames, so the old

@@ -1780,6 +1780,66 @@ pub fn update_after_fault_interrupts_on() -> Outcome {
     pass!("write-protect faults answered with interrupts on: UpdatePxELong through the table's alias keeps the flag on and the page writable")
 }
 
+/// Page faults the kernel answers with SetPxELong through the alias of
+/// its page table (a SetLinearMapping slot, as Linux's handler installs
+/// the faulting page with `set_pte_at`), round after round on one entry:
+/// entries a platform may install as they are (present, accessed, dirty)
+/// and entries it must finish itself (not accessed yet; writable and
+/// clean). Each round the entry is cleared first, so the write faults;
+/// after the SetPxELong the write goes through to the frame, and the entry
+/// reads as stored with A and D set (as the processor's write sets them).
+pub fn set_after_fault_through_alias() -> Outcome {
+    need_paging!();
+    let f = marked_frame();
+    mm::map(TEST_VA, f, KERNEL_RW);
+    let ptep = mm::pte_ptr(TEST_VA);
+    let table = ptep as u32;
+    if table + 8 > mm::alias_size() {
+        mm::unmap(TEST_VA);
+        skip!("the test page table at {table:#x} has no alias");
+    }
+    let alias = (mm::ALIAS_BASE + table) as *mut u64;
+    let flags = mm::current_as_flags(PageLevel::Pt, TEST_VA);
+    let page = u64::from(f) | KERNEL_RW;
+    let values = [
+        page | PTE_A | PTE_D,
+        page | PTE_A | PTE_D,
+        page,
+        page | PTE_A | PTE_D,
+        page | PTE_A,
+        page | PTE_A | PTE_D,
+    ];
+    let mut rounds = [(false, false, 0u64); 6];
+    for (round, (r, &value)) in rounds.iter_mut().zip(&values).enumerate() {
+        pv::set_pxe_long(0, ptep, flags);
+        pv::inval_page(TEST_VA);
+        let faulted = write32(TEST_VA + 8, round as u32).is_err();
+        pv::set_pxe_long(value, alias, flags);
+        let written = write32(TEST_VA + 8, 0x5E70_0000 + round as u32).is_ok();
+        *r = (faulted, written, mm::read_entry(ptep));
+    }
+    // SAFETY: the test page's frame, identity mapped.
+    let word = unsafe { ((f + 8) as *const u32).read_volatile() };
+    mm::unmap(TEST_VA);
+    for (round, (&(faulted, written, entry), &value)) in rounds.iter().zip(&values).enumerate() {
+        ensure!(
+            faulted,
+            "round {round}: the write to the cleared entry did not fault"
+        );
+        ensure!(
+            written,
+            "round {round}: the write after SetPxELong({value:#x}) faulted"
+        );
+        ensure_eq!(
+            entry,
+            value | PTE_A | PTE_D,
+            "round {round}: the entry after SetPxELong({value:#x}) and a write"
+        );
+    }
+    ensure_eq!(word, 0x5E70_0005u32, "the page's frame after the rounds");
+    pass!("faults answered by SetPxELong through the table's alias: entries installed as stored, A and D added by the write")
+}
+
 /// A forked space torn down while another is loaded, then a second fork
 /// that maps less: the second child sees only its own mappings. Its page
 /// table's neighbour (the first child's second table, one directory entry

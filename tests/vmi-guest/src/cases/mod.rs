@@ -410,6 +410,10 @@ pub static ALL: &[Case] = &[
         "mmu_update_after_fault_interrupts_on",
         mmu::update_after_fault_interrupts_on,
     ),
+    case(
+        "mmu_set_after_fault_through_alias",
+        mmu::set_after_fault_through_alias,
+    ),
     case("mmu_set_pxe_low_half", mmu::set_pxe_low_half),
     case("mmu_update_pxe_low_half", mmu::update_pxe_low_half),
     case("mmu_accessed_dirty_bits", mmu::accessed_dirty_bits),

@@ -507,12 +507,68 @@ core::arch::global_asm!(
     "pop ebx",
     "ret",
     "5:",
-    // No address of a quick fault remembered (or no heap yet, to
-    // remember one in): nothing for the one-step path.
-    "cmp byte ptr [{heap_ready}], 0",
-    "je 6b",
+    // Outside lazy mode: SetPxELong's one-step path after a fault in
+    // assembly, UpdatePxELong's (below) with the store before the
+    // write: the same state tested (see there; nothing is changed before
+    // the last test, and the view is not touched before the queue is
+    // seen idle), with ECX the entry's address, EDX:EAX the new entry
+    // and ESI the only register free (saved).
+    "cmp word ptr [{activated}], 0x0101",
+    "jne 6b",
     "cmp dword ptr [{cache} + {fault_va}], 0",
     "je 6b",
+    "push esi",
+    "mov esi, [{cache} + {fault_va} + 4]",
+    "shr esi, 9",
+    "and esi, 0xFF8",
+    "xor esi, ecx",
+    "xor esi, [{fault_linear_page}]",
+    "cmp esi, 0xFFF",
+    "jne 3f",
+    "mov esi, [{cache} + {fault_va} + 4]",
+    "shr esi, 21",
+    "cmp esi, [{cache} + {path_dir}]",
+    "jne 3f",
+    "mov si, [{cache} + {path_current}]",
+    "cmp si, [{cache} + {current}]",
+    "jne 3f",
+    "mov esi, [{fault_linear_frame}]",
+    "cmp esi, [{cache} + {path_update_kfn}]",
+    "jne 3f",
+    // The view slot's tag the frame + 1 (`l1_hint`, as below): its tag
+    // less 1 compared with the frame, then the slot read again (one
+    // register).
+    "movzx esi, word ptr [{cache} + {path_l1_hint}]",
+    "mov esi, [{view_tags} + esi * 4]",
+    "dec esi",
+    "cmp esi, [{fault_linear_frame}]",
+    "jne 3f",
+    // No switch held, the queue idle (short jumps: last).
+    "cmp byte ptr [{held}], 0",
+    "jne 3f",
+    "cmp dword ptr [{batch_len}], 0",
+    "jne 3f",
+    "cmp byte ptr [{batch_mirrored}], 0",
+    "je 3f",
+    "cmp byte ptr [{batch_lazy}], 0",
+    "jne 3f",
+    "movzx esi, word ptr [{cache} + {path_l1_hint}]",
+    "shl esi, 12",
+    // The store (`RomHost::write`), the high half first (the entry the
+    // write takes is present; one that is not is stored again, low half
+    // first, by the Rust path the write declines to). Then the shared
+    // write with ECX the entry's offset and EAX 1, odd: SetPxELong's
+    // (UpdatePxELong's EAX, the entry's address, is 8-aligned there), so
+    // that a decline comes back here (`.Lset_pxe_long_declined`).
+    "and ecx, 0xFFF",
+    "mov [{views} + ecx + esi + 4], edx",
+    "mov [{views} + ecx + esi], eax",
+    "mov eax, 1",
+    "jmp .Lfault_update_write",
+    "3:",
+    "pop esi",
+    "4:",
+    // The one-step path in Rust, then the general call.
     "push ecx",
     "push edx",
     "push eax",
@@ -527,6 +583,23 @@ core::arch::global_asm!(
     "pop edx",
     "pop ecx",
     "jmp 6b",
+    // The shared write declined after the store (the entry is one it
+    // leaves to the Rust path, EBX the flag as the stub saved it): the
+    // entry's address again (the memo's page with the fault's entry's
+    // offset, which it was compared with) and the new entry read back
+    // through the view slot, then the Rust path as before the store.
+    ".Lset_pxe_long_declined:",
+    "mov ecx, [{cache} + {fault_va} + 4]",
+    "shr ecx, 9",
+    "and ecx, 0xFF8",
+    "movzx eax, word ptr [{cache} + {path_l1_hint}]",
+    "shl eax, 12",
+    "add eax, ecx",
+    "mov edx, [{views} + eax + 4]",
+    "mov eax, [{views} + eax]",
+    "xor ecx, 0xFFF",
+    "xor ecx, [{fault_linear_page}]",
+    "jmp 4b",
     ".globl vmi_entry_update_pxe_long",
     "vmi_entry_update_pxe_long:",
     "push ebx",
@@ -551,7 +624,7 @@ core::arch::global_asm!(
     "pop ebx",
     "ret",
     // The write and the way out of UpdatePxELong's path in assembly
-    // (below), for a caller with events masked (`masked` 1: the flag
+    // (below; SetPxELong's joins it after its store), for a caller with events masked (`masked` 1: the flag
     // saved in EBX was 1, so the mask stays as it is, and EBX is free) or
     // not (0: the mask cleared after the write, and an event pending
     // delivered, as the stub's way out does). ESI (saved) holds the view
@@ -562,15 +635,17 @@ core::arch::global_asm!(
     "mov esi, [{views} + ecx + esi]",
     // `shadow_entry::l1_value_settled(entry)`: present and accessed; not
     // a supervisor writable entry that is not dirty; bits 44-62 clear.
-    // Of P, RW, U/S, A and D (`settled_bits`) with P and A flipped, those
-    // two clear and not RW alone.
+    // Of P, RW, U/S, A and D (`settled_bits`) with P, RW and A flipped
+    // (`settled_flip`): not all clear (RW alone), P and A clear (the
+    // `xor` sets ZF for the first test). The tests of shadow_entry.rs
+    // hold this write, step for step (`quick_write_steps`), to
+    // `l1_value_settled`.
     "mov ecx, esi",
     "and ecx, {settled_bits}",
-    "xor ecx, {present_accessed}",
+    "xor ecx, {settled_flip}",
+    "jz 3f",
     "test ecx, {present_accessed}",
     "jnz 3f",
-    "cmp ecx, {rw}",
-    "je 3f",
     "test ebx, 0x7FFFF000",
     "jnz 3f",
     // The frame, (low >> 12) | (high << 20), and `k2m` of it (mmu.rs):
@@ -589,12 +664,12 @@ core::arch::global_asm!(
     "cmp ecx, -1",
     "je 3f",
     // RW kept only from D (`writable`, `(low >> 5) & RW`): the flags
-    // `low & kept & (!RW | writable)`.
-    "mov edx, esi",
-    "shr edx, 5",
-    "or edx, {not_rw}",
-    "and edx, {kept}",
-    "and esi, edx",
+    // `low & kept & (!RW | writable)`, RW cleared when D is clear.
+    "test esi, {d}",
+    "jnz 11f",
+    "and esi, {not_rw}",
+    "11:",
+    "and esi, {kept}",
     // The value: the low half machine << 12 | the flags, the high
     // machine >> 20 | NX (the machine frame is 32 bits: `FRAME` keeps it).
     "mov edx, ecx",
@@ -633,9 +708,12 @@ core::arch::global_asm!(
     "cmp ecx, {rom_first}",
     "jb 1b",
     "3:",
-    // Declined: the Rust path, with EBX the flag as the stub saved it.
+    // Declined: the Rust path, with EBX the flag as the stub saved it
+    // (SetPxELong's, EAX odd, after its store).
     "pop esi",
     "mov ebx, \\masked",
+    "test al, 1",
+    "jnz .Lset_pxe_long_declined",
     "jmp 4f",
     "9:",
     "mov ecx, eax",
@@ -645,8 +723,9 @@ core::arch::global_asm!(
     // `paging::fault_entry_update`'s and `mmu_calls::fault_entry_update`'s
     // state: the kernel activated and the heap built (`Paging`'s
     // `activated` and `heap_ready`, two bytes in a row, asserted below,
-    // each 1; lazy mode is off, seen above); else 8, which tells them
-    // apart. Paging is on: a quick fault's address is kept only then
+    // each 1; lazy mode is off, seen above); else the general call (the
+    // Rust one-step path declines a kernel not activated at once,
+    // `paging::fault_entry_update`, and needs the heap). Paging is on: a quick fault's address is kept only then
     // (`paging::set_paging` takes it when paging goes off; the path's
     // root is then no longer the loaded one either: `leave_root`). The
     // address of a quick fault kept (else nothing for the one-step path:
@@ -654,7 +733,7 @@ core::arch::global_asm!(
     // (`MmuBatch::is_idle`: nothing queued, mirrored, not lazy; so every
     // view slot is mapped, none pending), tested before anything is read.
     "cmp word ptr [{activated}], 0x0101",
-    "jne 8f",
+    "jne 6b",
     "cmp dword ptr [{cache} + {fault_va}], 0",
     "je 6b",
     "cmp byte ptr [{held}], 0",
@@ -702,6 +781,8 @@ core::arch::global_asm!(
     "cmp [{view_tags} + esi * 4], edx",
     "jne 31f",
     "shl esi, 12",
+    // SetPxELong's path joins here after its store (above).
+    ".Lfault_update_write:",
     "test bl, bl",
     "jz 21f",
     "quick_update_write 1",
@@ -718,14 +799,6 @@ core::arch::global_asm!(
     "pop eax",
     "jnz 7b",
     "jmp 6b",
-    "8:",
-    // Not both: the heap not built, or no fault's address, as the
-    // general call; else the Rust one-step path (it declines).
-    "cmp byte ptr [{heap_ready}], 0",
-    "je 6b",
-    "cmp dword ptr [{cache} + {fault_va}], 0",
-    "je 6b",
-    "jmp 4b",
     ".popsection",
     handler = sym crate::paging::update_pxe_long,
     fast = sym crate::paging::update_pxe_long_after_fault,
@@ -770,7 +843,6 @@ core::arch::global_asm!(
     a_rw_d = const (shadow_entry::ACCESSED | shadow_entry::RW | shadow_entry::DIRTY) as u32,
     refused = sym crate::paging::update_pxe_long_quick_refused,
     lazy = const LAZY_MODE_VA,
-    heap_ready = const HEAP_READY_VA,
     fault_va = const quick_update::FAULT_VA,
     held = const quick_update::HELD_VA,
     activated = const quick_update::ACTIVATED_VA,
@@ -792,12 +864,13 @@ core::arch::global_asm!(
     view_tags = const crate::mmu::VIEW_TAGS_VA,
     views = const xen_vmi_rom::layout::TABLE_VIEW_VA,
     present_accessed = const (shadow_entry::PRESENT | shadow_entry::ACCESSED) as u32,
+    settled_flip = const (shadow_entry::PRESENT | shadow_entry::ACCESSED | shadow_entry::RW) as u32,
+    d = const shadow_entry::DIRTY as u32,
     settled_bits = const (shadow_entry::PRESENT
         | shadow_entry::ACCESSED
         | shadow_entry::USER
         | shadow_entry::RW
         | shadow_entry::DIRTY) as u32,
-    rw = const shadow_entry::RW as u32,
     not_rw = const !(shadow_entry::RW as u32),
     kept = const (shadow_entry::PRESENT
         | shadow_entry::RW
@@ -821,7 +894,7 @@ use xen_vmi_rom::shadow_cache::quick_fault_layout as layout;
 use xen_vmi_rom::shadow_cache::quick_table_layout as tables;
 use xen_vmi_rom::shadow_entry;
 
-/// Where UpdatePxELong's path in assembly finds the state it reads and
+/// Where SetPxELong's and UpdatePxELong's paths in assembly find the state they read and
 /// writes: the run-time state's (mapped in every address space) and the
 /// heap's (once `heap_ready`, which the stub tests first).
 mod quick_update {

@@ -734,8 +734,9 @@ pub extern "fastcall" fn update_pxe_long(ptep: u32) {
     entry_call(|c, h, s, p| mmu_calls::update_pxe(c, h, s, p, ptep, true));
 }
 
-/// SetPxELong's one-step path (`mmu_calls::fault_entry_update`): the
-/// entry stub calls it outside lazy mode with ECX the entry's address and
+/// SetPxELong's one-step path (`mmu_calls::fault_entry_update`) where
+/// its path in assembly (entry.rs) declines: the entry stub calls it
+/// outside lazy mode with ECX the entry's address and
 /// EDX pointing at the new value's two halves (low, high: the stub's own
 /// pushes of the kernel's EDX, then EAX), before the general call. True:
 /// done.
@@ -750,8 +751,8 @@ pub extern "fastcall" fn update_pxe_long_after_fault(ptep: u32) -> bool {
     fault_entry_update(ptep, None)
 }
 
-/// Xen refused the `update_va_mapping` of UpdatePxELong's path in
-/// assembly (entry.rs, `vmi_entry_update_pxe_long`; ECX Xen's answer):
+/// Xen refused the `update_va_mapping` of SetPxELong's or UpdatePxELong's
+/// path in assembly (entry.rs, `quick_update_write`; ECX Xen's answer):
 /// reported as `MmuBatch::write_mapped_idle` reports it
 /// (`mapped_write_refused`, then the crash of `mmu::refused`), with the
 /// write's machine address, value and tag worked out again as the Rust
@@ -759,7 +760,8 @@ pub extern "fastcall" fn update_pxe_long_after_fault(ptep: u32) -> bool {
 /// changed since: the entry's frame is the page memo's, its index the
 /// fault's address's (the assembly compared the two; the address is
 /// still kept, the assembly takes it only after Xen's success), its value
-/// is read again through the view, and the fault path is kept.
+/// (SetPxELong's stored by then) is read again through the view, and the
+/// fault path is kept.
 #[cold]
 #[inline(never)]
 #[cfg_attr(feature = "image", optimize(size))]
