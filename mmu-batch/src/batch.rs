@@ -217,10 +217,11 @@ pub struct MmuBatch<Tag, const N: usize> {
     /// `reqs[..len]` as it stands (`flush_plain_run`). True for an empty
     /// queue; any other op or a merge makes it false until the queue is
     /// empty again. While it holds, a slot below `len` is sure to hold
-    /// only its tag (`write_mirrored_tag`): its op is the request at its
-    /// index of `reqs` and it is live, and `end_mirrored` writes both in
-    /// when the run ends with ops still queued (a write pushed in a lazy
-    /// batch stores its request once, not twice).
+    /// only its tag (the ROM's writes in assembly, by `WRITE_SLOT`, store
+    /// nothing else): its op is the request at its index of `reqs` and it
+    /// is live, and `fill_mirrored_slots` writes both in when the run
+    /// ends with ops still queued (a write pushed in a lazy batch stores
+    /// its request once, not twice).
     mirrored: bool,
     /// Whether every queued op is live (nothing merged away or dropped
     /// since the queue was last empty): the in-place layout's condition
@@ -495,27 +496,15 @@ impl<Tag: Copy, const N: usize> MmuBatch<Tag, N> {
     /// a `Slot` (checked by `mirrored_tag_is_the_slots_tag` below).
     const TAG_AT: usize = core::mem::offset_of!(Slot<Tag>, tag);
 
-    /// A mirrored queue's slot `at` (below the capacity) takes `tag`, and
-    /// nothing else: its op and state are implied (`mirrored`).
-    #[inline(always)]
-    fn write_mirrored_tag(&mut self, at: usize, tag: Tag) {
-        let slot = (&raw mut self.slots[at]).cast::<u8>();
-        // SAFETY: `TAG_AT` is inside the slot (its tag's offset, and the
-        // option is the slot's size), the write is of a `Tag`; the bytes
-        // it overwrites are the payload's tag, never the niche (the op's
-        // discriminant), so the option keeps a valid value (None stays
-        // None), and only `mirrored_tag` reads them as a tag.
-        unsafe { slot.add(Self::TAG_AT).cast::<Tag>().write_unaligned(tag) }
-    }
-
     /// The tag of a mirrored queue's slot `at` (below `len`).
     #[inline(always)]
     fn mirrored_tag(&self, at: usize) -> Tag {
         debug_assert!(self.mirrored && at < self.len);
         let slot = (&raw const self.slots[at]).cast::<u8>();
         // SAFETY: in a mirrored queue every slot below `len` had its tag
-        // written whole at `TAG_AT` by its push (`write_mirrored_tag`,
-        // `append_live`, or the host's write by `WRITE_SLOT`).
+        // written whole at `TAG_AT` by its push (the whole slot by
+        // `append_write` or `append_live`, the tag alone by a host's write
+        // by `WRITE_SLOT`).
         unsafe { slot.add(Self::TAG_AT).cast::<Tag>().read_unaligned() }
     }
 
@@ -1932,6 +1921,18 @@ mod tests {
 
     type Batch = MmuBatch<RomTag, 4>;
 
+    /// The tag alone into slot `at`, as a host's write by `WRITE_SLOT`.
+    fn write_tag(b: &mut Batch, at: usize, tag: RomTag) {
+        let slot = (&raw mut b.slots[at]).cast::<u8>();
+        // SAFETY: `TAG_AT` is inside the slot (the option is the slot's
+        // size) and the write is of a tag.
+        unsafe {
+            slot.add(Batch::TAG_AT)
+                .cast::<RomTag>()
+                .write_unaligned(tag)
+        }
+    }
+
     /// `TAG_AT` (and so `WRITE_SLOT.tag_at`) is where `Some(slot)` keeps
     /// its tag, and a tag written there leaves the option's variant, op
     /// and state as they were: a mirrored slot's stale contents stay a
@@ -1976,17 +1977,32 @@ mod tests {
                 b.mirrored = true;
                 b.len = 1;
                 assert_eq!(b.mirrored_tag(0), tags[1]);
-                b.write_mirrored_tag(0, tag);
+                write_tag(&mut b, 0, tag);
                 assert_eq!(b.mirrored_tag(0), tag);
                 let slot = b.slots[0].expect("still Some");
                 assert_eq!((slot.op, slot.tag, slot.state), (op, tag, state));
             }
         }
         b.slots[1] = None;
-        b.write_mirrored_tag(1, tags[0]);
+        write_tag(&mut b, 1, tags[0]);
         assert!(b.slots[1].is_none(), "a tag written into None");
         b.len = 2;
         assert_eq!(b.mirrored_tag(1), tags[0]);
+        // Filled in: slot 0 held a stale op and state, slot 1 was None.
+        let reqs = [
+            MmuUpdate::normal_pt_update(0x5000, 0x67),
+            MmuUpdate::normal_pt_update(0x5008, 0),
+        ];
+        b.reqs[..2].copy_from_slice(&reqs);
+        b.fill_mirrored_slots();
+        assert!(!b.mirrored);
+        for (at, tag) in [tags[1], tags[0]].into_iter().enumerate() {
+            let slot = b.slots[at].expect("filled in");
+            assert_eq!(
+                (slot.op, slot.tag, slot.state),
+                (Op::MmuUpdate(reqs[at]), tag, State::Live)
+            );
+        }
         let _ = What::B;
     }
 }

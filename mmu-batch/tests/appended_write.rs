@@ -9,10 +9,14 @@
 //! small queue, often full; flushes; refusals, which settle a plain run
 //! through the general path and so read its slots), the two queues hold
 //! the same ops and tags, the same length and counters, flush the same
-//! requests and report the same failures. (`tests/model.rs` holds
-//! `push_pte_write` itself to the model of Xen, with the stale slots a
-//! mirrored queue leaves behind earlier ops.)
+//! requests and report the same failures, also where the layout's queue
+//! had its plain run ended early (`end_plain_run`, which must change
+//! nothing observable). (`tests/model.rs` holds the queue, with such
+//! writes among its pushes, to the model of Xen.)
 
+mod common;
+
+use common::append_by_layout;
 use mmu_batch::{Failure, FlushTarget, MmuBatch, Multicall, Op, PteWrite};
 use proptest::prelude::*;
 use xen_abi::xen::{MmuUpdate, MmuextOp};
@@ -94,38 +98,17 @@ impl FlushTarget<Tag> for Xen {
     }
 }
 
-/// The assembly's write (entry.rs, `lazy_entry_update`), by the layout.
-fn append_by_layout(batch: &mut MmuBatch<Tag, N>, maddr: u64, val: u64, tag: Tag) {
-    let l = MmuBatch::<Tag, N>::WRITE_SLOT;
-    let base = (batch as *mut MmuBatch<Tag, N>).cast::<u8>();
-    // SAFETY: the offsets are the batch's own (`WRITE_SLOT`), `len` is
-    // below the capacity (`appends_write` said so), and every write is of
-    // a field's own type at its offset (unaligned writes: the layout is
-    // not assumed aligned here).
-    unsafe {
-        let len = base.add(l.len).cast::<usize>().read_unaligned();
-        assert!(len < N);
-        let words = [
-            maddr as u32,
-            (maddr >> 32) as u32,
-            val as u32,
-            (val >> 32) as u32,
-        ];
-        let req = base.add(l.reqs + len * 16).cast::<[u32; 4]>();
-        req.write_unaligned(words);
-        let slot = base.add(l.slots + len * l.slot_size);
-        slot.add(l.tag_at).cast::<Tag>().write_unaligned(tag);
-        let pushes = base.add(l.pushes).cast::<u64>();
-        pushes.write_unaligned(pushes.read_unaligned() + 1);
-        base.add(l.len).cast::<usize>().write_unaligned(len + 1);
-    }
-}
-
 #[derive(Clone, Copy, Debug)]
 enum Step {
-    Write { entry: u64, val: u64, id: u32 },
+    Write {
+        entry: u64,
+        val: u64,
+        id: u32,
+    },
     Flush,
     Other(u32),
+    /// `end_plain_run` on the queue written by the layout alone.
+    EndRun,
 }
 
 fn step() -> impl Strategy<Value = Step> {
@@ -137,6 +120,7 @@ fn step() -> impl Strategy<Value = Step> {
         }),
         1 => Just(Step::Flush),
         1 => any::<u32>().prop_map(Step::Other),
+        1 => Just(Step::EndRun),
     ]
 }
 
@@ -166,6 +150,7 @@ proptest! {
                     let b = pushed.end_of_call(&mut xen_b);
                     prop_assert_eq!(a.err().map(|f| f.count), b.err().map(|f| f.count));
                 }
+                Step::EndRun => by_layout.end_plain_run(),
                 Step::Other(id) => {
                     let op = Op::Mmuext(MmuextOp::invlpg_local(id & !0xFFF));
                     let a = by_layout.push(op, Tag::default(), &mut xen_a);
