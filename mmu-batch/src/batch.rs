@@ -1966,7 +1966,7 @@ mod tests {
                 guest: u64::MAX,
             },
         ];
-        let mut b: Box<Batch> = Box::new(Batch::new());
+        let mut b: Box<Batch> = Box::default();
         for op in ops {
             for (state, tag) in [State::Live, State::Resolved].into_iter().zip(tags) {
                 b.slots[0] = Some(Slot {
