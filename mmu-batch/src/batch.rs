@@ -492,8 +492,9 @@ impl<Tag: Copy, const N: usize> MmuBatch<Tag, N> {
 
     /// Where a slot's tag is in its `Option` (a byte offset): `Some`'s
     /// payload is the slot's bytes as they stand, the option's niche
-    /// inside them (the op's discriminant), so the tag is where it is in
-    /// a `Slot` (checked by `mirrored_tag_is_the_slots_tag` below).
+    /// inside them (`WRITE_SLOT` asserts the sizes equal), so the tag is
+    /// where it is in a `Slot` (checked by `mirrored_tag_is_the_slots_tag`
+    /// below).
     const TAG_AT: usize = core::mem::offset_of!(Slot<Tag>, tag);
 
     /// The tag of a mirrored queue's slot `at` (below `len`).
@@ -511,8 +512,10 @@ impl<Tag: Copy, const N: usize> MmuBatch<Tag, N> {
     /// Ends the mirrored run (if it is one) with its ops still queued: each
     /// slot below `len` gets its op (the request at its index of `reqs`)
     /// and `Live`, as a push outside a mirrored queue builds it, so that
-    /// anything that reads slots may. Before the first op that is not
-    /// such a write, a merge, a refused plain run and a crash's `abandon`.
+    /// anything that reads slots may: before a merge marks a slot, in a
+    /// crash's `abandon` and in `end_plain_run`. (`make_room`, for an op
+    /// that is no write, and `flush_plain_run`, after a refusal, know the
+    /// queue is a plain run and fill it in directly.)
     #[inline(always)]
     fn end_mirrored(&mut self) {
         if self.mirrored {
@@ -532,9 +535,11 @@ impl<Tag: Copy, const N: usize> MmuBatch<Tag, N> {
             // The op and the state, around the tag that is there already.
             let slot = (slot as *mut Option<Slot<Tag>>).cast::<Slot<Tag>>();
             // SAFETY: `Some`'s payload is the slot's bytes as they stand
-            // (`TAG_AT`); its tag was written whole by the push (mirrored),
-            // so with a valid op and state written in the slot's bytes are
-            // `Some` of that slot.
+            // (`TAG_AT`) and the writes are in bounds (raw places, no
+            // reference to a slot that may not be valid yet); its tag was
+            // written whole by the push (mirrored), so once a valid op and
+            // state are written every field of the slot is valid, the
+            // option's niche among them: the bytes are `Some` of it.
             unsafe {
                 (&raw mut (*slot).op).write(Op::MmuUpdate(*req));
                 (&raw mut (*slot).state).write(State::Live);
