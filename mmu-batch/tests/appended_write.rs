@@ -206,3 +206,48 @@ fn appends_write_needs_room_a_mirrored_queue_and_another_entry() {
     .unwrap();
     assert!(!b.appends_write(0x3000), "a queue that is no plain run");
 }
+
+/// A crash's `abandon` of a plain run written by the layout hands over
+/// each write with its tag, though the slots still held older ops (an
+/// INVLPG and a write, flushed) and no op or state of their own.
+#[test]
+fn abandon_sees_the_layouts_writes() {
+    let mut xen = Xen::default();
+    let mut b: Box<MmuBatch<Tag, N>> = Box::default();
+    let old = Tag {
+        what: 9,
+        ..Tag::default()
+    };
+    b.push(Op::Mmuext(MmuextOp::invlpg_local(0x4000)), old, &mut xen)
+        .unwrap();
+    b.push_pte_write(0x2000, 1, PteWrite::Normal, old, &mut xen)
+        .unwrap();
+    b.push(Op::Mmuext(MmuextOp::invlpg_local(0x5000)), old, &mut xen)
+        .unwrap();
+    b.end_of_call(&mut xen).unwrap();
+    assert!(b.is_empty());
+    b.enter_lazy();
+    let writes: Vec<(u64, u64, Tag)> = (0..3u64)
+        .map(|k| {
+            let tag = Tag {
+                what: 1,
+                kfn: 0x77 + k as u32,
+                index: k as u16,
+                guest: 0x100 + k,
+            };
+            (0x1_0000_3000 + 8 * k, 0x67 + (k << 12), tag)
+        })
+        .collect();
+    for &(maddr, val, tag) in &writes {
+        append_by_layout(&mut b, maddr, val, tag);
+    }
+    let mut seen = Vec::new();
+    assert_eq!(b.abandon(|op, tag| seen.push((*op, *tag))), 3);
+    let want: Vec<(Op, Tag)> = writes
+        .iter()
+        .map(|&(maddr, val, tag)| (Op::pte_write(maddr, val, PteWrite::Normal), tag))
+        .collect();
+    assert_eq!(seen, want);
+    assert!(b.is_empty());
+    assert_eq!(xen.failures, []);
+}
