@@ -140,8 +140,7 @@ impl Counters {
     }
 }
 
-/// Where a queued op stands (a byte: [`MmuBatch::WRITE_SLOT`] gives
-/// `Live`'s value to a host that queues a write in assembly).
+/// Where a queued op stands.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[repr(u8)]
 enum State {
@@ -217,7 +216,12 @@ pub struct MmuBatch<Tag, const N: usize> {
     /// there): the queue is then one run, and a flush hands Xen
     /// `reqs[..len]` as it stands (`flush_plain_run`). True for an empty
     /// queue; any other op or a merge makes it false until the queue is
-    /// empty again.
+    /// empty again. While it holds, a slot below `len` is sure to hold
+    /// only its tag (the ROM's writes in assembly, by `WRITE_SLOT`, store
+    /// nothing else): its op is the request at its index of `reqs` and it
+    /// is live, and `fill_mirrored_slots` writes both in when the run
+    /// ends with ops still queued (a write pushed in a lazy batch stores
+    /// its request once, not twice).
     mirrored: bool,
     /// Whether every queued op is live (nothing merged away or dropped
     /// since the queue was last empty): the in-place layout's condition
@@ -265,8 +269,10 @@ pub struct MmuBatch<Tag, const N: usize> {
 }
 
 /// [`MmuBatch::WRITE_SLOT`]: byte offsets in the queue (`reqs`, `slots`,
-/// `pushes`, `len`) and in a slot (the rest) of what a write that
-/// [`MmuBatch::appends_write`] changes.
+/// `pushes`, `len`) and in a slot (`tag_at`) of what a write that
+/// [`MmuBatch::appends_write`] changes. In the mirrored queue such a write
+/// goes to, a slot holds only its tag: its op is the request at the same
+/// index of `reqs`, and it is live.
 #[derive(Clone, Copy, Debug)]
 pub struct WriteSlotLayout {
     /// The request array (16-byte `mmu_update` requests).
@@ -274,16 +280,8 @@ pub struct WriteSlotLayout {
     /// The slot array, `slot_size` bytes a slot.
     pub slots: usize,
     pub slot_size: usize,
-    /// The 32-bit word at `op_word_at` of a slot holding a write: `op_word`.
-    pub op_word_at: usize,
-    pub op_word: u32,
-    /// The write's request (the same 16 bytes as in `reqs`).
-    pub request_at: usize,
-    /// The caller's tag.
+    /// The caller's tag in a slot.
     pub tag_at: usize,
-    /// The slot's state, a byte: `live`.
-    pub state_at: usize,
-    pub live: u8,
     /// `Counters::pushes` (a u64) and `len` (a usize).
     pub pushes: usize,
     pub len: usize,
@@ -460,8 +458,9 @@ impl<Tag: Copy, const N: usize> MmuBatch<Tag, N> {
     /// append it: room in the queue, a mirrored queue (every slot a live
     /// request at its index of the argument array), and a last request of
     /// another entry (so nothing is superseded). It then counts the push,
-    /// builds the request at `reqs[len]` and the live slot at
-    /// `slots[len]`, and adds one to `len`: what the ROM's lazy
+    /// builds the request at `reqs[len]`, writes the tag into `slots[len]`
+    /// (the mirrored queue's slots hold nothing else), and adds one to
+    /// `len`: what the ROM's lazy
     /// SetPxELong and UpdatePxELong do in assembly in this case
     /// ([`WRITE_SLOT`](Self::WRITE_SLOT) says where).
     #[inline]
@@ -481,36 +480,73 @@ impl<Tag: Copy, const N: usize> MmuBatch<Tag, N> {
         // `Some(slot)` is the slot's bytes as they stand: the option
         // takes its niche inside the slot.
         assert!(size_of::<Option<Slot<Tag>>>() == size_of::<Slot<Tag>>());
-        let op = Op::MmuUpdate(MmuUpdate::normal_pt_update(0, 0));
-        let (op_word, request) = match &op {
-            Op::MmuUpdate(req) => {
-                let base = (&op as *const Op).cast::<u8>();
-                // SAFETY: `req` points into `op`.
-                let at = unsafe { (req as *const MmuUpdate).cast::<u8>().offset_from(base) };
-                // The op's first word is its discriminant alone (an
-                // uninitialized byte there would stop the evaluation).
-                assert!(at >= 4);
-                // SAFETY: `op` is at least 4-aligned and holds 4 bytes
-                // before the request.
-                (unsafe { *(&op as *const Op).cast::<u32>() }, at as usize)
-            }
-            _ => panic!("an MmuUpdate op"),
-        };
-        let slot_op = offset_of!(Slot<Tag>, op);
         WriteSlotLayout {
             reqs: offset_of!(Self, reqs),
             slots: offset_of!(Self, slots),
             slot_size: size_of::<Option<Slot<Tag>>>(),
-            op_word_at: slot_op,
-            op_word,
-            request_at: slot_op + request,
-            tag_at: offset_of!(Slot<Tag>, tag),
-            state_at: offset_of!(Slot<Tag>, state),
-            live: State::Live as u8,
+            tag_at: Self::TAG_AT,
             pushes: offset_of!(Self, counters) + offset_of!(Counters, pushes),
             len: offset_of!(Self, len),
         }
     };
+
+    /// Where a slot's tag is in its `Option` (a byte offset): `Some`'s
+    /// payload is the slot's bytes as they stand, the option's niche
+    /// inside them (`WRITE_SLOT` asserts the sizes equal), so the tag is
+    /// where it is in a `Slot` (checked by `mirrored_tag_is_the_slots_tag`
+    /// below).
+    const TAG_AT: usize = core::mem::offset_of!(Slot<Tag>, tag);
+
+    /// The tag of a mirrored queue's slot `at` (below `len`).
+    #[inline(always)]
+    fn mirrored_tag(&self, at: usize) -> Tag {
+        debug_assert!(self.mirrored && at < self.len);
+        let slot = (&raw const self.slots[at]).cast::<u8>();
+        // SAFETY: in a mirrored queue every slot below `len` had its tag
+        // written whole at `TAG_AT` by its push (the whole slot by
+        // `append_write` or `append_live`, the tag alone by a host's write
+        // by `WRITE_SLOT`).
+        unsafe { slot.add(Self::TAG_AT).cast::<Tag>().read_unaligned() }
+    }
+
+    /// Ends the mirrored run (if it is one) with its ops still queued: each
+    /// slot below `len` gets its op (the request at its index of `reqs`)
+    /// and `Live`, as a push outside a mirrored queue builds it, so that
+    /// anything that reads slots may: before a merge marks a slot, in a
+    /// crash's `abandon` and in `end_plain_run`. (`make_room`, for an op
+    /// that is no write, and `flush_plain_run`, after a refusal, know the
+    /// queue is a plain run and fill it in directly.)
+    #[inline(always)]
+    fn end_mirrored(&mut self) {
+        if self.mirrored {
+            self.fill_mirrored_slots();
+        }
+        // Also here, where the compiler sees it: what follows inline
+        // knows the queue is no plain run.
+        self.mirrored = false;
+    }
+
+    /// [`end_mirrored`](Self::end_mirrored)'s work, out of line (a lazy
+    /// batch of writes ends by a flush, which needs no slot).
+    #[inline(never)]
+    fn fill_mirrored_slots(&mut self) {
+        let len = self.len.min(N);
+        for (slot, req) in self.slots[..len].iter_mut().zip(&self.reqs[..len]) {
+            // The op and the state, around the tag that is there already.
+            let slot = (slot as *mut Option<Slot<Tag>>).cast::<Slot<Tag>>();
+            // SAFETY: `Some`'s payload is the slot's bytes as they stand
+            // (`TAG_AT`) and the writes are in bounds (raw places, no
+            // reference to a slot that may not be valid yet); its tag was
+            // written whole by the push (mirrored), so once a valid op and
+            // state are written every field of the slot is valid, the
+            // option's niche among them: the bytes are `Some` of it.
+            unsafe {
+                (&raw mut (*slot).op).write(Op::MmuUpdate(*req));
+                (&raw mut (*slot).state).write(State::Live);
+            }
+        }
+        self.mirrored = false;
+    }
 
     /// The counters.
     pub fn counters(&self) -> Counters {
@@ -555,11 +591,36 @@ impl<Tag: Copy, const N: usize> MmuBatch<Tag, N> {
     /// The ops that will be submitted, in order, with their tags (merged-
     /// away writes and dropped flushes left out).
     pub fn pending(&self) -> impl Iterator<Item = (Op, Tag)> + '_ {
-        self.slots[..self.len]
-            .iter()
-            .flatten()
-            .filter(|slot| slot.state == State::Live)
-            .map(|slot| (slot.op, slot.tag))
+        // A mirrored queue's from `reqs` and the tags, any other from its
+        // slots.
+        let (mirrored, general) = if self.mirrored {
+            (self.len, 0)
+        } else {
+            (0, self.len)
+        };
+        (0..mirrored)
+            .map(|at| (Op::MmuUpdate(self.reqs[at]), self.mirrored_tag(at)))
+            .chain(
+                self.slots[..general]
+                    .iter()
+                    .flatten()
+                    .filter(|slot| slot.state == State::Live)
+                    .map(|slot| (slot.op, slot.tag)),
+            )
+    }
+
+    /// Ends a plain run of queued writes (a lazy batch's, whose slots
+    /// hold only their tags, the requests being in the argument array) as
+    /// the next op that is no such write would: every queued op then has
+    /// its slot. Nothing observable changes: the same ops are pending, and
+    /// a flush makes the same hypercalls (the in-place layout's entries
+    /// for a run are the plain run's) and reports the same failures. For a
+    /// caller about to walk [`pending`](Self::pending) before it pushes
+    /// such an op anyway (the ROM's InvalPage check): inlined, the walk
+    /// then reads slots alone.
+    #[inline(always)]
+    pub fn end_plain_run(&mut self) {
+        self.end_mirrored();
     }
 
     /// Queues `op`. If the queue is full it is flushed first (whatever the
@@ -586,7 +647,8 @@ impl<Tag: Copy, const N: usize> MmuBatch<Tag, N> {
             self.drop_covered(&op);
         }
         // The op's arguments, built where Xen will read them (the plain
-        // run's and the in-place layout's).
+        // run's and the in-place layout's). Any other op than a write ends
+        // the plain run (`make_room` has filled its slots in).
         match op {
             Op::MmuUpdate(req) => self.reqs[self.len] = req,
             Op::Mmuext(ext) => {
@@ -636,7 +698,13 @@ impl<Tag: Copy, const N: usize> MmuBatch<Tag, N> {
             let replaces = if self.mirrored {
                 match op {
                     Op::MmuUpdate(req) => request_replaces(req, &self.reqs[last]),
-                    _ => false,
+                    // Any other op ends the plain run: its slots are filled
+                    // in now (`push` clears `mirrored`), before anything
+                    // reads them (`drop_covered`).
+                    _ => {
+                        self.fill_mirrored_slots();
+                        false
+                    }
                 }
             } else {
                 let prev = self.slot(last);
@@ -726,7 +794,9 @@ impl<Tag: Copy, const N: usize> MmuBatch<Tag, N> {
 
     /// Queues the write `req` as a live slot at `at` (`len`, below the
     /// capacity), its request also where Xen reads it (after a merge or
-    /// another kind of op the general layout rebuilds `reqs`).
+    /// another kind of op the general layout rebuilds `reqs`). The whole
+    /// slot is built here, in a mirrored queue too (more than it needs,
+    /// `mirrored`: one store sequence, not a branch at every call site).
     #[inline(always)]
     fn append_write(&mut self, at: usize, req: MmuUpdate, tag: Tag) {
         self.reqs[at] = req;
@@ -743,11 +813,11 @@ impl<Tag: Copy, const N: usize> MmuBatch<Tag, N> {
     /// entry twice in a row.
     #[inline(never)]
     fn supersede(&mut self, last: usize) {
-        self.slot_mut(last).state = State::Superseded;
-        self.counters.merges += 1;
         // Neither the mirrored array nor the in-place layout holds a
         // queue with a dead slot.
-        self.mirrored = false;
+        self.end_mirrored();
+        self.slot_mut(last).state = State::Superseded;
+        self.counters.merges += 1;
         self.all_live = false;
     }
 
@@ -1104,8 +1174,19 @@ impl<Tag: Copy, const N: usize> MmuBatch<Tag, N> {
         result: i32,
         target: &mut T,
     ) -> Result<(), Failures<Tag>> {
-        let slot = self.slots[0].take().expect("the refused request's slot");
-        self.single_refusal(slot.tag, slot.op, result, target)
+        // The queue was mirrored (its `len`, 1, already given back): the
+        // op is `reqs[0]`, the slot holds the tag.
+        debug_assert!(self.mirrored && self.len == 0);
+        // SAFETY: as `mirrored_tag`'s: slot 0 had its tag written by the
+        // push of the request just refused.
+        let tag = unsafe {
+            (&raw const self.slots[0])
+                .cast::<u8>()
+                .add(Self::TAG_AT)
+                .cast::<Tag>()
+                .read_unaligned()
+        };
+        self.single_refusal(tag, Op::MmuUpdate(self.reqs[0]), result, target)
     }
 
     /// Reports the refusal of a queue's only op, sent as its own call
@@ -1142,6 +1223,7 @@ impl<Tag: Copy, const N: usize> MmuBatch<Tag, N> {
     /// would have been submitted to `each`, in order (the crash path: no op
     /// disappears unseen). Returns how many there were.
     pub fn abandon(&mut self, mut each: impl FnMut(&Op, &Tag)) -> usize {
+        self.end_mirrored();
         let mut count = 0;
         for slot in self.slots[..self.len].iter_mut() {
             if let Some(s) = slot.take() {
@@ -1220,7 +1302,7 @@ impl<Tag: Copy, const N: usize> MmuBatch<Tag, N> {
         }
         // The general path's bookkeeping for that one entry, then its
         // settling (only after a refusal: a per-op cost is fine here).
-        self.mirrored = false;
+        self.fill_mirrored_slots();
         self.spans[0] = Span { first: 0, count };
         for (pos, slot) in self.arg_slot[..count].iter_mut().enumerate() {
             *slot = pos;
@@ -1818,5 +1900,114 @@ impl<Tag: Copy, const N: usize> MmuBatch<Tag, N> {
     /// Whether the slot before `idx` holds a write that `idx` replaced.
     fn has_superseded_predecessor(&self, idx: usize) -> bool {
         idx > 0 && self.slot(idx - 1).state == State::Superseded
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A tag shaped as the ROM's (`shadow_cache::Tag`: an enum byte, a
+    /// frame, an index and the kernel's entry).
+    #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+    enum What {
+        A,
+        B,
+        C,
+    }
+
+    #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+    struct RomTag {
+        what: What,
+        kfn: u32,
+        index: u16,
+        guest: u64,
+    }
+
+    type Batch = MmuBatch<RomTag, 4>;
+
+    /// The tag alone into slot `at`, as a host's write by `WRITE_SLOT`.
+    fn write_tag(b: &mut Batch, at: usize, tag: RomTag) {
+        let slot = (&raw mut b.slots[at]).cast::<u8>();
+        // SAFETY: `TAG_AT` is inside the slot (the option is the slot's
+        // size) and the write is of a tag.
+        unsafe {
+            slot.add(Batch::TAG_AT)
+                .cast::<RomTag>()
+                .write_unaligned(tag)
+        }
+    }
+
+    /// `TAG_AT` (and so `WRITE_SLOT.tag_at`) is where `Some(slot)` keeps
+    /// its tag, and a tag written there leaves the option's variant, op
+    /// and state as they were: a mirrored slot's stale contents stay a
+    /// valid value, and `None` stays `None`.
+    #[test]
+    fn mirrored_tag_is_the_slots_tag() {
+        let ops = [
+            Op::MmuUpdate(MmuUpdate::normal_pt_update(
+                0x1234_5678_9008,
+                0x8000_0000_0000_0067,
+            )),
+            Op::Mmuext(MmuextOp::tlb_flush_local()),
+            Op::UpdateVaMapping {
+                va: 0xC000_0000,
+                pte: u64::MAX,
+                flags: 2,
+            },
+            Op::StackSwitch { ss: 0x69, esp: 1 },
+        ];
+        let tags = [
+            RomTag {
+                what: What::A,
+                kfn: 7,
+                index: 511,
+                guest: 0x0123_4567_89AB_CDEF,
+            },
+            RomTag {
+                what: What::C,
+                kfn: u32::MAX,
+                index: 0,
+                guest: u64::MAX,
+            },
+        ];
+        let mut b: Box<Batch> = Box::default();
+        for op in ops {
+            for (state, tag) in [State::Live, State::Resolved].into_iter().zip(tags) {
+                b.slots[0] = Some(Slot {
+                    op,
+                    tag: tags[1],
+                    state,
+                });
+                b.mirrored = true;
+                b.len = 1;
+                assert_eq!(b.mirrored_tag(0), tags[1]);
+                write_tag(&mut b, 0, tag);
+                assert_eq!(b.mirrored_tag(0), tag);
+                let slot = b.slots[0].expect("still Some");
+                assert_eq!((slot.op, slot.tag, slot.state), (op, tag, state));
+            }
+        }
+        b.slots[1] = None;
+        write_tag(&mut b, 1, tags[0]);
+        assert!(b.slots[1].is_none(), "a tag written into None");
+        b.len = 2;
+        assert_eq!(b.mirrored_tag(1), tags[0]);
+        // Filled in: slot 0 held a stale op and state, slot 1 was None.
+        let reqs = [
+            MmuUpdate::normal_pt_update(0x5000, 0x67),
+            MmuUpdate::normal_pt_update(0x5008, 0),
+        ];
+        b.reqs[..2].copy_from_slice(&reqs);
+        b.fill_mirrored_slots();
+        assert!(!b.mirrored);
+        for (at, tag) in [tags[1], tags[0]].into_iter().enumerate() {
+            let slot = b.slots[at].expect("filled in");
+            assert_eq!(
+                (slot.op, slot.tag, slot.state),
+                (Op::MmuUpdate(reqs[at]), tag, State::Live)
+            );
+        }
+        let _ = What::B;
     }
 }

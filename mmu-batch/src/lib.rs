@@ -74,6 +74,11 @@
 //!    is one `mmu_update` on that array, with no run search, no copy and, when
 //!    Xen applies everything, no per-op bookkeeping. It is the call the rules
 //!    above give for that queue; a refusal is settled by the general path.
+//!    While the queue is such a run its slots are only sure to hold their
+//!    tags (a host writing by [`MmuBatch::WRITE_SLOT`] stores nothing else):
+//!    each op is its request in that array, and the slots get their ops
+//!    when the run ends with ops still queued (another kind of op, a merge,
+//!    a refusal, [`MmuBatch::abandon`], [`MmuBatch::end_plain_run`]).
 //! 6. Any other queue whose every slot is live (nothing merged away or
 //!    dropped: a fork's mix of unpins, clears, writes, pins and the switch)
 //!    is laid out in place: each op's push builds its arguments in the

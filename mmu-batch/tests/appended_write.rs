@@ -2,13 +2,21 @@
 //! SetPxELong and UpdatePxELong path queues a write in assembly, by the
 //! layout `WRITE_SLOT` gives, where `appends_write` says the push would only
 //! append it. Transcribed here word for word (the request at `reqs[len]`,
-//! the slot's op word, request, tag and state, the push count, `len` one
+//! the slot's tag and nothing else of the slot, the push count, `len` one
 //! more), against `push_pte_write` on a copy of the queue: on random
 //! writes (a few entries, so that the last request is often the same
 //! entry; other ops now and then, which end the queue's mirrored run; a
-//! small queue, often full; flushes), the two queues hold the same ops
-//! and tags, the same length and counters, and flush the same requests.
+//! small queue, often full; flushes; refusals, which settle a plain run
+//! through the general path and so read its slots), the two queues hold
+//! the same ops and tags, the same length and counters, flush the same
+//! requests and report the same failures, also where the layout's queue
+//! had its plain run ended early (`end_plain_run`, which must change
+//! nothing observable). (`tests/model.rs` holds the queue, with such
+//! writes among its pushes, to the model of Xen.)
 
+mod common;
+
+use common::append_by_layout;
 use mmu_batch::{Failure, FlushTarget, MmuBatch, Multicall, Op, PteWrite};
 use proptest::prelude::*;
 use xen_abi::xen::{MmuUpdate, MmuextOp};
@@ -24,19 +32,35 @@ struct Tag {
     guest: u64,
 }
 
-/// Xen taking everything, recording the requests.
+/// Xen refusing the writes of a value that is a multiple of 16 (about one
+/// in 16) and taking everything else, recording the requests applied and
+/// the failures reported.
 #[derive(Default)]
 struct Xen {
     requests: Vec<(u64, u64)>,
     exts: usize,
+    failures: Vec<(Tag, Op, i32)>,
+}
+
+impl Xen {
+    /// `mmu_update` on `reqs`: the requests applied in order up to the
+    /// first refused one (`pdone` counts them), then -EINVAL.
+    fn apply(&mut self, reqs: &[MmuUpdate]) -> (u32, i32) {
+        for (k, r) in reqs.iter().enumerate() {
+            if r.val.get() % 16 == 0 {
+                return (k as u32, -22);
+            }
+            self.requests.push((r.ptr.get(), r.val.get()));
+        }
+        (reqs.len() as u32, 0)
+    }
 }
 
 impl FlushTarget<Tag> for Xen {
     fn mmu_update(&mut self, reqs: &[MmuUpdate], pdone: &mut u32) -> i32 {
-        self.requests
-            .extend(reqs.iter().map(|r| (r.ptr.get(), r.val.get())));
-        *pdone = reqs.len() as u32;
-        0
+        let (done, result) = self.apply(reqs);
+        *pdone = done;
+        result
     }
 
     fn mmuext_op(&mut self, ops: &[MmuextOp], pdone: &mut u32) -> i32 {
@@ -55,68 +79,36 @@ impl FlushTarget<Tag> for Xen {
 
     fn multicall(&mut self, calls: &mut Multicall<'_>) -> i32 {
         for j in 0..calls.len() {
-            let done = match calls.decode(j).expect("an entry the queue made") {
-                mmu_batch::Call::MmuUpdate { reqs, .. } => {
-                    self.requests
-                        .extend(reqs.iter().map(|r| (r.ptr.get(), r.val.get())));
-                    reqs.len()
-                }
+            let (done, result) = match calls.decode(j).expect("an entry the queue made") {
+                mmu_batch::Call::MmuUpdate { reqs, .. } => self.apply(reqs),
                 mmu_batch::Call::MmuextOp { ops, .. } => {
                     self.exts += ops.len();
-                    ops.len()
+                    (ops.len() as u32, 0)
                 }
-                _ => 1,
+                _ => (1, 0),
             };
-            calls.write_done(j, done as u32);
-            calls.set_result(j, 0);
+            calls.write_done(j, done);
+            calls.set_result(j, result);
         }
         0
     }
 
     fn failed(&mut self, failure: &Failure<Tag>) {
-        panic!("nothing is refused here: {:?}", failure.tag);
-    }
-}
-
-/// The assembly's write (entry.rs, `lazy_entry_update`), by the layout.
-fn append_by_layout(batch: &mut MmuBatch<Tag, N>, maddr: u64, val: u64, tag: Tag) {
-    let l = MmuBatch::<Tag, N>::WRITE_SLOT;
-    let base = (batch as *mut MmuBatch<Tag, N>).cast::<u8>();
-    // SAFETY: the offsets are the batch's own (`WRITE_SLOT`), `len` is
-    // below the capacity (`appends_write` said so), and every write is of
-    // a field's own type at its offset (unaligned writes: the layout is
-    // not assumed aligned here).
-    unsafe {
-        let len = base.add(l.len).cast::<usize>().read_unaligned();
-        assert!(len < N);
-        let words = [
-            maddr as u32,
-            (maddr >> 32) as u32,
-            val as u32,
-            (val >> 32) as u32,
-        ];
-        let req = base.add(l.reqs + len * 16).cast::<[u32; 4]>();
-        req.write_unaligned(words);
-        let slot = base.add(l.slots + len * l.slot_size);
-        slot.add(l.op_word_at)
-            .cast::<u32>()
-            .write_unaligned(l.op_word);
-        slot.add(l.request_at)
-            .cast::<[u32; 4]>()
-            .write_unaligned(words);
-        slot.add(l.tag_at).cast::<Tag>().write_unaligned(tag);
-        slot.add(l.state_at).write(l.live);
-        let pushes = base.add(l.pushes).cast::<u64>();
-        pushes.write_unaligned(pushes.read_unaligned() + 1);
-        base.add(l.len).cast::<usize>().write_unaligned(len + 1);
+        self.failures.push((failure.tag, failure.op, failure.errno));
     }
 }
 
 #[derive(Clone, Copy, Debug)]
 enum Step {
-    Write { entry: u64, val: u64, id: u32 },
+    Write {
+        entry: u64,
+        val: u64,
+        id: u32,
+    },
     Flush,
     Other(u32),
+    /// `end_plain_run` on the queue written by the layout alone.
+    EndRun,
 }
 
 fn step() -> impl Strategy<Value = Step> {
@@ -128,6 +120,7 @@ fn step() -> impl Strategy<Value = Step> {
         }),
         1 => Just(Step::Flush),
         1 => any::<u32>().prop_map(Step::Other),
+        1 => Just(Step::EndRun),
     ]
 }
 
@@ -142,32 +135,40 @@ proptest! {
             match s {
                 Step::Write { entry, val, id } => {
                     let tag = Tag { what: 0, kfn: id, index: (entry & 0xFFF) as u16 / 8, guest: val ^ 1 };
-                    if by_layout.appends_write(entry) {
+                    let a = if by_layout.appends_write(entry) {
                         append_by_layout(&mut by_layout, entry, val, tag);
                         appended += 1;
+                        Ok(())
                     } else {
-                        by_layout.push_pte_write(entry, val, PteWrite::Normal, tag, &mut xen_a).unwrap();
-                    }
-                    pushed.push_pte_write(entry, val, PteWrite::Normal, tag, &mut xen_b).unwrap();
+                        by_layout.push_pte_write(entry, val, PteWrite::Normal, tag, &mut xen_a)
+                    };
+                    let b = pushed.push_pte_write(entry, val, PteWrite::Normal, tag, &mut xen_b);
+                    prop_assert_eq!(a.err().map(|f| f.count), b.err().map(|f| f.count));
                 }
                 Step::Flush => {
-                    by_layout.end_of_call(&mut xen_a).unwrap();
-                    pushed.end_of_call(&mut xen_b).unwrap();
+                    let a = by_layout.end_of_call(&mut xen_a);
+                    let b = pushed.end_of_call(&mut xen_b);
+                    prop_assert_eq!(a.err().map(|f| f.count), b.err().map(|f| f.count));
                 }
+                Step::EndRun => by_layout.end_plain_run(),
                 Step::Other(id) => {
                     let op = Op::Mmuext(MmuextOp::invlpg_local(id & !0xFFF));
-                    by_layout.push(op, Tag::default(), &mut xen_a).unwrap();
-                    pushed.push(op, Tag::default(), &mut xen_b).unwrap();
+                    let a = by_layout.push(op, Tag::default(), &mut xen_a);
+                    let b = pushed.push(op, Tag::default(), &mut xen_b);
+                    prop_assert_eq!(a.err().map(|f| f.count), b.err().map(|f| f.count));
                 }
             }
             prop_assert_eq!(by_layout.len(), pushed.len());
             prop_assert_eq!(by_layout.pending().collect::<Vec<_>>(), pushed.pending().collect::<Vec<_>>());
             prop_assert_eq!(by_layout.counters(), pushed.counters());
+            prop_assert_eq!(&xen_a.failures, &xen_b.failures);
         }
-        by_layout.end_of_call(&mut xen_a).unwrap();
-        pushed.end_of_call(&mut xen_b).unwrap();
+        let a = by_layout.end_of_call(&mut xen_a);
+        let b = pushed.end_of_call(&mut xen_b);
+        prop_assert_eq!(a.err().map(|f| f.count), b.err().map(|f| f.count));
         prop_assert_eq!(&xen_a.requests, &xen_b.requests);
         prop_assert_eq!(xen_a.exts, xen_b.exts);
+        prop_assert_eq!(&xen_a.failures, &xen_b.failures);
         prop_assert_eq!(by_layout.counters(), pushed.counters());
         let _ = appended;
     }
@@ -204,4 +205,49 @@ fn appends_write_needs_room_a_mirrored_queue_and_another_entry() {
     )
     .unwrap();
     assert!(!b.appends_write(0x3000), "a queue that is no plain run");
+}
+
+/// A crash's `abandon` of a plain run written by the layout hands over
+/// each write with its tag, though the slots still held older ops (an
+/// INVLPG and a write, flushed) and no op or state of their own.
+#[test]
+fn abandon_sees_the_layouts_writes() {
+    let mut xen = Xen::default();
+    let mut b: Box<MmuBatch<Tag, N>> = Box::default();
+    let old = Tag {
+        what: 9,
+        ..Tag::default()
+    };
+    b.push(Op::Mmuext(MmuextOp::invlpg_local(0x4000)), old, &mut xen)
+        .unwrap();
+    b.push_pte_write(0x2000, 1, PteWrite::Normal, old, &mut xen)
+        .unwrap();
+    b.push(Op::Mmuext(MmuextOp::invlpg_local(0x5000)), old, &mut xen)
+        .unwrap();
+    b.end_of_call(&mut xen).unwrap();
+    assert!(b.is_empty());
+    b.enter_lazy();
+    let writes: Vec<(u64, u64, Tag)> = (0..3u64)
+        .map(|k| {
+            let tag = Tag {
+                what: 1,
+                kfn: 0x77 + k as u32,
+                index: k as u16,
+                guest: 0x100 + k,
+            };
+            (0x1_0000_3000 + 8 * k, 0x67 + (k << 12), tag)
+        })
+        .collect();
+    for &(maddr, val, tag) in &writes {
+        append_by_layout(&mut b, maddr, val, tag);
+    }
+    let mut seen = Vec::new();
+    assert_eq!(b.abandon(|op, tag| seen.push((*op, *tag))), 3);
+    let want: Vec<(Op, Tag)> = writes
+        .iter()
+        .map(|&(maddr, val, tag)| (Op::pte_write(maddr, val, PteWrite::Normal), tag))
+        .collect();
+    assert_eq!(seen, want);
+    assert!(b.is_empty());
+    assert_eq!(xen.failures, []);
 }

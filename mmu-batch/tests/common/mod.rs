@@ -724,7 +724,17 @@ impl<const N: usize> Harness<N> {
             }
             _ => None,
         };
+        // Every fourth, a normal write the queue only appends goes in as
+        // the ROM's assembly makes it (`append_by_layout`: the request and
+        // the slot's tag alone), so that the ops after it meet the slots a
+        // plain run leaves as they stand.
         let result = match (op, mode) {
+            (Op::MmuUpdate(u), Some(PteWrite::Normal))
+                if id % 4 == 0 && self.batch.appends_write(u.machine_addr()) =>
+            {
+                append_by_layout(&mut self.batch, u.machine_addr(), u64::from(u.val), id);
+                Ok(())
+            }
             (Op::MmuUpdate(u), Some(mode)) if id % 2 == 0 => {
                 let (maddr, val) = (u.machine_addr(), u64::from(u.val));
                 self.batch
@@ -968,5 +978,42 @@ impl<const N: usize> Harness<N> {
 impl<const N: usize> Default for Harness<N> {
     fn default() -> Self {
         Self::new()
+    }
+}
+
+/// The ROM's lazy write in assembly (entry.rs, `lazy_entry_update`), by
+/// `MmuBatch::WRITE_SLOT`, where `appends_write(maddr)` said it may: the
+/// request at `reqs[len]`, the tag into `slots[len]` and nothing else of
+/// the slot, one more push counted, `len` one more.
+pub fn append_by_layout<Tag: Copy, const N: usize>(
+    batch: &mut MmuBatch<Tag, N>,
+    maddr: u64,
+    val: u64,
+    tag: Tag,
+) {
+    assert!(batch.appends_write(maddr));
+    let l = MmuBatch::<Tag, N>::WRITE_SLOT;
+    let base = (batch as *mut MmuBatch<Tag, N>).cast::<u8>();
+    // SAFETY: the offsets are the batch's own (`WRITE_SLOT`), `len` is
+    // below the capacity (`appends_write` said so), and every write is of
+    // a field's own type at its offset (unaligned writes: the layout is
+    // not assumed aligned here).
+    unsafe {
+        let len = base.add(l.len).cast::<usize>().read_unaligned();
+        assert!(len < N);
+        let words = [
+            maddr as u32,
+            (maddr >> 32) as u32,
+            val as u32,
+            (val >> 32) as u32,
+        ];
+        base.add(l.reqs + len * 16)
+            .cast::<[u32; 4]>()
+            .write_unaligned(words);
+        let slot = base.add(l.slots + len * l.slot_size);
+        slot.add(l.tag_at).cast::<Tag>().write_unaligned(tag);
+        let pushes = base.add(l.pushes).cast::<u64>();
+        pushes.write_unaligned(pushes.read_unaligned() + 1);
+        base.add(l.len).cast::<usize>().write_unaligned(len + 1);
     }
 }

@@ -421,10 +421,11 @@ core::arch::global_asm!(
     "63:",
     // `push_pte_write` appending (`MmuBatch::WRITE_SLOT`): the request
     // (EDI:ECX the address, command 0: MMU_NORMAL_PT_UPDATE; EBX:EBP the
-    // value) at `reqs[len]` and in the live slot `slots[len]` with its tag
-    // (`What::L1Entry`, the frame, the index, the kernel's entry), the
-    // push counted, `len` one more. Nothing at the call's end: the queue
-    // is lazy.
+    // value) at `reqs[len]` and its tag (`What::L1Entry`, the frame, the
+    // index, the kernel's entry) in `slots[len]`, the slot's only words a
+    // mirrored queue keeps (its op and state are implied until the run
+    // ends); the push counted, `len` one more. Nothing at the call's end:
+    // the queue is lazy.
     "mov esi, [{batch} + {len}]",
     "shl esi, 4",
     "mov [{batch} + {reqs} + esi], edi",
@@ -432,11 +433,6 @@ core::arch::global_asm!(
     "mov [{batch} + {reqs} + esi + 8], ebx",
     "mov [{batch} + {reqs} + esi + 12], ebp",
     "imul esi, dword ptr [{batch} + {len}], {slot_bytes}",
-    "mov dword ptr [{batch} + {slots} + esi + {op_word_at}], {op_word}",
-    "mov [{batch} + {slots} + esi + {request_at}], edi",
-    "mov [{batch} + {slots} + esi + {request_at} + 4], ecx",
-    "mov [{batch} + {slots} + esi + {request_at} + 8], ebx",
-    "mov [{batch} + {slots} + esi + {request_at} + 12], ebp",
     "mov [{batch} + {slots} + esi + {tag_at} + {tag_guest}], eax",
     "mov [{batch} + {slots} + esi + {tag_at} + {tag_guest} + 4], edx",
     "and edi, 0xFFF",
@@ -445,7 +441,6 @@ core::arch::global_asm!(
     "mov ecx, [{cache} + {last_kfn}]",
     "mov [{batch} + {slots} + esi + {tag_at} + {tag_kfn}], ecx",
     "mov byte ptr [{batch} + {slots} + esi + {tag_at} + {tag_what}], {l1_entry}",
-    "mov byte ptr [{batch} + {slots} + esi + {state_at}], {live}",
     "add dword ptr [{batch} + {pushes}], 1",
     "adc dword ptr [{batch} + {pushes} + 4], 0",
     "inc dword ptr [{batch} + {len}]",
@@ -824,12 +819,7 @@ core::arch::global_asm!(
     reqs = const quick_update::WRITE.reqs,
     slots = const quick_update::WRITE.slots,
     slot_bytes = const quick_update::WRITE.slot_size,
-    op_word_at = const quick_update::WRITE.op_word_at,
-    op_word = const quick_update::WRITE.op_word,
-    request_at = const quick_update::WRITE.request_at,
     tag_at = const quick_update::WRITE.tag_at,
-    state_at = const quick_update::WRITE.state_at,
-    live = const quick_update::WRITE.live,
     pushes = const quick_update::WRITE.pushes,
     tag_kfn = const tables::TAG_KFN,
     tag_index = const tables::TAG_INDEX,

@@ -820,6 +820,10 @@ impl RomHost<'_> {
     /// flushed: the last queued write of it, else what Xen holds.
     pub fn shadow_entry(&mut self, mfn: u32, index: usize) -> u64 {
         let maddr = (u64::from(mfn) << 12) + (index as u64 & 511) * 8;
+        // Only InvalPage's check asks, right before it queues its INVLPG,
+        // which ends a plain run of writes anyway: ended here, the walk
+        // reads the slots alone.
+        self.batch.end_plain_run();
         let mut queued = None;
         for (op, _) in self.batch.pending() {
             match op {
