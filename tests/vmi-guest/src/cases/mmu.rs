@@ -1788,6 +1788,9 @@ pub fn update_after_fault_interrupts_on() -> Outcome {
 /// clean). Each round the entry is cleared first, so the write faults;
 /// after the SetPxELong the write goes through to the frame, and the entry
 /// reads as stored with A and D set (as the processor's write sets them).
+/// The second half of the rounds makes the SetPxELong with interrupts on,
+/// as Linux's handler does: the flag is still on after the call, both
+/// where the platform installs the entry and where it finishes it.
 pub fn set_after_fault_through_alias() -> Outcome {
     need_paging!();
     let f = marked_frame();
@@ -1801,7 +1804,7 @@ pub fn set_after_fault_through_alias() -> Outcome {
     let alias = (mm::ALIAS_BASE + table) as *mut u64;
     let flags = mm::current_as_flags(PageLevel::Pt, TEST_VA);
     let page = u64::from(f) | KERNEL_RW;
-    let values = [
+    let once = [
         page | PTE_A | PTE_D,
         page | PTE_A | PTE_D,
         page,
@@ -1809,22 +1812,38 @@ pub fn set_after_fault_through_alias() -> Outcome {
         page | PTE_A,
         page | PTE_A | PTE_D,
     ];
-    let mut rounds = [(false, false, 0u64); 6];
+    let values: [u64; 12] = core::array::from_fn(|i| once[i % once.len()]);
+    let was = pv::save_fl();
+    let mut rounds = [(false, false, 0u64, 0u32); 12];
     for (round, (r, &value)) in rounds.iter_mut().zip(&values).enumerate() {
+        let interrupts_on = round >= once.len();
         pv::set_pxe_long(0, ptep, flags);
         pv::inval_page(TEST_VA);
         let faulted = write32(TEST_VA + 8, round as u32).is_err();
+        if interrupts_on {
+            pv::irq_enable();
+        }
         pv::set_pxe_long(value, alias, flags);
+        let on = pv::save_fl();
+        pv::restore_fl(was);
         let written = write32(TEST_VA + 8, 0x5E70_0000 + round as u32).is_ok();
-        *r = (faulted, written, mm::read_entry(ptep));
+        let expected_flag = if interrupts_on { EFLAGS_IF } else { was };
+        *r = (faulted, written, mm::read_entry(ptep), on ^ expected_flag);
     }
     // SAFETY: the test page's frame, identity mapped.
     let word = unsafe { ((f + 8) as *const u32).read_volatile() };
     mm::unmap(TEST_VA);
-    for (round, (&(faulted, written, entry), &value)) in rounds.iter().zip(&values).enumerate() {
+    for (round, (&(faulted, written, entry, flag_changed), &value)) in
+        rounds.iter().zip(&values).enumerate()
+    {
         ensure!(
             faulted,
             "round {round}: the write to the cleared entry did not fault"
+        );
+        ensure_eq!(
+            flag_changed,
+            0,
+            format_args!("round {round}: the interrupt flag changed by SetPxELong({value:#x})")
         );
         ensure!(
             written,
@@ -1833,11 +1852,11 @@ pub fn set_after_fault_through_alias() -> Outcome {
         ensure_eq!(
             entry,
             value | PTE_A | PTE_D,
-            "round {round}: the entry after SetPxELong({value:#x}) and a write"
+            format_args!("round {round}: the entry after SetPxELong({value:#x}) and a write")
         );
     }
-    ensure_eq!(word, 0x5E70_0005u32, "the page's frame after the rounds");
-    pass!("faults answered by SetPxELong through the table's alias: entries installed as stored, A and D added by the write")
+    ensure_eq!(word, 0x5E70_000Bu32, "the page's frame after the rounds");
+    pass!("faults answered by SetPxELong through the table's alias, with interrupts off and on: entries installed as stored, A and D added by the write, the flag kept")
 }
 
 /// A forked space torn down while another is loaded, then a second fork
