@@ -621,6 +621,13 @@ impl<Tag: Copy, const N: usize> MmuBatch<Tag, N> {
     #[inline(always)]
     pub fn end_plain_run(&mut self) {
         self.end_mirrored();
+        // An empty queue stays a plain run (`mirrored`'s rule): it is
+        // idle (`is_idle`, a page fault's update goes out mapped) and
+        // appends (`appends_write`), as if nothing had been called. With
+        // ops queued the run is over until the next flush. (Inlined, the
+        // walk of `pending` that follows still knows that a queue with
+        // ops is no plain run.)
+        self.mirrored = self.len == 0;
     }
 
     /// Queues `op`. If the queue is full it is flushed first (whatever the
