@@ -333,12 +333,19 @@ impl<Tag: Copy, const N: usize> MmuBatch<Tag, N> {
     /// The number of ops the queue holds.
     pub const CAPACITY: usize = N;
 
+    /// What every queue's type must meet, evaluated wherever one is built
+    /// ([`new`](Self::new), [`init_in_place`](Self::init_in_place)), for
+    /// each tag type, capacity and target.
+    const BUILD_CHECKS: () = {
+        assert!(N > 0, "an MmuBatch needs room for at least one op");
+        assert!(N <= u32::MAX as usize, "counts are 32-bit in the ABI");
+        // A plain run's tags are read where `TAG_AT` says (its own check).
+        let _ = Self::TAG_AT;
+    };
+
     /// An empty queue, not in lazy mode.
     pub const fn new() -> Self {
-        const {
-            assert!(N > 0, "an MmuBatch needs room for at least one op");
-            assert!(N <= u32::MAX as usize, "counts are 32-bit in the ABI");
-        }
+        let () = Self::BUILD_CHECKS;
         Self {
             slots: [None; N],
             len: 0,
@@ -377,6 +384,7 @@ impl<Tag: Copy, const N: usize> MmuBatch<Tag, N> {
     /// `this` must be valid for writes of `Self` and suitably aligned; any
     /// previous value there is overwritten without being dropped.
     pub unsafe fn init_in_place(this: *mut Self) {
+        let () = Self::BUILD_CHECKS;
         // SAFETY: every field is written through `this`, which the caller
         // vouches for, one element at a time; none of them needs dropping.
         unsafe {
@@ -475,11 +483,40 @@ impl<Tag: Copy, const N: usize> MmuBatch<Tag, N> {
 
     /// Where [`appends_write`](Self::appends_write)'s write goes, as byte
     /// offsets, for a host that makes it in assembly.
+    ///
+    /// Naming it checks, where the host builds (its tag type, its target),
+    /// that a slot's tag can be written alone: `Some`'s payload is the
+    /// slot's bytes and the option's niche is not in the tag. A tag type
+    /// that would hold the niche fails the build:
+    ///
+    /// ```compile_fail
+    /// #[derive(Clone, Copy)]
+    /// #[repr(u64)]
+    /// enum Wide {
+    ///     Only,
+    /// }
+    /// let _ = mmu_batch::MmuBatch::<Wide, 4>::WRITE_SLOT;
+    /// ```
+    ///
+    /// while the same with a plain integer tag builds:
+    ///
+    /// ```
+    /// let _ = mmu_batch::MmuBatch::<u64, 4>::WRITE_SLOT;
+    /// ```
     pub const WRITE_SLOT: WriteSlotLayout = {
         use core::mem::{offset_of, size_of};
         // `Some(slot)` is the slot's bytes as they stand: the option
         // takes its niche inside the slot.
         assert!(size_of::<Option<Slot<Tag>>>() == size_of::<Slot<Tag>>());
+        // A host's write of a tag alone leaves the slot's variant as it
+        // was (`None` stays `None`, a stale `Some` stays `Some`): the
+        // option's niche is not in the tag. Else a tag written into a
+        // `None` could make it a `Some` with no valid op, or a `Some`
+        // `None`, before `fill_mirrored_slots` runs.
+        assert!(
+            Self::tag_bytes_keep_none(0x00) && Self::tag_bytes_keep_none(0xFF),
+            "the tag must not hold the slot's niche"
+        );
         WriteSlotLayout {
             reqs: offset_of!(Self, reqs),
             slots: offset_of!(Self, slots),
@@ -492,10 +529,36 @@ impl<Tag: Copy, const N: usize> MmuBatch<Tag, N> {
 
     /// Where a slot's tag is in its `Option` (a byte offset): `Some`'s
     /// payload is the slot's bytes as they stand, the option's niche
-    /// inside them (`WRITE_SLOT` asserts the sizes equal), so the tag is
-    /// where it is in a `Slot` (checked by `mirrored_tag_is_the_slots_tag`
-    /// below).
-    const TAG_AT: usize = core::mem::offset_of!(Slot<Tag>, tag);
+    /// inside them, so the tag is where it is in a `Slot`. Asserted here,
+    /// at compile time for every tag type and target a queue is built for
+    /// (`BUILD_CHECKS`): an option no bigger than its payload has no byte
+    /// outside it, so the payload starts at offset 0. (The unit test
+    /// `mirrored_tag_is_the_slots_tag` below checks it at run time too.)
+    const TAG_AT: usize = {
+        use core::mem::{offset_of, size_of};
+        assert!(
+            size_of::<Option<Slot<Tag>>>() == size_of::<Slot<Tag>>(),
+            "Some(slot) must be the slot's bytes (its niche inside it)"
+        );
+        offset_of!(Slot<Tag>, tag)
+    };
+
+    /// Whether writing `byte` over the tag bytes of a `None` slot leaves it
+    /// `None`. True for both 0x00 and 0xFF only if the option's niche is
+    /// outside the tag (the niche is one scalar field: inside the tag, one
+    /// of the two patterns reads as another variant than `None`).
+    const fn tag_bytes_keep_none(byte: u8) -> bool {
+        let mut slot = core::mem::MaybeUninit::new(None::<Slot<Tag>>);
+        // SAFETY: `TAG_AT..TAG_AT + size_of::<Tag>()` is inside the
+        // option (`TAG_AT`: the payload is at offset 0); the read is of the
+        // option's variant alone, whose niche bytes the `None` wrote (or
+        // the tag's bytes, if it were there).
+        unsafe {
+            let bytes = slot.as_mut_ptr().cast::<u8>().add(Self::TAG_AT);
+            bytes.write_bytes(byte, core::mem::size_of::<Tag>());
+            (*slot.as_ptr()).is_none()
+        }
+    }
 
     /// The tag of a mirrored queue's slot `at` (below `len`).
     #[inline(always)]
@@ -621,6 +684,13 @@ impl<Tag: Copy, const N: usize> MmuBatch<Tag, N> {
     #[inline(always)]
     pub fn end_plain_run(&mut self) {
         self.end_mirrored();
+        // An empty queue stays a plain run (`mirrored`'s rule): it is
+        // idle (`is_idle`, a page fault's update goes out mapped) and
+        // appends (`appends_write`), as if nothing had been called. With
+        // ops queued the run is over until the next flush. (Inlined, the
+        // walk of `pending` that follows still knows that a queue with
+        // ops is no plain run.)
+        self.mirrored = self.len == 0;
     }
 
     /// Queues `op`. If the queue is full it is flushed first (whatever the

@@ -159,6 +159,9 @@ proptest! {
                 }
             }
             prop_assert_eq!(by_layout.len(), pushed.len());
+            // An empty queue is idle (a write may go out mapped) whether or
+            // not a plain run was ended on it.
+            prop_assert_eq!(by_layout.is_idle(), pushed.is_idle());
             prop_assert_eq!(by_layout.pending().collect::<Vec<_>>(), pushed.pending().collect::<Vec<_>>());
             prop_assert_eq!(by_layout.counters(), pushed.counters());
             prop_assert_eq!(&xen_a.failures, &xen_b.failures);
@@ -205,6 +208,29 @@ fn appends_write_needs_room_a_mirrored_queue_and_another_entry() {
     )
     .unwrap();
     assert!(!b.appends_write(0x3000), "a queue that is no plain run");
+}
+
+/// `end_plain_run` on an empty queue changes nothing: the queue stays
+/// idle (a page fault's update may go out mapped, `write_mapped`) and
+/// still appends writes (the ROM's lazy path in assembly). Ending a run
+/// of writes ends it until the queue is flushed.
+#[test]
+fn ending_a_plain_run_on_an_empty_queue_leaves_it_idle() {
+    let mut xen = Xen::default();
+    let mut b: Box<MmuBatch<Tag, N>> = Box::new(MmuBatch::new());
+    b.end_plain_run();
+    assert!(b.is_idle(), "an empty queue is idle");
+    assert!(b.appends_write(0x1000), "an empty queue appends");
+    let mapped = b.write_mapped(&mut xen, 0x4000, 0x1000, 0x67, Tag::default());
+    assert!(mapped.is_some_and(|r| r.is_ok()), "a mapped write goes out");
+    b.enter_lazy();
+    append_by_layout(&mut b, 0x1000, 0x67, Tag::default());
+    b.end_plain_run();
+    assert!(!b.appends_write(0x1008), "a run ended with a write queued");
+    b.leave_lazy(&mut xen).unwrap();
+    b.end_plain_run();
+    assert!(b.is_idle(), "flushed, then ended again");
+    assert!(b.appends_write(0x1008));
 }
 
 /// A crash's `abandon` of a plain run written by the layout hands over

@@ -932,6 +932,20 @@ pub mod quick_table_layout {
     pub const TAG_WHAT: usize = offset_of!(Tag, what);
     pub const L1_ENTRY: u8 = What::L1Entry as u8;
 
+    /// The path writes a tag field by field, and a plain run's slot holds
+    /// nothing else (`MmuBatch::WRITE_SLOT`): a field added to [`Tag`]
+    /// must be written there too. This pattern names every field, so such
+    /// a field fails the build here.
+    #[allow(dead_code)]
+    const fn every_tag_field_is_written(tag: Tag) {
+        let Tag {
+            what: _,
+            kfn: _,
+            index: _,
+            guest: _,
+        } = tag;
+    }
+
     const _: () = {
         assert!(1 << TABLE_SHIFT == size_of::<Table>());
         assert!(MAX_TABLES.is_power_of_two());
