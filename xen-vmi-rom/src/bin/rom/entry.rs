@@ -318,11 +318,12 @@ core::arch::global_asm!(
     ".if \\set",
     "push ebp",
     ".endif",
+    // The L1 record's link (record + 1, 0: none; the shift sets ZF for
+    // 0) and its table's machine frame.
     "movzx edi, word ptr [{cache} + {last_l1}]",
-    "sub edi, 1",
-    "jb 59f",
     "shl edi, {table_shift}",
-    "mov edi, [{cache} + {table_mfn} + edi]",
+    "jz 59f",
+    "mov edi, [{cache} + {table_mfn} + edi - (1 << {table_shift})]",
     // The kernel's view of the frame: the memo's (`kernel_view`'s first
     // compare; else the general call looks it up). ECX the entry's offset
     // in it (from here a decline rebuilds the address from EDI), EDI:EBX
@@ -447,12 +448,13 @@ core::arch::global_asm!(
     "imul esi, dword ptr [{batch} + {len}], {slot_bytes}",
     "mov [{batch} + {slots} + esi + {tag_at} + {tag_guest}], eax",
     "mov [{batch} + {slots} + esi + {tag_at} + {tag_guest} + 4], edx",
+    // The index, zero-extended: with `what` (`L1Entry`, 0) and the tag's
+    // padding byte above it, one store (`TAG_INDEX_WHAT`).
     "and edi, 0xFFF",
     "shr edi, 3",
-    "mov word ptr [{batch} + {slots} + esi + {tag_at} + {tag_index}], di",
+    "mov [{batch} + {slots} + esi + {tag_at} + {tag_index_what}], edi",
     "mov ecx, [{cache} + {last_kfn}]",
     "mov [{batch} + {slots} + esi + {tag_at} + {tag_kfn}], ecx",
-    "mov byte ptr [{batch} + {slots} + esi + {tag_at} + {tag_what}], {l1_entry}",
     "add dword ptr [{batch} + {pushes}], 1",
     "adc dword ptr [{batch} + {pushes} + 4], 0",
     "inc dword ptr [{batch} + {len}]",
@@ -839,10 +841,8 @@ core::arch::global_asm!(
     tag_at = const quick_update::WRITE.tag_at,
     pushes = const quick_update::WRITE.pushes,
     tag_kfn = const tables::TAG_KFN,
-    tag_index = const tables::TAG_INDEX,
+    tag_index_what = const tables::TAG_INDEX_WHAT,
     tag_guest = const tables::TAG_GUEST,
-    tag_what = const tables::TAG_WHAT,
-    l1_entry = const tables::L1_ENTRY,
     p = const shadow_entry::PRESENT as u32,
     a = const shadow_entry::ACCESSED as u32,
     u = const shadow_entry::USER as u32,
