@@ -62,8 +62,11 @@ pub struct CallState {
     pub fault_linear: (u32, u32),
     /// The same for the lazy update's path ([`quick_entry_update`]): the
     /// page of entry addresses it last found in a linear slot (with
-    /// paging on) and its kernel frame, never a frame of the ROM's area,
-    /// or [`CallState::NO_FAULT_LINEAR`]. Forgotten with `fault_linear`.
+    /// paging on), as the page's address with bits 3-11 set (`ptep |
+    /// 0xFF8` equals it for an 8-aligned `ptep` in the page alone: the
+    /// ROM's path in assembly tests page and alignment in one compare),
+    /// and its kernel frame, never a frame of the ROM's area, or
+    /// [`CallState::NO_FAULT_LINEAR`]. Forgotten with `fault_linear`.
     pub lazy_linear: (u32, u32),
 }
 
@@ -555,7 +558,7 @@ fn entry_changed_with<H: CallHost, const INLINE: bool>(
     // lazy path declines a page it does not know: its next update finds
     // it there).
     let (memo_page, memo_frame) = state.lazy_linear;
-    let kfn = if paging.enabled && ptep | 0xFFF == memo_page {
+    let kfn = if paging.enabled && (ptep | 0xFFF) ^ 7 == memo_page {
         memo_frame
     } else {
         let (kfn, linear) = match linear_entry_frame(state, paging, ptep) {
@@ -572,7 +575,7 @@ fn entry_changed_with<H: CallHost, const INLINE: bool>(
             return reject(call, Problem::EntryNotRam { ptep, kfn });
         }
         if linear {
-            state.lazy_linear = (ptep | 0xFFF, kfn);
+            state.lazy_linear = ((ptep | 0xFFF) ^ 7, kfn);
         }
         kfn
     };
@@ -675,8 +678,10 @@ pub fn quick_entry_update<H: CallHost>(
     ptep: u32,
     store: Option<u64>,
 ) -> bool {
+    // The page and the alignment in one compare (the memo's page has
+    // bits 3-11 set, 0-2 clear).
     let (page, kfn) = state.lazy_linear;
-    if ptep | 0xFFF != page {
+    if ptep | 0xFF8 != page {
         return false;
     }
     let Some(table) = cache.quick_page_table(kfn) else {
@@ -684,7 +689,8 @@ pub fn quick_entry_update<H: CallHost>(
     };
     // Paging is on: the memo holds a page only then (`paging_off`).
     debug_assert!(paging.enabled);
-    if state.lazy != LazyMode::Mmu || !ptep.is_multiple_of(8) {
+    debug_assert!(ptep.is_multiple_of(8));
+    if state.lazy != LazyMode::Mmu {
         return false;
     }
     // The queue is lazy in a lazy mode (`set_lazy_mode`): the assembly

@@ -931,6 +931,17 @@ pub mod quick_table_layout {
     pub const TAG_GUEST: usize = offset_of!(Tag, guest);
     pub const TAG_WHAT: usize = offset_of!(Tag, what);
     pub const L1_ENTRY: u8 = What::L1Entry as u8;
+    /// Where an L1 entry's tag takes its `index` and `what` as one 32-bit
+    /// store of the index zero-extended: `what` is the next byte and
+    /// `L1_ENTRY` is 0, and the byte above it is the tag's padding (no
+    /// field's: asserted), which a store may write.
+    pub const TAG_INDEX_WHAT: usize = TAG_INDEX;
+
+    /// Whether the byte ranges `[a, a + a_len)` and `[b, b + b_len)` do
+    /// not overlap.
+    const fn apart(a: usize, a_len: usize, b: usize, b_len: usize) -> bool {
+        a + a_len <= b || b + b_len <= a
+    }
 
     /// The path writes a tag field by field, and a plain run's slot holds
     /// nothing else (`MmuBatch::WRITE_SLOT`): a field added to [`Tag`]
@@ -947,6 +958,10 @@ pub mod quick_table_layout {
     }
 
     const _: () = {
+        assert!(TAG_WHAT == TAG_INDEX + 2 && L1_ENTRY == 0);
+        assert!(TAG_INDEX_WHAT + 4 <= size_of::<Tag>());
+        assert!(apart(TAG_KFN, 4, TAG_INDEX_WHAT, 4));
+        assert!(apart(TAG_GUEST, 8, TAG_INDEX_WHAT, 4));
         assert!(1 << TABLE_SHIFT == size_of::<Table>());
         assert!(MAX_TABLES.is_power_of_two());
         assert!(size_of::<bool>() == 1 && size_of::<What>() == 1);

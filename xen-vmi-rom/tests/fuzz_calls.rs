@@ -1075,7 +1075,7 @@ fn check_lazy_memo(state: &CallState, paging: Paging) {
         return;
     }
     assert!(paging.enabled, "memo page {page:#x} with paging off");
-    assert_eq!(page & 0xFFF, 0xFFF, "memo page {page:#x}");
+    assert_eq!(page & 0xFFF, 0xFF8, "memo page {page:#x}");
     let slot = state
         .in_use
         .iter()
@@ -1143,7 +1143,7 @@ fn lazy_path(
     // tests pass: lazy MMU mode, the memo's page, the last-hit table.
     let (page, kfn) = state.lazy_linear;
     let may_take = state.lazy == vmi_abi::flags::LazyMode::Mmu
-        && ptep | 0xFFF == page
+        && ptep | 0xFF8 == page
         && cache.quick_page_table(kfn).is_some();
     if !may_take {
         let (pushed, before) = (b.pushed.len(), *state);

@@ -3277,3 +3277,56 @@ fn dropping_every_shadow_with_the_scratch_frame_in_use() {
         check(cache, &m);
     }
 }
+
+proptest! {
+    /// The lazy path in assembly (entry.rs, `lazy_entry_update`) writes an
+    /// L1 entry's tag by `quick_table_layout`: the kernel's entry, the
+    /// frame, and the index zero-extended as one 32-bit word at
+    /// `TAG_INDEX_WHAT` (which also makes `what` L1Entry). Over whatever
+    /// tag the bytes held before, that is the tag `Tag { what: L1Entry,
+    /// kfn, index, guest }`.
+    #[test]
+    fn tag_written_by_layout(
+        before_what in 0usize..13,
+        before in any::<(u32, u16, u64)>(),
+        kfn in any::<u32>(),
+        index in 0u16..512,
+        guest in any::<u64>(),
+    ) {
+        use xen_vmi_rom::shadow_cache::quick_table_layout as layout;
+        let whats = [
+            What::L1Entry,
+            What::L2Entry,
+            What::TopEntry,
+            What::Pdpte,
+            What::RomLink,
+            What::Clear,
+            What::Pin,
+            What::Unpin,
+            What::CopyTop,
+            What::FillTable,
+            What::NewBase,
+            What::Tlb,
+            What::StackSwitch,
+        ];
+        let mut tag = Tag {
+            what: whats[before_what],
+            kfn: before.0,
+            index: before.1,
+            guest: before.2,
+        };
+        let bytes = (&raw mut tag).cast::<u8>();
+        // SAFETY: each write is inside the tag (the layout's asserts) and
+        // leaves every field a valid value: `what` 0 is L1Entry, the byte
+        // above it padding.
+        unsafe {
+            bytes.add(layout::TAG_GUEST).cast::<u64>().write_unaligned(guest);
+            bytes.add(layout::TAG_KFN).cast::<u32>().write_unaligned(kfn);
+            bytes
+                .add(layout::TAG_INDEX_WHAT)
+                .cast::<u32>()
+                .write_unaligned(u32::from(index));
+        }
+        prop_assert_eq!(tag, Tag { what: What::L1Entry, kfn, index, guest });
+    }
+}

@@ -283,10 +283,12 @@ core::arch::global_asm!(
     "jne 6f",
     "push esi",
     // The entry's kernel frame (`linear_entry_frame`): the page memo's
-    // (`CallState::lazy_linear`), else the general call (which keeps the
-    // page it finds there in the memo).
+    // (`CallState::lazy_linear`, its page's address | 0xFF8, so that the
+    // one compare also finds the address 8-aligned: with bits 0-2 set it
+    // differs), else the general call (which keeps the page it finds
+    // there in the memo).
     "mov esi, ecx",
-    "or esi, 0xFFF",
+    "or esi, 0xFF8",
     "cmp esi, [{memo_page}]",
     "jne 58f",
     "mov esi, [{memo_kfn}]",
@@ -298,9 +300,9 @@ core::arch::global_asm!(
     // `activate` and `heap` with nothing more to do (no switch is held in
     // lazy MMU mode: one is held only in lazy CPU mode, and entering MMU
     // mode from there goes through `heap`, which queues it; the queue is
-    // lazy in a lazy mode, `queue_is_lazy`), the address aligned (paging
-    // is on: the memo holds a page only then, `CallState::paging_off`);
-    // then what
+    // lazy in a lazy mode, `queue_is_lazy`), the address aligned (the
+    // memo's compare; paging is on: the memo holds a page only then,
+    // `CallState::paging_off`); then what
     // `activate` does at every call: `last_fix` forgotten (the general
     // handler would do it again).
     // The queue a plain run (`mirrored`) with room: early, as a batch
@@ -309,37 +311,46 @@ core::arch::global_asm!(
     "je 58f",
     "cmp dword ptr [{batch} + {len}], {capacity}",
     "jae 58f",
-    "test cl, 7",
-    "jnz 58f",
-    "mov dword ptr [{last_fix} + 8], -1",
+    // (`or` with all ones: the store of -1 in fewer bytes.)
+    "or dword ptr [{last_fix} + 8], -1",
     "push ebx",
     "push edi",
+    ".if \\set",
     "push ebp",
+    ".endif",
+    // The L1 record's link (record + 1, 0: none; the shift sets ZF for
+    // 0) and its table's machine frame.
     "movzx edi, word ptr [{cache} + {last_l1}]",
-    "sub edi, 1",
-    "jb 59f",
     "shl edi, {table_shift}",
-    "mov edi, [{cache} + {table_mfn} + edi]",
+    "jz 59f",
+    "mov edi, [{cache} + {table_mfn} + edi - (1 << {table_shift})]",
     // The kernel's view of the frame: the memo's (`kernel_view`'s first
-    // compare; else the general call looks it up). EBP the entry in it,
-    // EDI:ECX the shadow entry's machine address (`entry_maddr`).
+    // compare; else the general call looks it up). ECX the entry's offset
+    // in it (from here a decline rebuilds the address from EDI), EDI:EBX
+    // the shadow entry's machine address (`entry_maddr`). SetPxELong
+    // keeps the entry's address in the view in EBP for its store;
+    // UpdatePxELong reads the entry as the kernel wrote it (`read_entry`)
+    // through EBX first.
     "cmp [{view_kfn}], esi",
     "jne 59f",
+    ".if \\set",
     "mov ebp, [{view_va}]",
     "test ebp, ebp",
     "jz 59f",
-    "mov ebx, ecx",
-    "and ebx, 0xFF8",
-    "add ebp, ebx",
-    "mov ecx, edi",
-    "shr ecx, 20",
-    "shl edi, 12",
-    "or edi, ebx",
-    ".if \\set == 0",
-    // UpdatePxELong: the entry as the kernel wrote it (`read_entry`).
-    "mov eax, [ebp]",
-    "mov edx, [ebp + 4]",
+    "and ecx, 0xFF8",
+    "add ebp, ecx",
+    ".else",
+    "mov ebx, [{view_va}]",
+    "test ebx, ebx",
+    "jz 59f",
+    "and ecx, 0xFF8",
+    "mov eax, [ebx + ecx]",
+    "mov edx, [ebx + ecx + 4]",
     ".endif",
+    "mov ebx, edi",
+    "shr ebx, 20",
+    "shl edi, 12",
+    "or edi, ecx",
     // The queue appends the write (`MmuBatch::appends_write`): room and
     // a mirrored queue (above), the last request (if any) of another
     // entry. An empty queue's "last request" is the 16 bytes before the
@@ -347,13 +358,18 @@ core::arch::global_asm!(
     // decline.
     "mov esi, [{batch} + {len}]",
     "shl esi, 4",
-    "mov ebx, [{batch} + {reqs} + esi - 16]",
-    "and ebx, -4",
-    "cmp ebx, edi",
+    "mov ecx, [{batch} + {reqs} + esi - 16]",
+    "and ecx, -4",
+    "cmp ecx, edi",
     "jne 55f",
-    "cmp [{batch} + {reqs} + esi - 12], ecx",
+    "cmp [{batch} + {reqs} + esi - 12], ebx",
     "je 57f",
     "55:",
+    // The request's address in `reqs[len]` now (nothing reads a request
+    // at or past `len`, so a decline below leaves nothing changed); ESI
+    // keeps `len` * 16 for its value, EBX and ECX are free.
+    "mov [{batch} + {reqs} + esi], edi",
+    "mov [{batch} + {reqs} + esi + 4], ebx",
     // A not-present entry: no eager bits (`eager_bits`), the shadow value
     // 0 (`l1_value_quick`). Else no eager bits: a user entry, or a
     // supervisor one accessed and, if writable, dirty.
@@ -379,8 +395,8 @@ core::arch::global_asm!(
     "shrd ebx, edx, 12",
     "cmp ebx, [{frame_limit}]",
     "jae 57f",
-    "lea esi, [ebx - {ro_first}]",
-    "cmp esi, {ro_count}",
+    "lea ecx, [ebx - {ro_first}]",
+    "cmp ecx, {ro_count}",
     "jb 57f",
     "mov ebx, [{k2m} + ebx * 4]",
     "cmp ebx, -1",
@@ -391,24 +407,25 @@ core::arch::global_asm!(
     "mov [ebp + 4], edx",
     "mov [ebp], eax",
     ".endif",
-    // Not accessed: 0. Else the low half machine << 12 | the flags `low &
-    // kept & (!RW | (low >> 5) & RW)`, the high machine >> 20 | NX: into
-    // EBX and EBP.
+    // Not accessed: 0. Else the high half machine >> 20 | NX, stored,
+    // then the low half machine << 12 | the flags `low & kept & (!RW |
+    // (low >> 5) & RW)` into EBX.
     "test al, {a}",
     "jz 62f",
-    "mov esi, eax",
-    "shr esi, 5",
-    "or esi, {not_rw}",
-    "and esi, {kept}",
-    "and esi, eax",
     // The high half: NX (bit 31 of EDX) moved down 12 and the machine
     // frame's top 12 bits shifted in under it (`shld`).
-    "mov ebp, edx",
-    "and ebp, 0x80000000",
-    "shr ebp, 12",
-    "shld ebp, ebx, 12",
+    "mov ecx, edx",
+    "and ecx, 0x80000000",
+    "shr ecx, 12",
+    "shld ecx, ebx, 12",
+    "mov [{batch} + {reqs} + esi + 12], ecx",
+    "mov ecx, eax",
+    "shr ecx, 5",
+    "or ecx, {not_rw}",
+    "and ecx, {kept}",
+    "and ecx, eax",
     "shl ebx, 12",
-    "or ebx, esi",
+    "or ebx, ecx",
     "jmp 63f",
     "61:",
     ".if \\set",
@@ -417,41 +434,41 @@ core::arch::global_asm!(
     ".endif",
     "62:",
     "xor ebx, ebx",
-    "xor ebp, ebp",
+    "mov [{batch} + {reqs} + esi + 12], ebx",
     "63:",
     // `push_pte_write` appending (`MmuBatch::WRITE_SLOT`): the request
-    // (EDI:ECX the address, command 0: MMU_NORMAL_PT_UPDATE; EBX:EBP the
-    // value) at `reqs[len]` and its tag (`What::L1Entry`, the frame, the
-    // index, the kernel's entry) in `slots[len]`, the slot's only words a
-    // mirrored queue keeps (its op and state are implied until the run
-    // ends); the push counted, `len` one more. Nothing at the call's end:
-    // the queue is lazy.
-    "mov esi, [{batch} + {len}]",
-    "shl esi, 4",
-    "mov [{batch} + {reqs} + esi], edi",
-    "mov [{batch} + {reqs} + esi + 4], ecx",
+    // (its address, EDI with command 0: MMU_NORMAL_PT_UPDATE, and the
+    // value's high half stored above; EBX the low half) at `reqs[len]`
+    // and its tag (`What::L1Entry`, the frame, the index, the kernel's
+    // entry) in `slots[len]`, the slot's only words a mirrored queue
+    // keeps (its op and state are implied until the run ends); the push
+    // counted, `len` one more. Nothing at the call's end: the queue is
+    // lazy.
     "mov [{batch} + {reqs} + esi + 8], ebx",
-    "mov [{batch} + {reqs} + esi + 12], ebp",
     "imul esi, dword ptr [{batch} + {len}], {slot_bytes}",
     "mov [{batch} + {slots} + esi + {tag_at} + {tag_guest}], eax",
     "mov [{batch} + {slots} + esi + {tag_at} + {tag_guest} + 4], edx",
+    // The index, zero-extended: with `what` (`L1Entry`, 0) and the tag's
+    // padding byte above it, one store (`TAG_INDEX_WHAT`).
     "and edi, 0xFFF",
     "shr edi, 3",
-    "mov word ptr [{batch} + {slots} + esi + {tag_at} + {tag_index}], di",
+    "mov [{batch} + {slots} + esi + {tag_at} + {tag_index_what}], edi",
     "mov ecx, [{cache} + {last_kfn}]",
     "mov [{batch} + {slots} + esi + {tag_at} + {tag_kfn}], ecx",
-    "mov byte ptr [{batch} + {slots} + esi + {tag_at} + {tag_what}], {l1_entry}",
     "add dword ptr [{batch} + {pushes}], 1",
     "adc dword ptr [{batch} + {pushes} + 4], 0",
     "inc dword ptr [{batch} + {len}]",
+    ".if \\set",
     "pop ebp",
+    ".endif",
     "pop edi",
     "pop ebx",
     "pop esi",
-    // The stub's way out (`7f`), here.
-    "mov byte ptr [{mask}], bl",
+    // The stub's way out (`7f`), here; a caller with events masked (EBX
+    // 1) finds the mask as it left it (set at the stub's entry).
     "test bl, bl",
     "jnz 1f",
+    "mov byte ptr [{mask}], bl",
     "cmp byte ptr [{pending}], 0",
     "je 1f",
     "call vmi_force_upcall",
@@ -459,15 +476,17 @@ core::arch::global_asm!(
     "pop ebx",
     "ret",
     "57:",
-    // A decline once ECX holds the machine address's high half: the
-    // entry's address again, the memo's page with the entry's offset
-    // (EDI's bits 0-11; `ptep` is 8-aligned).
+    // A decline once ECX no longer holds the entry's address: that
+    // address again, the memo's page (`| 0xFF8`, cancelled) with the
+    // entry's offset (EDI's bits 0-11; `ptep` is 8-aligned).
     "mov ecx, edi",
     "and ecx, 0xFFF",
-    "xor ecx, 0xFFF",
+    "xor ecx, 0xFF8",
     "xor ecx, [{memo_page}]",
     "59:",
+    ".if \\set",
     "pop ebp",
+    ".endif",
     "pop edi",
     "pop ebx",
     "58:",
@@ -822,10 +841,8 @@ core::arch::global_asm!(
     tag_at = const quick_update::WRITE.tag_at,
     pushes = const quick_update::WRITE.pushes,
     tag_kfn = const tables::TAG_KFN,
-    tag_index = const tables::TAG_INDEX,
+    tag_index_what = const tables::TAG_INDEX_WHAT,
     tag_guest = const tables::TAG_GUEST,
-    tag_what = const tables::TAG_WHAT,
-    l1_entry = const tables::L1_ENTRY,
     p = const shadow_entry::PRESENT as u32,
     a = const shadow_entry::ACCESSED as u32,
     u = const shadow_entry::USER as u32,
@@ -915,7 +932,7 @@ mod quick_update {
     pub const BATCH_VA: u32 = HEAP_VA + offset_of!(crate::mmu::Heap, batch) as u32;
     /// Where a write the queue appends goes (`MmuBatch::appends_write`).
     pub const WRITE: mmu_batch::WriteSlotLayout = Batch::WRITE_SLOT;
-    /// `CallState::lazy_linear`: the page (address | 0xFFF), then its
+    /// `CallState::lazy_linear`: the page (address | 0xFF8), then its
     /// frame (u32 each, as `fault_linear`).
     pub const LAZY_LINEAR_VA: u32 = PAGING_VA
         + (offset_of!(Paging, calls) + offset_of!(xen_vmi_rom::mmu_calls::CallState, lazy_linear))
