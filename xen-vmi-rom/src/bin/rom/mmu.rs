@@ -822,18 +822,26 @@ impl RomHost<'_> {
         let maddr = (u64::from(mfn) << 12) + (index as u64 & 511) * 8;
         // Only InvalPage's check asks, right before it queues its INVLPG,
         // which ends a plain run of writes anyway: ended here, the walk
-        // reads the slots alone.
-        self.batch.end_plain_run();
-        let mut queued = None;
-        for (op, _) in self.batch.pending() {
-            match op {
-                Op::MmuUpdate(u) if u.machine_addr() == maddr => queued = Some(u64::from(u.val)),
-                Op::Mmuext(e) if e.cmd == MMUEXT_CLEAR_PAGE && e.arg1 == mfn => queued = Some(0),
-                _ => {}
+        // reads the slots alone. With nothing queued (the usual case: a
+        // protection fault's update went out at its call's end) there is
+        // nothing to walk or end.
+        if !self.batch.is_empty() {
+            self.batch.end_plain_run();
+            let mut queued = None;
+            for (op, _) in self.batch.pending() {
+                match op {
+                    Op::MmuUpdate(u) if u.machine_addr() == maddr => {
+                        queued = Some(u64::from(u.val))
+                    }
+                    Op::Mmuext(e) if e.cmd == MMUEXT_CLEAR_PAGE && e.arg1 == mfn => {
+                        queued = Some(0)
+                    }
+                    _ => {}
+                }
             }
-        }
-        if let Some(v) = queued {
-            return v;
+            if let Some(v) = queued {
+                return v;
+            }
         }
         let page = self.view(
             SHADOW_VIEW | mfn,
