@@ -195,31 +195,8 @@ const _: () = assert!(
 masked_timer_entry!("vmi_entry_set_alarm" => crate::time::set_alarm, "2");
 masked_entry!("vmi_entry_cancel_alarm" => crate::time::cancel_alarm, "0");
 regparm_entry!("vmi_entry_get_cycle_frequency" => crate::time::get_cycle_frequency);
-// GetCycleCounter(counter in EAX) -> u64 in EDX:EAX. The real counter is
-// the TSC itself (time.rs): answered by the instruction here, since a
-// kernel reads it around everything it times (and Linux's sched_clock on
-// every scheduler decision); the others go to the handler. The TSC is read
-// first, the counter asked for kept in ECX (regparm(3) lets it go): the
-// value is the counter as close to the call as the processor's would be
-// (an interrupt handler stamping its entry gets the time it came in).
-core::arch::global_asm!(
-    ".pushsection .text.vmi_calls, \"ax\"",
-    ".globl vmi_entry_get_cycle_counter",
-    "vmi_entry_get_cycle_counter:",
-    "mov ecx, eax",
-    "rdtsc",
-    "cmp ecx, {real}",
-    "jne 1f",
-    "ret",
-    "1:",
-    "push ecx",
-    "call {handler}",
-    "add esp, 4",
-    "ret",
-    ".popsection",
-    real = const vmi_abi::time::VMI_CYCLES_REAL,
-    handler = sym crate::time::get_cycle_counter,
-);
+// GetCycleCounter: with the IRET entry below (its place there is part of
+// the tick's one-step path).
 masked_entry!("vmi_entry_write_gdt_entry" => cpu_calls::write_gdt_entry, "1");
 masked_entry!("vmi_entry_write_ldt_entry" => cpu_calls::write_ldt_entry, "1");
 masked_entry!("vmi_entry_write_idt_entry" => cpu_calls::write_idt_entry, "1");
@@ -546,16 +523,17 @@ core::arch::global_asm!(
     "mov si, [{cache} + {path_current}]",
     "cmp si, [{cache} + {current}]",
     "jne 3f",
-    "mov esi, [{fault_linear_frame}]",
-    "cmp esi, [{cache} + {path_update_kfn}]",
-    "jne 3f",
     // The view slot's tag the frame + 1 (`l1_hint`, as below): its tag
-    // less 1 compared with the frame, then the slot read again (one
-    // register).
+    // less 1 compared with the memo's frame, and then with the path's
+    // `update_kfn` (the slot is read again for the store: one register).
+    // The hint is always a slot's number (`Views`), so the tag is read
+    // before the frames are compared.
     "movzx esi, word ptr [{cache} + {path_l1_hint}]",
     "mov esi, [{view_tags} + esi * 4]",
     "dec esi",
     "cmp esi, [{fault_linear_frame}]",
+    "jne 3f",
+    "cmp esi, [{cache} + {path_update_kfn}]",
     "jne 3f",
     // No switch held, the queue idle (short jumps: last).
     "cmp byte ptr [{held}], 0",
@@ -578,7 +556,9 @@ core::arch::global_asm!(
     "mov [{views} + ecx + esi + 4], edx",
     "mov [{views} + ecx + esi], eax",
     "mov eax, 1",
-    "jmp .Lfault_update_write",
+    "test bl, bl",
+    "jnz .Lfault_update_write_masked",
+    "jmp .Lfault_update_write_unmasked",
     "3:",
     "pop esi",
     "4:",
@@ -750,14 +730,15 @@ core::arch::global_asm!(
     "jne 6b",
     "cmp dword ptr [{cache} + {fault_va}], 0",
     "je 6b",
-    "cmp byte ptr [{held}], 0",
-    "jne 4f",
-    "cmp dword ptr [{batch_len}], 0",
-    "jne 4f",
-    "cmp byte ptr [{batch_mirrored}], 0",
-    "je 4f",
-    "cmp byte ptr [{batch_lazy}], 0",
-    "jne 4f",
+    // (EDX, the flags, is free: one test of the held flag, the queue's
+    // length and its lazy flag, each zero, with the mirrored flag, a
+    // bool, flipped.)
+    "movzx edx, byte ptr [{batch_mirrored}]",
+    "xor dl, 1",
+    "or dl, [{held}]",
+    "or dl, [{batch_lazy}]",
+    "or edx, [{batch_len}]",
+    "jnz 4f",
     // `ShadowCache::quick_fault_entry` (the host tests hold it to
     // `fault_entry`). The entry's address in the page of the page memo
     // (`CallState::fault_linear`: `ptep | 0xFFF` and its frame) and at
@@ -798,9 +779,10 @@ core::arch::global_asm!(
     // SetPxELong's path joins here after its store (above).
     ".Lfault_update_write:",
     "test bl, bl",
-    "jz 21f",
+    "jz .Lfault_update_write_unmasked",
+    ".Lfault_update_write_masked:",
     "quick_update_write 1",
-    "21:",
+    ".Lfault_update_write_unmasked:",
     "quick_update_write 0",
     "31:",
     "pop esi",
@@ -1098,6 +1080,35 @@ vmi_entry_cpuid:
 1:  lea esp, [esp + 4]
     ret
 
+    // GetCycleCounter(counter in EAX) -> u64 in EDX:EAX. The real counter
+    // is the TSC itself (time.rs): answered by the instruction here, since
+    // a kernel reads it around everything it times (and Linux's
+    // sched_clock on every scheduler decision); the others go to the
+    // handler. The TSC is read first, the counter asked for kept in ECX
+    // (regparm(3) lets it go): the value is the counter as close to the
+    // call as the processor's would be (an interrupt handler stamping its
+    // entry gets the time it came in).
+    //
+    // A kernel waiting for its timer spins here, so ticks land on these
+    // instructions. The tick's one-step path (events.rs) sends every tick
+    // whose EIP has the low byte of one of the IRET window's stops to a
+    // slower exact test: in this section, a fixed distance after the
+    // window and within 256 bytes of it, no byte of the stub shares such a
+    // low byte, whatever the ROM's layout (tools/build-images checks it).
+    .globl vmi_entry_get_cycle_counter
+vmi_entry_get_cycle_counter:
+    mov ecx, eax
+    rdtsc
+    cmp ecx, {real}
+    jne 1f
+    ret
+1:  push ecx
+    call {handler}
+    add esp, 4
+    ret
+    .globl vmi_entry_get_cycle_counter_end
+vmi_entry_get_cycle_counter_end:
+
     .popsection
     "#,
     mask = const SHARED_INFO_VA + 1,
@@ -1105,6 +1116,8 @@ vmi_entry_cpuid:
     xen_version = const HYPERCALL_PAGE_VA + 17 * 32,
     count = const crate::xen::HYPERCALL_COUNT_VA,
     xen_iret = const HYPERCALL_PAGE_VA + 23 * 32,
+    real = const vmi_abi::time::VMI_CYCLES_REAL,
+    handler = sym crate::time::get_cycle_counter,
 );
 
 // The answers, by call number: 8 bytes each, the entry's offset from the

@@ -329,10 +329,10 @@ vmi_page_fault_quick:
     // context switch held, nothing queued (the views are all mapped).
     cmp byte ptr ss:[{gate} + {gate_one_step}], 0
     je 9f
-    cmp byte ptr ss:[{held}], 0
-    jne 9f
-    cmp dword ptr ss:[{batch_len}], 0
-    jne 9f
+    // (The held flag, a bool, and the queue's length in one test.)
+    movzx edx, byte ptr ss:[{held}]
+    or edx, ss:[{batch_len}]
+    jnz 9f
     // Under the remembered directory entry (its `dir` matching says one is
     // remembered), of the loaded root.
     mov edx, ss:[{cr2}]
