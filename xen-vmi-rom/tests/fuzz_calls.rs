@@ -43,7 +43,7 @@ use xen_vmi_rom::mmu_calls::{
     self, Call, CallHost, CallState, Outcome, Paging, Problem, Rejection, Sink,
 };
 use xen_vmi_rom::shadow_cache::{
-    Access, Host, Note, ShadowCache, ShadowError, Tag, ENTRIES, KNOWN_SLOTS,
+    Access, Host, Note, ShadowCache, ShadowError, Tag, ENTRIES, KNOWN_ENTRIES, KNOWN_SLOTS,
 };
 
 /// Where the kernel maps its RAM (Linux's PAGE_OFFSET), slot 0.
@@ -1972,7 +1972,7 @@ mod found {
 
     /// A kernel with paging on, CR3S[0] loaded (PDPT slot 1 -> L2S[0]) and
     /// its direct map in slot 0.
-    fn setup() -> (Box<ShadowCache>, Backend, CallState) {
+    pub(super) fn setup() -> (Box<ShadowCache>, Backend, CallState) {
         // SAFETY: as in `run`.
         let mut cache: Box<ShadowCache> = unsafe { Box::new_zeroed().assume_init() };
         cache.reset(ROM_LINKS);
@@ -1984,9 +1984,9 @@ mod found {
         (cache, b, state)
     }
 
-    const ON: Paging = Paging { enabled: true };
+    pub(super) const ON: Paging = Paging { enabled: true };
 
-    fn crash(r: Result<(), Rejection>) -> Problem {
+    pub(super) fn crash(r: Result<(), Rejection>) -> Problem {
         let r = r.expect_err("rejected");
         check_line(&r);
         assert_eq!(r.outcome(), Outcome::Crash);
@@ -2154,5 +2154,108 @@ mod found {
         let r = mmu_calls::set_lazy_mode(&mut state, &mut b, 7).unwrap_err();
         assert_eq!(r.problem, Problem::UnknownLazyMode { mode: 7 });
         assert_eq!(state.lazy, vmi_abi::flags::LazyMode::None);
+    }
+}
+
+/// The lazy path's page memo (`CallState::lazy_linear`) as its one compare
+/// reads it: `ptep | 0xFF8` against the page's address with bits 3-11 set.
+mod lazy_memo {
+    use super::found::{crash, setup, ON};
+    use super::*;
+
+    /// Lazy MMU mode with L1S[0] a page table of the loaded space (entry 0
+    /// of L2S[0]) that the lazy path writes (more present entries than a
+    /// known frame lists: `KNOWN_ENTRIES`) and the memo holding its page
+    /// in the direct map (a general SetPxELong of its entry 1, which the
+    /// lazy path declines as a page it does not know yet). Returns the
+    /// page's address.
+    fn lazy_with_memo(cache: &mut ShadowCache, b: &mut Backend, state: &mut CallState) -> u32 {
+        let pde = (u64::from(L1S[0]) << 12) | P | RW;
+        let at = DIRECT_MAP + L2S[0] * 4096;
+        mmu_calls::set_pxe_long(cache, b, state, ON, pde, at).unwrap();
+        let page = DIRECT_MAP + L1S[0] * 4096;
+        for i in 0..=KNOWN_ENTRIES as u32 {
+            let pte = (u64::from(0x500 + i) << 12) | P | US | A;
+            mmu_calls::set_pxe_long(cache, b, state, ON, pte, page + 0x800 + i * 8).unwrap();
+        }
+        b.end_of_call();
+        mmu_calls::set_lazy_mode(state, b, VMI_LAZY_MMU).unwrap();
+        assert!(!mmu_calls::quick_entry_update(
+            cache,
+            b,
+            state,
+            ON,
+            page + 8,
+            Some(0)
+        ));
+        mmu_calls::set_pxe_long(cache, b, state, ON, 0, page + 8).unwrap();
+        assert_eq!(state.lazy_linear, (page | 0xFF8, L1S[0]));
+        page
+    }
+
+    /// An address of the memo's page with any of bits 0-2 set fails the
+    /// compare (the path no longer tests the alignment apart), and the
+    /// general call refuses it before any store; the aligned entries of
+    /// the page, the first and the last among them, are taken.
+    #[test]
+    fn a_misaligned_address_of_the_memos_page_is_declined() {
+        let (mut cache, mut b, mut state) = setup();
+        let page = lazy_with_memo(&mut cache, &mut b, &mut state);
+        for offset in [1, 2, 3, 4, 5, 6, 7, 0xFFC, 0xFFF] {
+            let ptep = page + offset;
+            let (before, queued) = (b.model.guest.clone(), b.batch.len());
+            assert!(
+                !mmu_calls::quick_entry_update(&cache, &mut b, &state, ON, ptep, Some(0)),
+                "the lazy path took {ptep:#x}"
+            );
+            let p = crash(mmu_calls::set_pxe_long(
+                &mut cache, &mut b, &mut state, ON, 0, ptep,
+            ));
+            assert_eq!(p, Problem::EntryMisaligned { ptep });
+            assert_eq!(b.model.guest, before, "nothing stored");
+            assert_eq!(b.batch.len(), queued, "nothing queued");
+        }
+        for offset in [0, 0x10, 0xFF8] {
+            assert!(
+                mmu_calls::quick_entry_update(&cache, &mut b, &state, ON, page + offset, Some(0)),
+                "the lazy path declined {:#x}",
+                page + offset
+            );
+        }
+    }
+
+    /// No address passes the memo's "none" (page 0, which `ptep | 0xFF8`
+    /// never is), and a memo of page 0 itself (a linear slot at address
+    /// 0) takes only that page's aligned addresses.
+    #[test]
+    fn page_zero_and_the_memos_none() {
+        let (mut cache, mut b, mut state) = setup();
+        let page = lazy_with_memo(&mut cache, &mut b, &mut state);
+        mmu_calls::set_linear_mapping(&mut state, 1, 0, 1, L1S[0]).unwrap();
+        assert_eq!(state.lazy_linear, CallState::NO_FAULT_LINEAR);
+        for ptep in [0, 4, 7, 8, 0xFF8, page + 16] {
+            assert!(
+                !mmu_calls::quick_entry_update(&cache, &mut b, &state, ON, ptep, Some(0)),
+                "the lazy path took {ptep:#x} with no page in its memo"
+            );
+        }
+        // (Entry 3: the queue's last write is of entry 1, which a write of
+        // the same entry would merge with, ending the plain run.)
+        mmu_calls::set_pxe_long(&mut cache, &mut b, &mut state, ON, 0, 0x18).unwrap();
+        assert_eq!(state.lazy_linear, (0xFF8, L1S[0]));
+        for ptep in [1, 4, 7, 0xFFC, 0x1000, 0x1008] {
+            assert!(
+                !mmu_calls::quick_entry_update(&cache, &mut b, &state, ON, ptep, Some(0)),
+                "the lazy path took {ptep:#x}"
+            );
+        }
+        assert!(mmu_calls::quick_entry_update(
+            &cache,
+            &mut b,
+            &state,
+            ON,
+            0x10,
+            Some(0)
+        ));
     }
 }
