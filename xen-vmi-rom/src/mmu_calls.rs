@@ -78,7 +78,8 @@ impl CallState {
     /// the page and the entry's offset in one compare (`ptep ^ page ^
     /// offset` is 0xFFF), which page 0 passes for an address in page 0
     /// with bits 0-2 set; it then compares the frame, which this one
-    /// fails, so such an address takes the general call's refusal.
+    /// fails, so such an address takes the general call's refusal. As
+    /// `lazy_linear` it matches nothing at all: `ptep | 0xFF8` is never 0.
     pub const NO_FAULT_LINEAR: (u32, u32) = (0, u32::MAX - 1);
 
     /// Paging goes off: the lazy path's page memo (`lazy_linear`, kept

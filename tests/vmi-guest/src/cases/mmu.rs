@@ -1719,6 +1719,36 @@ pub fn fork_clone_cow_teardown() -> Outcome {
     )
 }
 
+/// The test page mapped to a fresh marked frame, with the address of its
+/// entry both in the kernel's table and through that table's alias (a
+/// SetLinearMapping slot, the way Linux reaches its page tables), and the
+/// update flags of a table of the current space.
+struct AliasedTestPage {
+    frame: u32,
+    ptep: *mut u64,
+    alias: *mut u64,
+    flags: u32,
+}
+
+/// Maps [`AliasedTestPage`]; when the test page's table lies beyond the
+/// alias, the page is unmapped again and the table's address returned.
+fn aliased_test_page() -> Result<AliasedTestPage, u32> {
+    let frame = marked_frame();
+    mm::map(TEST_VA, frame, KERNEL_RW);
+    let ptep = mm::pte_ptr(TEST_VA);
+    let table = ptep as u32;
+    if table + 8 > mm::alias_size() {
+        mm::unmap(TEST_VA);
+        return Err(table);
+    }
+    Ok(AliasedTestPage {
+        frame,
+        ptep,
+        alias: (mm::ALIAS_BASE + table) as *mut u64,
+        flags: mm::current_as_flags(PageLevel::Pt, TEST_VA),
+    })
+}
+
 /// A write-protect fault the kernel answers with interrupts on: two
 /// supervisor writes to a read-only page fault (CR0.WP set; the second
 /// under the directory entry the first one's walk found), then the kernel
@@ -1729,16 +1759,15 @@ pub fn fork_clone_cow_teardown() -> Outcome {
 /// still on after the call, and the next write goes through to the frame.
 pub fn update_after_fault_interrupts_on() -> Outcome {
     need_paging!();
-    let f = marked_frame();
-    mm::map(TEST_VA, f, KERNEL_RW);
-    let ptep = mm::pte_ptr(TEST_VA);
-    let table = ptep as u32;
-    if table + 8 > mm::alias_size() {
-        mm::unmap(TEST_VA);
-        skip!("the test page table at {table:#x} has no alias");
-    }
-    let alias = (mm::ALIAS_BASE + table) as *mut u64;
-    let flags = mm::current_as_flags(PageLevel::Pt, TEST_VA);
+    let AliasedTestPage {
+        frame: f,
+        ptep,
+        alias,
+        flags,
+    } = match aliased_test_page() {
+        Ok(page) => page,
+        Err(table) => skip!("the test page table at {table:#x} has no alias"),
+    };
     let writable = mm::read_entry(ptep) | PTE_RW | PTE_A | PTE_D;
     let was = pv::save_fl();
     let mut rounds = [(false, false, 0u32, false); 2];
@@ -1793,16 +1822,15 @@ pub fn update_after_fault_interrupts_on() -> Outcome {
 /// where the platform installs the entry and where it finishes it.
 pub fn set_after_fault_through_alias() -> Outcome {
     need_paging!();
-    let f = marked_frame();
-    mm::map(TEST_VA, f, KERNEL_RW);
-    let ptep = mm::pte_ptr(TEST_VA);
-    let table = ptep as u32;
-    if table + 8 > mm::alias_size() {
-        mm::unmap(TEST_VA);
-        skip!("the test page table at {table:#x} has no alias");
-    }
-    let alias = (mm::ALIAS_BASE + table) as *mut u64;
-    let flags = mm::current_as_flags(PageLevel::Pt, TEST_VA);
+    let AliasedTestPage {
+        frame: f,
+        ptep,
+        alias,
+        flags,
+    } = match aliased_test_page() {
+        Ok(page) => page,
+        Err(table) => skip!("the test page table at {table:#x} has no alias"),
+    };
     let page = u64::from(f) | KERNEL_RW;
     let once = [
         page | PTE_A | PTE_D,
