@@ -1749,6 +1749,17 @@ fn aliased_test_page() -> Result<AliasedTestPage, u32> {
     })
 }
 
+/// [`aliased_test_page`] as (frame, entry, entry through the alias,
+/// flags), or the case's SKIP naming the table.
+macro_rules! aliased_test_page_or_skip {
+    () => {
+        match aliased_test_page() {
+            Ok(page) => (page.frame, page.ptep, page.alias, page.flags),
+            Err(table) => skip!("the test page table at {table:#x} has no alias"),
+        }
+    };
+}
+
 /// A write-protect fault the kernel answers with interrupts on: two
 /// supervisor writes to a read-only page fault (CR0.WP set; the second
 /// under the directory entry the first one's walk found), then the kernel
@@ -1759,15 +1770,7 @@ fn aliased_test_page() -> Result<AliasedTestPage, u32> {
 /// still on after the call, and the next write goes through to the frame.
 pub fn update_after_fault_interrupts_on() -> Outcome {
     need_paging!();
-    let AliasedTestPage {
-        frame: f,
-        ptep,
-        alias,
-        flags,
-    } = match aliased_test_page() {
-        Ok(page) => page,
-        Err(table) => skip!("the test page table at {table:#x} has no alias"),
-    };
+    let (f, ptep, alias, flags) = aliased_test_page_or_skip!();
     let writable = mm::read_entry(ptep) | PTE_RW | PTE_A | PTE_D;
     let was = pv::save_fl();
     let mut rounds = [(false, false, 0u32, false); 2];
@@ -1822,15 +1825,7 @@ pub fn update_after_fault_interrupts_on() -> Outcome {
 /// where the platform installs the entry and where it finishes it.
 pub fn set_after_fault_through_alias() -> Outcome {
     need_paging!();
-    let AliasedTestPage {
-        frame: f,
-        ptep,
-        alias,
-        flags,
-    } = match aliased_test_page() {
-        Ok(page) => page,
-        Err(table) => skip!("the test page table at {table:#x} has no alias"),
-    };
+    let (f, ptep, alias, flags) = aliased_test_page_or_skip!();
     let page = u64::from(f) | KERNEL_RW;
     let once = [
         page | PTE_A | PTE_D,
