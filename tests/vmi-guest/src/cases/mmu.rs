@@ -790,7 +790,7 @@ pub fn fault_with_direction_flag_set() -> Outcome {
         ensure_eq!(
             entries[i] & (PTE_A | PTE_D),
             PTE_A | PTE_D,
-            "A/D of page {i} after the write"
+            format_args!("A/D of page {i} after the write")
         );
         ensure!(
             df_after[i] & EFLAGS_DF != 0,
@@ -1801,7 +1801,9 @@ pub fn update_after_fault_interrupts_on() -> Outcome {
         ensure_eq!(
             on,
             EFLAGS_IF,
-            "round {round}: the interrupt flag after UpdatePxELong with interrupts on"
+            format_args!(
+                "round {round}: the interrupt flag after UpdatePxELong with interrupts on"
+            )
         );
         ensure!(
             written,
