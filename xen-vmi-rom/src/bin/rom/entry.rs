@@ -35,6 +35,28 @@ macro_rules! regparm_entry {
     };
 }
 
+/// The way out of a stub that masked events on entry (the caller's flag
+/// saved in EBX, pushed there): the flag restored, and an event that came
+/// while masked delivered now if the caller had events on, as
+/// EnableInterrupts does (vcpu_info's evtchn_upcall_mask and
+/// evtchn_upcall_pending, xen.h). One template piece for `global_asm!`,
+/// whose `{mask}` and `{pending}` operands the user names.
+macro_rules! masked_way_out {
+    () => {
+        concat!(
+            "mov byte ptr [{mask}], bl\n",
+            "test bl, bl\n",
+            "jnz 1f\n",
+            "cmp byte ptr [{pending}], 0\n",
+            "je 1f\n",
+            "call vmi_force_upcall\n",
+            "1:\n",
+            "pop ebx\n",
+            "ret",
+        )
+    };
+}
+
 /// The masked call around `$handler`, for [`masked_entry`]: the kernel's
 /// flag is kept in EBX (callee-saved), events masked for the `$call`
 /// lines (which call `{handler}`), the flag restored afterwards and a
@@ -49,15 +71,7 @@ macro_rules! masked_around {
             "movzx ebx, byte ptr [{mask}]",
             "mov byte ptr [{mask}], 1",
             $($call,)+
-            "mov byte ptr [{mask}], bl",
-            "test bl, bl",
-            "jnz 1f",
-            "cmp byte ptr [{pending}], 0",
-            "je 1f",
-            "call vmi_force_upcall",
-            "1:",
-            "pop ebx",
-            "ret",
+            masked_way_out!(),
             ".popsection",
             handler = sym $handler,
             mask = const SHARED_INFO_VA + 1,
@@ -488,15 +502,7 @@ core::arch::global_asm!(
     "mov ecx, eax",
     "call {set_handler}",
     "7:",
-    "mov byte ptr [{mask}], bl",
-    "test bl, bl",
-    "jnz 1f",
-    "cmp byte ptr [{pending}], 0",
-    "je 1f",
-    "call vmi_force_upcall",
-    "1:",
-    "pop ebx",
-    "ret",
+    masked_way_out!(),
     "5:",
     // Outside lazy mode: SetPxELong's one-step path after a fault in
     // assembly, UpdatePxELong's (below) with the store before the
@@ -608,15 +614,7 @@ core::arch::global_asm!(
     "mov ecx, eax",
     "call {handler}",
     "7:",
-    "mov byte ptr [{mask}], bl",
-    "test bl, bl",
-    "jnz 1f",
-    "cmp byte ptr [{pending}], 0",
-    "je 1f",
-    "call vmi_force_upcall",
-    "1:",
-    "pop ebx",
-    "ret",
+    masked_way_out!(),
     // The write and the way out of UpdatePxELong's path in assembly
     // (below; SetPxELong's joins it after its store), for a caller with events masked (`masked` 1: the flag
     // saved in EBX was 1, so the mask stays as it is, and EBX is free) or
