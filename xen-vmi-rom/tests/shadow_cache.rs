@@ -3195,24 +3195,7 @@ fn a_copy_from_the_scratch_frame_names_its_table() {
     assert_eq!((tag.what, tag.kfn), (What::FillTable, L1S[0]));
     // Freed before its space is loaded: unlinked and released.
     m.fills.clear();
-    cache.allocate_l2(&mut m, L2S[0], true, None).unwrap();
-    cache.allocate_l1(&mut m, L1S[0], true).unwrap();
-    set_entry(
-        cache,
-        &mut m,
-        L2S[0],
-        1,
-        (u64::from(L1S[0]) << 12) | P | RW | US,
-    );
-    for j in 0..16 {
-        set_entry(
-            cache,
-            &mut m,
-            L1S[0],
-            j,
-            ((0x1000 + j as u64) << 12) | P | US | A,
-        );
-    }
+    build_unloaded_child(cache, &mut m, 0x1000);
     assert!(cache.scratch_owner_frame().is_some(), "the scratch taken");
     m.guest_mut(L1S[0]).fill(0);
     set_entry(cache, &mut m, L2S[0], 1, 0);
@@ -3223,6 +3206,18 @@ fn a_copy_from_the_scratch_frame_names_its_table() {
         (m.fills[0].1.what, m.fills[0].1.kfn),
         (What::FillTable, L1S[0])
     );
+}
+
+/// A child's space built and not loaded: its directory (`L2S[0]`) and one
+/// table (`L1S[0]`, linked at entry 1) whose first 16 entries map kernel
+/// frames from `first` on, user read-only.
+fn build_unloaded_child(cache: &mut ShadowCache, m: &mut Model, first: u64) {
+    cache.allocate_l2(m, L2S[0], true, None).unwrap();
+    cache.allocate_l1(m, L1S[0], true).unwrap();
+    set_entry(cache, m, L2S[0], 1, (u64::from(L1S[0]) << 12) | P | RW | US);
+    for j in 0..16 {
+        set_entry(cache, m, L1S[0], j, ((first + j as u64) << 12) | P | US | A);
+    }
 }
 
 /// Every shadow dropped (`drop_all`: paging off, or the ROM's rebuild)
@@ -3244,24 +3239,7 @@ fn dropping_every_shadow_with_the_scratch_frame_in_use() {
         }
         // A fresh child built, not loaded: its writes in the scratch (or
         // queued, while a copy is).
-        cache.allocate_l2(&mut m, L2S[0], true, None).unwrap();
-        cache.allocate_l1(&mut m, L1S[0], true).unwrap();
-        set_entry(
-            cache,
-            &mut m,
-            L2S[0],
-            1,
-            (u64::from(L1S[0]) << 12) | P | RW | US,
-        );
-        for j in 0..16 {
-            set_entry(
-                cache,
-                &mut m,
-                L1S[0],
-                j,
-                ((0x1C00 + j as u64) << 12) | P | US | A,
-            );
-        }
+        build_unloaded_child(cache, &mut m, 0x1C00);
         assert_eq!(cache.scratch_owner_frame().is_some(), !held);
         cache.drop_all(&mut m);
         assert!(cache.scratch_owner_frame().is_none());

@@ -35,6 +35,19 @@ macro_rules! regparm_entry {
     };
 }
 
+/// The way into a stub that runs with events masked: the caller's flag
+/// (vcpu_info's evtchn_upcall_mask, xen.h) saved in EBX, pushed first,
+/// and the mask set. `masked_way_out!` undoes it.
+macro_rules! masked_way_in {
+    () => {
+        concat!(
+            "push ebx\n",
+            "movzx ebx, byte ptr [{mask}]\n",
+            "mov byte ptr [{mask}], 1",
+        )
+    };
+}
+
 /// The way out of a stub that masked events on entry (the caller's flag
 /// saved in EBX, pushed there): the flag restored, and an event that came
 /// while masked delivered now if the caller had events on, as
@@ -67,9 +80,7 @@ macro_rules! masked_around {
             ".pushsection .text.vmi_calls, \"ax\"",
             concat!(".globl ", $entry),
             concat!($entry, ":"),
-            "push ebx",
-            "movzx ebx, byte ptr [{mask}]",
-            "mov byte ptr [{mask}], 1",
+            masked_way_in!(),
             $($call,)+
             masked_way_out!(),
             ".popsection",
@@ -489,9 +500,7 @@ core::arch::global_asm!(
     ".endm",
     ".globl vmi_entry_set_pxe_long",
     "vmi_entry_set_pxe_long:",
-    "push ebx",
-    "movzx ebx, byte ptr [{mask}]",
-    "mov byte ptr [{mask}], 1",
+    masked_way_in!(),
     // Lazy mode: none (0) below MMU (1), CPU (2) above.
     "cmp dword ptr [{lazy}], {lazy_mmu}",
     "jb 5f",
@@ -602,9 +611,7 @@ core::arch::global_asm!(
     "jmp 4b",
     ".globl vmi_entry_update_pxe_long",
     "vmi_entry_update_pxe_long:",
-    "push ebx",
-    "movzx ebx, byte ptr [{mask}]",
-    "mov byte ptr [{mask}], 1",
+    masked_way_in!(),
     // Lazy mode: none (0) below MMU (1), CPU (2) above.
     "cmp dword ptr [{lazy}], {lazy_mmu}",
     "jb 5f",
